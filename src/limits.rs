@@ -1,0 +1,32 @@
+//! Size and count caps, in one place so parsers, stores and verifiers agree.
+
+/// Caps applied to everything read from a registry or layout. Defaults follow the registries and
+/// peers: 4 MiB manifests (distribution's own limit and oras-go's), 1000 layers (cosign's `maxLayers`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest manifest or index accepted, in bytes.
+    pub max_manifest_bytes: u64,
+    /// Largest layer blob (DSSE envelope, bundle, simple-signing payload) accepted, in bytes.
+    pub max_blob_bytes: u64,
+    /// Most layers read from one legacy manifest.
+    pub max_layers: usize,
+    /// Most entries accepted in one referrers listing (all pages together).
+    pub max_referrers: usize,
+    /// Most tags accepted from one repository listing (all pages together).
+    pub max_tags: usize,
+    /// Most pages followed for one paginated listing.
+    pub max_pages: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_manifest_bytes: 4 * 1024 * 1024,
+            max_blob_bytes: 64 * 1024 * 1024,
+            max_layers: 1000,
+            max_referrers: 100_000,
+            max_tags: 1_000_000,
+            max_pages: 10_000,
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Where manifests and blobs live: a registry ([`registry`]) or an OCI image layout ([`layout`]).
+//!
+//! Both implement [`Repository`], so everything above this module works the same on either. The one
+//! rule every implementation keeps: a *definite* not-found is `Ok(None)` (or [`ErrorKind::NotFound`]
+//! for blobs); anything else that went wrong — 401, 403, 429, 5xx, a network error — is an `Err`.
+//! In particular only a not-found on the referrers fallback tag means "no referrers"; reading a denial
+//! as an empty list and merging into it would erase other tools' referrers.
+//!
+//! [`ErrorKind::NotFound`]: crate::ErrorKind::NotFound
+
+use std::future::Future;
+
+use bytes::Bytes;
+
+use crate::error::Result;
+use crate::model::digest::Digest;
+use crate::model::oci::{Descriptor, RawManifest};
+
+pub mod layout;
+pub mod registry;
+
+/// Result of pushing a manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutManifest {
+    /// Digest of the bytes pushed (as confirmed by the registry when it says).
+    pub digest: Digest,
+    /// The `OCI-Subject` response header: present only on registries with the referrers API, which
+    /// then index the referrer themselves.
+    pub oci_subject: Option<Digest>,
+}
+
+/// How the referrers of a subject were discovered.
+#[derive(Clone, Debug)]
+pub enum ReferrersSource {
+    /// The registry's referrers API. `filtered` is true when the registry applied the artifactType
+    /// filter (`OCI-Filters-Applied`); otherwise the caller's filter was applied client-side.
+    Api {
+        /// Whether the registry applied the filter itself.
+        filtered: bool,
+    },
+    /// The referrers tag schema (`sha256-<hex>` tag holding an index). `index` is `None` when the
+    /// tag definitely does not exist.
+    TagSchema {
+        /// The fallback tag.
+        tag: String,
+        /// The index as served (raw bytes kept for read-modify-write).
+        index: Option<RawManifest>,
+    },
+}
+
+/// The referrers of one subject.
+#[derive(Clone, Debug)]
+pub struct Referrers {
+    /// The subject digest.
+    pub subject: Digest,
+    /// Descriptors of referrer manifests (after the artifactType filter, if one was given).
+    pub descriptors: Vec<Descriptor>,
+    /// Where they came from.
+    pub source: ReferrersSource,
+}
+
+/// Whether a repository's registry serves the referrers API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReferrersCapability {
+    /// Not probed yet.
+    Unknown,
+    /// `GET /v2/<name>/referrers/<digest>` answers 200 with an index.
+    Supported,
+    /// It answers 404 (or a layout store): use the tag schema.
+    Unsupported,
+}
+
+/// One repository of a registry, or one OCI image layout.
+///
+/// `reference` arguments are a tag or a digest string (`sha256:…`). Every method checks what it
+/// reads: manifests and blobs fetched by digest are hashed and compared, and every read is capped by
+/// the store's [`Limits`](crate::Limits).
+pub trait Repository: Send + Sync {
+    /// A human name for messages: `registry/repo` or `ocidir://path`.
+    fn name(&self) -> String;
+
+    /// Fetch a manifest by tag or digest. `Ok(None)` only when it definitely does not exist.
+    fn get_manifest(&self, reference: &str) -> impl Future<Output = Result<Option<RawManifest>>> + Send;
+
+    /// Resolve a tag or digest to a descriptor without the body. `Ok(None)` when definitely absent.
+    fn head_manifest(&self, reference: &str) -> impl Future<Output = Result<Option<Descriptor>>> + Send;
+
+    /// Push manifest bytes, by digest, or under `tag` when given.
+    fn put_manifest(
+        &self,
+        bytes: Bytes,
+        media_type: &str,
+        tag: Option<&str>,
+    ) -> impl Future<Output = Result<PutManifest>> + Send;
+
+    /// Delete a manifest by digest. Registries then drop every tag on it.
+    fn delete_manifest(&self, digest: &Digest) -> impl Future<Output = Result<()>> + Send;
+
+    /// Size of a blob if present, `None` when definitely absent.
+    fn blob_size(&self, digest: &Digest) -> impl Future<Output = Result<Option<u64>>> + Send;
+
+    /// Fetch a blob, refusing more than `max_bytes` (declared or actual) and checking its digest
+    /// against `descriptor`. A missing blob is [`ErrorKind::NotFound`](crate::ErrorKind::NotFound).
+    fn get_blob(&self, descriptor: &Descriptor, max_bytes: u64) -> impl Future<Output = Result<Bytes>> + Send;
+
+    /// Upload a blob unless it is already there. Returns its digest.
+    fn put_blob(&self, bytes: Bytes) -> impl Future<Output = Result<Digest>> + Send;
+
+    /// Every tag of the repository (all pages).
+    fn list_tags(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// Referrers of `subject`, optionally filtered by artifactType: the API when the registry has
+    /// it, else the tag schema.
+    fn referrers(
+        &self,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> impl Future<Output = Result<Referrers>> + Send;
+
+    /// What the store knows about referrers API support so far.
+    fn referrers_capability(&self) -> ReferrersCapability;
+}
