@@ -1,0 +1,151 @@
+//! Command-line definition: exactly what the user typed, nothing resolved yet.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Read, verify and migrate cosign legacy attestations into OCI 1.1 referrers.
+#[derive(Debug, Parser)]
+#[command(name = "att2ref", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Print nothing but results and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show every signature, attestation and referrer attached to an image, legacy and new layouts.
+    ///
+    /// TARGET is an image reference (REGISTRY/REPO[:TAG][@DIGEST]) or an OCI layout
+    /// (ocidir://PATH[:TAG|@DIGEST]); with --all-tags, a repository whose tagged images are all inspected.
+    Inspect(InspectArgs),
+    /// Build the embedded demo store (test keys only) in a temporary OCI layout and inspect it.
+    Demo(DemoArgs),
+}
+
+/// `att2ref inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Image reference, repository (with --all-tags) or ocidir:// layout.
+    pub target: String,
+
+    /// Inspect every tagged image of the repository, plus orphaned legacy attachments.
+    #[arg(long)]
+    pub all_tags: bool,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// `att2ref demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo layout in this directory instead of a temporary one.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Output format.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format: a tree for people, or one JSON document.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable tree.
+    Text,
+    /// One JSON document (see schemas/).
+    Json,
+}
+
+/// How to reach registries.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// Allow plain HTTP (no TLS) to registries. Off by default.
+    #[arg(long)]
+    pub plain_http: bool,
+
+    /// Skip TLS certificate verification. Off by default; prefer a proper CA.
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// Registry user name (the password is read from stdin with --password-stdin).
+    #[arg(short = 'u', long, requires = "password_stdin", env = "ATT2REF_USERNAME")]
+    pub username: Option<String>,
+
+    /// Read the registry password or token from standard input.
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+
+    /// Docker-style credentials file to use instead of the default locations
+    /// ($DOCKER_CONFIG/config.json, ~/.docker/config.json, $REGISTRY_AUTH_FILE).
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+
+    /// Largest layer blob to download, in bytes (suffixes K, M, G, KiB, MiB, GiB).
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub max_blob_size: u64,
+
+    /// Attempts per request on 429, 502, 503, 504 and connection errors.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub retries: u32,
+
+    /// Timeout for one HTTP request, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub timeout: u64,
+}
+
+/// Parse `123`, `4K`, `64MiB`, `1G` into bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size (e.g. 4194304, 4MiB, 64M)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} in {s:?}")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("10"), Ok(10));
+        assert_eq!(parse_size("2k"), Ok(2048));
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("1T").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

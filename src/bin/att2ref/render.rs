@@ -1,0 +1,198 @@
+//! Human-readable rendering of reports.
+
+use std::fmt::Write as _;
+
+use att2ref::inspect::report::{
+    ImageReport, InspectReport, LegacyArtifact, LegacyLayer, ReferrerReport, ReferrersReport,
+};
+
+/// Render an inspection report as one tree per image digest.
+pub fn inspect_tree(report: &InspectReport) -> String {
+    let mut out = String::new();
+    for image in &report.images {
+        image_tree(&mut out, image, "");
+        out.push('\n');
+    }
+    for err in &report.errors {
+        let _ = writeln!(out, "error: {}: {}", err.image, err.message);
+    }
+    if report.images.is_empty() && report.errors.is_empty() {
+        out.push_str("nothing found\n");
+    }
+    out
+}
+
+fn image_tree(out: &mut String, image: &ImageReport, indent: &str) {
+    let subject = if image.subject.present {
+        let kind = image.subject.kind.as_deref().unwrap_or("manifest");
+        format!("{kind}, {}", size(image.subject.size.unwrap_or(0)))
+    } else {
+        "subject manifest ABSENT: orphaned attachments".to_owned()
+    };
+    let platform = image.platform.as_deref().map(|p| format!(" [{p}]")).unwrap_or_default();
+    let tags = if image.tags.is_empty() { String::new() } else { format!(" (tags: {})", image.tags.join(", ")) };
+    let _ = writeln!(out, "{indent}{}{platform}{tags} ({subject})", image.reference);
+
+    let mut items: Vec<Box<dyn Fn(&mut String, &str, bool) + '_>> = Vec::new();
+    if let Some(a) = &image.legacy.signatures {
+        items.push(Box::new(move |o, p, last| legacy(o, p, last, "legacy signatures", a)));
+    }
+    if let Some(a) = &image.legacy.attestations {
+        items.push(Box::new(move |o, p, last| legacy(o, p, last, "legacy attestations", a)));
+    }
+    if let Some(a) = &image.legacy.sboms {
+        items.push(Box::new(move |o, p, last| legacy(o, p, last, "legacy SBOMs", a)));
+    }
+    items.push(Box::new(|o, p, last| referrers(o, p, last, &image.referrers)));
+    for b in &image.buildkit_attestations {
+        items.push(Box::new(move |o, p, last| {
+            let _ = writeln!(
+                o,
+                "{p}{} BuildKit attestation manifest {} ({}, unsigned): {}",
+                branch(last),
+                b.digest.short(),
+                size(b.layers_size),
+                b.predicate_types.join(", ")
+            );
+        }));
+    }
+    for a in &image.anomalies {
+        items.push(Box::new(move |o, p, last| {
+            let _ = writeln!(o, "{p}{} anomaly [{}]: {}", branch(last), a.code, a.message);
+        }));
+    }
+    let n = items.len() + image.children.len();
+    for (i, item) in items.iter().enumerate() {
+        item(out, indent, i + 1 == n);
+    }
+    for (j, child) in image.children.iter().enumerate() {
+        let last = items.len() + j + 1 == n;
+        let _ = write!(out, "{indent}{} ", branch(last));
+        let child_indent = format!("{indent}{}", stem(last));
+        let mut sub = String::new();
+        image_tree(&mut sub, child, &child_indent);
+        out.push_str(sub.trim_start_matches(child_indent.as_str()));
+    }
+}
+
+fn legacy(out: &mut String, indent: &str, last: bool, what: &str, a: &LegacyArtifact) {
+    let created = a.config_created.as_deref().map(|c| format!(", created {c}")).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{indent}{} {what}: {} -> {} ({} layer{}, {}{created})",
+        branch(last),
+        a.tag,
+        a.digest.short(),
+        a.layers.len(),
+        if a.layers.len() == 1 { "" } else { "s" },
+        size(a.layers_size),
+    );
+    let sub = format!("{indent}{}", stem(last));
+    for (i, layer) in a.layers.iter().enumerate() {
+        let _ = writeln!(out, "{sub}{} {}", branch(i + 1 == a.layers.len()), legacy_layer(layer));
+    }
+}
+
+fn legacy_layer(l: &LegacyLayer) -> String {
+    let mut s = format!("[{}] ", l.index);
+    match (&l.predicate_type, l.content.as_str()) {
+        (Some(p), _) => s.push_str(p),
+        (None, "simple-signing") => s.push_str("simple signing"),
+        (None, other) => s.push_str(other),
+    }
+    let _ = write!(s, "  {}", size(l.size));
+    let signer = match (&l.signer[..], &l.certificate_identity) {
+        ("certificate", Some(id)) => format!("certificate ({id})"),
+        (signer, _) => signer.to_owned(),
+    };
+    let _ = write!(s, "  signer: {signer}");
+    if l.signatures != 1 {
+        let _ = write!(s, " x{}", l.signatures);
+    }
+    match &l.log_entry {
+        Some(e) => {
+            let _ = write!(s, "  log: {} #{} at {}", e.kind, e.log_index, e.integrated_time);
+        }
+        None => s.push_str("  log: none"),
+    }
+    if l.rfc3161_timestamp {
+        s.push_str("  rfc3161: yes");
+    }
+    if l.subject_matches == Some(false) {
+        s.push_str("  SUBJECT MISMATCH");
+    }
+    if let Some(h) = &l.hint {
+        let _ = write!(s, "  hint: {} (unsigned)", h.label);
+    }
+    s
+}
+
+fn referrers(out: &mut String, indent: &str, last: bool, r: &ReferrersReport) {
+    let how = match r.discovery.as_str() {
+        "api" => "referrers API",
+        _ => "referrers tag schema",
+    };
+    if r.entries.is_empty() {
+        let _ = writeln!(out, "{indent}{} referrers ({how}): none", branch(last));
+        return;
+    }
+    let _ = writeln!(out, "{indent}{} referrers ({how}): {}", branch(last), r.entries.len());
+    let sub = format!("{indent}{}", stem(last));
+    for (i, e) in r.entries.iter().enumerate() {
+        let _ = writeln!(out, "{sub}{} {}", branch(i + 1 == r.entries.len()), referrer(e));
+    }
+}
+
+fn referrer(e: &ReferrerReport) -> String {
+    let mut s = format!("{} {}", e.digest.short(), e.format);
+    if let Some(v) = &e.bundle_version {
+        let _ = write!(s, " {v}");
+    }
+    if let Some(p) = &e.predicate_type {
+        let _ = write!(s, "  {p}");
+    } else if let Some(t) = &e.artifact_type {
+        let _ = write!(s, "  {t}");
+    }
+    let _ = write!(s, "  {}", size(e.layers_size));
+    if let Some(signer) = &e.signer {
+        let _ = write!(s, "  signer: {signer}");
+    }
+    if let Some(n) = e.log_entries {
+        let proofs = match e.inclusion_proofs {
+            Some(true) => ", with inclusion proofs",
+            Some(false) if n > 0 => ", NO inclusion proof",
+            _ => "",
+        };
+        let _ = write!(s, "  log entries: {n}{proofs}");
+    }
+    if let Some(w) = &e.writer_hint {
+        let _ = write!(s, "  written by: {w}?");
+    }
+    if let Some(h) = &e.hint {
+        let _ = write!(s, "  hint: {} (unsigned)", h.label);
+    }
+    s
+}
+
+fn branch(last: bool) -> &'static str {
+    if last { "└──" } else { "├──" }
+}
+
+fn stem(last: bool) -> &'static str {
+    if last { "    " } else { "│   " }
+}
+
+/// Bytes for people: exact below 10 KiB, otherwise one decimal.
+pub fn size(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 10 * 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {} ({n} B)", UNITS[unit])
+}
