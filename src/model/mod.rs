@@ -4,3 +4,4 @@
 pub mod digest;
 pub mod media_type;
 pub mod oci;
+pub mod reference;

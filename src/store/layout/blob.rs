@@ -1,0 +1,82 @@
+//! Blobs of a layout: content-addressed files under `blobs/<alg>/<hex>`.
+
+use std::fs;
+
+use bytes::Bytes;
+
+use super::Layout;
+use super::files::{file_size, io_error, read_capped, write_atomic};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::digest::Digest;
+use crate::model::oci::Descriptor;
+
+impl Layout {
+    pub(super) fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        file_size(&self.blob_path(digest))
+    }
+
+    pub(super) fn get_blob(&self, descriptor: &Descriptor, max_bytes: u64) -> Result<Bytes> {
+        let digest = &descriptor.digest;
+        if descriptor.size > max_bytes {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "blob {digest} is declared as {} bytes, more than the limit of {max_bytes}",
+                    descriptor.size
+                ),
+            ));
+        }
+        let path = self.blob_path(digest);
+        let bytes = self.read_verified(digest, max_bytes)?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("blob {digest} not found ({} is missing)", path.display()),
+            )
+        })?;
+        if bytes.len() as u64 != descriptor.size {
+            return Err(Error::new(
+                ErrorKind::DigestMismatch,
+                format!(
+                    "{} has {} bytes but its descriptor says {}",
+                    path.display(),
+                    bytes.len(),
+                    descriptor.size
+                ),
+            ));
+        }
+        Ok(Bytes::from(bytes))
+    }
+
+    /// Read a blob or manifest file and check it hashes to `digest`. `Ok(None)` when absent.
+    pub(super) fn read_verified(&self, digest: &Digest, max_bytes: u64) -> Result<Option<Vec<u8>>> {
+        let path = self.blob_path(digest);
+        let Some(bytes) = read_capped(&path, max_bytes)? else {
+            return Ok(None);
+        };
+        digest
+            .verify(&bytes)
+            .map_err(|e| e.context(format!("{} is corrupted", path.display())))?;
+        Ok(Some(bytes))
+    }
+
+    /// Store `bytes` under their SHA-256 digest unless an intact copy is already there. A file of
+    /// the right name but wrong content (a torn copy from another tool, a disk error) is replaced.
+    pub(super) fn store_blob(&self, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::sha256(bytes);
+        let path = self.blob_path(&digest);
+        if file_size(&path)? == Some(bytes.len() as u64) {
+            let intact = read_capped(&path, bytes.len() as u64)
+                .ok()
+                .flatten()
+                .is_some_and(|existing| existing == bytes);
+            if intact {
+                return Ok(digest);
+            }
+        }
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| io_error("cannot create", dir, e))?;
+        }
+        write_atomic(&path, bytes)?;
+        Ok(digest)
+    }
+}
