@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod demo;
 pub mod error;
 pub mod inspect;
 pub mod limits;
