@@ -55,6 +55,19 @@ pub fn deterministic_scenarios() -> Result<Vec<Scenario>> {
     ])
 }
 
+/// The small deterministic scenarios committed as OCI layouts under `fixtures/layouts/` (the article-like
+/// store is left out: at 2.3 MB it is generated on demand instead).
+pub fn committed_scenarios() -> Result<Vec<Scenario>> {
+    Ok(vec![cosign_v2_style()?, replace_history()?, keyless()?, multi_arch()?, demo()?])
+}
+
+/// Write a scenario into a new OCI image layout at `dir`.
+pub async fn write_layout(scenario: &Scenario, dir: &std::path::Path) -> Result<crate::store::layout::LayoutRepository> {
+    let repo = crate::store::layout::LayoutRepository::create(dir, crate::Limits::default())?;
+    scenario.repo.push_to(&repo).await?;
+    Ok(repo)
+}
+
 /// A generated store and what is in it.
 #[derive(Clone, Debug)]
 pub struct Scenario {
