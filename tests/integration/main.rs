@@ -1,1 +1,4 @@
 //! One integration-test binary, one module per topic.
+
+mod registries;
+mod registry_client;
