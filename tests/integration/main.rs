@@ -2,6 +2,10 @@
 
 mod cli;
 mod corpus;
+mod inspect_faults;
 mod inspect_layouts;
+mod inspect_registries;
 mod layout;
+mod registries;
+mod registry_client;
 mod schema;
