@@ -85,7 +85,7 @@ impl Error {
 
     /// Prefix the message with what the caller was doing, keeping the kind.
     ///
-    /// `err.context("inspecting reg/repo@sha256:…")` reads as "inspecting reg/repo@sha256:…: <message>".
+    /// `err.context("inspecting reg/repo@sha256:…")` reads as `"inspecting reg/repo@sha256:…: <message>"`.
     pub fn context(mut self, what: impl fmt::Display) -> Self {
         self.message = format!("{what}: {}", self.message);
         self

@@ -1,9 +1,55 @@
 //! att2ref reads cosign's legacy attestation storage (`sha256-<digest>.att` and friends), verifies it,
 //! and rewrites each attestation as its own OCI 1.1 referrer holding a Sigstore bundle.
 //!
-//! Layers, bottom up: [`model`] (pure formats), [`store`] (registries and OCI layouts behind one
-//! [`store::Repository`] trait), [`inspect`] (discovery and reporting). The library never prints or
-//! exits; everything returns [`Result`] with a typed [`ErrorKind`].
+//! Layers, bottom up:
+//! - [`model`]: the formats, pure (OCI manifests, DSSE, in-toto, Sigstore bundles, cosign's legacy
+//!   annotations, Rekor entries, trusted roots, references); no I/O;
+//! - [`store`]: where manifests and blobs live — a registry ([`store::registry`]) or an OCI image layout
+//!   ([`store::layout`]) — behind one [`store::Repository`] trait;
+//! - [`read`]: readers for every attestation layout over any repository;
+//! - [`inspect`]: reports of what is attached to an image;
+//! - [`demo`]: a deterministic generator of legacy cosign stores (test-only keys), used by the tests and
+//!   by `att2ref demo`.
+//!
+//! The library never prints or exits; everything returns [`Result`] with a typed [`ErrorKind`].
+//!
+//! # Example: inspect a legacy store
+//!
+//! ```
+//! use att2ref::inspect::{inspect_image, InspectOptions};
+//! use att2ref::store::layout::LayoutRepository;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> att2ref::Result<()> {
+//! // A small store shaped like cosign 1.x output, written into a fresh OCI layout.
+//! let dir = tempfile::tempdir().unwrap();
+//! let scenario = att2ref::demo::demo()?;
+//! let repo = LayoutRepository::create(dir.path(), att2ref::Limits::default())?;
+//! scenario.repo.push_to(&repo).await?;
+//!
+//! let report = inspect_image(&repo, &scenario.image.to_string(), &InspectOptions::default()).await?;
+//! let attestations = report.legacy.attestations.expect("the demo store has a .att");
+//! assert_eq!(attestations.layers.len(), 2);
+//! // The predicate type comes from the signed statement; the hint is an unsigned guess for display.
+//! assert_eq!(attestations.layers[1].predicate_type.as_deref(), Some("cosign.sigstore.dev/attestation/v1"));
+//! assert_eq!(attestations.layers[1].hint.as_ref().unwrap().label, "looks like SLSA provenance v0.2");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Against a registry, open the repository with [`store::registry::RegistryClient`] instead:
+//!
+//! ```no_run
+//! use att2ref::store::registry::{ClientConfig, RegistryClient};
+//!
+//! # async fn example() -> att2ref::Result<()> {
+//! let client = RegistryClient::new(ClientConfig::default())?;
+//! let repo = client.repository("ghcr.io", "org/app");
+//! let report = att2ref::inspect::inspect_image(&repo, "1.2", &Default::default()).await?;
+//! println!("{} referrers", report.referrers.entries.len());
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 

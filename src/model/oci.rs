@@ -190,6 +190,9 @@ pub struct ArtifactManifest {
 }
 
 /// A parsed manifest of any kind we understand.
+// Variants differ in size, but a manifest is parsed once per fetch and never stored in bulk: boxing would
+// only add indirection to every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Manifest {
     /// An image manifest (OCI or Docker schema 2).

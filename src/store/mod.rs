@@ -33,6 +33,8 @@ pub struct PutManifest {
 }
 
 /// How the referrers of a subject were discovered.
+// One per listing; the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum ReferrersSource {
     /// The registry's referrers API. `filtered` is true when the registry applied the artifactType

@@ -19,6 +19,9 @@ pub fn inspect_tree(report: &InspectReport) -> String {
     out
 }
 
+/// One line (or subtree) under an image: writes itself given the indent and whether it is last.
+type Item<'a> = Box<dyn Fn(&mut String, &str, bool) + 'a>;
+
 fn image_tree(out: &mut String, image: &ImageReport, indent: &str) {
     let subject = if image.subject.present {
         let kind = image.subject.kind.as_deref().unwrap_or("manifest");
@@ -30,7 +33,7 @@ fn image_tree(out: &mut String, image: &ImageReport, indent: &str) {
     let tags = if image.tags.is_empty() { String::new() } else { format!(" (tags: {})", image.tags.join(", ")) };
     let _ = writeln!(out, "{indent}{}{platform}{tags} ({subject})", image.reference);
 
-    let mut items: Vec<Box<dyn Fn(&mut String, &str, bool) + '_>> = Vec::new();
+    let mut items: Vec<Item<'_>> = Vec::new();
     if let Some(a) = &image.legacy.signatures {
         items.push(Box::new(move |o, p, last| legacy(o, p, last, "legacy signatures", a)));
     }
