@@ -48,3 +48,45 @@ async fn a_401_on_the_fallback_tag_is_an_error_never_an_empty_list() {
     assert!(message.contains(IMAGE), "the error names the image: {message}");
     assert!(message.contains(&format!("sha256-{HEX}")), "the error names the fallback tag: {message}");
 }
+
+#[tokio::test]
+async fn a_layer_whose_bytes_do_not_match_its_digest_fails_the_image() {
+    use att2ref::model::digest::Digest;
+    let server = MockServer::start().await;
+    let envelope = br#"{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}"#;
+    let layer = Digest::sha256(envelope);
+    let config = Digest::sha256(b"{}");
+    let att = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": 2},
+        "layers": [{"mediaType": "application/vnd.dsse.envelope.v1+json", "digest": layer.to_string(),
+                    "size": envelope.len(), "annotations": {"dev.cosignproject.cosign/signature": ""}}]
+    });
+    let att = serde_json::to_vec(&att).unwrap();
+    Mock::given(path(format!("/v2/app/manifests/sha256-{HEX}.att")))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(att, "application/vnd.oci.image.manifest.v1+json"))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    // A hostile or broken registry: same length, different bytes.
+    let mut tampered = envelope.to_vec();
+    tampered[3] = b'X';
+    Mock::given(path(format!("/v2/app/blobs/{layer}")))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(tampered, "application/octet-stream"))
+        .mount(&server)
+        .await;
+    Mock::given(path_regex(r"^/v2/app/manifests/.*")).respond_with(not_found()).with_priority(10).mount(&server).await;
+    Mock::given(path_regex(r"^/v2/app/referrers/.*"))
+        .respond_with(ResponseTemplate::new(404).set_body_raw("404 page not found\n", "text/plain"))
+        .mount(&server)
+        .await;
+
+    let run = att2ref(&["inspect", "--plain-http", &format!("{}/app@{IMAGE}", server.address()), "-o", "json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = run.json();
+    assert_valid("inspect.schema.json", &report);
+    assert!(report["images"].as_array().unwrap().is_empty());
+    assert_eq!(report["errors"][0]["kind"], "digest-mismatch");
+    let message = report["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains(IMAGE) && message.contains(&layer.to_string()), "{message}");
+}
