@@ -1,0 +1,259 @@
+//! in-toto Statements (v0.1 and v1): the signed payload of every attestation.
+//!
+//! The statement is parsed from the verified payload bytes once; the predicate stays raw JSON because its
+//! meaning depends on `predicateType` and att2ref never needs to interpret most of them.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::digest::Digest;
+use crate::error::{Error, Result};
+
+/// `_type` of in-toto Statement v0.1 (what every `cosign attest` wrote).
+pub const STATEMENT_V01: &str = "https://in-toto.io/Statement/v0.1";
+/// `_type` of in-toto Statement v1.
+pub const STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
+
+/// Which Statement layer version a payload declares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StatementVersion {
+    /// `https://in-toto.io/Statement/v0.1`.
+    V0_1,
+    /// `https://in-toto.io/Statement/v1`.
+    V1,
+}
+
+impl StatementVersion {
+    /// The `_type` URI.
+    pub fn type_uri(self) -> &'static str {
+        match self {
+            StatementVersion::V0_1 => STATEMENT_V01,
+            StatementVersion::V1 => STATEMENT_V1,
+        }
+    }
+
+    /// Recognise a `_type` URI.
+    pub fn from_type_uri(uri: &str) -> Option<StatementVersion> {
+        match uri {
+            STATEMENT_V01 => Some(StatementVersion::V0_1),
+            STATEMENT_V1 => Some(StatementVersion::V1),
+            _ => None,
+        }
+    }
+}
+
+/// One subject: an artifact name (optional in v1) and its digests by algorithm.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject {
+    /// The name; empty when absent.
+    pub name: String,
+    /// Algorithm → hex value, as given.
+    pub digest: BTreeMap<String, String>,
+}
+
+impl Subject {
+    /// True when any algorithm this subject shares with `digest` has the same value (hex compared
+    /// case-insensitively, as in-toto values are lowercase hex by definition).
+    pub fn matches(&self, digest: &Digest) -> bool {
+        self.digest.get(digest.algorithm().as_str()).is_some_and(|v| v.eq_ignore_ascii_case(digest.hex()))
+    }
+}
+
+/// A parsed in-toto Statement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Statement {
+    /// The declared version.
+    pub version: StatementVersion,
+    /// The subjects (at least one).
+    pub subjects: Vec<Subject>,
+    /// The predicate type URI, exactly as signed.
+    pub predicate_type: String,
+    /// The predicate, raw; `None` when absent (allowed in v1).
+    pub predicate: Option<Value>,
+}
+
+impl Statement {
+    /// Parse a statement from a DSSE payload.
+    pub fn parse(payload: &[u8]) -> Result<Statement> {
+        let value: Value = serde_json::from_slice(payload)
+            .map_err(|e| Error::invalid_format(format!("in-toto statement: invalid JSON: {e}")))?;
+        Statement::from_value(value)
+    }
+
+    /// Build a statement from parsed JSON, taking ownership so a large predicate is not copied.
+    pub fn from_value(value: Value) -> Result<Statement> {
+        let bad = |msg: String| Error::invalid_format(format!("in-toto statement: {msg}"));
+        let Value::Object(mut obj) = value else {
+            return Err(bad("not a JSON object".into()));
+        };
+        let version = match obj.get("_type") {
+            Some(Value::String(t)) => StatementVersion::from_type_uri(t).ok_or_else(|| {
+                bad(format!("unknown `_type` {:?} (expected {STATEMENT_V01} or {STATEMENT_V1})", short(t)))
+            })?,
+            Some(_) => return Err(bad("field `_type` is not a string".into())),
+            None => return Err(bad("missing field `_type`".into())),
+        };
+        let predicate_type = match obj.get("predicateType") {
+            Some(Value::String(t)) if !t.is_empty() => t.clone(),
+            Some(Value::String(_)) => return Err(bad("field `predicateType` is empty".into())),
+            Some(_) => return Err(bad("field `predicateType` is not a string".into())),
+            None => return Err(bad("missing field `predicateType`".into())),
+        };
+        let subjects = match obj.get("subject") {
+            Some(Value::Array(items)) if !items.is_empty() => items
+                .iter()
+                .enumerate()
+                .map(|(i, s)| parse_subject(s).map_err(|m| bad(format!("`subject[{i}]`: {m}"))))
+                .collect::<Result<Vec<_>>>()?,
+            Some(Value::Array(_)) => return Err(bad("no subject (`subject` is empty)".into())),
+            Some(_) => return Err(bad("field `subject` is not an array".into())),
+            None => return Err(bad("no subject (missing field `subject`)".into())),
+        };
+        let predicate = match obj.remove("predicate") {
+            None | Some(Value::Null) => None,
+            Some(p) => Some(p),
+        };
+        Ok(Statement { version, subjects, predicate_type, predicate })
+    }
+
+    /// True when some subject matches the image digest (in-toto: any common algorithm with an equal value).
+    pub fn matches(&self, image: &Digest) -> bool {
+        self.matching_subject(image).is_some()
+    }
+
+    /// The first subject matching the image digest.
+    pub fn matching_subject(&self, image: &Digest) -> Option<&Subject> {
+        self.subjects.iter().find(|s| s.matches(image))
+    }
+}
+
+fn parse_subject(value: &Value) -> std::result::Result<Subject, String> {
+    let obj: &Map<String, Value> = value.as_object().ok_or("not a JSON object")?;
+    let name = match obj.get("name") {
+        Some(Value::String(s)) => s.clone(),
+        None | Some(Value::Null) => String::new(),
+        Some(_) => return Err("field `name` is not a string".into()),
+    };
+    let digest = match obj.get("digest") {
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(alg, v)| match v {
+                Value::String(hex) => Ok((alg.clone(), hex.clone())),
+                _ => Err(format!("`digest.{}` is not a string", short(alg))),
+            })
+            .collect::<std::result::Result<BTreeMap<_, _>, _>>()?,
+        Some(_) => return Err("field `digest` is not an object".into()),
+        None => return Err("missing field `digest`".into()),
+    };
+    Ok(Subject { name, digest })
+}
+
+// Hostile inputs can carry megabytes in a field; error messages quote only the start.
+fn short(s: &str) -> String {
+    let mut out: String = s.chars().take(80).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::dsse::Envelope;
+    use crate::model::testdata;
+
+    const IMG: &str = "sha256:9bd049b6b470118cc6a02d58595b86107407c9e288c0d556ce342ea8acbafdf4";
+
+    fn stmt(json: &str) -> Result<Statement> {
+        Statement::parse(json.as_bytes())
+    }
+
+    #[test]
+    fn parses_v01_and_v1() {
+        let s = stmt(&format!(
+            r#"{{"_type":"{STATEMENT_V01}","predicateType":"p","subject":[{{"name":"r","digest":{{"sha256":"{}"}}}}],"predicate":{{"a":1}}}}"#,
+            &IMG[7..]
+        ))
+        .unwrap();
+        assert_eq!(s.version, StatementVersion::V0_1);
+        assert_eq!(s.subjects[0].name, "r");
+        assert_eq!(s.predicate, Some(serde_json::json!({"a":1})));
+        assert!(s.matches(&IMG.parse().unwrap()));
+
+        let s = stmt(&format!(
+            r#"{{"_type":"{STATEMENT_V1}","predicateType":"p","subject":[{{"digest":{{"sha512":"00"}}}}]}}"#
+        ))
+        .unwrap();
+        assert_eq!(s.version, StatementVersion::V1);
+        assert_eq!(s.subjects[0].name, "");
+        assert_eq!(s.predicate, None);
+        assert!(!s.matches(&IMG.parse().unwrap()), "no common algorithm means no match");
+    }
+
+    #[test]
+    fn matching_follows_in_toto_rules() {
+        let img: Digest = IMG.parse().unwrap();
+        let upper = IMG[7..].to_ascii_uppercase();
+        let s = stmt(&format!(
+            r#"{{"_type":"{STATEMENT_V1}","predicateType":"p","subject":[{{"digest":{{"sha256":"00"}}}},{{"digest":{{"gitCommit":"ab","sha256":"{upper}"}}}}]}}"#
+        ))
+        .unwrap();
+        assert_eq!(s.matching_subject(&img), Some(&s.subjects[1]));
+        let other = Digest::sha256(b"other");
+        assert!(!s.matches(&other));
+    }
+
+    #[test]
+    fn validation_errors() {
+        let cases = [
+            ("[]", "not a JSON object"),
+            ("{", "invalid JSON"),
+            (r#"{"predicateType":"p","subject":[]}"#, "missing field `_type`"),
+            (r#"{"_type":"https://in-toto.io/Statement/v2","predicateType":"p","subject":[]}"#, "unknown `_type`"),
+            (r#"{"_type":5,"predicateType":"p","subject":[]}"#, "`_type` is not a string"),
+            (r#"{"_type":"https://in-toto.io/Statement/v1","predicateType":"p","subject":[]}"#, "no subject"),
+            (r#"{"_type":"https://in-toto.io/Statement/v1","predicateType":"p"}"#, "no subject"),
+            (
+                r#"{"_type":"https://in-toto.io/Statement/v1","subject":[{"digest":{}}]}"#,
+                "missing field `predicateType`",
+            ),
+            (r#"{"_type":"https://in-toto.io/Statement/v1","predicateType":"","subject":[{"digest":{}}]}"#, "empty"),
+            (
+                r#"{"_type":"https://in-toto.io/Statement/v1","predicateType":"p","subject":[{}]}"#,
+                "`subject[0]`: missing field `digest`",
+            ),
+            (
+                r#"{"_type":"https://in-toto.io/Statement/v1","predicateType":"p","subject":[{"digest":{"sha256":1}}]}"#,
+                "`digest.sha256`",
+            ),
+            (
+                r#"{"_type":"https://in-toto.io/Statement/v1","predicateType":"p","subject":[{"name":2,"digest":{}}]}"#,
+                "`name`",
+            ),
+            (r#"{"_type":"https://in-toto.io/Statement/v1","predicateType":"p","subject":"x"}"#, "not an array"),
+        ];
+        for (json, want) in cases {
+            let err = stmt(json).unwrap_err();
+            assert!(err.to_string().contains(want), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn article_statements_bind_to_the_image() {
+        let img: Digest = testdata::CSSC_IMAGE.parse().unwrap();
+        for layer in [testdata::CSSC_SLSA_LAYER, testdata::CSSC_SBOM_LAYER] {
+            let env = Envelope::parse(&testdata::read(layer)).unwrap();
+            let s = Statement::parse(&env.payload).unwrap();
+            assert_eq!(s.version, StatementVersion::V0_1);
+            assert_eq!(s.predicate_type, "cosign.sigstore.dev/attestation/v1");
+            assert_eq!(s.subjects[0].name, "562077019569.dkr.ecr.us-west-2.amazonaws.com/flasksample");
+            assert!(s.matches(&img));
+        }
+        let env = Envelope::parse(&testdata::read(testdata::WRITER_LEGACY_ENVELOPE)).unwrap();
+        let s = Statement::parse(&env.payload).unwrap();
+        assert_eq!(s.version, StatementVersion::V1);
+        assert_eq!(s.predicate_type, "https://slsa.dev/provenance/v1");
+    }
+}
