@@ -11,6 +11,7 @@ pub mod error;
 pub mod limits;
 pub mod model;
 pub mod store;
+pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};
 pub use limits::Limits;
