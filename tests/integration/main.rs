@@ -1,3 +1,4 @@
 //! One integration-test binary, one module per topic.
 
 mod layout;
+mod verify;
