@@ -7,11 +7,17 @@
 
 #![warn(missing_docs)]
 
+pub mod demo;
 pub mod error;
+pub mod inspect;
 pub mod limits;
 pub mod model;
+pub mod read;
 pub mod store;
 pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};
 pub use limits::Limits;
+
+/// Prefix of the annotations att2ref writes on the referrers it creates (provenance of a migration).
+pub const ANNOTATION_PREFIX: &str = "dev.att2ref.";

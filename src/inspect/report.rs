@@ -26,6 +26,9 @@ pub struct InspectReport {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageError {
+    /// The error kind, for exit codes.
+    #[serde(skip)]
+    pub error_kind: crate::ErrorKind,
     /// The image (reference or `repo@digest`).
     pub image: String,
     /// Error kind (see [`crate::ErrorKind`]), kebab-case.

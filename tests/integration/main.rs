@@ -1,4 +1,12 @@
 //! One integration-test binary, one module per topic.
 
+mod cli;
+mod corpus;
+mod inspect_faults;
+mod inspect_layouts;
+mod inspect_registries;
 mod layout;
+mod registries;
+mod registry_client;
+mod schema;
 mod verify;

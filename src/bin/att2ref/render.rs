@@ -13,9 +13,6 @@ pub fn inspect_tree(report: &InspectReport) -> String {
         image_tree(&mut out, image, "");
         out.push('\n');
     }
-    for err in &report.errors {
-        let _ = writeln!(out, "error: {}: {}", err.image, err.message);
-    }
     if report.images.is_empty() && report.errors.is_empty() {
         out.push_str("nothing found\n");
     }

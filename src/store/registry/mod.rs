@@ -1,1 +1,401 @@
 //! OCI distribution registry client.
+//!
+//! [`RegistryClient`] holds what is shared across repositories and clones: one connection pool, the
+//! token and credential caches, the referrers capability per repository, and counters.
+//! [`RegistryClient::repository`] gives a [`RegistryRepository`], which implements
+//! [`Repository`].
+//!
+//! Transport rules live in `http` (retries, redirects, caps), authentication in `auth`, and one
+//! file per resource (`manifests`, `blobs`, `tags`, `referrers`) builds requests and reads answers.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use url::Url;
+
+use super::{PutManifest, Referrers, ReferrersCapability, Repository};
+use crate::error::{Error, ErrorKind, Result};
+use crate::limits::Limits;
+use crate::model::digest::Digest;
+use crate::model::oci::{Descriptor, RawManifest};
+
+mod auth;
+mod blobs;
+mod credentials;
+mod errors;
+mod http;
+mod manifests;
+mod referrers;
+mod tags;
+
+pub use credentials::{ConfigEnv, Credential, CredentialSource, config_search_paths};
+
+/// The API host of Docker Hub; `docker.io` and `index.docker.io` are names for it.
+pub(crate) const DOCKER_HUB_API: &str = "registry-1.docker.io";
+
+/// Which registries are spoken to over plain HTTP instead of HTTPS.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum PlainHttp {
+    /// HTTPS everywhere (the default).
+    #[default]
+    Never,
+    /// Plain HTTP to every registry.
+    All,
+    /// Plain HTTP to these `host[:port]` names only.
+    Hosts(Vec<String>),
+}
+
+/// How failed requests are retried (429, 502, 503, 504, connection errors).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in total, the first included (1 = no retries).
+    pub max_attempts: u32,
+    /// Wait before the second attempt; doubles each time (with jitter).
+    pub base_backoff: Duration,
+    /// Longest computed wait. A `Retry-After` is honoured instead, up to 60 s.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_attempts: 5, base_backoff: Duration::from_millis(250), max_backoff: Duration::from_secs(20) }
+    }
+}
+
+/// Client configuration.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Registries reached over plain HTTP.
+    pub plain_http: PlainHttp,
+    /// Skip TLS certificate verification. Dangerous; off by default.
+    pub insecure: bool,
+    /// Where credentials are looked up.
+    pub credentials: CredentialSource,
+    /// A credential used for every registry, instead of any lookup.
+    pub explicit_credentials: Option<Credential>,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Size and count caps.
+    pub limits: Limits,
+    /// `User-Agent` header.
+    pub user_agent: String,
+    /// Timeout of one whole request (connect to last body byte); `None` for none.
+    pub request_timeout: Option<Duration>,
+    /// Blobs larger than this are uploaded in chunks of this size (PATCH); smaller ones in one PUT.
+    pub upload_chunk_size: u64,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            plain_http: PlainHttp::Never,
+            insecure: false,
+            credentials: CredentialSource::Anonymous,
+            explicit_credentials: None,
+            retry: RetryPolicy::default(),
+            limits: Limits::default(),
+            user_agent: concat!("att2ref/", env!("CARGO_PKG_VERSION")).to_owned(),
+            request_timeout: Some(Duration::from_secs(300)),
+            upload_chunk_size: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// A snapshot of the client's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// HTTP requests sent (retries, redirects and token requests included).
+    pub requests: u64,
+    /// Retries after 429/5xx answers or connection errors.
+    pub retries: u64,
+    /// Response body bytes received.
+    pub bytes_downloaded: u64,
+    /// Request body bytes sent.
+    pub bytes_uploaded: u64,
+}
+
+pub(crate) struct Inner {
+    http: reqwest::Client,
+    config: ClientConfig,
+    stats: http::Counters,
+    auth: auth::AuthCache,
+    capabilities: Mutex<HashMap<String, ReferrersCapability>>,
+}
+
+/// A registry client. Cheap to clone: clones share the connection pool, caches and counters.
+#[derive(Clone)]
+pub struct RegistryClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient").field("plain_http", &self.inner.config.plain_http).finish_non_exhaustive()
+    }
+}
+
+impl RegistryClient {
+    /// Build a client.
+    pub fn new(config: ClientConfig) -> Result<RegistryClient> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(config.user_agent.clone())
+            .connect_timeout(Duration::from_secs(30))
+            .tls_danger_accept_invalid_certs(config.insecure);
+        if let Some(t) = config.request_timeout {
+            builder = builder.timeout(t);
+        }
+        let http = builder.build().map_err(|e| {
+            Error::new(ErrorKind::InvalidInput, format!("building the HTTP client: {e}")).with_source(e)
+        })?;
+        let inner = Inner {
+            http,
+            config,
+            stats: http::Counters::default(),
+            auth: auth::AuthCache::default(),
+            capabilities: Mutex::new(HashMap::new()),
+        };
+        Ok(RegistryClient { inner: Arc::new(inner) })
+    }
+
+    /// A repository of a registry. `registry` is `host[:port]` (`docker.io` means Docker Hub);
+    /// `name` is the repository path. Both are checked when the first request is built.
+    pub fn repository(&self, registry: &str, name: &str) -> RegistryRepository {
+        RegistryRepository { client: self.clone(), host: api_host(registry), name: name.to_owned() }
+    }
+
+    /// Every repository of a registry (`GET /v2/_catalog`, all pages).
+    pub async fn catalog(&self, registry: &str) -> Result<Vec<String>> {
+        tags::catalog(&self.inner, &api_host(registry)).await
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> ClientStats {
+        let s = &self.inner.stats;
+        ClientStats {
+            requests: s.requests.load(Ordering::Relaxed),
+            retries: s.retries.load(Ordering::Relaxed),
+            bytes_downloaded: s.downloaded.load(Ordering::Relaxed),
+            bytes_uploaded: s.uploaded.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The host to talk to for a registry name.
+fn api_host(registry: &str) -> String {
+    match registry {
+        "docker.io" | "index.docker.io" => DOCKER_HUB_API.to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+impl Inner {
+    fn plain_http_allowed(&self, authority: &str) -> bool {
+        match &self.config.plain_http {
+            PlainHttp::Never => false,
+            PlainHttp::All => true,
+            PlainHttp::Hosts(hosts) => hosts.iter().any(|h| h == authority),
+        }
+    }
+
+    /// `<scheme>://<host>/` for a registry, after checking the host is a plain `host[:port]`.
+    fn base_url(&self, host: &str) -> Result<Url> {
+        let ok = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b));
+        if !ok {
+            return Err(Error::invalid_input(format!("invalid registry host {host:?}")));
+        }
+        let scheme = if self.plain_http_allowed(host) { "http" } else { "https" };
+        Url::parse(&format!("{scheme}://{host}/"))
+            .map_err(|e| Error::invalid_input(format!("invalid registry host {host:?}: {e}")))
+    }
+
+    fn capability(&self, key: &str) -> ReferrersCapability {
+        self.capabilities
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .copied()
+            .unwrap_or(ReferrersCapability::Unknown)
+    }
+
+    fn set_capability(&self, key: &str, capability: ReferrersCapability) {
+        self.capabilities.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_owned(), capability);
+    }
+}
+
+/// Check a repository name against the distribution grammar's character set, so nothing in it can
+/// change the structure of a URL or a token scope.
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.split('/').all(|c| {
+            c.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+                && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        });
+    if valid { Ok(()) } else { Err(Error::invalid_input(format!("invalid repository name {name:?}"))) }
+}
+
+/// One repository of a registry.
+#[derive(Clone, Debug)]
+pub struct RegistryRepository {
+    client: RegistryClient,
+    host: String,
+    name: String,
+}
+
+/// A manifest reference: a tag or a digest.
+pub(crate) enum Reference {
+    Tag(String),
+    Digest(Digest),
+}
+
+impl RegistryRepository {
+    /// The registry host requests go to (`registry-1.docker.io` for Docker Hub).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The repository path.
+    pub fn repository_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Override what is known about referrers API support (e.g. from a CLI flag).
+    pub fn set_referrers_capability(&self, capability: ReferrersCapability) {
+        self.inner().set_capability(&self.name(), capability);
+    }
+
+    /// Mount a blob from another repository of the same registry. `Ok(true)` when mounted;
+    /// `Ok(false)` when the registry declined (the upload session it opened instead is cancelled).
+    pub async fn mount_blob(&self, digest: &Digest, from_repo: &str) -> Result<bool> {
+        blobs::mount_blob(self, digest, from_repo).await
+    }
+
+    /// Upload a blob, mounting it from `from_repo` when the registry can; falls back to uploading
+    /// through the session the registry opened.
+    pub async fn put_blob_from(&self, bytes: Bytes, from_repo: &str) -> Result<Digest> {
+        blobs::put_blob(self, bytes, Some(from_repo)).await
+    }
+
+    fn inner(&self) -> &Inner {
+        &self.client.inner
+    }
+
+    /// `<base>/v2/<name>/<rest>`, after checking the name against the distribution grammar's
+    /// character set (so nothing in it can change the URL's structure).
+    fn url(&self, rest: &str) -> Result<Url> {
+        check_name(&self.name)?;
+        let base = self.inner().base_url(&self.host)?;
+        base.join(&format!("v2/{}/{rest}", self.name))
+            .map_err(|e| Error::invalid_input(format!("building a URL for {}: {e}", self.name())))
+    }
+
+    fn scope(&self, actions: &str) -> Vec<String> {
+        vec![format!("repository:{}:{actions}", self.name)]
+    }
+
+    /// Parse a tag or digest reference.
+    fn reference(&self, reference: &str) -> Result<Reference> {
+        if reference.contains(':') {
+            return reference
+                .parse()
+                .map(Reference::Digest)
+                .map_err(|e| e.context(format!("reference in {}", self.name())));
+        }
+        let ok = reference.len() <= 128
+            && reference.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && reference.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if ok {
+            Ok(Reference::Tag(reference.to_owned()))
+        } else {
+            Err(Error::invalid_input(format!("invalid tag {reference:?} for {}", self.name())))
+        }
+    }
+
+    async fn call(&self, scopes: &[String], call: &http::Call<'_>) -> Result<http::Reply> {
+        self.inner().call(&self.host, scopes, call).await
+    }
+}
+
+impl Repository for RegistryRepository {
+    fn name(&self) -> String {
+        format!("{}/{}", self.host, self.name)
+    }
+
+    async fn get_manifest(&self, reference: &str) -> Result<Option<RawManifest>> {
+        manifests::get(self, reference).await
+    }
+
+    async fn head_manifest(&self, reference: &str) -> Result<Option<Descriptor>> {
+        manifests::head(self, reference).await
+    }
+
+    async fn put_manifest(&self, bytes: Bytes, media_type: &str, tag: Option<&str>) -> Result<PutManifest> {
+        manifests::put(self, bytes, media_type, tag).await
+    }
+
+    async fn delete_manifest(&self, digest: &Digest) -> Result<()> {
+        manifests::delete(self, digest).await
+    }
+
+    async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        blobs::blob_size(self, digest).await
+    }
+
+    async fn get_blob(&self, descriptor: &Descriptor, max_bytes: u64) -> Result<Bytes> {
+        blobs::get_blob(self, descriptor, max_bytes).await
+    }
+
+    async fn put_blob(&self, bytes: Bytes) -> Result<Digest> {
+        blobs::put_blob(self, bytes, None).await
+    }
+
+    async fn list_tags(&self) -> Result<Vec<String>> {
+        tags::list_tags(self).await
+    }
+
+    async fn referrers(&self, subject: &Digest, artifact_type: Option<&str>) -> Result<Referrers> {
+        referrers::referrers(self, subject, artifact_type).await
+    }
+
+    fn referrers_capability(&self) -> ReferrersCapability {
+        self.inner().capability(&self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_hub_names_map_to_the_api_host() {
+        assert_eq!(api_host("docker.io"), DOCKER_HUB_API);
+        assert_eq!(api_host("index.docker.io"), DOCKER_HUB_API);
+        assert_eq!(api_host("ghcr.io"), "ghcr.io");
+        assert_eq!(credentials::credential_keys(DOCKER_HUB_API)[0], "https://index.docker.io/v1/");
+    }
+
+    #[test]
+    fn urls_are_checked_and_plain_http_is_opt_in() {
+        let client = RegistryClient::new(ClientConfig {
+            plain_http: PlainHttp::Hosts(vec!["localhost:5000".into()]),
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        let repo = client.repository("localhost:5000", "a/b-c");
+        assert_eq!(repo.url("tags/list").unwrap().as_str(), "http://localhost:5000/v2/a/b-c/tags/list");
+        let repo = client.repository("ghcr.io", "a/b");
+        assert_eq!(repo.url("tags/list").unwrap().as_str(), "https://ghcr.io/v2/a/b/tags/list");
+        for bad in ["A/b", "a//b", "a/../b", "a?x", "", "-a"] {
+            assert!(client.repository("ghcr.io", bad).url("x").is_err(), "{bad}");
+        }
+        assert!(client.repository("evil.io/x?", "a").url("x").is_err());
+        let repo = client.repository("ghcr.io", "a");
+        assert!(matches!(repo.reference("v1.0_x"), Ok(Reference::Tag(_))));
+        assert!(matches!(repo.reference(&Digest::sha256(b"").to_string()), Ok(Reference::Digest(_))));
+        assert!(repo.reference("../x").is_err());
+        assert!(repo.reference("sha256:zz").is_err());
+    }
+}

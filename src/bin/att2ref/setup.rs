@@ -1,0 +1,84 @@
+//! Turning arguments and the environment into library objects: logging, registry client, targets.
+//! This is the only place that reads environment variables.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use att2ref::Limits;
+use att2ref::model::reference::Reference;
+use att2ref::store::AnyRepository;
+use att2ref::store::layout::LayoutRepository;
+use att2ref::store::registry::{ClientConfig, ConfigEnv, Credential, CredentialSource, RegistryClient, config_search_paths};
+
+use crate::args::RegistryArgs;
+
+/// Log to stderr: `RUST_LOG` if set, else by `-v` count.
+pub fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "att2ref=info",
+        (_, 2) => "att2ref=debug",
+        _ => "att2ref=trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+/// Caps from the arguments.
+pub fn limits(args: &RegistryArgs) -> Limits {
+    Limits { max_blob_bytes: args.max_blob_size, ..Limits::default() }
+}
+
+/// A registry client configured from the arguments and the environment.
+pub fn registry_client(args: &RegistryArgs) -> Result<RegistryClient> {
+    let env_path = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let credentials = match &args.authfile {
+        Some(file) => CredentialSource::ConfigFiles(vec![file.clone()]),
+        None => CredentialSource::ConfigFiles(config_search_paths(&ConfigEnv {
+            registry_auth_file: env_path("REGISTRY_AUTH_FILE"),
+            docker_config: env_path("DOCKER_CONFIG"),
+            xdg_runtime_dir: env_path("XDG_RUNTIME_DIR"),
+            home: env_path("HOME"),
+        })),
+    };
+    let explicit = match (&args.username, args.password_stdin) {
+        (Some(username), true) => {
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password).context("reading the password from stdin")?;
+            let password = password.trim_end_matches(['\n', '\r']).to_owned();
+            if password.is_empty() {
+                bail!("--password-stdin: standard input was empty");
+            }
+            Some(Credential::Basic { username: username.clone(), password })
+        }
+        _ => None,
+    };
+    let mut config = ClientConfig::default();
+    config.plain_http = args.plain_http;
+    config.insecure = args.insecure;
+    config.credentials = credentials;
+    config.credential = explicit;
+    config.retry.max_attempts = args.retries.max(1);
+    config.timeout = std::time::Duration::from_secs(args.timeout);
+    config.limits = limits(args);
+    config.user_agent = format!("att2ref/{}", env!("CARGO_PKG_VERSION"));
+    RegistryClient::new(config).context("setting up the registry client")
+}
+
+/// Open the repository a reference names, and the tag or digest within it (if any).
+pub fn open(reference: &Reference, args: &RegistryArgs) -> Result<(AnyRepository, Option<String>)> {
+    match reference {
+        Reference::Registry(r) => {
+            let client = registry_client(args)?;
+            Ok((AnyRepository::Registry(client.repository(r.registry(), r.repository())), r.manifest_reference()))
+        }
+        Reference::Layout(l) => {
+            let repo = LayoutRepository::open(l.path(), limits(args))
+                .with_context(|| format!("opening OCI layout {}", l.path().display()))?;
+            Ok((AnyRepository::Layout(repo), l.manifest_reference()))
+        }
+    }
+}

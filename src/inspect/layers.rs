@@ -1,0 +1,226 @@
+//! Turning what the readers found into report entries (pure).
+
+use crate::model::cosign::SimpleSigning;
+use crate::model::digest::Digest;
+use crate::model::intoto::Statement;
+use crate::model::predicate::{self, hint_predicate};
+use crate::model::time::format_unix;
+use crate::read::legacy::{LayerContent, LegacyLayer};
+use crate::read::referrers::{Referrer, ReferrerContent};
+
+use super::report::{Anomaly, ContentHint, LegacyLayer as LayerReport, LogEntryInfo, ReferrerReport};
+
+/// Report entry for one legacy layer, plus the anomalies it shows.
+pub(crate) fn legacy_layer(image: &Digest, layer: &LegacyLayer, tag: &str) -> (LayerReport, Vec<Anomaly>) {
+    let mut anomalies = Vec::new();
+    let a = &layer.annotations;
+    for problem in a.problems() {
+        anomalies.push(Anomaly::new(
+            "bad-layer-annotation",
+            format!("{tag} layer {}: annotation {}: {}", layer.index, problem.key, problem.message),
+        ));
+    }
+    let log_entry = a.rekor_bundle().map(|b| LogEntryInfo {
+        kind: format!("{}/{}", b.body.kind, b.body.api_version),
+        log_index: b.payload.log_index,
+        integrated_time: format_unix(b.payload.integrated_time).unwrap_or_else(|_| b.payload.integrated_time.to_string()),
+        log_id: b.payload.log_id.clone(),
+    });
+    let mut report = LayerReport {
+        index: layer.index,
+        digest: layer.descriptor.digest.clone(),
+        size: layer.descriptor.size,
+        media_type: layer.descriptor.media_type.clone(),
+        content: "unknown".into(),
+        predicate_type: None,
+        predicate_short_name: None,
+        predicate_type_annotation: a.predicate_type.clone(),
+        statement_type: None,
+        subject_digests: Vec::new(),
+        subject_matches: None,
+        signer: if a.certificate_pem.as_deref().is_some_and(|c| !c.is_empty()) { "certificate" } else { "key" }.into(),
+        certificate_identity: None,
+        signatures: 0,
+        log_entry,
+        rfc3161_timestamp: a.rfc3161_timestamp.is_some(),
+        hint: None,
+        custom_timestamp: None,
+    };
+    match &layer.content {
+        LayerContent::Attestation(att) => {
+            report.content = "dsse-envelope".into();
+            report.signatures = att.envelope.signatures.len();
+            fill_statement(&mut report, &att.statement, image);
+            if let Some(annotated) = &a.predicate_type
+                && annotated != &att.statement.predicate_type
+            {
+                anomalies.push(Anomaly::new(
+                    "predicate-type-annotation-mismatch",
+                    format!(
+                        "{tag} layer {}: unsigned annotation says {annotated:?} but the signed statement says {:?}",
+                        layer.index, att.statement.predicate_type
+                    ),
+                ));
+            }
+            if report.subject_matches == Some(false) {
+                anomalies.push(Anomaly::new(
+                    "subject-mismatch",
+                    format!("{tag} layer {}: the statement's subjects do not name {image}", layer.index),
+                ));
+            }
+        }
+        LayerContent::SimpleSigning { payload, .. } => {
+            report.content = "simple-signing".into();
+            report.signatures = usize::from(a.signature.as_deref().is_some_and(|s| !s.is_empty()));
+            fill_simple_signing(&mut report, payload, image);
+            if report.subject_matches == Some(false) {
+                anomalies.push(Anomaly::new(
+                    "subject-mismatch",
+                    format!("{tag} layer {}: docker-manifest-digest does not name {image}", layer.index),
+                ));
+            }
+        }
+        LayerContent::NotRead => {
+            report.content = "sbom".into();
+            report.signer = "none".into();
+        }
+    }
+    (report, anomalies)
+}
+
+fn fill_statement(report: &mut LayerReport, statement: &Statement, image: &Digest) {
+    report.predicate_type = Some(statement.predicate_type.clone());
+    report.predicate_short_name = predicate::short_name(&statement.predicate_type).map(str::to_owned);
+    report.statement_type = Some(statement.version.type_uri().to_owned());
+    report.subject_digests = statement
+        .subjects
+        .iter()
+        .flat_map(|s| s.digest.iter().map(|(alg, hex)| format!("{alg}:{hex}")))
+        .collect();
+    report.subject_matches = Some(statement.matches(image));
+    report.hint = Some(hint(&statement.predicate_type, statement));
+    report.custom_timestamp = statement
+        .predicate
+        .as_ref()
+        .and_then(predicate::unwrap_cosign_data)
+        .and_then(|w| w.timestamp)
+        .map(str::to_owned);
+}
+
+fn fill_simple_signing(report: &mut LayerReport, payload: &SimpleSigning, image: &Digest) {
+    report.subject_digests = vec![payload.image_digest.to_string()];
+    report.subject_matches = Some(payload.matches(image));
+}
+
+fn hint(predicate_type: &str, statement: &Statement) -> ContentHint {
+    let h = hint_predicate(predicate_type, statement.predicate.as_ref());
+    ContentHint { id: h.id(), label: h.label(), unsigned: true }
+}
+
+/// Report entry for one referrer, plus the anomalies it shows.
+pub(crate) fn referrer(image: &Digest, r: &Referrer) -> (ReferrerReport, Vec<Anomaly>) {
+    let mut anomalies = Vec::new();
+    let short = r.raw.digest.short();
+    let annotations = r.raw.manifest.annotations();
+    let manifest_type = r.raw.manifest.effective_artifact_type().map(str::to_owned);
+    let listed_type = r.listed.artifact_type.clone();
+    if listed_type.is_none() {
+        anomalies.push(Anomaly::new(
+            "index-entry-without-artifact-type",
+            format!("referrer {short}: its listing entry has no artifactType (older writers; cosign#5098)"),
+        ));
+    } else if listed_type != manifest_type {
+        anomalies.push(Anomaly::new(
+            "artifact-type-mismatch",
+            format!("referrer {short}: listed as {listed_type:?} but the manifest says {manifest_type:?}"),
+        ));
+    }
+    for key in annotations.keys() {
+        if r.listed.annotations.get(key) != annotations.get(key) {
+            anomalies.push(Anomaly::new(
+                "index-entry-annotation-missing",
+                format!("referrer {short}: listing entry lacks or changes manifest annotation {key}"),
+            ));
+            break;
+        }
+    }
+    match r.raw.manifest.subject() {
+        Some(s) if &s.digest == image => {}
+        Some(s) => anomalies.push(Anomaly::new(
+            "referrer-subject-mismatch",
+            format!("referrer {short}: listed for {image} but its subject is {}", s.digest),
+        )),
+        None => anomalies.push(Anomaly::new("referrer-without-subject", format!("referrer {short}: manifest has no subject"))),
+    }
+    if r.format == crate::read::referrers::ReferrerFormat::ArtifactManifest {
+        anomalies.push(Anomaly::new(
+            "obsolete-artifact-manifest",
+            format!("referrer {short}: uses the artifact manifest removed before image-spec 1.1.0"),
+        ));
+    }
+    let mut report = ReferrerReport {
+        digest: r.raw.digest.clone(),
+        size: r.raw.bytes.len() as u64,
+        media_type: r.raw.media_type.clone(),
+        artifact_type: listed_type.or(manifest_type),
+        format: r.format.as_str().into(),
+        bundle_version: None,
+        bundle_content: annotations.get(crate::model::media_type::annotations::BUNDLE_CONTENT).cloned(),
+        predicate_type: r.predicate_type().map(str::to_owned),
+        predicate_type_annotation: r.predicate_type_annotation().map(str::to_owned),
+        signer: None,
+        log_entries: None,
+        inclusion_proofs: None,
+        created: annotations.get(crate::model::media_type::annotations::OCI_CREATED).cloned(),
+        layers_size: r.layers().iter().map(|l| l.size).sum(),
+        writer_hint: crate::read::referrers::writer_hint(&r.raw.manifest).map(str::to_owned),
+        hint: None,
+    };
+    let statement = match &r.content {
+        Some(ReferrerContent::Bundle { bundle, statement, .. }) => {
+            use crate::model::bundle::{BundleContent, VerificationKey};
+            report.bundle_version = Some(format!("{:?}", bundle.version).replace('_', ".").to_lowercase());
+            report.bundle_content = Some(
+                match bundle.content {
+                    BundleContent::DsseEnvelope(_) => "dsse-envelope",
+                    BundleContent::MessageSignature(_) => "message-signature",
+                }
+                .into(),
+            );
+            report.signer = Some(
+                match bundle.verification_material.key {
+                    VerificationKey::PublicKey(_) => "key",
+                    _ => "certificate",
+                }
+                .into(),
+            );
+            let entries = &bundle.verification_material.tlog_entries;
+            report.log_entries = Some(entries.len());
+            report.inclusion_proofs = Some(entries.iter().all(|e| e.inclusion_proof.is_some()));
+            statement.as_ref()
+        }
+        Some(ReferrerContent::Dsse { statement, .. }) => Some(statement),
+        None => None,
+    };
+    if let Some(statement) = statement {
+        report.hint = Some(hint(&statement.predicate_type, statement));
+        if !statement.matches(image) {
+            anomalies.push(Anomaly::new(
+                "subject-mismatch",
+                format!("referrer {short}: the statement's subjects do not name {image}"),
+            ));
+        }
+        if let Some(annotated) = &report.predicate_type_annotation
+            && annotated != &statement.predicate_type
+        {
+            anomalies.push(Anomaly::new(
+                "predicate-type-annotation-mismatch",
+                format!(
+                    "referrer {short}: annotation says {annotated:?} but the signed statement says {:?}",
+                    statement.predicate_type
+                ),
+            ));
+        }
+    }
+    (report, anomalies)
+}

@@ -1,0 +1,298 @@
+//! `inspect`: everything attached to an image digest, legacy and new layouts side by side.
+//!
+//! Works from the digest: the subject manifest may be absent (an orphan) and everything attached to the
+//! digest is still reported. Any problem reading an image's data (a layer whose bytes do not match its
+//! digest, truncated JSON, a 401 on the referrers fallback tag) fails that image with an error naming it;
+//! nothing partial is reported for it.
+
+pub mod report;
+
+mod layers;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures_util::stream::{self, StreamExt};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::limits::Limits;
+use crate::model::cosign::TagKind;
+use crate::model::digest::Digest;
+use crate::model::oci::Manifest;
+use crate::read::{legacy, referrers};
+use crate::store::{ReferrersSource, Repository};
+
+use report::{
+    Anomaly, BuildkitAttestation, ImageError, ImageReport, InspectReport, LegacyArtifact, LegacyReport,
+    ReferrersReport, SubjectInfo, REPORT_FORMAT,
+};
+
+/// How to inspect.
+#[derive(Clone, Debug)]
+pub struct InspectOptions {
+    /// Caps for everything read.
+    pub limits: Limits,
+    /// Fetch referrer layers (bundles, envelopes) to report their signed predicate type. On by default.
+    pub read_referrer_content: bool,
+    /// Images inspected at once with `--all-tags`.
+    pub jobs: usize,
+}
+
+impl Default for InspectOptions {
+    fn default() -> Self {
+        InspectOptions { limits: Limits::default(), read_referrer_content: true, jobs: 4 }
+    }
+}
+
+/// Children of an index are inspected this deep (an index of indexes is legal but rare).
+const MAX_DEPTH: usize = 2;
+
+/// Inspect one image given by tag or digest.
+pub async fn inspect_image<R: Repository>(repo: &R, reference: &str, options: &InspectOptions) -> Result<ImageReport> {
+    let digest = resolve(repo, reference).await?;
+    inspect_digest(repo, &digest, options).await
+}
+
+/// Inspect whatever is attached to `digest`, whether or not its manifest still exists.
+pub async fn inspect_digest<R: Repository>(repo: &R, digest: &Digest, options: &InspectOptions) -> Result<ImageReport> {
+    let name = format!("{}@{digest}", repo.name());
+    Box::pin(inspect_at(repo, digest, options, 0)).await.map_err(|e| e.context(format!("inspecting {name}")))
+}
+
+/// Inspect every tagged image of a repository, plus legacy attachments whose image is not tagged or is
+/// gone. Per-image failures are collected in the report, never dropped.
+pub async fn inspect_repository<R: Repository>(repo: &R, target: &str, options: &InspectOptions) -> Result<InspectReport> {
+    let tags = repo.list_tags().await.map_err(|e| e.context(format!("listing tags of {}", repo.name())))?;
+    let mut attached: BTreeSet<Digest> = BTreeSet::new();
+    let mut plain: Vec<String> = Vec::new();
+    for tag in tags {
+        if let Some((digest, _)) = TagKind::parse_tag(&tag) {
+            attached.insert(digest);
+        } else if is_referrers_tag(&tag) {
+            // Fallback indexes are read through their subject, never as images.
+        } else {
+            plain.push(tag);
+        }
+    }
+    plain.sort();
+
+    let mut report = InspectReport { format: REPORT_FORMAT, target: target.to_owned(), images: Vec::new(), errors: Vec::new() };
+    let mut by_digest: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
+    let resolved: Vec<(String, Result<Digest>)> =
+        stream::iter(plain).map(|tag| async move { let r = resolve(repo, &tag).await; (tag, r) }).buffered(options.jobs.max(1)).collect().await;
+    for (tag, result) in resolved {
+        match result {
+            Ok(d) => by_digest.entry(d).or_default().push(tag),
+            Err(e) => report.errors.push(image_error(&format!("{}:{tag}", repo.name()), &e)),
+        }
+    }
+    let mut order: Vec<(Digest, Vec<String>)> = by_digest.into_iter().collect();
+    order.sort_by(|a, b| a.1.first().cmp(&b.1.first()));
+    let tagged: Vec<Digest> = order.iter().map(|(d, _)| d.clone()).collect();
+    let mut results = run_all(repo, &tagged, options).await;
+    let mut seen: BTreeSet<Digest> = BTreeSet::new();
+    for ((digest, tags), result) in order.into_iter().zip(results.drain(..)) {
+        match result {
+            Ok(mut image) => {
+                image.tags = tags;
+                collect_digests(&image, &mut seen);
+                report.images.push(image);
+            }
+            Err(e) => {
+                seen.insert(digest.clone());
+                report.errors.push(image_error(&format!("{}@{digest}", repo.name()), &e));
+            }
+        }
+    }
+    let orphans: Vec<Digest> = attached.into_iter().filter(|d| !seen.contains(d)).collect();
+    for (digest, result) in orphans.iter().zip(run_all(repo, &orphans, options).await) {
+        match result {
+            Ok(image) => report.images.push(image),
+            Err(e) => report.errors.push(image_error(&format!("{}@{digest}", repo.name()), &e)),
+        }
+    }
+    Ok(report)
+}
+
+/// Inspect a single image into a full report, capturing its failure as a report error.
+pub async fn inspect_one<R: Repository>(repo: &R, reference: &str, target: &str, options: &InspectOptions) -> InspectReport {
+    let mut report = InspectReport { format: REPORT_FORMAT, target: target.to_owned(), images: Vec::new(), errors: Vec::new() };
+    match inspect_image(repo, reference, options).await {
+        Ok(image) => report.images.push(image),
+        Err(e) => report.errors.push(image_error(&format!("{}{}{reference}", repo.name(), separator(reference)), &e)),
+    }
+    report
+}
+
+fn separator(reference: &str) -> &'static str {
+    if reference.contains(':') { "@" } else { ":" }
+}
+
+async fn run_all<R: Repository>(repo: &R, digests: &[Digest], options: &InspectOptions) -> Vec<Result<ImageReport>> {
+    stream::iter(digests).map(|d| inspect_digest(repo, d, options)).buffered(options.jobs.max(1)).collect().await
+}
+
+fn collect_digests(image: &ImageReport, seen: &mut BTreeSet<Digest>) {
+    seen.insert(image.digest.clone());
+    for child in &image.children {
+        collect_digests(child, seen);
+    }
+}
+
+fn image_error(image: &str, e: &Error) -> ImageError {
+    ImageError { error_kind: e.kind(), image: image.to_owned(), kind: kind_name(e.kind()), message: format!("{e:#}") }
+}
+
+/// Kebab-case name of an error kind, as used in JSON reports.
+pub fn kind_name(kind: ErrorKind) -> String {
+    kind.to_string().replace(' ', "-").replace("I/O", "io").to_lowercase()
+}
+
+fn is_referrers_tag(tag: &str) -> bool {
+    tag.split_once('-').is_some_and(|(alg, hex)| format!("{alg}:{hex}").parse::<Digest>().is_ok())
+}
+
+/// Resolve a tag or digest to the digest of the manifest it names.
+async fn resolve<R: Repository>(repo: &R, reference: &str) -> Result<Digest> {
+    if let Ok(d) = reference.parse::<Digest>() {
+        return Ok(d);
+    }
+    match repo.head_manifest(reference).await? {
+        Some(desc) => Ok(desc.digest),
+        None => Err(Error::new(ErrorKind::NotFound, format!("tag {reference:?} not found in {}", repo.name()))),
+    }
+}
+
+async fn inspect_at<R: Repository>(repo: &R, digest: &Digest, options: &InspectOptions, depth: usize) -> Result<ImageReport> {
+    let subject = repo.get_manifest(&digest.to_string()).await?;
+    let mut anomalies = Vec::new();
+    let subject_info = match &subject {
+        Some(raw) => SubjectInfo {
+            present: true,
+            media_type: Some(raw.media_type.clone()),
+            size: Some(raw.bytes.len() as u64),
+            kind: Some(
+                match raw.manifest {
+                    Manifest::Image(_) => "image",
+                    Manifest::Index(_) => "index",
+                    Manifest::Artifact(_) => "artifact",
+                }
+                .into(),
+            ),
+        },
+        None => {
+            anomalies.push(Anomaly::new(
+                "subject-missing",
+                format!("no manifest {digest} in {}: everything below is attached to a digest that is gone (orphaned)", repo.name()),
+            ));
+            SubjectInfo { present: false, media_type: None, size: None, kind: None }
+        }
+    };
+
+    let mut legacy_report = LegacyReport::default();
+    for kind in [TagKind::Signature, TagKind::Attestation, TagKind::Sbom] {
+        let Some(manifest) = legacy::fetch_manifest(repo, digest, kind, &options.limits).await? else {
+            continue;
+        };
+        let (artifact, found) = legacy_artifact(repo, digest, &manifest, &options.limits).await?;
+        anomalies.extend(found);
+        match kind {
+            TagKind::Signature => legacy_report.signatures = Some(artifact),
+            TagKind::Attestation => legacy_report.attestations = Some(artifact),
+            TagKind::Sbom => legacy_report.sboms = Some(artifact),
+        }
+    }
+
+    let listing = repo.referrers(digest, None).await?;
+    let (discovery, tag_schema_index) = match &listing.source {
+        ReferrersSource::Api { .. } => ("api", None),
+        ReferrersSource::TagSchema { tag, index } => {
+            ("tag-schema", index.as_ref().map(|i| format!("{tag} -> {}", i.digest)))
+        }
+    };
+    let mut entries = Vec::new();
+    for listed in &listing.descriptors {
+        let r = referrers::read_referrer(repo, digest, listed, options.read_referrer_content, &options.limits).await?;
+        let (entry, found) = layers::referrer(digest, &r);
+        anomalies.extend(found);
+        entries.push(entry);
+    }
+
+    let mut children = Vec::new();
+    let mut buildkit: BTreeMap<Digest, Vec<BuildkitAttestation>> = BTreeMap::new();
+    if let Some(Manifest::Index(index)) = subject.as_ref().map(|s| &s.manifest) {
+        for entry in &index.manifests {
+            if referrers::is_buildkit_attestation(entry) {
+                let b = referrers::read_buildkit_attestation(repo, entry).await?;
+                let target = b.describes.clone().unwrap_or_else(|| digest.clone());
+                buildkit.entry(target).or_default().push(BuildkitAttestation {
+                    digest: b.descriptor.digest.clone(),
+                    size: b.descriptor.size,
+                    layers_size: match &b.raw.manifest {
+                        Manifest::Image(m) => m.layers.iter().map(|l| l.size).sum(),
+                        _ => 0,
+                    },
+                    predicate_types: b.predicate_types,
+                });
+            }
+        }
+        if depth < MAX_DEPTH {
+            for entry in index.manifests.iter().filter(|e| !referrers::is_buildkit_attestation(e)) {
+                let mut child = Box::pin(inspect_at(repo, &entry.digest, options, depth + 1))
+                    .await
+                    .map_err(|e| e.context(format!("platform manifest {}", entry.digest.short())))?;
+                child.platform = entry.platform.as_ref().map(ToString::to_string);
+                child.buildkit_attestations = buildkit.remove(&entry.digest).unwrap_or_default();
+                children.push(child);
+            }
+        }
+    }
+
+    Ok(ImageReport {
+        reference: format!("{}@{digest}", repo.name()),
+        digest: digest.clone(),
+        tags: Vec::new(),
+        subject: subject_info,
+        platform: None,
+        legacy: legacy_report,
+        referrers: ReferrersReport { discovery: discovery.into(), tag_schema_index, entries },
+        buildkit_attestations: buildkit.into_values().flatten().collect(),
+        children,
+        anomalies,
+    })
+}
+
+async fn legacy_artifact<R: Repository>(
+    repo: &R,
+    image: &Digest,
+    manifest: &legacy::LegacyManifest,
+    limits: &Limits,
+) -> Result<(LegacyArtifact, Vec<Anomaly>)> {
+    let mut anomalies = Vec::new();
+    let mut layer_reports = Vec::new();
+    let mut seen = BTreeSet::new();
+    for index in 0..manifest.layers().len() {
+        let layer = legacy::read_layer(repo, manifest, index, limits).await?;
+        if !seen.insert(layer.descriptor.digest.clone()) {
+            anomalies.push(Anomaly::new(
+                "repeated-layer",
+                format!("{} layer {index} repeats an earlier layer (repeated cosign attest/sign)", manifest.tag),
+            ));
+        }
+        let (report, found) = layers::legacy_layer(image, &layer, &manifest.tag);
+        anomalies.extend(found);
+        layer_reports.push(report);
+    }
+    let config_created = legacy::config_created(repo, manifest).await?;
+    Ok((
+        LegacyArtifact {
+            tag: manifest.tag.clone(),
+            digest: manifest.raw.digest.clone(),
+            media_type: manifest.raw.media_type.clone(),
+            size: manifest.raw.bytes.len() as u64,
+            layers_size: manifest.layers_size(),
+            config_created,
+            layers: layer_reports,
+        },
+        anomalies,
+    ))
+}

@@ -1,0 +1,177 @@
+//! Cosign's legacy tag-based layout: `sha256-<image>.sig`, `.att`, `.sbom`.
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::limits::Limits;
+use crate::model::cosign::{LegacyLayerAnnotations, SimpleSigning, TagKind};
+use crate::model::digest::Digest;
+use crate::model::dsse::Envelope;
+use crate::model::intoto::Statement;
+use crate::model::media_type as mt;
+use crate::model::oci::{Descriptor, ImageManifest, Manifest, RawManifest};
+use crate::store::Repository;
+
+/// A legacy manifest found under a cosign tag.
+#[derive(Clone, Debug)]
+pub struct LegacyManifest {
+    /// Which kind of attachment.
+    pub kind: TagKind,
+    /// The tag it was found under.
+    pub tag: String,
+    /// The manifest as served.
+    pub raw: RawManifest,
+    /// Its parsed form (legacy attachments are always image manifests).
+    pub manifest: ImageManifest,
+}
+
+impl LegacyManifest {
+    /// The layers, in manifest order.
+    pub fn layers(&self) -> &[Descriptor] {
+        &self.manifest.layers
+    }
+
+    /// Sum of the declared layer sizes.
+    pub fn layers_size(&self) -> u64 {
+        self.manifest.layers.iter().map(|l| l.size).sum()
+    }
+}
+
+/// Fetch the legacy manifest of `kind` attached to `image`. `Ok(None)` when the tag does not exist.
+pub async fn fetch_manifest<R: Repository>(
+    repo: &R,
+    image: &Digest,
+    kind: TagKind,
+    limits: &Limits,
+) -> Result<Option<LegacyManifest>> {
+    let tag = kind.tag_for(image);
+    let Some(raw) = repo.get_manifest(&tag).await? else {
+        return Ok(None);
+    };
+    let manifest = match &raw.manifest {
+        Manifest::Image(m) => m.clone(),
+        _ => {
+            return Err(Error::invalid_format(format!(
+                "tag {tag} holds a {}, not the image manifest cosign writes",
+                raw.media_type
+            )));
+        }
+    };
+    if manifest.layers.len() > limits.max_layers {
+        return Err(Error::new(
+            ErrorKind::TooLarge,
+            format!("tag {tag}: {} layers, more than the limit of {}", manifest.layers.len(), limits.max_layers),
+        ));
+    }
+    Ok(Some(LegacyManifest { kind, tag, raw, manifest }))
+}
+
+/// What a legacy layer holds, once read.
+#[derive(Clone, Debug)]
+pub enum LayerContent {
+    /// A DSSE envelope around an in-toto statement (`.att`).
+    Attestation(Attestation),
+    /// A simple-signing payload (`.sig`); the signature is in the layer annotation.
+    SimpleSigning {
+        /// Exact layer bytes (what was signed).
+        bytes: Bytes,
+        /// Parsed payload.
+        payload: SimpleSigning,
+    },
+    /// Not fetched: an unsigned attachment such as a `.sbom` layer.
+    NotRead,
+}
+
+/// A DSSE-enveloped in-toto statement with its exact bytes.
+#[derive(Clone, Debug)]
+pub struct Attestation {
+    /// Exact envelope bytes as stored.
+    pub bytes: Bytes,
+    /// The parsed envelope (payload decoded).
+    pub envelope: Envelope,
+    /// The statement inside.
+    pub statement: Statement,
+}
+
+impl Attestation {
+    /// Parse envelope bytes; the payload must be an in-toto statement.
+    pub fn parse(bytes: Bytes) -> Result<Attestation> {
+        let envelope = Envelope::parse(&bytes)?;
+        if !envelope.is_in_toto() {
+            return Err(Error::invalid_format(format!(
+                "DSSE payloadType is {:?}, not an in-toto statement",
+                envelope.payload_type
+            )));
+        }
+        let statement = Statement::parse(&envelope.payload)?;
+        Ok(Attestation { bytes, envelope, statement })
+    }
+}
+
+/// One layer of a legacy manifest, read and parsed.
+#[derive(Debug)]
+pub struct LegacyLayer {
+    /// Position in the manifest.
+    pub index: usize,
+    /// The layer descriptor.
+    pub descriptor: Descriptor,
+    /// Its cosign annotations.
+    pub annotations: LegacyLayerAnnotations,
+    /// Its content.
+    pub content: LayerContent,
+}
+
+/// Fetch and parse layer `index` of `manifest`. `.sbom` layers are not fetched (they are unsigned raw
+/// documents that can be large); `.sig` and `.att` layers are, with the blob cap of `limits`.
+pub async fn read_layer<R: Repository>(
+    repo: &R,
+    manifest: &LegacyManifest,
+    index: usize,
+    limits: &Limits,
+) -> Result<LegacyLayer> {
+    let descriptor = manifest
+        .layers()
+        .get(index)
+        .cloned()
+        .ok_or_else(|| Error::invalid_input(format!("{} has no layer {index}", manifest.tag)))?;
+    let annotations = LegacyLayerAnnotations::from_descriptor(&descriptor);
+    let what = || format!("layer {index} ({}) of {}", descriptor.digest.short(), manifest.tag);
+    let content = match (manifest.kind, descriptor.media_type.as_str()) {
+        (TagKind::Sbom, _) => LayerContent::NotRead,
+        (_, mt::SIMPLE_SIGNING) => {
+            let bytes = repo.get_blob(&descriptor, limits.max_blob_bytes).await.map_err(|e| e.context(what()))?;
+            let payload = SimpleSigning::parse(&bytes).map_err(|e| e.context(what()))?;
+            LayerContent::SimpleSigning { bytes, payload }
+        }
+        (TagKind::Attestation, _) | (_, mt::DSSE_ENVELOPE) => {
+            let bytes = repo.get_blob(&descriptor, limits.max_blob_bytes).await.map_err(|e| e.context(what()))?;
+            LayerContent::Attestation(Attestation::parse(bytes).map_err(|e| e.context(what()))?)
+        }
+        (TagKind::Signature, other) => {
+            return Err(Error::invalid_format(format!("{}: unexpected media type {other:?} in a .sig", what())));
+        }
+    };
+    Ok(LegacyLayer { index, descriptor, annotations, content })
+}
+
+/// The signing time cosign ~1.10–2.1 recorded in the config's `created` field, when it is a real time
+/// (later versions write the zero time `0001-01-01T00:00:00Z`).
+pub async fn config_created<R: Repository>(repo: &R, manifest: &LegacyManifest) -> Result<Option<String>> {
+    const MAX_CONFIG: u64 = 64 * 1024;
+    let config = &manifest.manifest.config;
+    if config.media_type == mt::OCI_EMPTY || config.size > MAX_CONFIG {
+        return Ok(None);
+    }
+    let bytes = repo
+        .get_blob(config, MAX_CONFIG)
+        .await
+        .map_err(|e| e.context(format!("config {} of {}", config.digest.short(), manifest.tag)))?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::invalid_format(format!("config of {} is not JSON: {e}", manifest.tag)))?;
+    Ok(value
+        .get("created")
+        .and_then(Value::as_str)
+        .filter(|c| !c.starts_with("0001-01-01"))
+        .map(str::to_owned))
+}

@@ -1,0 +1,75 @@
+//! A repository of either kind, chosen by the reference: what the CLI and callers that accept any
+//! target use, so nothing above has to branch on the backend.
+
+use bytes::Bytes;
+
+use super::layout::LayoutRepository;
+use super::registry::RegistryRepository;
+use super::{PutManifest, Referrers, ReferrersCapability, Repository};
+use crate::error::Result;
+use crate::model::digest::Digest;
+use crate::model::oci::{Descriptor, RawManifest};
+
+/// A registry repository or an OCI image layout.
+#[derive(Clone, Debug)]
+pub enum AnyRepository {
+    /// A repository of an OCI distribution registry.
+    Registry(RegistryRepository),
+    /// An OCI image-layout directory.
+    Layout(LayoutRepository),
+}
+
+macro_rules! delegate {
+    ($self:ident, $r:ident => $call:expr) => {
+        match $self {
+            AnyRepository::Registry($r) => $call,
+            AnyRepository::Layout($r) => $call,
+        }
+    };
+}
+
+impl Repository for AnyRepository {
+    fn name(&self) -> String {
+        delegate!(self, r => r.name())
+    }
+
+    async fn get_manifest(&self, reference: &str) -> Result<Option<RawManifest>> {
+        delegate!(self, r => r.get_manifest(reference).await)
+    }
+
+    async fn head_manifest(&self, reference: &str) -> Result<Option<Descriptor>> {
+        delegate!(self, r => r.head_manifest(reference).await)
+    }
+
+    async fn put_manifest(&self, bytes: Bytes, media_type: &str, tag: Option<&str>) -> Result<PutManifest> {
+        delegate!(self, r => r.put_manifest(bytes, media_type, tag).await)
+    }
+
+    async fn delete_manifest(&self, digest: &Digest) -> Result<()> {
+        delegate!(self, r => r.delete_manifest(digest).await)
+    }
+
+    async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        delegate!(self, r => r.blob_size(digest).await)
+    }
+
+    async fn get_blob(&self, descriptor: &Descriptor, max_bytes: u64) -> Result<Bytes> {
+        delegate!(self, r => r.get_blob(descriptor, max_bytes).await)
+    }
+
+    async fn put_blob(&self, bytes: Bytes) -> Result<Digest> {
+        delegate!(self, r => r.put_blob(bytes).await)
+    }
+
+    async fn list_tags(&self) -> Result<Vec<String>> {
+        delegate!(self, r => r.list_tags().await)
+    }
+
+    async fn referrers(&self, subject: &Digest, artifact_type: Option<&str>) -> Result<Referrers> {
+        delegate!(self, r => r.referrers(subject, artifact_type).await)
+    }
+
+    fn referrers_capability(&self) -> ReferrersCapability {
+        delegate!(self, r => r.referrers_capability())
+    }
+}

@@ -1,0 +1,188 @@
+//! Blobs: HEAD, capped and hashed GET, uploads (monolithic or chunked) and cross-repository mounts.
+
+use bytes::Bytes;
+use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, LOCATION};
+use reqwest::{Method, StatusCode};
+use url::Url;
+
+use super::errors::status_error;
+use super::http::{Call, Reply};
+use super::{RegistryRepository, check_name};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::digest::Digest;
+use crate::model::oci::Descriptor;
+use crate::store::Repository;
+
+const OCTET_STREAM: HeaderValue = HeaderValue::from_static("application/octet-stream");
+
+pub(crate) async fn blob_size(repo: &RegistryRepository, digest: &Digest) -> Result<Option<u64>> {
+    let what = format!("HEAD blob {}@{digest}", repo.name());
+    let call = Call::new(&what, Method::HEAD, repo.url(&format!("blobs/{digest}"))?);
+    let reply = repo.call(&repo.scope("pull"), &call).await?;
+    if reply.status == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !reply.status.is_success() {
+        return Err(status_error(&what, reply.status, &reply.body));
+    }
+    match reply.header("content-length").map(str::parse::<u64>) {
+        Some(Ok(size)) => Ok(Some(size)),
+        _ => Err(Error::new(
+            ErrorKind::Registry,
+            format!("{what}: the registry answered without a valid Content-Length"),
+        )),
+    }
+}
+
+pub(crate) async fn get_blob(repo: &RegistryRepository, descriptor: &Descriptor, max_bytes: u64) -> Result<Bytes> {
+    let digest = &descriptor.digest;
+    let what = format!("GET blob {}@{digest}", repo.name());
+    if descriptor.size > max_bytes {
+        return Err(Error::new(
+            ErrorKind::TooLarge,
+            format!("{what}: declared size {} is more than the limit of {max_bytes}", descriptor.size),
+        ));
+    }
+    let call =
+        Call::new(&what, Method::GET, repo.url(&format!("blobs/{digest}"))?).cap(max_bytes).hash(digest.algorithm());
+    let reply = repo.call(&repo.scope("pull"), &call).await?;
+    if !reply.status.is_success() {
+        return Err(status_error(&what, reply.status, &reply.body));
+    }
+    match &reply.digest {
+        Some(actual) if actual == digest => {}
+        actual => {
+            let actual = actual.as_ref().map_or_else(|| "nothing".to_owned(), Digest::to_string);
+            return Err(Error::new(
+                ErrorKind::DigestMismatch,
+                format!("{what}: content digest mismatch: got {actual}"),
+            ));
+        }
+    }
+    if reply.body.len() as u64 != descriptor.size {
+        return Err(Error::new(
+            ErrorKind::DigestMismatch,
+            format!("{what}: the descriptor says {} bytes but the blob has {}", descriptor.size, reply.body.len()),
+        ));
+    }
+    Ok(reply.body)
+}
+
+/// What a `POST .../blobs/uploads/` achieved.
+enum Start {
+    Mounted,
+    Session(Url),
+}
+
+fn location(reply: &Reply, what: &str) -> Result<Url> {
+    let text = reply.header(LOCATION.as_str()).ok_or_else(|| {
+        Error::new(ErrorKind::Registry, format!("{what}: the registry answered {} without a Location", reply.status))
+    })?;
+    reply.url.join(text).map_err(|e| Error::new(ErrorKind::Registry, format!("{what}: invalid upload Location: {e}")))
+}
+
+async fn start_upload(repo: &RegistryRepository, mount: Option<(&Digest, &str)>) -> Result<Start> {
+    let mut url = repo.url("blobs/uploads/")?;
+    let mut scopes = repo.scope("pull,push");
+    let what = match mount {
+        Some((digest, from)) => {
+            check_name(from)?;
+            url.query_pairs_mut().append_pair("mount", &digest.to_string()).append_pair("from", from);
+            // The token must also cover reading the source, or the registry silently declines.
+            scopes.push(format!("repository:{from}:pull"));
+            format!("POST blob mount {}@{digest} from {from}", repo.name())
+        }
+        None => format!("POST blob upload {}", repo.name()),
+    };
+    let reply = repo.call(&scopes, &Call::new(&what, Method::POST, url)).await?;
+    match reply.status {
+        StatusCode::CREATED if mount.is_some() => Ok(Start::Mounted),
+        StatusCode::ACCEPTED => Ok(Start::Session(location(&reply, &what)?)),
+        status => Err(status_error(&what, status, &reply.body)),
+    }
+}
+
+/// Send `bytes` through an upload session; on failure the session is cancelled.
+async fn upload(repo: &RegistryRepository, session: Url, bytes: Bytes, digest: &Digest) -> Result<()> {
+    let mut at = session;
+    let result = send(repo, &mut at, bytes, digest).await;
+    if result.is_err() {
+        cancel(repo, at).await;
+    }
+    result
+}
+
+/// One PUT, or PATCH chunks then a closing PUT. `at` follows the session as the registry moves it.
+async fn send(repo: &RegistryRepository, at: &mut Url, bytes: Bytes, digest: &Digest) -> Result<()> {
+    let what = format!("uploading blob {}@{digest}", repo.name());
+    let scopes = repo.scope("pull,push");
+    let chunk = usize::try_from(repo.inner().config.upload_chunk_size.max(1)).unwrap_or(usize::MAX);
+    let mut tail = bytes.clone();
+    if bytes.len() > chunk {
+        let mut offset = 0;
+        while offset < bytes.len() {
+            let end = (offset + chunk).min(bytes.len());
+            let range = HeaderValue::from_str(&format!("{offset}-{}", end - 1))
+                .map_err(|e| Error::invalid_input(e.to_string()))?;
+            let call = Call::new(&what, Method::PATCH, at.clone())
+                .header(CONTENT_TYPE, OCTET_STREAM)
+                .header(HeaderName::from_static("content-range"), range)
+                .body(bytes.slice(offset..end));
+            let reply = repo.call(&scopes, &call).await?;
+            if reply.status != StatusCode::ACCEPTED {
+                return Err(status_error(&what, reply.status, &reply.body));
+            }
+            // Registries move the session (distribution re-signs its state) with every chunk.
+            if reply.header(LOCATION.as_str()).is_some() {
+                *at = location(&reply, &what)?;
+            }
+            offset = end;
+        }
+        tail = Bytes::new();
+    }
+    let mut put = at.clone();
+    put.query_pairs_mut().append_pair("digest", &digest.to_string());
+    let call = Call::new(&what, Method::PUT, put).header(CONTENT_TYPE, OCTET_STREAM).body(tail);
+    let reply = repo.call(&scopes, &call).await?;
+    if !reply.status.is_success() {
+        return Err(status_error(&what, reply.status, &reply.body));
+    }
+    match reply.header("docker-content-digest").and_then(|v| v.parse::<Digest>().ok()) {
+        Some(d) if d.algorithm() == digest.algorithm() && &d != digest => {
+            Err(Error::new(ErrorKind::DigestMismatch, format!("{what}: the registry stored {d}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Best-effort cancel of an upload session, so neither a failure nor a declined mount leaves it open.
+async fn cancel(repo: &RegistryRepository, session: Url) {
+    let what = format!("DELETE upload session of {}", repo.name());
+    match repo.call(&repo.scope("pull,push"), &Call::new(&what, Method::DELETE, session)).await {
+        Ok(reply) if reply.status.is_success() => {}
+        Ok(reply) => tracing::debug!(status = reply.status.as_u16(), "cancelling an upload session was refused"),
+        Err(e) => tracing::debug!(error = %e, "cancelling an upload session failed"),
+    }
+}
+
+pub(crate) async fn put_blob(repo: &RegistryRepository, bytes: Bytes, mount_from: Option<&str>) -> Result<Digest> {
+    let digest = Digest::sha256(&bytes);
+    if blob_size(repo, &digest).await?.is_some() {
+        return Ok(digest);
+    }
+    match start_upload(repo, mount_from.map(|from| (&digest, from))).await? {
+        Start::Mounted => {}
+        Start::Session(session) => upload(repo, session, bytes, &digest).await?,
+    }
+    Ok(digest)
+}
+
+pub(crate) async fn mount_blob(repo: &RegistryRepository, digest: &Digest, from: &str) -> Result<bool> {
+    match start_upload(repo, Some((digest, from))).await? {
+        Start::Mounted => Ok(true),
+        Start::Session(session) => {
+            cancel(repo, session).await;
+            Ok(false)
+        }
+    }
+}

@@ -1,0 +1,441 @@
+//! Request execution: authentication hand-off, manual redirects (so credentials never follow a
+//! redirect to another origin), retries with jittered backoff and `Retry-After`, capped body reads
+//! that hash while streaming, and the client's counters.
+
+use std::hash::{BuildHasher, Hasher as _};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use sha2::Digest as _;
+use url::{Origin, Url};
+
+use super::auth::challenges_of;
+use super::{Inner, RetryPolicy};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::digest::{Algorithm, Digest};
+
+/// Most bytes read from an error answer: enough for a distribution error body.
+const ERROR_BODY_CAP: u64 = 64 * 1024;
+const MAX_REDIRECTS: usize = 10;
+/// Longest single wait between attempts, whatever `Retry-After` asks for.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// One request, replayable: the body is `Bytes`, so retries and redirects can resend it.
+pub(crate) struct Call<'a> {
+    /// Method, object and repository, for messages: "GET manifest reg/repo:tag".
+    pub what: &'a str,
+    pub method: Method,
+    pub url: Url,
+    pub headers: HeaderMap,
+    pub body: Option<Bytes>,
+    /// Largest successful body accepted (declared or actual).
+    pub max_body: u64,
+    /// Hash a successful body with this algorithm while it streams.
+    pub hash: Option<Algorithm>,
+}
+
+impl<'a> Call<'a> {
+    pub(crate) fn new(what: &'a str, method: Method, url: Url) -> Self {
+        Call { what, method, url, headers: HeaderMap::new(), body: None, max_body: ERROR_BODY_CAP, hash: None }
+    }
+
+    pub(crate) fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    pub(crate) fn body(mut self, body: Bytes) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    pub(crate) fn cap(mut self, max_body: u64) -> Self {
+        self.max_body = max_body;
+        self
+    }
+
+    pub(crate) fn hash(mut self, algorithm: Algorithm) -> Self {
+        self.hash = Some(algorithm);
+        self
+    }
+}
+
+/// A complete answer.
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// The URL that answered (after redirects), for resolving relative `Location` / `Link`.
+    pub url: Url,
+    /// Digest of the body, when the call asked for one and the status was a success.
+    pub digest: Option<Digest>,
+}
+
+impl Reply {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+    }
+}
+
+/// The counters behind [`super::ClientStats`].
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+    pub downloaded: AtomicU64,
+    pub uploaded: AtomicU64,
+}
+
+fn add(counter: &AtomicU64, n: usize) {
+    counter.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+enum Failure {
+    /// The exchange failed (connect, reset, timeout): maybe worth another attempt.
+    Transport(reqwest::Error),
+    /// A decision of ours (cap exceeded, scheme refused): never retried.
+    Fatal(Error),
+}
+
+enum Hasher {
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    fn new(algorithm: Algorithm) -> Self {
+        match algorithm {
+            Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            Algorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    fn finish(self) -> Result<Digest> {
+        match self {
+            Hasher::Sha256(h) => Digest::from_raw(Algorithm::Sha256, &h.finalize()),
+            Hasher::Sha512(h) => Digest::from_raw(Algorithm::Sha512, &h.finalize()),
+        }
+    }
+}
+
+impl Inner {
+    /// Send `call` to registry `host` needing `scopes`: with the auth the registry asked for before,
+    /// and once more after answering a fresh 401 challenge. Any final status is returned as a
+    /// [`Reply`]; only transport failures and our own refusals are errors.
+    pub(crate) async fn call(&self, host: &str, scopes: &[String], call: &Call<'_>) -> Result<Reply> {
+        let origin = self.base_url(host)?.origin();
+        let auth = self.auth_header(host, scopes).await?;
+        let reply = self.execute(call, auth.as_ref().map(|h| (h, &origin))).await?;
+        if reply.status != StatusCode::UNAUTHORIZED {
+            return Ok(reply);
+        }
+        let challenges = challenges_of(&reply.headers);
+        if challenges.is_empty() {
+            return Ok(reply);
+        }
+        match self.answer_challenge(host, scopes, &challenges).await.map_err(|e| e.context(call.what))? {
+            Some(header) => self.execute(call, Some((&header, &origin))).await,
+            None => Ok(reply),
+        }
+    }
+
+    /// Send with retries. `auth` is attached only while the URL is on the given origin.
+    pub(crate) async fn execute(&self, call: &Call<'_>, auth: Option<(&HeaderValue, &Origin)>) -> Result<Reply> {
+        let policy = &self.config.retry;
+        let attempts = policy.max_attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            let outcome = self.attempt(call, auth).await;
+            let wait = match &outcome {
+                Ok(r) if matches!(r.status.as_u16(), 429 | 502 | 503 | 504) => {
+                    let after = r.header(RETRY_AFTER.as_str()).and_then(|v| parse_retry_after(v, SystemTime::now()));
+                    Some(after.unwrap_or_else(|| backoff(policy, attempt)))
+                }
+                Err(Failure::Transport(e)) if is_transient(e, &call.method) => Some(backoff(policy, attempt)),
+                _ => None,
+            };
+            match wait {
+                Some(wait) if attempt < attempts => {
+                    let wait = wait.min(MAX_WAIT);
+                    tracing::debug!(
+                        what = call.what,
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        "retrying registry request"
+                    );
+                    add(&self.stats.retries, 1);
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                _ => {
+                    return outcome.map_err(|f| match f {
+                        Failure::Fatal(e) => e,
+                        Failure::Transport(e) => network_error(call.what, attempt, e),
+                    });
+                }
+            }
+        }
+    }
+
+    /// One attempt, following redirects by hand.
+    async fn attempt(&self, call: &Call<'_>, auth: Option<(&HeaderValue, &Origin)>) -> Result<Reply, Failure> {
+        let (mut url, mut method, mut body, mut auth) =
+            (call.url.clone(), call.method.clone(), call.body.clone(), auth);
+        for _ in 0..=MAX_REDIRECTS {
+            self.check_scheme(&url).map_err(|e| Failure::Fatal(e.context(call.what)))?;
+            let mut request = self.http.request(method.clone(), url.clone()).headers(call.headers.clone());
+            // Once a redirect leaves the origin the credentials were meant for, they stay dropped.
+            auth = auth.filter(|(_, origin)| url.origin() == **origin);
+            if let Some((header, _)) = auth {
+                request = request.header(AUTHORIZATION, header.clone());
+            }
+            match &body {
+                Some(b) => {
+                    add(&self.stats.uploaded, b.len());
+                    request = request.body(b.clone());
+                }
+                None if matches!(method, Method::POST | Method::PUT | Method::PATCH) => {
+                    request = request.body(Bytes::new())
+                }
+                None => {}
+            }
+            add(&self.stats.requests, 1);
+            let response = request.send().await.map_err(Failure::Transport)?;
+            let status = response.status();
+            tracing::debug!(method = %method, host = url.host_str(), path = url.path(), status = status.as_u16(), "registry request");
+            let location = response.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let follow = status.is_redirection()
+                && (matches!(method, Method::GET | Method::HEAD) || matches!(status.as_u16(), 307 | 308));
+            if let (true, Some(location)) = (follow, location) {
+                url = url.join(&location).map_err(|e| {
+                    Failure::Fatal(Error::new(
+                        ErrorKind::Registry,
+                        format!("{}: invalid redirect location: {e}", call.what),
+                    ))
+                })?;
+                if status == StatusCode::SEE_OTHER && method != Method::HEAD {
+                    method = Method::GET;
+                    body = None;
+                }
+                continue;
+            }
+            let headers = response.headers().clone();
+            let success = status.is_success();
+            let (body, digest) = if method == Method::HEAD {
+                (Bytes::new(), None)
+            } else if success {
+                self.read_body(response, call.max_body, true, call.hash, call.what).await?
+            } else {
+                self.read_body(response, ERROR_BODY_CAP, false, None, call.what).await?
+            };
+            return Ok(Reply { status, headers, body, url, digest });
+        }
+        Err(Failure::Fatal(Error::new(
+            ErrorKind::Registry,
+            format!("{}: more than {MAX_REDIRECTS} redirects", call.what),
+        )))
+    }
+
+    /// Read a body up to `cap` bytes. `strict`: exceeding the cap (declared or actual) is an error;
+    /// otherwise the body is cut (error answers are only quoted).
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        cap: u64,
+        strict: bool,
+        hash: Option<Algorithm>,
+        what: &str,
+    ) -> Result<(Bytes, Option<Digest>), Failure> {
+        let too_large = |n: String| {
+            Failure::Fatal(Error::new(
+                ErrorKind::TooLarge,
+                format!("{what}: the body is {n} bytes, more than the limit of {cap}"),
+            ))
+        };
+        let declared = response
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(len) = declared.filter(|&len| strict && len > cap) {
+            return Err(too_large(len.to_string()));
+        }
+        let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(cap).min(1 << 20) as usize);
+        let mut hasher = hash.map(Hasher::new);
+        while let Some(chunk) = response.chunk().await.map_err(Failure::Transport)? {
+            add(&self.stats.downloaded, chunk.len());
+            let room = (cap as usize).saturating_sub(buf.len());
+            if chunk.len() > room {
+                if strict {
+                    return Err(too_large(format!("more than {}", buf.len() + chunk.len())));
+                }
+                buf.extend_from_slice(&chunk[..room]);
+                break;
+            }
+            if let Some(h) = hasher.as_mut() {
+                h.update(&chunk);
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        let digest = hasher.map(Hasher::finish).transpose().map_err(Failure::Fatal)?;
+        Ok((Bytes::from(buf), digest))
+    }
+
+    /// HTTPS always; plain HTTP only to hosts configured for it.
+    fn check_scheme(&self, url: &Url) -> Result<()> {
+        match url.scheme() {
+            "https" => Ok(()),
+            "http" if self.plain_http_allowed(&authority(url)) => Ok(()),
+            scheme => Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "refusing {scheme}:// to {}: only HTTPS, or plain HTTP to hosts configured for it",
+                    authority(url)
+                ),
+            )),
+        }
+    }
+}
+
+/// `host[:port]` of a URL, as registries are named.
+pub(crate) fn authority(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => String::new(),
+    }
+}
+
+/// Worth another attempt: connection failures always (nothing reached the server); timeouts and
+/// resets only when repeating the request cannot do harm twice.
+fn is_transient(err: &reqwest::Error, method: &Method) -> bool {
+    let idempotent = matches!(*method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE);
+    err.is_connect() || (idempotent && (err.is_timeout() || err.is_request() || err.is_body() || err.is_decode()))
+}
+
+fn network_error(what: &str, attempts: u32, err: reqwest::Error) -> Error {
+    // Our own text plus the cause chain, without the URL (upload URLs carry opaque session state).
+    let err = err.without_url();
+    let mut message = format!("{what}: {err}");
+    let mut cause = std::error::Error::source(&err);
+    while let Some(c) = cause {
+        message.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    let kind = if err.is_timeout() || err.is_connect() || err.is_request() || err.is_body() {
+        ErrorKind::Network
+    } else {
+        ErrorKind::Registry
+    };
+    Error::new(kind, format!("{message} (after {attempts} attempt(s))"))
+}
+
+/// Exponential backoff with jitter: a random wait between half and all of `base·2^(attempt-1)`,
+/// capped at `max_backoff`.
+pub(crate) fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+    let exp = policy.base_backoff.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+    let full = exp.min(policy.max_backoff);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(attempt);
+    let fraction = 0.5 + (h.finish() % 1000) as f64 / 2000.0;
+    full.mul_f64(fraction)
+}
+
+/// `Retry-After`: delay-seconds or an HTTP date (IMF-fixdate). A date in the past means now.
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(value.parse::<u64>().unwrap_or(u64::MAX)));
+    }
+    let at = parse_http_date(value)?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Parse `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn parse_http_date(value: &str) -> Option<SystemTime> {
+    let parts: Vec<&str> = value.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let month = MONTHS.iter().position(|m| m == month)? as i64 + 1;
+    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let hms: Vec<i64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let [h, m, s] = hms.as_slice() else {
+        return None;
+    };
+    if !(1..=31).contains(&day) || *h > 23 || *m > 59 || *s > 60 || year < 1970 {
+        return None;
+    }
+    // Days from the civil date (H. Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + m * 60 + s;
+    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now), Some(Duration::from_secs(30)));
+        assert_eq!(parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", UNIX_EPOCH), Some(Duration::ZERO));
+        assert_eq!(
+            parse_http_date("Tue, 29 Feb 2000 12:00:00 GMT"),
+            Some(UNIX_EPOCH + Duration::from_secs(951_825_600))
+        );
+        for bad in [
+            "",
+            "soon",
+            "-5",
+            "1.5",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 25:00:00 GMT",
+        ] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_jittered_and_capped() {
+        let policy = RetryPolicy {
+            max_attempts: 5,
+            base_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(300),
+        };
+        for attempt in 1..=8 {
+            let full = Duration::from_millis(100 * (1 << (attempt - 1))).min(Duration::from_millis(300));
+            let b = backoff(&policy, attempt);
+            assert!(b >= full / 2 && b <= full, "attempt {attempt}: {b:?}");
+        }
+        assert!(backoff(&policy, u32::MAX) <= Duration::from_millis(300));
+    }
+
+    #[test]
+    fn authority_keeps_explicit_ports() {
+        assert_eq!(authority(&Url::parse("http://127.0.0.1:5000/v2/").unwrap()), "127.0.0.1:5000");
+        assert_eq!(authority(&Url::parse("https://ghcr.io:443/v2/").unwrap()), "ghcr.io");
+    }
+}

@@ -1,0 +1,170 @@
+//! Referrers: the API (`GET /v2/<name>/referrers/<digest>`) when the registry has it, else the
+//! tag schema (`<alg>-<hex>` tag holding an index). Support is recorded per repository.
+//!
+//! Only a definite not-found on the fallback tag means "no referrers": a denial, throttle or server
+//! error there is an error, never an empty list a caller might merge into and write back.
+
+use std::collections::HashSet;
+
+use reqwest::header::{ACCEPT, HeaderValue};
+use reqwest::{Method, StatusCode};
+
+use super::RegistryRepository;
+use super::auth::challenges_of;
+use super::errors::{parse_error_body, status_error};
+use super::http::{Call, Reply};
+use super::manifests::{self, content_type};
+use super::tags::next_link;
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::digest::Digest;
+use crate::model::media_type::OCI_INDEX;
+use crate::model::oci::{Descriptor, Index, Manifest};
+use crate::store::{Referrers, ReferrersCapability, ReferrersSource, Repository};
+
+pub(crate) async fn referrers(
+    repo: &RegistryRepository,
+    subject: &Digest,
+    artifact_type: Option<&str>,
+) -> Result<Referrers> {
+    let key = repo.name();
+    if repo.inner().capability(&key) != ReferrersCapability::Unsupported {
+        match from_api(repo, subject, artifact_type).await? {
+            Api::Listed(descriptors, filtered) => {
+                repo.inner().set_capability(&key, ReferrersCapability::Supported);
+                return Ok(Referrers {
+                    subject: subject.clone(),
+                    descriptors,
+                    source: ReferrersSource::Api { filtered },
+                });
+            }
+            Api::Unsupported { definite: true } => repo.inner().set_capability(&key, ReferrersCapability::Unsupported),
+            Api::Unsupported { definite: false } => {}
+        }
+    }
+    from_tag(repo, subject, artifact_type).await
+}
+
+/// True when an answer of the referrers endpoint means "this registry has no referrers API".
+fn means_unsupported(reply: &Reply) -> bool {
+    match reply.status.as_u16() {
+        // Distribution's router answers 404 text/plain "404 page not found"; an unknown repository
+        // (NAME_UNKNOWN) on a registry with the API also falls back, harmlessly: the tag is absent too.
+        404 | 406 => true,
+        // A 401 without a challenge is no auth problem we could solve: the route is not there.
+        401 => challenges_of(&reply.headers).is_empty(),
+        // A redirect we could not follow, or one that ended on a web page.
+        300..=399 => true,
+        200 => !content_type(reply).is_some_and(|t| t.contains("json")),
+        _ => false,
+    }
+}
+
+/// What the API said.
+enum Api {
+    /// Every entry (all pages), and whether the registry applied the artifactType filter.
+    Listed(Vec<Descriptor>, bool),
+    /// No API answer. `definite: false` when the repository itself is unknown, which says nothing
+    /// about the registry.
+    Unsupported { definite: bool },
+}
+
+async fn from_api(repo: &RegistryRepository, subject: &Digest, artifact_type: Option<&str>) -> Result<Api> {
+    let what = format!("GET referrers of {}@{subject}", repo.name());
+    let limits = &repo.inner().config.limits;
+    let mut url = repo.url(&format!("referrers/{subject}"))?;
+    if let Some(t) = artifact_type {
+        url.query_pairs_mut().append_pair("artifactType", t);
+    }
+    let mut descriptors = Vec::new();
+    let mut seen = HashSet::new();
+    let mut filtered = false;
+    for page_no in 1.. {
+        if page_no > limits.max_pages {
+            return Err(Error::new(ErrorKind::TooLarge, format!("{what}: more than {} pages", limits.max_pages)));
+        }
+        let call = Call::new(&what, Method::GET, url.clone())
+            .header(ACCEPT, HeaderValue::from_static(OCI_INDEX))
+            .cap(limits.max_manifest_bytes);
+        let reply = repo.call(&repo.scope("pull"), &call).await?;
+        if page_no == 1 && means_unsupported(&reply) {
+            let name_unknown = parse_error_body(&reply.body).iter().any(|e| e.code == "NAME_UNKNOWN");
+            tracing::debug!(
+                status = reply.status.as_u16(),
+                name_unknown,
+                "referrers API unavailable; using the tag schema"
+            );
+            return Ok(Api::Unsupported { definite: !name_unknown });
+        }
+        if reply.status != StatusCode::OK {
+            return Err(status_error(&what, reply.status, &reply.body));
+        }
+        if page_no == 1 {
+            filtered = artifact_type.is_some()
+                && reply
+                    .headers
+                    .get_all("oci-filters-applied")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(','))
+                    .any(|f| f.trim() == "artifactType");
+        }
+        let index: Index = serde_json::from_slice(&reply.body)
+            .map_err(|e| Error::invalid_format(format!("{what}: the answer is not an image index: {e}")))?;
+        let before = descriptors.len();
+        for d in index.manifests {
+            if seen.insert(d.digest.clone()) {
+                descriptors.push(d);
+            }
+        }
+        if descriptors.len() > limits.max_referrers {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!("{what}: more than {} referrers", limits.max_referrers),
+            ));
+        }
+        match next_link(&reply.headers) {
+            Some(next) if descriptors.len() > before => {
+                url = reply.url.join(&next).map_err(|e| {
+                    Error::new(ErrorKind::Registry, format!("{what}: invalid Link target {next:?}: {e}"))
+                })?;
+            }
+            _ => break,
+        }
+    }
+    // Filter here too: harmless when the registry did, necessary when it did not.
+    Ok(Api::Listed(filter(descriptors, artifact_type), filtered))
+}
+
+fn filter(descriptors: Vec<Descriptor>, artifact_type: Option<&str>) -> Vec<Descriptor> {
+    match artifact_type {
+        Some(t) => descriptors.into_iter().filter(|d| d.artifact_type.as_deref() == Some(t)).collect(),
+        None => descriptors,
+    }
+}
+
+async fn from_tag(repo: &RegistryRepository, subject: &Digest, artifact_type: Option<&str>) -> Result<Referrers> {
+    let tag = subject.referrers_tag();
+    // `get` is `Ok(None)` only on a definite not-found; 401/403/429/5xx stay errors.
+    let index =
+        manifests::get(repo, &tag).await.map_err(|e| e.context(format!("reading the referrers tag of {subject}")))?;
+    let descriptors = match &index {
+        None => Vec::new(),
+        Some(raw) => match &raw.manifest {
+            Manifest::Index(i) => filter(i.manifests.clone(), artifact_type),
+            _ => {
+                return Err(Error::invalid_format(format!(
+                    "referrers tag {}:{tag} holds a {}, not an image index",
+                    repo.name(),
+                    raw.media_type
+                )));
+            }
+        },
+    };
+    if descriptors.len() > repo.inner().config.limits.max_referrers {
+        return Err(Error::new(
+            ErrorKind::TooLarge,
+            format!("referrers tag {}:{tag} lists more than the limit of referrers", repo.name()),
+        ));
+    }
+    Ok(Referrers { subject: subject.clone(), descriptors, source: ReferrersSource::TagSchema { tag, index } })
+}

@@ -1,0 +1,140 @@
+//! `inspect` against real registries: CNCF distribution 2.8.2 (tag schema) and ferro-oci-server
+//! (referrers API), holding the article's real store and what @sigstore/oci wrote.
+
+use att2ref::store::Repository;
+use serde_json::Value;
+
+use crate::cli::att2ref;
+use crate::corpus::{self, ARTICLE_IMAGE, WRITER_IMAGE};
+use crate::registries::TestRegistry;
+use crate::schema::assert_valid;
+
+fn inspect(registry: &TestRegistry, image: &str) -> Value {
+    let run = att2ref(&["inspect", "--plain-http", image, "-o", "json"]);
+    assert_eq!(run.code, 0, "inspect {image} on {} failed:\n{}", registry.kind_name(), run.stderr);
+    let report = run.json();
+    assert_valid("inspect.schema.json", &report);
+    report
+}
+
+async fn article_store_is_reported(registry: TestRegistry) {
+    let repo = registry.repository("flasksample");
+    corpus::article_store("flasksample").push_to(&repo).await.unwrap();
+    let report = inspect(&registry, &format!("{}/flasksample@{ARTICLE_IMAGE}", registry.host));
+    let image = &report["images"][0];
+    assert_eq!(image["digest"], ARTICLE_IMAGE);
+    assert_eq!(image["subject"]["present"], false, "the article's image manifest was never published");
+    assert!(image["anomalies"].as_array().unwrap().iter().any(|a| a["code"] == "subject-missing"));
+
+    let att = &image["legacy"]["attestations"];
+    let layers = att["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    assert_eq!(layers[0]["size"], 2_225_736);
+    assert_eq!(layers[1]["size"], 2_392);
+    for layer in layers {
+        assert_eq!(layer["predicateType"], "cosign.sigstore.dev/attestation/v1");
+        assert_eq!(layer["predicateShortName"], "custom");
+        assert_eq!(layer["statementType"], "https://in-toto.io/Statement/v0.1");
+        assert_eq!(layer["signer"], "key");
+        assert_eq!(layer["subjectMatches"], true);
+        assert!(layer.get("predicateTypeAnnotation").is_none(), "cosign 1.x wrote no predicateType annotation");
+        assert!(layer.get("logEntry").is_none(), "signed with a KMS key, never logged");
+    }
+    assert_eq!(layers[0]["hint"]["id"], "spdx-2.2");
+    assert!(layers[1]["hint"]["id"].as_str().unwrap().starts_with("slsa-provenance-v0.2"), "{}", layers[1]["hint"]);
+    assert_eq!(layers[1]["hint"]["unsigned"], true);
+    assert_eq!(att["configCreated"], "2022-10-13T16:11:27.193412941-07:00");
+
+    let sig = &image["legacy"]["signatures"]["layers"][0];
+    assert_eq!(sig["content"], "simple-signing");
+    assert_eq!(sig["size"], 272);
+    assert_eq!(sig["signatures"], 1);
+    assert_eq!(sig["subjectMatches"], true);
+    let expected = if registry.has_referrers_api() { "api" } else { "tag-schema" };
+    assert_eq!(image["referrers"]["discovery"], expected);
+    assert_eq!(image["referrers"]["entries"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn article_store_on_distribution() {
+    article_store_is_reported(TestRegistry::distribution()).await;
+}
+
+#[tokio::test]
+async fn article_store_on_ferro() {
+    article_store_is_reported(TestRegistry::ferro()).await;
+}
+
+async fn sigstore_oci_writer_store_is_reported(registry: TestRegistry) {
+    let repo = registry.repository("demo/hello");
+    corpus::sigstore_oci_writer_store("demo/hello", !registry.has_referrers_api()).push_to(&repo).await.unwrap();
+    let report = inspect(&registry, &format!("{}/demo/hello@{WRITER_IMAGE}", registry.host));
+    let image = &report["images"][0];
+    assert_eq!(image["subject"]["present"], false);
+    let entries = image["referrers"]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{report:#}");
+    let r = &entries[0];
+    assert_eq!(r["format"], "sigstore-bundle");
+    assert_eq!(r["bundleVersion"], "v0.3");
+    assert_eq!(r["bundleContent"], "dsse-envelope");
+    assert_eq!(r["predicateType"], "https://slsa.dev/provenance/v1");
+    assert_eq!(r["predicateTypeAnnotation"], "https://slsa.dev/provenance/v1");
+    assert_eq!(r["signer"], "key");
+    assert_eq!(r["logEntries"], 0);
+    assert_eq!(r["layersSize"], 1459);
+    assert_eq!(r["writerHint"], "@sigstore/oci");
+    let att = &image["legacy"]["attestations"]["layers"][0];
+    assert_eq!(att["predicateType"], "https://slsa.dev/provenance/v1");
+    assert_eq!(att["predicateTypeAnnotation"], "https://slsa.dev/provenance/v1");
+    assert_eq!(att["statementType"], "https://in-toto.io/Statement/v1");
+    assert_eq!(att["size"], 1272);
+}
+
+#[tokio::test]
+async fn sigstore_oci_writer_store_on_distribution() {
+    sigstore_oci_writer_store_is_reported(TestRegistry::distribution()).await;
+}
+
+#[tokio::test]
+async fn sigstore_oci_writer_store_on_ferro() {
+    sigstore_oci_writer_store_is_reported(TestRegistry::ferro()).await;
+}
+
+#[tokio::test]
+async fn truncated_envelope_is_a_clear_error() {
+    let registry = TestRegistry::distribution();
+    let repo = registry.repository("broken");
+    let mut store = corpus::article_store("broken");
+    // Replace the SLSA layer by a truncated copy (a valid blob whose digest matches its truncated bytes).
+    let full = corpus::read(
+        "toddysm-cssc-pipeline/sigstore-test/sigstore-attestation/ff626be9ff3158e9d2118072cd24481d990a5145d10109affec6064423d74cc4.tar.gz",
+    );
+    let truncated = full[..full.len() / 2].to_vec();
+    let digest = store.add_blob(truncated.clone());
+    let att_tag = ARTICLE_IMAGE.parse::<att2ref::model::digest::Digest>().unwrap().cosign_tag("att");
+    let original = store.manifest_by_tag(&att_tag).unwrap().bytes.clone();
+    let text = String::from_utf8(original.to_vec()).unwrap()
+        .replace("sha256:ff626be9ff3158e9d2118072cd24481d990a5145d10109affec6064423d74cc4", &digest.to_string())
+        .replace("\"size\":2392", &format!("\"size\":{}", truncated.len()));
+    store.add_manifest(text.into_bytes(), att2ref::model::media_type::OCI_MANIFEST, &[att_tag]);
+    store.push_to(&repo).await.unwrap();
+
+    let run = att2ref(&["inspect", "--plain-http", &format!("{}/broken@{ARTICLE_IMAGE}", registry.host), "-o", "json"]);
+    assert_eq!(run.code, 1, "malformed data is exit 1\n{}", run.stderr);
+    let report = run.json();
+    assert_valid("inspect.schema.json", &report);
+    assert!(report["images"].as_array().unwrap().is_empty());
+    let message = report["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains(ARTICLE_IMAGE) && message.contains("layer 1") && message.contains("JSON"), "{message}");
+    assert_eq!(report["errors"][0]["kind"], "invalid-format");
+}
+
+#[tokio::test]
+async fn unknown_tag_is_not_an_empty_answer() {
+    let registry = TestRegistry::distribution();
+    let run = att2ref(&["inspect", "--plain-http", &format!("{}/nothing:here", registry.host)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("nothing:here") || run.stderr.contains("\"here\""), "{}", run.stderr);
+    assert!(run.stdout.trim().is_empty() || run.stdout.contains("nothing found"));
+    let _ = registry.repository("nothing").list_tags().await;
+}

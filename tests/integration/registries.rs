@@ -1,0 +1,155 @@
+//! Real registries for integration tests: CNCF distribution 2.8.2 (no referrers API) and
+//! ferro-oci-server (referrers API). Each instance gets a free loopback port and its own temporary
+//! storage, and is stopped by PID when dropped. `scripts/test` installs both binaries.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use att2ref::store::registry::{ClientConfig, PlainHttp, RegistryClient, RetryPolicy};
+
+/// Which registry implementation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistryKind {
+    /// CNCF distribution 2.8.2 (Debian `docker-registry`).
+    Distribution,
+    /// ferro-oci-server 1.0.
+    Ferro,
+}
+
+/// A running registry, stopped on drop.
+pub struct TestRegistry {
+    pub kind: RegistryKind,
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl TestRegistry {
+    /// Start CNCF distribution with filesystem storage and deletes enabled.
+    pub fn distribution() -> TestRegistry {
+        let bin = find_binary("docker-registry")
+            .unwrap_or_else(|| missing("docker-registry", "CNCF distribution 2.8.2, Debian package docker-registry"));
+        Self::start(RegistryKind::Distribution, |dir, port| {
+            let config = dir.join("config.yml");
+            let yaml = format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("data").display()
+            );
+            std::fs::write(&config, yaml).expect("writing the registry config");
+            let mut cmd = Command::new(&bin);
+            cmd.arg("serve").arg(&config);
+            cmd
+        })
+    }
+
+    /// Start ferro-oci-server with storage in a temporary directory.
+    pub fn ferro() -> TestRegistry {
+        let bin = find_binary("ferro-oci-server")
+            .unwrap_or_else(|| missing("ferro-oci-server", "crates.io ferro-oci-server 1.0.0"));
+        Self::start(RegistryKind::Ferro, |dir, port| {
+            let mut cmd = Command::new(&bin);
+            cmd.env("FERRO_OCI_LISTEN", format!("127.0.0.1:{port}")).env("FERRO_OCI_STORAGE_DIR", dir.join("data"));
+            cmd
+        })
+    }
+
+    fn start(kind: RegistryKind, command: impl Fn(&Path, u16) -> Command) -> TestRegistry {
+        let mut last_log = String::new();
+        // A port found free can be taken before the registry binds it: try a few.
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().expect("creating a temp dir");
+            std::fs::create_dir_all(dir.path().join("data")).expect("creating registry storage");
+            let port = free_port();
+            let log = std::fs::File::create(dir.path().join("registry.log")).expect("creating the registry log");
+            let mut cmd = command(dir.path(), port);
+            cmd.stdin(Stdio::null()).stdout(log.try_clone().expect("cloning the log handle")).stderr(log);
+            let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {kind:?} registry: {e}"));
+            let mut registry = TestRegistry { kind, host: format!("127.0.0.1:{port}"), child, dir };
+            if registry.wait_ready(Duration::from_secs(30)) {
+                return registry;
+            }
+            last_log = std::fs::read_to_string(registry.dir.path().join("registry.log")).unwrap_or_default();
+        }
+        panic!("{kind:?} registry did not start; its log:\n{last_log}");
+    }
+
+    /// Poll `GET /v2/` until it answers; false if the process exits or time runs out.
+    fn wait_ready(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if let Ok(mut stream) = TcpStream::connect(&self.host) {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let request = format!("GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", self.host);
+                let mut answer = String::new();
+                if stream.write_all(request.as_bytes()).is_ok()
+                    && stream.read_to_string(&mut answer).is_ok()
+                    && (answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"))
+                {
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// A plain-HTTP client for this registry with quick retries.
+    pub fn client(&self) -> RegistryClient {
+        self.client_with(|_| {})
+    }
+
+    /// Like [`TestRegistry::client`], after `adjust` has changed the configuration.
+    pub fn client_with(&self, adjust: impl FnOnce(&mut ClientConfig)) -> RegistryClient {
+        let mut config = ClientConfig {
+            plain_http: PlainHttp::Hosts(vec![self.host.clone()]),
+            retry: RetryPolicy {
+                max_attempts: 3,
+                base_backoff: Duration::from_millis(20),
+                max_backoff: Duration::from_millis(200),
+            },
+            ..ClientConfig::default()
+        };
+        adjust(&mut config);
+        RegistryClient::new(config).expect("building a registry client")
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        // Child::kill signals exactly this PID.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("finding a free loopback port")
+}
+
+fn find_binary(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    if let Some(cargo_home) = std::env::var_os("CARGO_HOME") {
+        dirs.push(PathBuf::from(cargo_home).join("bin"));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cargo").join("bin"));
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+fn missing(binary: &str, what: &str) -> ! {
+    panic!("`{binary}` ({what}) is not installed or not on PATH: run scripts/test, which installs it");
+}

@@ -1,0 +1,745 @@
+//! The registry client: faults from a scripted server (wiremock), and round trips against real
+//! registries (see `registries.rs`).
+
+use std::time::{Duration, Instant};
+
+use att2ref::ErrorKind;
+use att2ref::model::digest::Digest;
+use att2ref::model::media_type as mt;
+use att2ref::model::oci::{Annotations, Descriptor, ImageManifest, Index, to_canonical_bytes};
+use att2ref::store::registry::{ClientConfig, Credential, PlainHttp, RegistryClient, RegistryRepository, RetryPolicy};
+use att2ref::store::{ReferrersCapability, ReferrersSource, Repository};
+use bytes::Bytes;
+use wiremock::matchers::{body_string_contains, header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::registries::{RegistryKind, TestRegistry};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn mock_client(adjust: impl FnOnce(&mut ClientConfig)) -> RegistryClient {
+    let mut config = ClientConfig {
+        plain_http: PlainHttp::All,
+        retry: RetryPolicy {
+            max_attempts: 3,
+            base_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+        },
+        ..ClientConfig::default()
+    };
+    adjust(&mut config);
+    RegistryClient::new(config).unwrap()
+}
+
+fn host(server: &MockServer) -> String {
+    server.address().to_string()
+}
+
+fn manifest_bytes(
+    config: &Descriptor,
+    layers: &[Descriptor],
+    subject: Option<&Descriptor>,
+    artifact_type: Option<&str>,
+) -> Bytes {
+    let m = ImageManifest {
+        schema_version: 2,
+        media_type: Some(mt::OCI_MANIFEST.to_owned()),
+        artifact_type: artifact_type.map(str::to_owned),
+        config: config.clone(),
+        layers: layers.to_vec(),
+        subject: subject.cloned(),
+        annotations: Annotations::new(),
+        extra: Default::default(),
+    };
+    Bytes::from(to_canonical_bytes(&m))
+}
+
+fn simple_manifest() -> Bytes {
+    manifest_bytes(&Descriptor::empty_config(), &[], None, None)
+}
+
+fn index_bytes(entries: &[Descriptor]) -> Bytes {
+    let mut index = Index::empty();
+    index.manifests = entries.to_vec();
+    Bytes::from(to_canonical_bytes(&index))
+}
+
+fn referrer_entry(artifact_type: &str, n: u8) -> Descriptor {
+    let mut d = Descriptor::of(mt::OCI_MANIFEST, &[n]);
+    d.artifact_type = Some(artifact_type.to_owned());
+    d
+}
+
+fn bearer_challenge(server: &MockServer, scope: &str) -> ResponseTemplate {
+    ResponseTemplate::new(401).insert_header(
+        "WWW-Authenticate",
+        format!(r#"Bearer realm="{}/token",service="mock",scope="{scope}""#, server.uri()).as_str(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authentication
+
+#[tokio::test]
+async fn bearer_token_is_fetched_once_for_many_calls() {
+    let server = MockServer::start().await;
+    let body = simple_manifest();
+    Mock::given(method("GET"))
+        .and(path("/v2/app/manifests/v1"))
+        .and(header("authorization", "Bearer tok-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body.to_vec(), mt::OCI_MANIFEST))
+        .with_priority(1)
+        .expect(5)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v2/app/manifests/v1"))
+        .respond_with(bearer_challenge(&server, "repository:app:pull"))
+        .with_priority(2)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/token"))
+        .and(query_param("service", "mock"))
+        .and(query_param("scope", "repository:app:pull"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"token": "tok-1", "expires_in": 300})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let client = mock_client(|_| {});
+    let repo = client.repository(&host(&server), "app");
+    for _ in 0..5 {
+        let raw = repo.get_manifest("v1").await.unwrap().expect("manifest");
+        assert_eq!(raw.bytes, body);
+    }
+    // 1 challenged request + 1 token request + 5 authorised requests: no `GET /v2/` probes.
+    assert_eq!(client.stats().requests, 7);
+}
+
+#[tokio::test]
+async fn basic_credentials_go_to_the_token_endpoint_and_never_into_errors() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v2/app/manifests/v1"))
+        .respond_with(bearer_challenge(&server, "repository:app:pull"))
+        .mount(&server)
+        .await;
+    // "user:s3cret-pw" in base64.
+    Mock::given(method("GET"))
+        .and(path("/token"))
+        .and(header("authorization", "Basic dXNlcjpzM2NyZXQtcHc="))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(serde_json::json!({"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let client = mock_client(|c| {
+        c.explicit_credentials = Some(Credential::Basic { username: "user".into(), password: "s3cret-pw".into() })
+    });
+    let err = client.repository(&host(&server), "app").get_manifest("v1").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err:#}");
+    let text = format!("{err:#} {err:?}");
+    assert!(text.contains("bad credentials"), "{text}");
+    assert!(!text.contains("s3cret") && !text.contains("dXNlcjpzM2NyZXQtcHc"), "{text}");
+}
+
+#[tokio::test]
+async fn identity_token_is_exchanged_with_a_refresh_token_post() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/app/tags/list"))
+        .and(header("authorization", "Bearer access-9"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"name": "app", "tags": ["a"]})))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v2/app/tags/list"))
+        .respond_with(bearer_challenge(&server, "repository:app:pull"))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(header("content-type", "application/x-www-form-urlencoded"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .and(body_string_contains("refresh_token=rt-123"))
+        .and(body_string_contains("scope=repository%3Aapp%3Apull"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"access_token": "access-9", "expires_in": 60})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let client = mock_client(|c| c.explicit_credentials = Some(Credential::IdentityToken("rt-123".into())));
+    assert_eq!(client.repository(&host(&server), "app").list_tags().await.unwrap(), ["a"]);
+}
+
+#[tokio::test]
+async fn basic_auth_is_sent_only_after_a_basic_challenge() {
+    let server = MockServer::start().await;
+    let body = simple_manifest();
+    Mock::given(method("GET"))
+        .and(path("/v2/app/manifests/v1"))
+        .and(header("authorization", "Basic dXNlcjpwdw=="))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body.to_vec(), mt::OCI_MANIFEST))
+        .with_priority(1)
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v2/app/manifests/v1"))
+        .respond_with(ResponseTemplate::new(401).insert_header("WWW-Authenticate", r#"Basic realm="Registry Realm""#))
+        .with_priority(2)
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let client = mock_client(|c| {
+        c.explicit_credentials = Some(Credential::Basic { username: "user".into(), password: "pw".into() })
+    });
+    let repo = client.repository(&host(&server), "app");
+    repo.get_manifest("v1").await.unwrap().unwrap();
+    repo.get_manifest("v1").await.unwrap().unwrap();
+    let requests = server.received_requests().await.unwrap();
+    assert!(requests[0].headers.get("authorization").is_none(), "credentials sent before any challenge");
+    assert_eq!(requests.len(), 3, "the second call sends Basic up front");
+}
+
+#[tokio::test]
+async fn cross_host_redirect_drops_authorization() {
+    let registry = MockServer::start().await;
+    let storage = MockServer::start().await;
+    let blob = Bytes::from_static(b"layer bytes");
+    let digest = Digest::sha256(&blob);
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/app/blobs/{digest}")))
+        .and(header("authorization", "Basic dXNlcjpwdw=="))
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("Location", format!("{}/bucket/obj?sig=x", storage.uri()).as_str()),
+        )
+        .with_priority(1)
+        .mount(&registry)
+        .await;
+    Mock::given(path(format!("/v2/app/blobs/{digest}")))
+        .respond_with(ResponseTemplate::new(401).insert_header("WWW-Authenticate", r#"Basic realm="r""#))
+        .with_priority(2)
+        .mount(&registry)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/bucket/obj"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(blob.to_vec()))
+        .expect(1)
+        .mount(&storage)
+        .await;
+
+    let client = mock_client(|c| {
+        c.explicit_credentials = Some(Credential::Basic { username: "user".into(), password: "pw".into() })
+    });
+    let repo = client.repository(&host(&registry), "app");
+    let got = repo.get_blob(&Descriptor::of("application/octet-stream", &blob), 1024).await.unwrap();
+    assert_eq!(got, blob);
+    let at_storage = storage.received_requests().await.unwrap();
+    assert!(at_storage[0].headers.get("authorization").is_none(), "Authorization leaked to another host");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retries
+
+#[tokio::test]
+async fn rate_limit_with_retry_after_is_retried_then_succeeds() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v2/app/tags/list"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v2/app/tags/list"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"name": "app", "tags": ["x"]})))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+
+    let client = mock_client(|_| {});
+    let started = Instant::now();
+    assert_eq!(client.repository(&host(&server), "app").list_tags().await.unwrap(), ["x"]);
+    assert!(started.elapsed() >= Duration::from_millis(950), "Retry-After not honoured: {:?}", started.elapsed());
+    let stats = client.stats();
+    assert_eq!((stats.requests, stats.retries), (2, 1));
+}
+
+#[tokio::test]
+async fn service_unavailable_exhausts_retries_into_an_error() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v2/app/manifests/v1"))
+        .respond_with(
+            ResponseTemplate::new(503)
+                .set_body_json(serde_json::json!({"errors": [{"code": "UNAVAILABLE", "message": "try later"}]})),
+        )
+        .expect(3)
+        .mount(&server)
+        .await;
+    let client = mock_client(|_| {});
+    let err = client.repository(&host(&server), "app").get_manifest("v1").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Registry);
+    assert!(
+        err.message().contains("GET manifest")
+            && err.message().contains("app:v1")
+            && err.message().contains("try later"),
+        "{err}"
+    );
+    assert_eq!(client.stats().retries, 2);
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_network_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let client = mock_client(|_| {});
+    let err = client.repository(&format!("127.0.0.1:{port}"), "app").list_tags().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Network, "{err:#}");
+    assert_eq!(client.stats().retries, 2);
+}
+
+#[tokio::test]
+async fn https_is_the_default() {
+    let server = MockServer::start().await;
+    let retry = RetryPolicy { max_attempts: 1, ..RetryPolicy::default() };
+    let client = RegistryClient::new(ClientConfig { retry, ..ClientConfig::default() }).unwrap();
+    // The mock speaks plain HTTP only; an HTTPS attempt must fail rather than fall back.
+    let err = client.repository(&host(&server), "app").list_tags().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Network, "{err:#}");
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Content checks
+
+#[tokio::test]
+async fn blob_with_wrong_content_is_a_digest_mismatch() {
+    let server = MockServer::start().await;
+    let wanted = Descriptor::of("application/octet-stream", b"the real bytes");
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/app/blobs/{}", wanted.digest)))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(b"forged  bytes!".to_vec()))
+        .mount(&server)
+        .await;
+    let client = mock_client(|_| {});
+    let err = client.repository(&host(&server), "app").get_blob(&wanted, 1024).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DigestMismatch, "{err:#}");
+}
+
+#[tokio::test]
+async fn oversized_manifest_is_too_large() {
+    let server = MockServer::start().await;
+    let body = simple_manifest();
+    Mock::given(method("GET"))
+        .and(path("/v2/app/manifests/v1"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body.to_vec(), mt::OCI_MANIFEST))
+        .mount(&server)
+        .await;
+    let client = mock_client(|c| c.limits.max_manifest_bytes = 64);
+    let err = client.repository(&host(&server), "app").get_manifest("v1").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooLarge, "{err:#}");
+}
+
+#[tokio::test]
+async fn manifest_by_tag_must_match_docker_content_digest() {
+    let server = MockServer::start().await;
+    let body = simple_manifest();
+    Mock::given(method("GET"))
+        .and(path("/v2/app/manifests/v1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(body.to_vec(), mt::OCI_MANIFEST)
+                .insert_header("Docker-Content-Digest", Digest::sha256(b"other").to_string().as_str()),
+        )
+        .mount(&server)
+        .await;
+    let err = mock_client(|_| {}).repository(&host(&server), "app").get_manifest("v1").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DigestMismatch, "{err:#}");
+}
+
+#[tokio::test]
+async fn declined_mount_cancels_the_upload_session() {
+    let server = MockServer::start().await;
+    let digest = Digest::sha256(b"x");
+    Mock::given(method("POST"))
+        .and(path("/v2/app/blobs/uploads/"))
+        .and(query_param("mount", digest.to_string().as_str()))
+        .and(query_param("from", "other"))
+        .respond_with(ResponseTemplate::new(202).insert_header("Location", "/v2/app/blobs/uploads/session-1"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/v2/app/blobs/uploads/session-1"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let repo = mock_client(|_| {}).repository(&host(&server), "app");
+    assert!(!repo.mount_blob(&digest, "other").await.unwrap());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listings
+
+#[tokio::test]
+async fn tags_from_a_registry_ignoring_n_and_last_do_not_loop() {
+    let server = MockServer::start().await;
+    // Every page is the full, unsorted list, always with a `next` link.
+    Mock::given(path("/v2/app/tags/list"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"name": "app", "tags": ["b", "v1", "a"]}))
+                .insert_header("Link", r#"</v2/app/tags/list?last=a&n=1000>; rel="next""#),
+        )
+        .expect(2)
+        .mount(&server)
+        .await;
+    let tags = mock_client(|_| {}).repository(&host(&server), "app").list_tags().await.unwrap();
+    assert_eq!(tags, ["b", "v1", "a"]);
+}
+
+#[tokio::test]
+async fn catalog_follows_relative_and_absolute_links_with_catalog_scope() {
+    let server = MockServer::start().await;
+    let page = |repos: &[&str], link: Option<String>| {
+        let t = ResponseTemplate::new(200).set_body_json(serde_json::json!({ "repositories": repos }));
+        match link {
+            Some(l) => t.insert_header("Link", l.as_str()),
+            None => t,
+        }
+    };
+    Mock::given(path("/v2/_catalog"))
+        .and(query_param("last", "b"))
+        .and(header("authorization", "Bearer cat"))
+        .respond_with(page(&["c", "d"], Some(format!(r#"<{}/v2/_catalog?last=d&n=2>; rel="next""#, server.uri()))))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v2/_catalog"))
+        .and(query_param("last", "d"))
+        .and(header("authorization", "Bearer cat"))
+        .respond_with(page(&["e"], None))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v2/_catalog"))
+        .and(header("authorization", "Bearer cat"))
+        .respond_with(page(&["a", "b"], Some(r#"</v2/_catalog?last=b&n=2>; rel="next""#.to_owned())))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v2/_catalog"))
+        .respond_with(bearer_challenge(&server, "registry:catalog:*"))
+        .with_priority(3)
+        .mount(&server)
+        .await;
+    Mock::given(path("/token"))
+        .and(query_param("scope", "registry:catalog:*"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"token": "cat"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let repos = mock_client(|_| {}).catalog(&host(&server)).await.unwrap();
+    assert_eq!(repos, ["a", "b", "c", "d", "e"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Referrers
+
+const AT_SBOM: &str = "application/spdx+json";
+const AT_SIG: &str = mt::BUNDLE_V03;
+
+#[tokio::test]
+async fn referrers_404_then_denied_fallback_tag_is_an_error_never_empty() {
+    let server = MockServer::start().await;
+    let denied = Digest::sha256(b"denied");
+    let throttled = Digest::sha256(b"throttled");
+    Mock::given(path_regex_referrers())
+        .respond_with(ResponseTemplate::new(404).set_body_raw("404 page not found\n", "text/plain"))
+        .mount(&server)
+        .await;
+    Mock::given(path(format!("/v2/app/manifests/{}", denied.referrers_tag())))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    Mock::given(path(format!("/v2/app/manifests/{}", throttled.referrers_tag())))
+        .respond_with(ResponseTemplate::new(429))
+        .mount(&server)
+        .await;
+
+    let repo = mock_client(|_| {}).repository(&host(&server), "app");
+    let err = repo.referrers(&denied, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err:#}");
+    assert_eq!(repo.referrers_capability(), ReferrersCapability::Unsupported);
+    let err = repo.referrers(&throttled, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RateLimited, "{err:#}");
+}
+
+fn path_regex_referrers() -> wiremock::matchers::PathRegexMatcher {
+    wiremock::matchers::path_regex("^/v2/app/referrers/")
+}
+
+#[tokio::test]
+async fn referrers_api_pages_and_client_side_filter() {
+    let server = MockServer::start().await;
+    let subject = Digest::sha256(b"subject");
+    let first = format!("/v2/app/referrers/{subject}");
+    // Unfiltered: two pages, the second reached through a relative Link.
+    Mock::given(path(first.as_str()))
+        .and(query_param("page", "2"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(index_bytes(&[referrer_entry(AT_SIG, 3)]).to_vec(), mt::OCI_INDEX),
+        )
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(path(first.as_str()))
+        .and(query_param("artifactType", AT_SBOM))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(index_bytes(&[referrer_entry(AT_SBOM, 1)]).to_vec(), mt::OCI_INDEX)
+                .insert_header("OCI-Filters-Applied", "artifactType"),
+        )
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(path(first.as_str()))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(
+                    index_bytes(&[referrer_entry(AT_SBOM, 1), referrer_entry(AT_SIG, 2)]).to_vec(),
+                    mt::OCI_INDEX,
+                )
+                .insert_header("Link", format!(r#"<{first}?page=2>; rel="next""#).as_str()),
+        )
+        .with_priority(2)
+        .mount(&server)
+        .await;
+
+    let repo = mock_client(|_| {}).repository(&host(&server), "app");
+    let all = repo.referrers(&subject, None).await.unwrap();
+    assert_eq!(all.descriptors.len(), 3);
+    assert!(matches!(all.source, ReferrersSource::Api { filtered: false }));
+    assert_eq!(repo.referrers_capability(), ReferrersCapability::Supported);
+
+    let sboms = repo.referrers(&subject, Some(AT_SBOM)).await.unwrap();
+    assert_eq!(sboms.descriptors.len(), 1);
+    assert!(matches!(sboms.source, ReferrersSource::Api { filtered: true }));
+
+    // This registry ignores the filter for bundles (no OCI-Filters-Applied): filtered here.
+    let sigs = repo.referrers(&subject, Some(AT_SIG)).await.unwrap();
+    assert!(matches!(sigs.source, ReferrersSource::Api { filtered: false }));
+    assert_eq!(
+        sigs.descriptors.iter().map(|d| d.artifact_type.as_deref()).collect::<Vec<_>>(),
+        [Some(AT_SIG), Some(AT_SIG)]
+    );
+}
+
+#[tokio::test]
+async fn referrers_401_without_challenge_means_unsupported() {
+    let server = MockServer::start().await;
+    let subject = Digest::sha256(b"s");
+    Mock::given(path_regex_referrers()).respond_with(ResponseTemplate::new(401)).mount(&server).await;
+    Mock::given(path(format!("/v2/app/manifests/{}", subject.referrers_tag())))
+        .respond_with(ResponseTemplate::new(404).set_body_json(
+            serde_json::json!({"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}),
+        ))
+        .mount(&server)
+        .await;
+    let repo = mock_client(|_| {}).repository(&host(&server), "app");
+    let r = repo.referrers(&subject, None).await.unwrap();
+    assert!(r.descriptors.is_empty());
+    assert!(matches!(r.source, ReferrersSource::TagSchema { index: None, .. }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real registries
+
+/// Push a config, a layer and a manifest under `tag`; returns the manifest descriptor.
+async fn push_image(repo: &RegistryRepository, tag: &str, layer: &[u8]) -> Descriptor {
+    let config = Descriptor::empty_config();
+    assert_eq!(repo.put_blob(Bytes::from_static(b"{}")).await.unwrap(), config.digest);
+    let layer_desc = Descriptor::of("application/vnd.oci.image.layer.v1.tar", layer);
+    assert_eq!(repo.put_blob(Bytes::copy_from_slice(layer)).await.unwrap(), layer_desc.digest);
+    let bytes = manifest_bytes(&config, &[layer_desc], None, None);
+    let put = repo.put_manifest(bytes.clone(), mt::OCI_MANIFEST, Some(tag)).await.unwrap();
+    assert_eq!(put.digest, Digest::sha256(&bytes));
+    Descriptor::of(mt::OCI_MANIFEST, &bytes)
+}
+
+async fn round_trip(registry: &TestRegistry) {
+    let client = registry.client_with(|c| c.upload_chunk_size = 1000);
+    let repo = client.repository(&registry.host, "proj/app");
+    let image = push_image(&repo, "v1", b"layer one").await;
+
+    let by_tag = repo.get_manifest("v1").await.unwrap().expect("by tag");
+    let by_digest = repo.get_manifest(&image.digest.to_string()).await.unwrap().expect("by digest");
+    assert_eq!(by_tag.bytes, by_digest.bytes);
+    assert_eq!(by_tag.digest, image.digest);
+    assert_eq!(by_digest.media_type, mt::OCI_MANIFEST);
+    let head = repo.head_manifest("v1").await.unwrap().expect("head");
+    assert_eq!(
+        (head.digest.clone(), head.size, head.media_type.as_str()),
+        (image.digest.clone(), image.size, mt::OCI_MANIFEST)
+    );
+    assert!(repo.get_manifest("nope").await.unwrap().is_none());
+    assert!(repo.head_manifest("nope").await.unwrap().is_none());
+
+    // Blobs: HEAD, GET, the upload skipped when present, and a chunked upload.
+    let layer = Descriptor::of("application/octet-stream", b"layer one");
+    assert_eq!(repo.blob_size(&layer.digest).await.unwrap(), Some(9));
+    assert_eq!(repo.get_blob(&layer, 1024).await.unwrap(), Bytes::from_static(b"layer one"));
+    let before = client.stats().requests;
+    repo.put_blob(Bytes::from_static(b"layer one")).await.unwrap();
+    assert_eq!(client.stats().requests - before, 1, "a present blob costs one HEAD");
+    let big: Vec<u8> = (0..2500u32).map(|i| (i % 251) as u8).collect();
+    let big_desc = Descriptor::of("application/octet-stream", &big);
+    let before = client.stats().requests;
+    repo.put_blob(Bytes::from(big.clone())).await.unwrap();
+    assert_eq!(client.stats().requests - before, 6, "HEAD, POST, 3 PATCH chunks, closing PUT");
+    assert_eq!(repo.get_blob(&big_desc, 10_000).await.unwrap(), Bytes::from(big));
+    assert_eq!(repo.get_blob(&big_desc, 100).await.unwrap_err().kind(), ErrorKind::TooLarge);
+    let absent = Descriptor::of("application/octet-stream", b"absent");
+    assert_eq!(repo.blob_size(&absent.digest).await.unwrap(), None);
+    assert_eq!(repo.get_blob(&absent, 100).await.unwrap_err().kind(), ErrorKind::NotFound);
+
+    // Mount into another repository, and a declined mount of a missing blob.
+    let other = client.repository(&registry.host, "proj/other");
+    // Distribution mounts (201); ferro-oci-server declines every mount (202 + a session we cancel).
+    let mounted = other.mount_blob(&layer.digest, "proj/app").await.unwrap();
+    assert_eq!(mounted, registry.kind == RegistryKind::Distribution);
+    if mounted {
+        assert_eq!(other.blob_size(&layer.digest).await.unwrap(), Some(9));
+    }
+    assert!(!other.mount_blob(&absent.digest, "proj/app").await.unwrap());
+    other.put_blob_from(Bytes::from_static(b"{}"), "proj/app").await.unwrap();
+    push_image(&other, "latest", b"layer one").await;
+
+    let tags = repo.list_tags().await.unwrap();
+    assert_eq!(tags, ["v1"]);
+    let catalog = client.catalog(&registry.host).await.unwrap();
+    assert!(catalog.contains(&"proj/app".to_owned()) && catalog.contains(&"proj/other".to_owned()), "{catalog:?}");
+
+    repo.delete_manifest(&image.digest).await.unwrap();
+    assert!(repo.get_manifest(&image.digest.to_string()).await.unwrap().is_none());
+    assert!(repo.get_manifest("v1").await.unwrap().is_none());
+    assert!(client.stats().bytes_uploaded > 2500 && client.stats().bytes_downloaded > 2500);
+}
+
+#[tokio::test]
+async fn distribution_round_trip() {
+    let registry = TestRegistry::distribution();
+    assert_eq!(registry.kind, RegistryKind::Distribution);
+    round_trip(&registry).await;
+}
+
+#[tokio::test]
+async fn ferro_round_trip() {
+    let registry = TestRegistry::ferro();
+    round_trip(&registry).await;
+}
+
+#[tokio::test]
+async fn distribution_referrers_use_the_tag_schema() {
+    let registry = TestRegistry::distribution();
+    let client = registry.client();
+    let repo = client.repository(&registry.host, "app");
+    let subject = push_image(&repo, "v1", b"subject layer").await;
+
+    let none = repo.referrers(&subject.digest, None).await.unwrap();
+    assert!(none.descriptors.is_empty());
+    assert!(
+        matches!(&none.source, ReferrersSource::TagSchema { index: None, tag } if *tag == subject.digest.referrers_tag())
+    );
+    assert_eq!(repo.referrers_capability(), ReferrersCapability::Unsupported);
+
+    // A referrer artifact, recorded in the fallback index as the tag schema says.
+    repo.put_blob(Bytes::from_static(b"bundle")).await.unwrap();
+    let layer = Descriptor::of(mt::BUNDLE_V03, b"bundle");
+    let referrer = manifest_bytes(&Descriptor::empty_config(), &[layer], Some(&subject), Some(AT_SIG));
+    let put = repo.put_manifest(referrer.clone(), mt::OCI_MANIFEST, None).await.unwrap();
+    assert_eq!(put.oci_subject, None);
+    let mut entry = Descriptor::of(mt::OCI_MANIFEST, &referrer);
+    entry.artifact_type = Some(AT_SIG.to_owned());
+    let index = index_bytes(&[entry.clone()]);
+    repo.put_manifest(index.clone(), mt::OCI_INDEX, Some(&subject.digest.referrers_tag())).await.unwrap();
+
+    let found = repo.referrers(&subject.digest, None).await.unwrap();
+    assert_eq!(found.descriptors, [entry]);
+    match &found.source {
+        ReferrersSource::TagSchema { index: Some(raw), .. } => assert_eq!(raw.bytes, index),
+        other => panic!("expected the tag schema with an index, got {other:?}"),
+    }
+    assert!(repo.referrers(&subject.digest, Some(AT_SBOM)).await.unwrap().descriptors.is_empty());
+
+    // A fallback tag holding something other than an index is an error, not "no referrers".
+    let other = push_image(&repo, "v2", b"second layer").await;
+    let stray = manifest_bytes(&Descriptor::empty_config(), &[], None, None);
+    repo.put_manifest(stray, mt::OCI_MANIFEST, Some(&other.digest.referrers_tag())).await.unwrap();
+    assert_eq!(repo.referrers(&other.digest, None).await.unwrap_err().kind(), ErrorKind::InvalidFormat);
+}
+
+#[tokio::test]
+async fn ferro_referrers_use_the_api_with_filter() {
+    let registry = TestRegistry::ferro();
+    let client = registry.client();
+    let repo = client.repository(&registry.host, "app");
+    let subject = push_image(&repo, "v1", b"subject layer").await;
+    repo.put_blob(Bytes::from_static(b"{}")).await.unwrap();
+
+    for (artifact_type, content) in [(AT_SIG, &b"bundle"[..]), (AT_SBOM, &b"sbom"[..])] {
+        repo.put_blob(Bytes::copy_from_slice(content)).await.unwrap();
+        let layer = Descriptor::of(artifact_type, content);
+        let referrer = manifest_bytes(&Descriptor::empty_config(), &[layer], Some(&subject), Some(artifact_type));
+        let put = repo.put_manifest(referrer, mt::OCI_MANIFEST, None).await.unwrap();
+        assert_eq!(put.oci_subject.as_ref(), Some(&subject.digest));
+    }
+    assert_eq!(repo.referrers_capability(), ReferrersCapability::Supported);
+
+    let all = repo.referrers(&subject.digest, None).await.unwrap();
+    assert_eq!(all.descriptors.len(), 2);
+    assert!(matches!(all.source, ReferrersSource::Api { filtered: false }));
+    let sigs = repo.referrers(&subject.digest, Some(AT_SIG)).await.unwrap();
+    assert_eq!(sigs.descriptors.len(), 1);
+    assert_eq!(sigs.descriptors[0].artifact_type.as_deref(), Some(AT_SIG));
+    assert!(matches!(sigs.source, ReferrersSource::Api { filtered: true }));
+
+    // A fresh client learns support from the first API answer.
+    let fresh = registry.client().repository(&registry.host, "app");
+    assert_eq!(fresh.referrers_capability(), ReferrersCapability::Unknown);
+    assert_eq!(fresh.referrers(&subject.digest, None).await.unwrap().descriptors.len(), 2);
+    assert_eq!(fresh.referrers_capability(), ReferrersCapability::Supported);
+}
+
+#[tokio::test]
+async fn referrers_redirect_to_a_web_page_means_unsupported() {
+    let server = MockServer::start().await;
+    let subject = Digest::sha256(b"s");
+    Mock::given(path_regex_referrers())
+        .respond_with(ResponseTemplate::new(302).insert_header("Location", "/login"))
+        .mount(&server)
+        .await;
+    Mock::given(path("/login"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw("<html>sign in</html>", "text/html"))
+        .mount(&server)
+        .await;
+    Mock::given(path(format!("/v2/app/manifests/{}", subject.referrers_tag())))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server)
+        .await;
+    let repo = mock_client(|_| {}).repository(&host(&server), "app");
+    let r = repo.referrers(&subject, None).await.unwrap();
+    assert!(r.descriptors.is_empty());
+    assert!(matches!(r.source, ReferrersSource::TagSchema { index: None, .. }));
+    assert_eq!(repo.referrers_capability(), ReferrersCapability::Unsupported);
+}
