@@ -19,11 +19,9 @@ use crate::error::{Error, Result};
 const OID_CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
 const DER_CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
 /// Fulcio OIDC issuer, deprecated form: the raw string as the extension value.
-const OID_FULCIO_ISSUER_V1: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.1");
+const OID_FULCIO_ISSUER_V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.1");
 /// Fulcio OIDC issuer, current form: a DER UTF8String.
-const OID_FULCIO_ISSUER_V2: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.8");
+const OID_FULCIO_ISSUER_V2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.8");
 
 /// One subject alternative name.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -76,15 +74,14 @@ pub struct CertificateInfo {
 impl CertificateInfo {
     /// Parse a DER certificate.
     pub fn from_der(der: &[u8]) -> Result<CertificateInfo> {
-        let cert = Certificate::from_der(der).map_err(|e| {
-            Error::invalid_format(format!("certificate: not a DER X.509 certificate: {e}"))
-        })?;
+        let cert = Certificate::from_der(der)
+            .map_err(|e| Error::invalid_format(format!("certificate: not a DER X.509 certificate: {e}")))?;
         let tbs = cert.tbs_certificate();
-        let spki = tbs.subject_public_key_info().to_der().map_err(|e| {
-            Error::invalid_format(format!("certificate: cannot re-encode its public key: {e}"))
-        })?;
-        let public_key =
-            PublicKey::from_spki_der(&spki).map_err(|e| e.context("certificate public key"))?;
+        let spki = tbs
+            .subject_public_key_info()
+            .to_der()
+            .map_err(|e| Error::invalid_format(format!("certificate: cannot re-encode its public key: {e}")))?;
+        let public_key = PublicKey::from_spki_der(&spki).map_err(|e| e.context("certificate public key"))?;
         let mut sans = Vec::new();
         let mut issuer_v1 = None;
         let mut issuer_v2 = None;
@@ -92,22 +89,18 @@ impl CertificateInfo {
         for ext in tbs.extensions().map(|e| e.as_slice()).unwrap_or_default() {
             let value = ext.extn_value.as_bytes();
             if ext.extn_id == <SubjectAltName as x509_cert::der::oid::AssociatedOid>::OID {
-                let san = SubjectAltName::from_der(value).map_err(|e| {
-                    Error::invalid_format(format!("certificate: malformed SAN extension: {e}"))
-                })?;
+                let san = SubjectAltName::from_der(value)
+                    .map_err(|e| Error::invalid_format(format!("certificate: malformed SAN extension: {e}")))?;
                 sans.extend(san.0.iter().filter_map(san_of));
             } else if ext.extn_id == <ExtendedKeyUsage as x509_cert::der::oid::AssociatedOid>::OID {
-                let eku = ExtendedKeyUsage::from_der(value).map_err(|e| {
-                    Error::invalid_format(format!("certificate: malformed EKU extension: {e}"))
-                })?;
+                let eku = ExtendedKeyUsage::from_der(value)
+                    .map_err(|e| Error::invalid_format(format!("certificate: malformed EKU extension: {e}")))?;
                 code_signing = eku.0.contains(&OID_CODE_SIGNING);
             } else if ext.extn_id == OID_FULCIO_ISSUER_V1 {
                 issuer_v1 = Some(String::from_utf8_lossy(value).into_owned());
             } else if ext.extn_id == OID_FULCIO_ISSUER_V2 {
                 let s = Utf8StringRef::from_der(value).map_err(|e| {
-                    Error::invalid_format(format!(
-                        "certificate: Fulcio issuer extension is not a UTF8String: {e}"
-                    ))
+                    Error::invalid_format(format!("certificate: Fulcio issuer extension is not a UTF8String: {e}"))
                 })?;
                 issuer_v2 = Some(s.as_str().to_string());
             }
@@ -162,16 +155,8 @@ fn san_of(name: &GeneralName) -> Option<San> {
         GeneralName::UniformResourceIdentifier(s) => Some(San::Uri(s.to_string())),
         GeneralName::DnsName(s) => Some(San::Dns(s.to_string())),
         GeneralName::OtherName(other) => {
-            let value = other
-                .value
-                .decode_as::<Utf8StringRef<'_>>()
-                .ok()?
-                .as_str()
-                .to_string();
-            Some(San::Other {
-                oid: other.type_id.to_string(),
-                value,
-            })
+            let value = other.value.decode_as::<Utf8StringRef<'_>>().ok()?.as_str().to_string();
+            Some(San::Other { oid: other.type_id.to_string(), value })
         }
         _ => None,
     }
@@ -193,24 +178,15 @@ pub fn verify_chain(
     if authorities.is_empty() {
         return fail(
             FailureReason::UntrustedChain,
-            format!(
-                "the trusted root has no certificate authority valid at {}",
-                fmt_time(at)
-            ),
+            format!("the trusted root has no certificate authority valid at {}", fmt_time(at)),
         );
     }
-    let root_ders: Vec<CertificateDer<'_>> = authorities
-        .iter()
-        .filter_map(|chain| chain.last())
-        .map(|der| CertificateDer::from(der.as_slice()))
-        .collect();
+    let root_ders: Vec<CertificateDer<'_>> =
+        authorities.iter().filter_map(|chain| chain.last()).map(|der| CertificateDer::from(der.as_slice())).collect();
     let mut anchors = Vec::with_capacity(root_ders.len());
     for der in &root_ders {
         let anchor = webpki::anchor_from_trusted_cert(der).map_err(|e| {
-            Failure::new(
-                FailureReason::Malformed,
-                format!("trusted root CA certificate is unusable: {e}"),
-            )
+            Failure::new(FailureReason::Malformed, format!("trusted root CA certificate is unusable: {e}"))
         })?;
         anchors.push(anchor);
     }
@@ -222,39 +198,19 @@ pub fn verify_chain(
         .collect();
     let leaf_der = CertificateDer::from(leaf.der.as_slice());
     let ee = webpki::EndEntityCert::try_from(&leaf_der).map_err(|e| {
-        Failure::new(
-            FailureReason::Malformed,
-            format!("signing certificate is not a usable end-entity: {e}"),
-        )
+        Failure::new(FailureReason::Malformed, format!("signing certificate is not a usable end-entity: {e}"))
     })?;
-    let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
-        u64::try_from(at).unwrap_or(0),
-    ));
+    let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(u64::try_from(at).unwrap_or(0)));
     // Intermediates without an EKU are fine; the leaf's code-signing EKU was checked above.
     let usage = webpki::KeyUsage::required_if_present(DER_CODE_SIGNING);
-    match ee.verify_for_usage(
-        webpki::ALL_VERIFICATION_ALGS,
-        &anchors,
-        &intermediates,
-        time,
-        usage,
-        None,
-        None,
-    ) {
+    match ee.verify_for_usage(webpki::ALL_VERIFICATION_ALGS, &anchors, &intermediates, time, usage, None, None) {
         Ok(_) => Ok(()),
-        Err(e @ (webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. })) => {
-            fail(
-                FailureReason::CertificateExpired,
-                format!(
-                    "a certificate on the chain was not valid at {}: {e}",
-                    fmt_time(at)
-                ),
-            )
-        }
+        Err(e @ (webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. })) => fail(
+            FailureReason::CertificateExpired,
+            format!("a certificate on the chain was not valid at {}: {e}", fmt_time(at)),
+        ),
         #[allow(deprecated)]
-        Err(
-            e @ (webpki::Error::RequiredEkuNotFound | webpki::Error::RequiredEkuNotFoundContext(_)),
-        ) => fail(
+        Err(e @ (webpki::Error::RequiredEkuNotFound | webpki::Error::RequiredEkuNotFoundContext(_))) => fail(
             FailureReason::CertificateUnusable,
             format!("a certificate on the chain does not allow code signing: {e}"),
         ),

@@ -8,9 +8,7 @@
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
-use crate::model::bundle::{
-    Bundle, BundleContent, BundleVersion, TransparencyLogEntry, VerificationKey,
-};
+use crate::model::bundle::{Bundle, BundleContent, BundleVersion, TransparencyLogEntry, VerificationKey};
 use crate::model::cosign::LegacyLayerAnnotations;
 use crate::model::dsse::Envelope;
 use crate::model::rekor::RekorBundle;
@@ -80,18 +78,12 @@ impl SignedEntity {
 
     /// A bundle (DSSE, or message signature without its artifact).
     pub fn bundle(bundle: Bundle) -> SignedEntity {
-        SignedEntity::Bundle(BundleEntity {
-            bundle,
-            artifact: None,
-        })
+        SignedEntity::Bundle(BundleEntity { bundle, artifact: None })
     }
 
     /// A message-signature bundle with the bytes it signs.
     pub fn bundle_with_artifact(bundle: Bundle, artifact: Vec<u8>) -> SignedEntity {
-        SignedEntity::Bundle(BundleEntity {
-            bundle,
-            artifact: Some(artifact),
-        })
+        SignedEntity::Bundle(BundleEntity { bundle, artifact: Some(artifact) })
     }
 
     /// Which adapter this is.
@@ -107,17 +99,10 @@ impl SignedEntity {
 /// What was signed.
 pub(crate) enum Content<'a> {
     /// A DSSE envelope; `raw` is the exact envelope bytes when known (legacy layers).
-    Dsse {
-        envelope: Envelope,
-        raw: Option<&'a [u8]>,
-    },
+    Dsse { envelope: Envelope, raw: Option<&'a [u8]> },
     /// A signature over a message, known by its bytes (legacy `.sig`, bundle with artifact) and/or its
     /// SHA-256 digest.
-    Message {
-        payload: Option<&'a [u8]>,
-        sha256: Vec<u8>,
-        signature: Vec<u8>,
-    },
+    Message { payload: Option<&'a [u8]>, sha256: Vec<u8>, signature: Vec<u8> },
 }
 
 /// Who signed, as the entity claims it.
@@ -155,14 +140,10 @@ impl SignedEntity {
     pub(crate) fn normalize(&self) -> Result<Normalized<'_>> {
         match self {
             SignedEntity::LegacyAttestation(a) => {
-                let envelope =
-                    Envelope::parse(&a.layer).map_err(|e| e.context("legacy attestation layer"))?;
+                let envelope = Envelope::parse(&a.layer).map_err(|e| e.context("legacy attestation layer"))?;
                 Ok(Normalized {
                     kind: EntityKind::LegacyAttestation,
-                    content: Content::Dsse {
-                        envelope,
-                        raw: Some(&a.layer),
-                    },
+                    content: Content::Dsse { envelope, raw: Some(&a.layer) },
                     material: legacy_material(&a.annotations)?,
                     log: legacy_log(&a.annotations)?,
                     timestamps: legacy_timestamps(&a.annotations)?,
@@ -170,9 +151,7 @@ impl SignedEntity {
             }
             SignedEntity::LegacySignature(s) => {
                 let signature = s.annotations.signature_bytes()?.ok_or_else(|| {
-                    Error::invalid_format(
-                        "legacy signature layer: signature annotation is missing or empty",
-                    )
+                    Error::invalid_format("legacy signature layer: signature annotation is missing or empty")
                 })?;
                 Ok(Normalized {
                     kind: EntityKind::LegacySignature,
@@ -193,10 +172,7 @@ impl SignedEntity {
 
 fn legacy_material(annotations: &LegacyLayerAnnotations) -> Result<Material> {
     Ok(match annotations.certificate_der()? {
-        Some(leaf) => Material::Certificate {
-            leaf,
-            chain: annotations.chain_der()?,
-        },
+        Some(leaf) => Material::Certificate { leaf, chain: annotations.chain_der()? },
         None => Material::Key { hint: None },
     })
 }
@@ -221,29 +197,17 @@ fn normalize_bundle(b: &BundleEntity) -> Result<Normalized<'_>> {
     let bundle = &b.bundle;
     let vm = &bundle.verification_material;
     let material = match &vm.key {
-        VerificationKey::PublicKey(k) => Material::Key {
-            hint: (!k.hint.is_empty()).then(|| k.hint.clone()),
-        },
-        VerificationKey::Certificate(c) => Material::Certificate {
-            leaf: c.raw_bytes.clone(),
-            chain: Vec::new(),
-        },
+        VerificationKey::PublicKey(k) => Material::Key { hint: (!k.hint.is_empty()).then(|| k.hint.clone()) },
+        VerificationKey::Certificate(c) => Material::Certificate { leaf: c.raw_bytes.clone(), chain: Vec::new() },
         VerificationKey::X509CertificateChain(chain) => {
             let mut certs = chain.certificates.iter().map(|c| c.raw_bytes.clone());
-            let leaf = certs.next().ok_or_else(|| {
-                Error::invalid_format("Sigstore bundle: x509CertificateChain is empty")
-            })?;
-            Material::Certificate {
-                leaf,
-                chain: certs.collect(),
-            }
+            let leaf =
+                certs.next().ok_or_else(|| Error::invalid_format("Sigstore bundle: x509CertificateChain is empty"))?;
+            Material::Certificate { leaf, chain: certs.collect() }
         }
     };
     let content = match &bundle.content {
-        BundleContent::DsseEnvelope(envelope) => Content::Dsse {
-            envelope: envelope.clone(),
-            raw: None,
-        },
+        BundleContent::DsseEnvelope(envelope) => Content::Dsse { envelope: envelope.clone(), raw: None },
         BundleContent::MessageSignature(m) => {
             let artifact_digest = b.artifact.as_deref().map(|a| Sha256::digest(a).to_vec());
             let sha256 = match (&m.message_digest, artifact_digest) {
@@ -275,30 +239,14 @@ fn normalize_bundle(b: &BundleEntity) -> Result<Normalized<'_>> {
                     ));
                 }
             };
-            Content::Message {
-                payload: b.artifact.as_deref(),
-                sha256,
-                signature: m.signature.clone(),
-            }
+            Content::Message { payload: b.artifact.as_deref(), sha256, signature: m.signature.clone() }
         }
     };
-    let timestamps = vm
-        .timestamp_verification_data
-        .as_ref()
-        .map_or(0, |t| t.rfc3161_timestamps.len());
+    let timestamps = vm.timestamp_verification_data.as_ref().map_or(0, |t| t.rfc3161_timestamps.len());
     let log = if vm.tlog_entries.is_empty() {
         LogEvidence::None
     } else {
-        LogEvidence::Bundle {
-            version: bundle.version,
-            entries: &vm.tlog_entries,
-        }
+        LogEvidence::Bundle { version: bundle.version, entries: &vm.tlog_entries }
     };
-    Ok(Normalized {
-        kind: EntityKind::Bundle,
-        content,
-        material,
-        log,
-        timestamps,
-    })
+    Ok(Normalized { kind: EntityKind::Bundle, content, material, log, timestamps })
 }

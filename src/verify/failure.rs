@@ -110,10 +110,7 @@ pub struct Failure {
 impl Failure {
     /// A failure with `reason` and `message`.
     pub fn new(reason: FailureReason, message: impl Into<String>) -> Failure {
-        Failure {
-            reason,
-            message: message.into(),
-        }
+        Failure { reason, message: message.into() }
     }
 
     /// [`FailureReason::kind`] of the reason.

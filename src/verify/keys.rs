@@ -100,10 +100,7 @@ pub struct PublicKey {
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PublicKey")
-            .field("algorithm", &self.algorithm)
-            .field("key_id", &self.key_id)
-            .finish()
+        f.debug_struct("PublicKey").field("algorithm", &self.algorithm).field("key_id", &self.key_id).finish()
     }
 }
 
@@ -138,8 +135,7 @@ pub fn reject_kms_reference(reference: &str) -> Result<()> {
 impl PublicKey {
     /// Parse PEM text holding one `PUBLIC KEY` block (cosign's `key.pub` / `cosign public-key` output).
     pub fn from_pem(text: &[u8]) -> Result<PublicKey> {
-        let text = std::str::from_utf8(text)
-            .map_err(|_| Error::invalid_format("public key: PEM text is not UTF-8"))?;
+        let text = std::str::from_utf8(text).map_err(|_| Error::invalid_format("public key: PEM text is not UTF-8"))?;
         reject_kms_reference(text)?;
         let blocks = pem::decode_all(text).map_err(|e| e.context("public key"))?;
         let Some(block) = blocks.first() else {
@@ -161,51 +157,35 @@ impl PublicKey {
 
     /// Parse a DER SubjectPublicKeyInfo.
     pub fn from_spki_der(der: &[u8]) -> Result<PublicKey> {
-        let spki = SubjectPublicKeyInfoRef::from_der(der).map_err(|e| {
-            Error::invalid_format(format!("public key: not a DER SubjectPublicKeyInfo: {e}"))
-        })?;
-        let bits = spki.subject_public_key.as_bytes().ok_or_else(|| {
-            Error::invalid_format("public key: SubjectPublicKeyInfo key bit string has unused bits")
-        })?;
+        let spki = SubjectPublicKeyInfoRef::from_der(der)
+            .map_err(|e| Error::invalid_format(format!("public key: not a DER SubjectPublicKeyInfo: {e}")))?;
+        let bits = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| Error::invalid_format("public key: SubjectPublicKeyInfo key bit string has unused bits"))?;
         let oid = spki.algorithm.oid;
         let (algorithm, verifiers) = if oid == OID_EC_PUBLIC_KEY {
             let curve: ObjectIdentifier = spki
                 .algorithm
                 .parameters
                 .as_ref()
-                .ok_or_else(|| {
-                    Error::invalid_format("public key: EC key without curve parameters")
-                })?
+                .ok_or_else(|| Error::invalid_format("public key: EC key without curve parameters"))?
                 .decode_as()
-                .map_err(|e| {
-                    Error::invalid_format(format!("public key: EC curve is not a named curve: {e}"))
-                })?;
-            let (alg, params): (KeyAlgorithm, &'static signature::EcdsaVerificationAlgorithm) =
-                match curve {
-                    c if c == OID_P256 => {
-                        (KeyAlgorithm::EcdsaP256, &signature::ECDSA_P256_SHA256_ASN1)
-                    }
-                    c if c == OID_P384 => {
-                        (KeyAlgorithm::EcdsaP384, &signature::ECDSA_P384_SHA384_ASN1)
-                    }
-                    c if c == OID_P521 => {
-                        (KeyAlgorithm::EcdsaP521, &signature::ECDSA_P521_SHA512_ASN1)
-                    }
-                    c => {
-                        return Err(Error::new(
-                            ErrorKind::Unsupported,
-                            format!(
-                                "public key: EC curve {c} is not supported (P-256, P-384, P-521 are)"
-                            ),
-                        ));
-                    }
-                };
+                .map_err(|e| Error::invalid_format(format!("public key: EC curve is not a named curve: {e}")))?;
+            let (alg, params): (KeyAlgorithm, &'static signature::EcdsaVerificationAlgorithm) = match curve {
+                c if c == OID_P256 => (KeyAlgorithm::EcdsaP256, &signature::ECDSA_P256_SHA256_ASN1),
+                c if c == OID_P384 => (KeyAlgorithm::EcdsaP384, &signature::ECDSA_P384_SHA384_ASN1),
+                c if c == OID_P521 => (KeyAlgorithm::EcdsaP521, &signature::ECDSA_P521_SHA512_ASN1),
+                c => {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!("public key: EC curve {c} is not supported (P-256, P-384, P-521 are)"),
+                    ));
+                }
+            };
             (alg, vec![(parse(params, bits)?, None)])
         } else if oid == OID_ED25519 {
-            (
-                KeyAlgorithm::Ed25519,
-                vec![(parse(&signature::ED25519, bits)?, None)],
-            )
+            (KeyAlgorithm::Ed25519, vec![(parse(&signature::ED25519, bits)?, None)])
         } else if oid == OID_RSA {
             let pkcs1 = parse(&signature::RSA_PKCS1_2048_8192_SHA256, bits)?;
             let pss = parse(&signature::RSA_PSS_2048_8192_SHA256, bits)?;
@@ -213,32 +193,17 @@ impl PublicKey {
             if !(2048..=8192).contains(&size) {
                 return Err(Error::new(
                     ErrorKind::Unsupported,
-                    format!(
-                        "public key: RSA modulus of {size} bits is outside the accepted 2048–8192"
-                    ),
+                    format!("public key: RSA modulus of {size} bits is outside the accepted 2048–8192"),
                 ));
             }
-            (
-                KeyAlgorithm::Rsa { bits: size },
-                vec![
-                    (pkcs1, Some(RsaPadding::Pkcs1v15)),
-                    (pss, Some(RsaPadding::Pss)),
-                ],
-            )
+            (KeyAlgorithm::Rsa { bits: size }, vec![(pkcs1, Some(RsaPadding::Pkcs1v15)), (pss, Some(RsaPadding::Pss))])
         } else {
             return Err(Error::new(
                 ErrorKind::Unsupported,
-                format!(
-                    "public key: algorithm {oid} is not supported (ECDSA, Ed25519 and RSA are)"
-                ),
+                format!("public key: algorithm {oid} is not supported (ECDSA, Ed25519 and RSA are)"),
             ));
         };
-        Ok(PublicKey {
-            spki_der: der.to_vec(),
-            algorithm,
-            key_id: key_id_of(der),
-            verifiers,
-        })
+        Ok(PublicKey { spki_der: der.to_vec(), algorithm, key_id: key_id_of(der), verifiers })
     }
 
     /// The DER SubjectPublicKeyInfo.
@@ -261,43 +226,26 @@ impl PublicKey {
         self.verifiers
             .iter()
             .find(|(key, _)| key.verify_sig(message, signature).is_ok())
-            .map(|(_, padding)| SignatureScheme {
-                algorithm: self.algorithm,
-                rsa_padding: *padding,
-            })
+            .map(|(_, padding)| SignatureScheme { algorithm: self.algorithm, rsa_padding: *padding })
     }
 
     /// Verify `signature` over a message known only by its SHA-256 digest (a bundle `messageSignature`
     /// without the artifact). Only keys whose scheme hashes with SHA-256 can do this; Ed25519 and the
     /// larger curves return `None`.
-    pub fn verify_sha256_prehashed(
-        &self,
-        sha256: &[u8],
-        signature: &[u8],
-    ) -> Option<SignatureScheme> {
-        if !matches!(
-            self.algorithm,
-            KeyAlgorithm::EcdsaP256 | KeyAlgorithm::Rsa { .. }
-        ) {
+    pub fn verify_sha256_prehashed(&self, sha256: &[u8], signature: &[u8]) -> Option<SignatureScheme> {
+        if !matches!(self.algorithm, KeyAlgorithm::EcdsaP256 | KeyAlgorithm::Rsa { .. }) {
             return None;
         }
         let digest = digest::Digest::import_less_safe(sha256, &digest::SHA256).ok()?;
         self.verifiers
             .iter()
             .find(|(key, _)| key.verify_digest_sig(&digest, signature).is_ok())
-            .map(|(_, padding)| SignatureScheme {
-                algorithm: self.algorithm,
-                rsa_padding: *padding,
-            })
+            .map(|(_, padding)| SignatureScheme { algorithm: self.algorithm, rsa_padding: *padding })
     }
 }
 
-fn parse(
-    alg: &'static dyn signature::VerificationAlgorithm,
-    bits: &[u8],
-) -> Result<ParsedPublicKey> {
-    ParsedPublicKey::new(alg, bits)
-        .map_err(|e| Error::invalid_format(format!("public key: rejected: {e}")))
+fn parse(alg: &'static dyn signature::VerificationAlgorithm, bits: &[u8]) -> Result<ParsedPublicKey> {
+    ParsedPublicKey::new(alg, bits).map_err(|e| Error::invalid_format(format!("public key: rejected: {e}")))
 }
 
 // The modulus size of a PKCS#1 RSAPublicKey (SEQUENCE { modulus INTEGER, exponent INTEGER }).
@@ -309,9 +257,7 @@ fn rsa_modulus_bits(rsa_public_key: &[u8]) -> Result<usize> {
     let m = key
         .first()
         .filter(|_| key.len() == 2)
-        .ok_or_else(|| {
-            Error::invalid_format("public key: RSA public key is not (modulus, exponent)")
-        })?
+        .ok_or_else(|| Error::invalid_format("public key: RSA public key is not (modulus, exponent)"))?
         .as_bytes();
     let lead = m.first().map_or(0, |b| 8 - b.leading_zeros() as usize);
     Ok(m.len().saturating_sub(1) * 8 + lead)
@@ -326,33 +272,20 @@ mod tests {
 
     fn pem_of(der: &[u8]) -> Vec<u8> {
         use x509_cert::der::pem::{LineEnding, encode_string};
-        encode_string("PUBLIC KEY", LineEnding::LF, der)
-            .unwrap()
-            .into_bytes()
+        encode_string("PUBLIC KEY", LineEnding::LF, der).unwrap().into_bytes()
     }
 
     #[test]
     fn ecdsa_curves_use_cosign_hashes() {
         let rng = SystemRandom::new();
         for (signing, alg) in [
-            (
-                &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-                KeyAlgorithm::EcdsaP256,
-            ),
-            (
-                &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
-                KeyAlgorithm::EcdsaP384,
-            ),
-            (
-                &signature::ECDSA_P521_SHA512_ASN1_SIGNING,
-                KeyAlgorithm::EcdsaP521,
-            ),
+            (&signature::ECDSA_P256_SHA256_ASN1_SIGNING, KeyAlgorithm::EcdsaP256),
+            (&signature::ECDSA_P384_SHA384_ASN1_SIGNING, KeyAlgorithm::EcdsaP384),
+            (&signature::ECDSA_P521_SHA512_ASN1_SIGNING, KeyAlgorithm::EcdsaP521),
         ] {
             let kp = EcdsaKeyPair::generate(signing).unwrap();
-            let spki = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(
-                kp.public_key(),
-            )
-            .unwrap();
+            let spki =
+                aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(kp.public_key()).unwrap();
             let key = PublicKey::from_pem(&pem_of(spki.as_ref())).unwrap();
             assert_eq!(key.algorithm(), alg);
             let sig = kp.sign(&rng, b"hello").unwrap();
@@ -367,46 +300,30 @@ mod tests {
     fn ed25519_and_rsa_paddings() {
         let rng = SystemRandom::new();
         let ed = Ed25519KeyPair::generate().unwrap();
-        let spki = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(
-            ed.public_key(),
-        )
-        .unwrap();
+        let spki =
+            aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(ed.public_key()).unwrap();
         let key = PublicKey::from_spki_der(spki.as_ref()).unwrap();
         assert_eq!(key.algorithm(), KeyAlgorithm::Ed25519);
         assert!(key.verify(b"m", ed.sign(b"m").as_ref()).is_some());
 
         let rsa = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
-        let spki = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(
-            rsa.public_key(),
-        )
-        .unwrap();
+        let spki =
+            aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(rsa.public_key()).unwrap();
         let key = PublicKey::from_spki_der(spki.as_ref()).unwrap();
         assert_eq!(key.algorithm(), KeyAlgorithm::Rsa { bits: 2048 });
         let mut sig = vec![0; rsa.public_modulus_len()];
-        rsa.sign(&signature::RSA_PKCS1_SHA256, &rng, b"m", &mut sig)
-            .unwrap();
-        assert_eq!(
-            key.verify(b"m", &sig).unwrap().rsa_padding,
-            Some(RsaPadding::Pkcs1v15)
-        );
+        rsa.sign(&signature::RSA_PKCS1_SHA256, &rng, b"m", &mut sig).unwrap();
+        assert_eq!(key.verify(b"m", &sig).unwrap().rsa_padding, Some(RsaPadding::Pkcs1v15));
         let prehash = Sha256::digest(b"m");
         assert!(key.verify_sha256_prehashed(&prehash, &sig).is_some());
-        rsa.sign(&signature::RSA_PSS_SHA256, &rng, b"m", &mut sig)
-            .unwrap();
-        assert_eq!(
-            key.verify(b"m", &sig).unwrap().rsa_padding,
-            Some(RsaPadding::Pss)
-        );
+        rsa.sign(&signature::RSA_PSS_SHA256, &rng, b"m", &mut sig).unwrap();
+        assert_eq!(key.verify(b"m", &sig).unwrap().rsa_padding, Some(RsaPadding::Pss));
         assert!(key.verify(b"n", &sig).is_none());
     }
 
     #[test]
     fn kms_references_explain_export() {
-        for uri in [
-            "awskms://arn:aws:kms:us-west-2:1:key/abc",
-            "gcpkms://projects/p/keys/k",
-            "hashivault://k",
-        ] {
+        for uri in ["awskms://arn:aws:kms:us-west-2:1:key/abc", "gcpkms://projects/p/keys/k", "hashivault://k"] {
             let err = PublicKey::from_pem(uri.as_bytes()).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidInput);
             assert!(err.message().contains("cosign public-key --key"), "{err}");
@@ -417,10 +334,7 @@ mod tests {
     #[test]
     fn hostile_input_is_an_error() {
         assert!(PublicKey::from_pem(b"").is_err());
-        assert!(
-            PublicKey::from_pem(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
-                .is_err()
-        );
+        assert!(PublicKey::from_pem(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err());
         assert!(PublicKey::from_spki_der(&[0x30, 0x03, 0x02, 0x01, 0x00]).is_err());
     }
 }

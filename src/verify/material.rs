@@ -58,12 +58,7 @@ impl TrustedMaterial {
                 } else {
                     ca.uri.clone()
                 },
-                chain: ca
-                    .cert_chain
-                    .certificates
-                    .iter()
-                    .map(|c| c.raw_bytes.clone())
-                    .collect(),
+                chain: ca.cert_chain.certificates.iter().map(|c| c.raw_bytes.clone()).collect(),
                 valid_for: ca.valid_for.clone(),
             })
             .collect();
@@ -76,15 +71,9 @@ impl TrustedMaterial {
             return fail(
                 FailureReason::UnknownLog,
                 if self.logs.is_empty() {
-                    format!(
-                        "log entry names log {}, but no trusted root with log keys was given",
-                        hex::encode(id)
-                    )
+                    format!("log entry names log {}, but no trusted root with log keys was given", hex::encode(id))
                 } else {
-                    format!(
-                        "log entry names log {}, which is not in the trusted root",
-                        hex::encode(id)
-                    )
+                    format!("log entry names log {}, which is not in the trusted root", hex::encode(id))
                 },
             );
         };
@@ -104,9 +93,6 @@ impl TrustedMaterial {
 
     /// The authorities valid at `at`.
     pub fn authorities_at(&self, at: i64) -> Vec<&Authority> {
-        self.authorities
-            .iter()
-            .filter(|a| a.valid_for.as_ref().is_none_or(|v| v.contains(at)))
-            .collect()
+        self.authorities.iter().filter(|a| a.valid_for.as_ref().is_none_or(|v| v.contains(at))).collect()
     }
 }

@@ -43,9 +43,7 @@ impl std::fmt::Display for ProofError {
             ProofError::CheckpointMismatch(m) => {
                 write!(f, "checkpoint does not match the proof: {m}")
             }
-            ProofError::CheckpointSignature => {
-                f.write_str("no checkpoint signature verifies under the log key")
-            }
+            ProofError::CheckpointSignature => f.write_str("no checkpoint signature verifies under the log key"),
         }
     }
 }
@@ -77,23 +75,16 @@ pub fn verify_inclusion(
     root: &[u8],
 ) -> Result<(), ProofError> {
     if index >= tree_size {
-        return Err(ProofError::BadShape(format!(
-            "leaf index {index} is not below tree size {tree_size}"
-        )));
+        return Err(ProofError::BadShape(format!("leaf index {index} is not below tree size {tree_size}")));
     }
     if let Some(bad) = path.iter().find(|p| p.len() != 32) {
-        return Err(ProofError::BadShape(format!(
-            "a path hash is {} bytes, not 32",
-            bad.len()
-        )));
+        return Err(ProofError::BadShape(format!("a path hash is {} bytes, not 32", bad.len())));
     }
     let (mut fnode, mut snode) = (index, tree_size - 1);
     let mut r = *leaf;
     for p in path {
         if snode == 0 {
-            return Err(ProofError::BadShape(
-                "audit path is longer than the tree is deep".into(),
-            ));
+            return Err(ProofError::BadShape("audit path is longer than the tree is deep".into()));
         }
         if fnode & 1 == 1 || fnode == snode {
             r = node_hash(p, &r);
@@ -110,15 +101,10 @@ pub fn verify_inclusion(
         snode >>= 1;
     }
     if snode != 0 {
-        return Err(ProofError::BadShape(
-            "audit path is shorter than the tree is deep".into(),
-        ));
+        return Err(ProofError::BadShape("audit path is shorter than the tree is deep".into()));
     }
     if r.as_slice() != root {
-        return Err(ProofError::RootMismatch {
-            computed: r.to_vec(),
-            claimed: root.to_vec(),
-        });
+        return Err(ProofError::RootMismatch { computed: r.to_vec(), claimed: root.to_vec() });
     }
     Ok(())
 }
@@ -139,20 +125,13 @@ pub struct Checkpoint {
 /// Note layout: `<origin>\n<size>\n<base64 root>\n[extension lines\n]\n— <name> <base64(hint ‖ sig)>\n…`.
 /// The signed text is everything before the blank line, including its final newline. Signature lines
 /// whose 4-byte hint differs from the first bytes of `log_id` are skipped (they belong to witnesses).
-pub fn verify_checkpoint(
-    note: &str,
-    log_key: &PublicKey,
-    log_id: &[u8],
-) -> Result<Checkpoint, ProofError> {
-    let split = note.find("\n\n").ok_or_else(|| {
-        ProofError::MalformedCheckpoint("no blank line between text and signatures".into())
-    })?;
+pub fn verify_checkpoint(note: &str, log_key: &PublicKey, log_id: &[u8]) -> Result<Checkpoint, ProofError> {
+    let split = note
+        .find("\n\n")
+        .ok_or_else(|| ProofError::MalformedCheckpoint("no blank line between text and signatures".into()))?;
     let (text, sigs) = (&note[..split + 1], &note[split + 2..]);
     let mut lines = text.lines();
-    let origin = lines
-        .next()
-        .filter(|l| !l.is_empty())
-        .ok_or_else(|| bad("empty origin line"))?;
+    let origin = lines.next().filter(|l| !l.is_empty()).ok_or_else(|| bad("empty origin line"))?;
     let tree_size = lines
         .next()
         .and_then(|l| l.parse::<u64>().ok())
@@ -165,15 +144,9 @@ pub fn verify_checkpoint(
     let mut any_line = false;
     for line in sigs.lines().filter(|l| !l.is_empty()) {
         any_line = true;
-        let rest = line
-            .strip_prefix("\u{2014} ")
-            .ok_or_else(|| bad("signature line does not start with `— `"))?;
-        let (_name, b64) = rest
-            .rsplit_once(' ')
-            .ok_or_else(|| bad("signature line has no key name"))?;
-        let raw = STANDARD
-            .decode(b64)
-            .map_err(|_| bad("signature is not base64"))?;
+        let rest = line.strip_prefix("\u{2014} ").ok_or_else(|| bad("signature line does not start with `— `"))?;
+        let (_name, b64) = rest.rsplit_once(' ').ok_or_else(|| bad("signature line has no key name"))?;
+        let raw = STANDARD.decode(b64).map_err(|_| bad("signature is not base64"))?;
         if raw.len() < 5 {
             return Err(bad("signature is shorter than its key hint"));
         }
@@ -182,11 +155,7 @@ pub fn verify_checkpoint(
             continue;
         }
         if log_key.verify(text.as_bytes(), sig).is_some() {
-            return Ok(Checkpoint {
-                origin: origin.to_string(),
-                tree_size,
-                root_hash,
-            });
+            return Ok(Checkpoint { origin: origin.to_string(), tree_size, root_hash });
         }
     }
     if !any_line {
@@ -239,15 +208,11 @@ mod tests {
                 // Wrong index or corrupted path fails.
                 if n > 1 {
                     let other = (m + 1) % n;
-                    assert!(
-                        verify_inclusion(other as u64, n as u64, &leaves[m], &p, &root).is_err()
-                    );
+                    assert!(verify_inclusion(other as u64, n as u64, &leaves[m], &p, &root).is_err());
                     if let Some(first) = p.first() {
                         let mut q = p.clone();
                         q[0] = first.iter().map(|b| b ^ 1).collect();
-                        assert!(
-                            verify_inclusion(m as u64, n as u64, &leaves[m], &q, &root).is_err()
-                        );
+                        assert!(verify_inclusion(m as u64, n as u64, &leaves[m], &q, &root).is_err());
                     }
                 }
             }
@@ -257,18 +222,9 @@ mod tests {
     #[test]
     fn shape_errors() {
         let leaf = leaf_hash(b"x");
-        assert!(matches!(
-            verify_inclusion(1, 1, &leaf, &[], &leaf),
-            Err(ProofError::BadShape(_))
-        ));
-        assert!(matches!(
-            verify_inclusion(0, 2, &leaf, &[], &leaf),
-            Err(ProofError::BadShape(_))
-        ));
-        assert!(matches!(
-            verify_inclusion(0, 1, &leaf, &[vec![0; 32]], &leaf),
-            Err(ProofError::BadShape(_))
-        ));
+        assert!(matches!(verify_inclusion(1, 1, &leaf, &[], &leaf), Err(ProofError::BadShape(_))));
+        assert!(matches!(verify_inclusion(0, 2, &leaf, &[], &leaf), Err(ProofError::BadShape(_))));
+        assert!(matches!(verify_inclusion(0, 1, &leaf, &[vec![0; 32]], &leaf), Err(ProofError::BadShape(_))));
         verify_inclusion(0, 1, &leaf, &[], &leaf).unwrap();
     }
 }

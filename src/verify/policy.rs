@@ -31,9 +31,9 @@ impl Matcher {
 
     /// A regular-expression matcher; an invalid expression is an [`crate::ErrorKind::InvalidInput`] error.
     pub fn regex(pattern: &str) -> Result<Matcher> {
-        Regex::new(pattern).map(Matcher::Regex).map_err(|e| {
-            Error::invalid_input(format!("invalid regular expression {pattern:?}: {e}"))
-        })
+        Regex::new(pattern)
+            .map(Matcher::Regex)
+            .map_err(|e| Error::invalid_input(format!("invalid regular expression {pattern:?}: {e}")))
     }
 
     /// Whether `value` matches.
@@ -77,9 +77,7 @@ impl CertificateIdentity {
 
     /// Whether the issuer matcher accepts the certificate's issuer.
     pub(crate) fn issuer_matches(&self, cert: &CertificateInfo) -> bool {
-        cert.oidc_issuer
-            .as_deref()
-            .is_some_and(|i| self.issuer.matches(i))
+        cert.oidc_issuer.as_deref().is_some_and(|i| self.issuer.matches(i))
     }
 }
 

@@ -56,10 +56,7 @@ fn verify_set(log: &LogKey, payload: &RekorPayload, set: &[u8]) -> Result<(), Fa
 }
 
 /// Verify a legacy `dev.sigstore.cosign/bundle` annotation's SET.
-pub(crate) fn verify_legacy(
-    material: &TrustedMaterial,
-    b: &RekorBundle,
-) -> Result<LogEntryCheck, Failure> {
+pub(crate) fn verify_legacy(material: &TrustedMaterial, b: &RekorBundle) -> Result<LogEntryCheck, Failure> {
     let log = material.log(&b.log_id, b.payload.integrated_time)?;
     verify_set(log, &b.payload, &b.signed_entry_timestamp)?;
     Ok(LogEntryCheck {
@@ -94,19 +91,13 @@ pub(crate) fn verify_bundle_entry(
     if version >= BundleVersion::V0_2 && entry.inclusion_proof.is_none() {
         return fail(
             FailureReason::MissingInclusionProof,
-            format!(
-                "log entry {} has no inclusion proof, which bundles v0.2 and later require",
-                entry.log_index
-            ),
+            format!("log entry {} has no inclusion proof, which bundles v0.2 and later require", entry.log_index),
         );
     }
     if version == BundleVersion::V0_1 && entry.inclusion_promise.is_none() {
         return fail(
             FailureReason::MissingInclusionPromise,
-            format!(
-                "log entry {} has no signed entry timestamp, which v0.1 bundles require",
-                entry.log_index
-            ),
+            format!("log entry {} has no signed entry timestamp, which v0.1 bundles require", entry.log_index),
         );
     }
     let mut promise_verified = false;
@@ -124,18 +115,10 @@ pub(crate) fn verify_bundle_entry(
         None => None,
         Some(p) => {
             let bad = |m: String| Failure::new(FailureReason::InclusionProofInvalid, m);
-            let index = u64::try_from(p.log_index)
-                .map_err(|_| bad(format!("negative proof index {}", p.log_index)))?;
-            let size = u64::try_from(p.tree_size)
-                .map_err(|_| bad(format!("negative tree size {}", p.tree_size)))?;
-            verify_inclusion(
-                index,
-                size,
-                &leaf_hash(&entry.canonicalized_body),
-                &p.hashes,
-                &p.root_hash,
-            )
-            .map_err(|e| bad(format!("log entry {}: {e}", entry.log_index)))?;
+            let index = u64::try_from(p.log_index).map_err(|_| bad(format!("negative proof index {}", p.log_index)))?;
+            let size = u64::try_from(p.tree_size).map_err(|_| bad(format!("negative tree size {}", p.tree_size)))?;
+            verify_inclusion(index, size, &leaf_hash(&entry.canonicalized_body), &p.hashes, &p.root_hash)
+                .map_err(|e| bad(format!("log entry {}: {e}", entry.log_index)))?;
             let cp = verify_checkpoint(&p.checkpoint.envelope, &log.key, &log.id)
                 .map_err(|e| bad(format!("log entry {}: {e}", entry.log_index)))?;
             if cp.tree_size != size || cp.root_hash != p.root_hash {
@@ -158,10 +141,7 @@ pub(crate) fn verify_bundle_entry(
     if !promise_verified && proof.is_none() {
         return fail(
             FailureReason::MissingInclusionPromise,
-            format!(
-                "log entry {} has neither a signed entry timestamp nor an inclusion proof",
-                entry.log_index
-            ),
+            format!("log entry {} has neither a signed entry timestamp nor an inclusion proof", entry.log_index),
         );
     }
     Ok(LogEntryCheck {
@@ -209,18 +189,12 @@ impl Binding<'_> {
 
 fn check_hash(what: &str, logged: &RekorHash, actual: Option<&String>) -> Result<(), Failure> {
     let Some(actual) = actual else {
-        return fail(
-            FailureReason::BodyMismatch,
-            format!("log entry records {what}, which this attestation lacks"),
-        );
+        return fail(FailureReason::BodyMismatch, format!("log entry records {what}, which this attestation lacks"));
     };
     if !logged.is_sha256(actual) {
         return fail(
             FailureReason::BodyMismatch,
-            format!(
-                "log entry {what} is {}:{}, the attestation's is sha256:{actual}",
-                logged.algorithm, logged.value
-            ),
+            format!("log entry {what} is {}:{}, the attestation's is sha256:{actual}", logged.algorithm, logged.value),
         );
     }
     Ok(())
@@ -231,79 +205,51 @@ fn check_hash(what: &str, logged: &RekorHash, actual: Option<&String>) -> Result
 pub(crate) fn bind_body(body: &RekorBody, b: &Binding<'_>) -> Result<(), Failure> {
     let kind = format!("{}/{}", body.kind, body.api_version);
     let is_dsse = b.payload_sha256.is_some();
-    let mismatch = |m: &str| {
-        Failure::new(
-            FailureReason::BodyMismatch,
-            format!("{kind} log entry: {m}"),
-        )
-    };
+    let mismatch = |m: &str| Failure::new(FailureReason::BodyMismatch, format!("{kind} log entry: {m}"));
     let signature_logged = |sigs: &[crate::model::rekor::EntrySignature]| {
-        if sigs
-            .iter()
-            .any(|s| s.signature == b.signature && b.key_matches(&s.public_key_pem))
-        {
+        if sigs.iter().any(|s| s.signature == b.signature && b.key_matches(&s.public_key_pem)) {
             Ok(())
         } else if sigs.iter().any(|s| s.signature == b.signature) {
-            Err(mismatch(
-                "the logged key or certificate is not the one that signed",
-            ))
+            Err(mismatch("the logged key or certificate is not the one that signed"))
         } else {
-            Err(mismatch(
-                "the signature that verified is not the logged one",
-            ))
+            Err(mismatch("the signature that verified is not the logged one"))
         }
     };
     match &body.spec {
-        RekorSpec::HashedRekordV001(_) | RekorSpec::RekordV001(_) if is_dsse => Err(mismatch(
-            "a message-signature entry cannot describe a DSSE envelope",
-        )),
+        RekorSpec::HashedRekordV001(_) | RekorSpec::RekordV001(_) if is_dsse => {
+            Err(mismatch("a message-signature entry cannot describe a DSSE envelope"))
+        }
         RekorSpec::HashedRekordV001(_) | RekorSpec::RekordV001(_) => {
-            let hash = body
-                .artifact_hash()
-                .ok_or_else(|| mismatch("no artifact hash logged"))?;
-            check_hash("artifact hash", hash, b.message_sha256.as_ref())
-                .map_err(|f| f.context(&kind))?;
+            let hash = body.artifact_hash().ok_or_else(|| mismatch("no artifact hash logged"))?;
+            check_hash("artifact hash", hash, b.message_sha256.as_ref()).map_err(|f| f.context(&kind))?;
             signature_logged(&body.signatures())
         }
-        _ if !is_dsse => Err(mismatch(
-            "an envelope entry cannot describe a message signature",
-        )),
+        _ if !is_dsse => Err(mismatch("an envelope entry cannot describe a message signature")),
         RekorSpec::IntotoV001(s) => {
             let Some(layer) = &b.layer_sha256 else {
                 return Err(Failure::new(
                     FailureReason::Unsupported,
-                    format!(
-                        "{kind} log entries commit to the original envelope bytes, which a bundle does not keep"
-                    ),
+                    format!("{kind} log entries commit to the original envelope bytes, which a bundle does not keep"),
                 ));
             };
             check_hash("envelope hash", &s.hash, Some(layer)).map_err(|f| f.context(&kind))?;
             if let Some(ph) = &s.payload_hash {
-                check_hash("payload hash", ph, b.payload_sha256.as_ref())
-                    .map_err(|f| f.context(&kind))?;
+                check_hash("payload hash", ph, b.payload_sha256.as_ref()).map_err(|f| f.context(&kind))?;
             }
             if b.key_matches(&s.public_key_pem) {
                 Ok(())
             } else {
-                Err(mismatch(
-                    "the logged key or certificate is not the one that signed",
-                ))
+                Err(mismatch("the logged key or certificate is not the one that signed"))
             }
         }
         RekorSpec::IntotoV002(_) | RekorSpec::DsseV001(_) => {
             if let (Some(layer), Some(h)) = (&b.layer_sha256, body.artifact_hash()) {
                 check_hash("envelope hash", h, Some(layer)).map_err(|f| f.context(&kind))?;
             }
-            let ph = body
-                .payload_hash()
-                .ok_or_else(|| mismatch("no payload hash logged"))?;
-            check_hash("payload hash", ph, b.payload_sha256.as_ref())
-                .map_err(|f| f.context(&kind))?;
+            let ph = body.payload_hash().ok_or_else(|| mismatch("no payload hash logged"))?;
+            check_hash("payload hash", ph, b.payload_sha256.as_ref()).map_err(|f| f.context(&kind))?;
             signature_logged(&body.signatures())
         }
-        RekorSpec::Other => Err(Failure::new(
-            FailureReason::Unsupported,
-            format!("unsupported log entry kind {kind}"),
-        )),
+        RekorSpec::Other => Err(Failure::new(FailureReason::Unsupported, format!("unsupported log entry kind {kind}"))),
     }
 }

@@ -76,11 +76,7 @@ impl Verifier {
     }
 
     /// Verify every entity against the same image, in parallel (rayon); results keep the input order.
-    pub fn verify_all(
-        &self,
-        entities: &[SignedEntity],
-        image: &Digest,
-    ) -> Vec<Result<Verification, Failure>> {
+    pub fn verify_all(&self, entities: &[SignedEntity], image: &Digest) -> Vec<Result<Verification, Failure>> {
         entities.par_iter().map(|e| self.verify(e, image)).collect()
     }
 
@@ -110,17 +106,12 @@ impl Verifier {
             timestamps: if n.timestamps == 0 {
                 TimestampCheck::None
             } else {
-                TimestampCheck::NotChecked {
-                    count: n.timestamps,
-                }
+                TimestampCheck::NotChecked { count: n.timestamps }
             },
         })
     }
 
-    fn check_log(
-        &self,
-        n: &Normalized<'_>,
-    ) -> Result<(LogCheck, Vec<RekorBody>, Option<i64>), Failure> {
+    fn check_log(&self, n: &Normalized<'_>) -> Result<(LogCheck, Vec<RekorBody>, Option<i64>), Failure> {
         if self.policy.insecure_ignore_tlog {
             return Ok((LogCheck::Skipped, Vec::new(), None));
         }
@@ -133,27 +124,18 @@ impl Verifier {
             LogEvidence::Legacy(b) => {
                 let check = verify_legacy(&self.material, b)?;
                 let time = check.integrated_time;
-                Ok((
-                    LogCheck::Verified {
-                        entries: vec![check],
-                    },
-                    vec![b.body.clone()],
-                    Some(time),
-                ))
+                Ok((LogCheck::Verified { entries: vec![check] }, vec![b.body.clone()], Some(time)))
             }
             LogEvidence::Bundle { version, entries } => {
                 let mut checks = Vec::with_capacity(entries.len());
                 let mut bodies = Vec::with_capacity(entries.len());
                 let mut time: Option<i64> = None;
                 for entry in entries.iter() {
-                    let body = RekorBody::parse(&entry.canonicalized_body).map_err(|e| {
-                        Failure::from(e).context(format!("log entry {}", entry.log_index))
-                    })?;
+                    let body = RekorBody::parse(&entry.canonicalized_body)
+                        .map_err(|e| Failure::from(e).context(format!("log entry {}", entry.log_index)))?;
                     let check = verify_bundle_entry(&self.material, *version, entry, &body)?;
                     if check.promise_verified {
-                        time = Some(
-                            time.map_or(check.integrated_time, |t| t.min(check.integrated_time)),
-                        );
+                        time = Some(time.map_or(check.integrated_time, |t| t.min(check.integrated_time)));
                     }
                     checks.push(check);
                     bodies.push(body);
@@ -163,11 +145,7 @@ impl Verifier {
         }
     }
 
-    fn check_signer(
-        &self,
-        n: &Normalized<'_>,
-        trusted_time: Option<i64>,
-    ) -> Result<Signed, Failure> {
+    fn check_signer(&self, n: &Normalized<'_>, trusted_time: Option<i64>) -> Result<Signed, Failure> {
         match &n.material {
             Material::Key { hint } => {
                 if self.policy.keys.is_empty() {
@@ -177,12 +155,7 @@ impl Verifier {
                     );
                 }
                 let candidates: Vec<&PublicKey> = match hint {
-                    Some(h) => self
-                        .policy
-                        .keys
-                        .iter()
-                        .filter(|k| k.key_id() == h)
-                        .collect(),
+                    Some(h) => self.policy.keys.iter().filter(|k| k.key_id() == h).collect(),
                     None => self.policy.keys.iter().collect(),
                 };
                 if candidates.is_empty() {
@@ -197,9 +170,7 @@ impl Verifier {
                 }
                 let (index, key, scheme, signature) = verify_content(&n.content, &candidates)?;
                 Ok(Signed {
-                    signer: Signer::Key {
-                        key_id: key.key_id().to_string(),
-                    },
+                    signer: Signer::Key { key_id: key.key_id().to_string() },
                     scheme,
                     index,
                     signature,
@@ -211,17 +182,10 @@ impl Verifier {
             Material::Certificate { leaf, chain } => {
                 let cert = CertificateInfo::from_der(leaf).map_err(Failure::from)?;
                 // A certificate whose key the user trusts directly verifies as that key (cosign `--key`).
-                if let Some(key) = self
-                    .policy
-                    .keys
-                    .iter()
-                    .find(|k| k.spki_der() == cert.public_key.spki_der())
-                {
+                if let Some(key) = self.policy.keys.iter().find(|k| k.spki_der() == cert.public_key.spki_der()) {
                     let (index, key, scheme, signature) = verify_content(&n.content, &[key])?;
                     return Ok(Signed {
-                        signer: Signer::Key {
-                            key_id: key.key_id().to_string(),
-                        },
+                        signer: Signer::Key { key_id: key.key_id().to_string() },
                         scheme,
                         index,
                         signature,
@@ -239,9 +203,7 @@ impl Verifier {
                 }
                 let at = match trusted_time {
                     Some(t) => t,
-                    None if self.policy.insecure_ignore_tlog => {
-                        self.policy.verification_time.unwrap_or_else(now)
-                    }
+                    None if self.policy.insecure_ignore_tlog => self.policy.verification_time.unwrap_or_else(now),
                     None => {
                         return fail(
                             FailureReason::NoTrustedTime,
@@ -251,8 +213,7 @@ impl Verifier {
                     }
                 };
                 let authority = self.check_chain(&cert, chain, at)?;
-                let (index, _, scheme, signature) =
-                    verify_content(&n.content, &[&cert.public_key])?;
+                let (index, _, scheme, signature) = verify_content(&n.content, &[&cert.public_key])?;
                 Ok(Signed {
                     signer: Signer::Certificate {
                         identity: String::new(),
@@ -273,21 +234,13 @@ impl Verifier {
     }
 
     // Try each CA valid at `at`; report the most specific failure when none accepts the chain.
-    fn check_chain(
-        &self,
-        cert: &CertificateInfo,
-        chain: &[Vec<u8>],
-        at: i64,
-    ) -> Result<String, Failure> {
+    fn check_chain(&self, cert: &CertificateInfo, chain: &[Vec<u8>], at: i64) -> Result<String, Failure> {
         cert.check_usable_at(at)?;
         let authorities = self.material.authorities_at(at);
         if authorities.is_empty() {
             return fail(
                 FailureReason::UntrustedChain,
-                format!(
-                    "the trusted root has no certificate authority valid at {}",
-                    fmt_time(at)
-                ),
+                format!("the trusted root has no certificate authority valid at {}", fmt_time(at)),
             );
         }
         let mut worst: Option<Failure> = None;
@@ -295,21 +248,13 @@ impl Verifier {
             match verify_chain(cert, chain, &[a.chain.as_slice()], at) {
                 Ok(()) => return Ok(a.name.clone()),
                 Err(f) => {
-                    if worst
-                        .as_ref()
-                        .is_none_or(|w| w.reason == FailureReason::UntrustedChain)
-                    {
+                    if worst.as_ref().is_none_or(|w| w.reason == FailureReason::UntrustedChain) {
                         worst = Some(f);
                     }
                 }
             }
         }
-        Err(worst.unwrap_or_else(|| {
-            Failure::new(
-                FailureReason::UntrustedChain,
-                "no certificate authority matched",
-            )
-        }))
+        Err(worst.unwrap_or_else(|| Failure::new(FailureReason::UntrustedChain, "no certificate authority matched")))
     }
 
     // Returns the SAN that matched.
@@ -324,12 +269,7 @@ impl Verifier {
             }
         }
         let sans: Vec<&str> = cert.sans.iter().map(|s| s.value()).collect();
-        let wanted: Vec<String> = self
-            .policy
-            .identities
-            .iter()
-            .map(|i| i.to_string())
-            .collect();
+        let wanted: Vec<String> = self.policy.identities.iter().map(|i| i.to_string()).collect();
         if san_matched {
             fail(
                 FailureReason::IssuerMismatch,
@@ -342,28 +282,18 @@ impl Verifier {
         } else {
             fail(
                 FailureReason::IdentityMismatch,
-                format!(
-                    "certificate identities {sans:?} match no policy identity ({})",
-                    wanted.join("; ")
-                ),
+                format!("certificate identities {sans:?} match no policy identity ({})", wanted.join("; ")),
             )
         }
     }
 
     fn key_ids(&self) -> String {
-        self.policy
-            .keys
-            .iter()
-            .map(|k| k.key_id())
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.policy.keys.iter().map(|k| k.key_id()).collect::<Vec<_>>().join(", ")
     }
 }
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 // Any signature under any candidate key; returns (signature index, key, scheme, signature bytes).
@@ -391,18 +321,11 @@ fn verify_content<'k>(
                      ({}); the payload was changed or another key signed it",
                     envelope.signatures.len(),
                     keys.len(),
-                    keys.iter()
-                        .map(|k| k.key_id())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    keys.iter().map(|k| k.key_id()).collect::<Vec<_>>().join(", ")
                 ),
             )
         }
-        Content::Message {
-            payload,
-            sha256,
-            signature,
-        } => {
+        Content::Message { payload, sha256, signature } => {
             for key in keys {
                 let scheme = match payload {
                     Some(p) => key.verify(p, signature),
@@ -418,10 +341,7 @@ fn verify_content<'k>(
                     "the signature does not verify over the signed payload (sha256:{}) under {} candidate key(s) ({})",
                     hex::encode(sha256),
                     keys.len(),
-                    keys.iter()
-                        .map(|k| k.key_id())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    keys.iter().map(|k| k.key_id()).collect::<Vec<_>>().join(", ")
                 ),
             )
         }
@@ -430,14 +350,10 @@ fn verify_content<'k>(
 
 fn binding<'a>(n: &'a Normalized<'_>, s: &'a Signed) -> Binding<'a> {
     let (layer_sha256, message_sha256, payload_sha256) = match &n.content {
-        Content::Dsse { envelope, raw } => (
-            raw.map(|r| hex::encode(Sha256::digest(r))),
-            None,
-            Some(hex::encode(Sha256::digest(&envelope.payload))),
-        ),
-        Content::Message {
-            payload, sha256, ..
-        } => {
+        Content::Dsse { envelope, raw } => {
+            (raw.map(|r| hex::encode(Sha256::digest(r))), None, Some(hex::encode(Sha256::digest(&envelope.payload))))
+        }
+        Content::Message { payload, sha256, .. } => {
             let hex_digest = hex::encode(sha256);
             (payload.map(|_| hex_digest.clone()), Some(hex_digest), None)
         }
@@ -452,20 +368,14 @@ fn binding<'a>(n: &'a Normalized<'_>, s: &'a Signed) -> Binding<'a> {
     }
 }
 
-fn check_subject(
-    content: &Content<'_>,
-    image: &Digest,
-) -> Result<(SubjectMatch, Option<String>), Failure> {
+fn check_subject(content: &Content<'_>, image: &Digest) -> Result<(SubjectMatch, Option<String>), Failure> {
     match content {
         Content::Dsse { envelope, .. } => {
-            let statement = Statement::parse(&envelope.payload)
-                .map_err(|e| Failure::from(e).context("the signed DSSE payload"))?;
+            let statement =
+                Statement::parse(&envelope.payload).map_err(|e| Failure::from(e).context("the signed DSSE payload"))?;
             match statement.matching_subject(image) {
                 Some(s) => Ok((
-                    SubjectMatch {
-                        name: s.name.clone(),
-                        digest: image.to_string(),
-                    },
+                    SubjectMatch { name: s.name.clone(), digest: image.to_string() },
                     Some(statement.predicate_type.clone()),
                 )),
                 None => {
@@ -473,41 +383,25 @@ fn check_subject(
                         .subjects
                         .iter()
                         .map(|s| {
-                            let digests: Vec<String> =
-                                s.digest.iter().map(|(a, v)| format!("{a}:{v}")).collect();
+                            let digests: Vec<String> = s.digest.iter().map(|(a, v)| format!("{a}:{v}")).collect();
                             format!("{} [{}]", s.name, digests.join(", "))
                         })
                         .collect();
                     fail(
                         FailureReason::SubjectMismatch,
-                        format!(
-                            "no statement subject matches image {image}; subjects: {}",
-                            listed.join("; ")
-                        ),
+                        format!("no statement subject matches image {image}; subjects: {}", listed.join("; ")),
                     )
                 }
             }
         }
-        Content::Message {
-            payload: Some(p), ..
-        } => {
-            let ss = SimpleSigning::parse(p)
-                .map_err(|e| Failure::from(e).context("the signed payload"))?;
+        Content::Message { payload: Some(p), .. } => {
+            let ss = SimpleSigning::parse(p).map_err(|e| Failure::from(e).context("the signed payload"))?;
             if ss.matches(image) {
-                Ok((
-                    SubjectMatch {
-                        name: ss.docker_reference,
-                        digest: image.to_string(),
-                    },
-                    None,
-                ))
+                Ok((SubjectMatch { name: ss.docker_reference, digest: image.to_string() }, None))
             } else {
                 fail(
                     FailureReason::SubjectMismatch,
-                    format!(
-                        "the signature is for image {}, not {image}",
-                        ss.image_digest
-                    ),
+                    format!("the signature is for image {}, not {image}", ss.image_digest),
                 )
             }
         }

@@ -12,16 +12,14 @@ use att2ref::model::oci::Annotations;
 use att2ref::model::rekor::RekorPayload;
 use att2ref::model::trust::TrustedRoot;
 use att2ref::verify::{
-    CertificateIdentity, FailureReason, LogCheck, Matcher, Policy, PublicKey, SignedEntity,
-    Verifier, leaf_hash,
+    CertificateIdentity, FailureReason, LogCheck, Matcher, Policy, PublicKey, SignedEntity, Verifier, leaf_hash,
 };
 use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, CustomExtension, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, PublicKeyData, SanType, SigningKey,
-    date_time_ymd,
+    BasicConstraints, CertificateParams, CertifiedIssuer, CustomExtension, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, PublicKeyData, SanType, SigningKey, date_time_ymd,
 };
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
@@ -65,23 +63,15 @@ impl FakeSigstore {
     pub fn new() -> FakeSigstore {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "att2ref test");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "att2ref test CA");
+        params.distinguished_name.push(DnType::OrganizationName, "att2ref test");
+        params.distinguished_name.push(DnType::CommonName, "att2ref test CA");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.not_before = date_time_ymd(2020, 1, 1);
         params.not_after = date_time_ymd(2040, 1, 1);
         let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
         let rekor = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
         let spki: PublicKeyX509Der = rekor.public_key().as_der().unwrap();
-        FakeSigstore {
-            ca,
-            rekor,
-            rekor_spki: spki.as_ref().to_vec(),
-        }
+        FakeSigstore { ca, rekor, rekor_spki: spki.as_ref().to_vec() }
     }
 
     fn log_id(&self) -> Vec<u8> {
@@ -117,24 +107,17 @@ impl FakeSigstore {
         params.distinguished_name = DistinguishedName::new();
         params.subject_alt_names = vec![SanType::Rfc822Name(EMAIL.try_into().unwrap())];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
-        let start = date_time_ymd(2024, 1, 1)
-            + Duration::from_secs(u64::try_from(not_before - T0).unwrap());
+        let start = date_time_ymd(2024, 1, 1) + Duration::from_secs(u64::try_from(not_before - T0).unwrap());
         params.not_before = start;
         params.not_after = start + Duration::from_secs(600);
         let mut issuer_der = vec![0x0c, u8::try_from(ISSUER.len()).unwrap()];
         issuer_der.extend_from_slice(ISSUER.as_bytes());
         params.custom_extensions = vec![
-            CustomExtension::from_oid_content(
-                &[1, 3, 6, 1, 4, 1, 57264, 1, 1],
-                ISSUER.as_bytes().to_vec(),
-            ),
+            CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 57264, 1, 1], ISSUER.as_bytes().to_vec()),
             CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 57264, 1, 8], issuer_der),
         ];
         let cert = params.signed_by(&key, &*self.ca).unwrap();
-        Leaf {
-            der: cert.der().to_vec(),
-            key,
-        }
+        Leaf { der: cert.der().to_vec(), key }
     }
 
     fn statement() -> Vec<u8> {
@@ -151,9 +134,7 @@ impl FakeSigstore {
     // Envelope in cosign's field order, and the signature.
     fn envelope(key: &KeyPair) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
         let payload = Self::statement();
-        let sig = key
-            .sign(&pae("application/vnd.in-toto+json", &payload))
-            .unwrap();
+        let sig = key.sign(&pae("application/vnd.in-toto+json", &payload)).unwrap();
         let env = format!(
             r#"{{"payloadType":"application/vnd.in-toto+json","payload":"{}","signatures":[{{"keyid":"","sig":"{}"}}]}}"#,
             b64(&payload),
@@ -163,17 +144,9 @@ impl FakeSigstore {
     }
 
     fn set(&self, body_b64: &str, integrated_time: i64, log_index: i64) -> Vec<u8> {
-        let payload = RekorPayload {
-            body: body_b64.to_string(),
-            integrated_time,
-            log_index,
-            log_id: hex::encode(self.log_id()),
-        };
-        self.rekor
-            .sign(&SystemRandom::new(), &payload.canonical_json())
-            .unwrap()
-            .as_ref()
-            .to_vec()
+        let payload =
+            RekorPayload { body: body_b64.to_string(), integrated_time, log_index, log_id: hex::encode(self.log_id()) };
+        self.rekor.sign(&SystemRandom::new(), &payload.canonical_json()).unwrap().as_ref().to_vec()
     }
 
     /// A legacy keyless `.att` layer logged as `intoto/0.0.1` at `integrated_time`.
@@ -184,12 +157,7 @@ impl FakeSigstore {
 
     /// A legacy key-signed `.att` layer whose `intoto/0.0.1` entry logs `logged` as the key.
     pub fn legacy_att_keyed(&self, signer: &KeyPair, logged: &KeyPair) -> SignedEntity {
-        self.legacy_att_with(
-            signer,
-            pem("PUBLIC KEY", &logged.subject_public_key_info()),
-            None,
-            T0,
-        )
+        self.legacy_att_with(signer, pem("PUBLIC KEY", &logged.subject_public_key_info()), None, T0)
     }
 
     fn legacy_att_with(
@@ -213,10 +181,7 @@ impl FakeSigstore {
         ann.insert("dev.cosignproject.cosign/signature".into(), String::new());
         if let Some(cert_pem) = cert_pem {
             ann.insert("dev.sigstore.cosign/certificate".into(), cert_pem);
-            ann.insert(
-                "dev.sigstore.cosign/chain".into(),
-                pem("CERTIFICATE", self.ca.der()),
-            );
+            ann.insert("dev.sigstore.cosign/chain".into(), pem("CERTIFICATE", self.ca.der()));
         }
         ann.insert("dev.sigstore.cosign/bundle".into(), bundle.to_string());
         SignedEntity::legacy_attestation(env, LegacyLayerAnnotations::from_annotations(&ann))
@@ -239,17 +204,10 @@ impl FakeSigstore {
             h.update(r);
             h.finalize().to_vec()
         };
-        let (l0, l1, l2) = (
-            leaf_hash(b"zero"),
-            leaf_hash(body.as_bytes()),
-            leaf_hash(b"two"),
-        );
+        let (l0, l1, l2) = (leaf_hash(b"zero"), leaf_hash(body.as_bytes()), leaf_hash(b"two"));
         let root = node(&node(&l0, &l1), &l2);
         let text = format!("rekor.example.test - 7\n3\n{}\n", b64(&root));
-        let note_sig = self
-            .rekor
-            .sign(&SystemRandom::new(), text.as_bytes())
-            .unwrap();
+        let note_sig = self.rekor.sign(&SystemRandom::new(), text.as_bytes()).unwrap();
         let mut hinted = self.log_id()[..4].to_vec();
         hinted.extend_from_slice(note_sig.as_ref());
         let checkpoint = format!("{text}\n\u{2014} rekor.example.test {}\n", b64(&hinted));
@@ -274,10 +232,7 @@ impl FakeSigstore {
     pub fn policy(&self) -> Policy {
         Policy::new()
             .with_trusted_root(self.trusted_root())
-            .with_identity(CertificateIdentity::new(
-                Matcher::exact(EMAIL),
-                Matcher::exact(ISSUER),
-            ))
+            .with_identity(CertificateIdentity::new(Matcher::exact(EMAIL), Matcher::exact(ISSUER)))
     }
 }
 
@@ -293,14 +248,9 @@ fn bundle_entity(v: &serde_json::Value) -> SignedEntity {
 fn synthetic_legacy_keyless_att_verifies_within_certificate_validity() {
     let s = FakeSigstore::new();
     let leaf = s.leaf(T0);
-    let v = Verifier::new(s.policy())
-        .unwrap()
-        .verify(&s.legacy_att(&leaf, T0 + 60), &image())
-        .unwrap();
+    let v = Verifier::new(s.policy()).unwrap().verify(&s.legacy_att(&leaf, T0 + 60), &image()).unwrap();
     assert_eq!(v.verified_time, Some(T0 + 60));
-    let LogCheck::Verified { entries } = &v.log else {
-        panic!()
-    };
+    let LogCheck::Verified { entries } = &v.log else { panic!() };
     assert_eq!(entries[0].kind, "intoto/0.0.1");
 }
 
@@ -309,13 +259,9 @@ fn certificate_expired_at_integrated_time() {
     let s = FakeSigstore::new();
     let leaf = s.leaf(T0);
     let verifier = Verifier::new(s.policy()).unwrap();
-    let f = verifier
-        .verify(&s.legacy_att(&leaf, T0 + 3600), &image())
-        .unwrap_err();
+    let f = verifier.verify(&s.legacy_att(&leaf, T0 + 3600), &image()).unwrap_err();
     assert_eq!(f.reason, FailureReason::CertificateExpired, "{f}");
-    let f = verifier
-        .verify(&bundle_entity(&s.bundle(&leaf, T0 + 3600)), &image())
-        .unwrap_err();
+    let f = verifier.verify(&bundle_entity(&s.bundle(&leaf, T0 + 3600)), &image()).unwrap_err();
     assert_eq!(f.reason, FailureReason::CertificateExpired, "{f}");
 }
 
@@ -323,13 +269,8 @@ fn certificate_expired_at_integrated_time() {
 fn synthetic_bundle_with_three_leaf_proof_verifies() {
     let s = FakeSigstore::new();
     let leaf = s.leaf(T0);
-    let v = Verifier::new(s.policy())
-        .unwrap()
-        .verify(&bundle_entity(&s.bundle(&leaf, T0 + 5)), &image())
-        .unwrap();
-    let LogCheck::Verified { entries } = &v.log else {
-        panic!()
-    };
+    let v = Verifier::new(s.policy()).unwrap().verify(&bundle_entity(&s.bundle(&leaf, T0 + 5)), &image()).unwrap();
+    let LogCheck::Verified { entries } = &v.log else { panic!() };
     let proof = entries[0].proof.as_ref().unwrap();
     assert_eq!((proof.log_index, proof.tree_size), (1, 3));
 }
@@ -342,10 +283,7 @@ fn certificate_from_another_ca_is_untrusted() {
     let leaf = other.leaf(T0);
     let mut entity_src = trusted.bundle(&leaf, T0 + 5);
     entity_src["verificationMaterial"]["certificate"]["rawBytes"] = json!(b64(&leaf.der));
-    let f = Verifier::new(trusted.policy())
-        .unwrap()
-        .verify(&bundle_entity(&entity_src), &image())
-        .unwrap_err();
+    let f = Verifier::new(trusted.policy()).unwrap().verify(&bundle_entity(&entity_src), &image()).unwrap_err();
     assert_eq!(f.reason, FailureReason::UntrustedChain, "{f}");
 }
 
@@ -354,14 +292,8 @@ fn proof_only_entry_gives_no_trusted_time_for_certificates() {
     let s = FakeSigstore::new();
     let leaf = s.leaf(T0);
     let mut b = s.bundle(&leaf, T0 + 5);
-    b["verificationMaterial"]["tlogEntries"][0]
-        .as_object_mut()
-        .unwrap()
-        .remove("inclusionPromise");
-    let f = Verifier::new(s.policy())
-        .unwrap()
-        .verify(&bundle_entity(&b), &image())
-        .unwrap_err();
+    b["verificationMaterial"]["tlogEntries"][0].as_object_mut().unwrap().remove("inclusionPromise");
+    let f = Verifier::new(s.policy()).unwrap().verify(&bundle_entity(&b), &image()).unwrap_err();
     assert_eq!(f.reason, FailureReason::NoTrustedTime, "{f}");
 }
 
@@ -370,23 +302,14 @@ fn key_signed_att_with_log_entry_binds_the_logged_key() {
     let s = FakeSigstore::new();
     let key = KeyPair::generate().unwrap();
     let public = PublicKey::from_spki_der(&key.subject_public_key_info()).unwrap();
-    let verifier = Verifier::new(
-        Policy::new()
-            .with_key(public.clone())
-            .with_trusted_root(s.trusted_root()),
-    )
-    .unwrap();
-    let v = verifier
-        .verify(&s.legacy_att_keyed(&key, &key), &image())
-        .unwrap();
+    let verifier = Verifier::new(Policy::new().with_key(public.clone()).with_trusted_root(s.trusted_root())).unwrap();
+    let v = verifier.verify(&s.legacy_att_keyed(&key, &key), &image()).unwrap();
     assert_eq!(v.key_id(), Some(public.key_id()));
     assert!(v.log.is_verified());
     assert_eq!(v.verified_time, None);
     // The log names another key: the entry does not describe this attestation.
     let other = KeyPair::generate().unwrap();
-    let f = verifier
-        .verify(&s.legacy_att_keyed(&key, &other), &image())
-        .unwrap_err();
+    let f = verifier.verify(&s.legacy_att_keyed(&key, &other), &image()).unwrap_err();
     assert_eq!(f.reason, FailureReason::BodyMismatch, "{f}");
 }
 
