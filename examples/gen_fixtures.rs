@@ -16,7 +16,8 @@ async fn main() -> att2ref::Result<()> {
     for scenario in att2ref::demo::committed_scenarios()? {
         let dir = out.join(scenario.name);
         if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| att2ref::Error::new(att2ref::ErrorKind::Io, format!("{}: {e}", dir.display())))?;
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| att2ref::Error::new(att2ref::ErrorKind::Io, format!("{}: {e}", dir.display())))?;
         }
         att2ref::demo::write_layout(&scenario, &dir).await?;
         println!("{}: {} ({})", dir.display(), scenario.summary, scenario.image);

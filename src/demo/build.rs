@@ -31,10 +31,7 @@ pub(crate) struct Signing {
 
 impl Signing {
     pub fn key(signer: Signer) -> Signing {
-        Signing {
-            by: SignedBy::Key(signer),
-            tlog: None,
-        }
+        Signing { by: SignedBy::Key(signer), tlog: None }
     }
 
     pub fn logged(mut self, log: TestLog, kind: TlogKind) -> Signing {
@@ -43,10 +40,7 @@ impl Signing {
     }
 
     pub fn keyless(identity: KeylessIdentity, log: TestLog, kind: TlogKind) -> Signing {
-        Signing {
-            by: SignedBy::Keyless(identity),
-            tlog: Some((log, kind)),
-        }
+        Signing { by: SignedBy::Keyless(identity), tlog: Some((log, kind)) }
     }
 
     fn signer(&self) -> Signer {
@@ -57,10 +51,7 @@ impl Signing {
     }
 
     fn deterministic(&self) -> bool {
-        self.signer().is_deterministic()
-            && self
-                .tlog
-                .is_none_or(|(log, _)| log.signer().is_deterministic())
+        self.signer().is_deterministic() && self.tlog.is_none_or(|(log, _)| log.signer().is_deterministic())
     }
 }
 
@@ -84,12 +75,7 @@ pub(crate) struct Builder {
 
 impl Builder {
     pub fn new(repository: &str) -> Builder {
-        Builder {
-            repo: GeneratedRepo::new(repository),
-            attachments: Vec::new(),
-            deterministic: true,
-            next_entry: 0,
-        }
+        Builder { repo: GeneratedRepo::new(repository), attachments: Vec::new(), deterministic: true, next_entry: 0 }
     }
 
     /// Push a subject image (config, layer, manifest) under `tags`.
@@ -97,25 +83,20 @@ impl Builder {
         self.repo.add_blob(image.config.clone());
         self.repo.add_blob(image.layer.clone());
         let tags: Vec<String> = tags.iter().map(|t| (*t).to_owned()).collect();
-        self.repo
-            .add_manifest(image.manifest.clone(), mt::OCI_MANIFEST, &tags)
+        self.repo.add_manifest(image.manifest.clone(), mt::OCI_MANIFEST, &tags)
     }
 
     /// Push an index over already pushed images under `tags`.
     pub fn index(&mut self, images: &[&SubjectImage], tags: &[&str]) -> Digest {
         let tags: Vec<String> = tags.iter().map(|t| (*t).to_owned()).collect();
-        self.repo
-            .add_manifest(oci::image_index(images), mt::OCI_INDEX, &tags)
+        self.repo.add_manifest(oci::image_index(images), mt::OCI_INDEX, &tags)
     }
 
     fn next_position(&mut self) -> EntryPosition {
         let n = self.next_entry;
         self.next_entry += 1;
         // Inside the leaf certificates' ten-minute window, one entry every five seconds.
-        EntryPosition {
-            log_index: FIRST_LOG_INDEX + n * 17,
-            integrated_time: pki::LEAF_NOT_BEFORE_UNIX + 30 + 5 * n,
-        }
+        EntryPosition { log_index: FIRST_LOG_INDEX + n * 17, integrated_time: pki::LEAF_NOT_BEFORE_UNIX + 30 + 5 * n }
     }
 
     /// Certificate annotations and the verifier PEM for a signing.
@@ -141,10 +122,7 @@ impl Builder {
             return Ok(None);
         };
         let position = self.next_position();
-        annotations.insert(
-            ann::COSIGN_BUNDLE.into(),
-            log.legacy_bundle(&body(), position)?,
-        );
+        annotations.insert(ann::COSIGN_BUNDLE.into(), log.legacy_bundle(&body(), position)?);
         Ok(Some(TlogEntry {
             kind,
             log_key: log.key(),
@@ -156,21 +134,13 @@ impl Builder {
     /// Build one `.att` layer.
     pub fn attestation(&mut self, att: Att<'_>) -> Result<(LegacyLayer, LayerInfo)> {
         self.deterministic &= att.signing.deterministic();
-        let payload = dsse::statement(
-            STATEMENT_V01,
-            &self.repo.repository,
-            att.subject,
-            att.predicate_type,
-            &att.predicate,
-        );
+        let payload =
+            dsse::statement(STATEMENT_V01, &self.repo.repository, att.subject, att.predicate_type, &att.predicate);
         let env = dsse::sign_envelope(payload, &att.signing.signer())?;
         let mut annotations = Annotations::new();
         annotations.insert(ann::COSIGN_SIGNATURE.into(), String::new());
         if att.annotate {
-            annotations.insert(
-                ann::COSIGN_PREDICATE_TYPE.into(),
-                att.predicate_type.to_owned(),
-            );
+            annotations.insert(ann::COSIGN_PREDICATE_TYPE.into(), att.predicate_type.to_owned());
         }
         let verifier = self.material(&att.signing, &mut annotations)?;
         let body = || match att.signing.tlog.map(|(_, k)| k) {
@@ -178,11 +148,7 @@ impl Builder {
             _ => rekor::dsse_body(&env.bytes, &env.payload, &env.signature, &verifier),
         };
         let tlog = self.log(&att.signing, body, &mut annotations)?;
-        let layer = LegacyLayer {
-            media_type: mt::DSSE_ENVELOPE,
-            bytes: env.bytes,
-            annotations,
-        };
+        let layer = LegacyLayer { media_type: mt::DSSE_ENVELOPE, bytes: env.bytes, annotations };
         let info = LayerInfo {
             digest: Digest::sha256(&layer.bytes),
             size: layer.bytes.len() as u64,
@@ -195,27 +161,15 @@ impl Builder {
     }
 
     /// Build one `.sig` layer over the simple-signing payload for `subject`.
-    pub fn signature(
-        &mut self,
-        subject: &Digest,
-        signing: Signing,
-    ) -> Result<(LegacyLayer, LayerInfo)> {
+    pub fn signature(&mut self, subject: &Digest, signing: Signing) -> Result<(LegacyLayer, LayerInfo)> {
         self.deterministic &= signing.deterministic();
         let payload = oci::simple_signing_payload(&self.repo.repository, subject, None);
         let sig = signing.signer().sign(&payload)?;
         let mut annotations = Annotations::new();
         annotations.insert(ann::COSIGN_SIGNATURE.into(), STANDARD.encode(&sig));
         let verifier = self.material(&signing, &mut annotations)?;
-        let tlog = self.log(
-            &signing,
-            || rekor::hashedrekord_body(&payload, &sig, &verifier),
-            &mut annotations,
-        )?;
-        let layer = LegacyLayer {
-            media_type: mt::SIMPLE_SIGNING,
-            bytes: payload,
-            annotations,
-        };
+        let tlog = self.log(&signing, || rekor::hashedrekord_body(&payload, &sig, &verifier), &mut annotations)?;
+        let layer = LegacyLayer { media_type: mt::SIMPLE_SIGNING, bytes: payload, annotations };
         let info = LayerInfo {
             digest: Digest::sha256(&layer.bytes),
             size: layer.bytes.len() as u64,
@@ -242,9 +196,7 @@ impl Builder {
             self.repo.add_blob(l.bytes);
         }
         let tag = subject.cosign_tag(kind.suffix());
-        let digest = self
-            .repo
-            .add_manifest(manifest, mt::OCI_MANIFEST, std::slice::from_ref(&tag));
+        let digest = self.repo.add_manifest(manifest, mt::OCI_MANIFEST, std::slice::from_ref(&tag));
         for a in &mut self.attachments {
             if a.tag == tag {
                 a.current = false;

@@ -67,12 +67,7 @@ pub fn go_sorted(value: Value) -> Value {
         Value::Object(map) => {
             let mut entries: Vec<(String, Value)> = map.into_iter().collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k, go_sorted(v)))
-                    .collect::<Map<_, _>>(),
-            )
+            Value::Object(entries.into_iter().map(|(k, v)| (k, go_sorted(v))).collect::<Map<_, _>>())
         }
         Value::Array(items) => Value::Array(items.into_iter().map(go_sorted).collect()),
         other => other,
@@ -139,42 +134,19 @@ pub fn vuln(prng: &mut Prng) -> Value {
 }
 
 const SYLLABLES: &[&str] = &[
-    "lib", "ap", "ta", "zor", "ex", "mu", "fen", "quo", "ri", "sto", "gra", "vel", "nix", "pro",
-    "ul", "da", "ker", "bo",
+    "lib", "ap", "ta", "zor", "ex", "mu", "fen", "quo", "ri", "sto", "gra", "vel", "nix", "pro", "ul", "da", "ker",
+    "bo",
 ];
-const LICENSES: &[&str] = &[
-    "MIT",
-    "Apache-2.0",
-    "BSD-3-Clause",
-    "GPL-2.0-only",
-    "LGPL-2.1-or-later",
-    "ISC",
-    "NOASSERTION",
-];
-const DIRS: &[&str] = &[
-    "/usr/lib",
-    "/usr/share/doc",
-    "/etc",
-    "/usr/bin",
-    "/usr/share/man/man1",
-    "/var/lib",
-];
-const PEOPLE: &[&str] = &[
-    "Ada Example",
-    "Bo Sample",
-    "Cy Placeholder",
-    "Di Fixture",
-    "Ed Testcase",
-];
+const LICENSES: &[&str] =
+    &["MIT", "Apache-2.0", "BSD-3-Clause", "GPL-2.0-only", "LGPL-2.1-or-later", "ISC", "NOASSERTION"];
+const DIRS: &[&str] = &["/usr/lib", "/usr/share/doc", "/etc", "/usr/bin", "/usr/share/man/man1", "/var/lib"];
+const PEOPLE: &[&str] = &["Ada Example", "Bo Sample", "Cy Placeholder", "Di Fixture", "Ed Testcase"];
 
 /// A synthetic SPDX-2.2 JSON document in syft's layout (one-space indentation, packages with CPE and
 /// purl references, files, `CONTAINS` relationships) of at least `target_bytes`. Purls carry `&`
 /// and originators `<…>`, as real ones do, so Go's payload escaping shows up in the statement.
 pub fn spdx_sbom(prng: &mut Prng, image_name: &str, created: &str, target_bytes: usize) -> String {
-    let mut parts = SbomParts {
-        layer_id: format!("sha256:{}", prng.hex(64)),
-        ..SbomParts::default()
-    };
+    let mut parts = SbomParts { layer_id: format!("sha256:{}", prng.hex(64)), ..SbomParts::default() };
     let namespace = format!("https://example.test/spdx/{image_name}-{}", prng.hex(32));
     loop {
         // Sizes are estimated per item; aim slightly high so one pass nearly always suffices.
@@ -213,17 +185,8 @@ struct SbomParts {
 impl SbomParts {
     fn add_package(&mut self, prng: &mut Prng) {
         let n = self.packages.len() + 1;
-        let name: String = (0..prng.range(2, 3))
-            .map(|_| *prng.pick(SYLLABLES))
-            .collect::<String>()
-            + &n.to_string();
-        let version = format!(
-            "{}.{}.{}-{}",
-            prng.range(0, 9),
-            prng.range(0, 30),
-            prng.range(0, 99),
-            prng.range(1, 5)
-        );
+        let name: String = (0..prng.range(2, 3)).map(|_| *prng.pick(SYLLABLES)).collect::<String>() + &n.to_string();
+        let version = format!("{}.{}.{}-{}", prng.range(0, 9), prng.range(0, 30), prng.range(0, 99), prng.range(1, 5));
         let license = *prng.pick(LICENSES);
         let pkg_id = format!("SPDXRef-{}", prng.hex(16));
         let mut has_files = Vec::new();
@@ -287,35 +250,19 @@ mod tests {
 
     #[test]
     fn sbom_is_spdx_json_of_the_requested_size_and_stable() {
-        let a = spdx_sbom(
-            &mut Prng::from_label("t"),
-            "img",
-            "2024-01-01T00:00:00Z",
-            50_000,
-        );
-        let b = spdx_sbom(
-            &mut Prng::from_label("t"),
-            "img",
-            "2024-01-01T00:00:00Z",
-            50_000,
-        );
+        let a = spdx_sbom(&mut Prng::from_label("t"), "img", "2024-01-01T00:00:00Z", 50_000);
+        let b = spdx_sbom(&mut Prng::from_label("t"), "img", "2024-01-01T00:00:00Z", 50_000);
         assert_eq!(a, b);
         assert!((50_000..65_000).contains(&a.len()), "{}", a.len());
         let doc: Value = serde_json::from_str(&a).unwrap();
         assert_eq!(doc["spdxVersion"], "SPDX-2.2");
-        assert!(
-            a.contains("&distro=") && a.contains("<"),
-            "purls and originators carry HTML characters"
-        );
+        assert!(a.contains("&distro=") && a.contains("<"), "purls and originators carry HTML characters");
         assert!(a.starts_with("{\n \"SPDXID\": \"SPDXRef-DOCUMENT\",\n"));
     }
 
     #[test]
     fn go_sorted_sorts_nested_keys() {
         let v = go_sorted(json!({"b": {"z": 1, "a": [{"y": 1, "x": 2}]}, "a": 0}));
-        assert_eq!(
-            serde_json::to_string(&v).unwrap(),
-            r#"{"a":0,"b":{"a":[{"x":2,"y":1}],"z":1}}"#
-        );
+        assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"a":0,"b":{"a":[{"x":2,"y":1}],"z":1}}"#);
     }
 }

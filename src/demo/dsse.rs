@@ -18,14 +18,7 @@ pub const STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
 /// DSSE v1 pre-authentication encoding: `DSSEv1 SP LEN(type) SP type SP LEN(body) SP body`.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
-    out.extend_from_slice(
-        format!(
-            "DSSEv1 {} {payload_type} {} ",
-            payload_type.len(),
-            payload.len()
-        )
-        .as_bytes(),
-    );
+    out.extend_from_slice(format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), payload.len()).as_bytes());
     out.extend_from_slice(payload);
     out
 }
@@ -40,10 +33,7 @@ pub fn statement(
     predicate: &Value,
 ) -> Vec<u8> {
     let mut digest = serde_json::Map::new();
-    digest.insert(
-        subject.algorithm().as_str().to_owned(),
-        Value::String(subject.hex().to_owned()),
-    );
+    digest.insert(subject.algorithm().as_str().to_owned(), Value::String(subject.hex().to_owned()));
     let stmt = json!({
         "_type": statement_type,
         "predicateType": predicate_type,
@@ -73,11 +63,7 @@ pub fn sign_envelope(payload: Vec<u8>, signer: &Signer) -> Result<SignedEnvelope
         "payload": STANDARD.encode(&payload),
         "signatures": [{"keyid": "", "sig": STANDARD.encode(&signature)}],
     });
-    Ok(SignedEnvelope {
-        bytes: to_go_json(&envelope),
-        payload,
-        signature,
-    })
+    Ok(SignedEnvelope { bytes: to_go_json(&envelope), payload, signature })
 }
 
 #[cfg(test)]
@@ -96,22 +82,14 @@ mod tests {
     #[test]
     fn envelope_has_go_field_order_and_verifies() {
         let image = Digest::sha256(b"image");
-        let payload = statement(
-            STATEMENT_V01,
-            "registry.test/a&b",
-            &image,
-            "https://example.test/p",
-            &json!({"k": "<v>"}),
-        );
+        let payload =
+            statement(STATEMENT_V01, "registry.test/a&b", &image, "https://example.test/p", &json!({"k": "<v>"}));
         let text = String::from_utf8(payload.clone()).unwrap();
         assert!(text.starts_with(r#"{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://example.test/p","subject":[{"name":"registry.test/a\u0026b","digest":{"sha256":""#), "{text}");
         let signer = TestKey::Ed25519.signer();
         let env = sign_envelope(payload.clone(), &signer).unwrap();
         let s = String::from_utf8(env.bytes.clone()).unwrap();
-        assert!(
-            s.starts_with(r#"{"payloadType":"application/vnd.in-toto+json","payload":""#),
-            "{s}"
-        );
+        assert!(s.starts_with(r#"{"payloadType":"application/vnd.in-toto+json","payload":""#), "{s}");
         assert!(s.contains(r#""signatures":[{"keyid":"","sig":""#), "{s}");
         assert!(keys::verify(
             signer.scheme(),

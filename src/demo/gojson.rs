@@ -17,9 +17,7 @@ use crate::error::{Error, Result};
 pub fn to_go_json<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     let mut out = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(&mut out, GoFormatter(CompactFormatter));
-    value
-        .serialize(&mut ser)
-        .expect("serialising our own values to memory cannot fail");
+    value.serialize(&mut ser).expect("serialising our own values to memory cannot fail");
     out
 }
 
@@ -27,11 +25,8 @@ pub fn to_go_json<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 /// SPDX documents), followed by a newline.
 pub fn to_pretty_one_space<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut ser =
-        serde_json::Serializer::with_formatter(&mut out, PrettyFormatter::with_indent(b" "));
-    value
-        .serialize(&mut ser)
-        .expect("serialising our own values to memory cannot fail");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, PrettyFormatter::with_indent(b" "));
+    value.serialize(&mut ser).expect("serialising our own values to memory cannot fail");
     out.push(b'\n');
     out
 }
@@ -53,9 +48,7 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<()> {
         }
         Value::Number(n) => {
             if n.is_f64() {
-                return Err(Error::invalid_input(format!(
-                    "canonical JSON: non-integral number {n} is not supported"
-                )));
+                return Err(Error::invalid_input(format!("canonical JSON: non-integral number {n} is not supported")));
             }
             out.extend_from_slice(n.to_string().as_bytes());
         }
@@ -91,11 +84,7 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<()> {
 struct GoFormatter<F>(F);
 
 impl<F: Formatter> Formatter for GoFormatter<F> {
-    fn write_string_fragment<W: ?Sized + io::Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
+    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()> {
         let bytes = fragment.as_bytes();
         let mut start = 0;
         let mut i = 0;
@@ -105,12 +94,8 @@ impl<F: Formatter> Formatter for GoFormatter<F> {
                 b'>' => (b"\\u003e", 1),
                 b'&' => (b"\\u0026", 1),
                 // U+2028 / U+2029 are E2 80 A8 / E2 80 A9 in UTF-8.
-                0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa8) => {
-                    (b"\\u2028", 3)
-                }
-                0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa9) => {
-                    (b"\\u2029", 3)
-                }
+                0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa8) => (b"\\u2028", 3),
+                0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa9) => (b"\\u2029", 3),
                 _ => {
                     i += 1;
                     continue;
@@ -131,11 +116,7 @@ impl<F: Formatter> Formatter for GoFormatter<F> {
     fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
         self.0.end_array(w)
     }
-    fn begin_array_value<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
+    fn begin_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
         self.0.begin_array_value(w, first)
     }
     fn end_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -147,11 +128,7 @@ impl<F: Formatter> Formatter for GoFormatter<F> {
     fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
         self.0.end_object(w)
     }
-    fn begin_object_key<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
+    fn begin_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
         self.0.begin_object_key(w, first)
     }
     fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -171,10 +148,7 @@ mod tests {
     #[test]
     fn go_escapes_html_characters() {
         let v = json!({"b": "a<b>&c\u{2028}\n\"", "a": 1});
-        assert_eq!(
-            to_go_json(&v),
-            br#"{"b":"a\u003cb\u003e\u0026c\u2028\n\"","a":1}"#.to_vec()
-        );
+        assert_eq!(to_go_json(&v), br#"{"b":"a\u003cb\u003e\u0026c\u2028\n\"","a":1}"#.to_vec());
     }
 
     #[test]
@@ -193,10 +167,7 @@ mod tests {
         // scalar value (and UTF-8 encoding) is larger.
         let v = json!({"\u{e000}": 1, "\u{1f600}": 2});
         let s = String::from_utf8(canonical_json(&v).unwrap()).unwrap();
-        assert!(
-            s.find('\u{1f600}').unwrap() < s.find('\u{e000}').unwrap(),
-            "{s}"
-        );
+        assert!(s.find('\u{1f600}').unwrap() < s.find('\u{e000}').unwrap(), "{s}");
     }
 
     #[test]

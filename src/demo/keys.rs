@@ -103,8 +103,7 @@ impl TestKey {
 
     /// The private key as PKCS#8 DER.
     pub(crate) fn private_pkcs8_der(self) -> Result<Vec<u8>> {
-        pem::decode("PRIVATE KEY", self.private_pkcs8_pem())
-            .map_err(|e| e.context(format!("test key {}", self.name())))
+        pem::decode("PRIVATE KEY", self.private_pkcs8_pem()).map_err(|e| e.context(format!("test key {}", self.name())))
     }
 
     /// The schemes this key can sign with.
@@ -113,18 +112,13 @@ impl TestKey {
             TestKey::Rsa4096 | TestKey::Rsa2048 => &[Scheme::RsaPkcs1Sha256, Scheme::RsaPssSha256],
             TestKey::EcdsaP256 | TestKey::RekorEcdsaP256 => &[Scheme::EcdsaP256Sha256],
             TestKey::EcdsaP384 => &[Scheme::EcdsaP384Sha384],
-            TestKey::Ed25519 | TestKey::CaRoot | TestKey::FulcioLeaf | TestKey::RekorEd25519 => {
-                &[Scheme::Ed25519]
-            }
+            TestKey::Ed25519 | TestKey::CaRoot | TestKey::FulcioLeaf | TestKey::RekorEd25519 => &[Scheme::Ed25519],
         }
     }
 
     /// The key with its first (default) scheme.
     pub fn signer(self) -> Signer {
-        Signer {
-            key: self,
-            scheme: self.schemes()[0],
-        }
+        Signer { key: self, scheme: self.schemes()[0] }
     }
 }
 
@@ -187,11 +181,7 @@ impl Signer {
         if key.schemes().contains(&scheme) {
             Ok(Signer { key, scheme })
         } else {
-            Err(Error::invalid_input(format!(
-                "test key {} cannot sign with {}",
-                key.name(),
-                scheme.name()
-            )))
+            Err(Error::invalid_input(format!("test key {} cannot sign with {}", key.name(), scheme.name())))
         }
     }
 
@@ -213,30 +203,21 @@ impl Signer {
     /// Sign `message` (the scheme hashes it).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
         let der = self.key.private_pkcs8_der()?;
-        let what = || {
-            format!(
-                "signing with test key {} ({})",
-                self.key.name(),
-                self.scheme.name()
-            )
-        };
-        let rejected = |e: aws_lc_rs::error::KeyRejected| {
-            Error::invalid_input(format!("key rejected: {e}")).context(what())
-        };
+        let what = || format!("signing with test key {} ({})", self.key.name(), self.scheme.name());
+        let rejected =
+            |e: aws_lc_rs::error::KeyRejected| Error::invalid_input(format!("key rejected: {e}")).context(what());
         let failed = |_| Error::new(ErrorKind::InvalidInput, "signing failed").context(what());
         let rng = SystemRandom::new();
         match self.scheme {
             Scheme::RsaPkcs1Sha256 | Scheme::RsaPssSha256 => {
                 let pair = RsaKeyPair::from_pkcs8(&der).map_err(rejected)?;
-                let padding: &'static dyn signature::RsaEncoding =
-                    if self.scheme == Scheme::RsaPkcs1Sha256 {
-                        &signature::RSA_PKCS1_SHA256
-                    } else {
-                        &signature::RSA_PSS_SHA256
-                    };
+                let padding: &'static dyn signature::RsaEncoding = if self.scheme == Scheme::RsaPkcs1Sha256 {
+                    &signature::RSA_PKCS1_SHA256
+                } else {
+                    &signature::RSA_PSS_SHA256
+                };
                 let mut sig = vec![0u8; pair.public_modulus_len()];
-                pair.sign(padding, &rng, message, &mut sig)
-                    .map_err(failed)?;
+                pair.sign(padding, &rng, message, &mut sig).map_err(failed)?;
                 Ok(sig)
             }
             Scheme::EcdsaP256Sha256 | Scheme::EcdsaP384Sha384 => {
@@ -261,17 +242,11 @@ impl Signer {
         use aws_lc_rs::encoding::AsDer as _;
         use aws_lc_rs::signature::KeyPair as _;
         let der = self.key.private_pkcs8_der()?;
-        let bad = |e: &dyn std::fmt::Display| {
-            Error::invalid_input(format!("test key {}: {e}", self.key.name()))
-        };
+        let bad = |e: &dyn std::fmt::Display| Error::invalid_input(format!("test key {}: {e}", self.key.name()));
         let spki = match self.scheme {
             Scheme::RsaPkcs1Sha256 | Scheme::RsaPssSha256 => {
                 let pair = RsaKeyPair::from_pkcs8(&der).map_err(|e| bad(&e))?;
-                pair.public_key()
-                    .as_der()
-                    .map_err(|e| bad(&e))?
-                    .as_ref()
-                    .to_vec()
+                pair.public_key().as_der().map_err(|e| bad(&e))?.as_ref().to_vec()
             }
             Scheme::EcdsaP256Sha256 | Scheme::EcdsaP384Sha384 => {
                 let alg = if self.scheme == Scheme::EcdsaP256Sha256 {
@@ -280,19 +255,11 @@ impl Signer {
                     &signature::ECDSA_P384_SHA384_ASN1_SIGNING
                 };
                 let pair = EcdsaKeyPair::from_pkcs8(alg, &der).map_err(|e| bad(&e))?;
-                pair.public_key()
-                    .as_der()
-                    .map_err(|e| bad(&e))?
-                    .as_ref()
-                    .to_vec()
+                pair.public_key().as_der().map_err(|e| bad(&e))?.as_ref().to_vec()
             }
             Scheme::Ed25519 => {
                 let pair = Ed25519KeyPair::from_pkcs8(&der).map_err(|e| bad(&e))?;
-                pair.public_key()
-                    .as_der()
-                    .map_err(|e| bad(&e))?
-                    .as_ref()
-                    .to_vec()
+                pair.public_key().as_der().map_err(|e| bad(&e))?.as_ref().to_vec()
             }
         };
         Ok(spki)
@@ -309,9 +276,7 @@ pub(crate) fn verify(scheme: Scheme, spki_der: &[u8], message: &[u8], sig: &[u8]
         Scheme::EcdsaP384Sha384 => &signature::ECDSA_P384_SHA384_ASN1,
         Scheme::Ed25519 => &signature::ED25519,
     };
-    signature::UnparsedPublicKey::new(alg, spki_der)
-        .verify(message, sig)
-        .is_ok()
+    signature::UnparsedPublicKey::new(alg, spki_der).verify(message, sig).is_ok()
 }
 
 #[cfg(test)]
@@ -323,30 +288,15 @@ mod tests {
         for key in TestKey::ALL {
             for &scheme in key.schemes() {
                 let signer = Signer::new(key, scheme).unwrap();
-                assert_eq!(
-                    signer.derived_public_spki_der().unwrap(),
-                    key.public_spki_der(),
-                    "{}",
-                    key.name()
-                );
+                assert_eq!(signer.derived_public_spki_der().unwrap(), key.public_spki_der(), "{}", key.name());
                 let sig = signer.sign(b"att2ref test message").unwrap();
                 assert!(
-                    verify(
-                        scheme,
-                        &key.public_spki_der(),
-                        b"att2ref test message",
-                        &sig
-                    ),
+                    verify(scheme, &key.public_spki_der(), b"att2ref test message", &sig),
                     "{} {}",
                     key.name(),
                     scheme.name()
                 );
-                assert!(!verify(
-                    scheme,
-                    &key.public_spki_der(),
-                    b"another message",
-                    &sig
-                ));
+                assert!(!verify(scheme, &key.public_spki_der(), b"another message", &sig));
             }
         }
     }

@@ -30,8 +30,8 @@ pub use pki::{Identity, KeylessIdentity};
 pub use rekor::TestLog;
 pub use repo::{GeneratedManifest, GeneratedRepo};
 pub use scenarios::{
-    ARTICLE_SBOM_BYTES, DEMO_SBOM_BYTES, article_like, cosign_v2_style, demo, key_types, keyless,
-    keyless_with_log, multi_arch, replace_history,
+    ARTICLE_SBOM_BYTES, DEMO_SBOM_BYTES, article_like, cosign_v2_style, demo, key_types, keyless, keyless_with_log,
+    multi_arch, replace_history,
 };
 
 use crate::error::Result;
@@ -45,14 +45,7 @@ pub fn trusted_root_json() -> Result<bytes::Bytes> {
 
 /// Every deterministic scenario, in a fixed order.
 pub fn deterministic_scenarios() -> Result<Vec<Scenario>> {
-    Ok(vec![
-        article_like()?,
-        cosign_v2_style()?,
-        replace_history()?,
-        keyless()?,
-        multi_arch()?,
-        demo()?,
-    ])
+    Ok(vec![article_like()?, cosign_v2_style()?, replace_history()?, keyless()?, multi_arch()?, demo()?])
 }
 
 /// The small deterministic scenarios committed as OCI layouts under `fixtures/layouts/` (the article-like
@@ -62,7 +55,10 @@ pub fn committed_scenarios() -> Result<Vec<Scenario>> {
 }
 
 /// Write a scenario into a new OCI image layout at `dir`.
-pub async fn write_layout(scenario: &Scenario, dir: &std::path::Path) -> Result<crate::store::layout::LayoutRepository> {
+pub async fn write_layout(
+    scenario: &Scenario,
+    dir: &std::path::Path,
+) -> Result<crate::store::layout::LayoutRepository> {
     let repo = crate::store::layout::LayoutRepository::create(dir, crate::Limits::default())?;
     scenario.repo.push_to(&repo).await?;
     Ok(repo)

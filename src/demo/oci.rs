@@ -12,9 +12,7 @@ use serde_json::{Value, json};
 use super::gojson::to_go_json;
 use crate::model::digest::Digest;
 use crate::model::media_type as mt;
-use crate::model::oci::{
-    Annotations, Descriptor, ImageManifest, Index, Platform, to_canonical_bytes,
-};
+use crate::model::oci::{Annotations, Descriptor, ImageManifest, Index, Platform, to_canonical_bytes};
 
 /// OCI uncompressed tar layer.
 pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -46,10 +44,7 @@ impl LegacyLayer {
 /// are stored uncompressed). `created` is the signing time for cosign ~v1.10 – v2.1,
 /// [`GO_ZERO_TIME`] otherwise.
 pub fn legacy_config(diff_ids: &[Digest], created: &str) -> Vec<u8> {
-    let history: Vec<Value> = diff_ids
-        .iter()
-        .map(|_| json!({"created": GO_ZERO_TIME}))
-        .collect();
+    let history: Vec<Value> = diff_ids.iter().map(|_| json!({"created": GO_ZERO_TIME})).collect();
     let diff_ids: Vec<String> = diff_ids.iter().map(Digest::to_string).collect();
     to_go_json(&json!({
         "architecture": "",
@@ -77,10 +72,7 @@ pub fn legacy_manifest(config: &[u8], layers: &[LegacyLayer]) -> Vec<u8> {
         }
         d
     };
-    let layers: Vec<Value> = layers
-        .iter()
-        .map(|l| ggcr(l.media_type, &l.bytes, &l.annotations))
-        .collect();
+    let layers: Vec<Value> = layers.iter().map(|l| ggcr(l.media_type, &l.bytes, &l.annotations)).collect();
     to_go_json(&json!({
         "schemaVersion": 2,
         "mediaType": mt::OCI_MANIFEST,
@@ -121,12 +113,7 @@ pub struct SubjectImage {
 }
 
 /// A tiny real image for `os`/`architecture` whose only file says `message`.
-pub fn subject_image(
-    message: &str,
-    os: &str,
-    architecture: &str,
-    variant: Option<&str>,
-) -> SubjectImage {
+pub fn subject_image(message: &str, os: &str, architecture: &str, variant: Option<&str>) -> SubjectImage {
     let layer = tar_one_file("hello.txt", format!("{message}\n").as_bytes());
     let mut config = serde_json::Map::new();
     config.insert("created".into(), json!("2024-01-01T00:00:00Z"));
@@ -135,11 +122,11 @@ pub fn subject_image(
     if let Some(v) = variant {
         config.insert("variant".into(), json!(v));
     }
-    config.insert("config".into(), json!({"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["/hello.txt"]}));
     config.insert(
-        "rootfs".into(),
-        json!({"type": "layers", "diff_ids": [Digest::sha256(&layer).to_string()]}),
+        "config".into(),
+        json!({"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["/hello.txt"]}),
     );
+    config.insert("rootfs".into(), json!({"type": "layers", "diff_ids": [Digest::sha256(&layer).to_string()]}));
     config.insert(
         "history".into(),
         json!([{"created": "2024-01-01T00:00:00Z", "created_by": "COPY hello.txt / # buildkit", "comment": "buildkit.dockerfile.v0"}]),
@@ -162,13 +149,7 @@ pub fn subject_image(
         variant: variant.map(str::to_owned),
         extra: BTreeMap::new(),
     };
-    SubjectImage {
-        digest: Digest::sha256(&manifest),
-        manifest,
-        config,
-        layer,
-        platform,
-    }
+    SubjectImage { digest: Digest::sha256(&manifest), manifest, config, layer, platform }
 }
 
 /// An OCI image index over `images`.
@@ -185,24 +166,15 @@ pub fn image_index(images: &[&SubjectImage]) -> Vec<u8> {
 /// A ustar archive holding one regular file, with fixed owner, mode and mtime so it is stable.
 pub fn tar_one_file(name: &str, content: &[u8]) -> Vec<u8> {
     let mut header = [0u8; 512];
-    let put =
-        |h: &mut [u8; 512], at: usize, bytes: &[u8]| h[at..at + bytes.len()].copy_from_slice(bytes);
+    let put = |h: &mut [u8; 512], at: usize, bytes: &[u8]| h[at..at + bytes.len()].copy_from_slice(bytes);
     let name = &name.as_bytes()[..name.len().min(100)];
     put(&mut header, 0, name);
     put(&mut header, 100, b"0000644\0");
     put(&mut header, 108, b"0000000\0");
     put(&mut header, 116, b"0000000\0");
-    put(
-        &mut header,
-        124,
-        format!("{:011o}\0", content.len()).as_bytes(),
-    );
+    put(&mut header, 124, format!("{:011o}\0", content.len()).as_bytes());
     // 2024-01-01T00:00:00Z.
-    put(
-        &mut header,
-        136,
-        format!("{:011o}\0", 1_704_067_200u64).as_bytes(),
-    );
+    put(&mut header, 136, format!("{:011o}\0", 1_704_067_200u64).as_bytes());
     put(&mut header, 148, b"        ");
     header[156] = b'0';
     put(&mut header, 257, b"ustar\0");
@@ -232,39 +204,20 @@ mod tests {
         ];
         let config = legacy_config(&att, "2022-10-13T16:11:27.193412941-07:00");
         assert_eq!(config.len(), 357);
-        assert_eq!(
-            Digest::sha256(&config).hex(),
-            "728e26b36817753d90d7de8420dacf4fa1bcf746da2b54bb8c59cd047a682198"
-        );
-        let sig = [d(
-            "09b3e371137191b52fdd07bdf115824b2b297a2003882e68d68d66d0d35fe1fc",
-        )];
+        assert_eq!(Digest::sha256(&config).hex(), "728e26b36817753d90d7de8420dacf4fa1bcf746da2b54bb8c59cd047a682198");
+        let sig = [d("09b3e371137191b52fdd07bdf115824b2b297a2003882e68d68d66d0d35fe1fc")];
         let config = legacy_config(&sig, "2022-10-13T09:03:11.844138614-07:00");
-        assert_eq!(
-            Digest::sha256(&config).hex(),
-            "00ce5fed483997c24aa0834081ab1960283ee9b2c9d46912bbccc3f9d18e335d"
-        );
+        assert_eq!(Digest::sha256(&config).hex(), "00ce5fed483997c24aa0834081ab1960283ee9b2c9d46912bbccc3f9d18e335d");
         let image = d("9bd049b6b470118cc6a02d58595b86107407c9e288c0d556ce342ea8acbafdf4");
-        let payload = simple_signing_payload(
-            "562077019569.dkr.ecr.us-west-2.amazonaws.com/flasksample",
-            &image,
-            None,
-        );
-        assert_eq!(
-            Digest::sha256(&payload).hex(),
-            "09b3e371137191b52fdd07bdf115824b2b297a2003882e68d68d66d0d35fe1fc"
-        );
+        let payload = simple_signing_payload("562077019569.dkr.ecr.us-west-2.amazonaws.com/flasksample", &image, None);
+        assert_eq!(Digest::sha256(&payload).hex(), "09b3e371137191b52fdd07bdf115824b2b297a2003882e68d68d66d0d35fe1fc");
     }
 
     #[test]
     fn legacy_manifest_uses_ggcr_field_order() {
         let mut annotations = Annotations::new();
         annotations.insert("dev.cosignproject.cosign/signature".into(), String::new());
-        let layers = [LegacyLayer {
-            media_type: mt::DSSE_ENVELOPE,
-            bytes: b"{}".to_vec(),
-            annotations,
-        }];
+        let layers = [LegacyLayer { media_type: mt::DSSE_ENVELOPE, bytes: b"{}".to_vec(), annotations }];
         let (m, _config) = legacy_manifest_and_config(&layers, GO_ZERO_TIME);
         let m = String::from_utf8(m).unwrap();
         assert!(m.starts_with(r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":"#), "{m}");
@@ -275,21 +228,9 @@ mod tests {
     fn tar_is_well_formed() {
         let t = tar_one_file("hello.txt", b"hi\n");
         assert_eq!(t.len(), 512 * 4);
-        let sum: u32 = t[..512]
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    u32::from(b)
-                }
-            })
-            .sum();
-        assert_eq!(
-            std::str::from_utf8(&t[148..154]).unwrap(),
-            format!("{sum:06o}")
-        );
+        let sum: u32 =
+            t[..512].iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) }).sum();
+        assert_eq!(std::str::from_utf8(&t[148..154]).unwrap(), format!("{sum:06o}"));
         assert_eq!(&t[512..515], b"hi\n");
     }
 
@@ -299,9 +240,6 @@ mod tests {
         assert_eq!(a.digest, subject_image("a", "linux", "amd64", None).digest);
         assert_ne!(a.digest, subject_image("b", "linux", "amd64", None).digest);
         let index = String::from_utf8(image_index(&[&a])).unwrap();
-        assert!(
-            index.contains(r#""platform":{"architecture":"amd64","os":"linux"}"#),
-            "{index}"
-        );
+        assert!(index.contains(r#""platform":{"architecture":"amd64","os":"linux"}"#), "{index}");
     }
 }

@@ -22,21 +22,14 @@ pub fn encode(label: &str, der: &[u8]) -> String {
 pub fn decode(label: &str, pem: &str) -> Result<Vec<u8>> {
     let begin = format!("-----BEGIN {label}-----");
     let end = format!("-----END {label}-----");
-    let start = pem
-        .find(&begin)
-        .ok_or_else(|| Error::invalid_format(format!("PEM block {label:?} not found")))?
-        + begin.len();
+    let start =
+        pem.find(&begin).ok_or_else(|| Error::invalid_format(format!("PEM block {label:?} not found")))? + begin.len();
     let stop = pem[start..]
         .find(&end)
         .ok_or_else(|| Error::invalid_format(format!("PEM block {label:?} is not terminated")))?
         + start;
-    let body: String = pem[start..stop]
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    STANDARD
-        .decode(body)
-        .map_err(|e| Error::invalid_format(format!("PEM block {label:?} is not valid base64: {e}")))
+    let body: String = pem[start..stop].chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    STANDARD.decode(body).map_err(|e| Error::invalid_format(format!("PEM block {label:?} is not valid base64: {e}")))
 }
 
 #[cfg(test)]

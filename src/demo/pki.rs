@@ -12,9 +12,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rcgen::{
-    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_ED25519, SanType,
-    SerialNumber,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PKCS_ED25519, SanType, SerialNumber,
 };
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
@@ -84,9 +83,7 @@ impl KeylessIdentity {
     /// The CI-workflow identity the keyless scenario uses for signatures.
     pub fn workflow() -> KeylessIdentity {
         KeylessIdentity {
-            identity: Identity::Uri(
-                "https://git.example.test/demo/app/.ci/release.yml@refs/heads/main".into(),
-            ),
+            identity: Identity::Uri("https://git.example.test/demo/app/.ci/release.yml@refs/heads/main".into()),
             issuer: "https://ci-token.example.test".into(),
         }
     }
@@ -103,10 +100,7 @@ pub struct Cert {
 
 impl Cert {
     fn from_der(der: &[u8]) -> Cert {
-        Cert {
-            der: der.to_vec(),
-            pem: pem::encode("CERTIFICATE", der),
-        }
+        Cert { der: der.to_vec(), pem: pem::encode("CERTIFICATE", der) }
     }
 }
 
@@ -115,8 +109,7 @@ fn rcgen_err(what: &str) -> impl Fn(rcgen::Error) -> Error + '_ {
 }
 
 fn key_pair(key: TestKey) -> Result<KeyPair> {
-    KeyPair::from_pkcs8_pem_and_sign_algo(key.private_pkcs8_pem(), &PKCS_ED25519)
-        .map_err(rcgen_err(key.name()))
+    KeyPair::from_pkcs8_pem_and_sign_algo(key.private_pkcs8_pem(), &PKCS_ED25519).map_err(rcgen_err(key.name()))
 }
 
 /// A fixed, positive 16-byte serial derived from a label.
@@ -160,17 +153,10 @@ pub fn leaf(who: &KeylessIdentity) -> Result<Cert> {
     let start = rcgen::date_time_ymd(2024, 1, 1);
     params.not_before = start;
     params.not_after = start + Duration::from_secs(LEAF_LIFETIME_SECS as u64);
-    params.serial_number = Some(serial(&format!(
-        "att2ref test leaf {}",
-        who.identity.value()
-    )));
+    params.serial_number = Some(serial(&format!("att2ref test leaf {}", who.identity.value())));
     // Fulcio leaves have an empty subject; rcgen then marks the SAN critical, as Fulcio does.
     params.distinguished_name = DistinguishedName::new();
-    let san = who
-        .identity
-        .value()
-        .try_into()
-        .map_err(rcgen_err("identity"))?;
+    let san = who.identity.value().try_into().map_err(rcgen_err("identity"))?;
     params.subject_alt_names = vec![match who.identity {
         Identity::Email(_) => SanType::Rfc822Name(san),
         Identity::Uri(_) => SanType::URI(san),
@@ -184,9 +170,7 @@ pub fn leaf(who: &KeylessIdentity) -> Result<Cert> {
         CustomExtension::from_oid_content(OID_FULCIO_ISSUER_V1, who.issuer.as_bytes().to_vec()),
         CustomExtension::from_oid_content(OID_FULCIO_ISSUER_V2, der_utf8_string(&who.issuer)),
     ];
-    let cert = params
-        .signed_by(&leaf_key, &issuer)
-        .map_err(rcgen_err("leaf"))?;
+    let cert = params.signed_by(&leaf_key, &issuer).map_err(rcgen_err("leaf"))?;
     Ok(Cert::from_der(cert.der()))
 }
 
@@ -197,11 +181,7 @@ fn der_utf8_string(s: &str) -> Vec<u8> {
     if len < 0x80 {
         out.push(len as u8);
     } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|&b| b == 0)
-            .collect();
+        let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|&b| b == 0).collect();
         out.push(0x80 | bytes.len() as u8);
         out.extend_from_slice(&bytes);
     }
@@ -260,12 +240,7 @@ mod tests {
                 (2, b[1] as usize)
             } else {
                 let n = (b[1] & 0x7f) as usize;
-                (
-                    2 + n,
-                    b[2..2 + n]
-                        .iter()
-                        .fold(0, |acc, &x| (acc << 8) | x as usize),
-                )
+                (2 + n, b[2..2 + n].iter().fold(0, |acc, &x| (acc << 8) | x as usize))
             }
         }
         let (h, _) = header(der);
@@ -289,10 +264,7 @@ mod tests {
         let root_spki = TestKey::CaRoot.public_spki_der();
         for cert in [&root_a, &leaf_a] {
             let (tbs, sig) = tbs_and_signature(&cert.der);
-            assert!(
-                verify(Scheme::Ed25519, &root_spki, tbs, sig),
-                "signed by the test root"
-            );
+            assert!(verify(Scheme::Ed25519, &root_spki, tbs, sig), "signed by the test root");
         }
         // The leaf embeds the Fulcio-leaf key and both issuer extensions.
         let leaf_raw_key = &TestKey::FulcioLeaf.public_spki_der()[12..];
@@ -304,12 +276,7 @@ mod tests {
                 .windows(issuer.len() + 2)
                 .any(|w| w[0] == 0x0c && w[1] as usize == issuer.len() && &w[2..] == issuer)
         );
-        assert!(
-            leaf_a
-                .der
-                .windows(b"keyless-signer@example.test".len())
-                .any(|w| w == b"keyless-signer@example.test")
-        );
+        assert!(leaf_a.der.windows(b"keyless-signer@example.test".len()).any(|w| w == b"keyless-signer@example.test"));
         assert!(leaf_a.pem.starts_with("-----BEGIN CERTIFICATE-----\n"));
     }
 
@@ -319,19 +286,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(v["tlogs"][0]["keyDetails"], serde_json::Value::Null);
         assert_eq!(v["tlogs"][0]["publicKey"]["keyDetails"], "PKIX_ED25519");
-        assert_eq!(
-            v["tlogs"][1]["publicKey"]["keyDetails"],
-            "PKIX_ECDSA_P256_SHA_256"
-        );
-        assert_eq!(
-            v["tlogs"][0]["logId"]["keyId"],
-            STANDARD.encode(log_id(TestKey::RekorEd25519))
-        );
+        assert_eq!(v["tlogs"][1]["publicKey"]["keyDetails"], "PKIX_ECDSA_P256_SHA_256");
+        assert_eq!(v["tlogs"][0]["logId"]["keyId"], STANDARD.encode(log_id(TestKey::RekorEd25519)));
         let root_b64 = STANDARD.encode(root().unwrap().der);
-        assert_eq!(
-            v["certificateAuthorities"][0]["certChain"]["certificates"][0]["rawBytes"],
-            root_b64
-        );
+        assert_eq!(v["certificateAuthorities"][0]["certChain"]["certificates"][0]["rawBytes"], root_b64);
         assert_eq!(bytes, trusted_root_json().unwrap());
     }
 

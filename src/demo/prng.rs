@@ -82,19 +82,12 @@ mod tests {
 
     #[test]
     fn same_seed_same_stream() {
-        let a: Vec<u64> = (0..4)
-            .scan(Prng::new(7), |p, _| Some(p.next_u64()))
-            .collect();
-        let b: Vec<u64> = (0..4)
-            .scan(Prng::new(7), |p, _| Some(p.next_u64()))
-            .collect();
+        let a: Vec<u64> = (0..4).scan(Prng::new(7), |p, _| Some(p.next_u64())).collect();
+        let b: Vec<u64> = (0..4).scan(Prng::new(7), |p, _| Some(p.next_u64())).collect();
         assert_eq!(a, b);
         // Pinned so a change to the algorithm (which would change every generated store) is noticed.
         assert_eq!(Prng::new(0).next_u64(), 0xe220_a839_7b1d_cdaf);
-        assert_ne!(
-            Prng::from_label("a").next_u64(),
-            Prng::from_label("b").next_u64()
-        );
+        assert_ne!(Prng::from_label("a").next_u64(), Prng::from_label("b").next_u64());
     }
 
     #[test]

@@ -74,16 +74,12 @@ pub struct TestLog {
 impl TestLog {
     /// The deterministic log (Ed25519 SETs).
     pub fn ed25519() -> TestLog {
-        TestLog {
-            key: TestKey::RekorEd25519,
-        }
+        TestLog { key: TestKey::RekorEd25519 }
     }
 
     /// A log keyed like public-good Rekor v1 (ECDSA P-256; SETs are not byte-stable).
     pub fn ecdsa_p256() -> TestLog {
-        TestLog {
-            key: TestKey::RekorEcdsaP256,
-        }
+        TestLog { key: TestKey::RekorEcdsaP256 }
     }
 
     /// The log's key.
@@ -103,11 +99,7 @@ impl TestLog {
 
     /// The bytes a SET signs: RFC 8785 JSON of `{body, integratedTime, logID, logIndex}` with the
     /// body as its base64 string.
-    pub fn set_message(
-        body_b64: &str,
-        position: EntryPosition,
-        log_id_hex: &str,
-    ) -> Result<Vec<u8>> {
+    pub fn set_message(body_b64: &str, position: EntryPosition, log_id_hex: &str) -> Result<Vec<u8>> {
         canonical_json(&json!({
             "body": body_b64,
             "integratedTime": position.integrated_time,
@@ -121,9 +113,7 @@ impl TestLog {
     pub fn legacy_bundle(&self, body: &Value, position: EntryPosition) -> Result<String> {
         let body_b64 = STANDARD.encode(canonical_json(body)?);
         let log_id = self.log_id_hex();
-        let set = self
-            .signer()
-            .sign(&Self::set_message(&body_b64, position, &log_id)?)?;
+        let set = self.signer().sign(&Self::set_message(&body_b64, position, &log_id)?)?;
         let bundle = json!({
             "SignedEntryTimestamp": STANDARD.encode(set),
             "Payload": {"body": body_b64, "integratedTime": position.integrated_time, "logIndex": position.log_index, "logID": log_id},
@@ -142,34 +132,17 @@ mod tests {
     fn bundle_set_verifies_under_the_log_key() {
         for log in [TestLog::ed25519(), TestLog::ecdsa_p256()] {
             let body = hashedrekord_body(b"layer", b"sig", "-----BEGIN PUBLIC KEY-----\n");
-            let pos = EntryPosition {
-                log_index: 42,
-                integrated_time: 1_704_067_260,
-            };
+            let pos = EntryPosition { log_index: 42, integrated_time: 1_704_067_260 };
             let bundle = log.legacy_bundle(&body, pos).unwrap();
-            assert!(
-                bundle.starts_with(r#"{"SignedEntryTimestamp":""#),
-                "{bundle}"
-            );
+            assert!(bundle.starts_with(r#"{"SignedEntryTimestamp":""#), "{bundle}");
             let v: Value = serde_json::from_str(&bundle).unwrap();
             let payload = &v["Payload"];
             let keys: Vec<&String> = payload.as_object().unwrap().keys().collect();
             assert_eq!(keys, ["body", "integratedTime", "logIndex", "logID"]);
-            let msg = TestLog::set_message(
-                payload["body"].as_str().unwrap(),
-                pos,
-                payload["logID"].as_str().unwrap(),
-            )
-            .unwrap();
-            let set = STANDARD
-                .decode(v["SignedEntryTimestamp"].as_str().unwrap())
+            let msg = TestLog::set_message(payload["body"].as_str().unwrap(), pos, payload["logID"].as_str().unwrap())
                 .unwrap();
-            assert!(verify(
-                log.signer().scheme(),
-                &log.key().public_spki_der(),
-                &msg,
-                &set
-            ));
+            let set = STANDARD.decode(v["SignedEntryTimestamp"].as_str().unwrap()).unwrap();
+            assert!(verify(log.signer().scheme(), &log.key().public_spki_der(), &msg, &set));
             let body_bytes = STANDARD.decode(payload["body"].as_str().unwrap()).unwrap();
             assert!(body_bytes.starts_with(br#"{"apiVersion":"0.0.1","kind":"hashedrekord","spec":{"data":{"hash":{"algorithm":"sha256","value":""#));
         }
@@ -179,15 +152,9 @@ mod tests {
     fn bodies_are_canonical() {
         let b = canonical_json(&dsse_body(b"e", b"p", b"s", "v")).unwrap();
         let s = String::from_utf8(b).unwrap();
-        assert!(
-            s.starts_with(r#"{"apiVersion":"0.0.1","kind":"dsse","spec":{"envelopeHash":"#),
-            "{s}"
-        );
+        assert!(s.starts_with(r#"{"apiVersion":"0.0.1","kind":"dsse","spec":{"envelopeHash":"#), "{s}");
         let b = String::from_utf8(canonical_json(&intoto_body(b"e", b"p", "k")).unwrap()).unwrap();
-        assert!(
-            b.contains(r#""spec":{"content":{"hash":{"algorithm":"sha256","value":""#),
-            "{b}"
-        );
+        assert!(b.contains(r#""spec":{"content":{"hash":{"algorithm":"sha256","value":""#), "{b}");
         assert!(b.ends_with(r#""publicKey":"aw=="}}"#), "{b}");
     }
 }

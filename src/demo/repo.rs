@@ -37,11 +37,7 @@ pub struct GeneratedRepo {
 impl GeneratedRepo {
     /// An empty repository.
     pub fn new(repository: impl Into<String>) -> GeneratedRepo {
-        GeneratedRepo {
-            repository: repository.into(),
-            blobs: BTreeMap::new(),
-            manifests: Vec::new(),
-        }
+        GeneratedRepo { repository: repository.into(), blobs: BTreeMap::new(), manifests: Vec::new() }
     }
 
     /// Add a blob; returns its digest.
@@ -53,12 +49,7 @@ impl GeneratedRepo {
     }
 
     /// Add a manifest and move `tags` to it. Adding the same bytes twice only merges tags.
-    pub fn add_manifest(
-        &mut self,
-        bytes: impl Into<Bytes>,
-        media_type: &str,
-        tags: &[String],
-    ) -> Digest {
+    pub fn add_manifest(&mut self, bytes: impl Into<Bytes>, media_type: &str, tags: &[String]) -> Digest {
         let bytes = bytes.into();
         let digest = Digest::sha256(&bytes);
         for m in &mut self.manifests {
@@ -84,9 +75,7 @@ impl GeneratedRepo {
 
     /// The manifest a tag points at.
     pub fn manifest_by_tag(&self, tag: &str) -> Option<&GeneratedManifest> {
-        self.manifests
-            .iter()
-            .find(|m| m.tags.iter().any(|t| t == tag))
+        self.manifests.iter().find(|m| m.tags.iter().any(|t| t == tag))
     }
 
     /// A blob by digest.
@@ -96,10 +85,7 @@ impl GeneratedRepo {
 
     /// Every tag, in push order.
     pub fn tags(&self) -> Vec<&str> {
-        self.manifests
-            .iter()
-            .flat_map(|m| m.tags.iter().map(String::as_str))
-            .collect()
+        self.manifests.iter().flat_map(|m| m.tags.iter().map(String::as_str)).collect()
     }
 
     /// Total bytes of blobs and manifests.
@@ -126,10 +112,8 @@ impl GeneratedRepo {
                     Some(t) => format!("pushing manifest {} as {}:{t}", m.digest, repo.name()),
                     None => format!("pushing manifest {} to {}", m.digest, repo.name()),
                 };
-                let put = repo
-                    .put_manifest(m.bytes.clone(), &m.media_type, tag)
-                    .await
-                    .map_err(|e| e.context(what()))?;
+                let put =
+                    repo.put_manifest(m.bytes.clone(), &m.media_type, tag).await.map_err(|e| e.context(what()))?;
                 check_digest(&m.digest, &put.digest, "manifest", &repo.name())?;
             }
         }
@@ -141,10 +125,7 @@ fn check_digest(expected: &Digest, got: &Digest, what: &str, repo: &str) -> Resu
     if expected == got {
         Ok(())
     } else {
-        Err(Error::new(
-            ErrorKind::DigestMismatch,
-            format!("{repo} stored {what} {expected} as {got}"),
-        ))
+        Err(Error::new(ErrorKind::DigestMismatch, format!("{repo} stored {what} {expected} as {got}")))
     }
 }
 
@@ -157,11 +138,7 @@ mod tests {
     fn tags_move_and_duplicates_merge() {
         let mut r = GeneratedRepo::new("registry.test/x");
         let a = r.add_manifest(&b"{\"a\":1}"[..], mt::OCI_MANIFEST, &["t".into()]);
-        let b = r.add_manifest(
-            &b"{\"b\":1}"[..],
-            mt::OCI_MANIFEST,
-            &["t".into(), "u".into()],
-        );
+        let b = r.add_manifest(&b"{\"b\":1}"[..], mt::OCI_MANIFEST, &["t".into(), "u".into()]);
         assert_eq!(r.manifest_by_tag("t").unwrap().digest, b);
         assert!(r.manifest(&a).unwrap().tags.is_empty());
         r.add_manifest(&b"{\"a\":1}"[..], mt::OCI_MANIFEST, &["v".into()]);

@@ -41,50 +41,20 @@ pub fn demo() -> Result<Scenario> {
     )
 }
 
-fn article_shape(
-    name: &'static str,
-    summary: &'static str,
-    repository: &str,
-    sbom_bytes: usize,
-) -> Result<Scenario> {
+fn article_shape(name: &'static str, summary: &'static str, repository: &str, sbom_bytes: usize) -> Result<Scenario> {
     let mut b = Builder::new(repository);
-    let image = subject_image(
-        &format!("{repository}:v1 (att2ref test image)"),
-        "linux",
-        "amd64",
-        None,
-    );
+    let image = subject_image(&format!("{repository}:v1 (att2ref test image)"), "linux", "amd64", None);
     let image = b.image(&image, &["v1"]);
     let key = Signing::key(TestKey::Rsa4096.signer());
 
     let sig = b.signature(&image, key.clone())?;
-    b.attach(
-        AttachmentKind::Signatures,
-        &image,
-        vec![sig],
-        "2023-03-14T09:14:59.265358979-07:00",
-    );
+    b.attach(AttachmentKind::Signatures, &image, vec![sig], "2023-03-14T09:14:59.265358979-07:00");
 
     let mut prng = Prng::from_label(repository);
-    let sbom = content::spdx_sbom(
-        &mut prng,
-        &format!("{repository}-v1"),
-        "2023-03-14T16:05:12.718281828Z",
-        sbom_bytes,
-    );
+    let sbom = content::spdx_sbom(&mut prng, &format!("{repository}-v1"), "2023-03-14T16:05:12.718281828Z", sbom_bytes);
     let sbom = b.attestation(custom_v1(&image, sbom, "2023-03-14T16:20:31Z", &key))?;
-    let slsa = b.attestation(custom_v1(
-        &image,
-        ARTICLE_SLSA_TEXT.to_owned(),
-        "2023-03-14T16:21:07Z",
-        &key,
-    ))?;
-    b.attach(
-        AttachmentKind::Attestations,
-        &image,
-        vec![sbom, slsa],
-        "2023-03-14T09:21:07.141421356-07:00",
-    );
+    let slsa = b.attestation(custom_v1(&image, ARTICLE_SLSA_TEXT.to_owned(), "2023-03-14T16:21:07Z", &key))?;
+    b.attach(AttachmentKind::Attestations, &image, vec![sbom, slsa], "2023-03-14T09:21:07.141421356-07:00");
     Ok(b.finish(name, summary, image))
 }
 
@@ -98,19 +68,8 @@ fn custom_v1<'a>(subject: &'a Digest, data: String, timestamp: &str, signing: &S
     }
 }
 
-fn att<'a>(
-    subject: &'a Digest,
-    predicate_type: &'a str,
-    predicate: Value,
-    signing: &Signing,
-) -> Att<'a> {
-    Att {
-        subject,
-        predicate_type,
-        predicate,
-        annotate: true,
-        signing: signing.clone(),
-    }
+fn att<'a>(subject: &'a Digest, predicate_type: &'a str, predicate: Value, signing: &Signing) -> Att<'a> {
+    Att { subject, predicate_type, predicate, annotate: true, signing: signing.clone() }
 }
 
 /// An SPDX document as a Go-parsed object predicate (cosign v2 `--type spdxjson`).
@@ -128,10 +87,7 @@ pub fn cosign_v2_style() -> Result<Scenario> {
     let repository = "registry.test/v2/app";
     let mut b = Builder::new(repository);
     let mut prng = Prng::from_label(repository);
-    let image = b.image(
-        &subject_image("cosign v2 style app 1.0", "linux", "amd64", None),
-        &["1.0"],
-    );
+    let image = b.image(&subject_image("cosign v2 style app 1.0", "linux", "amd64", None), &["1.0"]);
     let key = Signing::key(TestKey::Ed25519.signer());
     let log = TestLog::ed25519();
     let logged = key.clone().logged(log, TlogKind::Dsse);
@@ -141,18 +97,8 @@ pub fn cosign_v2_style() -> Result<Scenario> {
     b.attach(AttachmentKind::Signatures, &image, vec![sig], GO_ZERO_TIME);
 
     let layers = vec![
-        b.attestation(att(
-            &image,
-            pt::SLSA_V02,
-            content::slsa_v02(&mut prng, source, "build-1"),
-            &logged,
-        ))?,
-        b.attestation(att(
-            &image,
-            pt::SPDX,
-            spdx_object(&mut prng, repository),
-            &logged,
-        ))?,
+        b.attestation(att(&image, pt::SLSA_V02, content::slsa_v02(&mut prng, source, "build-1"), &logged))?,
+        b.attestation(att(&image, pt::SPDX, spdx_object(&mut prng, repository), &logged))?,
         b.attestation(att(
             &image,
             pt::CUSTOM,
@@ -177,15 +123,8 @@ pub fn cosign_v2_style() -> Result<Scenario> {
 
 /// What `cosign attest --replace` does: the new layer first, then every layer whose signed
 /// predicate type differs; same-type layers are dropped.
-fn cosign_replace(
-    old: &[(LegacyLayer, LayerInfo)],
-    new: (LegacyLayer, LayerInfo),
-) -> Vec<(LegacyLayer, LayerInfo)> {
-    let kept: Vec<_> = old
-        .iter()
-        .filter(|(_, info)| info.predicate_type != new.1.predicate_type)
-        .cloned()
-        .collect();
+fn cosign_replace(old: &[(LegacyLayer, LayerInfo)], new: (LegacyLayer, LayerInfo)) -> Vec<(LegacyLayer, LayerInfo)> {
+    let kept: Vec<_> = old.iter().filter(|(_, info)| info.predicate_type != new.1.predicate_type).cloned().collect();
     std::iter::once(new).chain(kept).collect()
 }
 
@@ -199,60 +138,23 @@ pub fn replace_history() -> Result<Scenario> {
     let repository = "registry.test/replace/app";
     let mut b = Builder::new(repository);
     let mut prng = Prng::from_label(repository);
-    let image = b.image(
-        &subject_image("replace history app", "linux", "amd64", None),
-        &["latest"],
-    );
+    let image = b.image(&subject_image("replace history app", "linux", "amd64", None), &["latest"]);
     let key = Signing::key(Signer::new(TestKey::Rsa2048, Scheme::RsaPkcs1Sha256)?);
     let source = "https://git.example.test/demo/replace";
 
     let first = vec![
-        b.attestation(custom_v1(
-            &image,
-            "v1-era custom note".to_owned(),
-            "2023-05-01T12:00:00Z",
-            &key,
-        ))?,
-        b.attestation(att(
-            &image,
-            pt::SLSA_V02,
-            content::slsa_v02(&mut prng, source, "build-old"),
-            &key,
-        ))?,
-        b.attestation(att(
-            &image,
-            pt::SPDX,
-            spdx_object(&mut prng, repository),
-            &key,
-        ))?,
+        b.attestation(custom_v1(&image, "v1-era custom note".to_owned(), "2023-05-01T12:00:00Z", &key))?,
+        b.attestation(att(&image, pt::SLSA_V02, content::slsa_v02(&mut prng, source, "build-old"), &key))?,
+        b.attestation(att(&image, pt::SPDX, spdx_object(&mut prng, repository), &key))?,
     ];
-    b.attach(
-        AttachmentKind::Attestations,
-        &image,
-        first.clone(),
-        GO_ZERO_TIME,
-    );
+    b.attach(AttachmentKind::Attestations, &image, first.clone(), GO_ZERO_TIME);
 
-    let new_slsa = b.attestation(att(
-        &image,
-        pt::SLSA_V02,
-        content::slsa_v02(&mut prng, source, "build-new"),
-        &key,
-    ))?;
+    let new_slsa = b.attestation(att(&image, pt::SLSA_V02, content::slsa_v02(&mut prng, source, "build-new"), &key))?;
     let second = cosign_replace(&first, new_slsa);
-    b.attach(
-        AttachmentKind::Attestations,
-        &image,
-        second.clone(),
-        GO_ZERO_TIME,
-    );
+    b.attach(AttachmentKind::Attestations, &image, second.clone(), GO_ZERO_TIME);
 
-    let custom = b.attestation(att(
-        &image,
-        pt::CUSTOM,
-        content::custom("v2 custom note", "2024-01-01T00:03:00Z"),
-        &key,
-    ))?;
+    let custom =
+        b.attestation(att(&image, pt::CUSTOM, content::custom("v2 custom note", "2024-01-01T00:03:00Z"), &key))?;
     let third = cosign_replace(&second, custom);
     b.attach(AttachmentKind::Attestations, &image, third, GO_ZERO_TIME);
     Ok(b.finish(
@@ -275,17 +177,11 @@ pub fn keyless_with_log(log: TestLog) -> Result<Scenario> {
     let repository = "registry.test/keyless/app";
     let mut b = Builder::new(repository);
     let mut prng = Prng::from_label(repository);
-    let image = b.image(
-        &subject_image("keyless app", "linux", "amd64", None),
-        &["1.0"],
-    );
+    let image = b.image(&subject_image("keyless app", "linux", "amd64", None), &["1.0"]);
     let email = KeylessIdentity::email();
     let source = "https://git.example.test/demo/keyless";
 
-    let sig = b.signature(
-        &image,
-        Signing::keyless(KeylessIdentity::workflow(), log, TlogKind::HashedRekord),
-    )?;
+    let sig = b.signature(&image, Signing::keyless(KeylessIdentity::workflow(), log, TlogKind::HashedRekord))?;
     b.attach(AttachmentKind::Signatures, &image, vec![sig], GO_ZERO_TIME);
 
     let old = Att {
@@ -298,21 +194,15 @@ pub fn keyless_with_log(log: TestLog) -> Result<Scenario> {
     let dsse = Signing::keyless(email, log, TlogKind::Dsse);
     let layers = vec![
         b.attestation(old)?,
-        b.attestation(att(
-            &image,
-            pt::SPDX,
-            spdx_object(&mut prng, repository),
-            &dsse,
-        ))?,
-        b.attestation(att(
-            &image,
-            pt::SLSA_V1,
-            content::slsa_v1(&mut prng, source),
-            &dsse,
-        ))?,
+        b.attestation(att(&image, pt::SPDX, spdx_object(&mut prng, repository), &dsse))?,
+        b.attestation(att(&image, pt::SLSA_V1, content::slsa_v1(&mut prng, source), &dsse))?,
     ];
     b.attach(AttachmentKind::Attestations, &image, layers, GO_ZERO_TIME);
-    Ok(b.finish("keyless", "keyless .sig and .att: test-CA certificates, chains and legacy Rekor bundles (intoto, dsse, hashedrekord)", image))
+    Ok(b.finish(
+        "keyless",
+        "keyless .sig and .att: test-CA certificates, chains and legacy Rekor bundles (intoto, dsse, hashedrekord)",
+        image,
+    ))
 }
 
 /// An OCI image index (linux/amd64, linux/arm64/v8): `.att` on the index and on the amd64
@@ -336,24 +226,9 @@ pub fn multi_arch() -> Result<Scenario> {
         content::slsa_v02(&mut prng, "https://git.example.test/demo/multi", "multi-1"),
         &key,
     ))?;
-    b.attach(
-        AttachmentKind::Attestations,
-        &index,
-        vec![on_index],
-        GO_ZERO_TIME,
-    );
-    let on_platform = b.attestation(att(
-        &amd64_digest,
-        pt::SPDX,
-        spdx_object(&mut prng, repository),
-        &key,
-    ))?;
-    b.attach(
-        AttachmentKind::Attestations,
-        &amd64_digest,
-        vec![on_platform],
-        GO_ZERO_TIME,
-    );
+    b.attach(AttachmentKind::Attestations, &index, vec![on_index], GO_ZERO_TIME);
+    let on_platform = b.attestation(att(&amd64_digest, pt::SPDX, spdx_object(&mut prng, repository), &key))?;
+    b.attach(AttachmentKind::Attestations, &amd64_digest, vec![on_platform], GO_ZERO_TIME);
     Ok(b.finish(
         "multi_arch",
         "an image index with .sig and .att on the index and an .att on the amd64 manifest",
@@ -368,44 +243,28 @@ pub fn key_types() -> Result<Scenario> {
     let repository = "registry.test/keys/app";
     let mut b = Builder::new(repository);
     let signers = [
-        (
-            "rsa-2048-pkcs1",
-            Signer::new(TestKey::Rsa2048, Scheme::RsaPkcs1Sha256)?,
-        ),
-        (
-            "rsa-2048-pss",
-            Signer::new(TestKey::Rsa2048, Scheme::RsaPssSha256)?,
-        ),
-        (
-            "rsa-4096-pkcs1",
-            Signer::new(TestKey::Rsa4096, Scheme::RsaPkcs1Sha256)?,
-        ),
+        ("rsa-2048-pkcs1", Signer::new(TestKey::Rsa2048, Scheme::RsaPkcs1Sha256)?),
+        ("rsa-2048-pss", Signer::new(TestKey::Rsa2048, Scheme::RsaPssSha256)?),
+        ("rsa-4096-pkcs1", Signer::new(TestKey::Rsa4096, Scheme::RsaPkcs1Sha256)?),
         ("ecdsa-p256", TestKey::EcdsaP256.signer()),
         ("ecdsa-p384", TestKey::EcdsaP384.signer()),
         ("ed25519", TestKey::Ed25519.signer()),
     ];
     let mut first = None;
     for (label, signer) in signers {
-        let image = b.image(
-            &subject_image(&format!("key types app: {label}"), "linux", "amd64", None),
-            &[label],
-        );
+        let image = b.image(&subject_image(&format!("key types app: {label}"), "linux", "amd64", None), &[label]);
         let key = Signing::key(signer);
         let sig = b.signature(&image, key.clone())?;
         b.attach(AttachmentKind::Signatures, &image, vec![sig], GO_ZERO_TIME);
-        let note = content::custom(
-            format!("signed with the {label} test key"),
-            "2024-01-01T00:04:00Z",
-        );
+        let note = content::custom(format!("signed with the {label} test key"), "2024-01-01T00:04:00Z");
         let layer = b.attestation(att(&image, pt::CUSTOM, note, &key))?;
-        b.attach(
-            AttachmentKind::Attestations,
-            &image,
-            vec![layer],
-            GO_ZERO_TIME,
-        );
+        b.attach(AttachmentKind::Attestations, &image, vec![layer], GO_ZERO_TIME);
         first.get_or_insert(image);
     }
     let image = first.unwrap_or_else(|| Digest::sha256(b""));
-    Ok(b.finish("key_types", "one image per key type (RSA PKCS#1/PSS, ECDSA P-256/P-384, Ed25519), each with .sig and .att", image))
+    Ok(b.finish(
+        "key_types",
+        "one image per key type (RSA PKCS#1/PSS, ECDSA P-256/P-384, Ed25519), each with .sig and .att",
+        image,
+    ))
 }

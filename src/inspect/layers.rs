@@ -23,7 +23,8 @@ pub(crate) fn legacy_layer(image: &Digest, layer: &LegacyLayer, tag: &str) -> (L
     let log_entry = a.rekor_bundle().map(|b| LogEntryInfo {
         kind: format!("{}/{}", b.body.kind, b.body.api_version),
         log_index: b.payload.log_index,
-        integrated_time: format_unix(b.payload.integrated_time).unwrap_or_else(|_| b.payload.integrated_time.to_string()),
+        integrated_time: format_unix(b.payload.integrated_time)
+            .unwrap_or_else(|_| b.payload.integrated_time.to_string()),
         log_id: b.payload.log_id.clone(),
     });
     let mut report = LayerReport {
@@ -92,11 +93,8 @@ fn fill_statement(report: &mut LayerReport, statement: &Statement, image: &Diges
     report.predicate_type = Some(statement.predicate_type.clone());
     report.predicate_short_name = predicate::short_name(&statement.predicate_type).map(str::to_owned);
     report.statement_type = Some(statement.version.type_uri().to_owned());
-    report.subject_digests = statement
-        .subjects
-        .iter()
-        .flat_map(|s| s.digest.iter().map(|(alg, hex)| format!("{alg}:{hex}")))
-        .collect();
+    report.subject_digests =
+        statement.subjects.iter().flat_map(|s| s.digest.iter().map(|(alg, hex)| format!("{alg}:{hex}"))).collect();
     report.subject_matches = Some(statement.matches(image));
     report.hint = Some(hint(&statement.predicate_type, statement));
     report.custom_timestamp = statement
@@ -150,7 +148,8 @@ pub(crate) fn referrer(image: &Digest, r: &Referrer) -> (ReferrerReport, Vec<Ano
             "referrer-subject-mismatch",
             format!("referrer {short}: listed for {image} but its subject is {}", s.digest),
         )),
-        None => anomalies.push(Anomaly::new("referrer-without-subject", format!("referrer {short}: manifest has no subject"))),
+        None => anomalies
+            .push(Anomaly::new("referrer-without-subject", format!("referrer {short}: manifest has no subject"))),
     }
     if r.format == crate::read::referrers::ReferrerFormat::ArtifactManifest {
         anomalies.push(Anomaly::new(

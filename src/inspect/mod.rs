@@ -22,8 +22,8 @@ use crate::read::{legacy, referrers};
 use crate::store::{ReferrersSource, Repository};
 
 use report::{
-    Anomaly, BuildkitAttestation, ImageError, ImageReport, InspectReport, LegacyArtifact, LegacyReport,
-    ReferrersReport, SubjectInfo, REPORT_FORMAT,
+    Anomaly, BuildkitAttestation, ImageError, ImageReport, InspectReport, LegacyArtifact, LegacyReport, REPORT_FORMAT,
+    ReferrersReport, SubjectInfo,
 };
 
 /// How to inspect.
@@ -60,7 +60,11 @@ pub async fn inspect_digest<R: Repository>(repo: &R, digest: &Digest, options: &
 
 /// Inspect every tagged image of a repository, plus legacy attachments whose image is not tagged or is
 /// gone. Per-image failures are collected in the report, never dropped.
-pub async fn inspect_repository<R: Repository>(repo: &R, target: &str, options: &InspectOptions) -> Result<InspectReport> {
+pub async fn inspect_repository<R: Repository>(
+    repo: &R,
+    target: &str,
+    options: &InspectOptions,
+) -> Result<InspectReport> {
     let tags = repo.list_tags().await.map_err(|e| e.context(format!("listing tags of {}", repo.name())))?;
     let mut attached: BTreeSet<Digest> = BTreeSet::new();
     let mut plain: Vec<String> = Vec::new();
@@ -75,10 +79,17 @@ pub async fn inspect_repository<R: Repository>(repo: &R, target: &str, options: 
     }
     plain.sort();
 
-    let mut report = InspectReport { format: REPORT_FORMAT, target: target.to_owned(), images: Vec::new(), errors: Vec::new() };
+    let mut report =
+        InspectReport { format: REPORT_FORMAT, target: target.to_owned(), images: Vec::new(), errors: Vec::new() };
     let mut by_digest: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
-    let resolved: Vec<(String, Result<Digest>)> =
-        stream::iter(plain).map(|tag| async move { let r = resolve(repo, &tag).await; (tag, r) }).buffered(options.jobs.max(1)).collect().await;
+    let resolved: Vec<(String, Result<Digest>)> = stream::iter(plain)
+        .map(|tag| async move {
+            let r = resolve(repo, &tag).await;
+            (tag, r)
+        })
+        .buffered(options.jobs.max(1))
+        .collect()
+        .await;
     for (tag, result) in resolved {
         match result {
             Ok(d) => by_digest.entry(d).or_default().push(tag),
@@ -114,8 +125,14 @@ pub async fn inspect_repository<R: Repository>(repo: &R, target: &str, options: 
 }
 
 /// Inspect a single image into a full report, capturing its failure as a report error.
-pub async fn inspect_one<R: Repository>(repo: &R, reference: &str, target: &str, options: &InspectOptions) -> InspectReport {
-    let mut report = InspectReport { format: REPORT_FORMAT, target: target.to_owned(), images: Vec::new(), errors: Vec::new() };
+pub async fn inspect_one<R: Repository>(
+    repo: &R,
+    reference: &str,
+    target: &str,
+    options: &InspectOptions,
+) -> InspectReport {
+    let mut report =
+        InspectReport { format: REPORT_FORMAT, target: target.to_owned(), images: Vec::new(), errors: Vec::new() };
     match inspect_image(repo, reference, options).await {
         Ok(image) => report.images.push(image),
         Err(e) => report.errors.push(image_error(&format!("{}{}{reference}", repo.name(), separator(reference)), &e)),
@@ -162,7 +179,12 @@ async fn resolve<R: Repository>(repo: &R, reference: &str) -> Result<Digest> {
     }
 }
 
-async fn inspect_at<R: Repository>(repo: &R, digest: &Digest, options: &InspectOptions, depth: usize) -> Result<ImageReport> {
+async fn inspect_at<R: Repository>(
+    repo: &R,
+    digest: &Digest,
+    options: &InspectOptions,
+    depth: usize,
+) -> Result<ImageReport> {
     let subject = repo.get_manifest(&digest.to_string()).await?;
     let mut anomalies = Vec::new();
     let subject_info = match &subject {
@@ -182,7 +204,10 @@ async fn inspect_at<R: Repository>(repo: &R, digest: &Digest, options: &InspectO
         None => {
             anomalies.push(Anomaly::new(
                 "subject-missing",
-                format!("no manifest {digest} in {}: everything below is attached to a digest that is gone (orphaned)", repo.name()),
+                format!(
+                    "no manifest {digest} in {}: everything below is attached to a digest that is gone (orphaned)",
+                    repo.name()
+                ),
             ));
             SubjectInfo { present: false, media_type: None, size: None, kind: None }
         }

@@ -53,7 +53,11 @@ impl Digest {
     pub fn from_raw(algorithm: Algorithm, raw: &[u8]) -> Result<Digest> {
         let hex = hex::encode(raw);
         if hex.len() != algorithm.hex_len() {
-            return Err(Error::invalid_format(format!("{} hash must be {} bytes", algorithm.as_str(), algorithm.hex_len() / 2)));
+            return Err(Error::invalid_format(format!(
+                "{} hash must be {} bytes",
+                algorithm.as_str(),
+                algorithm.hex_len() / 2
+            )));
         }
         Ok(Digest { algorithm, hex })
     }
@@ -117,9 +121,8 @@ impl FromStr for Digest {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Digest> {
-        let (alg, hex) = s
-            .split_once(':')
-            .ok_or_else(|| Error::invalid_format(format!("digest {s:?} has no algorithm prefix")))?;
+        let (alg, hex) =
+            s.split_once(':').ok_or_else(|| Error::invalid_format(format!("digest {s:?} has no algorithm prefix")))?;
         let algorithm = match alg {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
@@ -183,7 +186,12 @@ mod tests {
 
     #[test]
     fn rejects_bad_digests() {
-        for bad in ["sha256:ABC", "md5:00", "sha256", "sha256:44136FA355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"] {
+        for bad in [
+            "sha256:ABC",
+            "md5:00",
+            "sha256",
+            "sha256:44136FA355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+        ] {
             assert!(bad.parse::<Digest>().is_err(), "{bad}");
         }
     }

@@ -205,21 +205,33 @@ impl Manifest {
     /// referring descriptor); the body's own `mediaType` wins when present, and the shape decides when
     /// neither says (OCI allows `mediaType` to be absent).
     pub fn parse(bytes: &[u8], declared: Option<&str>) -> Result<(Manifest, String)> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| Error::invalid_format(format!("manifest is not valid JSON: {e}")))?;
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::invalid_format(format!("manifest is not valid JSON: {e}")))?;
         let obj = value.as_object().ok_or_else(|| Error::invalid_format("manifest is not a JSON object"))?;
         let body_type = obj.get("mediaType").and_then(Value::as_str);
         let media_type = match (body_type, declared) {
             (Some(t), _) => t.to_owned(),
-            (None, Some(d)) if !d.is_empty() && d != "application/json" && d != "application/octet-stream" => d.to_owned(),
+            (None, Some(d)) if !d.is_empty() && d != "application/json" && d != "application/octet-stream" => {
+                d.to_owned()
+            }
             _ if obj.contains_key("manifests") => mt::OCI_INDEX.to_owned(),
             _ if obj.contains_key("blobs") => mt::OCI_ARTIFACT_MANIFEST.to_owned(),
             _ if obj.contains_key("config") => mt::OCI_MANIFEST.to_owned(),
             _ => return Err(Error::invalid_format("manifest has no mediaType and an unknown shape")),
         };
         let parsed = match media_type.as_str() {
-            mt::OCI_INDEX | mt::DOCKER_MANIFEST_LIST => Manifest::Index(serde_json::from_value(value).map_err(|e| Error::invalid_format(format!("invalid image index: {e}")))?),
-            mt::OCI_MANIFEST | mt::DOCKER_MANIFEST => Manifest::Image(serde_json::from_value(value).map_err(|e| Error::invalid_format(format!("invalid image manifest: {e}")))?),
-            mt::OCI_ARTIFACT_MANIFEST => Manifest::Artifact(serde_json::from_value(value).map_err(|e| Error::invalid_format(format!("invalid artifact manifest: {e}")))?),
+            mt::OCI_INDEX | mt::DOCKER_MANIFEST_LIST => Manifest::Index(
+                serde_json::from_value(value)
+                    .map_err(|e| Error::invalid_format(format!("invalid image index: {e}")))?,
+            ),
+            mt::OCI_MANIFEST | mt::DOCKER_MANIFEST => Manifest::Image(
+                serde_json::from_value(value)
+                    .map_err(|e| Error::invalid_format(format!("invalid image manifest: {e}")))?,
+            ),
+            mt::OCI_ARTIFACT_MANIFEST => Manifest::Artifact(
+                serde_json::from_value(value)
+                    .map_err(|e| Error::invalid_format(format!("invalid artifact manifest: {e}")))?,
+            ),
             other => return Err(Error::invalid_format(format!("unsupported manifest media type {other:?}"))),
         };
         Ok((parsed, media_type))
@@ -247,7 +259,9 @@ impl Manifest {
     /// media type (image-spec 1.1 guidance for older artifacts).
     pub fn effective_artifact_type(&self) -> Option<&str> {
         match self {
-            Manifest::Image(m) => m.artifact_type.as_deref().or(Some(m.config.media_type.as_str()).filter(|s| !s.is_empty())),
+            Manifest::Image(m) => {
+                m.artifact_type.as_deref().or(Some(m.config.media_type.as_str()).filter(|s| !s.is_empty()))
+            }
             Manifest::Index(i) => i.artifact_type.as_deref(),
             Manifest::Artifact(a) => a.artifact_type.as_deref(),
         }

@@ -102,8 +102,7 @@ impl ImageReference {
     /// The first path component is a registry only if it contains `.` or `:`, is `localhost`, or
     /// has uppercase letters (which a repository cannot); otherwise the registry is `docker.io`.
     pub fn parse(input: &str) -> Result<ImageReference> {
-        let fail =
-            |why: String| Error::invalid_input(format!("invalid image reference {input:?}: {why}"));
+        let fail = |why: String| Error::invalid_input(format!("invalid image reference {input:?}: {why}"));
         if input.is_empty() {
             return Err(fail("it is empty".into()));
         }
@@ -126,19 +125,14 @@ impl ImageReference {
         }
         let (registry, repository) = split_registry(name);
         let normalised = ImageReference::from_parts(registry, repository).map_err(fail)?;
-        Ok(ImageReference {
-            tag: tag.map(str::to_owned),
-            digest,
-            ..normalised
-        })
+        Ok(ImageReference { tag: tag.map(str::to_owned), digest, ..normalised })
     }
 
     /// A reference to a whole repository (no tag, no digest), validated and normalised like
     /// [`parse`](Self::parse).
     pub fn new(registry: &str, repository: &str) -> Result<ImageReference> {
-        ImageReference::from_parts(Some(registry), repository).map_err(|why| {
-            Error::invalid_input(format!("invalid repository {registry}/{repository}: {why}"))
-        })
+        ImageReference::from_parts(Some(registry), repository)
+            .map_err(|why| Error::invalid_input(format!("invalid repository {registry}/{repository}: {why}")))
     }
 
     fn from_parts(registry: Option<&str>, repository: &str) -> Result<ImageReference, String> {
@@ -160,12 +154,7 @@ impl ImageReference {
                 "the name {registry}/{repository} is {total} characters long, more than {MAX_NAME_LEN}"
             ));
         }
-        Ok(ImageReference {
-            registry: registry.to_owned(),
-            repository,
-            tag: None,
-            digest: None,
-        })
+        Ok(ImageReference { registry: registry.to_owned(), repository, tag: None, digest: None })
     }
 
     /// The registry as written in references (`docker.io`, `ghcr.io`, `localhost:5000`, `[::1]:5000`).
@@ -196,11 +185,7 @@ impl ImageReference {
     /// The host to send API requests to: Docker Hub's API lives on `registry-1.docker.io`, every other
     /// registry on its own name.
     pub fn api_host(&self) -> &str {
-        if self.registry == DOCKER_HUB {
-            DOCKER_HUB_API_HOST
-        } else {
-            &self.registry
-        }
+        if self.registry == DOCKER_HUB { DOCKER_HUB_API_HOST } else { &self.registry }
     }
 
     /// What to ask the registry for: the digest when there is one (it pins the content), else the tag.
@@ -211,31 +196,18 @@ impl ImageReference {
     /// The same reference pinned to `digest`. The tag is kept for display; the digest takes
     /// precedence when fetching.
     pub fn with_digest(&self, digest: Digest) -> ImageReference {
-        ImageReference {
-            digest: Some(digest),
-            ..self.clone()
-        }
+        ImageReference { digest: Some(digest), ..self.clone() }
     }
 
     /// The same repository at `tag`, with any digest dropped (a digest would override the tag).
     pub fn with_tag(&self, tag: &str) -> Result<ImageReference> {
-        check_tag(tag).map_err(|why| {
-            Error::invalid_input(format!("invalid tag for {}: {why}", self.name()))
-        })?;
-        Ok(ImageReference {
-            tag: Some(tag.to_owned()),
-            digest: None,
-            ..self.clone()
-        })
+        check_tag(tag).map_err(|why| Error::invalid_input(format!("invalid tag for {}: {why}", self.name())))?;
+        Ok(ImageReference { tag: Some(tag.to_owned()), digest: None, ..self.clone() })
     }
 
     /// The same repository without tag or digest.
     pub fn repository_only(&self) -> ImageReference {
-        ImageReference {
-            tag: None,
-            digest: None,
-            ..self.clone()
-        }
+        ImageReference { tag: None, digest: None, ..self.clone() }
     }
 }
 
@@ -268,12 +240,9 @@ impl LayoutReference {
     /// the tag is what follows the last `:` after the last `/`, so paths may contain `:` and `@` in
     /// their directory parts.
     pub fn parse(input: &str) -> Result<LayoutReference> {
-        let fail = |why: String| {
-            Error::invalid_input(format!("invalid layout reference {input:?}: {why}"))
-        };
-        let rest = input
-            .strip_prefix(LAYOUT_SCHEME)
-            .ok_or_else(|| fail(format!("it does not start with {LAYOUT_SCHEME}")))?;
+        let fail = |why: String| Error::invalid_input(format!("invalid layout reference {input:?}: {why}"));
+        let rest =
+            input.strip_prefix(LAYOUT_SCHEME).ok_or_else(|| fail(format!("it does not start with {LAYOUT_SCHEME}")))?;
         if let Some(c) = rest.chars().find(|c| c.is_control()) {
             return Err(fail(format!("it contains the character {c:?}")));
         }
@@ -281,10 +250,7 @@ impl LayoutReference {
         let (path_tag, digest) = match rest[last_slash..].find('@') {
             Some(at) => {
                 let at = last_slash + at;
-                (
-                    &rest[..at],
-                    Some(parse_digest(&rest[at + 1..]).map_err(fail)?),
-                )
+                (&rest[..at], Some(parse_digest(&rest[at + 1..]).map_err(fail)?))
             }
             None => (rest, None),
         };
@@ -295,20 +261,12 @@ impl LayoutReference {
         if path.is_empty() {
             return Err(fail("the path is empty".into()));
         }
-        Ok(LayoutReference {
-            path: PathBuf::from(path),
-            tag: tag.map(str::to_owned),
-            digest,
-        })
+        Ok(LayoutReference { path: PathBuf::from(path), tag: tag.map(str::to_owned), digest })
     }
 
     /// A reference to a whole layout (no tag, no digest).
     pub fn new(path: impl Into<PathBuf>) -> LayoutReference {
-        LayoutReference {
-            path: path.into(),
-            tag: None,
-            digest: None,
-        }
+        LayoutReference { path: path.into(), tag: None, digest: None }
     }
 
     /// The layout directory.
@@ -333,25 +291,15 @@ impl LayoutReference {
 
     /// The same reference pinned to `digest` (the tag is kept for display).
     pub fn with_digest(&self, digest: Digest) -> LayoutReference {
-        LayoutReference {
-            digest: Some(digest),
-            ..self.clone()
-        }
+        LayoutReference { digest: Some(digest), ..self.clone() }
     }
 
     /// The same layout at `tag`, with any digest dropped.
     pub fn with_tag(&self, tag: &str) -> Result<LayoutReference> {
         check_tag(tag).map_err(|why| {
-            Error::invalid_input(format!(
-                "invalid tag for {LAYOUT_SCHEME}{}: {why}",
-                self.path.display()
-            ))
+            Error::invalid_input(format!("invalid tag for {LAYOUT_SCHEME}{}: {why}", self.path.display()))
         })?;
-        Ok(LayoutReference {
-            tag: Some(tag.to_owned()),
-            digest: None,
-            ..self.clone()
-        })
+        Ok(LayoutReference { tag: Some(tag.to_owned()), digest: None, ..self.clone() })
     }
 }
 
@@ -377,16 +325,10 @@ pub fn is_valid_tag(tag: &str) -> bool {
 }
 
 fn manifest_reference(tag: Option<&str>, digest: Option<&Digest>) -> Option<String> {
-    digest
-        .map(Digest::to_string)
-        .or_else(|| tag.map(str::to_owned))
+    digest.map(Digest::to_string).or_else(|| tag.map(str::to_owned))
 }
 
-fn write_tag_digest(
-    f: &mut fmt::Formatter<'_>,
-    tag: Option<&str>,
-    digest: Option<&Digest>,
-) -> fmt::Result {
+fn write_tag_digest(f: &mut fmt::Formatter<'_>, tag: Option<&str>, digest: Option<&Digest>) -> fmt::Result {
     if let Some(t) = tag {
         write!(f, ":{t}")?;
     }
@@ -397,8 +339,7 @@ fn write_tag_digest(
 }
 
 fn parse_digest(s: &str) -> Result<Digest, String> {
-    s.parse::<Digest>()
-        .map_err(|e| format!("bad digest: {}", e.message()))
+    s.parse::<Digest>().map_err(|e| format!("bad digest: {}", e.message()))
 }
 
 /// Split `name[:tag]` at the last `:` that comes after the last `/`, so a registry port is never
@@ -418,9 +359,7 @@ fn split_tag(s: &str) -> (&str, Option<&str>) {
 fn split_registry(name: &str) -> (Option<&str>, &str) {
     match name.split_once('/') {
         Some((first, rest))
-            if first.contains(['.', ':'])
-                || first == "localhost"
-                || first.chars().any(|c| c.is_ascii_uppercase()) =>
+            if first.contains(['.', ':']) || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) =>
         {
             (Some(first), rest)
         }
@@ -434,23 +373,13 @@ fn check_tag(tag: &str) -> Result<(), String> {
         return Err("the tag is empty".into());
     };
     if bytes.len() > MAX_TAG_LEN {
-        return Err(format!(
-            "the tag is {} characters long, more than {MAX_TAG_LEN}",
-            bytes.len()
-        ));
+        return Err(format!("the tag is {} characters long, more than {MAX_TAG_LEN}", bytes.len()));
     }
     if !(first.is_ascii_alphanumeric() || first == b'_') {
-        return Err(format!(
-            "tag {tag:?} must start with a letter, digit or '_'"
-        ));
+        return Err(format!("tag {tag:?} must start with a letter, digit or '_'"));
     }
-    if let Some(c) = tag
-        .chars()
-        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-    {
-        return Err(format!(
-            "tag {tag:?} contains {c:?} (allowed: letters, digits, '_', '.', '-')"
-        ));
+    if let Some(c) = tag.chars().find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
+        return Err(format!("tag {tag:?} contains {c:?} (allowed: letters, digits, '_', '.', '-')"));
     }
     Ok(())
 }
@@ -476,10 +405,7 @@ fn check_repository(repository: &str) -> Result<(), String> {
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, without a regex engine.
 fn is_path_component(component: &str) -> bool {
     let b = component.as_bytes();
-    let alnum = |i: usize| {
-        b.get(i)
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-    };
+    let alnum = |i: usize| b.get(i).is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if !alnum(0) {
         return false;
     }
@@ -509,11 +435,7 @@ fn is_path_component(component: &str) -> bool {
 
 /// `domain[:port]` where domain is dot-separated labels or a bracketed IPv6 address.
 fn check_host(host: &str) -> Result<(), String> {
-    let bad = |why: &str| {
-        Err(format!(
-            "registry {host:?} is not a valid host[:port]: {why}"
-        ))
-    };
+    let bad = |why: &str| Err(format!("registry {host:?} is not a valid host[:port]: {why}"));
     let (domain, port) = if let Some(inner) = host.strip_prefix('[') {
         let Some((addr, after)) = inner.split_once(']') else {
             return bad("unclosed '['");
@@ -542,9 +464,7 @@ fn check_host(host: &str) -> Result<(), String> {
                 && !l.ends_with('-')
         };
         if !domain.split('.').all(label_ok) {
-            return bad(
-                "labels must be letters, digits and inner dashes, separated by single dots",
-            );
+            return bad("labels must be letters, digits and inner dashes, separated by single dots");
         }
     }
     if let Some(port) = port {

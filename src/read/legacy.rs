@@ -169,9 +169,5 @@ pub async fn config_created<R: Repository>(repo: &R, manifest: &LegacyManifest) 
         .map_err(|e| e.context(format!("config {} of {}", config.digest.short(), manifest.tag)))?;
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| Error::invalid_format(format!("config of {} is not JSON: {e}", manifest.tag)))?;
-    Ok(value
-        .get("created")
-        .and_then(Value::as_str)
-        .filter(|c| !c.starts_with("0001-01-01"))
-        .map(str::to_owned))
+    Ok(value.get("created").and_then(Value::as_str).filter(|c| !c.starts_with("0001-01-01")).map(str::to_owned))
 }

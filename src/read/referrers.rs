@@ -139,9 +139,8 @@ impl Referrer {
     /// The predicate type: from the signed statement when read, else the manifest annotation.
     pub fn predicate_type(&self) -> Option<&str> {
         match &self.content {
-            Some(ReferrerContent::Bundle { statement: Some(s), .. }) | Some(ReferrerContent::Dsse { statement: s, .. }) => {
-                Some(s.predicate_type.as_str())
-            }
+            Some(ReferrerContent::Bundle { statement: Some(s), .. })
+            | Some(ReferrerContent::Dsse { statement: s, .. }) => Some(s.predicate_type.as_str()),
             _ => self.predicate_type_annotation(),
         }
     }
@@ -176,11 +175,10 @@ pub async fn read_referrer<R: Repository>(
     limits: &Limits,
 ) -> Result<Referrer> {
     let what = format!("referrer {} of {}", listed.digest.short(), subject.short());
-    let raw = repo
-        .get_manifest(&listed.digest.to_string())
-        .await
-        .map_err(|e| e.context(&what))?
-        .ok_or_else(|| Error::new(crate::ErrorKind::NotFound, format!("{what}: listed but its manifest is missing")))?;
+    let raw =
+        repo.get_manifest(&listed.digest.to_string()).await.map_err(|e| e.context(&what))?.ok_or_else(|| {
+            Error::new(crate::ErrorKind::NotFound, format!("{what}: listed but its manifest is missing"))
+        })?;
     let format = classify(&raw.manifest);
     let mut referrer = Referrer { listed: listed.clone(), raw, format, content: None };
     if !read_content || !matches!(format, ReferrerFormat::SigstoreBundle | ReferrerFormat::DsseEnvelope) {
@@ -229,11 +227,10 @@ pub fn is_buildkit_attestation(entry: &Descriptor) -> bool {
 /// Fetch a BuildKit attestation manifest named by an index entry.
 pub async fn read_buildkit_attestation<R: Repository>(repo: &R, entry: &Descriptor) -> Result<BuildkitAttestation> {
     let what = format!("BuildKit attestation manifest {}", entry.digest.short());
-    let raw = repo
-        .get_manifest(&entry.digest.to_string())
-        .await
-        .map_err(|e| e.context(&what))?
-        .ok_or_else(|| Error::new(crate::ErrorKind::NotFound, format!("{what}: listed in the index but missing")))?;
+    let raw =
+        repo.get_manifest(&entry.digest.to_string()).await.map_err(|e| e.context(&what))?.ok_or_else(|| {
+            Error::new(crate::ErrorKind::NotFound, format!("{what}: listed in the index but missing"))
+        })?;
     let predicate_types = match &raw.manifest {
         Manifest::Image(m) => m
             .layers
@@ -254,7 +251,10 @@ mod tests {
     fn corpus(path: &str) -> Vec<u8> {
         let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus").join(path);
         std::fs::read(&full).unwrap_or_else(|e| {
-            panic!("this test reads the shared corpus ({}): {e}; ../shared must sit beside the repository", full.display())
+            panic!(
+                "this test reads the shared corpus ({}): {e}; ../shared must sit beside the repository",
+                full.display()
+            )
         })
     }
 

@@ -16,8 +16,11 @@ use crate::error::Result;
 use crate::model::digest::Digest;
 use crate::model::oci::{Descriptor, RawManifest};
 
+mod any;
 pub mod layout;
 pub mod registry;
+
+pub use any::AnyRepository;
 
 /// Result of pushing a manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]

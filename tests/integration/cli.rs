@@ -13,14 +13,21 @@ pub struct Run {
 impl Run {
     /// stdout as the one JSON document it must be.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not ONE JSON document ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!("stdout is not ONE JSON document ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr)
+        })
     }
 }
 
 /// Run `att2ref ARGS…` to completion.
 pub fn att2ref(args: &[&str]) -> Run {
-    let out = Command::cargo_bin("att2ref").unwrap().args(args).env_remove("RUST_LOG").timeout(std::time::Duration::from_secs(300)).output().unwrap();
+    let out = Command::cargo_bin("att2ref")
+        .unwrap()
+        .args(args)
+        .env_remove("RUST_LOG")
+        .timeout(std::time::Duration::from_secs(300))
+        .output()
+        .unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

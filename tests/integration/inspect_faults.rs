@@ -10,7 +10,8 @@ const IMAGE: &str = "sha256:9bd049b6b470118cc6a02d58595b86107407c9e288c0d556ce34
 const HEX: &str = "9bd049b6b470118cc6a02d58595b86107407c9e288c0d556ce342ea8acbafdf4";
 
 fn not_found() -> ResponseTemplate {
-    ResponseTemplate::new(404).set_body_raw(r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#, "application/json")
+    ResponseTemplate::new(404)
+        .set_body_raw(r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#, "application/json")
 }
 
 #[tokio::test]
@@ -25,9 +26,10 @@ async fn a_401_on_the_fallback_tag_is_an_error_never_an_empty_list() {
     // The fallback tag is refused.
     Mock::given(path(format!("/v2/app/manifests/sha256-{HEX}")))
         .respond_with(
-            ResponseTemplate::new(401)
-                .insert_header("WWW-Authenticate", r#"Basic realm="fake""#)
-                .set_body_raw(r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#, "application/json"),
+            ResponseTemplate::new(401).insert_header("WWW-Authenticate", r#"Basic realm="fake""#).set_body_raw(
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+                "application/json",
+            ),
         )
         .with_priority(1)
         .mount(&server)

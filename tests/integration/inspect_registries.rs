@@ -113,7 +113,8 @@ async fn truncated_envelope_is_a_clear_error() {
     let digest = store.add_blob(truncated.clone());
     let att_tag = ARTICLE_IMAGE.parse::<att2ref::model::digest::Digest>().unwrap().cosign_tag("att");
     let original = store.manifest_by_tag(&att_tag).unwrap().bytes.clone();
-    let text = String::from_utf8(original.to_vec()).unwrap()
+    let text = String::from_utf8(original.to_vec())
+        .unwrap()
         .replace("sha256:ff626be9ff3158e9d2118072cd24481d990a5145d10109affec6064423d74cc4", &digest.to_string())
         .replace("\"size\":2392", &format!("\"size\":{}", truncated.len()));
     store.add_manifest(text.into_bytes(), att2ref::model::media_type::OCI_MANIFEST, &[att_tag]);

@@ -19,9 +19,7 @@ fn read_json(path: &Path) -> Value {
 }
 
 fn blob_path(root: &Path, d: &Digest) -> std::path::PathBuf {
-    root.join("blobs")
-        .join(d.algorithm().as_str())
-        .join(d.hex())
+    root.join("blobs").join(d.algorithm().as_str()).join(d.hex())
 }
 
 /// An OCI image manifest with one layer holding `layer`, optionally an artifact with a subject.
@@ -45,10 +43,7 @@ async fn push_image(repo: &LayoutRepository, layer: &[u8], tag: Option<&str>) ->
     repo.put_blob(Bytes::from_static(b"{}")).await.unwrap();
     repo.put_blob(Bytes::copy_from_slice(layer)).await.unwrap();
     let body = manifest(layer, None, None);
-    let put = repo
-        .put_manifest(Bytes::from(body.clone()), mt::OCI_MANIFEST, tag)
-        .await
-        .unwrap();
+    let put = repo.put_manifest(Bytes::from(body.clone()), mt::OCI_MANIFEST, tag).await.unwrap();
     assert_eq!(put.digest, Digest::sha256(&body));
     assert_eq!(put.oci_subject, None);
     (put.digest, body)
@@ -60,15 +55,9 @@ fn create_writes_a_layout_other_tools_accept() {
     let root = dir.path().join("nested/out");
     let repo = LayoutRepository::create(&root, Limits::default()).unwrap();
     assert_eq!(repo.name(), format!("ocidir://{}", root.display()));
-    assert_eq!(
-        repo.referrers_capability(),
-        ReferrersCapability::Unsupported
-    );
+    assert_eq!(repo.referrers_capability(), ReferrersCapability::Unsupported);
 
-    assert_eq!(
-        fs::read_to_string(root.join("oci-layout")).unwrap(),
-        r#"{"imageLayoutVersion":"1.0.0"}"#
-    );
+    assert_eq!(fs::read_to_string(root.join("oci-layout")).unwrap(), r#"{"imageLayoutVersion":"1.0.0"}"#);
     let index = read_json(&root.join("index.json"));
     assert_eq!(index["schemaVersion"], 2);
     assert_eq!(index["mediaType"], mt::OCI_INDEX);
@@ -84,12 +73,7 @@ fn create_writes_a_layout_other_tools_accept() {
 fn open_and_create_refuse_what_is_not_a_layout() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing");
-    assert_eq!(
-        LayoutRepository::open(&missing, Limits::default())
-            .unwrap_err()
-            .kind(),
-        ErrorKind::NotFound
-    );
+    assert_eq!(LayoutRepository::open(&missing, Limits::default()).unwrap_err().kind(), ErrorKind::NotFound);
 
     let empty = dir.path().join("empty");
     fs::create_dir(&empty).unwrap();
@@ -102,11 +86,7 @@ fn open_and_create_refuse_what_is_not_a_layout() {
     fs::write(foreign.join("notes.txt"), b"mine").unwrap();
     let err = LayoutRepository::create(&foreign, Limits::default()).unwrap_err();
     assert!(err.to_string().contains("notes.txt"), "{err}");
-    assert_eq!(
-        fs::read_dir(&foreign).unwrap().count(),
-        1,
-        "nothing may be written into a foreign directory"
-    );
+    assert_eq!(fs::read_dir(&foreign).unwrap().count(), 1, "nothing may be written into a foreign directory");
 
     let file = dir.path().join("file");
     fs::write(&file, b"x").unwrap();
@@ -114,31 +94,14 @@ fn open_and_create_refuse_what_is_not_a_layout() {
 
     let future = dir.path().join("future");
     fs::create_dir(&future).unwrap();
-    fs::write(
-        future.join("oci-layout"),
-        br#"{"imageLayoutVersion":"2.0.0"}"#,
-    )
-    .unwrap();
-    fs::write(
-        future.join("index.json"),
-        br#"{"schemaVersion":2,"manifests":[]}"#,
-    )
-    .unwrap();
-    assert_eq!(
-        LayoutRepository::open(&future, Limits::default())
-            .unwrap_err()
-            .kind(),
-        ErrorKind::Unsupported
-    );
+    fs::write(future.join("oci-layout"), br#"{"imageLayoutVersion":"2.0.0"}"#).unwrap();
+    fs::write(future.join("index.json"), br#"{"schemaVersion":2,"manifests":[]}"#).unwrap();
+    assert_eq!(LayoutRepository::open(&future, Limits::default()).unwrap_err().kind(), ErrorKind::Unsupported);
 
     // An interrupted creation (index.json but no marker) is completed, keeping the index.
     let partial = dir.path().join("partial");
     fs::create_dir(&partial).unwrap();
-    fs::write(
-        partial.join("index.json"),
-        br#"{"schemaVersion":2,"manifests":[],"keep":1}"#,
-    )
-    .unwrap();
+    fs::write(partial.join("index.json"), br#"{"schemaVersion":2,"manifests":[],"keep":1}"#).unwrap();
     LayoutRepository::create(&partial, Limits::default()).unwrap();
     assert_eq!(read_json(&partial.join("index.json"))["keep"], 1);
     assert!(partial.join("oci-layout").is_file());
@@ -151,37 +114,21 @@ async fn blobs_round_trip_and_are_checked() {
     let body = Bytes::from_static(b"layer bytes");
     let digest = repo.put_blob(body.clone()).await.unwrap();
     assert_eq!(digest, Digest::sha256(&body));
-    assert_eq!(
-        repo.put_blob(body.clone()).await.unwrap(),
-        digest,
-        "pushing twice is a no-op"
-    );
-    assert_eq!(
-        repo.blob_size(&digest).await.unwrap(),
-        Some(body.len() as u64)
-    );
+    assert_eq!(repo.put_blob(body.clone()).await.unwrap(), digest, "pushing twice is a no-op");
+    assert_eq!(repo.blob_size(&digest).await.unwrap(), Some(body.len() as u64));
     let desc = Descriptor::of("application/octet-stream", &body);
     assert_eq!(repo.get_blob(&desc, 1024).await.unwrap(), body);
 
-    assert_eq!(
-        repo.get_blob(&desc, 4).await.unwrap_err().kind(),
-        ErrorKind::TooLarge
-    );
+    assert_eq!(repo.get_blob(&desc, 4).await.unwrap_err().kind(), ErrorKind::TooLarge);
     let absent = Descriptor::of("application/octet-stream", b"absent");
     assert_eq!(repo.blob_size(&absent.digest).await.unwrap(), None);
-    assert_eq!(
-        repo.get_blob(&absent, 1024).await.unwrap_err().kind(),
-        ErrorKind::NotFound
-    );
+    assert_eq!(repo.get_blob(&absent, 1024).await.unwrap_err().kind(), ErrorKind::NotFound);
 
     let path = blob_path(dir.path(), &digest);
     fs::write(&path, b"layer bytez").unwrap();
     let err = repo.get_blob(&desc, 1024).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::DigestMismatch);
-    assert!(
-        err.to_string().contains(&path.display().to_string()),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
     // Pushing again repairs a corrupted copy.
     repo.put_blob(body.clone()).await.unwrap();
     assert_eq!(repo.get_blob(&desc, 1024).await.unwrap(), body);
@@ -215,32 +162,15 @@ async fn manifests_and_tags() {
     assert_eq!(got.bytes, body1);
     assert_eq!(got.digest, d1);
     assert_eq!(got.media_type, mt::OCI_MANIFEST);
-    assert_eq!(
-        repo.get_manifest(&d2.to_string())
-            .await
-            .unwrap()
-            .unwrap()
-            .bytes,
-        body2
-    );
+    assert_eq!(repo.get_manifest(&d2.to_string()).await.unwrap().unwrap().bytes, body2);
     let head = repo.head_manifest("v2").await.unwrap().unwrap();
-    assert_eq!(
-        (head.digest, head.size, head.media_type.as_str()),
-        (d2.clone(), body2.len() as u64, mt::OCI_MANIFEST)
-    );
+    assert_eq!((head.digest, head.size, head.media_type.as_str()), (d2.clone(), body2.len() as u64, mt::OCI_MANIFEST));
     assert!(repo.get_manifest("nope").await.unwrap().is_none());
-    assert!(
-        repo.head_manifest(&Digest::sha256(b"nope").to_string())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(repo.head_manifest(&Digest::sha256(b"nope").to_string()).await.unwrap().is_none());
     assert_eq!(repo.list_tags().await.unwrap(), ["v1", "v2"]);
 
     // Moving a tag replaces its entry; a second tag on the same digest is a second entry.
-    repo.put_manifest(Bytes::from(body2.clone()), mt::OCI_MANIFEST, Some("v1"))
-        .await
-        .unwrap();
+    repo.put_manifest(Bytes::from(body2.clone()), mt::OCI_MANIFEST, Some("v1")).await.unwrap();
     assert_eq!(repo.get_manifest("v1").await.unwrap().unwrap().digest, d2);
     let index = read_json(&dir.path().join("index.json"));
     let entries = index["manifests"].as_array().unwrap();
@@ -261,45 +191,19 @@ async fn manifests_and_tags() {
 #[tokio::test]
 async fn manifest_input_is_validated() {
     let dir = tempfile::tempdir().unwrap();
-    let limits = Limits {
-        max_manifest_bytes: 600,
-        ..Limits::default()
-    };
+    let limits = Limits { max_manifest_bytes: 600, ..Limits::default() };
     let repo = LayoutRepository::create(dir.path(), limits).unwrap();
     let body = Bytes::from(manifest(b"x", None, None));
-    let bad_tag = repo
-        .put_manifest(body.clone(), mt::OCI_MANIFEST, Some("../escape"))
-        .await
-        .unwrap_err();
+    let bad_tag = repo.put_manifest(body.clone(), mt::OCI_MANIFEST, Some("../escape")).await.unwrap_err();
     assert_eq!(bad_tag.kind(), ErrorKind::InvalidInput);
-    let wrong_type = repo
-        .put_manifest(body.clone(), mt::OCI_INDEX, None)
-        .await
-        .unwrap_err();
+    let wrong_type = repo.put_manifest(body.clone(), mt::OCI_INDEX, None).await.unwrap_err();
     assert_eq!(wrong_type.kind(), ErrorKind::InvalidInput);
-    let not_json = repo
-        .put_manifest(Bytes::from_static(b"nope"), mt::OCI_MANIFEST, None)
-        .await
-        .unwrap_err();
+    let not_json = repo.put_manifest(Bytes::from_static(b"nope"), mt::OCI_MANIFEST, None).await.unwrap_err();
     assert_eq!(not_json.kind(), ErrorKind::InvalidFormat);
     let huge = Bytes::from(manifest(&[b'x'; 1000], Some(&"a".repeat(500)), None));
-    assert_eq!(
-        repo.put_manifest(huge, mt::OCI_MANIFEST, None)
-            .await
-            .unwrap_err()
-            .kind(),
-        ErrorKind::TooLarge
-    );
-    assert_eq!(
-        repo.get_manifest("sha256:abc").await.unwrap_err().kind(),
-        ErrorKind::InvalidInput
-    );
-    assert!(
-        read_json(&dir.path().join("index.json"))["manifests"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(repo.put_manifest(huge, mt::OCI_MANIFEST, None).await.unwrap_err().kind(), ErrorKind::TooLarge);
+    assert_eq!(repo.get_manifest("sha256:abc").await.unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert!(read_json(&dir.path().join("index.json"))["manifests"].as_array().unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -308,13 +212,8 @@ async fn untagged_manifests_stay_listed() {
     let repo = LayoutRepository::create(dir.path(), Limits::default()).unwrap();
     let subject = Descriptor::of(mt::OCI_MANIFEST, b"subject");
     let body = manifest(b"sig", Some(mt::BUNDLE_V03), Some(&subject));
-    let put = repo
-        .put_manifest(Bytes::from(body.clone()), mt::OCI_MANIFEST, None)
-        .await
-        .unwrap();
-    repo.put_manifest(Bytes::from(body.clone()), mt::OCI_MANIFEST, None)
-        .await
-        .unwrap();
+    let put = repo.put_manifest(Bytes::from(body.clone()), mt::OCI_MANIFEST, None).await.unwrap();
+    repo.put_manifest(Bytes::from(body.clone()), mt::OCI_MANIFEST, None).await.unwrap();
 
     let index = read_json(&dir.path().join("index.json"));
     assert_eq!(
@@ -322,17 +221,11 @@ async fn untagged_manifests_stay_listed() {
         json!([{"mediaType": mt::OCI_MANIFEST, "digest": put.digest, "size": body.len(), "artifactType": mt::BUNDLE_V03}])
     );
     assert!(repo.list_tags().await.unwrap().is_empty());
-    let head = repo
-        .head_manifest(&put.digest.to_string())
-        .await
-        .unwrap()
-        .unwrap();
+    let head = repo.head_manifest(&put.digest.to_string()).await.unwrap().unwrap();
     assert_eq!(head.artifact_type.as_deref(), Some(mt::BUNDLE_V03));
 
     // Tagging it later replaces the untagged entry rather than listing it twice.
-    repo.put_manifest(Bytes::from(body), mt::OCI_MANIFEST, Some("t"))
-        .await
-        .unwrap();
+    repo.put_manifest(Bytes::from(body), mt::OCI_MANIFEST, Some("t")).await.unwrap();
     let index = read_json(&dir.path().join("index.json"));
     let entries = index["manifests"].as_array().unwrap();
     assert_eq!(entries.len(), 1);
@@ -345,24 +238,16 @@ async fn delete_drops_every_tag_and_keeps_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let repo = LayoutRepository::create(dir.path(), Limits::default()).unwrap();
     let (d, body) = push_image(&repo, b"one", Some("a")).await;
-    repo.put_manifest(Bytes::from(body), mt::OCI_MANIFEST, Some("b"))
-        .await
-        .unwrap();
+    repo.put_manifest(Bytes::from(body), mt::OCI_MANIFEST, Some("b")).await.unwrap();
     let (_, _) = push_image(&repo, b"two", Some("c")).await;
 
     repo.delete_manifest(&d).await.unwrap();
     assert_eq!(repo.list_tags().await.unwrap(), ["c"]);
     assert!(repo.get_manifest("a").await.unwrap().is_none());
-    assert!(
-        blob_path(dir.path(), &d).is_file(),
-        "the file may be another manifest's blob; it stays"
-    );
+    assert!(blob_path(dir.path(), &d).is_file(), "the file may be another manifest's blob; it stays");
     // Deleting what is already unlisted is fine; deleting what never existed is NotFound.
     repo.delete_manifest(&d).await.unwrap();
-    let err = repo
-        .delete_manifest(&Digest::sha256(b"never"))
-        .await
-        .unwrap_err();
+    let err = repo.delete_manifest(&Digest::sha256(b"never")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
 
@@ -377,19 +262,12 @@ async fn corrupted_or_missing_manifest_files_are_errors() {
     for reference in ["t".to_owned(), d.to_string()] {
         let err = repo.get_manifest(&reference).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::DigestMismatch, "{reference}");
-        assert!(
-            err.to_string().contains(&path.display().to_string()),
-            "{err}"
-        );
+        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
     }
 
     fs::remove_file(&path).unwrap();
     let err = repo.get_manifest("t").await.unwrap_err();
-    assert_eq!(
-        err.kind(),
-        ErrorKind::InvalidFormat,
-        "a tag whose file is gone is a broken layout, not an absent tag"
-    );
+    assert_eq!(err.kind(), ErrorKind::InvalidFormat, "a tag whose file is gone is a broken layout, not an absent tag");
     assert!(repo.get_manifest(&d.to_string()).await.unwrap().is_none());
 }
 
@@ -411,69 +289,32 @@ async fn referrers_come_from_the_tag_schema() {
     }
 
     let mut listing = Index::empty();
-    for (layer, artifact_type) in [
-        (&b"bundle"[..], mt::BUNDLE_V03),
-        (b"sbom", "application/spdx+json"),
-    ] {
+    for (layer, artifact_type) in [(&b"bundle"[..], mt::BUNDLE_V03), (b"sbom", "application/spdx+json")] {
         let body = manifest(layer, Some(artifact_type), Some(&subject));
-        repo.put_manifest(Bytes::from(body.clone()), mt::OCI_MANIFEST, None)
-            .await
-            .unwrap();
+        repo.put_manifest(Bytes::from(body.clone()), mt::OCI_MANIFEST, None).await.unwrap();
         let mut d = Descriptor::of(mt::OCI_MANIFEST, &body);
         d.artifact_type = Some(artifact_type.to_owned());
         listing.manifests.push(d);
     }
     let listing_bytes = to_canonical_bytes(&listing);
     let tag = subject_digest.referrers_tag();
-    repo.put_manifest(
-        Bytes::from(listing_bytes.clone()),
-        mt::OCI_INDEX,
-        Some(&tag),
-    )
-    .await
-    .unwrap();
+    repo.put_manifest(Bytes::from(listing_bytes.clone()), mt::OCI_INDEX, Some(&tag)).await.unwrap();
 
     let all = repo.referrers(&subject_digest, None).await.unwrap();
     assert_eq!(all.subject, subject_digest);
     assert_eq!(all.descriptors, listing.manifests);
-    let ReferrersSource::TagSchema {
-        index: Some(raw), ..
-    } = &all.source
-    else {
-        panic!("{:?}", all.source)
-    };
-    assert_eq!(
-        raw.bytes, listing_bytes,
-        "the raw index is kept for read-modify-write"
-    );
+    let ReferrersSource::TagSchema { index: Some(raw), .. } = &all.source else { panic!("{:?}", all.source) };
+    assert_eq!(raw.bytes, listing_bytes, "the raw index is kept for read-modify-write");
 
-    let bundles = repo
-        .referrers(&subject_digest, Some(mt::BUNDLE_V03))
-        .await
-        .unwrap();
+    let bundles = repo.referrers(&subject_digest, Some(mt::BUNDLE_V03)).await.unwrap();
     assert_eq!(bundles.descriptors, listing.manifests[..1]);
-    assert!(
-        repo.referrers(&subject_digest, Some("other/type"))
-            .await
-            .unwrap()
-            .descriptors
-            .is_empty()
-    );
+    assert!(repo.referrers(&subject_digest, Some("other/type")).await.unwrap().descriptors.is_empty());
 
     // A referrers tag on something that is not an index is an error, not "no referrers".
     let odd = Digest::sha256(b"odd");
     let body = manifest(b"x", None, None);
-    repo.put_manifest(
-        Bytes::from(body),
-        mt::OCI_MANIFEST,
-        Some(&odd.referrers_tag()),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        repo.referrers(&odd, None).await.unwrap_err().kind(),
-        ErrorKind::InvalidFormat
-    );
+    repo.put_manifest(Bytes::from(body), mt::OCI_MANIFEST, Some(&odd.referrers_tag())).await.unwrap();
+    assert_eq!(repo.referrers(&odd, None).await.unwrap_err().kind(), ErrorKind::InvalidFormat);
 }
 
 #[tokio::test]
@@ -492,28 +333,17 @@ async fn other_tools_entries_and_fields_survive() {
         "annotations": {"vendor.example/owner": "someone"},
         "vendor.example/top": "kept"
     });
-    fs::write(
-        dir.path().join("index.json"),
-        serde_json::to_vec(&foreign).unwrap(),
-    )
-    .unwrap();
+    fs::write(dir.path().join("index.json"), serde_json::to_vec(&foreign).unwrap()).unwrap();
     let repo = LayoutRepository::open(dir.path(), Limits::default()).unwrap();
     push_image(&repo, b"one", Some("v1")).await;
 
     let index = read_json(&dir.path().join("index.json"));
-    assert_eq!(
-        index["mediaType"],
-        mt::OCI_INDEX,
-        "the spec's SHOULD is filled in"
-    );
+    assert_eq!(index["mediaType"], mt::OCI_INDEX, "the spec's SHOULD is filled in");
     assert_eq!(index["vendor.example/top"], "kept");
     assert_eq!(index["annotations"]["vendor.example/owner"], "someone");
     assert_eq!(index["manifests"][0], foreign["manifests"][0]);
     assert_eq!(repo.list_tags().await.unwrap(), ["doc", "v1"]);
-    assert_eq!(
-        repo.get_manifest("doc").await.unwrap_err().kind(),
-        ErrorKind::InvalidFormat
-    );
+    assert_eq!(repo.get_manifest("doc").await.unwrap_err().kind(), ErrorKind::InvalidFormat);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -527,13 +357,7 @@ async fn concurrent_tag_writers_all_survive() {
         let repo = LayoutRepository::open(dir.path(), Limits::default()).unwrap();
         tasks.push(tokio::spawn(async move {
             let body = manifest(format!("layer {i}").as_bytes(), None, None);
-            repo.put_manifest(
-                Bytes::from(body),
-                mt::OCI_MANIFEST,
-                Some(&format!("t{i:02}")),
-            )
-            .await
-            .unwrap();
+            repo.put_manifest(Bytes::from(body), mt::OCI_MANIFEST, Some(&format!("t{i:02}"))).await.unwrap();
         }));
     }
     for t in tasks {

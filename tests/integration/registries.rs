@@ -102,6 +102,24 @@ impl TestRegistry {
         false
     }
 
+    /// A repository of this registry through [`TestRegistry::client`].
+    pub fn repository(&self, name: &str) -> att2ref::store::registry::RegistryRepository {
+        self.client().repository(&self.host, name)
+    }
+
+    /// Whether this implementation serves the referrers API.
+    pub fn has_referrers_api(&self) -> bool {
+        self.kind == RegistryKind::Ferro
+    }
+
+    /// For messages.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            RegistryKind::Distribution => "distribution 2.8.2",
+            RegistryKind::Ferro => "ferro-oci-server",
+        }
+    }
+
     /// A plain-HTTP client for this registry with quick retries.
     pub fn client(&self) -> RegistryClient {
         self.client_with(|_| {})

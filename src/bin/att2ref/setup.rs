@@ -9,7 +9,9 @@ use att2ref::Limits;
 use att2ref::model::reference::Reference;
 use att2ref::store::AnyRepository;
 use att2ref::store::layout::LayoutRepository;
-use att2ref::store::registry::{ClientConfig, ConfigEnv, Credential, CredentialSource, RegistryClient, config_search_paths};
+use att2ref::store::registry::{
+    ClientConfig, ConfigEnv, Credential, CredentialSource, PlainHttp, RegistryClient, config_search_paths,
+};
 
 use crate::args::RegistryArgs;
 
@@ -24,7 +26,8 @@ pub fn init_tracing(verbose: u8, quiet: bool) {
         _ => "att2ref=trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }
 
 /// Caps from the arguments.
@@ -56,15 +59,17 @@ pub fn registry_client(args: &RegistryArgs) -> Result<RegistryClient> {
         }
         _ => None,
     };
-    let mut config = ClientConfig::default();
-    config.plain_http = args.plain_http;
-    config.insecure = args.insecure;
-    config.credentials = credentials;
-    config.credential = explicit;
+    let mut config = ClientConfig {
+        plain_http: if args.plain_http { PlainHttp::All } else { PlainHttp::Never },
+        insecure: args.insecure,
+        credentials,
+        explicit_credentials: explicit,
+        limits: limits(args),
+        user_agent: format!("att2ref/{}", env!("CARGO_PKG_VERSION")),
+        request_timeout: Some(std::time::Duration::from_secs(args.timeout)),
+        ..ClientConfig::default()
+    };
     config.retry.max_attempts = args.retries.max(1);
-    config.timeout = std::time::Duration::from_secs(args.timeout);
-    config.limits = limits(args);
-    config.user_agent = format!("att2ref/{}", env!("CARGO_PKG_VERSION"));
     RegistryClient::new(config).context("setting up the registry client")
 }
 

@@ -14,126 +14,21 @@ fn normalises_like_docker() {
     // input, registry, repository, tag, digest?, canonical
     type Row<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, bool, &'a str);
     let table: &[Row] = &[
-        (
-            "ubuntu",
-            "docker.io",
-            "library/ubuntu",
-            None,
-            false,
-            "docker.io/library/ubuntu",
-        ),
-        (
-            "ubuntu:22.04",
-            "docker.io",
-            "library/ubuntu",
-            Some("22.04"),
-            false,
-            "docker.io/library/ubuntu:22.04",
-        ),
-        (
-            "docker.io/ubuntu",
-            "docker.io",
-            "library/ubuntu",
-            None,
-            false,
-            "docker.io/library/ubuntu",
-        ),
-        (
-            "index.docker.io/ubuntu",
-            "docker.io",
-            "library/ubuntu",
-            None,
-            false,
-            "docker.io/library/ubuntu",
-        ),
-        (
-            "registry-1.docker.io/a/b",
-            "docker.io",
-            "a/b",
-            None,
-            false,
-            "docker.io/a/b",
-        ),
-        (
-            "user/app:v1",
-            "docker.io",
-            "user/app",
-            Some("v1"),
-            false,
-            "docker.io/user/app:v1",
-        ),
-        (
-            "ghcr.io/org/app",
-            "ghcr.io",
-            "org/app",
-            None,
-            false,
-            "ghcr.io/org/app",
-        ),
-        (
-            "ghcr.io/org/sub/app:tag",
-            "ghcr.io",
-            "org/sub/app",
-            Some("tag"),
-            false,
-            "ghcr.io/org/sub/app:tag",
-        ),
-        (
-            "localhost/app",
-            "localhost",
-            "app",
-            None,
-            false,
-            "localhost/app",
-        ),
-        (
-            "localhost:5000/app:1",
-            "localhost:5000",
-            "app",
-            Some("1"),
-            false,
-            "localhost:5000/app:1",
-        ),
-        (
-            "127.0.0.1:5001/a/b",
-            "127.0.0.1:5001",
-            "a/b",
-            None,
-            false,
-            "127.0.0.1:5001/a/b",
-        ),
-        (
-            "[::1]:5000/app:t",
-            "[::1]:5000",
-            "app",
-            Some("t"),
-            false,
-            "[::1]:5000/app:t",
-        ),
-        (
-            "[fe80::1]/app",
-            "[fe80::1]",
-            "app",
-            None,
-            false,
-            "[fe80::1]/app",
-        ),
-        (
-            "Registry/app",
-            "Registry",
-            "app",
-            None,
-            false,
-            "Registry/app",
-        ),
-        (
-            "a.b/c__d/e-f---g.h_i",
-            "a.b",
-            "c__d/e-f---g.h_i",
-            None,
-            false,
-            "a.b/c__d/e-f---g.h_i",
-        ),
+        ("ubuntu", "docker.io", "library/ubuntu", None, false, "docker.io/library/ubuntu"),
+        ("ubuntu:22.04", "docker.io", "library/ubuntu", Some("22.04"), false, "docker.io/library/ubuntu:22.04"),
+        ("docker.io/ubuntu", "docker.io", "library/ubuntu", None, false, "docker.io/library/ubuntu"),
+        ("index.docker.io/ubuntu", "docker.io", "library/ubuntu", None, false, "docker.io/library/ubuntu"),
+        ("registry-1.docker.io/a/b", "docker.io", "a/b", None, false, "docker.io/a/b"),
+        ("user/app:v1", "docker.io", "user/app", Some("v1"), false, "docker.io/user/app:v1"),
+        ("ghcr.io/org/app", "ghcr.io", "org/app", None, false, "ghcr.io/org/app"),
+        ("ghcr.io/org/sub/app:tag", "ghcr.io", "org/sub/app", Some("tag"), false, "ghcr.io/org/sub/app:tag"),
+        ("localhost/app", "localhost", "app", None, false, "localhost/app"),
+        ("localhost:5000/app:1", "localhost:5000", "app", Some("1"), false, "localhost:5000/app:1"),
+        ("127.0.0.1:5001/a/b", "127.0.0.1:5001", "a/b", None, false, "127.0.0.1:5001/a/b"),
+        ("[::1]:5000/app:t", "[::1]:5000", "app", Some("t"), false, "[::1]:5000/app:t"),
+        ("[fe80::1]/app", "[fe80::1]", "app", None, false, "[fe80::1]/app"),
+        ("Registry/app", "Registry", "app", None, false, "Registry/app"),
+        ("a.b/c__d/e-f---g.h_i", "a.b", "c__d/e-f---g.h_i", None, false, "a.b/c__d/e-f---g.h_i"),
     ];
     for &(input, registry, repository, tag, has_digest, canonical) in table {
         let r = reg(input);
@@ -142,11 +37,7 @@ fn normalises_like_docker() {
         assert_eq!(r.tag(), tag, "{input}");
         assert_eq!(r.digest().is_some(), has_digest, "{input}");
         assert_eq!(r.to_string(), canonical, "{input}");
-        assert_eq!(
-            reg(canonical),
-            r,
-            "canonical form of {input} must parse back to itself"
-        );
+        assert_eq!(reg(canonical), r, "canonical form of {input} must parse back to itself");
     }
 }
 
@@ -168,10 +59,7 @@ fn digests_and_tags_together() {
     assert_eq!(tagged.manifest_reference().as_deref(), Some("t1"));
     let pinned = tagged.with_digest(D.parse().unwrap());
     assert_eq!(pinned.to_string(), format!("localhost:5000/x:t1@{D}"));
-    assert_eq!(
-        pinned.with_tag("t2").unwrap().to_string(),
-        "localhost:5000/x:t2"
-    );
+    assert_eq!(pinned.with_tag("t2").unwrap().to_string(), "localhost:5000/x:t2");
     assert_eq!(pinned.repository_only().to_string(), "localhost:5000/x");
     assert!(r.with_tag("bad tag").is_err());
 }
@@ -186,16 +74,8 @@ fn api_host() {
 
 #[test]
 fn new_validates_and_normalises() {
-    assert_eq!(
-        ImageReference::new("index.docker.io", "alpine")
-            .unwrap()
-            .to_string(),
-        "docker.io/library/alpine"
-    );
-    assert_eq!(
-        ImageReference::new("ghcr.io", "a/b").unwrap().to_string(),
-        "ghcr.io/a/b"
-    );
+    assert_eq!(ImageReference::new("index.docker.io", "alpine").unwrap().to_string(), "docker.io/library/alpine");
+    assert_eq!(ImageReference::new("ghcr.io", "a/b").unwrap().to_string(), "ghcr.io/a/b");
     assert!(ImageReference::new("ghcr.io", "A").is_err());
     assert!(ImageReference::new("bad host", "a").is_err());
 }
@@ -231,23 +111,14 @@ fn rejects_bad_registry_references() {
         ("[::1/a", "unclosed"),
         ("[zz::1]:5000/a", "IPv6"),
         ("[::1]x/a", "after ']'"),
-        (
-            "ghcr.io/a@sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a@x",
-            "bad digest",
-        ),
+        ("ghcr.io/a@sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a@x", "bad digest"),
     ];
     for &(input, fragment) in table {
         let err = ImageReference::parse(input).expect_err(input);
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{input}");
         let msg = err.to_string();
-        assert!(
-            msg.contains(&format!("{input:?}")),
-            "message must quote the input: {msg}"
-        );
-        assert!(
-            msg.contains(fragment),
-            "{input}: {msg} should mention {fragment:?}"
-        );
+        assert!(msg.contains(&format!("{input:?}")), "message must quote the input: {msg}");
+        assert!(msg.contains(fragment), "{input}: {msg} should mention {fragment:?}");
     }
 }
 
@@ -256,40 +127,19 @@ fn length_limits() {
     let long_tag = format!("ghcr.io/a:{}", "t".repeat(128));
     assert!(ImageReference::parse(&long_tag).is_ok());
     let too_long_tag = format!("ghcr.io/a:{}", "t".repeat(129));
-    assert!(
-        ImageReference::parse(&too_long_tag)
-            .unwrap_err()
-            .to_string()
-            .contains("more than 128")
-    );
+    assert!(ImageReference::parse(&too_long_tag).unwrap_err().to_string().contains("more than 128"));
     let long_name = format!("ghcr.io/{}", "a".repeat(255 - 8));
     assert!(ImageReference::parse(&long_name).is_ok());
     let too_long_name = format!("ghcr.io/{}", "a".repeat(255 - 7));
-    assert!(
-        ImageReference::parse(&too_long_name)
-            .unwrap_err()
-            .to_string()
-            .contains("more than 255")
-    );
+    assert!(ImageReference::parse(&too_long_name).unwrap_err().to_string().contains("more than 255"));
 }
 
 #[test]
 fn path_component_grammar() {
-    for ok in [
-        "a",
-        "0",
-        "a.b",
-        "a_b",
-        "a__b",
-        "a-b",
-        "a---b",
-        "a1.b2_c3__d4-e5",
-    ] {
+    for ok in ["a", "0", "a.b", "a_b", "a__b", "a-b", "a---b", "a1.b2_c3__d4-e5"] {
         assert!(is_path_component(ok), "{ok}");
     }
-    for bad in [
-        "", "A", "a.", "_a", "a._b", "a-_b", "a.-b", "a__", "a b", "é",
-    ] {
+    for bad in ["", "A", "a.", "_a", "a._b", "a-_b", "a.-b", "a__", "a b", "é"] {
         assert!(!is_path_component(bad), "{bad}");
     }
     assert!(is_valid_tag("_x.Y-1"));
@@ -303,19 +153,9 @@ fn layout_references() {
     let table: &[(&str, &str, Option<&str>, bool)] = &[
         ("ocidir://out", "out", None, false),
         ("ocidir://out:v1", "out", Some("v1"), false),
-        (
-            "ocidir:///abs/dir:latest",
-            "/abs/dir",
-            Some("latest"),
-            false,
-        ),
+        ("ocidir:///abs/dir:latest", "/abs/dir", Some("latest"), false),
         ("ocidir://./rel/dir", "./rel/dir", None, false),
-        (
-            "ocidir://dir:with:colons/x",
-            "dir:with:colons/x",
-            None,
-            false,
-        ),
+        ("ocidir://dir:with:colons/x", "dir:with:colons/x", None, false),
         ("ocidir://dir:with/x:t", "dir:with/x", Some("t"), false),
         ("ocidir://a@b/x", "a@b/x", None, false),
         (&format!("ocidir://out@{D}"), "out", None, true),
@@ -330,16 +170,10 @@ fn layout_references() {
         assert_eq!(r.to_string(), *input);
         assert_eq!(Reference::parse(input).unwrap(), Reference::Layout(r));
     }
-    let r = LayoutReference::new("x")
-        .with_tag("t")
-        .unwrap()
-        .with_digest(D.parse().unwrap());
+    let r = LayoutReference::new("x").with_tag("t").unwrap().with_digest(D.parse().unwrap());
     assert_eq!(r.to_string(), format!("ocidir://x:t@{D}"));
     assert_eq!(r.manifest_reference().as_deref(), Some(D));
-    assert_eq!(
-        r.with_tag("u").unwrap().manifest_reference().as_deref(),
-        Some("u")
-    );
+    assert_eq!(r.with_tag("u").unwrap().manifest_reference().as_deref(), Some("u"));
 }
 
 #[test]
@@ -357,17 +191,9 @@ fn rejects_bad_layout_references() {
         let err = Reference::parse(input).expect_err(input);
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         let msg = err.to_string();
-        assert!(
-            msg.contains(&format!("{input:?}")) && msg.contains(fragment),
-            "{input}: {msg}"
-        );
+        assert!(msg.contains(&format!("{input:?}")) && msg.contains(fragment), "{input}: {msg}");
     }
-    assert!(
-        LayoutReference::parse("out")
-            .unwrap_err()
-            .to_string()
-            .contains("does not start with ocidir://")
-    );
+    assert!(LayoutReference::parse("out").unwrap_err().to_string().contains("does not start with ocidir://"));
 }
 
 #[test]

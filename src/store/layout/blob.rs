@@ -20,28 +20,17 @@ impl Layout {
         if descriptor.size > max_bytes {
             return Err(Error::new(
                 ErrorKind::TooLarge,
-                format!(
-                    "blob {digest} is declared as {} bytes, more than the limit of {max_bytes}",
-                    descriptor.size
-                ),
+                format!("blob {digest} is declared as {} bytes, more than the limit of {max_bytes}", descriptor.size),
             ));
         }
         let path = self.blob_path(digest);
         let bytes = self.read_verified(digest, max_bytes)?.ok_or_else(|| {
-            Error::new(
-                ErrorKind::NotFound,
-                format!("blob {digest} not found ({} is missing)", path.display()),
-            )
+            Error::new(ErrorKind::NotFound, format!("blob {digest} not found ({} is missing)", path.display()))
         })?;
         if bytes.len() as u64 != descriptor.size {
             return Err(Error::new(
                 ErrorKind::DigestMismatch,
-                format!(
-                    "{} has {} bytes but its descriptor says {}",
-                    path.display(),
-                    bytes.len(),
-                    descriptor.size
-                ),
+                format!("{} has {} bytes but its descriptor says {}", path.display(), bytes.len(), descriptor.size),
             ));
         }
         Ok(Bytes::from(bytes))
@@ -53,9 +42,7 @@ impl Layout {
         let Some(bytes) = read_capped(&path, max_bytes)? else {
             return Ok(None);
         };
-        digest
-            .verify(&bytes)
-            .map_err(|e| e.context(format!("{} is corrupted", path.display())))?;
+        digest.verify(&bytes).map_err(|e| e.context(format!("{} is corrupted", path.display())))?;
         Ok(Some(bytes))
     }
 
@@ -65,10 +52,8 @@ impl Layout {
         let digest = Digest::sha256(bytes);
         let path = self.blob_path(&digest);
         if file_size(&path)? == Some(bytes.len() as u64) {
-            let intact = read_capped(&path, bytes.len() as u64)
-                .ok()
-                .flatten()
-                .is_some_and(|existing| existing == bytes);
+            let intact =
+                read_capped(&path, bytes.len() as u64).ok().flatten().is_some_and(|existing| existing == bytes);
             if intact {
                 return Ok(digest);
             }

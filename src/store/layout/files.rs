@@ -32,23 +32,15 @@ pub(super) fn read_capped(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_error("cannot open", path, e)),
     };
-    let meta = file
-        .metadata()
-        .map_err(|e| io_error("cannot inspect", path, e))?;
+    let meta = file.metadata().map_err(|e| io_error("cannot inspect", path, e))?;
     if !meta.is_file() {
-        return Err(Error::invalid_format(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
+        return Err(Error::invalid_format(format!("{} is not a regular file", path.display())));
     }
     if meta.len() > max {
         return Err(too_large(path, meta.len(), max));
     }
     let mut buf = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    (&mut file)
-        .take(max.saturating_add(1))
-        .read_to_end(&mut buf)
-        .map_err(|e| io_error("cannot read", path, e))?;
+    (&mut file).take(max.saturating_add(1)).read_to_end(&mut buf).map_err(|e| io_error("cannot read", path, e))?;
     if buf.len() as u64 > max {
         return Err(too_large(path, buf.len() as u64, max));
     }
@@ -56,23 +48,14 @@ pub(super) fn read_capped(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
 }
 
 fn too_large(path: &Path, size: u64, max: u64) -> Error {
-    Error::new(
-        ErrorKind::TooLarge,
-        format!(
-            "{} is {size} bytes, more than the limit of {max}",
-            path.display()
-        ),
-    )
+    Error::new(ErrorKind::TooLarge, format!("{} is {size} bytes, more than the limit of {max}", path.display()))
 }
 
 /// The size of a regular file, `Ok(None)` when it does not exist.
 pub(super) fn file_size(path: &Path) -> Result<Option<u64>> {
     match fs::metadata(path) {
         Ok(m) if m.is_file() => Ok(Some(m.len())),
-        Ok(_) => Err(Error::invalid_format(format!(
-            "{} is not a regular file",
-            path.display()
-        ))),
+        Ok(_) => Err(Error::invalid_format(format!("{} is not a regular file", path.display()))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_error("cannot inspect", path, e)),
     }
@@ -97,18 +80,12 @@ pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 fn create_temp(path: &Path) -> Result<(PathBuf, File)> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let base = path
-        .file_name()
-        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let base = path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
     let pid = std::process::id();
     for _ in 0..TEMP_ATTEMPTS {
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let candidate = dir.join(format!(".{base}.{pid}.{n}.tmp"));
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&candidate)
-        {
+        match OpenOptions::new().write(true).create_new(true).open(&candidate) {
             Ok(file) => return Ok((candidate, file)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(io_error("cannot create a temporary file for", path, e)),
@@ -116,10 +93,7 @@ fn create_temp(path: &Path) -> Result<(PathBuf, File)> {
     }
     Err(Error::new(
         ErrorKind::Io,
-        format!(
-            "cannot create a temporary file for {}: {TEMP_ATTEMPTS} names were taken",
-            path.display()
-        ),
+        format!("cannot create a temporary file for {}: {TEMP_ATTEMPTS} names were taken", path.display()),
     ))
 }
 
@@ -159,10 +133,7 @@ mod tests {
         write_atomic(&target, b"one").unwrap();
         write_atomic(&target, b"two").unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"two");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("index.json")]);
     }
 
@@ -179,12 +150,7 @@ mod tests {
         write_atomic(&link, b"new").unwrap();
         assert_eq!(fs::read(&outside).unwrap(), b"keep");
         assert_eq!(fs::read(&link).unwrap(), b"new");
-        assert!(
-            !fs::symlink_metadata(&link)
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
+        assert!(!fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
     }
 
     #[test]
@@ -199,14 +165,8 @@ mod tests {
         let err = read_capped(&f, 4).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::TooLarge);
         assert!(err.to_string().contains(&f.display().to_string()), "{err}");
-        assert_eq!(
-            read_capped(dir.path(), 5).unwrap_err().kind(),
-            ErrorKind::InvalidFormat
-        );
-        assert_eq!(
-            file_size(dir.path()).unwrap_err().kind(),
-            ErrorKind::InvalidFormat
-        );
+        assert_eq!(read_capped(dir.path(), 5).unwrap_err().kind(), ErrorKind::InvalidFormat);
+        assert_eq!(file_size(dir.path()).unwrap_err().kind(), ErrorKind::InvalidFormat);
     }
 
     #[test]
@@ -215,10 +175,7 @@ mod tests {
         let path = dir.path().join("lock");
         let held = FileLock::acquire(&path).unwrap();
         let other = File::open(&path).unwrap();
-        assert!(
-            other.try_lock().is_err(),
-            "a second handle must not get the lock while it is held"
-        );
+        assert!(other.try_lock().is_err(), "a second handle must not get the lock while it is held");
         drop(held);
         assert!(other.try_lock().is_ok());
     }

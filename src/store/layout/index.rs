@@ -16,12 +16,7 @@ pub(super) fn ref_name(entry: &Descriptor) -> Option<&str> {
 
 /// Every tag, sorted and without duplicates (the order registries list them in).
 pub(super) fn tags(index: &Index) -> Vec<String> {
-    let mut tags: Vec<String> = index
-        .manifests
-        .iter()
-        .filter_map(ref_name)
-        .map(str::to_owned)
-        .collect();
+    let mut tags: Vec<String> = index.manifests.iter().filter_map(ref_name).map(str::to_owned).collect();
     tags.sort();
     tags.dedup();
     tags
@@ -33,11 +28,7 @@ pub(super) fn tags(index: &Index) -> Vec<String> {
 /// XML document alike), so entries of non-manifest media types are skipped. Two different manifests
 /// under one name cannot be resolved safely and are an error rather than a guess.
 pub(super) fn resolve_tag(index: &Index, tag: &str) -> Result<Option<Descriptor>> {
-    let named: Vec<&Descriptor> = index
-        .manifests
-        .iter()
-        .filter(|d| ref_name(d) == Some(tag))
-        .collect();
+    let named: Vec<&Descriptor> = index.manifests.iter().filter(|d| ref_name(d) == Some(tag)).collect();
     let Some(first) = named.first() else {
         return Ok(None);
     };
@@ -67,9 +58,7 @@ pub(super) fn resolve_tag(index: &Index, tag: &str) -> Result<Option<Descriptor>
 /// the tagged one now keeps the manifest listed. Returns whether anything changed.
 pub(super) fn set_tag(index: &mut Index, mut entry: Descriptor, tag: &str) -> bool {
     let digest = entry.digest.clone();
-    entry
-        .annotations
-        .insert(OCI_REF_NAME.to_owned(), tag.to_owned());
+    entry.annotations.insert(OCI_REF_NAME.to_owned(), tag.to_owned());
     let before = index.manifests.clone();
     let mut kept = Vec::with_capacity(before.len() + 1);
     let mut slot = None;
@@ -105,11 +94,7 @@ pub(super) fn remove_digest(index: &mut Index, digest: &Digest) -> usize {
 
 /// The media type `index.json` should declare for another tool's entry with `digest`, if any.
 pub(super) fn media_type_of<'a>(index: &'a Index, digest: &Digest) -> Option<&'a str> {
-    index
-        .manifests
-        .iter()
-        .find(|d| &d.digest == digest && !d.media_type.is_empty())
-        .map(|d| d.media_type.as_str())
+    index.manifests.iter().find(|d| &d.digest == digest && !d.media_type.is_empty()).map(|d| d.media_type.as_str())
 }
 
 /// An entry as [`add_untagged`] writes it: no annotations at all. Entries with annotations belong to
@@ -128,16 +113,12 @@ mod tests {
 
     fn tagged(body: &[u8], media_type: &str, tag: &str) -> Descriptor {
         let mut d = entry(body, media_type);
-        d.annotations
-            .insert(OCI_REF_NAME.to_owned(), tag.to_owned());
+        d.annotations.insert(OCI_REF_NAME.to_owned(), tag.to_owned());
         d
     }
 
     fn index_of(entries: Vec<Descriptor>) -> Index {
-        Index {
-            manifests: entries,
-            ..Index::empty()
-        }
+        Index { manifests: entries, ..Index::empty() }
     }
 
     #[test]
@@ -148,11 +129,7 @@ mod tests {
             tagged(b"c", mt::OCI_MANIFEST, "three"),
         ]);
         assert!(set_tag(&mut index, entry(b"z", mt::OCI_MANIFEST), "two"));
-        let names: Vec<_> = index
-            .manifests
-            .iter()
-            .map(|d| ref_name(d).unwrap())
-            .collect();
+        let names: Vec<_> = index.manifests.iter().map(|d| ref_name(d).unwrap()).collect();
         assert_eq!(names, ["one", "two", "three"]);
         assert_eq!(index.manifests[1].digest, Digest::sha256(b"z"));
         // The same again is a no-op.
@@ -165,9 +142,7 @@ mod tests {
     #[test]
     fn set_tag_collapses_duplicates_and_plain_untagged_entries() {
         let mut foreign = entry(b"x", mt::OCI_MANIFEST);
-        foreign
-            .annotations
-            .insert("tool.example/kind".into(), "keep".into());
+        foreign.annotations.insert("tool.example/kind".into(), "keep".into());
         let mut index = index_of(vec![
             entry(b"x", mt::OCI_MANIFEST),
             tagged(b"a", mt::OCI_MANIFEST, "t"),
@@ -215,18 +190,9 @@ mod tests {
             tagged(b"m1", mt::OCI_MANIFEST, "same"),
             tagged(b"m1", mt::OCI_MANIFEST, "same"),
         ]);
-        assert_eq!(
-            resolve_tag(&index, "stable").unwrap().unwrap().digest,
-            Digest::sha256(b"i")
-        );
-        assert_eq!(
-            resolve_tag(&index, "bare").unwrap().unwrap().digest,
-            Digest::sha256(b"m")
-        );
-        assert_eq!(
-            resolve_tag(&index, "same").unwrap().unwrap().digest,
-            Digest::sha256(b"m1")
-        );
+        assert_eq!(resolve_tag(&index, "stable").unwrap().unwrap().digest, Digest::sha256(b"i"));
+        assert_eq!(resolve_tag(&index, "bare").unwrap().unwrap().digest, Digest::sha256(b"m"));
+        assert_eq!(resolve_tag(&index, "same").unwrap().unwrap().digest, Digest::sha256(b"m1"));
         assert!(resolve_tag(&index, "missing").unwrap().is_none());
         let err = resolve_tag(&index, "doc").unwrap_err();
         assert!(err.to_string().contains("application/xml"), "{err}");
@@ -237,10 +203,7 @@ mod tests {
     #[test]
     fn media_type_lookup() {
         let index = index_of(vec![entry(b"a", ""), entry(b"a", mt::OCI_INDEX)]);
-        assert_eq!(
-            media_type_of(&index, &Digest::sha256(b"a")),
-            Some(mt::OCI_INDEX)
-        );
+        assert_eq!(media_type_of(&index, &Digest::sha256(b"a")), Some(mt::OCI_INDEX));
         assert_eq!(media_type_of(&index, &Digest::sha256(b"b")), None);
     }
 }

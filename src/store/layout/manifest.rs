@@ -25,15 +25,13 @@ fn parse_target(reference: &str) -> Result<Target> {
     if reference.is_empty() {
         return Err(Error::invalid_input("the manifest reference is empty"));
     }
-    let is_digest = [Algorithm::Sha256, Algorithm::Sha512].iter().any(|a| {
-        reference
-            .strip_prefix(a.as_str())
-            .is_some_and(|rest| rest.starts_with(':'))
-    });
+    let is_digest = [Algorithm::Sha256, Algorithm::Sha512]
+        .iter()
+        .any(|a| reference.strip_prefix(a.as_str()).is_some_and(|rest| rest.starts_with(':')));
     if is_digest {
-        let digest = reference.parse().map_err(|e: Error| {
-            Error::invalid_input(format!("invalid manifest digest: {}", e.message()))
-        })?;
+        let digest = reference
+            .parse()
+            .map_err(|e: Error| Error::invalid_input(format!("invalid manifest digest: {}", e.message())))?;
         Ok(Target::Digest(digest))
     } else {
         Ok(Target::Tag(reference.to_owned()))
@@ -74,8 +72,7 @@ impl Layout {
                     Some(_) => None,
                     None => index::media_type_of(&self.read_index()?, &digest).map(str::to_owned),
                 };
-                self.raw_manifest(bytes, digest, declared.as_deref())
-                    .map(Some)
+                self.raw_manifest(bytes, digest, declared.as_deref()).map(Some)
             }
             Target::Tag(tag) => {
                 let Some(entry) = index::resolve_tag(&self.read_index()?, &tag)? else {
@@ -96,30 +93,15 @@ impl Layout {
         }
     }
 
-    fn raw_manifest(
-        &self,
-        bytes: Vec<u8>,
-        digest: Digest,
-        declared: Option<&str>,
-    ) -> Result<RawManifest> {
-        let (manifest, media_type) = Manifest::parse(&bytes, declared)
-            .map_err(|e| e.context(self.blob_path(&digest).display()))?;
+    fn raw_manifest(&self, bytes: Vec<u8>, digest: Digest, declared: Option<&str>) -> Result<RawManifest> {
+        let (manifest, media_type) =
+            Manifest::parse(&bytes, declared).map_err(|e| e.context(self.blob_path(&digest).display()))?;
         // Built by hand rather than with RawManifest::parse, which assumes SHA-256: the digest here
         // is the one the file was checked against.
-        Ok(RawManifest {
-            bytes: Bytes::from(bytes),
-            digest,
-            media_type,
-            manifest,
-        })
+        Ok(RawManifest { bytes: Bytes::from(bytes), digest, media_type, manifest })
     }
 
-    pub(super) fn put_manifest(
-        &self,
-        bytes: &[u8],
-        media_type: &str,
-        tag: Option<&str>,
-    ) -> Result<PutManifest> {
+    pub(super) fn put_manifest(&self, bytes: &[u8], media_type: &str, tag: Option<&str>) -> Result<PutManifest> {
         if let Some(t) = tag.filter(|t| !is_valid_tag(t)) {
             return Err(Error::invalid_input(format!(
                 "invalid tag {t:?}: tags are [a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}}"
@@ -129,10 +111,7 @@ impl Layout {
         if bytes.len() as u64 > max {
             return Err(Error::new(
                 ErrorKind::TooLarge,
-                format!(
-                    "the manifest is {} bytes, more than the limit of {max}",
-                    bytes.len()
-                ),
+                format!("the manifest is {} bytes, more than the limit of {max}", bytes.len()),
             ));
         }
         let declared = Some(media_type).filter(|t| !t.is_empty());
@@ -152,10 +131,7 @@ impl Layout {
             };
             Ok(())
         })?;
-        Ok(PutManifest {
-            digest,
-            oci_subject: None,
-        })
+        Ok(PutManifest { digest, oci_subject: None })
     }
 
     pub(super) fn delete_manifest(&self, digest: &Digest) -> Result<()> {
@@ -175,21 +151,14 @@ impl Layout {
         if tags.len() > max {
             return Err(Error::new(
                 ErrorKind::TooLarge,
-                format!(
-                    "index.json has {} tags, more than the limit of {max}",
-                    tags.len()
-                ),
+                format!("index.json has {} tags, more than the limit of {max}", tags.len()),
             ));
         }
         Ok(tags)
     }
 
     /// Referrers through the tag schema: the index tagged `<alg>-<hex>`, filtered here.
-    pub(super) fn referrers(
-        &self,
-        subject: &Digest,
-        artifact_type: Option<&str>,
-    ) -> Result<Referrers> {
+    pub(super) fn referrers(&self, subject: &Digest, artifact_type: Option<&str>) -> Result<Referrers> {
         let tag = subject.referrers_tag();
         let Some(raw) = self.get_manifest(&tag)? else {
             return Ok(Referrers {
@@ -223,10 +192,7 @@ impl Layout {
         Ok(Referrers {
             subject: subject.clone(),
             descriptors,
-            source: ReferrersSource::TagSchema {
-                tag,
-                index: Some(raw),
-            },
+            source: ReferrersSource::TagSchema { tag, index: Some(raw) },
         })
     }
 }
@@ -239,35 +205,20 @@ mod tests {
     fn targets() {
         let d = Digest::sha256(b"x");
         assert_eq!(parse_target(&d.to_string()).unwrap(), Target::Digest(d));
-        assert_eq!(
-            parse_target("latest").unwrap(),
-            Target::Tag("latest".into())
-        );
+        assert_eq!(parse_target("latest").unwrap(), Target::Tag("latest".into()));
         assert_eq!(
             parse_target("example.com/app:v1").unwrap(),
             Target::Tag("example.com/app:v1".into()),
             "other tools' full names are looked up as written"
         );
-        assert_eq!(
-            parse_target("sha256:abc").unwrap_err().kind(),
-            ErrorKind::InvalidInput
-        );
-        assert_eq!(
-            parse_target("").unwrap_err().kind(),
-            ErrorKind::InvalidInput
-        );
-        assert_eq!(
-            parse_target("sha256-abc").unwrap(),
-            Target::Tag("sha256-abc".into())
-        );
+        assert_eq!(parse_target("sha256:abc").unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(parse_target("").unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(parse_target("sha256-abc").unwrap(), Target::Tag("sha256-abc".into()));
     }
 
     #[test]
     fn media_type_probe() {
-        assert_eq!(
-            body_media_type(br#"{"mediaType":"a","x":[1]}"#).as_deref(),
-            Some("a")
-        );
+        assert_eq!(body_media_type(br#"{"mediaType":"a","x":[1]}"#).as_deref(), Some("a"));
         assert_eq!(body_media_type(br#"{"schemaVersion":2}"#), None);
         assert_eq!(body_media_type(b"not json"), None);
     }

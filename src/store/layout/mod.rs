@@ -84,16 +84,9 @@ impl LayoutRepository {
     /// Open an existing layout: `path` must be a directory with a supported `oci-layout` file and a
     /// readable `index.json`.
     pub fn open(path: impl Into<PathBuf>, limits: Limits) -> Result<LayoutRepository> {
-        let layout = Layout {
-            root: path.into(),
-            limits,
-        };
-        layout
-            .check()
-            .map_err(|e| e.context(format!("opening {}", layout.name())))?;
-        Ok(LayoutRepository {
-            inner: Arc::new(layout),
-        })
+        let layout = Layout { root: path.into(), limits };
+        layout.check().map_err(|e| e.context(format!("opening {}", layout.name())))?;
+        Ok(LayoutRepository { inner: Arc::new(layout) })
     }
 
     /// Open the layout at `path`, creating it (and missing parent directories) first if needed.
@@ -102,16 +95,9 @@ impl LayoutRepository {
     /// nothing but layout files (a layout whose creation was interrupted); anything else is refused
     /// rather than scattering layout files among someone else's.
     pub fn create(path: impl Into<PathBuf>, limits: Limits) -> Result<LayoutRepository> {
-        let layout = Layout {
-            root: path.into(),
-            limits,
-        };
-        layout
-            .init()
-            .map_err(|e| e.context(format!("creating {}", layout.name())))?;
-        Ok(LayoutRepository {
-            inner: Arc::new(layout),
-        })
+        let layout = Layout { root: path.into(), limits };
+        layout.init().map_err(|e| e.context(format!("creating {}", layout.name())))?;
+        Ok(LayoutRepository { inner: Arc::new(layout) })
     }
 
     /// The layout directory.
@@ -134,10 +120,7 @@ impl LayoutRepository {
         let context = format!("{what} in {}", self.inner.name());
         match tokio::task::spawn_blocking(move || f(&layout)).await {
             Ok(result) => result.map_err(|e| e.context(context)),
-            Err(join) => Err(Error::new(
-                ErrorKind::Io,
-                format!("{context}: the worker task failed: {join}"),
-            )),
+            Err(join) => Err(Error::new(ErrorKind::Io, format!("{context}: the worker task failed: {join}"))),
         }
     }
 }
@@ -149,10 +132,7 @@ impl Repository for LayoutRepository {
 
     async fn get_manifest(&self, reference: &str) -> Result<Option<RawManifest>> {
         let reference = reference.to_owned();
-        self.run(format!("reading manifest {reference}"), move |l| {
-            l.get_manifest(&reference)
-        })
-        .await
+        self.run(format!("reading manifest {reference}"), move |l| l.get_manifest(&reference)).await
     }
 
     async fn head_manifest(&self, reference: &str) -> Result<Option<Descriptor>> {
@@ -169,46 +149,29 @@ impl Repository for LayoutRepository {
         .await
     }
 
-    async fn put_manifest(
-        &self,
-        bytes: Bytes,
-        media_type: &str,
-        tag: Option<&str>,
-    ) -> Result<PutManifest> {
+    async fn put_manifest(&self, bytes: Bytes, media_type: &str, tag: Option<&str>) -> Result<PutManifest> {
         let media_type = media_type.to_owned();
         let tag = tag.map(str::to_owned);
         let what = match &tag {
             Some(t) => format!("writing manifest under tag {t}"),
             None => "writing manifest".to_owned(),
         };
-        self.run(what, move |l| {
-            l.put_manifest(&bytes, &media_type, tag.as_deref())
-        })
-        .await
+        self.run(what, move |l| l.put_manifest(&bytes, &media_type, tag.as_deref())).await
     }
 
     async fn delete_manifest(&self, digest: &Digest) -> Result<()> {
         let digest = digest.clone();
-        self.run(format!("deleting manifest {digest}"), move |l| {
-            l.delete_manifest(&digest)
-        })
-        .await
+        self.run(format!("deleting manifest {digest}"), move |l| l.delete_manifest(&digest)).await
     }
 
     async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
         let digest = digest.clone();
-        self.run(format!("looking up blob {digest}"), move |l| {
-            l.blob_size(&digest)
-        })
-        .await
+        self.run(format!("looking up blob {digest}"), move |l| l.blob_size(&digest)).await
     }
 
     async fn get_blob(&self, descriptor: &Descriptor, max_bytes: u64) -> Result<Bytes> {
         let descriptor = descriptor.clone();
-        self.run(format!("reading blob {}", descriptor.digest), move |l| {
-            l.get_blob(&descriptor, max_bytes)
-        })
-        .await
+        self.run(format!("reading blob {}", descriptor.digest), move |l| l.get_blob(&descriptor, max_bytes)).await
     }
 
     async fn put_blob(&self, bytes: Bytes) -> Result<Digest> {
@@ -224,10 +187,8 @@ impl Repository for LayoutRepository {
     async fn referrers(&self, subject: &Digest, artifact_type: Option<&str>) -> Result<Referrers> {
         let subject = subject.clone();
         let artifact_type = artifact_type.map(str::to_owned);
-        self.run(format!("listing referrers of {subject}"), move |l| {
-            l.referrers(&subject, artifact_type.as_deref())
-        })
-        .await
+        self.run(format!("listing referrers of {subject}"), move |l| l.referrers(&subject, artifact_type.as_deref()))
+            .await
     }
 
     fn referrers_capability(&self) -> ReferrersCapability {
@@ -247,28 +208,20 @@ impl Layout {
     /// Where a blob or manifest lives. Both parts come from a validated [`Digest`] (a fixed
     /// algorithm name and lowercase hex), so the path cannot leave `blobs/`.
     fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.root
-            .join(BLOBS_DIR)
-            .join(digest.algorithm().as_str())
-            .join(digest.hex())
+        self.root.join(BLOBS_DIR).join(digest.algorithm().as_str()).join(digest.hex())
     }
 
     /// `index.json` is local metadata that grows with every tag and referrer, so it gets the larger
     /// of the two caps rather than the manifest cap.
     fn max_index_bytes(&self) -> u64 {
-        self.limits
-            .max_manifest_bytes
-            .max(self.limits.max_blob_bytes)
+        self.limits.max_manifest_bytes.max(self.limits.max_blob_bytes)
     }
 
     fn check(&self) -> Result<()> {
         match fs::metadata(&self.root) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
-                return Err(Error::invalid_input(format!(
-                    "{} is not a directory",
-                    self.root.display()
-                )));
+                return Err(Error::invalid_input(format!("{} is not a directory", self.root.display())));
             }
             Err(e) => return Err(files::io_error("cannot open", &self.root, e)),
         }
@@ -290,27 +243,19 @@ impl Layout {
             ))
         })?;
         let marker: Marker = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::invalid_format(format!(
-                "{} is not a valid {OCI_LAYOUT_FILE} file: {e}",
-                path.display()
-            ))
+            Error::invalid_format(format!("{} is not a valid {OCI_LAYOUT_FILE} file: {e}", path.display()))
         })?;
         if !marker.version.starts_with("1.") {
             return Err(Error::new(
                 ErrorKind::Unsupported,
-                format!(
-                    "{}: image layout version {:?} is not supported (1.x is)",
-                    path.display(),
-                    marker.version
-                ),
+                format!("{}: image layout version {:?} is not supported (1.x is)", path.display(), marker.version),
             ));
         }
         Ok(())
     }
 
     fn init(&self) -> Result<()> {
-        fs::create_dir_all(&self.root)
-            .map_err(|e| files::io_error("cannot create", &self.root, e))?;
+        fs::create_dir_all(&self.root).map_err(|e| files::io_error("cannot create", &self.root, e))?;
         let marker = self.root.join(OCI_LAYOUT_FILE);
         if marker.exists() {
             return self.check();
@@ -333,8 +278,7 @@ impl Layout {
     }
 
     fn refuse_foreign_directory(&self) -> Result<()> {
-        let entries =
-            fs::read_dir(&self.root).map_err(|e| files::io_error("cannot list", &self.root, e))?;
+        let entries = fs::read_dir(&self.root).map_err(|e| files::io_error("cannot list", &self.root, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| files::io_error("cannot list", &self.root, e))?;
             let name = entry.file_name();
@@ -356,12 +300,8 @@ impl Layout {
         let Some(bytes) = read_capped(&path, self.max_index_bytes())? else {
             return Ok(None);
         };
-        let index: Index = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::invalid_format(format!(
-                "{} is not a valid image index: {e}",
-                path.display()
-            ))
-        })?;
+        let index: Index = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::invalid_format(format!("{} is not a valid image index: {e}", path.display())))?;
         if index.schema_version != 2 {
             return Err(Error::invalid_format(format!(
                 "{} has schemaVersion {}, expected 2",
@@ -374,18 +314,13 @@ impl Layout {
 
     fn read_index(&self) -> Result<Index> {
         self.read_index_opt()?.ok_or_else(|| {
-            Error::invalid_format(format!(
-                "{} is missing: the layout is incomplete",
-                self.index_path().display()
-            ))
+            Error::invalid_format(format!("{} is missing: the layout is incomplete", self.index_path().display()))
         })
     }
 
     fn write_index(&self, index: &mut Index) -> Result<()> {
         // The spec's SHOULD; another tool's index without it gains it on our first update.
-        index
-            .media_type
-            .get_or_insert_with(|| mt::OCI_INDEX.to_owned());
+        index.media_type.get_or_insert_with(|| mt::OCI_INDEX.to_owned());
         write_atomic(&self.index_path(), &to_canonical_bytes(index))
     }
 

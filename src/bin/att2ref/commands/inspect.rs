@@ -16,7 +16,9 @@ pub async fn run(args: InspectArgs) -> Result<ExitCode> {
     let options = InspectOptions { limits: setup::limits(&args.registry), ..InspectOptions::default() };
     let report = match (args.all_tags, manifest_ref) {
         (true, None) => inspect::inspect_repository(&repo, &args.target, &options).await?,
-        (true, Some(_)) => bail!("--all-tags takes a repository, not an image: drop the tag or digest from {}", args.target),
+        (true, Some(_)) => {
+            bail!("--all-tags takes a repository, not an image: drop the tag or digest from {}", args.target)
+        }
         (false, Some(r)) => inspect::inspect_one(&repo, &r, &args.target, &options).await,
         (false, None) => inspect::inspect_one(&repo, "latest", &args.target, &options).await,
     };
