@@ -210,26 +210,14 @@ fn normalize_bundle(b: &BundleEntity) -> Result<Normalized<'_>> {
         BundleContent::DsseEnvelope(envelope) => Content::Dsse { envelope: envelope.clone(), raw: None },
         BundleContent::MessageSignature(m) => {
             let artifact_digest = b.artifact.as_deref().map(|a| Sha256::digest(a).to_vec());
-            let sha256 = match (&m.message_digest, artifact_digest) {
-                (Some(d), Some(actual)) => {
-                    if d.algorithm != "SHA2_256" {
-                        return Err(Error::invalid_format(format!(
-                            "Sigstore bundle: messageDigest algorithm {:?} is not SHA2_256",
-                            d.algorithm
-                        )));
-                    }
-                    if d.digest != actual {
-                        // The artifact is not what was signed; the signature check reports it.
-                        actual
-                    } else {
-                        d.digest.clone()
-                    }
-                }
-                (None, Some(actual)) => actual,
-                (Some(d), None) if d.algorithm == "SHA2_256" => d.digest.clone(),
-                (Some(d), None) => {
+            // With the artifact at hand its own digest counts: `messageDigest` is not signed, and a wrong
+            // artifact then fails the signature check.
+            let sha256 = match (artifact_digest, &m.message_digest) {
+                (Some(actual), _) => actual,
+                (None, Some(d)) if d.algorithm == "SHA2_256" => d.digest.clone(),
+                (None, Some(d)) => {
                     return Err(Error::invalid_format(format!(
-                        "Sigstore bundle: messageDigest algorithm {:?} is not SHA2_256",
+                        "Sigstore bundle: messageDigest algorithm {:?} is not SHA2_256 and no artifact was given",
                         d.algorithm
                     )));
                 }

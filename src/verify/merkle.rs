@@ -123,8 +123,9 @@ pub struct Checkpoint {
 /// Parse a checkpoint signed note and verify that one of its signatures is by `log_key`.
 ///
 /// Note layout: `<origin>\n<size>\n<base64 root>\n[extension lines\n]\n— <name> <base64(hint ‖ sig)>\n…`.
-/// The signed text is everything before the blank line, including its final newline. Signature lines
-/// whose 4-byte hint differs from the first bytes of `log_id` are skipped (they belong to witnesses).
+/// The signed text is everything before the blank line, including its final newline. Rekor v1 uses the
+/// first four bytes of its log id as the key hint; lines with that hint are tried first, then the rest
+/// (witness co-signatures, or logs with another hint convention), so a hint never decides trust.
 pub fn verify_checkpoint(note: &str, log_key: &PublicKey, log_id: &[u8]) -> Result<Checkpoint, ProofError> {
     let split = note
         .find("\n\n")
@@ -141,25 +142,23 @@ pub fn verify_checkpoint(note: &str, log_key: &PublicKey, log_id: &[u8]) -> Resu
         .and_then(|l| STANDARD.decode(l).ok())
         .filter(|r| r.len() == 32)
         .ok_or_else(|| bad("third line is not a base64 SHA-256 root hash"))?;
-    let mut any_line = false;
+    let mut signatures = Vec::new();
     for line in sigs.lines().filter(|l| !l.is_empty()) {
-        any_line = true;
         let rest = line.strip_prefix("\u{2014} ").ok_or_else(|| bad("signature line does not start with `— `"))?;
         let (_name, b64) = rest.rsplit_once(' ').ok_or_else(|| bad("signature line has no key name"))?;
         let raw = STANDARD.decode(b64).map_err(|_| bad("signature is not base64"))?;
         if raw.len() < 5 {
             return Err(bad("signature is shorter than its key hint"));
         }
-        let (hint, sig) = raw.split_at(4);
-        if log_id.len() >= 4 && hint != &log_id[..4] {
-            continue;
-        }
-        if log_key.verify(text.as_bytes(), sig).is_some() {
-            return Ok(Checkpoint { origin: origin.to_string(), tree_size, root_hash });
-        }
+        signatures.push(raw);
     }
-    if !any_line {
+    if signatures.is_empty() {
         return Err(bad("no signature lines"));
+    }
+    let hinted = |raw: &Vec<u8>| log_id.len() >= 4 && raw[..4] == log_id[..4];
+    signatures.sort_by_key(|raw| !hinted(raw));
+    if signatures.iter().any(|raw| log_key.verify(text.as_bytes(), &raw[4..]).is_some()) {
+        return Ok(Checkpoint { origin: origin.to_string(), tree_size, root_hash });
     }
     Err(ProofError::CheckpointSignature)
 }
@@ -216,6 +215,46 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    fn note_key() -> (aws_lc_rs::signature::EcdsaKeyPair, PublicKey, Vec<u8>) {
+        use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
+        let kp = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+        let spki: PublicKeyX509Der = kp.public_key().as_der().unwrap();
+        let key = PublicKey::from_spki_der(spki.as_ref()).unwrap();
+        let id = Sha256::digest(spki.as_ref()).to_vec();
+        (kp, key, id)
+    }
+
+    fn signed_line(kp: &aws_lc_rs::signature::EcdsaKeyPair, hint: &[u8], text: &str) -> String {
+        let sig = kp.sign(&aws_lc_rs::rand::SystemRandom::new(), text.as_bytes()).unwrap();
+        let mut raw = hint[..4].to_vec();
+        raw.extend_from_slice(sig.as_ref());
+        format!("\u{2014} log.example {}\n", STANDARD.encode(raw))
+    }
+
+    #[test]
+    fn checkpoints() {
+        let (kp, key, id) = note_key();
+        let (witness, _, witness_id) = note_key();
+        let root = [7u8; 32];
+        let text = format!("log.example - 1\n12\n{}\n", STANDARD.encode(root));
+        let note = format!("{text}\n{}", signed_line(&kp, &id, &text));
+        let cp = verify_checkpoint(&note, &key, &id).unwrap();
+        assert_eq!((cp.origin.as_str(), cp.tree_size, cp.root_hash.as_slice()), ("log.example - 1", 12, &root[..]));
+        // A witness line first, and a log line without the log-id hint, still verify.
+        let note = format!("{text}\n{}{}", signed_line(&witness, &witness_id, &text), signed_line(&kp, &[0; 4], &text));
+        verify_checkpoint(&note, &key, &id).unwrap();
+        // Only the witness signed: rejected.
+        let note = format!("{text}\n{}", signed_line(&witness, &id, &text));
+        assert_eq!(verify_checkpoint(&note, &key, &id), Err(ProofError::CheckpointSignature));
+        // Changed text: rejected.
+        let note = format!("{}\n{}", text.replace("12", "13"), signed_line(&kp, &id, &text));
+        assert_eq!(verify_checkpoint(&note, &key, &id), Err(ProofError::CheckpointSignature));
+        for bad_note in ["", "no blank line", "o\nx\nAAAA\n\n\u{2014} k AAAAAAAA\n", "o\n1\nAAAA\n\n"] {
+            assert!(matches!(verify_checkpoint(bad_note, &key, &id), Err(ProofError::MalformedCheckpoint(_))));
         }
     }
 

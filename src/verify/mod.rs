@@ -17,6 +17,26 @@
 //!
 //! Not checked: RFC 3161 timestamps (reported as [`TimestampCheck::NotChecked`], never used as time),
 //! certificate transparency SCTs, and revocation.
+//!
+//! ```no_run
+//! use att2ref::model::{bundle::Bundle, digest::Digest, trust::TrustedRoot};
+//! use att2ref::verify::{CertificateIdentity, Matcher, Policy, SignedEntity, Verifier};
+//! # fn main() -> att2ref::Result<()> {
+//! let root = TrustedRoot::parse(&std::fs::read("trusted_root.json").expect("read"))?;
+//! let policy = Policy::new().with_trusted_root(root).with_identity(CertificateIdentity::new(
+//!     Matcher::exact("dev@example.com"),
+//!     Matcher::exact("https://github.com/login/oauth"),
+//! ));
+//! let verifier = Verifier::new(policy)?;
+//! let bundle = Bundle::parse(&std::fs::read("attestation.sigstore.json").expect("read"))?;
+//! let image: Digest = "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4".parse()?;
+//! match verifier.verify(&SignedEntity::bundle(bundle), &image) {
+//!     Ok(v) => println!("verified: signer {:?}, log {:?}", v.signer, v.log),
+//!     Err(f) => println!("not verified: {f} (reason {}, kind {})", f.reason, f.kind()),
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod cert;
 mod entity;

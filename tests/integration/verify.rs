@@ -130,10 +130,8 @@ fn tampered_payload_fails_signature() {
 fn url_safe_base64_envelope_still_verifies() {
     let (blob, ann) = cssc_att_layers().pop().unwrap();
     let mut env: Value = serde_json::from_slice(&blob).unwrap();
-    for field in ["payload"] {
-        let s = env[field].as_str().unwrap().replace('+', "-").replace('/', "_");
-        env[field] = json!(s);
-    }
+    let payload = env["payload"].as_str().unwrap().replace('+', "-").replace('/', "_");
+    env["payload"] = json!(payload);
     let sig = env["signatures"][0]["sig"].as_str().unwrap().replace('+', "-").replace('/', "_");
     env["signatures"][0]["sig"] = json!(sig);
     let bytes = serde_json::to_vec(&env).unwrap();
