@@ -60,6 +60,7 @@ pub mod limits;
 pub mod model;
 pub mod read;
 pub mod store;
+pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};
 pub use limits::Limits;

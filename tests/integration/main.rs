@@ -9,3 +9,4 @@ mod layout;
 mod registries;
 mod registry_client;
 mod schema;
+mod verify;
