@@ -8,6 +8,7 @@
 //!   ([`store::layout`]) — behind one [`store::Repository`] trait;
 //! - [`read`]: readers for every attestation layout over any repository;
 //! - [`inspect`]: reports of what is attached to an image;
+//! - [`verify`]: offline verification, keys and keyless (pure); [`check`] runs it over an image;
 //! - [`demo`]: a deterministic generator of legacy cosign stores (test-only keys), used by the tests and
 //!   by `att2ref demo`.
 //!
@@ -53,6 +54,7 @@
 
 #![warn(missing_docs)]
 
+pub mod check;
 pub mod demo;
 pub mod error;
 pub mod inspect;

@@ -25,7 +25,7 @@ const OID_FULCIO_ISSUER_V2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3
 
 /// One subject alternative name.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+#[serde(tag = "type", content = "value", rename_all = "kebab-case")]
 pub enum San {
     /// rfc822Name (e-mail identities).
     Email(String),

@@ -55,7 +55,7 @@ pub enum SignedEntity {
 
 /// Which adapter an entity came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum EntityKind {
     /// Legacy `.att` layer.
     LegacyAttestation,

@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorKind};
 
 /// Why an attestation did not verify.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum FailureReason {
     /// A signature does not verify under the key or certificate that should have made it (includes a
@@ -69,23 +69,23 @@ impl FailureReason {
     /// A short stable name (snake case), e.g. for reports.
     pub fn as_str(self) -> &'static str {
         match self {
-            FailureReason::SignatureInvalid => "signature_invalid",
-            FailureReason::UnknownKey => "unknown_key",
-            FailureReason::SubjectMismatch => "subject_mismatch",
-            FailureReason::CertificateExpired => "certificate_expired",
-            FailureReason::UntrustedChain => "untrusted_chain",
-            FailureReason::CertificateUnusable => "certificate_unusable",
-            FailureReason::IdentityMismatch => "identity_mismatch",
-            FailureReason::IssuerMismatch => "issuer_mismatch",
-            FailureReason::NoIdentityPolicy => "no_identity_policy",
-            FailureReason::UnknownLog => "unknown_log",
-            FailureReason::SetInvalid => "set_invalid",
-            FailureReason::BodyMismatch => "body_mismatch",
-            FailureReason::MissingInclusionProof => "missing_inclusion_proof",
-            FailureReason::InclusionProofInvalid => "inclusion_proof_invalid",
-            FailureReason::MissingInclusionPromise => "missing_inclusion_promise",
-            FailureReason::NoLogEntry => "no_log_entry",
-            FailureReason::NoTrustedTime => "no_trusted_time",
+            FailureReason::SignatureInvalid => "signature-invalid",
+            FailureReason::UnknownKey => "unknown-key",
+            FailureReason::SubjectMismatch => "subject-mismatch",
+            FailureReason::CertificateExpired => "certificate-expired",
+            FailureReason::UntrustedChain => "untrusted-chain",
+            FailureReason::CertificateUnusable => "certificate-unusable",
+            FailureReason::IdentityMismatch => "identity-mismatch",
+            FailureReason::IssuerMismatch => "issuer-mismatch",
+            FailureReason::NoIdentityPolicy => "no-identity-policy",
+            FailureReason::UnknownLog => "unknown-log",
+            FailureReason::SetInvalid => "set-invalid",
+            FailureReason::BodyMismatch => "body-mismatch",
+            FailureReason::MissingInclusionProof => "missing-inclusion-proof",
+            FailureReason::InclusionProofInvalid => "inclusion-proof-invalid",
+            FailureReason::MissingInclusionPromise => "missing-inclusion-promise",
+            FailureReason::NoLogEntry => "no-log-entry",
+            FailureReason::NoTrustedTime => "no-trusted-time",
             FailureReason::Malformed => "malformed",
             FailureReason::Unsupported => "unsupported",
         }
@@ -100,6 +100,7 @@ impl fmt::Display for FailureReason {
 
 /// A failed verification: the reason and what exactly was wrong.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Failure {
     /// The typed reason.
     pub reason: FailureReason,

@@ -29,9 +29,9 @@ const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112"
 /// URI schemes cosign resolves through a cloud KMS; we never call a KMS, the user exports the key instead.
 const KMS_SCHEMES: [&str; 4] = ["awskms://", "gcpkms://", "azurekms://", "hashivault://"];
 
-/// The key type and the hash cosign pairs with it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+/// The key type and the hash cosign pairs with it. Serialised as a short string: `ecdsa-p256`,
+/// `ecdsa-p384`, `ecdsa-p521`, `ed25519`, `rsa-<bits>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KeyAlgorithm {
     /// ECDSA on P-256, verified with SHA-256.
     EcdsaP256,
@@ -60,9 +60,21 @@ impl fmt::Display for KeyAlgorithm {
     }
 }
 
+impl serde::Serialize for KeyAlgorithm {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            KeyAlgorithm::EcdsaP256 => s.serialize_str("ecdsa-p256"),
+            KeyAlgorithm::EcdsaP384 => s.serialize_str("ecdsa-p384"),
+            KeyAlgorithm::EcdsaP521 => s.serialize_str("ecdsa-p521"),
+            KeyAlgorithm::Ed25519 => s.serialize_str("ed25519"),
+            KeyAlgorithm::Rsa { bits } => s.collect_str(&format_args!("rsa-{bits}")),
+        }
+    }
+}
+
 /// The RSA signature encoding that matched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum RsaPadding {
     /// RSASSA-PKCS1-v1_5.
     Pkcs1v15,
@@ -81,6 +93,7 @@ impl fmt::Display for RsaPadding {
 
 /// What verified a signature: the key's algorithm and, for RSA, the padding that matched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SignatureScheme {
     /// The key's algorithm.
     pub algorithm: KeyAlgorithm,

@@ -7,7 +7,7 @@ use super::tlog::LogEntryCheck;
 
 /// Who made the signature.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "kebab-case", rename_all_fields = "camelCase")]
 pub enum Signer {
     /// A trusted public key.
     Key {
@@ -31,7 +31,7 @@ pub enum Signer {
 
 /// What the log check established.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(tag = "status", rename_all = "kebab-case", rename_all_fields = "camelCase")]
 pub enum LogCheck {
     /// The policy skipped the log (`insecure_ignore_tlog`): nothing about the log was checked.
     Skipped,
@@ -51,7 +51,7 @@ impl LogCheck {
 
 /// RFC 3161 timestamps are carried over but not verified by this library.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(tag = "status", rename_all = "kebab-case", rename_all_fields = "camelCase")]
 pub enum TimestampCheck {
     /// The attestation carries no timestamps.
     None,
@@ -64,6 +64,7 @@ pub enum TimestampCheck {
 
 /// Where the subject binding held.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SubjectMatch {
     /// The matching in-toto subject's name, or the simple-signing `docker-reference`.
     pub name: String,
@@ -73,6 +74,7 @@ pub struct SubjectMatch {
 
 /// A verified attestation or signature.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Verification {
     /// Which adapter the entity came through.
     pub entity: EntityKind,

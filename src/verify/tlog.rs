@@ -12,6 +12,7 @@ use super::merkle::{leaf_hash, verify_checkpoint, verify_inclusion};
 
 /// What was checked for one log entry.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LogEntryCheck {
     /// The log id (hex SHA-256 of the log key).
     pub log_id: String,
@@ -31,6 +32,7 @@ pub struct LogEntryCheck {
 
 /// A verified inclusion proof.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ProofCheck {
     /// Leaf index in the proof's tree (shard-local in sharded Rekor v1).
     pub log_index: i64,

@@ -10,3 +10,4 @@ mod registries;
 mod registry_client;
 mod schema;
 mod verify;
+mod verify_cli;

@@ -28,6 +28,12 @@ pub enum Command {
     /// TARGET is an image reference (REGISTRY/REPO[:TAG][@DIGEST]) or an OCI layout
     /// (ocidir://PATH[:TAG|@DIGEST]); with --all-tags, a repository whose tagged images are all inspected.
     Inspect(InspectArgs),
+    /// Verify every attestation and legacy signature of an image, with keys or keyless, fully offline.
+    ///
+    /// Checks each legacy .att layer, each .sig layer and each Sigstore-bundle or DSSE referrer: the
+    /// signature, the subject digest, and (unless --insecure-ignore-tlog) the transparency-log entry; for
+    /// certificates, the chain to the trusted root at signing time and the identity and issuer.
+    Verify(VerifyArgs),
     /// Build the embedded demo store (test keys only) in a temporary OCI layout and inspect it.
     Demo(DemoArgs),
 }
@@ -47,6 +53,61 @@ pub struct InspectArgs {
 
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// `att2ref verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Image reference or ocidir:// layout (tag or digest).
+    pub target: String,
+
+    /// Only attestations of this predicate type: a cosign short name (custom, slsaprovenance,
+    /// slsaprovenance02, slsaprovenance1, spdx, spdxjson, cyclonedx, vuln, openvex, link) or a full URI.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub predicate_type: Option<String>,
+
+    #[command(flatten)]
+    pub trust: TrustArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// What to trust (the same flags as cosign).
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// Trusted public key (PEM SPKI: ECDSA P-256/384/521, Ed25519, RSA 2048–8192). Repeatable.
+    /// KMS URIs are not fetched: export the key first (`cosign public-key --key URI > key.pub`).
+    #[arg(long = "key", value_name = "PATH")]
+    pub keys: Vec<String>,
+
+    /// Sigstore trusted_root.json (Fulcio CAs, Rekor keys) for keyless verification, fully offline.
+    #[arg(long, value_name = "PATH")]
+    pub trusted_root: Option<PathBuf>,
+
+    /// Certificate identity (SAN) that must match exactly.
+    #[arg(long, value_name = "IDENTITY", conflicts_with = "certificate_identity_regexp")]
+    pub certificate_identity: Option<String>,
+
+    /// Regular expression the certificate identity (SAN) must match.
+    #[arg(long, value_name = "REGEX")]
+    pub certificate_identity_regexp: Option<String>,
+
+    /// OIDC issuer (Fulcio certificate extension) that must match exactly.
+    #[arg(long, value_name = "URL", conflicts_with = "certificate_oidc_issuer_regexp")]
+    pub certificate_oidc_issuer: Option<String>,
+
+    /// Regular expression the OIDC issuer must match.
+    #[arg(long, value_name = "REGEX")]
+    pub certificate_oidc_issuer_regexp: Option<String>,
+
+    /// Do not check the transparency log. The only way to accept an attestation without a log entry
+    /// (such as one signed with a KMS key and never logged); results then say no log was checked.
+    #[arg(long)]
+    pub insecure_ignore_tlog: bool,
 }
 
 /// `att2ref demo`.

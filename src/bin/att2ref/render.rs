@@ -196,3 +196,67 @@ pub fn size(n: u64) -> String {
     }
     format!("{v:.1} {} ({n} B)", UNITS[unit])
 }
+
+/// Render a verification report as one table per image.
+pub fn verify_table(report: &att2ref::check::report::VerifyReport) -> String {
+    use att2ref::verify::{LogCheck, Signer};
+    let mut out = String::new();
+    for image in &report.images {
+        let _ = writeln!(out, "{}", image.reference);
+        let mut rows = vec![[
+            "WHERE".to_owned(),
+            "PREDICATE TYPE".to_owned(),
+            "RESULT".to_owned(),
+            "SIGNER".to_owned(),
+            "LOG".to_owned(),
+        ]];
+        for r in &image.results {
+            let (result, signer, log) = match (&r.verification, &r.failure) {
+                (Some(v), _) => {
+                    let signer = match &v.signer {
+                        Signer::Key { key_id } => format!("key {key_id}"),
+                        Signer::Certificate { identity, issuer, .. } => format!("{identity} ({issuer})"),
+                    };
+                    let log = match &v.log {
+                        LogCheck::Skipped => "not checked (--insecure-ignore-tlog)".to_owned(),
+                        LogCheck::Verified { entries } => entries
+                            .iter()
+                            .map(|e| {
+                                format!("{} #{}{}", e.kind, e.log_index, if e.proof.is_some() { " +proof" } else { "" })
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    };
+                    ("verified".to_owned(), signer, log)
+                }
+                (None, Some(f)) => (format!("FAILED: {}", f.reason), "-".to_owned(), "-".to_owned()),
+                (None, None) => ("?".to_owned(), "-".to_owned(), "-".to_owned()),
+            };
+            rows.push([
+                r.location.to_string(),
+                r.predicate_type.clone().unwrap_or_else(|| "(signature)".into()),
+                result,
+                signer,
+                log,
+            ]);
+        }
+        if rows.len() == 1 {
+            rows.clear();
+        }
+        let widths: Vec<usize> = (0..5).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+        for row in &rows {
+            let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+            let _ = writeln!(out, "  {}", line.join("  ").trim_end());
+        }
+        for r in image.results.iter().filter(|r| !r.verified) {
+            if let Some(f) = &r.failure {
+                let _ = writeln!(out, "  {}: {}", r.location, f.message);
+            }
+        }
+        for s in &image.skipped {
+            let _ = writeln!(out, "  skipped {}: {}", s.location, s.reason);
+        }
+        let _ = writeln!(out, "  {} verified, {} failed", image.results.len() - image.failed(), image.failed());
+    }
+    out
+}

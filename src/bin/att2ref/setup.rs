@@ -3,17 +3,21 @@
 
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use att2ref::Limits;
+use att2ref::check::report::PolicySummary;
 use att2ref::model::reference::Reference;
+use att2ref::model::trust::TrustedRoot;
 use att2ref::store::AnyRepository;
 use att2ref::store::layout::LayoutRepository;
 use att2ref::store::registry::{
     ClientConfig, ConfigEnv, Credential, CredentialSource, PlainHttp, RegistryClient, config_search_paths,
 };
+use att2ref::verify::{CertificateIdentity, Matcher, Policy, PublicKey, Verifier, reject_kms_reference};
 
-use crate::args::RegistryArgs;
+use crate::args::{RegistryArgs, TrustArgs};
 
 /// Log to stderr: `RUST_LOG` if set, else by `-v` count.
 pub fn init_tracing(verbose: u8, quiet: bool) {
@@ -86,4 +90,61 @@ pub fn open(reference: &Reference, args: &RegistryArgs) -> Result<(AnyRepository
             Ok((AnyRepository::Layout(repo), l.manifest_reference()))
         }
     }
+}
+
+/// A verifier from the trust flags.
+pub fn verifier(trust: &TrustArgs) -> Result<(Arc<Verifier>, PolicySummary)> {
+    let mut policy = Policy::new().insecure_ignore_tlog(trust.insecure_ignore_tlog);
+    let mut summary = PolicySummary { insecure_ignore_tlog: trust.insecure_ignore_tlog, ..PolicySummary::default() };
+    for key in &trust.keys {
+        reject_kms_reference(key)?;
+        let pem = std::fs::read(key).with_context(|| format!("reading --key {key}"))?;
+        let key = PublicKey::from_pem(&pem).with_context(|| format!("--key {key}"))?;
+        summary.keys.push(key.key_id().to_owned());
+        policy = policy.with_key(key);
+    }
+    if let Some(path) = &trust.trusted_root {
+        let bytes = std::fs::read(path).with_context(|| format!("reading --trusted-root {}", path.display()))?;
+        let root = TrustedRoot::parse(&bytes).with_context(|| format!("--trusted-root {}", path.display()))?;
+        policy = policy.with_trusted_root(root);
+        summary.trusted_root = true;
+    }
+    let identity = match (&trust.certificate_identity, &trust.certificate_identity_regexp) {
+        (Some(exact), _) => Some(Matcher::exact(exact)),
+        (None, Some(re)) => Some(Matcher::regex(re).context("--certificate-identity-regexp")?),
+        (None, None) => None,
+    };
+    let issuer = match (&trust.certificate_oidc_issuer, &trust.certificate_oidc_issuer_regexp) {
+        (Some(exact), _) => Some(Matcher::exact(exact)),
+        (None, Some(re)) => Some(Matcher::regex(re).context("--certificate-oidc-issuer-regexp")?),
+        (None, None) => None,
+    };
+    match (identity, issuer) {
+        (Some(identity), Some(issuer)) => {
+            if trust.trusted_root.is_none() {
+                bail!(
+                    "--certificate-identity/--certificate-oidc-issuer need --trusted-root to check certificates against"
+                );
+            }
+            summary.identities.push(format!(
+                "identity {} issued by {}",
+                trust.certificate_identity.as_deref().or(trust.certificate_identity_regexp.as_deref()).unwrap_or(""),
+                trust
+                    .certificate_oidc_issuer
+                    .as_deref()
+                    .or(trust.certificate_oidc_issuer_regexp.as_deref())
+                    .unwrap_or("")
+            ));
+            policy = policy.with_identity(CertificateIdentity::new(identity, issuer));
+        }
+        (None, None) => {}
+        _ => bail!("keyless verification needs both a certificate identity and an OIDC issuer (exact or regexp)"),
+    }
+    if trust.keys.is_empty() && trust.trusted_root.is_none() {
+        bail!(
+            "nothing to verify with: give --key PATH and/or --trusted-root PATH with --certificate-identity and --certificate-oidc-issuer"
+        );
+    }
+    let verifier = Verifier::new(policy).context("verification policy")?;
+    Ok((Arc::new(verifier), summary))
 }

@@ -2,6 +2,7 @@
 
 mod demo;
 mod inspect;
+mod verify;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -15,15 +16,18 @@ use crate::args::{Cli, Command};
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Inspect(args) => inspect::run(args).await,
+        Command::Verify(args) => verify::run(args).await,
         Command::Demo(args) => demo::run(args).await,
     }
 }
 
 /// Print one JSON document on stdout.
 pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    // Serialise first, so that a closed pipe surfaces as the io::Error main() recognises.
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    out.write_all(b"\n")?;
+    out.write_all(&bytes)?;
     out.flush()?;
     Ok(())
 }

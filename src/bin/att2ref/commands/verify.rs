@@ -1,0 +1,58 @@
+//! `att2ref verify`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use att2ref::check::report::{REPORT_FORMAT, VerifyReport};
+use att2ref::check::{self, CheckOptions};
+use att2ref::inspect::kind_name;
+use att2ref::inspect::report::ImageError;
+use att2ref::model::reference::Reference;
+
+use crate::args::{Format, VerifyArgs};
+use crate::{exit, render, setup};
+
+pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
+    let reference = Reference::parse(&args.target)?;
+    let (verifier, mut policy) = setup::verifier(&args.trust)?;
+    policy.predicate_type = args.predicate_type.clone();
+    let (repo, manifest_ref) = setup::open(&reference, &args.registry)?;
+    let manifest_ref = manifest_ref.unwrap_or_else(|| "latest".to_owned());
+    let options = CheckOptions { limits: setup::limits(&args.registry), predicate_type: args.predicate_type.clone() };
+    let mut report = VerifyReport {
+        format: REPORT_FORMAT,
+        target: args.target.clone(),
+        policy,
+        images: Vec::new(),
+        errors: Vec::new(),
+    };
+    match check::check_image(&repo, &manifest_ref, &verifier, &options).await {
+        Ok(image) => report.images.push(image),
+        Err(e) => report.errors.push(ImageError {
+            error_kind: e.kind(),
+            image: args.target.clone(),
+            kind: kind_name(e.kind()),
+            message: format!("{e:#}"),
+        }),
+    }
+    match args.output.format {
+        Format::Json => crate::commands::print_json(&report)?,
+        Format::Text => crate::commands::print_text(&render::verify_table(&report))?,
+    }
+    for e in &report.errors {
+        eprintln!("error: {}", e.message);
+    }
+    if !report.errors.is_empty() {
+        return Ok(exit::worst(report.errors.iter().map(|e| e.error_kind)));
+    }
+    if report.checked() == 0 {
+        let what = args.predicate_type.as_deref().map(|t| format!(" of type {t}")).unwrap_or_default();
+        eprintln!("error: {}: no attestations or signatures{what} to verify", args.target);
+        return Ok(ExitCode::from(exit::CHECK_FAILED));
+    }
+    if report.failed() > 0 {
+        eprintln!("error: {} of {} failed verification", report.failed(), report.checked());
+        return Ok(ExitCode::from(exit::CHECK_FAILED));
+    }
+    Ok(ExitCode::SUCCESS)
+}

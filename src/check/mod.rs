@@ -1,0 +1,175 @@
+//! Verifying everything attached to an image: reads it through [`crate::read`], hands each attestation
+//! and signature to the pure [`Verifier`] (on rayon, off the async runtime), and reports per item.
+//!
+//! Checked: every layer of the legacy `.att` and `.sig`, and every referrer holding a DSSE Sigstore
+//! bundle or a bare DSSE envelope. With a predicate-type filter, only attestations whose **signed**
+//! statement has that type are checked (`.sig` signatures are then skipped).
+
+pub mod report;
+
+use std::sync::Arc;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::limits::Limits;
+use crate::model::bundle::BundleContent;
+use crate::model::cosign::{LegacyLayerAnnotations, TagKind};
+use crate::model::digest::Digest;
+use crate::model::predicate::predicate_matches;
+use crate::read::legacy::{self, LayerContent};
+use crate::read::referrers::{self, ReferrerContent};
+use crate::store::Repository;
+use crate::verify::{SignedEntity, Verifier};
+
+use report::{AttestationResult, FailureInfo, ImageVerification, Location, Skipped};
+
+/// What to check.
+#[derive(Clone, Debug, Default)]
+pub struct CheckOptions {
+    /// Caps for everything read.
+    pub limits: Limits,
+    /// Only attestations of this predicate type: a cosign short name (`slsaprovenance`, `custom`, …) or a
+    /// full URI.
+    pub predicate_type: Option<String>,
+}
+
+/// Verify every attestation and signature of the image `reference` (tag or digest) names.
+pub async fn check_image<R: Repository>(
+    repo: &R,
+    reference: &str,
+    verifier: &Arc<Verifier>,
+    options: &CheckOptions,
+) -> Result<ImageVerification> {
+    let digest = match reference.parse::<Digest>() {
+        Ok(d) => d,
+        Err(_) => {
+            repo.head_manifest(reference)
+                .await?
+                .ok_or_else(|| {
+                    Error::new(ErrorKind::NotFound, format!("tag {reference:?} not found in {}", repo.name()))
+                })?
+                .digest
+        }
+    };
+    let name = format!("{}@{digest}", repo.name());
+    check_digest(repo, &digest, verifier, options).await.map_err(|e| e.context(format!("verifying {name}")))
+}
+
+async fn check_digest<R: Repository>(
+    repo: &R,
+    digest: &Digest,
+    verifier: &Arc<Verifier>,
+    options: &CheckOptions,
+) -> Result<ImageVerification> {
+    let wanted =
+        |predicate_type: &str| options.predicate_type.as_deref().is_none_or(|q| predicate_matches(q, predicate_type));
+    let mut pending: Vec<(Location, Option<String>, SignedEntity)> = Vec::new();
+    let mut skipped = Vec::new();
+
+    for kind in [TagKind::Attestation, TagKind::Signature] {
+        let Some(manifest) = legacy::fetch_manifest(repo, digest, kind, &options.limits).await? else {
+            continue;
+        };
+        for index in 0..manifest.layers().len() {
+            let layer = legacy::read_layer(repo, &manifest, index, &options.limits).await?;
+            let location = Location {
+                source: if kind == TagKind::Attestation { "legacy-attestation" } else { "legacy-signature" }.into(),
+                manifest: manifest.raw.digest.clone(),
+                tag: Some(manifest.tag.clone()),
+                layer: Some(index),
+                blob: layer.descriptor.digest.clone(),
+            };
+            match layer.content {
+                LayerContent::Attestation(att) => {
+                    let predicate_type = att.statement.predicate_type.clone();
+                    if !wanted(&predicate_type) {
+                        skipped.push(Skipped { location, reason: format!("predicate type {predicate_type}") });
+                        continue;
+                    }
+                    let entity = SignedEntity::legacy_attestation(att.bytes.to_vec(), layer.annotations);
+                    pending.push((location, Some(predicate_type), entity));
+                }
+                LayerContent::SimpleSigning { bytes, .. } => {
+                    if options.predicate_type.is_some() {
+                        skipped.push(Skipped { location, reason: "a signature, not an attestation".into() });
+                        continue;
+                    }
+                    pending.push((location, None, SignedEntity::legacy_signature(bytes.to_vec(), layer.annotations)));
+                }
+                LayerContent::NotRead => {}
+            }
+        }
+    }
+
+    let listing = repo.referrers(digest, None).await?;
+    for listed in &listing.descriptors {
+        let r = referrers::read_referrer(repo, digest, listed, true, &options.limits).await?;
+        let location = Location {
+            source: "referrer".into(),
+            manifest: r.raw.digest.clone(),
+            tag: None,
+            layer: None,
+            blob: r.layers().first().map(|l| l.digest.clone()).unwrap_or_else(|| r.raw.digest.clone()),
+        };
+        let predicate_type = r.predicate_type().map(str::to_owned);
+        match r.content {
+            Some(ReferrerContent::Bundle { bundle, .. })
+                if matches!(bundle.content, BundleContent::DsseEnvelope(_)) =>
+            {
+                if !predicate_type.as_deref().is_some_and(&wanted) {
+                    skipped.push(Skipped {
+                        location,
+                        reason: format!("predicate type {}", predicate_type.unwrap_or_default()),
+                    });
+                    continue;
+                }
+                pending.push((location, predicate_type, SignedEntity::bundle(*bundle)));
+            }
+            Some(ReferrerContent::Dsse { bytes, .. }) => {
+                if !predicate_type.as_deref().is_some_and(&wanted) {
+                    skipped.push(Skipped {
+                        location,
+                        reason: format!("predicate type {}", predicate_type.unwrap_or_default()),
+                    });
+                    continue;
+                }
+                let entity = SignedEntity::legacy_attestation(bytes.to_vec(), LegacyLayerAnnotations::default());
+                pending.push((location, predicate_type, entity));
+            }
+            Some(ReferrerContent::Bundle { .. }) => {
+                skipped.push(Skipped { location, reason: "message-signature bundle (no signed statement)".into() })
+            }
+            None => skipped
+                .push(Skipped { location, reason: format!("{} referrer, not an attestation", r.format.as_str()) }),
+        }
+    }
+
+    // Signature checks are CPU work: run them on rayon, off the async runtime's threads.
+    let verifier = Arc::clone(verifier);
+    let image = digest.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        use rayon::prelude::*;
+        pending
+            .into_par_iter()
+            .map(|(location, predicate_type, entity)| match verifier.verify(&entity, &image) {
+                Ok(v) => AttestationResult {
+                    location,
+                    predicate_type: v.predicate_type.clone().or(predicate_type),
+                    verified: true,
+                    verification: Some(v),
+                    failure: None,
+                },
+                Err(f) => AttestationResult {
+                    location,
+                    predicate_type,
+                    verified: false,
+                    verification: None,
+                    failure: Some(FailureInfo { reason: f.reason, message: f.message }),
+                },
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::Io, format!("verification task failed: {e}")))?;
+
+    Ok(ImageVerification { reference: format!("{}@{digest}", repo.name()), digest: digest.clone(), results, skipped })
+}

@@ -1,0 +1,211 @@
+//! `att2ref verify` end to end: real registries, the article's real store, generated keyless stores.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::cli::{Run, att2ref};
+use crate::corpus::{self, ARTICLE_IMAGE, WRITER_IMAGE};
+use crate::registries::TestRegistry;
+use crate::schema::assert_valid;
+
+fn article_key() -> String {
+    corpus::path("toddysm-cssc-pipeline/derived/kms-rsa4096-public-key.recovered.pem").display().to_string()
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn json(run: &Run) -> Value {
+    let report = run.json();
+    assert_valid("verify.schema.json", &report);
+    report
+}
+
+fn reasons(report: &Value) -> Vec<String> {
+    report["images"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["failure"]["reason"].as_str().unwrap_or("verified").to_owned())
+        .collect()
+}
+
+async fn article_store_verifies(registry: TestRegistry) {
+    corpus::article_store("flasksample").push_to(&registry.repository("flasksample")).await.unwrap();
+    let image = format!("{}/flasksample@{ARTICLE_IMAGE}", registry.host);
+    let key = article_key();
+
+    let run = att2ref(&["verify", "--plain-http", &image, "--key", &key, "--insecure-ignore-tlog", "-o", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = json(&run);
+    let results = report["images"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "two .att layers and one .sig layer");
+    for r in results {
+        assert_eq!(r["verified"], true);
+        assert_eq!(r["verification"]["scheme"]["algorithm"], "rsa-4096");
+        assert_eq!(r["verification"]["scheme"]["rsaPadding"], "pkcs1v15");
+        assert_eq!(r["verification"]["log"]["status"], "skipped", "the result records that no log was checked");
+        assert_eq!(r["verification"]["subject"]["digest"], ARTICLE_IMAGE);
+    }
+    let sources: Vec<&str> = results.iter().map(|r| r["location"]["source"].as_str().unwrap()).collect();
+    assert_eq!(sources, ["legacy-attestation", "legacy-attestation", "legacy-signature"]);
+
+    // As in cosign ≥ 2, a key-signed attestation with no log entry verifies only with the explicit flag.
+    let run = att2ref(&["verify", "--plain-http", &image, "--key", &key, "-o", "json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(reasons(&json(&run)), ["no-log-entry"; 3]);
+
+    // Human output.
+    let run = att2ref(&["verify", "--plain-http", &image, "--key", &key, "--insecure-ignore-tlog", "--type", "custom"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("2 verified, 0 failed"), "{}", run.stdout);
+    assert!(run.stdout.contains("skipped .sig layer 0"), "{}", run.stdout);
+}
+
+#[tokio::test]
+async fn article_store_verifies_on_distribution() {
+    article_store_verifies(TestRegistry::distribution()).await;
+}
+
+#[tokio::test]
+async fn article_store_verifies_on_ferro() {
+    article_store_verifies(TestRegistry::ferro()).await;
+}
+
+#[tokio::test]
+async fn wrong_key_fails_each_attestation() {
+    let registry = TestRegistry::distribution();
+    corpus::article_store("flasksample").push_to(&registry.repository("flasksample")).await.unwrap();
+    let other = fixtures().join("keys/rsa-4096.pub.pem");
+    let run = att2ref(&[
+        "verify",
+        "--plain-http",
+        &format!("{}/flasksample@{ARTICLE_IMAGE}", registry.host),
+        "--key",
+        other.to_str().unwrap(),
+        "--insecure-ignore-tlog",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(reasons(&json(&run)), ["signature-invalid"; 3]);
+    assert!(run.stderr.contains("3 of 3 failed"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn sigstore_oci_writer_bundle_and_legacy_layer_verify() {
+    for registry in [TestRegistry::distribution(), TestRegistry::ferro()] {
+        let store = corpus::sigstore_oci_writer_store("demo/hello", !registry.has_referrers_api());
+        store.push_to(&registry.repository("demo/hello")).await.unwrap();
+        let key = corpus::path("sigstore-oci-writer/ecdsa-p256.pub.pem");
+        let run = att2ref(&[
+            "verify",
+            "--plain-http",
+            &format!("{}/demo/hello@{WRITER_IMAGE}", registry.host),
+            "--key",
+            key.to_str().unwrap(),
+            "--insecure-ignore-tlog",
+            "--type",
+            "slsaprovenance1",
+            "-o",
+            "json",
+        ]);
+        assert_eq!(run.code, 0, "{}: {}", registry.kind_name(), run.stderr);
+        let report = json(&run);
+        let results = report["images"][0]["results"].as_array().unwrap();
+        let sources: Vec<&str> = results.iter().map(|r| r["location"]["source"].as_str().unwrap()).collect();
+        assert_eq!(sources, ["legacy-attestation", "referrer"], "{}", registry.kind_name());
+        assert!(results.iter().all(|r| r["verification"]["scheme"]["algorithm"] == "ecdsa-p256"));
+        assert_eq!(results[1]["verification"]["entity"], "bundle");
+    }
+}
+
+#[test]
+fn keyless_fixture_verifies_offline_against_its_trusted_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("trusted_root.json");
+    std::fs::write(&root, att2ref::demo::trusted_root_json().unwrap()).unwrap();
+    let scenario = att2ref::demo::keyless().unwrap();
+    let target = format!("ocidir://{}@{}", fixtures().join("layouts/keyless").display(), scenario.image);
+    let root = root.to_str().unwrap();
+
+    let run = att2ref(&[
+        "verify",
+        &target,
+        "--trusted-root",
+        root,
+        "--certificate-identity-regexp",
+        r"example\.test",
+        "--certificate-oidc-issuer-regexp",
+        r"^https://(oidc|ci-token)\.example\.test$",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = json(&run);
+    for r in report["images"][0]["results"].as_array().unwrap() {
+        assert_eq!(r["verification"]["signer"]["type"], "certificate");
+        assert_eq!(r["verification"]["log"]["status"], "verified");
+        assert_eq!(r["verification"]["log"]["entries"][0]["promiseVerified"], true);
+    }
+
+    let run = att2ref(&[
+        "verify",
+        &target,
+        "--trusted-root",
+        root,
+        "--type",
+        "custom",
+        "--certificate-identity",
+        "someone-else@example.test",
+        "--certificate-oidc-issuer",
+        "https://oidc.example.test",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(reasons(&json(&run)).iter().all(|r| r == "identity-mismatch"), "{}", run.stdout);
+
+    let run = att2ref(&[
+        "verify",
+        &target,
+        "--trusted-root",
+        root,
+        "--type",
+        "custom",
+        "--certificate-identity",
+        "keyless-signer@example.test",
+        "--certificate-oidc-issuer",
+        "https://other.example.test",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(reasons(&json(&run)).iter().all(|r| r == "issuer-mismatch"), "{}", run.stdout);
+}
+
+#[test]
+fn usage_errors_are_could_not_check() {
+    let target = format!("ocidir://{}:latest", fixtures().join("layouts/demo").display());
+    let run = att2ref(&["verify", &target]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--key") && run.stderr.contains("--trusted-root"), "{}", run.stderr);
+
+    let run = att2ref(&["verify", &target, "--key", "awskms:///arn:aws:kms:us-west-2:1:key/abc"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("cosign public-key"), "{}", run.stderr);
+
+    let run = att2ref(&[
+        "verify",
+        &target,
+        "--certificate-identity",
+        "a@b",
+        "--certificate-oidc-issuer",
+        "https://x",
+        "--key",
+        "missing.pem",
+    ]);
+    assert_eq!(run.code, 2);
+}
