@@ -52,7 +52,12 @@ fn main() -> att2ref::Result<()> {
     let work: Vec<&Vec<u8>> = (0..iterations).flat_map(|_| layers.iter()).collect();
     let start = Instant::now();
     work.par_iter().for_each(|l| check(l));
-    println!("verify-rayon-{}-threads {} {:.6}", rayon::current_num_threads(), bytes_per_round * iterations, start.elapsed().as_secs_f64());
+    println!(
+        "verify-rayon-{}-threads {} {:.6}",
+        rayon::current_num_threads(),
+        bytes_per_round * iterations,
+        start.elapsed().as_secs_f64()
+    );
 
     // The small SLSA envelope alone: per-attestation overhead rather than bytes.
     let small = &layers[1];

@@ -41,12 +41,21 @@ pub(crate) fn legacy_layer(image: &Digest, layer: &LegacyLayer, tag: &str) -> (L
         subject_matches: None,
         signer: if a.certificate_pem.as_deref().is_some_and(|c| !c.is_empty()) { "certificate" } else { "key" }.into(),
         certificate_identity: None,
+        certificate_issuer: None,
         signatures: 0,
         log_entry,
         rfc3161_timestamp: a.rfc3161_timestamp.is_some(),
         hint: None,
         custom_timestamp: None,
     };
+    match a.certificate_der() {
+        Ok(Some(der)) => match certificate_summary(&der) {
+            Ok((identity, issuer)) => (report.certificate_identity, report.certificate_issuer) = (identity, issuer),
+            Err(e) => anomalies.push(Anomaly::new("bad-certificate", format!("{tag} layer {}: {e}", layer.index))),
+        },
+        Ok(None) => {}
+        Err(e) => anomalies.push(Anomaly::new("bad-certificate", format!("{tag} layer {}: {e}", layer.index))),
+    }
     match &layer.content {
         LayerContent::Attestation(att) => {
             report.content = "dsse-envelope".into();
@@ -87,6 +96,12 @@ pub(crate) fn legacy_layer(image: &Digest, layer: &LegacyLayer, tag: &str) -> (L
         }
     }
     (report, anomalies)
+}
+
+/// The first SAN and the Fulcio OIDC issuer of a certificate, for display (not verified here).
+fn certificate_summary(der: &[u8]) -> crate::Result<(Option<String>, Option<String>)> {
+    let info = crate::verify::CertificateInfo::from_der(der)?;
+    Ok((info.sans.first().map(|s| s.value().to_owned()), info.oidc_issuer))
 }
 
 fn fill_statement(report: &mut LayerReport, statement: &Statement, image: &Digest) {
@@ -168,6 +183,8 @@ pub(crate) fn referrer(image: &Digest, r: &Referrer) -> (ReferrerReport, Vec<Ano
         predicate_type: r.predicate_type().map(str::to_owned),
         predicate_type_annotation: r.predicate_type_annotation().map(str::to_owned),
         signer: None,
+        certificate_identity: None,
+        certificate_issuer: None,
         log_entries: None,
         inclusion_proofs: None,
         created: annotations.get(crate::model::media_type::annotations::OCI_CREATED).cloned(),
@@ -186,13 +203,22 @@ pub(crate) fn referrer(image: &Digest, r: &Referrer) -> (ReferrerReport, Vec<Ano
                 }
                 .into(),
             );
-            report.signer = Some(
-                match bundle.verification_material.key {
-                    VerificationKey::PublicKey(_) => "key",
-                    _ => "certificate",
+            let leaf = match &bundle.verification_material.key {
+                VerificationKey::PublicKey(_) => None,
+                VerificationKey::Certificate(c) => Some(c.raw_bytes.as_slice()),
+                VerificationKey::X509CertificateChain(chain) => {
+                    chain.certificates.first().map(|c| c.raw_bytes.as_slice())
                 }
-                .into(),
-            );
+            };
+            report.signer = Some(if leaf.is_some() { "certificate" } else { "key" }.into());
+            if let Some(der) = leaf {
+                match certificate_summary(der) {
+                    Ok((identity, issuer)) => {
+                        (report.certificate_identity, report.certificate_issuer) = (identity, issuer)
+                    }
+                    Err(e) => anomalies.push(Anomaly::new("bad-certificate", format!("referrer {short}: {e}"))),
+                }
+            }
             let entries = &bundle.verification_material.tlog_entries;
             report.log_entries = Some(entries.len());
             report.inclusion_proofs = Some(entries.iter().all(|e| e.inclusion_proof.is_some()));

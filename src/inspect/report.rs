@@ -155,9 +155,12 @@ pub struct LegacyLayer {
     pub subject_matches: Option<bool>,
     /// `key` (no certificate) or `certificate` (keyless or user certificate).
     pub signer: String,
-    /// Identity from the certificate SAN, when there is one.
+    /// Identity from the certificate SAN, when there is one (unverified: `verify` checks it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate_identity: Option<String>,
+    /// OIDC issuer from the certificate's Fulcio extension, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_issuer: Option<String>,
     /// Number of signatures (DSSE envelopes may carry several).
     pub signatures: usize,
     /// Transparency-log entry from the legacy Rekor bundle annotation.
@@ -242,6 +245,12 @@ pub struct ReferrerReport {
     /// `key` or `certificate`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signer: Option<String>,
+    /// Identity from the certificate SAN (unverified).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_identity: Option<String>,
+    /// OIDC issuer from the certificate (unverified).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_issuer: Option<String>,
     /// Number of transparency-log entries in the bundle.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_entries: Option<usize>,

@@ -135,6 +135,8 @@ fn inspects_keyless_entries() {
         .chain(image["legacy"]["signatures"]["layers"].as_array().unwrap())
     {
         assert_eq!(layer["signer"], "certificate");
+        assert!(layer["certificateIdentity"].as_str().unwrap().contains("example.test"), "{layer}");
+        assert!(layer["certificateIssuer"].as_str().unwrap().starts_with("https://"), "{layer}");
         kinds.push(layer["logEntry"]["kind"].as_str().unwrap().to_owned());
     }
     kinds.sort();
