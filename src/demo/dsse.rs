@@ -15,13 +15,7 @@ pub const STATEMENT_V01: &str = "https://in-toto.io/Statement/v0.1";
 /// in-toto Statement v1 `_type`.
 pub const STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
 
-/// DSSE v1 pre-authentication encoding: `DSSEv1 SP LEN(type) SP type SP LEN(body) SP body`.
-pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
-    out.extend_from_slice(format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), payload.len()).as_bytes());
-    out.extend_from_slice(payload);
-    out
-}
+pub use crate::model::dsse::pae;
 
 /// The statement bytes `cosign attest` signs: Go field order `_type`, `predicateType`, `subject`,
 /// `predicate`, one subject named after the repository, and Go's HTML-safe escaping.
@@ -70,14 +64,6 @@ pub fn sign_envelope(payload: Vec<u8>, signer: &Signer) -> Result<SignedEnvelope
 mod tests {
     use super::*;
     use crate::demo::keys::{self, TestKey};
-
-    #[test]
-    fn pae_matches_the_spec_vector() {
-        assert_eq!(
-            pae("http://example.com/HelloWorld", b"hello world"),
-            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
-        );
-    }
 
     #[test]
     fn envelope_has_go_field_order_and_verifies() {
