@@ -53,6 +53,7 @@
 
 #![warn(missing_docs)]
 
+pub mod convert;
 pub mod demo;
 pub mod error;
 pub mod inspect;
