@@ -55,6 +55,7 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod convert;
 pub mod demo;
 pub mod error;
 pub mod inspect;

@@ -17,4 +17,4 @@ pub mod time;
 pub mod trust;
 
 #[cfg(test)]
-mod testdata;
+pub(crate) mod testdata;
