@@ -9,6 +9,7 @@
 //! - [`read`]: readers for every attestation layout over any repository;
 //! - [`inspect`]: reports of what is attached to an image;
 //! - [`verify`]: offline verification, keys and keyless (pure); [`check`] runs it over an image;
+//! - [`convert`]: a verified legacy layer → Sigstore bundle v0.3 → referrer manifest (pure);
 //! - [`demo`]: a deterministic generator of legacy cosign stores (test-only keys), used by the tests and
 //!   by `att2ref demo`.
 //!
