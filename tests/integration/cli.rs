@@ -21,13 +21,25 @@ impl Run {
 
 /// Run `att2ref ARGS…` to completion.
 pub fn att2ref(args: &[&str]) -> Run {
-    let out = Command::cargo_bin("att2ref")
-        .unwrap()
-        .args(args)
-        .env_remove("RUST_LOG")
-        .timeout(std::time::Duration::from_secs(300))
-        .output()
-        .unwrap();
+    att2ref_with(args, None, &[])
+}
+
+/// Run `att2ref ARGS…` with standard input and extra environment variables.
+pub fn att2ref_with(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::cargo_bin("att2ref").unwrap();
+    cmd.args(args).env_remove("RUST_LOG").timeout(std::time::Duration::from_secs(300));
+    // Never pick up the credentials of whoever runs the tests.
+    cmd.env("HOME", std::env::temp_dir())
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_RUNTIME_DIR");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if let Some(input) = stdin {
+        cmd.write_stdin(input);
+    }
+    let out = cmd.output().unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -1,5 +1,6 @@
 //! One integration-test binary, one module per topic.
 
+mod auth_cli;
 mod cli;
 mod corpus;
 mod inspect_faults;

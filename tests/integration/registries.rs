@@ -12,6 +12,12 @@ use std::time::{Duration, Instant};
 
 use att2ref::store::registry::{ClientConfig, PlainHttp, RegistryClient, RetryPolicy};
 
+/// User of [`TestRegistry::distribution_with_basic_auth`].
+pub const TEST_USER: &str = "robot";
+/// Its password (test-only).
+pub const TEST_PASSWORD: &str = "test-only-password";
+const TEST_HTPASSWD: &str = "robot:$2a$05$Yoe.AOhzY/YJ8jqW7plpf.o/VbVpJDAzZdDaIykZeJHUQ3SAQT85.";
+
 /// Which registry implementation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RegistryKind {
@@ -33,14 +39,29 @@ pub struct TestRegistry {
 impl TestRegistry {
     /// Start CNCF distribution with filesystem storage and deletes enabled.
     pub fn distribution() -> TestRegistry {
+        Self::distribution_with(None)
+    }
+
+    /// Start CNCF distribution requiring basic auth (htpasswd): user [`TEST_USER`], password
+    /// [`TEST_PASSWORD`] (test-only credentials; the bcrypt hash below was made from them).
+    pub fn distribution_with_basic_auth() -> TestRegistry {
+        Self::distribution_with(Some(TEST_HTPASSWD))
+    }
+
+    fn distribution_with(htpasswd: Option<&'static str>) -> TestRegistry {
         let bin = find_binary("docker-registry")
             .unwrap_or_else(|| missing("docker-registry", "CNCF distribution 2.8.2, Debian package docker-registry"));
-        Self::start(RegistryKind::Distribution, |dir, port| {
+        Self::start(RegistryKind::Distribution, move |dir, port| {
             let config = dir.join("config.yml");
-            let yaml = format!(
+            let mut yaml = format!(
                 "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
                 dir.join("data").display()
             );
+            if let Some(line) = htpasswd {
+                let file = dir.join("htpasswd");
+                std::fs::write(&file, format!("{line}\n")).expect("writing htpasswd");
+                yaml.push_str(&format!("auth:\n  htpasswd:\n    realm: att2ref-test\n    path: {}\n", file.display()));
+            }
             std::fs::write(&config, yaml).expect("writing the registry config");
             let mut cmd = Command::new(&bin);
             cmd.arg("serve").arg(&config);
@@ -92,7 +113,8 @@ impl TestRegistry {
                 let mut answer = String::new();
                 if stream.write_all(request.as_bytes()).is_ok()
                     && stream.read_to_string(&mut answer).is_ok()
-                    && (answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"))
+                    // 401: a registry that requires credentials is up too.
+                    && ["HTTP/1.1 200", "HTTP/1.0 200", "HTTP/1.1 401", "HTTP/1.0 401"].iter().any(|s| answer.starts_with(s))
                 {
                     return true;
                 }

@@ -1,0 +1,78 @@
+//! Credentials end to end against a real registry that requires basic auth (distribution + htpasswd):
+//! `--username/--password-stdin`, `--authfile`, `$DOCKER_CONFIG`, and secrets never in the logs.
+
+use att2ref::store::registry::Credential;
+use base64::Engine as _;
+
+use crate::cli::att2ref_with;
+use crate::registries::{TEST_PASSWORD, TEST_USER, TestRegistry};
+
+async fn registry_with_demo_store() -> (TestRegistry, String) {
+    let registry = TestRegistry::distribution_with_basic_auth();
+    let client = registry.client_with(|c| {
+        c.explicit_credentials = Some(Credential::Basic { username: TEST_USER.into(), password: TEST_PASSWORD.into() })
+    });
+    let scenario = att2ref::demo::demo().unwrap();
+    scenario.repo.push_to(&client.repository(&registry.host, "private/app")).await.unwrap();
+    let image = format!("{}/private/app@{}", registry.host, scenario.image);
+    (registry, image)
+}
+
+fn docker_config(host: &str, password: &str) -> String {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{TEST_USER}:{password}"));
+    format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#)
+}
+
+#[tokio::test]
+async fn anonymous_access_is_refused_with_a_clear_error() {
+    let (_registry, image) = registry_with_demo_store().await;
+    let run = att2ref_with(&["inspect", "--plain-http", &image, "-o", "json"], None, &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.json()["errors"][0]["kind"], "unauthorized");
+    assert!(run.stderr.contains(&image), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn password_from_stdin_works_and_never_appears_in_logs() {
+    let (_registry, image) = registry_with_demo_store().await;
+    let run = att2ref_with(
+        &["inspect", "-vvv", "--plain-http", &image, "-u", TEST_USER, "--password-stdin", "-o", "json"],
+        Some(&format!("{TEST_PASSWORD}\n")),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["images"][0]["legacy"]["attestations"]["layers"].as_array().unwrap().len(), 2);
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{TEST_USER}:{TEST_PASSWORD}"));
+    for secret in [TEST_PASSWORD, basic.as_str()] {
+        assert!(
+            !run.stderr.contains(secret) && !run.stdout.contains(secret),
+            "a credential leaked into the output at trace level"
+        );
+    }
+    assert!(run.stderr.len() > 100, "trace logging was on, so requests were logged: {}", run.stderr);
+
+    let wrong =
+        att2ref_with(&["inspect", "--plain-http", &image, "-u", TEST_USER, "--password-stdin"], Some("nope\n"), &[]);
+    assert_eq!(wrong.code, 2, "{}", wrong.stderr);
+    assert!(!wrong.stderr.contains("nope"), "{}", wrong.stderr);
+}
+
+#[tokio::test]
+async fn credentials_from_docker_config_files() {
+    let (registry, image) = registry_with_demo_store().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), docker_config(&registry.host, TEST_PASSWORD)).unwrap();
+
+    let run =
+        att2ref_with(&["inspect", "--plain-http", &image], None, &[("DOCKER_CONFIG", dir.path().to_str().unwrap())]);
+    assert_eq!(run.code, 0, "$DOCKER_CONFIG: {}", run.stderr);
+
+    let authfile = dir.path().join("auth.json");
+    std::fs::write(&authfile, docker_config(&registry.host, TEST_PASSWORD)).unwrap();
+    let run = att2ref_with(&["inspect", "--plain-http", &image, "--authfile", authfile.to_str().unwrap()], None, &[]);
+    assert_eq!(run.code, 0, "--authfile: {}", run.stderr);
+
+    let run =
+        att2ref_with(&["inspect", "--plain-http", &image], None, &[("REGISTRY_AUTH_FILE", authfile.to_str().unwrap())]);
+    assert_eq!(run.code, 0, "$REGISTRY_AUTH_FILE: {}", run.stderr);
+}
