@@ -18,7 +18,7 @@ use crate::model::predicate::predicate_matches;
 use crate::read::legacy::{self, LayerContent};
 use crate::read::referrers::{self, ReferrerContent};
 use crate::store::Repository;
-use crate::verify::{SignedEntity, Verifier};
+use crate::verify::{FailureReason, SignedEntity, Verifier};
 
 use report::{AttestationResult, FailureInfo, ImageVerification, Location, Skipped};
 
@@ -60,8 +60,14 @@ async fn check_digest<R: Repository>(
     verifier: &Arc<Verifier>,
     options: &CheckOptions,
 ) -> Result<ImageVerification> {
-    let wanted =
-        |predicate_type: &str| options.predicate_type.as_deref().is_none_or(|q| predicate_matches(q, predicate_type));
+    // Without a filter everything is checked (a bundle without an in-toto statement then fails
+    // verification, loudly); with one, only signed statements of that type.
+    let wanted = |predicate_type: Option<&str>| match (options.predicate_type.as_deref(), predicate_type) {
+        (None, _) => true,
+        (Some(q), Some(t)) => predicate_matches(q, t),
+        (Some(_), None) => false,
+    };
+    let mut unreadable: Vec<AttestationResult> = Vec::new();
     let mut pending: Vec<(Location, Option<String>, SignedEntity)> = Vec::new();
     let mut skipped = Vec::new();
 
@@ -70,7 +76,22 @@ async fn check_digest<R: Repository>(
             continue;
         };
         for index in 0..manifest.layers().len() {
-            let layer = legacy::read_layer(repo, &manifest, index, &options.limits).await?;
+            let layer = match legacy::read_layer(repo, &manifest, index, &options.limits).await {
+                Ok(layer) => layer,
+                Err(e) if is_bad_data(&e) => {
+                    let location = Location {
+                        source: if kind == TagKind::Attestation { "legacy-attestation" } else { "legacy-signature" }
+                            .into(),
+                        manifest: manifest.raw.digest.clone(),
+                        tag: Some(manifest.tag.clone()),
+                        layer: Some(index),
+                        blob: manifest.layers()[index].digest.clone(),
+                    };
+                    unreadable.push(malformed(location, &e));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let location = Location {
                 source: if kind == TagKind::Attestation { "legacy-attestation" } else { "legacy-signature" }.into(),
                 manifest: manifest.raw.digest.clone(),
@@ -81,7 +102,7 @@ async fn check_digest<R: Repository>(
             match layer.content {
                 LayerContent::Attestation(att) => {
                     let predicate_type = att.statement.predicate_type.clone();
-                    if !wanted(&predicate_type) {
+                    if !wanted(Some(predicate_type.as_str())) {
                         skipped.push(Skipped { location, reason: format!("predicate type {predicate_type}") });
                         continue;
                     }
@@ -102,7 +123,21 @@ async fn check_digest<R: Repository>(
 
     let listing = repo.referrers(digest, None).await?;
     for listed in &listing.descriptors {
-        let r = referrers::read_referrer(repo, digest, listed, true, &options.limits).await?;
+        let r = match referrers::read_referrer(repo, digest, listed, true, &options.limits).await {
+            Ok(r) => r,
+            Err(e) if is_bad_data(&e) => {
+                let location = Location {
+                    source: "referrer".into(),
+                    manifest: listed.digest.clone(),
+                    tag: None,
+                    layer: None,
+                    blob: listed.digest.clone(),
+                };
+                unreadable.push(malformed(location, &e));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let location = Location {
             source: "referrer".into(),
             manifest: r.raw.digest.clone(),
@@ -115,7 +150,7 @@ async fn check_digest<R: Repository>(
             Some(ReferrerContent::Bundle { bundle, .. })
                 if matches!(bundle.content, BundleContent::DsseEnvelope(_)) =>
             {
-                if !predicate_type.as_deref().is_some_and(&wanted) {
+                if !wanted(predicate_type.as_deref()) {
                     skipped.push(Skipped {
                         location,
                         reason: format!("predicate type {}", predicate_type.unwrap_or_default()),
@@ -125,7 +160,7 @@ async fn check_digest<R: Repository>(
                 pending.push((location, predicate_type, SignedEntity::bundle(*bundle)));
             }
             Some(ReferrerContent::Dsse { bytes, .. }) => {
-                if !predicate_type.as_deref().is_some_and(&wanted) {
+                if !wanted(predicate_type.as_deref()) {
                     skipped.push(Skipped {
                         location,
                         reason: format!("predicate type {}", predicate_type.unwrap_or_default()),
@@ -146,11 +181,30 @@ async fn check_digest<R: Repository>(
     // Signature checks are CPU work: run them on rayon, off the async runtime's threads.
     let verifier = Arc::clone(verifier);
     let image = digest.clone();
+    let filter = options.predicate_type.clone();
     let results = tokio::task::spawn_blocking(move || {
         use rayon::prelude::*;
         pending
             .into_par_iter()
             .map(|(location, predicate_type, entity)| match verifier.verify(&entity, &image) {
+                // The filter chose by the statement read before verification; the verified statement must
+                // agree, or the choice rested on something unsigned.
+                Ok(v)
+                    if filter
+                        .as_deref()
+                        .is_some_and(|q| !v.predicate_type.as_deref().is_some_and(|t| predicate_matches(q, t))) =>
+                {
+                    AttestationResult {
+                        location,
+                        predicate_type: v.predicate_type.clone(),
+                        verified: false,
+                        verification: None,
+                        failure: Some(FailureInfo {
+                            reason: FailureReason::Malformed,
+                            message: "the verified statement is not of the requested predicate type".into(),
+                        }),
+                    }
+                }
                 Ok(v) => AttestationResult {
                     location,
                     predicate_type: v.predicate_type.clone().or(predicate_type),
@@ -171,5 +225,23 @@ async fn check_digest<R: Repository>(
     .await
     .map_err(|e| Error::new(ErrorKind::Io, format!("verification task failed: {e}")))?;
 
+    let mut results = results;
+    results.extend(unreadable);
     Ok(ImageVerification { reference: format!("{}@{digest}", repo.name()), digest: digest.clone(), results, skipped })
+}
+
+/// Data that is there but unusable (malformed, wrong digest, oversized) fails that item; anything else
+/// (network, auth, registry errors) means the image could not be checked.
+fn is_bad_data(e: &Error) -> bool {
+    matches!(e.kind(), ErrorKind::InvalidFormat | ErrorKind::DigestMismatch | ErrorKind::TooLarge)
+}
+
+fn malformed(location: Location, e: &Error) -> AttestationResult {
+    AttestationResult {
+        location,
+        predicate_type: None,
+        verified: false,
+        verification: None,
+        failure: Some(FailureInfo { reason: FailureReason::Malformed, message: format!("{e:#}") }),
+    }
 }

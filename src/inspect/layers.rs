@@ -188,7 +188,7 @@ pub(crate) fn referrer(image: &Digest, r: &Referrer) -> (ReferrerReport, Vec<Ano
         log_entries: None,
         inclusion_proofs: None,
         created: annotations.get(crate::model::media_type::annotations::OCI_CREATED).cloned(),
-        layers_size: r.layers().iter().map(|l| l.size).sum(),
+        layers_size: r.layers().iter().fold(0u64, |a, l| a.saturating_add(l.size)),
         writer_hint: crate::read::referrers::writer_hint(&r.raw.manifest).map(str::to_owned),
         hint: None,
     };

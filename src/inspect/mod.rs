@@ -253,7 +253,7 @@ async fn inspect_at<R: Repository>(
                     digest: b.descriptor.digest.clone(),
                     size: b.descriptor.size,
                     layers_size: match &b.raw.manifest {
-                        Manifest::Image(m) => m.layers.iter().map(|l| l.size).sum(),
+                        Manifest::Image(m) => m.layers.iter().fold(0u64, |a, l| a.saturating_add(l.size)),
                         _ => 0,
                     },
                     predicate_types: b.predicate_types,

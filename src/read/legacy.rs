@@ -34,7 +34,7 @@ impl LegacyManifest {
 
     /// Sum of the declared layer sizes.
     pub fn layers_size(&self) -> u64 {
-        self.manifest.layers.iter().map(|l| l.size).sum()
+        self.manifest.layers.iter().fold(0u64, |a, l| a.saturating_add(l.size))
     }
 }
 

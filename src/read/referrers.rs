@@ -136,12 +136,13 @@ pub enum ReferrerContent {
 }
 
 impl Referrer {
-    /// The predicate type: from the signed statement when read, else the manifest annotation.
+    /// The predicate type: from the signed statement when the content was read (`None` when it holds
+    /// no in-toto statement), else the unsigned manifest annotation.
     pub fn predicate_type(&self) -> Option<&str> {
         match &self.content {
-            Some(ReferrerContent::Bundle { statement: Some(s), .. })
-            | Some(ReferrerContent::Dsse { statement: s, .. }) => Some(s.predicate_type.as_str()),
-            _ => self.predicate_type_annotation(),
+            Some(ReferrerContent::Bundle { statement, .. }) => statement.as_ref().map(|s| s.predicate_type.as_str()),
+            Some(ReferrerContent::Dsse { statement, .. }) => Some(statement.predicate_type.as_str()),
+            None => self.predicate_type_annotation(),
         }
     }
 
@@ -166,7 +167,8 @@ impl Referrer {
 }
 
 /// Fetch a listed referrer manifest and, when `read_content` is set and it is a bundle or DSSE
-/// referrer, its single layer. The manifest must name `subject` as its subject.
+/// referrer, its single layer. Whether the manifest's own `subject` names `subject` is left to the
+/// caller (inspect reports a mismatch; verification binds through the signed statement's subject).
 pub async fn read_referrer<R: Repository>(
     repo: &R,
     subject: &Digest,

@@ -367,6 +367,15 @@ fn binding<'a>(n: &'a Normalized<'_>, s: &'a Signed) -> Binding<'a> {
 fn check_subject(content: &Content<'_>, image: &Digest) -> Result<(SubjectMatch, Option<String>), Failure> {
     match content {
         Content::Dsse { envelope, .. } => {
+            // As sigstore-go: an attestation's envelope must declare an in-toto payload. Parsing any
+            // other payload as a statement would let a signature over something else pass as one.
+            if !envelope.is_in_toto() {
+                let shown: String = envelope.payload_type.chars().take(100).collect();
+                return fail(
+                    FailureReason::Malformed,
+                    format!("DSSE payloadType is {shown:?}, not application/vnd.in-toto+json"),
+                );
+            }
             let statement =
                 Statement::parse(&envelope.payload).map_err(|e| Failure::from(e).context("the signed DSSE payload"))?;
             match statement.matching_subject(image) {

@@ -121,6 +121,58 @@ async fn bearer_token_is_fetched_once_for_many_calls() {
 }
 
 #[tokio::test]
+async fn an_absurd_token_lifetime_is_clamped_not_a_crash() {
+    let server = MockServer::start().await;
+    let body = simple_manifest();
+    Mock::given(method("GET"))
+        .and(path("/v2/app/manifests/v1"))
+        .and(header("authorization", "Bearer tok-forever"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body.to_vec(), mt::OCI_MANIFEST))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v2/app/manifests/v1"))
+        .respond_with(bearer_challenge(&server, "repository:app:pull"))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"token": "tok-forever", "expires_in": u64::MAX})),
+        )
+        .mount(&server)
+        .await;
+    let client = mock_client(|_| {});
+    let raw = client.repository(&host(&server), "app").get_manifest("v1").await.unwrap().expect("manifest");
+    assert_eq!(raw.bytes, body);
+}
+
+#[tokio::test]
+async fn a_404_that_is_not_a_distribution_not_found_is_an_error() {
+    let server = MockServer::start().await;
+    // A proxy's HTML page, and a registry hiding a private repository behind 404 DENIED.
+    Mock::given(path("/v2/app/manifests/html"))
+        .respond_with(ResponseTemplate::new(404).set_body_raw("<html><body>Not Found</body></html>", "text/html"))
+        .mount(&server)
+        .await;
+    Mock::given(path("/v2/app/manifests/denied"))
+        .respond_with(ResponseTemplate::new(404).set_body_raw(
+            r#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#,
+            "application/json",
+        ))
+        .mount(&server)
+        .await;
+    let client = mock_client(|_| {});
+    let repo = client.repository(&host(&server), "app");
+    let err = repo.get_manifest("html").await.unwrap_err();
+    assert_eq!(err.kind(), att2ref::ErrorKind::Registry, "{err}");
+    let err = repo.get_manifest("denied").await.unwrap_err();
+    assert_eq!(err.kind(), att2ref::ErrorKind::Unauthorized, "{err}");
+}
+
+#[tokio::test]
 async fn basic_credentials_go_to_the_token_endpoint_and_never_into_errors() {
     let server = MockServer::start().await;
     Mock::given(path("/v2/app/manifests/v1"))

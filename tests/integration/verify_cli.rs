@@ -209,3 +209,69 @@ fn usage_errors_are_could_not_check() {
     ]);
     assert_eq!(run.code, 2);
 }
+
+/// A validly signed envelope whose payloadType is not in-toto, carrying text that parses as a statement,
+/// with an unsigned annotation claiming SLSA: neither `--type` nor a plain verify may accept it.
+#[tokio::test]
+async fn a_non_in_toto_payload_never_passes_as_an_attestation() {
+    use att2ref::demo::TestKey;
+    use att2ref::model::digest::Digest;
+    use att2ref::model::dsse::{encode_base64, pae};
+    use att2ref::model::media_type as mt;
+    use att2ref::store::Repository;
+    use att2ref::store::layout::LayoutRepository;
+    use serde_json::json;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = LayoutRepository::create(tmp.path(), att2ref::Limits::default()).unwrap();
+    let config = repo.put_blob(b"{}".to_vec().into()).await.unwrap();
+    let image = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": mt::OCI_MANIFEST,
+        "config": {"mediaType": mt::OCI_CONFIG, "digest": config.to_string(), "size": 2}, "layers": []}))
+    .unwrap();
+    let image_digest = Digest::sha256(&image);
+    repo.put_manifest(image.clone().into(), mt::OCI_MANIFEST, Some("v1")).await.unwrap();
+
+    let statement = serde_json::to_vec(&json!({"_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "x", "digest": {"sha256": image_digest.hex()}}],
+        "predicateType": "https://cosign.sigstore.dev/attestation/v1", "predicate": {}}))
+    .unwrap();
+    let key = TestKey::Ed25519;
+    let sig = key.signer().sign(&pae("text/plain", &statement)).unwrap();
+    let hint = encode_base64(&Digest::sha256(&key.public_spki_der()).raw());
+    let bundle = serde_json::to_vec(&json!({"mediaType": mt::BUNDLE_V03,
+        "verificationMaterial": {"publicKey": {"hint": hint}, "tlogEntries": []},
+        "dsseEnvelope": {"payload": encode_base64(&statement), "payloadType": "text/plain",
+                         "signatures": [{"sig": encode_base64(&sig)}]}}))
+    .unwrap();
+    let bundle_digest = repo.put_blob(bundle.clone().into()).await.unwrap();
+    let empty = Digest::sha256(b"{}");
+    let annotations = json!({"dev.sigstore.bundle.content": "dsse-envelope",
+        "dev.sigstore.bundle.predicateType": "https://slsa.dev/provenance/v0.2"});
+    let referrer = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": mt::OCI_MANIFEST,
+        "artifactType": mt::BUNDLE_V03,
+        "config": {"mediaType": mt::OCI_EMPTY, "digest": empty.to_string(), "size": 2},
+        "layers": [{"mediaType": mt::BUNDLE_V03, "digest": bundle_digest.to_string(), "size": bundle.len()}],
+        "subject": {"mediaType": mt::OCI_MANIFEST, "digest": image_digest.to_string(), "size": image.len()},
+        "annotations": annotations}))
+    .unwrap();
+    let referrer_digest = Digest::sha256(&referrer);
+    repo.put_manifest(referrer.clone().into(), mt::OCI_MANIFEST, None).await.unwrap();
+    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": mt::OCI_INDEX, "manifests": [
+        {"mediaType": mt::OCI_MANIFEST, "digest": referrer_digest.to_string(), "size": referrer.len(),
+         "artifactType": mt::BUNDLE_V03, "annotations": annotations}]}))
+    .unwrap();
+    repo.put_manifest(index.into(), mt::OCI_INDEX, Some(&image_digest.referrers_tag())).await.unwrap();
+
+    let target = format!("ocidir://{}:v1", tmp.path().display());
+    let pem = tmp.path().join("key.pem");
+    std::fs::write(&pem, key.public_pem()).unwrap();
+    let pem = pem.to_str().unwrap();
+    let run =
+        att2ref(&["verify", &target, "--key", pem, "--insecure-ignore-tlog", "--type", "slsaprovenance", "-o", "json"]);
+    assert_eq!(run.code, 1, "the unsigned annotation must not select it: {}", run.stdout);
+    assert_eq!(json(&run)["images"][0]["results"].as_array().unwrap().len(), 0);
+
+    let run = att2ref(&["verify", &target, "--key", pem, "--insecure-ignore-tlog", "-o", "json"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(reasons(&json(&run)), ["malformed"]);
+}

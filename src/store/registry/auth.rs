@@ -228,7 +228,7 @@ impl Inner {
         wanted.extend(extra_scopes.iter().filter(|s| !scopes.contains(s)).cloned());
         let (token, lifetime) = self.fetch_token(host, realm, service, &wanted).await?;
         let header = sensitive(format!("Bearer {token}"))?;
-        let expires = Instant::now() + lifetime;
+        let expires = Instant::now().checked_add(lifetime).unwrap_or_else(Instant::now);
         lock(&self.auth.tokens).insert(key, CachedToken { header: header.clone(), expires });
         Ok(header)
     }
@@ -300,7 +300,8 @@ impl Inner {
         let token = parsed.token.or(parsed.access_token).filter(|t| !t.is_empty()).ok_or_else(|| {
             Error::new(ErrorKind::Unauthorized, format!("{what}: the token endpoint answered no token"))
         })?;
-        let secs = parsed.expires_in.unwrap_or(DEFAULT_TOKEN_SECS);
+        // A hostile or broken endpoint may claim any lifetime; a day is plenty and cannot overflow a clock.
+        let secs = parsed.expires_in.unwrap_or(DEFAULT_TOKEN_SECS).min(24 * 3600);
         // Renew a little early so a token does not expire between our check and the registry's.
         let lifetime =
             Duration::from_secs(secs).saturating_sub(Duration::from_secs(10)).max(Duration::from_secs(secs) / 2);

@@ -5,7 +5,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode};
 use url::Url;
 
-use super::errors::status_error;
+use super::errors::{is_not_found, status_error};
 use super::http::{Call, Reply};
 use super::{RegistryRepository, check_name};
 use crate::error::{Error, ErrorKind, Result};
@@ -19,7 +19,7 @@ pub(crate) async fn blob_size(repo: &RegistryRepository, digest: &Digest) -> Res
     let what = format!("HEAD blob {}@{digest}", repo.name());
     let call = Call::new(&what, Method::HEAD, repo.url(&format!("blobs/{digest}"))?);
     let reply = repo.call(&repo.scope("pull"), &call).await?;
-    if reply.status == StatusCode::NOT_FOUND {
+    if is_not_found(reply.status, &reply.body) {
         return Ok(None);
     }
     if !reply.status.is_success() {

@@ -33,23 +33,29 @@ pub(crate) fn parse_error_body(body: &[u8]) -> Vec<ErrorEntry> {
     serde_json::from_slice::<ErrorBody>(body).map(|b| b.errors).unwrap_or_default()
 }
 
-/// True when the answer says, for certain, that the named object does not exist.
-pub(crate) fn is_not_found(status: StatusCode, entries: &[ErrorEntry]) -> bool {
-    if status == StatusCode::NOT_FOUND {
-        return true;
+/// True when the answer says, for certain, that the named object does not exist: a distribution
+/// `*_UNKNOWN` error code, or a 404 with no body at all (HEAD answers carry none).
+///
+/// A 404 with any other body — a proxy's HTML page, a `DENIED` some registries use to hide private
+/// repositories — is NOT a definite not-found: reading it as "absent" would let a caller overwrite a
+/// referrers index it could not see.
+pub(crate) fn is_not_found(status: StatusCode, body: &[u8]) -> bool {
+    if !status.is_client_error() || matches!(status.as_u16(), 401 | 403 | 429) {
+        return false;
     }
-    // Some registries answer MANIFEST_UNKNOWN with 400; a denial or throttle is never a not-found.
-    status.is_client_error()
-        && !matches!(status.as_u16(), 401 | 403 | 429)
-        && entries.iter().any(|e| matches!(e.code.as_str(), "MANIFEST_UNKNOWN" | "NAME_UNKNOWN" | "BLOB_UNKNOWN"))
+    let unknown = parse_error_body(body)
+        .iter()
+        .any(|e| matches!(e.code.as_str(), "MANIFEST_UNKNOWN" | "NAME_UNKNOWN" | "BLOB_UNKNOWN"));
+    unknown || (status == StatusCode::NOT_FOUND && body.iter().all(u8::is_ascii_whitespace))
 }
 
 /// The kind for a failed answer: the status decides, the error code refines the ambiguous 400.
-pub(crate) fn kind_for(status: StatusCode, entries: &[ErrorEntry]) -> ErrorKind {
+pub(crate) fn kind_for(status: StatusCode, body: &[u8]) -> ErrorKind {
+    let entries = parse_error_body(body);
     let has = |code: &str| entries.iter().any(|e| e.code == code);
     match status.as_u16() {
         401 | 403 => ErrorKind::Unauthorized,
-        404 => ErrorKind::NotFound,
+        _ if is_not_found(status, body) => ErrorKind::NotFound,
         405 => ErrorKind::Unsupported,
         413 => ErrorKind::TooLarge,
         429 => ErrorKind::RateLimited,
@@ -59,7 +65,6 @@ pub(crate) fn kind_for(status: StatusCode, entries: &[ErrorEntry]) -> ErrorKind 
         _ if has("UNSUPPORTED") => ErrorKind::Unsupported,
         _ if has("DIGEST_INVALID") => ErrorKind::DigestMismatch,
         _ if has("SIZE_INVALID") => ErrorKind::TooLarge,
-        _ if is_not_found(status, entries) => ErrorKind::NotFound,
         _ => ErrorKind::Registry,
     }
 }
@@ -85,7 +90,7 @@ pub(crate) fn status_error(what: &str, status: StatusCode, body: &[u8]) -> Error
             }
         }
     }
-    Error::new(kind_for(status, &entries), message)
+    Error::new(kind_for(status, body), message)
 }
 
 /// A server's text reduced to one bounded line, so an HTML page cannot flood a message.
@@ -108,7 +113,7 @@ mod tests {
         let entries = parse_error_body(body);
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].code, "MANIFEST_UNKNOWN");
-        assert!(is_not_found(StatusCode::NOT_FOUND, &entries));
+        assert!(is_not_found(StatusCode::NOT_FOUND, body));
         let err = status_error("GET manifest r/x:v1", StatusCode::NOT_FOUND, body);
         assert_eq!(err.kind(), ErrorKind::NotFound);
         assert!(err.message().contains("GET manifest r/x:v1"), "{err}");
@@ -129,16 +134,29 @@ mod tests {
 
     #[test]
     fn maps_statuses_and_codes() {
-        let entry = |code: &str| vec![ErrorEntry { code: code.into(), message: String::new(), detail: None }];
-        assert_eq!(kind_for(StatusCode::UNAUTHORIZED, &[]), ErrorKind::Unauthorized);
-        assert_eq!(kind_for(StatusCode::FORBIDDEN, &[]), ErrorKind::Unauthorized);
-        assert_eq!(kind_for(StatusCode::METHOD_NOT_ALLOWED, &[]), ErrorKind::Unsupported);
-        assert_eq!(kind_for(StatusCode::TOO_MANY_REQUESTS, &[]), ErrorKind::RateLimited);
-        assert_eq!(kind_for(StatusCode::SERVICE_UNAVAILABLE, &[]), ErrorKind::Registry);
+        let entry = |code: &str| format!(r#"{{"errors":[{{"code":"{code}","message":""}}]}}"#).into_bytes();
+        assert_eq!(kind_for(StatusCode::UNAUTHORIZED, b""), ErrorKind::Unauthorized);
+        assert_eq!(kind_for(StatusCode::FORBIDDEN, b""), ErrorKind::Unauthorized);
+        assert_eq!(kind_for(StatusCode::METHOD_NOT_ALLOWED, b""), ErrorKind::Unsupported);
+        assert_eq!(kind_for(StatusCode::TOO_MANY_REQUESTS, b""), ErrorKind::RateLimited);
+        assert_eq!(kind_for(StatusCode::SERVICE_UNAVAILABLE, b""), ErrorKind::Registry);
         assert_eq!(kind_for(StatusCode::BAD_REQUEST, &entry("DIGEST_INVALID")), ErrorKind::DigestMismatch);
         assert_eq!(kind_for(StatusCode::BAD_REQUEST, &entry("DENIED")), ErrorKind::Unauthorized);
         assert_eq!(kind_for(StatusCode::BAD_REQUEST, &entry("MANIFEST_UNKNOWN")), ErrorKind::NotFound);
         assert_eq!(kind_for(StatusCode::BAD_REQUEST, &entry("MANIFEST_INVALID")), ErrorKind::Registry);
         assert!(!is_not_found(StatusCode::FORBIDDEN, &entry("NAME_UNKNOWN")));
+    }
+
+    #[test]
+    fn only_a_definite_404_is_not_found() {
+        let entry = |code: &str| format!(r#"{{"errors":[{{"code":"{code}","message":""}}]}}"#).into_bytes();
+        assert!(is_not_found(StatusCode::NOT_FOUND, b""), "HEAD answers have no body");
+        assert!(is_not_found(StatusCode::NOT_FOUND, &entry("MANIFEST_UNKNOWN")));
+        // Registries that hide private repositories behind a 404, and proxies' HTML pages.
+        assert!(!is_not_found(StatusCode::NOT_FOUND, &entry("DENIED")));
+        assert_eq!(kind_for(StatusCode::NOT_FOUND, &entry("DENIED")), ErrorKind::Unauthorized);
+        assert!(!is_not_found(StatusCode::NOT_FOUND, b"<html><body>Not Found</body></html>"));
+        assert_eq!(kind_for(StatusCode::NOT_FOUND, b"<html>Not Found</html>"), ErrorKind::Registry);
+        assert_eq!(kind_for(StatusCode::NOT_FOUND, &entry("TOOMANYREQUESTS")), ErrorKind::RateLimited);
     }
 }

@@ -157,7 +157,13 @@ impl Inner {
         loop {
             let outcome = self.attempt(call, auth).await;
             let wait = match &outcome {
-                Ok(r) if matches!(r.status.as_u16(), 429 | 502 | 503 | 504) => {
+                // A 502/504 after a POST or PATCH may come after the server acted on it (an upload session
+                // opened, a chunk applied): replaying it would fail or leak. 429 and 503 mean "not processed".
+                Ok(r)
+                    if matches!(r.status.as_u16(), 429 | 503)
+                        || (matches!(r.status.as_u16(), 502 | 504)
+                            && !matches!(call.method, Method::POST | Method::PATCH)) =>
+                {
                     let after = r.header(RETRY_AFTER.as_str()).and_then(|v| parse_retry_after(v, SystemTime::now()));
                     Some(after.unwrap_or_else(|| backoff(policy, attempt)))
                 }
@@ -217,12 +223,20 @@ impl Inner {
             let follow = status.is_redirection()
                 && (matches!(method, Method::GET | Method::HEAD) || matches!(status.as_u16(), 307 | 308));
             if let (true, Some(location)) = (follow, location) {
-                url = url.join(&location).map_err(|e| {
+                let next = url.join(&location).map_err(|e| {
                     Failure::Fatal(Error::new(
                         ErrorKind::Registry,
                         format!("{}: invalid redirect location: {e}", call.what),
                     ))
                 })?;
+                // A body may hold a secret (the refresh-token POST): it never follows a redirect elsewhere.
+                if body.is_some() && next.origin() != url.origin() && status != StatusCode::SEE_OTHER {
+                    return Err(Failure::Fatal(Error::new(
+                        ErrorKind::Registry,
+                        format!("{}: refusing to send the request body to another origin on a redirect", call.what),
+                    )));
+                }
+                url = next;
                 if status == StatusCode::SEE_OTHER && method != Method::HEAD {
                     method = Method::GET;
                     body = None;
@@ -374,7 +388,7 @@ fn parse_http_date(value: &str) -> Option<SystemTime> {
     let [h, m, s] = hms.as_slice() else {
         return None;
     };
-    if !(1..=31).contains(&day) || *h > 23 || *m > 59 || *s > 60 || year < 1970 {
+    if !(1..=31).contains(&day) || *h > 23 || *m > 59 || *s > 60 || !(1970..=9999).contains(&year) {
         return None;
     }
     // Days from the civil date (H. Hinnant's algorithm).

@@ -2,10 +2,10 @@
 //! digest-checked.
 
 use bytes::Bytes;
+use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
-use reqwest::{Method, StatusCode};
 
-use super::errors::{is_not_found, parse_error_body, status_error};
+use super::errors::{is_not_found, status_error};
 use super::http::{Call, Reply};
 use super::{Reference, RegistryRepository};
 use crate::error::{Error, ErrorKind, Result};
@@ -37,7 +37,7 @@ fn header_digest(reply: &Reply, what: &str) -> Result<Option<Digest>> {
 }
 
 fn not_found(reply: &Reply) -> bool {
-    is_not_found(reply.status, &parse_error_body(&reply.body))
+    is_not_found(reply.status, &reply.body)
 }
 
 fn path_of(repo: &RegistryRepository, reference: &Reference) -> Result<url::Url> {
@@ -81,7 +81,7 @@ pub(crate) async fn head(repo: &RegistryRepository, reference: &str) -> Result<O
     let parsed = repo.reference(reference)?;
     let call = Call::new(&what, Method::HEAD, path_of(repo, &parsed)?).header(ACCEPT, accept());
     let reply = repo.call(&repo.scope("pull"), &call).await?;
-    if reply.status == StatusCode::NOT_FOUND {
+    if not_found(&reply) {
         return Ok(None);
     }
     if !reply.status.is_success() {

@@ -63,8 +63,8 @@ fn means_unsupported(reply: &Reply) -> bool {
 enum Api {
     /// Every entry (all pages), and whether the registry applied the artifactType filter.
     Listed(Vec<Descriptor>, bool),
-    /// No API answer. `definite: false` when the repository itself is unknown, which says nothing
-    /// about the registry.
+    /// No API answer. `definite: false` when the answer was a distribution error (an unknown
+    /// repository or subject), which says nothing certain about the registry.
     Unsupported { definite: bool },
 }
 
@@ -87,13 +87,15 @@ async fn from_api(repo: &RegistryRepository, subject: &Digest, artifact_type: Op
             .cap(limits.max_manifest_bytes);
         let reply = repo.call(&repo.scope("pull"), &call).await?;
         if page_no == 1 && means_unsupported(&reply) {
-            let name_unknown = parse_error_body(&reply.body).iter().any(|e| e.code == "NAME_UNKNOWN");
+            // A distribution error body (NAME_UNKNOWN, MANIFEST_UNKNOWN) comes from the registry's API
+            // code, not its router: it says nothing definite about the API, so it is not cached.
+            let from_api_code = !parse_error_body(&reply.body).is_empty();
             tracing::debug!(
                 status = reply.status.as_u16(),
-                name_unknown,
+                from_api_code,
                 "referrers API unavailable; using the tag schema"
             );
-            return Ok(Api::Unsupported { definite: !name_unknown });
+            return Ok(Api::Unsupported { definite: !from_api_code });
         }
         if reply.status != StatusCode::OK {
             return Err(status_error(&what, reply.status, &reply.body));
