@@ -48,8 +48,12 @@ pub enum FailureReason {
     MissingInclusionPromise,
     /// There is no log entry and the policy does not allow skipping the log.
     NoLogEntry,
-    /// A certificate-signed attestation has no verified time (no usable log entry) to check it at.
+    /// A certificate-signed attestation has no verified time (no usable log entry or timestamp) to check it
+    /// at.
     NoTrustedTime,
+    /// An RFC 3161 timestamp did not verify against the trusted root's timestamp authorities (not granted,
+    /// altered, unknown or untrusted TSA, outside the TSA's validity, or an imprint over other data).
+    TimestampInvalid,
     /// The input could not be parsed (bad JSON, base64, DER, PEM, missing fields).
     Malformed,
     /// The input uses something this verifier does not support (log entry kind, key type, …).
@@ -86,6 +90,7 @@ impl FailureReason {
             FailureReason::MissingInclusionPromise => "missing-inclusion-promise",
             FailureReason::NoLogEntry => "no-log-entry",
             FailureReason::NoTrustedTime => "no-trusted-time",
+            FailureReason::TimestampInvalid => "timestamp-invalid",
             FailureReason::Malformed => "malformed",
             FailureReason::Unsupported => "unsupported",
         }

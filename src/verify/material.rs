@@ -1,8 +1,8 @@
-//! Trusted material prepared once from a trusted root: parsed log keys and certificate-authority chains,
-//! each with its validity window, looked up by id and time.
+//! Trusted material prepared once from a trusted root: parsed log keys, certificate-authority and
+//! timestamp-authority chains, each with its validity window, looked up by id and time.
 
 use crate::error::Result;
-use crate::model::trust::{TimeRange, TrustedRoot};
+use crate::model::trust::{CertificateAuthority, TimeRange, TrustedRoot};
 
 use super::cert::fmt_time;
 use super::failure::{Failure, FailureReason, fail};
@@ -17,7 +17,8 @@ pub(crate) struct LogKey {
     pub valid_for: Option<TimeRange>,
 }
 
-/// A certificate authority: its chain (intermediates first, root last) and validity window.
+/// A certificate authority: its chain (intermediates first, root last) and validity window. Timestamp
+/// authorities have the same shape, their chain starting with the TSA's signing (leaf) certificate.
 #[derive(Clone, Debug)]
 pub(crate) struct Authority {
     pub name: String,
@@ -30,6 +31,7 @@ pub(crate) struct Authority {
 pub(crate) struct TrustedMaterial {
     pub logs: Vec<LogKey>,
     pub authorities: Vec<Authority>,
+    pub timestamp_authorities: Vec<Authority>,
 }
 
 impl TrustedMaterial {
@@ -48,21 +50,9 @@ impl TrustedMaterial {
                 valid_for: t.public_key.valid_for.clone(),
             });
         }
-        let authorities = root
-            .certificate_authorities
-            .iter()
-            .filter(|ca| !ca.cert_chain.certificates.is_empty())
-            .map(|ca| Authority {
-                name: if ca.uri.is_empty() {
-                    format!("{}/{}", ca.subject.organization, ca.subject.common_name)
-                } else {
-                    ca.uri.clone()
-                },
-                chain: ca.cert_chain.certificates.iter().map(|c| c.raw_bytes.clone()).collect(),
-                valid_for: ca.valid_for.clone(),
-            })
-            .collect();
-        Ok(TrustedMaterial { logs, authorities })
+        let authorities = authorities_of(&root.certificate_authorities);
+        let timestamp_authorities = authorities_of(&root.timestamp_authorities);
+        Ok(TrustedMaterial { logs, authorities, timestamp_authorities })
     }
 
     /// The log with this id whose key was valid at `at`.
@@ -95,4 +85,19 @@ impl TrustedMaterial {
     pub fn authorities_at(&self, at: i64) -> Vec<&Authority> {
         self.authorities.iter().filter(|a| a.valid_for.as_ref().is_none_or(|v| v.contains(at))).collect()
     }
+}
+
+fn authorities_of(cas: &[CertificateAuthority]) -> Vec<Authority> {
+    cas.iter()
+        .filter(|ca| !ca.cert_chain.certificates.is_empty())
+        .map(|ca| Authority {
+            name: if ca.uri.is_empty() {
+                format!("{}/{}", ca.subject.organization, ca.subject.common_name)
+            } else {
+                ca.uri.clone()
+            },
+            chain: ca.cert_chain.certificates.iter().map(|c| c.raw_bytes.clone()).collect(),
+            valid_for: ca.valid_for.clone(),
+        })
+        .collect()
 }

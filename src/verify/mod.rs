@@ -13,10 +13,12 @@
 //! time, the RFC 6962 inclusion proof and its signed checkpoint for bundles, and the entry body bound to the
 //! attestation; for certificates, the chain to a trusted-root CA valid at the integrated time, the
 //! code-signing usage, and the SAN identity and Fulcio OIDC issuer. Skipping the log is possible only with
-//! [`Policy::insecure_ignore_tlog`], and the result then says no log was checked.
+//! [`Policy::insecure_ignore_tlog`], and the result then says no log was checked. RFC 3161 timestamps are
+//! verified against the trusted root's timestamp authorities when it has any (then every stamp must verify,
+//! and a verified genTime serves as signing time when no log entry gives one); otherwise they are reported
+//! as [`TimestampCheck::NotChecked`] and never used as time.
 //!
-//! Not checked: RFC 3161 timestamps (reported as [`TimestampCheck::NotChecked`], never used as time),
-//! certificate transparency SCTs, and revocation.
+//! Not checked: certificate transparency SCTs, and revocation.
 //!
 //! ```no_run
 //! use att2ref::model::{bundle::Bundle, digest::Digest, trust::TrustedRoot};
@@ -47,6 +49,7 @@ mod merkle;
 mod policy;
 mod result;
 mod tlog;
+mod tsa;
 mod verifier;
 
 pub use cert::{CertificateInfo, San};
@@ -57,4 +60,5 @@ pub use merkle::{Checkpoint, ProofError, leaf_hash, verify_checkpoint, verify_in
 pub use policy::{CertificateIdentity, Matcher, Policy};
 pub use result::{LogCheck, Signer, SubjectMatch, TimestampCheck, Verification};
 pub use tlog::{LogEntryCheck, ProofCheck};
+pub use tsa::{ImprintCovers, VerifiedTimestamp};
 pub use verifier::Verifier;

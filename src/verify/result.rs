@@ -4,6 +4,7 @@ use super::cert::San;
 use super::entity::EntityKind;
 use super::keys::{KeyAlgorithm, RsaPadding, SignatureScheme};
 use super::tlog::LogEntryCheck;
+use super::tsa::VerifiedTimestamp;
 
 /// Who made the signature.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -49,16 +50,22 @@ impl LogCheck {
     }
 }
 
-/// RFC 3161 timestamps are carried over but not verified by this library.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+/// What became of the RFC 3161 timestamps an attestation carries.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "status", rename_all = "kebab-case", rename_all_fields = "camelCase")]
 pub enum TimestampCheck {
     /// The attestation carries no timestamps.
     None,
-    /// Timestamps are present but were **not** checked (they never count as verified time).
+    /// Timestamps are present but were **not** checked, because the trusted root has no timestamp
+    /// authorities (or no trusted root was given); they never count as verified time.
     NotChecked {
         /// How many.
         count: usize,
+    },
+    /// Every timestamp verified against a timestamp authority of the trusted root.
+    Verified {
+        /// One record per timestamp, in the order the attestation carries them.
+        stamps: Vec<VerifiedTimestamp>,
     },
 }
 
@@ -90,8 +97,9 @@ pub struct Verification {
     pub predicate_type: Option<String>,
     /// The log check.
     pub log: LogCheck,
-    /// The time certificates were checked at (Unix seconds): the log's integrated time, or the
-    /// verification time when the log was skipped. `None` for key-signed content.
+    /// The time certificates were checked at (Unix seconds): the log's integrated time, else the earliest
+    /// verified RFC 3161 genTime, else the verification time when the log was skipped. `None` for
+    /// key-signed content.
     pub verified_time: Option<i64>,
     /// RFC 3161 timestamps.
     pub timestamps: TimestampCheck,

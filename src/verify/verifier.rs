@@ -3,11 +3,14 @@
 //! 1. normalise the entity (malformed input stops here);
 //! 2. the transparency log, unless the policy skips it: every entry's SET and/or inclusion proof under a
 //!    log key of the trusted root, which yields the trusted signing time;
-//! 3. the signer: a trusted key, or a certificate chaining to a CA valid at that time;
-//! 4. the signature (any DSSE signature under any candidate key; RSA paddings both tried);
-//! 5. the log entry body against what was actually signed;
-//! 6. the subject against the image digest;
-//! 7. the certificate identity and issuer against the policy.
+//! 3. RFC 3161 timestamps, when the trusted root has timestamp authorities: every one must verify, and the
+//!    earliest genTime is the signing time when the log gave none;
+//! 4. the signer: a trusted key, or a certificate chaining to a CA valid at that time (a stamp over a DSSE
+//!    signature must cover the one that verified);
+//! 5. the signature (any DSSE signature under any candidate key; RSA paddings both tried);
+//! 6. the log entry body against what was actually signed;
+//! 7. the subject against the image digest;
+//! 8. the certificate identity and issuer against the policy.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -28,6 +31,7 @@ use super::material::TrustedMaterial;
 use super::policy::Policy;
 use super::result::{LogCheck, Signer, SubjectMatch, TimestampCheck, Verification};
 use super::tlog::{Binding, bind_body, verify_bundle_entry, verify_legacy};
+use super::tsa;
 
 /// Verifies signed entities against one [`Policy`]. Cheap to share across threads (`Send + Sync`).
 #[derive(Debug)]
@@ -79,8 +83,13 @@ impl Verifier {
     /// Verify one entity as an attestation or signature of `image`.
     pub fn verify(&self, entity: &SignedEntity, image: &Digest) -> Result<Verification, Failure> {
         let n = entity.normalize().map_err(Failure::from)?;
-        let (log, bodies, trusted_time) = self.check_log(&n)?;
-        let signed = self.check_signer(&n, trusted_time)?;
+        let (log, bodies, log_time) = self.check_log(&n)?;
+        let stamps = tsa::check_timestamps(&self.material.timestamp_authorities, entity, &n.content)?;
+        let stamp_time = stamps.as_deref().and_then(tsa::earliest);
+        let signed = self.check_signer(&n, log_time.or(stamp_time))?;
+        if let Some(stamps) = &stamps {
+            tsa::check_covers_signature(stamps, signed.index)?;
+        }
         let binding = binding(&n, &signed);
         for body in &bodies {
             bind_body(body, &binding)?;
@@ -99,10 +108,10 @@ impl Verifier {
             predicate_type,
             log,
             verified_time: signed.verified_time,
-            timestamps: if n.timestamps == 0 {
-                TimestampCheck::None
-            } else {
-                TimestampCheck::NotChecked { count: n.timestamps }
+            timestamps: match stamps {
+                _ if n.timestamps == 0 => TimestampCheck::None,
+                None => TimestampCheck::NotChecked { count: n.timestamps },
+                Some(stamps) => TimestampCheck::Verified { stamps: stamps.into_iter().map(|s| s.record).collect() },
             },
         })
     }
@@ -203,8 +212,9 @@ impl Verifier {
                     None => {
                         return fail(
                             FailureReason::NoTrustedTime,
-                            "no log entry with a verified signed entry timestamp gives a signing time to check the \
-                             certificate at (RFC 3161 timestamps are not checked)",
+                            "no log entry with a verified signed entry timestamp, and no RFC 3161 timestamp verified \
+                             against a trusted-root timestamp authority, gives a signing time to check the \
+                             certificate at",
                         );
                     }
                 };

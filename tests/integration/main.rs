@@ -10,5 +10,6 @@ mod layout;
 mod registries;
 mod registry_client;
 mod schema;
+mod tsa;
 mod verify;
 mod verify_cli;
