@@ -6,6 +6,7 @@ mod corpus;
 mod inspect_faults;
 mod inspect_layouts;
 mod inspect_registries;
+mod interop;
 mod layout;
 mod registries;
 mod registry_client;
