@@ -99,6 +99,8 @@ pub struct SignatureScheme {
     pub algorithm: KeyAlgorithm,
     /// The RSA padding that matched; `None` for non-RSA keys.
     pub rsa_padding: Option<RsaPadding>,
+    /// The message hash that matched (`sha256`, `sha384`, `sha512`); `None` for Ed25519.
+    pub hash: Option<&'static str>,
 }
 
 /// A parsed, usable public key with its cosign key id.
@@ -108,7 +110,7 @@ pub struct PublicKey {
     algorithm: KeyAlgorithm,
     key_id: String,
     // RSA needs one parsed key per padding; other algorithms use only the first.
-    verifiers: Vec<(ParsedPublicKey, Option<RsaPadding>)>,
+    verifiers: Vec<(ParsedPublicKey, Option<RsaPadding>, Option<&'static str>)>,
 }
 
 impl fmt::Debug for PublicKey {
@@ -185,10 +187,22 @@ impl PublicKey {
                 .ok_or_else(|| Error::invalid_format("public key: EC key without curve parameters"))?
                 .decode_as()
                 .map_err(|e| Error::invalid_format(format!("public key: EC curve is not a named curve: {e}")))?;
-            let (alg, params): (KeyAlgorithm, &'static signature::EcdsaVerificationAlgorithm) = match curve {
-                c if c == OID_P256 => (KeyAlgorithm::EcdsaP256, &signature::ECDSA_P256_SHA256_ASN1),
-                c if c == OID_P384 => (KeyAlgorithm::EcdsaP384, &signature::ECDSA_P384_SHA384_ASN1),
-                c if c == OID_P521 => (KeyAlgorithm::EcdsaP521, &signature::ECDSA_P521_SHA512_ASN1),
+            // The curve's own hash first (sigstore-go, the spec's key details); then SHA-256, which cosign's
+            // key-file verifiers use on every curve, so legacy P-384/P-521 signatures verify too.
+            type Alg = &'static signature::EcdsaVerificationAlgorithm;
+            let (alg, params): (KeyAlgorithm, [(Alg, &'static str); 2]) = match curve {
+                c if c == OID_P256 => (
+                    KeyAlgorithm::EcdsaP256,
+                    [(&signature::ECDSA_P256_SHA256_ASN1, "sha256"), (&signature::ECDSA_P256_SHA256_ASN1, "sha256")],
+                ),
+                c if c == OID_P384 => (
+                    KeyAlgorithm::EcdsaP384,
+                    [(&signature::ECDSA_P384_SHA384_ASN1, "sha384"), (&signature::ECDSA_P384_SHA256_ASN1, "sha256")],
+                ),
+                c if c == OID_P521 => (
+                    KeyAlgorithm::EcdsaP521,
+                    [(&signature::ECDSA_P521_SHA512_ASN1, "sha512"), (&signature::ECDSA_P521_SHA256_ASN1, "sha256")],
+                ),
                 c => {
                     return Err(Error::new(
                         ErrorKind::Unsupported,
@@ -196,9 +210,13 @@ impl PublicKey {
                     ));
                 }
             };
-            (alg, vec![(parse(params, bits)?, None)])
+            let mut verifiers = vec![(parse(params[0].0, bits)?, None, Some(params[0].1))];
+            if params[1].1 != params[0].1 {
+                verifiers.push((parse(params[1].0, bits)?, None, Some(params[1].1)));
+            }
+            (alg, verifiers)
         } else if oid == OID_ED25519 {
-            (KeyAlgorithm::Ed25519, vec![(parse(&signature::ED25519, bits)?, None)])
+            (KeyAlgorithm::Ed25519, vec![(parse(&signature::ED25519, bits)?, None, None)])
         } else if oid == OID_RSA {
             let pkcs1 = parse(&signature::RSA_PKCS1_2048_8192_SHA256, bits)?;
             let pss = parse(&signature::RSA_PSS_2048_8192_SHA256, bits)?;
@@ -209,7 +227,10 @@ impl PublicKey {
                     format!("public key: RSA modulus of {size} bits is outside the accepted 2048–8192"),
                 ));
             }
-            (KeyAlgorithm::Rsa { bits: size }, vec![(pkcs1, Some(RsaPadding::Pkcs1v15)), (pss, Some(RsaPadding::Pss))])
+            (
+                KeyAlgorithm::Rsa { bits: size },
+                vec![(pkcs1, Some(RsaPadding::Pkcs1v15), Some("sha256")), (pss, Some(RsaPadding::Pss), Some("sha256"))],
+            )
         } else {
             return Err(Error::new(
                 ErrorKind::Unsupported,
@@ -238,22 +259,23 @@ impl PublicKey {
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Option<SignatureScheme> {
         self.verifiers
             .iter()
-            .find(|(key, _)| key.verify_sig(message, signature).is_ok())
-            .map(|(_, padding)| SignatureScheme { algorithm: self.algorithm, rsa_padding: *padding })
+            .find(|(key, _, _)| key.verify_sig(message, signature).is_ok())
+            .map(|(_, padding, hash)| SignatureScheme { algorithm: self.algorithm, rsa_padding: *padding, hash: *hash })
     }
 
     /// Verify `signature` over a message known only by its SHA-256 digest (a bundle `messageSignature`
-    /// without the artifact). Only keys whose scheme hashes with SHA-256 can do this; Ed25519 and the
-    /// larger curves return `None`.
+    /// without the artifact). Every key type but Ed25519 (which signs the message itself) can do this;
+    /// Ed25519 returns `None`.
     pub fn verify_sha256_prehashed(&self, sha256: &[u8], signature: &[u8]) -> Option<SignatureScheme> {
-        if !matches!(self.algorithm, KeyAlgorithm::EcdsaP256 | KeyAlgorithm::Rsa { .. }) {
+        if self.algorithm == KeyAlgorithm::Ed25519 {
             return None;
         }
         let digest = digest::Digest::import_less_safe(sha256, &digest::SHA256).ok()?;
         self.verifiers
             .iter()
-            .find(|(key, _)| key.verify_digest_sig(&digest, signature).is_ok())
-            .map(|(_, padding)| SignatureScheme { algorithm: self.algorithm, rsa_padding: *padding })
+            .filter(|(_, _, hash)| *hash == Some("sha256"))
+            .find(|(key, _, _)| key.verify_digest_sig(&digest, signature).is_ok())
+            .map(|(_, padding, hash)| SignatureScheme { algorithm: self.algorithm, rsa_padding: *padding, hash: *hash })
     }
 }
 
@@ -279,6 +301,20 @@ fn rsa_modulus_bits(rsa_public_key: &[u8]) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn p384_signatures_hashed_with_sha256_verify_as_cosign_key_files_make_them() {
+        // openssl dgst -sha256 -sign fixtures/keys/ecdsa-p384.pkcs8.pem (test-only key).
+        let pem = include_bytes!("../../fixtures/keys/ecdsa-p384.pub.pem");
+        let sig = crate::model::dsse::decode_base64_any(
+            "MGUCMEkKTwzUZEZ7sNN7itolXExm3HW7ziaKznnsETJ/CtpsGsVIwMrNqOZW3rNyOos7iwIxAKrWu2AYhinKBVrPRhGd/WAjg92S2y1XSf+J3wSFydAC6LUJlGie78boOE5zTSghuA==",
+        )
+        .unwrap();
+        let key = PublicKey::from_pem(pem).unwrap();
+        let scheme = key.verify(b"cosign signs with SHA-256 on every curve", &sig).expect("verifies");
+        assert_eq!(scheme.hash, Some("sha256"));
+        assert!(key.verify(b"another message", &sig).is_none());
+    }
     use aws_lc_rs::rand::SystemRandom;
     use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
     use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
