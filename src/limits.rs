@@ -10,6 +10,8 @@ pub struct Limits {
     pub max_blob_bytes: u64,
     /// Most layers read from one legacy manifest.
     pub max_layers: usize,
+    /// Most platform manifests inspected under one image index (each costs several requests).
+    pub max_index_entries: usize,
     /// Most entries accepted in one referrers listing (all pages together).
     pub max_referrers: usize,
     /// Most tags accepted from one repository listing (all pages together).
@@ -24,6 +26,7 @@ impl Default for Limits {
             max_manifest_bytes: 4 * 1024 * 1024,
             max_blob_bytes: 64 * 1024 * 1024,
             max_layers: 1000,
+            max_index_entries: 1000,
             max_referrers: 100_000,
             max_tags: 1_000_000,
             max_pages: 10_000,

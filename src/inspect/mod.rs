@@ -260,8 +260,31 @@ async fn inspect_at<R: Repository>(
                 });
             }
         }
+        if index.manifests.len() > options.limits.max_index_entries {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "index {digest} lists {} manifests, more than the limit of {}",
+                    index.manifests.len(),
+                    options.limits.max_index_entries
+                ),
+            ));
+        }
         if depth < MAX_DEPTH {
+            // Each platform manifest once; an index naming itself is reported, not followed.
+            let mut visited: BTreeSet<&Digest> = BTreeSet::new();
             for entry in index.manifests.iter().filter(|e| !referrers::is_buildkit_attestation(e)) {
+                if &entry.digest == digest {
+                    anomalies.push(Anomaly::new("index-lists-itself", format!("index {digest} lists itself")));
+                    continue;
+                }
+                if !visited.insert(&entry.digest) {
+                    anomalies.push(Anomaly::new(
+                        "repeated-index-entry",
+                        format!("index {digest} lists {} more than once", entry.digest.short()),
+                    ));
+                    continue;
+                }
                 let mut child = Box::pin(inspect_at(repo, &entry.digest, options, depth + 1))
                     .await
                     .map_err(|e| e.context(format!("platform manifest {}", entry.digest.short())))?;

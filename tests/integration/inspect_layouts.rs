@@ -252,3 +252,23 @@ async fn buildkit_attestations_inside_an_index_are_shown() {
     assert_eq!(children.len(), 1, "the attestation manifest is not a platform image");
     assert_eq!(children[0]["buildkitAttestations"][0]["predicateTypes"], json!(["https://spdx.dev/Document"]));
 }
+
+#[tokio::test]
+async fn an_index_listing_a_manifest_twice_is_inspected_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = LayoutRepository::create(tmp.path(), att2ref::Limits::default()).unwrap();
+    let config = repo.put_blob(b"{}".to_vec().into()).await.unwrap();
+    let image = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": mt::OCI_MANIFEST,
+        "config": {"mediaType": mt::OCI_CONFIG, "digest": config.to_string(), "size": 2}, "layers": []}))
+    .unwrap();
+    repo.put_manifest(image.clone().into(), mt::OCI_MANIFEST, None).await.unwrap();
+    let entry = json!({"mediaType": mt::OCI_MANIFEST, "digest": Digest::sha256(&image).to_string(), "size": image.len(),
+                       "platform": {"architecture": "amd64", "os": "linux"}});
+    let index = json!({"schemaVersion": 2, "mediaType": mt::OCI_INDEX, "manifests": [entry.clone(), entry]});
+    repo.put_manifest(serde_json::to_vec(&index).unwrap().into(), mt::OCI_INDEX, Some("v1")).await.unwrap();
+
+    let report = inspect_json(&format!("ocidir://{}:v1", tmp.path().display()));
+    let image = &report["images"][0];
+    assert_eq!(image["children"].as_array().unwrap().len(), 1);
+    assert!(image["anomalies"].as_array().unwrap().iter().any(|a| a["code"] == "repeated-index-entry"));
+}
