@@ -109,8 +109,9 @@ pub(crate) enum Content<'a> {
 pub(crate) enum Material {
     /// A public key, optionally named by a hint.
     Key { hint: Option<String> },
-    /// A certificate (DER) and any intermediates the entity carries.
-    Certificate { leaf: Vec<u8>, chain: Vec<Vec<u8>> },
+    /// A certificate (DER). Intermediates the entity carries are not kept: chains are built only from
+    /// the trusted root (see the verifier).
+    Certificate { leaf: Vec<u8> },
 }
 
 /// The log evidence carried.
@@ -172,7 +173,7 @@ impl SignedEntity {
 
 fn legacy_material(annotations: &LegacyLayerAnnotations) -> Result<Material> {
     Ok(match annotations.certificate_der()? {
-        Some(leaf) => Material::Certificate { leaf, chain: annotations.chain_der()? },
+        Some(leaf) => Material::Certificate { leaf },
         None => Material::Key { hint: None },
     })
 }
@@ -198,12 +199,14 @@ fn normalize_bundle(b: &BundleEntity) -> Result<Normalized<'_>> {
     let vm = &bundle.verification_material;
     let material = match &vm.key {
         VerificationKey::PublicKey(k) => Material::Key { hint: (!k.hint.is_empty()).then(|| k.hint.clone()) },
-        VerificationKey::Certificate(c) => Material::Certificate { leaf: c.raw_bytes.clone(), chain: Vec::new() },
+        VerificationKey::Certificate(c) => Material::Certificate { leaf: c.raw_bytes.clone() },
         VerificationKey::X509CertificateChain(chain) => {
-            let mut certs = chain.certificates.iter().map(|c| c.raw_bytes.clone());
-            let leaf =
-                certs.next().ok_or_else(|| Error::invalid_format("Sigstore bundle: x509CertificateChain is empty"))?;
-            Material::Certificate { leaf, chain: certs.collect() }
+            let leaf = chain
+                .certificates
+                .first()
+                .map(|c| c.raw_bytes.clone())
+                .ok_or_else(|| Error::invalid_format("Sigstore bundle: x509CertificateChain is empty"))?;
+            Material::Certificate { leaf }
         }
     };
     let content = match &bundle.content {

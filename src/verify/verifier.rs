@@ -184,7 +184,7 @@ impl Verifier {
                     verified_time: None,
                 })
             }
-            Material::Certificate { leaf, chain } => {
+            Material::Certificate { leaf } => {
                 let cert = CertificateInfo::from_der(leaf).map_err(Failure::from)?;
                 // A certificate whose key the user trusts directly verifies as that key (cosign `--key`).
                 if let Some(key) = self.policy.keys.iter().find(|k| k.spki_der() == cert.public_key.spki_der()) {
@@ -218,7 +218,7 @@ impl Verifier {
                         );
                     }
                 };
-                let authority = self.check_chain(&cert, chain, at)?;
+                let authority = self.check_chain(&cert, at)?;
                 let (index, _, scheme, signature) = verify_content(&n.content, &[&cert.public_key])?;
                 Ok(Signed {
                     signer: Signer::Certificate {
@@ -240,7 +240,7 @@ impl Verifier {
     }
 
     // Try each CA valid at `at`; report the most specific failure when none accepts the chain.
-    fn check_chain(&self, cert: &CertificateInfo, chain: &[Vec<u8>], at: i64) -> Result<String, Failure> {
+    fn check_chain(&self, cert: &CertificateInfo, at: i64) -> Result<String, Failure> {
         cert.check_usable_at(at)?;
         let authorities = self.material.authorities_at(at);
         if authorities.is_empty() {
@@ -249,9 +249,12 @@ impl Verifier {
                 format!("the trusted root has no certificate authority valid at {}", fmt_time(at)),
             );
         }
+        // Paths are built only from each authority's own chain, as sigstore-go does: an intermediate the
+        // attestation supplies (legacy chain annotation, bundle chain) could re-admit a CA the trusted root
+        // retired.
         let mut worst: Option<Failure> = None;
         for a in authorities {
-            match verify_chain(cert, chain, &[a.chain.as_slice()], at) {
+            match verify_chain(cert, &[], &[a.chain.as_slice()], at) {
                 Ok(()) => return Ok(a.name.clone()),
                 Err(f) => {
                     if worst.as_ref().is_none_or(|w| w.reason == FailureReason::UntrustedChain) {
