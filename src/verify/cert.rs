@@ -165,15 +165,9 @@ fn san_of(name: &GeneralName) -> Option<San> {
 /// Verify that `leaf` chains to one of `authorities` at time `at`.
 ///
 /// Each authority is its chain as a trusted root lists it: intermediates first, the self-signed root last.
-/// The roots become trust anchors; every intermediate (plus `extra_intermediates`, e.g. a legacy chain
-/// annotation, which can never add trust by itself) is a candidate path element. Certificates on the
-/// path must be valid at `at`.
-pub fn verify_chain(
-    leaf: &CertificateInfo,
-    extra_intermediates: &[Vec<u8>],
-    authorities: &[&[Vec<u8>]],
-    at: i64,
-) -> Result<(), Failure> {
+/// The roots become trust anchors and the authorities' intermediates the only candidate path elements:
+/// certificates an attestation carries never join a path. Certificates on the path must be valid at `at`.
+pub fn verify_chain(leaf: &CertificateInfo, authorities: &[&[Vec<u8>]], at: i64) -> Result<(), Failure> {
     leaf.check_usable_at(at)?;
     if authorities.is_empty() {
         return fail(
@@ -193,7 +187,6 @@ pub fn verify_chain(
     let intermediates: Vec<CertificateDer<'_>> = authorities
         .iter()
         .flat_map(|chain| chain.split_last().map_or(&[][..], |(_, rest)| rest))
-        .chain(extra_intermediates)
         .map(|der| CertificateDer::from(der.as_slice()))
         .collect();
     let leaf_der = CertificateDer::from(leaf.der.as_slice());

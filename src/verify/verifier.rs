@@ -254,7 +254,7 @@ impl Verifier {
         // retired.
         let mut worst: Option<Failure> = None;
         for a in authorities {
-            match verify_chain(cert, &[], &[a.chain.as_slice()], at) {
+            match verify_chain(cert, &[a.chain.as_slice()], at) {
                 Ok(()) => return Ok(a.name.clone()),
                 Err(f) => {
                     if worst.as_ref().is_none_or(|w| w.reason == FailureReason::UntrustedChain) {
