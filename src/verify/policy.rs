@@ -30,6 +30,9 @@ impl Matcher {
     }
 
     /// A regular-expression matcher; an invalid expression is an [`crate::ErrorKind::InvalidInput`] error.
+    ///
+    /// Unanchored, as cosign's Go `regexp.MatchString` is. One difference from Go remains: `\d`, `\w`,
+    /// `\s` and `\b` are Unicode-aware here and ASCII-only in Go, so write `[0-9]` where it matters.
     pub fn regex(pattern: &str) -> Result<Matcher> {
         Regex::new(pattern)
             .map(Matcher::Regex)
