@@ -107,10 +107,10 @@ pub async fn migrate_images<R: Repository>(
     futures_util::stream::iter(images)
         .map(|image| async move {
             let report = migrate_one(repo, image, verifier, options, journal).await;
-            if let Some(j) = journal.filter(|_| !options.dry_run) {
-                if let Err(e) = j.record(&report) {
-                    tracing::warn!("{e}");
-                }
+            if let Some(j) = journal.filter(|_| !options.dry_run)
+                && let Err(e) = j.record(&report)
+            {
+                tracing::warn!("{e}");
             }
             progress.image_done(&report);
             report

@@ -342,14 +342,14 @@ async fn convert_off_runtime(
         // A bundle we would write must verify under the same policy, or it is not written.
         let mut failures = Vec::new();
         for o in &outcomes {
-            if let Some(bundle) = o.referrer().and_then(|r| r.bundle.clone()) {
-                if let Err(f) = verifier.verify(&SignedEntity::bundle(bundle), subject.digest()) {
-                    failures.push(format!(
-                        "layer {} ({}): the converted bundle does not verify under the policy: {f}",
-                        o.source.layer_index,
-                        o.source.layer_digest.short()
-                    ));
-                }
+            if let Some(bundle) = o.referrer().and_then(|r| r.bundle.clone())
+                && let Err(f) = verifier.verify(&SignedEntity::bundle(bundle), subject.digest())
+            {
+                failures.push(format!(
+                    "layer {} ({}): the converted bundle does not verify under the policy: {f}",
+                    o.source.layer_index,
+                    o.source.layer_digest.short()
+                ));
             }
         }
         Ok((outcomes, layers, failures))

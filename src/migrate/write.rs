@@ -198,10 +198,10 @@ async fn merge<R: Repository>(
             .cloned()
             .collect();
         for m in incomplete {
-            if let Some(raw) = repo.get_manifest(&m.digest.to_string()).await? {
-                if let Manifest::Image(image) = &raw.manifest {
-                    known.push(referrer_entry(&raw.descriptor(), image));
-                }
+            if let Some(raw) = repo.get_manifest(&m.digest.to_string()).await?
+                && let Manifest::Image(image) = &raw.manifest
+            {
+                known.push(referrer_entry(&raw.descriptor(), image));
             }
         }
         let update = repair_entries(index, &known);

@@ -6,6 +6,7 @@ mod inspect_faults;
 mod inspect_layouts;
 mod inspect_registries;
 mod layout;
+mod migrate;
 mod registries;
 mod registry_client;
 mod schema;
