@@ -114,3 +114,73 @@ pub fn verify_fetched(fetched: &RekorEntry, legacy: &RekorBundle, root: Option<&
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::{self, TestKey};
+    use crate::model::cosign::LegacyLayerAnnotations;
+    use crate::model::dsse::encode_base64;
+    use crate::model::oci::Manifest;
+
+    /// A legacy `dsse/0.0.1` entry of the keyless fixture, and the trusted root of its log.
+    fn keyless_entry() -> (RekorBundle, TrustedRoot) {
+        let scenario = demo::keyless().unwrap();
+        let att = scenario.repo.manifest_by_tag(&scenario.image.cosign_tag("att")).unwrap();
+        let Manifest::Image(m) = Manifest::parse(&att.bytes, None).unwrap().0 else { panic!("image manifest") };
+        let legacy = LegacyLayerAnnotations::from_descriptor(&m.layers[1]).rekor_bundle().unwrap().clone();
+        let root = TrustedRoot::parse(&demo::trusted_root_json().unwrap()).unwrap();
+        (legacy, root)
+    }
+
+    /// Rekor's answer with a one-leaf tree (root = leaf hash) and a checkpoint signed by `log_key`.
+    fn response(legacy: &RekorBundle, log_key: TestKey, root: [u8; 32]) -> RekorEntry {
+        let text = format!("rekor.test - 1\n1\n{}\n", encode_base64(&root));
+        let mut signed = legacy.log_id[..4].to_vec();
+        signed.extend(log_key.signer().sign(text.as_bytes()).unwrap());
+        let json = serde_json::json!({"u": {
+            "body": legacy.payload.body, "integratedTime": legacy.payload.integrated_time,
+            "logID": legacy.payload.log_id, "logIndex": legacy.payload.log_index,
+            "verification": {"inclusionProof": {
+                "checkpoint": format!("{text}\n\u{2014} rekor.test {}\n", encode_base64(&signed)),
+                "hashes": [], "logIndex": 0, "rootHash": hex::encode(root), "treeSize": 1
+            }}
+        }});
+        RekorEntry::parse_response(json.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_proof_is_used_only_once_verified() {
+        let (legacy, root) = keyless_entry();
+        let leaf = leaf_hash(&legacy.body_bytes);
+        verify_fetched(&response(&legacy, TestKey::RekorEd25519, leaf), &legacy, Some(&root)).unwrap();
+
+        let cases = [
+            (response(&legacy, TestKey::RekorEd25519, [7; 32]), "recomputes root"),
+            (response(&legacy, TestKey::Ed25519, leaf), "no checkpoint signature verifies"),
+        ];
+        for (entry, want) in cases {
+            let err = verify_fetched(&entry, &legacy, Some(&root)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::VerificationFailed);
+            assert!(err.to_string().contains(want), "{want:?} not in {err}");
+        }
+        let good = response(&legacy, TestKey::RekorEd25519, leaf);
+        let err = verify_fetched(&good, &legacy, None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        let mut no_proof = good.clone();
+        no_proof.inclusion_proof = None;
+        assert!(
+            verify_fetched(&no_proof, &legacy, Some(&root)).unwrap_err().to_string().contains("no inclusion proof")
+        );
+        let mut other = legacy.clone();
+        other.payload.log_index += 1;
+        assert!(verify_fetched(&good, &other, Some(&root)).is_err(), "another entry's proof is refused");
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(RekorClient::new("https://rekor.example/").is_ok());
+        assert!(RekorClient::new("ftp://rekor.example").is_err());
+        assert!(RekorClient::new("not a url").is_err());
+    }
+}

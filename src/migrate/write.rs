@@ -252,6 +252,97 @@ mod tests {
         assert!(missing_entries(Some(&index), &entries).is_empty());
     }
 
+    /// A layout whose first index push is immediately overwritten by a concurrent writer that had not
+    /// seen it (distribution has no conditional PUT, so this is what a race looks like).
+    struct Racing {
+        inner: crate::store::layout::LayoutRepository,
+        raced: std::sync::atomic::AtomicBool,
+        foreign: Index,
+    }
+
+    impl Repository for Racing {
+        fn name(&self) -> String {
+            self.inner.name()
+        }
+        async fn get_manifest(&self, r: &str) -> Result<Option<crate::model::oci::RawManifest>> {
+            self.inner.get_manifest(r).await
+        }
+        async fn head_manifest(&self, r: &str) -> Result<Option<Descriptor>> {
+            self.inner.head_manifest(r).await
+        }
+        async fn put_manifest(&self, b: Bytes, t: &str, tag: Option<&str>) -> Result<crate::store::PutManifest> {
+            let put = self.inner.put_manifest(b, t, tag).await?;
+            if tag.is_some() && !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let theirs = Bytes::from(to_canonical_bytes(&self.foreign));
+                self.inner.put_manifest(theirs, mt::OCI_INDEX, tag).await?;
+            }
+            Ok(put)
+        }
+        async fn delete_manifest(&self, d: &Digest) -> Result<()> {
+            self.inner.delete_manifest(d).await
+        }
+        async fn blob_size(&self, d: &Digest) -> Result<Option<u64>> {
+            self.inner.blob_size(d).await
+        }
+        async fn get_blob(&self, d: &Descriptor, max: u64) -> Result<Bytes> {
+            self.inner.get_blob(d, max).await
+        }
+        async fn put_blob(&self, b: Bytes) -> Result<Digest> {
+            self.inner.put_blob(b).await
+        }
+        async fn list_tags(&self) -> Result<Vec<String>> {
+            self.inner.list_tags().await
+        }
+        async fn referrers(&self, s: &Digest, a: Option<&str>) -> Result<crate::store::Referrers> {
+            self.inner.referrers(s, a).await
+        }
+        fn referrers_capability(&self) -> ReferrersCapability {
+            ReferrersCapability::Unsupported
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_update_is_merged_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = crate::store::layout::LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
+        let mut foreign = Index::empty();
+        foreign.manifests.push(entry("theirs"));
+        let repo = Racing { inner, raced: false.into(), foreign };
+        let subject = Digest::sha256(b"image");
+        let ours = vec![entry("a"), entry("b")];
+        let mut stats = WriteStats::default();
+        let options = IndexOptions { repair: false, max_retries: 3 };
+        update_index(&repo, &subject, &ours, options, &mut stats).await.unwrap();
+        assert_eq!(stats.index_retries, 1);
+        assert_eq!(stats.manifests_written, 2);
+        let index = fetch_index(&repo, &subject.referrers_tag()).await.unwrap().unwrap();
+        let listed: Vec<&Digest> = index.manifests.iter().map(|m| &m.digest).collect();
+        assert_eq!(listed, vec![&entry("theirs").digest, &ours[0].digest, &ours[1].digest], "each once, theirs kept");
+
+        // Nothing left to do: no push at all.
+        let mut stats = WriteStats::default();
+        update_index(&repo, &subject, &ours, options, &mut stats).await.unwrap();
+        assert_eq!((stats.manifests_written, stats.index_retries), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_tag_holding_a_non_index_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = crate::store::layout::LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
+        let subject = Digest::sha256(b"image");
+        let config = repo.put_blob(Bytes::from_static(b"{}")).await.unwrap();
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{config}","size":2}},"layers":[]}}"#,
+            mt::OCI_MANIFEST,
+            mt::OCI_EMPTY
+        );
+        repo.put_manifest(Bytes::from(manifest), mt::OCI_MANIFEST, Some(&subject.referrers_tag())).await.unwrap();
+        let options = IndexOptions { repair: false, max_retries: 3 };
+        let err = update_index(&repo, &subject, &[entry("a")], options, &mut WriteStats::default()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidFormat);
+        assert!(err.to_string().contains("not the image index"), "{err}");
+    }
+
     #[test]
     fn backoff_grows_and_is_bounded() {
         for attempt in 1..10 {
