@@ -359,3 +359,51 @@ async fn keyless_needs_a_verified_inclusion_proof() {
     assert_eq!(entries.len(), 2);
     assert!(entries.iter().all(|e| e["logEntries"] == 1 && e["inclusionProofs"] == true), "{entries:#?}");
 }
+
+#[tokio::test]
+async fn all_repos_split_into_shards_and_from_file() {
+    let registry = TestRegistry::distribution();
+    let scenario = demo::demo().unwrap();
+    let names = ["team/a", "team/b", "team/c"];
+    for name in names {
+        scenario.repo.push_to(&registry.repository(name)).await.unwrap();
+    }
+    // Each repository lands in exactly one of two shards.
+    let mut seen = Vec::new();
+    for shard in ["0/2", "1/2"] {
+        let (run, report) = migrate(&registry.host, &["--all-repos", "--shard", shard, "--dry-run", "--jobs", "2"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        for image in report["images"].as_array().unwrap() {
+            assert_eq!(image["outcome"], "planned");
+            seen.push(image["repository"].as_str().unwrap().to_owned());
+        }
+    }
+    seen.sort();
+    let expected: Vec<String> = names.iter().map(|n| format!("{}/{n}", registry.host)).collect();
+    assert_eq!(seen, expected, "every repository in exactly one shard");
+
+    // --from-file: comments and blank lines ignored; targets migrate in order.
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("targets.txt");
+    let text = format!("# two repositories\n{h}/team/a\n\n{h}/team/b\n", h = registry.host);
+    std::fs::write(&list, text).unwrap();
+    let key = rsa_key();
+    let run = att2ref(&[
+        "migrate",
+        "--plain-http",
+        "--from-file",
+        list.to_str().unwrap(),
+        "--key",
+        &key,
+        "--insecure-ignore-tlog",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    assert_valid("migrate-report.schema.json", &report);
+    let outcomes: Vec<&str> =
+        report["images"].as_array().unwrap().iter().map(|i| i["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["migrated", "migrated"]);
+    assert_eq!(report["totals"]["referrers_written"], 4);
+}
