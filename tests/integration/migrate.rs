@@ -407,3 +407,47 @@ async fn all_repos_split_into_shards_and_from_file() {
     assert_eq!(outcomes, ["migrated", "migrated"]);
     assert_eq!(report["totals"]["referrers_written"], 4);
 }
+
+/// A run killed after writing one referrer (blobs and manifest pushed, index not yet updated) is
+/// completed by the next run, which writes only what is missing.
+#[tokio::test]
+async fn an_interrupted_run_is_completed() {
+    use att2ref::migrate::{MigrateOptions, plan};
+    use std::sync::Arc;
+
+    let registry = TestRegistry::distribution();
+    let scenario = demo::demo().unwrap();
+    let repo = registry.repository("killed/app");
+    scenario.repo.push_to(&repo).await.unwrap();
+
+    let pem = std::fs::read(rsa_key()).unwrap();
+    let policy = att2ref::verify::Policy::new()
+        .with_key(att2ref::verify::PublicKey::from_pem(&pem).unwrap())
+        .insecure_ignore_tlog(true);
+    let verifier = Arc::new(att2ref::verify::Verifier::new(policy).unwrap());
+    let prepared = plan::plan_image(&repo, &scenario.image, &verifier, &MigrateOptions::default()).await.unwrap();
+    assert_eq!(prepared.pending.len(), 2);
+    let first = &prepared.pending[0].referrer;
+    for blob in &first.blobs {
+        repo.put_blob(blob.bytes.clone()).await.unwrap();
+    }
+    repo.put_manifest(first.manifest.bytes.clone(), "application/vnd.oci.image.manifest.v1+json", None).await.unwrap();
+    assert!(repo.get_manifest(&scenario.image.referrers_tag()).await.unwrap().is_none(), "killed before the index");
+
+    let (run, report) = migrate(&format!("{}/killed/app@{}", registry.host, scenario.image), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(outcome(&report), "migrated");
+    let first_size = first.manifest.bytes.len() as u64 + first.blobs.iter().map(|b| b.bytes.len() as u64).sum::<u64>();
+    let full: u64 = prepared
+        .pending
+        .iter()
+        .map(|p| {
+            p.referrer.manifest.bytes.len() as u64 + p.referrer.blobs.iter().map(|b| b.bytes.len() as u64).sum::<u64>()
+        })
+        .sum();
+    let written = report["images"][0]["bytes_written"].as_u64().unwrap();
+    assert!(written < full - first_size + 4096, "only the missing referrer and the index: {written}");
+    let index = repo.get_manifest(&scenario.image.referrers_tag()).await.unwrap().unwrap();
+    let Manifest::Index(index) = index.manifest else { panic!("index") };
+    assert_eq!(index.manifests.len(), 2);
+}
