@@ -343,6 +343,42 @@ mod tests {
         assert!(err.to_string().contains("not the image index"), "{err}");
     }
 
+    #[tokio::test]
+    async fn repair_fills_entries_other_tools_left_bare() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = crate::store::layout::LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
+        let subject = Digest::sha256(b"image");
+        repo.put_blob(Bytes::from_static(b"{}")).await.unwrap();
+        // Another tool's referrer, listed without artifactType or annotations (cosign#5098).
+        let theirs = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{m}","artifactType":"application/x-theirs","config":{{"mediaType":"{e}","digest":"{d}","size":2}},"layers":[],"annotations":{{"k":"v"}}}}"#,
+            m = mt::OCI_MANIFEST,
+            e = mt::OCI_EMPTY,
+            d = Digest::sha256(b"{}")
+        );
+        let put = repo.put_manifest(Bytes::from(theirs.clone()), mt::OCI_MANIFEST, None).await.unwrap();
+        let mut bare = Descriptor::of(mt::OCI_MANIFEST, theirs.as_bytes());
+        bare.digest = put.digest.clone();
+        let mut index = Index::empty();
+        index.manifests.push(bare);
+        let tag = subject.referrers_tag();
+        repo.put_manifest(Bytes::from(to_canonical_bytes(&index)), mt::OCI_INDEX, Some(&tag)).await.unwrap();
+
+        let mut stats = WriteStats::default();
+        let options = IndexOptions { repair: true, max_retries: 0 };
+        update_index(&repo, &subject, &[entry("ours")], options, &mut stats).await.unwrap();
+        assert_eq!(stats.entries_repaired, 1);
+        let index = fetch_index(&repo, &tag).await.unwrap().unwrap();
+        assert_eq!(index.manifests.len(), 2);
+        assert_eq!(index.manifests[0].artifact_type.as_deref(), Some("application/x-theirs"));
+        assert_eq!(index.manifests[0].annotation("k"), Some("v"));
+
+        // Without --repair-index the bare entry would have been left as it was; with it, a second pass is a no-op.
+        let mut stats = WriteStats::default();
+        update_index(&repo, &subject, &[entry("ours")], options, &mut stats).await.unwrap();
+        assert_eq!((stats.entries_repaired, stats.manifests_written), (0, 0));
+    }
+
     #[test]
     fn backoff_grows_and_is_bounded() {
         for attempt in 1..10 {
