@@ -169,18 +169,20 @@ pub async fn plan_image<R: Repository>(
         .collect();
     let (att_results, sig_results) = verify_off_runtime(verifier, image, entities, signatures).await?;
 
-    // Compatibility verdict first: it does not depend on the attestations.
+    // Compatibility verdict, when the attestations themselves verify (a wrong key blocks the image,
+    // which must not pass for a mere skip).
     let sig_failures: Vec<String> = sig_results
         .iter()
         .filter_map(|(i, r)| r.as_ref().err().map(|f| format!("legacy .sig layer {i} does not verify: {f}")))
         .collect();
-    if !sig_failures.is_empty() && !options.allow_signature_switch {
+    let attestations_verify = att_results.iter().all(Result::is_ok);
+    if !sig_failures.is_empty() && !options.allow_signature_switch && attestations_verify {
         let mut reasons = vec![
             "the legacy .sig is signed by keys or identities this policy does not trust; cosign >= 3 would switch \
              the image to bundle referrers and `verify` would change behaviour (--allow-signature-switch migrates anyway)"
                 .to_owned(),
         ];
-        reasons.extend(sig_failures);
+        reasons.extend(sig_failures.iter().cloned());
         return Ok(stopped(Outcome::SkippedSignatureSwitch, reasons, bytes_read));
     }
 
@@ -216,6 +218,9 @@ pub async fn plan_image<R: Repository>(
     }
     reasons.extend(bundle_failures);
     if !reasons.is_empty() {
+        if !options.allow_signature_switch {
+            reasons.extend(sig_failures);
+        }
         let mut p = stopped(Outcome::Blocked, reasons, bytes_read);
         p.subject = Some(subject);
         p.plan = Some(plan);

@@ -451,3 +451,27 @@ async fn an_interrupted_run_is_completed() {
     let Manifest::Index(index) = index.manifest else { panic!("index") };
     assert_eq!(index.manifests.len(), 2);
 }
+
+/// With a key that signed nothing here, the image is blocked (exit 1) with each layer's reason — not
+/// merely skipped for its `.sig` — and nothing is written.
+#[test]
+fn wrong_key_blocks_the_image() {
+    let scenario = demo::demo().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let repo = rt.block_on(demo::write_layout(&scenario, dir.path())).unwrap();
+    let target = format!("ocidir://{}@{}", dir.path().display(), scenario.image);
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/ed25519.pub.pem");
+    let run = att2ref(&["migrate", &target, "--key", key.to_str().unwrap(), "--insecure-ignore-tlog", "-o", "json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = run.json();
+    assert_valid("migrate-report.schema.json", &report);
+    assert_eq!(outcome(&report), "blocked");
+    let reasons = report["images"][0]["reasons"].as_array().unwrap();
+    assert!(reasons[0].as_str().unwrap().starts_with("layer 0 ("), "{reasons:?}");
+    assert!(reasons[0].as_str().unwrap().contains("the signature did not verify"), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.as_str().unwrap().contains("legacy .sig layer 0 does not verify")));
+    assert_eq!(report["images"][0]["plan"]["totals"]["blocked"], 2, "the plan shows what is blocked");
+    assert!(rt.block_on(repo.referrers(&scenario.image, None)).unwrap().descriptors.is_empty());
+    assert!(run.stderr.contains("blocked"), "{}", run.stderr);
+}
