@@ -254,6 +254,9 @@ fn render(report: &MigrateReport) -> String {
                     "    layer {} {}{manifest}: {action}\n",
                     item.source.layer_index, item.predicate_type
                 ));
+                for note in &item.notes {
+                    out.push_str(&format!("        note: {note}\n"));
+                }
             }
             out.push_str(&format!(
                 "    plan: {} to write, {} present, {} blocked; {} new blob(s), {}\n",
