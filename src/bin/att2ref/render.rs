@@ -159,7 +159,7 @@ fn referrer(e: &ReferrerReport) -> String {
     }
     if let Some(n) = e.log_entries {
         let proofs = match e.inclusion_proofs {
-            Some(true) => ", with inclusion proofs",
+            Some(true) if n > 0 => ", with inclusion proofs",
             Some(false) if n > 0 => ", NO inclusion proof",
             _ => "",
         };

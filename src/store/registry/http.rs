@@ -159,10 +159,13 @@ impl Inner {
             let wait = match &outcome {
                 // A 502/504 after a POST or PATCH may come after the server acted on it (an upload session
                 // opened, a chunk applied): replaying it would fail or leak. 429 and 503 mean "not processed".
+                // A 500 on a read is retried too: distribution answers one while a tag it reads is being
+                // rewritten by a concurrent writer.
                 Ok(r)
                     if matches!(r.status.as_u16(), 429 | 503)
                         || (matches!(r.status.as_u16(), 502 | 504)
-                            && !matches!(call.method, Method::POST | Method::PATCH)) =>
+                            && !matches!(call.method, Method::POST | Method::PATCH))
+                        || (r.status.as_u16() == 500 && matches!(call.method, Method::GET | Method::HEAD)) =>
                 {
                     let after = r.header(RETRY_AFTER.as_str()).and_then(|v| parse_retry_after(v, SystemTime::now()));
                     Some(after.unwrap_or_else(|| backoff(policy, attempt)))
