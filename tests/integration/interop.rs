@@ -367,3 +367,32 @@ fn tampered_bundles_fail_the_interop_checks() {
     assert!(py[1].error.as_deref().unwrap().contains("extra_forbidden"), "{:?}", py[1]);
     assert!(py[2].error.as_deref().unwrap().contains("tlogEntries"), "{:?}", py[2]);
 }
+
+/// The bundles `att2ref migrate` actually wrote, read back from the store, pass both tools.
+#[tokio::test]
+async fn bundles_written_by_migrate_pass_both_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let scenario = att2ref::demo::demo().unwrap();
+    att2ref::demo::write_layout(&scenario, &layout).await.unwrap();
+    let key = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let target = format!("ocidir://{}@{}", layout.display(), scenario.image);
+    let run = crate::cli::att2ref(&["migrate", &target, "--key", key.to_str().unwrap(), "--insecure-ignore-tlog"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    let run = crate::cli::att2ref(&["inspect", &target, "-o", "json"]);
+    let report = run.json();
+    let blobs = layout.join("blobs/sha256");
+    let mut job = Vec::new();
+    for entry in report["images"][0]["referrers"]["entries"].as_array().unwrap() {
+        let manifest_digest: Digest = entry["digest"].as_str().unwrap().parse().unwrap();
+        let manifest: Value =
+            serde_json::from_slice(&std::fs::read(blobs.join(manifest_digest.hex())).unwrap()).unwrap();
+        let bundle: Digest = manifest["layers"][0]["digest"].as_str().unwrap().parse().unwrap();
+        job.push((blobs.join(bundle.hex()), key.clone()));
+    }
+    assert_eq!(job.len(), 2, "one referrer per legacy layer");
+    assert_all_ok("sigstore-js", &sigstore_js(&job));
+    let paths: Vec<PathBuf> = job.iter().map(|(b, _)| b.clone()).collect();
+    assert_all_ok("sigstore-models", &sigstore_models(&paths));
+}
