@@ -124,20 +124,36 @@ async fn update_index<R: Repository>(
     let what = || format!("updating the referrers index tag {tag} of {}", repo.name());
     let mut attempt = 0u32;
     loop {
-        let current = fetch_index(repo, &tag).await.map_err(|e| e.context(what()))?;
+        let (current, etag) = fetch_index(repo, &tag).await.map_err(|e| e.context(what()))?;
         let (next, changed) = merge(repo, current, entries, options.repair, stats).await?;
+        let mut lost = false;
         if changed {
             let bytes = Bytes::from(to_canonical_bytes(&next));
             let len = bytes.len() as u64;
-            repo.put_manifest(bytes, mt::OCI_INDEX, Some(&tag)).await.map_err(|e| e.context(what()))?;
-            stats.manifests_written += 1;
-            stats.bytes_written += len;
-            stats.index_updated = true;
+            // Conditional when the registry gave an entity tag: a concurrent change then fails the PUT
+            // (412) instead of being overwritten, and we merge again.
+            let put = match &etag {
+                Some(etag) => repo.put_manifest_if_match(bytes, mt::OCI_INDEX, &tag, etag).await,
+                None => repo.put_manifest(bytes, mt::OCI_INDEX, Some(&tag)).await,
+            };
+            match put {
+                Ok(_) => {
+                    stats.manifests_written += 1;
+                    stats.bytes_written += len;
+                    stats.index_updated = true;
+                }
+                Err(e) if e.kind() == ErrorKind::Conflict => lost = true,
+                Err(e) => return Err(e.context(what())),
+            }
         }
-        // Read back: another writer may have replaced the index between our GET and PUT.
-        let after = fetch_index(repo, &tag).await.map_err(|e| e.context(what()))?;
-        let missing = missing_entries(after.as_ref(), entries);
-        if missing.is_empty() {
+        // Read back: without entity tags another writer may have replaced the index between our GET and PUT.
+        let missing = if lost {
+            entries.len()
+        } else {
+            let (after, _) = fetch_index(repo, &tag).await.map_err(|e| e.context(what()))?;
+            missing_entries(after.as_ref(), entries).len()
+        };
+        if missing == 0 {
             return Ok(());
         }
         if attempt >= options.max_retries {
@@ -148,7 +164,7 @@ async fn update_index<R: Repository>(
                      replacing it); rerun to complete",
                     what(),
                     attempt + 1,
-                    missing.len()
+                    missing
                 ),
             ));
         }
@@ -159,13 +175,14 @@ async fn update_index<R: Repository>(
     }
 }
 
-/// The index under `tag`: `None` when the tag does not exist; an error when it holds something else.
-async fn fetch_index<R: Repository>(repo: &R, tag: &str) -> Result<Option<Index>> {
+/// The index under `tag` and its entity tag: `None` when the tag does not exist; an error when it holds
+/// something else.
+async fn fetch_index<R: Repository>(repo: &R, tag: &str) -> Result<(Option<Index>, Option<String>)> {
     let Some(raw) = repo.get_manifest(tag).await? else {
-        return Ok(None);
+        return Ok((None, None));
     };
     match raw.manifest {
-        Manifest::Index(index) => Ok(Some(index)),
+        Manifest::Index(index) => Ok((Some(index), raw.etag)),
         _ => Err(Error::invalid_format(format!(
             "tag {tag} holds a {}, not the image index the referrers tag schema requires; not touching it",
             raw.media_type
@@ -315,7 +332,7 @@ mod tests {
         update_index(&repo, &subject, &ours, options, &mut stats).await.unwrap();
         assert_eq!(stats.index_retries, 1);
         assert_eq!(stats.manifests_written, 2);
-        let index = fetch_index(&repo, &subject.referrers_tag()).await.unwrap().unwrap();
+        let index = fetch_index(&repo, &subject.referrers_tag()).await.unwrap().0.unwrap();
         let listed: Vec<&Digest> = index.manifests.iter().map(|m| &m.digest).collect();
         assert_eq!(listed, vec![&entry("theirs").digest, &ours[0].digest, &ours[1].digest], "each once, theirs kept");
 
@@ -323,6 +340,98 @@ mod tests {
         let mut stats = WriteStats::default();
         update_index(&repo, &subject, &ours, options, &mut stats).await.unwrap();
         assert_eq!((stats.manifests_written, stats.index_retries), (0, 0));
+    }
+
+    /// A layout that hands out entity tags and honours `If-Match`; a concurrent writer slips its own
+    /// entry in just before our first conditional PUT, which therefore fails with 412.
+    struct Conditional {
+        inner: crate::store::layout::LayoutRepository,
+        raced: std::sync::atomic::AtomicBool,
+        foreign: Index,
+        conditional_puts: std::sync::atomic::AtomicU32,
+    }
+
+    impl Repository for Conditional {
+        fn name(&self) -> String {
+            self.inner.name()
+        }
+        async fn get_manifest(&self, r: &str) -> Result<Option<crate::model::oci::RawManifest>> {
+            Ok(self.inner.get_manifest(r).await?.map(|mut m| {
+                m.etag = Some(format!("\"{}\"", m.digest));
+                m
+            }))
+        }
+        async fn head_manifest(&self, r: &str) -> Result<Option<Descriptor>> {
+            self.inner.head_manifest(r).await
+        }
+        async fn put_manifest(&self, b: Bytes, t: &str, tag: Option<&str>) -> Result<crate::store::PutManifest> {
+            self.inner.put_manifest(b, t, tag).await
+        }
+        async fn put_manifest_if_match(
+            &self,
+            b: Bytes,
+            t: &str,
+            tag: &str,
+            etag: &str,
+        ) -> Result<crate::store::PutManifest> {
+            self.conditional_puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let theirs = Bytes::from(to_canonical_bytes(&self.foreign));
+                self.inner.put_manifest(theirs, mt::OCI_INDEX, Some(tag)).await?;
+            }
+            let current = self.get_manifest(tag).await?.and_then(|m| m.etag);
+            if current.as_deref() != Some(etag) {
+                return Err(Error::new(ErrorKind::Conflict, "412 Precondition Failed"));
+            }
+            self.inner.put_manifest(b, t, Some(tag)).await
+        }
+        async fn delete_manifest(&self, d: &Digest) -> Result<()> {
+            self.inner.delete_manifest(d).await
+        }
+        async fn blob_size(&self, d: &Digest) -> Result<Option<u64>> {
+            self.inner.blob_size(d).await
+        }
+        async fn get_blob(&self, d: &Descriptor, max: u64) -> Result<Bytes> {
+            self.inner.get_blob(d, max).await
+        }
+        async fn put_blob(&self, b: Bytes) -> Result<Digest> {
+            self.inner.put_blob(b).await
+        }
+        async fn list_tags(&self) -> Result<Vec<String>> {
+            self.inner.list_tags().await
+        }
+        async fn referrers(&self, s: &Digest, a: Option<&str>) -> Result<crate::store::Referrers> {
+            self.inner.referrers(s, a).await
+        }
+        fn referrers_capability(&self) -> ReferrersCapability {
+            ReferrersCapability::Unsupported
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_conditional_put_is_merged_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = crate::store::layout::LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
+        let subject = Digest::sha256(b"image");
+        // An index exists already, so our update is conditional.
+        let mut existing = Index::empty();
+        existing.manifests.push(entry("first"));
+        inner
+            .put_manifest(Bytes::from(to_canonical_bytes(&existing)), mt::OCI_INDEX, Some(&subject.referrers_tag()))
+            .await
+            .unwrap();
+        let mut foreign = existing.clone();
+        foreign.manifests.push(entry("theirs"));
+        let repo = Conditional { inner, raced: false.into(), foreign, conditional_puts: 0.into() };
+        let ours = vec![entry("a")];
+        let mut stats = WriteStats::default();
+        let options = IndexOptions { repair: false, max_retries: 3 };
+        update_index(&repo, &subject, &ours, options, &mut stats).await.unwrap();
+        assert_eq!(repo.conditional_puts.load(std::sync::atomic::Ordering::SeqCst), 2, "412, then success");
+        assert_eq!(stats.index_retries, 1);
+        let index = fetch_index(&repo, &subject.referrers_tag()).await.unwrap().0.unwrap();
+        let listed: Vec<&Digest> = index.manifests.iter().map(|m| &m.digest).collect();
+        assert_eq!(listed, vec![&entry("first").digest, &entry("theirs").digest, &ours[0].digest]);
     }
 
     #[tokio::test]
@@ -368,7 +477,7 @@ mod tests {
         let options = IndexOptions { repair: true, max_retries: 0 };
         update_index(&repo, &subject, &[entry("ours")], options, &mut stats).await.unwrap();
         assert_eq!(stats.entries_repaired, 1);
-        let index = fetch_index(&repo, &tag).await.unwrap().unwrap();
+        let index = fetch_index(&repo, &tag).await.unwrap().0.unwrap();
         assert_eq!(index.manifests.len(), 2);
         assert_eq!(index.manifests[0].artifact_type.as_deref(), Some("application/x-theirs"));
         assert_eq!(index.manifests[0].annotation("k"), Some("v"));

@@ -282,6 +282,9 @@ pub struct RawManifest {
     pub media_type: String,
     /// Parsed form.
     pub manifest: Manifest,
+    /// The entity tag the registry sent with it, for a conditional update (`If-Match`); transport
+    /// metadata, not part of the content.
+    pub etag: Option<String>,
 }
 
 impl RawManifest {
@@ -289,7 +292,7 @@ impl RawManifest {
     pub fn parse(bytes: bytes::Bytes, declared: Option<&str>) -> Result<RawManifest> {
         let digest = Digest::sha256(&bytes);
         let (manifest, media_type) = Manifest::parse(&bytes, declared)?;
-        Ok(RawManifest { bytes, digest, media_type, manifest })
+        Ok(RawManifest { bytes, digest, media_type, manifest, etag: None })
     }
 
     /// A descriptor for this manifest as served.

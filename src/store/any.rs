@@ -45,6 +45,16 @@ impl Repository for AnyRepository {
         delegate!(self, r => r.put_manifest(bytes, media_type, tag).await)
     }
 
+    async fn put_manifest_if_match(
+        &self,
+        bytes: Bytes,
+        media_type: &str,
+        tag: &str,
+        etag: &str,
+    ) -> Result<PutManifest> {
+        delegate!(self, r => r.put_manifest_if_match(bytes, media_type, tag, etag).await)
+    }
+
     async fn delete_manifest(&self, digest: &Digest) -> Result<()> {
         delegate!(self, r => r.delete_manifest(digest).await)
     }

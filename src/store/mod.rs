@@ -98,6 +98,20 @@ pub trait Repository: Send + Sync {
         tag: Option<&str>,
     ) -> impl Future<Output = Result<PutManifest>> + Send;
 
+    /// Push manifest bytes under `tag` only if the tag still holds the version whose entity tag is `etag`
+    /// (`If-Match`), for read-modify-write of the referrers tag-schema index. A concurrent change is
+    /// [`ErrorKind::Conflict`](crate::ErrorKind::Conflict). Stores without entity tags push unconditionally.
+    fn put_manifest_if_match(
+        &self,
+        bytes: Bytes,
+        media_type: &str,
+        tag: &str,
+        etag: &str,
+    ) -> impl Future<Output = Result<PutManifest>> + Send {
+        let _ = etag;
+        self.put_manifest(bytes, media_type, Some(tag))
+    }
+
     /// Delete a manifest by digest. Registries then drop every tag on it.
     fn delete_manifest(&self, digest: &Digest) -> impl Future<Output = Result<()>> + Send;
 

@@ -173,6 +173,32 @@ async fn a_404_that_is_not_a_distribution_not_found_is_an_error() {
 }
 
 #[tokio::test]
+async fn conditional_manifest_put_sends_if_match_and_maps_412_to_conflict() {
+    let server = MockServer::start().await;
+    let index = index_bytes(&[]);
+    Mock::given(method("GET"))
+        .and(path("/v2/app/manifests/sha256-tag"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(index.to_vec(), mt::OCI_INDEX).insert_header("ETag", "\"v1\""),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/v2/app/manifests/sha256-tag"))
+        .and(header("if-match", "\"v1\""))
+        .respond_with(ResponseTemplate::new(412))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = mock_client(|_| {});
+    let repo = client.repository(&host(&server), "app");
+    let raw = repo.get_manifest("sha256-tag").await.unwrap().unwrap();
+    assert_eq!(raw.etag.as_deref(), Some("\"v1\""));
+    let err = repo.put_manifest_if_match(index, mt::OCI_INDEX, "sha256-tag", "\"v1\"").await.unwrap_err();
+    assert_eq!(err.kind(), att2ref::ErrorKind::Conflict, "{err}");
+}
+
+#[tokio::test]
 async fn basic_credentials_go_to_the_token_endpoint_and_never_into_errors() {
     let server = MockServer::start().await;
     Mock::given(path("/v2/app/manifests/v1"))

@@ -98,7 +98,7 @@ impl Layout {
             Manifest::parse(&bytes, declared).map_err(|e| e.context(self.blob_path(&digest).display()))?;
         // Built by hand rather than with RawManifest::parse, which assumes SHA-256: the digest here
         // is the one the file was checked against.
-        Ok(RawManifest { bytes: Bytes::from(bytes), digest, media_type, manifest })
+        Ok(RawManifest { bytes: Bytes::from(bytes), digest, media_type, manifest, etag: None })
     }
 
     pub(super) fn put_manifest(&self, bytes: &[u8], media_type: &str, tag: Option<&str>) -> Result<PutManifest> {

@@ -69,6 +69,7 @@ pub(crate) async fn get(repo: &RegistryRepository, reference: &str) -> Result<Op
     }
     let declared = content_type(&reply);
     let mut raw = RawManifest::parse(reply.body.clone(), declared.as_deref()).map_err(|e| e.context(&what))?;
+    raw.etag = reply.header("etag").filter(|v| !v.is_empty()).map(str::to_owned);
     if let (Some(d), true) = (expected, by_digest) {
         // Keep the caller's algorithm (sha512 references stay sha512).
         raw.digest = d;
@@ -109,6 +110,7 @@ pub(crate) async fn put(
     bytes: Bytes,
     media_type: &str,
     tag: Option<&str>,
+    if_match: Option<&str>,
 ) -> Result<PutManifest> {
     let digest = Digest::sha256(&bytes);
     let reference = tag.map(str::to_owned).unwrap_or_else(|| digest.to_string());
@@ -123,8 +125,20 @@ pub(crate) async fn put(
     let parsed = repo.reference(&reference)?;
     let content_type = HeaderValue::from_str(media_type)
         .map_err(|_| Error::invalid_input(format!("{what}: invalid media type {media_type:?}")))?;
-    let call = Call::new(&what, Method::PUT, path_of(repo, &parsed)?).header(CONTENT_TYPE, content_type).body(bytes);
+    let mut call =
+        Call::new(&what, Method::PUT, path_of(repo, &parsed)?).header(CONTENT_TYPE, content_type).body(bytes);
+    if let Some(etag) = if_match {
+        let value = HeaderValue::from_str(etag)
+            .map_err(|_| Error::invalid_input(format!("{what}: entity tag {etag:?} is not a valid header value")))?;
+        call = call.header(reqwest::header::IF_MATCH, value);
+    }
     let reply = repo.call(&repo.scope("pull,push"), &call).await?;
+    if reply.status == reqwest::StatusCode::PRECONDITION_FAILED {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            format!("{what}: the tag changed since it was read (If-Match {} failed)", if_match.unwrap_or("")),
+        ));
+    }
     if !reply.status.is_success() {
         return Err(status_error(&what, reply.status, &reply.body));
     }

@@ -333,7 +333,17 @@ impl Repository for RegistryRepository {
     }
 
     async fn put_manifest(&self, bytes: Bytes, media_type: &str, tag: Option<&str>) -> Result<PutManifest> {
-        manifests::put(self, bytes, media_type, tag).await
+        manifests::put(self, bytes, media_type, tag, None).await
+    }
+
+    async fn put_manifest_if_match(
+        &self,
+        bytes: Bytes,
+        media_type: &str,
+        tag: &str,
+        etag: &str,
+    ) -> Result<PutManifest> {
+        manifests::put(self, bytes, media_type, Some(tag), Some(etag)).await
     }
 
     async fn delete_manifest(&self, digest: &Digest) -> Result<()> {
