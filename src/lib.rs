@@ -61,6 +61,7 @@ pub mod demo;
 pub mod error;
 pub mod inspect;
 pub mod limits;
+pub mod migrate;
 pub mod model;
 pub mod read;
 pub mod store;

@@ -8,6 +8,7 @@ mod inspect_layouts;
 mod inspect_registries;
 mod interop;
 mod layout;
+mod migrate;
 mod registries;
 mod registry_client;
 mod schema;

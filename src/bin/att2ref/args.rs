@@ -34,6 +34,13 @@ pub enum Command {
     /// signature, the subject digest, and (unless --insecure-ignore-tlog) the transparency-log entry; for
     /// certificates, the chain to the trusted root at signing time and the identity and issuer.
     Verify(VerifyArgs),
+    /// Turn each image's legacy .att into one verified Sigstore-bundle referrer per attestation.
+    ///
+    /// TARGET is an image (REGISTRY/REPO@DIGEST or :TAG), a repository (REGISTRY/REPO: every image with a
+    /// sha256-*.att tag), a registry host with --all-repos, or an ocidir:// layout. Every layer is verified
+    /// with the same flags as `verify`; an image is migrated all or nothing, read back and re-verified.
+    /// Legacy tags are never modified. A rerun writes nothing.
+    Migrate(MigrateArgs),
     /// Build the embedded demo store (test keys only) in a temporary OCI layout and inspect it.
     Demo(DemoArgs),
 }
@@ -74,6 +81,88 @@ pub struct VerifyArgs {
 
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// `att2ref migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Images, repositories or ocidir:// layouts (registry hosts with --all-repos).
+    #[arg(required_unless_present = "from_file")]
+    pub targets: Vec<String>,
+
+    /// Read more targets from FILE, one per line (blank lines and # comments ignored).
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+
+    /// Targets are registry hosts: migrate every repository of their catalog (GET /v2/_catalog).
+    #[arg(long)]
+    pub all_repos: bool,
+
+    /// Only repositories in shard I of N (0-based): FNV-1a 64 of the repository name, modulo N.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
+
+    /// Images migrated at once, per repository.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
+
+    /// Referrer format: Sigstore bundles (cosign v3, GitHub) or zero-copy DSSE referrers.
+    #[arg(long = "format", id = "referrer_format", value_enum, default_value_t = ReferrerFormat::Bundle)]
+    pub referrer_format: ReferrerFormat,
+
+    /// Rekor base URL to fetch inclusion proofs from (logged entries need one in v0.3 bundles).
+    #[arg(long, value_name = "URL")]
+    pub rekor_url: Option<String>,
+
+    /// Migrate images whose legacy .sig does not verify under the policy (cosign >= 3 would then
+    /// verify the image through its bundles only).
+    #[arg(long)]
+    pub allow_signature_switch: bool,
+
+    /// Also fill in missing artifactType/annotations of existing referrers-index entries (cosign#5098).
+    #[arg(long)]
+    pub repair_index: bool,
+
+    /// Show the full plan and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Journal (JSON Lines): resume a run, skipping images recorded as migrated whose .att is unchanged.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub trust: TrustArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Referrer formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReferrerFormat {
+    /// One Sigstore bundle v0.3 per DSSE signature.
+    Bundle,
+    /// One DSSE referrer per layer, reusing the legacy envelope blob.
+    Dsse,
+}
+
+/// Parse `I/N` with I < N.
+pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    let (i, n) = s.split_once('/').ok_or_else(|| format!("{s:?} is not I/N (e.g. 0/4)"))?;
+    let i: u32 = i.trim().parse().map_err(|_| format!("{s:?}: shard index is not a number"))?;
+    let n: u32 = n.trim().parse().map_err(|_| format!("{s:?}: shard count is not a number"))?;
+    if n == 0 || i >= n {
+        return Err(format!("{s:?}: need 0 <= I < N"));
+    }
+    Ok((i, n))
 }
 
 /// What to trust (the same flags as cosign).
@@ -202,6 +291,13 @@ mod tests {
         assert_eq!(parse_size("2k"), Ok(2048));
         assert!(parse_size("x").is_err());
         assert!(parse_size("1T").is_err());
+    }
+
+    #[test]
+    fn shards() {
+        assert_eq!(parse_shard("0/4"), Ok((0, 4)));
+        assert_eq!(parse_shard("3/4"), Ok((3, 4)));
+        assert!(parse_shard("4/4").is_err() && parse_shard("0/0").is_err() && parse_shard("x").is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod demo;
 mod inspect;
+mod migrate;
 mod verify;
 
 use std::io::Write;
@@ -17,6 +18,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Inspect(args) => inspect::run(args).await,
         Command::Verify(args) => verify::run(args).await,
+        Command::Migrate(args) => migrate::run(args, cli.quiet).await,
         Command::Demo(args) => demo::run(args).await,
     }
 }

@@ -1,0 +1,298 @@
+//! `att2ref migrate`: expand targets into images, migrate them, report.
+//!
+//! Exit codes: 0 when every image is migrated, already migrated, or has nothing to migrate; orphaned
+//! images (subject manifest missing) and images skipped for a signature switch also exit 0, with a
+//! warning on stderr, because leaving them alone is the correct result. 1 when an image is blocked (a
+//! layer did not verify or cannot be converted) or failed a check; 2 when something could not be read,
+//! written or checked.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result, bail};
+use att2ref::convert::{OutputFormat, Verdict};
+use att2ref::inspect::kind_name;
+use att2ref::migrate::report::{RequestStats, TargetError};
+use att2ref::migrate::{self, ImageReport, Journal, MigrateOptions, MigrateReport, Outcome, Progress, RekorClient};
+use att2ref::model::digest::Digest;
+use att2ref::model::reference::Reference;
+use att2ref::store::layout::LayoutRepository;
+use att2ref::store::registry::RegistryClient;
+use att2ref::store::{AnyRepository, Repository};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::args::{Format, MigrateArgs, ReferrerFormat};
+use crate::render::size;
+use crate::{exit, setup};
+
+/// One repository and the images to migrate in it.
+struct Work {
+    repo: AnyRepository,
+    images: Vec<Digest>,
+}
+
+pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
+    let (verifier, _) = setup::verifier(&args.trust)?;
+    let targets = targets(&args)?;
+    let client = setup::registry_client(&args.registry)?;
+    let options = MigrateOptions {
+        format: match args.referrer_format {
+            ReferrerFormat::Bundle => OutputFormat::Bundle,
+            ReferrerFormat::Dsse => OutputFormat::Dsse,
+        },
+        limits: setup::limits(&args.registry),
+        allow_signature_switch: args.allow_signature_switch,
+        repair_index: args.repair_index,
+        dry_run: args.dry_run,
+        rekor: args.rekor_url.as_deref().map(RekorClient::new).transpose().context("--rekor-url")?,
+        jobs: args.jobs as usize,
+        ..MigrateOptions::default()
+    };
+    let journal = match &args.journal {
+        Some(path) => {
+            let j = Journal::open(path)?;
+            if j.skipped_lines > 0 {
+                eprintln!("warning: journal {}: {} unreadable line(s) ignored", path.display(), j.skipped_lines);
+            }
+            Some(j)
+        }
+        None => None,
+    };
+
+    let mut report = MigrateReport::new(targets.clone(), args.dry_run, options.format);
+    let mut work = Vec::new();
+    for target in &targets {
+        match expand(target, &args, &client).await {
+            Ok(w) => work.extend(w),
+            Err(e) => report.errors.push(target_error(target, &e)),
+        }
+    }
+
+    let total: usize = work.iter().map(|w| w.images.len()).sum();
+    let bar = progress_bar(total as u64, quiet);
+    let progress = Bar { bar: bar.clone(), written: AtomicU64::new(0) };
+    for w in &work {
+        let images =
+            migrate::migrate_images(&w.repo, &w.images, &verifier, &options, journal.as_ref(), &progress).await;
+        report.images.extend(images);
+    }
+    bar.finish_and_clear();
+    report.recount();
+    if work.iter().any(|w| matches!(w.repo, AnyRepository::Registry(_))) {
+        let s = client.stats();
+        report.requests = Some(RequestStats {
+            requests: s.requests,
+            retries: s.retries,
+            bytes_downloaded: s.bytes_downloaded,
+            bytes_uploaded: s.bytes_uploaded,
+        });
+    }
+
+    if let Some(path) = &args.report {
+        let mut bytes = serde_json::to_vec_pretty(&report)?;
+        bytes.push(b'\n');
+        std::fs::write(path, bytes).with_context(|| format!("writing --report {}", path.display()))?;
+    }
+    match args.output.format {
+        Format::Json => crate::commands::print_json(&report)?,
+        Format::Text => crate::commands::print_text(&render(&report))?,
+    }
+    Ok(finish(&report))
+}
+
+/// Warnings on stderr and the exit code.
+fn finish(report: &MigrateReport) -> ExitCode {
+    for e in &report.errors {
+        eprintln!("error: {}: {}", e.target, e.message);
+    }
+    let mut code = 0u8;
+    let mut worse = |c: u8| code = code.max(c);
+    for i in &report.images {
+        let what = format!("{}@{}", i.repository, i.image);
+        match i.outcome {
+            Outcome::Orphaned | Outcome::SkippedSignatureSwitch => {
+                eprintln!("warning: {what}: {}: {}", i.outcome.as_str(), i.reasons.first().map_or("", |r| r.as_str()))
+            }
+            Outcome::Blocked => {
+                eprintln!("error: {what}: blocked: {}", i.reasons.join("; "));
+                worse(exit::CHECK_FAILED);
+            }
+            Outcome::Failed => {
+                eprintln!("error: {what}: failed: {}", i.reasons.join("; "));
+                worse(i.kind.map_or(exit::COULD_NOT_CHECK, exit::for_kind));
+            }
+            _ => {}
+        }
+    }
+    if !report.errors.is_empty() {
+        worse(exit::COULD_NOT_CHECK);
+    }
+    ExitCode::from(code)
+}
+
+fn target_error(target: &str, e: &anyhow::Error) -> TargetError {
+    let kind = e.chain().find_map(|c| c.downcast_ref::<att2ref::Error>()).map(att2ref::Error::kind);
+    TargetError {
+        target: target.to_owned(),
+        error_kind: kind.map_or_else(|| "invalid-input".to_owned(), kind_name),
+        message: format!("{e:#}"),
+    }
+}
+
+/// The targets from the command line and `--from-file`, in order.
+fn targets(args: &MigrateArgs) -> Result<Vec<String>> {
+    let mut targets = args.targets.clone();
+    if let Some(path) = &args.from_file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading --from-file {}", path.display()))?;
+        targets.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned));
+    }
+    if targets.is_empty() {
+        bail!("no targets: give images, repositories or layouts (or --from-file FILE)");
+    }
+    Ok(targets)
+}
+
+fn in_shard(args: &MigrateArgs, repository: &str) -> bool {
+    args.shard.is_none_or(|(i, n)| migrate::shard_of(repository, n) == i)
+}
+
+/// The repositories and images one target names.
+async fn expand(target: &str, args: &MigrateArgs, client: &RegistryClient) -> Result<Vec<Work>> {
+    if args.all_repos {
+        if target.contains('/') || target.starts_with("ocidir://") {
+            bail!("--all-repos takes registry hosts (e.g. registry.example:5000), not {target:?}");
+        }
+        let mut work = Vec::new();
+        for name in client.catalog(target).await.with_context(|| format!("listing the catalog of {target}"))? {
+            if !in_shard(args, &name) {
+                continue;
+            }
+            let repo = AnyRepository::Registry(client.repository(target, &name));
+            let images = migrate::images_with_attestations(&repo).await.with_context(|| format!("{target}/{name}"))?;
+            work.push(Work { repo, images });
+        }
+        return Ok(work);
+    }
+    let reference = Reference::parse(target)?;
+    let (repo, manifest_ref, name) = match &reference {
+        Reference::Registry(r) => (
+            AnyRepository::Registry(client.repository(r.registry(), r.repository())),
+            r.manifest_reference(),
+            r.repository().to_owned(),
+        ),
+        Reference::Layout(l) => {
+            let repo = LayoutRepository::open(l.path(), setup::limits(&args.registry))
+                .with_context(|| format!("opening OCI layout {}", l.path().display()))?;
+            (AnyRepository::Layout(repo), l.manifest_reference(), l.path().display().to_string())
+        }
+    };
+    if !in_shard(args, &name) {
+        return Ok(Vec::new());
+    }
+    let images = match manifest_ref {
+        Some(r) => match r.parse::<Digest>() {
+            Ok(d) => vec![d],
+            Err(_) => {
+                let d =
+                    repo.head_manifest(&r).await?.with_context(|| format!("tag {r:?} not found in {}", repo.name()))?;
+                vec![d.digest]
+            }
+        },
+        None => migrate::images_with_attestations(&repo).await.with_context(|| format!("listing tags of {target}"))?,
+    };
+    Ok(vec![Work { repo, images }])
+}
+
+struct Bar {
+    bar: ProgressBar,
+    written: AtomicU64,
+}
+
+impl Progress for Bar {
+    fn image_done(&self, report: &ImageReport) {
+        let total = self.written.fetch_add(report.bytes_written, Ordering::Relaxed) + report.bytes_written;
+        self.bar.inc(1);
+        self.bar.set_message(format!("{} written", size(total)));
+    }
+}
+
+/// Overall images and bytes written; hidden unless stderr is a terminal (and not with --quiet).
+fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} images  {msg}  [{elapsed}]") {
+        bar.set_style(style);
+    }
+    bar.set_message("0 B written");
+    bar
+}
+
+/// The report for people: one block per image, then totals.
+fn render(report: &MigrateReport) -> String {
+    let mut out = String::new();
+    for i in &report.images {
+        out.push_str(&format!("{:<24} {}@{}\n", i.outcome.as_str(), i.repository, i.image));
+        for r in &i.reasons {
+            out.push_str(&format!("    {r}\n"));
+        }
+        if let Some(plan) = &i.plan {
+            for item in &plan.items {
+                let action = match &item.verdict {
+                    Verdict::Write => "write".to_owned(),
+                    Verdict::AlreadyPresent => "present".to_owned(),
+                    Verdict::Blocked { message, .. } => format!("blocked: {message}"),
+                };
+                let manifest = item
+                    .manifest
+                    .as_ref()
+                    .map(|m| format!(" -> {} ({})", m.digest.short(), size(m.size)))
+                    .unwrap_or_default();
+                out.push_str(&format!(
+                    "    layer {} {}{manifest}: {action}\n",
+                    item.source.layer_index, item.predicate_type
+                ));
+                for note in &item.notes {
+                    out.push_str(&format!("        note: {note}\n"));
+                }
+            }
+            out.push_str(&format!(
+                "    plan: {} to write, {} present, {} blocked; {} new blob(s), {}\n",
+                plan.totals.write,
+                plan.totals.already_present,
+                plan.totals.blocked,
+                plan.totals.new_blobs,
+                size(plan.totals.new_blob_bytes + plan.totals.manifest_bytes)
+            ));
+        } else {
+            for r in &i.referrers {
+                let state = if r.existed { "existing" } else { "new" };
+                out.push_str(&format!(
+                    "    {} {} ({}, {state}) {}\n",
+                    r.digest.short(),
+                    r.predicate_type,
+                    size(r.size),
+                    layer_note(r.layer_index)
+                ));
+            }
+        }
+    }
+    let t = &report.totals;
+    let outcomes: Vec<String> = t.outcomes.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    out.push_str(&format!(
+        "{} image(s): {}; {} referrer(s) written, {} written, {} read{}\n",
+        t.images,
+        if outcomes.is_empty() { "none".to_owned() } else { outcomes.join(", ") },
+        t.referrers_written,
+        size(t.bytes_written),
+        size(t.bytes_read),
+        if report.dry_run { " (dry run: nothing written)" } else { "" }
+    ));
+    out
+}
+
+fn layer_note(index: usize) -> String {
+    format!("from layer {index}")
+}

@@ -1,0 +1,241 @@
+//! `migrate`: each image's legacy `.att` becomes one verified Sigstore-bundle referrer per attestation
+//! (or one DSSE referrer per layer), safely.
+//!
+//! Per image: [`plan`] reads, verifies and converts without writing; [`write`] uploads blobs and
+//! manifests and updates the referrers tag-schema index where the registry has no referrers API;
+//! [`readback`] checks the result the way a consumer finds it; only then is the image `migrated`.
+//! [`report`] holds the outcomes, [`journal`] lets an interrupted run resume, [`rekor`] fetches and
+//! verifies inclusion proofs. Images run with bounded concurrency ([`MigrateOptions::jobs`]); each holds
+//! only its own envelopes in memory.
+//!
+//! Everything is deterministic: the same input gives byte-identical bundles and manifests, so a rerun
+//! finds them all present and writes nothing, and a partial earlier run is completed. Legacy data is
+//! never modified or deleted.
+
+pub mod journal;
+pub mod plan;
+pub mod readback;
+pub mod rekor;
+pub mod report;
+pub mod write;
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+
+use crate::convert::OutputFormat;
+use crate::error::Result;
+use crate::limits::Limits;
+use crate::model::cosign::TagKind;
+use crate::model::digest::Digest;
+use crate::store::Repository;
+use crate::verify::Verifier;
+
+pub use journal::Journal;
+pub use rekor::RekorClient;
+pub use report::{ImageReport, MigrateReport, Outcome, ReferrerReport};
+
+/// How to migrate.
+#[derive(Clone, Debug)]
+pub struct MigrateOptions {
+    /// Referrer format.
+    pub format: OutputFormat,
+    /// Caps for everything read.
+    pub limits: Limits,
+    /// Migrate images whose legacy `.sig` does not verify under the policy.
+    pub allow_signature_switch: bool,
+    /// Also fill missing `artifactType`/annotations of existing tag-schema index entries (cosign#5098).
+    pub repair_index: bool,
+    /// Plan only: write nothing.
+    pub dry_run: bool,
+    /// Where to fetch inclusion proofs for logged entries.
+    pub rekor: Option<RekorClient>,
+    /// Images migrated at once.
+    pub jobs: usize,
+    /// Read-back-and-merge rounds for the tag-schema index after a lost update.
+    pub index_retries: u32,
+}
+
+impl Default for MigrateOptions {
+    fn default() -> MigrateOptions {
+        MigrateOptions {
+            format: OutputFormat::Bundle,
+            limits: Limits::default(),
+            allow_signature_switch: false,
+            repair_index: false,
+            dry_run: false,
+            rekor: None,
+            jobs: 4,
+            index_retries: 8,
+        }
+    }
+}
+
+/// Told about each image as it finishes (progress bars, journals).
+pub trait Progress: Send + Sync {
+    /// One image finished.
+    fn image_done(&self, report: &ImageReport);
+}
+
+impl Progress for () {
+    fn image_done(&self, _: &ImageReport) {}
+}
+
+/// Every image of `repo` with a legacy `.att` tag, in tag order.
+pub async fn images_with_attestations<R: Repository>(repo: &R) -> Result<Vec<Digest>> {
+    let mut images: Vec<Digest> = repo
+        .list_tags()
+        .await?
+        .iter()
+        .filter_map(|t| TagKind::parse_tag(t))
+        .filter(|(_, kind)| *kind == TagKind::Attestation)
+        .map(|(d, _)| d)
+        .collect();
+    images.dedup();
+    Ok(images)
+}
+
+/// Migrate `images` of `repo`, at most `options.jobs` at once; reports come back in input order.
+pub async fn migrate_images<R: Repository>(
+    repo: &R,
+    images: &[Digest],
+    verifier: &Arc<Verifier>,
+    options: &MigrateOptions,
+    journal: Option<&Journal>,
+    progress: &dyn Progress,
+) -> Vec<ImageReport> {
+    futures_util::stream::iter(images)
+        .map(|image| async move {
+            let report = migrate_one(repo, image, verifier, options, journal).await;
+            if let Some(j) = journal.filter(|_| !options.dry_run)
+                && let Err(e) = j.record(&report)
+            {
+                tracing::warn!("{e}");
+            }
+            progress.image_done(&report);
+            report
+        })
+        .buffered(options.jobs.max(1))
+        .collect()
+        .await
+}
+
+async fn migrate_one<R: Repository>(
+    repo: &R,
+    image: &Digest,
+    verifier: &Arc<Verifier>,
+    options: &MigrateOptions,
+    journal: Option<&Journal>,
+) -> ImageReport {
+    let name = repo.name();
+    if let Some(recorded) = journal.and_then(|j| j.migrated(&name, image)) {
+        // Resume: skip only while the `.att` is still the one that was migrated.
+        match repo.head_manifest(&TagKind::Attestation.tag_for(image)).await {
+            Ok(Some(d)) if d.digest.to_string() == recorded => {
+                let mut r = ImageReport::new(name, image.clone(), Outcome::AlreadyMigrated);
+                r.reasons.push("recorded as migrated in the journal; the legacy .att is unchanged".into());
+                r.legacy_manifest = Some(d.digest);
+                return r;
+            }
+            Ok(_) => {}
+            Err(e) => return failed(name, image, &e),
+        }
+    }
+    match migrate_image(repo, image, verifier, options).await {
+        Ok(r) => r,
+        Err(e) => failed(name, image, &e),
+    }
+}
+
+fn failed(repository: String, image: &Digest, e: &crate::Error) -> ImageReport {
+    let mut r = ImageReport::new(repository, image.clone(), Outcome::Failed);
+    r.reasons.push(e.to_string());
+    r.error_kind = Some(crate::inspect::kind_name(e.kind()));
+    r.kind = Some(e.kind());
+    r
+}
+
+/// Migrate one image: plan, write, read back. Errors are for what could not be read, written or
+/// checked; decisions about the data are outcomes in the report.
+pub async fn migrate_image<R: Repository>(
+    repo: &R,
+    image: &Digest,
+    verifier: &Arc<Verifier>,
+    options: &MigrateOptions,
+) -> Result<ImageReport> {
+    let prepared = plan::plan_image(repo, image, verifier, options).await?;
+    let mut report = ImageReport::new(repo.name(), image.clone(), prepared.outcome);
+    report.reasons = prepared.reasons;
+    report.legacy_manifest = prepared.legacy_att;
+    report.attestations = prepared.attestations;
+    report.bytes_read = prepared.bytes_read;
+    report.referrers = prepared
+        .pending
+        .iter()
+        .map(|p| ReferrerReport {
+            digest: p.referrer.manifest.digest.clone(),
+            size: p.referrer.manifest.bytes.len() as u64,
+            artifact_type: p.referrer.manifest.manifest.artifact_type.clone().unwrap_or_default(),
+            predicate_type: p.predicate_type.clone(),
+            layer_index: p
+                .referrer
+                .manifest
+                .manifest
+                .annotations
+                .get(crate::convert::annotations::LEGACY_LAYER)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_default(),
+            existed: p.listed,
+        })
+        .collect();
+    let keep_plan = options.dry_run || prepared.outcome == Outcome::Blocked;
+    report.plan = prepared.plan.filter(|_| keep_plan);
+    if prepared.outcome != Outcome::Planned || options.dry_run {
+        return Ok(report);
+    }
+    let all_listed = prepared.pending.iter().all(|p| p.listed);
+    if !all_listed || options.repair_index {
+        let stats = write::write_image(
+            repo,
+            image,
+            &prepared.pending,
+            write::IndexOptions { repair: options.repair_index, max_retries: options.index_retries },
+        )
+        .await?;
+        report.bytes_written = stats.bytes_written;
+        report.writes = stats.blobs_written + stats.manifests_written;
+        report.index_retries = stats.index_retries;
+        report.entries_repaired = stats.entries_repaired;
+    }
+    report.bytes_read +=
+        readback::read_back(repo, image, &prepared.pending, verifier, options.limits.max_blob_bytes).await?;
+    report.outcome = if report.writes == 0 { Outcome::AlreadyMigrated } else { Outcome::Migrated };
+    Ok(report)
+}
+
+/// Which of `n` shards a repository belongs to: FNV-1a (64-bit) of its name, modulo `n`. Stable across
+/// runs, machines and versions, so `--shard I/N` jobs split a registry without coordination.
+pub fn shard_of(repository: &str, n: u32) -> u32 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let hash = repository.bytes().fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+    (hash % u64::from(n.max(1))) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_stable_fnv1a() {
+        // FNV-1a 64 test vectors: "" → cbf29ce484222325, "a" → af63dc4c8601ec8c.
+        assert_eq!(shard_of("", 1 << 31), (0xcbf2_9ce4_8422_2325u64 % (1 << 31)) as u32);
+        assert_eq!(shard_of("a", 1 << 31), (0xaf63_dc4c_8601_ec8cu64 % (1 << 31)) as u32);
+        let counts = (0..400).fold([0u32; 4], |mut c, i| {
+            c[shard_of(&format!("team/app-{i}"), 4) as usize] += 1;
+            c
+        });
+        assert!(counts.iter().all(|&c| c > 60), "{counts:?}");
+        assert_eq!(shard_of("x", 0), 0);
+    }
+}

@@ -1,0 +1,364 @@
+//! Planning one image: read its legacy `.att` (and `.sig`), verify every layer, convert, and verify the
+//! converted bundles — all without writing anything.
+//!
+//! The decisions made here are the safety rules of a migration:
+//! - no subject manifest served under the image digest → `orphaned`: a referrer is never written with a
+//!   guessed subject;
+//! - any layer not verified or not convertible → the whole image is `blocked`: cosign ≥ 3 stops reading
+//!   `.att` as soon as one bundle referrer exists, so a partial migration would hide the rest;
+//! - a `.sig` that does not verify under the same policy → `skipped-signature-switch` unless allowed:
+//!   cosign ≥ 3 would switch the image to bundles and `verify` would change behaviour.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::convert::{
+    ImagePlan, LegacyAttestation, OutputFormat, Referrer, SignatureOutcome, Subject, Verified, VerifiedKey,
+    VerifiedSignature, convert_layer,
+};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::cosign::{LegacyLayerAnnotations, TagKind};
+use crate::model::digest::Digest;
+use crate::model::oci::Descriptor;
+use crate::model::rekor::RekorSpec;
+use crate::read::legacy::{self, LayerContent};
+use crate::store::Repository;
+use crate::verify::{Failure, SignedEntity, Signer, Verification, Verifier};
+
+use super::MigrateOptions;
+use super::rekor::verify_fetched;
+use super::report::Outcome;
+
+/// One referrer to write (or already written), with what read-back compares it against.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    /// The converted referrer.
+    pub referrer: Referrer,
+    /// The legacy layer's DSSE payload bytes: what the written referrer must carry, byte for byte.
+    pub payload: Bytes,
+    /// The legacy layer's annotations (DSSE-format referrers are re-verified with them).
+    pub layer: Descriptor,
+    /// The signed predicate type.
+    pub predicate_type: String,
+    /// Whether the referrer was already listed among the subject's referrers when planning.
+    pub listed: bool,
+}
+
+/// What planning decided for one image.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The outcome if the image stops here (`Planned` when it is ready to write).
+    pub outcome: Outcome,
+    /// Why it stops, in words.
+    pub reasons: Vec<String>,
+    /// The legacy `.att` manifest digest, when there is one.
+    pub legacy_att: Option<Digest>,
+    /// Number of legacy attestation layers.
+    pub attestations: usize,
+    /// The subject as served, when found.
+    pub subject: Option<Subject>,
+    /// The plan (absent when the image stopped before conversion).
+    pub plan: Option<ImagePlan>,
+    /// The referrers, when every layer converted.
+    pub pending: Vec<Pending>,
+    /// Bytes of manifests and blobs read.
+    pub bytes_read: u64,
+}
+
+impl Prepared {
+    fn stop(outcome: Outcome, reason: impl Into<String>) -> Prepared {
+        Prepared {
+            outcome,
+            reasons: vec![reason.into()],
+            legacy_att: None,
+            attestations: 0,
+            subject: None,
+            plan: None,
+            pending: Vec::new(),
+            bytes_read: 0,
+        }
+    }
+}
+
+/// One legacy layer, read.
+struct Layer {
+    manifest: Digest,
+    index: usize,
+    descriptor: Descriptor,
+    bytes: Bytes,
+    payload: Bytes,
+    annotations: LegacyLayerAnnotations,
+}
+
+/// Plan the migration of `image` in `repo`. Errors are for what could not be read or checked; every
+/// decision about the data is an outcome in the result.
+pub async fn plan_image<R: Repository>(
+    repo: &R,
+    image: &Digest,
+    verifier: &Arc<Verifier>,
+    options: &MigrateOptions,
+) -> Result<Prepared> {
+    let limits = &options.limits;
+    let Some(att) = legacy::fetch_manifest(repo, image, TagKind::Attestation, limits).await? else {
+        return Ok(Prepared::stop(Outcome::NothingToMigrate, format!("no legacy {} tag", TagKind::Attestation)));
+    };
+    let mut bytes_read = att.raw.bytes.len() as u64;
+    let legacy_att = att.raw.digest.clone();
+    let attestations = att.layers().len();
+    let stopped = |outcome, reasons: Vec<String>, bytes_read| Prepared {
+        outcome,
+        reasons,
+        legacy_att: Some(legacy_att.clone()),
+        attestations,
+        subject: None,
+        plan: None,
+        pending: Vec::new(),
+        bytes_read,
+    };
+
+    // The subject, exactly as served: fetched by digest (the store checks the digest).
+    let Some(served) = repo.get_manifest(&image.to_string()).await? else {
+        return Ok(stopped(
+            Outcome::Orphaned,
+            vec![format!("subject manifest missing: {} serves no manifest {image}", repo.name())],
+            bytes_read,
+        ));
+    };
+    bytes_read += served.bytes.len() as u64;
+    let subject = Subject::new(&served.media_type, served.digest.clone(), served.bytes.len() as u64)?;
+
+    // Read every layer (cosign wrote each as one DSSE envelope).
+    let mut layers = Vec::with_capacity(attestations);
+    for index in 0..attestations {
+        let layer = legacy::read_layer(repo, &att, index, limits).await?;
+        bytes_read += layer.descriptor.size;
+        let LayerContent::Attestation(a) = layer.content else {
+            return Err(Error::invalid_format(format!("layer {index} of {} is not an attestation", att.tag)));
+        };
+        layers.push(Layer {
+            manifest: legacy_att.clone(),
+            index,
+            descriptor: layer.descriptor,
+            payload: Bytes::from(a.envelope.payload),
+            bytes: a.bytes,
+            annotations: layer.annotations,
+        });
+    }
+    let config_created = legacy::config_created(repo, &att).await?;
+
+    // The legacy `.sig`, which must keep verifying under the same policy once bundles exist.
+    let mut signatures = Vec::new();
+    if let Some(sig) = legacy::fetch_manifest(repo, image, TagKind::Signature, limits).await? {
+        bytes_read += sig.raw.bytes.len() as u64;
+        for index in 0..sig.layers().len() {
+            let layer = legacy::read_layer(repo, &sig, index, limits).await?;
+            bytes_read += layer.descriptor.size;
+            if let LayerContent::SimpleSigning { bytes, .. } = layer.content {
+                signatures.push((index, SignedEntity::legacy_signature(bytes.to_vec(), layer.annotations)));
+            }
+        }
+    }
+
+    let entities: Vec<SignedEntity> = layers
+        .iter()
+        .map(|l| {
+            SignedEntity::legacy_attestation(l.bytes.to_vec(), LegacyLayerAnnotations::from_descriptor(&l.descriptor))
+        })
+        .collect();
+    let (att_results, sig_results) = verify_off_runtime(verifier, image, entities, signatures).await?;
+
+    // Compatibility verdict, when the attestations themselves verify (a wrong key blocks the image,
+    // which must not pass for a mere skip).
+    let sig_failures: Vec<String> = sig_results
+        .iter()
+        .filter_map(|(i, r)| r.as_ref().err().map(|f| format!("legacy .sig layer {i} does not verify: {f}")))
+        .collect();
+    let attestations_verify = att_results.iter().all(Result::is_ok);
+    if !sig_failures.is_empty() && !options.allow_signature_switch && attestations_verify {
+        let mut reasons = vec![
+            "the legacy .sig is signed by keys or identities this policy does not trust; cosign >= 3 would switch \
+             the image to bundle referrers and `verify` would change behaviour (--allow-signature-switch migrates anyway)"
+                .to_owned(),
+        ];
+        reasons.extend(sig_failures.iter().cloned());
+        return Ok(stopped(Outcome::SkippedSignatureSwitch, reasons, bytes_read));
+    }
+
+    // What verification established, per layer; inclusion proofs fetched and verified where needed.
+    let mut verified = Vec::with_capacity(layers.len());
+    let mut failures = BTreeMap::new();
+    for (layer, result) in layers.iter().zip(&att_results) {
+        match result {
+            Ok(v) => verified.push(verified_for(layer, v, verifier, options).await?),
+            Err(f) => {
+                failures.insert(layer.index, f.to_string());
+                verified.push(Verified::default());
+            }
+        }
+    }
+
+    // Convert (CPU work: off the runtime), then verify every converted bundle before anything is written.
+    let converted = convert_off_runtime(verifier, &subject, layers, verified, config_created, options.format).await?;
+    let (outcomes, layers, bundle_failures) = converted;
+    let mut plan = ImagePlan::new(&subject, options.format, &outcomes);
+
+    let mut reasons = Vec::new();
+    for o in &outcomes {
+        if let Some(reason) = o.blocked() {
+            let sig = o.source.signature_index.map(|i| format!(" signature {i}")).unwrap_or_default();
+            let detail = failures.get(&o.source.layer_index).map(|f| format!(": {f}")).unwrap_or_default();
+            reasons.push(format!(
+                "layer {} ({}){sig}: {reason}{detail}",
+                o.source.layer_index,
+                o.source.layer_digest.short()
+            ));
+        }
+    }
+    reasons.extend(bundle_failures);
+    if !reasons.is_empty() {
+        if !options.allow_signature_switch {
+            reasons.extend(sig_failures);
+        }
+        let mut p = stopped(Outcome::Blocked, reasons, bytes_read);
+        p.subject = Some(subject);
+        p.plan = Some(plan);
+        return Ok(p);
+    }
+
+    // Which referrers exist already (through the same discovery path consumers use).
+    let listing = repo.referrers(image, None).await?;
+    let listed: BTreeSet<Digest> = listing.descriptors.iter().map(|d| d.digest.clone()).collect();
+    plan.mark_present(&listed);
+    let pending = outcomes
+        .into_iter()
+        .filter_map(|o| {
+            let layer = layers.iter().find(|l| l.index == o.source.layer_index)?;
+            let referrer = o.referrer()?.clone();
+            Some(Pending {
+                listed: listed.contains(&referrer.manifest.digest),
+                referrer,
+                payload: layer.payload.clone(),
+                layer: layer.descriptor.clone(),
+                predicate_type: o.predicate_type.clone(),
+            })
+        })
+        .collect();
+    Ok(Prepared {
+        outcome: Outcome::Planned,
+        reasons: Vec::new(),
+        legacy_att: Some(legacy_att),
+        attestations,
+        subject: Some(subject),
+        plan: Some(plan),
+        pending,
+        bytes_read,
+    })
+}
+
+type Results = Vec<std::result::Result<Verification, Failure>>;
+
+/// Verify the attestation and signature layers on rayon, off the async runtime's threads.
+async fn verify_off_runtime(
+    verifier: &Arc<Verifier>,
+    image: &Digest,
+    attestations: Vec<SignedEntity>,
+    signatures: Vec<(usize, SignedEntity)>,
+) -> Result<(Results, Vec<(usize, std::result::Result<Verification, Failure>)>)> {
+    let verifier = Arc::clone(verifier);
+    let image = image.clone();
+    tokio::task::spawn_blocking(move || {
+        let att = verifier.verify_all(&attestations, &image);
+        let sig = signatures.iter().map(|(i, e)| (*i, verifier.verify(e, &image))).collect();
+        (att, sig)
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::Io, format!("verification task failed: {e}")))
+}
+
+/// The conversion input for a verified layer: the key or certificate that verified, the legacy log
+/// entry when the log was checked, and its inclusion proof when a Rekor URL was given.
+async fn verified_for(
+    layer: &Layer,
+    v: &Verification,
+    verifier: &Verifier,
+    options: &MigrateOptions,
+) -> Result<Verified> {
+    let what = || format!("layer {} ({})", layer.index, layer.descriptor.digest.short());
+    let key = match &v.signer {
+        Signer::Key { key_id } => {
+            let key = verifier.policy().keys().iter().find(|k| k.key_id() == key_id).ok_or_else(|| {
+                Error::new(ErrorKind::VerificationFailed, format!("{}: verified by unknown key {key_id}", what()))
+            })?;
+            VerifiedKey::PublicKey { spki_der: key.spki_der().to_vec() }
+        }
+        Signer::Certificate { .. } => {
+            let der = layer.annotations.certificate_der().map_err(|e| e.context(what()))?.ok_or_else(|| {
+                Error::new(ErrorKind::VerificationFailed, format!("{}: verified by a certificate it lacks", what()))
+            })?;
+            VerifiedKey::Certificate { der }
+        }
+    };
+    let mut verified = Verified {
+        signatures: vec![VerifiedSignature { index: v.signature_index, key }],
+        rekor_bundle: None,
+        inclusion_proof: None,
+    };
+    // A log entry is carried only when verification checked it (not with --insecure-ignore-tlog).
+    let Some(legacy) = layer.annotations.rekor_bundle().filter(|_| v.log.is_verified()) else {
+        return Ok(verified);
+    };
+    verified.rekor_bundle = Some(legacy.clone());
+    let carriable = matches!(legacy.body.spec, RekorSpec::DsseV001(_) | RekorSpec::IntotoV002(_));
+    if let (Some(rekor), true) = (&options.rekor, carriable) {
+        let index = legacy.payload.log_index;
+        let fetched = rekor.fetch(index).await.map_err(|e| e.context(what()))?;
+        verify_fetched(&fetched, legacy, verifier.policy().trusted_root()).map_err(|e| e.context(what()))?;
+        verified.inclusion_proof = Some(fetched);
+    }
+    Ok(verified)
+}
+
+type Converted = (Vec<SignatureOutcome>, Vec<Layer>, Vec<String>);
+
+async fn convert_off_runtime(
+    verifier: &Arc<Verifier>,
+    subject: &Subject,
+    layers: Vec<Layer>,
+    verified: Vec<Verified>,
+    config_created: Option<String>,
+    format: OutputFormat,
+) -> Result<Converted> {
+    let verifier = Arc::clone(verifier);
+    let subject = subject.clone();
+    tokio::task::spawn_blocking(move || -> Result<Converted> {
+        let mut outcomes = Vec::new();
+        for (layer, v) in layers.iter().zip(&verified) {
+            let att = LegacyAttestation {
+                legacy_manifest: &layer.manifest,
+                layer_index: layer.index,
+                layer: &layer.descriptor,
+                bytes: &layer.bytes,
+                config_created: config_created.as_deref(),
+            };
+            outcomes.extend(convert_layer(&subject, &att, v, format)?);
+        }
+        // A bundle we would write must verify under the same policy, or it is not written.
+        let mut failures = Vec::new();
+        for o in &outcomes {
+            if let Some(bundle) = o.referrer().and_then(|r| r.bundle.clone())
+                && let Err(f) = verifier.verify(&SignedEntity::bundle(bundle), subject.digest())
+            {
+                failures.push(format!(
+                    "layer {} ({}): the converted bundle does not verify under the policy: {f}",
+                    o.source.layer_index,
+                    o.source.layer_digest.short()
+                ));
+            }
+        }
+        Ok((outcomes, layers, failures))
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::Io, format!("conversion task failed: {e}")))?
+}

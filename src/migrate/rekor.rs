@@ -1,0 +1,186 @@
+//! Fetching a legacy entry's inclusion proof from Rekor v1 and verifying it before it goes into a bundle.
+//!
+//! The legacy `dev.sigstore.cosign/bundle` annotation only carried a signed entry timestamp; v0.2+ bundles
+//! need an inclusion proof too (FORMATS finding 1). The proof comes from `GET {url}/api/v1/log/entries?
+//! logIndex=N` (Rekor is not an OCI registry, so plain HTTP GET). It is trusted only after three checks:
+//! it describes the very entry whose SET was verified ([`RekorEntry::check_same_entry`]), its Merkle path
+//! leads from the entry body to the proof's root, and the checkpoint over that root is signed by the
+//! key the trusted root lists for the entry's log.
+
+use std::time::Duration;
+
+use url::Url;
+
+use crate::convert::RekorEntry;
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::rekor::RekorBundle;
+use crate::model::trust::TrustedRoot;
+use crate::verify::{PublicKey, leaf_hash, verify_checkpoint, verify_inclusion};
+
+/// A Rekor entry response is a few KB; a cap keeps a hostile endpoint from filling memory.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
+/// A Rekor v1 log reachable over HTTP(S).
+#[derive(Clone, Debug)]
+pub struct RekorClient {
+    base: Url,
+    http: reqwest::Client,
+}
+
+impl RekorClient {
+    /// A client for the log at `base_url` (e.g. `https://rekor.sigstore.dev`).
+    pub fn new(base_url: &str) -> Result<RekorClient> {
+        let mut base = Url::parse(base_url)
+            .map_err(|e| Error::invalid_input(format!("Rekor URL {base_url:?} is not a URL: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(Error::invalid_input(format!("Rekor URL {base_url:?}: only http and https are supported")));
+        }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("att2ref/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("building the Rekor HTTP client: {e}")))?;
+        Ok(RekorClient { base, http })
+    }
+
+    /// Fetch the entry at global `log_index`, unverified.
+    pub async fn fetch(&self, log_index: i64) -> Result<RekorEntry> {
+        let mut url = self
+            .base
+            .join("api/v1/log/entries")
+            .map_err(|e| Error::invalid_input(format!("building the Rekor URL: {e}")))?;
+        url.query_pairs_mut().append_pair("logIndex", &log_index.to_string());
+        let what = format!("GET {url}");
+        let net = |e: reqwest::Error| Error::new(ErrorKind::Network, format!("{what}: {e}"));
+        let mut response = self.http.get(url.clone()).send().await.map_err(net)?;
+        let status = response.status();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(net)? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(Error::new(
+                    ErrorKind::TooLarge,
+                    format!("{what}: answer larger than {MAX_RESPONSE_BYTES} bytes"),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(Error::new(ErrorKind::NotFound, format!("{what}: log entry {log_index} not found")));
+        }
+        if !status.is_success() {
+            let kind = if status.is_server_error() { ErrorKind::Registry } else { ErrorKind::Unsupported };
+            return Err(Error::new(kind, format!("{what}: HTTP {status}")));
+        }
+        RekorEntry::parse_response(&body).map_err(|e| e.context(what))
+    }
+}
+
+/// Check that `fetched` is the entry of `legacy` and that its inclusion proof verifies under the log key
+/// `root` lists for that log. A verified entry may be given to the conversion as `inclusion_proof`.
+pub fn verify_fetched(fetched: &RekorEntry, legacy: &RekorBundle, root: Option<&TrustedRoot>) -> Result<()> {
+    fetched.check_same_entry(legacy)?;
+    let index = legacy.payload.log_index;
+    let failed = |msg: String| Error::new(ErrorKind::VerificationFailed, format!("Rekor entry {index}: {msg}"));
+    let proof = fetched.inclusion_proof.as_ref().ok_or_else(|| failed("the log returned no inclusion proof".into()))?;
+    let root = root.ok_or_else(|| {
+        Error::invalid_input(format!(
+            "Rekor entry {index}: a trusted root (--trusted-root) is needed to check the checkpoint's signature"
+        ))
+    })?;
+    let log = root
+        .tlogs
+        .iter()
+        .find(|t| t.log_id.key_id == legacy.log_id)
+        .ok_or_else(|| failed(format!("log {} is not in the trusted root", hex::encode(&legacy.log_id))))?;
+    let key = PublicKey::from_spki_der(&log.public_key.raw_bytes)
+        .map_err(|e| e.context(format!("trusted root: key of log {}", log.base_url)))?;
+    let leaf_index = u64::try_from(proof.log_index).map_err(|_| failed("negative proof index".into()))?;
+    let size = u64::try_from(proof.tree_size).map_err(|_| failed("negative tree size".into()))?;
+    verify_inclusion(leaf_index, size, &leaf_hash(&fetched.body), &proof.hashes, &proof.root_hash)
+        .map_err(|e| failed(e.to_string()))?;
+    let checkpoint =
+        verify_checkpoint(&proof.checkpoint.envelope, &key, &legacy.log_id).map_err(|e| failed(e.to_string()))?;
+    if checkpoint.tree_size != size || checkpoint.root_hash != proof.root_hash {
+        return Err(failed(format!(
+            "checkpoint is for tree size {} root {}, the proof for size {size} root {}",
+            checkpoint.tree_size,
+            hex::encode(&checkpoint.root_hash),
+            hex::encode(&proof.root_hash)
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::{self, TestKey};
+    use crate::model::cosign::LegacyLayerAnnotations;
+    use crate::model::dsse::encode_base64;
+    use crate::model::oci::Manifest;
+
+    /// A legacy `dsse/0.0.1` entry of the keyless fixture, and the trusted root of its log.
+    fn keyless_entry() -> (RekorBundle, TrustedRoot) {
+        let scenario = demo::keyless().unwrap();
+        let att = scenario.repo.manifest_by_tag(&scenario.image.cosign_tag("att")).unwrap();
+        let Manifest::Image(m) = Manifest::parse(&att.bytes, None).unwrap().0 else { panic!("image manifest") };
+        let legacy = LegacyLayerAnnotations::from_descriptor(&m.layers[1]).rekor_bundle().unwrap().clone();
+        let root = TrustedRoot::parse(&demo::trusted_root_json().unwrap()).unwrap();
+        (legacy, root)
+    }
+
+    /// Rekor's answer with a one-leaf tree (root = leaf hash) and a checkpoint signed by `log_key`.
+    fn response(legacy: &RekorBundle, log_key: TestKey, root: [u8; 32]) -> RekorEntry {
+        let text = format!("rekor.test - 1\n1\n{}\n", encode_base64(&root));
+        let mut signed = legacy.log_id[..4].to_vec();
+        signed.extend(log_key.signer().sign(text.as_bytes()).unwrap());
+        let json = serde_json::json!({"u": {
+            "body": legacy.payload.body, "integratedTime": legacy.payload.integrated_time,
+            "logID": legacy.payload.log_id, "logIndex": legacy.payload.log_index,
+            "verification": {"inclusionProof": {
+                "checkpoint": format!("{text}\n\u{2014} rekor.test {}\n", encode_base64(&signed)),
+                "hashes": [], "logIndex": 0, "rootHash": hex::encode(root), "treeSize": 1
+            }}
+        }});
+        RekorEntry::parse_response(json.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_proof_is_used_only_once_verified() {
+        let (legacy, root) = keyless_entry();
+        let leaf = leaf_hash(&legacy.body_bytes);
+        verify_fetched(&response(&legacy, TestKey::RekorEd25519, leaf), &legacy, Some(&root)).unwrap();
+
+        let cases = [
+            (response(&legacy, TestKey::RekorEd25519, [7; 32]), "recomputes root"),
+            (response(&legacy, TestKey::Ed25519, leaf), "no checkpoint signature verifies"),
+        ];
+        for (entry, want) in cases {
+            let err = verify_fetched(&entry, &legacy, Some(&root)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::VerificationFailed);
+            assert!(err.to_string().contains(want), "{want:?} not in {err}");
+        }
+        let good = response(&legacy, TestKey::RekorEd25519, leaf);
+        let err = verify_fetched(&good, &legacy, None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        let mut no_proof = good.clone();
+        no_proof.inclusion_proof = None;
+        assert!(
+            verify_fetched(&no_proof, &legacy, Some(&root)).unwrap_err().to_string().contains("no inclusion proof")
+        );
+        let mut other = legacy.clone();
+        other.payload.log_index += 1;
+        assert!(verify_fetched(&good, &other, Some(&root)).is_err(), "another entry's proof is refused");
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(RekorClient::new("https://rekor.example/").is_ok());
+        assert!(RekorClient::new("ftp://rekor.example").is_err());
+        assert!(RekorClient::new("not a url").is_err());
+    }
+}

@@ -1,0 +1,390 @@
+//! Writing one image's referrers: blobs (skipped when present), manifests by digest (skipped when
+//! present), and — on registries without the referrers API — the tag-schema index.
+//!
+//! The index update is a read-modify-write on a tag, which distribution 2.8.2 cannot make conditional
+//! (no ETag on manifests). Two migrators can therefore overwrite each other's entries. The loop here
+//! makes them converge: after each PUT the index is read back, and if any of our entries is missing
+//! (a lost update) the current index is merged again and pushed, with jittered backoff, a bounded
+//! number of times. Entries are keyed by digest, so a merge never lists a referrer twice.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::convert::{add_referrer, referrer_entry, repair_entries};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::digest::Digest;
+use crate::model::media_type as mt;
+use crate::model::oci::{Descriptor, Index, Manifest, to_canonical_bytes};
+use crate::store::{ReferrersCapability, Repository};
+
+use super::plan::Pending;
+
+/// What writing did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Blobs uploaded.
+    pub blobs_written: u64,
+    /// Manifests pushed (referrers and index).
+    pub manifests_written: u64,
+    /// Bytes uploaded (blobs and manifests).
+    pub bytes_written: u64,
+    /// Index pushes repeated after a lost update.
+    pub index_retries: u64,
+    /// Whether the tag-schema index was written.
+    pub index_updated: bool,
+    /// Existing index entries repaired (`--repair-index`).
+    pub entries_repaired: u64,
+}
+
+/// How the tag-schema index update behaves.
+#[derive(Clone, Copy, Debug)]
+pub struct IndexOptions {
+    /// Fill missing `artifactType`/annotations of existing entries too.
+    pub repair: bool,
+    /// Read-back-and-merge rounds after the first push.
+    pub max_retries: u32,
+}
+
+/// Write every pending referrer of `subject`, then make sure the tag-schema index lists them (when the
+/// registry does not index them itself).
+pub async fn write_image<R: Repository>(
+    repo: &R,
+    subject: &Digest,
+    pending: &[Pending],
+    index: IndexOptions,
+) -> Result<WriteStats> {
+    let mut stats = WriteStats::default();
+    let mut api_confirmed = false;
+    let mut uploaded = BTreeSet::new();
+    for p in pending {
+        let r = &p.referrer;
+        let what = || format!("writing referrer {} of {subject}", r.manifest.digest.short());
+        for blob in &r.blobs {
+            if !uploaded.insert(blob.descriptor.digest.clone()) {
+                continue;
+            }
+            if repo.blob_size(&blob.descriptor.digest).await.map_err(|e| e.context(what()))?
+                == Some(blob.descriptor.size)
+            {
+                continue;
+            }
+            let digest = repo.put_blob(blob.bytes.clone()).await.map_err(|e| e.context(what()))?;
+            if digest != blob.descriptor.digest {
+                return Err(Error::new(
+                    ErrorKind::DigestMismatch,
+                    format!("{}: the store stored blob {digest}, expected {}", what(), blob.descriptor.digest),
+                ));
+            }
+            stats.blobs_written += 1;
+            stats.bytes_written += blob.descriptor.size;
+        }
+        for reused in &r.reused {
+            if repo.blob_size(&reused.digest).await.map_err(|e| e.context(what()))?.is_none() {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("{}: the legacy layer blob {} it reuses is missing", what(), reused.digest),
+                ));
+            }
+        }
+        if repo.head_manifest(&r.manifest.digest.to_string()).await.map_err(|e| e.context(what()))?.is_some() {
+            continue;
+        }
+        let put =
+            repo.put_manifest(r.manifest.bytes.clone(), mt::OCI_MANIFEST, None).await.map_err(|e| e.context(what()))?;
+        if put.digest != r.manifest.digest {
+            return Err(Error::new(
+                ErrorKind::DigestMismatch,
+                format!("{}: the store reports manifest {}, expected {}", what(), put.digest, r.manifest.digest),
+            ));
+        }
+        stats.manifests_written += 1;
+        stats.bytes_written += r.manifest.bytes.len() as u64;
+        api_confirmed |= put.oci_subject.as_ref() == Some(subject);
+    }
+    // With the referrers API the registry indexes referrers itself (`OCI-Subject` says so).
+    if api_confirmed || repo.referrers_capability() == ReferrersCapability::Supported {
+        return Ok(stats);
+    }
+    let entries: Vec<Descriptor> = pending.iter().map(|p| p.referrer.index_entry()).collect();
+    update_index(repo, subject, &entries, index, &mut stats).await?;
+    Ok(stats)
+}
+
+/// Merge `entries` into the subject's tag-schema index until a read-back lists all of them.
+async fn update_index<R: Repository>(
+    repo: &R,
+    subject: &Digest,
+    entries: &[Descriptor],
+    options: IndexOptions,
+    stats: &mut WriteStats,
+) -> Result<()> {
+    let tag = subject.referrers_tag();
+    let what = || format!("updating the referrers index tag {tag} of {}", repo.name());
+    let mut attempt = 0u32;
+    loop {
+        let current = fetch_index(repo, &tag).await.map_err(|e| e.context(what()))?;
+        let (next, changed) = merge(repo, current, entries, options.repair, stats).await?;
+        if changed {
+            let bytes = Bytes::from(to_canonical_bytes(&next));
+            let len = bytes.len() as u64;
+            repo.put_manifest(bytes, mt::OCI_INDEX, Some(&tag)).await.map_err(|e| e.context(what()))?;
+            stats.manifests_written += 1;
+            stats.bytes_written += len;
+            stats.index_updated = true;
+        }
+        // Read back: another writer may have replaced the index between our GET and PUT.
+        let after = fetch_index(repo, &tag).await.map_err(|e| e.context(what()))?;
+        let missing = missing_entries(after.as_ref(), entries);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if attempt >= options.max_retries {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{}: after {} attempts the index still lacks {} of our entries (concurrent writers keep \
+                     replacing it); rerun to complete",
+                    what(),
+                    attempt + 1,
+                    missing.len()
+                ),
+            ));
+        }
+        attempt += 1;
+        stats.index_retries += 1;
+        tracing::info!(tag = %tag, attempt, "lost update on the referrers index; merging again");
+        tokio::time::sleep(backoff(attempt)).await;
+    }
+}
+
+/// The index under `tag`: `None` when the tag does not exist; an error when it holds something else.
+async fn fetch_index<R: Repository>(repo: &R, tag: &str) -> Result<Option<Index>> {
+    let Some(raw) = repo.get_manifest(tag).await? else {
+        return Ok(None);
+    };
+    match raw.manifest {
+        Manifest::Index(index) => Ok(Some(index)),
+        _ => Err(Error::invalid_format(format!(
+            "tag {tag} holds a {}, not the image index the referrers tag schema requires; not touching it",
+            raw.media_type
+        ))),
+    }
+}
+
+/// Our entries added (and, with `repair`, every entry whose manifest we can read repaired).
+async fn merge<R: Repository>(
+    repo: &R,
+    current: Option<Index>,
+    entries: &[Descriptor],
+    repair: bool,
+    stats: &mut WriteStats,
+) -> Result<(Index, bool)> {
+    let mut changed = current.is_none();
+    let mut index = current.unwrap_or_else(Index::empty);
+    for entry in entries {
+        let update = add_referrer(Some(index), entry, repair);
+        changed |= !update.is_noop();
+        index = update.index;
+    }
+    if repair {
+        let mut known = Vec::new();
+        let incomplete: Vec<Descriptor> = index
+            .manifests
+            .iter()
+            .filter(|m| m.artifact_type.is_none() || m.annotations.is_empty())
+            .filter(|m| !entries.iter().any(|e| e.digest == m.digest))
+            .cloned()
+            .collect();
+        for m in incomplete {
+            if let Some(raw) = repo.get_manifest(&m.digest.to_string()).await?
+                && let Manifest::Image(image) = &raw.manifest
+            {
+                known.push(referrer_entry(&raw.descriptor(), image));
+            }
+        }
+        let update = repair_entries(index, &known);
+        if let crate::convert::IndexChange::Repaired { entries } = update.change {
+            stats.entries_repaired += entries as u64;
+            changed = true;
+        }
+        index = update.index;
+    }
+    Ok((index, changed))
+}
+
+fn missing_entries<'a>(index: Option<&Index>, entries: &'a [Descriptor]) -> Vec<&'a Digest> {
+    entries
+        .iter()
+        .map(|e| &e.digest)
+        .filter(|d| !index.is_some_and(|i| i.manifests.iter().any(|m| &m.digest == *d)))
+        .collect()
+}
+
+/// Exponential backoff with jitter, so two migrators that collided do not collide again in lockstep.
+fn backoff(attempt: u32) -> Duration {
+    let base = 50u64 << attempt.min(6);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let seed = u64::from(nanos) ^ u64::from(std::process::id()).rotate_left(17);
+    Duration::from_millis(base + seed % base.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str) -> Descriptor {
+        let mut d = Descriptor::of(mt::OCI_MANIFEST, name.as_bytes());
+        d.artifact_type = Some(mt::BUNDLE_V03.into());
+        d
+    }
+
+    #[test]
+    fn missing_entries_are_found_by_digest() {
+        let (a, b) = (entry("a"), entry("b"));
+        let entries = vec![a.clone(), b.clone()];
+        assert_eq!(missing_entries(None, &entries).len(), 2);
+        let mut index = Index::empty();
+        index.manifests.push(a);
+        assert_eq!(missing_entries(Some(&index), &entries), vec![&b.digest]);
+        index.manifests.push(b);
+        assert!(missing_entries(Some(&index), &entries).is_empty());
+    }
+
+    /// A layout whose first index push is immediately overwritten by a concurrent writer that had not
+    /// seen it (distribution has no conditional PUT, so this is what a race looks like).
+    struct Racing {
+        inner: crate::store::layout::LayoutRepository,
+        raced: std::sync::atomic::AtomicBool,
+        foreign: Index,
+    }
+
+    impl Repository for Racing {
+        fn name(&self) -> String {
+            self.inner.name()
+        }
+        async fn get_manifest(&self, r: &str) -> Result<Option<crate::model::oci::RawManifest>> {
+            self.inner.get_manifest(r).await
+        }
+        async fn head_manifest(&self, r: &str) -> Result<Option<Descriptor>> {
+            self.inner.head_manifest(r).await
+        }
+        async fn put_manifest(&self, b: Bytes, t: &str, tag: Option<&str>) -> Result<crate::store::PutManifest> {
+            let put = self.inner.put_manifest(b, t, tag).await?;
+            if tag.is_some() && !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let theirs = Bytes::from(to_canonical_bytes(&self.foreign));
+                self.inner.put_manifest(theirs, mt::OCI_INDEX, tag).await?;
+            }
+            Ok(put)
+        }
+        async fn delete_manifest(&self, d: &Digest) -> Result<()> {
+            self.inner.delete_manifest(d).await
+        }
+        async fn blob_size(&self, d: &Digest) -> Result<Option<u64>> {
+            self.inner.blob_size(d).await
+        }
+        async fn get_blob(&self, d: &Descriptor, max: u64) -> Result<Bytes> {
+            self.inner.get_blob(d, max).await
+        }
+        async fn put_blob(&self, b: Bytes) -> Result<Digest> {
+            self.inner.put_blob(b).await
+        }
+        async fn list_tags(&self) -> Result<Vec<String>> {
+            self.inner.list_tags().await
+        }
+        async fn referrers(&self, s: &Digest, a: Option<&str>) -> Result<crate::store::Referrers> {
+            self.inner.referrers(s, a).await
+        }
+        fn referrers_capability(&self) -> ReferrersCapability {
+            ReferrersCapability::Unsupported
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_update_is_merged_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = crate::store::layout::LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
+        let mut foreign = Index::empty();
+        foreign.manifests.push(entry("theirs"));
+        let repo = Racing { inner, raced: false.into(), foreign };
+        let subject = Digest::sha256(b"image");
+        let ours = vec![entry("a"), entry("b")];
+        let mut stats = WriteStats::default();
+        let options = IndexOptions { repair: false, max_retries: 3 };
+        update_index(&repo, &subject, &ours, options, &mut stats).await.unwrap();
+        assert_eq!(stats.index_retries, 1);
+        assert_eq!(stats.manifests_written, 2);
+        let index = fetch_index(&repo, &subject.referrers_tag()).await.unwrap().unwrap();
+        let listed: Vec<&Digest> = index.manifests.iter().map(|m| &m.digest).collect();
+        assert_eq!(listed, vec![&entry("theirs").digest, &ours[0].digest, &ours[1].digest], "each once, theirs kept");
+
+        // Nothing left to do: no push at all.
+        let mut stats = WriteStats::default();
+        update_index(&repo, &subject, &ours, options, &mut stats).await.unwrap();
+        assert_eq!((stats.manifests_written, stats.index_retries), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_tag_holding_a_non_index_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = crate::store::layout::LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
+        let subject = Digest::sha256(b"image");
+        let config = repo.put_blob(Bytes::from_static(b"{}")).await.unwrap();
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{config}","size":2}},"layers":[]}}"#,
+            mt::OCI_MANIFEST,
+            mt::OCI_EMPTY
+        );
+        repo.put_manifest(Bytes::from(manifest), mt::OCI_MANIFEST, Some(&subject.referrers_tag())).await.unwrap();
+        let options = IndexOptions { repair: false, max_retries: 3 };
+        let err = update_index(&repo, &subject, &[entry("a")], options, &mut WriteStats::default()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidFormat);
+        assert!(err.to_string().contains("not the image index"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn repair_fills_entries_other_tools_left_bare() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = crate::store::layout::LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
+        let subject = Digest::sha256(b"image");
+        repo.put_blob(Bytes::from_static(b"{}")).await.unwrap();
+        // Another tool's referrer, listed without artifactType or annotations (cosign#5098).
+        let theirs = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{m}","artifactType":"application/x-theirs","config":{{"mediaType":"{e}","digest":"{d}","size":2}},"layers":[],"annotations":{{"k":"v"}}}}"#,
+            m = mt::OCI_MANIFEST,
+            e = mt::OCI_EMPTY,
+            d = Digest::sha256(b"{}")
+        );
+        let put = repo.put_manifest(Bytes::from(theirs.clone()), mt::OCI_MANIFEST, None).await.unwrap();
+        let mut bare = Descriptor::of(mt::OCI_MANIFEST, theirs.as_bytes());
+        bare.digest = put.digest.clone();
+        let mut index = Index::empty();
+        index.manifests.push(bare);
+        let tag = subject.referrers_tag();
+        repo.put_manifest(Bytes::from(to_canonical_bytes(&index)), mt::OCI_INDEX, Some(&tag)).await.unwrap();
+
+        let mut stats = WriteStats::default();
+        let options = IndexOptions { repair: true, max_retries: 0 };
+        update_index(&repo, &subject, &[entry("ours")], options, &mut stats).await.unwrap();
+        assert_eq!(stats.entries_repaired, 1);
+        let index = fetch_index(&repo, &tag).await.unwrap().unwrap();
+        assert_eq!(index.manifests.len(), 2);
+        assert_eq!(index.manifests[0].artifact_type.as_deref(), Some("application/x-theirs"));
+        assert_eq!(index.manifests[0].annotation("k"), Some("v"));
+
+        // Without --repair-index the bare entry would have been left as it was; with it, a second pass is a no-op.
+        let mut stats = WriteStats::default();
+        update_index(&repo, &subject, &[entry("ours")], options, &mut stats).await.unwrap();
+        assert_eq!((stats.entries_repaired, stats.manifests_written), (0, 0));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        for attempt in 1..10 {
+            let d = backoff(attempt).as_millis() as u64;
+            let base = 50u64 << attempt.min(6);
+            assert!(d >= base && d < 2 * base, "{attempt}: {d}");
+        }
+    }
+}

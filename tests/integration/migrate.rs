@@ -1,0 +1,477 @@
+//! `att2ref migrate` end to end, on both real registries (distribution 2.8.2: tag schema; ferro: the
+//! referrers API), on OCI layouts, and against a local Rekor endpoint for keyless entries.
+
+use std::path::{Path, PathBuf};
+
+use att2ref::demo::{self, AttachmentKind, Scenario, TestKey};
+use att2ref::model::digest::Digest;
+use att2ref::model::dsse::encode_base64;
+use att2ref::model::oci::Manifest;
+use att2ref::model::rekor::RekorBundle;
+use att2ref::store::Repository;
+use att2ref::store::layout::LayoutRepository;
+use serde_json::{Value, json};
+
+use crate::cli::{Run, att2ref};
+use crate::corpus::{self, ARTICLE_IMAGE};
+use crate::registries::TestRegistry;
+use crate::schema::assert_valid;
+
+const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+const CUSTOM_V1: &str = "cosign.sigstore.dev/attestation/v1";
+
+fn rsa_key() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem").display().to_string()
+}
+
+/// Run `migrate` with `-o json` and the RSA-4096 key; the report must validate against its schema.
+fn migrate(target: &str, extra: &[&str]) -> (Run, Value) {
+    let key = rsa_key();
+    let mut args = vec!["migrate", "--plain-http", target, "--key", &key, "--insecure-ignore-tlog", "-o", "json"];
+    args.extend_from_slice(extra);
+    let run = att2ref(&args);
+    let report = run.json();
+    assert_valid("migrate-report.schema.json", &report);
+    (run, report)
+}
+
+fn outcome(report: &Value) -> &str {
+    report["images"][0]["outcome"].as_str().unwrap()
+}
+
+async fn tags<R: Repository>(repo: &R) -> Vec<String> {
+    let mut t = repo.list_tags().await.unwrap();
+    t.sort();
+    t
+}
+
+fn att_manifest(scenario: &Scenario) -> Digest {
+    scenario.attachment_for(&scenario.image, AttachmentKind::Attestations).unwrap().manifest.clone()
+}
+
+async fn article_like_migrates(registry: TestRegistry) {
+    let scenario = demo::article_like().unwrap();
+    let repo = registry.repository("cssc/flasksample");
+    scenario.repo.push_to(&repo).await.unwrap();
+    let image = format!("{}/cssc/flasksample@{}", registry.host, scenario.image);
+    let att_tag = scenario.image.cosign_tag("att");
+
+    // Dry run: the full plan, nothing written.
+    let before = tags(&repo).await;
+    let (run, report) = migrate(&image, &["--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(outcome(&report), "planned");
+    assert_eq!(report["images"][0]["plan"]["totals"]["write"], 2);
+    assert_eq!(report["images"][0]["bytes_written"], 0);
+    assert_eq!(tags(&repo).await, before, "a dry run writes no tag");
+    assert!(repo.referrers(&scenario.image, None).await.unwrap().descriptors.is_empty());
+
+    // The migration.
+    let dir = tempfile::tempdir().unwrap();
+    let report_file = dir.path().join("report.json");
+    let (run, report) = migrate(&image, &["--report", report_file.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(outcome(&report), "migrated", "{}", run.stdout);
+    let saved: Value = serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
+    assert_eq!(saved["images"], report["images"], "--report writes the same document");
+    let written = report["images"][0]["bytes_written"].as_u64().unwrap();
+    assert!(written > 1_500_000, "the SBOM bundle was uploaded: {written}");
+    assert_eq!(report["totals"]["referrers_written"], 2);
+    assert!(report["requests"]["requests"].as_u64().unwrap() > 0);
+
+    // What consumers see: two bundle referrers, typed and annotated; the legacy .att untouched.
+    let target = format!("{}/cssc/flasksample@{}", registry.host, scenario.image);
+    let run = att2ref(&["inspect", "--plain-http", &target, "-o", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let inspected = run.json();
+    let entries = inspected["images"][0]["referrers"]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{entries:#?}");
+    for e in entries {
+        assert_eq!(e["format"], "sigstore-bundle");
+        assert_eq!(e["artifactType"], BUNDLE);
+        assert_eq!(e["predicateType"], CUSTOM_V1);
+        assert_eq!(e["predicateTypeAnnotation"], CUSTOM_V1);
+    }
+    let expected_discovery = if registry.has_referrers_api() { "api" } else { "tag-schema" };
+    assert!(
+        inspected["images"][0]["referrers"]["discovery"].as_str().unwrap().contains(expected_discovery),
+        "{}",
+        inspected["images"][0]["referrers"]["discovery"]
+    );
+    assert_eq!(repo.head_manifest(&att_tag).await.unwrap().unwrap().digest, att_manifest(&scenario));
+
+    // `verify` accepts the bundles (and still the legacy layers).
+    let key = rsa_key();
+    let run = att2ref(&["verify", "--plain-http", &target, "--key", &key, "--insecure-ignore-tlog", "-o", "json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let results = run.json()["images"][0]["results"].as_array().unwrap().clone();
+    assert_eq!(results.iter().filter(|r| r["location"]["source"] == "referrer").count(), 2);
+    assert!(results.iter().all(|r| r["verified"] == true));
+
+    // A rerun writes nothing.
+    let (run, report) = migrate(&image, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(outcome(&report), "already-migrated");
+    assert_eq!(report["images"][0]["bytes_written"], 0);
+    assert_eq!(report["images"][0]["writes"], 0);
+    assert_eq!(report["requests"]["bytes_uploaded"], 0, "not one byte uploaded");
+
+    // The repository form finds the image through its .att tag.
+    let (run, report) = migrate(&format!("{}/cssc/flasksample", registry.host), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(report["images"].as_array().unwrap().len(), 1);
+    assert_eq!(outcome(&report), "already-migrated");
+}
+
+#[tokio::test]
+async fn article_like_migrates_on_distribution() {
+    article_like_migrates(TestRegistry::distribution()).await;
+}
+
+#[tokio::test]
+async fn article_like_migrates_on_ferro() {
+    article_like_migrates(TestRegistry::ferro()).await;
+}
+
+#[tokio::test]
+async fn real_article_store_is_orphaned_and_left_alone() {
+    let registry = TestRegistry::distribution();
+    let repo = registry.repository("flasksample");
+    corpus::article_store("flasksample").push_to(&repo).await.unwrap();
+    let before = tags(&repo).await;
+    let (run, report) = migrate(&format!("{}/flasksample@{ARTICLE_IMAGE}", registry.host), &[]);
+    assert_eq!(run.code, 0, "orphaned is reported, not an error: {}", run.stderr);
+    assert_eq!(outcome(&report), "orphaned");
+    assert!(report["images"][0]["reasons"][0].as_str().unwrap().contains("subject manifest missing"));
+    assert!(run.stderr.contains("warning:") && run.stderr.contains("orphaned"), "{}", run.stderr);
+    assert_eq!(report["images"][0]["bytes_written"], 0);
+    assert_eq!(tags(&repo).await, before, "nothing written");
+}
+
+/// The article-like store with its `.sig` re-signed by another key (Ed25519).
+fn with_foreign_signature(mut scenario: Scenario) -> Scenario {
+    let sig_tag = scenario.image.cosign_tag("sig");
+    let sig = scenario.repo.manifest_by_tag(&sig_tag).unwrap().clone();
+    let mut manifest: Value = serde_json::from_slice(&sig.bytes).unwrap();
+    let layer_digest: Digest = manifest["layers"][0]["digest"].as_str().unwrap().parse().unwrap();
+    let payload = scenario.repo.blob(&layer_digest).unwrap().clone();
+    let signature = TestKey::Ed25519.signer().sign(&payload).unwrap();
+    manifest["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"] = json!(encode_base64(&signature));
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    scenario.repo.add_manifest(bytes, &sig.media_type, &[sig_tag]);
+    scenario
+}
+
+#[tokio::test]
+async fn foreign_signature_is_skipped_unless_allowed() {
+    let registry = TestRegistry::distribution();
+    let scenario = with_foreign_signature(demo::article_like().unwrap());
+    let repo = registry.repository("switch/app");
+    scenario.repo.push_to(&repo).await.unwrap();
+    let image = format!("{}/switch/app@{}", registry.host, scenario.image);
+    let before = tags(&repo).await;
+
+    let (run, report) = migrate(&image, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(outcome(&report), "skipped-signature-switch");
+    let reasons = report["images"][0]["reasons"].to_string();
+    assert!(reasons.contains("--allow-signature-switch") && reasons.contains("legacy .sig layer 0"), "{reasons}");
+    assert_eq!(tags(&repo).await, before);
+
+    let (run, report) = migrate(&image, &["--allow-signature-switch"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(outcome(&report), "migrated");
+    let sig = repo.head_manifest(&scenario.image.cosign_tag("sig")).await.unwrap().unwrap();
+    assert_eq!(Some(&sig.digest), scenario.repo.manifest_by_tag(&scenario.image.cosign_tag("sig")).map(|m| &m.digest));
+}
+
+#[tokio::test]
+async fn two_concurrent_migrators_list_each_referrer_once() {
+    let registry = TestRegistry::distribution();
+    let scenario = demo::demo().unwrap();
+    let repo = registry.repository("race/app");
+    scenario.repo.push_to(&repo).await.unwrap();
+    let image = format!("{}/race/app@{}", registry.host, scenario.image);
+    let key = rsa_key();
+    let bin = assert_cmd::cargo::cargo_bin("att2ref");
+    let spawn = || {
+        std::process::Command::new(&bin)
+            .args(["migrate", "--plain-http", &image, "--key", &key, "--insecure-ignore-tlog", "-o", "json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(["migrated", "already-migrated"].contains(&outcome(&report)), "{report:#}");
+    }
+    let index = repo.get_manifest(&scenario.image.referrers_tag()).await.unwrap().unwrap();
+    let Manifest::Index(index) = index.manifest else { panic!("the referrers tag holds an index") };
+    let mut digests: Vec<String> = index.manifests.iter().map(|m| m.digest.to_string()).collect();
+    assert_eq!(digests.len(), 2, "{digests:?}");
+    digests.dedup();
+    assert_eq!(digests.len(), 2, "each entry exactly once");
+    assert!(index.manifests.iter().all(|m| m.artifact_type.as_deref() == Some(BUNDLE)));
+}
+
+#[test]
+fn dsse_format_and_journal_on_a_layout() {
+    let scenario = demo::demo().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(demo::write_layout(&scenario, dir.path())).unwrap();
+    let target = format!("ocidir://{}", dir.path().display());
+    let journal = dir.path().join("journal.jsonl");
+    let (run, report) = migrate(&target, &["--format", "dsse", "--journal", journal.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(outcome(&report), "migrated");
+    let referrers = report["images"][0]["referrers"].as_array().unwrap();
+    assert_eq!(referrers.len(), 2);
+    assert!(referrers.iter().all(|r| r["artifact_type"] == "application/vnd.in-toto+json"));
+    let lines = std::fs::read_to_string(&journal).unwrap();
+    assert_eq!(lines.lines().count(), 1);
+    assert!(lines.contains(r#""outcome":"migrated""#), "{lines}");
+
+    // Resuming from the journal skips the image without reading its layers.
+    let (run, report) = migrate(&target, &["--format", "dsse", "--journal", journal.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(outcome(&report), "already-migrated");
+    assert!(report["images"][0]["reasons"][0].as_str().unwrap().contains("journal"));
+}
+
+/// The keyless fixture without its `intoto/0.0.1` layer (which current verifiers cannot verify) and
+/// without its `.sig` (signed by another identity): two `dsse/0.0.1` layers with legacy Rekor bundles.
+fn keyless_dsse_only() -> Scenario {
+    let mut scenario = demo::keyless().unwrap();
+    let att_tag = scenario.image.cosign_tag("att");
+    let att = scenario.repo.manifest_by_tag(&att_tag).unwrap().clone();
+    let mut manifest: Value = serde_json::from_slice(&att.bytes).unwrap();
+    manifest["layers"].as_array_mut().unwrap().remove(0);
+    scenario.repo.add_manifest(serde_json::to_vec(&manifest).unwrap(), &att.media_type, &[att_tag]);
+    let sig_tag = scenario.image.cosign_tag("sig");
+    for m in &mut scenario.repo.manifests {
+        m.tags.retain(|t| *t != sig_tag);
+    }
+    scenario
+}
+
+/// Rekor's answer for one legacy entry, with a proof in a one-leaf tree (root = leaf hash) and a
+/// checkpoint signed by the test log key.
+fn rekor_response(legacy: &RekorBundle) -> Value {
+    let root = att2ref::verify::leaf_hash(&legacy.body_bytes);
+    let text = format!("rekor.test - 1\n1\n{}\n", encode_base64(&root));
+    let signature = TestKey::RekorEd25519.signer().sign(text.as_bytes()).unwrap();
+    let mut signed = legacy.log_id[..4].to_vec();
+    signed.extend_from_slice(&signature);
+    let checkpoint = format!("{text}\n\u{2014} rekor.test {}\n", encode_base64(&signed));
+    json!({
+        hex::encode(root): {
+            "body": legacy.payload.body,
+            "integratedTime": legacy.payload.integrated_time,
+            "logID": legacy.payload.log_id,
+            "logIndex": legacy.payload.log_index,
+            "verification": {
+                "inclusionProof": {
+                    "checkpoint": checkpoint, "hashes": [], "logIndex": 0,
+                    "rootHash": hex::encode(root), "treeSize": 1
+                },
+                "signedEntryTimestamp": encode_base64(&legacy.signed_entry_timestamp)
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keyless_needs_a_verified_inclusion_proof() {
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let scenario = keyless_dsse_only();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let repo = LayoutRepository::create(&layout, att2ref::Limits::default()).unwrap();
+    scenario.repo.push_to(&repo).await.unwrap();
+    let root: PathBuf = dir.path().join("trusted_root.json");
+    std::fs::write(&root, demo::trusted_root_json().unwrap()).unwrap();
+    let target = format!("ocidir://{}@{}", layout.display(), scenario.image);
+    let args = |extra: &[&str]| {
+        let mut a: Vec<String> = [
+            "migrate",
+            &target,
+            "--trusted-root",
+            root.to_str().unwrap(),
+            "--certificate-identity",
+            "keyless-signer@example.test",
+            "--certificate-oidc-issuer",
+            "https://oidc.example.test",
+            "-o",
+            "json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run_cli = |a: Vec<String>| async move {
+        tokio::task::spawn_blocking(move || att2ref(&a.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap()
+    };
+
+    // Without a proof source: blocked, exactly why, nothing written.
+    let run = run_cli(args(&[])).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = run.json();
+    assert_valid("migrate-report.schema.json", &report);
+    assert_eq!(outcome(&report), "blocked");
+    let reasons = report["images"][0]["reasons"].to_string();
+    assert!(reasons.contains("has no inclusion proof"), "{reasons}");
+    assert!(repo.referrers(&scenario.image, None).await.unwrap().descriptors.is_empty());
+
+    // With a local Rekor serving each entry and a proof: fetched, verified, embedded.
+    let server = MockServer::start().await;
+    let att = scenario.repo.manifest_by_tag(&scenario.image.cosign_tag("att")).unwrap();
+    let Manifest::Image(m) = Manifest::parse(&att.bytes, None).unwrap().0 else { panic!("image manifest") };
+    for layer in &m.layers {
+        let annotation = layer.annotation("dev.sigstore.cosign/bundle").unwrap();
+        let legacy = RekorBundle::parse(annotation.as_bytes()).unwrap();
+        Mock::given(method("GET"))
+            .and(path("/api/v1/log/entries"))
+            .and(query_param("logIndex", legacy.payload.log_index.to_string()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(rekor_response(&legacy)))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    let run = run_cli(args(&["--rekor-url", &server.uri()])).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    assert_valid("migrate-report.schema.json", &report);
+    assert_eq!(outcome(&report), "migrated", "{report:#}");
+    assert_eq!(report["images"][0]["referrers"].as_array().unwrap().len(), 2);
+
+    let run = run_cli(vec!["inspect".into(), target.clone(), "-o".into(), "json".into()]).await;
+    let inspected = run.json();
+    let entries = inspected["images"][0]["referrers"]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert!(entries.iter().all(|e| e["logEntries"] == 1 && e["inclusionProofs"] == true), "{entries:#?}");
+}
+
+#[tokio::test]
+async fn all_repos_split_into_shards_and_from_file() {
+    let registry = TestRegistry::distribution();
+    let scenario = demo::demo().unwrap();
+    let names = ["team/a", "team/b", "team/c"];
+    for name in names {
+        scenario.repo.push_to(&registry.repository(name)).await.unwrap();
+    }
+    // Each repository lands in exactly one of two shards.
+    let mut seen = Vec::new();
+    for shard in ["0/2", "1/2"] {
+        let (run, report) = migrate(&registry.host, &["--all-repos", "--shard", shard, "--dry-run", "--jobs", "2"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        for image in report["images"].as_array().unwrap() {
+            assert_eq!(image["outcome"], "planned");
+            seen.push(image["repository"].as_str().unwrap().to_owned());
+        }
+    }
+    seen.sort();
+    let expected: Vec<String> = names.iter().map(|n| format!("{}/{n}", registry.host)).collect();
+    assert_eq!(seen, expected, "every repository in exactly one shard");
+
+    // --from-file: comments and blank lines ignored; targets migrate in order.
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("targets.txt");
+    let text = format!("# two repositories\n{h}/team/a\n\n{h}/team/b\n", h = registry.host);
+    std::fs::write(&list, text).unwrap();
+    let key = rsa_key();
+    let run = att2ref(&[
+        "migrate",
+        "--plain-http",
+        "--from-file",
+        list.to_str().unwrap(),
+        "--key",
+        &key,
+        "--insecure-ignore-tlog",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    assert_valid("migrate-report.schema.json", &report);
+    let outcomes: Vec<&str> =
+        report["images"].as_array().unwrap().iter().map(|i| i["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["migrated", "migrated"]);
+    assert_eq!(report["totals"]["referrers_written"], 4);
+}
+
+/// A run killed after writing one referrer (blobs and manifest pushed, index not yet updated) is
+/// completed by the next run, which writes only what is missing.
+#[tokio::test]
+async fn an_interrupted_run_is_completed() {
+    use att2ref::migrate::{MigrateOptions, plan};
+    use std::sync::Arc;
+
+    let registry = TestRegistry::distribution();
+    let scenario = demo::demo().unwrap();
+    let repo = registry.repository("killed/app");
+    scenario.repo.push_to(&repo).await.unwrap();
+
+    let pem = std::fs::read(rsa_key()).unwrap();
+    let policy = att2ref::verify::Policy::new()
+        .with_key(att2ref::verify::PublicKey::from_pem(&pem).unwrap())
+        .insecure_ignore_tlog(true);
+    let verifier = Arc::new(att2ref::verify::Verifier::new(policy).unwrap());
+    let prepared = plan::plan_image(&repo, &scenario.image, &verifier, &MigrateOptions::default()).await.unwrap();
+    assert_eq!(prepared.pending.len(), 2);
+    let first = &prepared.pending[0].referrer;
+    for blob in &first.blobs {
+        repo.put_blob(blob.bytes.clone()).await.unwrap();
+    }
+    repo.put_manifest(first.manifest.bytes.clone(), "application/vnd.oci.image.manifest.v1+json", None).await.unwrap();
+    assert!(repo.get_manifest(&scenario.image.referrers_tag()).await.unwrap().is_none(), "killed before the index");
+
+    let (run, report) = migrate(&format!("{}/killed/app@{}", registry.host, scenario.image), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(outcome(&report), "migrated");
+    let first_size = first.manifest.bytes.len() as u64 + first.blobs.iter().map(|b| b.bytes.len() as u64).sum::<u64>();
+    let full: u64 = prepared
+        .pending
+        .iter()
+        .map(|p| {
+            p.referrer.manifest.bytes.len() as u64 + p.referrer.blobs.iter().map(|b| b.bytes.len() as u64).sum::<u64>()
+        })
+        .sum();
+    let written = report["images"][0]["bytes_written"].as_u64().unwrap();
+    assert!(written < full - first_size + 4096, "only the missing referrer and the index: {written}");
+    let index = repo.get_manifest(&scenario.image.referrers_tag()).await.unwrap().unwrap();
+    let Manifest::Index(index) = index.manifest else { panic!("index") };
+    assert_eq!(index.manifests.len(), 2);
+}
+
+/// With a key that signed nothing here, the image is blocked (exit 1) with each layer's reason — not
+/// merely skipped for its `.sig` — and nothing is written.
+#[test]
+fn wrong_key_blocks_the_image() {
+    let scenario = demo::demo().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let repo = rt.block_on(demo::write_layout(&scenario, dir.path())).unwrap();
+    let target = format!("ocidir://{}@{}", dir.path().display(), scenario.image);
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/ed25519.pub.pem");
+    let run = att2ref(&["migrate", &target, "--key", key.to_str().unwrap(), "--insecure-ignore-tlog", "-o", "json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = run.json();
+    assert_valid("migrate-report.schema.json", &report);
+    assert_eq!(outcome(&report), "blocked");
+    let reasons = report["images"][0]["reasons"].as_array().unwrap();
+    assert!(reasons[0].as_str().unwrap().starts_with("layer 0 ("), "{reasons:?}");
+    assert!(reasons[0].as_str().unwrap().contains("the signature did not verify"), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.as_str().unwrap().contains("legacy .sig layer 0 does not verify")));
+    assert_eq!(report["images"][0]["plan"]["totals"]["blocked"], 2, "the plan shows what is blocked");
+    assert!(rt.block_on(repo.referrers(&scenario.image, None)).unwrap().descriptors.is_empty());
+    assert!(run.stderr.contains("blocked"), "{}", run.stderr);
+}
