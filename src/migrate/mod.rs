@@ -1,7 +1,7 @@
 //! `migrate`: each image's legacy `.att` becomes one verified Sigstore-bundle referrer per attestation
 //! (or one DSSE referrer per layer), safely.
 //!
-//! Per image: [`plan`] reads, verifies and converts without writing; [`write`] uploads blobs and
+//! Per image: [`plan`] reads, verifies and converts without writing; [`write`](mod@write) uploads blobs and
 //! manifests and updates the referrers tag-schema index where the registry has no referrers API;
 //! [`readback`] checks the result the way a consumer finds it; only then is the image `migrated`.
 //! [`report`] holds the outcomes, [`journal`] lets an interrupted run resume, [`rekor`] fetches and

@@ -99,6 +99,9 @@ async fn article_like_migrates(registry: TestRegistry) {
         inspected["images"][0]["referrers"]["discovery"]
     );
     assert_eq!(repo.head_manifest(&att_tag).await.unwrap().unwrap().digest, att_manifest(&scenario));
+    // With the referrers API the registry indexes them itself: no fallback tag is written.
+    let fallback = repo.get_manifest(&scenario.image.referrers_tag()).await.unwrap();
+    assert_eq!(fallback.is_some(), !registry.has_referrers_api());
 
     // `verify` accepts the bundles (and still the legacy layers).
     let key = rsa_key();
