@@ -17,8 +17,7 @@ use super::select::plan_legacy;
 use super::stats::{LegacyCost, LegacyStats};
 
 pub(super) async fn search<R: Repository>(run: &mut Run<'_, R>) -> Result<()> {
-    let Some(manifest) = legacy::fetch_manifest(run.repo, &run.image, TagKind::Attestation, run.limits()).await?
-    else {
+    let Some(manifest) = legacy::fetch_manifest(run.repo, &run.image, TagKind::Attestation, run.limits()).await? else {
         run.stats.legacy = Some(LegacyStats::default());
         return Ok(());
     };
