@@ -56,9 +56,12 @@ pub(crate) struct ReferrerPlan {
     pub skipped_hint: usize,
 }
 
+/// A candidate: its position, its creation time (seconds, nanoseconds) when known, and what it is.
+type Timed<T> = (usize, Option<(i64, u32)>, T);
+
 /// Sort key for "newest first": the `org.opencontainers.image.created` annotation when it parses, then
 /// position (later entries were appended later).
-fn newest_first<T>(items: &mut [(usize, Option<(i64, u32)>, T)]) {
+fn newest_first<T>(items: &mut [Timed<T>]) {
     items.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
 }
 
