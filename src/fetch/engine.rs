@@ -24,8 +24,6 @@ pub(super) struct Run<'a, R> {
     pub stats: GetStats,
     pub accepted: Vec<Attestation>,
     pub rejected: Vec<Rejected>,
-    /// Candidates read whose signed statement turned out not to match (an annotation said otherwise).
-    pub not_matching: usize,
 }
 
 impl<'a, R: Repository> Run<'a, R> {
@@ -60,7 +58,7 @@ impl<'a, R: Repository> Run<'a, R> {
         let statement = &candidate.statement;
         candidate.hint = hint_predicate(&statement.predicate_type, statement.predicate.as_ref()).id();
         if !query.type_matches(&statement.predicate_type) || !query.hint_matches(&candidate.hint) {
-            self.not_matching += 1;
+            self.stats.read_not_matching += 1;
             return Ok(false);
         }
         let Some(verifier) = self.verifier.clone() else {

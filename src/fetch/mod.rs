@@ -196,16 +196,7 @@ async fn get<R: Repository>(
         }
     };
     let name = format!("{}@{image}", repo.name());
-    let mut run = engine::Run {
-        repo,
-        image,
-        options,
-        verifier,
-        stats,
-        accepted: Vec::new(),
-        rejected: Vec::new(),
-        not_matching: 0,
-    };
+    let mut run = engine::Run { repo, image, options, verifier, stats, accepted: Vec::new(), rejected: Vec::new() };
     let searched = async {
         referrers::search(&mut run).await?;
         if run.accepted.is_empty() {

@@ -69,14 +69,14 @@ async fn try_one<R: Repository>(run: &mut Run<'_, R>, listed: &Descriptor) -> Re
         }
         // Not a bundle after all (the listing said it was): nothing of ours to read.
         _ => {
-            run.not_matching += 1;
+            run.stats.read_not_matching += 1;
             return Ok(());
         }
     };
     run.stats.blobs_read += 1;
     run.stats.blob_bytes += bytes.len() as u64;
     let (Some(statement), BundleContent::DsseEnvelope(envelope)) = (statement, &bundle.content) else {
-        run.not_matching += 1;
+        run.stats.read_not_matching += 1;
         return Ok(());
     };
     let created = referrer

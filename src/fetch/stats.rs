@@ -23,6 +23,9 @@ pub struct GetStats {
     pub manifests_read: usize,
     /// Their bytes.
     pub manifest_bytes: u64,
+    /// Candidates read whose signed content turned out not to match the query (another type or content
+    /// hint than their annotations said, or no in-toto statement).
+    pub read_not_matching: usize,
     /// Blobs read (bundles, legacy layers).
     pub blobs_read: usize,
     /// Their bytes.

@@ -67,7 +67,11 @@ pub async fn run(args: GetArgs) -> Result<ExitCode> {
     if result.attestations.is_empty() {
         let hint = args.hint.as_deref().map(|h| format!(" with content hint {h:?}")).unwrap_or_default();
         let verified = if args.unverified { "" } else { "verified " };
-        eprintln!("error: {}: no {verified}{} attestation{hint} found", args.target, args.predicate_type);
+        let s = &result.stats;
+        let passed = s.referrers_skipped + s.read_not_matching;
+        let others =
+            if passed > 0 { format!(" ({passed} of another type or content hint passed over)") } else { String::new() };
+        eprintln!("error: {}: no {verified}{} attestation{hint} found{others}", args.target, args.predicate_type);
         return Ok(ExitCode::from(exit::CHECK_FAILED));
     }
     let emit = emit_of(args.emit);
