@@ -9,6 +9,7 @@
 //! - [`read`]: readers for every attestation layout over any repository;
 //! - [`inspect`]: reports of what is attached to an image;
 //! - [`verify`]: offline verification, keys and keyless (pure); [`check`] runs it over an image;
+//! - [`fetch`]: one attestation by predicate type, downloading nothing else (`att2ref get`);
 //! - [`convert`]: a verified legacy layer → Sigstore bundle v0.3 → referrer manifest (pure);
 //! - [`demo`]: a deterministic generator of legacy cosign stores (test-only keys), used by the tests and
 //!   by `att2ref demo`.
@@ -59,6 +60,7 @@ pub mod check;
 pub mod convert;
 pub mod demo;
 pub mod error;
+pub mod fetch;
 pub mod inspect;
 pub mod limits;
 pub mod migrate;

@@ -45,9 +45,16 @@ pub mod annotations {
     /// Position (0-based, decimal) of the DSSE signature this bundle carries; written only when the
     /// envelope had several signatures (a bundle holds exactly one).
     pub const SIGNATURE_INDEX: &str = "dev.att2ref.signature.index";
+    /// An UNSIGNED guess at what the predicate holds ([`ContentHint::id`], e.g. `slsa-provenance-v0.2`),
+    /// computed from the signed statement at conversion time. It lets a reader choose among referrers of
+    /// the same signed predicate type (cosign's `custom` type is used for everything) without downloading
+    /// each bundle; it never grants trust: what is chosen is still verified.
+    ///
+    /// [`ContentHint::id`]: crate::model::predicate::ContentHint::id
+    pub const CONTENT_HINT: &str = "dev.att2ref.content.hint";
 
     /// Every key above.
-    pub const ALL: [&str; 4] = [LEGACY_MANIFEST, LEGACY_LAYER, LEGACY_LAYER_DIGEST, SIGNATURE_INDEX];
+    pub const ALL: [&str; 5] = [LEGACY_MANIFEST, LEGACY_LAYER, LEGACY_LAYER_DIGEST, SIGNATURE_INDEX, CONTENT_HINT];
 }
 
 /// `dev.sigstore.bundle.content` value for DSSE bundles.

@@ -14,6 +14,7 @@ use crate::model::dsse::Envelope;
 use crate::model::intoto::Statement;
 use crate::model::media_type::{self as mt, annotations as keys};
 use crate::model::oci::{Annotations, Descriptor, ImageManifest, to_canonical_bytes};
+use crate::model::predicate::hint_predicate;
 
 use super::annotations as ours;
 use super::created::{self, Created};
@@ -255,6 +256,8 @@ impl Layer {
         if let Some(i) = signature_index.filter(|_| self.envelope.signatures.len() > 1) {
             a.insert(ours::SIGNATURE_INDEX.into(), i.to_string());
         }
+        let hint = hint_predicate(&self.statement.predicate_type, self.statement.predicate.as_ref());
+        a.insert(ours::CONTENT_HINT.into(), hint.id());
         a
     }
 

@@ -123,6 +123,13 @@ fn check_bundle_referrer(r: &Referrer, subject: &Subject, legacy_envelope: &Enve
     bundle
 }
 
+/// The content hint of a legacy layer, computed the way convert does (independently pinned below).
+fn content_hint(layer: &[u8]) -> String {
+    let envelope = Envelope::parse(layer).unwrap();
+    let statement = crate::model::intoto::Statement::parse(&envelope.payload).unwrap();
+    crate::model::predicate::hint_predicate(&statement.predicate_type, statement.predicate.as_ref()).id()
+}
+
 fn expected_annotations(
     legacy: &Legacy,
     i: usize,
@@ -135,6 +142,7 @@ fn expected_annotations(
         (annotations::LEGACY_MANIFEST, legacy.manifest.to_string()),
         (annotations::LEGACY_LAYER, i.to_string()),
         (annotations::LEGACY_LAYER_DIGEST, legacy.layers[i].0.digest.to_string()),
+        (annotations::CONTENT_HINT, content_hint(&legacy.layers[i].1)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -177,6 +185,9 @@ fn article_like_store_converts_with_an_empty_tlog() {
         );
         assert!(outcome.notes.is_empty(), "{:?}", outcome.notes);
         assert_eq!(outcome.source.signature_index, Some(0));
+        // Both are `custom`; the unsigned hint tells the SBOM from the SLSA provenance.
+        let hint = r.manifest.manifest.annotations.get(annotations::CONTENT_HINT).map(String::as_str);
+        assert_eq!(hint, Some(["spdx-2.2", "slsa-provenance-v0.2"][i]));
 
         // Same inputs, same bytes.
         let again = only(legacy.convert(&subject, i, false));

@@ -34,6 +34,14 @@ pub enum Command {
     /// signature, the subject digest, and (unless --insecure-ignore-tlog) the transparency-log entry; for
     /// certificates, the chain to the trusted root at signing time and the identity and issuer.
     Verify(VerifyArgs),
+    /// Fetch ONE attestation by predicate type, downloading nothing else, verified.
+    ///
+    /// Referrers are chosen by their index annotations (dev.sigstore.bundle.predicateType, and
+    /// dev.att2ref.content.hint for --hint), so only the chosen manifest and bundle are downloaded; the
+    /// legacy .att is consulted only when referrers give nothing, reading only layers whose predicateType
+    /// annotation matches (cosign < 2.0 wrote none: those layers must all be read). The newest match unless
+    /// --all. Verified with the same flags as `verify`; exit 1 when nothing matches and verifies.
+    Get(GetArgs),
     /// Turn each image's legacy .att into one verified Sigstore-bundle referrer per attestation.
     ///
     /// TARGET is an image (REGISTRY/REPO@DIGEST or :TAG), a repository (REGISTRY/REPO: every image with a
@@ -60,6 +68,71 @@ pub struct InspectArgs {
 
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// `att2ref get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Image reference or ocidir:// layout (tag or digest; a digest saves one request).
+    pub target: String,
+
+    /// Predicate type: a cosign short name (custom, slsaprovenance, slsaprovenance02, slsaprovenance1, spdx,
+    /// spdxjson, cyclonedx, vuln, openvex, link; custom matches both custom URIs) or a full URI. Compared
+    /// with the signed statement.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub predicate_type: String,
+
+    /// Choose among matches by content hint (prefix of a hint id such as slsa-provenance-v0.2, spdx-2.2,
+    /// cyclonedx, openvex). The hint is an UNSIGNED guess at the content: it only selects among
+    /// attestations that match the signed type and verify, and never makes anything trusted.
+    #[arg(long, value_name = "HINT")]
+    pub hint: Option<String>,
+
+    /// Every match, not only the newest: a JSON array on stdout (or --output), or files in --output-dir.
+    #[arg(long)]
+    pub all: bool,
+
+    /// What to write: the predicate (for cosign's custom wrapper, the original attested file byte for
+    /// byte), the in-toto statement, the DSSE envelope, or the Sigstore bundle (referrers only).
+    #[arg(long, value_enum, default_value_t = Emit::Predicate)]
+    pub emit: Emit,
+
+    /// Write to FILE instead of stdout.
+    #[arg(long, value_name = "FILE", conflicts_with = "output_dir")]
+    pub output: Option<PathBuf>,
+
+    /// Write each attestation to its own file in DIR (names built only from safe characters; existing
+    /// files are never overwritten).
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+
+    /// On stderr: requests made, body bytes downloaded, and what the legacy path cost or would cost.
+    #[arg(long, value_enum, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "text")]
+    pub stats: Option<Format>,
+
+    /// Skip verification (a warning is printed): the output may have been written by anyone with push
+    /// access. Without it, get refuses to run with no verification material.
+    #[arg(long, conflicts_with_all = ["keys", "trusted_root"])]
+    pub unverified: bool,
+
+    #[command(flatten)]
+    pub trust: TrustArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// What `get` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Emit {
+    /// The predicate (original attested text for custom-wrapped predicates).
+    Predicate,
+    /// The in-toto statement (exact signed payload).
+    Statement,
+    /// The DSSE envelope.
+    Envelope,
+    /// The Sigstore bundle (referrers only).
+    Bundle,
 }
 
 /// `att2ref verify`.

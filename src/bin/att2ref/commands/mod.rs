@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod demo;
+mod get;
 mod inspect;
 mod migrate;
 mod verify;
@@ -18,6 +19,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Inspect(args) => inspect::run(args).await,
         Command::Verify(args) => verify::run(args).await,
+        Command::Get(args) => get::run(args).await,
         Command::Migrate(args) => migrate::run(args, cli.quiet).await,
         Command::Demo(args) => demo::run(args).await,
     }

@@ -1,0 +1,128 @@
+//! The legacy path: the `.att` manifest, then only the layers that may match.
+
+use crate::error::Result;
+use crate::limits::Limits;
+use crate::model::cosign::TagKind;
+use crate::model::digest::Digest;
+use crate::model::intoto::Statement;
+use crate::model::predicate::unwrap_cosign_data;
+use crate::model::time::{format_unix, parse_rfc3339};
+use crate::read::legacy::{self, LayerContent};
+use crate::store::Repository;
+use crate::verify::SignedEntity;
+
+use super::attestation::{Attestation, Source};
+use super::engine::Run;
+use super::select::plan_legacy;
+use super::stats::{LegacyCost, LegacyStats};
+
+pub(super) async fn search<R: Repository>(run: &mut Run<'_, R>) -> Result<()> {
+    let Some(manifest) = legacy::fetch_manifest(run.repo, &run.image, TagKind::Attestation, run.limits()).await? else {
+        run.stats.legacy = Some(LegacyStats::default());
+        return Ok(());
+    };
+    run.stats.manifests_read += 1;
+    run.stats.manifest_bytes += manifest.raw.bytes.len() as u64;
+    let plan = plan_legacy(manifest.layers(), &run.query());
+    let mut stats = LegacyStats {
+        found: true,
+        layers: manifest.layers().len(),
+        layers_bytes: manifest.layers_size(),
+        layers_annotated: plan.annotated,
+        ..LegacyStats::default()
+    };
+    let first_new = run.accepted.len();
+    for &index in &plan.read {
+        let descriptor = &manifest.layers()[index];
+        let source = Source::Legacy {
+            manifest: manifest.raw.digest.clone(),
+            tag: manifest.tag.clone(),
+            layer: index,
+            blob: descriptor.digest.clone(),
+        };
+        let layer = match legacy::read_layer(run.repo, &manifest, index, run.limits()).await {
+            Ok(l) => l,
+            Err(e) => {
+                run.unreadable(source, e)?;
+                continue;
+            }
+        };
+        stats.layers_read += 1;
+        stats.bytes_read += descriptor.size;
+        if layer.annotations.predicate_type.is_none() {
+            stats.layers_read_to_learn_type += 1;
+        }
+        let LayerContent::Attestation(att) = layer.content else {
+            continue;
+        };
+        let created = match &layer.annotations.bundle {
+            Some(Ok(b)) => format_unix(b.payload.integrated_time).ok(),
+            _ => signed_timestamp(&att.statement),
+        };
+        let candidate = Attestation {
+            source,
+            predicate_type: att.statement.predicate_type.clone(),
+            created,
+            hint: String::new(),
+            verification: None,
+            statement: att.statement,
+            envelope: att.envelope,
+            envelope_bytes: Some(att.bytes.clone()),
+            bundle_bytes: None,
+        };
+        let entity = SignedEntity::legacy_attestation(att.bytes.to_vec(), layer.annotations);
+        if run.consider(candidate, entity).await? && plan.ordered && run.done() {
+            break;
+        }
+    }
+    run.stats.blobs_read += stats.layers_read;
+    run.stats.blob_bytes += stats.bytes_read;
+    run.stats.legacy = Some(stats);
+    if !run.options.all && run.accepted.len() > first_new + 1 {
+        keep_newest(&mut run.accepted, first_new);
+    }
+    Ok(())
+}
+
+/// The signed `Timestamp` of cosign's custom wrapper (RFC 3339), the only signing time inside the
+/// statement of a legacy attestation made without a log.
+fn signed_timestamp(statement: &Statement) -> Option<String> {
+    let wrapped = unwrap_cosign_data(statement.predicate.as_ref()?)?;
+    wrapped.timestamp.filter(|t| parse_rfc3339(t).is_ok()).map(str::to_owned)
+}
+
+/// Keep only the newest of `accepted[from..]`: by creation time, then by position (cosign appends).
+fn keep_newest(accepted: &mut Vec<Attestation>, from: usize) {
+    let key = |a: &Attestation| {
+        let time = a.created.as_deref().and_then(|c| parse_rfc3339(c).ok());
+        let layer = match &a.source {
+            Source::Legacy { layer, .. } => *layer,
+            Source::Referrer { .. } => 0,
+        };
+        (time, layer)
+    };
+    let newest = accepted[from..].iter().enumerate().max_by_key(|(_, a)| key(a)).map(|(i, _)| from + i);
+    if let Some(n) = newest {
+        let chosen = accepted.swap_remove(n);
+        accepted.truncate(from);
+        accepted.push(chosen);
+    }
+}
+
+/// What reading the legacy `.att` of `image` costs: its manifest (one small request, made now) and the
+/// declared sizes of its layers. `None` when there is no `.att`.
+pub async fn legacy_cost<R: Repository>(repo: &R, image: &Digest, limits: &Limits) -> Result<Option<LegacyCost>> {
+    let Some(manifest) = legacy::fetch_manifest(repo, image, TagKind::Attestation, limits).await? else {
+        return Ok(None);
+    };
+    Ok(Some(LegacyCost {
+        manifest_bytes: manifest.raw.bytes.len() as u64,
+        layers: manifest.layers().len(),
+        layers_bytes: manifest.layers_size(),
+        layers_annotated: manifest
+            .layers()
+            .iter()
+            .filter(|l| l.annotation(crate::model::media_type::annotations::COSIGN_PREDICATE_TYPE).is_some())
+            .count(),
+    }))
+}

@@ -1,0 +1,244 @@
+//! Choosing what to download from what is already known without downloading it: referrer index entries
+//! by their annotations, legacy layers by theirs (pure).
+//!
+//! Everything read here is unsigned. It is used only to *skip* downloads and to order candidates; whatever
+//! is chosen is read and verified afterwards, and its signed statement must agree.
+
+use crate::convert::annotations::CONTENT_HINT;
+use crate::model::cosign::LegacyLayerAnnotations;
+use crate::model::media_type::{self as mt, annotations as ann};
+use crate::model::oci::Descriptor;
+use crate::model::predicate::predicate_matches;
+use crate::model::time::parse_rfc3339;
+
+/// What the caller asked for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Query<'a> {
+    /// A cosign short name or a full predicate type URI.
+    pub predicate_type: &'a str,
+    /// A content hint id prefix (`slsa-provenance`), if any.
+    pub hint: Option<&'a str>,
+}
+
+impl Query<'_> {
+    /// Whether a (signed) predicate type is the one asked for.
+    pub fn type_matches(&self, predicate_type: &str) -> bool {
+        predicate_matches(self.predicate_type, predicate_type)
+    }
+
+    /// Whether a content hint id satisfies the hint asked for (always, when none was).
+    pub fn hint_matches(&self, id: &str) -> bool {
+        self.hint.is_none_or(|h| hint_matches(h, id))
+    }
+}
+
+/// Whether the content hint id `id` (`slsa-provenance-v0.2`) starts with the user's `query`
+/// (`slsa-provenance`), ignoring ASCII case.
+pub fn hint_matches(query: &str, id: &str) -> bool {
+    let query = query.trim();
+    !query.is_empty() && id.len() >= query.len() && id.as_bytes()[..query.len()].eq_ignore_ascii_case(query.as_bytes())
+}
+
+/// The referrer entries to fetch, in the order to try them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ReferrerPlan {
+    /// Entries whose annotations say they match, newest first: first those whose hint annotation matches
+    /// (or every type match when no hint was asked), then type matches without a hint annotation.
+    pub annotated: Vec<Descriptor>,
+    /// Entries without a predicate type annotation (other writers), newest first: fetched only when
+    /// nothing annotated matches.
+    pub unannotated: Vec<Descriptor>,
+    /// Entries with a predicate type annotation.
+    pub annotated_count: usize,
+    /// Entries skipped because their predicate type annotation is another type.
+    pub skipped_type: usize,
+    /// Entries skipped because their content hint annotation is another kind.
+    pub skipped_hint: usize,
+}
+
+/// A candidate: its position, its creation time (seconds, nanoseconds) when known, and what it is.
+type Timed<T> = (usize, Option<(i64, u32)>, T);
+
+/// Sort key for "newest first": the `org.opencontainers.image.created` annotation when it parses, then
+/// position (later entries were appended later).
+fn newest_first<T>(items: &mut [Timed<T>]) {
+    items.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
+}
+
+fn created_key(d: &Descriptor) -> Option<(i64, u32)> {
+    d.annotation(ann::OCI_CREATED).and_then(|c| parse_rfc3339(c).ok())
+}
+
+/// Plan which listed referrers to fetch. `entries` are the listing's descriptors (already filtered to
+/// Sigstore bundles by artifactType) plus, from a tag-schema index, entries that carry no artifactType at
+/// all (written by tools that dropped it); anything else is not a bundle and is left out.
+pub(crate) fn plan_referrers(entries: &[Descriptor], query: &Query<'_>) -> ReferrerPlan {
+    let mut plan = ReferrerPlan::default();
+    let mut hinted = Vec::new();
+    let mut unhinted = Vec::new();
+    let mut unannotated = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        if e.artifact_type.as_deref().is_some_and(|t| !mt::is_bundle(t)) {
+            continue;
+        }
+        let item = (i, created_key(e), e.clone());
+        let Some(predicate_type) = e.annotation(ann::BUNDLE_PREDICATE_TYPE) else {
+            unannotated.push(item);
+            continue;
+        };
+        plan.annotated_count += 1;
+        if !query.type_matches(predicate_type) {
+            plan.skipped_type += 1;
+            continue;
+        }
+        match (query.hint, e.annotation(CONTENT_HINT)) {
+            (None, _) => hinted.push(item),
+            (Some(_), Some(id)) if query.hint_matches(id) => hinted.push(item),
+            (Some(_), Some(_)) => plan.skipped_hint += 1,
+            (Some(_), None) => unhinted.push(item),
+        }
+    }
+    for list in [&mut hinted, &mut unhinted, &mut unannotated] {
+        newest_first(list);
+    }
+    plan.annotated = hinted.into_iter().chain(unhinted).map(|(_, _, d)| d).collect();
+    plan.unannotated = unannotated.into_iter().map(|(_, _, d)| d).collect();
+    plan
+}
+
+/// The legacy `.att` layers to read, in the order to read them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LegacyPlan {
+    /// Layer positions to read.
+    pub read: Vec<usize>,
+    /// Whether the first accepted layer is the newest, so reading may stop there: true only when every
+    /// layer to read has a `predicateType` annotation and a Rekor integrated time to order by.
+    pub ordered: bool,
+    /// Layers with a `predicateType` annotation (cosign ≥ 2.0).
+    pub annotated: usize,
+    /// Layers skipped because their annotation names another type.
+    pub skipped_type: usize,
+    /// Layers that must be read only to learn their type (no annotation: cosign < 2.0).
+    pub unannotated: usize,
+}
+
+/// Plan which legacy layers to read.
+pub(crate) fn plan_legacy(layers: &[Descriptor], query: &Query<'_>) -> LegacyPlan {
+    let mut plan = LegacyPlan::default();
+    let mut read = Vec::new();
+    let mut all_timed = true;
+    for (i, layer) in layers.iter().enumerate() {
+        if layer.media_type != mt::DSSE_ENVELOPE {
+            continue;
+        }
+        let annotations = LegacyLayerAnnotations::from_descriptor(layer);
+        match annotations.predicate_type.as_deref() {
+            Some(t) => {
+                plan.annotated += 1;
+                if !query.type_matches(t) {
+                    plan.skipped_type += 1;
+                    continue;
+                }
+            }
+            None => {
+                plan.unannotated += 1;
+                all_timed = false;
+            }
+        }
+        let time = match &annotations.bundle {
+            Some(Ok(b)) => Some((b.payload.integrated_time, 0)),
+            _ => None,
+        };
+        all_timed &= time.is_some();
+        read.push((i, time, ()));
+    }
+    plan.ordered = all_timed;
+    if all_timed {
+        newest_first(&mut read);
+    }
+    plan.read = read.into_iter().map(|(i, _, _)| i).collect();
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::predicate::{CUSTOM, CUSTOM_V1, SLSA_PROVENANCE_V1, SPDX};
+
+    fn entry(n: u8, predicate_type: Option<&str>, hint: Option<&str>, created: Option<&str>) -> Descriptor {
+        let mut d = Descriptor::of(mt::OCI_MANIFEST, &[n]);
+        d.artifact_type = Some(mt::BUNDLE_V03.into());
+        for (k, v) in [(ann::BUNDLE_PREDICATE_TYPE, predicate_type), (CONTENT_HINT, hint), (ann::OCI_CREATED, created)]
+        {
+            if let Some(v) = v {
+                d.annotations.insert(k.into(), v.into());
+            }
+        }
+        d
+    }
+
+    #[test]
+    fn hints_match_by_prefix_ignoring_case() {
+        assert!(hint_matches("slsa-provenance", "slsa-provenance-v0.2"));
+        assert!(hint_matches("SLSA", "slsa-provenance-v1"));
+        assert!(!hint_matches("spdx", "slsa-provenance-v1"));
+        assert!(!hint_matches("", "spdx-2.2"));
+        assert!(!hint_matches("slsa-provenance-v0.2-x", "slsa-provenance-v0.2"));
+    }
+
+    #[test]
+    fn referrers_are_chosen_by_annotations_newest_first() {
+        let entries = vec![
+            entry(0, Some(CUSTOM_V1), Some("spdx-2.2"), Some("2023-03-14T16:20:31Z")),
+            entry(1, Some(CUSTOM_V1), Some("slsa-provenance-v0.2"), Some("2023-03-14T16:21:07Z")),
+            entry(2, Some(CUSTOM), None, Some("2024-01-01T00:00:00Z")),
+            entry(3, Some(SPDX), None, None),
+            entry(4, None, None, Some("2030-01-01T00:00:00Z")),
+            entry(5, Some(CUSTOM_V1), Some("slsa-provenance-v0.2"), Some("2023-03-15T00:00:00.5Z")),
+        ];
+        let q = Query { predicate_type: "custom", hint: Some("slsa-provenance") };
+        let plan = plan_referrers(&entries, &q);
+        let got: Vec<_> = plan.annotated.iter().map(|d| d.digest.clone()).collect();
+        assert_eq!(got, [&entries[5], &entries[1], &entries[2]].map(|e| e.digest.clone()));
+        assert_eq!(plan.unannotated, [entries[4].clone()]);
+        assert_eq!((plan.annotated_count, plan.skipped_type, plan.skipped_hint), (5, 1, 1));
+
+        // Without a hint every custom entry is a candidate, newest first.
+        let plan = plan_referrers(&entries, &Query { predicate_type: "custom", hint: None });
+        let got: Vec<_> = plan.annotated.iter().map(|d| d.digest.clone()).collect();
+        assert_eq!(got, [2, 5, 1, 0].map(|i| entries[i].digest.clone()));
+
+        // A full URI matches only itself.
+        let plan = plan_referrers(&entries, &Query { predicate_type: SLSA_PROVENANCE_V1, hint: None });
+        assert!(plan.annotated.is_empty());
+        assert_eq!(plan.skipped_type, 5);
+    }
+
+    #[test]
+    fn non_bundle_entries_are_left_out() {
+        let mut other = entry(9, Some(CUSTOM), None, None);
+        other.artifact_type = Some(mt::IN_TOTO.into());
+        let mut untyped = entry(8, None, None, None);
+        untyped.artifact_type = None;
+        let plan = plan_referrers(&[other, untyped.clone()], &Query { predicate_type: "custom", hint: None });
+        assert!(plan.annotated.is_empty());
+        assert_eq!(plan.unannotated, [untyped]);
+    }
+
+    #[test]
+    fn legacy_layers_without_annotations_must_all_be_read() {
+        let layer = |n: u8, t: Option<&str>| {
+            let mut d = Descriptor::of(mt::DSSE_ENVELOPE, &[n]);
+            d.annotations.insert(ann::COSIGN_SIGNATURE.into(), String::new());
+            if let Some(t) = t {
+                d.annotations.insert(ann::COSIGN_PREDICATE_TYPE.into(), t.into());
+            }
+            d
+        };
+        let q = Query { predicate_type: "custom", hint: None };
+        let plan = plan_legacy(&[layer(0, None), layer(1, None)], &q);
+        assert_eq!((plan.read.clone(), plan.ordered, plan.unannotated), (vec![0, 1], false, 2));
+        let plan = plan_legacy(&[layer(0, Some(SPDX)), layer(1, Some(CUSTOM)), layer(2, None)], &q);
+        assert_eq!((plan.read.clone(), plan.skipped_type, plan.annotated, plan.unannotated), (vec![1, 2], 1, 2, 1));
+    }
+}

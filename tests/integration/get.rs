@@ -1,0 +1,386 @@
+//! `att2ref get` end to end: one attestation by predicate type, downloading nothing else, on both real
+//! registries (distribution 2.8.2: tag schema; ferro: the referrers API) and on OCI layouts. Byte counts
+//! come from the registry client's own counters (`--stats=json`).
+
+use std::path::{Path, PathBuf};
+
+use att2ref::demo::{self, GeneratedRepo};
+use att2ref::model::digest::Digest;
+use att2ref::model::media_type as mt;
+use serde_json::{Value, json};
+
+use crate::cli::{Run, att2ref};
+use crate::corpus::{self, ARTICLE_IMAGE, WRITER_IMAGE};
+use crate::registries::TestRegistry;
+use crate::schema::assert_valid;
+
+const SLSA_FILE: &str = "toddysm-cssc-pipeline/sigstore-test/flasksample-v1.slsa";
+const ARTICLE_KEY: &str = "toddysm-cssc-pipeline/derived/kms-rsa4096-public-key.recovered.pem";
+const COSIGN_BUNDLE: &str = "sigstore-cosign/oci-attestation.sigstore.json";
+const COSIGN_ROOT: &str = "sigstore-cosign/trusted_root_pgi.json";
+const COSIGN_IMAGE: &str = "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4";
+
+fn test_key() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem").display().to_string()
+}
+
+fn corpus_path(rel: &str) -> String {
+    corpus::path(rel).display().to_string()
+}
+
+/// The `--stats=json` line on stderr.
+fn stats(run: &Run) -> Value {
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("{\"answeredBy\""))
+        .unwrap_or_else(|| panic!("no --stats=json line on stderr:\n{}", run.stderr));
+    serde_json::from_str(line).unwrap()
+}
+
+fn get(args: &[&str]) -> Run {
+    let mut all = vec!["get", "--plain-http"];
+    all.extend_from_slice(args);
+    att2ref(&all)
+}
+
+/// Push the article-shaped store and migrate it as `att2ref migrate` does.
+async fn migrated_article(registry: &TestRegistry) -> (demo::Scenario, String) {
+    let scenario = demo::article_like().unwrap();
+    let repo = registry.repository("cssc/flasksample");
+    scenario.repo.push_to(&repo).await.unwrap();
+    let image = format!("{}/cssc/flasksample@{}", registry.host, scenario.image);
+    let key = test_key();
+    let run =
+        att2ref(&["migrate", "--plain-http", &image, "--key", &key, "--insecure-ignore-tlog", "-o", "json", "-q"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["totals"]["referrers_written"], 2, "{}", run.stdout);
+    (scenario, image)
+}
+
+async fn slsa_from_migrated_store(registry: TestRegistry) {
+    let (_, image) = migrated_article(&registry).await;
+    let key = test_key();
+    let trust = ["--key", key.as_str(), "--insecure-ignore-tlog"];
+
+    let mut args = vec![image.as_str(), "--type", "custom", "--hint", "slsa-provenance", "--stats=json"];
+    args.extend_from_slice(&trust);
+    let run = get(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, demo::content::ARTICLE_SLSA_TEXT, "exactly the 785 attested bytes");
+    assert_eq!(run.stdout.len(), 785);
+    let s = stats(&run);
+    assert_eq!(s["answeredBy"], "referrer", "{s:#}");
+    let bundle = s["read"]["blobBytes"].as_u64().unwrap();
+    let requests = s["requests"].as_u64().unwrap();
+    let downloaded = s["bytesDownloaded"].as_u64().unwrap();
+    eprintln!(
+        "{}: get from migrated store: {requests} requests, {downloaded} bytes (bundle {bundle})",
+        registry.kind_name()
+    );
+    assert_eq!(s["read"]["blobsRead"], 1, "only the SLSA bundle: {s:#}");
+    assert!(bundle < 10_000, "the small SLSA bundle, not the SBOM one: {bundle}");
+    assert!(requests <= 4, "{requests} requests: {s:#}");
+    assert!(downloaded <= bundle + 4096, "{downloaded} bytes downloaded for a {bundle}-byte bundle: {s:#}");
+    assert_eq!(s["read"]["referrersSkipped"], 1, "the SBOM referrer was skipped by its hint annotation");
+    assert!(s["read"]["legacy"].is_null(), "the legacy path was not taken");
+    let would = &s["legacyWouldCost"];
+    assert!(would["layersBytes"].as_u64().unwrap() > 1_500_000, "{would}");
+
+    // The other forms of the same attestation.
+    let mut args = vec![image.as_str(), "--type", "custom", "--hint", "slsa", "--emit", "bundle"];
+    args.extend_from_slice(&trust);
+    let run = get(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let b = att2ref::model::bundle::Bundle::parse(run.stdout.as_bytes()).unwrap();
+    assert_eq!(b.media_type(), mt::BUNDLE_V03);
+    let mut args = vec![image.as_str(), "--type", "custom", "--hint", "slsa", "--emit", "statement"];
+    args.extend_from_slice(&trust);
+    let statement: Value = serde_json::from_str(&get(&args).stdout).unwrap();
+    assert_eq!(statement["predicateType"], "cosign.sigstore.dev/attestation/v1");
+
+    // --all: both custom attestations, a JSON array valid against its schema.
+    let mut args = vec![image.as_str(), "--type", "custom", "--all"];
+    args.extend_from_slice(&trust);
+    let run = get(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let all = run.json();
+    assert_valid("get-all.schema.json", &all);
+    let hints: Vec<&str> = all.as_array().unwrap().iter().map(|a| a["contentHint"].as_str().unwrap()).collect();
+    assert_eq!(hints.len(), 2);
+    assert!(hints.contains(&"spdx-2.2") && hints.contains(&"slsa-provenance-v0.2"), "{hints:?}");
+    assert!(all.as_array().unwrap().iter().all(|a| a["verified"] == true && a["source"]["writer"] == "att2ref"));
+
+    // Nothing of that type: exit 1 with a clear message.
+    let mut args = vec![image.as_str(), "--type", "spdxjson"];
+    args.extend_from_slice(&trust);
+    let run = get(&args);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("no verified spdxjson attestation found"), "{}", run.stderr);
+    // A wrong key: the matching attestation is rejected, never printed.
+    let other = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/ed25519.pub.pem").display().to_string();
+    let run = get(&[&image, "--type", "custom", "--hint", "slsa", "--key", &other, "--insecure-ignore-tlog"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+    assert!(run.stderr.contains("rejected"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn get_slsa_from_migrated_store_distribution() {
+    slsa_from_migrated_store(TestRegistry::distribution()).await;
+}
+
+#[tokio::test]
+async fn get_slsa_from_migrated_store_ferro() {
+    slsa_from_migrated_store(TestRegistry::ferro()).await;
+}
+
+async fn article_legacy_store(registry: TestRegistry) {
+    let repo = registry.repository("cssc/flasksample");
+    corpus::article_store("cssc/flasksample").push_to(&repo).await.unwrap();
+    let image = format!("{}/cssc/flasksample@{ARTICLE_IMAGE}", registry.host);
+    let key = corpus_path(ARTICLE_KEY);
+    let run = get(&[
+        &image,
+        "--type",
+        "custom",
+        "--hint",
+        "slsa-provenance",
+        "--key",
+        &key,
+        "--insecure-ignore-tlog",
+        "--stats=json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.as_bytes(), corpus::read(SLSA_FILE), "exactly flasksample-v1.slsa");
+    let s = stats(&run);
+    assert_eq!(s["answeredBy"], "legacy", "{s:#}");
+    let legacy = &s["read"]["legacy"];
+    assert_eq!((legacy["layersRead"].as_u64(), legacy["layersReadToLearnType"].as_u64()), (Some(2), Some(2)));
+    let read = legacy["bytesRead"].as_u64().unwrap();
+    assert!((2_200_000..2_300_000).contains(&read), "≈2.2 MB read to learn the layers' types: {read}");
+    let downloaded = s["bytesDownloaded"].as_u64().unwrap();
+    assert!(downloaded >= read, "{downloaded}");
+    eprintln!(
+        "{}: get from the article's legacy store: {} requests, {downloaded} bytes",
+        registry.kind_name(),
+        s["requests"]
+    );
+
+    // Without verification material get refuses; --unverified warns.
+    let run = get(&[&image, "--type", "custom", "--hint", "slsa"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("nothing to verify with"), "{}", run.stderr);
+    let run = get(&[&image, "--type", "custom", "--hint", "slsa", "--unverified"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("warning: --unverified"), "{}", run.stderr);
+    assert_eq!(run.stdout.as_bytes(), corpus::read(SLSA_FILE));
+}
+
+#[tokio::test]
+async fn get_from_article_legacy_store_distribution() {
+    article_legacy_store(TestRegistry::distribution()).await;
+}
+
+#[tokio::test]
+async fn get_from_article_legacy_store_ferro() {
+    article_legacy_store(TestRegistry::ferro()).await;
+}
+
+async fn sigstore_oci_writer(registry: TestRegistry) {
+    let repo = registry.repository("demo/app");
+    corpus::sigstore_oci_writer_store("demo/app", !registry.has_referrers_api()).push_to(&repo).await.unwrap();
+    let image = format!("{}/demo/app@{WRITER_IMAGE}", registry.host);
+    let key = corpus_path("sigstore-oci-writer/ecdsa-p256.pub.pem");
+    let run = get(&[
+        &image,
+        "--type",
+        "slsaprovenance1",
+        "--emit",
+        "bundle",
+        "--key",
+        &key,
+        "--insecure-ignore-tlog",
+        "--stats=json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.as_bytes(), corpus::read("sigstore-oci-writer/bundle-slsa1-ecdsa.json"));
+    let s = stats(&run);
+    assert_eq!(s["answeredBy"], "referrer", "{s:#}");
+    assert!(s["requests"].as_u64().unwrap() <= 4, "{s:#}");
+    let run = get(&[&image, "--type", "slsaprovenance1", "--all", "--key", &key, "--insecure-ignore-tlog"]);
+    let all = run.json();
+    assert_valid("get-all.schema.json", &all);
+    assert_eq!(all[0]["source"]["writer"], "@sigstore/oci");
+    assert_eq!(all[0]["contentHint"], "slsa-provenance-v1");
+}
+
+#[tokio::test]
+async fn get_sigstore_oci_referrer_distribution() {
+    sigstore_oci_writer(TestRegistry::distribution()).await;
+}
+
+#[tokio::test]
+async fn get_sigstore_oci_referrer_ferro() {
+    sigstore_oci_writer(TestRegistry::ferro()).await;
+}
+
+/// A referrer shaped as cosign v3's `WriteReferrer` writes it, around the corpus's real cosign bundle.
+fn cosign_v3_store(repository: &str, with_tag_schema: bool) -> GeneratedRepo {
+    let image: Digest = COSIGN_IMAGE.parse().unwrap();
+    let mut repo = GeneratedRepo::new(repository);
+    let config = repo.add_blob(&b"{}"[..]);
+    let bundle = corpus::read(COSIGN_BUNDLE);
+    let bundle_digest = repo.add_blob(bundle.clone());
+    let annotations = json!({
+        "dev.sigstore.bundle.content": "dsse-envelope",
+        "dev.sigstore.bundle.predicateType": "https://cosign.sigstore.dev/attestation/v1",
+        "org.opencontainers.image.created": "2025-02-28T19:18:11Z",
+    });
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": mt::OCI_MANIFEST,
+        "artifactType": mt::BUNDLE_V03,
+        "config": {"mediaType": mt::OCI_EMPTY, "size": 2, "digest": config.to_string(), "artifactType": mt::BUNDLE_V03},
+        "layers": [{"mediaType": mt::BUNDLE_V03, "size": bundle.len(), "digest": bundle_digest.to_string()}],
+        "subject": {"mediaType": mt::OCI_MANIFEST, "size": 1234, "digest": image.to_string()},
+        "annotations": annotations,
+    });
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let size = bytes.len();
+    let digest = repo.add_manifest(bytes, mt::OCI_MANIFEST, &[]);
+    if with_tag_schema {
+        let index = json!({
+            "schemaVersion": 2,
+            "mediaType": mt::OCI_INDEX,
+            "manifests": [{
+                "mediaType": mt::OCI_MANIFEST, "size": size, "digest": digest.to_string(),
+                "artifactType": mt::BUNDLE_V03, "annotations": annotations,
+            }],
+        });
+        repo.add_manifest(serde_json::to_vec(&index).unwrap(), mt::OCI_INDEX, &[image.referrers_tag()]);
+    }
+    repo
+}
+
+async fn cosign_v3(registry: TestRegistry) {
+    let repo = registry.repository("cosign/v3");
+    cosign_v3_store("cosign/v3", !registry.has_referrers_api()).push_to(&repo).await.unwrap();
+    let image = format!("{}/cosign/v3@{COSIGN_IMAGE}", registry.host);
+    let root = corpus_path(COSIGN_ROOT);
+    let keyless = [
+        "--trusted-root",
+        root.as_str(),
+        "--certificate-identity",
+        "cody@soyland.com",
+        "--certificate-oidc-issuer",
+        "https://github.com/login/oauth",
+    ];
+    let mut args = vec![image.as_str(), "--type", "custom", "--emit", "bundle", "--stats=json"];
+    args.extend_from_slice(&keyless);
+    let run = get(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.as_bytes(), corpus::read(COSIGN_BUNDLE));
+    assert_eq!(stats(&run)["answeredBy"], "referrer");
+    let mut args = vec![image.as_str(), "--type", "custom", "--all"];
+    args.extend_from_slice(&keyless);
+    let all = get(&args).json();
+    assert_valid("get-all.schema.json", &all);
+    assert_eq!(all[0]["source"]["writer"], "cosign");
+    assert_eq!(all[0]["verification"]["signer"]["identity"], "cody@soyland.com");
+    // Another identity: rejected, nothing printed.
+    let mut args = vec![image.as_str(), "--type", "custom"];
+    args.extend_from_slice(&keyless);
+    let n = args.len();
+    args[n - 3] = "someone@example.com";
+    let run = get(&args);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+}
+
+#[tokio::test]
+async fn get_cosign_v3_bundle_distribution() {
+    cosign_v3(TestRegistry::distribution()).await;
+}
+
+#[tokio::test]
+async fn get_cosign_v3_bundle_ferro() {
+    cosign_v3(TestRegistry::ferro()).await;
+}
+
+/// A legacy `.att` in a layout whose (unverified) statement carries a hostile predicate type: the files
+/// written for it stay inside --output-dir.
+#[tokio::test]
+async fn output_dir_names_cannot_escape() {
+    let image = Digest::sha256(b"some image");
+    let hostile = "../../../../tmp/evil/..\\x";
+    let statement = json!({
+        "_type": "https://in-toto.io/Statement/v0.1",
+        "subject": [{"name": "x", "digest": {"sha256": image.hex()}}],
+        "predicateType": hostile,
+        "predicate": {"Data": "../../escape", "Timestamp": ""},
+    });
+    let envelope = json!({
+        "payloadType": "application/vnd.in-toto+json",
+        "payload": att2ref::model::dsse::encode_base64(&serde_json::to_vec(&statement).unwrap()),
+        "signatures": [{"keyid": "", "sig": "AAAA"}],
+    });
+    let mut repo = GeneratedRepo::new("x/y");
+    let envelope = serde_json::to_vec(&envelope).unwrap();
+    let layer = repo.add_blob(envelope.clone());
+    let config = repo.add_blob(&b"{}"[..]);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": mt::OCI_MANIFEST,
+        "config": {"mediaType": mt::OCI_CONFIG, "size": 2, "digest": config.to_string()},
+        "layers": [{
+            "mediaType": mt::DSSE_ENVELOPE, "size": envelope.len(), "digest": layer.to_string(),
+            "annotations": {"dev.cosignproject.cosign/signature": "", "predicateType": hostile}
+        }],
+    });
+    repo.add_manifest(serde_json::to_vec(&manifest).unwrap(), mt::OCI_MANIFEST, &[image.cosign_tag("att")]);
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let store = att2ref::store::layout::LayoutRepository::create(&layout, att2ref::Limits::default()).unwrap();
+    repo.push_to(&store).await.unwrap();
+    let out: PathBuf = dir.path().join("out");
+    let target = format!("ocidir://{}@{image}", layout.display());
+    let run = att2ref(&[
+        "get",
+        &target,
+        "--type",
+        hostile,
+        "--all",
+        "--unverified",
+        "--output-dir",
+        out.to_str().unwrap(),
+        "--emit",
+        "statement",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let written: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert_eq!(written[0].parent(), Some(out.as_path()));
+    let name = written[0].file_name().unwrap().to_str().unwrap().to_owned();
+    assert!(!name.contains("..") && !name.starts_with('.'), "{name}");
+    assert_eq!(std::fs::read(&written[0]).unwrap(), serde_json::to_vec(&statement).unwrap());
+    // Nothing appeared anywhere else in the temporary directory.
+    let mut top: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    top.sort();
+    assert_eq!(top, ["layout", "out"]);
+    // A second run never overwrites.
+    let run = att2ref(&[
+        "get",
+        &target,
+        "--type",
+        hostile,
+        "--all",
+        "--unverified",
+        "--output-dir",
+        out.to_str().unwrap(),
+        "--emit",
+        "statement",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("never overwritten"), "{}", run.stderr);
+}
