@@ -38,6 +38,14 @@ pub enum ErrorKind {
     Io,
 }
 
+impl ErrorKind {
+    /// True for content that is there but unusable — malformed, not matching its digest, oversized —
+    /// as opposed to a store that could not be reached or read. Callers fail the one item and go on.
+    pub fn is_bad_data(self) -> bool {
+        matches!(self, ErrorKind::InvalidFormat | ErrorKind::DigestMismatch | ErrorKind::TooLarge)
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = match self {

@@ -78,7 +78,7 @@ async fn check_digest<R: Repository>(
         for index in 0..manifest.layers().len() {
             let layer = match legacy::read_layer(repo, &manifest, index, &options.limits).await {
                 Ok(layer) => layer,
-                Err(e) if is_bad_data(&e) => {
+                Err(e) if e.kind().is_bad_data() => {
                     let location = Location {
                         source: if kind == TagKind::Attestation { "legacy-attestation" } else { "legacy-signature" }
                             .into(),
@@ -125,7 +125,7 @@ async fn check_digest<R: Repository>(
     for listed in &listing.descriptors {
         let r = match referrers::read_referrer(repo, digest, listed, true, &options.limits).await {
             Ok(r) => r,
-            Err(e) if is_bad_data(&e) => {
+            Err(e) if e.kind().is_bad_data() => {
                 let location = Location {
                     source: "referrer".into(),
                     manifest: listed.digest.clone(),
@@ -228,12 +228,6 @@ async fn check_digest<R: Repository>(
     let mut results = results;
     results.extend(unreadable);
     Ok(ImageVerification { reference: format!("{}@{digest}", repo.name()), digest: digest.clone(), results, skipped })
-}
-
-/// Data that is there but unusable (malformed, wrong digest, oversized) fails that item; anything else
-/// (network, auth, registry errors) means the image could not be checked.
-fn is_bad_data(e: &Error) -> bool {
-    matches!(e.kind(), ErrorKind::InvalidFormat | ErrorKind::DigestMismatch | ErrorKind::TooLarge)
 }
 
 fn malformed(location: Location, e: &Error) -> AttestationResult {

@@ -316,16 +316,7 @@ impl Layer {
         annotations.insert(keys::BUNDLE_CONTENT.into(), super::CONTENT_DSSE_ENVELOPE.into());
         annotations.insert(keys::BUNDLE_PREDICATE_TYPE.into(), self.statement.predicate_type.clone());
         let config = Descriptor::empty_config();
-        let manifest = WrittenManifest::new(ImageManifest {
-            schema_version: 2,
-            media_type: Some(mt::OCI_MANIFEST.into()),
-            artifact_type: Some(mt::BUNDLE_V03.into()),
-            config: config.clone(),
-            layers: vec![layer.clone()],
-            subject: Some(subject.descriptor().clone()),
-            annotations,
-            extra: Default::default(),
-        });
+        let manifest = artifact_manifest(mt::BUNDLE_V03, &config, &layer, subject, annotations);
         let referrer = Referrer {
             format: OutputFormat::Bundle,
             manifest,
@@ -355,16 +346,7 @@ impl Layer {
         let mut annotations = self.base_annotations(att, None);
         annotations.insert(keys::IN_TOTO_PREDICATE_TYPE.into(), self.statement.predicate_type.clone());
         let config = Descriptor::empty_config();
-        let manifest = WrittenManifest::new(ImageManifest {
-            schema_version: 2,
-            media_type: Some(mt::OCI_MANIFEST.into()),
-            artifact_type: Some(mt::IN_TOTO.into()),
-            config: config.clone(),
-            layers: vec![layer.clone()],
-            subject: Some(subject.descriptor().clone()),
-            annotations,
-            extra: Default::default(),
-        });
+        let manifest = artifact_manifest(mt::IN_TOTO, &config, &layer, subject, annotations);
         let referrer = Referrer {
             format: OutputFormat::Dsse,
             manifest,
@@ -383,4 +365,25 @@ fn verification_key(key: &VerifiedKey) -> VerificationKey {
         }
         VerifiedKey::Certificate { der } => VerificationKey::Certificate(X509Certificate { raw_bytes: der.clone() }),
     }
+}
+
+/// An OCI 1.1 artifact manifest around one layer, pointing at `subject` (image-spec's artifact guidance:
+/// `artifactType` set, empty config).
+fn artifact_manifest(
+    artifact_type: &str,
+    config: &Descriptor,
+    layer: &Descriptor,
+    subject: &Subject,
+    annotations: Annotations,
+) -> WrittenManifest {
+    WrittenManifest::new(ImageManifest {
+        schema_version: 2,
+        media_type: Some(mt::OCI_MANIFEST.into()),
+        artifact_type: Some(artifact_type.into()),
+        config: config.clone(),
+        layers: vec![layer.clone()],
+        subject: Some(subject.descriptor().clone()),
+        annotations,
+        extra: Default::default(),
+    })
 }

@@ -43,7 +43,7 @@ impl<'a, R: Repository> Run<'a, R> {
     /// A candidate that could not be read (malformed, wrong digest, oversized) is rejected; an error of
     /// the store (network, auth) ends the run.
     pub fn unreadable(&mut self, source: Source, e: Error) -> Result<()> {
-        if is_bad_data(&e) {
+        if e.kind().is_bad_data() {
             self.rejected.push(Rejected { source, reason: FailureReason::Malformed, message: format!("{e:#}") });
             Ok(())
         } else {
@@ -91,9 +91,4 @@ impl<'a, R: Repository> Run<'a, R> {
             }
         }
     }
-}
-
-/// Data that is there but unusable, as opposed to a store that could not be read.
-fn is_bad_data(e: &Error) -> bool {
-    matches!(e.kind(), ErrorKind::InvalidFormat | ErrorKind::DigestMismatch | ErrorKind::TooLarge)
 }
