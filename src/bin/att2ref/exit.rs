@@ -11,12 +11,7 @@ pub const COULD_NOT_CHECK: u8 = 2;
 
 /// The exit code for a library error kind.
 pub fn for_kind(kind: ErrorKind) -> u8 {
-    match kind {
-        ErrorKind::InvalidFormat | ErrorKind::DigestMismatch | ErrorKind::TooLarge | ErrorKind::VerificationFailed => {
-            CHECK_FAILED
-        }
-        _ => COULD_NOT_CHECK,
-    }
+    if kind.is_bad_data() || kind == ErrorKind::VerificationFailed { CHECK_FAILED } else { COULD_NOT_CHECK }
 }
 
 /// The exit code for a whole run: 2 if anything could not be checked, else 1 if anything failed a check.
