@@ -478,3 +478,46 @@ fn wrong_key_blocks_the_image() {
     assert!(rt.block_on(repo.referrers(&scenario.image, None)).unwrap().descriptors.is_empty());
     assert!(run.stderr.contains("blocked"), "{}", run.stderr);
 }
+
+/// A migrate process killed (SIGKILL) at several points of its run: each rerun converges to the same
+/// final state as an uninterrupted run — every referrer listed once, legacy data untouched.
+#[tokio::test]
+async fn killed_runs_converge_on_rerun() {
+    let scenario = demo::demo().unwrap();
+    // The state a clean run leaves, to compare with.
+    let clean = TestRegistry::distribution();
+    let clean_repo = clean.repository("kill/app");
+    scenario.repo.push_to(&clean_repo).await.unwrap();
+    let (run, _) = migrate(&format!("{}/kill/app@{}", clean.host, scenario.image), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let expected = clean_repo.get_manifest(&scenario.image.referrers_tag()).await.unwrap().unwrap().bytes;
+
+    let key = rsa_key();
+    let bin = assert_cmd::cargo::cargo_bin("att2ref");
+    for delay_ms in [0u64, 30, 80, 150, 300, 600] {
+        let registry = TestRegistry::distribution();
+        let repo = registry.repository("kill/app");
+        scenario.repo.push_to(&repo).await.unwrap();
+        let image = format!("{}/kill/app@{}", registry.host, scenario.image);
+        let mut child = std::process::Command::new(&bin)
+            .args(["migrate", "--plain-http", &image, "--key", &key, "--insecure-ignore-tlog", "-q"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL on Unix
+        let _ = child.wait();
+
+        let (run, report) = migrate(&image, &[]);
+        assert_eq!(run.code, 0, "rerun after a kill at {delay_ms} ms: {}", run.stderr);
+        assert!(["migrated", "already-migrated"].contains(&outcome(&report)), "{report:#}");
+        let index = repo.get_manifest(&scenario.image.referrers_tag()).await.unwrap().unwrap();
+        assert_eq!(index.bytes, expected, "kill at {delay_ms} ms: the index differs from a clean run's");
+        assert_eq!(
+            repo.head_manifest(&scenario.image.cosign_tag("att")).await.unwrap().unwrap().digest,
+            att_manifest(&scenario),
+            "legacy .att untouched"
+        );
+    }
+}
