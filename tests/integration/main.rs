@@ -9,6 +9,7 @@ mod inspect_registries;
 mod interop;
 mod layout;
 mod migrate;
+mod prune;
 mod registries;
 mod registry_client;
 mod schema;

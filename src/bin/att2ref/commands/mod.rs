@@ -3,6 +3,7 @@
 mod demo;
 mod inspect;
 mod migrate;
+mod prune;
 mod verify;
 
 use std::io::Write;
@@ -19,6 +20,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inspect(args) => inspect::run(args).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Migrate(args) => migrate::run(args, cli.quiet).await,
+        Command::Prune(args) => prune::run(args).await,
         Command::Demo(args) => demo::run(args).await,
     }
 }
