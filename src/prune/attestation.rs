@@ -176,3 +176,76 @@ async fn verify_now(
         .await
         .map_err(|e| Error::new(ErrorKind::Io, format!("verification task failed: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::convert::{referrer_entry, remove_referrer};
+    use crate::migrate::{MigrateOptions, migrate_image};
+    use crate::model::media_type as mt;
+    use crate::model::oci::{Index, Manifest, to_canonical_bytes};
+    use crate::store::layout::LayoutRepository;
+    use crate::verify::{Policy, PublicKey};
+
+    fn verifier(key: &str) -> Arc<Verifier> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys").join(key);
+        let key = PublicKey::from_pem(&std::fs::read(path).unwrap()).unwrap();
+        Arc::new(Verifier::new(Policy::new().with_key(key).insecure_ignore_tlog(true)).unwrap())
+    }
+
+    async fn migrated() -> (tempfile::TempDir, LayoutRepository, Digest) {
+        let scenario = crate::demo::demo().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let repo = crate::demo::write_layout(&scenario, dir.path()).await.unwrap();
+        let report = migrate_image(&repo, &scenario.image, &verifier("rsa-4096.pub.pem"), &MigrateOptions::default())
+            .await
+            .unwrap();
+        assert!(report.outcome.is_done(), "{report:?}");
+        (dir, repo, scenario.image)
+    }
+
+    #[tokio::test]
+    async fn removable_only_when_every_referrer_verifies_now() {
+        let (_dir, repo, image) = migrated().await;
+        let limits = Limits::default();
+        let a = assess(&repo, &image, &verifier("rsa-4096.pub.pem"), &limits).await.unwrap().unwrap();
+        assert!(a.removable, "{:?}", a.reasons);
+        // Under a policy the referrers do not satisfy (another key), nothing qualifies.
+        let a = assess(&repo, &image, &verifier("ed25519.pub.pem"), &limits).await.unwrap().unwrap();
+        assert!(!a.removable);
+        assert!(a.reasons.iter().all(|r| r.contains("does not verify now")), "{:?}", a.reasons);
+    }
+
+    /// A referrer labelled as layer 0's migration but carrying layer 1's statement does not count:
+    /// the annotation only pairs, the bytes decide.
+    #[tokio::test]
+    async fn the_annotation_pairs_but_the_payload_decides() {
+        let (_dir, repo, image) = migrated().await;
+        let tag = image.referrers_tag();
+        let Manifest::Index(index) = repo.get_manifest(&tag).await.unwrap().unwrap().manifest else { panic!() };
+        let mut by_layer = Vec::new();
+        for e in &index.manifests {
+            let raw = repo.get_manifest(&e.digest.to_string()).await.unwrap().unwrap();
+            let Manifest::Image(m) = raw.manifest else { panic!() };
+            let layer: usize = m.annotations[crate::convert::annotations::LEGACY_LAYER].parse().unwrap();
+            by_layer.push((layer, e.digest.clone(), m));
+        }
+        by_layer.sort_by_key(|(l, ..)| *l);
+        let layer0 = by_layer[0].2.annotations[LEGACY_LAYER_DIGEST].clone();
+        let mut relabelled = by_layer[1].2.clone();
+        relabelled.annotations.insert(LEGACY_LAYER_DIGEST.into(), layer0);
+        let bytes = Bytes::from(to_canonical_bytes(&relabelled));
+        let put = repo.put_manifest(bytes.clone(), mt::OCI_MANIFEST, None).await.unwrap();
+        let mut d = crate::model::oci::Descriptor::of(mt::OCI_MANIFEST, &bytes);
+        d.digest = put.digest;
+        let mut next: Index = remove_referrer(Some(index), &by_layer[0].1).index;
+        next.manifests.push(referrer_entry(&d, &relabelled));
+        repo.put_manifest(Bytes::from(to_canonical_bytes(&next)), mt::OCI_INDEX, Some(&tag)).await.unwrap();
+
+        let a = assess(&repo, &image, &verifier("rsa-4096.pub.pem"), &Limits::default()).await.unwrap().unwrap();
+        assert!(!a.removable);
+        assert!(a.reasons[0].starts_with("layer 0: no referrer qualifies"), "{:?}", a.reasons);
+        assert!(a.reasons[0].contains("payload differs"), "{:?}", a.reasons);
+        assert!(a.reasons[1].contains("layer 1: referrer"), "{:?}", a.reasons);
+    }
+}
