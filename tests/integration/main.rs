@@ -3,6 +3,7 @@
 mod auth_cli;
 mod cli;
 mod corpus;
+mod deploy;
 mod inspect_faults;
 mod inspect_layouts;
 mod inspect_registries;
