@@ -14,7 +14,7 @@ use crate::verify::Verifier;
 use super::find::{needed_by_others, resolve_tags, shared_reason, tag_map};
 use super::index::remove_entry;
 use super::report::{Item, Status};
-use super::{Action, PruneOptions, Step, TagMap, attestation};
+use super::{Action, Observer, PruneOptions, Step, TagMap, attestation};
 
 /// What running one action did, when nothing failed.
 enum Done {
@@ -30,6 +30,7 @@ pub async fn apply<R: Repository>(
     steps: Vec<Step>,
     verifier: &Arc<Verifier>,
     options: &PruneOptions,
+    observer: &dyn Observer,
 ) -> Vec<Item> {
     // A fresh view of every tag, for the shared-digest guard.
     let map = resolve_tags(repo).await.map(|t| tag_map(&t));
@@ -72,6 +73,7 @@ pub async fn apply<R: Repository>(
                 item.error_kind = Some(kind_name(e.kind()));
             }
         }
+        observer.acted(&item);
         items.push(item);
     }
     items

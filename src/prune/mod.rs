@@ -148,6 +148,17 @@ pub struct Step {
     pub action: Option<Action>,
 }
 
+/// Told about each action as soon as it has run (`--apply`), e.g. to keep an audit journal that
+/// survives an interrupted run.
+pub trait Observer: Send + Sync {
+    /// One action ran; `item` holds its final status and reasons.
+    fn acted(&self, item: &Item);
+}
+
+impl Observer for () {
+    fn acted(&self, _: &Item) {}
+}
+
 /// Every tag of the repository resolved to its digest, grouped by digest.
 pub type TagMap = BTreeMap<Digest, Vec<String>>;
 
@@ -158,6 +169,7 @@ pub async fn prune_repository<R: Repository>(
     scope: &Scope,
     verifier: &Arc<Verifier>,
     options: &PruneOptions,
+    observer: &dyn Observer,
 ) -> Vec<Item> {
     let steps = match find::find(repo, scope, verifier, options).await {
         Ok(steps) => steps,
@@ -166,5 +178,5 @@ pub async fn prune_repository<R: Repository>(
     if !options.apply {
         return steps.into_iter().map(|s| s.item).collect();
     }
-    apply::apply(repo, steps, verifier, options).await
+    apply::apply(repo, steps, verifier, options, observer).await
 }

@@ -105,9 +105,19 @@ async fn migrated_att_is_pruned(registry: TestRegistry) {
 
     // --apply removes it; the referrers still verify and hold the same payloads.
     let before = referrer_payloads(&repo, &scenario.image).await;
-    let (run, report) = prune(&image, &["--apply"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, report_file) = (dir.path().join("prune.jsonl"), dir.path().join("report.json"));
+    let files = ["--journal", journal.to_str().unwrap(), "--report", report_file.to_str().unwrap()];
+    let (run, report) = prune(&image, &[&["--apply"][..], &files[..]].concat());
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(items(&report), vec![("legacy-attestation".to_owned(), "removed".to_owned())], "{report:#}");
+    let saved: Value = serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
+    assert_eq!(saved["items"], report["items"], "--report writes the same document");
+    let lines = std::fs::read_to_string(&journal).unwrap();
+    assert_eq!(lines.lines().count(), 1, "{lines}");
+    let line: Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(line["item"]["status"], "removed");
+    assert!(line["at"].as_u64().unwrap() > 0);
     assert!(repo.head_manifest(&att_tag).await.unwrap().is_none(), "the .att tag is gone");
     assert!(repo.head_manifest(&scenario.image.cosign_tag("sig")).await.unwrap().is_some(), "the .sig stays");
     let (run, verified) = run_json("verify", &image, &[]);

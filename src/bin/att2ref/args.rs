@@ -184,6 +184,11 @@ pub struct PruneArgs {
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
+    /// Audit journal (JSON Lines, appended): one line per removal attempted with --apply, written as it
+    /// happens, so an interrupted run still leaves a record.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+
     #[command(flatten)]
     pub trust: TrustArgs,
 

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use att2ref::inspect::kind_name;
 use att2ref::prune::report::TargetError;
-use att2ref::prune::{self, PruneOptions, PruneReport, Scope, Status};
+use att2ref::prune::{self, Item, Observer, PruneOptions, PruneReport, Scope, Status};
 
 use crate::args::{Format, PruneArgs};
 use crate::commands::migrate::{TargetOptions, expand_target, read_targets};
@@ -23,6 +23,11 @@ pub async fn run(args: PruneArgs) -> Result<ExitCode> {
     let options = PruneOptions { limits: setup::limits(&args.registry), apply: args.apply, ..PruneOptions::default() };
     let expand = TargetOptions { all_repos: args.all_repos, shard: args.shard, registry: &args.registry };
 
+    let journal = args.journal.as_deref().map(AuditJournal::open).transpose()?;
+    let observer: &dyn Observer = match &journal {
+        Some(j) => j,
+        None => &(),
+    };
     let mut report = PruneReport::new(targets.clone(), args.apply);
     for target in &targets {
         let expanded = match expand_target(target, &expand, &client).await {
@@ -34,7 +39,7 @@ pub async fn run(args: PruneArgs) -> Result<ExitCode> {
         };
         for e in expanded {
             let scope = e.images.map_or(Scope::Repository, Scope::Images);
-            report.items.extend(prune::prune_repository(&e.repo, &scope, &verifier, &options).await);
+            report.items.extend(prune::prune_repository(&e.repo, &scope, &verifier, &options, observer).await);
         }
     }
     report.recount();
@@ -49,6 +54,40 @@ pub async fn run(args: PruneArgs) -> Result<ExitCode> {
         Format::Text => crate::commands::print_text(&render(&report))?,
     }
     Ok(finish(&report))
+}
+
+/// `--journal`: each attempted removal appended as one JSON line, with the time, as it happens.
+struct AuditJournal {
+    path: std::path::PathBuf,
+    file: std::sync::Mutex<std::fs::File>,
+}
+
+impl AuditJournal {
+    fn open(path: &std::path::Path) -> Result<AuditJournal> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening --journal {}", path.display()))?;
+        Ok(AuditJournal { path: path.to_owned(), file: std::sync::Mutex::new(file) })
+    }
+}
+
+impl Observer for AuditJournal {
+    fn acted(&self, item: &Item) {
+        use std::io::Write;
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let line = serde_json::json!({ "at": at, "item": item });
+        let mut bytes = line.to_string().into_bytes();
+        bytes.push(b'\n');
+        let written = match self.file.lock() {
+            Ok(mut f) => f.write_all(&bytes).and_then(|()| f.flush()),
+            Err(_) => Ok(()),
+        };
+        if let Err(e) = written {
+            eprintln!("warning: --journal {}: {e}", self.path.display());
+        }
+    }
 }
 
 /// Errors on stderr and the exit code.
