@@ -182,8 +182,12 @@ pub async fn find<R: Repository>(
             Err(e) => steps.push(ctx.unchecked(subject, &e, "whether the subject manifest exists")),
         }
     }
+    let no_images = existing.is_empty() && !options.orphans_without_images;
     for step in &mut steps {
         guard_shared(&map, step);
+        if no_images {
+            guard_attachment_repository(step);
+        }
     }
     steps.sort_by_key(|s| s.action.as_ref().map_or(u8::MAX, Action::phase));
     Ok(steps)
@@ -210,6 +214,25 @@ fn guard_shared(map: &TagMap, step: &mut Step) {
     if !others.is_empty() {
         step.item.status = Status::Kept;
         step.item.reasons.push(shared_reason(&others));
+        step.action = None;
+    }
+}
+
+/// In a repository without a single image, a "missing" subject may simply live in another repository
+/// (attachments stored apart with `COSIGN_REPOSITORY`): orphans there are kept unless the caller says
+/// otherwise.
+fn guard_attachment_repository(step: &mut Step) {
+    let orphan = matches!(
+        step.action,
+        Some(Action::OrphanLegacy { .. } | Action::OrphanReferrer { .. } | Action::OrphanIndex { .. })
+    );
+    if orphan {
+        step.item.status = Status::Kept;
+        step.item.reasons.push(
+            "the repository holds no image at all: its attachments may belong to images stored in another \
+             repository (cosign's COSIGN_REPOSITORY); --orphans-without-images treats them as orphans"
+                .into(),
+        );
         step.action = None;
     }
 }

@@ -41,11 +41,15 @@ pub struct PruneOptions {
     pub apply: bool,
     /// Read-back-and-edit rounds for a tag-schema index after a lost update.
     pub index_retries: u32,
+    /// Treat attachments as orphans even in a repository that holds no image at all. Off by default:
+    /// such a repository may store the attachments of images kept elsewhere (cosign's
+    /// `COSIGN_REPOSITORY`), where every subject is "missing" here.
+    pub orphans_without_images: bool,
 }
 
 impl Default for PruneOptions {
     fn default() -> PruneOptions {
-        PruneOptions { limits: Limits::default(), apply: false, index_retries: 8 }
+        PruneOptions { limits: Limits::default(), apply: false, index_retries: 8, orphans_without_images: false }
     }
 }
 

@@ -180,6 +180,11 @@ pub struct PruneArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Also treat attachments as orphans in repositories holding no image at all (by default they are
+    /// kept: such a repository may hold the signatures of images stored elsewhere, COSIGN_REPOSITORY).
+    #[arg(long)]
+    pub orphans_without_images: bool,
+
     /// Also write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,

@@ -20,7 +20,12 @@ pub async fn run(args: PruneArgs) -> Result<ExitCode> {
     let (verifier, _) = setup::verifier(&args.trust)?;
     let targets = read_targets(&args.targets, args.from_file.as_deref())?;
     let client = setup::registry_client(&args.registry)?;
-    let options = PruneOptions { limits: setup::limits(&args.registry), apply: args.apply, ..PruneOptions::default() };
+    let options = PruneOptions {
+        limits: setup::limits(&args.registry),
+        apply: args.apply,
+        orphans_without_images: args.orphans_without_images,
+        ..PruneOptions::default()
+    };
     let expand = TargetOptions { all_repos: args.all_repos, shard: args.shard, registry: &args.registry };
 
     let journal = args.journal.as_deref().map(AuditJournal::open).transpose()?;
