@@ -65,6 +65,7 @@ pub mod inspect;
 pub mod limits;
 pub mod migrate;
 pub mod model;
+pub mod prune;
 pub mod read;
 pub mod store;
 pub mod verify;

@@ -177,7 +177,7 @@ async fn update_index<R: Repository>(
 
 /// The index under `tag` and its entity tag: `None` when the tag does not exist; an error when it holds
 /// something else.
-async fn fetch_index<R: Repository>(repo: &R, tag: &str) -> Result<(Option<Index>, Option<String>)> {
+pub(crate) async fn fetch_index<R: Repository>(repo: &R, tag: &str) -> Result<(Option<Index>, Option<String>)> {
     let Some(raw) = repo.get_manifest(tag).await? else {
         return Ok((None, None));
     };
@@ -240,7 +240,7 @@ fn missing_entries<'a>(index: Option<&Index>, entries: &'a [Descriptor]) -> Vec<
 }
 
 /// Exponential backoff with jitter, so two migrators that collided do not collide again in lockstep.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let base = 50u64 << attempt.min(6);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let seed = u64::from(nanos) ^ u64::from(std::process::id()).rotate_left(17);

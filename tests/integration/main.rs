@@ -3,6 +3,7 @@
 mod auth_cli;
 mod cli;
 mod corpus;
+mod deploy;
 mod get;
 mod inspect_faults;
 mod inspect_layouts;
@@ -10,6 +11,7 @@ mod inspect_registries;
 mod interop;
 mod layout;
 mod migrate;
+mod prune;
 mod registries;
 mod registry_client;
 mod schema;

@@ -49,6 +49,14 @@ pub enum Command {
     /// with the same flags as `verify`; an image is migrated all or nothing, read back and re-verified.
     /// Legacy tags are never modified. A rerun writes nothing.
     Migrate(MigrateArgs),
+    /// Remove what migration left behind, never an attestation: dry run unless --apply.
+    ///
+    /// Finds legacy .att manifests whose every layer has a migrated referrer that verifies now (same
+    /// flags as `verify`) and carries the same payload; legacy tags, referrers and referrers indexes whose
+    /// image is gone (a definite not-found); duplicate referrers; index entries naming missing
+    /// manifests. TARGET as in `migrate`. With --apply, each removal is re-checked just before it is made;
+    /// a digest another tag still holds is never deleted. Exit 0 when nothing failed.
+    Prune(PruneArgs),
     /// Build the embedded demo store (test keys only) in a temporary OCI layout and inspect it.
     Demo(DemoArgs),
 }
@@ -205,6 +213,57 @@ pub struct MigrateArgs {
     pub report: Option<PathBuf>,
 
     /// Journal (JSON Lines): resume a run, skipping images recorded as migrated whose .att is unchanged.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub trust: TrustArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// `att2ref prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Images, repositories or ocidir:// layouts (registry hosts with --all-repos).
+    #[arg(required_unless_present = "from_file")]
+    pub targets: Vec<String>,
+
+    /// Read more targets from FILE, one per line (blank lines and # comments ignored).
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+
+    /// Targets are registry hosts: prune every repository of their catalog (GET /v2/_catalog).
+    #[arg(long)]
+    pub all_repos: bool,
+
+    /// Only repositories in shard I of N (0-based): FNV-1a 64 of the repository name, modulo N.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
+
+    /// Delete. Without it, only the plan is shown (what, why, size).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub apply: bool,
+
+    /// Show the plan and delete nothing (the default; for explicit scripts).
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also treat attachments as orphans in repositories holding no image at all (by default they are
+    /// kept: such a repository may hold the signatures of images stored elsewhere, COSIGN_REPOSITORY).
+    #[arg(long)]
+    pub orphans_without_images: bool,
+
+    /// Also write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Audit journal (JSON Lines, appended): one line per removal attempted with --apply, written as it
+    /// happens, so an interrupted run still leaves a record.
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
 

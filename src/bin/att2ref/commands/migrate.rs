@@ -142,8 +142,13 @@ fn target_error(target: &str, e: &anyhow::Error) -> TargetError {
 
 /// The targets from the command line and `--from-file`, in order.
 fn targets(args: &MigrateArgs) -> Result<Vec<String>> {
-    let mut targets = args.targets.clone();
-    if let Some(path) = &args.from_file {
+    read_targets(&args.targets, args.from_file.as_deref())
+}
+
+/// Command-line targets followed by those of `--from-file` (blank lines and `#` comments ignored).
+pub(crate) fn read_targets(given: &[String], from_file: Option<&std::path::Path>) -> Result<Vec<String>> {
+    let mut targets = given.to_vec();
+    if let Some(path) = from_file {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading --from-file {}", path.display()))?;
         targets.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned));
     }
@@ -153,26 +158,52 @@ fn targets(args: &MigrateArgs) -> Result<Vec<String>> {
     Ok(targets)
 }
 
-fn in_shard(args: &MigrateArgs, repository: &str) -> bool {
-    args.shard.is_none_or(|(i, n)| migrate::shard_of(repository, n) == i)
+/// One repository a target names, and the images it names in it (`None`: the whole repository).
+pub(crate) struct Expanded {
+    pub repo: AnyRepository,
+    pub images: Option<Vec<Digest>>,
+}
+
+/// How targets are expanded (shared by `migrate` and `prune`).
+pub(crate) struct TargetOptions<'a> {
+    pub all_repos: bool,
+    pub shard: Option<(u32, u32)>,
+    pub registry: &'a crate::args::RegistryArgs,
 }
 
 /// The repositories and images one target names.
 async fn expand(target: &str, args: &MigrateArgs, client: &RegistryClient) -> Result<Vec<Work>> {
-    if args.all_repos {
+    let options = TargetOptions { all_repos: args.all_repos, shard: args.shard, registry: &args.registry };
+    let mut work = Vec::new();
+    for e in expand_target(target, &options, client).await? {
+        let images = match e.images {
+            Some(images) => images,
+            None => migrate::images_with_attestations(&e.repo)
+                .await
+                .with_context(|| format!("listing tags of {}", e.repo.name()))?,
+        };
+        work.push(Work { repo: e.repo, images });
+    }
+    Ok(work)
+}
+
+/// The repositories (and, for image references, the image) one target names.
+pub(crate) async fn expand_target(
+    target: &str,
+    options: &TargetOptions<'_>,
+    client: &RegistryClient,
+) -> Result<Vec<Expanded>> {
+    let in_shard = |repository: &str| options.shard.is_none_or(|(i, n)| migrate::shard_of(repository, n) == i);
+    if options.all_repos {
         if target.contains('/') || target.starts_with("ocidir://") {
             bail!("--all-repos takes registry hosts (e.g. registry.example:5000), not {target:?}");
         }
-        let mut work = Vec::new();
-        for name in client.catalog(target).await.with_context(|| format!("listing the catalog of {target}"))? {
-            if !in_shard(args, &name) {
-                continue;
-            }
-            let repo = AnyRepository::Registry(client.repository(target, &name));
-            let images = migrate::images_with_attestations(&repo).await.with_context(|| format!("{target}/{name}"))?;
-            work.push(Work { repo, images });
-        }
-        return Ok(work);
+        let names = client.catalog(target).await.with_context(|| format!("listing the catalog of {target}"))?;
+        return Ok(names
+            .into_iter()
+            .filter(|name| in_shard(name))
+            .map(|name| Expanded { repo: AnyRepository::Registry(client.repository(target, &name)), images: None })
+            .collect());
     }
     let reference = Reference::parse(target)?;
     let (repo, manifest_ref, name) = match &reference {
@@ -182,26 +213,26 @@ async fn expand(target: &str, args: &MigrateArgs, client: &RegistryClient) -> Re
             r.repository().to_owned(),
         ),
         Reference::Layout(l) => {
-            let repo = LayoutRepository::open(l.path(), setup::limits(&args.registry))
+            let repo = LayoutRepository::open(l.path(), setup::limits(options.registry))
                 .with_context(|| format!("opening OCI layout {}", l.path().display()))?;
             (AnyRepository::Layout(repo), l.manifest_reference(), l.path().display().to_string())
         }
     };
-    if !in_shard(args, &name) {
+    if !in_shard(&name) {
         return Ok(Vec::new());
     }
     let images = match manifest_ref {
         Some(r) => match r.parse::<Digest>() {
-            Ok(d) => vec![d],
+            Ok(d) => Some(vec![d]),
             Err(_) => {
                 let d =
                     repo.head_manifest(&r).await?.with_context(|| format!("tag {r:?} not found in {}", repo.name()))?;
-                vec![d.digest]
+                Some(vec![d.digest])
             }
         },
-        None => migrate::images_with_attestations(&repo).await.with_context(|| format!("listing tags of {target}"))?,
+        None => None,
     };
-    Ok(vec![Work { repo, images }])
+    Ok(vec![Expanded { repo, images }])
 }
 
 struct Bar {

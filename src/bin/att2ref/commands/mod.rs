@@ -4,6 +4,7 @@ mod demo;
 mod get;
 mod inspect;
 mod migrate;
+mod prune;
 mod verify;
 
 use std::io::Write;
@@ -21,6 +22,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(args) => verify::run(args).await,
         Command::Get(args) => get::run(args).await,
         Command::Migrate(args) => migrate::run(args, cli.quiet).await,
+        Command::Prune(args) => prune::run(args).await,
         Command::Demo(args) => demo::run(args).await,
     }
 }

@@ -1,0 +1,162 @@
+//! `att2ref prune`: expand targets into repositories, plan (and with `--apply`, make) the removals, report.
+//!
+//! Exit codes: 0 when nothing failed (items kept on purpose, e.g. a `.att` not fully migrated, are not
+//! failures); otherwise the worst of: 2 when a removal was refused or something could not be checked or
+//! a target could not be expanded, 1 when a check failed on the data.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use att2ref::inspect::kind_name;
+use att2ref::prune::report::TargetError;
+use att2ref::prune::{self, Item, Observer, PruneOptions, PruneReport, Scope, Status};
+
+use crate::args::{Format, PruneArgs};
+use crate::commands::migrate::{TargetOptions, expand_target, read_targets};
+use crate::render::size;
+use crate::{exit, setup};
+
+pub async fn run(args: PruneArgs) -> Result<ExitCode> {
+    let (verifier, _) = setup::verifier(&args.trust)?;
+    let targets = read_targets(&args.targets, args.from_file.as_deref())?;
+    let client = setup::registry_client(&args.registry)?;
+    let options = PruneOptions {
+        limits: setup::limits(&args.registry),
+        apply: args.apply,
+        orphans_without_images: args.orphans_without_images,
+        ..PruneOptions::default()
+    };
+    let expand = TargetOptions { all_repos: args.all_repos, shard: args.shard, registry: &args.registry };
+
+    let journal = args.journal.as_deref().map(AuditJournal::open).transpose()?;
+    let observer: &dyn Observer = match &journal {
+        Some(j) => j,
+        None => &(),
+    };
+    let mut report = PruneReport::new(targets.clone(), args.apply);
+    for target in &targets {
+        let expanded = match expand_target(target, &expand, &client).await {
+            Ok(e) => e,
+            Err(e) => {
+                report.errors.push(target_error(target, &e));
+                continue;
+            }
+        };
+        for e in expanded {
+            let scope = e.images.map_or(Scope::Repository, Scope::Images);
+            report.items.extend(prune::prune_repository(&e.repo, &scope, &verifier, &options, observer).await);
+        }
+    }
+    report.recount();
+
+    if let Some(path) = &args.report {
+        let mut bytes = serde_json::to_vec_pretty(&report)?;
+        bytes.push(b'\n');
+        std::fs::write(path, bytes).with_context(|| format!("writing --report {}", path.display()))?;
+    }
+    match args.output.format {
+        Format::Json => crate::commands::print_json(&report)?,
+        Format::Text => crate::commands::print_text(&render(&report))?,
+    }
+    Ok(finish(&report))
+}
+
+/// `--journal`: each attempted removal appended as one JSON line, with the time, as it happens.
+struct AuditJournal {
+    path: std::path::PathBuf,
+    file: std::sync::Mutex<std::fs::File>,
+}
+
+impl AuditJournal {
+    fn open(path: &std::path::Path) -> Result<AuditJournal> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening --journal {}", path.display()))?;
+        Ok(AuditJournal { path: path.to_owned(), file: std::sync::Mutex::new(file) })
+    }
+}
+
+impl Observer for AuditJournal {
+    fn acted(&self, item: &Item) {
+        use std::io::Write;
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let line = serde_json::json!({ "at": at, "item": item });
+        let mut bytes = line.to_string().into_bytes();
+        bytes.push(b'\n');
+        let written = match self.file.lock() {
+            Ok(mut f) => f.write_all(&bytes).and_then(|()| f.flush()),
+            Err(_) => Ok(()),
+        };
+        if let Err(e) = written {
+            eprintln!("warning: --journal {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// Errors on stderr and the exit code.
+fn finish(report: &PruneReport) -> ExitCode {
+    let mut code = 0u8;
+    for e in &report.errors {
+        eprintln!("error: {}: {}", e.target, e.message);
+        code = code.max(exit::COULD_NOT_CHECK);
+    }
+    for i in report.items.iter().filter(|i| i.status.is_failure()) {
+        let what = match (&i.digest, &i.subject) {
+            (Some(d), _) => format!("{}@{d}", i.repository),
+            (None, Some(s)) => format!("{}@{s}", i.repository),
+            (None, None) => i.repository.clone(),
+        };
+        eprintln!(
+            "error: {what}: {} {}: {}",
+            i.kind.as_str(),
+            i.status.as_str(),
+            i.reasons.last().map_or("", String::as_str)
+        );
+        code = code.max(exit::COULD_NOT_CHECK);
+    }
+    ExitCode::from(code)
+}
+
+fn target_error(target: &str, e: &anyhow::Error) -> TargetError {
+    let kind = e.chain().find_map(|c| c.downcast_ref::<att2ref::Error>()).map(att2ref::Error::kind);
+    TargetError {
+        target: target.to_owned(),
+        error_kind: kind.map_or_else(|| "invalid-input".to_owned(), kind_name),
+        message: format!("{e:#}"),
+    }
+}
+
+/// The report for people: one line per item with its reasons, then totals.
+fn render(report: &PruneReport) -> String {
+    let mut out = String::new();
+    for i in &report.items {
+        let what = i.tag.clone().or_else(|| i.digest.as_ref().map(|d| d.to_string())).unwrap_or_default();
+        let subject = i.subject.as_ref().map(|s| format!(" (image {})", s.short())).unwrap_or_default();
+        out.push_str(&format!(
+            "{:<16} {:<19} {}/{what}{subject} {}\n",
+            i.status.as_str(),
+            i.kind.as_str(),
+            i.repository,
+            size(i.size)
+        ));
+        for r in &i.reasons {
+            out.push_str(&format!("    {r}\n"));
+        }
+    }
+    let t = &report.totals;
+    let statuses: Vec<String> = t.statuses.iter().map(|(k, v)| format!("{v} {}", k.as_str())).collect();
+    let verb = if report.apply { "removed" } else { "removable" };
+    out.push_str(&format!(
+        "{} item(s): {}; {} {verb}{}\n",
+        t.items,
+        if statuses.is_empty() { "nothing to prune".to_owned() } else { statuses.join(", ") },
+        size(t.bytes),
+        if report.apply { "" } else { " (dry run: nothing deleted; --apply to delete)" }
+    ));
+    if report.items.iter().any(|i| i.status == Status::Removed) {
+        out.push_str("blobs are freed by the registry's garbage collection\n");
+    }
+    out
+}

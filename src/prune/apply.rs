@@ -1,0 +1,215 @@
+//! Acting on a plan. Each action re-checks its precondition immediately before it deletes, against the
+//! store as it is now, and a digest another tag still holds is never deleted. A refusal (405, 400, 401,
+//! 403, …) fails that item only; the run goes on.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::inspect::kind_name;
+use crate::model::digest::Digest;
+use crate::model::oci::Manifest;
+use crate::store::Repository;
+use crate::verify::Verifier;
+
+use super::find::{needed_by_others, resolve_tags, shared_reason, tag_map};
+use super::index::remove_entry;
+use super::report::{Item, Status};
+use super::{Action, Observer, PruneOptions, Step, TagMap, attestation};
+
+/// What running one action did, when nothing failed.
+enum Done {
+    /// Deleted or edited; notes for the report.
+    Removed(Vec<String>),
+    /// The precondition no longer held; why.
+    Skipped(String),
+}
+
+/// Apply `steps` (from [`find`](super::find::find)) in order. Items without an action pass through.
+pub async fn apply<R: Repository>(
+    repo: &R,
+    steps: Vec<Step>,
+    verifier: &Arc<Verifier>,
+    options: &PruneOptions,
+    observer: &dyn Observer,
+) -> Vec<Item> {
+    // A fresh view of every tag, for the shared-digest guard.
+    let map = resolve_tags(repo).await.map(|t| tag_map(&t));
+    let mut map = match map {
+        Ok(m) => m,
+        Err(e) => {
+            return steps
+                .into_iter()
+                .map(|s| {
+                    let mut item = s.item;
+                    if s.action.is_some() {
+                        item.status = Status::CouldNotCheck;
+                        item.reasons.push(format!("could not check before acting: resolving the tags: {e}"));
+                        item.error_kind = Some(kind_name(e.kind()));
+                    }
+                    item
+                })
+                .collect();
+        }
+    };
+    let mut items = Vec::with_capacity(steps.len());
+    for step in steps {
+        let mut item = step.item;
+        let Some(action) = step.action else {
+            items.push(item);
+            continue;
+        };
+        match run(repo, &action, &mut map, verifier, options).await {
+            Ok(Done::Removed(notes)) => {
+                item.status = Status::Removed;
+                item.reasons.extend(notes);
+            }
+            Ok(Done::Skipped(why)) => {
+                item.status = Status::Skipped;
+                item.reasons.push(format!("re-checked before acting: {why}"));
+            }
+            Err(e) => {
+                item.status = Status::Failed;
+                item.reasons.push(format!("failed: {e}"));
+                item.error_kind = Some(kind_name(e.kind()));
+            }
+        }
+        observer.acted(&item);
+        items.push(item);
+    }
+    items
+}
+
+async fn run<R: Repository>(
+    repo: &R,
+    action: &Action,
+    map: &mut TagMap,
+    verifier: &Arc<Verifier>,
+    options: &PruneOptions,
+) -> Result<Done> {
+    match action {
+        Action::LegacyAttestation { image, tag, manifest } => {
+            let Some(a) = attestation::assess(repo, image, verifier, &options.limits).await? else {
+                return Ok(Done::Skipped(format!("the tag {tag} no longer exists")));
+            };
+            if &a.manifest != manifest {
+                return Ok(Done::Skipped(format!("{tag} now holds {}, not the manifest assessed", a.manifest.short())));
+            }
+            if !a.removable {
+                return Ok(Done::Skipped(format!("no longer removable: {}", a.reasons.join("; "))));
+            }
+            delete(repo, map, manifest, Some(tag), false).await
+        }
+        Action::OrphanLegacy { image, tag, manifest }
+        | Action::OrphanIndex { subject: image, tag, digest: manifest } => {
+            if let Some(why) = subject_present(repo, image).await? {
+                return Ok(Done::Skipped(why));
+            }
+            match repo.head_manifest(tag).await? {
+                None => Ok(Done::Skipped(format!("the tag {tag} no longer exists"))),
+                Some(d) if &d.digest != manifest => {
+                    Ok(Done::Skipped(format!("{tag} now holds {}, not the manifest planned", d.digest.short())))
+                }
+                Some(_) => delete(repo, map, manifest, Some(tag), false).await,
+            }
+        }
+        Action::OrphanReferrer { subject, digest } => {
+            if let Some(why) = subject_present(repo, subject).await? {
+                return Ok(Done::Skipped(why));
+            }
+            if repo.head_manifest(&digest.to_string()).await?.is_none() {
+                return Ok(Done::Skipped("already gone".into()));
+            }
+            delete(repo, map, digest, None, false).await
+        }
+        Action::DuplicateReferrer { subject, digest, keep, blob } => {
+            if let Some(why) = kept_copy_problem(repo, subject, keep, blob).await? {
+                return Ok(Done::Skipped(why));
+            }
+            if repo.head_manifest(&digest.to_string()).await?.is_none() {
+                return Ok(Done::Skipped("already gone".into()));
+            }
+            let done = delete(repo, map, digest, None, false).await?;
+            if let Done::Removed(mut notes) = done {
+                let tag = subject.referrers_tag();
+                let edited = remove_entry(repo, &tag, digest, options.index_retries).await.map_err(|e| {
+                    e.context("the duplicate was deleted, but its index entry remains (the next run removes it)")
+                })?;
+                if edited {
+                    notes.push(format!("its entry was removed from the referrers index {tag}"));
+                }
+                return Ok(Done::Removed(notes));
+            }
+            Ok(done)
+        }
+        Action::IndexEntry { tag, entry, .. } => {
+            if repo.get_manifest(&entry.to_string()).await?.is_some() {
+                return Ok(Done::Skipped(format!("manifest {} exists again", entry.short())));
+            }
+            if remove_entry(repo, tag, entry, options.index_retries).await? {
+                Ok(Done::Removed(vec![format!("entry removed from {tag}")]))
+            } else {
+                Ok(Done::Skipped("no longer listed".into()))
+            }
+        }
+        Action::EmptyIndex { tag, .. } => {
+            let Some(raw) = repo.get_manifest(tag).await? else {
+                return Ok(Done::Skipped(format!("the tag {tag} no longer exists")));
+            };
+            match &raw.manifest {
+                Manifest::Index(i) if i.manifests.is_empty() => delete(repo, map, &raw.digest, Some(tag), true).await,
+                Manifest::Index(_) => Ok(Done::Skipped("the index has entries again".into())),
+                _ => Ok(Done::Skipped(format!("{tag} no longer holds an index"))),
+            }
+        }
+    }
+}
+
+/// `Some(why)` unless the subject manifest definitely does not exist; errors propagate (never an orphan).
+async fn subject_present<R: Repository>(repo: &R, subject: &Digest) -> Result<Option<String>> {
+    Ok(repo.get_manifest(&subject.to_string()).await?.map(|_| format!("the subject {} exists again", subject.short())))
+}
+
+/// `Some(why)` unless the copy to keep still exists, names the subject, carries `blob`, and is listed
+/// among the subject's referrers (where consumers look).
+async fn kept_copy_problem<R: Repository>(
+    repo: &R,
+    subject: &Digest,
+    keep: &Digest,
+    blob: &Digest,
+) -> Result<Option<String>> {
+    let Some(raw) = repo.get_manifest(&keep.to_string()).await? else {
+        return Ok(Some(format!("the copy to keep, {}, is gone", keep.short())));
+    };
+    let Manifest::Image(m) = &raw.manifest else {
+        return Ok(Some(format!("the copy to keep, {}, is not an image manifest", keep.short())));
+    };
+    let same = m.subject.as_ref().is_some_and(|s| &s.digest == subject)
+        && matches!(m.layers.as_slice(), [l] if &l.digest == blob);
+    if !same {
+        return Ok(Some(format!("the copy to keep, {}, no longer carries the same content", keep.short())));
+    }
+    let listing = repo.referrers(subject, None).await?;
+    if !listing.descriptors.iter().any(|d| &d.digest == keep) {
+        return Ok(Some(format!("the copy to keep, {}, is not listed among the referrers", keep.short())));
+    }
+    Ok(None)
+}
+
+/// Delete `digest` unless a tag other than `own_tag` holds it.
+async fn delete<R: Repository>(
+    repo: &R,
+    map: &mut TagMap,
+    digest: &Digest,
+    own_tag: Option<&str>,
+    empty_index: bool,
+) -> Result<Done> {
+    let others = needed_by_others(map, digest, own_tag, empty_index);
+    if !others.is_empty() {
+        return Ok(Done::Skipped(shared_reason(&others)));
+    }
+    repo.delete_manifest(digest)
+        .await
+        .map_err(|e: Error| e.context(format!("the registry refused to delete {digest}")))?;
+    map.remove(digest);
+    Ok(Done::Removed(vec![format!("deleted manifest {}", digest.short())]))
+}

@@ -1,0 +1,251 @@
+//! Rule 1: a legacy `.att` may go only when every one of its layers survives as a migrated referrer that
+//! a consumer finds (the same discovery `verify` uses), that verifies now under the caller's policy, and
+//! whose DSSE payload is byte-identical to the layer's.
+//!
+//! Our provenance annotation (`dev.att2ref.legacy.layer.digest`) only says which referrers to look at;
+//! the decision rests on content. A layer whose migration is missing, in flight (not yet listed) or
+//! does not verify keeps the whole `.att`, so running this next to a live `migrate` is safe.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::convert::annotations::LEGACY_LAYER_DIGEST;
+use crate::error::{Error, ErrorKind, Result};
+use crate::limits::Limits;
+use crate::model::cosign::{LegacyLayerAnnotations, TagKind};
+use crate::model::digest::Digest;
+use crate::model::dsse::Envelope;
+use crate::read::legacy::fetch_manifest;
+use crate::read::referrers::{ReferrerContent, read_referrer};
+use crate::store::Repository;
+use crate::verify::{SignedEntity, Verifier};
+
+/// Whether one image's legacy `.att` may be removed.
+#[derive(Clone, Debug)]
+pub struct Assessment {
+    /// The `.att` tag.
+    pub tag: String,
+    /// The `.att` manifest digest (what a deletion would name).
+    pub manifest: Digest,
+    /// Manifest bytes plus declared layer sizes.
+    pub size: u64,
+    /// True when every layer is covered.
+    pub removable: bool,
+    /// Per layer: which referrer covers it, or why none does.
+    pub reasons: Vec<String>,
+}
+
+/// One candidate referrer: its digest, the DSSE payload it carries, and what to verify.
+struct Candidate {
+    digest: Digest,
+    payload: Option<Bytes>,
+    entity: Arc<SignedEntity>,
+}
+
+/// Assess `image`'s legacy `.att`; `Ok(None)` when it has none.
+pub async fn assess<R: Repository>(
+    repo: &R,
+    image: &Digest,
+    verifier: &Arc<Verifier>,
+    limits: &Limits,
+) -> Result<Option<Assessment>> {
+    let Some(att) = fetch_manifest(repo, image, TagKind::Attestation, limits).await? else {
+        return Ok(None);
+    };
+    let mut a = Assessment {
+        tag: att.tag.clone(),
+        manifest: att.raw.digest.clone(),
+        size: (att.raw.bytes.len() as u64).saturating_add(att.layers_size()),
+        removable: false,
+        reasons: Vec::new(),
+    };
+    if att.layers().is_empty() {
+        a.removable = true;
+        a.reasons.push("the .att has no layers: it holds no attestation".into());
+        return Ok(Some(a));
+    }
+    // Something signs or annotates the .att manifest itself: deleting it would orphan that.
+    let own = repo.referrers(&a.manifest, None).await?;
+    if !own.descriptors.is_empty() {
+        a.reasons.push(format!("the .att manifest has {} referrer(s) of its own; keeping it", own.descriptors.len()));
+        return Ok(Some(a));
+    }
+
+    let listing = repo.referrers(image, None).await?;
+    let layer_digests: Vec<&Digest> = att.layers().iter().map(|l| &l.digest).collect();
+    let mut candidates: Vec<(Digest, Candidate)> = Vec::new();
+    let mut unreadable = Vec::new();
+    for listed in &listing.descriptors {
+        let Some(raw) = repo.get_manifest(&listed.digest.to_string()).await? else {
+            continue;
+        };
+        let Some(from) = raw.manifest.annotations().get(LEGACY_LAYER_DIGEST).and_then(|v| v.parse::<Digest>().ok())
+        else {
+            continue;
+        };
+        if !layer_digests.contains(&&from) {
+            continue;
+        }
+        match read_candidate(repo, image, listed, limits).await {
+            Ok(c) => candidates.push((from, c)),
+            Err(e) => unreadable.push(format!("referrer {}: {e}", listed.digest.short())),
+        }
+    }
+
+    let mut covered = 0usize;
+    for (index, layer) in att.layers().iter().enumerate() {
+        let legacy = repo.get_blob(layer, limits.max_blob_bytes).await?;
+        let Ok(envelope) = Envelope::parse(&legacy) else {
+            a.reasons.push(format!("layer {index}: not a DSSE envelope; kept"));
+            continue;
+        };
+        let mine: Vec<&Candidate> = candidates.iter().filter(|(d, _)| d == &layer.digest).map(|(_, c)| c).collect();
+        if mine.is_empty() {
+            a.reasons.push(format!(
+                "layer {index} ({}): no migrated referrer is listed for it (not migrated yet, or in flight)",
+                layer.digest.short()
+            ));
+            continue;
+        }
+        let mut why = Vec::new();
+        let mut ok = None;
+        for c in mine {
+            if c.payload.as_deref() != Some(&envelope.payload[..]) {
+                why.push(format!("{}: its DSSE payload differs from the layer's", c.digest.short()));
+                continue;
+            }
+            match verify_now(verifier, &c.entity, image).await? {
+                Ok(()) => {
+                    ok = Some(c.digest.clone());
+                    break;
+                }
+                Err(f) => why.push(format!("{}: does not verify now: {f}", c.digest.short())),
+            }
+        }
+        match ok {
+            Some(d) => {
+                covered += 1;
+                a.reasons.push(format!("layer {index}: referrer {} verifies and carries the same payload", d.short()));
+            }
+            None => a.reasons.push(format!("layer {index}: no referrer qualifies ({})", why.join("; "))),
+        }
+    }
+    a.reasons.extend(unreadable);
+    a.removable = covered == att.layers().len();
+    Ok(Some(a))
+}
+
+async fn read_candidate<R: Repository>(
+    repo: &R,
+    image: &Digest,
+    listed: &crate::model::oci::Descriptor,
+    limits: &Limits,
+) -> Result<Candidate> {
+    let r = read_referrer(repo, image, listed, true, limits).await?;
+    let first_layer = r.layers().first().cloned();
+    let (payload, entity) = match r.content {
+        Some(ReferrerContent::Bundle { bundle, .. }) => {
+            let payload = bundle.dsse_envelope().map(|e| Bytes::from(e.payload.clone()));
+            (payload, SignedEntity::bundle(*bundle))
+        }
+        Some(ReferrerContent::Dsse { bytes, envelope, .. }) => {
+            // Only what survives the deletion counts: the annotations on the referrer's own layer, never
+            // the legacy layer's (which go with the .att).
+            let annotations = first_layer.as_ref().map(LegacyLayerAnnotations::from_descriptor).unwrap_or_default();
+            (Some(Bytes::from(envelope.payload)), SignedEntity::legacy_attestation(bytes.to_vec(), annotations))
+        }
+        None => {
+            return Err(Error::invalid_format(format!(
+                "not a Sigstore bundle or DSSE referrer ({})",
+                r.format.as_str()
+            )));
+        }
+    };
+    Ok(Candidate { digest: listed.digest.clone(), payload, entity: Arc::new(entity) })
+}
+
+/// Verification is CPU-bound: off the async threads.
+async fn verify_now(
+    verifier: &Arc<Verifier>,
+    entity: &Arc<SignedEntity>,
+    image: &Digest,
+) -> Result<std::result::Result<(), String>> {
+    let (v, e, i) = (Arc::clone(verifier), Arc::clone(entity), image.clone());
+    tokio::task::spawn_blocking(move || v.verify(&e, &i).map(|_| ()).map_err(|f| f.to_string()))
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, format!("verification task failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::convert::{referrer_entry, remove_referrer};
+    use crate::migrate::{MigrateOptions, migrate_image};
+    use crate::model::media_type as mt;
+    use crate::model::oci::{Index, Manifest, to_canonical_bytes};
+    use crate::store::layout::LayoutRepository;
+    use crate::verify::{Policy, PublicKey};
+
+    fn verifier(key: &str) -> Arc<Verifier> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys").join(key);
+        let key = PublicKey::from_pem(&std::fs::read(path).unwrap()).unwrap();
+        Arc::new(Verifier::new(Policy::new().with_key(key).insecure_ignore_tlog(true)).unwrap())
+    }
+
+    async fn migrated() -> (tempfile::TempDir, LayoutRepository, Digest) {
+        let scenario = crate::demo::demo().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let repo = crate::demo::write_layout(&scenario, dir.path()).await.unwrap();
+        let report = migrate_image(&repo, &scenario.image, &verifier("rsa-4096.pub.pem"), &MigrateOptions::default())
+            .await
+            .unwrap();
+        assert!(report.outcome.is_done(), "{report:?}");
+        (dir, repo, scenario.image)
+    }
+
+    #[tokio::test]
+    async fn removable_only_when_every_referrer_verifies_now() {
+        let (_dir, repo, image) = migrated().await;
+        let limits = Limits::default();
+        let a = assess(&repo, &image, &verifier("rsa-4096.pub.pem"), &limits).await.unwrap().unwrap();
+        assert!(a.removable, "{:?}", a.reasons);
+        // Under a policy the referrers do not satisfy (another key), nothing qualifies.
+        let a = assess(&repo, &image, &verifier("ed25519.pub.pem"), &limits).await.unwrap().unwrap();
+        assert!(!a.removable);
+        assert!(a.reasons.iter().all(|r| r.contains("does not verify now")), "{:?}", a.reasons);
+    }
+
+    /// A referrer labelled as layer 0's migration but carrying layer 1's statement does not count:
+    /// the annotation only pairs, the bytes decide.
+    #[tokio::test]
+    async fn the_annotation_pairs_but_the_payload_decides() {
+        let (_dir, repo, image) = migrated().await;
+        let tag = image.referrers_tag();
+        let Manifest::Index(index) = repo.get_manifest(&tag).await.unwrap().unwrap().manifest else { panic!() };
+        let mut by_layer = Vec::new();
+        for e in &index.manifests {
+            let raw = repo.get_manifest(&e.digest.to_string()).await.unwrap().unwrap();
+            let Manifest::Image(m) = raw.manifest else { panic!() };
+            let layer: usize = m.annotations[crate::convert::annotations::LEGACY_LAYER].parse().unwrap();
+            by_layer.push((layer, e.digest.clone(), m));
+        }
+        by_layer.sort_by_key(|(l, ..)| *l);
+        let layer0 = by_layer[0].2.annotations[LEGACY_LAYER_DIGEST].clone();
+        let mut relabelled = by_layer[1].2.clone();
+        relabelled.annotations.insert(LEGACY_LAYER_DIGEST.into(), layer0);
+        let bytes = Bytes::from(to_canonical_bytes(&relabelled));
+        let put = repo.put_manifest(bytes.clone(), mt::OCI_MANIFEST, None).await.unwrap();
+        let mut d = crate::model::oci::Descriptor::of(mt::OCI_MANIFEST, &bytes);
+        d.digest = put.digest;
+        let mut next: Index = remove_referrer(Some(index), &by_layer[0].1).index;
+        next.manifests.push(referrer_entry(&d, &relabelled));
+        repo.put_manifest(Bytes::from(to_canonical_bytes(&next)), mt::OCI_INDEX, Some(&tag)).await.unwrap();
+
+        let a = assess(&repo, &image, &verifier("rsa-4096.pub.pem"), &Limits::default()).await.unwrap().unwrap();
+        assert!(!a.removable);
+        assert!(a.reasons[0].starts_with("layer 0: no referrer qualifies"), "{:?}", a.reasons);
+        assert!(a.reasons[0].contains("payload differs"), "{:?}", a.reasons);
+        assert!(a.reasons[1].contains("layer 1: referrer"), "{:?}", a.reasons);
+    }
+}

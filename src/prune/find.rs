@@ -1,0 +1,465 @@
+//! Finding what may be removed, without writing anything.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+
+use crate::error::{Error, Result};
+use crate::inspect::kind_name;
+use crate::model::cosign::TagKind;
+use crate::model::digest::Digest;
+use crate::model::media_type::annotations::OCI_CREATED;
+use crate::model::oci::{Descriptor, Manifest};
+use crate::read::referrers::{ReferrerFormat, classify};
+use crate::store::Repository;
+use crate::verify::Verifier;
+
+use super::report::{Item, ItemKind, Status};
+use super::{Action, PruneOptions, Scope, Step, TagMap, attestation};
+
+/// HEAD requests in flight while resolving tags.
+const RESOLVE_CONCURRENCY: usize = 8;
+
+/// Every tag of `repo` resolved to its descriptor. A tag that cannot be resolved fails the whole call:
+/// without knowing what it holds, no digest can be shown to be unneeded.
+pub async fn resolve_tags<R: Repository>(repo: &R) -> Result<BTreeMap<String, Descriptor>> {
+    let tags = repo.list_tags().await?;
+    let resolved: Vec<(String, Result<Option<Descriptor>>)> = futures_util::stream::iter(tags)
+        .map(|t| async move {
+            let d = repo.head_manifest(&t).await;
+            (t, d)
+        })
+        .buffered(RESOLVE_CONCURRENCY)
+        .collect()
+        .await;
+    let mut out = BTreeMap::new();
+    for (tag, d) in resolved {
+        match d {
+            Ok(Some(d)) => {
+                out.insert(tag, d);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(e.context(format!("resolving tag {tag} of {}", repo.name()))),
+        }
+    }
+    Ok(out)
+}
+
+/// Group resolved tags by digest.
+pub fn tag_map(tags: &BTreeMap<String, Descriptor>) -> TagMap {
+    let mut map = TagMap::new();
+    for (tag, d) in tags {
+        map.entry(d.digest.clone()).or_default().push(tag.clone());
+    }
+    map
+}
+
+/// The subject of a referrers tag-schema tag (`sha256-<hex>`, no suffix).
+pub fn referrers_tag_subject(tag: &str) -> Option<Digest> {
+    if tag.contains('.') {
+        return None;
+    }
+    let (alg, hex) = tag.split_once('-')?;
+    let d: Digest = format!("{alg}:{hex}").parse().ok()?;
+    (d.referrers_tag() == tag).then_some(d)
+}
+
+/// The tags other than `own_tag` that would be dropped with `digest` and still need it. With
+/// `empty_index`, other referrers-index tags are not counted: they hold the same empty index, which says
+/// exactly what no index says.
+pub fn needed_by_others(map: &TagMap, digest: &Digest, own_tag: Option<&str>, empty_index: bool) -> Vec<String> {
+    map.get(digest)
+        .map(|tags| {
+            tags.iter()
+                .filter(|t| Some(t.as_str()) != own_tag)
+                .filter(|t| !(empty_index && referrers_tag_subject(t).is_some()))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A `could-not-check` item.
+pub fn could_not_check<R: Repository>(repo: &R, subject: Option<&Digest>, e: &Error, doing: &str) -> Item {
+    Item {
+        repository: repo.name(),
+        kind: ItemKind::Subject,
+        subject: subject.cloned(),
+        digest: None,
+        tag: None,
+        size: 0,
+        status: Status::CouldNotCheck,
+        reasons: vec![format!("could not check: {doing}: {e}")],
+        error_kind: Some(kind_name(e.kind())),
+    }
+}
+
+struct Ctx<'a, R> {
+    repo: &'a R,
+    tags: &'a BTreeMap<String, Descriptor>,
+    verifier: &'a Arc<Verifier>,
+    options: &'a PruneOptions,
+}
+
+impl<R: Repository> Ctx<'_, R> {
+    fn item(&self, kind: ItemKind, subject: &Digest, digest: Option<Digest>, tag: Option<String>, size: u64) -> Item {
+        Item {
+            repository: self.repo.name(),
+            kind,
+            subject: Some(subject.clone()),
+            digest,
+            tag,
+            size,
+            status: Status::Planned,
+            reasons: Vec::new(),
+            error_kind: None,
+        }
+    }
+
+    fn unchecked(&self, subject: &Digest, e: &Error, doing: &str) -> Step {
+        Step { item: could_not_check(self.repo, Some(subject), e, doing), action: None }
+    }
+
+    /// Manifest bytes plus the blobs it lists; the descriptor size when it cannot be read.
+    async fn size_of(&self, reference: &str, fallback: u64) -> u64 {
+        match self.repo.get_manifest(reference).await {
+            Ok(Some(raw)) => raw_size(&raw),
+            _ => fallback,
+        }
+    }
+}
+
+fn raw_size(raw: &crate::model::oci::RawManifest) -> u64 {
+    let blobs: u64 = match &raw.manifest {
+        Manifest::Image(m) => m.layers.iter().chain(std::iter::once(&m.config)).map(|l| l.size).sum(),
+        Manifest::Artifact(a) => a.blobs.iter().map(|b| b.size).sum(),
+        Manifest::Index(_) => 0,
+    };
+    (raw.bytes.len() as u64).saturating_add(blobs)
+}
+
+/// Plan the prune of one repository (nothing is written). Steps come in the order they must be applied.
+pub async fn find<R: Repository>(
+    repo: &R,
+    scope: &Scope,
+    verifier: &Arc<Verifier>,
+    options: &PruneOptions,
+) -> Result<Vec<Step>> {
+    let tags = resolve_tags(repo).await?;
+    let map = tag_map(&tags);
+    let ctx = Ctx { repo, tags: &tags, verifier, options };
+
+    // Subjects known to exist (an ordinary tag resolves to them) and every subject a tag names.
+    let mut existing = BTreeSet::new();
+    let mut subjects: Vec<Digest> = Vec::new();
+    for (tag, d) in &tags {
+        if let Some((image, _)) = TagKind::parse_tag(tag) {
+            subjects.push(image);
+        } else if let Some(s) = referrers_tag_subject(tag) {
+            subjects.push(s);
+        } else {
+            existing.insert(d.digest.clone());
+            subjects.push(d.digest.clone());
+        }
+    }
+    if let Scope::Images(images) = scope {
+        subjects = images.clone();
+    }
+    let mut seen = BTreeSet::new();
+    subjects.retain(|s| seen.insert(s.clone()));
+
+    let mut steps = Vec::new();
+    for subject in &subjects {
+        let exists = if existing.contains(subject) {
+            Ok(true)
+        } else {
+            repo.get_manifest(&subject.to_string()).await.map(|m| m.is_some())
+        };
+        match exists {
+            Ok(true) => present_subject(&ctx, subject, &mut steps).await,
+            Ok(false) => missing_subject(&ctx, subject, &mut steps).await,
+            Err(e) => steps.push(ctx.unchecked(subject, &e, "whether the subject manifest exists")),
+        }
+    }
+    let no_images = existing.is_empty() && !options.orphans_without_images;
+    for step in &mut steps {
+        guard_shared(&map, step);
+        if no_images {
+            guard_attachment_repository(step);
+        }
+    }
+    steps.sort_by_key(|s| s.action.as_ref().map_or(u8::MAX, Action::phase));
+    Ok(steps)
+}
+
+/// The digest an action deletes and the tag it is expected under.
+pub(crate) fn deletes(action: &Action) -> Option<(&Digest, Option<&str>)> {
+    match action {
+        Action::LegacyAttestation { manifest, tag, .. } | Action::OrphanLegacy { manifest, tag, .. } => {
+            Some((manifest, Some(tag)))
+        }
+        Action::OrphanIndex { digest, tag, .. } => Some((digest, Some(tag))),
+        Action::OrphanReferrer { digest, .. } | Action::DuplicateReferrer { digest, .. } => Some((digest, None)),
+        Action::IndexEntry { .. } | Action::EmptyIndex { .. } => None,
+    }
+}
+
+/// A removal whose digest another tag still needs is kept, with the tags named.
+fn guard_shared(map: &TagMap, step: &mut Step) {
+    let Some((digest, own)) = step.action.as_ref().and_then(deletes) else {
+        return;
+    };
+    let others = needed_by_others(map, digest, own, false);
+    if !others.is_empty() {
+        step.item.status = Status::Kept;
+        step.item.reasons.push(shared_reason(&others));
+        step.action = None;
+    }
+}
+
+/// In a repository without a single image, a "missing" subject may simply live in another repository
+/// (attachments stored apart with `COSIGN_REPOSITORY`): orphans there are kept unless the caller says
+/// otherwise.
+fn guard_attachment_repository(step: &mut Step) {
+    let orphan = matches!(
+        step.action,
+        Some(Action::OrphanLegacy { .. } | Action::OrphanReferrer { .. } | Action::OrphanIndex { .. })
+    );
+    if orphan {
+        step.item.status = Status::Kept;
+        step.item.reasons.push(
+            "the repository holds no image at all: its attachments may belong to images stored in another \
+             repository (cosign's COSIGN_REPOSITORY); --orphans-without-images treats them as orphans"
+                .into(),
+        );
+        step.action = None;
+    }
+}
+
+/// Why a digest is kept when other tags hold it.
+pub(crate) fn shared_reason(others: &[String]) -> String {
+    format!("other tag(s) hold the same manifest digest and a delete would drop them too: {}", others.join(", "))
+}
+
+async fn missing_subject<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, steps: &mut Vec<Step>) {
+    let gone = "the subject manifest definitely does not exist (not found)".to_owned();
+    for kind in TagKind::ALL {
+        let tag = kind.tag_for(subject);
+        let Some(d) = ctx.tags.get(&tag) else { continue };
+        let size = ctx.size_of(&tag, d.size).await;
+        let mut item = ctx.item(ItemKind::OrphanLegacy, subject, Some(d.digest.clone()), Some(tag.clone()), size);
+        item.reasons.push(format!("legacy .{} of a deleted image: {gone}", kind.suffix()));
+        let action = Action::OrphanLegacy { image: subject.clone(), tag, manifest: d.digest.clone() };
+        steps.push(Step { item, action: Some(action) });
+    }
+    match ctx.repo.referrers(subject, None).await {
+        Ok(listing) => {
+            for listed in &listing.descriptors {
+                match ctx.repo.get_manifest(&listed.digest.to_string()).await {
+                    // Listed but already gone: the index goes as a whole below.
+                    Ok(None) => {}
+                    Ok(Some(raw)) if raw.manifest.subject().is_some_and(|s| &s.digest == subject) => {
+                        let mut item = ctx.item(
+                            ItemKind::OrphanReferrer,
+                            subject,
+                            Some(listed.digest.clone()),
+                            None,
+                            raw_size(&raw),
+                        );
+                        item.reasons.push(format!("referrer of a deleted image: {gone}"));
+                        let action = Action::OrphanReferrer { subject: subject.clone(), digest: listed.digest.clone() };
+                        steps.push(Step { item, action: Some(action) });
+                    }
+                    Ok(Some(_)) => {
+                        let mut item =
+                            ctx.item(ItemKind::OrphanReferrer, subject, Some(listed.digest.clone()), None, 0);
+                        item.status = Status::Kept;
+                        item.reasons.push("listed for this subject but its manifest names another subject".into());
+                        steps.push(Step { item, action: None });
+                    }
+                    Err(e) => steps.push(ctx.unchecked(subject, &e, &format!("reading referrer {}", listed.digest))),
+                }
+            }
+        }
+        Err(e) => steps.push(ctx.unchecked(subject, &e, "listing the referrers of a missing subject")),
+    }
+    let tag = subject.referrers_tag();
+    if let Some(d) = ctx.tags.get(&tag) {
+        let mut item = ctx.item(ItemKind::OrphanIndex, subject, Some(d.digest.clone()), Some(tag.clone()), d.size);
+        item.reasons.push(format!("referrers index of a deleted image: {gone}"));
+        let action = Action::OrphanIndex { subject: subject.clone(), tag, digest: d.digest.clone() };
+        steps.push(Step { item, action: Some(action) });
+    }
+}
+
+async fn present_subject<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, steps: &mut Vec<Step>) {
+    if ctx.tags.contains_key(&TagKind::Attestation.tag_for(subject)) {
+        match attestation::assess(ctx.repo, subject, ctx.verifier, &ctx.options.limits).await {
+            Ok(Some(a)) => {
+                let mut item = ctx.item(
+                    ItemKind::LegacyAttestation,
+                    subject,
+                    Some(a.manifest.clone()),
+                    Some(a.tag.clone()),
+                    a.size,
+                );
+                item.reasons = a.reasons;
+                let action = if a.removable {
+                    item.reasons.insert(0, "every layer is migrated, verified now, with the same payload".into());
+                    Some(Action::LegacyAttestation { image: subject.clone(), tag: a.tag, manifest: a.manifest })
+                } else {
+                    item.status = Status::Kept;
+                    None
+                };
+                steps.push(Step { item, action });
+            }
+            Ok(None) => {}
+            Err(e) => steps.push(ctx.unchecked(subject, &e, "assessing the legacy .att")),
+        }
+    }
+    if let Err(e) = duplicates(ctx, subject, steps).await {
+        steps.push(ctx.unchecked(subject, &e, "looking for duplicate referrers"));
+    }
+    index_entries(ctx, subject, steps).await;
+}
+
+async fn duplicates<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, steps: &mut Vec<Step>) -> Result<()> {
+    let listing = ctx.repo.referrers(subject, None).await?;
+    // Keyed by the content blob; each copy as (created, digest, size).
+    let mut groups: BTreeMap<Digest, Vec<(Option<String>, Digest, u64)>> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for listed in &listing.descriptors {
+        if !seen.insert(listed.digest.clone()) {
+            continue;
+        }
+        let Some(raw) = ctx.repo.get_manifest(&listed.digest.to_string()).await? else {
+            continue;
+        };
+        let Manifest::Image(m) = &raw.manifest else { continue };
+        let ours = m.subject.as_ref().is_some_and(|s| &s.digest == subject);
+        let format = classify(&raw.manifest);
+        if !ours || !matches!(format, ReferrerFormat::SigstoreBundle | ReferrerFormat::DsseEnvelope) {
+            continue;
+        }
+        let [layer] = m.layers.as_slice() else { continue };
+        let created = m.annotations.get(OCI_CREATED).cloned();
+        groups.entry(layer.digest.clone()).or_default().push((created, raw.digest.clone(), raw.bytes.len() as u64));
+    }
+    for (blob, mut copies) in groups {
+        if copies.len() < 2 {
+            continue;
+        }
+        copies.sort_by(|a, b| (a.0.is_none(), &a.0, a.1.to_string()).cmp(&(b.0.is_none(), &b.0, b.1.to_string())));
+        let keep = copies[0].1.clone();
+        for (_, digest, size) in copies.into_iter().skip(1) {
+            let mut item = ctx.item(ItemKind::DuplicateReferrer, subject, Some(digest.clone()), None, size);
+            item.reasons.push(format!(
+                "carries the same blob {} as referrer {}, which is kept (first by created time, then digest)",
+                blob.short(),
+                keep.short()
+            ));
+            let action =
+                Action::DuplicateReferrer { subject: subject.clone(), digest, keep: keep.clone(), blob: blob.clone() };
+            steps.push(Step { item, action: Some(action) });
+        }
+    }
+    Ok(())
+}
+
+async fn index_entries<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, steps: &mut Vec<Step>) {
+    let tag = subject.referrers_tag();
+    if !ctx.tags.contains_key(&tag) {
+        return;
+    }
+    let raw = match ctx.repo.get_manifest(&tag).await {
+        Ok(Some(raw)) => raw,
+        Ok(None) => return,
+        Err(e) => return steps.push(ctx.unchecked(subject, &e, &format!("reading the referrers index {tag}"))),
+    };
+    let Manifest::Index(index) = &raw.manifest else {
+        let mut item = ctx.item(ItemKind::EmptyIndex, subject, Some(raw.digest.clone()), Some(tag), 0);
+        item.status = Status::Kept;
+        item.reasons.push(format!("the tag holds a {}, not a referrers index; not touching it", raw.media_type));
+        return steps.push(Step { item, action: None });
+    };
+    let mut present = 0usize;
+    let mut checked = BTreeSet::new();
+    for entry in &index.manifests {
+        if !checked.insert(entry.digest.clone()) {
+            continue;
+        }
+        match ctx.repo.get_manifest(&entry.digest.to_string()).await {
+            Ok(None) => {
+                let mut item =
+                    ctx.item(ItemKind::IndexEntry, subject, Some(entry.digest.clone()), Some(tag.clone()), 0);
+                item.reasons.push("the index lists a manifest that definitely does not exist (not found)".into());
+                let action =
+                    Action::IndexEntry { subject: subject.clone(), tag: tag.clone(), entry: entry.digest.clone() };
+                steps.push(Step { item, action: Some(action) });
+            }
+            Ok(Some(_)) => present += 1,
+            Err(e) => {
+                present += 1;
+                steps.push(ctx.unchecked(subject, &e, &format!("whether index entry {} exists", entry.digest)));
+            }
+        }
+    }
+    if present == 0 {
+        let size = raw.bytes.len() as u64;
+        let mut item = ctx.item(ItemKind::EmptyIndex, subject, Some(raw.digest.clone()), Some(tag.clone()), size);
+        item.reasons.push(if index.manifests.is_empty() {
+            "the referrers index has no entries".into()
+        } else {
+            "the referrers index is left with no entries once missing ones are removed".into()
+        });
+        steps.push(Step { item, action: Some(Action::EmptyIndex { subject: subject.clone(), tag }) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn referrers_tags_are_recognised_exactly() {
+        let d = Digest::sha256(b"x");
+        assert_eq!(referrers_tag_subject(&d.referrers_tag()), Some(d.clone()));
+        assert_eq!(referrers_tag_subject(&d.cosign_tag("att")), None);
+        assert_eq!(referrers_tag_subject("latest"), None);
+        assert_eq!(referrers_tag_subject("sha256-abc"), None);
+    }
+
+    #[test]
+    fn other_tags_on_a_digest_block_its_deletion() {
+        let d = Digest::sha256(b"m");
+        let e = Digest::sha256(b"other");
+        let mut map = TagMap::new();
+        map.insert(d.clone(), vec![d.cosign_tag("att"), "v1".into(), e.referrers_tag()]);
+        assert_eq!(
+            needed_by_others(&map, &d, Some(&d.cosign_tag("att")), false),
+            vec!["v1".to_owned(), e.referrers_tag()]
+        );
+        assert_eq!(needed_by_others(&map, &d, Some(&d.cosign_tag("att")), true), vec!["v1".to_owned()]);
+        assert!(needed_by_others(&map, &e, None, false).is_empty());
+
+        let mut step = Step {
+            item: Item {
+                repository: "r".into(),
+                kind: ItemKind::LegacyAttestation,
+                subject: None,
+                digest: Some(d.clone()),
+                tag: Some(d.cosign_tag("att")),
+                size: 1,
+                status: Status::Planned,
+                reasons: vec![],
+                error_kind: None,
+            },
+            action: Some(Action::LegacyAttestation { image: e, tag: d.cosign_tag("att"), manifest: d.clone() }),
+        };
+        guard_shared(&map, &mut step);
+        assert!(step.action.is_none());
+        assert_eq!(step.item.status, Status::Kept);
+        assert!(step.item.reasons[0].contains("v1"), "{:?}", step.item.reasons);
+    }
+}

@@ -1,0 +1,189 @@
+//! The prune report: one item per thing found (removable or deliberately kept), what happened to it,
+//! and totals. Serialised as one JSON document (`schemas/prune-report.schema.json`).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::model::digest::Digest;
+
+/// The report's `format` value.
+pub const REPORT_FORMAT: &str = "att2ref.dev/prune/v1";
+
+/// What an item is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ItemKind {
+    /// A legacy `.att` whose every layer has a verified migrated referrer with the same payload.
+    LegacyAttestation,
+    /// A legacy `.sig`/`.att`/`.sbom` tag whose image manifest no longer exists.
+    OrphanLegacy,
+    /// A referrer whose subject manifest no longer exists.
+    OrphanReferrer,
+    /// A referrers tag-schema index whose subject manifest no longer exists.
+    OrphanIndex,
+    /// A second referrer of one subject carrying the same bundle (or envelope) blob.
+    DuplicateReferrer,
+    /// A tag-schema index entry pointing to a manifest that no longer exists.
+    IndexEntry,
+    /// A tag-schema index with no entries left.
+    EmptyIndex,
+    /// A subject whose state could not be established (nothing about it is acted on).
+    Subject,
+}
+
+impl ItemKind {
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::LegacyAttestation => "legacy-attestation",
+            ItemKind::OrphanLegacy => "orphan-legacy",
+            ItemKind::OrphanReferrer => "orphan-referrer",
+            ItemKind::OrphanIndex => "orphan-index",
+            ItemKind::DuplicateReferrer => "duplicate-referrer",
+            ItemKind::IndexEntry => "index-entry",
+            ItemKind::EmptyIndex => "empty-index",
+            ItemKind::Subject => "subject",
+        }
+    }
+}
+
+/// What happened to an item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Dry run: would be removed.
+    Planned,
+    /// Removed (`--apply`).
+    Removed,
+    /// Found but deliberately left alone (e.g. a `.att` with a layer not yet migrated).
+    Kept,
+    /// Removable when planned, but its precondition no longer held (or another tag needs the digest)
+    /// when re-checked just before acting.
+    Skipped,
+    /// Whether it may be removed could not be established (401/403/5xx, unreadable content).
+    CouldNotCheck,
+    /// The deletion or index edit was refused or failed.
+    Failed,
+}
+
+impl Status {
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Planned => "planned",
+            Status::Removed => "removed",
+            Status::Kept => "kept",
+            Status::Skipped => "skipped",
+            Status::CouldNotCheck => "could-not-check",
+            Status::Failed => "failed",
+        }
+    }
+
+    /// True for statuses that make the run unsuccessful (non-zero exit).
+    pub fn is_failure(self) -> bool {
+        matches!(self, Status::Failed | Status::CouldNotCheck)
+    }
+}
+
+/// One thing found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Item {
+    /// The repository (`registry/repo` or `ocidir://path`).
+    pub repository: String,
+    /// What it is.
+    pub kind: ItemKind,
+    /// The image (subject) digest it belongs to (absent for repository-wide problems).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Digest>,
+    /// The manifest digest removed (for index entries: the digest the entry names).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    /// The tag involved (legacy tag or referrers index tag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Bytes: the manifest plus the blobs it lists (blobs are freed only by the registry's garbage
+    /// collection, and only when nothing else refers to them).
+    pub size: u64,
+    /// What happened.
+    pub status: Status,
+    /// Why: the evidence for removal, or why it was kept, skipped or failed.
+    pub reasons: Vec<String>,
+    /// The error kind, for `failed` and `could-not-check`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<String>,
+}
+
+/// A target that could not be expanded into repositories.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetError {
+    /// The target as given.
+    pub target: String,
+    /// The error kind.
+    pub error_kind: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Totals over all items.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Totals {
+    /// Items.
+    pub items: u64,
+    /// Items per status.
+    pub statuses: BTreeMap<Status, u64>,
+    /// Items per kind.
+    pub kinds: BTreeMap<ItemKind, u64>,
+    /// Bytes of items planned or removed.
+    pub bytes: u64,
+}
+
+/// The whole run.
+#[derive(Clone, Debug, Serialize)]
+pub struct PruneReport {
+    /// Always [`REPORT_FORMAT`].
+    pub format: &'static str,
+    /// The targets as given.
+    pub targets: Vec<String>,
+    /// Whether deletions were made (`--apply`); otherwise a dry run.
+    pub apply: bool,
+    /// Every item, per repository in discovery order.
+    pub items: Vec<Item>,
+    /// Totals.
+    pub totals: Totals,
+    /// Targets that could not be expanded.
+    pub errors: Vec<TargetError>,
+}
+
+impl PruneReport {
+    /// An empty report.
+    pub fn new(targets: Vec<String>, apply: bool) -> PruneReport {
+        PruneReport {
+            format: REPORT_FORMAT,
+            targets,
+            apply,
+            items: Vec::new(),
+            totals: Totals::default(),
+            errors: vec![],
+        }
+    }
+
+    /// Recompute the totals from the items.
+    pub fn recount(&mut self) {
+        let mut t = Totals::default();
+        for i in &self.items {
+            t.items += 1;
+            *t.statuses.entry(i.status).or_default() += 1;
+            *t.kinds.entry(i.kind).or_default() += 1;
+            if matches!(i.status, Status::Planned | Status::Removed) {
+                t.bytes += i.size;
+            }
+        }
+        self.totals = t;
+    }
+
+    /// True when any item failed or could not be checked, or a target could not be expanded.
+    pub fn has_failures(&self) -> bool {
+        !self.errors.is_empty() || self.items.iter().any(|i| i.status.is_failure())
+    }
+}

@@ -1,0 +1,362 @@
+//! `att2ref prune` end to end on both real registries (distribution 2.8.2 with deletes enabled: tag
+//! schema; ferro: the referrers API), and a refused delete from a scripted fake.
+
+use std::path::Path;
+
+use att2ref::demo::{self, Scenario};
+use att2ref::model::digest::Digest;
+use att2ref::model::dsse::Envelope;
+use att2ref::model::oci::{Manifest, to_canonical_bytes};
+use att2ref::store::Repository;
+use att2ref::store::registry::RegistryRepository;
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use crate::cli::{Run, att2ref};
+use crate::registries::TestRegistry;
+use crate::schema::assert_valid;
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+fn rsa_key() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem").display().to_string()
+}
+
+fn run_json(command: &str, target: &str, extra: &[&str]) -> (Run, Value) {
+    let key = rsa_key();
+    let mut args = vec![command, "--plain-http", target, "--key", &key, "--insecure-ignore-tlog", "-o", "json"];
+    args.extend_from_slice(extra);
+    let run = att2ref(&args);
+    let report = run.json();
+    if command == "prune" {
+        assert_valid("prune-report.schema.json", &report);
+    }
+    (run, report)
+}
+
+fn prune(target: &str, extra: &[&str]) -> (Run, Value) {
+    run_json("prune", target, extra)
+}
+
+/// `(kind, status)` of every item.
+fn items(report: &Value) -> Vec<(String, String)> {
+    report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["kind"].as_str().unwrap().to_owned(), i["status"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+fn count(report: &Value, kind: &str, status: &str) -> usize {
+    items(report).iter().filter(|(k, s)| k == kind && s == status).count()
+}
+
+async fn migrated(registry: &TestRegistry, name: &str) -> (Scenario, RegistryRepository, String) {
+    let scenario = demo::demo().unwrap();
+    let repo = registry.repository(name);
+    scenario.repo.push_to(&repo).await.unwrap();
+    let image = format!("{}/{name}@{}", registry.host, scenario.image);
+    let (run, report) = run_json("migrate", &image, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(report["images"][0]["outcome"], "migrated");
+    (scenario, repo, image)
+}
+
+/// DSSE payloads of the legacy `.att` layers, in order.
+fn legacy_payloads(scenario: &Scenario) -> Vec<Vec<u8>> {
+    let att = scenario.repo.manifest_by_tag(&scenario.image.cosign_tag("att")).unwrap();
+    let Manifest::Image(m) = Manifest::parse(&att.bytes, None).unwrap().0 else { panic!("image manifest") };
+    m.layers.iter().map(|l| Envelope::parse(scenario.repo.blob(&l.digest).unwrap()).unwrap().payload).collect()
+}
+
+/// DSSE payloads of the bundles among the image's referrers, sorted.
+async fn referrer_payloads<R: Repository>(repo: &R, image: &Digest) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for d in repo.referrers(image, None).await.unwrap().descriptors {
+        let raw = repo.get_manifest(&d.digest.to_string()).await.unwrap().unwrap();
+        let Manifest::Image(m) = raw.manifest else { panic!("image manifest") };
+        let blob = repo.get_blob(&m.layers[0], 1 << 24).await.unwrap();
+        let bundle = att2ref::model::bundle::Bundle::parse(&blob).unwrap();
+        out.push(bundle.dsse_envelope().unwrap().payload.clone());
+    }
+    out.sort();
+    out
+}
+
+async fn migrated_att_is_pruned(registry: TestRegistry) {
+    let (scenario, repo, image) = migrated(&registry, "prune/app").await;
+    let att_tag = scenario.image.cosign_tag("att");
+    let repository = format!("{}/prune/app", registry.host);
+
+    // Dry run over the whole repository: the .att is removable, nothing deleted.
+    let (run, report) = prune(&repository, &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(report["apply"], false);
+    assert_eq!(items(&report), vec![("legacy-attestation".to_owned(), "planned".to_owned())], "{report:#}");
+    let reasons = report["items"][0]["reasons"].to_string();
+    assert!(reasons.contains("layer 1: referrer") && reasons.contains("same payload"), "{reasons}");
+    assert!(report["items"][0]["size"].as_u64().unwrap() > 0);
+    assert!(repo.head_manifest(&att_tag).await.unwrap().is_some(), "a dry run deletes nothing");
+    let text = att2ref(&["prune", "--plain-http", &repository, "--key", &rsa_key(), "--insecure-ignore-tlog"]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(text.stdout.contains("planned") && text.stdout.contains("dry run"), "{}", text.stdout);
+
+    // --apply removes it; the referrers still verify and hold the same payloads.
+    let before = referrer_payloads(&repo, &scenario.image).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, report_file) = (dir.path().join("prune.jsonl"), dir.path().join("report.json"));
+    let files = ["--journal", journal.to_str().unwrap(), "--report", report_file.to_str().unwrap()];
+    let (run, report) = prune(&image, &[&["--apply"][..], &files[..]].concat());
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(items(&report), vec![("legacy-attestation".to_owned(), "removed".to_owned())], "{report:#}");
+    let saved: Value = serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
+    assert_eq!(saved["items"], report["items"], "--report writes the same document");
+    let lines = std::fs::read_to_string(&journal).unwrap();
+    assert_eq!(lines.lines().count(), 1, "{lines}");
+    let line: Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(line["item"]["status"], "removed");
+    assert!(line["at"].as_u64().unwrap() > 0);
+    assert!(repo.head_manifest(&att_tag).await.unwrap().is_none(), "the .att tag is gone");
+    assert!(repo.head_manifest(&scenario.image.cosign_tag("sig")).await.unwrap().is_some(), "the .sig stays");
+    let (run, verified) = run_json("verify", &image, &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let results = verified["images"][0]["results"].as_array().unwrap();
+    assert_eq!(results.iter().filter(|r| r["location"]["source"] == "referrer").count(), 2);
+    assert!(results.iter().all(|r| r["verified"] == true));
+    let mut expected = legacy_payloads(&scenario);
+    expected.sort();
+    assert_eq!(referrer_payloads(&repo, &scenario.image).await, expected);
+    assert_eq!(before, expected);
+
+    // A second --apply does nothing.
+    let (run, report) = prune(&repository, &["--apply"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(items(&report).is_empty(), "{report:#}");
+}
+
+#[tokio::test]
+async fn migrated_att_is_pruned_on_distribution() {
+    migrated_att_is_pruned(TestRegistry::distribution()).await;
+}
+
+#[tokio::test]
+async fn migrated_att_is_pruned_on_ferro() {
+    migrated_att_is_pruned(TestRegistry::ferro()).await;
+}
+
+/// A migrated image whose `.att` then gains a layer nobody migrated (same payload, re-serialised
+/// envelope, so a new blob): the `.att` is kept, with the layer named.
+async fn att_with_an_unmigrated_layer_is_kept(registry: TestRegistry) {
+    let (scenario, repo, image) = migrated(&registry, "prune/partial").await;
+    let att_tag = scenario.image.cosign_tag("att");
+    let att = repo.get_manifest(&att_tag).await.unwrap().unwrap();
+    let mut manifest: Value = serde_json::from_slice(&att.bytes).unwrap();
+    let first: Digest = manifest["layers"][0]["digest"].as_str().unwrap().parse().unwrap();
+    let envelope: Value = serde_json::from_slice(scenario.repo.blob(&first).unwrap()).unwrap();
+    let pretty = Bytes::from(serde_json::to_vec_pretty(&envelope).unwrap());
+    let digest = repo.put_blob(pretty.clone()).await.unwrap();
+    let mut layer = manifest["layers"][0].clone();
+    layer["digest"] = json!(digest.to_string());
+    layer["size"] = json!(pretty.len());
+    manifest["layers"].as_array_mut().unwrap().push(layer);
+    let bytes = Bytes::from(serde_json::to_vec(&manifest).unwrap());
+    let pushed = repo.put_manifest(bytes, OCI_MANIFEST, Some(&att_tag)).await.unwrap();
+
+    for extra in [&[][..], &["--apply"][..]] {
+        let (run, report) = prune(&image, extra);
+        assert_eq!(run.code, 0, "kept is not a failure: {}", run.stderr);
+        assert_eq!(items(&report), vec![("legacy-attestation".to_owned(), "kept".to_owned())], "{report:#}");
+        let reasons = report["items"][0]["reasons"].to_string();
+        assert!(reasons.contains("layer 2") && reasons.contains("no migrated referrer"), "{reasons}");
+    }
+    assert_eq!(repo.head_manifest(&att_tag).await.unwrap().unwrap().digest, pushed.digest, "still there");
+}
+
+#[tokio::test]
+async fn att_with_an_unmigrated_layer_is_kept_on_distribution() {
+    att_with_an_unmigrated_layer_is_kept(TestRegistry::distribution()).await;
+}
+
+#[tokio::test]
+async fn att_with_an_unmigrated_layer_is_kept_on_ferro() {
+    att_with_an_unmigrated_layer_is_kept(TestRegistry::ferro()).await;
+}
+
+/// After the image is deleted, its legacy tags, referrers and referrers index are orphans and go.
+async fn orphans_are_removed(registry: TestRegistry) {
+    let (scenario, repo, _) = migrated(&registry, "prune/orphan").await;
+    // Another image in the repository keeps its attachments.
+    let other = demo::article_like().unwrap();
+    other.repo.push_to(&repo).await.unwrap();
+    repo.delete_manifest(&scenario.image).await.unwrap();
+    let repository = format!("{}/prune/orphan", registry.host);
+
+    let (run, report) = prune(&repository, &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let legacy_tags = ["sig", "att"]
+        .iter()
+        .filter(|s| scenario.repo.manifest_by_tag(&scenario.image.cosign_tag(s)).is_some())
+        .count();
+    assert_eq!(count(&report, "orphan-legacy", "planned"), legacy_tags, "{report:#}");
+    assert_eq!(count(&report, "orphan-referrer", "planned"), 2, "{report:#}");
+    let expected_index = usize::from(!registry.has_referrers_api());
+    assert_eq!(count(&report, "orphan-index", "planned"), expected_index, "{report:#}");
+    let other_items: Vec<&Value> =
+        report["items"].as_array().unwrap().iter().filter(|i| i["subject"] == other.image.to_string()).collect();
+    assert!(
+        other_items.iter().all(|i| i["kind"] == "legacy-attestation" && i["status"] == "kept"),
+        "the live image's unmigrated .att is kept, nothing else of it is touched: {other_items:#?}"
+    );
+
+    let (run, report) = prune(&repository, &["--apply"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(items(&report).iter().all(|(k, s)| s == "removed" || k == "legacy-attestation"), "{report:#}");
+    let mut left = repo.list_tags().await.unwrap();
+    left.retain(|t| t.contains(scenario.image.hex()));
+    assert!(left.is_empty(), "every tag of the deleted image is gone: {left:?}");
+    for kind in ["sig", "att"] {
+        assert!(repo.head_manifest(&other.image.cosign_tag(kind)).await.unwrap().is_some());
+    }
+    let (run, report) = prune(&repository, &["--apply"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        items(&report) == vec![("legacy-attestation".to_owned(), "kept".to_owned())],
+        "only the other image's (unmigrated) .att remains to report: {report:#}"
+    );
+}
+
+#[tokio::test]
+async fn orphans_are_removed_on_distribution() {
+    orphans_are_removed(TestRegistry::distribution()).await;
+}
+
+#[tokio::test]
+async fn orphans_are_removed_on_ferro() {
+    orphans_are_removed(TestRegistry::ferro()).await;
+}
+
+/// A copy of a referrer (another annotation, the same bundle blob) is reduced to one.
+async fn duplicates_are_reduced_to_one(registry: TestRegistry) {
+    let (scenario, repo, image) = migrated(&registry, "prune/dup").await;
+    let listing = repo.referrers(&scenario.image, None).await.unwrap();
+    assert_eq!(listing.descriptors.len(), 2);
+    let original = repo.get_manifest(&listing.descriptors[0].digest.to_string()).await.unwrap().unwrap();
+    let Manifest::Image(mut copy) = original.manifest.clone() else { panic!("image manifest") };
+    copy.annotations.insert("example.test/copy".into(), "1".into());
+    let bytes = Bytes::from(to_canonical_bytes(&copy));
+    let put = repo.put_manifest(bytes.clone(), OCI_MANIFEST, None).await.unwrap();
+    if !registry.has_referrers_api() {
+        let tag = scenario.image.referrers_tag();
+        let raw = repo.get_manifest(&tag).await.unwrap().unwrap();
+        let Manifest::Index(mut index) = raw.manifest else { panic!("index") };
+        let mut d = att2ref::model::oci::Descriptor::of(OCI_MANIFEST, &bytes);
+        d.digest = put.digest.clone();
+        index.manifests.push(att2ref::convert::referrer_entry(&d, &copy));
+        repo.put_manifest(Bytes::from(to_canonical_bytes(&index)), OCI_INDEX, Some(&tag)).await.unwrap();
+    }
+    assert_eq!(repo.referrers(&scenario.image, None).await.unwrap().descriptors.len(), 3);
+
+    let (run, report) = prune(&image, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(count(&report, "duplicate-referrer", "planned"), 1, "{report:#}");
+    assert_eq!(count(&report, "legacy-attestation", "planned"), 1, "{report:#}");
+
+    let (run, report) = prune(&image, &["--apply"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(count(&report, "duplicate-referrer", "removed"), 1, "{report:#}");
+    assert_eq!(count(&report, "legacy-attestation", "removed"), 1, "{report:#}");
+    let listing = repo.referrers(&scenario.image, None).await.unwrap();
+    assert_eq!(listing.descriptors.len(), 2, "one per layer: {:#?}", listing.descriptors);
+    let mut expected = legacy_payloads(&scenario);
+    expected.sort();
+    assert_eq!(referrer_payloads(&repo, &scenario.image).await, expected);
+    let (run, _) = run_json("verify", &image, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn duplicates_are_reduced_to_one_on_distribution() {
+    duplicates_are_reduced_to_one(TestRegistry::distribution()).await;
+}
+
+#[tokio::test]
+async fn duplicates_are_reduced_to_one_on_ferro() {
+    duplicates_are_reduced_to_one(TestRegistry::ferro()).await;
+}
+
+/// A registry that refuses deletes (405, as GHCR): the item fails, the run goes on, the exit is non-zero.
+#[tokio::test]
+async fn a_refused_delete_fails_the_item_and_the_run() {
+    use wiremock::matchers::{method, path, path_regex};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let image = Digest::sha256(b"a deleted image");
+    let sig_tag = image.cosign_tag("sig");
+    let config = Digest::sha256(b"{}");
+    let sig = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": 2},
+        "layers": []
+    }))
+    .unwrap();
+    let sig_digest = Digest::sha256(&sig);
+    let server = MockServer::start().await;
+    Mock::given(method("GET")).and(path("/v2/")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/v2/app/tags/list"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"name": "app", "tags": [sig_tag]})))
+        .mount(&server)
+        .await;
+    let manifest = ResponseTemplate::new(200)
+        .set_body_raw(sig.clone(), OCI_MANIFEST)
+        .insert_header("Docker-Content-Digest", sig_digest.to_string().as_str());
+    for reference in [sig_tag.clone(), sig_digest.to_string()] {
+        for verb in ["GET", "HEAD"] {
+            Mock::given(method(verb))
+                .and(path(format!("/v2/app/manifests/{reference}")))
+                .respond_with(manifest.clone())
+                .with_priority(1)
+                .mount(&server)
+                .await;
+        }
+    }
+    Mock::given(method("DELETE"))
+        .and(path_regex(r"^/v2/app/manifests/.*"))
+        .respond_with(ResponseTemplate::new(405).set_body_raw(
+            r#"{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}"#,
+            "application/json",
+        ))
+        .with_priority(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path_regex(r"^/v2/app/referrers/.*"))
+        .respond_with(ResponseTemplate::new(404).set_body_raw("404 page not found\n", "text/plain"))
+        .mount(&server)
+        .await;
+    Mock::given(path_regex(r"^/v2/app/manifests/.*"))
+        .respond_with(ResponseTemplate::new(404).set_body_raw(
+            r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+            "application/json",
+        ))
+        .with_priority(10)
+        .mount(&server)
+        .await;
+
+    let target = format!("{}/app", server.address());
+    // A repository holding nothing but attachments may be a COSIGN_REPOSITORY: kept unless told.
+    let (run, report) = prune(&target, &["--apply"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(items(&report), vec![("orphan-legacy".to_owned(), "kept".to_owned())], "{report:#}");
+    assert!(report["items"][0]["reasons"].to_string().contains("COSIGN_REPOSITORY"), "{report:#}");
+
+    let (run, report) = prune(&target, &["--apply", "--orphans-without-images"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(items(&report), vec![("orphan-legacy".to_owned(), "failed".to_owned())], "{report:#}");
+    assert_eq!(report["items"][0]["error_kind"], "unsupported");
+    let reason = report["items"][0]["reasons"].as_array().unwrap().last().unwrap().as_str().unwrap().to_owned();
+    assert!(reason.contains("refused to delete") && reason.contains(&sig_digest.to_string()), "{reason}");
+    assert!(run.stderr.contains("error:") && run.stderr.contains("orphan-legacy failed"), "{}", run.stderr);
+}
