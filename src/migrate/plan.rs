@@ -305,6 +305,14 @@ async fn verified_for(
         rekor_bundle: None,
         inclusion_proof: None,
     };
+    // An envelope may carry several signatures; each one made by a trusted key becomes its own bundle.
+    // The verifier stops at the first; the others are checked here over the same PAE. Only when the log
+    // was not checked: a log entry binds one signature, so with the log checked the others stay
+    // unverified and block the image (all or nothing).
+    if matches!(v.signer, Signer::Key { .. }) && !v.log.is_verified() {
+        verified.signatures.extend(other_key_signatures(layer, v.signature_index, verifier));
+        verified.signatures.sort_by_key(|s| s.index);
+    }
     // A log entry is carried only when verification checked it (not with --insecure-ignore-tlog).
     let Some(legacy) = layer.annotations.rekor_bundle().filter(|_| v.log.is_verified()) else {
         return Ok(verified);
@@ -361,4 +369,25 @@ async fn convert_off_runtime(
     })
     .await
     .map_err(|e| Error::new(ErrorKind::Io, format!("conversion task failed: {e}")))?
+}
+
+/// The envelope's other signatures that verify under one of the policy's keys.
+fn other_key_signatures(layer: &Layer, verified_index: usize, verifier: &Verifier) -> Vec<VerifiedSignature> {
+    let Ok(envelope) = crate::model::dsse::Envelope::parse(&layer.bytes) else {
+        return Vec::new();
+    };
+    let pae = envelope.pae();
+    let keys = verifier.policy().keys();
+    envelope
+        .signatures
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != verified_index)
+        .filter_map(|(i, sig)| {
+            keys.iter().find(|k| k.verify(&pae, &sig.sig).is_some()).map(|k| VerifiedSignature {
+                index: i,
+                key: VerifiedKey::PublicKey { spki_der: k.spki_der().to_vec() },
+            })
+        })
+        .collect()
 }

@@ -521,3 +521,48 @@ async fn killed_runs_converge_on_rerun() {
         );
     }
 }
+
+/// An envelope with two signatures by two trusted keys becomes two bundles (a bundle holds exactly one).
+#[tokio::test]
+async fn each_trusted_signature_of_an_envelope_becomes_its_own_referrer() {
+    use att2ref::demo::TestKey;
+    use att2ref::model::dsse::{decode_base64_any, encode_base64, pae};
+    use att2ref::model::media_type as mt;
+    use att2ref::model::oci::Descriptor;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = demo::demo().unwrap();
+    let repo = demo::write_layout(&scenario, tmp.path()).await.unwrap();
+    let tag = scenario.image.cosign_tag("att");
+    let att = repo.get_manifest(&tag).await.unwrap().unwrap();
+    let mut manifest: Value = serde_json::from_slice(&att.bytes).unwrap();
+    let layer: Descriptor = serde_json::from_value(manifest["layers"][1].clone()).unwrap();
+    let mut envelope: Value = serde_json::from_slice(&repo.get_blob(&layer, 1 << 20).await.unwrap()).unwrap();
+    let payload = decode_base64_any(envelope["payload"].as_str().unwrap()).unwrap();
+    let second = TestKey::Ed25519.signer().sign(&pae(mt::IN_TOTO, &payload)).unwrap();
+    envelope["signatures"].as_array_mut().unwrap().push(json!({"keyid": "", "sig": encode_base64(&second)}));
+    let bytes = serde_json::to_vec(&envelope).unwrap();
+    let digest = repo.put_blob(bytes.clone().into()).await.unwrap();
+    manifest["layers"][1]["digest"] = json!(digest.to_string());
+    manifest["layers"][1]["size"] = json!(bytes.len());
+    repo.put_manifest(serde_json::to_vec(&manifest).unwrap().into(), mt::OCI_MANIFEST, Some(&tag)).await.unwrap();
+
+    let ed25519 = tmp.path().join("ed25519.pub.pem");
+    std::fs::write(&ed25519, TestKey::Ed25519.public_pem()).unwrap();
+    let target = format!("ocidir://{}@{}", tmp.path().display(), scenario.image);
+    let (run, report) = migrate(&target, &["--key", ed25519.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(outcome(&report), "migrated", "{report:#}");
+    let inspect = att2ref(&["inspect", &target, "-o", "json"]).json();
+    let entries = inspect["images"][0]["referrers"]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "layer 0 once, layer 1 once per signature: {inspect:#}");
+
+    // With only one of the two keys trusted, the envelope's other signature is not verified: all or nothing.
+    let tmp2 = tempfile::tempdir().unwrap();
+    let repo2 = demo::write_layout(&scenario, tmp2.path()).await.unwrap();
+    repo2.put_blob(bytes.clone().into()).await.unwrap();
+    repo2.put_manifest(serde_json::to_vec(&manifest).unwrap().into(), mt::OCI_MANIFEST, Some(&tag)).await.unwrap();
+    let (run, report) = migrate(&format!("ocidir://{}@{}", tmp2.path().display(), scenario.image), &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(outcome(&report), "blocked", "{report:#}");
+}
