@@ -2,6 +2,7 @@
 
 use crate::error::Result;
 use crate::model::bundle::BundleContent;
+use crate::model::cosign::LegacyLayerAnnotations;
 use crate::model::media_type::{self as mt, annotations as ann};
 use crate::model::oci::{Descriptor, Manifest};
 use crate::read::referrers::{self, ReferrerContent, ReferrerFormat};
@@ -10,10 +11,24 @@ use crate::verify::SignedEntity;
 
 use super::attestation::{Attestation, Source};
 use super::engine::Run;
-use super::select::plan_referrers;
+use super::select::{ReferrerKind, plan_referrers_of};
 
+/// Sigstore-bundle referrers first; bare DSSE referrers (`migrate --format dsse`) only when no bundle
+/// gave an answer, so the common case costs one listing.
 pub(super) async fn search<R: Repository>(run: &mut Run<'_, R>) -> Result<()> {
-    let listing = run.repo.referrers(&run.image, Some(mt::BUNDLE_V03)).await?;
+    search_kind(run, ReferrerKind::Bundle).await?;
+    if run.accepted.is_empty() || run.options.all {
+        search_kind(run, ReferrerKind::Dsse).await?;
+    }
+    Ok(())
+}
+
+async fn search_kind<R: Repository>(run: &mut Run<'_, R>, kind: ReferrerKind) -> Result<()> {
+    let artifact_type = match kind {
+        ReferrerKind::Bundle => mt::BUNDLE_V03,
+        ReferrerKind::Dsse => mt::IN_TOTO,
+    };
+    let listing = run.repo.referrers(&run.image, Some(artifact_type)).await?;
     let mut entries = listing.descriptors.clone();
     run.stats.discovery = match &listing.source {
         ReferrersSource::Api { filtered: true } => "api (filtered by the registry)".into(),
@@ -30,11 +45,11 @@ pub(super) async fn search<R: Repository>(run: &mut Run<'_, R>) -> Result<()> {
             "tag-schema".into()
         }
     };
-    run.stats.referrers_listed = entries.len();
-    let plan = plan_referrers(&entries, &run.query());
-    run.stats.referrers_annotated = plan.annotated_count;
-    run.stats.referrers_skipped = plan.skipped_type + plan.skipped_hint;
-    run.stats.referrers_unannotated = plan.unannotated.len();
+    let plan = plan_referrers_of(kind, &entries, &run.query());
+    run.stats.referrers_listed += entries.len();
+    run.stats.referrers_annotated += plan.annotated_count;
+    run.stats.referrers_skipped += plan.skipped_type + plan.skipped_hint;
+    run.stats.referrers_unannotated += plan.unannotated.len();
     for listed in &plan.annotated {
         try_one(run, listed).await?;
         if run.done() {
@@ -63,9 +78,33 @@ async fn try_one<R: Repository>(run: &mut Run<'_, R>, listed: &Descriptor) -> Re
     run.stats.manifests_read += 1;
     run.stats.manifest_bytes += referrer.raw.bytes.len() as u64;
     let bundle_digest = referrer.layers().first().map(|l| l.digest.clone()).unwrap_or_else(|| listed.digest.clone());
+    let layer_annotations = referrer.layers().first().map(LegacyLayerAnnotations::from_descriptor).unwrap_or_default();
     let (bytes, bundle, statement) = match (referrer.format, referrer.content) {
         (ReferrerFormat::SigstoreBundle, Some(ReferrerContent::Bundle { bytes, bundle, statement })) => {
             (bytes, bundle, statement)
+        }
+        (ReferrerFormat::DsseEnvelope, Some(ReferrerContent::Dsse { bytes, envelope, statement })) => {
+            run.stats.blobs_read += 1;
+            run.stats.blob_bytes += bytes.len() as u64;
+            // The layer keeps the legacy verification material (certificate, Rekor bundle) as annotations.
+            let annotations = layer_annotations;
+            let candidate = Attestation {
+                source: Source::Referrer {
+                    manifest: referrer.raw.digest.clone(),
+                    bundle: bundle_digest,
+                    writer: referrers::writer_hint(&referrer.raw.manifest),
+                },
+                predicate_type: statement.predicate_type.clone(),
+                created: created_of(&referrer.raw.manifest, listed),
+                hint: String::new(),
+                verification: None,
+                envelope,
+                statement,
+                envelope_bytes: Some(bytes.clone()),
+                bundle_bytes: None,
+            };
+            run.consider(candidate, SignedEntity::legacy_attestation(bytes.to_vec(), annotations)).await?;
+            return Ok(());
         }
         // Not a bundle after all (the listing said it was): nothing of ours to read.
         _ => {
@@ -79,13 +118,7 @@ async fn try_one<R: Repository>(run: &mut Run<'_, R>, listed: &Descriptor) -> Re
         run.stats.read_not_matching += 1;
         return Ok(());
     };
-    let created = referrer
-        .raw
-        .manifest
-        .annotations()
-        .get(ann::OCI_CREATED)
-        .or_else(|| listed.annotations.get(ann::OCI_CREATED))
-        .cloned();
+    let created = created_of(&referrer.raw.manifest, listed);
     let candidate = Attestation {
         source: Source::Referrer {
             manifest: referrer.raw.digest.clone(),
@@ -103,4 +136,8 @@ async fn try_one<R: Repository>(run: &mut Run<'_, R>, listed: &Descriptor) -> Re
     };
     run.consider(candidate, SignedEntity::bundle(*bundle)).await?;
     Ok(())
+}
+
+fn created_of(manifest: &Manifest, listed: &Descriptor) -> Option<String> {
+    manifest.annotations().get(ann::OCI_CREATED).or_else(|| listed.annotations.get(ann::OCI_CREATED)).cloned()
 }

@@ -69,20 +69,46 @@ fn created_key(d: &Descriptor) -> Option<(i64, u32)> {
     d.annotation(ann::OCI_CREATED).and_then(|c| parse_rfc3339(c).ok())
 }
 
-/// Plan which listed referrers to fetch. `entries` are the listing's descriptors (already filtered to
-/// Sigstore bundles by artifactType) plus, from a tag-schema index, entries that carry no artifactType at
-/// all (written by tools that dropped it); anything else is not a bundle and is left out.
-pub(crate) fn plan_referrers(entries: &[Descriptor], query: &Query<'_>) -> ReferrerPlan {
+/// Which referrers a plan is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReferrerKind {
+    /// Sigstore bundles (`dev.sigstore.bundle.predicateType`).
+    Bundle,
+    /// Bare DSSE envelopes, artifactType `application/vnd.in-toto+json` (`in-toto.io/predicate-type`),
+    /// as `migrate --format dsse` writes them.
+    Dsse,
+}
+
+impl ReferrerKind {
+    fn accepts(self, artifact_type: &str) -> bool {
+        match self {
+            ReferrerKind::Bundle => mt::is_bundle(artifact_type),
+            ReferrerKind::Dsse => artifact_type == mt::IN_TOTO,
+        }
+    }
+
+    fn predicate_annotation(self) -> &'static str {
+        match self {
+            ReferrerKind::Bundle => ann::BUNDLE_PREDICATE_TYPE,
+            ReferrerKind::Dsse => ann::IN_TOTO_PREDICATE_TYPE,
+        }
+    }
+}
+
+/// Plan which listed referrers of `kind` to fetch. `entries` are the listing's descriptors (already
+/// filtered by artifactType) plus, from a tag-schema index, entries that carry no artifactType at all
+/// (written by tools that dropped it); anything of another kind is left out.
+pub(crate) fn plan_referrers_of(kind: ReferrerKind, entries: &[Descriptor], query: &Query<'_>) -> ReferrerPlan {
     let mut plan = ReferrerPlan::default();
     let mut hinted = Vec::new();
     let mut unhinted = Vec::new();
     let mut unannotated = Vec::new();
     for (i, e) in entries.iter().enumerate() {
-        if e.artifact_type.as_deref().is_some_and(|t| !mt::is_bundle(t)) {
+        if e.artifact_type.as_deref().is_some_and(|t| !kind.accepts(t)) {
             continue;
         }
         let item = (i, created_key(e), e.clone());
-        let Some(predicate_type) = e.annotation(ann::BUNDLE_PREDICATE_TYPE) else {
+        let Some(predicate_type) = e.annotation(kind.predicate_annotation()) else {
             unannotated.push(item);
             continue;
         };
@@ -197,19 +223,23 @@ mod tests {
             entry(5, Some(CUSTOM_V1), Some("slsa-provenance-v0.2"), Some("2023-03-15T00:00:00.5Z")),
         ];
         let q = Query { predicate_type: "custom", hint: Some("slsa-provenance") };
-        let plan = plan_referrers(&entries, &q);
+        let plan = plan_referrers_of(ReferrerKind::Bundle, &entries, &q);
         let got: Vec<_> = plan.annotated.iter().map(|d| d.digest.clone()).collect();
         assert_eq!(got, [&entries[5], &entries[1], &entries[2]].map(|e| e.digest.clone()));
         assert_eq!(plan.unannotated, [entries[4].clone()]);
         assert_eq!((plan.annotated_count, plan.skipped_type, plan.skipped_hint), (5, 1, 1));
 
         // Without a hint every custom entry is a candidate, newest first.
-        let plan = plan_referrers(&entries, &Query { predicate_type: "custom", hint: None });
+        let plan = plan_referrers_of(ReferrerKind::Bundle, &entries, &Query { predicate_type: "custom", hint: None });
         let got: Vec<_> = plan.annotated.iter().map(|d| d.digest.clone()).collect();
         assert_eq!(got, [2, 5, 1, 0].map(|i| entries[i].digest.clone()));
 
         // A full URI matches only itself.
-        let plan = plan_referrers(&entries, &Query { predicate_type: SLSA_PROVENANCE_V1, hint: None });
+        let plan = plan_referrers_of(
+            ReferrerKind::Bundle,
+            &entries,
+            &Query { predicate_type: SLSA_PROVENANCE_V1, hint: None },
+        );
         assert!(plan.annotated.is_empty());
         assert_eq!(plan.skipped_type, 5);
     }
@@ -220,7 +250,11 @@ mod tests {
         other.artifact_type = Some(mt::IN_TOTO.into());
         let mut untyped = entry(8, None, None, None);
         untyped.artifact_type = None;
-        let plan = plan_referrers(&[other, untyped.clone()], &Query { predicate_type: "custom", hint: None });
+        let plan = plan_referrers_of(
+            ReferrerKind::Bundle,
+            &[other, untyped.clone()],
+            &Query { predicate_type: "custom", hint: None },
+        );
         assert!(plan.annotated.is_empty());
         assert_eq!(plan.unannotated, [untyped]);
     }

@@ -384,3 +384,31 @@ async fn output_dir_names_cannot_escape() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("never overwritten"), "{}", run.stderr);
 }
+
+/// Stores migrated with `--format dsse` (bare DSSE referrers) are read too.
+#[tokio::test]
+async fn get_from_dsse_format_referrers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = demo::demo().unwrap();
+    demo::write_layout(&scenario, tmp.path()).await.unwrap();
+    let target = format!("ocidir://{}@{}", tmp.path().display(), scenario.image);
+    let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let key = key.to_str().unwrap();
+    let run = crate::cli::att2ref(&["migrate", &target, "--format", "dsse", "--key", key, "--insecure-ignore-tlog"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = crate::cli::att2ref(&[
+        "get",
+        &target,
+        "--type",
+        "custom",
+        "--hint",
+        "slsa-provenance",
+        "--key",
+        key,
+        "--insecure-ignore-tlog",
+        "--stats=json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, demo::content::ARTICLE_SLSA_TEXT, "exactly the attested bytes, from a DSSE referrer");
+    assert_eq!(stats(&run)["answeredBy"], "referrer", "not the legacy fallback: {}", run.stderr);
+}
