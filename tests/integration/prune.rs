@@ -130,6 +130,23 @@ async fn migrated_att_is_pruned(registry: TestRegistry) {
     assert_eq!(referrer_payloads(&repo, &scenario.image).await, expected);
     assert_eq!(before, expected);
 
+    // `get` still returns the same SLSA bytes, now from its own referrer (the .att is gone).
+    let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let run = crate::cli::att2ref(&[
+        "get",
+        "--plain-http",
+        &image,
+        "--type",
+        "custom",
+        "--hint",
+        "slsa-provenance",
+        "--key",
+        key.to_str().unwrap(),
+        "--insecure-ignore-tlog",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, att2ref::demo::content::ARTICLE_SLSA_TEXT, "the same SLSA bytes after the prune");
+
     // A second --apply does nothing.
     let (run, report) = prune(&repository, &["--apply"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
