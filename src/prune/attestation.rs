@@ -71,6 +71,12 @@ pub async fn assess<R: Repository>(
         a.reasons.push(format!("the .att manifest has {} referrer(s) of its own; keeping it", own.descriptors.len()));
         return Ok(Some(a));
     }
+    // `cosign sign --attachment attestation` signs the .att manifest itself under a legacy tag.
+    let own_sig = TagKind::Signature.tag_for(&a.manifest);
+    if repo.head_manifest(&own_sig).await?.is_some() {
+        a.reasons.push(format!("the .att manifest is signed itself ({own_sig}); keeping it"));
+        return Ok(Some(a));
+    }
 
     let listing = repo.referrers(image, None).await?;
     let layer_digests: Vec<&Digest> = att.layers().iter().map(|l| &l.digest).collect();

@@ -377,3 +377,21 @@ async fn a_refused_delete_fails_the_item_and_the_run() {
     assert!(reason.contains("refused to delete") && reason.contains(&sig_digest.to_string()), "{reason}");
     assert!(run.stderr.contains("error:") && run.stderr.contains("orphan-legacy failed"), "{}", run.stderr);
 }
+
+/// `cosign sign --attachment attestation` signs the `.att` manifest itself: removing the `.att` would
+/// orphan that signature, so the `.att` is kept.
+#[tokio::test]
+async fn an_att_that_is_signed_itself_is_kept() {
+    let registry = TestRegistry::distribution();
+    let (scenario, repo, image) = migrated(&registry, "prune/signed-att").await;
+    let att_tag = scenario.image.cosign_tag("att");
+    let att = repo.head_manifest(&att_tag).await.unwrap().unwrap();
+    let sig = repo.get_manifest(&scenario.image.cosign_tag("sig")).await.unwrap().unwrap();
+    repo.put_manifest(sig.bytes.clone(), OCI_MANIFEST, Some(&att.digest.cosign_tag("sig"))).await.unwrap();
+
+    let (run, report) = prune(&image, &["--apply"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(items(&report).contains(&("legacy-attestation".to_owned(), "kept".to_owned())), "{report:#}");
+    assert!(report.to_string().contains("signed itself"), "{report:#}");
+    assert!(repo.head_manifest(&att_tag).await.unwrap().is_some(), "still there");
+}
