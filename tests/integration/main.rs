@@ -15,6 +15,7 @@ mod prune;
 mod registries;
 mod registry_client;
 mod schema;
+mod schemas;
 mod tsa;
 mod verify;
 mod verify_cli;
