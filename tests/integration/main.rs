@@ -5,6 +5,7 @@ mod cli;
 mod corpus;
 mod deploy;
 mod get;
+mod help;
 mod inspect_faults;
 mod inspect_layouts;
 mod inspect_registries;

@@ -57,6 +57,14 @@ pub enum Command {
     /// manifests. TARGET as in `migrate`. With --apply, each removal is re-checked just before it is made;
     /// a digest another tag still holds is never deleted. Exit 0 when nothing failed.
     Prune(PruneArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout: `att2ref man > att2ref.1`.
+    Man,
     /// Build the embedded demo store (test keys only) in a temporary OCI layout and inspect it.
     Demo(DemoArgs),
 }

@@ -24,6 +24,18 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Migrate(args) => migrate::run(args, cli.quiet).await,
         Command::Prune(args) => prune::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "att2ref", &mut out);
+            print_text(&String::from_utf8_lossy(&out))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out)?;
+            print_text(&String::from_utf8_lossy(&out))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
