@@ -4,6 +4,35 @@
 //! Checked: every layer of the legacy `.att` and `.sig`, and every referrer holding a DSSE Sigstore
 //! bundle or a bare DSSE envelope. With a predicate-type filter, only attestations whose **signed**
 //! statement has that type are checked (`.sig` signatures are then skipped).
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use att2ref::check::{CheckOptions, check_image};
+//! use att2ref::store::layout::LayoutRepository;
+//! use att2ref::verify::{LogCheck, Policy, PublicKey, Verifier};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> att2ref::Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let scenario = att2ref::demo::demo()?;
+//! let repo = LayoutRepository::create(dir.path(), att2ref::Limits::default())?;
+//! scenario.repo.push_to(&repo).await?;
+//!
+//! // Signed with a key and never logged (like the article's KMS-signed store): only an explicit
+//! // insecure_ignore_tlog accepts that, and every result records that no log was checked.
+//! let key = PublicKey::from_pem(att2ref::demo::TestKey::Rsa4096.public_pem().as_bytes())?; // TEST-ONLY key
+//! let verifier = Arc::new(Verifier::new(Policy::new().with_key(key).insecure_ignore_tlog(true))?);
+//! let image = check_image(&repo, &scenario.image.to_string(), &verifier, &CheckOptions::default()).await?;
+//! assert_eq!(image.results.len(), 3); // two .att layers and one .sig layer
+//! for r in &image.results {
+//!     assert!(r.verified);
+//!     assert_eq!(r.verification.as_ref().unwrap().log, LogCheck::Skipped);
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod report;
 

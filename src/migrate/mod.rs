@@ -11,6 +11,34 @@
 //! Everything is deterministic: the same input gives byte-identical bundles and manifests, so a rerun
 //! finds them all present and writes nothing, and a partial earlier run is completed. Legacy data is
 //! never modified or deleted.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use att2ref::migrate::{MigrateOptions, migrate_image, report::Outcome};
+//! use att2ref::store::{Repository, layout::LayoutRepository};
+//! use att2ref::verify::{Policy, PublicKey, Verifier};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> att2ref::Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let scenario = att2ref::demo::demo()?; // a cosign 1.x store: one .att with an SBOM and a SLSA provenance
+//! let repo = LayoutRepository::create(dir.path(), att2ref::Limits::default())?;
+//! scenario.repo.push_to(&repo).await?;
+//!
+//! let key = PublicKey::from_pem(att2ref::demo::TestKey::Rsa4096.public_pem().as_bytes())?; // TEST-ONLY key
+//! let verifier = Arc::new(Verifier::new(Policy::new().with_key(key).insecure_ignore_tlog(true))?);
+//! let report = migrate_image(&repo, &scenario.image, &verifier, &MigrateOptions::default()).await?;
+//! assert_eq!(report.outcome, Outcome::Migrated);
+//! // One referrer per attestation, found the way any consumer finds them.
+//! assert_eq!(repo.referrers(&scenario.image, None).await?.descriptors.len(), 2);
+//! // Deterministic: a second run writes nothing.
+//! let again = migrate_image(&repo, &scenario.image, &verifier, &MigrateOptions::default()).await?;
+//! assert_eq!(again.outcome, Outcome::AlreadyMigrated);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod journal;
 pub mod plan;
