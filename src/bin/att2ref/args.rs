@@ -65,7 +65,8 @@ pub enum Command {
     },
     /// Print the man page (roff) on stdout: `att2ref man > att2ref.1`.
     Man,
-    /// Build the embedded demo store (test keys only) in a temporary OCI layout and inspect it.
+    /// Build the embedded demo store (test keys only) in a temporary OCI layout, migrate it (showing what
+    /// each attestation costs to download before and after) and inspect the result.
     Demo(DemoArgs),
 }
 
