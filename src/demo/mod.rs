@@ -30,8 +30,8 @@ pub use pki::{Identity, KeylessIdentity};
 pub use rekor::TestLog;
 pub use repo::{GeneratedManifest, GeneratedRepo};
 pub use scenarios::{
-    ARTICLE_SBOM_BYTES, DEMO_SBOM_BYTES, article_like, cosign_v2_style, demo, key_types, keyless, keyless_with_log,
-    multi_arch, replace_history,
+    ARTICLE_SBOM_BYTES, DEMO_SBOM_BYTES, article_like, article_like_numbered, cosign_v2_style, demo, key_types,
+    keyless, keyless_with_log, multi_arch, replace_history,
 };
 
 use crate::error::Result;

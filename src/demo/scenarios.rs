@@ -58,6 +58,29 @@ fn article_shape(name: &'static str, summary: &'static str, repository: &str, sb
     Ok(b.finish(name, summary, image))
 }
 
+/// Image number `index` of a benchmark fleet: one small subject image and a legacy `.att` with the
+/// article's two layers (a `sbom_bytes` SPDX SBOM and the 785-byte SLSA text, custom-wrapped, RSA-4096
+/// test key, no log), every byte different per index and the same on every run. No `.sig`, so the
+/// store holds exactly what a migration reads and a copy of the `.att` moves.
+pub fn article_like_numbered(repository: &str, index: u32, sbom_bytes: usize) -> Result<Scenario> {
+    let mut b = Builder::new(repository);
+    let tag = format!("v{index}");
+    let image = subject_image(&format!("{repository}:{tag} (att2ref bench image)"), "linux", "amd64", None);
+    let image = b.image(&image, &[tag.as_str()]);
+    let key = Signing::key(TestKey::Rsa4096.signer());
+    let mut prng = Prng::from_label(&format!("{repository}#{index}"));
+    let sbom =
+        content::spdx_sbom(&mut prng, &format!("{repository}-{tag}"), "2023-03-14T16:05:12.718281828Z", sbom_bytes);
+    let sbom = b.attestation(custom_v1(&image, sbom, "2023-03-14T16:20:31Z", &key))?;
+    let slsa = b.attestation(custom_v1(&image, ARTICLE_SLSA_TEXT.to_owned(), "2023-03-14T16:21:07Z", &key))?;
+    b.attach(AttachmentKind::Attestations, &image, vec![sbom, slsa], "2023-03-14T09:21:07.141421356-07:00");
+    Ok(b.finish(
+        "article_like_numbered",
+        "one image of a benchmark fleet: .att with SBOM and SLSA, RSA-4096 key",
+        image,
+    ))
+}
+
 fn custom_v1<'a>(subject: &'a Digest, data: String, timestamp: &str, signing: &Signing) -> Att<'a> {
     Att {
         subject,

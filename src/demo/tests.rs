@@ -443,3 +443,19 @@ fn demo_bytes_are_pinned() {
     assert_eq!(att.manifest.to_string(), "sha256:2ad58a8ff635728901da7c8a92a6da85b6492eda4dc60ba2765e0afe3f70bd0b");
     assert_eq!(sig.manifest.to_string(), "sha256:b4ea1923a2fab772da6952f33602969a59081bb232ef13ce820a0c5083e540ae");
 }
+
+#[test]
+fn numbered_fleet_images_are_distinct_and_reproducible() {
+    let one = article_like_numbered("registry.test/bench", 1, 4_000).unwrap();
+    let again = article_like_numbered("registry.test/bench", 1, 4_000).unwrap();
+    let two = article_like_numbered("registry.test/bench", 2, 4_000).unwrap();
+    assert_eq!(one.repo, again.repo);
+    assert_ne!(one.image, two.image);
+    for s in [&one, &two] {
+        check_integrity(s);
+        assert_eq!(s.attachments.len(), 1, "only an .att, no .sig");
+        assert_eq!(s.attachments[0].layers.len(), 2);
+    }
+    let layers = |s: &Scenario| s.attachments[0].layers.iter().map(|l| l.digest.clone()).collect::<Vec<_>>();
+    assert!(layers(&one).iter().all(|d| !layers(&two).contains(d)), "every layer differs per index");
+}

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Migration at scale on local CNCF distribution 2.8.2, beside skopeo copy of the same .att artifacts, in one run.
+# Usage: bench/migrate.sh [N...]     (default: $BENCH_N or "100 1000"; results appended to bench/results/migrate.md)
+# Environment: BENCH_JOBS (parallelism of migrate and skopeo, default 4), BENCH_SBOM_BYTES (default ~1.5 MB),
+#              DOCKER_REGISTRY (default: docker-registry on PATH), SKOPEO (default: skopeo on PATH).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+read -r -a sizes <<< "${*:-${BENCH_N:-100 1000}}"
+jobs=${BENCH_JOBS:-4}
+sbom_bytes=${BENCH_SBOM_BYTES:-1520000}
+registry_bin=${DOCKER_REGISTRY:-$(command -v docker-registry || true)}
+skopeo_bin=${SKOPEO:-$(command -v skopeo || true)}
+[ -x "$registry_bin" ] || { echo "needs docker-registry (CNCF distribution 2.8.2, Debian package docker-registry)" >&2; exit 2; }
+[ -x "$skopeo_bin" ] || { echo "needs skopeo" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (Debian package time) for peak RSS" >&2; exit 2; }
+command -v python3 >/dev/null || { echo "needs python3 (free ports, JSON)" >&2; exit 2; }
+mkdir -p bench/results
+cargo build --release --quiet --bin att2ref --example bench_store
+att2ref=target/release/att2ref
+store=target/release/examples/bench_store
+verify=(--plain-http --key fixtures/keys/rsa-4096.pub.pem --insecure-ignore-tlog)
+
+work=$(mktemp -d)
+# Per image: the legacy .att and its bundles in A (~2 × 2.3 MB), the skopeo copy in B (~2.3 MB).
+images=$((3 * ${sizes[0]})); for n in "${sizes[@]}"; do images=$((images + n)); done
+need_mb=$((images * 7 * sbom_bytes / 1000000 + 100)); free_mb=$(df -Pm "$work" | awk 'NR==2 {print $4}')
+[ "$free_mb" -gt "$need_mb" ] || { echo "needs ~$need_mb MB free under $work (TMPDIR), has $free_mb" >&2; rmdir "$work"; exit 2; }
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# start_registry NAME: a distribution instance on a free loopback port with its own storage and config.
+# Sets $host; its access log (Apache combined format, on stdout) is $work/NAME/access.log.
+start_registry() {
+  local dir="$work/$1" port attempt
+  for attempt in 1 2 3; do
+    rm -rf "$dir"; mkdir -p "$dir/data"
+    port=$(free_port)
+    cat > "$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+EOF
+    "$registry_bin" serve "$dir/config.yml" > "$dir/access.log" 2> "$dir/error.log" &
+    pids+=("$!")
+    host=127.0.0.1:$port
+    for _ in $(seq 100); do
+      if curl -fsS -o /dev/null "http://$host/v2/" 2>/dev/null; then return 0; fi
+      kill -0 "${pids[-1]}" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "${pids[-1]}" 2>/dev/null || true
+  done
+  echo "registry $1 did not start:" >&2; cat "$dir/error.log" >&2; exit 1
+}
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", b-a}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+cpu_s() { awk -F': ' '/User time|System time/ {s+=$2} END {printf "%.2f", s}' "$1"; }
+peak_rss_mb() { awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}' "$1"; }
+# Body bytes the registry served to att2ref from byte offset $2 of access log $1 (cross-check of its counters).
+served_bytes() { tail -c +"$(($2 + 1))" "$1" | awk '$6=="\"GET" && /att2ref/ && $10 ~ /^[0-9]+$/ {s+=$10} END {printf "%d", s}'; }
+
+# seed REPO N: push N fleet images; tags and byte counts go to $work/REPO.tags.
+seed() { "$store" "$host" "$1" "$2" "$sbom_bytes" > "$work/$1.tags" 2> "$work/$1.seed.log"; }
+
+# migrate REPO JOBS: timed, with peak RSS; report in $work/REPO.json, time -v in $work/REPO.time.
+migrate() {
+  /usr/bin/time -v -o "$work/$1.time" "$att2ref" migrate "${verify[@]}" --jobs "$2" -q -o json "$host/$1" \
+    > "$work/$1.json"
+  [ "$(json "$work/$1.json" "d['totals']['outcomes'].get('migrated', 0)")" = "$(wc -l < "$work/$1.tags")" ] \
+    || { echo "migrate of $1 did not migrate every image: $work/$1.json" >&2; exit 1; }
+}
+
+start_registry a; a=$host
+start_registry b; b=$host
+rows=()
+declare -A migrate_time
+for n in "${sizes[@]}"; do
+  repo=fleet-$n
+  host=$a; seed "$repo" "$n"
+  # Peer first: skopeo copies each .att (manifest, config, both layers) from A to B, J at a time.
+  start=$(now)
+  cut -d' ' -f1 "$work/$repo.tags" | xargs -P "$jobs" -I'{}' "$skopeo_bin" copy -q --retry-times 2 \
+    --src-tls-verify=false --dest-tls-verify=false "docker://$a/$repo:{}" "docker://$b/$repo:{}"
+  skopeo_s=$(elapsed "$start" "$(now)")
+  log_offset=$(stat -c %s "$work/a/access.log")
+  start=$(now); migrate "$repo" "$jobs"; migrate_s=$(elapsed "$start" "$(now)")
+  migrate_time[$n]=$migrate_s
+  served=$(served_bytes "$work/a/access.log" "$log_offset")
+  read -r downloaded uploaded requests < <(json "$work/$repo.json" \
+    "'%d %d %d' % (d['requests']['bytes_downloaded'], d['requests']['bytes_uploaded'], d['requests']['requests'])")
+  # Minimum: every .att manifest and blob read once, every bundle and referrer manifest written once. The bundle
+  # blob sizes are the uploaded bytes less the referrer manifests (their sizes are in the report).
+  read -r att_manifests att_blobs < <(awk '{m+=$2; b+=$3} END {printf "%d %d\n", m, b}' "$work/$repo.tags")
+  referrer_manifests=$(json "$work/$repo.json" "sum(r['size'] for i in d['images'] for r in i['referrers'])")
+  minimum=$((att_manifests + att_blobs + uploaded))
+  rows+=("| $n | $jobs | $migrate_s | $skopeo_s | **$(ratio "$migrate_s" "$skopeo_s")** | $((downloaded + uploaded)) | $minimum | **$(ratio $((downloaded + uploaded)) "$minimum")** | $downloaded | $served | $(ratio "$downloaded" $((att_manifests + att_blobs))) | $requests | $(cpu_s "$work/$repo.time") | $(peak_rss_mb "$work/$repo.time") |")
+  echo "N=$n: migrate ${migrate_s}s, skopeo ${skopeo_s}s; referrer manifests $referrer_manifests B" >&2
+done
+
+# Peak RSS by --jobs, on fresh repositories of the smallest N.
+small=${sizes[0]}
+rss_rows=()
+host=$a
+for j in 1 4 8; do
+  repo=rss-j$j-$small
+  seed "$repo" "$small"
+  if [ "$j" = 8 ]; then
+    # The legacy path, measured before this repository is migrated.
+    att=$(head -n1 "$work/$repo.tags" | cut -d' ' -f1); image=sha256:${att#sha256-}; image=${image%.att}
+    "$att2ref" get "${verify[@]}" --type custom --hint slsa --stats=json --output "$work/legacy.out" "$a/$repo@$image" \
+      2> "$work/get-legacy.json"
+  fi
+  start=$(now); migrate "$repo" "$j"; s=$(elapsed "$start" "$(now)")
+  rss_rows+=("| $j | $small | $s | $(cpu_s "$work/$repo.time") | **$(peak_rss_mb "$work/$repo.time")** |")
+  if [ "$j" = 8 ]; then
+    "$att2ref" get "${verify[@]}" --type custom --hint slsa --stats=json --output "$work/referrer.out" "$a/$repo@$image" \
+      2> "$work/get-referrer.json"
+    cmp -s "$work/legacy.out" "$work/referrer.out" || { echo "get gave different SLSA bytes before and after" >&2; exit 1; }
+    bundle=$(json "$work/get-referrer.json" "d['read']['blobBytes']")
+  fi
+done
+
+get_row() { # get_row NAME FILE
+  json "$2" "'| $1 | %s | %d | %d | %d |' % (d['answeredBy'], d['requests'], d['bytesDownloaded'], d['bytesDownloaded'] - $bundle)"
+}
+
+{
+  echo "## $(date -u +%Y-%m-%dT%H:%M:%SZ) — $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo
+  echo "distribution $("$registry_bin" --version 2>/dev/null | awk '{print $NF}'), $("$skopeo_bin" --version), $("$att2ref" --version); SBOM $sbom_bytes B + SLSA 785 B per image, RSA-4096"
+  echo
+  echo "| N | jobs | migrate s | skopeo copy s | migrate/skopeo | bytes moved | minimum | bytes/minimum | bytes read | GET bytes in access log | read/legacy | requests | migrate CPU s | peak RSS MB |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  printf '%s\n' "${rows[@]}"
+  echo
+  if [ "${#sizes[@]}" -ge 2 ]; then
+    first=${sizes[0]}; last=${sizes[-1]}
+    echo "Growth: time($last)/time($first) = **$(ratio "${migrate_time[$last]}" "${migrate_time[$first]}")** ($(ratio "$last" "$first")× the images)"
+    echo
+  fi
+  echo "| --jobs | N | migrate s | CPU s | peak RSS MB |"
+  echo "|---:|---:|---:|---:|---:|"
+  printf '%s\n' "${rss_rows[@]}"
+  echo
+  echo "\`get --type custom --hint slsa\` of one image (bundle blob $bundle B):"
+  echo
+  echo "| path | answered by | requests | bytes downloaded | bytes beyond the bundle |"
+  echo "|---|---|---:|---:|---:|"
+  get_row "legacy .att (before migration)" "$work/get-legacy.json"
+  get_row "referrer (after migration)" "$work/get-referrer.json"
+  echo
+} | tee -a bench/results/migrate.md
