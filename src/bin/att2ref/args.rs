@@ -173,9 +173,9 @@ pub struct VerifyArgs {
     pub registry: RegistryArgs,
 }
 
-/// `att2ref migrate`.
+/// What a batch command works on (migrate, prune).
 #[derive(Debug, Args)]
-pub struct MigrateArgs {
+pub struct TargetArgs {
     /// Images, repositories or ocidir:// layouts (registry hosts with --all-repos).
     #[arg(required_unless_present = "from_file")]
     pub targets: Vec<String>,
@@ -184,13 +184,20 @@ pub struct MigrateArgs {
     #[arg(long, value_name = "FILE")]
     pub from_file: Option<PathBuf>,
 
-    /// Targets are registry hosts: migrate every repository of their catalog (GET /v2/_catalog).
+    /// Targets are registry hosts: every repository of their catalog (GET /v2/_catalog).
     #[arg(long)]
     pub all_repos: bool,
 
     /// Only repositories in shard I of N (0-based): FNV-1a 64 of the repository name, modulo N.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
     pub shard: Option<(u32, u32)>,
+}
+
+/// `att2ref migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub targets: TargetArgs,
 
     /// Images migrated at once, per repository.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
@@ -238,21 +245,8 @@ pub struct MigrateArgs {
 /// `att2ref prune`.
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// Images, repositories or ocidir:// layouts (registry hosts with --all-repos).
-    #[arg(required_unless_present = "from_file")]
-    pub targets: Vec<String>,
-
-    /// Read more targets from FILE, one per line (blank lines and # comments ignored).
-    #[arg(long, value_name = "FILE")]
-    pub from_file: Option<PathBuf>,
-
-    /// Targets are registry hosts: prune every repository of their catalog (GET /v2/_catalog).
-    #[arg(long)]
-    pub all_repos: bool,
-
-    /// Only repositories in shard I of N (0-based): FNV-1a 64 of the repository name, modulo N.
-    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
-    pub shard: Option<(u32, u32)>,
+    #[command(flatten)]
+    pub targets: TargetArgs,
 
     /// Delete. Without it, only the plan is shown (what, why, size).
     #[arg(long, conflicts_with = "dry_run")]

@@ -22,7 +22,7 @@ use att2ref::store::registry::RegistryClient;
 use att2ref::store::{AnyRepository, Repository};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::args::{Format, MigrateArgs, ReferrerFormat};
+use crate::args::{MigrateArgs, ReferrerFormat};
 use crate::render::size;
 use crate::{exit, setup};
 
@@ -89,15 +89,7 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
         });
     }
 
-    if let Some(path) = &args.report {
-        let mut bytes = serde_json::to_vec_pretty(&report)?;
-        bytes.push(b'\n');
-        std::fs::write(path, bytes).with_context(|| format!("writing --report {}", path.display()))?;
-    }
-    match args.output.format {
-        Format::Json => crate::commands::print_json(&report)?,
-        Format::Text => crate::commands::print_text(&render(&report))?,
-    }
+    crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
     Ok(finish(&report))
 }
 
@@ -142,7 +134,7 @@ fn target_error(target: &str, e: &anyhow::Error) -> TargetError {
 
 /// The targets from the command line and `--from-file`, in order.
 fn targets(args: &MigrateArgs) -> Result<Vec<String>> {
-    read_targets(&args.targets, args.from_file.as_deref())
+    read_targets(&args.targets.targets, args.targets.from_file.as_deref())
 }
 
 /// Command-line targets followed by those of `--from-file` (blank lines and `#` comments ignored).
@@ -173,7 +165,8 @@ pub(crate) struct TargetOptions<'a> {
 
 /// The repositories and images one target names.
 async fn expand(target: &str, args: &MigrateArgs, client: &RegistryClient) -> Result<Vec<Work>> {
-    let options = TargetOptions { all_repos: args.all_repos, shard: args.shard, registry: &args.registry };
+    let options =
+        TargetOptions { all_repos: args.targets.all_repos, shard: args.targets.shard, registry: &args.registry };
     let mut work = Vec::new();
     for e in expand_target(target, &options, client).await? {
         let images = match e.images {

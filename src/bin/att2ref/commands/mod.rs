@@ -57,3 +57,21 @@ pub fn print_text(text: &str) -> Result<()> {
     out.flush()?;
     Ok(())
 }
+
+/// Write a report to `--report FILE` (always JSON) and print it on stdout in the chosen format.
+pub fn output_report<T: Serialize>(
+    report: &T,
+    file: Option<&std::path::Path>,
+    format: crate::args::Format,
+    text: impl Fn(&T) -> String,
+) -> Result<()> {
+    if let Some(path) = file {
+        let mut bytes = serde_json::to_vec_pretty(report)?;
+        bytes.push(b'\n');
+        std::fs::write(path, bytes).map_err(|e| anyhow::anyhow!("writing --report {}: {e}", path.display()))?;
+    }
+    match format {
+        crate::args::Format::Json => print_json(report),
+        crate::args::Format::Text => print_text(&text(report)),
+    }
+}

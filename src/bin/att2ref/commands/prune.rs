@@ -11,14 +11,14 @@ use att2ref::inspect::kind_name;
 use att2ref::prune::report::TargetError;
 use att2ref::prune::{self, Item, Observer, PruneOptions, PruneReport, Scope, Status};
 
-use crate::args::{Format, PruneArgs};
+use crate::args::PruneArgs;
 use crate::commands::migrate::{TargetOptions, expand_target, read_targets};
 use crate::render::size;
 use crate::{exit, setup};
 
 pub async fn run(args: PruneArgs) -> Result<ExitCode> {
     let (verifier, _) = setup::verifier(&args.trust)?;
-    let targets = read_targets(&args.targets, args.from_file.as_deref())?;
+    let targets = read_targets(&args.targets.targets, args.targets.from_file.as_deref())?;
     let client = setup::registry_client(&args.registry)?;
     let options = PruneOptions {
         limits: setup::limits(&args.registry),
@@ -26,7 +26,8 @@ pub async fn run(args: PruneArgs) -> Result<ExitCode> {
         orphans_without_images: args.orphans_without_images,
         ..PruneOptions::default()
     };
-    let expand = TargetOptions { all_repos: args.all_repos, shard: args.shard, registry: &args.registry };
+    let expand =
+        TargetOptions { all_repos: args.targets.all_repos, shard: args.targets.shard, registry: &args.registry };
 
     let journal = args.journal.as_deref().map(AuditJournal::open).transpose()?;
     let observer: &dyn Observer = match &journal {
@@ -49,15 +50,7 @@ pub async fn run(args: PruneArgs) -> Result<ExitCode> {
     }
     report.recount();
 
-    if let Some(path) = &args.report {
-        let mut bytes = serde_json::to_vec_pretty(&report)?;
-        bytes.push(b'\n');
-        std::fs::write(path, bytes).with_context(|| format!("writing --report {}", path.display()))?;
-    }
-    match args.output.format {
-        Format::Json => crate::commands::print_json(&report)?,
-        Format::Text => crate::commands::print_text(&render(&report))?,
-    }
+    crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
     Ok(finish(&report))
 }
 
