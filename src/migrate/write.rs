@@ -61,38 +61,35 @@ pub async fn write_image<R: Repository>(
     for p in pending {
         let r = &p.referrer;
         let what = || format!("writing referrer {} of {subject}", r.manifest.digest.short());
-        for blob in &r.blobs {
-            if !uploaded.insert(blob.descriptor.digest.clone()) {
-                continue;
-            }
-            if repo.blob_size(&blob.descriptor.digest).await.map_err(|e| e.context(what()))?
-                == Some(blob.descriptor.size)
-            {
-                continue;
-            }
-            let digest = repo.put_blob(blob.bytes.clone()).await.map_err(|e| e.context(what()))?;
-            if digest != blob.descriptor.digest {
-                return Err(Error::new(
-                    ErrorKind::DigestMismatch,
-                    format!("{}: the store stored blob {digest}, expected {}", what(), blob.descriptor.digest),
-                ));
-            }
-            stats.blobs_written += 1;
-            stats.bytes_written += blob.descriptor.size;
-        }
-        for reused in &r.reused {
-            if repo.blob_size(&reused.digest).await.map_err(|e| e.context(what()))?.is_none() {
-                return Err(Error::new(
-                    ErrorKind::NotFound,
-                    format!("{}: the legacy layer blob {} it reuses is missing", what(), reused.digest),
-                ));
-            }
-        }
+        ensure_blobs(repo, r, &mut uploaded, &mut stats).await.map_err(|e| e.context(what()))?;
         if repo.head_manifest(&r.manifest.digest.to_string()).await.map_err(|e| e.context(what()))?.is_some() {
             continue;
         }
-        let put =
-            repo.put_manifest(r.manifest.bytes.clone(), mt::OCI_MANIFEST, None).await.map_err(|e| e.context(what()))?;
+        // A concurrent writer uploading the same blob can make the registry briefly answer "blob unknown"
+        // to our manifest (distribution 2.8.2 does); the PUT is idempotent, so check the blobs and retry.
+        let mut attempt = 0u32;
+        let put = loop {
+            match repo.put_manifest(r.manifest.bytes.clone(), mt::OCI_MANIFEST, None).await {
+                Ok(put) => break put,
+                Err(e)
+                    if attempt < MANIFEST_PUT_RETRIES
+                        && !matches!(
+                            e.kind(),
+                            ErrorKind::Unauthorized
+                                | ErrorKind::Unsupported
+                                | ErrorKind::TooLarge
+                                | ErrorKind::InvalidInput
+                        ) =>
+                {
+                    attempt += 1;
+                    tracing::info!(attempt, error = %e, "manifest refused; checking its blobs and retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                    uploaded.retain(|d| !r.blobs.iter().any(|b| &b.descriptor.digest == d));
+                    ensure_blobs(repo, r, &mut uploaded, &mut stats).await.map_err(|e| e.context(what()))?;
+                }
+                Err(e) => return Err(e.context(what())),
+            }
+        };
         if put.digest != r.manifest.digest {
             return Err(Error::new(
                 ErrorKind::DigestMismatch,
@@ -110,6 +107,44 @@ pub async fn write_image<R: Repository>(
     let entries: Vec<Descriptor> = pending.iter().map(|p| p.referrer.index_entry()).collect();
     update_index(repo, subject, &entries, index, &mut stats).await?;
     Ok(stats)
+}
+
+/// Times a refused manifest PUT is retried after re-checking its blobs.
+const MANIFEST_PUT_RETRIES: u32 = 3;
+
+/// Upload the referrer's new blobs unless present, and check the legacy blobs it reuses are there.
+async fn ensure_blobs<R: Repository>(
+    repo: &R,
+    r: &crate::convert::Referrer,
+    uploaded: &mut BTreeSet<Digest>,
+    stats: &mut WriteStats,
+) -> Result<()> {
+    for blob in &r.blobs {
+        if !uploaded.insert(blob.descriptor.digest.clone()) {
+            continue;
+        }
+        if repo.blob_size(&blob.descriptor.digest).await? == Some(blob.descriptor.size) {
+            continue;
+        }
+        let digest = repo.put_blob(blob.bytes.clone()).await?;
+        if digest != blob.descriptor.digest {
+            return Err(Error::new(
+                ErrorKind::DigestMismatch,
+                format!("the store stored blob {digest}, expected {}", blob.descriptor.digest),
+            ));
+        }
+        stats.blobs_written += 1;
+        stats.bytes_written += blob.descriptor.size;
+    }
+    for reused in &r.reused {
+        if repo.blob_size(&reused.digest).await?.is_none() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("the legacy layer blob {} it reuses is missing", reused.digest),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Merge `entries` into the subject's tag-schema index until a read-back lists all of them.
