@@ -395,3 +395,18 @@ async fn an_att_that_is_signed_itself_is_kept() {
     assert!(report.to_string().contains("signed itself"), "{report:#}");
     assert!(repo.head_manifest(&att_tag).await.unwrap().is_some(), "still there");
 }
+
+/// A real registry that refuses deletes (distribution with deletes disabled answers 405): the item fails
+/// with a clear line, the run goes on, the exit code is non-zero, and nothing is lost.
+#[tokio::test]
+async fn a_registry_refusing_deletes_fails_the_run_and_keeps_everything() {
+    let registry = TestRegistry::distribution_without_deletes();
+    let (scenario, repo, image) = migrated(&registry, "prune/nodelete").await;
+    let att_tag = scenario.image.cosign_tag("att");
+    let (run, report) = prune(&image, &["--apply"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(items(&report), vec![("legacy-attestation".to_owned(), "failed".to_owned())], "{report:#}");
+    assert!(report.to_string().contains("refused to delete"), "{report:#}");
+    assert!(run.stderr.contains("error:"), "{}", run.stderr);
+    assert!(repo.head_manifest(&att_tag).await.unwrap().is_some(), "the .att is still there");
+}

@@ -39,22 +39,28 @@ pub struct TestRegistry {
 impl TestRegistry {
     /// Start CNCF distribution with filesystem storage and deletes enabled.
     pub fn distribution() -> TestRegistry {
-        Self::distribution_with(None)
+        Self::distribution_with(None, true)
+    }
+
+    /// Start CNCF distribution with deletes disabled, as many production registries run it: a manifest
+    /// DELETE answers 405 UNSUPPORTED.
+    pub fn distribution_without_deletes() -> TestRegistry {
+        Self::distribution_with(None, false)
     }
 
     /// Start CNCF distribution requiring basic auth (htpasswd): user [`TEST_USER`], password
     /// [`TEST_PASSWORD`] (test-only credentials; the bcrypt hash below was made from them).
     pub fn distribution_with_basic_auth() -> TestRegistry {
-        Self::distribution_with(Some(TEST_HTPASSWD))
+        Self::distribution_with(Some(TEST_HTPASSWD), true)
     }
 
-    fn distribution_with(htpasswd: Option<&'static str>) -> TestRegistry {
+    fn distribution_with(htpasswd: Option<&'static str>, deletes: bool) -> TestRegistry {
         let bin = find_binary("docker-registry")
             .unwrap_or_else(|| missing("docker-registry", "CNCF distribution 2.8.2, Debian package docker-registry"));
         Self::start(RegistryKind::Distribution, move |dir, port| {
             let config = dir.join("config.yml");
             let mut yaml = format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: {deletes}\nhttp:\n  addr: 127.0.0.1:{port}\n",
                 dir.join("data").display()
             );
             if let Some(line) = htpasswd {
