@@ -304,95 +304,39 @@ mod tests {
         assert!(missing_entries(Some(&index), &entries).is_empty());
     }
 
-    /// A layout whose first index push is immediately overwritten by a concurrent writer that had not
-    /// seen it (distribution has no conditional PUT, so this is what a race looks like).
-    struct Racing {
+    /// A layout with a concurrent writer that pushes its own index once, just around our first index
+    /// push. Without entity tags (`etags: false`, like distribution 2.8.2) it overwrites our push: a lost
+    /// update. With them, it lands first and our conditional PUT fails with 412.
+    struct Contended {
         inner: crate::store::layout::LayoutRepository,
-        raced: std::sync::atomic::AtomicBool,
-        foreign: Index,
-    }
-
-    impl Repository for Racing {
-        fn name(&self) -> String {
-            self.inner.name()
-        }
-        async fn get_manifest(&self, r: &str) -> Result<Option<crate::model::oci::RawManifest>> {
-            self.inner.get_manifest(r).await
-        }
-        async fn head_manifest(&self, r: &str) -> Result<Option<Descriptor>> {
-            self.inner.head_manifest(r).await
-        }
-        async fn put_manifest(&self, b: Bytes, t: &str, tag: Option<&str>) -> Result<crate::store::PutManifest> {
-            let put = self.inner.put_manifest(b, t, tag).await?;
-            if tag.is_some() && !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                let theirs = Bytes::from(to_canonical_bytes(&self.foreign));
-                self.inner.put_manifest(theirs, mt::OCI_INDEX, tag).await?;
-            }
-            Ok(put)
-        }
-        async fn delete_manifest(&self, d: &Digest) -> Result<()> {
-            self.inner.delete_manifest(d).await
-        }
-        async fn blob_size(&self, d: &Digest) -> Result<Option<u64>> {
-            self.inner.blob_size(d).await
-        }
-        async fn get_blob(&self, d: &Descriptor, max: u64) -> Result<Bytes> {
-            self.inner.get_blob(d, max).await
-        }
-        async fn put_blob(&self, b: Bytes) -> Result<Digest> {
-            self.inner.put_blob(b).await
-        }
-        async fn list_tags(&self) -> Result<Vec<String>> {
-            self.inner.list_tags().await
-        }
-        async fn referrers(&self, s: &Digest, a: Option<&str>) -> Result<crate::store::Referrers> {
-            self.inner.referrers(s, a).await
-        }
-        fn referrers_capability(&self) -> ReferrersCapability {
-            ReferrersCapability::Unsupported
-        }
-    }
-
-    #[tokio::test]
-    async fn a_lost_update_is_merged_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let inner = crate::store::layout::LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
-        let mut foreign = Index::empty();
-        foreign.manifests.push(entry("theirs"));
-        let repo = Racing { inner, raced: false.into(), foreign };
-        let subject = Digest::sha256(b"image");
-        let ours = vec![entry("a"), entry("b")];
-        let mut stats = WriteStats::default();
-        let options = IndexOptions { repair: false, max_retries: 3 };
-        update_index(&repo, &subject, &ours, options, &mut stats).await.unwrap();
-        assert_eq!(stats.index_retries, 1);
-        assert_eq!(stats.manifests_written, 2);
-        let index = fetch_index(&repo, &subject.referrers_tag()).await.unwrap().0.unwrap();
-        let listed: Vec<&Digest> = index.manifests.iter().map(|m| &m.digest).collect();
-        assert_eq!(listed, vec![&entry("theirs").digest, &ours[0].digest, &ours[1].digest], "each once, theirs kept");
-
-        // Nothing left to do: no push at all.
-        let mut stats = WriteStats::default();
-        update_index(&repo, &subject, &ours, options, &mut stats).await.unwrap();
-        assert_eq!((stats.manifests_written, stats.index_retries), (0, 0));
-    }
-
-    /// A layout that hands out entity tags and honours `If-Match`; a concurrent writer slips its own
-    /// entry in just before our first conditional PUT, which therefore fails with 412.
-    struct Conditional {
-        inner: crate::store::layout::LayoutRepository,
+        etags: bool,
         raced: std::sync::atomic::AtomicBool,
         foreign: Index,
         conditional_puts: std::sync::atomic::AtomicU32,
     }
 
-    impl Repository for Conditional {
+    impl Contended {
+        fn new(inner: crate::store::layout::LayoutRepository, etags: bool, foreign: Index) -> Contended {
+            Contended { inner, etags, raced: false.into(), foreign, conditional_puts: 0.into() }
+        }
+
+        /// The concurrent writer's push, once.
+        async fn race(&self, tag: &str) -> Result<()> {
+            if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let theirs = Bytes::from(to_canonical_bytes(&self.foreign));
+                self.inner.put_manifest(theirs, mt::OCI_INDEX, Some(tag)).await?;
+            }
+            Ok(())
+        }
+    }
+
+    impl Repository for Contended {
         fn name(&self) -> String {
             self.inner.name()
         }
         async fn get_manifest(&self, r: &str) -> Result<Option<crate::model::oci::RawManifest>> {
             Ok(self.inner.get_manifest(r).await?.map(|mut m| {
-                m.etag = Some(format!("\"{}\"", m.digest));
+                m.etag = self.etags.then(|| format!("\"{}\"", m.digest));
                 m
             }))
         }
@@ -400,7 +344,11 @@ mod tests {
             self.inner.head_manifest(r).await
         }
         async fn put_manifest(&self, b: Bytes, t: &str, tag: Option<&str>) -> Result<crate::store::PutManifest> {
-            self.inner.put_manifest(b, t, tag).await
+            let put = self.inner.put_manifest(b, t, tag).await?;
+            if let Some(tag) = tag {
+                self.race(tag).await?;
+            }
+            Ok(put)
         }
         async fn put_manifest_if_match(
             &self,
@@ -410,10 +358,7 @@ mod tests {
             etag: &str,
         ) -> Result<crate::store::PutManifest> {
             self.conditional_puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                let theirs = Bytes::from(to_canonical_bytes(&self.foreign));
-                self.inner.put_manifest(theirs, mt::OCI_INDEX, Some(tag)).await?;
-            }
+            self.race(tag).await?;
             let current = self.get_manifest(tag).await?.and_then(|m| m.etag);
             if current.as_deref() != Some(etag) {
                 return Err(Error::new(ErrorKind::Conflict, "412 Precondition Failed"));
@@ -444,6 +389,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_lost_update_is_merged_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = crate::store::layout::LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
+        let mut foreign = Index::empty();
+        foreign.manifests.push(entry("theirs"));
+        let repo = Contended::new(inner, false, foreign);
+        let subject = Digest::sha256(b"image");
+        let ours = vec![entry("a"), entry("b")];
+        let mut stats = WriteStats::default();
+        let options = IndexOptions { repair: false, max_retries: 3 };
+        update_index(&repo, &subject, &ours, options, &mut stats).await.unwrap();
+        assert_eq!(stats.index_retries, 1);
+        assert_eq!(stats.manifests_written, 2);
+        let index = fetch_index(&repo, &subject.referrers_tag()).await.unwrap().0.unwrap();
+        let listed: Vec<&Digest> = index.manifests.iter().map(|m| &m.digest).collect();
+        assert_eq!(listed, vec![&entry("theirs").digest, &ours[0].digest, &ours[1].digest], "each once, theirs kept");
+
+        // Nothing left to do: no push at all.
+        let mut stats = WriteStats::default();
+        update_index(&repo, &subject, &ours, options, &mut stats).await.unwrap();
+        assert_eq!((stats.manifests_written, stats.index_retries), (0, 0));
+    }
+
+    #[tokio::test]
     async fn a_failed_conditional_put_is_merged_again() {
         let dir = tempfile::tempdir().unwrap();
         let inner = crate::store::layout::LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
@@ -457,7 +426,7 @@ mod tests {
             .unwrap();
         let mut foreign = existing.clone();
         foreign.manifests.push(entry("theirs"));
-        let repo = Conditional { inner, raced: false.into(), foreign, conditional_puts: 0.into() };
+        let repo = Contended::new(inner, true, foreign);
         let ours = vec![entry("a")];
         let mut stats = WriteStats::default();
         let options = IndexOptions { repair: false, max_retries: 3 };

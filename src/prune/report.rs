@@ -114,16 +114,8 @@ pub struct Item {
     pub error_kind: Option<String>,
 }
 
-/// A target that could not be expanded into repositories.
-#[derive(Clone, Debug, Serialize)]
-pub struct TargetError {
-    /// The target as given.
-    pub target: String,
-    /// The error kind.
-    pub error_kind: String,
-    /// What went wrong.
-    pub message: String,
-}
+/// A target that could not be expanded into repositories (the same record migrate reports).
+pub use crate::migrate::report::TargetError;
 
 /// Totals over all items.
 #[derive(Clone, Debug, Default, Serialize)]

@@ -12,8 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
 use att2ref::convert::{OutputFormat, Verdict};
-use att2ref::inspect::kind_name;
-use att2ref::migrate::report::{RequestStats, TargetError};
+use att2ref::migrate::report::RequestStats;
 use att2ref::migrate::{self, ImageReport, Journal, MigrateOptions, MigrateReport, Outcome, Progress, RekorClient};
 use att2ref::model::digest::Digest;
 use att2ref::model::reference::Reference;
@@ -65,7 +64,7 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     for target in &targets {
         match expand(target, &args, &client).await {
             Ok(w) => work.extend(w),
-            Err(e) => report.errors.push(target_error(target, &e)),
+            Err(e) => report.errors.push(crate::commands::target_error(target, &e)),
         }
     }
 
@@ -121,15 +120,6 @@ fn finish(report: &MigrateReport) -> ExitCode {
         worse(exit::COULD_NOT_CHECK);
     }
     ExitCode::from(code)
-}
-
-fn target_error(target: &str, e: &anyhow::Error) -> TargetError {
-    let kind = e.chain().find_map(|c| c.downcast_ref::<att2ref::Error>()).map(att2ref::Error::kind);
-    TargetError {
-        target: target.to_owned(),
-        error_kind: kind.map_or_else(|| "invalid-input".to_owned(), kind_name),
-        message: format!("{e:#}"),
-    }
 }
 
 /// The targets from the command line and `--from-file`, in order.

@@ -7,8 +7,6 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use att2ref::inspect::kind_name;
-use att2ref::prune::report::TargetError;
 use att2ref::prune::{self, Item, Observer, PruneOptions, PruneReport, Scope, Status};
 
 use crate::args::PruneArgs;
@@ -39,7 +37,7 @@ pub async fn run(args: PruneArgs) -> Result<ExitCode> {
         let expanded = match expand_target(target, &expand, &client).await {
             Ok(e) => e,
             Err(e) => {
-                report.errors.push(target_error(target, &e));
+                report.errors.push(crate::commands::target_error(target, &e));
                 continue;
             }
         };
@@ -110,15 +108,6 @@ fn finish(report: &PruneReport) -> ExitCode {
         code = code.max(exit::COULD_NOT_CHECK);
     }
     ExitCode::from(code)
-}
-
-fn target_error(target: &str, e: &anyhow::Error) -> TargetError {
-    let kind = e.chain().find_map(|c| c.downcast_ref::<att2ref::Error>()).map(att2ref::Error::kind);
-    TargetError {
-        target: target.to_owned(),
-        error_kind: kind.map_or_else(|| "invalid-input".to_owned(), kind_name),
-        message: format!("{e:#}"),
-    }
 }
 
 /// The report for people: one line per item with its reasons, then totals.
