@@ -39,38 +39,49 @@ pub struct TestRegistry {
 impl TestRegistry {
     /// Start CNCF distribution with filesystem storage and deletes enabled.
     pub fn distribution() -> TestRegistry {
-        Self::distribution_with(None, true)
+        Self::distribution_with(DistributionConfig::default())
     }
 
     /// Start CNCF distribution with deletes disabled, as many production registries run it: a manifest
     /// DELETE answers 405 UNSUPPORTED.
     pub fn distribution_without_deletes() -> TestRegistry {
-        Self::distribution_with(None, false)
+        Self::distribution_with(DistributionConfig { deletes: false, ..DistributionConfig::default() })
     }
 
     /// Start CNCF distribution requiring basic auth (htpasswd): user [`TEST_USER`], password
     /// [`TEST_PASSWORD`] (test-only credentials; the bcrypt hash below was made from them).
     pub fn distribution_with_basic_auth() -> TestRegistry {
-        Self::distribution_with(Some(TEST_HTPASSWD), true)
+        Self::distribution_with(DistributionConfig { htpasswd: Some(TEST_HTPASSWD), ..DistributionConfig::default() })
     }
 
-    fn distribution_with(htpasswd: Option<&'static str>, deletes: bool) -> TestRegistry {
+    /// Start CNCF distribution as configured.
+    pub fn distribution_with(config: DistributionConfig) -> TestRegistry {
         let bin = find_binary("docker-registry")
             .unwrap_or_else(|| missing("docker-registry", "CNCF distribution 2.8.2, Debian package docker-registry"));
-        Self::start(RegistryKind::Distribution, move |dir, port| {
-            let config = dir.join("config.yml");
+        let tls = config.tls.is_some();
+        Self::start(RegistryKind::Distribution, tls, move |dir, port| {
+            let data = dir.join("data");
+            if let Some(seed) = &config.storage_from {
+                copy_tree(seed, &data).expect("copying the seed storage");
+            }
+            let yaml_path = dir.join("config.yml");
             let mut yaml = format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: {deletes}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.join("data").display()
+                "version: 0.1\nlog:\n  level: {}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                config.log_level,
+                data.display(),
+                config.deletes
             );
-            if let Some(line) = htpasswd {
+            if let Some((cert, key)) = &config.tls {
+                yaml.push_str(&format!("  tls:\n    certificate: {}\n    key: {}\n", cert.display(), key.display()));
+            }
+            if let Some(line) = config.htpasswd {
                 let file = dir.join("htpasswd");
                 std::fs::write(&file, format!("{line}\n")).expect("writing htpasswd");
                 yaml.push_str(&format!("auth:\n  htpasswd:\n    realm: att2ref-test\n    path: {}\n", file.display()));
             }
-            std::fs::write(&config, yaml).expect("writing the registry config");
+            std::fs::write(&yaml_path, yaml).expect("writing the registry config");
             let mut cmd = Command::new(&bin);
-            cmd.arg("serve").arg(&config);
+            cmd.arg("serve").arg(&yaml_path);
             cmd
         })
     }
@@ -79,14 +90,14 @@ impl TestRegistry {
     pub fn ferro() -> TestRegistry {
         let bin = find_binary("ferro-oci-server")
             .unwrap_or_else(|| missing("ferro-oci-server", "crates.io ferro-oci-server 1.0.0"));
-        Self::start(RegistryKind::Ferro, |dir, port| {
+        Self::start(RegistryKind::Ferro, false, |dir, port| {
             let mut cmd = Command::new(&bin);
             cmd.env("FERRO_OCI_LISTEN", format!("127.0.0.1:{port}")).env("FERRO_OCI_STORAGE_DIR", dir.join("data"));
             cmd
         })
     }
 
-    fn start(kind: RegistryKind, command: impl Fn(&Path, u16) -> Command) -> TestRegistry {
+    fn start(kind: RegistryKind, tls: bool, command: impl Fn(&Path, u16) -> Command) -> TestRegistry {
         let mut last_log = String::new();
         // A port found free can be taken before the registry binds it: try a few.
         for _ in 0..3 {
@@ -98,7 +109,7 @@ impl TestRegistry {
             cmd.stdin(Stdio::null()).stdout(log.try_clone().expect("cloning the log handle")).stderr(log);
             let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {kind:?} registry: {e}"));
             let mut registry = TestRegistry { kind, host: format!("127.0.0.1:{port}"), child, dir };
-            if registry.wait_ready(Duration::from_secs(30)) {
+            if registry.wait_ready(tls, Duration::from_secs(30)) {
                 return registry;
             }
             last_log = std::fs::read_to_string(registry.dir.path().join("registry.log")).unwrap_or_default();
@@ -106,8 +117,9 @@ impl TestRegistry {
         panic!("{kind:?} registry did not start; its log:\n{last_log}");
     }
 
-    /// Poll `GET /v2/` until it answers; false if the process exits or time runs out.
-    fn wait_ready(&mut self, timeout: Duration) -> bool {
+    /// Poll `GET /v2/` until it answers; false if the process exits or time runs out. A TLS listener
+    /// answers this plain-HTTP probe with a 400, which is enough to know it is up.
+    fn wait_ready(&mut self, tls: bool, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -120,7 +132,8 @@ impl TestRegistry {
                 if stream.write_all(request.as_bytes()).is_ok()
                     && stream.read_to_string(&mut answer).is_ok()
                     // 401: a registry that requires credentials is up too.
-                    && ["HTTP/1.1 200", "HTTP/1.0 200", "HTTP/1.1 401", "HTTP/1.0 401"].iter().any(|s| answer.starts_with(s))
+                    && (["HTTP/1.1 200", "HTTP/1.0 200", "HTTP/1.1 401", "HTTP/1.0 401"].iter().any(|s| answer.starts_with(s))
+                        || (tls && answer.starts_with("HTTP/1.0 400")))
                 {
                     return true;
                 }
@@ -128,6 +141,17 @@ impl TestRegistry {
             std::thread::sleep(Duration::from_millis(50));
         }
         false
+    }
+
+    /// The registry's storage directory (distribution: its filesystem driver root), for tests that
+    /// plant data a well-behaved registry would refuse, or copy a seeded state.
+    pub fn storage_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Where the registry's stdout and stderr go (distribution writes its access log there at `info`).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("registry.log")
     }
 
     /// A repository of this registry through [`TestRegistry::client`].
@@ -175,6 +199,42 @@ impl Drop for TestRegistry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// How to start distribution.
+#[derive(Clone, Debug)]
+pub struct DistributionConfig {
+    /// One htpasswd line: require basic auth.
+    pub htpasswd: Option<&'static str>,
+    /// Whether manifest and blob DELETE are enabled.
+    pub deletes: bool,
+    /// Serve HTTPS with this certificate and key (PEM files).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Start over a copy of this storage directory (another instance's [`TestRegistry::storage_dir`]).
+    pub storage_from: Option<PathBuf>,
+    /// distribution's log level (`info` includes the access log).
+    pub log_level: &'static str,
+}
+
+impl Default for DistributionConfig {
+    fn default() -> Self {
+        DistributionConfig { htpasswd: None, deletes: true, tls: None, storage_from: None, log_level: "warn" }
+    }
+}
+
+/// Copy a directory tree (files and directories only; distribution's storage has nothing else).
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 fn free_port() -> u16 {
