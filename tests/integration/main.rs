@@ -17,6 +17,7 @@ mod registries;
 mod registry_client;
 mod schema;
 mod schemas;
+mod security;
 mod tsa;
 mod verify;
 mod verify_cli;

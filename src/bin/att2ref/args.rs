@@ -369,9 +369,13 @@ pub struct RegistryArgs {
     #[arg(long)]
     pub plain_http: bool,
 
-    /// Skip TLS certificate verification. Off by default; prefer a proper CA.
+    /// Skip TLS certificate verification. Off by default; prefer --ca-file.
     #[arg(long)]
     pub insecure: bool,
+
+    /// Also trust the CA certificates in this PEM file (repeatable), for registries with a private CA.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Vec<PathBuf>,
 
     /// Registry user name (the password is read from stdin with --password-stdin).
     #[arg(short = 'u', long, requires = "password_stdin", env = "ATT2REF_USERNAME")]
@@ -389,6 +393,10 @@ pub struct RegistryArgs {
     /// Largest layer blob to download, in bytes (suffixes K, M, G, KiB, MiB, GiB).
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub max_blob_size: u64,
+
+    /// Largest manifest or index to read, in bytes (suffixes as above).
+    #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = parse_size)]
+    pub max_manifest_size: u64,
 
     /// Attempts per request on 429, 502, 503, 504, 500 on reads, and connection errors.
     #[arg(long, value_name = "N", default_value_t = 5)]

@@ -40,7 +40,7 @@ pub fn init_tracing(verbose: u8, quiet: bool) {
 
 /// Caps from the arguments.
 pub fn limits(args: &RegistryArgs) -> Limits {
-    Limits { max_blob_bytes: args.max_blob_size, ..Limits::default() }
+    Limits { max_blob_bytes: args.max_blob_size, max_manifest_bytes: args.max_manifest_size, ..Limits::default() }
 }
 
 /// A registry client configured from the arguments and the environment.
@@ -67,9 +67,15 @@ pub fn registry_client(args: &RegistryArgs) -> Result<RegistryClient> {
         }
         _ => None,
     };
+    let ca_certificates = args
+        .ca_file
+        .iter()
+        .map(|f| std::fs::read(f).with_context(|| format!("--ca-file {}", f.display())))
+        .collect::<Result<Vec<_>>>()?;
     let mut config = ClientConfig {
         plain_http: if args.plain_http { PlainHttp::All } else { PlainHttp::Never },
         insecure: args.insecure,
+        ca_certificates,
         credentials,
         explicit_credentials: explicit,
         limits: limits(args),

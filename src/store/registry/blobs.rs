@@ -74,11 +74,29 @@ enum Start {
     Session(Url),
 }
 
-fn location(reply: &Reply, what: &str) -> Result<Url> {
+/// The upload session URL a reply points to. It must stay on this registry and under this repository's
+/// upload path: the body we send next goes there, and registry data must never steer a write to another
+/// host or repository.
+fn location(repo: &RegistryRepository, reply: &Reply, what: &str) -> Result<Url> {
     let text = reply.header(LOCATION.as_str()).ok_or_else(|| {
         Error::new(ErrorKind::Registry, format!("{what}: the registry answered {} without a Location", reply.status))
     })?;
-    reply.url.join(text).map_err(|e| Error::new(ErrorKind::Registry, format!("{what}: invalid upload Location: {e}")))
+    let url = reply
+        .url
+        .join(text)
+        .map_err(|e| Error::new(ErrorKind::Registry, format!("{what}: invalid upload Location: {e}")))?;
+    let uploads = repo.url("blobs/uploads/")?;
+    if url.origin() != uploads.origin() || !url.path().starts_with(uploads.path()) {
+        return Err(Error::new(
+            ErrorKind::Registry,
+            format!(
+                "{what}: refusing the upload Location {url}: it is not under {}{} (another host or repository)",
+                uploads.origin().ascii_serialization(),
+                uploads.path()
+            ),
+        ));
+    }
+    Ok(url)
 }
 
 async fn start_upload(repo: &RegistryRepository, mount: Option<(&Digest, &str)>) -> Result<Start> {
@@ -97,7 +115,7 @@ async fn start_upload(repo: &RegistryRepository, mount: Option<(&Digest, &str)>)
     let reply = repo.call(&scopes, &Call::new(&what, Method::POST, url)).await?;
     match reply.status {
         StatusCode::CREATED if mount.is_some() => Ok(Start::Mounted),
-        StatusCode::ACCEPTED => Ok(Start::Session(location(&reply, &what)?)),
+        StatusCode::ACCEPTED => Ok(Start::Session(location(repo, &reply, &what)?)),
         status => Err(status_error(&what, status, &reply.body)),
     }
 }
@@ -134,7 +152,7 @@ async fn send(repo: &RegistryRepository, at: &mut Url, bytes: Bytes, digest: &Di
             }
             // Registries move the session (distribution re-signs its state) with every chunk.
             if reply.header(LOCATION.as_str()).is_some() {
-                *at = location(&reply, &what)?;
+                *at = location(repo, &reply, &what)?;
             }
             offset = end;
         }

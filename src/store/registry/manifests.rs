@@ -48,7 +48,7 @@ fn path_of(repo: &RegistryRepository, reference: &Reference) -> Result<url::Url>
 }
 
 pub(crate) async fn get(repo: &RegistryRepository, reference: &str) -> Result<Option<RawManifest>> {
-    let what = format!("GET manifest {}:{reference}", repo.name());
+    let what = format!("GET manifest {}{}{reference}", repo.name(), separator(reference));
     let parsed = repo.reference(reference)?;
     let limit = repo.inner().config.limits.max_manifest_bytes;
     let call = Call::new(&what, Method::GET, path_of(repo, &parsed)?).header(ACCEPT, accept()).cap(limit);
@@ -78,7 +78,7 @@ pub(crate) async fn get(repo: &RegistryRepository, reference: &str) -> Result<Op
 }
 
 pub(crate) async fn head(repo: &RegistryRepository, reference: &str) -> Result<Option<Descriptor>> {
-    let what = format!("HEAD manifest {}:{reference}", repo.name());
+    let what = format!("HEAD manifest {}{}{reference}", repo.name(), separator(reference));
     let parsed = repo.reference(reference)?;
     let call = Call::new(&what, Method::HEAD, path_of(repo, &parsed)?).header(ACCEPT, accept());
     let reply = repo.call(&repo.scope("pull"), &call).await?;
@@ -114,7 +114,7 @@ pub(crate) async fn put(
 ) -> Result<PutManifest> {
     let digest = Digest::sha256(&bytes);
     let reference = tag.map(str::to_owned).unwrap_or_else(|| digest.to_string());
-    let what = format!("PUT manifest {}:{reference}", repo.name());
+    let what = format!("PUT manifest {}{}{reference}", repo.name(), separator(&reference));
     let limit = repo.inner().config.limits.max_manifest_bytes;
     if bytes.len() as u64 > limit {
         return Err(Error::new(
@@ -167,4 +167,9 @@ pub(crate) async fn delete(repo: &RegistryRepository, digest: &Digest) -> Result
     let call = Call::new(&what, Method::DELETE, path_of(repo, &Reference::Digest(digest.clone()))?);
     let reply = repo.call(&repo.scope("pull,push,delete"), &call).await?;
     if reply.status.is_success() { Ok(()) } else { Err(status_error(&what, reply.status, &reply.body)) }
+}
+
+/// `name@digest` or `name:tag`, as references are written.
+fn separator(reference: &str) -> char {
+    if reference.contains(':') { '@' } else { ':' }
 }

@@ -72,6 +72,9 @@ pub struct ClientConfig {
     pub plain_http: PlainHttp,
     /// Skip TLS certificate verification. Dangerous; off by default.
     pub insecure: bool,
+    /// Extra trusted CA certificates (PEM bundles), added to the system's roots: for registries whose
+    /// certificate comes from a private CA.
+    pub ca_certificates: Vec<Vec<u8>>,
     /// Where credentials are looked up.
     pub credentials: CredentialSource,
     /// A credential used for every registry, instead of any lookup.
@@ -93,6 +96,7 @@ impl Default for ClientConfig {
         ClientConfig {
             plain_http: PlainHttp::Never,
             insecure: false,
+            ca_certificates: Vec::new(),
             credentials: CredentialSource::Anonymous,
             explicit_credentials: None,
             retry: RetryPolicy::default(),
@@ -147,6 +151,22 @@ impl RegistryClient {
             .tls_danger_accept_invalid_certs(config.insecure);
         if let Some(t) = config.request_timeout {
             builder = builder.timeout(t);
+        }
+        for (i, pem) in config.ca_certificates.iter().enumerate() {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("CA certificate bundle {}: not PEM certificates: {e}", i + 1),
+                )
+                .with_source(e)
+            })?;
+            if certs.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("CA certificate bundle {}: no certificate in it", i + 1),
+                ));
+            }
+            builder = builder.tls_certs_merge(certs);
         }
         let http = builder.build().map_err(|e| {
             Error::new(ErrorKind::InvalidInput, format!("building the HTTP client: {e}")).with_source(e)
