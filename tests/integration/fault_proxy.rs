@@ -213,6 +213,12 @@ impl FaultProxy {
         }
     }
 
+    /// Forget the armed kill and serve every request again (the rerun after a kill).
+    pub fn disarm(&self) {
+        *self.state.kill.lock().unwrap() = None;
+        self.state.killed.store(false, Ordering::SeqCst);
+    }
+
     /// Whether the armed kill happened.
     pub fn killed(&self) -> bool {
         self.state.killed.load(Ordering::SeqCst)
@@ -332,7 +338,8 @@ impl State {
 }
 
 fn full(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())).map_err(|e| match e {}).boxed_unsync());
+    let mut response =
+        Response::new(Full::new(Bytes::from_static(body.as_bytes())).map_err(|e| match e {}).boxed_unsync());
     *response.status_mut() = status;
     response
 }

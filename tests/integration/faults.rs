@@ -63,7 +63,9 @@ async fn faulty_proxy_migration_equals_a_fault_free_one() {
         assert!(injected.len() >= 8, "{context}: most kinds of fault were injected");
         let retries = saved["requests"]["retries"].as_u64().unwrap();
         assert!(retries > 0, "{context}: the report counts retries");
-        eprintln!("seed {seed:#x}: {requests} requests, {total} faults injected, {retries} retries counted, {elapsed:.1?}");
+        eprintln!(
+            "seed {seed:#x}: {requests} requests, {total} faults injected, {retries} retries counted, {elapsed:.1?}"
+        );
 
         // The state: legacy data untouched, each referrer listed once, and the fault-free run's, byte for byte.
         let after = fleet::dump_state(&registry, REPO).await;

@@ -3,6 +3,7 @@
 mod auth_cli;
 mod cli;
 mod corpus;
+mod crash;
 mod deploy;
 mod fault_proxy;
 mod faults;
