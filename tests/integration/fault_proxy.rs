@@ -107,6 +107,8 @@ struct State {
     kill: Mutex<Option<Kill>>,
     child: Mutex<Option<Child>>,
     killed: AtomicBool,
+    /// New connections are relayed byte for byte, uncounted (cheap: for reruns after a kill).
+    relay: AtomicBool,
     log: Mutex<Vec<String>>,
 }
 
@@ -155,6 +157,7 @@ impl FaultProxy {
             kill: Mutex::new(None),
             child: Mutex::new(None),
             killed: AtomicBool::new(false),
+            relay: AtomicBool::new(false),
             log: Mutex::default(),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -213,9 +216,11 @@ impl FaultProxy {
         }
     }
 
-    /// Forget the armed kill and serve every request again (the rerun after a kill).
+    /// Forget the armed kill and, from now on, relay new connections to the registry untouched and
+    /// uncounted (the reruns after a kill: same address, no proxy work).
     pub fn disarm(&self) {
         *self.state.kill.lock().unwrap() = None;
+        self.state.relay.store(true, Ordering::SeqCst);
         self.state.killed.store(false, Ordering::SeqCst);
     }
 
@@ -247,8 +252,17 @@ async fn serve(listener: std::net::TcpListener, state: Arc<State>, mut stopped: 
         tokio::select! {
             _ = &mut stopped => break,
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((mut stream, _)) = accepted else { continue };
                 let state = state.clone();
+                if state.relay.load(Ordering::SeqCst) && state.plan.is_none() {
+                    // distribution builds upload locations from the Host header, which names the proxy.
+                    connections.spawn(async move {
+                        if let Ok(mut upstream) = tokio::net::TcpStream::connect(&state.upstream).await {
+                            let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;
+                        }
+                    });
+                    continue;
+                }
                 connections.spawn(async move {
                     let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
                     // Errors here are the faults we inject (or the client going away): nothing to report.

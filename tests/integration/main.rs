@@ -22,5 +22,6 @@ mod registry_client;
 mod schema;
 mod schemas;
 mod tsa;
+mod upload_faults;
 mod verify;
 mod verify_cli;
