@@ -165,7 +165,7 @@ async fn crash_at_seeded_points_then_rerun_converges() {
     let points: Vec<(usize, u64, KillWhen)> = (0..POINTS)
         .map(|i| {
             let at = 1 + rng.next() % requests;
-            let when = if rng.next() % 2 == 0 { KillWhen::BeforeForwarding } else { KillWhen::AfterForwarding };
+            let when = if rng.next() & 1 == 0 { KillWhen::BeforeForwarding } else { KillWhen::AfterForwarding };
             (i, at, when)
         })
         .collect();
