@@ -8,8 +8,10 @@ use crate::cli::att2ref;
 use crate::fault_proxy::{FaultPlan, FaultProxy};
 use crate::fleet::{self, REPO};
 
-/// Seeds of the fault schedule. A failure names its seed; rerun with only that seed here to reproduce
-/// it (with `--jobs 1` below the whole request sequence is the same on every run).
+/// Seeds of the fault schedule (more were run while writing this: 1–4 at 10 %, 5–6 at 30 %). A failure
+/// names its seed; put only that seed here to reproduce it. Whether the n-th occurrence of a request is
+/// faulted, and how, is a function of the seed alone; with `JOBS` at 1 the whole request sequence, and so which image meets each fault,
+/// is also the same on every run.
 const SEEDS: [u64; 1] = [0x5eed_fa17];
 /// Images migrated at once in the faulty run. 1 makes the request order, and so which image meets
 /// each fault, exactly reproducible; more overlaps the retry waits.
@@ -50,7 +52,16 @@ async fn faulty_proxy_migration_equals_a_fault_free_one() {
         let elapsed = started.elapsed();
         let injected = proxy.injected();
         let context = format!("seed {seed:#x}, faults injected {injected:?}");
-        assert_eq!(run.code, 0, "{context}\n{:#?}\nstderr:\n{}", outcomes(&report), run.stderr);
+        let faulted: Vec<String> =
+            proxy.log().into_iter().filter(|l| !l.ends_with(|c: char| c.is_ascii_digit())).collect();
+        assert_eq!(
+            run.code,
+            0,
+            "{context}\n{:#?}\nstderr:\n{}\nfaults, in arrival order:\n{}",
+            outcomes(&report),
+            run.stderr,
+            faulted.join("\n")
+        );
         let saved: Value = serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
         let images_done = saved["images"].as_array().unwrap();
         assert_eq!(images_done.len(), images.len(), "{context}");
@@ -61,8 +72,10 @@ async fn faulty_proxy_migration_equals_a_fault_free_one() {
         let requests = proxy.requests();
         assert!(total * 20 >= requests, "{context}: only {total} faults in {requests} requests");
         assert!(injected.len() >= 8, "{context}: most kinds of fault were injected");
+        // Every fault but a slow answer costs the client one retry (or one restarted upload).
         let retries = saved["requests"]["retries"].as_u64().unwrap();
-        assert!(retries > 0, "{context}: the report counts retries");
+        let slow = injected.get("slow answer").copied().unwrap_or(0);
+        assert!(retries > 0 && retries >= total - slow, "{context}: the report counts {retries} retries");
         eprintln!(
             "seed {seed:#x}: {requests} requests, {total} faults injected, {retries} retries counted, {elapsed:.1?}"
         );
