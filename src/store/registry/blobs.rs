@@ -190,9 +190,14 @@ pub(crate) async fn put_blob(repo: &RegistryRepository, bytes: Bytes, mount_from
         // An upload is a sequence (POST, PATCH…, PUT) that one lost answer breaks: a POST or PATCH is not
         // replayed, and a PUT replayed after the registry completed it meets a consumed session
         // (BLOB_UPLOAD_UNKNOWN). The blob may be stored all the same; if not, start over with a new session.
-        if blob_size(repo, &digest).await? == Some(size) {
-            tracing::debug!(%digest, error = %e, "the upload broke but the registry has the blob");
-            return Ok(digest);
+        match blob_size(repo, &digest).await {
+            Ok(Some(stored)) if stored == size => {
+                tracing::debug!(%digest, error = %e, "the upload broke but the registry has the blob");
+                return Ok(digest);
+            }
+            Ok(_) => {}
+            // The upload's own error says more about what broke than this check's.
+            Err(head) => tracing::debug!(%digest, error = %head, "checking for a blob after a broken upload"),
         }
         if restarts >= UPLOAD_RESTARTS {
             return Err(e);
