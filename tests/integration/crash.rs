@@ -172,21 +172,34 @@ async fn crash_at_seeded_points_then_rerun_converges() {
     let storage = seeded.storage_dir();
     let expected = std::sync::Arc::new(expected);
     let started = Instant::now();
-    let mut pending = points.clone();
-    let mut times = Vec::new();
-    while !pending.is_empty() {
-        let batch: Vec<_> = pending.drain(..PARALLEL.min(pending.len())).collect();
-        let handles: Vec<_> = batch
-            .into_iter()
-            .map(|(i, at, when)| {
-                let (storage, expected) = (storage.clone(), expected.clone());
-                tokio::task::spawn_blocking(move || cycle(&storage, &expected, i, at, when, i % 2 == 1))
+    // PARALLEL workers take the next point as each finishes its cycle.
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(points.clone()));
+    let workers: Vec<_> = (0..PARALLEL)
+        .map(|_| {
+            let (storage, expected, queue) = (storage.clone(), expected.clone(), queue.clone());
+            tokio::task::spawn_blocking(move || {
+                let mut times = Vec::new();
+                loop {
+                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                    let Some((i, at, when)) = next else { return times };
+                    let one = || cycle(&storage, &expected, i, at, when, i % 2 == 1);
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(one)) {
+                        Ok(time) => times.push(time),
+                        Err(panic) => {
+                            // One failure is enough: the other workers stop after their current cycle.
+                            queue.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                            std::panic::resume_unwind(panic);
+                        }
+                    }
+                }
             })
-            .collect();
-        for h in handles {
-            times.push(h.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())));
-        }
+        })
+        .collect();
+    let mut times = Vec::new();
+    for worker in workers {
+        times.extend(worker.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())));
     }
+    assert_eq!(times.len(), POINTS);
     eprintln!(
         "seed {SEED:#x}: a clean run makes {requests} requests in {clean_time:.1?}; {POINTS} kill points {:?} in {:.1?} \
          (cycles {:.1?}..{:.1?})",
