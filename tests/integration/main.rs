@@ -3,7 +3,11 @@
 mod auth_cli;
 mod cli;
 mod corpus;
+mod crash;
 mod deploy;
+mod fault_proxy;
+mod faults;
+mod fleet;
 mod get;
 mod help;
 mod inspect_faults;
@@ -19,5 +23,6 @@ mod schema;
 mod schemas;
 mod security;
 mod tsa;
+mod upload_faults;
 mod verify;
 mod verify_cli;

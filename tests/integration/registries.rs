@@ -59,7 +59,8 @@ impl TestRegistry {
         let bin = find_binary("docker-registry")
             .unwrap_or_else(|| missing("docker-registry", "CNCF distribution 2.8.2, Debian package docker-registry"));
         let tls = config.tls.is_some();
-        Self::start(RegistryKind::Distribution, tls, move |dir, port| {
+        let temp_in = config.temp_in.clone();
+        Self::start(RegistryKind::Distribution, tls, temp_in, move |dir, port| {
             let data = dir.join("data");
             if let Some(seed) = &config.storage_from {
                 copy_tree(seed, &data).expect("copying the seed storage");
@@ -90,18 +91,27 @@ impl TestRegistry {
     pub fn ferro() -> TestRegistry {
         let bin = find_binary("ferro-oci-server")
             .unwrap_or_else(|| missing("ferro-oci-server", "crates.io ferro-oci-server 1.0.0"));
-        Self::start(RegistryKind::Ferro, false, |dir, port| {
+        Self::start(RegistryKind::Ferro, false, None, |dir, port| {
             let mut cmd = Command::new(&bin);
             cmd.env("FERRO_OCI_LISTEN", format!("127.0.0.1:{port}")).env("FERRO_OCI_STORAGE_DIR", dir.join("data"));
             cmd
         })
     }
 
-    fn start(kind: RegistryKind, tls: bool, command: impl Fn(&Path, u16) -> Command) -> TestRegistry {
+    fn start(
+        kind: RegistryKind,
+        tls: bool,
+        temp_in: Option<PathBuf>,
+        command: impl Fn(&Path, u16) -> Command,
+    ) -> TestRegistry {
         let mut last_log = String::new();
         // A port found free can be taken before the registry binds it: try a few.
         for _ in 0..3 {
-            let dir = tempfile::tempdir().expect("creating a temp dir");
+            let dir = match &temp_in {
+                Some(parent) => tempfile::tempdir_in(parent),
+                None => tempfile::tempdir(),
+            }
+            .expect("creating a temp dir");
             std::fs::create_dir_all(dir.path().join("data")).expect("creating registry storage");
             let port = free_port();
             let log = std::fs::File::create(dir.path().join("registry.log")).expect("creating the registry log");
@@ -214,11 +224,21 @@ pub struct DistributionConfig {
     pub storage_from: Option<PathBuf>,
     /// distribution's log level (`info` includes the access log).
     pub log_level: &'static str,
+    /// Create the instance's directory (config and storage) under this one instead of the system's
+    /// temporary directory (a RAM disk makes storage of many small files quick to copy and remove).
+    pub temp_in: Option<PathBuf>,
 }
 
 impl Default for DistributionConfig {
     fn default() -> Self {
-        DistributionConfig { htpasswd: None, deletes: true, tls: None, storage_from: None, log_level: "warn" }
+        DistributionConfig {
+            htpasswd: None,
+            deletes: true,
+            tls: None,
+            storage_from: None,
+            log_level: "warn",
+            temp_in: None,
+        }
     }
 }
 

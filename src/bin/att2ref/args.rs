@@ -398,7 +398,7 @@ pub struct RegistryArgs {
     #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = parse_size)]
     pub max_manifest_size: u64,
 
-    /// Attempts per request on 429, 502, 503, 504, 500 on reads, and connection errors.
+    /// Attempts per request on 429, 502, 503, 504, 500 on idempotent requests, and connection errors.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub retries: u32,
 

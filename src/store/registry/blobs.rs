@@ -183,16 +183,55 @@ async fn cancel(repo: &RegistryRepository, session: Url) {
     }
 }
 
+/// Upload sequences started again (from the POST) after one broke.
+const UPLOAD_RESTARTS: u32 = 3;
+
 pub(crate) async fn put_blob(repo: &RegistryRepository, bytes: Bytes, mount_from: Option<&str>) -> Result<Digest> {
     let digest = Digest::sha256(&bytes);
+    let size = bytes.len() as u64;
     if blob_size(repo, &digest).await?.is_some() {
         return Ok(digest);
     }
-    match start_upload(repo, mount_from.map(|from| (&digest, from))).await? {
-        Start::Mounted => {}
-        Start::Session(session) => upload(repo, session, bytes, &digest).await?,
+    let mut restarts = 0;
+    loop {
+        let result = match start_upload(repo, mount_from.map(|from| (&digest, from))).await {
+            Ok(Start::Mounted) => Ok(()),
+            Ok(Start::Session(session)) => upload(repo, session, bytes.clone(), &digest).await,
+            Err(e) => Err(e),
+        };
+        let Err(e) = result else {
+            return Ok(digest);
+        };
+        if !restartable(&e) {
+            return Err(e);
+        }
+        // An upload is a sequence (POST, PATCH…, PUT) that one lost answer breaks: a POST or PATCH is not
+        // replayed, and a PUT replayed after the registry completed it meets a consumed session
+        // (BLOB_UPLOAD_UNKNOWN). The blob may be stored all the same; if not, start over with a new session.
+        match blob_size(repo, &digest).await {
+            Ok(Some(stored)) if stored == size => {
+                tracing::debug!(%digest, error = %e, "the upload broke but the registry has the blob");
+                return Ok(digest);
+            }
+            Ok(_) => {}
+            // The upload's own error says more about what broke than this check's.
+            Err(head) => tracing::debug!(%digest, error = %head, "checking for a blob after a broken upload"),
+        }
+        if restarts >= UPLOAD_RESTARTS {
+            return Err(e);
+        }
+        restarts += 1;
+        repo.inner().count_retry();
+        let wait = super::http::backoff(&repo.inner().config.retry, restarts);
+        tracing::debug!(%digest, restarts, error = %e, "restarting a broken blob upload");
+        tokio::time::sleep(wait).await;
     }
-    Ok(digest)
+}
+
+/// Whether a failed upload sequence is worth starting again: transient transport and server failures and
+/// a lost session, not a refusal (credentials, size, digest, unsupported).
+fn restartable(e: &Error) -> bool {
+    matches!(e.kind(), ErrorKind::Network | ErrorKind::Registry | ErrorKind::RateLimited)
 }
 
 pub(crate) async fn mount_blob(repo: &RegistryRepository, digest: &Digest, from: &str) -> Result<bool> {

@@ -129,6 +129,11 @@ impl Hasher {
 }
 
 impl Inner {
+    /// Count a retry made above this layer (a restarted upload), so the report shows it.
+    pub(crate) fn count_retry(&self) {
+        add(&self.stats.retries, 1);
+    }
+
     /// Send `call` to registry `host` needing `scopes`: with the auth the registry asked for before,
     /// and once more after answering a fresh 401 challenge. Any final status is returned as a
     /// [`Reply`]; only transport failures and our own refusals are errors.
@@ -159,13 +164,14 @@ impl Inner {
             let wait = match &outcome {
                 // A 502/504 after a POST or PATCH may come after the server acted on it (an upload session
                 // opened, a chunk applied): replaying it would fail or leak. 429 and 503 mean "not processed".
-                // A 500 on a read is retried too: distribution answers one while a tag it reads is being
-                // rewritten by a concurrent writer.
+                // A 500 is retried when repeating the request cannot do harm twice: distribution answers one
+                // on a read while a concurrent writer rewrites the tag, and proxies answer one for a backend
+                // that dropped the connection (a PUT replayed after it took effect lands on the same state).
                 Ok(r)
                     if matches!(r.status.as_u16(), 429 | 503)
                         || (matches!(r.status.as_u16(), 502 | 504)
                             && !matches!(call.method, Method::POST | Method::PATCH))
-                        || (r.status.as_u16() == 500 && matches!(call.method, Method::GET | Method::HEAD)) =>
+                        || (r.status.as_u16() == 500 && is_idempotent(&call.method)) =>
                 {
                     let after = r.header(RETRY_AFTER.as_str()).and_then(|v| parse_retry_after(v, SystemTime::now()));
                     Some(after.unwrap_or_else(|| backoff(policy, attempt)))
@@ -336,8 +342,13 @@ pub(crate) fn authority(url: &Url) -> String {
 /// Worth another attempt: connection failures always (nothing reached the server); timeouts and
 /// resets only when repeating the request cannot do harm twice.
 fn is_transient(err: &reqwest::Error, method: &Method) -> bool {
-    let idempotent = matches!(*method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE);
-    err.is_connect() || (idempotent && (err.is_timeout() || err.is_request() || err.is_body() || err.is_decode()))
+    err.is_connect()
+        || (is_idempotent(method) && (err.is_timeout() || err.is_request() || err.is_body() || err.is_decode()))
+}
+
+/// Methods whose repetition has the effect of one request (RFC 9110, 9.2.2).
+fn is_idempotent(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE)
 }
 
 fn network_error(what: &str, attempts: u32, err: reqwest::Error) -> Error {

@@ -48,7 +48,7 @@ pub enum PlainHttp {
     Hosts(Vec<String>),
 }
 
-/// How failed requests are retried (429, 502, 503, 504, connection errors).
+/// How failed requests are retried (429, 502, 503, 504, 500 on idempotent requests, connection errors).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in total, the first included (1 = no retries).

@@ -1,0 +1,492 @@
+//! A faulty HTTP/1.1 reverse proxy for robustness tests: it sits between `att2ref` and a real registry
+//! and, on a seeded fraction of requests, answers 5xx or 429, drops the connection, truncates the body,
+//! answers slowly, or forwards the request and then loses the answer (what real proxies do to writes).
+//! It can also SIGKILL a child process when the Nth request arrives, before or after forwarding it.
+//!
+//! Reproducible under concurrency: whether a request is faulted, and how, depends only on the seed, the
+//! request's normalised method and path (upload-session ids dropped) and how many times that same request
+//! was seen before, never on global arrival order. A request faulted once is never faulted on its next
+//! occurrence, so a client that retries always gets through.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::process::{Child, ExitStatus};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+
+/// How often and how the proxy misbehaves.
+#[derive(Clone, Copy, Debug)]
+pub struct FaultPlan {
+    /// Seed of every decision; printed in failure messages.
+    pub seed: u64,
+    /// Faulted requests per thousand.
+    pub per_mille: u64,
+    /// Delay of a slow answer (keep it well below the client's timeout).
+    pub slow: Duration,
+}
+
+/// One kind of injected fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    /// 500, 502 or 503 without forwarding.
+    ServerError(u16),
+    /// 429 with `Retry-After: 0` or `1`, without forwarding.
+    TooManyRequests(u8),
+    /// The connection closed without an answer, without forwarding.
+    Reset,
+    /// Forwarded; the answer's body cut in half with the full `Content-Length` declared, then the
+    /// connection closed. (An answer without a body is lost instead.)
+    Truncated,
+    /// Forwarded; the answer delayed (headers first, the body's second half after the delay).
+    Slow,
+    /// Forwarded (the registry acted on it); the connection closed without an answer.
+    LostResponse,
+    /// Forwarded (the registry acted on it); the client told 502 instead.
+    LostBehind502,
+}
+
+impl Fault {
+    fn name(self) -> String {
+        match self {
+            Fault::ServerError(s) => format!("{s} before forwarding"),
+            Fault::TooManyRequests(s) => format!("429 Retry-After {s}"),
+            Fault::Reset => "reset before forwarding".into(),
+            Fault::Truncated => "truncated body".into(),
+            Fault::Slow => "slow answer".into(),
+            Fault::LostResponse => "reset after forwarding".into(),
+            Fault::LostBehind502 => "502 after forwarding".into(),
+        }
+    }
+}
+
+const KINDS: [Fault; 10] = [
+    Fault::ServerError(500),
+    Fault::ServerError(502),
+    Fault::ServerError(503),
+    Fault::TooManyRequests(0),
+    Fault::TooManyRequests(1),
+    Fault::Reset,
+    Fault::Truncated,
+    Fault::Slow,
+    Fault::LostResponse,
+    Fault::LostBehind502,
+];
+
+/// When, relative to forwarding, the armed kill happens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KillWhen {
+    /// The request never reaches the registry.
+    BeforeForwarding,
+    /// The registry has acted on the request; its answer never reaches the client.
+    AfterForwarding,
+}
+
+struct Kill {
+    at: u64,
+    when: KillWhen,
+}
+
+struct State {
+    upstream: String,
+    /// `host:port` the proxy listens on (rewritten into `Location` headers instead of the upstream's).
+    host: String,
+    client: reqwest::Client,
+    plan: Option<FaultPlan>,
+    /// Per normalised request: times seen, and whether the last one was faulted.
+    seen: Mutex<HashMap<String, (u64, bool)>>,
+    injected: Mutex<BTreeMap<String, u64>>,
+    requests: AtomicU64,
+    kill: Mutex<Option<Kill>>,
+    child: Mutex<Option<Child>>,
+    killed: AtomicBool,
+    /// New connections are relayed byte for byte, uncounted (cheap: for reruns after a kill).
+    relay: AtomicBool,
+    log: Mutex<Vec<String>>,
+}
+
+/// A running proxy; stopped on drop.
+pub struct FaultProxy {
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+    state: Arc<State>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// An error for hyper: the connection is closed without (the rest of) an answer.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by the fault proxy")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+impl FaultProxy {
+    /// A proxy to the registry at `upstream` (`host:port`, plain HTTP), faulting as `plan` says (never,
+    /// with `None`).
+    pub fn start(upstream: &str, plan: Option<FaultPlan>) -> FaultProxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding the proxy port");
+        listener.set_nonblocking(true).expect("a non-blocking listener");
+        let host = listener.local_addr().expect("the proxy address").to_string();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("the proxy's upstream client");
+        let state = Arc::new(State {
+            upstream: upstream.to_owned(),
+            host: host.clone(),
+            client,
+            plan,
+            seen: Mutex::default(),
+            injected: Mutex::default(),
+            requests: AtomicU64::new(0),
+            kill: Mutex::new(None),
+            child: Mutex::new(None),
+            killed: AtomicBool::new(false),
+            relay: AtomicBool::new(false),
+            log: Mutex::default(),
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let serving = state.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("the proxy runtime");
+            rt.block_on(serve(listener, serving, stopped));
+        });
+        FaultProxy { host, state, stop: Some(stop), thread: Some(thread) }
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> u64 {
+        self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// Faults injected so far, by kind.
+    pub fn injected(&self) -> BTreeMap<String, u64> {
+        self.state.injected.lock().unwrap().clone()
+    }
+
+    /// Every request received, in arrival order (`#n METHOD path → what happened`), for failure messages.
+    pub fn log(&self) -> Vec<String> {
+        self.state.log.lock().unwrap().clone()
+    }
+
+    /// SIGKILL the child given to [`FaultProxy::run_child`] when request number `at` (1-based) arrives.
+    /// From then on every request is dropped unanswered.
+    pub fn arm_kill(&self, at: u64, when: KillWhen) {
+        *self.state.kill.lock().unwrap() = Some(Kill { at, when });
+    }
+
+    /// Hand over the child the armed kill is for, and wait (up to `timeout`) until it exits.
+    pub fn run_child(&self, child: Child, timeout: Duration) -> ExitStatus {
+        *self.state.child.lock().unwrap() = Some(child);
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let mut slot = self.state.child.lock().unwrap();
+                let child = slot.as_mut().expect("the child is held until it exits");
+                if let Some(status) = child.try_wait().expect("waiting for the child") {
+                    slot.take();
+                    return status;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("the child did not exit within {timeout:?}");
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Forget the armed kill and, from now on, relay new connections to the registry untouched and
+    /// uncounted (the reruns after a kill: same address, no proxy work).
+    pub fn disarm(&self) {
+        *self.state.kill.lock().unwrap() = None;
+        self.state.relay.store(true, Ordering::SeqCst);
+        self.state.killed.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether the armed kill happened.
+    pub fn killed(&self) -> bool {
+        self.state.killed.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        if let Some(mut child) = self.state.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn serve(listener: std::net::TcpListener, state: Arc<State>, mut stopped: tokio::sync::oneshot::Receiver<()>) {
+    let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => {
+                let Ok((mut stream, _)) = accepted else { continue };
+                let state = state.clone();
+                if state.relay.load(Ordering::SeqCst) && state.plan.is_none() {
+                    // distribution builds upload locations from the Host header, which names the proxy.
+                    connections.spawn(async move {
+                        if let Ok(mut upstream) = tokio::net::TcpStream::connect(&state.upstream).await {
+                            let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;
+                        }
+                    });
+                    continue;
+                }
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
+                    // Errors here are the faults we inject (or the client going away): nothing to report.
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        }
+    }
+    connections.abort_all();
+}
+
+/// Stable 64-bit hash (FNV-1a, then a SplitMix64 finaliser): the same on every platform and version.
+fn hash(seed: u64, text: &str, n: u64) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed;
+    for b in text.bytes().chain(n.to_le_bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// The request as the fault schedule sees it: upload-session ids and state (random per run) dropped,
+/// the `digest` of a closing upload PUT kept.
+fn normalise(method: &str, path: &str, query: Option<&str>) -> String {
+    if let Some(at) = path.find("/blobs/uploads/") {
+        let base = &path[..at + "/blobs/uploads/".len()];
+        let session = if path.len() > base.len() { "*" } else { "" };
+        let digest = query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|p| p.starts_with("digest=") || p.starts_with("mount="))
+            .collect::<Vec<_>>()
+            .join("&");
+        return format!("{method} {base}{session}?{digest}");
+    }
+    match query {
+        Some(q) => format!("{method} {path}?{q}"),
+        None => format!("{method} {path}"),
+    }
+}
+
+impl State {
+    fn decide(&self, key: &str) -> Option<Fault> {
+        let plan = self.plan?;
+        let mut seen = self.seen.lock().unwrap();
+        let entry = seen.entry(key.to_owned()).or_insert((0, false));
+        let n = entry.0;
+        entry.0 += 1;
+        if entry.1 {
+            // Never twice in a row: the client's retry gets through.
+            entry.1 = false;
+            return None;
+        }
+        let h = hash(plan.seed, key, n);
+        if h % 1000 >= plan.per_mille {
+            return None;
+        }
+        entry.1 = true;
+        Some(KINDS[((h / 1000) % KINDS.len() as u64) as usize])
+    }
+
+    fn count(&self, fault: Fault) {
+        *self.injected.lock().unwrap().entry(fault.name()).or_default() += 1;
+    }
+
+    fn kill_child(&self) {
+        self.killed.store(true, Ordering::SeqCst);
+        // The child may not be handed over yet (it is spawned just before): wait for it briefly.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(child) = self.child.lock().unwrap().as_mut() {
+                // Child::kill is SIGKILL on Unix, to exactly this PID.
+                let _ = child.kill();
+                return;
+            }
+            if Instant::now() > deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+fn full(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut response =
+        Response::new(Full::new(Bytes::from_static(body.as_bytes())).map_err(|e| match e {}).boxed_unsync());
+    *response.status_mut() = status;
+    response
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+    let n = state.requests.fetch_add(1, Ordering::SeqCst) + 1;
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().map(str::to_owned);
+    let method = parts.method.as_str().to_owned();
+    let key = normalise(&method, &path, query.as_deref());
+    let note = |what: &str| state.log.lock().unwrap().push(format!("#{n} {key} → {what}"));
+    if state.killed.load(Ordering::SeqCst) {
+        note("dropped: the client was killed");
+        return Err(Dropped);
+    }
+    let kill = state.kill.lock().unwrap().as_ref().filter(|k| k.at == n).map(|k| k.when);
+    if kill == Some(KillWhen::BeforeForwarding) {
+        note("client killed before forwarding");
+        state.kill_child();
+        return Err(Dropped);
+    }
+    let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    let fault = if kill.is_some() { None } else { state.decide(&key) };
+    if let Some(f) = fault {
+        note(&f.name());
+        state.count(f);
+    }
+    match fault {
+        Some(Fault::ServerError(code)) => {
+            return Ok(full(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "injected"));
+        }
+        Some(Fault::TooManyRequests(after)) => {
+            let mut r = full(StatusCode::TOO_MANY_REQUESTS, "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\"}]}");
+            r.headers_mut().insert("retry-after", u32::from(after).into());
+            return Ok(r);
+        }
+        Some(Fault::Reset) => return Err(Dropped),
+        _ => {}
+    }
+    let mut url = format!("http://{}{path}", state.upstream);
+    if let Some(q) = &query {
+        url.push('?');
+        url.push_str(q);
+    }
+    let mut forward = state.client.request(parts.method.clone(), &url);
+    for (name, value) in &parts.headers {
+        if !matches!(name.as_str(), "host" | "content-length" | "connection" | "transfer-encoding") {
+            forward = forward.header(name, value);
+        }
+    }
+    if !body.is_empty() || matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
+        forward = forward.body(body);
+    }
+    let upstream = forward.send().await.map_err(|_| Dropped)?;
+    let status = upstream.status();
+    let mut headers = upstream.headers().clone();
+    let answer = upstream.bytes().await.map_err(|_| Dropped)?;
+    if kill == Some(KillWhen::AfterForwarding) {
+        note("client killed after forwarding");
+        state.kill_child();
+        return Err(Dropped);
+    }
+    if fault.is_none() {
+        note(&status.as_u16().to_string());
+    }
+    match fault {
+        Some(Fault::LostResponse) => return Err(Dropped),
+        Some(Fault::Truncated) if answer.is_empty() || method == "HEAD" => return Err(Dropped),
+        Some(Fault::LostBehind502) => return Ok(full(StatusCode::BAD_GATEWAY, "injected after forwarding")),
+        _ => {}
+    }
+    // Upload sessions and pages must come back through the proxy.
+    for name in ["location", "link"] {
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            let rewritten = v.replace(&state.upstream, &state.host);
+            if let Ok(v) = rewritten.parse() {
+                headers.insert(name, v);
+            }
+        }
+    }
+    headers.remove("transfer-encoding");
+    headers.remove("connection");
+    let half = answer.len() / 2;
+    let body: Body = match fault {
+        Some(Fault::Truncated) => {
+            let first = answer.slice(..half);
+            let chunks: Vec<Result<Frame<Bytes>, std::io::Error>> =
+                vec![Ok(Frame::data(first)), Err(std::io::Error::other("injected truncation"))];
+            BodyExt::boxed_unsync(StreamBody::new(futures_util::stream::iter(chunks)))
+        }
+        Some(Fault::Slow) => {
+            let delay = state.plan.map_or(Duration::ZERO, |p| p.slow);
+            let (first, second) = (answer.slice(..half), answer.slice(half..));
+            let stream = futures_util::stream::unfold(0u8, move |step| {
+                let (first, second) = (first.clone(), second.clone());
+                async move {
+                    match step {
+                        0 => Some((Ok::<_, std::io::Error>(Frame::data(first)), 1)),
+                        1 => {
+                            tokio::time::sleep(delay).await;
+                            Some((Ok(Frame::data(second)), 2))
+                        }
+                        _ => None,
+                    }
+                }
+            });
+            if answer.is_empty() {
+                tokio::time::sleep(delay).await;
+            }
+            BodyExt::boxed_unsync(StreamBody::new(stream))
+        }
+        _ => Full::new(answer).map_err(|e: Infallible| match e {}).boxed_unsync(),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(response)
+}
+
+#[test]
+fn fault_schedule_is_a_pure_function_of_seed_and_request() {
+    assert_eq!(hash(7, "GET /v2/", 0), hash(7, "GET /v2/", 0));
+    assert_ne!(hash(7, "GET /v2/", 0), hash(8, "GET /v2/", 0));
+    assert_ne!(hash(7, "GET /v2/", 0), hash(7, "GET /v2/", 1));
+    assert_eq!(
+        normalise("PUT", "/v2/a/b/blobs/uploads/0f1e-uuid", Some("_state=xyz&digest=sha256%3Aab")),
+        "PUT /v2/a/b/blobs/uploads/*?digest=sha256%3Aab"
+    );
+    assert_eq!(normalise("POST", "/v2/a/blobs/uploads/", None), "POST /v2/a/blobs/uploads/?");
+    assert_eq!(normalise("GET", "/v2/a/tags/list", Some("n=1000")), "GET /v2/a/tags/list?n=1000");
+    // About the asked-for fraction is faulted.
+    let per_mille = 100;
+    let faulted = (0..10_000u64).filter(|i| hash(42, &format!("GET /v2/x/{i}"), 0) % 1000 < per_mille).count();
+    assert!((800..1200).contains(&faulted), "{faulted}");
+}
