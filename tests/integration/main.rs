@@ -12,6 +12,7 @@ mod inspect_registries;
 mod interop;
 mod layout;
 mod migrate;
+mod migrate_readback;
 mod prune;
 mod registries;
 mod registry_client;
