@@ -37,8 +37,10 @@ use super::report::Outcome;
 pub struct Pending {
     /// The converted referrer. Its parsed `bundle` is not kept: its serialised blob is what counts.
     pub referrer: Referrer,
-    /// The legacy layer's DSSE payload bytes: what the written referrer must carry, byte for byte.
-    pub payload: Bytes,
+    /// SHA-256 of the legacy layer's DSSE payload: the written referrer must carry exactly those bytes.
+    /// (A digest, not the bytes: a multi-megabyte payload is not kept alive through the upload for a
+    /// comparison only the full read-back makes.)
+    pub payload_digest: Digest,
     /// The legacy layer's annotations (DSSE-format referrers are re-verified with them).
     pub layer: Descriptor,
     /// The signed predicate type.
@@ -90,6 +92,8 @@ struct Layer {
     descriptor: Descriptor,
     bytes: Bytes,
     payload: Bytes,
+    payload_type: String,
+    signatures: Vec<crate::model::dsse::Signature>,
     annotations: LegacyLayerAnnotations,
 }
 
@@ -257,10 +261,13 @@ pub async fn plan_image<R: Repository>(
                 return None;
             };
             referrer.bundle = None;
+            for blob in &mut referrer.blobs {
+                blob.bytes = compact(std::mem::take(&mut blob.bytes));
+            }
             Some(Pending {
                 listed: listed.contains(&referrer.manifest.digest),
                 referrer: *referrer,
-                payload: layer.payload.clone(),
+                payload_digest: Digest::sha256(&layer.payload),
                 layer: layer.descriptor.clone(),
                 predicate_type: o.predicate_type,
             })
@@ -276,6 +283,14 @@ pub async fn plan_image<R: Repository>(
         pending,
         bytes_read,
     })
+}
+
+/// The same bytes in an allocation of exactly their size. Serialisers grow their buffers by doubling, so
+/// a 2.1 MB bundle can sit in 4 MiB for as long as it waits for its upload.
+fn compact(bytes: Bytes) -> Bytes {
+    let mut v = Vec::from(bytes);
+    v.shrink_to_fit();
+    Bytes::from(v)
 }
 
 /// Parse the `.att` envelopes (payload decoded, statement checked) on rayon, off the runtime's threads.
@@ -296,6 +311,8 @@ async fn parse_off_runtime(att: &LegacyManifest, manifest: &Digest, blobs: Vec<B
                     annotations: LegacyLayerAnnotations::from_descriptor(&descriptor),
                     descriptor,
                     payload: Bytes::from(a.envelope.payload),
+                    payload_type: a.envelope.payload_type,
+                    signatures: a.envelope.signatures,
                     bytes: a.bytes,
                 })
             })
@@ -357,8 +374,15 @@ async fn verified_for(
     // The verifier stops at the first; the others are checked here over the same PAE. Only when the log
     // was not checked: a log entry binds one signature, so with the log checked the others stay
     // unverified and block the image (all or nothing).
-    if matches!(v.signer, Signer::Key { .. }) && !v.log.is_verified() {
-        verified.signatures.extend(other_key_signatures(layer, v.signature_index, verifier));
+    if matches!(v.signer, Signer::Key { .. }) && !v.log.is_verified() && layer.signatures.len() > 1 {
+        let (payload_type, payload, signatures) =
+            (layer.payload_type.clone(), layer.payload.clone(), layer.signatures.clone());
+        let (index, keys) = (v.signature_index, verifier.policy().keys().to_vec());
+        let others = super::cpu::run("checking the envelope's other signatures", move || {
+            other_key_signatures(&payload_type, &payload, &signatures, index, &keys)
+        })
+        .await?;
+        verified.signatures.extend(others);
         verified.signatures.sort_by_key(|s| s.index);
     }
     // A log entry is carried only when verification checked it (not with --insecure-ignore-tlog).
@@ -439,15 +463,16 @@ fn check_upload(
     verifier.verify(&SignedEntity::bundle(bundle), image).map(|_| ()).map_err(|f| f.to_string())
 }
 
-/// The envelope's other signatures that verify under one of the policy's keys.
-fn other_key_signatures(layer: &Layer, verified_index: usize, verifier: &Verifier) -> Vec<VerifiedSignature> {
-    let Ok(envelope) = crate::model::dsse::Envelope::parse(&layer.bytes) else {
-        return Vec::new();
-    };
-    let pae = envelope.pae();
-    let keys = verifier.policy().keys();
-    envelope
-        .signatures
+/// The envelope's other signatures that verify under one of `keys`.
+fn other_key_signatures(
+    payload_type: &str,
+    payload: &[u8],
+    signatures: &[crate::model::dsse::Signature],
+    verified_index: usize,
+    keys: &[crate::verify::PublicKey],
+) -> Vec<VerifiedSignature> {
+    let pae = crate::model::dsse::pae(payload_type, payload);
+    signatures
         .iter()
         .enumerate()
         .filter(|(i, _)| *i != verified_index)
@@ -458,4 +483,55 @@ fn other_key_signatures(layer: &Layer, verified_index: usize, verifier: &Verifie
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::layout::LayoutRepository;
+    use crate::verify::{Policy, PublicKey};
+
+    /// The pre-upload check reads the serialised bytes: a blob that does not parse, carries another payload
+    /// or no longer verifies is refused, whatever structure it was made from.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_bytes_to_upload_are_what_is_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let scenario = crate::demo::demo().unwrap();
+        let repo = LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
+        scenario.repo.push_to(&repo).await.unwrap();
+        let key = PublicKey::from_pem(crate::demo::TestKey::Rsa4096.public_pem().as_bytes()).unwrap();
+        let verifier = Arc::new(Verifier::new(Policy::new().with_key(key).insecure_ignore_tlog(true)).unwrap());
+        let prepared = plan_image(&repo, &scenario.image, &verifier, &MigrateOptions::default()).await.unwrap();
+        assert_eq!(prepared.outcome, Outcome::Planned, "{:?}", prepared.reasons);
+        let [a, b] = &prepared.pending[..] else { panic!("two referrers expected") };
+        let payload = |r: &Referrer| {
+            Bundle::parse(&r.bundle_blob().unwrap().bytes).unwrap().dsse_envelope().unwrap().payload.clone()
+        };
+        let (pa, pb) = (payload(&a.referrer), payload(&b.referrer));
+        assert_eq!(Digest::sha256(&pa), a.payload_digest);
+        assert!(a.referrer.bundle.is_none(), "the parsed bundle is not kept");
+        let image = &scenario.image;
+        check_upload(&verifier, &a.referrer, Some(&pa), image).unwrap();
+        let err = check_upload(&verifier, &a.referrer, Some(&pb), image).unwrap_err();
+        assert!(err.contains("does not carry the legacy layer's DSSE payload"), "{err}");
+
+        let with_blob = |bytes: Vec<u8>| {
+            let mut r = a.referrer.clone();
+            r.blobs
+                .iter_mut()
+                .find(|x| x.descriptor.media_type == crate::model::media_type::BUNDLE_V03)
+                .unwrap()
+                .bytes = Bytes::from(bytes);
+            r
+        };
+        let text = String::from_utf8(a.referrer.bundle_blob().unwrap().bytes.to_vec()).unwrap();
+        // Another signature value: still a well-formed bundle, no longer a valid signature.
+        let sig_at = text.find("\"sig\":\"").unwrap() + 7;
+        let mut forged = text.clone().into_bytes();
+        forged[sig_at] = if forged[sig_at] == b'A' { b'B' } else { b'A' };
+        let err = check_upload(&verifier, &with_blob(forged), Some(&pa), image).unwrap_err();
+        assert!(!err.is_empty());
+        let err = check_upload(&verifier, &with_blob(b"{}".to_vec()), Some(&pa), image).unwrap_err();
+        assert!(err.contains("does not parse"), "{err}");
+    }
 }
