@@ -7,7 +7,15 @@
 //! bundles again: see [`ReadBack`]); only then is the image `migrated`.
 //! [`report`] holds the outcomes, [`journal`] lets an interrupted run resume, [`rekor`] fetches and
 //! verifies inclusion proofs. Images run with bounded concurrency ([`MigrateOptions::jobs`]); each holds
-//! only its own envelopes in memory.
+//! only its own envelopes in memory. Within an image, requests that do not depend on each other run
+//! concurrently (round trips, not bytes, bound a migration's time), and the CPU-bound work — decoding,
+//! verifying, converting — runs on rayon's pool, one task per core, so `jobs` bounds the requests in
+//! flight without multiplying the multi-megabyte transient copies of large payloads.
+//!
+//! Traffic is the minimum: each legacy blob is read once, each bundle written once, and the default
+//! read-back ([`ReadBack::Digest`]) confirms the written blobs by `HEAD` instead of downloading them again
+//! (their exact bytes were verified before upload). Nothing is deleted here; `prune`, which deletes,
+//! downloads and re-verifies every referrer first.
 //!
 //! Everything is deterministic: the same input gives byte-identical bundles and manifests, so a rerun
 //! finds them all present and writes nothing, and a partial earlier run is completed. Legacy data is
