@@ -2,19 +2,26 @@
 # Migration at scale on local CNCF distribution 2.8.2, beside skopeo copy of the same .att artifacts, in one run.
 # Usage: bench/migrate.sh [N...]     (default: $BENCH_N or "100 1000"; results appended to bench/results/migrate.md)
 # Environment: BENCH_JOBS (parallelism of migrate and skopeo, default 4), BENCH_SBOM_BYTES (default ~1.5 MB),
+#              BENCH_READBACK (migrate's --readback: digest, the default, or full),
+#              BENCH_TIMEOUT (seconds any one step may take before the run fails, default 3600),
 #              DOCKER_REGISTRY (default: docker-registry on PATH), SKOPEO (default: skopeo on PATH).
+# Unattended: every step has a time limit, each N gets fresh registries whose storage is removed once it is
+# measured (disk use is that of the largest N), and the registries are stopped on any exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 read -r -a sizes <<< "${*:-${BENCH_N:-100 1000}}"
 jobs=${BENCH_JOBS:-4}
 sbom_bytes=${BENCH_SBOM_BYTES:-1520000}
+step_timeout=${BENCH_TIMEOUT:-3600}
+readback=${BENCH_READBACK:-digest}
 registry_bin=${DOCKER_REGISTRY:-$(command -v docker-registry || true)}
 skopeo_bin=${SKOPEO:-$(command -v skopeo || true)}
 [ -x "$registry_bin" ] || { echo "needs docker-registry (CNCF distribution 2.8.2, Debian package docker-registry)" >&2; exit 2; }
 [ -x "$skopeo_bin" ] || { echo "needs skopeo" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (Debian package time) for peak RSS" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "needs python3 (free ports, JSON)" >&2; exit 2; }
+command -v timeout >/dev/null || { echo "needs timeout (coreutils)" >&2; exit 2; }
 mkdir -p bench/results
 cargo build --release --quiet --bin att2ref --example bench_store
 att2ref=target/release/att2ref
@@ -22,16 +29,26 @@ store=target/release/examples/bench_store
 verify=(--plain-http --key fixtures/keys/rsa-4096.pub.pem --insecure-ignore-tlog)
 
 work=$(mktemp -d)
-# Per image: the legacy .att and its bundles in A (~2 × 2.3 MB), the skopeo copy in B (~2.3 MB).
-images=$((3 * ${sizes[0]})); for n in "${sizes[@]}"; do images=$((images + n)); done
-need_mb=$((images * 7 * sbom_bytes / 1000000 + 100)); free_mb=$(df -Pm "$work" | awk 'NR==2 {print $4}')
+# Per image: the legacy .att and its bundles in A (~2 × 2.3 MB), the skopeo copy in B (~2.3 MB). Each N runs on
+# fresh registries removed afterwards, so the largest N (or the three --jobs runs of the smallest) sets the need.
+images=$((3 * ${sizes[0]})); for n in "${sizes[@]}"; do [ "$n" -gt "$images" ] && images=$n; done
+need_mb=$((images * 5 * sbom_bytes / 1000000 + 200)); free_mb=$(df -Pm "$work" | awk 'NR==2 {print $4}')
 [ "$free_mb" -gt "$need_mb" ] || { echo "needs ~$need_mb MB free under $work (TMPDIR), has $free_mb" >&2; rmdir "$work"; exit 2; }
 pids=()
+declare -A registry_pid
 cleanup() {
   local pid
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   rm -rf "$work"
 }
+# stop_registry NAME: stop that instance (by its PID) and remove its storage.
+stop_registry() {
+  local pid=${registry_pid[$1]}
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  rm -rf "$work/$1/data"
+}
+# limited CMD...: CMD with the step time limit.
+limited() { timeout --kill-after=30 "$step_timeout" "$@"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -57,7 +74,7 @@ http:
   addr: 127.0.0.1:$port
 EOF
     "$registry_bin" serve "$dir/config.yml" > "$dir/access.log" 2> "$dir/error.log" &
-    pids+=("$!")
+    pids+=("$!"); registry_pid[$1]=$!
     host=127.0.0.1:$port
     for _ in $(seq 100); do
       if curl -fsS -o /dev/null "http://$host/v2/" 2>/dev/null; then return 0; fi
@@ -79,32 +96,33 @@ peak_rss_mb() { awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}
 served_bytes() { tail -c +"$(($2 + 1))" "$1" | awk '$6=="\"GET" && /att2ref/ && $10 ~ /^[0-9]+$/ {s+=$10} END {printf "%d", s}'; }
 
 # seed REPO N: push N fleet images; tags and byte counts go to $work/REPO.tags.
-seed() { "$store" "$host" "$1" "$2" "$sbom_bytes" > "$work/$1.tags" 2> "$work/$1.seed.log"; }
+seed() { limited "$store" "$host" "$1" "$2" "$sbom_bytes" > "$work/$1.tags" 2> "$work/$1.seed.log"; }
 
 # migrate REPO JOBS: timed, with peak RSS; report in $work/REPO.json, time -v in $work/REPO.time.
 migrate() {
-  /usr/bin/time -v -o "$work/$1.time" "$att2ref" migrate "${verify[@]}" --jobs "$2" -q -o json "$host/$1" \
+  limited /usr/bin/time -v -o "$work/$1.time" "$att2ref" migrate "${verify[@]}" --readback "$readback" --jobs "$2" -q -o json "$host/$1" \
     > "$work/$1.json"
   [ "$(json "$work/$1.json" "d['totals']['outcomes'].get('migrated', 0)")" = "$(wc -l < "$work/$1.tags")" ] \
     || { echo "migrate of $1 did not migrate every image: $work/$1.json" >&2; exit 1; }
 }
 
-start_registry a; a=$host
-start_registry b; b=$host
 rows=()
 declare -A migrate_time
 for n in "${sizes[@]}"; do
   repo=fleet-$n
+  start_registry "a-$n"; a=$host
+  start_registry "b-$n"; b=$host
   host=$a; seed "$repo" "$n"
   # Peer first: skopeo copies each .att (manifest, config, both layers) from A to B, J at a time.
   start=$(now)
-  cut -d' ' -f1 "$work/$repo.tags" | xargs -P "$jobs" -I'{}' "$skopeo_bin" copy -q --retry-times 2 \
+  cut -d' ' -f1 "$work/$repo.tags" | limited xargs -P "$jobs" -I'{}' "$skopeo_bin" copy -q --retry-times 2 \
     --src-tls-verify=false --dest-tls-verify=false "docker://$a/$repo:{}" "docker://$b/$repo:{}"
   skopeo_s=$(elapsed "$start" "$(now)")
-  log_offset=$(stat -c %s "$work/a/access.log")
+  log_offset=$(stat -c %s "$work/a-$n/access.log")
   start=$(now); migrate "$repo" "$jobs"; migrate_s=$(elapsed "$start" "$(now)")
   migrate_time[$n]=$migrate_s
-  served=$(served_bytes "$work/a/access.log" "$log_offset")
+  served=$(served_bytes "$work/a-$n/access.log" "$log_offset")
+  stop_registry "a-$n"; stop_registry "b-$n"
   read -r downloaded uploaded requests < <(json "$work/$repo.json" \
     "'%d %d %d' % (d['requests']['bytes_downloaded'], d['requests']['bytes_uploaded'], d['requests']['requests'])")
   # Minimum: every .att manifest and blob read once, every bundle and referrer manifest written once. The bundle
@@ -119,20 +137,20 @@ done
 # Peak RSS by --jobs, on fresh repositories of the smallest N.
 small=${sizes[0]}
 rss_rows=()
-host=$a
+start_registry rss; a=$host
 for j in 1 4 8; do
   repo=rss-j$j-$small
   seed "$repo" "$small"
   if [ "$j" = 8 ]; then
     # The legacy path, measured before this repository is migrated.
     att=$(head -n1 "$work/$repo.tags" | cut -d' ' -f1); image=sha256:${att#sha256-}; image=${image%.att}
-    "$att2ref" get "${verify[@]}" --type custom --hint slsa --stats=json --output "$work/legacy.out" "$a/$repo@$image" \
+    limited "$att2ref" get "${verify[@]}" --type custom --hint slsa --stats=json --output "$work/legacy.out" "$a/$repo@$image" \
       2> "$work/get-legacy.json"
   fi
   start=$(now); migrate "$repo" "$j"; s=$(elapsed "$start" "$(now)")
   rss_rows+=("| $j | $small | $s | $(cpu_s "$work/$repo.time") | **$(peak_rss_mb "$work/$repo.time")** |")
   if [ "$j" = 8 ]; then
-    "$att2ref" get "${verify[@]}" --type custom --hint slsa --stats=json --output "$work/referrer.out" "$a/$repo@$image" \
+    limited "$att2ref" get "${verify[@]}" --type custom --hint slsa --stats=json --output "$work/referrer.out" "$a/$repo@$image" \
       2> "$work/get-referrer.json"
     cmp -s "$work/legacy.out" "$work/referrer.out" || { echo "get gave different SLSA bytes before and after" >&2; exit 1; }
     bundle=$(json "$work/get-referrer.json" "d['read']['blobBytes']")
@@ -146,7 +164,7 @@ get_row() { # get_row NAME FILE
 {
   echo "## $(date -u +%Y-%m-%dT%H:%M:%SZ) — $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
-  echo "distribution $("$registry_bin" --version 2>/dev/null | awk '{print $NF}'), $("$skopeo_bin" --version), $("$att2ref" --version); SBOM $sbom_bytes B + SLSA 785 B per image, RSA-4096"
+  echo "distribution $("$registry_bin" --version 2>/dev/null | awk '{print $NF}'), $("$skopeo_bin" --version), $("$att2ref" --version) (\`migrate --readback $readback\`); SBOM $sbom_bytes B + SLSA 785 B per image, RSA-4096"
   echo
   echo "| N | jobs | migrate s | skopeo copy s | migrate/skopeo | bytes moved | minimum | bytes/minimum | bytes read | GET bytes in access log | read/legacy | requests | migrate CPU s | peak RSS MB |"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

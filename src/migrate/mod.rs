@@ -3,10 +3,19 @@
 //!
 //! Per image: [`plan`] reads, verifies and converts without writing; [`write`](mod@write) uploads blobs and
 //! manifests and updates the referrers tag-schema index where the registry has no referrers API;
-//! [`readback`] checks the result the way a consumer finds it; only then is the image `migrated`.
+//! [`readback`] checks the result the way a consumer finds it (by default without downloading the
+//! bundles again: see [`ReadBack`]); only then is the image `migrated`.
 //! [`report`] holds the outcomes, [`journal`] lets an interrupted run resume, [`rekor`] fetches and
 //! verifies inclusion proofs. Images run with bounded concurrency ([`MigrateOptions::jobs`]); each holds
-//! only its own envelopes in memory.
+//! only its own envelopes in memory. Within an image, requests that do not depend on each other run
+//! concurrently (round trips, not bytes, bound a migration's time), and the CPU-bound work — decoding,
+//! verifying, converting — runs on rayon's pool, one task per core, so `jobs` bounds the requests in
+//! flight without multiplying the multi-megabyte transient copies of large payloads.
+//!
+//! Traffic is the minimum: each legacy blob is read once, each bundle written once, and the default
+//! read-back ([`ReadBack::Digest`]) confirms the written blobs by `HEAD` instead of downloading them again
+//! (their exact bytes were verified before upload). Nothing is deleted here; `prune`, which deletes,
+//! downloads and re-verifies every referrer first.
 //!
 //! Everything is deterministic: the same input gives byte-identical bundles and manifests, so a rerun
 //! finds them all present and writes nothing, and a partial earlier run is completed. Legacy data is
@@ -40,6 +49,7 @@
 //! # }
 //! ```
 
+mod cpu;
 pub mod journal;
 pub mod plan;
 pub mod readback;
@@ -60,6 +70,7 @@ use crate::store::Repository;
 use crate::verify::Verifier;
 
 pub use journal::Journal;
+pub use readback::ReadBack;
 pub use rekor::RekorClient;
 pub use report::{ImageReport, MigrateReport, Outcome, ReferrerReport};
 
@@ -82,6 +93,8 @@ pub struct MigrateOptions {
     pub jobs: usize,
     /// Read-back-and-merge rounds for the tag-schema index after a lost update.
     pub index_retries: u32,
+    /// How much of what was written is read back before an image counts as migrated.
+    pub readback: ReadBack,
 }
 
 impl Default for MigrateOptions {
@@ -95,6 +108,7 @@ impl Default for MigrateOptions {
             rekor: None,
             jobs: 4,
             index_retries: 8,
+            readback: ReadBack::default(),
         }
     }
 }
@@ -222,6 +236,9 @@ pub async fn migrate_image<R: Repository>(
         return Ok(report);
     }
     let all_listed = prepared.pending.iter().all(|p| p.listed);
+    // Planning has just listed them all, or the index update's own read lists them: either way the
+    // consumer's discovery path was read after the last write.
+    let mut listing_seen = all_listed && !options.repair_index;
     if !all_listed || options.repair_index {
         let stats = write::write_image(
             repo,
@@ -234,9 +251,11 @@ pub async fn migrate_image<R: Repository>(
         report.writes = stats.blobs_written + stats.manifests_written;
         report.index_retries = stats.index_retries;
         report.entries_repaired = stats.entries_repaired;
+        listing_seen = stats.index_confirmed;
     }
     report.bytes_read +=
-        readback::read_back(repo, image, &prepared.pending, verifier, options.limits.max_blob_bytes).await?;
+        readback::read_back(repo, image, &prepared.pending, verifier, &options.limits, options.readback, listing_seen)
+            .await?;
     report.outcome = if report.writes == 0 { Outcome::AlreadyMigrated } else { Outcome::Migrated };
     Ok(report)
 }

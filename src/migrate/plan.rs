@@ -15,15 +15,16 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::convert::{
-    ImagePlan, LegacyAttestation, OutputFormat, Referrer, SignatureOutcome, Subject, Verified, VerifiedKey,
+    Conversion, ImagePlan, LegacyAttestation, OutputFormat, Referrer, SignatureOutcome, Subject, Verified, VerifiedKey,
     VerifiedSignature, convert_layer,
 };
 use crate::error::{Error, ErrorKind, Result};
+use crate::model::bundle::Bundle;
 use crate::model::cosign::{LegacyLayerAnnotations, TagKind};
 use crate::model::digest::Digest;
 use crate::model::oci::Descriptor;
 use crate::model::rekor::RekorSpec;
-use crate::read::legacy::{self, LayerContent};
+use crate::read::legacy::{self, Attestation, LayerContent, LegacyManifest};
 use crate::store::Repository;
 use crate::verify::{Failure, SignedEntity, Signer, Verification, Verifier};
 
@@ -34,10 +35,12 @@ use super::report::Outcome;
 /// One referrer to write (or already written), with what read-back compares it against.
 #[derive(Clone, Debug)]
 pub struct Pending {
-    /// The converted referrer.
+    /// The converted referrer. Its parsed `bundle` is not kept: its serialised blob is what counts.
     pub referrer: Referrer,
-    /// The legacy layer's DSSE payload bytes: what the written referrer must carry, byte for byte.
-    pub payload: Bytes,
+    /// SHA-256 of the legacy layer's DSSE payload: the written referrer must carry exactly those bytes.
+    /// (A digest, not the bytes: a multi-megabyte payload is not kept alive through the upload for a
+    /// comparison only the full read-back makes.)
+    pub payload_digest: Digest,
     /// The legacy layer's annotations (DSSE-format referrers are re-verified with them).
     pub layer: Descriptor,
     /// The signed predicate type.
@@ -89,6 +92,8 @@ struct Layer {
     descriptor: Descriptor,
     bytes: Bytes,
     payload: Bytes,
+    payload_type: String,
+    signatures: Vec<crate::model::dsse::Signature>,
     annotations: LegacyLayerAnnotations,
 }
 
@@ -118,8 +123,17 @@ pub async fn plan_image<R: Repository>(
         bytes_read,
     };
 
-    // The subject, exactly as served: fetched by digest (the store checks the digest).
-    let Some(served) = repo.get_manifest(&image.to_string()).await? else {
+    // Everything small at once: the subject, exactly as served (fetched by digest: the store checks the
+    // digest), the config's creation time, the legacy `.sig` manifest and the existing referrers (through
+    // the same discovery path consumers use). Round trips, not bytes, bound a migration's time.
+    let image_ref = image.to_string();
+    let (served, config_created, sig, listing) = tokio::try_join!(
+        repo.get_manifest(&image_ref),
+        legacy::config_created(repo, &att),
+        legacy::fetch_manifest(repo, image, TagKind::Signature, limits),
+        repo.referrers(image, None),
+    )?;
+    let Some(served) = served else {
         return Ok(stopped(
             Outcome::Orphaned,
             vec![format!("subject manifest missing: {} serves no manifest {image}", repo.name())],
@@ -129,45 +143,52 @@ pub async fn plan_image<R: Repository>(
     bytes_read += served.bytes.len() as u64;
     let subject = Subject::new(&served.media_type, served.digest.clone(), served.bytes.len() as u64)?;
 
-    // Read every layer (cosign wrote each as one DSSE envelope).
-    let mut layers = Vec::with_capacity(attestations);
-    for index in 0..attestations {
-        let layer = legacy::read_layer(repo, &att, index, limits).await?;
-        bytes_read += layer.descriptor.size;
-        let LayerContent::Attestation(a) = layer.content else {
-            return Err(Error::invalid_format(format!("layer {index} of {} is not an attestation", att.tag)));
-        };
-        layers.push(Layer {
-            manifest: legacy_att.clone(),
-            index,
-            descriptor: layer.descriptor,
-            payload: Bytes::from(a.envelope.payload),
-            bytes: a.bytes,
-            annotations: layer.annotations,
-        });
-    }
-    let config_created = legacy::config_created(repo, &att).await?;
-
-    // The legacy `.sig`, which must keep verifying under the same policy once bundles exist.
-    let mut signatures = Vec::new();
-    if let Some(sig) = legacy::fetch_manifest(repo, image, TagKind::Signature, limits).await? {
-        bytes_read += sig.raw.bytes.len() as u64;
-        for index in 0..sig.layers().len() {
-            let layer = legacy::read_layer(repo, &sig, index, limits).await?;
-            bytes_read += layer.descriptor.size;
-            if let LayerContent::SimpleSigning { bytes, .. } = layer.content {
-                signatures.push((index, SignedEntity::legacy_signature(bytes.to_vec(), layer.annotations)));
+    // Then every layer at once: the `.att` envelopes (cosign wrote each layer as one DSSE envelope) and
+    // the `.sig` layers, which must keep verifying under the same policy once bundles exist.
+    let tag = &att.tag;
+    let att_blobs = futures_util::future::try_join_all(att.layers().iter().enumerate().map(|(index, d)| {
+        let what = move || format!("layer {index} ({}) of {tag}", d.digest.short());
+        async move { repo.get_blob(d, limits.max_blob_bytes).await.map_err(|e| e.context(what())) }
+    }));
+    let sig_layers = async {
+        match &sig {
+            Some(sig) => {
+                futures_util::future::try_join_all(
+                    (0..sig.layers().len()).map(|i| legacy::read_layer(repo, sig, i, limits)),
+                )
+                .await
             }
+            None => Ok(Vec::new()),
+        }
+    };
+    let (att_blobs, sig_layers) = tokio::try_join!(att_blobs, sig_layers)?;
+    let mut signatures = Vec::new();
+    if let Some(sig) = &sig {
+        bytes_read += sig.raw.bytes.len() as u64;
+    }
+    for layer in sig_layers {
+        bytes_read += layer.descriptor.size;
+        if let LayerContent::SimpleSigning { bytes, .. } = layer.content {
+            signatures.push((layer.index, SignedEntity::legacy_signature(bytes.to_vec(), layer.annotations)));
         }
     }
+    bytes_read += att_blobs.iter().map(|b| b.len() as u64).sum::<u64>();
+    let mut layers = parse_off_runtime(&att, &legacy_att, att_blobs).await?;
 
+    // The envelope bytes move into the entities and back (no copy: each `Bytes` is its only owner).
     let entities: Vec<SignedEntity> = layers
-        .iter()
+        .iter_mut()
         .map(|l| {
-            SignedEntity::legacy_attestation(l.bytes.to_vec(), LegacyLayerAnnotations::from_descriptor(&l.descriptor))
+            let bytes = Vec::from(std::mem::take(&mut l.bytes));
+            SignedEntity::legacy_attestation(bytes, LegacyLayerAnnotations::from_descriptor(&l.descriptor))
         })
         .collect();
-    let (att_results, sig_results) = verify_off_runtime(verifier, image, entities, signatures).await?;
+    let (att_results, sig_results, entities) = verify_off_runtime(verifier, image, entities, signatures).await?;
+    for (layer, entity) in layers.iter_mut().zip(entities) {
+        if let SignedEntity::LegacyAttestation(a) = entity {
+            layer.bytes = Bytes::from(a.layer);
+        }
+    }
 
     // Compatibility verdict, when the attestations themselves verify (a wrong key blocks the image,
     // which must not pass for a mere skip).
@@ -227,21 +248,28 @@ pub async fn plan_image<R: Repository>(
         return Ok(p);
     }
 
-    // Which referrers exist already (through the same discovery path consumers use).
-    let listing = repo.referrers(image, None).await?;
+    // Which referrers exist already.
     let listed: BTreeSet<Digest> = listing.descriptors.iter().map(|d| d.digest.clone()).collect();
     plan.mark_present(&listed);
+    // The referrers move out of the outcomes; their parsed bundles are dropped (what is written and read
+    // back are the serialised blobs, verified above).
     let pending = outcomes
         .into_iter()
         .filter_map(|o| {
             let layer = layers.iter().find(|l| l.index == o.source.layer_index)?;
-            let referrer = o.referrer()?.clone();
+            let Conversion::Converted(mut referrer) = o.result else {
+                return None;
+            };
+            referrer.bundle = None;
+            for blob in &mut referrer.blobs {
+                blob.bytes = compact(std::mem::take(&mut blob.bytes));
+            }
             Some(Pending {
                 listed: listed.contains(&referrer.manifest.digest),
-                referrer,
-                payload: layer.payload.clone(),
+                referrer: *referrer,
+                payload_digest: Digest::sha256(&layer.payload),
                 layer: layer.descriptor.clone(),
-                predicate_type: o.predicate_type.clone(),
+                predicate_type: o.predicate_type,
             })
         })
         .collect();
@@ -257,24 +285,61 @@ pub async fn plan_image<R: Repository>(
     })
 }
 
-type Results = Vec<std::result::Result<Verification, Failure>>;
+/// The same bytes in an allocation of exactly their size. Serialisers grow their buffers by doubling, so
+/// a 2.1 MB bundle can sit in 4 MiB for as long as it waits for its upload.
+fn compact(bytes: Bytes) -> Bytes {
+    let mut v = Vec::from(bytes);
+    v.shrink_to_fit();
+    Bytes::from(v)
+}
 
-/// Verify the attestation and signature layers on rayon, off the async runtime's threads.
+/// Parse the `.att` envelopes (payload decoded, statement checked) on rayon, off the runtime's threads.
+async fn parse_off_runtime(att: &LegacyManifest, manifest: &Digest, blobs: Vec<Bytes>) -> Result<Vec<Layer>> {
+    let descriptors = att.layers().to_vec();
+    let (tag, manifest) = (att.tag.clone(), manifest.clone());
+    super::cpu::run("parsing the legacy layers", move || {
+        descriptors
+            .into_iter()
+            .zip(blobs)
+            .enumerate()
+            .map(|(index, (descriptor, bytes))| {
+                let what = || format!("layer {index} ({}) of {tag}", descriptor.digest.short());
+                let a = Attestation::parse(bytes).map_err(|e| e.context(what()))?;
+                Ok(Layer {
+                    manifest: manifest.clone(),
+                    index,
+                    annotations: LegacyLayerAnnotations::from_descriptor(&descriptor),
+                    descriptor,
+                    payload: Bytes::from(a.envelope.payload),
+                    payload_type: a.envelope.payload_type,
+                    signatures: a.envelope.signatures,
+                    bytes: a.bytes,
+                })
+            })
+            .collect()
+    })
+    .await?
+}
+
+type Results = Vec<std::result::Result<Verification, Failure>>;
+type Verified3 = (Results, Vec<(usize, std::result::Result<Verification, Failure>)>, Vec<SignedEntity>);
+
+/// Verify the attestation and signature layers on rayon, off the async runtime's threads. The
+/// attestation entities are handed back.
 async fn verify_off_runtime(
     verifier: &Arc<Verifier>,
     image: &Digest,
     attestations: Vec<SignedEntity>,
     signatures: Vec<(usize, SignedEntity)>,
-) -> Result<(Results, Vec<(usize, std::result::Result<Verification, Failure>)>)> {
+) -> Result<Verified3> {
     let verifier = Arc::clone(verifier);
     let image = image.clone();
-    tokio::task::spawn_blocking(move || {
+    super::cpu::run("verifying the legacy layers", move || {
         let att = verifier.verify_all(&attestations, &image);
         let sig = signatures.iter().map(|(i, e)| (*i, verifier.verify(e, &image))).collect();
-        (att, sig)
+        (att, sig, attestations)
     })
     .await
-    .map_err(|e| Error::new(ErrorKind::Io, format!("verification task failed: {e}")))
 }
 
 /// The conversion input for a verified layer: the key or certificate that verified, the legacy log
@@ -309,8 +374,15 @@ async fn verified_for(
     // The verifier stops at the first; the others are checked here over the same PAE. Only when the log
     // was not checked: a log entry binds one signature, so with the log checked the others stay
     // unverified and block the image (all or nothing).
-    if matches!(v.signer, Signer::Key { .. }) && !v.log.is_verified() {
-        verified.signatures.extend(other_key_signatures(layer, v.signature_index, verifier));
+    if matches!(v.signer, Signer::Key { .. }) && !v.log.is_verified() && layer.signatures.len() > 1 {
+        let (payload_type, payload, signatures) =
+            (layer.payload_type.clone(), layer.payload.clone(), layer.signatures.clone());
+        let (index, keys) = (v.signature_index, verifier.policy().keys().to_vec());
+        let others = super::cpu::run("checking the envelope's other signatures", move || {
+            other_key_signatures(&payload_type, &payload, &signatures, index, &keys)
+        })
+        .await?;
+        verified.signatures.extend(others);
         verified.signatures.sort_by_key(|s| s.index);
     }
     // A log entry is carried only when verification checked it (not with --insecure-ignore-tlog).
@@ -340,7 +412,7 @@ async fn convert_off_runtime(
 ) -> Result<Converted> {
     let verifier = Arc::clone(verifier);
     let subject = subject.clone();
-    tokio::task::spawn_blocking(move || -> Result<Converted> {
+    super::cpu::run("converting", move || -> Result<Converted> {
         let mut outcomes = Vec::new();
         for (layer, v) in layers.iter().zip(&verified) {
             let att = LegacyAttestation {
@@ -352,12 +424,14 @@ async fn convert_off_runtime(
             };
             outcomes.extend(convert_layer(&subject, &att, v, format)?);
         }
-        // A bundle we would write must verify under the same policy, or it is not written.
+        // A bundle we would write must verify under the same policy, or it is not written: the exact bytes
+        // that will be uploaded, parsed again, not the structure they were serialised from. (A DSSE
+        // referrer uploads no new signed bytes: it reuses the legacy blob verified above.)
         let mut failures = Vec::new();
         for o in &outcomes {
-            if let Some(bundle) = o.referrer().and_then(|r| r.bundle.clone())
-                && let Err(f) = verifier.verify(&SignedEntity::bundle(bundle), subject.digest())
-            {
+            let Some(referrer) = o.referrer() else { continue };
+            let payload = layers.iter().find(|l| l.index == o.source.layer_index).map(|l| &l.payload[..]);
+            if let Err(f) = check_upload(&verifier, referrer, payload, subject.digest()) {
                 failures.push(format!(
                     "layer {} ({}): the converted bundle does not verify under the policy: {f}",
                     o.source.layer_index,
@@ -367,19 +441,38 @@ async fn convert_off_runtime(
         }
         Ok((outcomes, layers, failures))
     })
-    .await
-    .map_err(|e| Error::new(ErrorKind::Io, format!("conversion task failed: {e}")))?
+    .await?
 }
 
-/// The envelope's other signatures that verify under one of the policy's keys.
-fn other_key_signatures(layer: &Layer, verified_index: usize, verifier: &Verifier) -> Vec<VerifiedSignature> {
-    let Ok(envelope) = crate::model::dsse::Envelope::parse(&layer.bytes) else {
-        return Vec::new();
+/// Parse the bundle blob exactly as it will be uploaded, check it carries the legacy layer's payload byte
+/// for byte, and verify it under the policy.
+fn check_upload(
+    verifier: &Verifier,
+    referrer: &Referrer,
+    legacy_payload: Option<&[u8]>,
+    image: &Digest,
+) -> std::result::Result<(), String> {
+    let Some(blob) = referrer.bundle_blob() else {
+        return Ok(());
     };
-    let pae = envelope.pae();
-    let keys = verifier.policy().keys();
-    envelope
-        .signatures
+    let bundle = Bundle::parse(&blob.bytes).map_err(|e| format!("the serialised bundle does not parse: {e}"))?;
+    let payload = bundle.dsse_envelope().map(|e| &e.payload[..]);
+    if payload.is_none() || payload != legacy_payload {
+        return Err("the serialised bundle does not carry the legacy layer's DSSE payload".into());
+    }
+    verifier.verify(&SignedEntity::bundle(bundle), image).map(|_| ()).map_err(|f| f.to_string())
+}
+
+/// The envelope's other signatures that verify under one of `keys`.
+fn other_key_signatures(
+    payload_type: &str,
+    payload: &[u8],
+    signatures: &[crate::model::dsse::Signature],
+    verified_index: usize,
+    keys: &[crate::verify::PublicKey],
+) -> Vec<VerifiedSignature> {
+    let pae = crate::model::dsse::pae(payload_type, payload);
+    signatures
         .iter()
         .enumerate()
         .filter(|(i, _)| *i != verified_index)
@@ -390,4 +483,55 @@ fn other_key_signatures(layer: &Layer, verified_index: usize, verifier: &Verifie
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::layout::LayoutRepository;
+    use crate::verify::{Policy, PublicKey};
+
+    /// The pre-upload check reads the serialised bytes: a blob that does not parse, carries another payload
+    /// or no longer verifies is refused, whatever structure it was made from.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_bytes_to_upload_are_what_is_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let scenario = crate::demo::demo().unwrap();
+        let repo = LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
+        scenario.repo.push_to(&repo).await.unwrap();
+        let key = PublicKey::from_pem(crate::demo::TestKey::Rsa4096.public_pem().as_bytes()).unwrap();
+        let verifier = Arc::new(Verifier::new(Policy::new().with_key(key).insecure_ignore_tlog(true)).unwrap());
+        let prepared = plan_image(&repo, &scenario.image, &verifier, &MigrateOptions::default()).await.unwrap();
+        assert_eq!(prepared.outcome, Outcome::Planned, "{:?}", prepared.reasons);
+        let [a, b] = &prepared.pending[..] else { panic!("two referrers expected") };
+        let payload = |r: &Referrer| {
+            Bundle::parse(&r.bundle_blob().unwrap().bytes).unwrap().dsse_envelope().unwrap().payload.clone()
+        };
+        let (pa, pb) = (payload(&a.referrer), payload(&b.referrer));
+        assert_eq!(Digest::sha256(&pa), a.payload_digest);
+        assert!(a.referrer.bundle.is_none(), "the parsed bundle is not kept");
+        let image = &scenario.image;
+        check_upload(&verifier, &a.referrer, Some(&pa), image).unwrap();
+        let err = check_upload(&verifier, &a.referrer, Some(&pb), image).unwrap_err();
+        assert!(err.contains("does not carry the legacy layer's DSSE payload"), "{err}");
+
+        let with_blob = |bytes: Vec<u8>| {
+            let mut r = a.referrer.clone();
+            r.blobs
+                .iter_mut()
+                .find(|x| x.descriptor.media_type == crate::model::media_type::BUNDLE_V03)
+                .unwrap()
+                .bytes = Bytes::from(bytes);
+            r
+        };
+        let text = String::from_utf8(a.referrer.bundle_blob().unwrap().bytes.to_vec()).unwrap();
+        // Another signature value: still a well-formed bundle, no longer a valid signature.
+        let sig_at = text.find("\"sig\":\"").unwrap() + 7;
+        let mut forged = text.clone().into_bytes();
+        forged[sig_at] = if forged[sig_at] == b'A' { b'B' } else { b'A' };
+        let err = check_upload(&verifier, &with_blob(forged), Some(&pa), image).unwrap_err();
+        assert!(!err.is_empty());
+        let err = check_upload(&verifier, &with_blob(b"{}".to_vec()), Some(&pa), image).unwrap_err();
+        assert!(err.contains("does not parse"), "{err}");
+    }
 }

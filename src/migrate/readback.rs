@@ -1,84 +1,96 @@
 //! Read-back: what a consumer would find after the write, checked before an image counts as migrated.
 //!
-//! Each referrer must be listed by the same discovery a consumer uses (`Repository::referrers`: the API,
-//! else the tag schema), its manifest must come back byte-identical (fetched by digest), and its content —
-//! the bundle, or the reused DSSE envelope — must verify again under the same policy and carry exactly the
-//! legacy layer's payload bytes.
+//! Two depths ([`ReadBack`]):
+//!
+//! - [`ReadBack::Digest`] (the default). Each referrer must be listed by the same discovery a consumer
+//!   uses (`Repository::referrers`: the API, else the tag schema); its manifest, fetched by digest, must
+//!   come back byte-identical; and each of its layers (the bundle, or the reused DSSE envelope) must be
+//!   present with the expected size, by `HEAD` (registries that send `Docker-Content-Digest` have it
+//!   compared too). The blob is not downloaded again: its content was checked twice already — planning
+//!   parsed and verified the exact bytes that were uploaded, under the same policy, and the registry
+//!   checked them against their digest on upload (distribution refuses a blob that does not match
+//!   `?digest=`); the manifest that names that digest is byte-identical. This keeps a migration's traffic
+//!   at the minimum (each legacy blob read once, each bundle written once).
+//! - [`ReadBack::Full`]: additionally downloads every layer blob (digest-checked while it streams),
+//!   parses it, checks it carries exactly the legacy layer's payload bytes, and verifies it again under
+//!   the same policy. For registries whose storage is not trusted to keep what it acknowledged.
+//!
+//! Why the lighter default is safe: migrate deletes nothing, so a referrer that later turned out unreadable
+//! loses no data — the legacy `.att` is still there and a rerun repairs the referrer. The one place where
+//! a referrer's content decides that data goes away is `prune`, and it downloads and re-verifies every
+//! referrer, byte for byte, before deleting the legacy manifest it replaces.
 
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::limits::Limits;
 use crate::model::bundle::Bundle;
 use crate::model::cosign::LegacyLayerAnnotations;
 use crate::model::digest::Digest;
 use crate::model::dsse::Envelope;
 use crate::model::media_type as mt;
-use crate::model::oci::Manifest;
+use crate::model::oci::{Descriptor, Manifest};
 use crate::store::Repository;
 use crate::verify::{SignedEntity, Verifier};
 
 use super::plan::Pending;
 
-/// Check every pending referrer of `subject` as a consumer would see it. Returns the bytes read.
+/// How much of what was written is read back before an image counts as migrated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ReadBack {
+    /// Listing, byte-identical manifest, and every layer blob present with its size (`HEAD`); the blob
+    /// bytes themselves were verified before upload and digest-checked by the registry.
+    #[default]
+    Digest,
+    /// Also download every layer blob and verify it again under the policy.
+    Full,
+}
+
+/// Check every pending referrer of `subject` as a consumer would see it, to the depth of `mode`.
+/// `listing_seen`: the caller read the subject's referrers through the consumer's discovery path after
+/// the last write (planning, or the tag-schema index update) and found every one; they are not listed
+/// again. Returns the bytes read.
 pub async fn read_back<R: Repository>(
     repo: &R,
     subject: &Digest,
     pending: &[Pending],
     verifier: &Arc<Verifier>,
-    max_blob_bytes: u64,
+    limits: &Limits,
+    mode: ReadBack,
+    listing_seen: bool,
 ) -> Result<u64> {
-    let listing = repo.referrers(subject, None).await?;
-    let mut bytes_read = 0u64;
-    let mut checks = Vec::with_capacity(pending.len());
-    for p in pending {
-        let digest = &p.referrer.manifest.digest;
-        let failed = |msg: String| {
-            Error::new(ErrorKind::VerificationFailed, format!("read-back of referrer {digest} of {subject}: {msg}"))
-        };
-        if !listing.descriptors.iter().any(|d| &d.digest == digest) {
-            return Err(failed(format!(
-                "not listed among the subject's referrers (read through the {})",
-                listing.source_name()
-            )));
+    if !listing_seen {
+        let listing = repo.referrers(subject, None).await?;
+        for p in pending {
+            let digest = &p.referrer.manifest.digest;
+            if !listing.descriptors.iter().any(|d| &d.digest == digest) {
+                return Err(Error::new(
+                    ErrorKind::VerificationFailed,
+                    format!(
+                        "read-back of referrer {digest} of {subject}: not listed among the subject's referrers \
+                         (read through the {})",
+                        listing.source_name()
+                    ),
+                ));
+            }
         }
-        let raw = repo
-            .get_manifest(&digest.to_string())
-            .await?
-            .ok_or_else(|| failed("the manifest is listed but not served".into()))?;
-        bytes_read += raw.bytes.len() as u64;
-        if raw.bytes != p.referrer.manifest.bytes {
-            return Err(failed("the manifest served differs from the one written".into()));
-        }
-        let Manifest::Image(manifest) = &raw.manifest else {
-            return Err(failed("not an image manifest".into()));
-        };
-        let layer = manifest.layers.first().ok_or_else(|| failed("the manifest has no layer".into()))?;
-        let blob = repo.get_blob(layer, max_blob_bytes).await?;
-        bytes_read += blob.len() as u64;
-        let (entity, payload) = if layer.media_type == mt::BUNDLE_V03 {
-            let bundle = Bundle::parse(&blob).map_err(|e| e.context(format!("bundle of referrer {digest}")))?;
-            let payload = bundle.dsse_envelope().map(|e| e.payload.clone());
-            (SignedEntity::bundle(bundle), payload)
-        } else {
-            let payload = Envelope::parse(&blob).ok().map(|e| e.payload);
-            let annotations = LegacyLayerAnnotations::from_descriptor(&p.layer);
-            (SignedEntity::legacy_attestation(blob.to_vec(), annotations), payload)
-        };
-        if payload.as_deref() != Some(&p.payload[..]) {
-            return Err(failed("its DSSE payload differs from the legacy layer's".into()));
-        }
-        checks.push((digest.clone(), entity));
+    }
+    let checked =
+        futures_util::future::try_join_all(pending.iter().map(|p| check_one(repo, subject, p, limits, mode))).await?;
+    let bytes_read = checked.iter().map(|(n, _)| n).sum();
+    let checks: Vec<(Digest, SignedEntity)> = checked.into_iter().filter_map(|(_, c)| c).collect();
+    if checks.is_empty() {
+        return Ok(bytes_read);
     }
     let verifier = Arc::clone(verifier);
     let image = subject.clone();
-    let failures = tokio::task::spawn_blocking(move || {
+    let failures = super::cpu::run("verifying what was read back", move || {
         checks
             .into_iter()
             .filter_map(|(digest, entity)| verifier.verify(&entity, &image).err().map(|f| format!("{digest}: {f}")))
             .collect::<Vec<_>>()
     })
-    .await
-    .map_err(|e| Error::new(ErrorKind::Io, format!("verification task failed: {e}")))?;
+    .await?;
     if !failures.is_empty() {
         return Err(Error::new(
             ErrorKind::VerificationFailed,
@@ -86,6 +98,67 @@ pub async fn read_back<R: Repository>(
         ));
     }
     Ok(bytes_read)
+}
+
+/// One referrer: its manifest byte-identical, its layers present (or, in full, downloaded and checked
+/// against the legacy payload). Returns the bytes read and, in full, the entity still to verify.
+async fn check_one<R: Repository>(
+    repo: &R,
+    subject: &Digest,
+    p: &Pending,
+    limits: &Limits,
+    mode: ReadBack,
+) -> Result<(u64, Option<(Digest, SignedEntity)>)> {
+    let digest = &p.referrer.manifest.digest;
+    let context = || format!("read-back of referrer {digest} of {subject}");
+    let failed = |msg: &str| Error::new(ErrorKind::VerificationFailed, format!("{}: {msg}", context()));
+    let raw =
+        repo.get_manifest(&digest.to_string()).await?.ok_or_else(|| failed("the manifest is listed but not served"))?;
+    let mut bytes_read = raw.bytes.len() as u64;
+    if raw.bytes != p.referrer.manifest.bytes {
+        return Err(failed("the manifest served differs from the one written"));
+    }
+    let Manifest::Image(manifest) = &raw.manifest else {
+        return Err(failed("not an image manifest"));
+    };
+    let layer = manifest.layers.first().ok_or_else(|| failed("the manifest has no layer"))?;
+    if mode == ReadBack::Digest {
+        futures_util::future::try_join_all(manifest.layers.iter().map(|l| check_present(repo, l)))
+            .await
+            .map_err(|e| e.context(context()))?;
+        return Ok((bytes_read, None));
+    }
+    let blob = repo.get_blob(layer, limits.max_blob_bytes).await?;
+    bytes_read += blob.len() as u64;
+    let (entity, payload) = if layer.media_type == mt::BUNDLE_V03 {
+        let bundle = Bundle::parse(&blob).map_err(|e| e.context(format!("bundle of referrer {digest}")))?;
+        let payload = bundle.dsse_envelope().map(|e| e.payload.clone());
+        (SignedEntity::bundle(bundle), payload)
+    } else {
+        let payload = Envelope::parse(&blob).ok().map(|e| e.payload);
+        let annotations = LegacyLayerAnnotations::from_descriptor(&p.layer);
+        (SignedEntity::legacy_attestation(blob.to_vec(), annotations), payload)
+    };
+    if payload.map(|b| Digest::sha256(&b)).as_ref() != Some(&p.payload_digest) {
+        return Err(failed("its DSSE payload differs from the legacy layer's"));
+    }
+    Ok((bytes_read, Some((digest.clone(), entity))))
+}
+
+/// The blob is there with the size the manifest declares (the registry compares `Docker-Content-Digest`
+/// when it sends one; see `Repository::blob_size`).
+async fn check_present<R: Repository>(repo: &R, layer: &Descriptor) -> Result<()> {
+    match repo.blob_size(&layer.digest).await? {
+        Some(size) if size == layer.size => Ok(()),
+        Some(size) => Err(Error::new(
+            ErrorKind::DigestMismatch,
+            format!("blob {} is served with {size} bytes, the manifest says {}", layer.digest, layer.size),
+        )),
+        None => Err(Error::new(
+            ErrorKind::VerificationFailed,
+            format!("blob {} named by the manifest is not in the repository", layer.digest),
+        )),
+    }
 }
 
 trait SourceName {

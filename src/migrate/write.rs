@@ -7,12 +7,11 @@
 //! (a lost update) the current index is merged again and pushed, with jittered backoff, a bounded
 //! number of times. Entries are keyed by digest, so a merge never lists a referrer twice.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::convert::{add_referrer, referrer_entry, repair_entries};
+use crate::convert::{NewBlob, add_referrer, referrer_entry, repair_entries};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::digest::Digest;
 use crate::model::media_type as mt;
@@ -36,6 +35,9 @@ pub struct WriteStats {
     pub index_updated: bool,
     /// Existing index entries repaired (`--repair-index`).
     pub entries_repaired: u64,
+    /// Whether a read of the tag-schema index after the last push listed every referrer: the consumer's
+    /// discovery path on a registry without the referrers API, so read-back need not list them again.
+    pub index_confirmed: bool,
 }
 
 /// How the tag-schema index update behaves.
@@ -49,6 +51,9 @@ pub struct IndexOptions {
 
 /// Write every pending referrer of `subject`, then make sure the tag-schema index lists them (when the
 /// registry does not index them itself).
+///
+/// Three rounds, each done concurrently within itself: every distinct blob (the shared `{}` config once),
+/// then every manifest, then the index. A manifest is pushed only after all its blobs are confirmed.
 pub async fn write_image<R: Repository>(
     repo: &R,
     subject: &Digest,
@@ -56,49 +61,35 @@ pub async fn write_image<R: Repository>(
     index: IndexOptions,
 ) -> Result<WriteStats> {
     let mut stats = WriteStats::default();
-    let mut api_confirmed = false;
-    let mut uploaded = BTreeSet::new();
+    let what = || format!("writing the referrers of {subject}");
+    let mut blobs: Vec<&NewBlob> = Vec::new();
+    let mut reused: Vec<&Descriptor> = Vec::new();
     for p in pending {
-        let r = &p.referrer;
-        let what = || format!("writing referrer {} of {subject}", r.manifest.digest.short());
-        ensure_blobs(repo, r, &mut uploaded, &mut stats).await.map_err(|e| e.context(what()))?;
-        if repo.head_manifest(&r.manifest.digest.to_string()).await.map_err(|e| e.context(what()))?.is_some() {
-            continue;
-        }
-        // A concurrent writer uploading the same blob can make the registry briefly answer "blob unknown"
-        // to our manifest (distribution 2.8.2 does); the PUT is idempotent, so check the blobs and retry.
-        let mut attempt = 0u32;
-        let put = loop {
-            match repo.put_manifest(r.manifest.bytes.clone(), mt::OCI_MANIFEST, None).await {
-                Ok(put) => break put,
-                Err(e)
-                    if attempt < MANIFEST_PUT_RETRIES
-                        && !matches!(
-                            e.kind(),
-                            ErrorKind::Unauthorized
-                                | ErrorKind::Unsupported
-                                | ErrorKind::TooLarge
-                                | ErrorKind::InvalidInput
-                        ) =>
-                {
-                    attempt += 1;
-                    tracing::info!(attempt, error = %e, "manifest refused; checking its blobs and retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
-                    uploaded.retain(|d| !r.blobs.iter().any(|b| &b.descriptor.digest == d));
-                    ensure_blobs(repo, r, &mut uploaded, &mut stats).await.map_err(|e| e.context(what()))?;
-                }
-                Err(e) => return Err(e.context(what())),
+        for b in &p.referrer.blobs {
+            if !blobs.iter().any(|x| x.descriptor.digest == b.descriptor.digest) {
+                blobs.push(b);
             }
-        };
-        if put.digest != r.manifest.digest {
-            return Err(Error::new(
-                ErrorKind::DigestMismatch,
-                format!("{}: the store reports manifest {}, expected {}", what(), put.digest, r.manifest.digest),
-            ));
         }
+        for r in &p.referrer.reused {
+            if !reused.iter().any(|x| x.digest == r.digest) {
+                reused.push(r);
+            }
+        }
+    }
+    let uploads = futures_util::future::try_join_all(blobs.iter().map(|b| ensure_blob(repo, b)));
+    let checks = futures_util::future::try_join_all(reused.iter().map(|r| ensure_reused(repo, r)));
+    let (uploaded, _) = tokio::try_join!(uploads, checks).map_err(|e| e.context(what()))?;
+    for size in uploaded.into_iter().flatten() {
+        stats.blobs_written += 1;
+        stats.bytes_written += size;
+    }
+
+    let puts = futures_util::future::try_join_all(pending.iter().map(|p| push_manifest(repo, subject, p)));
+    let mut api_confirmed = false;
+    for (len, oci_subject) in puts.await?.into_iter().flatten() {
         stats.manifests_written += 1;
-        stats.bytes_written += r.manifest.bytes.len() as u64;
-        api_confirmed |= put.oci_subject.as_ref() == Some(subject);
+        stats.bytes_written += len;
+        api_confirmed |= oci_subject.as_ref() == Some(subject);
     }
     // With the referrers API the registry indexes referrers itself (`OCI-Subject` says so).
     if api_confirmed || repo.referrers_capability() == ReferrersCapability::Supported {
@@ -109,40 +100,82 @@ pub async fn write_image<R: Repository>(
     Ok(stats)
 }
 
+/// Push one referrer manifest by digest: its size and the registry's `OCI-Subject`, or `None` when it was
+/// there already. Only a referrer that planning found listed is looked for first: an unlisted one is
+/// almost never there, and pushing identical bytes again is harmless.
+async fn push_manifest<R: Repository>(
+    repo: &R,
+    subject: &Digest,
+    p: &Pending,
+) -> Result<Option<(u64, Option<Digest>)>> {
+    let r = &p.referrer;
+    let what = || format!("writing referrer {} of {subject}", r.manifest.digest.short());
+    if p.listed && repo.head_manifest(&r.manifest.digest.to_string()).await.map_err(|e| e.context(what()))?.is_some() {
+        return Ok(None);
+    }
+    // A concurrent writer uploading the same blob can make the registry briefly answer "blob unknown"
+    // to our manifest (distribution 2.8.2 does); the PUT is idempotent, so check the blobs and retry.
+    let mut attempt = 0u32;
+    let put = loop {
+        match repo.put_manifest(r.manifest.bytes.clone(), mt::OCI_MANIFEST, None).await {
+            Ok(put) => break put,
+            Err(e)
+                if attempt < MANIFEST_PUT_RETRIES
+                    && !matches!(
+                        e.kind(),
+                        ErrorKind::Unauthorized
+                            | ErrorKind::Unsupported
+                            | ErrorKind::TooLarge
+                            | ErrorKind::InvalidInput
+                    ) =>
+            {
+                attempt += 1;
+                tracing::info!(attempt, error = %e, "manifest refused; checking its blobs and retrying");
+                tokio::time::sleep(backoff(attempt)).await;
+                for b in &r.blobs {
+                    ensure_blob(repo, b).await.map_err(|e| e.context(what()))?;
+                }
+                for reused in &r.reused {
+                    ensure_reused(repo, reused).await.map_err(|e| e.context(what()))?;
+                }
+            }
+            Err(e) => return Err(e.context(what())),
+        }
+    };
+    if put.digest != r.manifest.digest {
+        return Err(Error::new(
+            ErrorKind::DigestMismatch,
+            format!("{}: the store reports manifest {}, expected {}", what(), put.digest, r.manifest.digest),
+        ));
+    }
+    Ok(Some((r.manifest.bytes.len() as u64, put.oci_subject)))
+}
+
 /// Times a refused manifest PUT is retried after re-checking its blobs.
 const MANIFEST_PUT_RETRIES: u32 = 3;
 
-/// Upload the referrer's new blobs unless present, and check the legacy blobs it reuses are there.
-async fn ensure_blobs<R: Repository>(
-    repo: &R,
-    r: &crate::convert::Referrer,
-    uploaded: &mut BTreeSet<Digest>,
-    stats: &mut WriteStats,
-) -> Result<()> {
-    for blob in &r.blobs {
-        if !uploaded.insert(blob.descriptor.digest.clone()) {
-            continue;
-        }
-        if repo.blob_size(&blob.descriptor.digest).await? == Some(blob.descriptor.size) {
-            continue;
-        }
-        let digest = repo.put_blob(blob.bytes.clone()).await?;
-        if digest != blob.descriptor.digest {
-            return Err(Error::new(
-                ErrorKind::DigestMismatch,
-                format!("the store stored blob {digest}, expected {}", blob.descriptor.digest),
-            ));
-        }
-        stats.blobs_written += 1;
-        stats.bytes_written += blob.descriptor.size;
+/// Upload a new blob unless it is present with its size. Returns the bytes uploaded, if any.
+async fn ensure_blob<R: Repository>(repo: &R, blob: &NewBlob) -> Result<Option<u64>> {
+    if repo.blob_size(&blob.descriptor.digest).await? == Some(blob.descriptor.size) {
+        return Ok(None);
     }
-    for reused in &r.reused {
-        if repo.blob_size(&reused.digest).await?.is_none() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!("the legacy layer blob {} it reuses is missing", reused.digest),
-            ));
-        }
+    let digest = repo.put_blob(blob.bytes.clone()).await?;
+    if digest != blob.descriptor.digest {
+        return Err(Error::new(
+            ErrorKind::DigestMismatch,
+            format!("the store stored blob {digest}, expected {}", blob.descriptor.digest),
+        ));
+    }
+    Ok(Some(blob.descriptor.size))
+}
+
+/// A legacy blob a referrer reuses must be there.
+async fn ensure_reused<R: Repository>(repo: &R, reused: &Descriptor) -> Result<()> {
+    if repo.blob_size(&reused.digest).await?.is_none() {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("the legacy layer blob {} it reuses is missing", reused.digest),
+        ));
     }
     Ok(())
 }
@@ -189,6 +222,7 @@ async fn update_index<R: Repository>(
             missing_entries(after.as_ref(), entries).len()
         };
         if missing == 0 {
+            stats.index_confirmed = true;
             return Ok(());
         }
         if attempt >= options.max_retries {

@@ -16,6 +16,7 @@ mod inspect_registries;
 mod interop;
 mod layout;
 mod migrate;
+mod migrate_readback;
 mod prune;
 mod registries;
 mod registry_client;

@@ -224,6 +224,14 @@ pub struct MigrateArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// What is read back after writing, before an image counts as migrated. `digest` (default): every
+    /// referrer listed, its manifest byte-identical, its bundle blob present with the right size (HEAD);
+    /// the bundle bytes were verified before upload and the registry checked their digest. `full`: also
+    /// download every bundle again and re-verify it (twice the reads). `prune` always does the full check
+    /// before deleting anything.
+    #[arg(long, value_enum, default_value_t = ReadBackArg::Digest)]
+    pub readback: ReadBackArg,
+
     /// Also write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -287,6 +295,15 @@ pub enum ReferrerFormat {
     Bundle,
     /// One DSSE referrer per layer, reusing the legacy envelope blob.
     Dsse,
+}
+
+/// Read-back depths of `migrate`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReadBackArg {
+    /// Listing, byte-identical manifest, blob present with its size.
+    Digest,
+    /// Also download and re-verify every bundle.
+    Full,
 }
 
 /// Parse `I/N` with I < N.

@@ -25,6 +25,14 @@ pub(crate) async fn blob_size(repo: &RegistryRepository, digest: &Digest) -> Res
     if !reply.status.is_success() {
         return Err(status_error(&what, reply.status, &reply.body));
     }
+    // A registry that names the content must name the blob asked for (a HEAD is the only check some
+    // callers make: migrate's read-back).
+    if let Some(served) = reply.header("docker-content-digest").and_then(|v| v.parse::<Digest>().ok())
+        && served.algorithm() == digest.algorithm()
+        && &served != digest
+    {
+        return Err(Error::new(ErrorKind::DigestMismatch, format!("{what}: the registry names the content {served}")));
+    }
     match reply.header("content-length").map(str::parse::<u64>) {
         Some(Ok(size)) => Ok(Some(size)),
         _ => Err(Error::new(

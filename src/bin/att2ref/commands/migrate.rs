@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, Result, bail};
 use att2ref::convert::{OutputFormat, Verdict};
 use att2ref::migrate::report::RequestStats;
-use att2ref::migrate::{self, ImageReport, Journal, MigrateOptions, MigrateReport, Outcome, Progress, RekorClient};
+use att2ref::migrate::{
+    self, ImageReport, Journal, MigrateOptions, MigrateReport, Outcome, Progress, ReadBack, RekorClient,
+};
 use att2ref::model::digest::Digest;
 use att2ref::model::reference::Reference;
 use att2ref::store::layout::LayoutRepository;
@@ -21,7 +23,7 @@ use att2ref::store::registry::RegistryClient;
 use att2ref::store::{AnyRepository, Repository};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::args::{MigrateArgs, ReferrerFormat};
+use crate::args::{MigrateArgs, ReadBackArg, ReferrerFormat};
 use crate::render::size;
 use crate::{exit, setup};
 
@@ -46,6 +48,10 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
         dry_run: args.dry_run,
         rekor: args.rekor_url.as_deref().map(RekorClient::new).transpose().context("--rekor-url")?,
         jobs: args.jobs as usize,
+        readback: match args.readback {
+            ReadBackArg::Digest => ReadBack::Digest,
+            ReadBackArg::Full => ReadBack::Full,
+        },
         ..MigrateOptions::default()
     };
     let journal = match &args.journal {
