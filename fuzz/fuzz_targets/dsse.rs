@@ -8,11 +8,11 @@ use att2ref::model::dsse::{Envelope, decode_base64_any, encode_base64};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(decoded) = decode_base64_any(text) {
-            // Re-encoding in the standard alphabet must decode to the same bytes.
-            assert_eq!(decode_base64_any(&encode_base64(&decoded)).ok().as_deref(), Some(decoded.as_slice()));
-        }
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(decoded) = decode_base64_any(text)
+    {
+        // Re-encoding in the standard alphabet must decode to the same bytes.
+        assert_eq!(decode_base64_any(&encode_base64(&decoded)).ok().as_deref(), Some(decoded.as_slice()));
     }
     let Ok(envelope) = Envelope::parse(data) else { return };
     let pae = envelope.pae();
