@@ -61,6 +61,8 @@ pub mod convert;
 pub mod demo;
 pub mod error;
 pub mod fetch;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inspect;
 pub mod limits;
 pub mod migrate;

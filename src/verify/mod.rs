@@ -49,7 +49,7 @@ mod merkle;
 mod policy;
 mod result;
 mod tlog;
-mod tsa;
+pub(crate) mod tsa;
 mod verifier;
 
 pub use cert::{CertificateInfo, San};

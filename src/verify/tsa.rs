@@ -15,7 +15,7 @@
 //! Policy (in the verifier): with timestamp authorities in the trusted root every stamp must verify; without
 //! them stamps are reported as not checked and never serve as time.
 
-mod token;
+pub(crate) mod token;
 
 use aws_lc_rs::digest;
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};

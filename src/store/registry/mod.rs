@@ -22,14 +22,14 @@ use crate::limits::Limits;
 use crate::model::digest::Digest;
 use crate::model::oci::{Descriptor, RawManifest};
 
-mod auth;
+pub(crate) mod auth;
 mod blobs;
 mod credentials;
 mod errors;
 mod http;
 mod manifests;
 mod referrers;
-mod tags;
+pub(crate) mod tags;
 
 pub use credentials::{ConfigEnv, Credential, CredentialSource, config_search_paths};
 
