@@ -132,7 +132,7 @@ pub async fn migrate_images<R: Repository>(
     journal: Option<&Journal>,
     progress: &dyn Progress,
 ) -> Vec<ImageReport> {
-    futures_util::stream::iter(images)
+    let mut reports = futures_util::stream::iter(images)
         .map(|image| async move {
             let report = migrate_one(repo, image, verifier, options, journal).await;
             if let Some(j) = journal.filter(|_| !options.dry_run)
@@ -144,8 +144,39 @@ pub async fn migrate_images<R: Repository>(
             report
         })
         .buffered(options.jobs.max(1))
-        .collect()
-        .await
+        .collect::<Vec<_>>()
+        .await;
+    settle_all(repo, &mut reports, options).await;
+    reports
+}
+
+/// The settle pass (see [`write`](mod@write)): once every image is done, re-check that the tag-schema
+/// index of each image this run wrote still lists its referrers, and re-list any a concurrent writer
+/// dropped. An image whose entries cannot be restored becomes `failed`.
+async fn settle_all<R: Repository>(repo: &R, reports: &mut [ImageReport], options: &MigrateOptions) {
+    let written = |r: &ImageReport| r.outcome == Outcome::Migrated && !r.referrers.is_empty();
+    if options.dry_run || !reports.iter().any(written) {
+        return;
+    }
+    tokio::time::sleep(write::confirm_delay()).await;
+    let index = write::IndexOptions { repair: false, max_retries: options.index_retries };
+    for r in reports.iter_mut().filter(|r| written(r)) {
+        let digests: Vec<Digest> = r.referrers.iter().map(|x| x.digest.clone()).collect();
+        match write::settle(repo, &r.image, &digests, index).await {
+            Ok(stats) => {
+                r.writes += stats.manifests_written;
+                r.bytes_written += stats.bytes_written;
+                r.index_retries += stats.index_retries + u64::from(stats.index_updated);
+            }
+            Err(e) => {
+                let failed = failed(r.repository.clone(), &r.image, &e);
+                r.outcome = failed.outcome;
+                r.reasons.extend(failed.reasons);
+                r.error_kind = failed.error_kind;
+                r.kind = failed.kind;
+            }
+        }
+    }
 }
 
 async fn migrate_one<R: Repository>(
