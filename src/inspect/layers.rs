@@ -263,3 +263,15 @@ pub(crate) fn referrer(image: &Digest, r: &Referrer) -> (ReferrerReport, Vec<Ano
 fn quoted(value: Option<&str>) -> String {
     value.map_or_else(|| "none".to_owned(), |v| format!("{v:?}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::quoted;
+
+    #[test]
+    fn values_in_messages_are_quoted_or_none() {
+        assert_eq!(quoted(Some("application/x-a")), "\"application/x-a\"");
+        assert_eq!(quoted(Some("a\nb")), "\"a\\nb\"");
+        assert_eq!(quoted(None), "none");
+    }
+}

@@ -615,6 +615,66 @@ mod tests {
         assert_eq!((stats.entries_repaired, stats.manifests_written), (0, 0));
     }
 
+    #[tokio::test]
+    async fn settle_relists_a_dropped_referrer_and_keeps_foreign_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = crate::store::layout::LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
+        let subject = Digest::sha256(b"image");
+        repo.put_blob(Bytes::from_static(b"{}")).await.unwrap();
+        let ours = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{m}","artifactType":"{b}","config":{{"mediaType":"{e}","digest":"{d}","size":2}},"layers":[],"annotations":{{"k":"v"}}}}"#,
+            m = mt::OCI_MANIFEST,
+            b = mt::BUNDLE_V03,
+            e = mt::OCI_EMPTY,
+            d = Digest::sha256(b"{}")
+        );
+        let ours = repo.put_manifest(Bytes::from(ours), mt::OCI_MANIFEST, None).await.unwrap().digest;
+        // A concurrent writer replaced the index with one holding only its own entry.
+        let mut theirs = Index::empty();
+        theirs.manifests.push(entry("theirs"));
+        let tag = subject.referrers_tag();
+        repo.put_manifest(Bytes::from(to_canonical_bytes(&theirs)), mt::OCI_INDEX, Some(&tag)).await.unwrap();
+
+        let options = IndexOptions { repair: false, max_retries: 3 };
+        let stats = settle(&repo, &subject, std::slice::from_ref(&ours), options).await.unwrap();
+        assert!(stats.index_updated);
+        let index = fetch_index(&repo, &tag).await.unwrap().0.unwrap();
+        assert_eq!(index.manifests.len(), 2);
+        assert_eq!(index.manifests[0].digest, entry("theirs").digest, "the foreign entry is kept first");
+        assert_eq!(index.manifests[1].digest, ours);
+        assert_eq!(index.manifests[1].artifact_type.as_deref(), Some(mt::BUNDLE_V03), "rebuilt from the manifest");
+        assert_eq!(index.manifests[1].annotation("k"), Some("v"));
+
+        // Listed now: nothing to do. And a subject without a tag-schema index is left alone.
+        let stats = settle(&repo, &subject, std::slice::from_ref(&ours), options).await.unwrap();
+        assert_eq!(stats, WriteStats::default());
+        let other = Digest::sha256(b"other image");
+        assert_eq!(settle(&repo, &other, &[ours], options).await.unwrap(), WriteStats::default());
+        assert!(repo.get_manifest(&other.referrers_tag()).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn settle_reports_a_dropped_referrer_that_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = crate::store::layout::LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
+        let subject = Digest::sha256(b"image");
+        let tag = subject.referrers_tag();
+        repo.put_manifest(Bytes::from(to_canonical_bytes(&Index::empty())), mt::OCI_INDEX, Some(&tag)).await.unwrap();
+        let gone = Digest::sha256(b"gone");
+        let options = IndexOptions { repair: false, max_retries: 3 };
+        let err = settle(&repo, &subject, std::slice::from_ref(&gone), options).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert!(err.to_string().contains(&gone.to_string()) && err.to_string().contains("dropped"), "{err}");
+    }
+
+    #[test]
+    fn confirmation_waits_longer_than_a_merge_takes() {
+        for _ in 0..20 {
+            let d = confirm_delay();
+            assert!(d >= CONFIRM_DELAY && d < 2 * CONFIRM_DELAY, "{d:?}");
+        }
+    }
+
     #[test]
     fn backoff_grows_and_is_bounded() {
         for attempt in 1..10 {
