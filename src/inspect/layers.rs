@@ -145,7 +145,11 @@ pub(crate) fn referrer(image: &Digest, r: &Referrer) -> (ReferrerReport, Vec<Ano
     } else if listed_type != manifest_type {
         anomalies.push(Anomaly::new(
             "artifact-type-mismatch",
-            format!("referrer {short}: listed as {listed_type:?} but the manifest says {manifest_type:?}"),
+            format!(
+                "referrer {short}: listed as {} but the manifest says {}",
+                quoted(listed_type.as_deref()),
+                quoted(manifest_type.as_deref())
+            ),
         ));
     }
     for key in annotations.keys() {
@@ -158,6 +162,11 @@ pub(crate) fn referrer(image: &Digest, r: &Referrer) -> (ReferrerReport, Vec<Ano
         }
     }
     match r.raw.manifest.subject() {
+        // A manifest cannot name its own digest, but an index entry can list the image itself.
+        _ if &r.raw.digest == image => anomalies.push(Anomaly::new(
+            "referrer-is-its-subject",
+            format!("referrer {short}: the listing names the image itself as one of its referrers"),
+        )),
         Some(s) if &s.digest == image => {}
         Some(s) => anomalies.push(Anomaly::new(
             "referrer-subject-mismatch",
@@ -248,4 +257,21 @@ pub(crate) fn referrer(image: &Digest, r: &Referrer) -> (ReferrerReport, Vec<Ano
         }
     }
     (report, anomalies)
+}
+
+/// A value for a message: quoted (control characters escaped), or `none`.
+fn quoted(value: Option<&str>) -> String {
+    value.map_or_else(|| "none".to_owned(), |v| format!("{v:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quoted;
+
+    #[test]
+    fn values_in_messages_are_quoted_or_none() {
+        assert_eq!(quoted(Some("application/x-a")), "\"application/x-a\"");
+        assert_eq!(quoted(Some("a\nb")), "\"a\\nb\"");
+        assert_eq!(quoted(None), "none");
+    }
 }

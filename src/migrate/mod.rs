@@ -146,7 +146,7 @@ pub async fn migrate_images<R: Repository>(
     journal: Option<&Journal>,
     progress: &dyn Progress,
 ) -> Vec<ImageReport> {
-    futures_util::stream::iter(images)
+    let mut reports = futures_util::stream::iter(images)
         .map(|image| async move {
             let report = migrate_one(repo, image, verifier, options, journal).await;
             if let Some(j) = journal.filter(|_| !options.dry_run)
@@ -158,8 +158,52 @@ pub async fn migrate_images<R: Repository>(
             report
         })
         .buffered(options.jobs.max(1))
-        .collect()
-        .await
+        .collect::<Vec<_>>()
+        .await;
+    settle_all(repo, &mut reports, options, journal).await;
+    reports
+}
+
+/// The settle pass (see [`write`](mod@write)): once every image is done, re-check that the tag-schema
+/// index of each image this run wrote still lists its referrers, and re-list any a concurrent writer
+/// dropped (`options.jobs` images at once). An image whose entries cannot be restored becomes `failed`,
+/// and the journal says so, so that a resumed run does not skip it.
+async fn settle_all<R: Repository>(
+    repo: &R,
+    reports: &mut [ImageReport],
+    options: &MigrateOptions,
+    journal: Option<&Journal>,
+) {
+    let written = |r: &ImageReport| r.outcome == Outcome::Migrated && !r.referrers.is_empty();
+    if options.dry_run || !reports.iter().any(written) {
+        return;
+    }
+    tokio::time::sleep(write::confirm_delay()).await;
+    let index = write::IndexOptions { repair: false, max_retries: options.index_retries };
+    futures_util::stream::iter(reports.iter_mut().filter(|r| written(r)))
+        .for_each_concurrent(options.jobs.max(1), |r| async move {
+            let digests: Vec<Digest> = r.referrers.iter().map(|x| x.digest.clone()).collect();
+            match write::settle(repo, &r.image, &digests, index).await {
+                Ok(stats) => {
+                    r.writes += stats.manifests_written;
+                    r.bytes_written += stats.bytes_written;
+                    r.index_retries += stats.index_retries + u64::from(stats.index_updated);
+                }
+                Err(e) => {
+                    let failed = failed(r.repository.clone(), &r.image, &e);
+                    r.outcome = failed.outcome;
+                    r.reasons.extend(failed.reasons);
+                    r.error_kind = failed.error_kind;
+                    r.kind = failed.kind;
+                    if let Some(j) = journal
+                        && let Err(e) = j.record(r)
+                    {
+                        tracing::warn!("{e}");
+                    }
+                }
+            }
+        })
+        .await;
 }
 
 async fn migrate_one<R: Repository>(

@@ -1,11 +1,30 @@
 //! Writing one image's referrers: blobs (skipped when present), manifests by digest (skipped when
 //! present), and — on registries without the referrers API — the tag-schema index.
 //!
-//! The index update is a read-modify-write on a tag, which distribution 2.8.2 cannot make conditional
-//! (no ETag on manifests). Two migrators can therefore overwrite each other's entries. The loop here
-//! makes them converge: after each PUT the index is read back, and if any of our entries is missing
-//! (a lost update) the current index is merged again and pushed, with jittered backoff, a bounded
-//! number of times. Entries are keyed by digest, so a merge never lists a referrer twice.
+//! The index update is a read-modify-write on a tag. distribution 2.8.2 cannot make it conditional: it
+//! ignores `If-Match` on manifest PUTs, so two writers that read the same index and push their own
+//! merges overwrite each other's entries (a lost update). What this module does about it:
+//!
+//! - **Tight window.** The merge between our GET and our PUT is pure, except with `--repair-index`
+//!   (which fetches manifests); then the index is read again right before the PUT and the merge
+//!   restarts if it moved.
+//! - **Read-back and re-merge.** After each PUT the index is read back; if any of our entries is
+//!   missing it is merged again and pushed, with jittered backoff, a bounded number of times. Entries
+//!   are keyed by digest, so a merge never lists a referrer twice and never drops a foreign entry.
+//! - **Delayed confirmation.** A writer that read the index just before our PUT and pushes just after
+//!   our read-back erases us silently. [`add_to_index`] and [`settle`] therefore read once more after
+//!   a jittered delay ([`CONFIRM_DELAY`]) that is far longer than a well-behaved writer's GET-to-PUT
+//!   window, and merge again if needed.
+//! - **Settle pass.** A migration run calls [`settle`] for every image it wrote, after all images are
+//!   done (and one confirmation delay), re-listing anything a concurrent writer dropped.
+//!
+//! Residual risk, without compare-and-swap: an entry can still be lost when another writer's GET
+//! precedes our last read and its PUT lands after it — a writer that holds an index for longer than the
+//! confirmation delay, or one that pushes a stale index without reading it back (e.g. a tool killed
+//! between GET and PUT and later resumed). Our own entries are then re-listed by the next run (a rerun
+//! is cheap: everything else is present); a third-party tool's entry lost this way is only recovered by
+//! that tool. Registries that honour `If-Match` (412 on a changed index) or that serve the referrers
+//! API have no such window.
 
 use std::time::Duration;
 
@@ -96,7 +115,7 @@ pub async fn write_image<R: Repository>(
         return Ok(stats);
     }
     let entries: Vec<Descriptor> = pending.iter().map(|p| p.referrer.index_entry()).collect();
-    update_index(repo, subject, &entries, index, &mut stats).await?;
+    update_index(repo, subject, &entries, index, &mut stats, false).await?;
     Ok(stats)
 }
 
@@ -119,16 +138,7 @@ async fn push_manifest<R: Repository>(
     let put = loop {
         match repo.put_manifest(r.manifest.bytes.clone(), mt::OCI_MANIFEST, None).await {
             Ok(put) => break put,
-            Err(e)
-                if attempt < MANIFEST_PUT_RETRIES
-                    && !matches!(
-                        e.kind(),
-                        ErrorKind::Unauthorized
-                            | ErrorKind::Unsupported
-                            | ErrorKind::TooLarge
-                            | ErrorKind::InvalidInput
-                    ) =>
-            {
+            Err(e) if attempt < MANIFEST_PUT_RETRIES && is_transient(e.kind()) => {
                 attempt += 1;
                 tracing::info!(attempt, error = %e, "manifest refused; checking its blobs and retrying");
                 tokio::time::sleep(backoff(attempt)).await;
@@ -150,6 +160,76 @@ async fn push_manifest<R: Repository>(
     }
     Ok(Some((r.manifest.bytes.len() as u64, put.oci_subject)))
 }
+
+/// List `entries` in `subject`'s referrers tag-schema index, merging them into whatever it holds and
+/// keeping every other entry: for tools that push their own referrers to a registry without the
+/// referrers API. Safe to race with other writers that use it (see the module docs for what remains).
+pub async fn add_to_index<R: Repository>(
+    repo: &R,
+    subject: &Digest,
+    entries: &[Descriptor],
+    options: IndexOptions,
+) -> Result<WriteStats> {
+    let mut stats = WriteStats::default();
+    update_index(repo, subject, entries, options, &mut stats, true).await?;
+    Ok(stats)
+}
+
+/// After a run: make sure `subject`'s tag-schema index still lists every referrer in `referrers` (all
+/// written earlier by this run), re-listing any that a concurrent writer dropped. Their entries are
+/// rebuilt from the manifests themselves; every other entry is kept. Does nothing when the subject has
+/// no tag-schema index (the registry indexes referrers itself).
+pub async fn settle<R: Repository>(
+    repo: &R,
+    subject: &Digest,
+    referrers: &[Digest],
+    options: IndexOptions,
+) -> Result<WriteStats> {
+    let mut stats = WriteStats::default();
+    if repo.referrers_capability() == ReferrersCapability::Supported || referrers.is_empty() {
+        return Ok(stats);
+    }
+    let tag = subject.referrers_tag();
+    let what = || format!("re-checking the referrers index tag {tag} of {} after the run", repo.name());
+    let (Some(index), _) = fetch_index(repo, &tag).await.map_err(|e| e.context(what()))? else {
+        return Ok(stats);
+    };
+    let mut entries = Vec::new();
+    for digest in referrers.iter().filter(|d| !index.manifests.iter().any(|m| &m.digest == *d)) {
+        let lost = || format!("{}: referrer {digest} was dropped by a concurrent writer", what());
+        let raw = repo.get_manifest(&digest.to_string()).await.map_err(|e| e.context(lost()))?.ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, format!("{}, and its manifest is no longer served", lost()))
+        })?;
+        let Manifest::Image(manifest) = &raw.manifest else {
+            return Err(Error::invalid_format(format!("{}, and it is no longer an image manifest", lost())));
+        };
+        tracing::info!(subject = %subject, referrer = %digest, "re-listing a referrer a concurrent writer dropped");
+        entries.push(referrer_entry(&raw.descriptor(), manifest));
+    }
+    if !entries.is_empty() {
+        update_index(repo, subject, &entries, options, &mut stats, true).await?;
+    }
+    Ok(stats)
+}
+
+/// How long after a successful index push [`add_to_index`] and [`settle`] read the index once more
+/// (plus up to as much again of jitter): far longer than a well-behaved writer needs between reading
+/// the index and pushing its merge, so such a writer's overwrite of ours has landed by then.
+pub const CONFIRM_DELAY: Duration = Duration::from_millis(200);
+
+/// [`CONFIRM_DELAY`] plus jitter, so writers that collided do not confirm in lockstep.
+pub(crate) fn confirm_delay() -> Duration {
+    CONFIRM_DELAY + jitter(CONFIRM_DELAY)
+}
+
+/// Whether a refused manifest or index PUT may succeed when repeated (a concurrent writer was midway).
+fn is_transient(kind: ErrorKind) -> bool {
+    !matches!(kind, ErrorKind::Unauthorized | ErrorKind::Unsupported | ErrorKind::TooLarge | ErrorKind::InvalidInput)
+}
+
+/// Times a refused index PUT is merged and pushed again: a referrer another writer is still storing
+/// shows up within milliseconds; an entry the registry lost for good never does.
+const INDEX_REFUSED_RETRIES: u32 = 2;
 
 /// Times a refused manifest PUT is retried after re-checking its blobs.
 const MANIFEST_PUT_RETRIES: u32 = 3;
@@ -187,15 +267,26 @@ async fn update_index<R: Repository>(
     entries: &[Descriptor],
     options: IndexOptions,
     stats: &mut WriteStats,
+    confirm: bool,
 ) -> Result<()> {
     let tag = subject.referrers_tag();
     let what = || format!("updating the referrers index tag {tag} of {}", repo.name());
     let mut attempt = 0u32;
+    let mut refused = 0u32;
     loop {
         let (current, etag) = fetch_index(repo, &tag).await.map_err(|e| e.context(what()))?;
+        let read = current.as_ref().map(to_canonical_bytes);
         let (next, changed) = merge(repo, current, entries, options.repair, stats).await?;
         let mut lost = false;
-        if changed {
+        if changed && options.repair {
+            // Repairing fetched manifests between our read and our push: read again right before the
+            // push, so the window in which another writer's change would be overwritten stays short.
+            let (again, _) = fetch_index(repo, &tag).await.map_err(|e| e.context(what()))?;
+            if again.as_ref().map(to_canonical_bytes) != read {
+                lost = true;
+            }
+        }
+        if changed && !lost {
             let bytes = Bytes::from(to_canonical_bytes(&next));
             let len = bytes.len() as u64;
             // Conditional when the registry gave an entity tag: a concurrent change then fails the PUT
@@ -211,16 +302,41 @@ async fn update_index<R: Repository>(
                     stats.index_updated = true;
                 }
                 Err(e) if e.kind() == ErrorKind::Conflict => lost = true,
-                Err(e) => return Err(e.context(what())),
+                // distribution 2.8.2 checks that every entry of an index exists, and answers "blob
+                // unknown" for a referrer another writer is still storing: transient, so merge again.
+                Err(e) if is_transient(e.kind()) && refused < INDEX_REFUSED_RETRIES.min(options.max_retries) => {
+                    refused += 1;
+                    tracing::info!(tag = %tag, attempt, error = %e, "index refused; merging again");
+                    lost = true;
+                }
+                Err(e) => {
+                    let hint = if refused > 0 {
+                        format!(
+                            " (refused {} times; if the index lists referrers the registry no longer has, \
+                             distribution refuses every update of it until those entries are removed)",
+                            refused + 1
+                        )
+                    } else {
+                        String::new()
+                    };
+                    return Err(e.context(format!("{}{hint}", what())));
+                }
             }
         }
         // Read back: without entity tags another writer may have replaced the index between our GET and PUT.
-        let missing = if lost {
+        let mut missing = if lost {
             entries.len()
         } else {
             let (after, _) = fetch_index(repo, &tag).await.map_err(|e| e.context(what()))?;
             missing_entries(after.as_ref(), entries).len()
         };
+        if missing == 0 && changed && confirm {
+            // A writer that read the index just before our push may push its stale merge just after
+            // our read-back: look once more, later.
+            tokio::time::sleep(confirm_delay()).await;
+            let (after, _) = fetch_index(repo, &tag).await.map_err(|e| e.context(what()))?;
+            missing = missing_entries(after.as_ref(), entries).len();
+        }
         if missing == 0 {
             stats.index_confirmed = true;
             return Ok(());
@@ -310,10 +426,16 @@ fn missing_entries<'a>(index: Option<&Index>, entries: &'a [Descriptor]) -> Vec<
 
 /// Exponential backoff with jitter, so two migrators that collided do not collide again in lockstep.
 pub(crate) fn backoff(attempt: u32) -> Duration {
-    let base = 50u64 << attempt.min(6);
+    let base = Duration::from_millis(50u64 << attempt.min(6));
+    base + jitter(base)
+}
+
+/// A pseudo-random duration below `max`, different per process and moment.
+fn jitter(max: Duration) -> Duration {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let seed = u64::from(nanos) ^ u64::from(std::process::id()).rotate_left(17);
-    Duration::from_millis(base + seed % base.max(1))
+    let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX).max(1);
+    Duration::from_millis(seed % max_ms)
 }
 
 #[cfg(test)]
@@ -433,7 +555,7 @@ mod tests {
         let ours = vec![entry("a"), entry("b")];
         let mut stats = WriteStats::default();
         let options = IndexOptions { repair: false, max_retries: 3 };
-        update_index(&repo, &subject, &ours, options, &mut stats).await.unwrap();
+        update_index(&repo, &subject, &ours, options, &mut stats, false).await.unwrap();
         assert_eq!(stats.index_retries, 1);
         assert_eq!(stats.manifests_written, 2);
         let index = fetch_index(&repo, &subject.referrers_tag()).await.unwrap().0.unwrap();
@@ -442,7 +564,7 @@ mod tests {
 
         // Nothing left to do: no push at all.
         let mut stats = WriteStats::default();
-        update_index(&repo, &subject, &ours, options, &mut stats).await.unwrap();
+        update_index(&repo, &subject, &ours, options, &mut stats, false).await.unwrap();
         assert_eq!((stats.manifests_written, stats.index_retries), (0, 0));
     }
 
@@ -464,7 +586,7 @@ mod tests {
         let ours = vec![entry("a")];
         let mut stats = WriteStats::default();
         let options = IndexOptions { repair: false, max_retries: 3 };
-        update_index(&repo, &subject, &ours, options, &mut stats).await.unwrap();
+        update_index(&repo, &subject, &ours, options, &mut stats, false).await.unwrap();
         assert_eq!(repo.conditional_puts.load(std::sync::atomic::Ordering::SeqCst), 2, "412, then success");
         assert_eq!(stats.index_retries, 1);
         let index = fetch_index(&repo, &subject.referrers_tag()).await.unwrap().0.unwrap();
@@ -485,7 +607,8 @@ mod tests {
         );
         repo.put_manifest(Bytes::from(manifest), mt::OCI_MANIFEST, Some(&subject.referrers_tag())).await.unwrap();
         let options = IndexOptions { repair: false, max_retries: 3 };
-        let err = update_index(&repo, &subject, &[entry("a")], options, &mut WriteStats::default()).await.unwrap_err();
+        let err =
+            update_index(&repo, &subject, &[entry("a")], options, &mut WriteStats::default(), false).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidFormat);
         assert!(err.to_string().contains("not the image index"), "{err}");
     }
@@ -513,7 +636,7 @@ mod tests {
 
         let mut stats = WriteStats::default();
         let options = IndexOptions { repair: true, max_retries: 0 };
-        update_index(&repo, &subject, &[entry("ours")], options, &mut stats).await.unwrap();
+        update_index(&repo, &subject, &[entry("ours")], options, &mut stats, false).await.unwrap();
         assert_eq!(stats.entries_repaired, 1);
         let index = fetch_index(&repo, &tag).await.unwrap().0.unwrap();
         assert_eq!(index.manifests.len(), 2);
@@ -522,8 +645,68 @@ mod tests {
 
         // Without --repair-index the bare entry would have been left as it was; with it, a second pass is a no-op.
         let mut stats = WriteStats::default();
-        update_index(&repo, &subject, &[entry("ours")], options, &mut stats).await.unwrap();
+        update_index(&repo, &subject, &[entry("ours")], options, &mut stats, false).await.unwrap();
         assert_eq!((stats.entries_repaired, stats.manifests_written), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn settle_relists_a_dropped_referrer_and_keeps_foreign_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = crate::store::layout::LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
+        let subject = Digest::sha256(b"image");
+        repo.put_blob(Bytes::from_static(b"{}")).await.unwrap();
+        let ours = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{m}","artifactType":"{b}","config":{{"mediaType":"{e}","digest":"{d}","size":2}},"layers":[],"annotations":{{"k":"v"}}}}"#,
+            m = mt::OCI_MANIFEST,
+            b = mt::BUNDLE_V03,
+            e = mt::OCI_EMPTY,
+            d = Digest::sha256(b"{}")
+        );
+        let ours = repo.put_manifest(Bytes::from(ours), mt::OCI_MANIFEST, None).await.unwrap().digest;
+        // A concurrent writer replaced the index with one holding only its own entry.
+        let mut theirs = Index::empty();
+        theirs.manifests.push(entry("theirs"));
+        let tag = subject.referrers_tag();
+        repo.put_manifest(Bytes::from(to_canonical_bytes(&theirs)), mt::OCI_INDEX, Some(&tag)).await.unwrap();
+
+        let options = IndexOptions { repair: false, max_retries: 3 };
+        let stats = settle(&repo, &subject, std::slice::from_ref(&ours), options).await.unwrap();
+        assert!(stats.index_updated);
+        let index = fetch_index(&repo, &tag).await.unwrap().0.unwrap();
+        assert_eq!(index.manifests.len(), 2);
+        assert_eq!(index.manifests[0].digest, entry("theirs").digest, "the foreign entry is kept first");
+        assert_eq!(index.manifests[1].digest, ours);
+        assert_eq!(index.manifests[1].artifact_type.as_deref(), Some(mt::BUNDLE_V03), "rebuilt from the manifest");
+        assert_eq!(index.manifests[1].annotation("k"), Some("v"));
+
+        // Listed now: nothing to do. And a subject without a tag-schema index is left alone.
+        let stats = settle(&repo, &subject, std::slice::from_ref(&ours), options).await.unwrap();
+        assert_eq!(stats, WriteStats::default());
+        let other = Digest::sha256(b"other image");
+        assert_eq!(settle(&repo, &other, &[ours], options).await.unwrap(), WriteStats::default());
+        assert!(repo.get_manifest(&other.referrers_tag()).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn settle_reports_a_dropped_referrer_that_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = crate::store::layout::LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
+        let subject = Digest::sha256(b"image");
+        let tag = subject.referrers_tag();
+        repo.put_manifest(Bytes::from(to_canonical_bytes(&Index::empty())), mt::OCI_INDEX, Some(&tag)).await.unwrap();
+        let gone = Digest::sha256(b"gone");
+        let options = IndexOptions { repair: false, max_retries: 3 };
+        let err = settle(&repo, &subject, std::slice::from_ref(&gone), options).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert!(err.to_string().contains(&gone.to_string()) && err.to_string().contains("dropped"), "{err}");
+    }
+
+    #[test]
+    fn confirmation_waits_longer_than_a_merge_takes() {
+        for _ in 0..20 {
+            let d = confirm_delay();
+            assert!(d >= CONFIRM_DELAY && d < 2 * CONFIRM_DELAY, "{d:?}");
+        }
     }
 
     #[test]

@@ -51,6 +51,12 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(exit::CHECK_FAILED));
     }
     if report.failed() > 0 {
+        for image in &report.images {
+            for r in image.results.iter().filter(|r| !r.verified) {
+                let why = r.failure.as_ref().map_or_else(String::new, |f| format!(": {} ({})", f.message, f.reason));
+                eprintln!("error: {}: {} {}{why}", image.reference, r.location.source, r.location.blob.short());
+            }
+        }
         eprintln!("error: {} of {} failed verification", report.failed(), report.checked());
         return Ok(ExitCode::from(exit::CHECK_FAILED));
     }

@@ -1,0 +1,195 @@
+//! Concurrent writers of the referrers tag-schema index on distribution 2.8.2, which has no
+//! compare-and-swap for tags: 2 and 4 real `att2ref migrate` processes over overlapping image sets of
+//! one repository, while another tool (played by the library's index API) keeps adding its own
+//! referrers to the same subjects. Afterwards every subject's index must list every referrer exactly
+//! once: nothing lost, nothing doubled.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use att2ref::demo;
+use att2ref::migrate::write::{IndexOptions, add_to_index};
+use att2ref::model::digest::Digest;
+use att2ref::model::media_type as mt;
+use att2ref::model::oci::{Descriptor, ImageManifest, Manifest, to_canonical_bytes};
+use att2ref::store::Repository;
+use att2ref::store::registry::RegistryRepository;
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::registries::TestRegistry;
+
+const REPO: &str = "races/app";
+/// Images per round.
+const IMAGES: u32 = 6;
+/// Third-party referrers per image and round.
+const THEIRS: u32 = 2;
+const THEIR_TYPE: &str = "application/vnd.example.scan-result+json";
+
+/// One round: `writers` migrators, each given an overlapping window of the round's images (rotated by
+/// `seed`), racing each other and the third-party writer.
+struct Round {
+    seed: u32,
+    writers: u32,
+}
+
+const ROUNDS: &[Round] = &[
+    Round { seed: 1, writers: 2 },
+    Round { seed: 2, writers: 4 },
+    Round { seed: 3, writers: 2 },
+    Round { seed: 4, writers: 4 },
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_migrators_and_another_tool_lose_no_index_entries_on_distribution() {
+    let started = Instant::now();
+    let registry = TestRegistry::distribution();
+    let repo = registry.repository(REPO);
+    for round in ROUNDS {
+        run_round(&registry, &repo, round).await;
+    }
+    eprintln!("races: {} rounds in {:?}", ROUNDS.len(), started.elapsed());
+}
+
+async fn run_round(registry: &TestRegistry, repo: &RegistryRepository, round: &Round) {
+    // Fresh images per round: an image already migrated would be a no-op, not a race.
+    let mut images = Vec::new();
+    for i in 0..IMAGES {
+        let scenario = demo::article_like_numbered(REPO, round.seed * 100 + i, 3_000).unwrap();
+        scenario.repo.push_to(repo).await.unwrap();
+        images.push(scenario.image);
+    }
+
+    // Each migrator takes a window of 4 images (of 6) starting at a seed-dependent offset: every image
+    // is migrated by at least two processes at once.
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let mut children = Vec::new();
+    for w in 0..round.writers {
+        let start = (round.seed + w * IMAGES / round.writers) % IMAGES;
+        let mine: Vec<String> =
+            (0..4).map(|k| format!("{}/{REPO}@{}", registry.host, images[((start + k) % IMAGES) as usize])).collect();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_att2ref"));
+        cmd.args(["migrate", "--plain-http", "--insecure-ignore-tlog", "-o", "json", "--key"])
+            .arg(&key)
+            .args(&mine)
+            .env_remove("RUST_LOG")
+            .env("HOME", std::env::temp_dir())
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("REGISTRY_AUTH_FILE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        children.push(cmd.spawn().expect("starting att2ref migrate"));
+    }
+
+    // Meanwhile another tool attaches its own referrers to the same images.
+    let theirs = third_party_writer(repo, &images, round.seed).await;
+
+    let mut ours: BTreeMap<Digest, BTreeSet<Digest>> = BTreeMap::new();
+    for child in children {
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "seed {}: a migrator failed:\n{stdout}\n{stderr}", round.seed);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        for image in report["images"].as_array().unwrap() {
+            let outcome = image["outcome"].as_str().unwrap();
+            assert!(matches!(outcome, "migrated" | "already-migrated"), "seed {}: {image:#}", round.seed);
+            let subject: Digest = image["image"].as_str().unwrap().parse().unwrap();
+            for r in image["referrers"].as_array().unwrap() {
+                ours.entry(subject.clone()).or_default().insert(r["digest"].as_str().unwrap().parse().unwrap());
+            }
+        }
+    }
+
+    for subject in &images {
+        let listed = listed(repo, subject).await;
+        let unique: BTreeSet<&Digest> = listed.iter().collect();
+        assert_eq!(unique.len(), listed.len(), "seed {}: {subject}: an entry is listed twice: {listed:?}", round.seed);
+        let mine = ours.get(subject).cloned().unwrap_or_default();
+        assert_eq!(mine.len(), 2, "seed {}: {subject}: both attestations were migrated: {mine:?}", round.seed);
+        for d in mine.iter().chain(&theirs[subject]) {
+            assert!(
+                unique.contains(d),
+                "seed {}: {subject}: entry {d} was lost; the index lists {listed:?}",
+                round.seed
+            );
+        }
+        assert_eq!(listed.len(), 2 + THEIRS as usize, "seed {}: {subject}: {listed:?}", round.seed);
+        // The way a consumer finds them agrees.
+        let found = repo.referrers(subject, None).await.unwrap().descriptors.len();
+        assert_eq!(found, 2 + THEIRS as usize);
+    }
+}
+
+/// The digests the subject's tag-schema index lists, in order.
+async fn listed(repo: &RegistryRepository, subject: &Digest) -> Vec<Digest> {
+    let raw = repo.get_manifest(&subject.referrers_tag()).await.unwrap().expect("the tag-schema index exists");
+    let Manifest::Index(index) = raw.manifest else { panic!("{subject}: the referrers tag holds no index") };
+    index.manifests.into_iter().map(|m| m.digest).collect()
+}
+
+/// Push `THEIRS` referrers per image, listing each through the library's index API, at jittered
+/// moments while the migrators run. Returns what it listed per subject.
+async fn third_party_writer(
+    repo: &RegistryRepository,
+    images: &[Digest],
+    seed: u32,
+) -> BTreeMap<Digest, BTreeSet<Digest>> {
+    let config = repo.put_blob(Bytes::from_static(b"{}")).await.unwrap();
+    assert_eq!(config, Descriptor::empty_config().digest);
+    let mut theirs: BTreeMap<Digest, BTreeSet<Digest>> = BTreeMap::new();
+    let mut tasks = Vec::new();
+    for j in 0..THEIRS {
+        for (i, subject) in images.iter().enumerate() {
+            let (repo, subject) = (repo.clone(), subject.clone());
+            let delay = Duration::from_millis(u64::from((seed * 37 + j * 101 + i as u32 * 53) % 400));
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let entry = push_third_party(&repo, &subject, seed, j).await;
+                let options = IndexOptions { repair: false, max_retries: 8 };
+                add_to_index(&repo, &subject, std::slice::from_ref(&entry), options).await.unwrap();
+                (subject, entry.digest)
+            }));
+        }
+    }
+    for t in tasks {
+        let (subject, digest) = t.await.unwrap();
+        theirs.entry(subject).or_default().insert(digest);
+    }
+    theirs
+}
+
+/// Another tool's referrer of `subject` (a scan result), pushed by digest; its index entry.
+async fn push_third_party(repo: &RegistryRepository, subject: &Digest, seed: u32, j: u32) -> Descriptor {
+    let layer = Bytes::from(format!("{{\"scan\":\"{subject}\",\"seed\":{seed},\"n\":{j}}}"));
+    let layer_digest = repo.put_blob(layer.clone()).await.unwrap();
+    let subject_desc = repo.head_manifest(&subject.to_string()).await.unwrap().unwrap();
+    let mut layer_desc = Descriptor::of("application/json", &layer);
+    layer_desc.digest = layer_digest;
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: Some(mt::OCI_MANIFEST.into()),
+        artifact_type: Some(THEIR_TYPE.into()),
+        config: Descriptor::empty_config(),
+        layers: vec![layer_desc],
+        subject: Some(Descriptor {
+            media_type: subject_desc.media_type.clone(),
+            digest: subject_desc.digest.clone(),
+            size: subject_desc.size,
+            ..Descriptor::of(mt::OCI_MANIFEST, b"")
+        }),
+        annotations: [("org.example.seed".to_owned(), format!("{seed}-{j}"))].into_iter().collect(),
+        extra: Default::default(),
+    };
+    let bytes = Bytes::from(to_canonical_bytes(&manifest));
+    let put = repo.put_manifest(bytes.clone(), mt::OCI_MANIFEST, None).await.unwrap();
+    let mut entry = Descriptor::of(mt::OCI_MANIFEST, &bytes);
+    entry.digest = put.digest;
+    entry.artifact_type = Some(THEIR_TYPE.into());
+    entry.annotations = manifest.annotations.clone();
+    entry
+}
