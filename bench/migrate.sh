@@ -93,7 +93,7 @@ json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval
 cpu_s() { awk -F': ' '/User time|System time/ {s+=$2} END {printf "%.2f", s}' "$1"; }
 peak_rss_mb() { awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}' "$1"; }
 # Body bytes the registry served to att2ref from byte offset $2 of access log $1 (cross-check of its counters).
-served_bytes() { tail -c +"$(($2 + 1))" "$1" | awk '$6=="\"GET" && /att2ref/ && $10 ~ /^[0-9]+$/ {s+=$10} END {printf "%d", s}'; }
+served_bytes() { tail -c +"$(($2 + 1))" "$1" | awk '$6=="\"GET" && /att2ref/ && $10 ~ /^[0-9]+$/ {s+=$10} END {printf "%.0f", s}'; }
 
 # seed REPO N: push N fleet images; tags and byte counts go to $work/REPO.tags.
 seed() { limited "$store" "$host" "$1" "$2" "$sbom_bytes" > "$work/$1.tags" 2> "$work/$1.seed.log"; }
@@ -127,7 +127,7 @@ for n in "${sizes[@]}"; do
     "'%d %d %d' % (d['requests']['bytes_downloaded'], d['requests']['bytes_uploaded'], d['requests']['requests'])")
   # Minimum: every .att manifest and blob read once, every bundle and referrer manifest written once. The bundle
   # blob sizes are the uploaded bytes less the referrer manifests (their sizes are in the report).
-  read -r att_manifests att_blobs < <(awk '{m+=$2; b+=$3} END {printf "%d %d\n", m, b}' "$work/$repo.tags")
+  read -r att_manifests att_blobs < <(awk '{m+=$2; b+=$3} END {printf "%.0f %.0f\n", m, b}' "$work/$repo.tags")
   referrer_manifests=$(json "$work/$repo.json" "sum(r['size'] for i in d['images'] for r in i['referrers'])")
   minimum=$((att_manifests + att_blobs + uploaded))
   rows+=("| $n | $jobs | $migrate_s | $skopeo_s | **$(ratio "$migrate_s" "$skopeo_s")** | $((downloaded + uploaded)) | $minimum | **$(ratio $((downloaded + uploaded)) "$minimum")** | $downloaded | $served | $(ratio "$downloaded" $((att_manifests + att_blobs))) | $requests | $(cpu_s "$work/$repo.time") | $(peak_rss_mb "$work/$repo.time") |")

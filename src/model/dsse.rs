@@ -31,23 +31,26 @@ const URL_UNPADDED: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, UN
 /// alphabets in one string is rejected: no encoder produces that. The error does not know which field it
 /// was; callers add that with [`Error::context`].
 pub fn decode_base64_any(text: &str) -> Result<Vec<u8>> {
-    let cleaned: std::borrow::Cow<'_, str> = if text.contains(['\r', '\n']) {
-        text.chars().filter(|c| *c != '\r' && *c != '\n').collect::<String>().into()
+    // Byte searches, not `str::contains` with a set of chars: that decodes UTF-8 char by char and was a
+    // fifth of migration's CPU on megabyte payloads; `<[u8]>::contains` scans a word at a time.
+    let has = |set: [u8; 2]| -> bool { set.iter().any(|b| text.as_bytes().contains(b)) };
+    let cleaned: std::borrow::Cow<'_, [u8]> = if has([b'\r', b'\n']) {
+        text.bytes().filter(|b| *b != b'\r' && *b != b'\n').collect::<Vec<u8>>().into()
     } else {
-        text.into()
+        text.as_bytes().into()
     };
-    let has_std = cleaned.contains(['+', '/']);
-    let has_url = cleaned.contains(['-', '_']);
+    let has_std = has([b'+', b'/']);
+    let has_url = has([b'-', b'_']);
     if has_std && has_url {
         return Err(Error::invalid_format("invalid base64: mixes the standard (+/) and URL-safe (-_) alphabets"));
     }
-    let engine = match (has_url, cleaned.ends_with('=')) {
+    let engine = match (has_url, cleaned.ends_with(b"=")) {
         (false, true) => &STD_PADDED,
         (false, false) => &STD_UNPADDED,
         (true, true) => &URL_PADDED,
         (true, false) => &URL_UNPADDED,
     };
-    engine.decode(cleaned.as_bytes()).map_err(|e| Error::invalid_format(format!("invalid base64: {e}")))
+    engine.decode(&*cleaned).map_err(|e| Error::invalid_format(format!("invalid base64: {e}")))
 }
 
 /// Standard base64 with padding: the form every format we write uses.
