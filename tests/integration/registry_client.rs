@@ -18,7 +18,8 @@ use crate::registries::{RegistryKind, TestRegistry};
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-fn mock_client(adjust: impl FnOnce(&mut ClientConfig)) -> RegistryClient {
+/// A plain-HTTP client with quick retries, for wiremock registries (also used by `upload_faults`).
+pub fn mock_client(adjust: impl FnOnce(&mut ClientConfig)) -> RegistryClient {
     let mut config = ClientConfig {
         plain_http: PlainHttp::All,
         retry: RetryPolicy {

@@ -2,27 +2,16 @@
 //! upload is a sequence (POST, PUT) that one lost answer breaks; a manifest PUT answered 500 by a proxy
 //! may be replayed. Scripted with wiremock, so each case is exact.
 
-use std::time::Duration;
-
 use att2ref::model::digest::Digest;
 use att2ref::model::media_type as mt;
 use att2ref::store::Repository;
-use att2ref::store::registry::{ClientConfig, PlainHttp, RegistryClient, RetryPolicy};
+use att2ref::store::registry::RegistryClient;
 use bytes::Bytes;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn client() -> RegistryClient {
-    RegistryClient::new(ClientConfig {
-        plain_http: PlainHttp::All,
-        retry: RetryPolicy {
-            max_attempts: 3,
-            base_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(20),
-        },
-        ..ClientConfig::default()
-    })
-    .unwrap()
+    crate::registry_client::mock_client(|_| {})
 }
 
 const BLOB: &[u8] = b"a blob whose upload breaks";
