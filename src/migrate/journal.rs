@@ -29,6 +29,17 @@ pub struct JournalEvent {
     /// The legacy `.att` manifest digest at the time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub legacy_manifest: Option<String>,
+    /// The referrers the image had when it was recorded, so a resumed run can check they are still
+    /// listed before it skips the image (absent in journals of earlier versions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<String>,
+}
+
+/// What the journal holds for one finished image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Recorded {
+    legacy_manifest: String,
+    referrers: Vec<String>,
 }
 
 /// An open journal.
@@ -36,7 +47,7 @@ pub struct JournalEvent {
 pub struct Journal {
     path: PathBuf,
     file: Mutex<std::fs::File>,
-    done: HashMap<(String, String), String>,
+    done: HashMap<(String, String), Recorded>,
     /// Lines that could not be read (a truncated last line, normally).
     pub skipped_lines: usize,
 }
@@ -63,7 +74,12 @@ impl Journal {
 
     /// The legacy `.att` digest recorded when `image` of `repository` was last migrated, if it was.
     pub fn migrated(&self, repository: &str, image: &Digest) -> Option<&str> {
-        self.done.get(&(repository.to_owned(), image.to_string())).map(String::as_str)
+        self.done.get(&(repository.to_owned(), image.to_string())).map(|r| r.legacy_manifest.as_str())
+    }
+
+    /// The referrers recorded with that completion (empty when none were, or the line predates them).
+    pub fn recorded_referrers(&self, repository: &str, image: &Digest) -> &[String] {
+        self.done.get(&(repository.to_owned(), image.to_string())).map_or(&[], |r| r.referrers.as_slice())
     }
 
     /// Append one event for a finished image and flush it.
@@ -73,6 +89,7 @@ impl Journal {
             image: report.image.to_string(),
             outcome: report.outcome.as_str().to_owned(),
             legacy_manifest: report.legacy_manifest.as_ref().map(ToString::to_string),
+            referrers: report.referrers.iter().map(|r| r.digest.to_string()).collect(),
         };
         let mut line = serde_json::to_vec(&event)
             .map_err(|e| Error::new(ErrorKind::Io, format!("serialising a journal event: {e}")))?;
@@ -85,7 +102,7 @@ impl Journal {
 }
 
 /// Completed images by (repository, image) → legacy digest, and how many lines were unreadable.
-fn parse(bytes: &[u8]) -> (HashMap<(String, String), String>, usize) {
+fn parse(bytes: &[u8]) -> (HashMap<(String, String), Recorded>, usize) {
     let mut done = HashMap::new();
     let mut skipped = 0;
     for line in bytes.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
@@ -97,8 +114,8 @@ fn parse(bytes: &[u8]) -> (HashMap<(String, String), String>, usize) {
         let finished =
             [Outcome::Migrated.as_str(), Outcome::AlreadyMigrated.as_str()].contains(&event.outcome.as_str());
         match (finished, event.legacy_manifest) {
-            (true, Some(legacy)) => {
-                done.insert(key, legacy);
+            (true, Some(legacy_manifest)) => {
+                done.insert(key, Recorded { legacy_manifest, referrers: event.referrers });
             }
             // A later event that is not a completion supersedes an earlier one.
             _ => {
@@ -127,6 +144,22 @@ mod tests {
         assert_eq!(j.migrated("r", &d), Some("sha256:aa"));
         assert_eq!(j.migrated("other", &d), None);
         assert_eq!(j.skipped_lines, 1);
+        assert!(j.recorded_referrers("r", &d).is_empty(), "a line without referrers (an earlier version's)");
+
+        let mut report = ImageReport::new("r".into(), d.clone(), Outcome::Migrated);
+        report.legacy_manifest = Some(Digest::sha256(b"att"));
+        let referrer = Digest::sha256(b"referrer");
+        report.referrers.push(crate::migrate::report::ReferrerReport {
+            digest: referrer.clone(),
+            size: 1,
+            artifact_type: String::new(),
+            predicate_type: String::new(),
+            layer_index: 0,
+            existed: false,
+        });
+        j.record(&report).unwrap();
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(j.recorded_referrers("r", &d), [referrer.to_string()]);
 
         let mut report = ImageReport::new("r".into(), Digest::sha256(b"two"), Outcome::AlreadyMigrated);
         report.legacy_manifest = Some(Digest::sha256(b"att"));

@@ -218,10 +218,25 @@ async fn migrate_one<R: Repository>(
         // Resume: skip only while the `.att` is still the one that was migrated.
         match repo.head_manifest(&TagKind::Attestation.tag_for(image)).await {
             Ok(Some(d)) if d.digest.to_string() == recorded => {
-                let mut r = ImageReport::new(name, image.clone(), Outcome::AlreadyMigrated);
-                r.reasons.push("recorded as migrated in the journal; the legacy .att is unchanged".into());
-                r.legacy_manifest = Some(d.digest);
-                return r;
+                // ...and while its referrers are still listed: one could have been dropped by a concurrent
+                // writer after it was recorded; then the image is migrated again, which re-lists it.
+                let expected = journal.map_or(&[][..], |j| j.recorded_referrers(&name, image));
+                let still_listed = match expected.is_empty() {
+                    true => true,
+                    false => match repo.referrers(image, None).await {
+                        Ok(listing) => {
+                            expected.iter().all(|e| listing.descriptors.iter().any(|l| l.digest.to_string() == *e))
+                        }
+                        Err(e) => return failed(name, image, &e),
+                    },
+                };
+                if still_listed {
+                    let mut r = ImageReport::new(name, image.clone(), Outcome::AlreadyMigrated);
+                    r.reasons.push("recorded as migrated in the journal; the legacy .att is unchanged".into());
+                    r.legacy_manifest = Some(d.digest);
+                    return r;
+                }
+                tracing::info!(%image, "recorded as migrated, but a referrer is no longer listed: migrating again");
             }
             Ok(_) => {}
             Err(e) => return failed(name, image, &e),

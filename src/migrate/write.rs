@@ -191,11 +191,13 @@ pub async fn settle<R: Repository>(
     }
     let tag = subject.referrers_tag();
     let what = || format!("re-checking the referrers index tag {tag} of {} after the run", repo.name());
-    let (Some(index), _) = fetch_index(repo, &tag).await.map_err(|e| e.context(what()))? else {
-        return Ok(stats);
+    // An index that is gone lost every entry: rebuild it, rather than leave the referrers undiscoverable.
+    let listed: Vec<Digest> = match fetch_index(repo, &tag).await.map_err(|e| e.context(what()))? {
+        (Some(index), _) => index.manifests.into_iter().map(|m| m.digest).collect(),
+        (None, _) => Vec::new(),
     };
     let mut entries = Vec::new();
-    for digest in referrers.iter().filter(|d| !index.manifests.iter().any(|m| &m.digest == *d)) {
+    for digest in referrers.iter().filter(|d| !listed.contains(d)) {
         let lost = || format!("{}: referrer {digest} was dropped by a concurrent writer", what());
         let raw = repo.get_manifest(&digest.to_string()).await.map_err(|e| e.context(lost()))?.ok_or_else(|| {
             Error::new(ErrorKind::NotFound, format!("{}, and its manifest is no longer served", lost()))
@@ -203,6 +205,9 @@ pub async fn settle<R: Repository>(
         let Manifest::Image(manifest) = &raw.manifest else {
             return Err(Error::invalid_format(format!("{}, and it is no longer an image manifest", lost())));
         };
+        if manifest.subject.as_ref().map(|s| &s.digest) != Some(subject) {
+            return Err(Error::invalid_format(format!("{}, and it does not name {subject} as its subject", lost())));
+        }
         tracing::info!(subject = %subject, referrer = %digest, "re-listing a referrer a concurrent writer dropped");
         entries.push(referrer_entry(&raw.descriptor(), manifest));
     }
@@ -656,7 +661,7 @@ mod tests {
         let subject = Digest::sha256(b"image");
         repo.put_blob(Bytes::from_static(b"{}")).await.unwrap();
         let ours = format!(
-            r#"{{"schemaVersion":2,"mediaType":"{m}","artifactType":"{b}","config":{{"mediaType":"{e}","digest":"{d}","size":2}},"layers":[],"annotations":{{"k":"v"}}}}"#,
+            r#"{{"schemaVersion":2,"mediaType":"{m}","artifactType":"{b}","config":{{"mediaType":"{e}","digest":"{d}","size":2}},"layers":[],"subject":{{"mediaType":"{m}","digest":"{subject}","size":100}},"annotations":{{"k":"v"}}}}"#,
             m = mt::OCI_MANIFEST,
             b = mt::BUNDLE_V03,
             e = mt::OCI_EMPTY,
@@ -679,12 +684,21 @@ mod tests {
         assert_eq!(index.manifests[1].artifact_type.as_deref(), Some(mt::BUNDLE_V03), "rebuilt from the manifest");
         assert_eq!(index.manifests[1].annotation("k"), Some("v"));
 
-        // Listed now: nothing to do. And a subject without a tag-schema index is left alone.
+        // Listed now: nothing to do.
         let stats = settle(&repo, &subject, std::slice::from_ref(&ours), options).await.unwrap();
         assert_eq!(stats, WriteStats::default());
+        // A referrer is never listed under a subject it does not name.
         let other = Digest::sha256(b"other image");
-        assert_eq!(settle(&repo, &other, &[ours], options).await.unwrap(), WriteStats::default());
+        let err = settle(&repo, &other, std::slice::from_ref(&ours), options).await.unwrap_err();
+        assert!(err.to_string().contains("does not name"), "{err}");
         assert!(repo.get_manifest(&other.referrers_tag()).await.unwrap().is_none());
+        // An index deleted after the run lost every entry: it is rebuilt.
+        let current = repo.head_manifest(&tag).await.unwrap().unwrap().digest;
+        repo.delete_manifest(&current).await.unwrap();
+        let stats = settle(&repo, &subject, std::slice::from_ref(&ours), options).await.unwrap();
+        assert!(stats.index_updated);
+        let index = fetch_index(&repo, &tag).await.unwrap().0.unwrap();
+        assert_eq!(index.manifests.iter().map(|m| &m.digest).collect::<Vec<_>>(), vec![&ours]);
     }
 
     #[tokio::test]

@@ -268,3 +268,32 @@ async fn size_caps_can_be_set_and_name_the_cap_when_hit() {
     let run = att2ref(&["inspect", "--plain-http", &image, "--max-manifest-size", "1MiB", "--max-blob-size", "8MiB"]);
     assert_eq!(run.code, 0, "caps large enough: {}", run.stderr);
 }
+
+#[tokio::test]
+async fn a_redirected_write_is_refused_not_followed() {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path_regex("^/v2/team-a/app/manifests/.*"))
+        .respond_with(ResponseTemplate::new(307).insert_header("Location", "/v2/team-b/app/manifests/latest"))
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT")).respond_with(ResponseTemplate::new(201)).mount(&server).await;
+    let host = server.uri().trim_start_matches("http://").to_owned();
+    let client = RegistryClient::new(ClientConfig { plain_http: PlainHttp::All, ..ClientConfig::default() }).unwrap();
+    let manifest = Bytes::from_static(br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#);
+    let err = client
+        .repository(&host, "team-a/app")
+        .put_manifest(manifest, "application/vnd.oci.image.manifest.v1+json", Some("v1"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("refusing to follow a redirect"), "{err}");
+    let elsewhere: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| !r.url.path().starts_with("/v2/team-a/"))
+        .map(|r| format!("{} {}", r.method, r.url.path()))
+        .collect();
+    assert!(elsewhere.is_empty(), "a write followed the redirect: {elsewhere:?}");
+}

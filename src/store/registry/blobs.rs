@@ -51,9 +51,21 @@ pub(crate) async fn get_blob(repo: &RegistryRepository, descriptor: &Descriptor,
             format!("{what}: declared size {} is more than the limit of {max_bytes}", descriptor.size),
         ));
     }
-    let call =
-        Call::new(&what, Method::GET, repo.url(&format!("blobs/{digest}"))?).cap(max_bytes).hash(digest.algorithm());
-    let reply = repo.call(&repo.scope("pull"), &call).await?;
+    // Capped at the declared size, not only the caller's limit: the read buffer is sized from the
+    // answer's Content-Length, and a hostile registry must not make us reserve more than the descriptor.
+    let call = Call::new(&what, Method::GET, repo.url(&format!("blobs/{digest}"))?)
+        .cap(descriptor.size)
+        .hash(digest.algorithm());
+    let reply = repo.call(&repo.scope("pull"), &call).await.map_err(|e| {
+        if e.kind() == ErrorKind::TooLarge {
+            Error::new(
+                ErrorKind::DigestMismatch,
+                format!("{what}: the descriptor says {} bytes but the blob is larger ({e})", descriptor.size),
+            )
+        } else {
+            e
+        }
+    })?;
     if !reply.status.is_success() {
         return Err(status_error(&what, reply.status, &reply.body));
     }
@@ -94,9 +106,14 @@ fn location(repo: &RegistryRepository, reply: &Reply, what: &str) -> Result<Url>
         .join(text)
         .map_err(|e| Error::new(ErrorKind::Registry, format!("{what}: invalid upload Location: {e}")))?;
     let uploads = repo.url("blobs/uploads/")?;
-    if url.origin() != uploads.origin() || !url.path().starts_with(uploads.path()) {
+    // `..` segments (also as `%2e`) are resolved by the URL parser; an encoded separator is not, and a
+    // registry could decode it behind the prefix check.
+    let path = url.path().to_ascii_lowercase();
+    let encoded_separator = path.contains("%2f") || path.contains("%5c");
+    if url.origin() != uploads.origin() || !url.path().starts_with(uploads.path()) || encoded_separator {
+        // Bad data from the registry, never worth restarting the upload for.
         return Err(Error::new(
-            ErrorKind::Registry,
+            ErrorKind::InvalidFormat,
             format!(
                 "{what}: refusing the upload Location {url}: it is not under {}{} (another host or repository)",
                 uploads.origin().ascii_serialization(),
@@ -197,7 +214,7 @@ const UPLOAD_RESTARTS: u32 = 3;
 pub(crate) async fn put_blob(repo: &RegistryRepository, bytes: Bytes, mount_from: Option<&str>) -> Result<Digest> {
     let digest = Digest::sha256(&bytes);
     let size = bytes.len() as u64;
-    if blob_size(repo, &digest).await?.is_some() {
+    if blob_size(repo, &digest).await? == Some(size) {
         return Ok(digest);
     }
     let mut restarts = 0;
@@ -225,7 +242,7 @@ pub(crate) async fn put_blob(repo: &RegistryRepository, bytes: Bytes, mount_from
             // The upload's own error says more about what broke than this check's.
             Err(head) => tracing::debug!(%digest, error = %head, "checking for a blob after a broken upload"),
         }
-        if restarts >= UPLOAD_RESTARTS {
+        if restarts >= UPLOAD_RESTARTS.min(repo.inner().config.retry.max_attempts.saturating_sub(1)) {
             return Err(e);
         }
         restarts += 1;

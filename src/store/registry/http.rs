@@ -229,6 +229,16 @@ impl Inner {
             let status = response.status();
             tracing::debug!(method = %method, host = url.host_str(), path = url.path(), status = status.as_u16(), "registry request");
             let location = response.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            // A write to the registry API is never redirected: the target is ours to choose (a repository
+            // the user named, a digest we computed), and a redirect could move it to another repository.
+            // The token endpoint (outside `/v2/`) may redirect its POST, within one origin.
+            let registry_write = !matches!(method, Method::GET | Method::HEAD) && url.path().starts_with("/v2/");
+            if registry_write && status.is_redirection() && location.is_some() {
+                return Err(Failure::Fatal(Error::new(
+                    ErrorKind::Registry,
+                    format!("{}: refusing to follow a redirect ({status}) of a write to {}", call.what, url.path()),
+                )));
+            }
             let follow = status.is_redirection()
                 && (matches!(method, Method::GET | Method::HEAD) || matches!(status.as_u16(), 307 | 308));
             if let (true, Some(location)) = (follow, location) {
