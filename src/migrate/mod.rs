@@ -214,38 +214,46 @@ async fn migrate_one<R: Repository>(
     journal: Option<&Journal>,
 ) -> ImageReport {
     let name = repo.name();
-    if let Some(recorded) = journal.and_then(|j| j.migrated(&name, image)) {
-        // Resume: skip only while the `.att` is still the one that was migrated.
-        match repo.head_manifest(&TagKind::Attestation.tag_for(image)).await {
-            Ok(Some(d)) if d.digest.to_string() == recorded => {
-                // ...and while its referrers are still listed: one could have been dropped by a concurrent
-                // writer after it was recorded; then the image is migrated again, which re-lists it.
-                let expected = journal.map_or(&[][..], |j| j.recorded_referrers(&name, image));
-                let still_listed = match expected.is_empty() {
-                    true => true,
-                    false => match repo.referrers(image, None).await {
-                        Ok(listing) => {
-                            expected.iter().all(|e| listing.descriptors.iter().any(|l| l.digest.to_string() == *e))
-                        }
-                        Err(e) => return failed(name, image, &e),
-                    },
-                };
-                if still_listed {
-                    let mut r = ImageReport::new(name, image.clone(), Outcome::AlreadyMigrated);
-                    r.reasons.push("recorded as migrated in the journal; the legacy .att is unchanged".into());
-                    r.legacy_manifest = Some(d.digest);
-                    return r;
-                }
-                tracing::info!(%image, "recorded as migrated, but a referrer is no longer listed: migrating again");
-            }
-            Ok(_) => {}
-            Err(e) => return failed(name, image, &e),
+    let result = match journal {
+        Some(j) => resume_from_journal(repo, image, j).await,
+        None => Ok(None),
+    };
+    let result = match result {
+        Ok(Some(skipped)) => return skipped,
+        Ok(None) => migrate_image(repo, image, verifier, options).await,
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(|e| failed(name, image, &e))
+}
+
+/// The report for an image the journal says is done, or `None` when it must be migrated (again). It is
+/// skipped only while its `.att` is still the one that was migrated and the referrers recorded with it
+/// are still listed: one could have been dropped by a concurrent writer since; migrating again re-lists it.
+async fn resume_from_journal<R: Repository>(
+    repo: &R,
+    image: &Digest,
+    journal: &Journal,
+) -> crate::Result<Option<ImageReport>> {
+    let name = repo.name();
+    let Some(recorded) = journal.migrated(&name, image) else {
+        return Ok(None);
+    };
+    let att = match repo.head_manifest(&TagKind::Attestation.tag_for(image)).await? {
+        Some(d) if d.digest.to_string() == recorded => d.digest,
+        _ => return Ok(None),
+    };
+    let expected = journal.recorded_referrers(&name, image);
+    if !expected.is_empty() {
+        let listing = repo.referrers(image, None).await?;
+        if !expected.iter().all(|e| listing.descriptors.iter().any(|l| l.digest.to_string() == *e)) {
+            tracing::info!(%image, "recorded as migrated, but a referrer is no longer listed: migrating again");
+            return Ok(None);
         }
     }
-    match migrate_image(repo, image, verifier, options).await {
-        Ok(r) => r,
-        Err(e) => failed(name, image, &e),
-    }
+    let mut r = ImageReport::new(name, image.clone(), Outcome::AlreadyMigrated);
+    r.reasons.push("recorded as migrated in the journal; the legacy .att is unchanged".into());
+    r.legacy_manifest = Some(att);
+    Ok(Some(r))
 }
 
 fn failed(repository: String, image: &Digest, e: &crate::Error) -> ImageReport {

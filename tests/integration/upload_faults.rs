@@ -16,6 +16,19 @@ fn client() -> RegistryClient {
 
 const BLOB: &[u8] = b"a blob whose upload breaks";
 
+/// `verb path` answers 500 once, then `then` once (each expected exactly once).
+async fn fails_once_then(server: &MockServer, verb: &str, at: &str, then: ResponseTemplate) {
+    Mock::given(method(verb))
+        .and(path(at))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .expect(1)
+        .mount(server)
+        .await;
+    Mock::given(method(verb)).and(path(at)).respond_with(then).with_priority(2).expect(1).mount(server).await;
+}
+
 /// `HEAD` of the blob: absent `absent_times` times, then present.
 async fn blob_head(server: &MockServer, digest: &Digest, absent_times: u64) {
     let blob_path = format!("/v2/app/blobs/{digest}");
@@ -73,21 +86,13 @@ async fn a_broken_upload_starts_again_from_a_new_session() {
     let server = MockServer::start().await;
     let digest = Digest::sha256(BLOB);
     blob_head(&server, &digest, 2).await;
-    Mock::given(method("POST"))
-        .and(path("/v2/app/blobs/uploads/"))
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v2/app/blobs/uploads/"))
-        .respond_with(ResponseTemplate::new(202).insert_header("Location", "/v2/app/blobs/uploads/s2"))
-        .with_priority(2)
-        .expect(1)
-        .mount(&server)
-        .await;
+    fails_once_then(
+        &server,
+        "POST",
+        "/v2/app/blobs/uploads/",
+        ResponseTemplate::new(202).insert_header("Location", "/v2/app/blobs/uploads/s2"),
+    )
+    .await;
     Mock::given(method("PUT"))
         .and(path("/v2/app/blobs/uploads/s2"))
         .and(query_param("digest", digest.to_string().as_str()))
@@ -129,21 +134,13 @@ async fn a_manifest_put_answered_500_is_retried() {
         br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#,
     );
     let digest = Digest::sha256(&manifest);
-    Mock::given(method("PUT"))
-        .and(path("/v2/app/manifests/t"))
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("PUT"))
-        .and(path("/v2/app/manifests/t"))
-        .respond_with(ResponseTemplate::new(201).insert_header("Docker-Content-Digest", digest.to_string().as_str()))
-        .with_priority(2)
-        .expect(1)
-        .mount(&server)
-        .await;
+    fails_once_then(
+        &server,
+        "PUT",
+        "/v2/app/manifests/t",
+        ResponseTemplate::new(201).insert_header("Docker-Content-Digest", digest.to_string().as_str()),
+    )
+    .await;
     let client = client();
     let repo = client.repository(&server.address().to_string(), "app");
     assert_eq!(repo.put_manifest(manifest, mt::OCI_INDEX, Some("t")).await.unwrap().digest, digest);
