@@ -2,6 +2,7 @@
 //! store as it is now, and a digest another tag still holds is never deleted. A refusal (405, 400, 401,
 //! 403, …) fails that item only; the run goes on.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -13,6 +14,7 @@ use crate::verify::Verifier;
 
 use super::find::{needed_by_others, resolve_tags, shared_reason, tag_map};
 use super::index::remove_entry;
+use super::orphans::{self, OrphanPolicy, SearchResult, SubjectSearch};
 use super::report::{Item, Status};
 use super::{Action, Observer, PruneOptions, Step, TagMap, attestation};
 
@@ -22,6 +24,8 @@ enum Done {
     Removed(Vec<String>),
     /// The precondition no longer held; why.
     Skipped(String),
+    /// Whether the precondition still holds could not be established; why.
+    Unchecked(String),
 }
 
 /// Apply `steps` (from [`find`](super::find::find)) in order. Items without an action pass through.
@@ -52,13 +56,34 @@ pub async fn apply<R: Repository>(
         }
     };
     let mut items = Vec::with_capacity(steps.len());
+    // One fresh search per orphaned subject, made right before its first deletion.
+    let mut searches: BTreeMap<Digest, SubjectSearch> = BTreeMap::new();
     for step in steps {
         let mut item = step.item;
         let Some(action) = step.action else {
             items.push(item);
             continue;
         };
-        match run(repo, &action, &mut map, verifier, options).await {
+        let outcome = match orphan_subject(&action) {
+            Some(subject) => {
+                let search = match searches.get(subject) {
+                    Some(s) => s.clone(),
+                    None => {
+                        let s = recheck_orphan(repo, subject, options).await;
+                        searches.insert(subject.clone(), s.clone());
+                        s
+                    }
+                };
+                item.subject_search = Some(search.clone());
+                match search.result {
+                    SearchResult::Absent => run(repo, &action, &mut map, verifier, options).await,
+                    SearchResult::Present => Ok(Done::Skipped(format!("the subject {}", search.summary()))),
+                    SearchResult::CouldNotCheck => Ok(Done::Unchecked(format!("the subject is {}", search.summary()))),
+                }
+            }
+            None => run(repo, &action, &mut map, verifier, options).await,
+        };
+        match outcome {
             Ok(Done::Removed(notes)) => {
                 item.status = Status::Removed;
                 item.reasons.extend(notes);
@@ -66,6 +91,10 @@ pub async fn apply<R: Repository>(
             Ok(Done::Skipped(why)) => {
                 item.status = Status::Skipped;
                 item.reasons.push(format!("re-checked before acting: {why}"));
+            }
+            Ok(Done::Unchecked(why)) => {
+                item.status = Status::CouldNotCheck;
+                item.reasons.push(format!("could not check before acting: {why}"));
             }
             Err(e) => {
                 item.status = Status::Failed;
@@ -99,11 +128,8 @@ async fn run<R: Repository>(
             }
             delete(repo, map, manifest, Some(tag), false).await
         }
-        Action::OrphanLegacy { image, tag, manifest }
-        | Action::OrphanIndex { subject: image, tag, digest: manifest } => {
-            if let Some(why) = subject_present(repo, image).await? {
-                return Ok(Done::Skipped(why));
-            }
+        // The subject was searched for again just before (see `apply`).
+        Action::OrphanLegacy { tag, manifest, .. } | Action::OrphanIndex { tag, digest: manifest, .. } => {
             match repo.head_manifest(tag).await? {
                 None => Ok(Done::Skipped(format!("the tag {tag} no longer exists"))),
                 Some(d) if &d.digest != manifest => {
@@ -112,10 +138,7 @@ async fn run<R: Repository>(
                 Some(_) => delete(repo, map, manifest, Some(tag), false).await,
             }
         }
-        Action::OrphanReferrer { subject, digest } => {
-            if let Some(why) = subject_present(repo, subject).await? {
-                return Ok(Done::Skipped(why));
-            }
+        Action::OrphanReferrer { digest, .. } => {
             if repo.head_manifest(&digest.to_string()).await?.is_none() {
                 return Ok(Done::Skipped("already gone".into()));
             }
@@ -164,9 +187,28 @@ async fn run<R: Repository>(
     }
 }
 
-/// `Some(why)` unless the subject manifest definitely does not exist; errors propagate (never an orphan).
-async fn subject_present<R: Repository>(repo: &R, subject: &Digest) -> Result<Option<String>> {
-    Ok(repo.get_manifest(&subject.to_string()).await?.map(|_| format!("the subject {} exists again", subject.short())))
+/// The missing subject an orphan action depends on.
+fn orphan_subject(action: &Action) -> Option<&Digest> {
+    match action {
+        Action::OrphanLegacy { image: subject, .. }
+        | Action::OrphanIndex { subject, .. }
+        | Action::OrphanReferrer { subject, .. } => Some(subject),
+        _ => None,
+    }
+}
+
+/// Search for an orphan's subject again, as the policy says; without the opt-in nothing may go.
+async fn recheck_orphan<R: Repository>(repo: &R, subject: &Digest, options: &PruneOptions) -> SubjectSearch {
+    match &options.orphans {
+        OrphanPolicy::Delete(set) => orphans::search(repo, subject, set).await,
+        // Planned orphan actions exist only under `Delete`; answer "could not check" rather than act.
+        OrphanPolicy::Keep => {
+            let mut s = SubjectSearch::own_repository_only(repo);
+            s.result = SearchResult::CouldNotCheck;
+            s.errors.push("deleting orphans was not enabled".into());
+            s
+        }
+    }
 }
 
 /// `Some(why)` unless the copy to keep still exists, names the subject, carries `blob`, and is listed

@@ -15,6 +15,7 @@ use crate::read::referrers::{ReferrerFormat, classify};
 use crate::store::Repository;
 use crate::verify::Verifier;
 
+use super::orphans::{self, OrphanPolicy, SearchResult, SubjectSearch};
 use super::report::{Item, ItemKind, Status};
 use super::{Action, PruneOptions, Scope, Step, TagMap, attestation};
 
@@ -92,6 +93,7 @@ pub fn could_not_check<R: Repository>(repo: &R, subject: Option<&Digest>, e: &Er
         status: Status::CouldNotCheck,
         reasons: vec![format!("could not check: {doing}: {e}")],
         error_kind: Some(kind_name(e.kind())),
+        subject_search: None,
     }
 }
 
@@ -114,6 +116,7 @@ impl<R: Repository> Ctx<'_, R> {
             status: Status::Planned,
             reasons: Vec::new(),
             error_kind: None,
+            subject_search: None,
         }
     }
 
@@ -182,12 +185,8 @@ pub async fn find<R: Repository>(
             Err(e) => steps.push(ctx.unchecked(subject, &e, "whether the subject manifest exists")),
         }
     }
-    let no_images = existing.is_empty() && !options.orphans_without_images;
     for step in &mut steps {
         guard_shared(&map, step);
-        if no_images {
-            guard_attachment_repository(step);
-        }
     }
     steps.sort_by_key(|s| s.action.as_ref().map_or(u8::MAX, Action::phase));
     Ok(steps)
@@ -218,46 +217,33 @@ fn guard_shared(map: &TagMap, step: &mut Step) {
     }
 }
 
-/// In a repository without a single image, a "missing" subject may simply live in another repository
-/// (attachments stored apart with `COSIGN_REPOSITORY`): orphans there are kept unless the caller says
-/// otherwise.
-fn guard_attachment_repository(step: &mut Step) {
-    let orphan = matches!(
-        step.action,
-        Some(Action::OrphanLegacy { .. } | Action::OrphanReferrer { .. } | Action::OrphanIndex { .. })
-    );
-    if orphan {
-        step.item.status = Status::Kept;
-        step.item.reasons.push(
-            "the repository holds no image at all: its attachments may belong to images stored in another \
-             repository (cosign's COSIGN_REPOSITORY); --orphans-without-images treats them as orphans"
-                .into(),
-        );
-        step.action = None;
-    }
-}
-
 /// Why a digest is kept when other tags hold it.
 pub(crate) fn shared_reason(others: &[String]) -> String {
     format!("other tag(s) hold the same manifest digest and a delete would drop them too: {}", others.join(", "))
 }
 
+/// The orphans of a subject absent from this repository: found and reported always, removable only
+/// under [`OrphanPolicy::Delete`] once the search says the subject is absent everywhere it looked.
 async fn missing_subject<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, steps: &mut Vec<Step>) {
-    let gone = "the subject manifest definitely does not exist (not found)".to_owned();
+    let search = match &ctx.options.orphans {
+        OrphanPolicy::Keep => SubjectSearch::own_repository_only(ctx.repo),
+        OrphanPolicy::Delete(set) => orphans::search(ctx.repo, subject, set).await,
+    };
+    let mut found = Vec::new();
     for kind in TagKind::ALL {
         let tag = kind.tag_for(subject);
         let Some(d) = ctx.tags.get(&tag) else { continue };
         let size = ctx.size_of(&tag, d.size).await;
         let mut item = ctx.item(ItemKind::OrphanLegacy, subject, Some(d.digest.clone()), Some(tag.clone()), size);
-        item.reasons.push(format!("legacy .{} of a deleted image: {gone}", kind.suffix()));
+        item.reasons.push(format!("legacy .{} whose image is absent from this repository", kind.suffix()));
         let action = Action::OrphanLegacy { image: subject.clone(), tag, manifest: d.digest.clone() };
-        steps.push(Step { item, action: Some(action) });
+        found.push(Step { item, action: Some(action) });
     }
     match ctx.repo.referrers(subject, None).await {
         Ok(listing) => {
             for listed in &listing.descriptors {
                 match ctx.repo.get_manifest(&listed.digest.to_string()).await {
-                    // Listed but already gone: the index goes as a whole below.
+                    // Listed but already gone: the index is reported as a whole below.
                     Ok(None) => {}
                     Ok(Some(raw)) if raw.manifest.subject().is_some_and(|s| &s.digest == subject) => {
                         let mut item = ctx.item(
@@ -267,9 +253,9 @@ async fn missing_subject<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, step
                             None,
                             raw_size(&raw),
                         );
-                        item.reasons.push(format!("referrer of a deleted image: {gone}"));
+                        item.reasons.push("referrer whose subject is absent from this repository".into());
                         let action = Action::OrphanReferrer { subject: subject.clone(), digest: listed.digest.clone() };
-                        steps.push(Step { item, action: Some(action) });
+                        found.push(Step { item, action: Some(action) });
                     }
                     Ok(Some(_)) => {
                         let mut item =
@@ -287,9 +273,44 @@ async fn missing_subject<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, step
     let tag = subject.referrers_tag();
     if let Some(d) = ctx.tags.get(&tag) {
         let mut item = ctx.item(ItemKind::OrphanIndex, subject, Some(d.digest.clone()), Some(tag.clone()), d.size);
-        item.reasons.push(format!("referrers index of a deleted image: {gone}"));
+        item.reasons.push("referrers index whose subject is absent from this repository".into());
         let action = Action::OrphanIndex { subject: subject.clone(), tag, digest: d.digest.clone() };
-        steps.push(Step { item, action: Some(action) });
+        found.push(Step { item, action: Some(action) });
+    }
+    for mut step in found {
+        judge_orphan(&ctx.options.orphans, &search, &mut step);
+        steps.push(step);
+    }
+}
+
+/// Keep an orphan unless the policy allows deleting orphans and the search found its subject absent
+/// everywhere; the search goes into the item either way.
+pub(crate) fn judge_orphan(policy: &OrphanPolicy, search: &SubjectSearch, step: &mut Step) {
+    step.item.subject_search = Some(search.clone());
+    let item = &mut step.item;
+    match (policy, search.result) {
+        (OrphanPolicy::Keep, _) => {
+            item.status = Status::Kept;
+            item.reasons.push(
+                "kept: absent from this repository is not gone — the image may be stored in another repository \
+                 (cosign's COSIGN_REPOSITORY); --delete-orphans searches the registry first"
+                    .into(),
+            );
+            step.action = None;
+        }
+        (OrphanPolicy::Delete(_), SearchResult::Absent) => {
+            item.reasons.push(format!("the subject is {}", search.summary()));
+        }
+        (OrphanPolicy::Delete(_), SearchResult::Present) => {
+            item.status = Status::Kept;
+            item.reasons.push(format!("kept: the subject {}", search.summary()));
+            step.action = None;
+        }
+        (OrphanPolicy::Delete(_), SearchResult::CouldNotCheck) => {
+            item.status = Status::CouldNotCheck;
+            item.reasons.push(format!("could not check: the subject is {}", search.summary()));
+            step.action = None;
+        }
     }
 }
 
@@ -454,6 +475,7 @@ mod tests {
                 status: Status::Planned,
                 reasons: vec![],
                 error_kind: None,
+                subject_search: None,
             },
             action: Some(Action::LegacyAttestation { image: e, tag: d.cosign_tag("att"), manifest: d.clone() }),
         };

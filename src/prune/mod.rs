@@ -6,8 +6,9 @@
 //!   payload bytes ([`attestation`]); one layer short and the `.att` is kept, with the reason — so a
 //!   `.att` whose migration is in flight or unverified is never removed, even next to a running `migrate`;
 //! - orphans: legacy `.sig`/`.att`/`.sbom` tags, referrers and referrers indexes whose subject manifest
-//!   *definitely* does not exist (a not-found; a denial or server error is "could not check", never an
-//!   orphan);
+//!   is absent from their repository. They are reported and KEPT ([`orphans`]): absent from one
+//!   repository is not gone. Only with [`OrphanPolicy::Delete`] may one go, and only when its subject is
+//!   a definite not-found in every repository searched (a denial or server error is "could not check");
 //! - duplicate referrers of one subject (same bundle blob): the first by created time, then digest, stays;
 //! - tag-schema index entries naming missing manifests, and indexes left empty.
 //!
@@ -20,6 +21,7 @@ pub mod apply;
 pub mod attestation;
 pub mod find;
 mod index;
+pub mod orphans;
 pub mod report;
 
 use std::collections::BTreeMap;
@@ -30,6 +32,7 @@ use crate::model::digest::Digest;
 use crate::store::Repository;
 use crate::verify::Verifier;
 
+pub use orphans::{OrphanPolicy, SearchResult, SearchScope, SearchSet, SearchSets, SubjectSearch};
 pub use report::{Item, ItemKind, PruneReport, Status};
 
 /// How to prune.
@@ -41,15 +44,14 @@ pub struct PruneOptions {
     pub apply: bool,
     /// Read-back-and-edit rounds for a tag-schema index after a lost update.
     pub index_retries: u32,
-    /// Treat attachments as orphans even in a repository that holds no image at all. Off by default:
-    /// such a repository may store the attachments of images kept elsewhere (cosign's
-    /// `COSIGN_REPOSITORY`), where every subject is "missing" here.
-    pub orphans_without_images: bool,
+    /// What to do with orphans: keep them (the default), or delete those whose subject is definitely
+    /// absent from every repository of a [`SearchSet`].
+    pub orphans: OrphanPolicy,
 }
 
 impl Default for PruneOptions {
     fn default() -> PruneOptions {
-        PruneOptions { limits: Limits::default(), apply: false, index_retries: 8, orphans_without_images: false }
+        PruneOptions { limits: Limits::default(), apply: false, index_retries: 8, orphans: OrphanPolicy::Keep }
     }
 }
 

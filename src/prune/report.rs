@@ -7,6 +7,8 @@ use serde::Serialize;
 
 use crate::model::digest::Digest;
 
+use super::orphans::SubjectSearch;
+
 /// The report's `format` value.
 pub const REPORT_FORMAT: &str = "att2ref.dev/prune/v1";
 
@@ -16,11 +18,11 @@ pub const REPORT_FORMAT: &str = "att2ref.dev/prune/v1";
 pub enum ItemKind {
     /// A legacy `.att` whose every layer has a verified migrated referrer with the same payload.
     LegacyAttestation,
-    /// A legacy `.sig`/`.att`/`.sbom` tag whose image manifest no longer exists.
+    /// A legacy `.sig`/`.att`/`.sbom` tag whose image manifest is absent from its repository.
     OrphanLegacy,
-    /// A referrer whose subject manifest no longer exists.
+    /// A referrer whose subject manifest is absent from its repository.
     OrphanReferrer,
-    /// A referrers tag-schema index whose subject manifest no longer exists.
+    /// A referrers tag-schema index whose subject manifest is absent from its repository.
     OrphanIndex,
     /// A second referrer of one subject carrying the same bundle (or envelope) blob.
     DuplicateReferrer,
@@ -112,6 +114,9 @@ pub struct Item {
     /// The error kind, for `failed` and `could-not-check`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<String>,
+    /// For orphans: where their subject was searched and what was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_search: Option<SubjectSearch>,
 }
 
 /// A target that could not be expanded into repositories (the same record migrate reports).

@@ -110,6 +110,8 @@ struct State {
     /// New connections are relayed byte for byte, uncounted (cheap: for reruns after a kill).
     relay: AtomicBool,
     log: Mutex<Vec<String>>,
+    /// Paths answered with a fixed status instead of being forwarded (see [`FaultProxy::refuse`]).
+    refused: Mutex<Vec<(String, u16)>>,
 }
 
 /// A running proxy; stopped on drop.
@@ -159,6 +161,7 @@ impl FaultProxy {
             killed: AtomicBool::new(false),
             relay: AtomicBool::new(false),
             log: Mutex::default(),
+            refused: Mutex::default(),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let serving = state.clone();
@@ -222,6 +225,13 @@ impl FaultProxy {
         *self.state.kill.lock().unwrap() = None;
         self.state.relay.store(true, Ordering::SeqCst);
         self.state.killed.store(false, Ordering::SeqCst);
+    }
+
+    /// Answer every request whose path is exactly `path` with `status` and an OCI error body, never
+    /// forwarding it: a registry policy a lab registry will not produce on demand (e.g. GHCR, Docker Hub
+    /// and ECR refusing `/v2/_catalog` to ordinary credentials).
+    pub fn refuse(&self, path: &str, status: u16) {
+        self.state.refused.lock().unwrap().push((path.to_owned(), status));
     }
 
     /// Whether the armed kill happened.
@@ -377,6 +387,14 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         return Err(Dropped);
     }
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    let refusal = state.refused.lock().unwrap().iter().find(|(p, _)| *p == path).map(|(_, s)| *s);
+    if let Some(status) = refusal {
+        note(&format!("refused with {status}"));
+        return Ok(full(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+            "{\"errors\":[{\"code\":\"DENIED\",\"message\":\"requested access to the resource is denied\"}]}",
+        ));
+    }
     let fault = if kill.is_some() { None } else { state.decide(&key) };
     if let Some(f) = fault {
         note(&f.name());

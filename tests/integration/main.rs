@@ -19,6 +19,7 @@ mod layout;
 mod migrate;
 mod migrate_readback;
 mod prune;
+mod prune_orphans;
 mod races;
 mod registries;
 mod registry_client;

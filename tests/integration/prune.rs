@@ -19,11 +19,11 @@ use crate::schema::assert_valid;
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
-fn rsa_key() -> String {
+pub(crate) fn rsa_key() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem").display().to_string()
 }
 
-fn run_json(command: &str, target: &str, extra: &[&str]) -> (Run, Value) {
+pub(crate) fn run_json(command: &str, target: &str, extra: &[&str]) -> (Run, Value) {
     let key = rsa_key();
     let mut args = vec![command, "--plain-http", target, "--key", &key, "--insecure-ignore-tlog", "-o", "json"];
     args.extend_from_slice(extra);
@@ -35,12 +35,12 @@ fn run_json(command: &str, target: &str, extra: &[&str]) -> (Run, Value) {
     (run, report)
 }
 
-fn prune(target: &str, extra: &[&str]) -> (Run, Value) {
+pub(crate) fn prune(target: &str, extra: &[&str]) -> (Run, Value) {
     run_json("prune", target, extra)
 }
 
 /// `(kind, status)` of every item.
-fn items(report: &Value) -> Vec<(String, String)> {
+pub(crate) fn items(report: &Value) -> Vec<(String, String)> {
     report["items"]
         .as_array()
         .unwrap()
@@ -49,11 +49,11 @@ fn items(report: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-fn count(report: &Value, kind: &str, status: &str) -> usize {
+pub(crate) fn count(report: &Value, kind: &str, status: &str) -> usize {
     items(report).iter().filter(|(k, s)| k == kind && s == status).count()
 }
 
-async fn migrated(registry: &TestRegistry, name: &str) -> (Scenario, RegistryRepository, String) {
+pub(crate) async fn migrated(registry: &TestRegistry, name: &str) -> (Scenario, RegistryRepository, String) {
     let scenario = demo::demo().unwrap();
     let repo = registry.repository(name);
     scenario.repo.push_to(&repo).await.unwrap();
@@ -201,59 +201,6 @@ async fn att_with_an_unmigrated_layer_is_kept_on_ferro() {
     att_with_an_unmigrated_layer_is_kept(TestRegistry::ferro()).await;
 }
 
-/// After the image is deleted, its legacy tags, referrers and referrers index are orphans and go.
-async fn orphans_are_removed(registry: TestRegistry) {
-    let (scenario, repo, _) = migrated(&registry, "prune/orphan").await;
-    // Another image in the repository keeps its attachments.
-    let other = demo::article_like().unwrap();
-    other.repo.push_to(&repo).await.unwrap();
-    repo.delete_manifest(&scenario.image).await.unwrap();
-    let repository = format!("{}/prune/orphan", registry.host);
-
-    let (run, report) = prune(&repository, &[]);
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let legacy_tags = ["sig", "att"]
-        .iter()
-        .filter(|s| scenario.repo.manifest_by_tag(&scenario.image.cosign_tag(s)).is_some())
-        .count();
-    assert_eq!(count(&report, "orphan-legacy", "planned"), legacy_tags, "{report:#}");
-    assert_eq!(count(&report, "orphan-referrer", "planned"), 2, "{report:#}");
-    let expected_index = usize::from(!registry.has_referrers_api());
-    assert_eq!(count(&report, "orphan-index", "planned"), expected_index, "{report:#}");
-    let other_items: Vec<&Value> =
-        report["items"].as_array().unwrap().iter().filter(|i| i["subject"] == other.image.to_string()).collect();
-    assert!(
-        other_items.iter().all(|i| i["kind"] == "legacy-attestation" && i["status"] == "kept"),
-        "the live image's unmigrated .att is kept, nothing else of it is touched: {other_items:#?}"
-    );
-
-    let (run, report) = prune(&repository, &["--apply"]);
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(items(&report).iter().all(|(k, s)| s == "removed" || k == "legacy-attestation"), "{report:#}");
-    let mut left = repo.list_tags().await.unwrap();
-    left.retain(|t| t.contains(scenario.image.hex()));
-    assert!(left.is_empty(), "every tag of the deleted image is gone: {left:?}");
-    for kind in ["sig", "att"] {
-        assert!(repo.head_manifest(&other.image.cosign_tag(kind)).await.unwrap().is_some());
-    }
-    let (run, report) = prune(&repository, &["--apply"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        items(&report) == vec![("legacy-attestation".to_owned(), "kept".to_owned())],
-        "only the other image's (unmigrated) .att remains to report: {report:#}"
-    );
-}
-
-#[tokio::test]
-async fn orphans_are_removed_on_distribution() {
-    orphans_are_removed(TestRegistry::distribution()).await;
-}
-
-#[tokio::test]
-async fn orphans_are_removed_on_ferro() {
-    orphans_are_removed(TestRegistry::ferro()).await;
-}
-
 /// A copy of a referrer (another annotation, the same bundle blob) is reduced to one.
 async fn duplicates_are_reduced_to_one(registry: TestRegistry) {
     let (scenario, repo, image) = migrated(&registry, "prune/dup").await;
@@ -363,16 +310,19 @@ async fn a_refused_delete_fails_the_item_and_the_run() {
         .await;
 
     let target = format!("{}/app", server.address());
-    // A repository holding nothing but attachments may be a COSIGN_REPOSITORY: kept unless told.
+    // Orphans are kept unless deleting them is asked for.
     let (run, report) = prune(&target, &["--apply"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(items(&report), vec![("orphan-legacy".to_owned(), "kept".to_owned())], "{report:#}");
     assert!(report["items"][0]["reasons"].to_string().contains("COSIGN_REPOSITORY"), "{report:#}");
 
-    let (run, report) = prune(&target, &["--apply", "--orphans-without-images"]);
+    // Searched in exactly this repository (named), the subject is absent: the delete is tried, refused.
+    let (run, report) = prune(&target, &["--apply", "--delete-orphans", "--search-repository", &target]);
     assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(items(&report), vec![("orphan-legacy".to_owned(), "failed".to_owned())], "{report:#}");
     assert_eq!(report["items"][0]["error_kind"], "unsupported");
+    assert_eq!(report["items"][0]["subject_search"]["scope"], "named");
+    assert_eq!(report["items"][0]["subject_search"]["repositories"], json!([target]));
     let reason = report["items"][0]["reasons"].as_array().unwrap().last().unwrap().as_str().unwrap().to_owned();
     assert!(reason.contains("refused to delete") && reason.contains(&sig_digest.to_string()), "{reason}");
     assert!(run.stderr.contains("error:") && run.stderr.contains("orphan-legacy failed"), "{}", run.stderr);

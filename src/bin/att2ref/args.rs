@@ -264,10 +264,20 @@ pub struct PruneArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Also treat attachments as orphans in repositories holding no image at all (by default they are
-    /// kept: such a repository may hold the signatures of images stored elsewhere, COSIGN_REPOSITORY).
+    /// Also delete orphans (legacy tags, referrers and referrers indexes whose image is absent from
+    /// their repository) — but only those whose image is definitely absent (404) from EVERY repository
+    /// searched: the registry's whole catalog, or the --search-repository list. A refused catalog, a
+    /// 401/403/5xx anywhere keeps the orphan as could-not-check. Without this flag orphans are reported
+    /// and kept: cosign's COSIGN_REPOSITORY stores attachments apart from their images. Costs one HEAD
+    /// per repository per orphaned image.
     #[arg(long)]
-    pub orphans_without_images: bool,
+    pub delete_orphans: bool,
+
+    /// With --delete-orphans: search these repositories (host/name or ocidir://PATH; repeat the flag or
+    /// separate with commas) instead of the registry's catalog, for registries that refuse /v2/_catalog.
+    /// The pruned repository is always searched too.
+    #[arg(long = "search-repository", value_name = "REPO", value_delimiter = ',', requires = "delete_orphans")]
+    pub search_repositories: Vec<String>,
 
     /// Also write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]

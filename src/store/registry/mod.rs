@@ -282,6 +282,11 @@ impl RegistryRepository {
         &self.name
     }
 
+    /// The client this repository's requests go through (for other repositories of the same run).
+    pub fn client(&self) -> &RegistryClient {
+        &self.client
+    }
+
     /// Override what is known about referrers API support (e.g. from a CLI flag).
     pub fn set_referrers_capability(&self, capability: ReferrersCapability) {
         self.inner().set_capability(&self.name(), capability);

@@ -6,8 +6,9 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use att2ref::prune::{self, Item, Observer, PruneOptions, PruneReport, Scope, Status};
+use anyhow::{Context, Result, bail};
+use att2ref::prune::{self, Item, Observer, OrphanPolicy, PruneOptions, PruneReport, Scope, SearchSets, Status};
+use att2ref::store::registry::RegistryClient;
 
 use crate::args::PruneArgs;
 use crate::commands::migrate::{TargetOptions, expand_target, read_targets};
@@ -18,14 +19,14 @@ pub async fn run(args: PruneArgs) -> Result<ExitCode> {
     let (verifier, _) = setup::verifier(&args.trust)?;
     let targets = read_targets(&args.targets.targets, args.targets.from_file.as_deref())?;
     let client = setup::registry_client(&args.registry)?;
-    let options = PruneOptions {
-        limits: setup::limits(&args.registry),
-        apply: args.apply,
-        orphans_without_images: args.orphans_without_images,
-        ..PruneOptions::default()
-    };
+    let options = PruneOptions { limits: setup::limits(&args.registry), apply: args.apply, ..PruneOptions::default() };
     let expand =
         TargetOptions { all_repos: args.targets.all_repos, shard: args.targets.shard, registry: &args.registry };
+    let search_sets = match args.delete_orphans {
+        false => None,
+        true if args.search_repositories.is_empty() => Some(SearchSets::catalog()),
+        true => Some(SearchSets::named(search_repositories(&args.search_repositories, &args, &client).await?)),
+    };
 
     let journal = args.journal.as_deref().map(AuditJournal::open).transpose()?;
     let observer: &dyn Observer = match &journal {
@@ -43,6 +44,10 @@ pub async fn run(args: PruneArgs) -> Result<ExitCode> {
         };
         for e in expanded {
             let scope = e.images.map_or(Scope::Repository, Scope::Images);
+            let mut options = options.clone();
+            if let Some(sets) = &search_sets {
+                options.orphans = OrphanPolicy::Delete(sets.for_repository(&e.repo).await);
+            }
             report.items.extend(prune::prune_repository(&e.repo, &scope, &verifier, &options, observer).await);
         }
     }
@@ -50,6 +55,25 @@ pub async fn run(args: PruneArgs) -> Result<ExitCode> {
 
     crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
     Ok(finish(&report))
+}
+
+/// The repositories `--search-repository` names; an image reference there is a usage error.
+async fn search_repositories(
+    given: &[String],
+    args: &PruneArgs,
+    client: &RegistryClient,
+) -> Result<Vec<att2ref::store::AnyRepository>> {
+    let options = TargetOptions { all_repos: false, shard: None, registry: &args.registry };
+    let mut out = Vec::new();
+    for name in given {
+        for e in expand_target(name, &options, client).await.with_context(|| format!("--search-repository {name}"))? {
+            if e.images.is_some() {
+                bail!("--search-repository takes repositories (host/name or ocidir://PATH), not the image {name:?}");
+            }
+            out.push(e.repo);
+        }
+    }
+    Ok(out)
 }
 
 /// `--journal`: each attempted removal appended as one JSON line, with the time, as it happens.
