@@ -137,14 +137,38 @@ async fn indexed_migrate_then_scheduled_prune_run_as_written() {
     }
     assert_eq!(migrated, names.len(), "every repository in exactly one shard");
 
+    // Attachments whose image is absent from their repository — here from the whole registry — in a
+    // repository with images (team/a) and in an attachments-only one (team/sigs): the nightly job must
+    // keep them, because it does not opt in to deleting orphans.
+    let stray = demo::article_like().unwrap();
+    let stray_tags: Vec<String> = ["sig", "att"]
+        .iter()
+        .map(|s| stray.image.cosign_tag(s))
+        .filter(|t| stray.repo.manifest_by_tag(t).is_some())
+        .collect();
+    assert!(!stray_tags.is_empty());
+    for name in ["team/a", "team/sigs"] {
+        let repo = registry.repository(name);
+        stray.repo.push_to(&repo).await.unwrap();
+        repo.delete_manifest(&stray.image).await.unwrap();
+    }
+
     let (args, docker_config) = command_line(&prune, &[], &registry.host, root.path());
+    assert!(!args.iter().any(|a| a == "--delete-orphans"), "the scheduled job never deletes orphans: {args:?}");
     let out = tokio::task::spawn_blocking(move || run(&args, &docker_config)).await.unwrap();
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let report = out.json();
     crate::schema::assert_valid("prune-report.schema.json", &report);
     assert_eq!(report["totals"]["statuses"]["removed"], names.len(), "{report:#}");
+    assert_eq!(report["totals"]["statuses"]["kept"], 2 * stray_tags.len(), "{report:#}");
     for name in names {
         let att = registry.repository(name).head_manifest(&scenario.image.cosign_tag("att")).await.unwrap();
         assert!(att.is_none(), "{name}: the migrated .att was pruned");
+    }
+    for name in ["team/a", "team/sigs"] {
+        for tag in &stray_tags {
+            let kept = registry.repository(name).head_manifest(tag).await.unwrap();
+            assert!(kept.is_some(), "{name}: the orphaned {tag} is kept");
+        }
     }
 }
