@@ -155,6 +155,12 @@ pub enum Note {
         /// The annotation's value.
         annotation: String,
     },
+    /// The layer's media type is not the DSSE envelope type; its bytes were read as an envelope all the
+    /// same (as cosign reads every `.att` layer), and the referrer gets the proper types.
+    LayerMediaTypeIgnored {
+        /// The layer's media type.
+        media_type: String,
+    },
     /// The envelope has several signatures; each becomes its own bundle.
     EnvelopeSplit {
         /// How many.
@@ -178,6 +184,11 @@ impl fmt::Display for Note {
             Note::EnvelopeSplit { signatures } => {
                 write!(f, "envelope with {signatures} signatures: one bundle per signature")
             }
+            Note::LayerMediaTypeIgnored { media_type } => write!(
+                f,
+                "layer media type {media_type:?} is not the DSSE envelope type; read as an envelope by its content, \
+                 as cosign does"
+            ),
         }
     }
 }

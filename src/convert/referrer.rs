@@ -147,6 +147,8 @@ struct Layer {
     statement: Statement,
     annotations: LegacyLayerAnnotations,
     created: Option<Created>,
+    /// The layer's media type when it is not the DSSE envelope type (read by content all the same).
+    odd_media_type: Option<String>,
 }
 
 impl Layer {
@@ -193,7 +195,9 @@ impl Layer {
         let annotations = LegacyLayerAnnotations::from_descriptor(att.layer);
         let integrated_time = verified.rekor_bundle.as_ref().map(|b| b.payload.integrated_time);
         let created = created::derive(integrated_time, &statement, att.config_created);
-        Ok(Layer { envelope, statement, annotations, created })
+        let odd_media_type = (att.layer.media_type != crate::model::media_type::DSSE_ENVELOPE)
+            .then(|| att.layer.media_type.chars().take(200).collect());
+        Ok(Layer { envelope, statement, annotations, created, odd_media_type })
     }
 
     fn source(&self, att: &LegacyAttestation<'_>, signature_index: Option<usize>) -> Source {
@@ -218,12 +222,17 @@ impl Layer {
     }
 
     fn common_notes(&self) -> Vec<Note> {
+        let mut notes = Vec::new();
+        if let Some(media_type) = &self.odd_media_type {
+            notes.push(Note::LayerMediaTypeIgnored { media_type: media_type.clone() });
+        }
         match &self.annotations.predicate_type {
             Some(a) if *a != self.statement.predicate_type => {
-                vec![Note::PredicateTypeAnnotationIgnored { annotation: a.chars().take(200).collect() }]
+                notes.push(Note::PredicateTypeAnnotationIgnored { annotation: a.chars().take(200).collect() })
             }
-            _ => Vec::new(),
+            _ => {}
         }
+        notes
     }
 
     fn bundle_notes(&self, verified: &Verified) -> Vec<Note> {

@@ -153,10 +153,9 @@ pub(crate) fn plan_legacy(layers: &[Descriptor], query: &Query<'_>) -> LegacyPla
     let mut plan = LegacyPlan::default();
     let mut read = Vec::new();
     let mut all_timed = true;
+    // Every layer is a candidate whatever its media type: cosign reads each `.att` layer as an envelope
+    // by its content, and so do inspect, verify, migrate and prune (docs/FORMATS.md).
     for (i, layer) in layers.iter().enumerate() {
-        if layer.media_type != mt::DSSE_ENVELOPE {
-            continue;
-        }
         let annotations = LegacyLayerAnnotations::from_descriptor(layer);
         match annotations.predicate_type.as_deref() {
             Some(t) => {

@@ -59,6 +59,16 @@ pub(crate) fn legacy_layer(image: &Digest, layer: &LegacyLayer, tag: &str) -> (L
     match &layer.content {
         LayerContent::Attestation(att) => {
             report.content = "dsse-envelope".into();
+            if layer.descriptor.media_type != crate::model::media_type::DSSE_ENVELOPE {
+                anomalies.push(Anomaly::new(
+                    "unexpected-layer-media-type",
+                    format!(
+                        "{tag} layer {}: media type {:?} is not the DSSE envelope type; read as an envelope by its \
+                         content, as cosign does",
+                        layer.index, layer.descriptor.media_type
+                    ),
+                ));
+            }
             report.signatures = att.envelope.signatures.len();
             fill_statement(&mut report, &att.statement, image);
             if let Some(annotated) = &a.predicate_type

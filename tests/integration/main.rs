@@ -15,6 +15,7 @@ mod inspect_faults;
 mod inspect_layouts;
 mod inspect_registries;
 mod interop;
+mod layer_media_type;
 mod layout;
 mod migrate;
 mod migrate_readback;
