@@ -258,3 +258,35 @@ async fn attachments_repository_with_named_search_on_distribution() {
 async fn attachments_repository_with_named_search_on_ferro() {
     attachments_repository_with_named_search(TestRegistry::ferro()).await;
 }
+
+/// An OCI layout is a store of its own, with no catalog: orphans there are kept by default, and with
+/// `--delete-orphans` the layout itself is the whole search.
+#[tokio::test]
+async fn orphans_in_an_oci_layout() {
+    let scenario = demo::demo().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = demo::write_layout(&scenario, dir.path()).await.unwrap();
+    // In a layout a manifest exists while its blob does: untag it and remove the blob, as a GC would.
+    layout.delete_manifest(&scenario.image).await.unwrap();
+    std::fs::remove_file(dir.path().join("blobs/sha256").join(scenario.image.hex())).unwrap();
+    let tags_before = layout.list_tags().await.unwrap();
+    let target = format!("ocidir://{}", dir.path().display());
+    let legacy = tags_before.iter().filter(|t| t.contains(scenario.image.hex())).count();
+    assert_eq!(legacy, 2, "the demo image has a .sig and a .att: {tags_before:?}");
+
+    let (run, report) = prune(&target, &["--apply"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(items(&report), vec![("orphan-legacy".to_owned(), "kept".to_owned()); legacy], "{report:#}");
+    assert_eq!(layout.list_tags().await.unwrap(), tags_before, "nothing deleted");
+
+    let (run, report) = prune(&target, &["--apply", "--delete-orphans"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(items(&report), vec![("orphan-legacy".to_owned(), "removed".to_owned()); legacy], "{report:#}");
+    assert_eq!(
+        the_search(&report, &scenario.image),
+        json!({"scope": "own-repository", "repositories": [layout.name()], "repositories_searched": 1, "result": "absent"})
+    );
+    let left: Vec<String> =
+        layout.list_tags().await.unwrap().into_iter().filter(|t| t.contains(scenario.image.hex())).collect();
+    assert!(left.is_empty(), "{left:?}");
+}
