@@ -44,6 +44,25 @@ impl ErrorKind {
     pub fn is_bad_data(self) -> bool {
         matches!(self, ErrorKind::InvalidFormat | ErrorKind::DigestMismatch | ErrorKind::TooLarge)
     }
+
+    /// The kind's name in every report (`error_kind`): kebab-case, stable.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not-found",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::RateLimited => "rate-limited",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::DigestMismatch => "digest-mismatch",
+            ErrorKind::TooLarge => "too-large",
+            ErrorKind::InvalidFormat => "invalid-format",
+            ErrorKind::InvalidInput => "invalid-input",
+            ErrorKind::VerificationFailed => "verification-failed",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Registry => "registry-error",
+            ErrorKind::Network => "network-error",
+            ErrorKind::Io => "io-error",
+        }
+    }
 }
 
 impl fmt::Display for ErrorKind {
@@ -164,6 +183,32 @@ impl From<serde_json::Error> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_names_are_kebab_case_of_the_display_text() {
+        use ErrorKind::*;
+        let all = [
+            NotFound,
+            Unauthorized,
+            RateLimited,
+            Unsupported,
+            DigestMismatch,
+            TooLarge,
+            InvalidFormat,
+            InvalidInput,
+            VerificationFailed,
+            Conflict,
+            Registry,
+            Network,
+            Io,
+        ];
+        for kind in all {
+            // The names reports used before they came from the kind itself.
+            let derived = kind.to_string().replace(' ', "-").replace("I/O", "io").to_lowercase();
+            assert_eq!(kind.name(), derived, "{kind:?}");
+        }
+        assert_eq!(Io.name(), "io-error");
+    }
 
     #[test]
     fn context_prefixes_and_keeps_kind() {

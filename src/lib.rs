@@ -11,6 +11,8 @@
 //! - [`verify`]: offline verification, keys and keyless (pure); [`check`] runs it over an image;
 //! - [`fetch`]: one attestation by predicate type, downloading nothing else (`att2ref get`);
 //! - [`convert`]: a verified legacy layer → Sigstore bundle v0.3 → referrer manifest (pure);
+//! - [`targets`]: images, repositories, layouts and whole registries resolved into a stream of
+//!   repositories to work on (what `migrate` and `prune` take);
 //! - [`demo`]: a deterministic generator of legacy cosign stores (test-only keys), used by the tests and
 //!   by `att2ref demo`.
 //!
@@ -70,6 +72,7 @@ pub mod model;
 pub mod prune;
 pub mod read;
 pub mod store;
+pub mod targets;
 pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};

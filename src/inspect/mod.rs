@@ -156,12 +156,17 @@ fn collect_digests(image: &ImageReport, seen: &mut BTreeSet<Digest>) {
 }
 
 fn image_error(image: &str, e: &Error) -> ImageError {
-    ImageError { error_kind: e.kind(), image: image.to_owned(), kind: kind_name(e.kind()), message: format!("{e:#}") }
+    ImageError {
+        error_kind: e.kind(),
+        image: image.to_owned(),
+        kind: e.kind().name().to_owned(),
+        message: format!("{e:#}"),
+    }
 }
 
-/// Kebab-case name of an error kind, as used in JSON reports.
+/// Kebab-case name of an error kind, as used in JSON reports ([`ErrorKind::name`]).
 pub fn kind_name(kind: ErrorKind) -> String {
-    kind.to_string().replace(' ', "-").replace("I/O", "io").to_lowercase()
+    kind.name().to_owned()
 }
 
 fn is_referrers_tag(tag: &str) -> bool {

@@ -259,7 +259,7 @@ async fn resume_from_journal<R: Repository>(
 fn failed(repository: String, image: &Digest, e: &crate::Error) -> ImageReport {
     let mut r = ImageReport::new(repository, image.clone(), Outcome::Failed);
     r.reasons.push(e.to_string());
-    r.error_kind = Some(crate::inspect::kind_name(e.kind()));
+    r.error_kind = Some(e.kind().name().to_owned());
     r.kind = Some(e.kind());
     r
 }
@@ -325,31 +325,4 @@ pub async fn migrate_image<R: Repository>(
             .await?;
     report.outcome = if report.writes == 0 { Outcome::AlreadyMigrated } else { Outcome::Migrated };
     Ok(report)
-}
-
-/// Which of `n` shards a repository belongs to: FNV-1a (64-bit) of its name, modulo `n`. Stable across
-/// runs, machines and versions, so `--shard I/N` jobs split a registry without coordination.
-pub fn shard_of(repository: &str, n: u32) -> u32 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let hash = repository.bytes().fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
-    (hash % u64::from(n.max(1))) as u32
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shards_are_stable_fnv1a() {
-        // FNV-1a 64 test vectors: "" → cbf29ce484222325, "a" → af63dc4c8601ec8c.
-        assert_eq!(shard_of("", 1 << 31), (0xcbf2_9ce4_8422_2325u64 % (1 << 31)) as u32);
-        assert_eq!(shard_of("a", 1 << 31), (0xaf63_dc4c_8601_ec8cu64 % (1 << 31)) as u32);
-        let counts = (0..400).fold([0u32; 4], |mut c, i| {
-            c[shard_of(&format!("team/app-{i}"), 4) as usize] += 1;
-            c
-        });
-        assert!(counts.iter().all(|&c| c > 60), "{counts:?}");
-        assert_eq!(shard_of("x", 0), 0);
-    }
 }

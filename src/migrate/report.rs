@@ -183,16 +183,8 @@ pub struct MigrateReport {
     pub errors: Vec<TargetError>,
 }
 
-/// A target that could not be expanded.
-#[derive(Clone, Debug, Serialize)]
-pub struct TargetError {
-    /// The target.
-    pub target: String,
-    /// Error kind name.
-    pub error_kind: String,
-    /// What went wrong.
-    pub message: String,
-}
+/// A target that could not be expanded into repositories ([`crate::targets::TargetError`]).
+pub use crate::targets::TargetError;
 
 impl MigrateReport {
     /// An empty report.

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::inspect::kind_name;
 use crate::model::digest::Digest;
 use crate::model::oci::Manifest;
 use crate::store::Repository;
@@ -48,7 +47,7 @@ pub async fn apply<R: Repository>(
                     if s.action.is_some() {
                         item.status = Status::CouldNotCheck;
                         item.reasons.push(format!("could not check before acting: resolving the tags: {e}"));
-                        item.error_kind = Some(kind_name(e.kind()));
+                        item.error_kind = Some(e.kind().name().to_owned());
                     }
                     item
                 })
@@ -99,7 +98,7 @@ pub async fn apply<R: Repository>(
             Err(e) => {
                 item.status = Status::Failed;
                 item.reasons.push(format!("failed: {e}"));
-                item.error_kind = Some(kind_name(e.kind()));
+                item.error_kind = Some(e.kind().name().to_owned());
             }
         }
         observer.acted(&item);

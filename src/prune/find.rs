@@ -6,7 +6,6 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 
 use crate::error::{Error, Result};
-use crate::inspect::kind_name;
 use crate::model::cosign::TagKind;
 use crate::model::digest::Digest;
 use crate::model::media_type::annotations::OCI_CREATED;
@@ -92,7 +91,7 @@ pub fn could_not_check<R: Repository>(repo: &R, subject: Option<&Digest>, e: &Er
         size: 0,
         status: Status::CouldNotCheck,
         reasons: vec![format!("could not check: {doing}: {e}")],
-        error_kind: Some(kind_name(e.kind())),
+        error_kind: Some(e.kind().name().to_owned()),
         subject_search: None,
     }
 }

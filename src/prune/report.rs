@@ -120,7 +120,7 @@ pub struct Item {
 }
 
 /// A target that could not be expanded into repositories (the same record migrate reports).
-pub use crate::migrate::report::TargetError;
+pub use crate::targets::TargetError;
 
 /// Totals over all items.
 #[derive(Clone, Debug, Default, Serialize)]

@@ -27,6 +27,7 @@ mod registry_client;
 mod schema;
 mod schemas;
 mod security;
+mod targets;
 mod tsa;
 mod upload_faults;
 mod verify;

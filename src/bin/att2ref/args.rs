@@ -190,7 +190,7 @@ pub struct TargetArgs {
 
     /// Only repositories in shard I of N (0-based): FNV-1a 64 of the repository name, modulo N.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
-    pub shard: Option<(u32, u32)>,
+    pub shard: Option<att2ref::targets::Shard>,
 }
 
 /// `att2ref migrate`.
@@ -317,14 +317,8 @@ pub enum ReadBackArg {
 }
 
 /// Parse `I/N` with I < N.
-pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
-    let (i, n) = s.split_once('/').ok_or_else(|| format!("{s:?} is not I/N (e.g. 0/4)"))?;
-    let i: u32 = i.trim().parse().map_err(|_| format!("{s:?}: shard index is not a number"))?;
-    let n: u32 = n.trim().parse().map_err(|_| format!("{s:?}: shard count is not a number"))?;
-    if n == 0 || i >= n {
-        return Err(format!("{s:?}: need 0 <= I < N"));
-    }
-    Ok((i, n))
+pub fn parse_shard(s: &str) -> Result<att2ref::targets::Shard, String> {
+    att2ref::targets::Shard::parse(s).map_err(|e| e.to_string())
 }
 
 /// What to trust (the same flags as cosign).
@@ -465,8 +459,9 @@ mod tests {
 
     #[test]
     fn shards() {
-        assert_eq!(parse_shard("0/4"), Ok((0, 4)));
-        assert_eq!(parse_shard("3/4"), Ok((3, 4)));
+        use att2ref::targets::Shard;
+        assert_eq!(parse_shard("0/4"), Ok(Shard::new(0, 4).unwrap()));
+        assert_eq!(parse_shard("3/4"), Ok(Shard::new(3, 4).unwrap()));
         assert!(parse_shard("4/4").is_err() && parse_shard("0/0").is_err() && parse_shard("x").is_err());
     }
 

@@ -17,7 +17,7 @@ use att2ref::store::registry::{
 };
 use att2ref::verify::{CertificateIdentity, Matcher, Policy, PublicKey, Verifier, reject_kms_reference};
 
-use crate::args::{RegistryArgs, TrustArgs};
+use crate::args::{RegistryArgs, TargetArgs, TrustArgs};
 
 /// Log to stderr: `RUST_LOG` if set, else by `-v` count.
 pub fn init_tracing(verbose: u8, quiet: bool) {
@@ -100,6 +100,11 @@ pub fn open(reference: &Reference, args: &RegistryArgs) -> Result<(AnyRepository
             Ok((AnyRepository::Layout(repo), l.manifest_reference()))
         }
     }
+}
+
+/// How `migrate` and `prune` resolve their targets.
+pub fn target_options(targets: &TargetArgs, registry: &RegistryArgs) -> att2ref::targets::TargetOptions {
+    att2ref::targets::TargetOptions { all_repos: targets.all_repos, shard: targets.shard, limits: limits(registry) }
 }
 
 /// A verifier from the trust flags.

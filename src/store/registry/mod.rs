@@ -192,6 +192,27 @@ impl RegistryClient {
         tags::catalog(&self.inner, &api_host(registry)).await
     }
 
+    /// The repositories of a registry as a stream of pages (`GET /v2/_catalog`, following `Link`), so
+    /// work can start on the first page and memory holds one page, not the whole catalog. A failed
+    /// page ends the stream with its error.
+    pub fn catalog_pages(
+        &self,
+        registry: &str,
+    ) -> impl futures_util::Stream<Item = Result<Vec<String>>> + Send + 'static {
+        let pager = tags::catalog_pager(&self.inner, &api_host(registry));
+        futures_util::stream::unfold(Some(pager), |state| async move {
+            let mut pager = match state? {
+                Ok(pager) => pager,
+                Err(e) => return Some((Err(e), None)),
+            };
+            match pager.next_page().await {
+                Ok(Some(page)) => Some((Ok(page), Some(Ok(pager)))),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> ClientStats {
         let s = &self.inner.stats;

@@ -2,6 +2,7 @@
 //! that ignore `n` and `last` (distribution 2.8 returns every tag, unsorted, on each page).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use reqwest::Method;
 use reqwest::header::{HeaderMap, LINK};
@@ -65,42 +66,74 @@ struct Page {
     repositories: Option<Vec<String>>,
 }
 
-/// Fetch every page from `first`, stopping at the last `Link`, or at a page that brings nothing new
-/// (a registry ignoring `last` would otherwise loop forever).
-async fn paged(inner: &Inner, host: &str, scopes: &[String], first: Url, what: &str) -> Result<Vec<String>> {
-    let limits = &inner.config.limits;
-    let mut url = first;
-    let mut seen = HashSet::new();
-    let mut all = Vec::new();
-    for page_no in 1.. {
-        if page_no > limits.max_pages {
-            return Err(Error::new(ErrorKind::TooLarge, format!("{what}: more than {} pages", limits.max_pages)));
+/// A listing read page by page: each call to [`Pager::next_page`] fetches one page and returns the
+/// entries not on the page before. It stops at the last `Link`, at a page that brings nothing new (a
+/// registry ignoring `last` would otherwise loop forever), or at the page cap. It keeps one page in
+/// memory, never the whole listing.
+pub(crate) struct Pager {
+    inner: Arc<Inner>,
+    host: String,
+    scopes: Vec<String>,
+    what: String,
+    next: Option<Url>,
+    page_no: usize,
+    previous: HashSet<String>,
+}
+
+impl Pager {
+    pub(crate) fn new(inner: Arc<Inner>, host: &str, scopes: Vec<String>, first: Url, what: String) -> Pager {
+        Pager { inner, host: host.to_owned(), scopes, what, next: Some(first), page_no: 0, previous: HashSet::new() }
+    }
+
+    /// The next page's new entries; `None` once the listing is complete.
+    pub(crate) async fn next_page(&mut self) -> Result<Option<Vec<String>>> {
+        let Some(url) = self.next.take() else {
+            return Ok(None);
+        };
+        let what = &self.what;
+        self.page_no += 1;
+        if self.page_no > self.inner.config.limits.max_pages {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!("{what}: more than {} pages", self.inner.config.limits.max_pages),
+            ));
         }
-        let call = Call::new(what, Method::GET, url.clone()).cap(MAX_PAGE_BYTES);
-        let reply = inner.call(host, scopes, &call).await?;
+        let call = Call::new(what, Method::GET, url).cap(MAX_PAGE_BYTES);
+        let reply = self.inner.call(&self.host, &self.scopes, &call).await?;
         if !reply.status.is_success() {
             return Err(status_error(what, reply.status, &reply.body));
         }
         let page: Page = serde_json::from_slice(&reply.body)
             .map_err(|e| Error::invalid_format(format!("{what}: invalid listing JSON: {e}")))?;
         let entries = page.tags.or(page.repositories).unwrap_or_default();
+        let fresh: Vec<String> = entries.iter().filter(|e| !self.previous.contains(*e)).cloned().collect();
+        self.previous = entries.into_iter().collect();
+        if let Some(next) = next_link(&reply.headers).filter(|_| !fresh.is_empty()) {
+            self.next =
+                Some(reply.url.join(&next).map_err(|e| {
+                    Error::new(ErrorKind::Registry, format!("{what}: invalid Link target {next:?}: {e}"))
+                })?);
+        }
+        Ok(Some(fresh))
+    }
+}
+
+/// Fetch every page from `first` (see [`Pager`]), without duplicates, up to `limits.max_tags` entries.
+async fn paged(inner: &Arc<Inner>, host: &str, scopes: &[String], first: Url, what: &str) -> Result<Vec<String>> {
+    let max = inner.config.limits.max_tags;
+    let mut pager = Pager::new(inner.clone(), host, scopes.to_vec(), first, what.to_owned());
+    let mut seen = HashSet::new();
+    let mut all = Vec::new();
+    while let Some(page) = pager.next_page().await? {
         let before = all.len();
-        for entry in entries {
-            if seen.insert(entry.clone()) {
-                all.push(entry);
-            }
+        all.extend(page.into_iter().filter(|e| seen.insert(e.clone())));
+        if all.len() > max {
+            return Err(Error::new(ErrorKind::TooLarge, format!("{what}: more than {max} entries")));
         }
-        if all.len() > limits.max_tags {
-            return Err(Error::new(ErrorKind::TooLarge, format!("{what}: more than {} entries", limits.max_tags)));
+        if all.len() == before {
+            // Nothing new over the whole listing (a registry cycling through pages): done.
+            break;
         }
-        let next = match next_link(&reply.headers) {
-            Some(next) if all.len() > before => next,
-            _ => break,
-        };
-        url = reply
-            .url
-            .join(&next)
-            .map_err(|e| Error::new(ErrorKind::Registry, format!("{what}: invalid Link target {next:?}: {e}")))?;
     }
     Ok(all)
 }
@@ -109,16 +142,22 @@ pub(crate) async fn list_tags(repo: &RegistryRepository) -> Result<Vec<String>> 
     let what = format!("GET tags of {}", repo.name());
     let mut url = repo.url("tags/list")?;
     url.query_pairs_mut().append_pair("n", &PAGE_SIZE.to_string());
-    paged(repo.inner(), &repo.host, &repo.scope("pull"), url, &what).await
+    paged(&repo.client.inner, &repo.host, &repo.scope("pull"), url, &what).await
 }
 
 /// Every repository of `host`; the entry cap is `limits.max_tags`, as for tags.
-pub(crate) async fn catalog(inner: &Inner, host: &str) -> Result<Vec<String>> {
+pub(crate) async fn catalog(inner: &Arc<Inner>, host: &str) -> Result<Vec<String>> {
+    let pager = catalog_pager(inner, host)?;
+    paged(inner, host, &pager.scopes, pager.next.clone().expect("a new pager has a first page"), &pager.what).await
+}
+
+/// The catalog of `host`, page by page.
+pub(crate) fn catalog_pager(inner: &Arc<Inner>, host: &str) -> Result<Pager> {
     let what = format!("GET catalog of {host}");
     let mut url =
         inner.base_url(host)?.join("v2/_catalog").map_err(|e| Error::invalid_input(format!("{what}: {e}")))?;
     url.query_pairs_mut().append_pair("n", &PAGE_SIZE.to_string());
-    paged(inner, host, &["registry:catalog:*".to_owned()], url, &what).await
+    Ok(Pager::new(inner.clone(), host, vec!["registry:catalog:*".to_owned()], url, what))
 }
 
 #[cfg(test)]

@@ -10,17 +10,16 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use att2ref::convert::{OutputFormat, Verdict};
 use att2ref::migrate::report::RequestStats;
 use att2ref::migrate::{
     self, ImageReport, Journal, MigrateOptions, MigrateReport, Outcome, Progress, ReadBack, RekorClient,
 };
 use att2ref::model::digest::Digest;
-use att2ref::model::reference::Reference;
-use att2ref::store::layout::LayoutRepository;
-use att2ref::store::registry::RegistryClient;
 use att2ref::store::{AnyRepository, Repository};
+use att2ref::targets::{self, TargetError};
+use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::args::{MigrateArgs, ReadBackArg, ReferrerFormat};
@@ -35,7 +34,7 @@ struct Work {
 
 pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     let (verifier, _) = setup::verifier(&args.trust)?;
-    let targets = targets(&args)?;
+    let targets = targets::read_targets(&args.targets.targets, args.targets.from_file.as_deref())?;
     let client = setup::registry_client(&args.registry)?;
     let options = MigrateOptions {
         format: match args.referrer_format {
@@ -67,11 +66,28 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
 
     let mut report = MigrateReport::new(targets.clone(), args.dry_run, options.format);
     let mut work = Vec::new();
-    for target in &targets {
-        match expand(target, &args, &client).await {
-            Ok(w) => work.extend(w),
-            Err(e) => report.errors.push(crate::commands::target_error(target, &e)),
-        }
+    let target_options = setup::target_options(&args.targets, &args.registry);
+    let mut resolved = std::pin::pin!(targets::resolve(&targets, &target_options, &client));
+    while let Some(next) = resolved.next().await {
+        let t = match next {
+            Ok(t) => t,
+            Err(e) => {
+                report.errors.push(e);
+                continue;
+            }
+        };
+        let images = match t.images {
+            Some(images) => images,
+            None => match migrate::images_with_attestations(&t.repo).await {
+                Ok(images) => images,
+                Err(e) => {
+                    let e = e.context(format!("listing tags of {}", t.repo.name()));
+                    report.errors.push(TargetError::new(&t.target, &e));
+                    continue;
+                }
+            },
+        };
+        work.push(Work { repo: t.repo, images });
     }
 
     let total: usize = work.iter().map(|w| w.images.len()).sum();
@@ -126,102 +142,6 @@ fn finish(report: &MigrateReport) -> ExitCode {
         worse(exit::COULD_NOT_CHECK);
     }
     ExitCode::from(code)
-}
-
-/// The targets from the command line and `--from-file`, in order.
-fn targets(args: &MigrateArgs) -> Result<Vec<String>> {
-    read_targets(&args.targets.targets, args.targets.from_file.as_deref())
-}
-
-/// Command-line targets followed by those of `--from-file` (blank lines and `#` comments ignored).
-pub(crate) fn read_targets(given: &[String], from_file: Option<&std::path::Path>) -> Result<Vec<String>> {
-    let mut targets = given.to_vec();
-    if let Some(path) = from_file {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading --from-file {}", path.display()))?;
-        targets.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned));
-    }
-    if targets.is_empty() {
-        bail!("no targets: give images, repositories or layouts (or --from-file FILE)");
-    }
-    Ok(targets)
-}
-
-/// One repository a target names, and the images it names in it (`None`: the whole repository).
-pub(crate) struct Expanded {
-    pub repo: AnyRepository,
-    pub images: Option<Vec<Digest>>,
-}
-
-/// How targets are expanded (shared by `migrate` and `prune`).
-pub(crate) struct TargetOptions<'a> {
-    pub all_repos: bool,
-    pub shard: Option<(u32, u32)>,
-    pub registry: &'a crate::args::RegistryArgs,
-}
-
-/// The repositories and images one target names.
-async fn expand(target: &str, args: &MigrateArgs, client: &RegistryClient) -> Result<Vec<Work>> {
-    let options =
-        TargetOptions { all_repos: args.targets.all_repos, shard: args.targets.shard, registry: &args.registry };
-    let mut work = Vec::new();
-    for e in expand_target(target, &options, client).await? {
-        let images = match e.images {
-            Some(images) => images,
-            None => migrate::images_with_attestations(&e.repo)
-                .await
-                .with_context(|| format!("listing tags of {}", e.repo.name()))?,
-        };
-        work.push(Work { repo: e.repo, images });
-    }
-    Ok(work)
-}
-
-/// The repositories (and, for image references, the image) one target names.
-pub(crate) async fn expand_target(
-    target: &str,
-    options: &TargetOptions<'_>,
-    client: &RegistryClient,
-) -> Result<Vec<Expanded>> {
-    let in_shard = |repository: &str| options.shard.is_none_or(|(i, n)| migrate::shard_of(repository, n) == i);
-    if options.all_repos {
-        if target.contains('/') || target.starts_with("ocidir://") {
-            bail!("--all-repos takes registry hosts (e.g. registry.example:5000), not {target:?}");
-        }
-        let names = client.catalog(target).await.with_context(|| format!("listing the catalog of {target}"))?;
-        return Ok(names
-            .into_iter()
-            .filter(|name| in_shard(name))
-            .map(|name| Expanded { repo: AnyRepository::Registry(client.repository(target, &name)), images: None })
-            .collect());
-    }
-    let reference = Reference::parse(target)?;
-    let (repo, manifest_ref, name) = match &reference {
-        Reference::Registry(r) => (
-            AnyRepository::Registry(client.repository(r.registry(), r.repository())),
-            r.manifest_reference(),
-            r.repository().to_owned(),
-        ),
-        Reference::Layout(l) => {
-            let repo = LayoutRepository::open(l.path(), setup::limits(options.registry))
-                .with_context(|| format!("opening OCI layout {}", l.path().display()))?;
-            (AnyRepository::Layout(repo), l.manifest_reference(), l.path().display().to_string())
-        }
-    };
-    if !in_shard(&name) {
-        return Ok(Vec::new());
-    }
-    let images = match manifest_ref {
-        Some(r) => match r.parse::<Digest>() {
-            Ok(d) => Some(vec![d]),
-            Err(_) => {
-                let d =
-                    repo.head_manifest(&r).await?.with_context(|| format!("tag {r:?} not found in {}", repo.name()))?;
-                Some(vec![d.digest])
-            }
-        },
-        None => None,
-    };
-    Ok(vec![Expanded { repo, images }])
 }
 
 struct Bar {

@@ -75,13 +75,3 @@ pub fn output_report<T: Serialize>(
         crate::args::Format::Text => print_text(&text(report)),
     }
 }
-
-/// A target of a batch command that could not be expanded, with the library's error kind when there is one.
-pub fn target_error(target: &str, e: &anyhow::Error) -> att2ref::migrate::report::TargetError {
-    let kind = e.chain().find_map(|c| c.downcast_ref::<att2ref::Error>()).map(att2ref::Error::kind);
-    att2ref::migrate::report::TargetError {
-        target: target.to_owned(),
-        error_kind: kind.map_or_else(|| "invalid-input".to_owned(), att2ref::inspect::kind_name),
-        message: format!("{e:#}"),
-    }
-}

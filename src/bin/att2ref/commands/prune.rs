@@ -8,20 +8,20 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use att2ref::prune::{self, Item, Observer, OrphanPolicy, PruneOptions, PruneReport, Scope, SearchSets, Status};
+use att2ref::store::AnyRepository;
 use att2ref::store::registry::RegistryClient;
+use att2ref::targets::{self, TargetOptions};
+use futures_util::StreamExt;
 
 use crate::args::PruneArgs;
-use crate::commands::migrate::{TargetOptions, expand_target, read_targets};
 use crate::render::size;
 use crate::{exit, setup};
 
 pub async fn run(args: PruneArgs) -> Result<ExitCode> {
     let (verifier, _) = setup::verifier(&args.trust)?;
-    let targets = read_targets(&args.targets.targets, args.targets.from_file.as_deref())?;
+    let targets = targets::read_targets(&args.targets.targets, args.targets.from_file.as_deref())?;
     let client = setup::registry_client(&args.registry)?;
     let options = PruneOptions { limits: setup::limits(&args.registry), apply: args.apply, ..PruneOptions::default() };
-    let expand =
-        TargetOptions { all_repos: args.targets.all_repos, shard: args.targets.shard, registry: &args.registry };
     let search_sets = match args.delete_orphans {
         false => None,
         true if args.search_repositories.is_empty() => Some(SearchSets::catalog()),
@@ -34,22 +34,22 @@ pub async fn run(args: PruneArgs) -> Result<ExitCode> {
         None => &(),
     };
     let mut report = PruneReport::new(targets.clone(), args.apply);
-    for target in &targets {
-        let expanded = match expand_target(target, &expand, &client).await {
-            Ok(e) => e,
+    let target_options = setup::target_options(&args.targets, &args.registry);
+    let mut resolved = std::pin::pin!(targets::resolve(&targets, &target_options, &client));
+    while let Some(next) = resolved.next().await {
+        let t = match next {
+            Ok(t) => t,
             Err(e) => {
-                report.errors.push(crate::commands::target_error(target, &e));
+                report.errors.push(e);
                 continue;
             }
         };
-        for e in expanded {
-            let scope = e.images.map_or(Scope::Repository, Scope::Images);
-            let mut options = options.clone();
-            if let Some(sets) = &search_sets {
-                options.orphans = OrphanPolicy::Delete(sets.for_repository(&e.repo).await);
-            }
-            report.items.extend(prune::prune_repository(&e.repo, &scope, &verifier, &options, observer).await);
+        let scope = t.images.map_or(Scope::Repository, Scope::Images);
+        let mut options = options.clone();
+        if let Some(sets) = &search_sets {
+            options.orphans = OrphanPolicy::Delete(sets.for_repository(&t.repo).await);
         }
+        report.items.extend(prune::prune_repository(&t.repo, &scope, &verifier, &options, observer).await);
     }
     report.recount();
 
@@ -62,16 +62,16 @@ async fn search_repositories(
     given: &[String],
     args: &PruneArgs,
     client: &RegistryClient,
-) -> Result<Vec<att2ref::store::AnyRepository>> {
-    let options = TargetOptions { all_repos: false, shard: None, registry: &args.registry };
+) -> Result<Vec<AnyRepository>> {
+    let options = TargetOptions { limits: setup::limits(&args.registry), ..TargetOptions::default() };
     let mut out = Vec::new();
-    for name in given {
-        for e in expand_target(name, &options, client).await.with_context(|| format!("--search-repository {name}"))? {
-            if e.images.is_some() {
-                bail!("--search-repository takes repositories (host/name or ocidir://PATH), not the image {name:?}");
-            }
-            out.push(e.repo);
+    let mut resolved = std::pin::pin!(targets::resolve(given, &options, client));
+    while let Some(next) = resolved.next().await {
+        let t = next.map_err(|e| anyhow::anyhow!("--search-repository {}: {}", e.target, e.message))?;
+        if t.images.is_some() {
+            bail!("--search-repository takes repositories (host/name or ocidir://PATH), not the image {:?}", t.target);
         }
+        out.push(t.repo);
     }
     Ok(out)
 }

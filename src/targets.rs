@@ -1,0 +1,291 @@
+//! What a batch command works on, resolved here so that every caller gets the command line's rules.
+//!
+//! A target is an image (`host/repo:tag`, `host/repo@sha256:…`), a repository (`host/repo`), an OCI
+//! layout (`ocidir://PATH`, optionally with `:tag` or `@digest`), or — with
+//! [`TargetOptions::all_repos`] — a registry host, meaning every repository of its catalog.
+//! [`resolve`] turns a list of targets into a stream of [`RepositoryTarget`]s. The catalog is read
+//! page by page and each page's repositories are yielded before the next page is fetched, so work can
+//! start at once and memory holds one page, not the whole catalog. [`Shard`] keeps a stable share of
+//! the repositories, so several jobs split a registry without talking to each other.
+//!
+//! ```no_run
+//! use att2ref::store::registry::{ClientConfig, RegistryClient};
+//! use att2ref::targets::{self, Shard, TargetOptions};
+//! use futures_util::StreamExt;
+//!
+//! # async fn example() -> att2ref::Result<()> {
+//! let client = RegistryClient::new(ClientConfig::default())?;
+//! // Shard 0 of 4 of every repository of a registry, plus one image.
+//! let given = vec!["registry.example".to_owned()];
+//! let options = TargetOptions { all_repos: true, shard: Some(Shard::new(0, 4)?), ..TargetOptions::default() };
+//! let mut repositories = std::pin::pin!(targets::resolve(&given, &options, &client));
+//! while let Some(next) = repositories.next().await {
+//!     match next {
+//!         Ok(t) => println!("{} ({:?})", t.repository_name(), t.images),
+//!         Err(e) => eprintln!("{}: {}", e.target, e.message),
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+use std::path::Path;
+
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::limits::Limits;
+use crate::model::digest::Digest;
+use crate::model::reference::Reference;
+use crate::store::layout::LayoutRepository;
+use crate::store::registry::RegistryClient;
+use crate::store::{AnyRepository, Repository};
+
+/// One share of the repositories: those whose name hashes to `index` modulo `count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    index: u32,
+    count: u32,
+}
+
+impl Shard {
+    /// Shard `index` of `count` (0-based).
+    pub fn new(index: u32, count: u32) -> Result<Shard> {
+        if count == 0 || index >= count {
+            return Err(Error::invalid_input(format!("shard {index}/{count}: the index must be below the count")));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// `I/N`, as `--shard` takes it.
+    pub fn parse(text: &str) -> Result<Shard> {
+        let bad = |why: &str| Error::invalid_input(format!("shard {text:?}: {why} (expected I/N, e.g. 0/4)"));
+        let (i, n) = text.split_once('/').ok_or_else(|| bad("no '/'"))?;
+        let index = i.trim().parse().map_err(|_| bad("the index is not a number"))?;
+        let count = n.trim().parse().map_err(|_| bad("the count is not a number"))?;
+        Shard::new(index, count)
+    }
+
+    /// Which of `count` shards a repository belongs to: FNV-1a (64-bit) of its name, modulo `count`.
+    /// Stable across runs, machines and versions.
+    pub fn of(repository: &str, count: u32) -> u32 {
+        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        let hash = repository.bytes().fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+        (hash % u64::from(count.max(1))) as u32
+    }
+
+    /// Whether `repository` (its path for a registry, its directory for a layout) is in this shard.
+    pub fn contains(&self, repository: &str) -> bool {
+        Shard::of(repository, self.count) == self.index
+    }
+
+    /// The shard index.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The number of shards.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+}
+
+/// How targets are resolved.
+#[derive(Clone, Debug, Default)]
+pub struct TargetOptions {
+    /// Targets are registry hosts: every repository of each one's catalog.
+    pub all_repos: bool,
+    /// Only repositories of this shard.
+    pub shard: Option<Shard>,
+    /// Caps for the OCI layouts opened (registry repositories take the client's).
+    pub limits: Limits,
+}
+
+/// One repository to work on, and the images a target named in it.
+#[derive(Clone, Debug)]
+pub struct RepositoryTarget {
+    /// The target it came from, as given.
+    pub target: String,
+    /// The repository.
+    pub repo: AnyRepository,
+    /// The images the target named (a tag resolved to its digest); `None` for the whole repository.
+    pub images: Option<Vec<Digest>>,
+}
+
+impl RepositoryTarget {
+    /// The repository's display name (`host/repo` or `ocidir://PATH`).
+    pub fn repository_name(&self) -> String {
+        self.repo.name()
+    }
+}
+
+/// A target that could not be resolved, as reports record it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TargetError {
+    /// The target, as given.
+    pub target: String,
+    /// The error kind's name.
+    pub error_kind: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl TargetError {
+    /// The record for `error` while resolving `target`.
+    pub fn new(target: &str, error: &Error) -> TargetError {
+        TargetError {
+            target: target.to_owned(),
+            error_kind: error.kind().name().to_owned(),
+            message: format!("{error:#}"),
+        }
+    }
+}
+
+/// The targets given, followed by those of `from_file` (one per line; blank lines and `#` comments
+/// ignored). No target at all is an error.
+pub fn read_targets(given: &[String], from_file: Option<&Path>) -> Result<Vec<String>> {
+    let mut targets = given.to_vec();
+    if let Some(path) = from_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::new(ErrorKind::Io, format!("reading the target list {}: {e}", path.display())))?;
+        targets.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned));
+    }
+    if targets.is_empty() {
+        return Err(Error::invalid_input("no targets: give images, repositories, layouts or a list file"));
+    }
+    Ok(targets)
+}
+
+/// Every target resolved into repositories, in order, as a stream (see the module documentation). A
+/// target that cannot be resolved yields one [`TargetError`] and the stream goes on with the next;
+/// with `all_repos`, a catalog page that fails ends that target with its error.
+pub fn resolve<'a>(
+    targets: &'a [String],
+    options: &'a TargetOptions,
+    client: &'a RegistryClient,
+) -> impl Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send + 'a {
+    futures_util::stream::iter(targets).flat_map(move |target| {
+        if options.all_repos {
+            registry_repositories(target, options, client).boxed()
+        } else {
+            futures_util::stream::once(one_target(target, options, client))
+                .filter_map(|r| async move { r.transpose() })
+                .boxed()
+        }
+    })
+}
+
+/// Every repository of the registry `host`, page by page, in the shard.
+fn registry_repositories<'a>(
+    host: &'a str,
+    options: &'a TargetOptions,
+    client: &'a RegistryClient,
+) -> impl Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send + 'a {
+    if host.contains('/') || host.starts_with("ocidir://") {
+        let e = Error::invalid_input(format!(
+            "--all-repos takes registry hosts (e.g. registry.example:5000), not {host:?}"
+        ));
+        return futures_util::stream::once(async move { Err(TargetError::new(host, &e)) }).boxed();
+    }
+    client
+        .catalog_pages(host)
+        .flat_map(move |page| {
+            let items: Vec<_> = match page {
+                Ok(names) => names
+                    .into_iter()
+                    .filter(|name| options.shard.is_none_or(|s| s.contains(name)))
+                    .map(|name| {
+                        Ok(RepositoryTarget {
+                            target: host.to_owned(),
+                            repo: AnyRepository::Registry(client.repository(host, &name)),
+                            images: None,
+                        })
+                    })
+                    .collect(),
+                Err(e) => vec![Err(TargetError::new(host, &e.context(format!("listing the catalog of {host}"))))],
+            };
+            futures_util::stream::iter(items)
+        })
+        .boxed()
+}
+
+/// One image, repository or layout target; `Ok(None)` when the shard leaves it out.
+async fn one_target(
+    target: &str,
+    options: &TargetOptions,
+    client: &RegistryClient,
+) -> std::result::Result<Option<RepositoryTarget>, TargetError> {
+    let fail = |e: Error| TargetError::new(target, &e);
+    let (repo, reference, name) = match Reference::parse(target).map_err(fail)? {
+        Reference::Registry(r) => (
+            AnyRepository::Registry(client.repository(r.registry(), r.repository())),
+            r.manifest_reference(),
+            r.repository().to_owned(),
+        ),
+        Reference::Layout(l) => {
+            let repo = LayoutRepository::open(l.path(), options.limits.clone())
+                .map_err(|e| fail(e.context(format!("opening OCI layout {}", l.path().display()))))?;
+            (AnyRepository::Layout(repo), l.manifest_reference(), l.path().display().to_string())
+        }
+    };
+    if options.shard.is_some_and(|s| !s.contains(&name)) {
+        return Ok(None);
+    }
+    let images = match reference {
+        None => None,
+        Some(r) => match r.parse::<Digest>() {
+            Ok(d) => Some(vec![d]),
+            Err(_) => match repo.head_manifest(&r).await.map_err(fail)? {
+                Some(d) => Some(vec![d.digest]),
+                None => {
+                    let e = Error::new(ErrorKind::NotFound, format!("tag {r:?} not found in {}", repo.name()));
+                    return Err(fail(e));
+                }
+            },
+        },
+    };
+    Ok(Some(RepositoryTarget { target: target.to_owned(), repo, images }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_stable_fnv1a() {
+        // FNV-1a 64 test vectors: "" → cbf29ce484222325, "a" → af63dc4c8601ec8c.
+        assert_eq!(Shard::of("", 1 << 31), (0xcbf2_9ce4_8422_2325u64 % (1 << 31)) as u32);
+        assert_eq!(Shard::of("a", 1 << 31), (0xaf63_dc4c_8601_ec8cu64 % (1 << 31)) as u32);
+        let counts = (0..400).fold([0u32; 4], |mut c, i| {
+            c[Shard::of(&format!("team/app-{i}"), 4) as usize] += 1;
+            c
+        });
+        assert!(counts.iter().all(|&c| c > 60), "{counts:?}");
+        assert_eq!(Shard::of("x", 0), 0);
+    }
+
+    #[test]
+    fn shards_parse_strictly() {
+        assert_eq!(Shard::parse("3/4").unwrap(), Shard { index: 3, count: 4 });
+        assert_eq!(Shard::parse(" 0 / 1 ").unwrap(), Shard { index: 0, count: 1 });
+        for bad in ["4/4", "0/0", "x", "1", "a/2", "1/b"] {
+            assert_eq!(Shard::parse(bad).unwrap_err().kind(), ErrorKind::InvalidInput, "{bad}");
+        }
+        let s = Shard::new(1, 3).unwrap();
+        let members = (0..30).map(|i| format!("r{i}")).filter(|r| s.contains(r)).count();
+        assert_eq!(members, (0..30).filter(|i| Shard::of(&format!("r{i}"), 3) == 1).count());
+    }
+
+    #[test]
+    fn target_lists_skip_blanks_and_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("targets.txt");
+        std::fs::write(&file, "# a list\nregistry.example/a\n\n  registry.example/b@sha256:00  \n").unwrap();
+        let got = read_targets(&["x/y".to_owned()], Some(&file)).unwrap();
+        assert_eq!(got, ["x/y", "registry.example/a", "registry.example/b@sha256:00"]);
+        assert_eq!(read_targets(&[], None).unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(read_targets(&[], Some(&dir.path().join("missing"))).unwrap_err().kind(), ErrorKind::Io);
+    }
+}

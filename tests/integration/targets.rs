@@ -1,0 +1,144 @@
+//! The library's target resolution (`att2ref::targets`): the catalog is streamed page by page (work
+//! starts before the listing is complete), shards split it, a failed page is an error after what was
+//! already yielded, and image targets resolve tags against a real registry.
+
+use att2ref::store::Repository;
+use att2ref::targets::{self, Shard, TargetOptions};
+use futures_util::StreamExt;
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::registries::TestRegistry;
+use crate::registry_client::mock_client;
+
+/// A catalog of three pages (`a0..a2`, `b0..b2`, `c0..c2`) linked with `Link` headers; the third page
+/// answers `third` instead when given.
+async fn paged_catalog(third: Option<ResponseTemplate>) -> MockServer {
+    let server = MockServer::start().await;
+    let page = |names: &[&str], next: Option<&str>| {
+        let mut t = ResponseTemplate::new(200).set_body_json(serde_json::json!({ "repositories": names }));
+        if let Some(next) = next {
+            t = t.insert_header("Link", format!("<{next}>; rel=\"next\"").as_str());
+        }
+        t
+    };
+    Mock::given(method("GET"))
+        .and(path("/v2/_catalog"))
+        .and(query_param("n", "1000"))
+        .respond_with(page(&["a0", "a1", "a2"], Some("/v2/_catalog?last=a2&n=1000")))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/_catalog"))
+        .and(query_param("last", "a2"))
+        .respond_with(page(&["b0", "b1", "b2"], Some("/v2/_catalog?last=b2&n=1000")))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/_catalog"))
+        .and(query_param("last", "b2"))
+        .respond_with(third.unwrap_or_else(|| page(&["c0", "c1", "c2"], None)))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    server
+}
+
+async fn catalog_requests(server: &MockServer) -> usize {
+    server.received_requests().await.unwrap().iter().filter(|r| r.url.path() == "/v2/_catalog").count()
+}
+
+#[tokio::test]
+async fn the_catalog_is_streamed_page_by_page() {
+    let server = paged_catalog(None).await;
+    let client = mock_client(|_| {});
+    let host = server.address().to_string();
+    let given = vec![host.clone()];
+    let options = TargetOptions { all_repos: true, ..TargetOptions::default() };
+    let mut stream = std::pin::pin!(targets::resolve(&given, &options, &client));
+
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(first.repository_name(), format!("{host}/a0"));
+    assert_eq!(first.target, host);
+    assert!(first.images.is_none());
+    assert_eq!(catalog_requests(&server).await, 1, "the first repository comes before the second page is asked for");
+
+    let mut rest = Vec::new();
+    while let Some(next) = stream.next().await {
+        rest.push(next.unwrap().repository_name());
+    }
+    let expected: Vec<String> =
+        ["a1", "a2", "b0", "b1", "b2", "c0", "c1", "c2"].iter().map(|n| format!("{host}/{n}")).collect();
+    assert_eq!(rest, expected);
+    assert_eq!(catalog_requests(&server).await, 3);
+}
+
+#[tokio::test]
+async fn shards_split_the_catalog_exactly() {
+    let server = paged_catalog(None).await;
+    let client = mock_client(|_| {});
+    let host = server.address().to_string();
+    let given = vec![host.clone()];
+    let all: Vec<&str> = vec!["a0", "a1", "a2", "b0", "b1", "b2", "c0", "c1", "c2"];
+    let mut seen = Vec::new();
+    for index in 0..3 {
+        let options =
+            TargetOptions { all_repos: true, shard: Some(Shard::new(index, 3).unwrap()), ..Default::default() };
+        let got: Vec<String> = targets::resolve(&given, &options, &client)
+            .map(|t| t.unwrap().repo.name().trim_start_matches(&format!("{host}/")).to_owned())
+            .collect()
+            .await;
+        let expected: Vec<String> = all.iter().filter(|n| Shard::of(n, 3) == index).map(|n| (*n).to_owned()).collect();
+        assert_eq!(got, expected, "shard {index}");
+        seen.extend(got);
+    }
+    seen.sort();
+    assert_eq!(seen, all, "every repository in exactly one shard");
+}
+
+#[tokio::test]
+async fn a_failed_page_is_an_error_after_the_repositories_already_listed() {
+    let refused = ResponseTemplate::new(403)
+        .set_body_raw(r#"{"errors":[{"code":"DENIED","message":"denied"}]}"#, "application/json");
+    let server = paged_catalog(Some(refused)).await;
+    let client = mock_client(|_| {});
+    let host = server.address().to_string();
+    let given = vec![host.clone(), "not a reference!".to_owned()];
+    let options = TargetOptions { all_repos: true, ..TargetOptions::default() };
+    let results: Vec<_> = targets::resolve(&given, &options, &client).collect().await;
+    assert_eq!(results.len(), 8, "six repositories, the failed page, the bad host");
+    assert!(results[..6].iter().all(Result::is_ok));
+    let page_error = results[6].as_ref().unwrap_err();
+    assert_eq!(page_error.target, host);
+    assert_eq!(page_error.error_kind, "unauthorized", "{page_error:?}");
+    assert!(page_error.message.contains("catalog"), "{page_error:?}");
+    let bad = results[7].as_ref().unwrap_err();
+    assert_eq!(bad.target, "not a reference!");
+    assert_eq!(bad.error_kind, "invalid-input", "{bad:?}");
+}
+
+#[tokio::test]
+async fn image_targets_resolve_tags_on_a_real_registry() {
+    let registry = TestRegistry::distribution();
+    let scenario = att2ref::demo::demo().unwrap();
+    let repo = registry.repository("targets/app");
+    scenario.repo.push_to(&repo).await.unwrap();
+    let tag = scenario.repo.tags().into_iter().find(|t| !t.starts_with("sha256-")).unwrap().to_owned();
+    let client = registry.client();
+    let given = vec![
+        format!("{}/targets/app:{tag}", registry.host),
+        format!("{}/targets/app@{}", registry.host, scenario.image),
+        format!("{}/targets/app", registry.host),
+        format!("{}/targets/app:no-such-tag", registry.host),
+    ];
+    let results: Vec<_> = targets::resolve(&given, &TargetOptions::default(), &client).collect().await;
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[0].as_ref().unwrap().images, Some(vec![scenario.image.clone()]), "the tag, resolved");
+    assert_eq!(results[1].as_ref().unwrap().images, Some(vec![scenario.image.clone()]));
+    assert_eq!(results[2].as_ref().unwrap().images, None, "the whole repository");
+    let missing = results[3].as_ref().unwrap_err();
+    assert_eq!(missing.error_kind, "not-found");
+    assert!(missing.message.contains("no-such-tag"), "{missing:?}");
+    assert!(repo.head_manifest(&tag).await.unwrap().is_some());
+}
