@@ -39,6 +39,7 @@ pub mod report;
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::inspect::report::SubjectInfo;
 use crate::limits::Limits;
 use crate::model::bundle::BundleContent;
 use crate::model::cosign::{LegacyLayerAnnotations, TagKind};
@@ -68,24 +69,39 @@ pub async fn check_image<R: Repository>(
     verifier: &Arc<Verifier>,
     options: &CheckOptions,
 ) -> Result<ImageVerification> {
-    let digest = match reference.parse::<Digest>() {
-        Ok(d) => d,
+    // A tag resolves through its manifest, which is then present; a digest may name a manifest that is
+    // gone while its `.att` remains. That still verifies (as in cosign), but the report says so.
+    let (digest, found) = match reference.parse::<Digest>() {
+        Ok(d) => (d, None),
         Err(_) => {
-            repo.head_manifest(reference)
-                .await?
-                .ok_or_else(|| {
-                    Error::new(ErrorKind::NotFound, format!("tag {reference:?} not found in {}", repo.name()))
-                })?
-                .digest
+            let desc = repo.head_manifest(reference).await?.ok_or_else(|| {
+                Error::new(ErrorKind::NotFound, format!("tag {reference:?} not found in {}", repo.name()))
+            })?;
+            (desc.digest.clone(), Some(desc))
         }
     };
     let name = format!("{}@{digest}", repo.name());
-    check_digest(repo, &digest, verifier, options).await.map_err(|e| e.context(format!("verifying {name}")))
+    let context = |e: Error| e.context(format!("verifying {name}"));
+    let found = match found {
+        Some(desc) => Some(desc),
+        None => repo.head_manifest(reference).await.map_err(context)?,
+    };
+    let subject = match found {
+        Some(desc) => SubjectInfo {
+            present: true,
+            media_type: Some(desc.media_type).filter(|m| !m.is_empty()),
+            size: Some(desc.size),
+            kind: None,
+        },
+        None => SubjectInfo { present: false, media_type: None, size: None, kind: None },
+    };
+    check_digest(repo, &digest, subject, verifier, options).await.map_err(context)
 }
 
 async fn check_digest<R: Repository>(
     repo: &R,
     digest: &Digest,
+    subject: SubjectInfo,
     verifier: &Arc<Verifier>,
     options: &CheckOptions,
 ) -> Result<ImageVerification> {
@@ -256,7 +272,13 @@ async fn check_digest<R: Repository>(
 
     let mut results = results;
     results.extend(unreadable);
-    Ok(ImageVerification { reference: format!("{}@{digest}", repo.name()), digest: digest.clone(), results, skipped })
+    Ok(ImageVerification {
+        reference: format!("{}@{digest}", repo.name()),
+        digest: digest.clone(),
+        subject,
+        results,
+        skipped,
+    })
 }
 
 fn malformed(location: Location, e: &Error) -> AttestationResult {

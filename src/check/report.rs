@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::inspect::report::ImageError;
+use crate::inspect::report::{ImageError, SubjectInfo};
 use crate::model::digest::Digest;
 use crate::verify::{FailureReason, Verification};
 
@@ -62,6 +62,9 @@ pub struct ImageVerification {
     pub reference: String,
     /// The image digest.
     pub digest: Digest,
+    /// Whether the registry serves the image manifest itself (as in `inspect`). When `present` is false,
+    /// what was verified is attached to a digest that is gone (orphaned); `kind` is never set here.
+    pub subject: SubjectInfo,
     /// One result per attestation or signature checked.
     pub results: Vec<AttestationResult>,
     /// Content that was found but is not checked, with why (e.g. other predicate types with `--type`).

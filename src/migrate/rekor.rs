@@ -135,7 +135,20 @@ mod tests {
 
     /// Rekor's answer with a one-leaf tree (root = leaf hash) and a checkpoint signed by `log_key`.
     fn response(legacy: &RekorBundle, log_key: TestKey, root: [u8; 32]) -> RekorEntry {
-        let text = format!("rekor.test - 1\n1\n{}\n", encode_base64(&root));
+        proof_response(legacy, log_key, 0, 1, &[], root)
+    }
+
+    /// Rekor's answer with the entry at `index` of a tree of `size` leaves, its audit path `hashes` and
+    /// `root`, and a checkpoint over that size and root signed by `log_key`.
+    fn proof_response(
+        legacy: &RekorBundle,
+        log_key: TestKey,
+        index: u64,
+        size: u64,
+        hashes: &[Vec<u8>],
+        root: [u8; 32],
+    ) -> RekorEntry {
+        let text = format!("rekor.test - 1\n{size}\n{}\n", encode_base64(&root));
         let mut signed = legacy.log_id[..4].to_vec();
         signed.extend(log_key.signer().sign(text.as_bytes()).unwrap());
         let json = serde_json::json!({"u": {
@@ -143,7 +156,8 @@ mod tests {
             "logID": legacy.payload.log_id, "logIndex": legacy.payload.log_index,
             "verification": {"inclusionProof": {
                 "checkpoint": format!("{text}\n\u{2014} rekor.test {}\n", encode_base64(&signed)),
-                "hashes": [], "logIndex": 0, "rootHash": hex::encode(root), "treeSize": 1
+                "hashes": hashes.iter().map(hex::encode).collect::<Vec<_>>(), "logIndex": index,
+                "rootHash": hex::encode(root), "treeSize": size
             }}
         }});
         RekorEntry::parse_response(json.to_string().as_bytes()).unwrap()
@@ -174,13 +188,95 @@ mod tests {
         );
         let mut other = legacy.clone();
         other.payload.log_index += 1;
-        assert!(verify_fetched(&good, &other, Some(&root)).is_err(), "another entry's proof is refused");
+        let err = verify_fetched(&good, &other, Some(&root)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::VerificationFailed, "another entry's proof is refused");
+        assert!(err.to_string().contains("log index"), "{err}");
+    }
+
+    // RFC 6962 §2.1, written out from the RFC with SHA-256 directly, so the expected values do not come
+    // from the code under test: MTH over leaf hashes, and PATH(m, D[n]).
+    fn rfc_node(left: &[u8], right: &[u8]) -> [u8; 32] {
+        use sha2::{Digest as _, Sha256};
+        Sha256::new().chain_update([1u8]).chain_update(left).chain_update(right).finalize().into()
+    }
+
+    /// The largest power of two smaller than `n` (n > 1).
+    fn split(n: usize) -> usize {
+        1 << (usize::BITS - 1 - (n - 1).leading_zeros())
+    }
+
+    fn rfc_root(leaves: &[[u8; 32]]) -> [u8; 32] {
+        match leaves {
+            [one] => *one,
+            _ => {
+                let k = split(leaves.len());
+                rfc_node(&rfc_root(&leaves[..k]), &rfc_root(&leaves[k..]))
+            }
+        }
+    }
+
+    fn rfc_path(m: usize, leaves: &[[u8; 32]]) -> Vec<Vec<u8>> {
+        if leaves.len() == 1 {
+            return Vec::new();
+        }
+        let k = split(leaves.len());
+        let (mut path, sibling) = if m < k {
+            (rfc_path(m, &leaves[..k]), &leaves[k..])
+        } else {
+            (rfc_path(m - k, &leaves[k..]), &leaves[..k])
+        };
+        path.push(rfc_root(sibling).to_vec());
+        path
+    }
+
+    /// The entry's leaf inside a seven-leaf tree, neither first nor last, so the path mixes left and right
+    /// siblings and includes the unbalanced right edge.
+    #[test]
+    fn a_proof_in_a_seven_leaf_tree_verifies_and_a_tampered_path_fails() {
+        use sha2::{Digest as _, Sha256};
+        let (legacy, root) = keyless_entry();
+        let (index, size) = (2usize, 7usize);
+        let leaves: Vec<[u8; 32]> = (0..size)
+            .map(|i| {
+                let entry =
+                    if i == index { legacy.body_bytes.clone() } else { format!("other entry {i}").into_bytes() };
+                Sha256::new().chain_update([0u8]).chain_update(&entry).finalize().into()
+            })
+            .collect();
+        let tree_root = rfc_root(&leaves);
+        let path = rfc_path(index, &leaves);
+        assert_eq!(path.len(), 3, "a leaf of a seven-leaf tree left of the split has three siblings");
+        let entry = |hashes: &[Vec<u8>], root: [u8; 32]| {
+            proof_response(&legacy, TestKey::RekorEd25519, index as u64, size as u64, hashes, root)
+        };
+        verify_fetched(&entry(&path, tree_root), &legacy, Some(&root)).unwrap();
+
+        for (which, h) in path.iter().enumerate() {
+            let mut tampered = path.clone();
+            tampered[which] = h.iter().map(|b| b ^ 0x80).collect();
+            let err = verify_fetched(&entry(&tampered, tree_root), &legacy, Some(&root)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::VerificationFailed);
+            assert!(err.to_string().contains("inclusion proof recomputes root"), "hash {which}: {err}");
+        }
+        let mut swapped = path.clone();
+        swapped.swap(0, 1);
+        let err = verify_fetched(&entry(&swapped, tree_root), &legacy, Some(&root)).unwrap_err();
+        assert!(err.to_string().contains("inclusion proof recomputes root"), "{err}");
+        let err = verify_fetched(&entry(&path[..2], tree_root), &legacy, Some(&root)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::VerificationFailed);
+        assert!(err.to_string().contains("audit path is shorter than the tree is deep"), "{err}");
+        // The path of the last leaf: right for its shape, wrong for this entry.
+        let err = verify_fetched(&entry(&rfc_path(size - 1, &leaves), tree_root), &legacy, Some(&root)).unwrap_err();
+        assert!(err.to_string().contains("audit path is shorter than the tree is deep"), "{err}");
     }
 
     #[test]
     fn urls_are_checked() {
         assert!(RekorClient::new("https://rekor.example/").is_ok());
-        assert!(RekorClient::new("ftp://rekor.example").is_err());
-        assert!(RekorClient::new("not a url").is_err());
+        for (bad, why) in [("ftp://rekor.example", "only http and https"), ("not a url", "is not a URL")] {
+            let err = RekorClient::new(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
+            assert!(err.to_string().contains(why), "{bad}: {err}");
+        }
     }
 }

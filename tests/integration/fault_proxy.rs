@@ -104,6 +104,10 @@ struct State {
     seen: Mutex<HashMap<String, (u64, bool)>>,
     injected: Mutex<BTreeMap<String, u64>>,
     requests: AtomicU64,
+    /// Body bytes of registry answers passed back whole (not of injected, truncated or slowed ones).
+    bytes_answered: AtomicU64,
+    /// Those answers one by one: `METHOD path[?query]` and body bytes, in completion order.
+    answered: Mutex<Vec<(String, u64)>>,
     kill: Mutex<Option<Kill>>,
     child: Mutex<Option<Child>>,
     killed: AtomicBool,
@@ -156,6 +160,8 @@ impl FaultProxy {
             seen: Mutex::default(),
             injected: Mutex::default(),
             requests: AtomicU64::new(0),
+            bytes_answered: AtomicU64::new(0),
+            answered: Mutex::default(),
             kill: Mutex::new(None),
             child: Mutex::new(None),
             killed: AtomicBool::new(false),
@@ -176,9 +182,26 @@ impl FaultProxy {
         FaultProxy { host, state, stop: Some(stop), thread: Some(thread) }
     }
 
+    /// A pass-through proxy that only counts: every request is forwarded unchanged and its answer
+    /// returned whole, so [`FaultProxy::requests`] and [`FaultProxy::bytes_answered`] are what the
+    /// registry behind it was asked and answered.
+    pub fn counting(upstream: &str) -> FaultProxy {
+        Self::start(upstream, None)
+    }
+
     /// Requests received so far.
     pub fn requests(&self) -> u64 {
         self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// Response body bytes sent back to the client so far (counted requests only, not relayed ones).
+    pub fn bytes_answered(&self) -> u64 {
+        self.state.bytes_answered.load(Ordering::SeqCst)
+    }
+
+    /// The answers [`FaultProxy::bytes_answered`] sums: request (`METHOD path[?query]`) and body bytes.
+    pub fn answered(&self) -> Vec<(String, u64)> {
+        self.state.answered.lock().unwrap().clone()
     }
 
     /// Faults injected so far, by kind.
@@ -484,7 +507,15 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             }
             BodyExt::boxed_unsync(StreamBody::new(stream))
         }
-        _ => Full::new(answer).map_err(|e: Infallible| match e {}).boxed_unsync(),
+        _ => {
+            state.bytes_answered.fetch_add(answer.len() as u64, Ordering::SeqCst);
+            let request = match &query {
+                Some(q) => format!("{method} {path}?{q}"),
+                None => format!("{method} {path}"),
+            };
+            state.answered.lock().unwrap().push((request, answer.len() as u64));
+            Full::new(answer).map_err(|e: Infallible| match e {}).boxed_unsync()
+        }
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;

@@ -90,7 +90,9 @@ fn open_and_create_refuse_what_is_not_a_layout() {
 
     let file = dir.path().join("file");
     fs::write(&file, b"x").unwrap();
-    assert!(LayoutRepository::open(&file, Limits::default()).is_err());
+    let err = LayoutRepository::open(&file, Limits::default()).unwrap_err();
+    assert_eq!(err.kind(), att2ref::ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().ends_with(&format!("{} is not a directory", file.display())), "{err}");
 
     let future = dir.path().join("future");
     fs::create_dir(&future).unwrap();

@@ -481,20 +481,34 @@ fn wrong_key_blocks_the_image() {
 
 /// A migrate process killed (SIGKILL) at several points of its run: each rerun converges to the same
 /// final state as an uninterrupted run — every referrer listed once, legacy data untouched.
+///
+/// The kill points are fractions of how long a clean run took here, so a slow or loaded machine moves
+/// them along with the run. A run that ended before its kill is not counted as killed (its exit status
+/// says so: only a process still running dies by SIGKILL); the test fails unless most kills hit a
+/// running process.
 #[tokio::test]
 async fn killed_runs_converge_on_rerun() {
+    use std::os::unix::process::ExitStatusExt;
+    const SIGKILL: i32 = 9;
+
     let scenario = demo::demo().unwrap();
-    // The state a clean run leaves, to compare with.
+    // The state a clean run leaves, to compare with, and how long it takes.
     let clean = TestRegistry::distribution();
     let clean_repo = clean.repository("kill/app");
     scenario.repo.push_to(&clean_repo).await.unwrap();
+    let started = std::time::Instant::now();
     let (run, _) = migrate(&format!("{}/kill/app@{}", clean.host, scenario.image), &[]);
+    let clean_run = started.elapsed();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let expected = clean_repo.get_manifest(&scenario.image.referrers_tag()).await.unwrap().unwrap().bytes;
 
     let key = rsa_key();
     let bin = assert_cmd::cargo::cargo_bin("att2ref");
-    for delay_ms in [0u64, 30, 80, 150, 300, 600] {
+    let percents = [0u32, 10, 25, 40, 60, 80];
+    let mut killed_running = Vec::new();
+    let mut ended_first = Vec::new();
+    for percent in percents {
+        let delay = clean_run * percent / 100;
         let registry = TestRegistry::distribution();
         let repo = registry.repository("kill/app");
         scenario.repo.push_to(&repo).await.unwrap();
@@ -505,21 +519,38 @@ async fn killed_runs_converge_on_rerun() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = child.kill(); // SIGKILL on Unix
-        let _ = child.wait();
+        std::thread::sleep(delay);
+        let running = child.try_wait().unwrap().is_none();
+        let _ = child.kill(); // SIGKILL on Unix (a no-op on a run that has ended)
+        let status = child.wait().unwrap();
+        // Both: still running just before, and dead by the signal (it did not exit on its own in between).
+        if running && status.signal() == Some(SIGKILL) {
+            killed_running.push(percent);
+        } else {
+            assert_eq!(status.code(), Some(0), "{percent}% ({delay:?}): a run that ended before its kill succeeds");
+            ended_first.push(percent);
+        }
 
         let (run, report) = migrate(&image, &[]);
-        assert_eq!(run.code, 0, "rerun after a kill at {delay_ms} ms: {}", run.stderr);
+        assert_eq!(run.code, 0, "rerun after a kill at {percent}% ({delay:?}): {}", run.stderr);
         assert!(["migrated", "already-migrated"].contains(&outcome(&report)), "{report:#}");
         let index = repo.get_manifest(&scenario.image.referrers_tag()).await.unwrap().unwrap();
-        assert_eq!(index.bytes, expected, "kill at {delay_ms} ms: the index differs from a clean run's");
+        assert_eq!(index.bytes, expected, "kill at {percent}% ({delay:?}): the index differs from a clean run's");
         assert_eq!(
             repo.head_manifest(&scenario.image.cosign_tag("att")).await.unwrap().unwrap().digest,
             att_manifest(&scenario),
             "legacy .att untouched"
         );
     }
+    // 0% always hits a running process but proves little; the others are what the test is about. Runs
+    // vary, so the latest points may miss; the early ones must not.
+    let mid_run = killed_running.iter().filter(|p| **p > 0).count();
+    eprintln!("clean run {clean_run:?}; killed running at {killed_running:?}%, ended first at {ended_first:?}%");
+    assert!(
+        mid_run >= 3,
+        "only {mid_run} kill(s) after 0% hit a running process (clean run {clean_run:?}; killed at {killed_running:?}%, \
+         ended first at {ended_first:?}%)"
+    );
 }
 
 /// An envelope with two signatures by two trusted keys becomes two bundles (a bundle holds exactly one).

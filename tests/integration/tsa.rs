@@ -103,6 +103,7 @@ fn assert_schema(v: &Verification) {
         "images": [{
             "reference": "registry.test/app",
             "digest": WRITER_IMAGE,
+            "subject": {"present": false},
             "results": [{
                 "location": {"source": "referrer", "manifest": WRITER_IMAGE, "blob": WRITER_IMAGE},
                 "verified": true,

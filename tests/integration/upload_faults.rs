@@ -159,5 +159,6 @@ async fn a_post_answered_500_is_not_replayed_by_the_transport() {
         .mount(&server)
         .await;
     let repo = client().repository(&server.address().to_string(), "app");
-    assert!(repo.mount_blob(&digest, "other").await.is_err());
+    let err = repo.mount_blob(&digest, "other").await.unwrap_err();
+    assert_eq!(err.kind(), att2ref::ErrorKind::Registry, "a 500 is the registry's error: {err}");
 }

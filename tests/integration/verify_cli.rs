@@ -275,3 +275,83 @@ async fn a_non_in_toto_payload_never_passes_as_an_attestation() {
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert_eq!(reasons(&json(&run)), ["malformed"]);
 }
+
+/// distribution's own record of a manifest revision in a repository, read from its storage: whether the
+/// registry holds the image manifest, independently of what att2ref asks over HTTP.
+fn distribution_has_manifest(registry: &TestRegistry, repository: &str, digest: &str) -> bool {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    registry
+        .storage_dir()
+        .join("docker/registry/v2/repositories")
+        .join(repository)
+        .join("_manifests/revisions/sha256")
+        .join(hex)
+        .join("link")
+        .is_file()
+}
+
+const ABSENT_WARNING: &str =
+    "subject manifest absent: what is verified is attached to a digest the registry no longer serves (orphaned)";
+
+/// The article's image manifest was never published, while its `.att` and `.sig` are there: they still
+/// verify with exit 0 (as in cosign, and as the README's exit codes say), but stderr warns and the JSON
+/// says `subject.present: false`. The demo store has its image: no warning, `subject.present: true`.
+#[tokio::test]
+async fn absent_subject_verifies_with_a_warning_on_distribution() {
+    let registry = TestRegistry::distribution();
+    corpus::article_store("flasksample").push_to(&registry.repository("flasksample")).await.unwrap();
+    assert!(!distribution_has_manifest(&registry, "flasksample", ARTICLE_IMAGE), "the precondition: no image manifest");
+    let image = format!("{}/flasksample@{ARTICLE_IMAGE}", registry.host);
+    let key = article_key();
+
+    let run = att2ref(&["verify", "--plain-http", &image, "--key", &key, "--insecure-ignore-tlog", "-o", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stderr, format!("warning: {image}: {ABSENT_WARNING}\n"));
+    let report = json(&run);
+    assert_eq!(report["images"][0]["subject"], serde_json::json!({"present": false}));
+    assert_eq!(report["images"][0]["results"].as_array().unwrap().len(), 3);
+
+    // Text output warns the same way, once.
+    let run = att2ref(&["verify", "--plain-http", &image, "--key", &key, "--insecure-ignore-tlog"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stderr, format!("warning: {image}: {ABSENT_WARNING}\n"));
+    assert!(run.stdout.contains("3 verified, 0 failed"), "{}", run.stdout);
+
+    // A failed check with an absent subject: still exit 1, and still the warning.
+    let run = att2ref(&["verify", "--plain-http", &image, "--key", &key, "-o", "json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.starts_with(&format!("warning: {image}: {ABSENT_WARNING}\n")), "{}", run.stderr);
+    assert_eq!(json(&run)["images"][0]["subject"]["present"], false);
+
+    // Subject present, by digest and by tag.
+    let scenario = att2ref::demo::demo().unwrap();
+    scenario.repo.push_to(&registry.repository("demo/app")).await.unwrap();
+    let digest = scenario.image.to_string();
+    assert!(distribution_has_manifest(&registry, "demo/app", &digest), "the precondition: the image manifest is there");
+    let pushed = scenario.repo.manifests.iter().find(|m| m.digest == scenario.image).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let pem = tmp.path().join("key.pem");
+    std::fs::write(&pem, att2ref::demo::TestKey::Rsa4096.public_pem()).unwrap(); // TEST-ONLY key
+    for target in [format!("{}/demo/app@{digest}", registry.host), format!("{}/demo/app:v1", registry.host)] {
+        let run = att2ref(&[
+            "verify",
+            "--plain-http",
+            &target,
+            "--key",
+            pem.to_str().unwrap(),
+            "--insecure-ignore-tlog",
+            "-o",
+            "json",
+        ]);
+        assert_eq!(run.code, 0, "{target}: {}", run.stderr);
+        assert_eq!(run.stderr, "", "{target}: no warning");
+        let report = json(&run);
+        assert_eq!(report["images"][0]["digest"], digest.as_str());
+        assert_eq!(
+            report["images"][0]["subject"],
+            serde_json::json!({"present": true, "mediaType": pushed.media_type, "size": pushed.bytes.len()}),
+            "{target}"
+        );
+        assert_eq!(report["images"][0]["results"].as_array().unwrap().len(), 3, "{target}");
+    }
+}

@@ -56,11 +56,19 @@ fn tags_only(snapshot: &[String]) -> Vec<String> {
 fn hostile_corpus_on_distribution() {
     assert!(CASES.len() >= 40, "the corpus has {} cases", CASES.len());
     let started = Instant::now();
+    // While working on one case: `HOSTILE_CASE=name cargo test hostile`. A filter that matches nothing
+    // (a typo, a renamed case) must fail, or the test would pass having checked nothing.
+    let only = std::env::var("HOSTILE_CASE").ok();
+    let selected = select(CASES, only.as_deref());
+    assert!(
+        !selected.is_empty(),
+        "HOSTILE_CASE={:?} matches none of the {} cases",
+        only.unwrap_or_default(),
+        CASES.len()
+    );
     let kit = Kit::new();
     let mut failures = Vec::new();
-    // While working on one case: `HOSTILE_CASE=name cargo test hostile`.
-    let only = std::env::var("HOSTILE_CASE").ok();
-    for case in CASES.iter().filter(|c| only.as_deref().is_none_or(|o| c.name.contains(o))) {
+    for case in &selected {
         let t = Instant::now();
         let repo = format!("hostile/{}", case.name);
         let image = (case.plant)(&kit, &repo);
@@ -123,8 +131,22 @@ fn hostile_corpus_on_distribution() {
         }
         eprintln!("hostile: {:<44} {:>6} ms (planting {} ms)", case.name, t.elapsed().as_millis(), planted.as_millis());
     }
-    eprintln!("hostile: {} cases in {:?}", CASES.len(), started.elapsed());
+    eprintln!("hostile: {} of {} cases in {:?}", selected.len(), CASES.len(), started.elapsed());
     assert!(failures.is_empty(), "{} expectation(s) failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// The cases whose name contains `only`, or all of them.
+fn select<'a>(cases: &'a [Case], only: Option<&str>) -> Vec<&'a Case> {
+    cases.iter().filter(|c| only.is_none_or(|o| c.name.contains(o))).collect()
+}
+
+#[test]
+fn hostile_case_filter_selects_by_name_and_can_select_nothing() {
+    assert_eq!(select(CASES, None).len(), CASES.len());
+    let first = CASES[0].name;
+    assert!(select(CASES, Some(first)).iter().all(|c| c.name.contains(first)));
+    assert!(!select(CASES, Some(first)).is_empty());
+    assert!(select(CASES, Some("no-such-hostile-case")).is_empty());
 }
 
 fn run(kit: &Kit, cmd: Cmd, target: &str) -> Run {

@@ -39,6 +39,14 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
         Format::Json => crate::commands::print_json(&report)?,
         Format::Text => crate::commands::print_text(&render::verify_table(&report))?,
     }
+    // Not a failure (cosign verifies such attestations too, and the exit code stays as documented), but
+    // whoever relies on this result should know that the image itself is gone.
+    for image in report.images.iter().filter(|i| !i.subject.present) {
+        eprintln!(
+            "warning: {}: subject manifest absent: what is verified is attached to a digest the registry no longer serves (orphaned)",
+            image.reference
+        );
+    }
     for e in &report.errors {
         eprintln!("error: {}", e.message);
     }
