@@ -37,7 +37,10 @@ use serde::Serialize;
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::Limits;
 use crate::model::digest::Digest;
+use crate::model::media_type as mt;
+use crate::model::oci::Manifest;
 use crate::model::reference::Reference;
+use crate::read::referrers::is_buildkit_attestation;
 use crate::store::layout::LayoutRepository;
 use crate::store::registry::RegistryClient;
 use crate::store::{AnyRepository, Repository};
@@ -110,7 +113,8 @@ pub struct RepositoryTarget {
     pub target: String,
     /// The repository.
     pub repo: AnyRepository,
-    /// The images the target named (a tag resolved to its digest); `None` for the whole repository.
+    /// The images the target named (a tag resolved to its digest; an image index followed by its
+    /// platform manifests); `None` for the whole repository.
     pub images: Option<Vec<Digest>>,
 }
 
@@ -233,20 +237,54 @@ async fn one_target(
     if options.shard.is_some_and(|s| !s.contains(&name)) {
         return Ok(None);
     }
-    let images = match reference {
-        None => None,
-        Some(r) => match r.parse::<Digest>() {
-            Ok(d) => Some(vec![d]),
-            Err(_) => match repo.head_manifest(&r).await.map_err(fail)? {
-                Some(d) => Some(vec![d.digest]),
-                None => {
-                    let e = Error::new(ErrorKind::NotFound, format!("tag {r:?} not found in {}", repo.name()));
-                    return Err(fail(e));
-                }
-            },
+    let Some(reference) = reference else {
+        return Ok(Some(RepositoryTarget { target: target.to_owned(), repo, images: None }));
+    };
+    let (image, media_type) = match repo.head_manifest(&reference).await.map_err(fail)? {
+        Some(d) => (d.digest, d.media_type),
+        // An absent digest stays the target: the commands report it (an orphaned `.att`, say).
+        None => match reference.parse::<Digest>() {
+            Ok(d) => (d, String::new()),
+            Err(_) => {
+                let e = Error::new(ErrorKind::NotFound, format!("tag {reference:?} not found in {}", repo.name()));
+                return Err(fail(e));
+            }
         },
     };
-    Ok(Some(RepositoryTarget { target: target.to_owned(), repo, images }))
+    let images = if mt::is_index(&media_type) {
+        with_platform_manifests(&repo, image, &options.limits).await.map_err(fail)?
+    } else {
+        vec![image]
+    };
+    Ok(Some(RepositoryTarget { target: target.to_owned(), repo, images: Some(images) }))
+}
+
+/// An image index followed by each of its platform manifests (what `inspect` shows: BuildKit
+/// attestation manifests are not platforms; each digest once).
+async fn with_platform_manifests(repo: &AnyRepository, image: Digest, limits: &Limits) -> Result<Vec<Digest>> {
+    let Some(raw) = repo.get_manifest(&image.to_string()).await? else {
+        return Ok(vec![image]);
+    };
+    let Manifest::Index(index) = &raw.manifest else {
+        return Ok(vec![image]);
+    };
+    if index.manifests.len() > limits.max_index_entries {
+        return Err(Error::new(
+            ErrorKind::TooLarge,
+            format!(
+                "index {image} lists {} manifests, more than the limit of {}",
+                index.manifests.len(),
+                limits.max_index_entries
+            ),
+        ));
+    }
+    let mut images = vec![image];
+    for entry in index.manifests.iter().filter(|e| !is_buildkit_attestation(e)) {
+        if !images.contains(&entry.digest) {
+            images.push(entry.digest.clone());
+        }
+    }
+    Ok(images)
 }
 
 #[cfg(test)]

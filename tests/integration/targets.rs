@@ -142,3 +142,56 @@ async fn image_targets_resolve_tags_on_a_real_registry() {
     assert!(missing.message.contains("no-such-tag"), "{missing:?}");
     assert!(repo.head_manifest(&tag).await.unwrap().is_some());
 }
+
+/// `migrate REPO:tag` of an image index covers the index and each platform manifest (each image still
+/// all or nothing), and so does `prune`: the `.att` of the amd64 manifest is migrated and pruned too.
+#[tokio::test]
+async fn an_index_target_covers_its_platform_manifests() {
+    use att2ref::model::oci::Manifest;
+
+    let registry = TestRegistry::distribution();
+    let scenario = att2ref::demo::multi_arch().unwrap();
+    let repo = registry.repository("multi/app");
+    scenario.repo.push_to(&repo).await.unwrap();
+    let raw = repo.get_manifest(&scenario.image.to_string()).await.unwrap().unwrap();
+    let Manifest::Index(index) = &raw.manifest else { panic!("the multi-arch scenario's image is an index") };
+    let platforms: Vec<_> = index.manifests.iter().map(|m| m.digest.clone()).collect();
+    assert_eq!(platforms.len(), 2);
+    let with_att: Vec<_> = std::iter::once(&scenario.image)
+        .chain(&platforms)
+        .filter(|d| scenario.repo.manifest_by_tag(&d.cosign_tag("att")).is_some())
+        .cloned()
+        .collect();
+    assert_eq!(with_att, vec![scenario.image.clone(), platforms[0].clone()], "the index and amd64 have a .att");
+
+    let target = format!("{}/multi/app:1.0", registry.host);
+    let ed25519 = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/ed25519.pub.pem");
+    let key: &[&str] = &["--key", ed25519.to_str().unwrap()];
+    let (run, report) = crate::prune::run_json("migrate", &target, key);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let outcomes: Vec<(String, String)> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["image"].as_str().unwrap().to_owned(), i["outcome"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (scenario.image.to_string(), "migrated".to_owned()),
+            (platforms[0].to_string(), "migrated".to_owned()),
+            (platforms[1].to_string(), "nothing-to-migrate".to_owned()),
+        ],
+        "{report:#}"
+    );
+    for d in &with_att {
+        assert_eq!(repo.referrers(d, None).await.unwrap().descriptors.len(), 1, "{d}: one referrer listed");
+    }
+
+    let (run, report) = crate::prune::run_json("prune", &target, &[key, &["--apply"]].concat());
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(crate::prune::count(&report, "legacy-attestation", "removed"), 2, "{report:#}");
+    for d in &with_att {
+        assert!(repo.head_manifest(&d.cosign_tag("att")).await.unwrap().is_none(), "{d}: the .att is pruned");
+    }
+}
