@@ -16,7 +16,6 @@ use att2ref::migrate::report::RequestStats;
 use att2ref::migrate::{
     self, ImageReport, Journal, MigrateOptions, MigrateReport, Outcome, Progress, ReadBack, RekorClient,
 };
-use att2ref::model::digest::Digest;
 use att2ref::store::{AnyRepository, Repository};
 use att2ref::targets::{self, TargetError};
 use futures_util::StreamExt;
@@ -25,12 +24,6 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::args::{MigrateArgs, ReadBackArg, ReferrerFormat};
 use crate::render::size;
 use crate::{exit, setup};
-
-/// One repository and the images to migrate in it.
-struct Work {
-    repo: AnyRepository,
-    images: Vec<Digest>,
-}
 
 pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     let (verifier, _) = setup::verifier(&args.trust)?;
@@ -65,8 +58,12 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     };
 
     let mut report = MigrateReport::new(targets.clone(), args.dry_run, options.format);
-    let mut work = Vec::new();
+    let bar = progress_bar(quiet);
+    let progress = Bar { bar: bar.clone(), written: AtomicU64::new(0) };
+    let mut any_registry = false;
     let target_options = setup::target_options(&args.targets, &args.registry);
+    // Each repository is migrated as soon as it is resolved: with --all-repos, work starts on the
+    // catalog's first page.
     let mut resolved = std::pin::pin!(targets::resolve(&targets, &target_options, &client));
     while let Some(next) = resolved.next().await {
         let t = match next {
@@ -76,6 +73,7 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
                 continue;
             }
         };
+        any_registry |= matches!(t.repo, AnyRepository::Registry(_));
         let images = match t.images {
             Some(images) => images,
             None => match migrate::images_with_attestations(&t.repo).await {
@@ -87,20 +85,13 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
                 }
             },
         };
-        work.push(Work { repo: t.repo, images });
-    }
-
-    let total: usize = work.iter().map(|w| w.images.len()).sum();
-    let bar = progress_bar(total as u64, quiet);
-    let progress = Bar { bar: bar.clone(), written: AtomicU64::new(0) };
-    for w in &work {
-        let images =
-            migrate::migrate_images(&w.repo, &w.images, &verifier, &options, journal.as_ref(), &progress).await;
+        bar.inc_length(images.len() as u64);
+        let images = migrate::migrate_images(&t.repo, &images, &verifier, &options, journal.as_ref(), &progress).await;
         report.images.extend(images);
     }
     bar.finish_and_clear();
     report.recount();
-    if work.iter().any(|w| matches!(w.repo, AnyRepository::Registry(_))) {
+    if any_registry {
         let s = client.stats();
         report.requests = Some(RequestStats {
             requests: s.requests,
@@ -157,12 +148,13 @@ impl Progress for Bar {
     }
 }
 
-/// Overall images and bytes written; hidden unless stderr is a terminal (and not with --quiet).
-fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
+/// Overall images and bytes written; hidden unless stderr is a terminal (and not with --quiet). Its
+/// length grows as repositories are resolved.
+fn progress_bar(quiet: bool) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} images  {msg}  [{elapsed}]") {
         bar.set_style(style);
     }
