@@ -2,12 +2,11 @@
 //!
 //! The legacy `dev.sigstore.cosign/bundle` annotation only carried a signed entry timestamp; v0.2+ bundles
 //! need an inclusion proof too (FORMATS finding 1). The proof comes from `GET {url}/api/v1/log/entries?
-//! logIndex=N` (Rekor is not an OCI registry, so plain HTTP GET). It is trusted only after three checks:
+//! logIndex=N` (Rekor is not an OCI registry: a plain GET, made through the registry client so that it
+//! gets the same TLS settings, timeouts and retries). It is trusted only after three checks:
 //! it describes the very entry whose SET was verified ([`RekorEntry::check_same_entry`]), its Merkle path
 //! leads from the entry body to the proof's root, and the checkpoint over that root is signed by the
 //! key the trusted root lists for the entry's log.
-
-use std::time::Duration;
 
 use url::Url;
 
@@ -15,21 +14,23 @@ use crate::convert::RekorEntry;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::rekor::RekorBundle;
 use crate::model::trust::TrustedRoot;
+use crate::store::registry::RegistryClient;
 use crate::verify::{PublicKey, leaf_hash, verify_checkpoint, verify_inclusion};
 
 /// A Rekor entry response is a few KB; a cap keeps a hostile endpoint from filling memory.
-const MAX_RESPONSE_BYTES: usize = 1 << 20;
+const MAX_RESPONSE_BYTES: u64 = 1 << 20;
 
-/// A Rekor v1 log reachable over HTTP(S).
+/// A Rekor v1 log reachable over HTTPS (or plain HTTP where the client allows it).
 #[derive(Clone, Debug)]
 pub struct RekorClient {
     base: Url,
-    http: reqwest::Client,
+    http: RegistryClient,
 }
 
 impl RekorClient {
-    /// A client for the log at `base_url` (e.g. `https://rekor.sigstore.dev`).
-    pub fn new(base_url: &str) -> Result<RekorClient> {
+    /// A client for the log at `base_url` (e.g. `https://rekor.sigstore.dev`), whose requests go through
+    /// `http` (its CA files, timeouts, retries and plain-HTTP policy).
+    pub fn new(base_url: &str, http: RegistryClient) -> Result<RekorClient> {
         let mut base = Url::parse(base_url)
             .map_err(|e| Error::invalid_input(format!("Rekor URL {base_url:?} is not a URL: {e}")))?;
         if !matches!(base.scheme(), "http" | "https") {
@@ -39,11 +40,6 @@ impl RekorClient {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .user_agent(concat!("att2ref/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("building the Rekor HTTP client: {e}")))?;
         Ok(RekorClient { base, http })
     }
 
@@ -55,24 +51,12 @@ impl RekorClient {
             .map_err(|e| Error::invalid_input(format!("building the Rekor URL: {e}")))?;
         url.query_pairs_mut().append_pair("logIndex", &log_index.to_string());
         let what = format!("GET {url}");
-        let net = |e: reqwest::Error| Error::new(ErrorKind::Network, format!("{what}: {e}"));
-        let mut response = self.http.get(url.clone()).send().await.map_err(net)?;
-        let status = response.status();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(net)? {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(Error::new(
-                    ErrorKind::TooLarge,
-                    format!("{what}: answer larger than {MAX_RESPONSE_BYTES} bytes"),
-                ));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        if status == reqwest::StatusCode::NOT_FOUND {
+        let (status, body) = self.http.get_url(url, &what, MAX_RESPONSE_BYTES).await?;
+        if status == 404 {
             return Err(Error::new(ErrorKind::NotFound, format!("{what}: log entry {log_index} not found")));
         }
-        if !status.is_success() {
-            let kind = if status.is_server_error() { ErrorKind::Registry } else { ErrorKind::Unsupported };
+        if !(200..300).contains(&status) {
+            let kind = if status >= 500 { ErrorKind::Registry } else { ErrorKind::Unsupported };
             return Err(Error::new(kind, format!("{what}: HTTP {status}")));
         }
         RekorEntry::parse_response(&body).map_err(|e| e.context(what))
@@ -272,9 +256,10 @@ mod tests {
 
     #[test]
     fn urls_are_checked() {
-        assert!(RekorClient::new("https://rekor.example/").is_ok());
+        let http = RegistryClient::new(Default::default()).unwrap();
+        assert!(RekorClient::new("https://rekor.example/", http.clone()).is_ok());
         for (bad, why) in [("ftp://rekor.example", "only http and https"), ("not a url", "is not a URL")] {
-            let err = RekorClient::new(bad).unwrap_err();
+            let err = RekorClient::new(bad, http.clone()).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
             assert!(err.to_string().contains(why), "{bad}: {err}");
         }

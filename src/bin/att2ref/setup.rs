@@ -45,6 +45,12 @@ pub fn limits(args: &RegistryArgs) -> Limits {
 
 /// A registry client configured from the arguments and the environment.
 pub fn registry_client(args: &RegistryArgs) -> Result<RegistryClient> {
+    registry_client_with(args, &[])
+}
+
+/// A registry client that also speaks plain HTTP to `plain_http_hosts` (`host[:port]`): the hosts of
+/// URLs the user gave with an explicit `http://` scheme, such as `--rekor-url`.
+pub fn registry_client_with(args: &RegistryArgs, plain_http_hosts: &[String]) -> Result<RegistryClient> {
     let env_path = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     let credentials = match &args.authfile {
         Some(file) => CredentialSource::ConfigFiles(vec![file.clone()]),
@@ -73,7 +79,11 @@ pub fn registry_client(args: &RegistryArgs) -> Result<RegistryClient> {
         .map(|f| std::fs::read(f).with_context(|| format!("--ca-file {}", f.display())))
         .collect::<Result<Vec<_>>>()?;
     let mut config = ClientConfig {
-        plain_http: if args.plain_http { PlainHttp::All } else { PlainHttp::Never },
+        plain_http: match (args.plain_http, plain_http_hosts) {
+            (true, _) => PlainHttp::All,
+            (false, []) => PlainHttp::Never,
+            (false, hosts) => PlainHttp::Hosts(hosts.to_vec()),
+        },
         insecure: args.insecure,
         ca_certificates,
         credentials,

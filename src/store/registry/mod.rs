@@ -213,6 +213,16 @@ impl RegistryClient {
         })
     }
 
+    /// GET a URL outside any registry (a transparency log, say) through this client: the same TLS
+    /// settings (system roots plus CA files, `insecure`), plain-HTTP policy, timeouts, retries and
+    /// counters as registry requests, and no credentials. Returns the status and at most `max_bytes` of
+    /// body (more is [`ErrorKind::TooLarge`]).
+    pub async fn get_url(&self, url: Url, what: &str, max_bytes: u64) -> Result<(u16, Bytes)> {
+        let call = http::Call::new(what, reqwest::Method::GET, url).cap(max_bytes);
+        let reply = self.inner.execute(&call, None).await?;
+        Ok((reply.status.as_u16(), reply.body))
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> ClientStats {
         let s = &self.inner.stats;

@@ -28,7 +28,16 @@ use crate::{exit, setup};
 pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     let (verifier, _) = setup::verifier(&args.trust)?;
     let targets = targets::read_targets(&args.targets.targets, args.targets.from_file.as_deref())?;
-    let client = setup::registry_client(&args.registry)?;
+    // An explicit http:// --rekor-url is the user's choice of plain HTTP for that host only.
+    let rekor_plain_http: Vec<String> = args
+        .rekor_url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .filter(|u| u.scheme() == "http")
+        .and_then(|u| u.host_str().map(|h| u.port().map_or_else(|| h.to_owned(), |p| format!("{h}:{p}"))))
+        .into_iter()
+        .collect();
+    let client = setup::registry_client_with(&args.registry, &rekor_plain_http)?;
     let options = MigrateOptions {
         format: match args.referrer_format {
             ReferrerFormat::Bundle => OutputFormat::Bundle,
@@ -38,7 +47,12 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
         allow_signature_switch: args.allow_signature_switch,
         repair_index: args.repair_index,
         dry_run: args.dry_run,
-        rekor: args.rekor_url.as_deref().map(RekorClient::new).transpose().context("--rekor-url")?,
+        rekor: args
+            .rekor_url
+            .as_deref()
+            .map(|url| RekorClient::new(url, client.clone()))
+            .transpose()
+            .context("--rekor-url")?,
         jobs: args.jobs as usize,
         readback: match args.readback {
             ReadBackArg::Digest => ReadBack::Digest,
