@@ -112,7 +112,9 @@ pub trait Repository: Send + Sync {
         self.put_manifest(bytes, media_type, Some(tag))
     }
 
-    /// Delete a manifest by digest. Registries then drop every tag on it.
+    /// Delete a manifest by digest. Registries then drop every tag on it. A manifest that is not there is
+    /// [`ErrorKind::NotFound`](crate::ErrorKind::NotFound), except when the request was repeated after an
+    /// attempt that got a server error or no answer: that attempt deleted it, and the delete succeeds.
     fn delete_manifest(&self, digest: &Digest) -> impl Future<Output = Result<()>> + Send;
 
     /// Size of a blob if present, `None` when definitely absent.
