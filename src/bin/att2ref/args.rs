@@ -226,9 +226,10 @@ pub struct MigrateArgs {
 
     /// What is read back after writing, before an image counts as migrated. `digest` (default): every
     /// referrer listed, its manifest byte-identical, its bundle blob present with the right size (HEAD);
-    /// the bundle bytes were verified before upload and the registry checked their digest. `full`: also
-    /// download every bundle again and re-verify it (twice the reads). `prune` always does the full check
-    /// before deleting anything.
+    /// the bundle bytes were verified before upload and the registry checked their digest. In an OCI
+    /// layout the bundle file is hashed against its digest (cheap on local files). A rerun writes again a
+    /// bundle found missing or damaged this way. `full`: also download every bundle again and re-verify it
+    /// (twice the reads). `prune` always does the full check before deleting anything.
     #[arg(long, value_enum, default_value_t = ReadBackArg::Digest)]
     pub readback: ReadBackArg,
 
@@ -300,7 +301,7 @@ pub enum ReferrerFormat {
 /// Read-back depths of `migrate`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ReadBackArg {
-    /// Listing, byte-identical manifest, blob present with its size.
+    /// Listing, byte-identical manifest, blob present with its size (in a layout: hashed).
     Digest,
     /// Also download and re-verify every bundle.
     Full,
