@@ -27,5 +27,6 @@ mod schemas;
 mod security;
 mod tsa;
 mod upload_faults;
+mod usage;
 mod verify;
 mod verify_cli;

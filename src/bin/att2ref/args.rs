@@ -94,9 +94,10 @@ pub struct GetArgs {
     pub target: String,
 
     /// Predicate type: a cosign short name (custom, slsaprovenance, slsaprovenance02, slsaprovenance1, spdx,
-    /// spdxjson, cyclonedx, vuln, openvex, link; custom matches both custom URIs) or a full URI. Compared
-    /// with the signed statement.
-    #[arg(long = "type", value_name = "TYPE")]
+    /// spdxjson, cyclonedx, vuln, openvex, link; custom matches both custom URIs) or a full URI: with a
+    /// scheme (https:, urn:, …) or a scheme-less host/path as cosign 1.x wrote (cosign.sigstore.dev/…).
+    /// Anything else is a usage error. Compared with the signed statement.
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_type)]
     pub predicate_type: String,
 
     /// Choose among matches by content hint (prefix of a hint id such as slsa-provenance-v0.2, spdx-2.2,
@@ -159,8 +160,10 @@ pub struct VerifyArgs {
     pub target: String,
 
     /// Only attestations of this predicate type: a cosign short name (custom, slsaprovenance,
-    /// slsaprovenance02, slsaprovenance1, spdx, spdxjson, cyclonedx, vuln, openvex, link) or a full URI.
-    #[arg(long = "type", value_name = "TYPE")]
+    /// slsaprovenance02, slsaprovenance1, spdx, spdxjson, cyclonedx, vuln, openvex, link) or a full URI:
+    /// with a scheme (https:, urn:, …) or a scheme-less host/path as cosign 1.x wrote
+    /// (cosign.sigstore.dev/…). Anything else is a usage error.
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_type)]
     pub predicate_type: Option<String>,
 
     #[command(flatten)]
@@ -305,6 +308,11 @@ pub enum ReadBackArg {
     Digest,
     /// Also download and re-verify every bundle.
     Full,
+}
+
+/// A `--type` value: a short name or a URI (anything else would silently match nothing).
+pub fn parse_type(s: &str) -> Result<String, String> {
+    att2ref::model::predicate::check_type_query(s).map(|()| s.to_owned()).map_err(|e| e.to_string())
 }
 
 /// Parse `I/N` with I < N.
