@@ -128,8 +128,9 @@ pub enum WrappedData<'a> {
 }
 
 impl<'a> WrappedData<'a> {
-    /// The attested bytes: the text itself, or compact JSON for parsed data (whose original bytes were
-    /// never recorded, so this is a re-serialisation).
+    /// The attested bytes: the text itself, or compact JSON for parsed data (a re-serialisation: the
+    /// signed bytes are cut from the payload by [`raw_member`](super::intoto::raw_member), as
+    /// `att2ref get` does).
     pub fn to_bytes(&self) -> Cow<'a, [u8]> {
         match self {
             WrappedData::Text(t) => Cow::Borrowed(t.as_bytes()),

@@ -110,8 +110,8 @@ pub struct GetArgs {
     #[arg(long)]
     pub all: bool,
 
-    /// What to write: the predicate (for cosign's custom wrapper, the original attested file byte for
-    /// byte), the in-toto statement, the DSSE envelope, or the Sigstore bundle (referrers only).
+    /// What to write: the predicate (byte for byte as signed; for cosign's custom wrapper, the original
+    /// attested file), the in-toto statement, the DSSE envelope, or the Sigstore bundle (referrers only).
     #[arg(long, value_enum, default_value_t = Emit::Predicate)]
     pub emit: Emit,
 
@@ -143,7 +143,7 @@ pub struct GetArgs {
 /// What `get` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Emit {
-    /// The predicate (original attested text for custom-wrapped predicates).
+    /// The predicate, byte for byte as signed (original attested text for custom-wrapped predicates).
     Predicate,
     /// The in-toto statement (exact signed payload).
     Statement,
