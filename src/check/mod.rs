@@ -44,7 +44,7 @@ use crate::limits::Limits;
 use crate::model::bundle::BundleContent;
 use crate::model::cosign::{LegacyLayerAnnotations, TagKind};
 use crate::model::digest::Digest;
-use crate::model::predicate::predicate_matches;
+use crate::model::predicate::{check_type_query, predicate_matches};
 use crate::read::legacy::{self, LayerContent};
 use crate::read::referrers::{self, ReferrerContent};
 use crate::store::Repository;
@@ -58,7 +58,7 @@ pub struct CheckOptions {
     /// Caps for everything read.
     pub limits: Limits,
     /// Only attestations of this predicate type: a cosign short name (`slsaprovenance`, `custom`, …) or a
-    /// full URI.
+    /// full URI (see [`check_type_query`]; anything else is an invalid-input error).
     pub predicate_type: Option<String>,
 }
 
@@ -69,6 +69,9 @@ pub async fn check_image<R: Repository>(
     verifier: &Arc<Verifier>,
     options: &CheckOptions,
 ) -> Result<ImageVerification> {
+    if let Some(query) = &options.predicate_type {
+        check_type_query(query)?;
+    }
     // A tag resolves through its manifest, which is then present; a digest may name a manifest that is
     // gone while its `.att` remains. That still verifies (as in cosign), but the report says so.
     let (digest, found) = match reference.parse::<Digest>() {

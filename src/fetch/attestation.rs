@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::error::{Error, Result};
 use crate::model::digest::Digest;
 use crate::model::dsse::{Envelope, encode_base64};
-use crate::model::intoto::Statement;
+use crate::model::intoto::{Statement, raw_member};
 use crate::model::predicate::{WrappedData, short_name, unwrap_cosign_data};
 use crate::verify::Verification;
 
@@ -43,8 +43,8 @@ pub enum Source {
 pub enum Emit {
     /// The predicate. For cosign's `{"Data": "<file>", …}` wrapper (the `custom` type, and SBOM types in
     /// cosign 1.x) and for a predicate that is a JSON string (cosign 2.x `--type spdx`), the original
-    /// attested text, byte for byte; otherwise the predicate JSON, re-serialised compactly with its key
-    /// order kept.
+    /// attested text, byte for byte; for a wrapper holding JSON in `Data`, that JSON; otherwise the
+    /// predicate JSON. JSON is the exact bytes of the signed statement, never re-serialised.
     #[default]
     Predicate,
     /// The in-toto statement: the signed DSSE payload, byte for byte.
@@ -111,7 +111,7 @@ impl Attestation {
                 Some(b) => b.to_vec(),
                 None => envelope_json(&self.envelope),
             }),
-            Emit::Predicate => predicate_bytes(&self.statement),
+            Emit::Predicate => predicate_bytes(&self.statement, &self.envelope.payload),
         }
     }
 
@@ -135,19 +135,32 @@ impl Attestation {
     }
 }
 
-/// The predicate in its most original form.
-fn predicate_bytes(statement: &Statement) -> Result<Vec<u8>> {
+/// The predicate in its most original form. `payload` is the signed statement `statement` was parsed
+/// from: JSON is cut out of it byte for byte, never re-serialised (which would change whitespace, key
+/// order, number spelling and escapes).
+fn predicate_bytes(statement: &Statement, payload: &[u8]) -> Result<Vec<u8>> {
     let predicate = statement
         .predicate
         .as_ref()
         .ok_or_else(|| Error::invalid_format("the signed statement has no predicate to emit"))?;
+    let signed = || {
+        raw_member(payload, "predicate")?
+            .ok_or_else(|| Error::invalid_format("the signed payload has no predicate where the statement has one"))
+    };
     if let Some(wrapped) = unwrap_cosign_data(predicate) {
-        return Ok(wrapped.data.to_bytes().into_owned());
+        return match wrapped.data {
+            // The attested file: the string's text.
+            WrappedData::Text(text) => Ok(text.as_bytes().to_vec()),
+            // cosign 1.x put some documents into `Data` as JSON: that JSON as signed.
+            WrappedData::Json(_) => raw_member(signed()?, "Data")?
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| Error::invalid_format("the signed predicate has no `Data` where the statement has one")),
+        };
     }
     if let Value::String(text) = predicate {
         return Ok(text.clone().into_bytes());
     }
-    serde_json::to_vec(predicate).map_err(|e| Error::invalid_format(format!("re-serialising the predicate: {e}")))
+    Ok(signed()?.to_vec())
 }
 
 /// DSSE's own JSON form of an envelope (field order of the DSSE spec; standard base64).
@@ -175,7 +188,10 @@ mod tests {
             "predicateType": "cosign.sigstore.dev/attestation/v1",
             "predicate": predicate,
         });
-        let payload = serde_json::to_vec(&statement_json).unwrap();
+        from_payload(serde_json::to_vec(&statement_json).unwrap())
+    }
+
+    fn from_payload(payload: Vec<u8>) -> Attestation {
         let envelope = Envelope {
             payload_type: "application/vnd.in-toto+json".into(),
             payload: payload.clone(),
@@ -206,6 +222,37 @@ mod tests {
         assert_eq!(ARTICLE_SLSA_TEXT.len(), 785);
         assert!(!a.emits_json(Emit::Predicate));
         assert_eq!(a.type_label(), "custom");
+    }
+
+    #[test]
+    fn json_predicates_are_the_signed_bytes_not_a_reserialisation() {
+        let predicate = "{ \"z\" : 1.0,\n\t\"a\":[1e2, -0.0, 123456789012345678901234],\"s\":\"caf\\u00e9 \\/\" }";
+        let payload = |predicate: &str| {
+            format!(
+                "{{\"_type\":\"https://in-toto.io/Statement/v1\",\"subject\":[{{\"name\":\"x\",\"digest\":\
+                 {{\"sha256\":\"00\"}}}}],\"predicateType\":\"https://example.test/p\",\"predicate\" :  {predicate}\n}}"
+            )
+            .into_bytes()
+        };
+        let reserialised = serde_json::to_string(&serde_json::from_str::<Value>(predicate).unwrap()).unwrap();
+        assert_ne!(reserialised, predicate, "the case must be one serde_json changes");
+        let a = from_payload(payload(predicate));
+        assert_eq!(String::from_utf8(a.emit(Emit::Predicate).unwrap()).unwrap(), predicate);
+        assert!(a.emits_json(Emit::Predicate));
+
+        // cosign 1.x JSON in `Data`: that JSON as signed; text in `Data` or a string predicate: the text.
+        let wrapped = "{\"Data\": {\"b\" : 1E+2, \"a\":\"\\u00e9\"} ,\"Timestamp\":\"2023-01-01T00:00:00Z\"}";
+        let a = from_payload(payload(wrapped));
+        assert_eq!(a.emit(Emit::Predicate).unwrap(), br#"{"b" : 1E+2, "a":"\u00e9"}"#);
+        let a = from_payload(payload(r#"{"Data":"caf\u00e9\n","Timestamp":""}"#));
+        assert_eq!(a.emit(Emit::Predicate).unwrap(), "café\n".as_bytes());
+        let a = from_payload(payload(r#""caf\u00e9""#));
+        assert_eq!(a.emit(Emit::Predicate).unwrap(), "café".as_bytes());
+
+        // A member written twice: the last, which is the one the statement was parsed with.
+        let twice = String::from_utf8(payload(r#"{"n": 1.50}"#)).unwrap().replacen('{', r#"{"predicate":{"n": 0},"#, 1);
+        let a = from_payload(twice.into_bytes());
+        assert_eq!(a.emit(Emit::Predicate).unwrap(), br#"{"n": 1.50}"#);
     }
 
     #[test]

@@ -77,6 +77,7 @@ use serde::Serialize;
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::Limits;
 use crate::model::digest::Digest;
+use crate::model::predicate::check_type_query;
 use crate::store::Repository;
 use crate::verify::{FailureReason, Verifier};
 
@@ -90,7 +91,8 @@ pub use stats::{GetStats, LegacyCost, LegacyStats};
 #[derive(Clone, Debug, Default)]
 pub struct GetOptions {
     /// A cosign short name (`custom`, `slsaprovenance`, `spdxjson`, …; `custom` matches both custom URIs)
-    /// or a full predicate type URI, compared with the **signed** statement.
+    /// or a full predicate type URI, compared with the **signed** statement. Anything else is an
+    /// invalid-input error ([`check_type_query`](crate::model::predicate::check_type_query)).
     pub predicate_type: String,
     /// Choose among matches by an UNSIGNED content hint id prefix (`slsa-provenance`, `spdx`): a selector,
     /// never a trust decision.
@@ -182,6 +184,7 @@ async fn get<R: Repository>(
     if options.predicate_type.trim().is_empty() {
         return Err(Error::invalid_input("no predicate type given: a cosign short name or a URI is needed"));
     }
+    check_type_query(&options.predicate_type)?;
     if options.hint.as_deref().is_some_and(|h| h.trim().is_empty()) {
         return Err(Error::invalid_input("the content hint is empty"));
     }

@@ -305,8 +305,13 @@ pub async fn migrate_image<R: Repository>(
     let all_listed = prepared.pending.iter().all(|p| p.listed);
     // Planning has just listed them all, or the index update's own read lists them: either way the
     // consumer's discovery path was read after the last write.
-    let mut listing_seen = all_listed && !options.repair_index;
-    if !all_listed || options.repair_index {
+    let mut seen = readback::Seen { listing: all_listed && !options.repair_index, blobs: false };
+    if seen.listing {
+        // Nothing to write, unless a blob of a listed referrer is gone or damaged: then this run writes it
+        // again rather than report the image migrated (or fail its read-back forever).
+        seen.blobs = readback::blobs_intact(repo, &prepared.pending).await?;
+    }
+    if !seen.listing || !seen.blobs {
         let stats = write::write_image(
             repo,
             image,
@@ -318,11 +323,10 @@ pub async fn migrate_image<R: Repository>(
         report.writes = stats.blobs_written + stats.manifests_written;
         report.index_retries = stats.index_retries;
         report.entries_repaired = stats.entries_repaired;
-        listing_seen = stats.index_confirmed;
+        seen = readback::Seen { listing: stats.index_confirmed, blobs: false };
     }
     report.bytes_read +=
-        readback::read_back(repo, image, &prepared.pending, verifier, &options.limits, options.readback, listing_seen)
-            .await?;
+        readback::read_back(repo, image, &prepared.pending, verifier, &options.limits, options.readback, seen).await?;
     report.outcome = if report.writes == 0 { Outcome::AlreadyMigrated } else { Outcome::Migrated };
     Ok(report)
 }

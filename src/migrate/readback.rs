@@ -10,7 +10,9 @@
 //!   parsed and verified the exact bytes that were uploaded, under the same policy, and the registry
 //!   checked them against their digest on upload (distribution refuses a blob that does not match
 //!   `?digest=`); the manifest that names that digest is byte-identical. This keeps a migration's traffic
-//!   at the minimum (each legacy blob read once, each bundle written once).
+//!   at the minimum (each legacy blob read once, each bundle written once). On an OCI layout the blob is
+//!   a local file, and hashing it is cheap: there it is checked against its digest
+//!   ([`Repository::blob_state`]), so a same-size file of other bytes is caught.
 //! - [`ReadBack::Full`]: additionally downloads every layer blob (digest-checked while it streams),
 //!   parses it, checks it carries exactly the legacy layer's payload bytes, and verifies it again under
 //!   the same policy. For registries whose storage is not trusted to keep what it acknowledged.
@@ -30,7 +32,7 @@ use crate::model::digest::Digest;
 use crate::model::dsse::Envelope;
 use crate::model::media_type as mt;
 use crate::model::oci::{Descriptor, Manifest};
-use crate::store::Repository;
+use crate::store::{BlobState, Repository};
 use crate::verify::{SignedEntity, Verifier};
 
 use super::plan::Pending;
@@ -46,10 +48,18 @@ pub enum ReadBack {
     Full,
 }
 
-/// Check every pending referrer of `subject` as a consumer would see it, to the depth of `mode`.
-/// `listing_seen`: the caller read the subject's referrers through the consumer's discovery path after
-/// the last write (planning, or the tag-schema index update) and found every one; they are not listed
-/// again. Returns the bytes read.
+/// What the caller has checked already since the last write, so read-back does not ask the store twice.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// The subject's referrers were read through the consumer's discovery path (planning, or the
+    /// tag-schema index update) and every pending one was listed.
+    pub listing: bool,
+    /// [`blobs_intact`] found every layer blob intact.
+    pub blobs: bool,
+}
+
+/// Check every pending referrer of `subject` as a consumer would see it, to the depth of `mode`, except
+/// what `seen` says was just checked. Returns the bytes read.
 pub async fn read_back<R: Repository>(
     repo: &R,
     subject: &Digest,
@@ -57,9 +67,9 @@ pub async fn read_back<R: Repository>(
     verifier: &Arc<Verifier>,
     limits: &Limits,
     mode: ReadBack,
-    listing_seen: bool,
+    seen: Seen,
 ) -> Result<u64> {
-    if !listing_seen {
+    if !seen.listing {
         let listing = repo.referrers(subject, None).await?;
         for p in pending {
             let digest = &p.referrer.manifest.digest;
@@ -75,8 +85,10 @@ pub async fn read_back<R: Repository>(
             }
         }
     }
-    let checked =
-        futures_util::future::try_join_all(pending.iter().map(|p| check_one(repo, subject, p, limits, mode))).await?;
+    let checked = futures_util::future::try_join_all(
+        pending.iter().map(|p| check_one(repo, subject, p, limits, mode, seen.blobs)),
+    )
+    .await?;
     let bytes_read = checked.iter().map(|(n, _)| n).sum();
     let checks: Vec<(Digest, SignedEntity)> = checked.into_iter().filter_map(|(_, c)| c).collect();
     if checks.is_empty() {
@@ -108,6 +120,7 @@ async fn check_one<R: Repository>(
     p: &Pending,
     limits: &Limits,
     mode: ReadBack,
+    blobs_seen: bool,
 ) -> Result<(u64, Option<(Digest, SignedEntity)>)> {
     let digest = &p.referrer.manifest.digest;
     let context = || format!("read-back of referrer {digest} of {subject}");
@@ -123,6 +136,9 @@ async fn check_one<R: Repository>(
     };
     let layer = manifest.layers.first().ok_or_else(|| failed("the manifest has no layer"))?;
     if mode == ReadBack::Digest {
+        if blobs_seen {
+            return Ok((bytes_read, None));
+        }
         futures_util::future::try_join_all(manifest.layers.iter().map(|l| check_present(repo, l)))
             .await
             .map_err(|e| e.context(context()))?;
@@ -146,19 +162,40 @@ async fn check_one<R: Repository>(
 }
 
 /// The blob is there with the size the manifest declares (the registry compares `Docker-Content-Digest`
-/// when it sends one; see `Repository::blob_size`).
+/// when it sends one; see `Repository::blob_size`) and, on a layout, hashes to its digest.
 async fn check_present<R: Repository>(repo: &R, layer: &Descriptor) -> Result<()> {
-    match repo.blob_size(&layer.digest).await? {
-        Some(size) if size == layer.size => Ok(()),
-        Some(size) => Err(Error::new(
+    match repo.blob_state(layer).await? {
+        BlobState::SizeMatches | BlobState::Verified => Ok(()),
+        BlobState::WrongSize(size) => Err(Error::new(
             ErrorKind::DigestMismatch,
             format!("blob {} is served with {size} bytes, the manifest says {}", layer.digest, layer.size),
         )),
-        None => Err(Error::new(
+        BlobState::Corrupted => Err(Error::new(
+            ErrorKind::DigestMismatch,
+            format!("blob {} has the right size but its bytes hash to another digest", layer.digest),
+        )),
+        BlobState::Missing => Err(Error::new(
             ErrorKind::VerificationFailed,
             format!("blob {} named by the manifest is not in the repository", layer.digest),
         )),
     }
+}
+
+/// Whether every blob a pending referrer names is present and intact, as far as
+/// [`Repository::blob_state`] can tell: when all are listed already, a damaged blob is what makes a rerun
+/// write again (it is the reason the read-back would fail).
+pub async fn blobs_intact<R: Repository>(repo: &R, pending: &[Pending]) -> Result<bool> {
+    let mut layers: Vec<&Descriptor> = Vec::new();
+    for p in pending {
+        let new = p.referrer.blobs.iter().map(|b| &b.descriptor);
+        for d in new.chain(&p.referrer.reused) {
+            if !layers.iter().any(|l| l.digest == d.digest) {
+                layers.push(d);
+            }
+        }
+    }
+    let states = futures_util::future::try_join_all(layers.iter().map(|d| repo.blob_state(d))).await?;
+    Ok(states.into_iter().all(BlobState::is_intact))
 }
 
 trait SourceName {

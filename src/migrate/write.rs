@@ -241,7 +241,8 @@ const MANIFEST_PUT_RETRIES: u32 = 3;
 
 /// Upload a new blob unless it is present with its size. Returns the bytes uploaded, if any.
 async fn ensure_blob<R: Repository>(repo: &R, blob: &NewBlob) -> Result<Option<u64>> {
-    if repo.blob_size(&blob.descriptor.digest).await? == Some(blob.descriptor.size) {
+    // On a layout a same-size file of other bytes is not intact: it is written again.
+    if repo.blob_state(&blob.descriptor).await?.is_intact() {
         return Ok(None);
     }
     let digest = repo.put_blob(blob.bytes.clone()).await?;

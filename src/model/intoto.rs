@@ -3,8 +3,9 @@
 //! The statement is parsed from the verified payload bytes once; the predicate stays raw JSON because its
 //! meaning depends on `predicateType` and att2ref never needs to interpret most of them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::digest::Digest;
@@ -126,6 +127,15 @@ impl Statement {
     pub fn matching_subject(&self, image: &Digest) -> Option<&Subject> {
         self.subjects.iter().find(|s| s.matches(image))
     }
+}
+
+/// The value of the member `name` of the JSON object `json`, byte for byte as written (escapes, number
+/// spelling, key order and whitespace inside it kept; the whitespace around it is not part of it). `None`
+/// when absent or `null`. A member written twice gives the last, as parsing into a [`Value`] keeps it.
+pub fn raw_member<'a>(json: &'a [u8], name: &str) -> Result<Option<&'a [u8]>> {
+    let mut members: HashMap<String, &'a RawValue> =
+        serde_json::from_slice(json).map_err(|e| Error::invalid_format(format!("reading the raw `{name}`: {e}")))?;
+    Ok(members.remove(name).map(|raw| raw.get().as_bytes()).filter(|raw| *raw != b"null"))
 }
 
 fn parse_subject(value: &Value) -> std::result::Result<Subject, String> {

@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use super::intoto::StatementVersion;
+use crate::error::{Error, Result};
 
 /// cosign's custom predicate type since v2.0 (`--type custom`, the default).
 pub const CUSTOM: &str = "https://cosign.sigstore.dev/attestation/v1";
@@ -69,6 +70,40 @@ pub fn predicate_matches(query: &str, predicate_type: &str) -> bool {
     }
 }
 
+/// cosign's `--type` short names, in the order they are documented.
+pub fn short_names() -> impl Iterator<Item = &'static str> {
+    SHORT_NAMES.iter().map(|(name, _)| *name)
+}
+
+/// Check that a `--type`-style query can select something: a cosign short name, or a URI. A URI is
+/// anything without whitespace that has a scheme (a letter, then letters, digits, `+`, `-` or `.`, then
+/// `:` and more: `https://…`, `urn:…`) or a `/` (the scheme-less `host/path` cosign 1.x wrote, such as
+/// `cosign.sigstore.dev/attestation/v1`). Anything else — a bare word like `sbom` — would silently match
+/// nothing, and is [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) naming the short names.
+pub fn check_type_query(query: &str) -> Result<()> {
+    if uris_for(query).is_some() || looks_like_uri(query) {
+        return Ok(());
+    }
+    let names: Vec<&str> = short_names().collect();
+    Err(Error::invalid_input(format!(
+        "{query:?} is neither a predicate type short name ({}) nor a URI (with a scheme such as https: or a \
+         host/path)",
+        names.join(", ")
+    )))
+}
+
+fn looks_like_uri(s: &str) -> bool {
+    if s.is_empty() || s.chars().any(char::is_whitespace) {
+        return false;
+    }
+    let scheme = s.split_once(':').is_some_and(|(scheme, rest)| {
+        !rest.is_empty()
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    scheme || s.contains('/')
+}
+
 /// True for both spellings of cosign's custom predicate type.
 pub fn is_custom(predicate_type: &str) -> bool {
     predicate_type == CUSTOM || predicate_type == CUSTOM_V1
@@ -93,8 +128,9 @@ pub enum WrappedData<'a> {
 }
 
 impl<'a> WrappedData<'a> {
-    /// The attested bytes: the text itself, or compact JSON for parsed data (whose original bytes were
-    /// never recorded, so this is a re-serialisation).
+    /// The attested bytes: the text itself, or compact JSON for parsed data (a re-serialisation: the
+    /// signed bytes are cut from the payload by [`raw_member`](super::intoto::raw_member), as
+    /// `att2ref get` does).
     pub fn to_bytes(&self) -> Cow<'a, [u8]> {
         match self {
             WrappedData::Text(t) => Cow::Borrowed(t.as_bytes()),
@@ -520,6 +556,35 @@ mod tests {
     use crate::model::intoto::Statement;
     use crate::model::testdata;
     use serde_json::json;
+
+    #[test]
+    fn type_queries_are_short_names_or_uris() {
+        for ok in [
+            "custom",
+            "SLSAProvenance",
+            "link",
+            CUSTOM,
+            CUSTOM_V1,
+            VULN_V1,
+            "https://example.com/predicate/v1",
+            "http://x",
+            "urn:example:predicate",
+            "example.com/predicate",
+        ] {
+            assert!(check_type_query(ok).is_ok(), "{ok}");
+        }
+        for bad in ["bogus", "", " custom", "sbom", "https:", ":x", "1x:y", "a b/c", "slsa provenance"] {
+            let err = check_type_query(bad).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidInput, "{bad}");
+            assert!(
+                err.to_string().contains(
+                    "custom, slsaprovenance, slsaprovenance02, slsaprovenance1, spdx, spdxjson, cyclonedx, vuln, \
+                     openvex, link"
+                ),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn short_names_and_matching() {

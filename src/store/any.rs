@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::layout::LayoutRepository;
 use super::registry::RegistryRepository;
-use super::{PutManifest, Referrers, ReferrersCapability, Repository};
+use super::{BlobState, PutManifest, Referrers, ReferrersCapability, Repository};
 use crate::error::Result;
 use crate::model::digest::Digest;
 use crate::model::oci::{Descriptor, RawManifest};
@@ -61,6 +61,10 @@ impl Repository for AnyRepository {
 
     async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
         delegate!(self, r => r.blob_size(digest).await)
+    }
+
+    async fn blob_state(&self, descriptor: &Descriptor) -> Result<BlobState> {
+        delegate!(self, r => r.blob_state(descriptor).await)
     }
 
     async fn get_blob(&self, descriptor: &Descriptor, max_bytes: u64) -> Result<Bytes> {

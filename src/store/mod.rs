@@ -64,6 +64,28 @@ pub struct Referrers {
     pub source: ReferrersSource,
 }
 
+/// A blob measured against the descriptor that names it, as closely as the store can tell cheaply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlobState {
+    /// Not in the store.
+    Missing,
+    /// Present with another size than the descriptor's.
+    WrongSize(u64),
+    /// Present with the descriptor's size; its bytes were not read (a registry's `HEAD`).
+    SizeMatches,
+    /// Present, read, and its bytes hash to the descriptor's digest (a local layout).
+    Verified,
+    /// Present with the descriptor's size, but its bytes hash to something else (a local layout).
+    Corrupted,
+}
+
+impl BlobState {
+    /// Whether the blob can be taken as present and intact, as far as the check went.
+    pub fn is_intact(self) -> bool {
+        matches!(self, BlobState::SizeMatches | BlobState::Verified)
+    }
+}
+
 /// Whether a repository's registry serves the referrers API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReferrersCapability {
@@ -112,11 +134,25 @@ pub trait Repository: Send + Sync {
         self.put_manifest(bytes, media_type, Some(tag))
     }
 
-    /// Delete a manifest by digest. Registries then drop every tag on it.
+    /// Delete a manifest by digest. Registries then drop every tag on it. A manifest that is not there is
+    /// [`ErrorKind::NotFound`](crate::ErrorKind::NotFound), except when the request was repeated after an
+    /// attempt that got a server error or no answer: that attempt deleted it, and the delete succeeds.
     fn delete_manifest(&self, digest: &Digest) -> impl Future<Output = Result<()>> + Send;
 
     /// Size of a blob if present, `None` when definitely absent.
     fn blob_size(&self, digest: &Digest) -> impl Future<Output = Result<Option<u64>>> + Send;
+
+    /// How the blob `descriptor` names stands, as cheaply as the store can tell: a registry compares the
+    /// size (`HEAD`, never downloading), a layout also hashes the local file.
+    fn blob_state(&self, descriptor: &Descriptor) -> impl Future<Output = Result<BlobState>> + Send {
+        async move {
+            Ok(match self.blob_size(&descriptor.digest).await? {
+                None => BlobState::Missing,
+                Some(size) if size == descriptor.size => BlobState::SizeMatches,
+                Some(size) => BlobState::WrongSize(size),
+            })
+        }
+    }
 
     /// Fetch a blob, refusing more than `max_bytes` (declared or actual) and checking its digest
     /// against `descriptor`. A missing blob is [`ErrorKind::NotFound`](crate::ErrorKind::NotFound).

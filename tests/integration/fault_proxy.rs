@@ -51,6 +51,9 @@ pub enum Fault {
     LostResponse,
     /// Forwarded (the registry acted on it); the client told 502 instead.
     LostBehind502,
+    /// Forwarded (the registry acted on it); the client told this status instead. Only by
+    /// [`FaultProxy::fault_next`], never in the seeded schedule.
+    LostBehind(u16),
 }
 
 impl Fault {
@@ -63,6 +66,7 @@ impl Fault {
             Fault::Slow => "slow answer".into(),
             Fault::LostResponse => "reset after forwarding".into(),
             Fault::LostBehind502 => "502 after forwarding".into(),
+            Fault::LostBehind(s) => format!("{s} after forwarding"),
         }
     }
 }
@@ -109,6 +113,8 @@ struct State {
     /// Those answers one by one: `METHOD path[?query]` and body bytes, in completion order.
     answered: Mutex<Vec<(String, u64)>>,
     kill: Mutex<Option<Kill>>,
+    /// One-shot faults for the next request with a method and a path containing a string.
+    targeted: Mutex<Vec<(String, String, Fault)>>,
     child: Mutex<Option<Child>>,
     killed: AtomicBool,
     /// New connections are relayed byte for byte, uncounted (cheap: for reruns after a kill).
@@ -163,6 +169,7 @@ impl FaultProxy {
             bytes_answered: AtomicU64::new(0),
             answered: Mutex::default(),
             kill: Mutex::new(None),
+            targeted: Mutex::default(),
             child: Mutex::new(None),
             killed: AtomicBool::new(false),
             relay: AtomicBool::new(false),
@@ -240,6 +247,12 @@ impl FaultProxy {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Fault the next `method` request whose path contains `path_part` with `fault`, once, whatever the
+    /// plan (a proxy without a plan forwards everything else untouched).
+    pub fn fault_next(&self, method: &str, path_part: &str, fault: Fault) {
+        self.state.targeted.lock().unwrap().push((method.to_owned(), path_part.to_owned(), fault));
     }
 
     /// Forget the armed kill and, from now on, relay new connections to the registry untouched and
@@ -362,6 +375,12 @@ impl State {
         Some(KINDS[((h / 1000) % KINDS.len() as u64) as usize])
     }
 
+    fn take_targeted(&self, method: &str, path: &str) -> Option<Fault> {
+        let mut targeted = self.targeted.lock().unwrap();
+        let at = targeted.iter().position(|(m, p, _)| m == method && path.contains(p.as_str()))?;
+        Some(targeted.remove(at).2)
+    }
+
     fn count(&self, fault: Fault) {
         *self.injected.lock().unwrap().entry(fault.name()).or_default() += 1;
     }
@@ -418,7 +437,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             "{\"errors\":[{\"code\":\"DENIED\",\"message\":\"requested access to the resource is denied\"}]}",
         ));
     }
-    let fault = if kill.is_some() { None } else { state.decide(&key) };
+    let fault = if kill.is_some() { None } else { state.take_targeted(&method, &path).or_else(|| state.decide(&key)) };
     if let Some(f) = fault {
         note(&f.name());
         state.count(f);
@@ -465,6 +484,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         Some(Fault::LostResponse) => return Err(Dropped),
         Some(Fault::Truncated) if answer.is_empty() || method == "HEAD" => return Err(Dropped),
         Some(Fault::LostBehind502) => return Ok(full(StatusCode::BAD_GATEWAY, "injected after forwarding")),
+        Some(Fault::LostBehind(code)) => {
+            let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return Ok(full(code, "injected after forwarding"));
+        }
         _ => {}
     }
     // Upload sessions and pages must come back through the proxy.

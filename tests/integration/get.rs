@@ -523,3 +523,91 @@ async fn get_from_dsse_format_referrers() {
     assert_eq!(run.stdout, demo::content::ARTICLE_SLSA_TEXT, "exactly the attested bytes, from a DSSE referrer");
     assert_eq!(stats(&run)["answeredBy"], "referrer", "not the legacy fallback: {}", run.stderr);
 }
+
+/// Predicates written in ways `serde_json` would change (number spelling, escapes, whitespace, key
+/// order): `get --emit predicate` gives the exact bytes of the signed statement, from the legacy `.att`,
+/// from a bundle referrer and from a bare DSSE referrer.
+#[tokio::test]
+async fn the_predicate_is_emitted_exactly_as_signed() {
+    use att2ref::demo::oci::{GO_ZERO_TIME, LegacyLayer, legacy_manifest_and_config, subject_image};
+    use att2ref::demo::{TestKey, dsse::sign_envelope};
+
+    // (predicate type, the predicate as signed, what --emit predicate must give)
+    const JSON: &str = "{ \"z\" : 1.0,\n\t\"a\" : [1e2, -0.0, 123456789012345678901234, 0.1E-3],\n  \"s\":\"caf\\u00e9 \\/ \\\"q\\\"\", \"o\" : {} }";
+    const DATA_JSON: &str = "{\"b\" : 1E+2, \"a\":\"\\u00e9\"}";
+    let data_json = format!("{{\"Data\": {DATA_JSON} ,\"Timestamp\":\"2023-03-14T16:20:31Z\"}}");
+    let data_text = "{\"Data\":\"line \\u00e9\\n\\/\",\"Timestamp\":\"2023-03-14T16:21:07Z\"}";
+    let cases: [(&str, &str, &[u8]); 3] = [
+        ("https://example.test/exact/v1", JSON, JSON.as_bytes()),
+        ("https://spdx.dev/Document", &data_json, DATA_JSON.as_bytes()),
+        ("https://cosign.sigstore.dev/attestation/v1", data_text, "line é\n/".as_bytes()),
+    ];
+    for raw in [JSON, DATA_JSON] {
+        let again = serde_json::to_string(&serde_json::from_str::<Value>(raw).unwrap()).unwrap();
+        assert_ne!(again, raw, "serde_json must change it, or the test proves nothing");
+    }
+
+    let mut store = GeneratedRepo::new("exact/predicate");
+    let image = subject_image("exact predicate bytes (att2ref test image)", "linux", "amd64", None);
+    store.add_blob(image.config.clone());
+    store.add_blob(image.layer.clone());
+    let digest = store.add_manifest(image.manifest.clone(), mt::OCI_MANIFEST, &["v1".to_owned()]);
+    let mut layers = Vec::new();
+    for (predicate_type, predicate, _) in &cases {
+        let payload = format!(
+            "{{\"_type\":\"https://in-toto.io/Statement/v0.1\",\"predicateType\":\"{predicate_type}\",\"subject\":[{{\"name\":\"exact\",\"digest\":{{\"sha256\":\"{}\"}}}}],\"predicate\" : {predicate}\n}}",
+            digest.hex()
+        );
+        let envelope = sign_envelope(payload.into_bytes(), &TestKey::Rsa4096.signer()).unwrap();
+        let mut annotations = att2ref::model::oci::Annotations::new();
+        annotations.insert("dev.cosignproject.cosign/signature".into(), String::new());
+        layers.push(LegacyLayer { media_type: mt::DSSE_ENVELOPE, bytes: envelope.bytes, annotations });
+    }
+    let (manifest, config) = legacy_manifest_and_config(&layers, GO_ZERO_TIME);
+    store.add_blob(config);
+    for l in &layers {
+        store.add_blob(l.bytes.clone());
+    }
+    store.add_manifest(manifest, mt::OCI_MANIFEST, &[digest.cosign_tag("att")]);
+
+    let registry = TestRegistry::distribution();
+    let key = test_key();
+    let check = |image: &str, answered_by: &str| {
+        for (predicate_type, _, expected) in &cases {
+            let run = crate::cli::att2ref(&[
+                "get",
+                "--plain-http",
+                image,
+                "--type",
+                predicate_type,
+                "--key",
+                &key,
+                "--insecure-ignore-tlog",
+                "--stats=json",
+            ]);
+            assert_eq!(run.code, 0, "{predicate_type}: {}", run.stderr);
+            assert_eq!(stats(&run)["answeredBy"], answered_by, "{predicate_type}");
+            assert_eq!(run.stdout.as_bytes(), *expected, "{predicate_type} from {answered_by} ({image})");
+        }
+    };
+    for (name, format) in [("exact/bundle", "bundle"), ("exact/dsse", "dsse")] {
+        store.push_to(&registry.repository(name)).await.unwrap();
+        let image = format!("{}/{name}@{digest}", registry.host);
+        check(&image, "legacy");
+        let run = crate::cli::att2ref(&[
+            "migrate",
+            "--plain-http",
+            &image,
+            "--format",
+            format,
+            "--key",
+            &key,
+            "--insecure-ignore-tlog",
+            "-o",
+            "json",
+        ]);
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+        assert_eq!(run.json()["totals"]["referrers_written"], 3, "{}", run.stdout);
+        check(&image, "referrer");
+    }
+}

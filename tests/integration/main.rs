@@ -31,5 +31,6 @@ mod security;
 mod targets;
 mod tsa;
 mod upload_faults;
+mod usage;
 mod verify;
 mod verify_cli;

@@ -1,6 +1,8 @@
 //! `migrate`'s read-back on a real registry (distribution 2.8.2, tag schema): the default (`digest`) does
-//! not download the bundles it wrote but still fails an image whose bundle blob is gone or has the wrong
-//! size; `--readback full` downloads them and catches a blob whose stored bytes were changed.
+//! not download the bundles it wrote, but a rerun finds a bundle blob that is gone (and uploads it
+//! again) or has the wrong size (and fails the image); `--readback full` downloads them and catches a blob whose stored bytes were
+//! changed. On an OCI layout the default hashes the local blob, so a rerun rewrites a same-size
+//! corruption too.
 
 use std::path::{Path, PathBuf};
 
@@ -94,17 +96,84 @@ async fn default_readback_checks_presence_without_downloading_and_full_downloads
         "the default trusts the registry's upload digest check for the bytes: {report:#}"
     );
 
-    // The wrong size: the default read-back fails the image.
+    // The wrong size: a rerun uploads the blob again, but distribution keeps the file it has under that
+    // digest, so the read-back still sees the wrong size and fails the image.
     std::fs::write(&path, &original[..original.len() - 1]).unwrap();
     let report = migrate(&image, &[]);
     assert_eq!(report["images"][0]["outcome"], "failed", "{report:#}");
     let reasons = report["images"][0]["reasons"].to_string();
     assert!(reasons.contains("read-back") && reasons.contains(&sbom.digest.to_string()), "{reasons}");
 
-    // Gone from storage: the default read-back fails the image.
+    // Gone from storage: a rerun uploads it again (nothing else), and the registry holds the original
+    // bytes once more.
     std::fs::remove_file(&path).unwrap();
     let report = migrate(&image, &[]);
-    assert_eq!(report["images"][0]["outcome"], "failed", "{report:#}");
-    let reasons = report["images"][0]["reasons"].to_string();
-    assert!(reasons.contains("not in the repository"), "{reasons}");
+    assert_eq!(report["images"][0]["outcome"], "migrated", "{report:#}");
+    assert_eq!(report["images"][0]["writes"], 1, "{report:#}");
+    assert_eq!(std::fs::read(&path).unwrap(), original, "the bundle is stored again");
+    let report = migrate(&image, &[]);
+    assert_eq!(report["images"][0]["outcome"], "already-migrated", "{report:#}");
+}
+
+/// On an OCI layout the default read-back hashes the local bundle blobs: a same-size file of other bytes
+/// is found by a rerun, which writes the blob again instead of reporting `already-migrated`, and the
+/// referrers verify and serve their predicate afterwards.
+#[tokio::test]
+async fn a_corrupted_bundle_of_the_same_size_in_a_layout_is_rewritten_by_a_rerun() {
+    let scenario = demo::demo().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = demo::write_layout(&scenario, dir.path()).await.unwrap();
+    let target = format!("ocidir://{}@{}", dir.path().display(), scenario.image);
+    let report = migrate(&target, &[]);
+    assert_eq!(report["images"][0]["outcome"], "migrated", "{report:#}");
+
+    // Every referrer's bundle blob overwritten with as many other bytes.
+    let mut bundles = Vec::new();
+    for r in report["images"][0]["referrers"].as_array().unwrap() {
+        let raw = layout.get_manifest(r["digest"].as_str().unwrap()).await.unwrap().unwrap();
+        let Manifest::Image(m) = raw.manifest else { panic!("not an image manifest") };
+        bundles.push(m.layers[0].clone());
+    }
+    assert_eq!(bundles.len(), 2);
+    let file = |d: &Digest| dir.path().join("blobs").join(d.algorithm().as_str()).join(d.hex());
+    for b in &bundles {
+        let path = file(&b.digest);
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(size, b.size);
+        // Blob files may be read-only: replace, do not write through.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, vec![b'x'; size as usize]).unwrap();
+        assert_ne!(Digest::sha256(&std::fs::read(&path).unwrap()), b.digest);
+    }
+
+    let report = migrate(&target, &[]);
+    assert_eq!(report["images"][0]["outcome"], "migrated", "rewritten, not already-migrated: {report:#}");
+    assert_eq!(report["images"][0]["writes"], 2, "the two bundle blobs and nothing else: {report:#}");
+    for b in &bundles {
+        assert_eq!(Digest::sha256(&std::fs::read(file(&b.digest)).unwrap()), b.digest, "{} rewritten", b.digest);
+    }
+    let report = migrate(&target, &[]);
+    assert_eq!(report["images"][0]["outcome"], "already-migrated", "{report:#}");
+
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let key = key.to_str().unwrap();
+    let verify = att2ref(&["verify", &target, "--key", key, "--insecure-ignore-tlog", "-o", "json"]);
+    assert_eq!(verify.code, 0, "{}\n{}", verify.stdout, verify.stderr);
+    let results = verify.json()["images"][0]["results"].as_array().unwrap().clone();
+    let referrers: Vec<&Value> = results.iter().filter(|r| r["location"]["source"] == "referrer").collect();
+    assert_eq!(referrers.len(), 2, "{results:#?}");
+    assert!(referrers.iter().all(|r| r["verified"] == true), "{results:#?}");
+    let get = att2ref(&[
+        "get",
+        &target,
+        "--type",
+        "custom",
+        "--hint",
+        "slsa-provenance",
+        "--key",
+        key,
+        "--insecure-ignore-tlog",
+    ]);
+    assert_eq!(get.code, 0, "{}", get.stderr);
+    assert_eq!(get.stdout, demo::content::ARTICLE_SLSA_TEXT);
 }

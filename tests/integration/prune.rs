@@ -13,6 +13,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::cli::{Run, att2ref};
+use crate::fault_proxy::{Fault, FaultProxy};
 use crate::registries::TestRegistry;
 use crate::schema::assert_valid;
 
@@ -359,4 +360,38 @@ async fn a_registry_refusing_deletes_fails_the_run_and_keeps_everything() {
     assert!(report.to_string().contains("refused to delete"), "{report:#}");
     assert!(run.stderr.contains("error:"), "{}", run.stderr);
     assert!(repo.head_manifest(&att_tag).await.unwrap().is_some(), "the .att is still there");
+}
+
+/// The registry applies the `.att` DELETE but its answer is lost (`fault`); the client repeats it and
+/// gets 404: the item is `removed`, the run succeeds, and the manifest is really gone.
+async fn a_retried_delete_finding_nothing_is_removed(fault: Fault, name: &str) {
+    let registry = TestRegistry::distribution();
+    let (scenario, repo, _) = migrated(&registry, name).await;
+    let att_tag = scenario.image.cosign_tag("att");
+    let att = repo.head_manifest(&att_tag).await.unwrap().expect("the .att before the prune").digest;
+    let proxy = FaultProxy::start(&registry.host, None);
+    proxy.fault_next("DELETE", &format!("/manifests/{att}"), fault);
+    let image = format!("{}/{name}@{}", proxy.host, scenario.image);
+    let (run, report) = prune(&image, &["--apply"]);
+    let log = proxy.log().join("\n");
+    assert_eq!(run.code, 0, "{}\n{}\n{log}", run.stdout, run.stderr);
+    assert_eq!(items(&report), vec![("legacy-attestation".to_owned(), "removed".to_owned())], "{report:#}");
+    assert_eq!(proxy.injected().values().sum::<u64>(), 1, "{log}");
+    let deletes: Vec<&str> = log.lines().filter(|l| l.contains("DELETE ")).collect();
+    assert_eq!(deletes.len(), 2, "the first DELETE and its repetition:\n{log}");
+    assert!(deletes[1].ends_with("→ 404"), "the repetition found nothing:\n{log}");
+    // Asked of the registry itself, not through the proxy.
+    assert!(repo.head_manifest(&att.to_string()).await.unwrap().is_none(), "the .att manifest is gone");
+    assert!(repo.head_manifest(&att_tag).await.unwrap().is_none(), "its tag is gone");
+    assert!(repo.head_manifest(&scenario.image.to_string()).await.unwrap().is_some(), "the image stays");
+}
+
+#[tokio::test]
+async fn a_delete_applied_then_answered_500_is_removed_on_retry() {
+    a_retried_delete_finding_nothing_is_removed(Fault::LostBehind(500), "prune/retried-500").await;
+}
+
+#[tokio::test]
+async fn a_delete_applied_then_unanswered_is_removed_on_retry() {
+    a_retried_delete_finding_nothing_is_removed(Fault::LostResponse, "prune/retried-lost").await;
 }

@@ -467,6 +467,37 @@ async fn declined_mount_cancels_the_upload_session() {
     assert!(!repo.mount_blob(&digest, "other").await.unwrap());
 }
 
+/// A DELETE answered `first` (once), then 404 MANIFEST_UNKNOWN: the repository's `delete_manifest` result.
+async fn delete_after(first: Option<ResponseTemplate>) -> att2ref::Result<()> {
+    let server = MockServer::start().await;
+    let digest = Digest::sha256(b"gone");
+    let at = format!("/v2/app/manifests/{digest}");
+    if let Some(first) = first {
+        Mock::given(method("DELETE")).and(path(at.as_str())).respond_with(first).up_to_n_times(1).mount(&server).await;
+    }
+    let unknown = r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#;
+    Mock::given(method("DELETE"))
+        .and(path(at.as_str()))
+        .respond_with(ResponseTemplate::new(404).set_body_string(unknown))
+        .expect(1)
+        .mount(&server)
+        .await;
+    mock_client(|_| {}).repository(&host(&server), "app").delete_manifest(&digest).await
+}
+
+#[tokio::test]
+async fn a_delete_finding_nothing_is_not_found_unless_an_earlier_attempt_may_have_applied_it() {
+    // First attempt: the manifest was not there.
+    let err = delete_after(None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err:#}");
+    // Repeated after a 500 or a 502: the first attempt may have deleted it, so it is done.
+    delete_after(Some(ResponseTemplate::new(500))).await.unwrap();
+    delete_after(Some(ResponseTemplate::new(502))).await.unwrap();
+    // A 429 says the request was not processed: the 404 that follows keeps its meaning.
+    let err = delete_after(Some(ResponseTemplate::new(429).insert_header("Retry-After", "0"))).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err:#}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Listings
 

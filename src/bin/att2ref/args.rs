@@ -94,9 +94,10 @@ pub struct GetArgs {
     pub target: String,
 
     /// Predicate type: a cosign short name (custom, slsaprovenance, slsaprovenance02, slsaprovenance1, spdx,
-    /// spdxjson, cyclonedx, vuln, openvex, link; custom matches both custom URIs) or a full URI. Compared
-    /// with the signed statement.
-    #[arg(long = "type", value_name = "TYPE")]
+    /// spdxjson, cyclonedx, vuln, openvex, link; custom matches both custom URIs) or a full URI: with a
+    /// scheme (https:, urn:, …) or a scheme-less host/path as cosign 1.x wrote (cosign.sigstore.dev/…).
+    /// Anything else is a usage error. Compared with the signed statement.
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_type)]
     pub predicate_type: String,
 
     /// Choose among matches by content hint (prefix of a hint id such as slsa-provenance-v0.2, spdx-2.2,
@@ -109,8 +110,8 @@ pub struct GetArgs {
     #[arg(long)]
     pub all: bool,
 
-    /// What to write: the predicate (for cosign's custom wrapper, the original attested file byte for
-    /// byte), the in-toto statement, the DSSE envelope, or the Sigstore bundle (referrers only).
+    /// What to write: the predicate (byte for byte as signed; for cosign's custom wrapper, the original
+    /// attested file), the in-toto statement, the DSSE envelope, or the Sigstore bundle (referrers only).
     #[arg(long, value_enum, default_value_t = Emit::Predicate)]
     pub emit: Emit,
 
@@ -142,7 +143,7 @@ pub struct GetArgs {
 /// What `get` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Emit {
-    /// The predicate (original attested text for custom-wrapped predicates).
+    /// The predicate, byte for byte as signed (original attested text for custom-wrapped predicates).
     Predicate,
     /// The in-toto statement (exact signed payload).
     Statement,
@@ -159,8 +160,10 @@ pub struct VerifyArgs {
     pub target: String,
 
     /// Only attestations of this predicate type: a cosign short name (custom, slsaprovenance,
-    /// slsaprovenance02, slsaprovenance1, spdx, spdxjson, cyclonedx, vuln, openvex, link) or a full URI.
-    #[arg(long = "type", value_name = "TYPE")]
+    /// slsaprovenance02, slsaprovenance1, spdx, spdxjson, cyclonedx, vuln, openvex, link) or a full URI:
+    /// with a scheme (https:, urn:, …) or a scheme-less host/path as cosign 1.x wrote
+    /// (cosign.sigstore.dev/…). Anything else is a usage error.
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_type)]
     pub predicate_type: Option<String>,
 
     #[command(flatten)]
@@ -226,9 +229,10 @@ pub struct MigrateArgs {
 
     /// What is read back after writing, before an image counts as migrated. `digest` (default): every
     /// referrer listed, its manifest byte-identical, its bundle blob present with the right size (HEAD);
-    /// the bundle bytes were verified before upload and the registry checked their digest. `full`: also
-    /// download every bundle again and re-verify it (twice the reads). `prune` always does the full check
-    /// before deleting anything.
+    /// the bundle bytes were verified before upload and the registry checked their digest. In an OCI
+    /// layout the bundle file is hashed against its digest (cheap on local files). A rerun writes again a
+    /// bundle found missing or damaged this way. `full`: also download every bundle again and re-verify it
+    /// (twice the reads). `prune` always does the full check before deleting anything.
     #[arg(long, value_enum, default_value_t = ReadBackArg::Digest)]
     pub readback: ReadBackArg,
 
@@ -310,10 +314,15 @@ pub enum ReferrerFormat {
 /// Read-back depths of `migrate`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ReadBackArg {
-    /// Listing, byte-identical manifest, blob present with its size.
+    /// Listing, byte-identical manifest, blob present with its size (in a layout: hashed).
     Digest,
     /// Also download and re-verify every bundle.
     Full,
+}
+
+/// A `--type` value: a short name or a URI (anything else would silently match nothing).
+pub fn parse_type(s: &str) -> Result<String, String> {
+    att2ref::model::predicate::check_type_query(s).map(|()| s.to_owned()).map_err(|e| e.to_string())
 }
 
 /// Parse `I/N` with I < N.

@@ -18,6 +18,7 @@ use att2ref::store::registry::{
 use att2ref::verify::{CertificateIdentity, Matcher, Policy, PublicKey, Verifier, reject_kms_reference};
 
 use crate::args::{RegistryArgs, TargetArgs, TrustArgs};
+use crate::exit::usage;
 
 /// Log to stderr: `RUST_LOG` if set, else by `-v` count.
 pub fn init_tracing(verbose: u8, quiet: bool) {
@@ -121,16 +122,17 @@ pub fn target_options(targets: &TargetArgs, registry: &RegistryArgs) -> att2ref:
 pub fn verifier(trust: &TrustArgs) -> Result<(Arc<Verifier>, PolicySummary)> {
     let mut policy = Policy::new().insecure_ignore_tlog(trust.insecure_ignore_tlog);
     let mut summary = PolicySummary { insecure_ignore_tlog: trust.insecure_ignore_tlog, ..PolicySummary::default() };
+    // A key or root that cannot be read or parsed is a usage error (exit 2), not data failing a check.
     for key in &trust.keys {
-        reject_kms_reference(key)?;
-        let pem = std::fs::read(key).with_context(|| format!("reading --key {key}"))?;
-        let key = PublicKey::from_pem(&pem).with_context(|| format!("--key {key}"))?;
+        usage(reject_kms_reference(key), || format!("--key {key}"))?;
+        let pem = usage(std::fs::read(key), || format!("reading --key {key}"))?;
+        let key = usage(PublicKey::from_pem(&pem), || format!("--key {key}"))?;
         summary.keys.push(key.key_id().to_owned());
         policy = policy.with_key(key);
     }
     if let Some(path) = &trust.trusted_root {
-        let bytes = std::fs::read(path).with_context(|| format!("reading --trusted-root {}", path.display()))?;
-        let root = TrustedRoot::parse(&bytes).with_context(|| format!("--trusted-root {}", path.display()))?;
+        let bytes = usage(std::fs::read(path), || format!("reading --trusted-root {}", path.display()))?;
+        let root = usage(TrustedRoot::parse(&bytes), || format!("--trusted-root {}", path.display()))?;
         policy = policy.with_trusted_root(root);
         summary.trusted_root = true;
     }

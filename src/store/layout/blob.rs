@@ -9,10 +9,29 @@ use super::files::{file_size, io_error, read_capped, write_atomic};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::digest::Digest;
 use crate::model::oci::Descriptor;
+use crate::store::BlobState;
 
 impl Layout {
     pub(super) fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
         file_size(&self.blob_path(digest))
+    }
+
+    pub(super) fn blob_state(&self, descriptor: &Descriptor) -> Result<BlobState> {
+        let path = self.blob_path(&descriptor.digest);
+        match file_size(&path)? {
+            None => return Ok(BlobState::Missing),
+            Some(size) if size != descriptor.size => return Ok(BlobState::WrongSize(size)),
+            Some(_) => {}
+        }
+        // Capped at the size just seen: a file that grows meanwhile is refused, not read without end.
+        let Some(bytes) = read_capped(&path, descriptor.size)? else {
+            return Ok(BlobState::Missing);
+        };
+        Ok(if descriptor.digest.compute_like(&bytes) == descriptor.digest {
+            BlobState::Verified
+        } else {
+            BlobState::Corrupted
+        })
     }
 
     pub(super) fn get_blob(&self, descriptor: &Descriptor, max_bytes: u64) -> Result<Bytes> {

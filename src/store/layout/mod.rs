@@ -35,7 +35,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::{PutManifest, Referrers, ReferrersCapability, Repository};
+use super::{BlobState, PutManifest, Referrers, ReferrersCapability, Repository};
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::Limits;
 use crate::model::digest::Digest;
@@ -167,6 +167,13 @@ impl Repository for LayoutRepository {
     async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
         let digest = digest.clone();
         self.run(format!("looking up blob {digest}"), move |l| l.blob_size(&digest)).await
+    }
+
+    async fn blob_state(&self, descriptor: &Descriptor) -> Result<BlobState> {
+        // A local file is cheap to hash, and a same-size file of other bytes is exactly what a size check
+        // cannot see (a torn copy, a disk error).
+        let descriptor = descriptor.clone();
+        self.run(format!("checking blob {}", descriptor.digest), move |l| l.blob_state(&descriptor)).await
     }
 
     async fn get_blob(&self, descriptor: &Descriptor, max_bytes: u64) -> Result<Bytes> {

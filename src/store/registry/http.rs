@@ -72,6 +72,9 @@ pub(crate) struct Reply {
     pub url: Url,
     /// Digest of the body, when the call asked for one and the status was a success.
     pub digest: Option<Digest>,
+    /// This answers a repeat of the request, and an earlier attempt may have taken effect: it got a 5xx
+    /// or no answer at all after the request was sent. (A DELETE that then finds nothing was applied.)
+    pub replayed: bool,
 }
 
 impl Reply {
@@ -149,7 +152,11 @@ impl Inner {
             return Ok(reply);
         }
         match self.answer_challenge(host, scopes, &challenges).await.map_err(|e| e.context(call.what))? {
-            Some(header) => self.execute(call, Some((&header, &origin))).await,
+            Some(header) => {
+                let mut again = self.execute(call, Some((&header, &origin))).await?;
+                again.replayed |= reply.replayed;
+                Ok(again)
+            }
             None => Ok(reply),
         }
     }
@@ -159,8 +166,19 @@ impl Inner {
         let policy = &self.config.retry;
         let attempts = policy.max_attempts.max(1);
         let mut attempt = 1;
+        // Whether an attempt so far may have reached the server and acted without our learning so.
+        let mut uncertain = false;
         loop {
-            let outcome = self.attempt(call, auth).await;
+            let mut outcome = self.attempt(call, auth).await;
+            if let Ok(reply) = &mut outcome {
+                reply.replayed = uncertain;
+            }
+            uncertain |= match &outcome {
+                Ok(r) => r.status.is_server_error(),
+                // A connection that was never made carried no request.
+                Err(Failure::Transport(e)) => !e.is_connect(),
+                Err(Failure::Fatal(_)) => false,
+            };
             let wait = match &outcome {
                 // A 502/504 after a POST or PATCH may come after the server acted on it (an upload session
                 // opened, a chunk applied): replaying it would fail or leak. 429 and 503 mean "not processed".
@@ -271,7 +289,7 @@ impl Inner {
             } else {
                 self.read_body(response, ERROR_BODY_CAP, false, None, call.what).await?
             };
-            return Ok(Reply { status, headers, body, url, digest });
+            return Ok(Reply { status, headers, body, url, digest, replayed: false });
         }
         Err(Failure::Fatal(Error::new(
             ErrorKind::Registry,

@@ -166,7 +166,16 @@ pub(crate) async fn delete(repo: &RegistryRepository, digest: &Digest) -> Result
     let what = format!("DELETE manifest {}@{digest}", repo.name());
     let call = Call::new(&what, Method::DELETE, path_of(repo, &Reference::Digest(digest.clone()))?);
     let reply = repo.call(&repo.scope("pull,push,delete"), &call).await?;
-    if reply.status.is_success() { Ok(()) } else { Err(status_error(&what, reply.status, &reply.body)) }
+    if reply.status.is_success() {
+        return Ok(());
+    }
+    // An earlier attempt got a 5xx or no answer and the manifest is now unknown: that attempt deleted it.
+    // A not-found on the first attempt still means it was not there to delete.
+    if reply.replayed && not_found(&reply) {
+        tracing::info!(%digest, "DELETE repeated after a failed answer found nothing: the earlier attempt applied it");
+        return Ok(());
+    }
+    Err(status_error(&what, reply.status, &reply.body))
 }
 
 /// `name@digest` or `name:tag`, as references are written.
