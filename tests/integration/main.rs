@@ -24,6 +24,7 @@ mod prune_orphans;
 mod races;
 mod registries;
 mod registry_client;
+mod rfc6962;
 mod schema;
 mod schemas;
 mod security;
