@@ -183,7 +183,11 @@ mod tests {
         );
         let mut no_proof = fetched.clone();
         no_proof.inclusion_proof = None;
-        assert!(map_entry(&legacy, Some(&no_proof), &binding).unwrap().is_err());
+        // A fetched entry without a proof blocks the same way as no fetched entry at all.
+        assert_eq!(
+            map_entry(&legacy, Some(&no_proof), &binding).unwrap().unwrap_err(),
+            BlockedReason::MissingInclusionProof { log_index: 42 }
+        );
         let mut other = fetched;
         other.integrated_time += 1;
         assert_eq!(map_entry(&legacy, Some(&other), &binding).unwrap_err().kind(), ErrorKind::VerificationFailed);

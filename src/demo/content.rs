@@ -244,8 +244,12 @@ mod tests {
     #[test]
     fn slsa_text_is_785_bytes_and_not_json() {
         assert_eq!(ARTICLE_SLSA_TEXT.len(), 785);
-        assert!(ARTICLE_SLSA_TEXT.contains("//"));
-        assert!(serde_json::from_str::<Value>(ARTICLE_SLSA_TEXT).is_err());
+        // The comment, not the `//` every URL in the text has.
+        let (line, text) = ARTICLE_SLSA_TEXT.lines().enumerate().find(|(_, l)| l.contains(" // ")).unwrap();
+        // Refused at the comment, not somewhere else in the text.
+        let err = serde_json::from_str::<Value>(ARTICLE_SLSA_TEXT).unwrap_err();
+        assert!(err.is_syntax(), "{err}");
+        assert_eq!((err.line(), err.column()), (line + 1, text.find(" // ").unwrap() + 2), "{err}");
     }
 
     #[test]

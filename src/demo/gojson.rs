@@ -158,7 +158,9 @@ mod tests {
             canonical_json(&v).unwrap(),
             br#"{"body":"x/y","integratedTime":1700000000,"logID":"ab","logIndex":7,"n":[true,null]}"#.to_vec()
         );
-        assert!(canonical_json(&json!({"f": 1.5})).is_err());
+        let err = canonical_json(&json!({"f": 1.5})).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("non-integral number 1.5"), "{err}");
     }
 
     #[test]

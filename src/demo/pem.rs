@@ -42,6 +42,8 @@ mod tests {
         let pem = encode("CERTIFICATE", &der);
         assert!(pem.lines().all(|l| l.len() <= 64 || l.starts_with("-----")));
         assert_eq!(decode("CERTIFICATE", &pem).unwrap(), der);
-        assert!(decode("PUBLIC KEY", &pem).is_err());
+        let err = decode("PUBLIC KEY", &pem).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidFormat, "{err}");
+        assert_eq!(err.to_string(), r#"PEM block "PUBLIC KEY" not found"#);
     }
 }

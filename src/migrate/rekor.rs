@@ -165,11 +165,12 @@ mod tests {
         let good = response(&legacy, TestKey::RekorEd25519, leaf);
         let err = verify_fetched(&good, &legacy, None).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("a trusted root (--trusted-root) is needed"), "{err}");
         let mut no_proof = good.clone();
         no_proof.inclusion_proof = None;
-        assert!(
-            verify_fetched(&no_proof, &legacy, Some(&root)).unwrap_err().to_string().contains("no inclusion proof")
-        );
+        let err = verify_fetched(&no_proof, &legacy, Some(&root)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::VerificationFailed, "{err}");
+        assert!(err.to_string().contains("the log returned no inclusion proof"), "{err}");
         let mut other = legacy.clone();
         other.payload.log_index += 1;
         let err = verify_fetched(&good, &other, Some(&root)).unwrap_err();
@@ -249,9 +250,18 @@ mod tests {
         let err = verify_fetched(&entry(&path[..2], tree_root), &legacy, Some(&root)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::VerificationFailed);
         assert!(err.to_string().contains("audit path is shorter than the tree is deep"), "{err}");
-        // The path of the last leaf: right for its shape, wrong for this entry.
+        // The path of the last leaf is a level shorter: refused by its shape, before any hashing.
         let err = verify_fetched(&entry(&rfc_path(size - 1, &leaves), tree_root), &legacy, Some(&root)).unwrap_err();
         assert!(err.to_string().contains("audit path is shorter than the tree is deep"), "{err}");
+        // The path of the next leaf, at the same depth: right for its shape, wrong for this entry.
+        let err = verify_fetched(&entry(&rfc_path(index + 1, &leaves), tree_root), &legacy, Some(&root)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::VerificationFailed);
+        assert!(err.to_string().contains("inclusion proof recomputes root"), "{err}");
+        // The right path, claimed for the next index: hashed on the wrong sides.
+        let moved = proof_response(&legacy, TestKey::RekorEd25519, index as u64 + 1, size as u64, &path, tree_root);
+        let err = verify_fetched(&moved, &legacy, Some(&root)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::VerificationFailed);
+        assert!(err.to_string().contains("inclusion proof recomputes root"), "{err}");
     }
 
     #[test]

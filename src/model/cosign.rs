@@ -437,7 +437,9 @@ mod tests {
         let ts = Rfc3161Timestamp::parse(br#"{"SignedRFC3161Timestamp":"MAA="}"#).unwrap();
         assert_eq!(ts.signed_rfc3161_timestamp, [0x30, 0]);
         assert!(Rfc3161Timestamp::parse(b"{}").unwrap_err().to_string().contains("missing field"));
-        assert!(Rfc3161Timestamp::parse(b"\"x\"").is_err());
+        let err = Rfc3161Timestamp::parse(b"\"x\"").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidFormat, "{err}");
+        assert!(err.to_string().contains("RFC 3161 timestamp: not a JSON object"), "{err}");
     }
 
     #[test]

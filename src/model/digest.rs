@@ -186,13 +186,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_digests() {
-        for bad in [
-            "sha256:ABC",
-            "md5:00",
-            "sha256",
-            "sha256:44136FA355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+        // input, fragment the message must contain
+        for (bad, want) in [
+            ("sha256:ABC", "must have 64 lowercase hex characters"),
+            ("md5:00", "unsupported digest algorithm \"md5\""),
+            ("sha256", "has no algorithm prefix"),
+            // The right length, so only the case check can refuse it (both checks share one message).
+            ("sha256:44136FA355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "must have 64 lowercase hex"),
+            ("sha512:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "must have 128 lowercase"),
         ] {
-            assert!(bad.parse::<Digest>().is_err(), "{bad}");
+            let err = bad.parse::<Digest>().unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidFormat, "{bad}: {err}");
+            assert!(err.to_string().contains(want), "{bad}: {want:?} not in {err}");
         }
     }
 
@@ -200,7 +205,9 @@ mod tests {
     fn verify_names_both() {
         let d = Digest::sha256(b"a");
         let err = d.verify(b"b").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::DigestMismatch, "{err}");
         assert!(err.to_string().contains(&d.to_string()));
+        assert!(err.to_string().contains(&Digest::sha256(b"b").to_string()), "{err}");
         assert!(parse_cosign_tag("latest").is_none());
         assert!(parse_cosign_tag("sha256-zz.att").is_none());
     }

@@ -239,8 +239,20 @@ mod tests {
         }
         assert_eq!(decode_base64_any("").unwrap(), Vec::<u8>::new());
         assert_eq!(encode_base64(&bytes), "+/+/AQ==");
-        for bad in ["+/-_", "AQ=", "A", "AQ===", "A Q==", "AQ==AQ==", "*"] {
-            assert!(decode_base64_any(bad).is_err(), "{bad}");
+        // input, fragment the message must contain (after our own check, the base64 crate's words)
+        for (bad, want) in [
+            ("+/-_", "mixes the standard (+/) and URL-safe (-_) alphabets"),
+            ("AQ=", "Invalid padding"),
+            ("A", "Invalid input length: 1"),
+            ("AQ===", "Invalid symbol 61, offset 2"),
+            ("A Q==", "Invalid symbol 32, offset 1"),
+            ("AQ==AQ==", "Invalid symbol 61, offset 2"),
+            ("*", "Invalid symbol 42, offset 0"),
+        ] {
+            let err = decode_base64_any(bad).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidFormat, "{bad}: {err}");
+            assert!(err.to_string().starts_with("invalid base64: "), "{bad}: {err}");
+            assert!(err.to_string().contains(want), "{bad}: {want:?} not in {err}");
         }
     }
 
@@ -254,7 +266,9 @@ mod tests {
         assert_eq!(env.signatures[0].sig, [1, 2, 3]);
         assert_eq!(env.signatures[1].keyid(), Some("k"));
         assert_eq!(env.pae(), b"DSSEv1 1 t 5 hello");
-        assert!(env.single_signature().is_err());
+        let err = env.single_signature().unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidFormat, "{err}");
+        assert_eq!(err.to_string(), "DSSE envelope has 2 signatures; exactly one is supported");
     }
 
     #[test]

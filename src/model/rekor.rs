@@ -651,7 +651,9 @@ mod tests {
             let err = RekorBundle::parse(json.as_bytes()).unwrap_err();
             assert!(err.to_string().contains(want), "{json}\n  => {err}");
         }
-        assert!(RekorBundle::from_value(&Value::Null).is_err());
+        let err = RekorBundle::from_value(&Value::Null).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidFormat, "{err}");
+        assert_eq!(err.to_string(), "legacy Rekor bundle: not a JSON object");
         assert!(RekorBundle::parse(bundle("AQ", &good_body, "00").as_bytes()).is_ok());
     }
 }

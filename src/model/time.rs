@@ -244,26 +244,35 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in [
-            "",
-            "2022-10-15",
-            "2022-10-15T03:23:30",
-            "2022-13-01T00:00:00Z",
-            "2023-02-29T00:00:00Z",
-            "2022-10-15T24:00:00Z",
-            "2022-10-15T23:59:60Z",
-            "2022-10-15T03:23:30.Z",
-            "2022-10-15T03:23:30.1234567890Z",
-            "2022-10-15T03:23:30+0700",
-            "2022-10-15X03:23:30Z",
-            "２０２２-10-15T03:23:30Z",
-            "2022-10-15T03:23:30Zjunk",
-            "+022-10-15T03:23:30Z",
+        // input, the reason the message must end with
+        for (bad, why) in [
+            ("", "too short"),
+            ("2022-10-15", "too short"),
+            ("2022-10-15T03:23:30", "too short"),
+            // Long enough to get past the length check, so the missing offset itself is what is refused.
+            ("2022-10-15T03:23:30.5", "expected 'Z' or a ±HH:MM offset after the time"),
+            ("2022-13-01T00:00:00Z", "date out of range"),
+            ("2023-02-29T00:00:00Z", "date out of range"),
+            ("2022-10-15T24:00:00Z", "time of day out of range"),
+            ("2022-10-15T23:59:60Z", "time of day out of range"),
+            ("2022-10-15T03:23:30.Z", "fraction must have 1 to 9 digits"),
+            ("2022-10-15T03:23:30.1234567890Z", "fraction must have 1 to 9 digits"),
+            ("2022-10-15T03:23:30+0700", "expected 'Z' or a ±HH:MM offset after the time"),
+            ("2022/10/15T03:23:30Z", "separators"),
+            ("2022-10-15X03:23:30Z", "missing 'T' between date and time"),
+            ("２０２２-10-15T03:23:30Z", "year"),
+            ("2022-10-15T03:23:30Zjunk", "expected 'Z' or a ±HH:MM offset after the time"),
+            ("+022-10-15T03:23:30Z", "year"),
         ] {
-            assert!(parse_rfc3339(bad).is_err(), "{bad:?}");
+            let err = parse_rfc3339(bad).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidFormat, "{bad:?}: {err}");
+            assert!(err.to_string().ends_with(&format!(": {why}")), "{bad:?}: {why:?} does not end {err}");
         }
-        assert!(format_unix(i64::MAX).is_err());
-        assert!(format_unix(i64::MIN).is_err());
+        for seconds in [i64::MAX, i64::MIN] {
+            let err = format_unix(seconds).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidFormat, "{err}");
+            assert_eq!(err.to_string(), format!("unix time {seconds} is outside years 0000-9999"));
+        }
     }
 
     #[test]
@@ -272,7 +281,8 @@ mod tests {
         assert_eq!(t.as_str(), "2022-12-31T23:59:59.999Z");
         assert_eq!(t.unix_seconds(), 1_672_531_199);
         assert_eq!(serde_json::to_string(&t).unwrap(), "\"2022-12-31T23:59:59.999Z\"");
-        assert!(serde_json::from_str::<Rfc3339>("\"yesterday\"").is_err());
+        let err = serde_json::from_str::<Rfc3339>("\"yesterday\"").unwrap_err();
+        assert!(err.to_string().starts_with("invalid RFC 3339 time \"yesterday\": too short"), "{err}");
         assert_eq!(Rfc3339::from_unix(0).unwrap().as_str(), "1970-01-01T00:00:00Z");
     }
 }

@@ -382,8 +382,18 @@ mod tests {
 
     #[test]
     fn hostile_input_is_an_error() {
-        assert!(PublicKey::from_pem(b"").is_err());
-        assert!(PublicKey::from_pem(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err());
-        assert!(PublicKey::from_spki_der(&[0x30, 0x03, 0x02, 0x01, 0x00]).is_err());
+        let cases = [
+            (PublicKey::from_pem(b""), "no PEM block found"),
+            (
+                PublicKey::from_pem(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+                "PEM label is `CERTIFICATE`, expected `PUBLIC KEY`",
+            ),
+            (PublicKey::from_spki_der(&[0x30, 0x03, 0x02, 0x01, 0x00]), "not a DER SubjectPublicKeyInfo"),
+        ];
+        for (result, want) in cases {
+            let err = result.err().unwrap();
+            assert_eq!(err.kind(), ErrorKind::InvalidFormat, "{err}");
+            assert!(err.to_string().contains(want), "{want:?} not in {err}");
+        }
     }
 }

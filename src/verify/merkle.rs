@@ -207,11 +207,21 @@ mod tests {
                 // Wrong index or corrupted path fails.
                 if n > 1 {
                     let other = (m + 1) % n;
-                    assert!(verify_inclusion(other as u64, n as u64, &leaves[m], &p, &root).is_err());
+                    let err = verify_inclusion(other as u64, n as u64, &leaves[m], &p, &root).unwrap_err();
+                    // In a tree that is not perfect, leaves sit at different depths: a path of the wrong
+                    // length is refused by its shape before any hashing. Only a path of the right length
+                    // reaches the hashing, and must then recompute another root.
+                    if path(other, &leaves).len() == p.len() {
+                        assert!(matches!(&err, ProofError::RootMismatch { claimed, .. } if claimed == &root), "{err}");
+                    } else {
+                        let why = if p.len() > path(other, &leaves).len() { "longer" } else { "shorter" };
+                        assert_eq!(err, ProofError::BadShape(format!("audit path is {why} than the tree is deep")));
+                    }
                     if let Some(first) = p.first() {
                         let mut q = p.clone();
                         q[0] = first.iter().map(|b| b ^ 1).collect();
-                        assert!(verify_inclusion(m as u64, n as u64, &leaves[m], &q, &root).is_err());
+                        let err = verify_inclusion(m as u64, n as u64, &leaves[m], &q, &root).unwrap_err();
+                        assert!(matches!(&err, ProofError::RootMismatch { claimed, .. } if claimed == &root), "{err}");
                     }
                 }
             }
@@ -253,17 +263,31 @@ mod tests {
         // Changed text: rejected.
         let note = format!("{}\n{}", text.replace("12", "13"), signed_line(&kp, &id, &text));
         assert_eq!(verify_checkpoint(&note, &key, &id), Err(ProofError::CheckpointSignature));
-        for bad_note in ["", "no blank line", "o\nx\nAAAA\n\n\u{2014} k AAAAAAAA\n", "o\n1\nAAAA\n\n"] {
-            assert!(matches!(verify_checkpoint(bad_note, &key, &id), Err(ProofError::MalformedCheckpoint(_))));
+        let root_line = STANDARD.encode(root);
+        for (bad_note, why) in [
+            ("", "no blank line between text and signatures"),
+            ("no blank line", "no blank line between text and signatures"),
+            ("o\nx\nAAAA\n\n\u{2014} k AAAAAAAA\n", "second line is not a decimal tree size"),
+            ("o\n1\nAAAA\n\n", "third line is not a base64 SHA-256 root hash"),
+            (&format!("o\n1\n{root_line}\n\n"), "no signature lines"),
+            (&format!("o\n1\n{root_line}\n\n- k AAAAAAAA\n"), "signature line does not start with `— `"),
+            (&format!("o\n1\n{root_line}\n\n\u{2014} k AAAA\n"), "signature is shorter than its key hint"),
+        ] {
+            assert_eq!(verify_checkpoint(bad_note, &key, &id), Err(ProofError::MalformedCheckpoint(why.into())));
         }
     }
 
     #[test]
     fn shape_errors() {
         let leaf = leaf_hash(b"x");
-        assert!(matches!(verify_inclusion(1, 1, &leaf, &[], &leaf), Err(ProofError::BadShape(_))));
-        assert!(matches!(verify_inclusion(0, 2, &leaf, &[], &leaf), Err(ProofError::BadShape(_))));
-        assert!(matches!(verify_inclusion(0, 1, &leaf, &[vec![0; 32]], &leaf), Err(ProofError::BadShape(_))));
+        let shape = |why: &str| Err(ProofError::BadShape(why.into()));
+        assert_eq!(verify_inclusion(1, 1, &leaf, &[], &leaf), shape("leaf index 1 is not below tree size 1"));
+        assert_eq!(verify_inclusion(0, 2, &leaf, &[], &leaf), shape("audit path is shorter than the tree is deep"));
+        assert_eq!(
+            verify_inclusion(0, 1, &leaf, &[vec![0; 32]], &leaf),
+            shape("audit path is longer than the tree is deep")
+        );
+        assert_eq!(verify_inclusion(0, 2, &leaf, &[vec![0; 31]], &leaf), shape("a path hash is 31 bytes, not 32"));
         verify_inclusion(0, 1, &leaf, &[], &leaf).unwrap();
     }
 }

@@ -179,6 +179,9 @@ mod tests {
         assert!(!r.matches("https://github.com/other/repo@refs/heads/main"));
         // Unanchored, as cosign.
         assert!(Matcher::regex("example").unwrap().matches("me@example.com"));
-        assert!(Matcher::regex("(").is_err());
+        let err = Matcher::regex("(").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().starts_with(r#"invalid regular expression "(""#), "{err}");
+        assert!(err.to_string().contains("unclosed group"), "{err}");
     }
 }

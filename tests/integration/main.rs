@@ -25,6 +25,7 @@ mod races;
 mod registries;
 mod registry_client;
 mod rekor_client;
+mod rfc6962;
 mod schema;
 mod schemas;
 mod security;

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::cli::{Run, att2ref};
 use crate::corpus::{self, ARTICLE_IMAGE};
 use crate::registries::TestRegistry;
+use crate::rfc6962;
 use crate::schema::assert_valid;
 
 const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
@@ -262,25 +263,38 @@ fn keyless_dsse_only() -> Scenario {
     scenario
 }
 
-/// Rekor's answer for one legacy entry, with a proof in a one-leaf tree (root = leaf hash) and a
-/// checkpoint signed by the test log key.
+/// Rekor's answer for one legacy entry: the entry at index 2 of a five-leaf tree, so its audit path
+/// has a right sibling, a left one and the unbalanced right edge to hash (a one-leaf tree has an empty
+/// path, and would pass with the path hashing broken), and a checkpoint over that tree signed by the
+/// test log key.
 fn rekor_response(legacy: &RekorBundle) -> Value {
-    let root = att2ref::verify::leaf_hash(&legacy.body_bytes);
-    let text = format!("rekor.test - 1\n1\n{}\n", encode_base64(&root));
+    let (index, size) = (2, 5);
+    let leaves: Vec<[u8; 32]> = (0..size)
+        .map(|i| {
+            if i == index { rfc6962::leaf(&legacy.body_bytes) } else { rfc6962::leaf(format!("entry {i}").as_bytes()) }
+        })
+        .collect();
+    let root = rfc6962::root(&leaves);
+    let hashes = rfc6962::path(index, &leaves);
+    assert_eq!(hashes.len(), 3, "right sibling, left sibling, right edge");
+    let text = format!("rekor.test - 1\n{size}\n{}\n", encode_base64(&root));
     let signature = TestKey::RekorEd25519.signer().sign(text.as_bytes()).unwrap();
     let mut signed = legacy.log_id[..4].to_vec();
     signed.extend_from_slice(&signature);
     let checkpoint = format!("{text}\n\u{2014} rekor.test {}\n", encode_base64(&signed));
     json!({
-        hex::encode(root): {
+        hex::encode(leaves[index]): {
             "body": legacy.payload.body,
             "integratedTime": legacy.payload.integrated_time,
             "logID": legacy.payload.log_id,
             "logIndex": legacy.payload.log_index,
             "verification": {
                 "inclusionProof": {
-                    "checkpoint": checkpoint, "hashes": [], "logIndex": 0,
-                    "rootHash": hex::encode(root), "treeSize": 1
+                    "checkpoint": checkpoint,
+                    "hashes": hashes.iter().map(hex::encode).collect::<Vec<_>>(),
+                    "logIndex": index,
+                    "rootHash": hex::encode(root),
+                    "treeSize": size
                 },
                 "signedEntryTimestamp": encode_base64(&legacy.signed_entry_timestamp)
             }

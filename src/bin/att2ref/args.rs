@@ -462,8 +462,9 @@ mod tests {
         assert_eq!(parse_size("64MiB"), Ok(64 << 20));
         assert_eq!(parse_size("10"), Ok(10));
         assert_eq!(parse_size("2k"), Ok(2048));
-        assert!(parse_size("x").is_err());
-        assert!(parse_size("1T").is_err());
+        assert_eq!(parse_size("x"), Err(r#""x" is not a size (e.g. 4194304, 4MiB, 64M)"#.into()));
+        assert_eq!(parse_size("1T"), Err(r#"unknown size unit "t" in "1T""#.into()));
+        assert_eq!(parse_size("17179869184G"), Err(r#""17179869184G" is too large"#.into()));
     }
 
     #[test]
@@ -471,7 +472,9 @@ mod tests {
         use att2ref::targets::Shard;
         assert_eq!(parse_shard("0/4"), Ok(Shard::new(0, 4).unwrap()));
         assert_eq!(parse_shard("3/4"), Ok(Shard::new(3, 4).unwrap()));
-        assert!(parse_shard("4/4").is_err() && parse_shard("0/0").is_err() && parse_shard("x").is_err());
+        assert_eq!(parse_shard("4/4"), Err("shard 4/4: the index must be below the count".into()));
+        assert_eq!(parse_shard("0/0"), Err("shard 0/0: the index must be below the count".into()));
+        assert_eq!(parse_shard("x"), Err(r#"shard "x": no '/' (expected I/N, e.g. 0/4)"#.into()));
     }
 
     #[test]

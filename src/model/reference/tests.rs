@@ -61,7 +61,9 @@ fn digests_and_tags_together() {
     assert_eq!(pinned.to_string(), format!("localhost:5000/x:t1@{D}"));
     assert_eq!(pinned.with_tag("t2").unwrap().to_string(), "localhost:5000/x:t2");
     assert_eq!(pinned.repository_only().to_string(), "localhost:5000/x");
-    assert!(r.with_tag("bad tag").is_err());
+    let err = r.with_tag("bad tag").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains(r#"tag "bad tag" contains ' '"#), "{err}");
 }
 
 #[test]
@@ -76,8 +78,12 @@ fn api_host() {
 fn new_validates_and_normalises() {
     assert_eq!(ImageReference::new("index.docker.io", "alpine").unwrap().to_string(), "docker.io/library/alpine");
     assert_eq!(ImageReference::new("ghcr.io", "a/b").unwrap().to_string(), "ghcr.io/a/b");
-    assert!(ImageReference::new("ghcr.io", "A").is_err());
-    assert!(ImageReference::new("bad host", "a").is_err());
+    let err = ImageReference::new("ghcr.io", "A").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains(r#"repository "A" must be lowercase"#), "{err}");
+    let err = ImageReference::new("bad host", "a").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains(r#"registry "bad host" is not a valid host[:port]"#), "{err}");
 }
 
 #[test]
@@ -205,5 +211,8 @@ fn reference_dispatch() {
     let r: Reference = format!("ocidir://x@{D}").parse().unwrap();
     assert_eq!(r.digest().map(ToString::to_string).as_deref(), Some(D));
     assert_eq!(r.manifest_reference().as_deref(), Some(D));
-    assert!(Reference::parse("oci://x").is_err());
+    // Not mistaken for a layout: only `ocidir://` is one, so this is an image reference with a scheme.
+    let err = Reference::parse("oci://x").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains(r#"unsupported scheme "oci://""#), "{err}");
 }

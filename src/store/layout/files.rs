@@ -175,7 +175,12 @@ mod tests {
         let path = dir.path().join("lock");
         let held = FileLock::acquire(&path).unwrap();
         let other = File::open(&path).unwrap();
-        assert!(other.try_lock().is_err(), "a second handle must not get the lock while it is held");
+        // WouldBlock, not an I/O error that would also make try_lock fail: the lock is what refuses.
+        let refused = other.try_lock();
+        assert!(
+            matches!(refused, Err(std::fs::TryLockError::WouldBlock)),
+            "a second handle must not get the lock while it is held: {refused:?}"
+        );
         drop(held);
         assert!(other.try_lock().is_ok());
     }

@@ -455,13 +455,22 @@ mod tests {
         let repo = client.repository("ghcr.io", "a/b");
         assert_eq!(repo.url("tags/list").unwrap().as_str(), "https://ghcr.io/v2/a/b/tags/list");
         for bad in ["A/b", "a//b", "a/../b", "a?x", "", "-a"] {
-            assert!(client.repository("ghcr.io", bad).url("x").is_err(), "{bad}");
+            let err = client.repository("ghcr.io", bad).url("x").unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}: {err}");
+            assert_eq!(err.to_string(), format!("invalid repository name {bad:?}"));
         }
-        assert!(client.repository("evil.io/x?", "a").url("x").is_err());
+        let err = client.repository("evil.io/x?", "a").url("x").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert_eq!(err.to_string(), r#"invalid registry host "evil.io/x?""#);
         let repo = client.repository("ghcr.io", "a");
         assert!(matches!(repo.reference("v1.0_x"), Ok(Reference::Tag(_))));
         assert!(matches!(repo.reference(&Digest::sha256(b"").to_string()), Ok(Reference::Digest(_))));
-        assert!(repo.reference("../x").is_err());
-        assert!(repo.reference("sha256:zz").is_err());
+        let err = repo.reference("../x").err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert_eq!(err.to_string(), r#"invalid tag "../x" for ghcr.io/a"#);
+        // Looks like a digest, so it is refused as one (not as a tag with a `:` in it).
+        let err = repo.reference("sha256:zz").err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::InvalidFormat, "{err}");
+        assert!(err.to_string().contains(r#"digest "sha256:zz" must have 64 lowercase hex characters"#), "{err}");
     }
 }
