@@ -71,6 +71,7 @@ pub mod migrate;
 pub mod model;
 pub mod prune;
 pub mod read;
+pub mod report;
 pub mod store;
 pub mod targets;
 pub mod verify;

@@ -39,7 +39,6 @@ pub mod report;
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::inspect::report::SubjectInfo;
 use crate::limits::Limits;
 use crate::model::bundle::BundleContent;
 use crate::model::cosign::{LegacyLayerAnnotations, TagKind};
@@ -47,6 +46,7 @@ use crate::model::digest::Digest;
 use crate::model::predicate::{check_type_query, predicate_matches};
 use crate::read::legacy::{self, LayerContent};
 use crate::read::referrers::{self, ReferrerContent};
+use crate::report::SubjectInfo;
 use crate::store::Repository;
 use crate::verify::{FailureReason, SignedEntity, Verifier};
 

@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use crate::inspect::report::{ImageError, SubjectInfo};
 use crate::model::digest::Digest;
+use crate::report::{ImageError, SubjectInfo};
 use crate::verify::{FailureReason, Verification};
 
 /// Version of the JSON report format.

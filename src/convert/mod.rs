@@ -13,7 +13,6 @@
 //! into a bundle current verifiers accept is reported as a typed [`BlockedReason`], never written.
 
 pub mod created;
-pub mod index;
 pub mod input;
 pub mod outcome;
 pub mod plan;
@@ -25,7 +24,6 @@ mod tlog;
 mod tests;
 
 pub use created::{Created, CreatedSource};
-pub use index::{IndexChange, IndexUpdate, add_referrer, referrer_entry, remove_referrer, repair_entries};
 pub use input::{LegacyAttestation, Subject, Verified, VerifiedKey, VerifiedSignature};
 pub use outcome::{BlockedReason, Conversion, Note, SignatureOutcome, Source};
 pub use plan::{ImagePlan, PlanItem, Verdict};

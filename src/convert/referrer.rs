@@ -18,10 +18,10 @@ use crate::model::predicate::hint_predicate;
 
 use super::annotations as ours;
 use super::created::{self, Created};
-use super::index::referrer_entry;
 use super::input::{LegacyAttestation, Subject, Verified, VerifiedKey};
 use super::outcome::{BlockedReason, Conversion, Note, SignatureOutcome, Source};
 use super::tlog::{self, Binding};
+use crate::model::referrers_index::referrer_entry;
 
 /// Which kind of referrer to write.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]

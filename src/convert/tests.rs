@@ -17,6 +17,7 @@ use crate::model::dsse::{Envelope, encode_base64, pae};
 use crate::model::media_type::{self as mt, annotations as keys};
 use crate::model::oci::{Descriptor, ImageManifest, Manifest};
 use crate::model::pem;
+use crate::model::referrers_index::{IndexChange, add_referrer};
 use crate::model::testdata;
 
 /// A legacy `.att` of a scenario, as the engine would have read it.

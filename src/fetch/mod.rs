@@ -92,7 +92,7 @@ pub use stats::{GetStats, LegacyCost, LegacyStats};
 pub struct GetOptions {
     /// A cosign short name (`custom`, `slsaprovenance`, `spdxjson`, …; `custom` matches both custom URIs)
     /// or a full predicate type URI, compared with the **signed** statement. Anything else is an
-    /// invalid-input error ([`check_type_query`](crate::model::predicate::check_type_query)).
+    /// invalid-input error ([`check_type_query`]).
     pub predicate_type: String,
     /// Choose among matches by an UNSIGNED content hint id prefix (`slsa-provenance`, `spdx`): a selector,
     /// never a trust decision.

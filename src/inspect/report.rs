@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+pub use crate::report::{ImageError, SubjectInfo};
+
 use crate::model::digest::Digest;
 
 /// Version of the JSON report format; bumped on incompatible changes.
@@ -20,21 +22,6 @@ pub struct InspectReport {
     pub images: Vec<ImageReport>,
     /// Images that could not be inspected, with the reason.
     pub errors: Vec<ImageError>,
-}
-
-/// An image that could not be inspected.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ImageError {
-    /// The error kind, for exit codes.
-    #[serde(skip)]
-    pub error_kind: crate::ErrorKind,
-    /// The image (reference or `repo@digest`).
-    pub image: String,
-    /// Error kind (see [`crate::ErrorKind`]), kebab-case.
-    pub kind: String,
-    /// What failed and why.
-    pub message: String,
 }
 
 /// Everything attached to one image digest.
@@ -66,23 +53,6 @@ pub struct ImageReport {
     /// Things that are odd or wrong but did not stop the inspection.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub anomalies: Vec<Anomaly>,
-}
-
-/// The subject manifest.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SubjectInfo {
-    /// False when the registry definitely has no manifest with this digest (an orphan).
-    pub present: bool,
-    /// Media type as served.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
-    /// Size in bytes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub size: Option<u64>,
-    /// `image`, `index` or `artifact`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
 }
 
 /// Legacy tag-based attachments of one digest.

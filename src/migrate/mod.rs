@@ -66,7 +66,7 @@ use crate::error::Result;
 use crate::limits::Limits;
 use crate::model::cosign::TagKind;
 use crate::model::digest::Digest;
-use crate::store::Repository;
+use crate::store::{Repository, tag_schema};
 use crate::verify::Verifier;
 
 pub use journal::Journal;
@@ -178,12 +178,12 @@ async fn settle_all<R: Repository>(
     if options.dry_run || !reports.iter().any(written) {
         return;
     }
-    tokio::time::sleep(write::confirm_delay()).await;
-    let index = write::IndexOptions { repair: false, max_retries: options.index_retries };
+    tokio::time::sleep(tag_schema::confirm_delay()).await;
+    let index = tag_schema::IndexOptions { repair: false, max_retries: options.index_retries };
     futures_util::stream::iter(reports.iter_mut().filter(|r| written(r)))
         .for_each_concurrent(options.jobs.max(1), |r| async move {
             let digests: Vec<Digest> = r.referrers.iter().map(|x| x.digest.clone()).collect();
-            match write::settle(repo, &r.image, &digests, index).await {
+            match tag_schema::settle(repo, &r.image, &digests, index).await {
                 Ok(stats) => {
                     r.writes += stats.manifests_written;
                     r.bytes_written += stats.bytes_written;
@@ -316,7 +316,7 @@ pub async fn migrate_image<R: Repository>(
             repo,
             image,
             &prepared.pending,
-            write::IndexOptions { repair: options.repair_index, max_retries: options.index_retries },
+            tag_schema::IndexOptions { repair: options.repair_index, max_retries: options.index_retries },
         )
         .await?;
         report.bytes_written = stats.bytes_written;

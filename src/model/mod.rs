@@ -12,6 +12,7 @@ mod pbjson;
 pub mod pem;
 pub mod predicate;
 pub mod reference;
+pub mod referrers_index;
 pub mod rekor;
 pub mod time;
 pub mod trust;

@@ -9,10 +9,10 @@ use crate::error::{Error, Result};
 use crate::model::digest::Digest;
 use crate::model::oci::Manifest;
 use crate::store::Repository;
+use crate::store::tag_schema::remove_entry;
 use crate::verify::Verifier;
 
 use super::find::{needed_by_others, resolve_tags, shared_reason, tag_map};
-use super::index::remove_entry;
 use super::orphans::{self, OrphanPolicy, SearchResult, SubjectSearch};
 use super::report::{Item, Status};
 use super::{Action, Observer, PruneOptions, Step, TagMap, attestation};

@@ -186,10 +186,10 @@ async fn verify_now(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::convert::{referrer_entry, remove_referrer};
     use crate::migrate::{MigrateOptions, migrate_image};
     use crate::model::media_type as mt;
     use crate::model::oci::{Index, Manifest, to_canonical_bytes};
+    use crate::model::referrers_index::{referrer_entry, remove_referrer};
     use crate::store::layout::LayoutRepository;
     use crate::verify::{Policy, PublicKey};
 

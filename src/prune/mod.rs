@@ -20,7 +20,6 @@
 pub mod apply;
 pub mod attestation;
 pub mod find;
-mod index;
 pub mod orphans;
 pub mod report;
 

@@ -19,6 +19,7 @@ use crate::model::oci::{Descriptor, RawManifest};
 mod any;
 pub mod layout;
 pub mod registry;
+pub mod tag_schema;
 
 pub use any::AnyRepository;
 

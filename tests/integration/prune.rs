@@ -218,7 +218,7 @@ async fn duplicates_are_reduced_to_one(registry: TestRegistry) {
         let Manifest::Index(mut index) = raw.manifest else { panic!("index") };
         let mut d = att2ref::model::oci::Descriptor::of(OCI_MANIFEST, &bytes);
         d.digest = put.digest.clone();
-        index.manifests.push(att2ref::convert::referrer_entry(&d, &copy));
+        index.manifests.push(att2ref::model::referrers_index::referrer_entry(&d, &copy));
         repo.put_manifest(Bytes::from(to_canonical_bytes(&index)), OCI_INDEX, Some(&tag)).await.unwrap();
     }
     assert_eq!(repo.referrers(&scenario.image, None).await.unwrap().descriptors.len(), 3);

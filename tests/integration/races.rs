@@ -10,12 +10,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use att2ref::demo;
-use att2ref::migrate::write::{IndexOptions, add_to_index};
 use att2ref::model::digest::Digest;
 use att2ref::model::media_type as mt;
 use att2ref::model::oci::{Descriptor, ImageManifest, Manifest, to_canonical_bytes};
 use att2ref::store::Repository;
 use att2ref::store::registry::RegistryRepository;
+use att2ref::store::tag_schema::{IndexOptions, add_to_index};
 use bytes::Bytes;
 use serde_json::Value;
 

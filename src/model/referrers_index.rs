@@ -1,7 +1,7 @@
 //! Edits of the referrers tag-schema index (`sha256-<hex>`), for registries without the referrers API
 //! (distribution-spec 1.1, "Pushing Manifests with Subject").
 //!
-//! Pure functions from the current index to the next one: the engine fetches the tag (404 → `None`),
+//! Pure functions from the current index to the next one: [`crate::store::tag_schema`] fetches the tag (404 → `None`),
 //! applies one of these, and pushes only when the change is not a no-op. Entries other than the one
 //! edited, their order and every unknown field are kept exactly (the model's `extra` maps).
 
