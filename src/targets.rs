@@ -37,8 +37,7 @@ use serde::Serialize;
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::Limits;
 use crate::model::digest::Digest;
-use crate::model::media_type as mt;
-use crate::model::oci::Manifest;
+use crate::model::oci::{Index, Manifest};
 use crate::model::reference::Reference;
 use crate::read::referrers::is_buildkit_attestation;
 use crate::store::layout::LayoutRepository;
@@ -240,34 +239,30 @@ async fn one_target(
     let Some(reference) = reference else {
         return Ok(Some(RepositoryTarget { target: target.to_owned(), repo, images: None }));
     };
-    let (image, media_type) = match repo.head_manifest(&reference).await.map_err(fail)? {
-        Some(d) => (d.digest, d.media_type),
+    // The body decides whether it is an index (a HEAD's Content-Type could say otherwise).
+    let images = match repo.get_manifest(&reference).await.map_err(fail)? {
+        Some(raw) => match &raw.manifest {
+            Manifest::Index(index) => {
+                with_platform_manifests(raw.digest.clone(), index, &options.limits).map_err(fail)?
+            }
+            _ => vec![raw.digest.clone()],
+        },
         // An absent digest stays the target: the commands report it (an orphaned `.att`, say).
         None => match reference.parse::<Digest>() {
-            Ok(d) => (d, String::new()),
+            Ok(d) => vec![d],
             Err(_) => {
                 let e = Error::new(ErrorKind::NotFound, format!("tag {reference:?} not found in {}", repo.name()));
                 return Err(fail(e));
             }
         },
     };
-    let images = if mt::is_index(&media_type) {
-        with_platform_manifests(&repo, image, &options.limits).await.map_err(fail)?
-    } else {
-        vec![image]
-    };
     Ok(Some(RepositoryTarget { target: target.to_owned(), repo, images: Some(images) }))
 }
 
 /// An image index followed by each of its platform manifests (what `inspect` shows: BuildKit
-/// attestation manifests are not platforms; each digest once).
-async fn with_platform_manifests(repo: &AnyRepository, image: Digest, limits: &Limits) -> Result<Vec<Digest>> {
-    let Some(raw) = repo.get_manifest(&image.to_string()).await? else {
-        return Ok(vec![image]);
-    };
-    let Manifest::Index(index) = &raw.manifest else {
-        return Ok(vec![image]);
-    };
+/// attestation manifests are not platforms; each digest once). Nested indexes are not followed: an
+/// entry that is itself an index is one image here, as cosign signs it.
+fn with_platform_manifests(image: Digest, index: &Index, limits: &Limits) -> Result<Vec<Digest>> {
     if index.manifests.len() > limits.max_index_entries {
         return Err(Error::new(
             ErrorKind::TooLarge,

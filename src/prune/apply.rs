@@ -2,7 +2,6 @@
 //! store as it is now, and a digest another tag still holds is never deleted. A refusal (405, 400, 401,
 //! 403, …) fails that item only; the run goes on.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -13,7 +12,7 @@ use crate::store::tag_schema::remove_entry;
 use crate::verify::Verifier;
 
 use super::find::{needed_by_others, resolve_tags, shared_reason, tag_map};
-use super::orphans::{self, OrphanPolicy, SearchResult, SubjectSearch};
+use super::orphans::{self, OrphanPolicy, SearchResult, SearchSet, SubjectSearch};
 use super::report::{Item, Status};
 use super::{Action, Observer, PruneOptions, Step, TagMap, attestation};
 
@@ -55,8 +54,14 @@ pub async fn apply<R: Repository>(
         }
     };
     let mut items = Vec::with_capacity(steps.len());
-    // One fresh search per orphaned subject, made right before its first deletion.
-    let mut searches: BTreeMap<Digest, SubjectSearch> = BTreeMap::new();
+    // Orphans go only on a search made right before each deletion, over a catalog listed again now
+    // (a repository created since planning is searched too).
+    let orphan_set = match &options.orphans {
+        OrphanPolicy::Delete(set) if steps.iter().any(|s| s.action.as_ref().and_then(orphan_subject).is_some()) => {
+            Some(set.refreshed().await)
+        }
+        _ => None,
+    };
     for step in steps {
         let mut item = step.item;
         let Some(action) = step.action else {
@@ -65,14 +70,7 @@ pub async fn apply<R: Repository>(
         };
         let outcome = match orphan_subject(&action) {
             Some(subject) => {
-                let search = match searches.get(subject) {
-                    Some(s) => s.clone(),
-                    None => {
-                        let s = recheck_orphan(repo, subject, options).await;
-                        searches.insert(subject.clone(), s.clone());
-                        s
-                    }
-                };
+                let search = recheck_orphan(repo, subject, orphan_set.as_ref()).await;
                 item.subject_search = Some(search.clone());
                 match search.result {
                     SearchResult::Absent => run(repo, &action, &mut map, verifier, options).await,
@@ -196,12 +194,12 @@ fn orphan_subject(action: &Action) -> Option<&Digest> {
     }
 }
 
-/// Search for an orphan's subject again, as the policy says; without the opt-in nothing may go.
-async fn recheck_orphan<R: Repository>(repo: &R, subject: &Digest, options: &PruneOptions) -> SubjectSearch {
-    match &options.orphans {
-        OrphanPolicy::Delete(set) => orphans::search(repo, subject, set).await,
+/// Search for an orphan's subject again, over `set` (`None`: the policy keeps orphans, so nothing may go).
+async fn recheck_orphan<R: Repository>(repo: &R, subject: &Digest, set: Option<&SearchSet>) -> SubjectSearch {
+    match set {
+        Some(set) => orphans::search(repo, subject, set).await,
         // Planned orphan actions exist only under `Delete`; answer "could not check" rather than act.
-        OrphanPolicy::Keep => {
+        None => {
             let mut s = SubjectSearch::own_repository_only(repo);
             s.result = SearchResult::CouldNotCheck;
             s.errors.push("deleting orphans was not enabled".into());

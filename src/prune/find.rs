@@ -229,6 +229,7 @@ async fn missing_subject<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, step
         OrphanPolicy::Delete(set) => orphans::search(ctx.repo, subject, set).await,
     };
     let mut found = Vec::new();
+    let mut unchecked = false;
     for kind in TagKind::ALL {
         let tag = kind.tag_for(subject);
         let Some(d) = ctx.tags.get(&tag) else { continue };
@@ -263,11 +264,17 @@ async fn missing_subject<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, step
                         item.reasons.push("listed for this subject but its manifest names another subject".into());
                         steps.push(Step { item, action: None });
                     }
-                    Err(e) => steps.push(ctx.unchecked(subject, &e, &format!("reading referrer {}", listed.digest))),
+                    Err(e) => {
+                        unchecked = true;
+                        steps.push(ctx.unchecked(subject, &e, &format!("reading referrer {}", listed.digest)));
+                    }
                 }
             }
         }
-        Err(e) => steps.push(ctx.unchecked(subject, &e, "listing the referrers of a missing subject")),
+        Err(e) => {
+            unchecked = true;
+            steps.push(ctx.unchecked(subject, &e, "listing the referrers of a missing subject"));
+        }
     }
     let tag = subject.referrers_tag();
     if let Some(d) = ctx.tags.get(&tag) {
@@ -278,6 +285,12 @@ async fn missing_subject<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, step
     }
     for mut step in found {
         judge_orphan(&ctx.options.orphans, &search, &mut step);
+        // Removing the index or the legacy tags while a referrer could not be read could leave that
+        // referrer in the registry but listed nowhere.
+        if unchecked && step.action.take().is_some() {
+            step.item.status = Status::CouldNotCheck;
+            step.item.reasons.push("not removed: another attachment of this subject could not be checked".into());
+        }
         steps.push(step);
     }
 }

@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::model::digest::Digest;
+use crate::store::registry::RegistryRepository;
 use crate::store::{AnyRepository, Repository};
 
 /// Repositories asked at once while searching for one subject.
@@ -55,17 +56,53 @@ pub struct SearchSet {
     /// The other repositories; `Err(why)` when the set could not be established (a refused or failed
     /// catalog): then no orphan may go.
     pub others: Result<Vec<AnyRepository>, String>,
+    /// For a catalog: the repository it was listed for, to list it again ([`SearchSet::refreshed`]).
+    home: Option<RegistryRepository>,
 }
 
 impl SearchSet {
     /// Search the pruned repository only.
     pub fn own_repository() -> SearchSet {
-        SearchSet { scope: SearchScope::OwnRepository, registry: None, others: Ok(Vec::new()) }
+        SearchSet { scope: SearchScope::OwnRepository, registry: None, others: Ok(Vec::new()), home: None }
     }
 
     /// Search the pruned repository and `repositories`.
     pub fn named(repositories: Vec<AnyRepository>) -> SearchSet {
-        SearchSet { scope: SearchScope::Named, registry: None, others: Ok(repositories) }
+        SearchSet { scope: SearchScope::Named, registry: None, others: Ok(repositories), home: None }
+    }
+
+    /// Every repository of `repo`'s registry catalog, listed now (`repo` itself is searched anyway).
+    pub async fn catalog_of(repo: &RegistryRepository) -> SearchSet {
+        let host = repo.host().to_owned();
+        let listed = repo
+            .client()
+            .catalog(&host)
+            .await
+            .map_err(|e| format!("the catalog of {host} could not be listed completely: {e}"));
+        SearchSet::from_catalog(repo, listed)
+    }
+
+    fn from_catalog(repo: &RegistryRepository, listed: Result<impl AsRef<[String]>, String>) -> SearchSet {
+        let host = repo.host().to_owned();
+        let own = repo.repository_name();
+        let others = listed.map(|names| {
+            names
+                .as_ref()
+                .iter()
+                .filter(|n| n.as_str() != own)
+                .map(|n| AnyRepository::Registry(repo.client().repository(&host, n)))
+                .collect()
+        });
+        SearchSet { scope: SearchScope::Catalog, registry: Some(host), others, home: Some(repo.clone()) }
+    }
+
+    /// The same set with its catalog listed again, so that a repository created since the first listing
+    /// is searched too: `prune` calls this right before deleting. Other scopes are returned as they are.
+    pub async fn refreshed(&self) -> SearchSet {
+        match (&self.scope, &self.home) {
+            (SearchScope::Catalog, Some(home)) => SearchSet::catalog_of(home).await,
+            _ => self.clone(),
+        }
     }
 }
 
@@ -73,7 +110,8 @@ impl SearchSet {
 type Catalog = Result<Arc<Vec<String>>, String>;
 
 /// Builds the [`SearchSet`] of each repository of a run: its registry's catalog, listed once per
-/// registry and run, or the repositories the caller named.
+/// registry and run while planning (and again right before deleting), or the repositories the caller
+/// named.
 #[derive(Debug)]
 pub struct SearchSets {
     named: Option<Vec<AnyRepository>>,
@@ -86,13 +124,16 @@ impl SearchSets {
         SearchSets { named: None, catalogs: tokio::sync::Mutex::default() }
     }
 
-    /// Search exactly these repositories (and the pruned one).
+    /// Search exactly these repositories (and the pruned one). Each must exist: a name that is
+    /// mistyped would otherwise answer "not found" for every subject and pass for a search
+    /// ([`check_named`]).
     pub fn named(repositories: Vec<AnyRepository>) -> SearchSets {
         SearchSets { named: Some(repositories), catalogs: tokio::sync::Mutex::default() }
     }
 
-    /// The set for one pruned repository. A catalog that cannot be listed (401/403 on most public
-    /// registries, 5xx, …) gives a set that keeps every orphan as `could-not-check`.
+    /// The set for one pruned repository. A catalog that cannot be listed completely (401/403 on most
+    /// public registries, 5xx, a registry that ignores paging) gives a set that keeps every orphan as
+    /// `could-not-check`.
     pub async fn for_repository(&self, repo: &AnyRepository) -> SearchSet {
         if let Some(named) = &self.named {
             let own = repo.name();
@@ -112,22 +153,34 @@ impl SearchSets {
                         .catalog(&host)
                         .await
                         .map(Arc::new)
-                        .map_err(|e| format!("the catalog of {host} could not be listed: {e}"));
+                        .map_err(|e| format!("the catalog of {host} could not be listed completely: {e}"));
                     catalogs.insert(host.clone(), listed.clone());
                     listed
                 }
             }
         };
-        let own = registry_repo.repository_name();
-        let others = listed.map(|names| {
-            names
-                .iter()
-                .filter(|n| n.as_str() != own)
-                .map(|n| AnyRepository::Registry(registry_repo.client().repository(&host, n)))
-                .collect()
-        });
-        SearchSet { scope: SearchScope::Catalog, registry: Some(host), others }
+        SearchSet::from_catalog(registry_repo, listed.as_ref().map(|names| names.as_slice()).map_err(Clone::clone))
     }
+}
+
+/// Check that every repository the caller named exists: its tag listing answers and is not empty. A
+/// mistyped name would answer "not found" for every subject, and an orphan would go on a search that
+/// never looked; some registries list an unknown repository as one with no tags, so an empty listing
+/// cannot tell the two apart and is refused too.
+pub async fn check_named(repositories: &[AnyRepository]) -> crate::Result<()> {
+    for repo in repositories {
+        let tags = repo.list_tags().await.map_err(|e| {
+            crate::Error::invalid_input(format!("the repository {} to search cannot be listed: {e}", repo.name()))
+        })?;
+        if tags.is_empty() {
+            return Err(crate::Error::invalid_input(format!(
+                "the repository {} to search cannot be listed: it has no tags, so a mistyped name cannot be told \
+                 from it",
+                repo.name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// What the search for a subject concluded.
@@ -183,9 +236,10 @@ impl SubjectSearch {
     /// One line for a report's reasons.
     pub fn summary(&self) -> String {
         let place = match (self.scope, &self.registry) {
-            (SearchScope::Catalog, Some(r)) => {
-                format!("the catalog of {r} ({} repositories, this one included)", self.repositories_searched)
-            }
+            (SearchScope::Catalog, Some(r)) => format!(
+                "every repository of the catalog of {r} ({} repositories, this one included; no other registry)",
+                self.repositories_searched
+            ),
             _ => self.repositories.join(", "),
         };
         match self.result {
@@ -224,7 +278,9 @@ pub async fn search<R: Repository>(own: &R, subject: &Digest, set: &SearchSet) -
     if !listed {
         record.repositories.push(own_name.clone());
     }
-    match own.head_manifest(&reference).await {
+    // A GET, not a HEAD: only a not-found whose body says so (`MANIFEST_UNKNOWN`, or an empty 404)
+    // counts as absent, and a HEAD answer has no body to tell a hidden denial from a real absence.
+    match own.get_manifest(&reference).await {
         Ok(Some(_)) => {
             record.result = SearchResult::Present;
             record.found_in = Some(own_name);
@@ -244,19 +300,19 @@ pub async fn search<R: Repository>(own: &R, subject: &Digest, set: &SearchSet) -
     let mut answers = futures_util::stream::iter(others)
         .map(|repo| {
             let reference = &reference;
-            async move { (repo.name(), repo.head_manifest(reference).await) }
+            async move { (repo.name(), repo.get_manifest(reference).await.map(|m| m.is_some())) }
         })
         .buffer_unordered(SEARCH_CONCURRENCY);
     let mut asked = Vec::new();
     while let Some((name, answer)) = answers.next().await {
         record.repositories_searched += 1;
         match answer {
-            Ok(Some(_)) => {
+            Ok(true) => {
                 asked.push(name.clone());
                 record.found_in = Some(name);
                 break;
             }
-            Ok(None) => asked.push(name),
+            Ok(false) => asked.push(name),
             Err(e) => {
                 record.errors.push(format!("{name}: {e}"));
                 asked.push(name);

@@ -137,16 +137,18 @@ pub async fn read_layer<R: Repository>(
         .ok_or_else(|| Error::invalid_input(format!("{} has no layer {index}", manifest.tag)))?;
     let annotations = LegacyLayerAnnotations::from_descriptor(&descriptor);
     let what = || format!("layer {index} ({}) of {}", descriptor.digest.short(), manifest.tag);
+    // Every `.att` layer is an envelope whatever its media type, as cosign reads it (docs/FORMATS.md §6);
+    // that arm comes before the simple-signing one so a mislabelled layer is not read as a signature.
     let content = match (manifest.kind, descriptor.media_type.as_str()) {
         (TagKind::Sbom, _) => LayerContent::NotRead,
+        (TagKind::Attestation, _) | (_, mt::DSSE_ENVELOPE) => {
+            let bytes = repo.get_blob(&descriptor, limits.max_blob_bytes).await.map_err(|e| e.context(what()))?;
+            LayerContent::Attestation(Attestation::parse(bytes).map_err(|e| e.context(what()))?)
+        }
         (_, mt::SIMPLE_SIGNING) => {
             let bytes = repo.get_blob(&descriptor, limits.max_blob_bytes).await.map_err(|e| e.context(what()))?;
             let payload = SimpleSigning::parse(&bytes).map_err(|e| e.context(what()))?;
             LayerContent::SimpleSigning { bytes, payload }
-        }
-        (TagKind::Attestation, _) | (_, mt::DSSE_ENVELOPE) => {
-            let bytes = repo.get_blob(&descriptor, limits.max_blob_bytes).await.map_err(|e| e.context(what()))?;
-            LayerContent::Attestation(Attestation::parse(bytes).map_err(|e| e.context(what()))?)
         }
         (TagKind::Signature, other) => {
             return Err(Error::invalid_format(format!("{}: unexpected media type {other:?} in a .sig", what())));

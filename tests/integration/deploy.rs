@@ -161,6 +161,13 @@ async fn indexed_migrate_then_scheduled_prune_run_as_written() {
     crate::schema::assert_valid("prune-report.schema.json", &report);
     assert_eq!(report["totals"]["statuses"]["removed"], names.len(), "{report:#}");
     assert_eq!(report["totals"]["statuses"]["kept"], 2 * stray_tags.len(), "{report:#}");
+    let kept: Vec<&Value> = report["items"].as_array().unwrap().iter().filter(|i| i["status"] == "kept").collect();
+    assert!(
+        kept.iter().all(|i| i["kind"] == "orphan-legacy"
+            && i["subject"] == stray.image.to_string()
+            && i["reasons"].to_string().contains("COSIGN_REPOSITORY")),
+        "only the stray orphans are kept, as orphans: {kept:#?}"
+    );
     for name in names {
         let att = registry.repository(name).head_manifest(&scenario.image.cosign_tag("att")).await.unwrap();
         assert!(att.is_none(), "{name}: the migrated .att was pruned");

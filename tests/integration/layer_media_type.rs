@@ -13,6 +13,8 @@ use crate::registries::TestRegistry;
 use crate::schema::assert_valid;
 
 const ODD: &str = "application/octet-stream";
+/// What a `.sig` layer is labelled: the one media type that must not make a `.att` layer a signature.
+const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 fn run_json(command: &str, image: &str, extra: &[&str]) -> (crate::cli::Run, Value) {
@@ -47,7 +49,8 @@ async fn a_layer_with_another_media_type_is_the_same_attestation_for_every_comma
     let repo = registry.repository("odd/app");
     scenario.repo.push_to(&repo).await.unwrap();
 
-    // Rewrite the .att so that the SLSA layer (the last one) carries another media type; bytes unchanged.
+    // Rewrite the .att so that the SLSA layer (the last one) carries another media type and the first
+    // one a signature's; bytes unchanged.
     let att_tag = scenario.image.cosign_tag("att");
     let att = repo.get_manifest(&att_tag).await.unwrap().unwrap();
     let Manifest::Image(m) = &att.manifest else { panic!("the .att is an image manifest") };
@@ -56,6 +59,7 @@ async fn a_layer_with_another_media_type_is_the_same_attestation_for_every_comma
     let mut edited: Value = serde_json::from_slice(&att.bytes).unwrap();
     assert_eq!(edited["layers"][last]["mediaType"], "application/vnd.dsse.envelope.v1+json");
     edited["layers"][last]["mediaType"] = ODD.into();
+    edited["layers"][0]["mediaType"] = SIMPLE_SIGNING.into();
     let bytes = serde_json::to_vec(&edited).unwrap();
     repo.put_manifest(bytes.into(), OCI_MANIFEST, Some(&att_tag)).await.unwrap();
     let image = format!("{}/odd/app@{}", registry.host, scenario.image);
@@ -66,8 +70,10 @@ async fn a_layer_with_another_media_type_is_the_same_attestation_for_every_comma
     let report = run.json();
     assert_valid("inspect.schema.json", &report);
     let text = report.to_string();
-    assert_eq!(text.matches("unexpected-layer-media-type").count(), 1, "{report:#}");
+    assert_eq!(text.matches("unexpected-layer-media-type").count(), 2, "{report:#}");
     assert_eq!(text.matches(ODD).count(), 2, "the layer's mediaType and the anomaly message: {report:#}");
+    let layers = report["images"][0]["legacy"]["attestations"]["layers"].as_array().unwrap();
+    assert!(layers.iter().all(|l| l["content"] == "dsse-envelope"), "every layer read as an envelope: {layers:#?}");
 
     // verify: every layer of the .att verifies, the odd one included.
     let (run, report) = run_json("verify", &image, &[]);
@@ -99,7 +105,7 @@ async fn a_layer_with_another_media_type_is_the_same_attestation_for_every_comma
         .filter(|i| i["notes"].as_array().into_iter().flatten().any(|n| n["code"] == "layer_media_type_ignored"))
         .map(|i| i["source"]["layer_index"].as_u64().unwrap())
         .collect();
-    assert_eq!(notes, [last as u64], "{report:#}");
+    assert_eq!(notes, [0, last as u64], "{report:#}");
     let (run, report) = run_json("migrate", &image, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(report["images"][0]["outcome"], "migrated");

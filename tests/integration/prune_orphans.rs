@@ -149,6 +149,25 @@ async fn attachments_beside_images(registry: TestRegistry) {
 
     // 4. The image is deleted from team/images too: now, and only with the opt-in, the orphans go.
     images.delete_manifest(&scenario.image).await.unwrap();
+
+    // ... but not while one repository cannot answer (a 403 on the subject there, by the proxy).
+    let refused_path = format!("/v2/team/images/manifests/{}", scenario.image);
+    let proxy = FaultProxy::start(&registry.host, None);
+    proxy.refuse(&refused_path, 403);
+    let proxied = format!("{}/team/app", proxy.host);
+    let (run, report) = prune(&proxied, &["--apply", "--delete-orphans"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        orphan_items(&report, &scenario.image),
+        expected_orphans(&registry, &scenario, "could-not-check"),
+        "{report:#}"
+    );
+    let search = the_search(&report, &scenario.image);
+    assert_eq!(search["result"], "could-not-check");
+    assert_eq!(search["repositories_searched"], 2);
+    assert!(search["errors"][0].as_str().unwrap().contains("team/images"), "{search:#}");
+    assert_eq!(holdings(&app, &referrers).await, before, "nothing deleted");
+
     let (run, report) = prune(&target, &["--apply"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(orphan_items(&report, &scenario.image), expected_orphans(&registry, &scenario, "kept"), "{report:#}");
@@ -228,6 +247,23 @@ async fn attachments_repository_with_named_search(registry: TestRegistry) {
     );
     assert_eq!(holdings(&signatures, &[]).await, before, "nothing deleted");
 
+    // A mistyped repository would answer "not found" for every subject: a usage error, nothing deleted.
+    let typo = format!("{}/prod/imgaes", registry.host);
+    let run = crate::cli::att2ref(&[
+        "prune",
+        "--plain-http",
+        &target,
+        "--key",
+        &crate::prune::rsa_key(),
+        "--apply",
+        "--delete-orphans",
+        "--search-repository",
+        &typo,
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("prod/imgaes") && run.stderr.contains("cannot be listed"), "{}", run.stderr);
+    assert_eq!(holdings(&signatures, &[]).await, before, "nothing deleted");
+
     // An image reference is not a repository to search: a usage error, nothing read or deleted.
     let image_ref = format!("{images_name}@{}", scenario.image);
     let run = crate::cli::att2ref(&[
@@ -289,4 +325,51 @@ async fn orphans_in_an_oci_layout() {
     let left: Vec<String> =
         layout.list_tags().await.unwrap().into_iter().filter(|t| t.contains(scenario.image.hex())).collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// The library's two steps with a change in between: an image pushed to another repository after the
+/// plan keeps its orphans, because `apply` searches again (over a catalog listed again) right before
+/// each deletion.
+#[tokio::test]
+async fn an_image_that_appears_after_planning_keeps_its_orphans() {
+    use std::sync::Arc;
+
+    use att2ref::prune::{self, OrphanPolicy, PruneOptions, Scope, SearchSets};
+    use att2ref::store::AnyRepository;
+
+    let registry = TestRegistry::distribution();
+    let scenario = demo::demo().unwrap();
+    let sigs = registry.repository("late/signatures");
+    scenario.repo.push_to(&sigs).await.unwrap();
+    sigs.delete_manifest(&scenario.image).await.unwrap();
+    let before = holdings(&sigs, &[]).await;
+
+    let repo = AnyRepository::Registry(sigs.clone());
+    let sets = SearchSets::catalog();
+    let options = PruneOptions {
+        apply: true,
+        orphans: OrphanPolicy::Delete(sets.for_repository(&repo).await),
+        ..PruneOptions::default()
+    };
+    let key = std::fs::read(crate::prune::rsa_key()).unwrap();
+    let policy = att2ref::verify::Policy::new()
+        .insecure_ignore_tlog(true)
+        .with_key(att2ref::verify::PublicKey::from_pem(&key).unwrap());
+    let verifier = Arc::new(att2ref::verify::Verifier::new(policy).unwrap());
+    let steps = prune::find::find(&repo, &Scope::Repository, &verifier, &options).await.unwrap();
+    let planned = steps.iter().filter(|s| s.action.is_some()).count();
+    assert_eq!(planned, 2, "the .sig and the .att are planned: absent from the only repository");
+
+    // Meanwhile the image is pushed to a repository the first catalog listing did not have.
+    scenario.repo.push_to(&registry.repository("late/images")).await.unwrap();
+
+    let items = prune::apply::apply(&repo, steps, &verifier, &options, &()).await;
+    let statuses: Vec<&str> = items.iter().map(|i| i.status.as_str()).collect();
+    assert_eq!(statuses, ["skipped", "skipped"], "{items:#?}");
+    for item in &items {
+        let search = item.subject_search.as_ref().unwrap();
+        assert_eq!(search.result, prune::SearchResult::Present);
+        assert_eq!(search.found_in.as_deref(), Some(format!("{}/late/images", registry.host).as_str()));
+    }
+    assert_eq!(holdings(&sigs, &[]).await, before, "nothing deleted");
 }

@@ -195,3 +195,34 @@ async fn an_index_target_covers_its_platform_manifests() {
         assert!(repo.head_manifest(&d.cosign_tag("att")).await.unwrap().is_none(), "{d}: the .att is pruned");
     }
 }
+
+/// A registry that ignores `last` and serves page 1 again with a `Link`: the catalog cannot be
+/// completed, and saying so is the only safe answer (a silently short catalog would let `prune
+/// --delete-orphans` miss repositories, and `migrate --all-repos` skip them).
+#[tokio::test]
+async fn a_catalog_that_does_not_advance_is_an_error_not_a_short_list() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/_catalog"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({ "repositories": ["a0", "a1"] }))
+                .insert_header("Link", "</v2/_catalog?last=a1&n=1000>; rel=\"next\""),
+        )
+        .mount(&server)
+        .await;
+    let client = mock_client(|_| {});
+    let host = server.address().to_string();
+    let err = client.catalog(&host).await.unwrap_err();
+    assert_eq!(err.kind(), att2ref::ErrorKind::Registry, "{err:#}");
+    assert!(err.to_string().contains("brings no new entry"), "{err:#}");
+
+    let given = vec![host.clone()];
+    let options = TargetOptions { all_repos: true, ..TargetOptions::default() };
+    let results: Vec<_> = targets::resolve(&given, &options, &client).collect().await;
+    assert_eq!(results.len(), 3, "two repositories, then the error");
+    let e = results[2].as_ref().unwrap_err();
+    assert_eq!(e.error_kind, "registry-error");
+    assert!(e.message.contains("brings no new entry"), "{e:?}");
+    assert_eq!(catalog_requests(&server).await, 4, "two pages each time");
+}

@@ -270,16 +270,18 @@ pub struct PruneArgs {
 
     /// Also delete orphans (legacy tags, referrers and referrers indexes whose image is absent from
     /// their repository) — but only those whose image is definitely absent (404) from EVERY repository
-    /// searched: the registry's whole catalog, or the --search-repository list. A refused catalog, a
-    /// 401/403/5xx anywhere keeps the orphan as could-not-check. Without this flag orphans are reported
-    /// and kept: cosign's COSIGN_REPOSITORY stores attachments apart from their images. Costs one HEAD
-    /// per repository per orphaned image.
+    /// searched: the registry's whole catalog (listed again right before deleting), or the
+    /// --search-repository list. A refused or incomplete catalog, a 401/403/5xx anywhere keeps the orphan
+    /// as could-not-check. Only what the credentials can see is searched, and never another registry: do
+    /// not use this flag where images live on another registry than their attachments. Without it orphans
+    /// are reported and kept (cosign's COSIGN_REPOSITORY stores attachments apart from their images).
+    /// Costs one manifest GET per repository per orphaned image, when planning and again before deleting.
     #[arg(long)]
     pub delete_orphans: bool,
 
     /// With --delete-orphans: search these repositories (host/name or ocidir://PATH; repeat the flag or
     /// separate with commas) instead of the registry's catalog, for registries that refuse /v2/_catalog.
-    /// The pruned repository is always searched too.
+    /// The pruned repository is always searched too. Each must exist (a mistyped name is a usage error).
     #[arg(long = "search-repository", value_name = "REPO", value_delimiter = ',', requires = "delete_orphans")]
     pub search_repositories: Vec<String>,
 

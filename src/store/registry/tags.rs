@@ -78,11 +78,45 @@ pub(crate) struct Pager {
     next: Option<Url>,
     page_no: usize,
     previous: HashSet<String>,
+    /// A page that brings nothing new while the registry links a next one is an error, not the end:
+    /// for listings whose completeness decisions rest on (the catalog that orphans are searched in).
+    strict: bool,
 }
 
 impl Pager {
     pub(crate) fn new(inner: Arc<Inner>, host: &str, scopes: Vec<String>, first: Url, what: String) -> Pager {
-        Pager { inner, host: host.to_owned(), scopes, what, next: Some(first), page_no: 0, previous: HashSet::new() }
+        Pager {
+            inner,
+            host: host.to_owned(),
+            scopes,
+            what,
+            next: Some(first),
+            page_no: 0,
+            previous: HashSet::new(),
+            strict: false,
+        }
+    }
+
+    /// See the `strict` field.
+    pub(crate) fn strict(mut self) -> Pager {
+        self.strict = true;
+        self
+    }
+
+    /// Whether the registry linked a page after the last one read.
+    pub(crate) fn has_next(&self) -> bool {
+        self.next.is_some()
+    }
+
+    fn stalled(&self) -> Error {
+        Error::new(
+            ErrorKind::Registry,
+            format!(
+                "{}: page {} brings no new entry although the registry links a next page (it ignores `last`?): \
+                 the listing cannot be completed",
+                self.what, self.page_no
+            ),
+        )
     }
 
     /// The next page's new entries; `None` once the listing is complete.
@@ -108,7 +142,11 @@ impl Pager {
         let entries = page.tags.or(page.repositories).unwrap_or_default();
         let fresh: Vec<String> = entries.iter().filter(|e| !self.previous.contains(*e)).cloned().collect();
         self.previous = entries.into_iter().collect();
-        if let Some(next) = next_link(&reply.headers).filter(|_| !fresh.is_empty()) {
+        let linked = next_link(&reply.headers);
+        if fresh.is_empty() && linked.is_some() && self.strict {
+            return Err(self.stalled());
+        }
+        if let Some(next) = linked.filter(|_| !fresh.is_empty()) {
             self.next =
                 Some(reply.url.join(&next).map_err(|e| {
                     Error::new(ErrorKind::Registry, format!("{what}: invalid Link target {next:?}: {e}"))
@@ -118,10 +156,10 @@ impl Pager {
     }
 }
 
-/// Fetch every page from `first` (see [`Pager`]), without duplicates, up to `limits.max_tags` entries.
-async fn paged(inner: &Arc<Inner>, host: &str, scopes: &[String], first: Url, what: &str) -> Result<Vec<String>> {
+/// Fetch every page of `pager`, without duplicates, up to `limits.max_tags` entries.
+async fn paged(inner: &Arc<Inner>, mut pager: Pager) -> Result<Vec<String>> {
     let max = inner.config.limits.max_tags;
-    let mut pager = Pager::new(inner.clone(), host, scopes.to_vec(), first, what.to_owned());
+    let what = pager.what.clone();
     let mut seen = HashSet::new();
     let mut all = Vec::new();
     while let Some(page) = pager.next_page().await? {
@@ -131,7 +169,10 @@ async fn paged(inner: &Arc<Inner>, host: &str, scopes: &[String], first: Url, wh
             return Err(Error::new(ErrorKind::TooLarge, format!("{what}: more than {max} entries")));
         }
         if all.len() == before {
-            // Nothing new over the whole listing (a registry cycling through pages): done.
+            // Nothing new over the whole listing (a registry cycling through pages).
+            if pager.strict && pager.has_next() {
+                return Err(pager.stalled());
+            }
             break;
         }
     }
@@ -142,22 +183,23 @@ pub(crate) async fn list_tags(repo: &RegistryRepository) -> Result<Vec<String>> 
     let what = format!("GET tags of {}", repo.name());
     let mut url = repo.url("tags/list")?;
     url.query_pairs_mut().append_pair("n", &PAGE_SIZE.to_string());
-    paged(&repo.client.inner, &repo.host, &repo.scope("pull"), url, &what).await
+    let pager = Pager::new(repo.client.inner.clone(), &repo.host, repo.scope("pull"), url, what);
+    paged(&repo.client.inner, pager).await
 }
 
 /// Every repository of `host`; the entry cap is `limits.max_tags`, as for tags.
 pub(crate) async fn catalog(inner: &Arc<Inner>, host: &str) -> Result<Vec<String>> {
-    let pager = catalog_pager(inner, host)?;
-    paged(inner, host, &pager.scopes, pager.next.clone().expect("a new pager has a first page"), &pager.what).await
+    paged(inner, catalog_pager(inner, host)?).await
 }
 
-/// The catalog of `host`, page by page.
+/// The catalog of `host`, page by page; strict (a page that does not advance is an error), since
+/// orphans may be deleted on its completeness and whole registries migrated from it.
 pub(crate) fn catalog_pager(inner: &Arc<Inner>, host: &str) -> Result<Pager> {
     let what = format!("GET catalog of {host}");
     let mut url =
         inner.base_url(host)?.join("v2/_catalog").map_err(|e| Error::invalid_input(format!("{what}: {e}")))?;
     url.query_pairs_mut().append_pair("n", &PAGE_SIZE.to_string());
-    Ok(Pager::new(inner.clone(), host, vec!["registry:catalog:*".to_owned()], url, what))
+    Ok(Pager::new(inner.clone(), host, vec!["registry:catalog:*".to_owned()], url, what).strict())
 }
 
 #[cfg(test)]

@@ -73,6 +73,7 @@ async fn search_repositories(
         }
         out.push(t.repo);
     }
+    att2ref::prune::orphans::check_named(&out).await.map_err(|e| anyhow::anyhow!("--search-repository: {e}"))?;
     Ok(out)
 }
 
