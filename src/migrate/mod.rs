@@ -49,6 +49,7 @@
 //! # }
 //! ```
 
+pub mod batch;
 mod cpu;
 pub mod journal;
 pub mod plan;
@@ -69,6 +70,7 @@ use crate::model::digest::Digest;
 use crate::store::{Repository, tag_schema};
 use crate::verify::Verifier;
 
+pub use batch::{BatchOutcome, migrate_batch};
 pub use journal::Journal;
 pub use readback::ReadBack;
 pub use rekor::RekorClient;
@@ -117,6 +119,11 @@ impl Default for MigrateOptions {
 pub trait Progress: Send + Sync {
     /// One image finished.
     fn image_done(&self, report: &ImageReport);
+
+    /// `count` more images were found to migrate (a batch finds them as repositories are listed).
+    fn images_found(&self, count: u64) {
+        let _ = count;
+    }
 }
 
 impl Progress for () {

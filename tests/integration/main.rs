@@ -1,6 +1,7 @@
 //! One integration-test binary, one module per topic.
 
 mod auth_cli;
+mod batch;
 mod cli;
 mod corpus;
 mod crash;

@@ -16,9 +16,7 @@ use att2ref::migrate::report::RequestStats;
 use att2ref::migrate::{
     self, ImageReport, Journal, MigrateOptions, MigrateReport, Outcome, Progress, ReadBack, RekorClient,
 };
-use att2ref::store::{AnyRepository, Repository};
-use att2ref::targets::{self, TargetError};
-use futures_util::StreamExt;
+use att2ref::targets;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::args::{MigrateArgs, ReadBackArg, ReferrerFormat};
@@ -74,38 +72,16 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     let mut report = MigrateReport::new(targets.clone(), args.dry_run, options.format);
     let bar = progress_bar(quiet);
     let progress = Bar { bar: bar.clone(), written: AtomicU64::new(0) };
-    let mut any_registry = false;
     let target_options = setup::target_options(&args.targets, &args.registry);
-    // Each repository is migrated as soon as it is resolved: with --all-repos, work starts on the
-    // catalog's first page.
-    let mut resolved = std::pin::pin!(targets::resolve(&targets, &target_options, &client));
-    while let Some(next) = resolved.next().await {
-        let t = match next {
-            Ok(t) => t,
-            Err(e) => {
-                report.errors.push(e);
-                continue;
-            }
-        };
-        any_registry |= matches!(t.repo, AnyRepository::Registry(_));
-        let images = match t.images {
-            Some(images) => images,
-            None => match migrate::images_with_attestations(&t.repo).await {
-                Ok(images) => images,
-                Err(e) => {
-                    let e = e.context(format!("listing tags of {}", t.repo.name()));
-                    report.errors.push(TargetError::new(&t.target, &e));
-                    continue;
-                }
-            },
-        };
-        bar.inc_length(images.len() as u64);
-        let images = migrate::migrate_images(&t.repo, &images, &verifier, &options, journal.as_ref(), &progress).await;
-        report.images.extend(images);
-    }
+    // One batch over every repository: --jobs images in flight across all of them, each repository
+    // starting as soon as it is resolved (with --all-repos, on the catalog's first page).
+    let resolved = targets::resolve(&targets, &target_options, &client);
+    let batch = migrate::migrate_batch(resolved, &verifier, &options, journal.as_ref(), &progress).await;
+    report.images = batch.images;
+    report.errors = batch.errors;
     bar.finish_and_clear();
     report.recount();
-    if any_registry {
+    if client.stats().requests > 0 {
         let s = client.stats();
         report.requests = Some(RequestStats {
             requests: s.requests,
@@ -155,6 +131,10 @@ struct Bar {
 }
 
 impl Progress for Bar {
+    fn images_found(&self, count: u64) {
+        self.bar.inc_length(count);
+    }
+
     fn image_done(&self, report: &ImageReport) {
         let total = self.written.fetch_add(report.bytes_written, Ordering::Relaxed) + report.bytes_written;
         self.bar.inc(1);

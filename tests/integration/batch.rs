@@ -1,0 +1,93 @@
+//! The batch engine: `--jobs N` is images in flight across ALL repositories, not within one. Measured
+//! from the registry's side (arrival order of requests at a pass-through proxy), with `--jobs 1` as the
+//! control that must show no overlap.
+
+use std::collections::BTreeMap;
+
+use att2ref::demo;
+use att2ref::store::Repository;
+
+use crate::fault_proxy::FaultProxy;
+use crate::prune::run_json;
+use crate::registries::TestRegistry;
+
+const REPOSITORIES: usize = 6;
+
+/// For each repository of the batch, when its image's migration ran as the registry saw it: from the
+/// first read of its legacy `.att` to the last push of a referrer manifest by digest (arrival numbers at
+/// the proxy). Tag listings (prefetched for the next repository) and the index settle pass (which runs
+/// after the image, beside the next ones) are left out on purpose.
+fn intervals(log: &[String]) -> BTreeMap<String, (u64, u64)> {
+    let mut starts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut ends: BTreeMap<String, u64> = BTreeMap::new();
+    for line in log {
+        let Some((n, rest)) = line.strip_prefix('#').and_then(|l| l.split_once(' ')) else { continue };
+        let n: u64 = n.parse().unwrap();
+        let mut words = rest.split_whitespace();
+        let (Some(method), Some(path)) = (words.next(), words.next()) else { continue };
+        let Some((repo, what)) = path.strip_prefix("/v2/batch/").and_then(|p| p.split_once('/')) else { continue };
+        if what.starts_with("manifests/sha256-") && what.ends_with(".att") {
+            let s = starts.entry(repo.to_owned()).or_insert(n);
+            *s = (*s).min(n);
+        }
+        if method == "PUT" && what.starts_with("manifests/sha256:") {
+            let e = ends.entry(repo.to_owned()).or_insert(n);
+            *e = (*e).max(n);
+        }
+    }
+    starts.into_iter().filter_map(|(repo, s)| ends.get(&repo).map(|e| (repo, (s, *e)))).collect()
+}
+
+fn overlapping_pairs(intervals: &BTreeMap<String, (u64, u64)>) -> usize {
+    let v: Vec<&(u64, u64)> = intervals.values().collect();
+    let mut n = 0;
+    for i in 0..v.len() {
+        for j in i + 1..v.len() {
+            if v[i].0 < v[j].1 && v[j].0 < v[i].1 {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+async fn batch_of_one_image_repositories(jobs: &str) -> (serde_json::Value, BTreeMap<String, (u64, u64)>) {
+    let registry = TestRegistry::distribution();
+    let scenario = demo::demo().unwrap();
+    for i in 0..REPOSITORIES {
+        scenario.repo.push_to(&registry.repository(&format!("batch/r{i}"))).await.unwrap();
+    }
+    let proxy = FaultProxy::start(&registry.host, None);
+    let (run, report) = run_json("migrate", &proxy.host, &["--all-repos", "--jobs", jobs]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let outcomes: Vec<(&str, &str)> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["repository"].as_str().unwrap(), i["outcome"].as_str().unwrap()))
+        .collect();
+    let expected: Vec<String> = (0..REPOSITORIES).map(|i| format!("{}/batch/r{i}", proxy.host)).collect();
+    assert_eq!(
+        outcomes,
+        expected.iter().map(|r| (r.as_str(), "migrated")).collect::<Vec<_>>(),
+        "every repository's image migrated, reported in catalog order"
+    );
+    for i in 0..REPOSITORIES {
+        let listed = registry.repository(&format!("batch/r{i}")).referrers(&scenario.image, None).await.unwrap();
+        assert_eq!(listed.descriptors.len(), 2, "r{i}: both referrers listed in its index");
+    }
+    let intervals = intervals(&proxy.log());
+    assert_eq!(intervals.len(), REPOSITORIES, "{intervals:?}");
+    (report, intervals)
+}
+
+#[tokio::test]
+async fn jobs_are_images_in_flight_across_repositories() {
+    let (_, sequential) = batch_of_one_image_repositories("1").await;
+    assert_eq!(overlapping_pairs(&sequential), 0, "--jobs 1: one repository after another: {sequential:?}");
+    let (_, parallel) = batch_of_one_image_repositories("4").await;
+    assert!(
+        overlapping_pairs(&parallel) >= 3,
+        "--jobs 4 over one-image repositories: several repositories in flight at once: {parallel:?}"
+    );
+}
