@@ -1,9 +1,10 @@
 //! Seeds a registry with a benchmark fleet (used by `bench/migrate.sh`).
 //!
 //! ```sh
-//! cargo run --release --example bench_store -- HOST REPOSITORY COUNT [SBOM_BYTES]
+//! cargo run --release --example bench_store -- HOST REPOSITORY COUNT [SBOM_BYTES] [FIRST]
 //! ```
-//! Pushes COUNT distinct images over plain HTTP, each with a legacy `.att` holding a ~1.5 MB SPDX
+//! Pushes COUNT distinct images (numbers FIRST.., default 0, so that several repositories can hold
+//! different images) over plain HTTP, each with a legacy `.att` holding a ~1.5 MB SPDX
 //! SBOM and the 785-byte SLSA text, both signed with the RSA-4096 test key
 //! (`fixtures/keys/rsa-4096.pub.pem`). The same COUNT gives the same bytes on every run.
 //!
@@ -21,12 +22,13 @@ use rayon::prelude::*;
 const BATCH: usize = 8;
 
 fn main() -> att2ref::Result<()> {
-    let usage = "usage: bench_store HOST REPOSITORY COUNT [SBOM_BYTES]";
+    let usage = "usage: bench_store HOST REPOSITORY COUNT [SBOM_BYTES] [FIRST]";
     let mut args = std::env::args().skip(1);
     let host = args.next().expect(usage);
     let repository = args.next().expect(usage);
     let count: u32 = args.next().and_then(|n| n.parse().ok()).expect(usage);
     let sbom_bytes: usize = args.next().map_or(demo::ARTICLE_SBOM_BYTES, |n| n.parse().expect(usage));
+    let first: u32 = args.next().map_or(0, |n| n.parse().expect(usage));
 
     let client = RegistryClient::new(ClientConfig {
         plain_http: PlainHttp::Hosts(vec![host.clone()]),
@@ -40,7 +42,7 @@ fn main() -> att2ref::Result<()> {
     let repo = client.repository(&host, &repository);
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
     let start = Instant::now();
-    let indexes: Vec<u32> = (0..count).collect();
+    let indexes: Vec<u32> = (first..first + count).collect();
     for chunk in indexes.chunks(BATCH) {
         // The statements name the repository the images are pushed to, as cosign's would.
         let name = format!("{host}/{repository}");

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The batch engine on local CNCF distribution 2.8.2: N repositories of 1 image each against 1 repository of
+# N images (distinct images, same bytes per image), migrated with the same --jobs, in one run.
+# Usage: bench/batch.sh [N...]     (default: $BENCH_N or "64"; results appended to bench/results/batch.md)
+# Environment: BENCH_JOBS (default 4), BENCH_SBOM_BYTES (default ~1.5 MB), BENCH_TIMEOUT (seconds per step,
+#              default 3600), DOCKER_REGISTRY (default: docker-registry on PATH).
+# Target (issue "batch engine"): time(N × 1) / time(1 × N) <= 1.2. Before the batch engine, repositories
+# were migrated one after another and --jobs worked only inside one: 5.3 at N = 32.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+read -r -a sizes <<< "${*:-${BENCH_N:-64}}"
+jobs=${BENCH_JOBS:-4}
+sbom_bytes=${BENCH_SBOM_BYTES:-1520000}
+step_timeout=${BENCH_TIMEOUT:-3600}
+registry_bin=${DOCKER_REGISTRY:-$(command -v docker-registry || true)}
+[ -x "$registry_bin" ] || { echo "needs docker-registry (CNCF distribution 2.8.2, Debian package docker-registry)" >&2; exit 2; }
+command -v python3 >/dev/null || { echo "needs python3 (free ports, JSON)" >&2; exit 2; }
+mkdir -p bench/results
+cargo build --release --quiet --bin att2ref --example bench_store
+att2ref=target/release/att2ref
+store=target/release/examples/bench_store
+verify=(--plain-http --key fixtures/keys/rsa-4096.pub.pem --insecure-ignore-tlog)
+
+work=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }; rm -rf "$work"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+limited() { timeout --kill-after=30 "$step_timeout" "$@"; }
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", b-a}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+
+start_registry() {
+  local port
+  mkdir -p "$work/data"
+  port=$(free_port)
+  cat > "$work/config.yml" <<CONF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $work/data
+http:
+  addr: 127.0.0.1:$port
+CONF
+  "$registry_bin" serve "$work/config.yml" > "$work/access.log" 2> "$work/error.log" &
+  pid=$!
+  host=127.0.0.1:$port
+  for _ in $(seq 100); do
+    curl -fsS -o /dev/null "http://$host/v2/" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "registry did not start:" >&2; cat "$work/error.log" >&2; exit 1
+}
+
+# migrate NAME TARGET...: timed; every image must be migrated.
+migrate() {
+  local name=$1; shift
+  local start; start=$(now)
+  limited "$att2ref" migrate "${verify[@]}" --jobs "$jobs" -q -o json "$@" > "$work/$name.json"
+  migrate_s=$(elapsed "$start" "$(now)")
+  local migrated; migrated=$(json "$work/$name.json" "d['totals']['outcomes'].get('migrated', 0)")
+  [ "$migrated" = "$expected" ] || { echo "$name: $migrated of $expected images migrated ($work/$name.json)" >&2; exit 1; }
+}
+
+rows=()
+for n in "${sizes[@]}"; do
+  start_registry
+  limited "$store" "$host" single "$n" "$sbom_bytes" 0 > /dev/null 2> "$work/seed.log"
+  : > "$work/many.list"
+  for i in $(seq 0 $((n - 1))); do
+    limited "$store" "$host" "many/r$i" 1 "$sbom_bytes" $((n + i)) > /dev/null 2>> "$work/seed.log"
+    echo "$host/many/r$i" >> "$work/many.list"
+  done
+  expected=$n
+  migrate single "$host/single"; single_s=$migrate_s
+  migrate many --from-file "$work/many.list"; many_s=$migrate_s
+  rows+=("| $n | $jobs | $single_s | $many_s | **$(ratio "$many_s" "$single_s")** |")
+  echo "N=$n: 1 × N ${single_s}s, N × 1 ${many_s}s" >&2
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; rm -rf "$work/data"
+done
+
+{
+  echo
+  echo "## $(date -u +%Y-%m-%dT%H:%MZ) — $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo
+  echo "distribution $("$registry_bin" --version 2>/dev/null | awk '{print $NF}'), $("$att2ref" --version); SBOM $sbom_bytes B + SLSA 785 B per image, RSA-4096"
+  echo
+  echo "| N | --jobs | 1 repository × N images (s) | N repositories × 1 image (s) | ratio (≤ 1.2) |"
+  echo "|---|---|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+} | tee -a bench/results/batch.md
