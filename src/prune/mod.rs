@@ -19,6 +19,7 @@
 
 pub mod apply;
 pub mod attestation;
+pub mod batch;
 pub mod find;
 pub mod orphans;
 pub mod report;
@@ -31,6 +32,7 @@ use crate::model::digest::Digest;
 use crate::store::Repository;
 use crate::verify::Verifier;
 
+pub use batch::{PruneBatch, prune_batch};
 pub use orphans::{OrphanPolicy, SearchResult, SearchScope, SearchSet, SearchSets, SubjectSearch};
 pub use report::{Item, ItemKind, PruneReport, Status};
 

@@ -91,3 +91,75 @@ async fn jobs_are_images_in_flight_across_repositories() {
         "--jobs 4 over one-image repositories: several repositories in flight at once: {parallel:?}"
     );
 }
+
+/// For each repository, its prune as the registry saw it: from its tag listing to its last DELETE.
+fn prune_intervals(log: &[String]) -> BTreeMap<String, (u64, u64)> {
+    let mut starts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut ends: BTreeMap<String, u64> = BTreeMap::new();
+    for line in log {
+        let Some((n, rest)) = line.strip_prefix('#').and_then(|l| l.split_once(' ')) else { continue };
+        let n: u64 = n.parse().unwrap();
+        let mut words = rest.split_whitespace();
+        let (Some(method), Some(path)) = (words.next(), words.next()) else { continue };
+        let Some((repo, what)) = path.strip_prefix("/v2/batch/").and_then(|p| p.split_once('/')) else { continue };
+        if what.starts_with("tags/list") {
+            starts.entry(repo.to_owned()).or_insert(n);
+        }
+        if method == "DELETE" {
+            let e = ends.entry(repo.to_owned()).or_insert(n);
+            *e = (*e).max(n);
+        }
+    }
+    starts.into_iter().filter_map(|(repo, s)| ends.get(&repo).map(|e| (repo, (s, *e)))).collect()
+}
+
+/// `prune --jobs N` prunes N repositories at once; each one's removals are all made, reported in
+/// catalog order. `--jobs 1` is the control.
+#[tokio::test]
+async fn prune_jobs_are_repositories_at_once() {
+    let registry = TestRegistry::distribution();
+    let scenario = demo::demo().unwrap();
+    for i in 0..REPOSITORIES {
+        scenario.repo.push_to(&registry.repository(&format!("batch/r{i}"))).await.unwrap();
+    }
+    let (run, _) = run_json("migrate", &registry.host, &["--all-repos"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut seen = Vec::new();
+    for jobs in ["1", "4"] {
+        let proxy = FaultProxy::start(&registry.host, None);
+        // The dry run plans every .att; the overlap is measured on the same plan made with --apply below
+        // only for the last --jobs (the first --apply removes everything).
+        let apply: &[&str] = if jobs == "4" { &["--apply"] } else { &[] };
+        let (run, report) = run_json("prune", &proxy.host, &[&["--all-repos", "--jobs", jobs][..], apply].concat());
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let repos: Vec<&str> =
+            report["items"].as_array().unwrap().iter().map(|i| i["repository"].as_str().unwrap()).collect();
+        let expected: Vec<String> = (0..REPOSITORIES).map(|i| format!("{}/batch/r{i}", proxy.host)).collect();
+        assert_eq!(repos, expected, "one .att item per repository, in catalog order: {report:#}");
+        let status = if jobs == "4" { "removed" } else { "planned" };
+        assert!(report["items"].as_array().unwrap().iter().all(|i| i["status"] == status), "{report:#}");
+        seen.push(proxy.log());
+    }
+    // A dry run deletes nothing, so its overlap is measured from the tag listing to the last request.
+    let dry: BTreeMap<String, (u64, u64)> = {
+        let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for line in &seen[0] {
+            let Some((n, rest)) = line.strip_prefix('#').and_then(|l| l.split_once(' ')) else { continue };
+            let n: u64 = n.parse().unwrap();
+            let Some(path) = rest.split_whitespace().nth(1) else { continue };
+            let Some(repo) = path.strip_prefix("/v2/batch/").and_then(|p| p.split('/').next()) else { continue };
+            let e = out.entry(repo.to_owned()).or_insert((n, n));
+            e.1 = e.1.max(n);
+        }
+        out
+    };
+    assert_eq!(overlapping_pairs(&dry), 0, "--jobs 1: one repository after another: {dry:?}");
+    let applied = prune_intervals(&seen[1]);
+    assert_eq!(applied.len(), REPOSITORIES, "{applied:?}");
+    assert!(overlapping_pairs(&applied) >= 3, "--jobs 4: several repositories pruned at once: {applied:?}");
+    for i in 0..REPOSITORIES {
+        let att =
+            registry.repository(&format!("batch/r{i}")).head_manifest(&scenario.image.cosign_tag("att")).await.unwrap();
+        assert!(att.is_none(), "r{i}: the migrated .att was pruned");
+    }
+}

@@ -202,7 +202,7 @@ pub struct MigrateArgs {
     #[command(flatten)]
     pub targets: TargetArgs,
 
-    /// Images migrated at once, per repository.
+    /// Images migrated at once, across all repositories of the run.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub jobs: u32,
 
@@ -267,6 +267,10 @@ pub struct PruneArgs {
     /// Show the plan and delete nothing (the default; for explicit scripts).
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Repositories pruned at once (each one's removals stay in order).
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
 
     /// Also delete orphans (legacy tags, referrers and referrers indexes whose image is absent from
     /// their repository) — but only those whose image is definitely absent (404) from EVERY repository

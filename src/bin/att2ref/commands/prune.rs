@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use att2ref::prune::{self, Item, Observer, OrphanPolicy, PruneOptions, PruneReport, Scope, SearchSets, Status};
+use att2ref::prune::{self, Item, Observer, PruneOptions, PruneReport, SearchSets, Status};
 use att2ref::store::AnyRepository;
 use att2ref::store::registry::RegistryClient;
 use att2ref::targets::{self, TargetOptions};
@@ -35,22 +35,11 @@ pub async fn run(args: PruneArgs) -> Result<ExitCode> {
     };
     let mut report = PruneReport::new(targets.clone(), args.apply);
     let target_options = setup::target_options(&args.targets, &args.registry);
-    let mut resolved = std::pin::pin!(targets::resolve(&targets, &target_options, &client));
-    while let Some(next) = resolved.next().await {
-        let t = match next {
-            Ok(t) => t,
-            Err(e) => {
-                report.errors.push(e);
-                continue;
-            }
-        };
-        let scope = t.images.map_or(Scope::Repository, Scope::Images);
-        let mut options = options.clone();
-        if let Some(sets) = &search_sets {
-            options.orphans = OrphanPolicy::Delete(sets.for_repository(&t.repo).await);
-        }
-        report.items.extend(prune::prune_repository(&t.repo, &scope, &verifier, &options, observer).await);
-    }
+    let resolved = targets::resolve(&targets, &target_options, &client);
+    let jobs = args.jobs as usize;
+    let batch = prune::prune_batch(resolved, &verifier, &options, search_sets.as_ref(), observer, jobs).await;
+    report.items = batch.items;
+    report.errors = batch.errors;
     report.recount();
 
     crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
