@@ -13,29 +13,49 @@ use crate::registries::TestRegistry;
 
 const REPOSITORIES: usize = 6;
 
-/// For each repository of the batch, when its image's migration ran as the registry saw it: from the
-/// first read of its legacy `.att` to the last push of a referrer manifest by digest (arrival numbers at
-/// the proxy). Tag listings (prefetched for the next repository) and the index settle pass (which runs
-/// after the image, beside the next ones) are left out on purpose.
-fn intervals(log: &[String]) -> BTreeMap<String, (u64, u64)> {
-    let mut starts: BTreeMap<String, u64> = BTreeMap::new();
-    let mut ends: BTreeMap<String, u64> = BTreeMap::new();
+/// The proxy's log as `(arrival number, method, repository under batch/, rest of the path)`.
+fn requests(log: &[String]) -> Vec<(u64, String, String, String)> {
+    let mut out = Vec::new();
     for line in log {
         let Some((n, rest)) = line.strip_prefix('#').and_then(|l| l.split_once(' ')) else { continue };
-        let n: u64 = n.parse().unwrap();
         let mut words = rest.split_whitespace();
         let (Some(method), Some(path)) = (words.next(), words.next()) else { continue };
         let Some((repo, what)) = path.strip_prefix("/v2/batch/").and_then(|p| p.split_once('/')) else { continue };
-        if what.starts_with("manifests/sha256-") && what.ends_with(".att") {
-            let s = starts.entry(repo.to_owned()).or_insert(n);
-            *s = (*s).min(n);
+        out.push((n.parse().unwrap(), method.to_owned(), repo.to_owned(), what.to_owned()));
+    }
+    out
+}
+
+/// Per repository, from the first request that `starts` to the last that `ends` (arrival numbers).
+fn spans(
+    log: &[String],
+    starts: impl Fn(&str, &str) -> bool,
+    ends: impl Fn(&str, &str) -> bool,
+) -> BTreeMap<String, (u64, u64)> {
+    let mut first: BTreeMap<String, u64> = BTreeMap::new();
+    let mut last: BTreeMap<String, u64> = BTreeMap::new();
+    for (n, method, repo, what) in requests(log) {
+        if starts(&method, &what) {
+            first.entry(repo.clone()).or_insert(n);
         }
-        if method == "PUT" && what.starts_with("manifests/sha256:") {
-            let e = ends.entry(repo.to_owned()).or_insert(n);
+        if ends(&method, &what) {
+            let e = last.entry(repo).or_insert(n);
             *e = (*e).max(n);
         }
     }
-    starts.into_iter().filter_map(|(repo, s)| ends.get(&repo).map(|e| (repo, (s, *e)))).collect()
+    first.into_iter().filter_map(|(repo, s)| last.get(&repo).map(|e| (repo, (s, *e)))).collect()
+}
+
+/// For each repository of the batch, when its image's migration ran as the registry saw it: from the
+/// first read of its legacy `.att` to the last push of a referrer manifest by digest. Tag listings
+/// (prefetched for the next repository) and the index settle pass (which runs after the image, beside
+/// the next ones) are left out on purpose.
+fn intervals(log: &[String]) -> BTreeMap<String, (u64, u64)> {
+    spans(
+        log,
+        |_, what| what.starts_with("manifests/sha256-") && what.ends_with(".att"),
+        |method, what| method == "PUT" && what.starts_with("manifests/sha256:"),
+    )
 }
 
 fn overlapping_pairs(intervals: &BTreeMap<String, (u64, u64)>) -> usize {
@@ -94,23 +114,7 @@ async fn jobs_are_images_in_flight_across_repositories() {
 
 /// For each repository, its prune as the registry saw it: from its tag listing to its last DELETE.
 fn prune_intervals(log: &[String]) -> BTreeMap<String, (u64, u64)> {
-    let mut starts: BTreeMap<String, u64> = BTreeMap::new();
-    let mut ends: BTreeMap<String, u64> = BTreeMap::new();
-    for line in log {
-        let Some((n, rest)) = line.strip_prefix('#').and_then(|l| l.split_once(' ')) else { continue };
-        let n: u64 = n.parse().unwrap();
-        let mut words = rest.split_whitespace();
-        let (Some(method), Some(path)) = (words.next(), words.next()) else { continue };
-        let Some((repo, what)) = path.strip_prefix("/v2/batch/").and_then(|p| p.split_once('/')) else { continue };
-        if what.starts_with("tags/list") {
-            starts.entry(repo.to_owned()).or_insert(n);
-        }
-        if method == "DELETE" {
-            let e = ends.entry(repo.to_owned()).or_insert(n);
-            *e = (*e).max(n);
-        }
-    }
-    starts.into_iter().filter_map(|(repo, s)| ends.get(&repo).map(|e| (repo, (s, *e)))).collect()
+    spans(log, |_, what| what.starts_with("tags/list"), |method, _| method == "DELETE")
 }
 
 /// `prune --jobs N` prunes N repositories at once; each one's removals are all made, reported in
@@ -140,19 +144,8 @@ async fn prune_jobs_are_repositories_at_once() {
         assert!(report["items"].as_array().unwrap().iter().all(|i| i["status"] == status), "{report:#}");
         seen.push(proxy.log());
     }
-    // A dry run deletes nothing, so its overlap is measured from the tag listing to the last request.
-    let dry: BTreeMap<String, (u64, u64)> = {
-        let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-        for line in &seen[0] {
-            let Some((n, rest)) = line.strip_prefix('#').and_then(|l| l.split_once(' ')) else { continue };
-            let n: u64 = n.parse().unwrap();
-            let Some(path) = rest.split_whitespace().nth(1) else { continue };
-            let Some(repo) = path.strip_prefix("/v2/batch/").and_then(|p| p.split('/').next()) else { continue };
-            let e = out.entry(repo.to_owned()).or_insert((n, n));
-            e.1 = e.1.max(n);
-        }
-        out
-    };
+    // A dry run deletes nothing, so its span runs from the tag listing to its last request.
+    let dry = spans(&seen[0], |_, what| what.starts_with("tags/list"), |_, _| true);
     assert_eq!(overlapping_pairs(&dry), 0, "--jobs 1: one repository after another: {dry:?}");
     let applied = prune_intervals(&seen[1]);
     assert_eq!(applied.len(), REPOSITORIES, "{applied:?}");
