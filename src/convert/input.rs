@@ -60,7 +60,7 @@ impl Subject {
 
 /// One legacy `.att` layer, as stored.
 #[derive(Clone, Copy, Debug)]
-pub struct LegacyAttestation<'a> {
+pub struct LegacyLayerInput<'a> {
     /// Digest of the legacy `.att` manifest holding the layer.
     pub legacy_manifest: &'a Digest,
     /// Position of the layer in that manifest.

@@ -24,10 +24,10 @@ mod tlog;
 mod tests;
 
 pub use created::{Created, CreatedSource};
-pub use input::{LegacyAttestation, Subject, Verified, VerifiedKey, VerifiedSignature};
-pub use outcome::{BlockedReason, Conversion, Note, SignatureOutcome, Source};
+pub use input::{LegacyLayerInput, Subject, Verified, VerifiedKey, VerifiedSignature};
+pub use outcome::{BlockedReason, Conversion, LayerSource, Note, SignatureOutcome};
 pub use plan::{ImagePlan, PlanItem, Verdict};
-pub use referrer::{NewBlob, OutputFormat, Referrer, WrittenManifest, convert_layer};
+pub use referrer::{NewBlob, NewReferrer, OutputFormat, WrittenManifest, convert_layer};
 pub use rekor::RekorEntry;
 
 /// The annotation keys att2ref writes on the referrers it creates, recording where each came from.

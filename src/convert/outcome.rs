@@ -8,11 +8,11 @@ use serde::Serialize;
 use crate::model::digest::Digest;
 
 use super::created::Created;
-use super::referrer::Referrer;
+use super::referrer::NewReferrer;
 
 /// Where a referrer comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Source {
+pub struct LayerSource {
     /// The legacy `.att` manifest.
     pub legacy_manifest: Digest,
     /// The layer's position in it.
@@ -33,7 +33,7 @@ pub struct Source {
 #[derive(Clone, Debug)]
 pub struct SignatureOutcome {
     /// Where it comes from.
-    pub source: Source,
+    pub source: LayerSource,
     /// The predicate type of the signed statement.
     pub predicate_type: String,
     /// The creation time written as `org.opencontainers.image.created`, and where it came from.
@@ -46,7 +46,7 @@ pub struct SignatureOutcome {
 
 impl SignatureOutcome {
     /// The referrer, when converted.
-    pub fn referrer(&self) -> Option<&Referrer> {
+    pub fn referrer(&self) -> Option<&NewReferrer> {
         match &self.result {
             Conversion::Converted(r) => Some(r),
             Conversion::Blocked(_) => None,
@@ -66,7 +66,7 @@ impl SignatureOutcome {
 #[derive(Clone, Debug)]
 pub enum Conversion {
     /// Ready to write.
-    Converted(Box<Referrer>),
+    Converted(Box<NewReferrer>),
     /// Not convertible into something current verifiers accept.
     Blocked(BlockedReason),
 }

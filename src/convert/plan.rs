@@ -10,7 +10,7 @@ use crate::model::oci::Descriptor;
 
 use super::created::Created;
 use super::input::Subject;
-use super::outcome::{BlockedReason, Conversion, Note, SignatureOutcome, Source};
+use super::outcome::{BlockedReason, Conversion, LayerSource, Note, SignatureOutcome};
 use super::referrer::OutputFormat;
 
 /// The plan for one image.
@@ -30,7 +30,7 @@ pub struct ImagePlan {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PlanItem {
     /// Where it comes from.
-    pub source: Source,
+    pub source: LayerSource,
     /// The signed predicate type.
     pub predicate_type: String,
     /// The creation time the manifest carries.

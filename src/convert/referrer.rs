@@ -18,8 +18,8 @@ use crate::model::predicate::hint_predicate;
 
 use super::annotations as ours;
 use super::created::{self, Created};
-use super::input::{LegacyAttestation, Subject, Verified, VerifiedKey};
-use super::outcome::{BlockedReason, Conversion, Note, SignatureOutcome, Source};
+use super::input::{LegacyLayerInput, Subject, Verified, VerifiedKey};
+use super::outcome::{BlockedReason, Conversion, LayerSource, Note, SignatureOutcome};
 use super::tlog::{self, Binding};
 use crate::model::referrers_index::referrer_entry;
 
@@ -80,7 +80,7 @@ impl WrittenManifest {
 /// One referrer ready to write: push `blobs`, make sure `reused` blobs exist in the target repository,
 /// then push `manifest` by digest.
 #[derive(Clone, Debug)]
-pub struct Referrer {
+pub struct NewReferrer {
     /// Bundle or DSSE.
     pub format: OutputFormat,
     /// The referrer manifest.
@@ -93,7 +93,7 @@ pub struct Referrer {
     pub bundle: Option<Bundle>,
 }
 
-impl Referrer {
+impl NewReferrer {
     /// The manifest descriptor (media type, digest, size).
     pub fn descriptor(&self) -> Descriptor {
         self.manifest.descriptor()
@@ -119,7 +119,7 @@ impl Referrer {
 /// or a log entry that does not bind to the signature (FORMATS §2.6 cross-check).
 pub fn convert_layer(
     subject: &Subject,
-    att: &LegacyAttestation<'_>,
+    att: &LegacyLayerInput<'_>,
     verified: &Verified,
     format: OutputFormat,
 ) -> Result<Vec<SignatureOutcome>> {
@@ -152,7 +152,7 @@ struct Layer {
 }
 
 impl Layer {
-    fn read(subject: &Subject, att: &LegacyAttestation<'_>, verified: &Verified) -> Result<Layer> {
+    fn read(subject: &Subject, att: &LegacyLayerInput<'_>, verified: &Verified) -> Result<Layer> {
         if att.bytes.len() as u64 != att.layer.size {
             return Err(Error::new(
                 ErrorKind::DigestMismatch,
@@ -200,8 +200,8 @@ impl Layer {
         Ok(Layer { envelope, statement, annotations, created, odd_media_type })
     }
 
-    fn source(&self, att: &LegacyAttestation<'_>, signature_index: Option<usize>) -> Source {
-        Source {
+    fn source(&self, att: &LegacyLayerInput<'_>, signature_index: Option<usize>) -> LayerSource {
+        LayerSource {
             legacy_manifest: att.legacy_manifest.clone(),
             layer_index: att.layer_index,
             layer_digest: att.layer.digest.clone(),
@@ -211,7 +211,7 @@ impl Layer {
         }
     }
 
-    fn outcome(&self, source: Source, result: Conversion, notes: Vec<Note>) -> SignatureOutcome {
+    fn outcome(&self, source: LayerSource, result: Conversion, notes: Vec<Note>) -> SignatureOutcome {
         SignatureOutcome {
             source,
             predicate_type: self.statement.predicate_type.clone(),
@@ -254,7 +254,7 @@ impl Layer {
     }
 
     /// The manifest annotations shared by both formats: created time and provenance.
-    fn base_annotations(&self, att: &LegacyAttestation<'_>, signature_index: Option<usize>) -> Annotations {
+    fn base_annotations(&self, att: &LegacyLayerInput<'_>, signature_index: Option<usize>) -> Annotations {
         let mut a = Annotations::new();
         if let Some(c) = &self.created {
             a.insert(keys::OCI_CREATED.into(), c.time.clone());
@@ -273,7 +273,7 @@ impl Layer {
     fn bundle_outcome(
         &self,
         subject: &Subject,
-        att: &LegacyAttestation<'_>,
+        att: &LegacyLayerInput<'_>,
         verified: &Verified,
         index: usize,
     ) -> Result<SignatureOutcome> {
@@ -326,7 +326,7 @@ impl Layer {
         annotations.insert(keys::BUNDLE_PREDICATE_TYPE.into(), self.statement.predicate_type.clone());
         let config = Descriptor::empty_config();
         let manifest = artifact_manifest(mt::BUNDLE_V03, &config, &layer, subject, annotations);
-        let referrer = Referrer {
+        let referrer = NewReferrer {
             format: OutputFormat::Bundle,
             manifest,
             blobs: vec![
@@ -339,7 +339,7 @@ impl Layer {
         Ok(self.outcome(source, Conversion::Converted(Box::new(referrer)), notes))
     }
 
-    fn dsse_outcome(&self, subject: &Subject, att: &LegacyAttestation<'_>, verified: &Verified) -> SignatureOutcome {
+    fn dsse_outcome(&self, subject: &Subject, att: &LegacyLayerInput<'_>, verified: &Verified) -> SignatureOutcome {
         let source = self.source(att, None);
         let notes = self.common_notes();
         if verified.signatures.is_empty() {
@@ -356,7 +356,7 @@ impl Layer {
         annotations.insert(keys::IN_TOTO_PREDICATE_TYPE.into(), self.statement.predicate_type.clone());
         let config = Descriptor::empty_config();
         let manifest = artifact_manifest(mt::IN_TOTO, &config, &layer, subject, annotations);
-        let referrer = Referrer {
+        let referrer = NewReferrer {
             format: OutputFormat::Dsse,
             manifest,
             blobs: vec![NewBlob { descriptor: config, bytes: Bytes::from_static(b"{}") }],

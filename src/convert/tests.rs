@@ -51,9 +51,9 @@ fn subject_of(s: &Scenario) -> Subject {
 }
 
 impl Legacy {
-    fn att(&self, i: usize) -> LegacyAttestation<'_> {
+    fn att(&self, i: usize) -> LegacyLayerInput<'_> {
         let (layer, bytes) = &self.layers[i];
-        LegacyAttestation {
+        LegacyLayerInput {
             legacy_manifest: &self.manifest,
             layer_index: i,
             layer,
@@ -89,12 +89,12 @@ fn only(outcomes: Vec<SignatureOutcome>) -> SignatureOutcome {
     outcomes.into_iter().next().unwrap()
 }
 
-fn referrer(outcome: &SignatureOutcome) -> &Referrer {
+fn referrer(outcome: &SignatureOutcome) -> &NewReferrer {
     outcome.referrer().unwrap_or_else(|| panic!("blocked: {:?}", outcome.blocked()))
 }
 
 /// Everything a bundle referrer must satisfy, whatever its source.
-fn check_bundle_referrer(r: &Referrer, subject: &Subject, legacy_envelope: &Envelope, sig: usize) -> Bundle {
+fn check_bundle_referrer(r: &NewReferrer, subject: &Subject, legacy_envelope: &Envelope, sig: usize) -> Bundle {
     let blob = r.bundle_blob().unwrap();
     let bundle = Bundle::parse(&blob.bytes).unwrap();
     assert_eq!(Some(&bundle), r.bundle.as_ref());
@@ -411,7 +411,7 @@ fn several_signatures_become_several_bundles() {
     let subject = subject_of(&s);
     let (bytes, layer, signers) = two_signature_layer(subject.digest());
     let manifest = Digest::sha256(b"legacy manifest");
-    let att = LegacyAttestation {
+    let att = LegacyLayerInput {
         legacy_manifest: &manifest,
         layer_index: 3,
         layer: &layer,
@@ -571,7 +571,7 @@ fn real_article_layers_convert() {
     let created = ["2022-10-13T21:37:54Z", "2022-10-13T23:11:26Z"];
     for (i, layer) in legacy_manifest.layers.iter().enumerate() {
         let bytes = testdata::read(files[i]);
-        let att = LegacyAttestation {
+        let att = LegacyLayerInput {
             legacy_manifest: &manifest_digest,
             layer_index: i,
             layer,
@@ -606,7 +606,7 @@ fn matches_what_sigstore_oci_wrote() {
     let pem_text = String::from_utf8(testdata::read("sigstore-oci-writer/ecdsa-p256.pub.pem")).unwrap();
     let key = VerifiedKey::PublicKey { spki_der: pem::decode_all(&pem_text).unwrap().remove(0).der };
     let verified = Verified { signatures: vec![VerifiedSignature { index: 0, key }], ..Verified::default() };
-    let att = LegacyAttestation {
+    let att = LegacyLayerInput {
         legacy_manifest: &manifest_digest,
         layer_index: 0,
         layer: &legacy_manifest.layers[0],

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::dsse::{self, STATEMENT_V01};
 use super::keys::{Signer, TestKey};
-use super::oci::{self, LegacyLayer, SubjectImage};
+use super::oci::{self, GeneratedLayer, SubjectImage};
 use super::pki::{self, KeylessIdentity};
 use super::rekor::{self, EntryPosition, TestLog};
 use super::repo::GeneratedRepo;
@@ -132,7 +132,7 @@ impl Builder {
     }
 
     /// Build one `.att` layer.
-    pub fn attestation(&mut self, att: Att<'_>) -> Result<(LegacyLayer, LayerInfo)> {
+    pub fn attestation(&mut self, att: Att<'_>) -> Result<(GeneratedLayer, LayerInfo)> {
         self.deterministic &= att.signing.deterministic();
         let payload =
             dsse::statement(STATEMENT_V01, &self.repo.repository, att.subject, att.predicate_type, &att.predicate);
@@ -148,7 +148,7 @@ impl Builder {
             _ => rekor::dsse_body(&env.bytes, &env.payload, &env.signature, &verifier),
         };
         let tlog = self.log(&att.signing, body, &mut annotations)?;
-        let layer = LegacyLayer { media_type: mt::DSSE_ENVELOPE, bytes: env.bytes, annotations };
+        let layer = GeneratedLayer { media_type: mt::DSSE_ENVELOPE, bytes: env.bytes, annotations };
         let info = LayerInfo {
             digest: Digest::sha256(&layer.bytes),
             size: layer.bytes.len() as u64,
@@ -161,7 +161,7 @@ impl Builder {
     }
 
     /// Build one `.sig` layer over the simple-signing payload for `subject`.
-    pub fn signature(&mut self, subject: &Digest, signing: Signing) -> Result<(LegacyLayer, LayerInfo)> {
+    pub fn signature(&mut self, subject: &Digest, signing: Signing) -> Result<(GeneratedLayer, LayerInfo)> {
         self.deterministic &= signing.deterministic();
         let payload = oci::simple_signing_payload(&self.repo.repository, subject, None);
         let sig = signing.signer().sign(&payload)?;
@@ -169,7 +169,7 @@ impl Builder {
         annotations.insert(ann::COSIGN_SIGNATURE.into(), STANDARD.encode(&sig));
         let verifier = self.material(&signing, &mut annotations)?;
         let tlog = self.log(&signing, || rekor::hashedrekord_body(&payload, &sig, &verifier), &mut annotations)?;
-        let layer = LegacyLayer { media_type: mt::SIMPLE_SIGNING, bytes: payload, annotations };
+        let layer = GeneratedLayer { media_type: mt::SIMPLE_SIGNING, bytes: payload, annotations };
         let info = LayerInfo {
             digest: Digest::sha256(&layer.bytes),
             size: layer.bytes.len() as u64,
@@ -186,10 +186,10 @@ impl Builder {
         &mut self,
         kind: AttachmentKind,
         subject: &Digest,
-        layers: Vec<(LegacyLayer, LayerInfo)>,
+        layers: Vec<(GeneratedLayer, LayerInfo)>,
         created: &str,
     ) -> Digest {
-        let (legacy, infos): (Vec<LegacyLayer>, Vec<LayerInfo>) = layers.into_iter().unzip();
+        let (legacy, infos): (Vec<GeneratedLayer>, Vec<LayerInfo>) = layers.into_iter().unzip();
         let (manifest, config) = oci::legacy_manifest_and_config(&legacy, created);
         self.repo.add_blob(config);
         for l in legacy {

@@ -21,7 +21,7 @@ pub const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// One layer of a legacy cosign manifest.
 #[derive(Clone, Debug)]
-pub struct LegacyLayer {
+pub struct GeneratedLayer {
     /// Layer media type (DSSE envelope or simple signing).
     pub media_type: &'static str,
     /// Layer bytes.
@@ -30,7 +30,7 @@ pub struct LegacyLayer {
     pub annotations: Annotations,
 }
 
-impl LegacyLayer {
+impl GeneratedLayer {
     /// The descriptor the manifest holds for this layer.
     pub fn descriptor(&self) -> Descriptor {
         let mut d = Descriptor::of(self.media_type, &self.bytes);
@@ -57,14 +57,14 @@ pub fn legacy_config(diff_ids: &[Digest], created: &str) -> Vec<u8> {
 }
 
 /// The config and manifest cosign pushes for `layers`: `(manifest, config)`.
-pub fn legacy_manifest_and_config(layers: &[LegacyLayer], created: &str) -> (Vec<u8>, Vec<u8>) {
+pub fn legacy_manifest_and_config(layers: &[GeneratedLayer], created: &str) -> (Vec<u8>, Vec<u8>) {
     let diff_ids: Vec<Digest> = layers.iter().map(|l| Digest::sha256(&l.bytes)).collect();
     let config = legacy_config(&diff_ids, created);
     (legacy_manifest(&config, layers), config)
 }
 
 /// A legacy manifest around `config` and `layers`, in go-containerregistry's field order.
-pub fn legacy_manifest(config: &[u8], layers: &[LegacyLayer]) -> Vec<u8> {
+pub fn legacy_manifest(config: &[u8], layers: &[GeneratedLayer]) -> Vec<u8> {
     let ggcr = |media_type: &str, bytes: &[u8], annotations: &Annotations| {
         let mut d = json!({"mediaType": media_type, "size": bytes.len(), "digest": Digest::sha256(bytes).to_string()});
         if !annotations.is_empty() {
@@ -217,7 +217,7 @@ mod tests {
     fn legacy_manifest_uses_ggcr_field_order() {
         let mut annotations = Annotations::new();
         annotations.insert("dev.cosignproject.cosign/signature".into(), String::new());
-        let layers = [LegacyLayer { media_type: mt::DSSE_ENVELOPE, bytes: b"{}".to_vec(), annotations }];
+        let layers = [GeneratedLayer { media_type: mt::DSSE_ENVELOPE, bytes: b"{}".to_vec(), annotations }];
         let (m, _config) = legacy_manifest_and_config(&layers, GO_ZERO_TIME);
         let m = String::from_utf8(m).unwrap();
         assert!(m.starts_with(r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":"#), "{m}");

@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::build::{Att, Builder, Signing};
 use super::content::{self, ARTICLE_SLSA_TEXT, predicate_type as pt};
 use super::keys::{Scheme, Signer, TestKey};
-use super::oci::{GO_ZERO_TIME, LegacyLayer, subject_image};
+use super::oci::{GO_ZERO_TIME, GeneratedLayer, subject_image};
 use super::pki::KeylessIdentity;
 use super::prng::Prng;
 use super::rekor::TestLog;
@@ -146,7 +146,10 @@ pub fn cosign_v2_style() -> Result<Scenario> {
 
 /// What `cosign attest --replace` does: the new layer first, then every layer whose signed
 /// predicate type differs; same-type layers are dropped.
-fn cosign_replace(old: &[(LegacyLayer, LayerInfo)], new: (LegacyLayer, LayerInfo)) -> Vec<(LegacyLayer, LayerInfo)> {
+fn cosign_replace(
+    old: &[(GeneratedLayer, LayerInfo)],
+    new: (GeneratedLayer, LayerInfo),
+) -> Vec<(GeneratedLayer, LayerInfo)> {
     let kept: Vec<_> = old.iter().filter(|(_, info)| info.predicate_type != new.1.predicate_type).cloned().collect();
     std::iter::once(new).chain(kept).collect()
 }

@@ -14,7 +14,7 @@ use crate::verify::Verification;
 /// Where an attestation was found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", rename_all_fields = "camelCase")]
-pub enum Source {
+pub enum AnswerSource {
     /// A Sigstore-bundle referrer.
     Referrer {
         /// The referrer manifest.
@@ -72,7 +72,7 @@ impl Emit {
 #[derive(Clone, Debug)]
 pub struct Attestation {
     /// Where it was found.
-    pub source: Source,
+    pub source: AnswerSource,
     /// The signed predicate type.
     pub predicate_type: String,
     /// Creation time used for "newest": the referrer's `org.opencontainers.image.created` annotation, or for
@@ -198,7 +198,7 @@ mod tests {
             signatures: vec![crate::model::dsse::Signature { keyid: String::new(), sig: vec![1, 2, 3] }],
         };
         Attestation {
-            source: Source::Legacy {
+            source: AnswerSource::Legacy {
                 manifest: Digest::sha256(b"m"),
                 tag: "t".into(),
                 layer: 0,

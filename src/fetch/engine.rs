@@ -10,7 +10,7 @@ use crate::model::predicate::hint_predicate;
 use crate::store::Repository;
 use crate::verify::{FailureReason, SignedEntity, Verifier};
 
-use super::attestation::{Attestation, Source};
+use super::attestation::{AnswerSource, Attestation};
 use super::select::Query;
 use super::stats::GetStats;
 use super::{GetOptions, Rejected};
@@ -42,7 +42,7 @@ impl<'a, R: Repository> Run<'a, R> {
 
     /// A candidate that could not be read (malformed, wrong digest, oversized) is rejected; an error of
     /// the store (network, auth) ends the run.
-    pub fn unreadable(&mut self, source: Source, e: Error) -> Result<()> {
+    pub fn unreadable(&mut self, source: AnswerSource, e: Error) -> Result<()> {
         if e.kind().is_bad_data() {
             self.rejected.push(Rejected { source, reason: FailureReason::Malformed, message: format!("{e:#}") });
             Ok(())

@@ -11,7 +11,7 @@ use crate::read::legacy::{self, LayerContent};
 use crate::store::Repository;
 use crate::verify::SignedEntity;
 
-use super::attestation::{Attestation, Source};
+use super::attestation::{AnswerSource, Attestation};
 use super::engine::Run;
 use super::select::plan_legacy;
 use super::stats::{LegacyCost, LegacyStats};
@@ -34,7 +34,7 @@ pub(super) async fn search<R: Repository>(run: &mut Run<'_, R>) -> Result<()> {
     let first_new = run.accepted.len();
     for &index in &plan.read {
         let descriptor = &manifest.layers()[index];
-        let source = Source::Legacy {
+        let source = AnswerSource::Legacy {
             manifest: manifest.raw.digest.clone(),
             tag: manifest.tag.clone(),
             layer: index,
@@ -96,8 +96,8 @@ fn keep_newest(accepted: &mut Vec<Attestation>, from: usize) {
     let key = |a: &Attestation| {
         let time = a.created.as_deref().and_then(|c| parse_rfc3339(c).ok());
         let layer = match &a.source {
-            Source::Legacy { layer, .. } => *layer,
-            Source::Referrer { .. } => 0,
+            AnswerSource::Legacy { layer, .. } => *layer,
+            AnswerSource::Referrer { .. } => 0,
         };
         (time, layer)
     };

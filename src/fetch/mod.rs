@@ -81,7 +81,7 @@ use crate::model::predicate::check_type_query;
 use crate::store::Repository;
 use crate::verify::{FailureReason, Verifier};
 
-pub use attestation::{Attestation, Emit, Source};
+pub use attestation::{AnswerSource, Attestation, Emit};
 pub use legacy::legacy_cost;
 pub use names::{file_name, sanitize};
 pub use select::hint_matches;
@@ -127,7 +127,7 @@ impl GetOptions {
 #[serde(rename_all = "camelCase")]
 pub struct Rejected {
     /// Where it was.
-    pub source: Source,
+    pub source: AnswerSource,
     /// Why.
     pub reason: FailureReason,
     /// The specifics.

@@ -9,7 +9,7 @@ use crate::read::referrers::{self, ReferrerContent, ReferrerFormat};
 use crate::store::{ReferrersSource, Repository};
 use crate::verify::SignedEntity;
 
-use super::attestation::{Attestation, Source};
+use super::attestation::{AnswerSource, Attestation};
 use super::engine::Run;
 use super::select::{ReferrerKind, plan_referrers_of};
 
@@ -70,7 +70,8 @@ async fn search_kind<R: Repository>(run: &mut Run<'_, R>, kind: ReferrerKind) ->
 }
 
 async fn try_one<R: Repository>(run: &mut Run<'_, R>, listed: &Descriptor) -> Result<()> {
-    let unread = Source::Referrer { manifest: listed.digest.clone(), bundle: listed.digest.clone(), writer: None };
+    let unread =
+        AnswerSource::Referrer { manifest: listed.digest.clone(), bundle: listed.digest.clone(), writer: None };
     let referrer = match referrers::read_referrer(run.repo, &run.image, listed, true, run.limits()).await {
         Ok(r) => r,
         Err(e) => return run.unreadable(unread, e),
@@ -89,7 +90,7 @@ async fn try_one<R: Repository>(run: &mut Run<'_, R>, listed: &Descriptor) -> Re
             // The layer keeps the legacy verification material (certificate, Rekor bundle) as annotations.
             let annotations = layer_annotations;
             let candidate = Attestation {
-                source: Source::Referrer {
+                source: AnswerSource::Referrer {
                     manifest: referrer.raw.digest.clone(),
                     bundle: bundle_digest,
                     writer: referrers::writer_hint(&referrer.raw.manifest),
@@ -120,7 +121,7 @@ async fn try_one<R: Repository>(run: &mut Run<'_, R>, listed: &Descriptor) -> Re
     };
     let created = created_of(&referrer.raw.manifest, listed);
     let candidate = Attestation {
-        source: Source::Referrer {
+        source: AnswerSource::Referrer {
             manifest: referrer.raw.digest.clone(),
             bundle: bundle_digest,
             writer: referrers::writer_hint(&referrer.raw.manifest),

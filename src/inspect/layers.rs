@@ -8,7 +8,7 @@ use crate::model::time::format_unix;
 use crate::read::legacy::{LayerContent, LegacyLayer};
 use crate::read::referrers::{Referrer, ReferrerContent};
 
-use super::report::{Anomaly, ContentHint, LegacyLayer as LayerReport, LogEntryInfo, ReferrerReport};
+use super::report::{Anomaly, ContentHint, LegacyLayerReport as LayerReport, LogEntryInfo, ReferrerReport};
 
 /// Report entry for one legacy layer, plus the anomalies it shows.
 pub(crate) fn legacy_layer(image: &Digest, layer: &LegacyLayer, tag: &str) -> (LayerReport, Vec<Anomaly>) {

@@ -88,13 +88,13 @@ pub struct LegacyArtifact {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config_created: Option<String>,
     /// One entry per layer, in manifest order.
-    pub layers: Vec<LegacyLayer>,
+    pub layers: Vec<LegacyLayerReport>,
 }
 
 /// One layer of a legacy manifest.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LegacyLayer {
+pub struct LegacyLayerReport {
     /// Position in the manifest.
     pub index: usize,
     /// Layer digest.

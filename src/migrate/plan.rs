@@ -15,8 +15,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::convert::{
-    Conversion, ImagePlan, LegacyAttestation, OutputFormat, Referrer, SignatureOutcome, Subject, Verified, VerifiedKey,
-    VerifiedSignature, convert_layer,
+    Conversion, ImagePlan, LegacyLayerInput, NewReferrer, OutputFormat, SignatureOutcome, Subject, Verified,
+    VerifiedKey, VerifiedSignature, convert_layer,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::bundle::Bundle;
@@ -24,7 +24,7 @@ use crate::model::cosign::{LegacyLayerAnnotations, TagKind};
 use crate::model::digest::Digest;
 use crate::model::oci::Descriptor;
 use crate::model::rekor::RekorSpec;
-use crate::read::legacy::{self, Attestation, LayerContent, LegacyManifest};
+use crate::read::legacy::{self, LayerContent, LegacyManifest, SignedStatement};
 use crate::store::Repository;
 use crate::verify::{Failure, SignedEntity, Signer, Verification, Verifier};
 
@@ -36,7 +36,7 @@ use super::report::Outcome;
 #[derive(Clone, Debug)]
 pub struct Pending {
     /// The converted referrer. Its parsed `bundle` is not kept: its serialised blob is what counts.
-    pub referrer: Referrer,
+    pub referrer: NewReferrer,
     /// SHA-256 of the legacy layer's DSSE payload: the written referrer must carry exactly those bytes.
     /// (A digest, not the bytes: a multi-megabyte payload is not kept alive through the upload for a
     /// comparison only the full read-back makes.)
@@ -304,7 +304,7 @@ async fn parse_off_runtime(att: &LegacyManifest, manifest: &Digest, blobs: Vec<B
             .enumerate()
             .map(|(index, (descriptor, bytes))| {
                 let what = || format!("layer {index} ({}) of {tag}", descriptor.digest.short());
-                let a = Attestation::parse(bytes).map_err(|e| e.context(what()))?;
+                let a = SignedStatement::parse(bytes).map_err(|e| e.context(what()))?;
                 Ok(Layer {
                     manifest: manifest.clone(),
                     index,
@@ -415,7 +415,7 @@ async fn convert_off_runtime(
     super::cpu::run("converting", move || -> Result<Converted> {
         let mut outcomes = Vec::new();
         for (layer, v) in layers.iter().zip(&verified) {
-            let att = LegacyAttestation {
+            let att = LegacyLayerInput {
                 legacy_manifest: &layer.manifest,
                 layer_index: layer.index,
                 layer: &layer.descriptor,
@@ -448,7 +448,7 @@ async fn convert_off_runtime(
 /// for byte, and verify it under the policy.
 fn check_upload(
     verifier: &Verifier,
-    referrer: &Referrer,
+    referrer: &NewReferrer,
     legacy_payload: Option<&[u8]>,
     image: &Digest,
 ) -> std::result::Result<(), String> {
@@ -504,7 +504,7 @@ mod tests {
         let prepared = plan_image(&repo, &scenario.image, &verifier, &MigrateOptions::default()).await.unwrap();
         assert_eq!(prepared.outcome, Outcome::Planned, "{:?}", prepared.reasons);
         let [a, b] = &prepared.pending[..] else { panic!("two referrers expected") };
-        let payload = |r: &Referrer| {
+        let payload = |r: &NewReferrer| {
             Bundle::parse(&r.bundle_blob().unwrap().bytes).unwrap().dsse_envelope().unwrap().payload.clone()
         };
         let (pa, pb) = (payload(&a.referrer), payload(&b.referrer));

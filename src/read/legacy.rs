@@ -71,7 +71,7 @@ pub async fn fetch_manifest<R: Repository>(
 #[derive(Clone, Debug)]
 pub enum LayerContent {
     /// A DSSE envelope around an in-toto statement (`.att`).
-    Attestation(Attestation),
+    Attestation(SignedStatement),
     /// A simple-signing payload (`.sig`); the signature is in the layer annotation.
     SimpleSigning {
         /// Exact layer bytes (what was signed).
@@ -85,7 +85,7 @@ pub enum LayerContent {
 
 /// A DSSE-enveloped in-toto statement with its exact bytes.
 #[derive(Clone, Debug)]
-pub struct Attestation {
+pub struct SignedStatement {
     /// Exact envelope bytes as stored.
     pub bytes: Bytes,
     /// The parsed envelope (payload decoded).
@@ -94,9 +94,9 @@ pub struct Attestation {
     pub statement: Statement,
 }
 
-impl Attestation {
+impl SignedStatement {
     /// Parse envelope bytes; the payload must be an in-toto statement.
-    pub fn parse(bytes: Bytes) -> Result<Attestation> {
+    pub fn parse(bytes: Bytes) -> Result<SignedStatement> {
         let envelope = Envelope::parse(&bytes)?;
         if !envelope.is_in_toto() {
             return Err(Error::invalid_format(format!(
@@ -105,7 +105,7 @@ impl Attestation {
             )));
         }
         let statement = Statement::parse(&envelope.payload)?;
-        Ok(Attestation { bytes, envelope, statement })
+        Ok(SignedStatement { bytes, envelope, statement })
     }
 }
 
@@ -143,7 +143,7 @@ pub async fn read_layer<R: Repository>(
         (TagKind::Sbom, _) => LayerContent::NotRead,
         (TagKind::Attestation, _) | (_, mt::DSSE_ENVELOPE) => {
             let bytes = repo.get_blob(&descriptor, limits.max_blob_bytes).await.map_err(|e| e.context(what()))?;
-            LayerContent::Attestation(Attestation::parse(bytes).map_err(|e| e.context(what()))?)
+            LayerContent::Attestation(SignedStatement::parse(bytes).map_err(|e| e.context(what()))?)
         }
         (_, mt::SIMPLE_SIGNING) => {
             let bytes = repo.get_blob(&descriptor, limits.max_blob_bytes).await.map_err(|e| e.context(what()))?;

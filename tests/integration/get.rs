@@ -529,7 +529,7 @@ async fn get_from_dsse_format_referrers() {
 /// from a bundle referrer and from a bare DSSE referrer.
 #[tokio::test]
 async fn the_predicate_is_emitted_exactly_as_signed() {
-    use att2ref::demo::oci::{GO_ZERO_TIME, LegacyLayer, legacy_manifest_and_config, subject_image};
+    use att2ref::demo::oci::{GO_ZERO_TIME, GeneratedLayer, legacy_manifest_and_config, subject_image};
     use att2ref::demo::{TestKey, dsse::sign_envelope};
 
     // (predicate type, the predicate as signed, what --emit predicate must give)
@@ -561,7 +561,7 @@ async fn the_predicate_is_emitted_exactly_as_signed() {
         let envelope = sign_envelope(payload.into_bytes(), &TestKey::Rsa4096.signer()).unwrap();
         let mut annotations = att2ref::model::oci::Annotations::new();
         annotations.insert("dev.cosignproject.cosign/signature".into(), String::new());
-        layers.push(LegacyLayer { media_type: mt::DSSE_ENVELOPE, bytes: envelope.bytes, annotations });
+        layers.push(GeneratedLayer { media_type: mt::DSSE_ENVELOPE, bytes: envelope.bytes, annotations });
     }
     let (manifest, config) = legacy_manifest_and_config(&layers, GO_ZERO_TIME);
     store.add_blob(config);

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use att2ref::convert::{
-    LegacyAttestation, OutputFormat, Subject, Verified, VerifiedKey, VerifiedSignature, convert_layer,
+    LegacyLayerInput, OutputFormat, Subject, Verified, VerifiedKey, VerifiedSignature, convert_layer,
 };
 use att2ref::demo::{AttachmentKind, Scenario, Scheme, SignedBy, TestKey};
 use att2ref::model::digest::Digest;
@@ -153,7 +153,7 @@ impl Writer<'_> {
     }
 
     /// Convert one layer (one signature, verified under `spki_der`) and write its bundle as `name`.
-    fn convert(&mut self, name: &str, subject: &Subject, att: &LegacyAttestation<'_>, spki_der: Vec<u8>) -> PathBuf {
+    fn convert(&mut self, name: &str, subject: &Subject, att: &LegacyLayerInput<'_>, spki_der: Vec<u8>) -> PathBuf {
         let verified = Verified {
             signatures: vec![VerifiedSignature { index: 0, key: VerifiedKey::PublicKey { spki_der } }],
             ..Verified::default()
@@ -184,7 +184,7 @@ impl Writer<'_> {
                     continue;
                 };
                 let bytes = s.repo.blob(&layer.digest).expect("the layer is in the store");
-                let legacy = LegacyAttestation {
+                let legacy = LegacyLayerInput {
                     legacy_manifest: &att.manifest,
                     layer_index: i,
                     layer,
@@ -215,7 +215,7 @@ impl Writer<'_> {
         assert_eq!(manifest.layers.len(), 2);
         for (i, layer) in manifest.layers.iter().enumerate() {
             let bytes = corpus::read(&format!("{CSSC}/sigstore-attestation/{}.tar.gz", layer.digest.hex()));
-            let legacy = LegacyAttestation {
+            let legacy = LegacyLayerInput {
                 legacy_manifest: &manifest_digest,
                 layer_index: i,
                 layer,
@@ -238,7 +238,7 @@ impl Writer<'_> {
         let key = "sigstore-oci-writer/ecdsa-p256.pub.pem";
         let spki =
             att2ref::model::pem::decode_all(&String::from_utf8(corpus::read(key)).unwrap()).unwrap().remove(0).der;
-        let legacy = LegacyAttestation {
+        let legacy = LegacyLayerInput {
             legacy_manifest: &manifest_digest,
             layer_index: 0,
             layer: &manifest.layers[0],

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use att2ref::inspect::report::{
-    ImageReport, InspectReport, LegacyArtifact, LegacyLayer, ReferrerReport, ReferrersReport,
+    ImageReport, InspectReport, LegacyArtifact, LegacyLayerReport, ReferrerReport, ReferrersReport,
 };
 
 /// Render an inspection report as one tree per image digest.
@@ -93,7 +93,7 @@ fn legacy(out: &mut String, indent: &str, last: bool, what: &str, a: &LegacyArti
     }
 }
 
-fn legacy_layer(l: &LegacyLayer) -> String {
+fn legacy_layer(l: &LegacyLayerReport) -> String {
     let mut s = format!("[{}] ", l.index);
     match (&l.predicate_type, l.content.as_str()) {
         (Some(p), _) => s.push_str(p),

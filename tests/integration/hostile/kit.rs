@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use att2ref::demo::dsse::{STATEMENT_V01, sign_envelope, statement};
-use att2ref::demo::oci::{LegacyLayer, legacy_manifest_and_config, subject_image};
+use att2ref::demo::oci::{GeneratedLayer, legacy_manifest_and_config, subject_image};
 use att2ref::demo::{TestKey, TestLog};
 use att2ref::model::digest::Digest;
 use att2ref::model::media_type::{self as mt, annotations as ann};
@@ -84,7 +84,7 @@ impl Kit {
     }
 
     /// Push `layers` as the subject's legacy `.att` (config, layers, manifest) through the API.
-    pub fn att(&self, repo: &str, subject: &Digest, layers: &[LegacyLayer]) -> Digest {
+    pub fn att(&self, repo: &str, subject: &Digest, layers: &[GeneratedLayer]) -> Digest {
         let (manifest, config) = legacy_manifest_and_config(layers, "2024-01-01T00:00:00Z");
         self.blob(repo, config);
         let unique: std::collections::BTreeSet<&Vec<u8>> = layers.iter().map(|l| &l.bytes).collect();
@@ -95,7 +95,7 @@ impl Kit {
     }
 
     /// A subject and an `.att` holding exactly `layers`; the image digest.
-    pub fn image_with(&self, repo: &str, layers: impl FnOnce(&Digest) -> Vec<LegacyLayer>) -> Digest {
+    pub fn image_with(&self, repo: &str, layers: impl FnOnce(&Digest) -> Vec<GeneratedLayer>) -> Digest {
         let subject = self.subject(repo);
         let layers = layers(&subject);
         self.att(repo, &subject, &layers);
@@ -222,23 +222,23 @@ pub fn envelope_by(payload: Vec<u8>, key: TestKey) -> Vec<u8> {
 }
 
 /// A legacy `.att` layer with cosign's annotations.
-pub fn layer(bytes: Vec<u8>) -> LegacyLayer {
+pub fn layer(bytes: Vec<u8>) -> GeneratedLayer {
     layer_with(bytes, &[])
 }
 
 /// A legacy `.att` layer with cosign's annotations plus `extra`.
-pub fn layer_with(bytes: Vec<u8>, extra: &[(&str, &str)]) -> LegacyLayer {
+pub fn layer_with(bytes: Vec<u8>, extra: &[(&str, &str)]) -> GeneratedLayer {
     let mut annotations = Annotations::new();
     annotations.insert(ann::COSIGN_SIGNATURE.into(), String::new());
     annotations.insert(ann::COSIGN_PREDICATE_TYPE.into(), PREDICATE.into());
     for (k, v) in extra {
         annotations.insert((*k).into(), (*v).into());
     }
-    LegacyLayer { media_type: mt::DSSE_ENVELOPE, bytes, annotations }
+    GeneratedLayer { media_type: mt::DSSE_ENVELOPE, bytes, annotations }
 }
 
 /// A well-formed, correctly signed layer for `subject`.
-pub fn good_layer(subject: &Digest) -> LegacyLayer {
+pub fn good_layer(subject: &Digest) -> GeneratedLayer {
     layer(envelope(stmt(subject)))
 }
 
@@ -267,7 +267,7 @@ pub fn dsse_body_for(envelope: &[u8]) -> Value {
 }
 
 /// A legacy manifest's JSON with `edit` applied (for descriptors that lie).
-pub fn edited_att(layers: &[LegacyLayer], edit: impl FnOnce(&mut Value)) -> (Vec<u8>, Vec<u8>) {
+pub fn edited_att(layers: &[GeneratedLayer], edit: impl FnOnce(&mut Value)) -> (Vec<u8>, Vec<u8>) {
     let (manifest, config) = legacy_manifest_and_config(layers, "2024-01-01T00:00:00Z");
     let mut v: Value = serde_json::from_slice(&manifest).unwrap();
     edit(&mut v);

@@ -88,10 +88,10 @@ fn emit_of(e: args::Emit) -> Emit {
     }
 }
 
-fn describe(source: &fetch::Source) -> String {
+fn describe(source: &fetch::AnswerSource) -> String {
     match source {
-        fetch::Source::Referrer { manifest, .. } => format!("referrer {manifest}"),
-        fetch::Source::Legacy { tag, layer, .. } => format!("{tag} layer {layer}"),
+        fetch::AnswerSource::Referrer { manifest, .. } => format!("referrer {manifest}"),
+        fetch::AnswerSource::Legacy { tag, layer, .. } => format!("{tag} layer {layer}"),
     }
 }
 
@@ -185,8 +185,8 @@ fn print_stats(
     would: Option<LegacyCost>,
 ) -> Result<()> {
     let answered_by = match result.attestation().map(|a| &a.source) {
-        Some(fetch::Source::Referrer { .. }) => "referrer",
-        Some(fetch::Source::Legacy { .. }) => "legacy",
+        Some(fetch::AnswerSource::Referrer { .. }) => "referrer",
+        Some(fetch::AnswerSource::Legacy { .. }) => "legacy",
         None => "none",
     };
     let report = StatsReport {
