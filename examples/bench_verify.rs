@@ -11,7 +11,7 @@ use std::time::Instant;
 use att2ref::model::cosign::LegacyLayerAnnotations;
 use att2ref::model::digest::Digest;
 use att2ref::model::oci::Annotations;
-use att2ref::verify::{Policy, PublicKey, SignedEntity, Verifier};
+use att2ref::verification::{Policy, PublicKey, SignedEntity, Verifier};
 use rayon::prelude::*;
 
 const IMAGE: &str = "sha256:9bd049b6b470118cc6a02d58595b86107407c9e288c0d556ce342ea8acbafdf4";

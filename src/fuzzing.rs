@@ -20,5 +20,5 @@ pub fn link_next(value: &str) -> Option<String> {
 /// Whether DER bytes parse as an RFC 3161 time-stamp response or bare token (`dev.sigstore.cosign/rfc3161timestamp`
 /// and a bundle's `timestampVerificationData`), before any signature or certificate is checked.
 pub fn rfc3161_token(der: &[u8]) -> bool {
-    crate::verify::tsa::token::parse(der).is_ok()
+    crate::verification::tsa::token::parse(der).is_ok()
 }

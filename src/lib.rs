@@ -7,9 +7,9 @@
 //! - [`store`]: where manifests and blobs live — a registry ([`store::registry`]) or an OCI image layout
 //!   ([`store::layout`]) — behind one [`store::Repository`] trait;
 //! - [`read`]: readers for every attestation layout over any repository;
-//! - [`inspect`]: reports of what is attached to an image;
-//! - [`verify`]: offline verification, keys and keyless (pure); [`check`] runs it over an image;
-//! - [`fetch`]: one attestation by predicate type, downloading nothing else (`att2ref get`);
+//! - [`verification`]: offline verification, keys and keyless (pure);
+//! - [`inspect`], [`verify`], [`migrate`], [`get`], [`prune`], [`demo`]: one module per command of the
+//!   `att2ref` binary, named after it (`att2ref verify` runs [`verify::verify_image`] and so on);
 //! - [`convert`]: a verified legacy layer → Sigstore bundle v0.3 → referrer manifest (pure);
 //! - [`targets`]: images, repositories, layouts and whole registries resolved into a stream of
 //!   repositories to work on (what `migrate` and `prune` take);
@@ -58,13 +58,12 @@
 
 #![warn(missing_docs)]
 
-pub mod check;
 pub mod convert;
 pub mod demo;
 pub mod error;
-pub mod fetch;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod get;
 pub mod inspect;
 pub mod limits;
 pub mod migrate;
@@ -74,6 +73,7 @@ pub mod read;
 pub mod report;
 pub mod store;
 pub mod targets;
+pub mod verification;
 pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};

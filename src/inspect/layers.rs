@@ -110,7 +110,7 @@ pub(crate) fn legacy_layer(image: &Digest, layer: &LegacyLayer, tag: &str) -> (L
 
 /// The first SAN and the Fulcio OIDC issuer of a certificate, for display (not verified here).
 fn certificate_summary(der: &[u8]) -> crate::Result<(Option<String>, Option<String>)> {
-    let info = crate::verify::CertificateInfo::from_der(der)?;
+    let info = crate::verification::CertificateInfo::from_der(der)?;
     Ok((info.sans.first().map(|s| s.value().to_owned()), info.oidc_issuer))
 }
 

@@ -17,7 +17,7 @@ use super::{ImageReport, Journal, MigrateOptions, Progress, images_with_attestat
 use crate::model::digest::Digest;
 use crate::store::{AnyRepository, Repository};
 use crate::targets::{RepositoryTarget, TargetError};
-use crate::verify::Verifier;
+use crate::verification::Verifier;
 
 /// What a batch did: every image report, and the targets (or repositories) that could not be listed.
 #[derive(Debug, Default)]

@@ -27,7 +27,7 @@
 //! use std::sync::Arc;
 //! use att2ref::migrate::{MigrateOptions, migrate_image, report::Outcome};
 //! use att2ref::store::{Repository, layout::LayoutRepository};
-//! use att2ref::verify::{Policy, PublicKey, Verifier};
+//! use att2ref::verification::{Policy, PublicKey, Verifier};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> att2ref::Result<()> {
@@ -68,7 +68,7 @@ use crate::limits::Limits;
 use crate::model::cosign::TagKind;
 use crate::model::digest::Digest;
 use crate::store::{Repository, tag_schema};
-use crate::verify::Verifier;
+use crate::verification::Verifier;
 
 pub use batch::{BatchOutcome, migrate_batch};
 pub use journal::Journal;

@@ -26,7 +26,7 @@ use crate::model::oci::Descriptor;
 use crate::model::rekor::RekorSpec;
 use crate::read::legacy::{self, LayerContent, LegacyManifest, SignedStatement};
 use crate::store::Repository;
-use crate::verify::{Failure, SignedEntity, Signer, Verification, Verifier};
+use crate::verification::{Failure, SignedEntity, Signer, Verification, Verifier};
 
 use super::MigrateOptions;
 use super::rekor::verify_fetched;
@@ -469,7 +469,7 @@ fn other_key_signatures(
     payload: &[u8],
     signatures: &[crate::model::dsse::Signature],
     verified_index: usize,
-    keys: &[crate::verify::PublicKey],
+    keys: &[crate::verification::PublicKey],
 ) -> Vec<VerifiedSignature> {
     let pae = crate::model::dsse::pae(payload_type, payload);
     signatures
@@ -489,7 +489,7 @@ fn other_key_signatures(
 mod tests {
     use super::*;
     use crate::store::layout::LayoutRepository;
-    use crate::verify::{Policy, PublicKey};
+    use crate::verification::{Policy, PublicKey};
 
     /// The pre-upload check reads the serialised bytes: a blob that does not parse, carries another payload
     /// or no longer verifies is refused, whatever structure it was made from.

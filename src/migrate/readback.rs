@@ -33,7 +33,7 @@ use crate::model::dsse::Envelope;
 use crate::model::media_type as mt;
 use crate::model::oci::{Descriptor, Manifest};
 use crate::store::{BlobState, Repository};
-use crate::verify::{SignedEntity, Verifier};
+use crate::verification::{SignedEntity, Verifier};
 
 use super::plan::Pending;
 

@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::model::rekor::RekorBundle;
 use crate::model::trust::TrustedRoot;
 use crate::store::registry::RegistryClient;
-use crate::verify::{PublicKey, leaf_hash, verify_checkpoint, verify_inclusion};
+use crate::verification::{PublicKey, leaf_hash, verify_checkpoint, verify_inclusion};
 
 /// A Rekor entry response is a few KB; a cap keeps a hostile endpoint from filling memory.
 const MAX_RESPONSE_BYTES: u64 = 1 << 20;

@@ -9,7 +9,7 @@ use crate::model::digest::Digest;
 use crate::model::oci::Manifest;
 use crate::store::Repository;
 use crate::store::tag_schema::remove_entry;
-use crate::verify::Verifier;
+use crate::verification::Verifier;
 
 use super::find::{needed_by_others, resolve_tags, shared_reason, tag_map};
 use super::orphans::{self, OrphanPolicy, SearchResult, SearchSet, SubjectSearch};

@@ -19,7 +19,7 @@ use crate::model::dsse::Envelope;
 use crate::read::legacy::fetch_manifest;
 use crate::read::referrers::{ReferrerContent, read_referrer};
 use crate::store::Repository;
-use crate::verify::{SignedEntity, Verifier};
+use crate::verification::{SignedEntity, Verifier};
 
 /// Whether one image's legacy `.att` may be removed.
 #[derive(Clone, Debug)]
@@ -191,7 +191,7 @@ mod tests {
     use crate::model::oci::{Index, Manifest, to_canonical_bytes};
     use crate::model::referrers_index::{referrer_entry, remove_referrer};
     use crate::store::layout::LayoutRepository;
-    use crate::verify::{Policy, PublicKey};
+    use crate::verification::{Policy, PublicKey};
 
     fn verifier(key: &str) -> Arc<Verifier> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys").join(key);

@@ -10,7 +10,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::{Item, Observer, OrphanPolicy, PruneOptions, Scope, SearchSets, prune_repository};
 use crate::targets::{RepositoryTarget, TargetError};
-use crate::verify::Verifier;
+use crate::verification::Verifier;
 
 /// What a batch found and did: every item, and the targets that could not be resolved.
 #[derive(Debug, Default)]

@@ -12,7 +12,7 @@ use crate::model::media_type::annotations::OCI_CREATED;
 use crate::model::oci::{Descriptor, Manifest};
 use crate::read::referrers::{ReferrerFormat, classify};
 use crate::store::Repository;
-use crate::verify::Verifier;
+use crate::verification::Verifier;
 
 use super::orphans::{self, OrphanPolicy, SearchResult, SubjectSearch};
 use super::report::{Item, ItemKind, Status};

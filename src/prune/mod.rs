@@ -30,7 +30,7 @@ use std::sync::Arc;
 use crate::limits::Limits;
 use crate::model::digest::Digest;
 use crate::store::Repository;
-use crate::verify::Verifier;
+use crate::verification::Verifier;
 
 pub use batch::{PruneBatch, prune_batch};
 pub use orphans::{OrphanPolicy, SearchResult, SearchScope, SearchSet, SearchSets, SubjectSearch};

@@ -438,10 +438,10 @@ async fn an_interrupted_run_is_completed() {
     scenario.repo.push_to(&repo).await.unwrap();
 
     let pem = std::fs::read(rsa_key()).unwrap();
-    let policy = att2ref::verify::Policy::new()
-        .with_key(att2ref::verify::PublicKey::from_pem(&pem).unwrap())
+    let policy = att2ref::verification::Policy::new()
+        .with_key(att2ref::verification::PublicKey::from_pem(&pem).unwrap())
         .insecure_ignore_tlog(true);
-    let verifier = Arc::new(att2ref::verify::Verifier::new(policy).unwrap());
+    let verifier = Arc::new(att2ref::verification::Verifier::new(policy).unwrap());
     let prepared = plan::plan_image(&repo, &scenario.image, &verifier, &MigrateOptions::default()).await.unwrap();
     assert_eq!(prepared.pending.len(), 2);
     let first = &prepared.pending[0].referrer;

@@ -352,10 +352,10 @@ async fn an_image_that_appears_after_planning_keeps_its_orphans() {
         ..PruneOptions::default()
     };
     let key = std::fs::read(crate::prune::rsa_key()).unwrap();
-    let policy = att2ref::verify::Policy::new()
+    let policy = att2ref::verification::Policy::new()
         .insecure_ignore_tlog(true)
-        .with_key(att2ref::verify::PublicKey::from_pem(&key).unwrap());
-    let verifier = Arc::new(att2ref::verify::Verifier::new(policy).unwrap());
+        .with_key(att2ref::verification::PublicKey::from_pem(&key).unwrap());
+    let verifier = Arc::new(att2ref::verification::Verifier::new(policy).unwrap());
     let steps = prune::find::find(&repo, &Scope::Repository, &verifier, &options).await.unwrap();
     let planned = steps.iter().filter(|s| s.action.is_some()).count();
     assert_eq!(planned, 2, "the .sig and the .att are planned: absent from the only repository");

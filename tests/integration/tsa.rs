@@ -1,4 +1,4 @@
-//! RFC 3161 timestamps through `att2ref::verify`, with the TEST-ONLY timestamp authority of
+//! RFC 3161 timestamps through `att2ref::verification`, with the TEST-ONLY timestamp authority of
 //! `fixtures/tsa` (made once by `fixtures/tsa/generate.sh`): the @sigstore/oci bundle and its legacy `.att`
 //! twin from the corpus with stamps over their DSSE signature (and over the whole layer, cosign's legacy
 //! imprint), and a keyless-style bundle whose only trusted time is its stamp.
@@ -14,7 +14,7 @@ use att2ref::model::dsse::encode_base64;
 use att2ref::model::oci::ImageManifest;
 use att2ref::model::pem::decode_certificates;
 use att2ref::model::trust::TrustedRoot;
-use att2ref::verify::{
+use att2ref::verification::{
     CertificateIdentity, FailureReason, ImprintCovers, Matcher, Policy, PublicKey, SignedEntity, TimestampCheck,
     Verification, Verifier,
 };
@@ -116,7 +116,7 @@ fn assert_schema(v: &Verification) {
 }
 
 #[track_caller]
-fn single_stamp(v: &Verification) -> &att2ref::verify::VerifiedTimestamp {
+fn single_stamp(v: &Verification) -> &att2ref::verification::VerifiedTimestamp {
     match &v.timestamps {
         TimestampCheck::Verified { stamps } if stamps.len() == 1 => &stamps[0],
         other => panic!("expected one verified timestamp, got {other:?}"),

@@ -1,4 +1,4 @@
-//! `att2ref::verify` on the real corpus: the article's RSA/KMS `.att` and `.sig`, its keyless `.sig`
+//! `att2ref::verification` on the real corpus: the article's RSA/KMS `.att` and `.sig`, its keyless `.sig`
 //! signatures, a cosign v3 keyless bundle with inclusion proof, and a key-signed bundle without a log.
 //! Negative cases mutate that real data; the few that need a log or CA under our control (certificate
 //! expired at the integrated time) use the synthetic Sigstore in `kit`.
@@ -17,7 +17,7 @@ use att2ref::model::dsse::encode_base64;
 use att2ref::model::oci::{Annotations, ImageManifest};
 use att2ref::model::rekor::{RekorBundle, RekorSpec};
 use att2ref::model::trust::TrustedRoot;
-use att2ref::verify::{
+use att2ref::verification::{
     CertificateIdentity, CertificateInfo, FailureReason, LogCheck, Matcher, Policy, PublicKey, RsaPadding, San,
     SignedEntity, Signer, Verifier,
 };
@@ -233,7 +233,7 @@ fn keyless_policy(root_rel: &str) -> Policy {
         .with_identity(CertificateIdentity::new(Matcher::exact(id), Matcher::exact(issuer)))
 }
 
-fn verify_cosign(policy: Policy, bundle: &Value) -> Result<att2ref::verify::Verification, att2ref::verify::Failure> {
+fn verify_cosign(policy: Policy, bundle: &Value) -> Result<att2ref::verification::Verification, att2ref::verification::Failure> {
     Verifier::new(policy).unwrap().verify(&bundle_entity(bundle), &digest(COSIGN_IMAGE))
 }
 

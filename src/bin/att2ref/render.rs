@@ -198,8 +198,8 @@ pub fn size(n: u64) -> String {
 }
 
 /// Render a verification report as one table per image.
-pub fn verify_table(report: &att2ref::check::report::VerifyReport) -> String {
-    use att2ref::verify::{LogCheck, Signer};
+pub fn verify_table(report: &att2ref::verify::report::VerifyReport) -> String {
+    use att2ref::verification::{LogCheck, Signer};
     let mut out = String::new();
     for image in &report.images {
         let _ = writeln!(out, "{}", image.reference);

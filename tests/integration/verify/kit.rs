@@ -11,7 +11,7 @@ use att2ref::model::dsse::{encode_base64, pae};
 use att2ref::model::oci::Annotations;
 use att2ref::model::rekor::RekorPayload;
 use att2ref::model::trust::TrustedRoot;
-use att2ref::verify::{
+use att2ref::verification::{
     CertificateIdentity, FailureReason, LogCheck, Matcher, Policy, PublicKey, SignedEntity, Verifier, leaf_hash,
 };
 use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
@@ -318,6 +318,6 @@ fn verifier_types_are_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Verifier>();
     assert_send_sync::<SignedEntity>();
-    assert_send_sync::<att2ref::verify::Verification>();
-    assert_send_sync::<att2ref::verify::Failure>();
+    assert_send_sync::<att2ref::verification::Verification>();
+    assert_send_sync::<att2ref::verification::Failure>();
 }

@@ -44,7 +44,7 @@ async fn show(scenario: &att2ref::demo::Scenario, dir: &PathBuf, format: crate::
 async fn migrate(repo: &LayoutRepository, scenario: &att2ref::demo::Scenario) -> Result<()> {
     use att2ref::convert::plan::BlobRole;
     use att2ref::migrate::{self, MigrateOptions};
-    use att2ref::verify::{Policy, PublicKey, Verifier};
+    use att2ref::verification::{Policy, PublicKey, Verifier};
 
     let key = PublicKey::from_pem(att2ref::demo::TestKey::Rsa4096.public_pem().as_bytes())?;
     let verifier = std::sync::Arc::new(Verifier::new(Policy::new().with_key(key).insecure_ignore_tlog(true))?);

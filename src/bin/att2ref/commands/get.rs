@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use att2ref::fetch::{self, Attestation, Emit, GetOptions, GetResult, GetStats, LegacyCost};
+use att2ref::get::{self, Attestation, Emit, GetOptions, GetResult, GetStats, LegacyCost};
 use att2ref::model::reference::Reference;
 use att2ref::store::AnyRepository;
 use att2ref::store::registry::{ClientStats, RegistryClient};
@@ -41,13 +41,13 @@ pub async fn run(args: GetArgs) -> Result<ExitCode> {
         limits: setup::limits(&args.registry),
     };
     let result = match &verifier {
-        Some(v) => fetch::get_attestation(&repo, &manifest_ref, &options, v).await?,
+        Some(v) => get::get_attestation(&repo, &manifest_ref, &options, v).await?,
         None => {
             eprintln!(
                 "warning: --unverified: nothing was verified; what follows may have been written by anyone with push access to {}",
                 args.target
             );
-            fetch::get_unverified(&repo, &manifest_ref, &options).await?
+            get::get_unverified(&repo, &manifest_ref, &options).await?
         }
     };
     let counted = client.as_ref().map(RegistryClient::stats);
@@ -55,7 +55,7 @@ pub async fn run(args: GetArgs) -> Result<ExitCode> {
         // Said only when the legacy path was not taken; reading its manifest is one more request, made
         // after the counters above were taken.
         let would = if result.stats.legacy.is_none() {
-            fetch::legacy_cost(&repo, &result.image, &options.limits).await.ok().flatten()
+            get::legacy_cost(&repo, &result.image, &options.limits).await.ok().flatten()
         } else {
             None
         };
@@ -88,10 +88,10 @@ fn emit_of(e: args::Emit) -> Emit {
     }
 }
 
-fn describe(source: &fetch::AnswerSource) -> String {
+fn describe(source: &get::AnswerSource) -> String {
     match source {
-        fetch::AnswerSource::Referrer { manifest, .. } => format!("referrer {manifest}"),
-        fetch::AnswerSource::Legacy { tag, layer, .. } => format!("{tag} layer {layer}"),
+        get::AnswerSource::Referrer { manifest, .. } => format!("referrer {manifest}"),
+        get::AnswerSource::Legacy { tag, layer, .. } => format!("{tag} layer {layer}"),
     }
 }
 
@@ -99,7 +99,7 @@ fn write_output(args: &GetArgs, result: &GetResult, emit: Emit) -> Result<()> {
     if let Some(dir) = &args.output_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating --output-dir {}", dir.display()))?;
         for (i, a) in result.attestations.iter().enumerate() {
-            let name = fetch::file_name(i, a, emit);
+            let name = get::file_name(i, a, emit);
             let path = dir.join(&name);
             // `file_name` builds names from a safe character set; checked again so a future change
             // cannot make a name leave the directory.
@@ -185,8 +185,8 @@ fn print_stats(
     would: Option<LegacyCost>,
 ) -> Result<()> {
     let answered_by = match result.attestation().map(|a| &a.source) {
-        Some(fetch::AnswerSource::Referrer { .. }) => "referrer",
-        Some(fetch::AnswerSource::Legacy { .. }) => "legacy",
+        Some(get::AnswerSource::Referrer { .. }) => "referrer",
+        Some(get::AnswerSource::Legacy { .. }) => "legacy",
         None => "none",
     };
     let report = StatsReport {

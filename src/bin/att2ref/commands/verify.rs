@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use att2ref::check::report::{REPORT_FORMAT, VerifyReport};
-use att2ref::check::{self, CheckOptions};
+use att2ref::verify::report::{REPORT_FORMAT, VerifyReport};
+use att2ref::verify::{self, VerifyOptions};
 use att2ref::inspect::kind_name;
 use att2ref::inspect::report::ImageError;
 use att2ref::model::reference::Reference;
@@ -18,7 +18,7 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
     policy.predicate_type = args.predicate_type.clone();
     let (repo, manifest_ref) = setup::open(&reference, &args.registry)?;
     let manifest_ref = manifest_ref.unwrap_or_else(|| "latest".to_owned());
-    let options = CheckOptions { limits: setup::limits(&args.registry), predicate_type: args.predicate_type.clone() };
+    let options = VerifyOptions { limits: setup::limits(&args.registry), predicate_type: args.predicate_type.clone() };
     let mut report = VerifyReport {
         format: REPORT_FORMAT,
         target: args.target.clone(),
@@ -26,7 +26,7 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
         images: Vec::new(),
         errors: Vec::new(),
     };
-    match check::check_image(&repo, &manifest_ref, &verifier, &options).await {
+    match verify::verify_image(&repo, &manifest_ref, &verifier, &options).await {
         Ok(image) => report.images.push(image),
         Err(e) => report.errors.push(ImageError {
             error_kind: e.kind(),

@@ -9,7 +9,7 @@ use crate::model::digest::Digest;
 use crate::model::dsse::{Envelope, encode_base64};
 use crate::model::intoto::{Statement, raw_member};
 use crate::model::predicate::{WrappedData, short_name, unwrap_cosign_data};
-use crate::verify::Verification;
+use crate::verification::Verification;
 
 /// Where an attestation was found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

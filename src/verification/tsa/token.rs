@@ -9,7 +9,7 @@ use x509_cert::der::asn1::ObjectIdentifier;
 use x509_cert::der::{Decode, Header, Reader, SliceReader};
 
 use crate::model::time::Rfc3339;
-use crate::verify::failure::{Failure, FailureReason, fail};
+use crate::verification::failure::{Failure, FailureReason, fail};
 
 // Identifier octets of the few tags read here.
 const INTEGER: u8 = 0x02;

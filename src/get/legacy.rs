@@ -9,7 +9,7 @@ use crate::model::predicate::unwrap_cosign_data;
 use crate::model::time::{format_unix, parse_rfc3339};
 use crate::read::legacy::{self, LayerContent};
 use crate::store::Repository;
-use crate::verify::SignedEntity;
+use crate::verification::SignedEntity;
 
 use super::attestation::{AnswerSource, Attestation};
 use super::engine::Run;

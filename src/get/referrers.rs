@@ -7,7 +7,7 @@ use crate::model::media_type::{self as mt, annotations as ann};
 use crate::model::oci::{Descriptor, Manifest};
 use crate::read::referrers::{self, ReferrerContent, ReferrerFormat};
 use crate::store::{ReferrersSource, Repository};
-use crate::verify::SignedEntity;
+use crate::verification::SignedEntity;
 
 use super::attestation::{AnswerSource, Attestation};
 use super::engine::Run;

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::model::digest::Digest;
 use crate::report::{ImageError, SubjectInfo};
-use crate::verify::{FailureReason, Verification};
+use crate::verification::{FailureReason, Verification};
 
 /// Version of the JSON report format.
 pub const REPORT_FORMAT: &str = "att2ref.dev/verify/v1";

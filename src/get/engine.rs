@@ -8,7 +8,7 @@ use crate::limits::Limits;
 use crate::model::digest::Digest;
 use crate::model::predicate::hint_predicate;
 use crate::store::Repository;
-use crate::verify::{FailureReason, SignedEntity, Verifier};
+use crate::verification::{FailureReason, SignedEntity, Verifier};
 
 use super::attestation::{AnswerSource, Attestation};
 use super::select::Query;

@@ -34,9 +34,9 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use att2ref::fetch::{Emit, GetOptions, get_attestation};
+//! use att2ref::get::{Emit, GetOptions, get_attestation};
 //! use att2ref::store::layout::LayoutRepository;
-//! use att2ref::verify::{Policy, PublicKey, Verifier};
+//! use att2ref::verification::{Policy, PublicKey, Verifier};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> att2ref::Result<()> {
@@ -79,7 +79,7 @@ use crate::limits::Limits;
 use crate::model::digest::Digest;
 use crate::model::predicate::check_type_query;
 use crate::store::Repository;
-use crate::verify::{FailureReason, Verifier};
+use crate::verification::{FailureReason, Verifier};
 
 pub use attestation::{AnswerSource, Attestation, Emit};
 pub use legacy::legacy_cost;
