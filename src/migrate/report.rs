@@ -142,6 +142,8 @@ pub struct RequestStats {
     pub bytes_downloaded: u64,
     /// Bytes sent.
     pub bytes_uploaded: u64,
+    /// 429 answers (each paused every request to that registry and lowered how many run at once).
+    pub throttled: u64,
 }
 
 /// Counts per outcome, and byte totals.

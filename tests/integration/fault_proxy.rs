@@ -122,6 +122,31 @@ struct State {
     log: Mutex<Vec<String>>,
     /// Paths answered with a fixed status instead of being forwarded (see [`FaultProxy::refuse`]).
     refused: Mutex<Vec<(String, u16)>>,
+    /// Added before forwarding every counted request (see [`FaultProxy::delay_every_request`]).
+    delay: Mutex<Duration>,
+    /// Requests being handled now, and the most at once so far.
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
+    /// When each request arrived (since the proxy started) and what it was.
+    started: Instant,
+    arrivals: Mutex<Vec<(Duration, String)>>,
+}
+
+/// Counts a request in flight while it is handled.
+struct InFlight<'a>(&'a State);
+
+impl<'a> InFlight<'a> {
+    fn enter(state: &'a State) -> Self {
+        let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        state.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(state)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A running proxy; stopped on drop.
@@ -175,6 +200,11 @@ impl FaultProxy {
             relay: AtomicBool::new(false),
             log: Mutex::default(),
             refused: Mutex::default(),
+            delay: Mutex::new(Duration::ZERO),
+            in_flight: AtomicU64::new(0),
+            max_in_flight: AtomicU64::new(0),
+            started: Instant::now(),
+            arrivals: Mutex::default(),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let serving = state.clone();
@@ -273,6 +303,22 @@ impl FaultProxy {
     /// Whether the armed kill happened.
     pub fn killed(&self) -> bool {
         self.state.killed.load(Ordering::SeqCst)
+    }
+
+    /// Hold every request this long before forwarding it: a registry slow enough that concurrent
+    /// requests overlap at the proxy measurably.
+    pub fn delay_every_request(&self, delay: Duration) {
+        *self.state.delay.lock().unwrap() = delay;
+    }
+
+    /// The most requests the proxy was handling at once (from arrival to the answer's headers).
+    pub fn max_in_flight(&self) -> u64 {
+        self.state.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Every counted request: when it arrived (since the proxy started) and `METHOD path`.
+    pub fn arrivals(&self) -> Vec<(Duration, String)> {
+        self.state.arrivals.lock().unwrap().clone()
     }
 }
 
@@ -417,6 +463,8 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     let query = parts.uri.query().map(str::to_owned);
     let method = parts.method.as_str().to_owned();
     let key = normalise(&method, &path, query.as_deref());
+    state.arrivals.lock().unwrap().push((state.started.elapsed(), format!("{method} {path}")));
+    let _in_flight = InFlight::enter(&state);
     let note = |what: &str| state.log.lock().unwrap().push(format!("#{n} {key} → {what}"));
     if state.killed.load(Ordering::SeqCst) {
         note("dropped: the client was killed");
@@ -453,6 +501,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         }
         Some(Fault::Reset) => return Err(Dropped),
         _ => {}
+    }
+    let delay = *state.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     let mut url = format!("http://{}{path}", state.upstream);
     if let Some(q) = &query {

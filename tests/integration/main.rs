@@ -20,6 +20,7 @@ mod layer_media_type;
 mod layout;
 mod migrate;
 mod migrate_readback;
+mod pacing;
 mod prune;
 mod prune_orphans;
 mod races;

@@ -441,6 +441,13 @@ pub struct RegistryArgs {
     /// Timeout for one HTTP request, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub timeout: u64,
+
+    /// Most requests in flight to one registry at once, whatever --jobs is. A 429 answer pauses every
+    /// request to that registry for the wait it asks for and halves this number; it grows back as
+    /// answers succeed.
+    #[arg(long, value_name = "N", default_value_t = att2ref::store::registry::DEFAULT_CONCURRENT_REQUESTS as u16,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrent_requests: u16,
 }
 
 /// Parse `123`, `4K`, `64MiB`, `1G` into bytes.

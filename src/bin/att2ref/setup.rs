@@ -92,6 +92,7 @@ pub fn registry_client_with(args: &RegistryArgs, plain_http_hosts: &[String]) ->
         limits: limits(args),
         user_agent: format!("att2ref/{}", env!("CARGO_PKG_VERSION")),
         request_timeout: Some(std::time::Duration::from_secs(args.timeout)),
+        max_concurrent_requests: usize::from(args.concurrent_requests),
         ..ClientConfig::default()
     };
     config.retry.max_attempts = args.retries.max(1);

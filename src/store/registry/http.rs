@@ -90,6 +90,7 @@ pub(crate) struct Counters {
     pub retries: AtomicU64,
     pub downloaded: AtomicU64,
     pub uploaded: AtomicU64,
+    pub throttled: AtomicU64,
 }
 
 fn add(counter: &AtomicU64, n: usize) {
@@ -168,8 +169,12 @@ impl Inner {
         let mut attempt = 1;
         // Whether an attempt so far may have reached the server and acted without our learning so.
         let mut uncertain = false;
+        // Paced by the host the request is addressed to (a redirect elsewhere stays within its slot).
+        let pace = self.pacing.host(&call.url.origin().ascii_serialization());
         loop {
+            let slot = pace.start().await;
             let mut outcome = self.attempt(call, auth).await;
+            drop(slot);
             if let Ok(reply) = &mut outcome {
                 reply.replayed = uncertain;
             }
@@ -197,6 +202,14 @@ impl Inner {
                 Err(Failure::Transport(e)) if is_transient(e, &call.method) => Some(backoff(policy, attempt)),
                 _ => None,
             };
+            match &outcome {
+                Ok(r) if r.status == StatusCode::TOO_MANY_REQUESTS => {
+                    add(&self.stats.throttled, 1);
+                    pace.throttled(wait.unwrap_or_else(|| backoff(policy, attempt)).min(MAX_WAIT));
+                }
+                Ok(_) => pace.answered(),
+                Err(_) => {}
+            }
             match wait {
                 Some(wait) if attempt < attempts => {
                     let wait = wait.min(MAX_WAIT);

@@ -28,6 +28,7 @@ mod credentials;
 mod errors;
 mod http;
 mod manifests;
+mod pacing;
 mod referrers;
 pub(crate) mod tags;
 
@@ -35,6 +36,10 @@ pub use credentials::{ConfigEnv, Credential, CredentialSource, config_search_pat
 
 /// The API host of Docker Hub; `docker.io` and `index.docker.io` are names for it.
 pub(crate) const DOCKER_HUB_API: &str = "registry-1.docker.io";
+
+/// Default of [`ClientConfig::max_concurrent_requests`]: above what `--jobs 8` needs on a registry
+/// that keeps up, low enough not to look like a flood to one that rate-limits.
+pub const DEFAULT_CONCURRENT_REQUESTS: usize = 16;
 
 /// Which registries are spoken to over plain HTTP instead of HTTPS.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -89,6 +94,10 @@ pub struct ClientConfig {
     pub request_timeout: Option<Duration>,
     /// Blobs larger than this are uploaded in chunks of this size (PATCH); smaller ones in one PUT.
     pub upload_chunk_size: u64,
+    /// Most requests in flight to one registry host at once, across every repository and clone of the
+    /// client. After a 429 the host is paused for the wait it asked for and this number is halved; it
+    /// grows back by one per window of other answers.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for ClientConfig {
@@ -104,6 +113,7 @@ impl Default for ClientConfig {
             user_agent: concat!("att2ref/", env!("CARGO_PKG_VERSION")).to_owned(),
             request_timeout: Some(Duration::from_secs(300)),
             upload_chunk_size: 16 * 1024 * 1024,
+            max_concurrent_requests: DEFAULT_CONCURRENT_REQUESTS,
         }
     }
 }
@@ -119,6 +129,8 @@ pub struct ClientStats {
     pub bytes_downloaded: u64,
     /// Request body bytes sent.
     pub bytes_uploaded: u64,
+    /// 429 Too Many Requests answers: each paused every request to that registry host.
+    pub throttled: u64,
 }
 
 pub(crate) struct Inner {
@@ -127,6 +139,7 @@ pub(crate) struct Inner {
     stats: http::Counters,
     auth: auth::AuthCache,
     capabilities: Mutex<HashMap<String, ReferrersCapability>>,
+    pacing: pacing::Pacing,
 }
 
 /// A registry client. Cheap to clone: clones share the connection pool, caches and counters.
@@ -173,6 +186,7 @@ impl RegistryClient {
         })?;
         let inner = Inner {
             http,
+            pacing: pacing::Pacing::new(config.max_concurrent_requests),
             config,
             stats: http::Counters::default(),
             auth: auth::AuthCache::default(),
@@ -231,6 +245,7 @@ impl RegistryClient {
             retries: s.retries.load(Ordering::Relaxed),
             bytes_downloaded: s.downloaded.load(Ordering::Relaxed),
             bytes_uploaded: s.uploaded.load(Ordering::Relaxed),
+            throttled: s.throttled.load(Ordering::Relaxed),
         }
     }
 }

@@ -88,6 +88,7 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
             retries: s.retries,
             bytes_downloaded: s.bytes_downloaded,
             bytes_uploaded: s.bytes_uploaded,
+            throttled: s.throttled,
         });
     }
 
