@@ -1,21 +1,32 @@
 #!/usr/bin/env bash
 # The batch engine on local CNCF distribution 2.8.2: N repositories of 1 image each against 1 repository of
 # N images (distinct images, same bytes per image), migrated with the same --jobs, in one run.
-# Usage: bench/batch.sh [N...]     (default: $BENCH_N or "64"; results appended to bench/results/batch.md)
+# Then the wide case: R repositories × 10 images each, the whole registry at once (--all-repos, the catalog
+# streamed), at --jobs 8, for R = 100 and 1000: time ratio and peak RSS of the larger.
+# Usage: bench/batch.sh [N...]     (default: $BENCH_N or "64 1000"; results appended to bench/results/batch.md)
 # Environment: BENCH_JOBS (default 4), BENCH_SBOM_BYTES (default ~1.5 MB), BENCH_TIMEOUT (seconds per step,
-#              default 3600), DOCKER_REGISTRY (default: docker-registry on PATH).
-# Target (issue "batch engine"): time(N × 1) / time(1 × N) <= 1.2. Before the batch engine, repositories
-# were migrated one after another and --jobs worked only inside one: 5.3 at N = 32.
+#              default 3600), DOCKER_REGISTRY (default: docker-registry on PATH); for the wide case
+#              BENCH_WIDE (default "100 1000"; empty skips it), BENCH_WIDE_IMAGES (10), BENCH_WIDE_JOBS (8),
+#              BENCH_WIDE_SBOM_BYTES (default 16000: 10,000 images of 1.5 MB would need ~30 GB of disk; the
+#              wide case measures per-repository and per-image overhead and memory, not bytes).
+# Targets (issue "batch engine"): time(N × 1) / time(1 × N) <= 1.2 (before the batch engine, repositories
+# were migrated one after another and --jobs worked only inside one: 5.3 at N = 32); wide:
+# time(1000 × 10) / time(100 × 10) <= 10.5 and peak RSS <= 200 MB at --jobs 8.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-read -r -a sizes <<< "${*:-${BENCH_N:-64}}"
+read -r -a sizes <<< "${*:-${BENCH_N:-64 1000}}"
+read -r -a wide <<< "${BENCH_WIDE-100 1000}"
+wide_images=${BENCH_WIDE_IMAGES:-10}
+wide_jobs=${BENCH_WIDE_JOBS:-8}
+wide_sbom=${BENCH_WIDE_SBOM_BYTES:-16000}
 jobs=${BENCH_JOBS:-4}
 sbom_bytes=${BENCH_SBOM_BYTES:-1520000}
 step_timeout=${BENCH_TIMEOUT:-3600}
 registry_bin=${DOCKER_REGISTRY:-$(command -v docker-registry || true)}
 [ -x "$registry_bin" ] || { echo "needs docker-registry (CNCF distribution 2.8.2, Debian package docker-registry)" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "needs python3 (free ports, JSON)" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (Debian package time) for peak RSS" >&2; exit 2; }
 mkdir -p bench/results
 cargo build --release --quiet --bin att2ref --example bench_store
 att2ref=target/release/att2ref
@@ -85,13 +96,51 @@ for n in "${sizes[@]}"; do
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; rm -rf "$work/data"
 done
 
+# The wide case: the whole registry (--all-repos) of R repositories × $wide_images images.
+declare -A wide_time wide_rss
+wide_rows=()
+for r in "${wide[@]}"; do
+  start_registry
+  # First image number of repository i: i × images (distinct images across the registry).
+  seq 0 $((r - 1)) | limited xargs -P 2 -I'{}' sh -c \
+    '"$1" "$2" "wide/r$3" "$4" "$5" $(($3 * $4)) > /dev/null' _ "$store" "$host" '{}' "$wide_images" "$wide_sbom" \
+    2>> "$work/seed.log"
+  expected=$((r * wide_images))
+  start=$(now)
+  limited /usr/bin/time -v -o "$work/wide.time" "$att2ref" migrate "${verify[@]}" --jobs "$wide_jobs" -q -o json \
+    --all-repos "$host" > "$work/wide.json"
+  wide_s=$(elapsed "$start" "$(now)")
+  migrated=$(json "$work/wide.json" "d['totals']['outcomes'].get('migrated', 0)")
+  [ "$migrated" = "$expected" ] || { echo "wide $r: $migrated of $expected images migrated" >&2; exit 1; }
+  wide_time[$r]=$wide_s
+  wide_rss[$r]=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}' "$work/wide.time")
+  wide_rows+=("| $r | $wide_images | $wide_jobs | $wide_s | ${wide_rss[$r]} |")
+  echo "wide R=$r: ${wide_s}s, ${wide_rss[$r]} MB" >&2
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; rm -rf "$work/data"
+done
+
 {
   echo
   echo "## $(date -u +%Y-%m-%dT%H:%MZ) — $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
   echo "distribution $("$registry_bin" --version 2>/dev/null | awk '{print $NF}'), $("$att2ref" --version); SBOM $sbom_bytes B + SLSA 785 B per image, RSA-4096"
-  echo
-  echo "| N | --jobs | 1 repository × N images (s) | N repositories × 1 image (s) | ratio (≤ 1.2) |"
-  echo "|---|---|---|---|---|"
-  printf '%s\n' "${rows[@]}"
+  if [ ${#rows[@]} -gt 0 ]; then
+    echo
+    echo "| N | --jobs | 1 repository × N images (s) | N repositories × 1 image (s) | ratio (≤ 1.2) |"
+    echo "|---|---|---|---|---|"
+    printf '%s\n' "${rows[@]}"
+  fi
+  if [ ${#wide_rows[@]} -gt 0 ]; then
+    echo
+    echo "Whole registry (\`--all-repos\`), $wide_images images per repository, SBOM $wide_sbom B:"
+    echo
+    echo "| repositories | images each | --jobs | time (s) | peak RSS MB (≤ 200) |"
+    echo "|---|---|---|---|---|"
+    printf '%s\n' "${wide_rows[@]}"
+    if [ ${#wide[@]} -ge 2 ]; then
+      first=${wide[0]}; last=${wide[${#wide[@]}-1]}
+      echo
+      echo "time($last × $wide_images) / time($first × $wide_images) = **$(ratio "${wide_time[$last]}" "${wide_time[$first]}")** (≤ 10.5; $(ratio "$last" "$first")× the images)"
+    fi
+  fi
 } | tee -a bench/results/batch.md

@@ -12,7 +12,9 @@
 //!   `att2ref` binary, named after it (`att2ref verify` runs [`verify::verify_image`] and so on);
 //! - [`convert`]: a verified legacy layer → Sigstore bundle v0.3 → referrer manifest (pure);
 //! - [`targets`]: images, repositories, layouts and whole registries resolved into a stream of
-//!   repositories to work on (what `migrate` and `prune` take);
+//!   repositories to work on;
+//! - [`batch`]: the engine every batch command runs on — one bounded pool over all repositories,
+//!   repositories listed page by page, a per-repository finishing step, the journal and progress;
 //! - [`demo`]: a deterministic generator of legacy cosign stores (test-only keys), used by the tests and
 //!   by `att2ref demo`.
 //!
@@ -58,6 +60,7 @@
 
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod convert;
 pub mod demo;
 pub mod error;

@@ -1,139 +1,109 @@
-//! Migrating many repositories as one batch: `jobs` images in flight across ALL repositories.
+//! `migrate` as a job of the batch engine ([`crate::batch`]): one unit per image, `jobs` images in
+//! flight across ALL repositories, the settle pass of the referrers tag schema once per repository as
+//! soon as its images are done, each finished image recorded in the journal.
 //!
-//! Repositories come from a stream ([`crate::targets::resolve`]): the next one is resolved (catalog
-//! page, tag listing) while images of the earlier ones are being migrated, so a registry of many small
-//! repositories keeps every job busy instead of draining one repository at a time. Each image is still
-//! all or nothing. The settle pass of the referrers tag schema runs once per repository, as soon as all
-//! of that repository's images are done, concurrently with the images of the repositories after it.
-//! Reports come back grouped by repository in the order the targets gave them, images in input order.
+//! A whole repository is listed page by page ([`crate::store::Repository::tag_pages`]): the images of its first
+//! page are migrated while the next page is read. Each image is still all or nothing.
 
-use std::collections::VecDeque;
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use futures_util::stream::FuturesUnordered;
+use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 
-use super::{ImageReport, Journal, MigrateOptions, Progress, images_with_attestations, migrate_one, settle_all};
+use super::journal::{JournalEvent, MigrateJournal};
+use super::{ImageReport, MigrateOptions, migrate_one, settle_all};
+use crate::batch::{self, BatchOutcome, Job, Progress};
+use crate::error::Result;
+use crate::model::cosign::TagKind;
 use crate::model::digest::Digest;
-use crate::store::{AnyRepository, Repository};
+use crate::store::AnyRepository;
 use crate::targets::{RepositoryTarget, TargetError};
 use crate::verification::Verifier;
 
-/// What a batch did: every image report, and the targets (or repositories) that could not be listed.
-#[derive(Debug, Default)]
-pub struct BatchOutcome {
-    /// One report per image, grouped by repository in target order.
-    pub images: Vec<ImageReport>,
-    /// Targets that could not be resolved, and repositories whose tags could not be listed.
-    pub errors: Vec<TargetError>,
+/// Migrating images, as the batch engine runs it.
+pub struct MigrateJob<'a> {
+    /// Verifies every legacy layer before it is converted.
+    pub verifier: &'a Arc<Verifier>,
+    /// How to migrate.
+    pub options: &'a MigrateOptions,
+    /// What earlier runs completed (skipped while still true).
+    pub journal: Option<&'a MigrateJournal>,
 }
 
-/// One repository of the batch while it is being worked on.
-struct RepoWork {
-    repo: Arc<AnyRepository>,
-    images: Vec<Digest>,
-    reports: Vec<Option<ImageReport>>,
-    remaining: usize,
+impl Job for MigrateJob<'_> {
+    type Unit = Digest;
+    type Report = ImageReport;
+    type Event = JournalEvent;
+
+    fn named(&self, images: Vec<Digest>) -> Vec<Digest> {
+        images
+    }
+
+    fn list(&self, repo: Arc<AnyRepository>) -> BoxStream<'static, Result<Vec<Digest>>> {
+        attestation_pages(repo).boxed()
+    }
+
+    async fn run(&self, repo: &AnyRepository, image: &Digest) -> ImageReport {
+        migrate_one(repo, image, self.verifier, self.options, self.journal).await
+    }
+
+    async fn finish(&self, repo: &AnyRepository, reports: &mut [ImageReport]) -> Vec<usize> {
+        settle_all(repo, reports, self.options).await
+    }
+
+    fn event(&self, report: &ImageReport) -> Option<JournalEvent> {
+        (!self.options.dry_run).then(|| JournalEvent::for_image(report))
+    }
+}
+
+/// The images of `repo` with a legacy `.att` tag, page by page of its tag listing, each image once.
+pub fn attestation_pages(repo: Arc<AnyRepository>) -> impl Stream<Item = Result<Vec<Digest>>> + Send + 'static {
+    repo.owned_tag_pages().scan(HashSet::new(), |seen, page| {
+        let page = page.map(|tags| {
+            tags.iter()
+                .filter_map(|t| TagKind::parse_tag(t))
+                .filter(|(d, kind)| *kind == TagKind::Attestation && seen.insert(d.clone()))
+                .map(|(d, _)| d)
+                .collect()
+        });
+        futures_util::future::ready(Some(page))
+    })
 }
 
 /// Migrate every image the targets name (a whole repository: every image with a `.att` tag), at most
-/// `options.jobs` images at once across all repositories. `progress` hears of images as they are found
-/// ([`Progress::images_found`]) and as they finish.
+/// `options.jobs` images at once across all repositories (see [`crate::batch`]).
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use att2ref::migrate::{MigrateOptions, migrate_batch};
+/// use att2ref::store::registry::{ClientConfig, RegistryClient};
+/// use att2ref::targets::{self, Shard, TargetOptions};
+/// use att2ref::verification::{Policy, PublicKey, Verifier};
+///
+/// # async fn example(pem: &[u8]) -> att2ref::Result<()> {
+/// let client = RegistryClient::new(ClientConfig::default())?;
+/// let verifier = Arc::new(Verifier::new(Policy::new().with_key(PublicKey::from_pem(pem)?))?);
+/// // What `att2ref migrate --all-repos registry.example:5000 --shard 0/4 --jobs 8` does.
+/// let given = vec!["registry.example:5000".to_owned()];
+/// let options = TargetOptions { all_repos: true, shard: Some(Shard::new(0, 4)?), ..TargetOptions::default() };
+/// let resolved = targets::resolve(&given, &options, &client);
+/// let migrate = MigrateOptions { jobs: 8, ..MigrateOptions::default() };
+/// let outcome = migrate_batch(resolved, &verifier, &migrate, None, &()).await;
+/// println!("{} images, {} targets failed", outcome.reports.len(), outcome.errors.len());
+/// # Ok(())
+/// # }
+/// ```
 pub async fn migrate_batch<S>(
     targets: S,
     verifier: &Arc<Verifier>,
     options: &MigrateOptions,
-    journal: Option<&Journal>,
-    progress: &dyn Progress,
-) -> BatchOutcome
+    journal: Option<&MigrateJournal>,
+    progress: &dyn Progress<ImageReport>,
+) -> BatchOutcome<ImageReport>
 where
-    S: Stream<Item = Result<RepositoryTarget, TargetError>>,
+    S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
 {
-    let jobs = options.jobs.max(1);
-    // Resolve each repository's images inside the stream, so that listing the next repository overlaps
-    // with migrating the images already queued.
-    let listed = targets.then(|t| async move {
-        let t = t?;
-        match t.images {
-            Some(images) => Ok((t.repo, images)),
-            None => match images_with_attestations(&t.repo).await {
-                Ok(images) => Ok((t.repo, images)),
-                Err(e) => Err(TargetError::new(&t.target, &e.context(format!("listing tags of {}", t.repo.name())))),
-            },
-        }
-    });
-    let mut listed = std::pin::pin!(listed);
-    let mut listing_done = false;
-
-    let mut outcome = BatchOutcome::default();
-    let mut repos: Vec<RepoWork> = Vec::new();
-    let mut queue: VecDeque<(usize, usize)> = VecDeque::new();
-    let mut running = FuturesUnordered::new();
-    let mut settling = FuturesUnordered::new();
-    let mut settled: Vec<Option<Vec<ImageReport>>> = Vec::new();
-
-    loop {
-        while running.len() < jobs
-            && let Some((r, i)) = queue.pop_front()
-        {
-            let repo = repos[r].repo.clone();
-            let image = repos[r].images[i].clone();
-            running.push(async move {
-                let report = migrate_one(&*repo, &image, verifier, options, journal).await;
-                if let Some(j) = journal.filter(|_| !options.dry_run)
-                    && let Err(e) = j.record(&report)
-                {
-                    tracing::warn!("{e}");
-                }
-                progress.image_done(&report);
-                (r, i, report)
-            });
-        }
-        // Keep one repository's images queued ahead of the jobs, so no job waits for a listing.
-        let want_more = !listing_done && queue.len() < jobs;
-        if running.is_empty() && settling.is_empty() && !want_more {
-            break;
-        }
-        tokio::select! {
-            next = listed.next(), if want_more => match next {
-                None => listing_done = true,
-                Some(Err(e)) => outcome.errors.push(e),
-                Some(Ok((repo, images))) => {
-                    let index = repos.len();
-                    progress.images_found(images.len() as u64);
-                    queue.extend((0..images.len()).map(|i| (index, i)));
-                    let remaining = images.len();
-                    repos.push(RepoWork {
-                        repo: Arc::new(repo),
-                        reports: (0..remaining).map(|_| None).collect(),
-                        images,
-                        remaining,
-                    });
-                    settled.push(None);
-                    if remaining == 0 {
-                        settled[index] = Some(Vec::new());
-                    }
-                }
-            },
-            Some((r, i, report)) = running.next(), if !running.is_empty() => {
-                let work = &mut repos[r];
-                work.reports[i] = Some(report);
-                work.remaining -= 1;
-                if work.remaining == 0 {
-                    let repo = work.repo.clone();
-                    let mut reports: Vec<ImageReport> = work.reports.iter_mut().filter_map(Option::take).collect();
-                    settling.push(async move {
-                        settle_all(&*repo, &mut reports, options, journal).await;
-                        (r, reports)
-                    });
-                }
-            },
-            Some((r, reports)) = settling.next(), if !settling.is_empty() => {
-                settled[r] = Some(reports);
-            },
-            else => break,
-        }
-    }
-    outcome.images = settled.into_iter().flatten().flatten().collect();
-    outcome
+    let job = MigrateJob { verifier, options, journal };
+    batch::run(&job, targets, options.jobs, journal.map(|j| &j.events), progress).await
 }

@@ -1,18 +1,19 @@
-//! The run journal (`--journal FILE`): JSON Lines, one event per finished image, written and flushed as
-//! each image finishes, so a killed run can resume without redoing verified work.
+//! migrate's journal (`--journal FILE`): one [`JournalEvent`] per finished image, written through the
+//! batch engine's [`Journal`] as each image finishes, so a killed run can resume without redoing
+//! verified work.
 //!
 //! On start the journal is read back; an image recorded `migrated` or `already-migrated` is skipped when
-//! its legacy `.att` manifest digest is still the recorded one (a changed `.att` is migrated again). A
-//! truncated last line — the run was killed mid-write — is ignored, and the next event starts on a new line.
+//! its legacy `.att` manifest digest is still the recorded one (a changed `.att` is migrated again) and
+//! the referrers recorded with it are still listed. A later event for the same image that is not a
+//! completion supersedes an earlier completion.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::batch::Journal;
+use crate::error::Result;
 use crate::model::digest::Digest;
 
 use super::report::{ImageReport, Outcome};
@@ -35,6 +36,19 @@ pub struct JournalEvent {
     pub referrers: Vec<String>,
 }
 
+impl JournalEvent {
+    /// The event for a finished image.
+    pub fn for_image(report: &ImageReport) -> JournalEvent {
+        JournalEvent {
+            repository: report.repository.clone(),
+            image: report.image.to_string(),
+            outcome: report.outcome.as_str().to_owned(),
+            legacy_manifest: report.legacy_manifest.as_ref().map(ToString::to_string),
+            referrers: report.referrers.iter().map(|r| r.digest.to_string()).collect(),
+        }
+    }
+}
+
 /// What the journal holds for one finished image.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Recorded {
@@ -42,34 +56,24 @@ struct Recorded {
     referrers: Vec<String>,
 }
 
-/// An open journal.
+/// migrate's open journal: the events file, and the images earlier runs completed.
 #[derive(Debug)]
-pub struct Journal {
-    path: PathBuf,
-    file: Mutex<std::fs::File>,
+pub struct MigrateJournal {
+    /// The file new events go to.
+    pub events: Journal<JournalEvent>,
     done: HashMap<(String, String), Recorded>,
-    /// Lines that could not be read (a truncated last line, normally).
-    pub skipped_lines: usize,
 }
 
-impl Journal {
+impl MigrateJournal {
     /// Open (or create) the journal at `path` and read what earlier runs recorded.
-    pub fn open(path: &Path) -> Result<Journal> {
-        let io = |what: &str, e: std::io::Error| {
-            Error::new(ErrorKind::Io, format!("{what} journal {}: {e}", path.display())).with_source(e)
-        };
-        let existing = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(io("reading", e)),
-        };
-        let (done, skipped_lines) = parse(&existing);
-        let mut file =
-            std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| io("opening", e))?;
-        if !existing.is_empty() && !existing.ends_with(b"\n") {
-            file.write_all(b"\n").map_err(|e| io("writing", e))?;
-        }
-        Ok(Journal { path: path.to_owned(), file: Mutex::new(file), done, skipped_lines })
+    pub fn open(path: &Path) -> Result<MigrateJournal> {
+        let (events, earlier) = Journal::open(path)?;
+        Ok(MigrateJournal { events, done: completions(earlier) })
+    }
+
+    /// Lines of earlier runs that could not be read (a truncated last line, normally).
+    pub fn skipped_lines(&self) -> usize {
+        self.events.skipped_lines
     }
 
     /// The legacy `.att` digest recorded when `image` of `repository` was last migrated, if it was.
@@ -82,34 +86,16 @@ impl Journal {
         self.done.get(&(repository.to_owned(), image.to_string())).map_or(&[], |r| r.referrers.as_slice())
     }
 
-    /// Append one event for a finished image and flush it.
+    /// Append the event for a finished image and flush it.
     pub fn record(&self, report: &ImageReport) -> Result<()> {
-        let event = JournalEvent {
-            repository: report.repository.clone(),
-            image: report.image.to_string(),
-            outcome: report.outcome.as_str().to_owned(),
-            legacy_manifest: report.legacy_manifest.as_ref().map(ToString::to_string),
-            referrers: report.referrers.iter().map(|r| r.digest.to_string()).collect(),
-        };
-        let mut line = serde_json::to_vec(&event)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("serialising a journal event: {e}")))?;
-        line.push(b'\n');
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        file.write_all(&line)
-            .and_then(|()| file.flush())
-            .map_err(|e| Error::new(ErrorKind::Io, format!("writing journal {}: {e}", self.path.display())))
+        self.events.record(&JournalEvent::for_image(report))
     }
 }
 
-/// Completed images by (repository, image) → legacy digest, and how many lines were unreadable.
-fn parse(bytes: &[u8]) -> (HashMap<(String, String), Recorded>, usize) {
+/// Completed images by (repository, image), the last event of each deciding.
+fn completions(events: Vec<JournalEvent>) -> HashMap<(String, String), Recorded> {
     let mut done = HashMap::new();
-    let mut skipped = 0;
-    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
-        let Ok(event) = serde_json::from_slice::<JournalEvent>(line) else {
-            skipped += 1;
-            continue;
-        };
+    for event in events {
         let key = (event.repository, event.image);
         let finished =
             [Outcome::Migrated.as_str(), Outcome::AlreadyMigrated.as_str()].contains(&event.outcome.as_str());
@@ -117,13 +103,12 @@ fn parse(bytes: &[u8]) -> (HashMap<(String, String), Recorded>, usize) {
             (true, Some(legacy_manifest)) => {
                 done.insert(key, Recorded { legacy_manifest, referrers: event.referrers });
             }
-            // A later event that is not a completion supersedes an earlier one.
             _ => {
                 done.remove(&key);
             }
         }
     }
-    (done, skipped)
+    done
 }
 
 #[cfg(test)]
@@ -140,10 +125,10 @@ mod tests {
              {{\"repository\":\"r\",\"image\":\"sha256:bb\",\"outcome\":\"blocked\"}}\n{{\"repository\":\"r\",\"ima"
         );
         std::fs::write(&path, text).unwrap();
-        let j = Journal::open(&path).unwrap();
+        let j = MigrateJournal::open(&path).unwrap();
         assert_eq!(j.migrated("r", &d), Some("sha256:aa"));
         assert_eq!(j.migrated("other", &d), None);
-        assert_eq!(j.skipped_lines, 1);
+        assert_eq!(j.skipped_lines(), 1);
         assert!(j.recorded_referrers("r", &d).is_empty(), "a line without referrers (an earlier version's)");
 
         let mut report = ImageReport::new("r".into(), d.clone(), Outcome::Migrated);
@@ -158,15 +143,15 @@ mod tests {
             existed: false,
         });
         j.record(&report).unwrap();
-        let j = Journal::open(&path).unwrap();
+        let j = MigrateJournal::open(&path).unwrap();
         assert_eq!(j.recorded_referrers("r", &d), [referrer.to_string()]);
 
         let mut report = ImageReport::new("r".into(), Digest::sha256(b"two"), Outcome::AlreadyMigrated);
         report.legacy_manifest = Some(Digest::sha256(b"att"));
         j.record(&report).unwrap();
         drop(j);
-        let j = Journal::open(&path).unwrap();
-        assert_eq!(j.skipped_lines, 1, "the new event starts on its own line");
+        let j = MigrateJournal::open(&path).unwrap();
+        assert_eq!(j.skipped_lines(), 1, "the new event starts on its own line");
         assert_eq!(j.migrated("r", &report.image), Some(Digest::sha256(b"att").to_string().as_str()));
     }
 
@@ -174,8 +159,11 @@ mod tests {
     fn a_later_failure_supersedes_a_completion() {
         let lines = b"{\"repository\":\"r\",\"image\":\"i\",\"outcome\":\"migrated\",\"legacy_manifest\":\"x\"}\n\
                       {\"repository\":\"r\",\"image\":\"i\",\"outcome\":\"failed\"}\n";
-        let (done, skipped) = parse(lines);
-        assert!(done.is_empty());
-        assert_eq!(skipped, 0);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        std::fs::write(&path, lines).unwrap();
+        let j = MigrateJournal::open(&path).unwrap();
+        assert!(j.done.is_empty());
+        assert_eq!(j.skipped_lines(), 0);
     }
 }

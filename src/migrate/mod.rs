@@ -70,8 +70,8 @@ use crate::model::digest::Digest;
 use crate::store::{Repository, tag_schema};
 use crate::verification::Verifier;
 
-pub use batch::{BatchOutcome, migrate_batch};
-pub use journal::Journal;
+pub use batch::{MigrateJob, migrate_batch};
+pub use journal::MigrateJournal;
 pub use readback::ReadBack;
 pub use rekor::RekorClient;
 pub use report::{ImageReport, MigrateReport, Outcome, ReferrerReport};
@@ -115,21 +115,6 @@ impl Default for MigrateOptions {
     }
 }
 
-/// Told about each image as it finishes (progress bars, journals).
-pub trait Progress: Send + Sync {
-    /// One image finished.
-    fn image_done(&self, report: &ImageReport);
-
-    /// `count` more images were found to migrate (a batch finds them as repositories are listed).
-    fn images_found(&self, count: u64) {
-        let _ = count;
-    }
-}
-
-impl Progress for () {
-    fn image_done(&self, _: &ImageReport) {}
-}
-
 /// Every image of `repo` with a legacy `.att` tag, in tag order.
 pub async fn images_with_attestations<R: Repository>(repo: &R) -> Result<Vec<Digest>> {
     let mut images: Vec<Digest> = repo
@@ -150,45 +135,47 @@ pub async fn migrate_images<R: Repository>(
     images: &[Digest],
     verifier: &Arc<Verifier>,
     options: &MigrateOptions,
-    journal: Option<&Journal>,
-    progress: &dyn Progress,
+    journal: Option<&MigrateJournal>,
+    progress: &dyn crate::batch::Progress<ImageReport>,
 ) -> Vec<ImageReport> {
+    let record = |report: &ImageReport| {
+        if let Some(j) = journal.filter(|_| !options.dry_run)
+            && let Err(e) = j.record(report)
+        {
+            tracing::warn!("{e}");
+        }
+    };
     let mut reports = futures_util::stream::iter(images)
         .map(|image| async move {
             let report = migrate_one(repo, image, verifier, options, journal).await;
-            if let Some(j) = journal.filter(|_| !options.dry_run)
-                && let Err(e) = j.record(&report)
-            {
-                tracing::warn!("{e}");
-            }
-            progress.image_done(&report);
+            record(&report);
+            progress.done(&report);
             report
         })
         .buffered(options.jobs.max(1))
         .collect::<Vec<_>>()
         .await;
-    settle_all(repo, &mut reports, options, journal).await;
+    for changed in settle_all(repo, &mut reports, options).await {
+        record(&reports[changed]);
+    }
     reports
 }
 
 /// The settle pass (see [`write`](mod@write)): once every image is done, re-check that the tag-schema
 /// index of each image this run wrote still lists its referrers, and re-list any a concurrent writer
-/// dropped (`options.jobs` images at once). An image whose entries cannot be restored becomes `failed`,
-/// and the journal says so, so that a resumed run does not skip it.
-async fn settle_all<R: Repository>(
-    repo: &R,
-    reports: &mut [ImageReport],
-    options: &MigrateOptions,
-    journal: Option<&Journal>,
-) {
+/// dropped (`options.jobs` images at once). An image whose entries cannot be restored becomes `failed`;
+/// its position is returned, so that the journal records it and a resumed run does not skip it.
+async fn settle_all<R: Repository>(repo: &R, reports: &mut [ImageReport], options: &MigrateOptions) -> Vec<usize> {
     let written = |r: &ImageReport| r.outcome == Outcome::Migrated && !r.referrers.is_empty();
     if options.dry_run || !reports.iter().any(written) {
-        return;
+        return Vec::new();
     }
     tokio::time::sleep(tag_schema::confirm_delay()).await;
     let index = tag_schema::IndexOptions { repair: false, max_retries: options.index_retries };
-    futures_util::stream::iter(reports.iter_mut().filter(|r| written(r)))
-        .for_each_concurrent(options.jobs.max(1), |r| async move {
+    let changed = std::sync::Mutex::new(Vec::new());
+    let changed_ref = &changed;
+    futures_util::stream::iter(reports.iter_mut().enumerate().filter(|(_, r)| written(r)))
+        .for_each_concurrent(options.jobs.max(1), |(i, r)| async move {
             let digests: Vec<Digest> = r.referrers.iter().map(|x| x.digest.clone()).collect();
             match tag_schema::settle(repo, &r.image, &digests, index).await {
                 Ok(stats) => {
@@ -202,15 +189,14 @@ async fn settle_all<R: Repository>(
                     r.reasons.extend(failed.reasons);
                     r.error_kind = failed.error_kind;
                     r.kind = failed.kind;
-                    if let Some(j) = journal
-                        && let Err(e) = j.record(r)
-                    {
-                        tracing::warn!("{e}");
-                    }
+                    changed_ref.lock().unwrap_or_else(|p| p.into_inner()).push(i);
                 }
             }
         })
         .await;
+    let mut changed = changed.into_inner().unwrap_or_else(|p| p.into_inner());
+    changed.sort_unstable();
+    changed
 }
 
 async fn migrate_one<R: Repository>(
@@ -218,7 +204,7 @@ async fn migrate_one<R: Repository>(
     image: &Digest,
     verifier: &Arc<Verifier>,
     options: &MigrateOptions,
-    journal: Option<&Journal>,
+    journal: Option<&MigrateJournal>,
 ) -> ImageReport {
     let name = repo.name();
     let result = match journal {
@@ -239,7 +225,7 @@ async fn migrate_one<R: Repository>(
 async fn resume_from_journal<R: Repository>(
     repo: &R,
     image: &Digest,
-    journal: &Journal,
+    journal: &MigrateJournal,
 ) -> crate::Result<Option<ImageReport>> {
     let name = repo.name();
     let Some(recorded) = journal.migrated(&name, image) else {

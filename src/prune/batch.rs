@@ -1,16 +1,79 @@
-//! Pruning many repositories as one batch: `jobs` repositories at once, in target order in the report.
+//! `prune` as a job of the batch engine ([`crate::batch`]): one unit per repository, `jobs`
+//! repositories at once, reports in target order.
 //!
 //! Within a repository the plan and its application stay sequential (each removal re-checks what the
-//! previous ones changed); repositories are independent, so several are pruned at once while the next
-//! ones are resolved (catalog pages, tag listings).
+//! previous ones changed, and orphans and duplicates are decided over the whole repository), so the
+//! unit is the repository; repositories are independent, so several are pruned at once while the next
+//! ones are resolved (catalog pages). The journal is an audit trail: each removal attempted is recorded
+//! as it happens ([`AuditEvent`]), through the [`Observer`] that `apply` calls.
 
 use std::sync::Arc;
 
+use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
 
 use super::{Item, Observer, OrphanPolicy, PruneOptions, Scope, SearchSets, prune_repository};
+use crate::batch::{self, Job, Journal, Progress};
+use crate::error::Result;
+use crate::model::digest::Digest;
+use crate::store::AnyRepository;
 use crate::targets::{RepositoryTarget, TargetError};
 use crate::verification::Verifier;
+
+/// One line of prune's journal: a removal attempted, with its outcome and the time (Unix seconds).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// When it ran.
+    pub at: u64,
+    /// The item, with its final status and reasons.
+    pub item: serde_json::Value,
+}
+
+impl Observer for Journal<AuditEvent> {
+    fn acted(&self, item: &Item) {
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let item = serde_json::to_value(item).unwrap_or(serde_json::Value::Null);
+        if let Err(e) = self.record(&AuditEvent { at, item }) {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+/// Pruning repositories, as the batch engine runs it.
+pub struct PruneJob<'a> {
+    /// Verifies the referrers a `.att` is removed for.
+    pub verifier: &'a Arc<Verifier>,
+    /// How to prune.
+    pub options: &'a PruneOptions,
+    /// With it, orphans may be deleted after a search over each repository's
+    /// [`SearchSets::for_repository`] set; without it `options.orphans` applies everywhere.
+    pub orphan_search: Option<&'a SearchSets>,
+    /// Hears of every removal as it runs (the audit journal).
+    pub observer: &'a dyn Observer,
+}
+
+impl Job for PruneJob<'_> {
+    type Unit = Scope;
+    type Report = Vec<Item>;
+    type Event = AuditEvent;
+
+    fn named(&self, images: Vec<Digest>) -> Vec<Scope> {
+        vec![Scope::Images(images)]
+    }
+
+    fn list(&self, _repo: Arc<AnyRepository>) -> BoxStream<'static, Result<Vec<Scope>>> {
+        futures_util::stream::once(async { Ok(vec![Scope::Repository]) }).boxed()
+    }
+
+    async fn run(&self, repo: &AnyRepository, scope: &Scope) -> Vec<Item> {
+        let mut options = self.options.clone();
+        if let Some(sets) = self.orphan_search {
+            options.orphans = OrphanPolicy::Delete(sets.for_repository(repo).await);
+        }
+        prune_repository(repo, scope, self.verifier, &options, self.observer).await
+    }
+}
 
 /// What a batch found and did: every item, and the targets that could not be resolved.
 #[derive(Debug, Default)]
@@ -21,39 +84,25 @@ pub struct PruneBatch {
     pub errors: Vec<TargetError>,
 }
 
-/// Prune every repository the targets name, `jobs` at once. With `orphan_search`, orphans may be
-/// deleted after a search over each repository's [`SearchSets::for_repository`] set; without it,
-/// `options.orphans` applies to every repository (keep, by default).
+/// Prune every repository the targets name, `jobs` at once; with a journal, every removal attempted is
+/// recorded in it as it runs.
 pub async fn prune_batch<S>(
     targets: S,
     verifier: &Arc<Verifier>,
     options: &PruneOptions,
     orphan_search: Option<&SearchSets>,
-    observer: &dyn Observer,
+    journal: Option<&Journal<AuditEvent>>,
+    progress: &dyn Progress<Vec<Item>>,
     jobs: usize,
 ) -> PruneBatch
 where
-    S: Stream<Item = Result<RepositoryTarget, TargetError>>,
+    S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
 {
-    let results: Vec<Result<Vec<Item>, TargetError>> = targets
-        .map(|t| async move {
-            let t = t?;
-            let scope = t.images.map_or(Scope::Repository, Scope::Images);
-            let mut options = options.clone();
-            if let Some(sets) = orphan_search {
-                options.orphans = OrphanPolicy::Delete(sets.for_repository(&t.repo).await);
-            }
-            Ok(prune_repository(&t.repo, &scope, verifier, &options, observer).await)
-        })
-        .buffered(jobs.max(1))
-        .collect()
-        .await;
-    let mut batch = PruneBatch::default();
-    for r in results {
-        match r {
-            Ok(items) => batch.items.extend(items),
-            Err(e) => batch.errors.push(e),
-        }
-    }
-    batch
+    let observer: &dyn Observer = match journal {
+        Some(j) => j,
+        None => &(),
+    };
+    let job = PruneJob { verifier, options, orphan_search, observer };
+    let outcome = batch::run(&job, targets, jobs, None, progress).await;
+    PruneBatch { items: outcome.reports.into_iter().flatten().collect(), errors: outcome.errors }
 }

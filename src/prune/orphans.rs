@@ -297,12 +297,10 @@ pub async fn search<R: Repository>(own: &R, subject: &Digest, set: &SearchSet) -
             return record;
         }
     };
-    let mut answers = futures_util::stream::iter(others)
-        .map(|repo| {
-            let reference = &reference;
-            async move { (repo.name(), repo.get_manifest(reference).await.map(|m| m.is_some())) }
-        })
-        .buffer_unordered(SEARCH_CONCURRENCY);
+    // The questions are built first (lazily: none runs before it is polled), which keeps the future
+    // `Send` for any caller; a closure mapping the stream would tie it to one borrow's lifetime.
+    let questions: Vec<_> = others.iter().map(|repo| ask(repo, &reference)).collect();
+    let mut answers = futures_util::stream::iter(questions).buffer_unordered(SEARCH_CONCURRENCY);
     let mut asked = Vec::new();
     while let Some((name, answer)) = answers.next().await {
         record.repositories_searched += 1;
@@ -330,4 +328,9 @@ pub async fn search<R: Repository>(own: &R, subject: &Digest, set: &SearchSet) -
         (None, false) => SearchResult::CouldNotCheck,
     };
     record
+}
+
+/// Whether `repo` holds the manifest `reference`, named for the record.
+async fn ask(repo: &AnyRepository, reference: &str) -> (String, crate::Result<bool>) {
+    (repo.name(), repo.get_manifest(reference).await.map(|m| m.is_some()))
 }

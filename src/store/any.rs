@@ -28,6 +28,20 @@ macro_rules! delegate {
     };
 }
 
+impl AnyRepository {
+    /// [`Repository::tag_pages`] for a repository shared by the caller: the stream holds its own handle,
+    /// so it can outlive the borrow (a batch lists one repository while others are worked on).
+    pub fn owned_tag_pages(
+        self: std::sync::Arc<Self>,
+    ) -> futures_util::stream::BoxStream<'static, Result<Vec<String>>> {
+        use futures_util::StreamExt;
+        match &*self {
+            AnyRepository::Registry(r) => r.owned_tag_pages(),
+            AnyRepository::Layout(_) => futures_util::stream::once(async move { self.list_tags().await }).boxed(),
+        }
+    }
+}
+
 impl Repository for AnyRepository {
     fn name(&self) -> String {
         delegate!(self, r => r.name())
@@ -77,6 +91,10 @@ impl Repository for AnyRepository {
 
     async fn list_tags(&self) -> Result<Vec<String>> {
         delegate!(self, r => r.list_tags().await)
+    }
+
+    fn tag_pages(&self) -> futures_util::stream::BoxStream<'_, Result<Vec<String>>> {
+        delegate!(self, r => r.tag_pages())
     }
 
     async fn referrers(&self, subject: &Digest, artifact_type: Option<&str>) -> Result<Referrers> {

@@ -165,6 +165,14 @@ pub trait Repository: Send + Sync {
     /// Every tag of the repository (all pages).
     fn list_tags(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
 
+    /// The tags page by page, as the store serves them, for work that starts before a long listing is
+    /// complete and keeps only one page in memory. Entries are not repeated from one page to the next;
+    /// the listing stops at its first error. Stores without pages give every tag as one page.
+    fn tag_pages(&self) -> futures_util::stream::BoxStream<'_, Result<Vec<String>>> {
+        use futures_util::StreamExt;
+        futures_util::stream::once(self.list_tags()).boxed()
+    }
+
     /// Referrers of `subject`, optionally filtered by artifactType: the API when the registry has
     /// it, else the tag schema.
     fn referrers(

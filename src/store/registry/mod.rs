@@ -318,6 +318,11 @@ pub(crate) enum Reference {
 }
 
 impl RegistryRepository {
+    /// [`Repository::tag_pages`], holding its own handle on the client (no borrow of `self`).
+    pub(crate) fn owned_tag_pages(&self) -> futures_util::stream::BoxStream<'static, Result<Vec<String>>> {
+        tags::tag_pages(self)
+    }
+
     /// The registry host requests go to (`registry-1.docker.io` for Docker Hub).
     pub fn host(&self) -> &str {
         &self.host
@@ -435,6 +440,10 @@ impl Repository for RegistryRepository {
 
     async fn list_tags(&self) -> Result<Vec<String>> {
         tags::list_tags(self).await
+    }
+
+    fn tag_pages(&self) -> futures_util::stream::BoxStream<'_, Result<Vec<String>>> {
+        tags::tag_pages(self)
     }
 
     async fn referrers(&self, subject: &Digest, artifact_type: Option<&str>) -> Result<Referrers> {

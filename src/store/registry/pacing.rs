@@ -61,11 +61,12 @@ pub(crate) struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut state = self.pace.state();
-        if let Some(permit) = self.permit.take() {
-            if state.debt > 0 {
-                state.debt -= 1;
-                permit.forget();
-            }
+        // A permit owed to a lowered limit is retired instead of returned.
+        if state.debt > 0
+            && let Some(permit) = self.permit.take()
+        {
+            state.debt -= 1;
+            permit.forget();
         }
     }
 }

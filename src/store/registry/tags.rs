@@ -4,6 +4,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use reqwest::Method;
 use reqwest::header::{HeaderMap, LINK};
 use serde::Deserialize;
@@ -180,11 +182,40 @@ async fn paged(inner: &Arc<Inner>, mut pager: Pager) -> Result<Vec<String>> {
 }
 
 pub(crate) async fn list_tags(repo: &RegistryRepository) -> Result<Vec<String>> {
+    paged(&repo.client.inner, tags_pager(repo)?).await
+}
+
+fn tags_pager(repo: &RegistryRepository) -> Result<Pager> {
     let what = format!("GET tags of {}", repo.name());
     let mut url = repo.url("tags/list")?;
     url.query_pairs_mut().append_pair("n", &PAGE_SIZE.to_string());
-    let pager = Pager::new(repo.client.inner.clone(), &repo.host, repo.scope("pull"), url, what);
-    paged(&repo.client.inner, pager).await
+    Ok(Pager::new(repo.client.inner.clone(), &repo.host, repo.scope("pull"), url, what))
+}
+
+/// The tags of `repo` page by page, one page in memory; the same caps as [`list_tags`] (pages, and
+/// `limits.max_tags` entries over the whole listing), so a registry cannot stream without end.
+pub(crate) fn tag_pages(repo: &RegistryRepository) -> BoxStream<'static, Result<Vec<String>>> {
+    let max = repo.client.inner.config.limits.max_tags;
+    let start = tags_pager(repo).map(|pager| (pager, 0usize));
+    futures_util::stream::unfold(Some(start), move |state| async move {
+        let (mut pager, seen) = match state? {
+            Ok(state) => state,
+            Err(e) => return Some((Err(e), None)),
+        };
+        match pager.next_page().await {
+            Ok(Some(page)) if seen + page.len() > max => {
+                let e = Error::new(ErrorKind::TooLarge, format!("{}: more than {max} entries", pager.what));
+                Some((Err(e), None))
+            }
+            Ok(Some(page)) => {
+                let seen = seen + page.len();
+                Some((Ok(page), Some(Ok((pager, seen)))))
+            }
+            Ok(None) => None,
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+    .boxed()
 }
 
 /// Every repository of `host`; the entry cap is `limits.max_tags`, as for tags.

@@ -6,18 +6,18 @@
 //! layer did not verify or cannot be converted) or failed a check; 2 when something could not be read,
 //! written or checked.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
+use att2ref::batch::Progress;
 use att2ref::convert::{OutputFormat, Verdict};
 use att2ref::migrate::report::RequestStats;
 use att2ref::migrate::{
-    self, ImageReport, Journal, MigrateOptions, MigrateReport, Outcome, Progress, ReadBack, RekorClient,
+    self, ImageReport, MigrateJournal, MigrateOptions, MigrateReport, Outcome, ReadBack, RekorClient,
 };
 use att2ref::targets;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 
 use crate::args::{MigrateArgs, ReadBackArg, ReferrerFormat};
 use crate::render::size;
@@ -60,9 +60,9 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     };
     let journal = match &args.journal {
         Some(path) => {
-            let j = Journal::open(path)?;
-            if j.skipped_lines > 0 {
-                eprintln!("warning: journal {}: {} unreadable line(s) ignored", path.display(), j.skipped_lines);
+            let j = MigrateJournal::open(path)?;
+            if j.skipped_lines() > 0 {
+                eprintln!("warning: journal {}: {} unreadable line(s) ignored", path.display(), j.skipped_lines());
             }
             Some(j)
         }
@@ -70,14 +70,14 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     };
 
     let mut report = MigrateReport::new(targets.clone(), args.dry_run, options.format);
-    let bar = progress_bar(quiet);
+    let bar = crate::commands::progress_bar(quiet, "{bar:30} {pos}/{len} images  {msg}  [{elapsed}]", "0 B written");
     let progress = Bar { bar: bar.clone(), written: AtomicU64::new(0) };
     let target_options = setup::target_options(&args.targets, &args.registry);
     // One batch over every repository: --jobs images in flight across all of them, each repository
     // starting as soon as it is resolved (with --all-repos, on the catalog's first page).
     let resolved = targets::resolve(&targets, &target_options, &client);
     let batch = migrate::migrate_batch(resolved, &verifier, &options, journal.as_ref(), &progress).await;
-    report.images = batch.images;
+    report.images = batch.reports;
     report.errors = batch.errors;
     bar.finish_and_clear();
     report.recount();
@@ -131,30 +131,16 @@ struct Bar {
     written: AtomicU64,
 }
 
-impl Progress for Bar {
-    fn images_found(&self, count: u64) {
+impl Progress<ImageReport> for Bar {
+    fn found(&self, count: u64) {
         self.bar.inc_length(count);
     }
 
-    fn image_done(&self, report: &ImageReport) {
+    fn done(&self, report: &ImageReport) {
         let total = self.written.fetch_add(report.bytes_written, Ordering::Relaxed) + report.bytes_written;
         self.bar.inc(1);
         self.bar.set_message(format!("{} written", size(total)));
     }
-}
-
-/// Overall images and bytes written; hidden unless stderr is a terminal (and not with --quiet). Its
-/// length grows as repositories are resolved.
-fn progress_bar(quiet: bool) -> ProgressBar {
-    if quiet || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} images  {msg}  [{elapsed}]") {
-        bar.set_style(style);
-    }
-    bar.set_message("0 B written");
-    bar
 }
 
 /// The report for people: one block per image, then totals.

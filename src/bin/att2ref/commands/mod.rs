@@ -22,7 +22,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(args) => verify::run(args).await,
         Command::Get(args) => get::run(args).await,
         Command::Migrate(args) => migrate::run(args, cli.quiet).await,
-        Command::Prune(args) => prune::run(args).await,
+        Command::Prune(args) => prune::run(args, cli.quiet).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Completions { shell } => {
             let mut out = Vec::new();
@@ -74,4 +74,19 @@ pub fn output_report<T: Serialize>(
         crate::args::Format::Json => print_json(report),
         crate::args::Format::Text => print_text(&text(report)),
     }
+}
+
+/// A progress bar on stderr, hidden unless stderr is a terminal (and not with --quiet). Its length
+/// grows as the batch lists repositories.
+pub fn progress_bar(quiet: bool, template: &str, message: &str) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar.set_message(message.to_owned());
+    bar
 }

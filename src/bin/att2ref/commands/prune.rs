@@ -6,8 +6,9 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use att2ref::prune::{self, Item, Observer, PruneOptions, PruneReport, SearchSets, Status};
+use anyhow::{Result, bail};
+use att2ref::batch::{Journal, Progress};
+use att2ref::prune::{self, AuditEvent, Item, PruneOptions, PruneReport, SearchSets, Status};
 use att2ref::store::AnyRepository;
 use att2ref::store::registry::RegistryClient;
 use att2ref::targets::{self, TargetOptions};
@@ -17,7 +18,7 @@ use crate::args::PruneArgs;
 use crate::render::size;
 use crate::{exit, setup};
 
-pub async fn run(args: PruneArgs) -> Result<ExitCode> {
+pub async fn run(args: PruneArgs, quiet: bool) -> Result<ExitCode> {
     let (verifier, _) = setup::verifier(&args.trust)?;
     let targets = targets::read_targets(&args.targets.targets, args.targets.from_file.as_deref())?;
     let client = setup::registry_client(&args.registry)?;
@@ -28,16 +29,20 @@ pub async fn run(args: PruneArgs) -> Result<ExitCode> {
         true => Some(SearchSets::named(search_repositories(&args.search_repositories, &args, &client).await?)),
     };
 
-    let journal = args.journal.as_deref().map(AuditJournal::open).transpose()?;
-    let observer: &dyn Observer = match &journal {
-        Some(j) => j,
-        None => &(),
+    let journal = match &args.journal {
+        Some(path) => Some(Journal::<AuditEvent>::open(path)?.0),
+        None => None,
     };
     let mut report = PruneReport::new(targets.clone(), args.apply);
     let target_options = setup::target_options(&args.targets, &args.registry);
     let resolved = targets::resolve(&targets, &target_options, &client);
     let jobs = args.jobs as usize;
-    let batch = prune::prune_batch(resolved, &verifier, &options, search_sets.as_ref(), observer, jobs).await;
+    let bar = crate::commands::progress_bar(quiet, "{bar:30} {pos}/{len} repositories  {msg}  [{elapsed}]", "");
+    let progress = Bar { bar: bar.clone(), apply: args.apply, removable: Default::default() };
+    let batch =
+        prune::prune_batch(resolved, &verifier, &options, search_sets.as_ref(), journal.as_ref(), &progress, jobs)
+            .await;
+    bar.finish_and_clear();
     report.items = batch.items;
     report.errors = batch.errors;
     report.recount();
@@ -66,37 +71,24 @@ async fn search_repositories(
     Ok(out)
 }
 
-/// `--journal`: each attempted removal appended as one JSON line, with the time, as it happens.
-struct AuditJournal {
-    path: std::path::PathBuf,
-    file: std::sync::Mutex<std::fs::File>,
+/// Repositories pruned, and items removed (or, in a dry run, removable) so far.
+struct Bar {
+    bar: indicatif::ProgressBar,
+    apply: bool,
+    removable: std::sync::atomic::AtomicU64,
 }
 
-impl AuditJournal {
-    fn open(path: &std::path::Path) -> Result<AuditJournal> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("opening --journal {}", path.display()))?;
-        Ok(AuditJournal { path: path.to_owned(), file: std::sync::Mutex::new(file) })
+impl Progress<Vec<Item>> for Bar {
+    fn found(&self, count: u64) {
+        self.bar.inc_length(count);
     }
-}
 
-impl Observer for AuditJournal {
-    fn acted(&self, item: &Item) {
-        use std::io::Write;
-        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let line = serde_json::json!({ "at": at, "item": item });
-        let mut bytes = line.to_string().into_bytes();
-        bytes.push(b'\n');
-        let written = match self.file.lock() {
-            Ok(mut f) => f.write_all(&bytes).and_then(|()| f.flush()),
-            Err(_) => Ok(()),
-        };
-        if let Err(e) = written {
-            eprintln!("warning: --journal {}: {e}", self.path.display());
-        }
+    fn done(&self, items: &Vec<Item>) {
+        use std::sync::atomic::Ordering;
+        let now = items.iter().filter(|i| matches!(i.status, Status::Removed | Status::Planned)).count() as u64;
+        let total = self.removable.fetch_add(now, Ordering::Relaxed) + now;
+        self.bar.inc(1);
+        self.bar.set_message(format!("{total} {}", if self.apply { "removed" } else { "removable" }));
     }
 }
 

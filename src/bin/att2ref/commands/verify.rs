@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use att2ref::verify::report::{REPORT_FORMAT, VerifyReport};
-use att2ref::verify::{self, VerifyOptions};
 use att2ref::inspect::kind_name;
 use att2ref::inspect::report::ImageError;
 use att2ref::model::reference::Reference;
+use att2ref::verify::report::{REPORT_FORMAT, VerifyReport};
+use att2ref::verify::{self, VerifyOptions};
 
 use crate::args::{Format, VerifyArgs};
 use crate::{exit, render, setup};

@@ -1,0 +1,299 @@
+//! The batch engine: a command's work over every repository its targets name, in one bounded pool.
+//!
+//! A command describes its work as a [`Job`]: what one unit is (an image for `migrate`, a whole
+//! repository for `prune`), how a repository is listed into units, how one unit is done and what runs
+//! once per repository after its last unit (the settle pass of the referrers tag schema). [`run`] does
+//! the rest, the same way for every command:
+//!
+//! - targets come from [`crate::targets::resolve`] as a stream, and each repository's units from
+//!   [`Job::list`] page by page: the next page (or the next catalog page) is read only while fewer
+//!   units than `jobs` are waiting, so work starts on the first page and the queue never holds more
+//!   than one page ahead, whatever the size of the catalog or of a repository;
+//! - at most `jobs` units run at once, across all repositories;
+//! - [`Job::finish`] runs once per repository, as soon as its listing is complete and its last unit
+//!   done, concurrently with the units of the repositories after it;
+//! - each finished unit is recorded in the [`Journal`] (when the command gives one, and an event for
+//!   it) before [`Progress`] hears of it, so an interrupted run can resume from what was recorded;
+//! - reports come back grouped by repository in target order, units in listing order, and targets or
+//!   listings that failed as [`TargetError`]s beside them.
+//!
+//! # Example: a job that names every tag of every repository
+//!
+//! ```
+//! use std::sync::Arc;
+//! use att2ref::batch::{self, Job};
+//! use att2ref::store::{AnyRepository, Repository, layout::LayoutRepository};
+//! use att2ref::targets::{self, TargetOptions};
+//! use att2ref::store::registry::{ClientConfig, RegistryClient};
+//! use futures_util::StreamExt;
+//!
+//! struct NameTags;
+//!
+//! impl Job for NameTags {
+//!     type Unit = String;
+//!     type Report = String;
+//!     type Event = ();
+//!
+//!     fn named(&self, images: Vec<att2ref::model::digest::Digest>) -> Vec<String> {
+//!         images.iter().map(ToString::to_string).collect()
+//!     }
+//!     fn list(&self, repo: Arc<AnyRepository>) -> futures_util::stream::BoxStream<'static, att2ref::Result<Vec<String>>> {
+//!         futures_util::stream::once(async move { repo.list_tags().await }).boxed()
+//!     }
+//!     async fn run(&self, repo: &AnyRepository, tag: &String) -> String {
+//!         format!("{}:{tag}", repo.name())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> att2ref::Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let layout = LayoutRepository::create(dir.path(), att2ref::Limits::default())?;
+//! att2ref::demo::demo()?.repo.push_to(&layout).await?;
+//!
+//! let client = RegistryClient::new(ClientConfig::default())?;
+//! let given = vec![format!("ocidir://{}", dir.path().display())];
+//! let options = TargetOptions::default();
+//! let outcome = batch::run(&NameTags, targets::resolve(&given, &options, &client), 4, None, &()).await;
+//! assert!(outcome.errors.is_empty());
+//! assert_eq!(outcome.reports.len(), layout.list_tags().await?.len());
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod journal;
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::stream::{BoxStream, FuturesUnordered};
+use futures_util::{Stream, StreamExt};
+
+pub use journal::Journal;
+
+use crate::error::Result;
+use crate::model::digest::Digest;
+use crate::store::{AnyRepository, Repository};
+use crate::targets::{RepositoryTarget, TargetError};
+
+/// A command's work, as the engine runs it.
+pub trait Job: Sync {
+    /// One unit of work inside a repository.
+    type Unit: Send + Sync;
+    /// What one unit produces.
+    type Report: Send;
+    /// What the journal records of one finished unit.
+    type Event: serde::Serialize + Send + Sync;
+
+    /// The units for images a target named (`REPO:tag`, `REPO@digest`, an index and its platforms).
+    fn named(&self, images: Vec<Digest>) -> Vec<Self::Unit>;
+
+    /// The units of a whole repository, page by page; the listing ends at its first error.
+    fn list(&self, repo: Arc<AnyRepository>) -> BoxStream<'static, Result<Vec<Self::Unit>>>;
+
+    /// Do one unit. Failures are part of the report: a batch goes on.
+    fn run(&self, repo: &AnyRepository, unit: &Self::Unit) -> impl Future<Output = Self::Report> + Send;
+
+    /// Once per repository, after its last unit. Returns the positions of the reports it changed, which
+    /// the journal records again.
+    fn finish(&self, repo: &AnyRepository, reports: &mut [Self::Report]) -> impl Future<Output = Vec<usize>> + Send {
+        let _ = (repo, reports);
+        async { Vec::new() }
+    }
+
+    /// The journal event for a finished unit, if it is to be recorded.
+    fn event(&self, report: &Self::Report) -> Option<Self::Event> {
+        let _ = report;
+        None
+    }
+}
+
+/// Told about units as they are found and as they finish (progress bars).
+pub trait Progress<R>: Send + Sync {
+    /// `count` more units were found (a batch finds them as repositories are listed).
+    fn found(&self, count: u64) {
+        let _ = count;
+    }
+
+    /// One unit finished.
+    fn done(&self, report: &R) {
+        let _ = report;
+    }
+}
+
+impl<R> Progress<R> for () {}
+
+/// What a batch did: every report, and the targets (or repository listings) that failed.
+#[derive(Debug)]
+pub struct BatchOutcome<R> {
+    /// One report per unit, grouped by repository in target order, units in listing order.
+    pub reports: Vec<R>,
+    /// Targets that could not be resolved, and repositories that could not be listed (completely).
+    pub errors: Vec<TargetError>,
+}
+
+/// What the listing side of a batch produces, in order.
+enum Listed<U> {
+    /// A repository starts; the units that follow are its own.
+    Start(Arc<AnyRepository>),
+    /// More units of the current repository.
+    Units(Vec<U>),
+    /// The current repository's listing is complete.
+    End,
+    /// A target failed, or the current repository's listing did (then `End` follows).
+    Failed(TargetError),
+}
+
+/// The listing side: each target's repository followed by its units, page by page.
+fn listing<'a, J, S>(job: &'a J, targets: S) -> impl Stream<Item = Listed<J::Unit>> + Send + 'a
+where
+    J: Job,
+    S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send + 'a,
+{
+    targets.flat_map(move |target| -> BoxStream<'a, Listed<J::Unit>> {
+        let target = match target {
+            Ok(t) => t,
+            Err(e) => return futures_util::stream::once(async { Listed::Failed(e) }).boxed(),
+        };
+        let repo = Arc::new(target.repo);
+        let start = futures_util::stream::once({
+            let repo = repo.clone();
+            async move { Listed::Start(repo) }
+        });
+        let units = match target.images {
+            Some(images) => {
+                let units = job.named(images);
+                futures_util::stream::once(async move { Listed::Units(units) }).boxed()
+            }
+            None => {
+                let name = target.target;
+                job.list(repo.clone())
+                    .map(move |page| match page {
+                        Ok(units) => Listed::Units(units),
+                        Err(e) => Listed::Failed(TargetError::new(
+                            &name,
+                            &e.context(format!("listing tags of {}", repo.name())),
+                        )),
+                    })
+                    .boxed()
+            }
+        };
+        start.chain(units).chain(futures_util::stream::once(async { Listed::End })).boxed()
+    })
+}
+
+/// One repository while it is worked on.
+struct InProgress<R> {
+    repo: Arc<AnyRepository>,
+    reports: Vec<Option<R>>,
+    /// Units queued or running.
+    outstanding: usize,
+    listed: bool,
+}
+
+impl<R> InProgress<R> {
+    fn ready_to_finish(&self) -> bool {
+        self.listed && self.outstanding == 0
+    }
+}
+
+/// Run `job` over every repository `targets` name, at most `jobs` units at once across all of them
+/// (see the module documentation).
+pub async fn run<J, S>(
+    job: &J,
+    targets: S,
+    jobs: usize,
+    journal: Option<&Journal<J::Event>>,
+    progress: &dyn Progress<J::Report>,
+) -> BatchOutcome<J::Report>
+where
+    J: Job,
+    S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
+{
+    let jobs = jobs.max(1);
+    let record = |report: &J::Report| {
+        if let (Some(journal), Some(event)) = (journal, job.event(report))
+            && let Err(e) = journal.record(&event)
+        {
+            tracing::warn!("{e}");
+        }
+    };
+    let mut listed = std::pin::pin!(listing(job, targets));
+    let mut listing_done = false;
+    let mut errors = Vec::new();
+    let mut repos: Vec<InProgress<J::Report>> = Vec::new();
+    let mut finished: Vec<Option<Vec<J::Report>>> = Vec::new();
+    let mut queue: VecDeque<(usize, usize, J::Unit)> = VecDeque::new();
+    let mut running = FuturesUnordered::new();
+    let mut finishing = FuturesUnordered::new();
+
+    loop {
+        while running.len() < jobs
+            && let Some((r, i, unit)) = queue.pop_front()
+        {
+            let repo = repos[r].repo.clone();
+            running.push(async move {
+                let report = job.run(&repo, &unit).await;
+                record(&report);
+                progress.done(&report);
+                (r, i, report)
+            });
+        }
+        // Keep up to `jobs` units queued ahead of the pool, so no job waits for a listing.
+        let want_more = !listing_done && queue.len() < jobs;
+        if running.is_empty() && finishing.is_empty() && !want_more {
+            break;
+        }
+        let mut ready = None;
+        tokio::select! {
+            next = listed.next(), if want_more => match next {
+                None => listing_done = true,
+                Some(Listed::Start(repo)) => {
+                    repos.push(InProgress { repo, reports: Vec::new(), outstanding: 0, listed: false });
+                    finished.push(None);
+                }
+                Some(Listed::Units(units)) => {
+                    let r = repos.len() - 1;
+                    progress.found(units.len() as u64);
+                    let first = repos[r].reports.len();
+                    repos[r].reports.extend(units.iter().map(|_| None));
+                    repos[r].outstanding += units.len();
+                    queue.extend(units.into_iter().enumerate().map(|(k, u)| (r, first + k, u)));
+                }
+                Some(Listed::End) => {
+                    let r = repos.len() - 1;
+                    repos[r].listed = true;
+                    ready = Some(r);
+                }
+                Some(Listed::Failed(e)) => errors.push(e),
+            },
+            Some((r, i, report)) = running.next(), if !running.is_empty() => {
+                repos[r].reports[i] = Some(report);
+                repos[r].outstanding -= 1;
+                ready = Some(r);
+            },
+            Some((r, reports)) = finishing.next(), if !finishing.is_empty() => {
+                finished[r] = Some(reports);
+            },
+            else => break,
+        }
+        // Exactly once per repository: at the end of its listing, or when its last unit is done.
+        if let Some(r) = ready.filter(|&r| repos[r].ready_to_finish()) {
+            let repo = repos[r].repo.clone();
+            let mut reports: Vec<J::Report> = repos[r].reports.iter_mut().filter_map(Option::take).collect();
+            finishing.push(async move {
+                for changed in job.finish(&repo, &mut reports).await {
+                    if let Some(report) = reports.get(changed) {
+                        record(report);
+                    }
+                }
+                (r, reports)
+            });
+        }
+    }
+    BatchOutcome { reports: finished.into_iter().flatten().flatten().collect(), errors }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,205 @@
+//! The engine's promises, with a job whose listing and units are scripted: work starts before a
+//! listing is complete, the pool bound holds across repositories, the finishing step runs once per
+//! repository after its last unit, and the journal hears of every unit and of what finishing changed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use tokio::sync::Notify;
+
+use super::*;
+use crate::store::layout::LayoutRepository;
+
+/// Units are `"repo/n"` strings; a repository's listing is its pages, optionally gated.
+#[derive(Default)]
+struct Scripted {
+    pages: HashMap<String, Vec<Vec<String>>>,
+    /// The listing of this repository waits before its second page until the unit named runs.
+    gate: Option<(String, String, Arc<Notify>)>,
+    pages_read: Arc<AtomicUsize>,
+    running: AtomicUsize,
+    most_running: AtomicUsize,
+    finished: Mutex<Vec<(String, Vec<String>)>>,
+    /// A unit whose report finishing changes (its journal event is recorded again).
+    changed_by_finish: Option<String>,
+}
+
+impl Scripted {
+    fn with_repos(repos: &[(&str, Vec<Vec<&str>>)]) -> Scripted {
+        let pages = repos
+            .iter()
+            .map(|(name, pages)| {
+                let pages = pages.iter().map(|p| p.iter().map(|u| format!("{name}/{u}")).collect()).collect();
+                (name.to_string(), pages)
+            })
+            .collect();
+        Scripted { pages, ..Scripted::default() }
+    }
+}
+
+fn short_name(repo: &AnyRepository) -> String {
+    repo.name().rsplit('/').next().unwrap_or_default().to_owned()
+}
+
+impl Job for Scripted {
+    type Unit = String;
+    type Report = String;
+    type Event = String;
+
+    fn named(&self, images: Vec<Digest>) -> Vec<String> {
+        images.iter().map(ToString::to_string).collect()
+    }
+
+    fn list(&self, repo: Arc<AnyRepository>) -> BoxStream<'static, Result<Vec<String>>> {
+        let name = short_name(&repo);
+        let pages = self.pages.get(&name).cloned().unwrap_or_default();
+        let gate = self.gate.clone().filter(|(r, ..)| *r == name).map(|(_, _, n)| n);
+        let read = self.pages_read.clone();
+        futures_util::stream::iter(pages.into_iter().enumerate())
+            .then(move |(i, page)| {
+                let gate = gate.clone();
+                let read = read.clone();
+                async move {
+                    if i == 1
+                        && let Some(gate) = gate
+                    {
+                        gate.notified().await;
+                    }
+                    read.fetch_add(1, Ordering::SeqCst);
+                    Ok(page)
+                }
+            })
+            .boxed()
+    }
+
+    async fn run(&self, _repo: &AnyRepository, unit: &String) -> String {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_running.fetch_max(now, Ordering::SeqCst);
+        if let Some((_, u, gate)) = &self.gate
+            && u == unit
+        {
+            gate.notify_one();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        unit.clone()
+    }
+
+    async fn finish(&self, repo: &AnyRepository, reports: &mut [String]) -> Vec<usize> {
+        self.finished.lock().unwrap().push((short_name(repo), reports.to_vec()));
+        let mut changed = Vec::new();
+        for (i, r) in reports.iter_mut().enumerate() {
+            if Some(&*r) == self.changed_by_finish.as_ref() {
+                r.push_str(" (settled)");
+                changed.push(i);
+            }
+        }
+        changed
+    }
+
+    fn event(&self, report: &String) -> Option<String> {
+        Some(report.clone())
+    }
+}
+
+/// Empty layouts named `names`, as whole-repository targets.
+fn layouts(dir: &std::path::Path, names: &[&str]) -> Vec<std::result::Result<RepositoryTarget, TargetError>> {
+    names
+        .iter()
+        .map(|name| {
+            let repo = LayoutRepository::create(dir.join(name), crate::Limits::default()).unwrap();
+            Ok(RepositoryTarget { target: name.to_string(), repo: AnyRepository::Layout(repo), images: None })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn work_starts_on_the_first_page_before_the_listing_is_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = Scripted::with_repos(&[("a", vec![vec!["1", "2"], vec!["3", "4"]])]);
+    // The second page is only served once unit a/1 has run: an engine that waited for the whole
+    // listing before starting work would never get there.
+    job.gate = Some(("a".into(), "a/1".into(), Arc::new(Notify::new())));
+    let targets = futures_util::stream::iter(layouts(dir.path(), &["a"]));
+    let outcome = tokio::time::timeout(Duration::from_secs(10), run(&job, targets, 2, None, &()))
+        .await
+        .expect("the batch waited for the complete listing before starting work");
+    assert_eq!(outcome.reports, ["a/1", "a/2", "a/3", "a/4"]);
+    assert!(outcome.errors.is_empty());
+}
+
+#[tokio::test]
+async fn jobs_bound_the_units_in_flight_across_repositories_and_finishing_runs_once_per_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["a", "b", "c", "d", "e"];
+    let repos: Vec<(&str, Vec<Vec<&str>>)> = names.iter().map(|n| (*n, vec![vec!["1", "2"], vec!["3"]])).collect();
+    let job = Scripted::with_repos(&repos);
+    let targets = futures_util::stream::iter(layouts(dir.path(), &names));
+    let outcome = run(&job, targets, 3, None, &()).await;
+
+    let expected: Vec<String> = names.iter().flat_map(|n| (1..=3).map(move |i| format!("{n}/{i}"))).collect();
+    assert_eq!(outcome.reports, expected, "grouped by repository in target order, units in listing order");
+    // One-unit repositories of 20 ms each: only a pool that reaches across repositories gets to 3.
+    assert_eq!(job.most_running.load(Ordering::SeqCst), 3);
+    let mut finished = job.finished.lock().unwrap().clone();
+    finished.sort();
+    let want: Vec<(String, Vec<String>)> =
+        names.iter().map(|n| (n.to_string(), (1..=3).map(|i| format!("{n}/{i}")).collect())).collect();
+    assert_eq!(finished, want, "once per repository, with every one of its reports");
+    assert_eq!(job.pages_read.load(Ordering::SeqCst), 10);
+}
+
+#[tokio::test]
+async fn the_journal_records_each_unit_and_what_finishing_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = Scripted::with_repos(&[("a", vec![vec!["1", "2"]]), ("b", vec![vec!["1"]])]);
+    job.changed_by_finish = Some("a/2".into());
+    let path = dir.path().join("journal.jsonl");
+    let (journal, earlier) = Journal::<String>::open(&path).unwrap();
+    assert!(earlier.is_empty());
+    let targets = futures_util::stream::iter(layouts(dir.path(), &["a", "b"]));
+    let outcome = run(&job, targets, 1, Some(&journal), &()).await;
+    assert_eq!(outcome.reports, ["a/1", "a/2 (settled)", "b/1"]);
+    drop(journal);
+    let (_, mut recorded) = Journal::<String>::open(&path).unwrap();
+    recorded.sort();
+    assert_eq!(recorded, ["a/1", "a/2", "a/2 (settled)", "b/1"]);
+}
+
+#[tokio::test]
+async fn a_failed_target_and_a_failed_listing_are_reported_and_the_others_run() {
+    struct Failing(Scripted);
+    impl Job for Failing {
+        type Unit = String;
+        type Report = String;
+        type Event = String;
+        fn named(&self, images: Vec<Digest>) -> Vec<String> {
+            self.0.named(images)
+        }
+        fn list(&self, repo: Arc<AnyRepository>) -> BoxStream<'static, Result<Vec<String>>> {
+            if short_name(&repo) == "broken" {
+                let pages: Vec<Result<Vec<String>>> =
+                    vec![Ok(vec!["broken/1".into()]), Err(crate::Error::invalid_format("page 2 is not JSON"))];
+                return futures_util::stream::iter(pages).boxed();
+            }
+            self.0.list(repo)
+        }
+        async fn run(&self, repo: &AnyRepository, unit: &String) -> String {
+            self.0.run(repo, unit).await
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let job = Failing(Scripted::with_repos(&[("ok", vec![vec!["1"]])]));
+    let mut targets = layouts(dir.path(), &["broken", "ok"]);
+    let resolve_error = crate::Error::new(crate::ErrorKind::NotFound, "tag \"x\" not found");
+    targets.insert(1, Err(TargetError::new("registry.example/gone:x", &resolve_error)));
+    let outcome = run(&job, futures_util::stream::iter(targets), 2, None, &()).await;
+    assert_eq!(outcome.reports, ["broken/1", "ok/1"], "what was listed before the failure still runs");
+    let errors: Vec<(&str, &str)> = outcome.errors.iter().map(|e| (e.target.as_str(), e.error_kind.as_str())).collect();
+    assert_eq!(errors, [("broken", "invalid-format"), ("registry.example/gone:x", "not-found")]);
+    assert!(outcome.errors[0].message.contains("page 2 is not JSON"), "{}", outcome.errors[0].message);
+}
