@@ -9,13 +9,25 @@ use serde::Serialize;
 pub struct ImageError {
     /// The error kind, for exit codes.
     #[serde(skip)]
-    pub error_kind: crate::ErrorKind,
+    pub kind: crate::ErrorKind,
     /// The image (reference or `repo@digest`).
     pub image: String,
-    /// Error kind (see [`crate::ErrorKind`]), kebab-case.
-    pub kind: String,
+    /// The error kind's name ([`crate::ErrorKind::name`]), the same field as in every report.
+    pub error_kind: String,
     /// What failed and why.
     pub message: String,
+}
+
+impl ImageError {
+    /// The record for `error` on `image`.
+    pub fn new(image: &str, error: &crate::Error) -> ImageError {
+        ImageError {
+            kind: error.kind(),
+            image: image.to_owned(),
+            error_kind: error.kind().name().to_owned(),
+            message: format!("{error:#}"),
+        }
+    }
 }
 
 /// The subject manifest.

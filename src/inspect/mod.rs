@@ -93,7 +93,7 @@ pub async fn inspect_repository<R: Repository>(
     for (tag, result) in resolved {
         match result {
             Ok(d) => by_digest.entry(d).or_default().push(tag),
-            Err(e) => report.errors.push(image_error(&format!("{}:{tag}", repo.name()), &e)),
+            Err(e) => report.errors.push(ImageError::new(&format!("{}:{tag}", repo.name()), &e)),
         }
     }
     let mut order: Vec<(Digest, Vec<String>)> = by_digest.into_iter().collect();
@@ -110,7 +110,7 @@ pub async fn inspect_repository<R: Repository>(
             }
             Err(e) => {
                 seen.insert(digest.clone());
-                report.errors.push(image_error(&format!("{}@{digest}", repo.name()), &e));
+                report.errors.push(ImageError::new(&format!("{}@{digest}", repo.name()), &e));
             }
         }
     }
@@ -118,7 +118,7 @@ pub async fn inspect_repository<R: Repository>(
     for (digest, result) in orphans.iter().zip(run_all(repo, &orphans, options).await) {
         match result {
             Ok(image) => report.images.push(image),
-            Err(e) => report.errors.push(image_error(&format!("{}@{digest}", repo.name()), &e)),
+            Err(e) => report.errors.push(ImageError::new(&format!("{}@{digest}", repo.name()), &e)),
         }
     }
     Ok(report)
@@ -135,7 +135,7 @@ pub async fn inspect_one<R: Repository>(
         InspectReport { format: REPORT_FORMAT, target: target.to_owned(), images: Vec::new(), errors: Vec::new() };
     match inspect_image(repo, reference, options).await {
         Ok(image) => report.images.push(image),
-        Err(e) => report.errors.push(image_error(&format!("{}{}{reference}", repo.name(), separator(reference)), &e)),
+        Err(e) => report.errors.push(ImageError::new(&format!("{}{}{reference}", repo.name(), separator(reference)), &e)),
     }
     report
 }
@@ -155,19 +155,6 @@ fn collect_digests(image: &ImageReport, seen: &mut BTreeSet<Digest>) {
     }
 }
 
-fn image_error(image: &str, e: &Error) -> ImageError {
-    ImageError {
-        error_kind: e.kind(),
-        image: image.to_owned(),
-        kind: e.kind().name().to_owned(),
-        message: format!("{e:#}"),
-    }
-}
-
-/// Kebab-case name of an error kind, as used in JSON reports ([`ErrorKind::name`]).
-pub fn kind_name(kind: ErrorKind) -> String {
-    kind.name().to_owned()
-}
 
 fn is_referrers_tag(tag: &str) -> bool {
     tag.split_once('-').is_some_and(|(alg, hex)| format!("{alg}:{hex}").parse::<Digest>().is_ok())

@@ -28,7 +28,7 @@ async fn anonymous_access_is_refused_with_a_clear_error() {
     let (_registry, image) = registry_with_demo_store().await;
     let run = att2ref_with(&["inspect", "--plain-http", &image, "-o", "json"], None, &[]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert_eq!(run.json()["errors"][0]["kind"], "unauthorized");
+    assert_eq!(run.json()["errors"][0]["errorKind"], "unauthorized");
     assert!(run.stderr.contains(&image), "{}", run.stderr);
 }
 

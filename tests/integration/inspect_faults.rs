@@ -43,7 +43,7 @@ async fn a_401_on_the_fallback_tag_is_an_error_never_an_empty_list() {
     let report = run.json();
     assert_valid("inspect.schema.json", &report);
     assert!(report["images"].as_array().unwrap().is_empty(), "never an empty answer: {report:#}");
-    assert_eq!(report["errors"][0]["kind"], "unauthorized");
+    assert_eq!(report["errors"][0]["errorKind"], "unauthorized");
     let message = report["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains(IMAGE), "the error names the image: {message}");
     assert!(message.contains(&format!("sha256-{HEX}")), "the error names the fallback tag: {message}");
@@ -86,7 +86,7 @@ async fn a_layer_whose_bytes_do_not_match_its_digest_fails_the_image() {
     let report = run.json();
     assert_valid("inspect.schema.json", &report);
     assert!(report["images"].as_array().unwrap().is_empty());
-    assert_eq!(report["errors"][0]["kind"], "digest-mismatch");
+    assert_eq!(report["errors"][0]["errorKind"], "digest-mismatch");
     let message = report["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains(IMAGE) && message.contains(&layer.to_string()), "{message}");
 }

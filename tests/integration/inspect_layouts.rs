@@ -211,7 +211,7 @@ fn corrupted_layer_fails_the_image_with_a_clear_error() {
     assert_valid("inspect.schema.json", &report);
     assert!(report["images"].as_array().unwrap().is_empty(), "nothing partial is reported for a broken image");
     let error = &report["errors"][0];
-    assert_eq!(error["kind"], "digest-mismatch");
+    assert_eq!(error["errorKind"], "digest-mismatch");
     let message = error["message"].as_str().unwrap();
     assert!(message.contains(&scenario.image.to_string()), "{message}");
     assert!(message.contains(&layer.digest.short()), "{message}");

@@ -127,7 +127,7 @@ async fn truncated_envelope_is_a_clear_error() {
     assert!(report["images"].as_array().unwrap().is_empty());
     let message = report["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains(ARTICLE_IMAGE) && message.contains("layer 1") && message.contains("JSON"), "{message}");
-    assert_eq!(report["errors"][0]["kind"], "invalid-format");
+    assert_eq!(report["errors"][0]["errorKind"], "invalid-format");
 }
 
 #[tokio::test]

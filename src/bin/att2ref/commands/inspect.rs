@@ -34,5 +34,5 @@ pub fn output(report: &InspectReport, format: Format) -> Result<ExitCode> {
     for e in &report.errors {
         eprintln!("error: {}", e.message);
     }
-    Ok(exit::worst(report.errors.iter().map(|e| e.error_kind)))
+    Ok(exit::worst(report.errors.iter().map(|e| e.kind)))
 }

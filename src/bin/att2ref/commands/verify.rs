@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use att2ref::inspect::kind_name;
 use att2ref::inspect::report::ImageError;
 use att2ref::model::reference::Reference;
 use att2ref::verify::report::{REPORT_FORMAT, VerifyReport};
@@ -28,12 +27,7 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
     };
     match verify::verify_image(&repo, &manifest_ref, &verifier, &options).await {
         Ok(image) => report.images.push(image),
-        Err(e) => report.errors.push(ImageError {
-            error_kind: e.kind(),
-            image: args.target.clone(),
-            kind: kind_name(e.kind()),
-            message: format!("{e:#}"),
-        }),
+        Err(e) => report.errors.push(ImageError::new(&args.target, &e)),
     }
     match args.output.format {
         Format::Json => crate::commands::print_json(&report)?,
@@ -51,7 +45,7 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
         eprintln!("error: {}", e.message);
     }
     if !report.errors.is_empty() {
-        return Ok(exit::worst(report.errors.iter().map(|e| e.error_kind)));
+        return Ok(exit::worst(report.errors.iter().map(|e| e.kind)));
     }
     if report.checked() == 0 {
         let what = args.predicate_type.as_deref().map(|t| format!(" of type {t}")).unwrap_or_default();
