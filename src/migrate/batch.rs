@@ -13,7 +13,7 @@ use std::sync::Arc;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{Stream, StreamExt};
 
-use super::{ImageReport, Journal, MigrateOptions, Progress, images_with_attestations, migrate_one, settle_all};
+use super::{ImageMigration, Journal, MigrateOptions, Progress, images_with_attestations, migrate_one, settle_all};
 use crate::model::digest::Digest;
 use crate::store::{AnyRepository, Repository};
 use crate::targets::{RepositoryTarget, TargetError};
@@ -23,7 +23,7 @@ use crate::verification::Verifier;
 #[derive(Debug, Default)]
 pub struct BatchOutcome {
     /// One report per image, grouped by repository in target order.
-    pub images: Vec<ImageReport>,
+    pub images: Vec<ImageMigration>,
     /// Targets that could not be resolved, and repositories whose tags could not be listed.
     pub errors: Vec<TargetError>,
 }
@@ -32,7 +32,7 @@ pub struct BatchOutcome {
 struct RepoWork {
     repo: Arc<AnyRepository>,
     images: Vec<Digest>,
-    reports: Vec<Option<ImageReport>>,
+    reports: Vec<Option<ImageMigration>>,
     remaining: usize,
 }
 
@@ -70,7 +70,7 @@ where
     let mut queue: VecDeque<(usize, usize)> = VecDeque::new();
     let mut running = FuturesUnordered::new();
     let mut settling = FuturesUnordered::new();
-    let mut settled: Vec<Option<Vec<ImageReport>>> = Vec::new();
+    let mut settled: Vec<Option<Vec<ImageMigration>>> = Vec::new();
 
     loop {
         while running.len() < jobs
@@ -121,7 +121,7 @@ where
                 work.remaining -= 1;
                 if work.remaining == 0 {
                     let repo = work.repo.clone();
-                    let mut reports: Vec<ImageReport> = work.reports.iter_mut().filter_map(Option::take).collect();
+                    let mut reports: Vec<ImageMigration> = work.reports.iter_mut().filter_map(Option::take).collect();
                     settling.push(async move {
                         settle_all(&*repo, &mut reports, options, journal).await;
                         (r, reports)

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::digest::Digest;
 
-use super::report::{ImageReport, Outcome};
+use super::report::{ImageMigration, Outcome};
 
 /// One journal line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,7 +83,7 @@ impl Journal {
     }
 
     /// Append one event for a finished image and flush it.
-    pub fn record(&self, report: &ImageReport) -> Result<()> {
+    pub fn record(&self, report: &ImageMigration) -> Result<()> {
         let event = JournalEvent {
             repository: report.repository.clone(),
             image: report.image.to_string(),
@@ -146,10 +146,10 @@ mod tests {
         assert_eq!(j.skipped_lines, 1);
         assert!(j.recorded_referrers("r", &d).is_empty(), "a line without referrers (an earlier version's)");
 
-        let mut report = ImageReport::new("r".into(), d.clone(), Outcome::Migrated);
+        let mut report = ImageMigration::new("r".into(), d.clone(), Outcome::Migrated);
         report.legacy_manifest = Some(Digest::sha256(b"att"));
         let referrer = Digest::sha256(b"referrer");
-        report.referrers.push(crate::migrate::report::ReferrerReport {
+        report.referrers.push(crate::migrate::report::MigratedReferrer {
             digest: referrer.clone(),
             size: 1,
             artifact_type: String::new(),
@@ -161,7 +161,7 @@ mod tests {
         let j = Journal::open(&path).unwrap();
         assert_eq!(j.recorded_referrers("r", &d), [referrer.to_string()]);
 
-        let mut report = ImageReport::new("r".into(), Digest::sha256(b"two"), Outcome::AlreadyMigrated);
+        let mut report = ImageMigration::new("r".into(), Digest::sha256(b"two"), Outcome::AlreadyMigrated);
         report.legacy_manifest = Some(Digest::sha256(b"att"));
         j.record(&report).unwrap();
         drop(j);

@@ -74,7 +74,7 @@ pub use batch::{BatchOutcome, migrate_batch};
 pub use journal::Journal;
 pub use readback::ReadBack;
 pub use rekor::RekorClient;
-pub use report::{ImageReport, MigrateReport, Outcome, ReferrerReport};
+pub use report::{ImageMigration, MigrateReport, MigratedReferrer, Outcome};
 
 /// How to migrate.
 #[derive(Clone, Debug)]
@@ -118,7 +118,7 @@ impl Default for MigrateOptions {
 /// Told about each image as it finishes (progress bars, journals).
 pub trait Progress: Send + Sync {
     /// One image finished.
-    fn image_done(&self, report: &ImageReport);
+    fn image_done(&self, report: &ImageMigration);
 
     /// `count` more images were found to migrate (a batch finds them as repositories are listed).
     fn images_found(&self, count: u64) {
@@ -127,7 +127,7 @@ pub trait Progress: Send + Sync {
 }
 
 impl Progress for () {
-    fn image_done(&self, _: &ImageReport) {}
+    fn image_done(&self, _: &ImageMigration) {}
 }
 
 /// Every image of `repo` with a legacy `.att` tag, in tag order.
@@ -152,7 +152,7 @@ pub async fn migrate_images<R: Repository>(
     options: &MigrateOptions,
     journal: Option<&Journal>,
     progress: &dyn Progress,
-) -> Vec<ImageReport> {
+) -> Vec<ImageMigration> {
     let mut reports = futures_util::stream::iter(images)
         .map(|image| async move {
             let report = migrate_one(repo, image, verifier, options, journal).await;
@@ -177,11 +177,11 @@ pub async fn migrate_images<R: Repository>(
 /// and the journal says so, so that a resumed run does not skip it.
 async fn settle_all<R: Repository>(
     repo: &R,
-    reports: &mut [ImageReport],
+    reports: &mut [ImageMigration],
     options: &MigrateOptions,
     journal: Option<&Journal>,
 ) {
-    let written = |r: &ImageReport| r.outcome == Outcome::Migrated && !r.referrers.is_empty();
+    let written = |r: &ImageMigration| r.outcome == Outcome::Migrated && !r.referrers.is_empty();
     if options.dry_run || !reports.iter().any(written) {
         return;
     }
@@ -219,7 +219,7 @@ async fn migrate_one<R: Repository>(
     verifier: &Arc<Verifier>,
     options: &MigrateOptions,
     journal: Option<&Journal>,
-) -> ImageReport {
+) -> ImageMigration {
     let name = repo.name();
     let result = match journal {
         Some(j) => resume_from_journal(repo, image, j).await,
@@ -240,7 +240,7 @@ async fn resume_from_journal<R: Repository>(
     repo: &R,
     image: &Digest,
     journal: &Journal,
-) -> crate::Result<Option<ImageReport>> {
+) -> crate::Result<Option<ImageMigration>> {
     let name = repo.name();
     let Some(recorded) = journal.migrated(&name, image) else {
         return Ok(None);
@@ -257,14 +257,14 @@ async fn resume_from_journal<R: Repository>(
             return Ok(None);
         }
     }
-    let mut r = ImageReport::new(name, image.clone(), Outcome::AlreadyMigrated);
+    let mut r = ImageMigration::new(name, image.clone(), Outcome::AlreadyMigrated);
     r.reasons.push("recorded as migrated in the journal; the legacy .att is unchanged".into());
     r.legacy_manifest = Some(att);
     Ok(Some(r))
 }
 
-fn failed(repository: String, image: &Digest, e: &crate::Error) -> ImageReport {
-    let mut r = ImageReport::new(repository, image.clone(), Outcome::Failed);
+fn failed(repository: String, image: &Digest, e: &crate::Error) -> ImageMigration {
+    let mut r = ImageMigration::new(repository, image.clone(), Outcome::Failed);
     r.reasons.push(e.to_string());
     r.error_kind = Some(e.kind().name().to_owned());
     r.kind = Some(e.kind());
@@ -278,9 +278,9 @@ pub async fn migrate_image<R: Repository>(
     image: &Digest,
     verifier: &Arc<Verifier>,
     options: &MigrateOptions,
-) -> Result<ImageReport> {
+) -> Result<ImageMigration> {
     let prepared = plan::plan_image(repo, image, verifier, options).await?;
-    let mut report = ImageReport::new(repo.name(), image.clone(), prepared.outcome);
+    let mut report = ImageMigration::new(repo.name(), image.clone(), prepared.outcome);
     report.reasons = prepared.reasons;
     report.legacy_manifest = prepared.legacy_att;
     report.attestations = prepared.attestations;
@@ -288,7 +288,7 @@ pub async fn migrate_image<R: Repository>(
     report.referrers = prepared
         .pending
         .iter()
-        .map(|p| ReferrerReport {
+        .map(|p| MigratedReferrer {
             digest: p.referrer.manifest.digest.clone(),
             size: p.referrer.manifest.bytes.len() as u64,
             artifact_type: p.referrer.manifest.manifest.artifact_type.clone().unwrap_or_default(),

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::convert::{
-    Conversion, ImagePlan, LegacyLayerInput, NewReferrer, OutputFormat, SignatureOutcome, Subject, Verified,
+    Conversion, ImagePlan, LegacyLayerInput, NewReferrer, OutputFormat, ReferrerSubject, SignatureOutcome, Verified,
     VerifiedKey, VerifiedSignature, convert_layer,
 };
 use crate::error::{Error, ErrorKind, Result};
@@ -61,7 +61,7 @@ pub struct Prepared {
     /// Number of legacy attestation layers.
     pub attestations: usize,
     /// The subject as served, when found.
-    pub subject: Option<Subject>,
+    pub subject: Option<ReferrerSubject>,
     /// The plan (absent when the image stopped before conversion).
     pub plan: Option<ImagePlan>,
     /// The referrers, when every layer converted.
@@ -141,7 +141,7 @@ pub async fn plan_image<R: Repository>(
         ));
     };
     bytes_read += served.bytes.len() as u64;
-    let subject = Subject::new(&served.media_type, served.digest.clone(), served.bytes.len() as u64)?;
+    let subject = ReferrerSubject::new(&served.media_type, served.digest.clone(), served.bytes.len() as u64)?;
 
     // Then every layer at once: the `.att` envelopes (cosign wrote each layer as one DSSE envelope) and
     // the `.sig` layers, which must keep verifying under the same policy once bundles exist.
@@ -404,7 +404,7 @@ type Converted = (Vec<SignatureOutcome>, Vec<Layer>, Vec<String>);
 
 async fn convert_off_runtime(
     verifier: &Arc<Verifier>,
-    subject: &Subject,
+    subject: &ReferrerSubject,
     layers: Vec<Layer>,
     verified: Vec<Verified>,
     config_created: Option<String>,

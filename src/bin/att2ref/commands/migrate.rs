@@ -14,12 +14,12 @@ use anyhow::{Context, Result};
 use att2ref::convert::{OutputFormat, Verdict};
 use att2ref::migrate::report::RequestStats;
 use att2ref::migrate::{
-    self, ImageReport, Journal, MigrateOptions, MigrateReport, Outcome, Progress, ReadBack, RekorClient,
+    self, ImageMigration, Journal, MigrateOptions, MigrateReport, Outcome, Progress, ReadBack, RekorClient,
 };
 use att2ref::targets;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::args::{MigrateArgs, ReadBackArg, ReferrerFormat};
+use crate::args::{MigrateArgs, ReadBackArg, ReferrerFormatArg};
 use crate::render::size;
 use crate::{exit, setup};
 
@@ -38,8 +38,8 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     let client = setup::registry_client_with(&args.registry, &rekor_plain_http)?;
     let options = MigrateOptions {
         format: match args.referrer_format {
-            ReferrerFormat::Bundle => OutputFormat::Bundle,
-            ReferrerFormat::Dsse => OutputFormat::Dsse,
+            ReferrerFormatArg::Bundle => OutputFormat::Bundle,
+            ReferrerFormatArg::Dsse => OutputFormat::Dsse,
         },
         limits: setup::limits(&args.registry),
         allow_signature_switch: args.allow_signature_switch,
@@ -136,7 +136,7 @@ impl Progress for Bar {
         self.bar.inc_length(count);
     }
 
-    fn image_done(&self, report: &ImageReport) {
+    fn image_done(&self, report: &ImageMigration) {
         let total = self.written.fetch_add(report.bytes_written, Ordering::Relaxed) + report.bytes_written;
         self.bar.inc(1);
         self.bar.set_message(format!("{} written", size(total)));
