@@ -51,6 +51,7 @@
 
 pub mod batch;
 mod cpu;
+mod gather;
 pub mod journal;
 pub mod plan;
 pub mod readback;

@@ -36,6 +36,16 @@ impl LegacyManifest {
     pub fn layers_size(&self) -> u64 {
         self.manifest.layers.iter().fold(0u64, |a, l| a.saturating_add(l.size))
     }
+
+    /// Layer `index`, or an error naming the tag when the manifest has no such layer.
+    pub fn layer(&self, index: usize) -> Result<&Descriptor> {
+        self.layers().get(index).ok_or_else(|| Error::invalid_input(format!("{} has no layer {index}", self.tag)))
+    }
+
+    /// How errors about layer `index` name it: `layer 1 (sha256:abcd…) of sha256-….att`.
+    fn layer_name(&self, index: usize, descriptor: &Descriptor) -> String {
+        format!("layer {index} ({}) of {}", descriptor.digest.short(), self.tag)
+    }
 }
 
 /// Fetch the legacy manifest of `kind` attached to `image`. `Ok(None)` when the tag does not exist.
@@ -130,31 +140,52 @@ pub async fn read_layer<R: Repository>(
     index: usize,
     limits: &Limits,
 ) -> Result<LegacyLayer> {
-    let descriptor = manifest
-        .layers()
-        .get(index)
-        .cloned()
-        .ok_or_else(|| Error::invalid_input(format!("{} has no layer {index}", manifest.tag)))?;
+    let descriptor = manifest.layer(index)?.clone();
     let annotations = LegacyLayerAnnotations::from_descriptor(&descriptor);
-    let what = || format!("layer {index} ({}) of {}", descriptor.digest.short(), manifest.tag);
     // Every `.att` layer is an envelope whatever its media type, as cosign reads it (docs/FORMATS.md §6);
     // that arm comes before the simple-signing one so a mislabelled layer is not read as a signature.
     let content = match (manifest.kind, descriptor.media_type.as_str()) {
         (TagKind::Sbom, _) => LayerContent::NotRead,
         (TagKind::Attestation, _) | (_, mt::DSSE_ENVELOPE) => {
-            let bytes = repo.get_blob(&descriptor, limits.max_blob_bytes).await.map_err(|e| e.context(what()))?;
-            LayerContent::Attestation(SignedStatement::parse(bytes).map_err(|e| e.context(what()))?)
+            let bytes = fetch_layer(repo, manifest, index, limits).await?;
+            LayerContent::Attestation(parse_attestation_layer(manifest, index, bytes)?)
         }
         (_, mt::SIMPLE_SIGNING) => {
-            let bytes = repo.get_blob(&descriptor, limits.max_blob_bytes).await.map_err(|e| e.context(what()))?;
-            let payload = SimpleSigning::parse(&bytes).map_err(|e| e.context(what()))?;
+            let bytes = fetch_layer(repo, manifest, index, limits).await?;
+            let payload =
+                SimpleSigning::parse(&bytes).map_err(|e| e.context(manifest.layer_name(index, &descriptor)))?;
             LayerContent::SimpleSigning { bytes, payload }
         }
         (TagKind::Signature, other) => {
-            return Err(Error::invalid_format(format!("{}: unexpected media type {other:?} in a .sig", what())));
+            let what = manifest.layer_name(index, &descriptor);
+            return Err(Error::invalid_format(format!("{what}: unexpected media type {other:?} in a .sig")));
         }
     };
     Ok(LegacyLayer { index, descriptor, annotations, content })
+}
+
+/// Fetch the blob of layer `index` of `manifest`, refusing more than `limits.max_blob_bytes`; the store
+/// checks it against the layer's digest. Errors name the layer.
+pub async fn fetch_layer<R: Repository>(
+    repo: &R,
+    manifest: &LegacyManifest,
+    index: usize,
+    limits: &Limits,
+) -> Result<Bytes> {
+    let descriptor = manifest.layer(index)?;
+    repo.get_blob(descriptor, limits.max_blob_bytes)
+        .await
+        .map_err(|e| e.context(manifest.layer_name(index, descriptor)))
+}
+
+/// Parse the fetched bytes of layer `index` of `manifest` as an attestation: a DSSE envelope around an
+/// in-toto statement. Errors name the layer.
+///
+/// Separate from [`fetch_layer`] because decoding a multi-megabyte envelope is CPU work: a caller reading
+/// many layers fetches them all at once and parses them off the async threads.
+pub fn parse_attestation_layer(manifest: &LegacyManifest, index: usize, bytes: Bytes) -> Result<SignedStatement> {
+    let descriptor = manifest.layer(index)?;
+    SignedStatement::parse(bytes).map_err(|e| e.context(manifest.layer_name(index, descriptor)))
 }
 
 /// The signing time cosign ~1.10–2.1 recorded in the config's `created` field, when it is a real time
