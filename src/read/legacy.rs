@@ -204,3 +204,31 @@ pub async fn config_created<R: Repository>(repo: &R, manifest: &LegacyManifest) 
         .map_err(|e| Error::invalid_format(format!("config of {} is not JSON: {e}", manifest.tag)))?;
     Ok(value.get("created").and_then(Value::as_str).filter(|c| !c.starts_with("0001-01-01")).map(str::to_owned))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryRepository;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn layer_reads_are_capped_and_name_the_layer() {
+        let scenario = crate::demo::demo().unwrap();
+        let repo = MemoryRepository::default();
+        scenario.repo.push_to(&repo).await.unwrap();
+        let limits = Limits::default();
+        let att = fetch_manifest(&repo, &scenario.image, TagKind::Attestation, &limits).await.unwrap().unwrap();
+        let bytes = fetch_layer(&repo, &att, 1, &limits).await.unwrap();
+        let signed = parse_attestation_layer(&att, 1, bytes).unwrap();
+        assert_eq!(signed.statement.predicate_type, "cosign.sigstore.dev/attestation/v1");
+
+        let name = att.layer_name(1, att.layer(1).unwrap());
+        let tiny = Limits { max_blob_bytes: 10, ..Limits::default() };
+        let err = fetch_layer(&repo, &att, 1, &tiny).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TooLarge);
+        assert!(err.to_string().starts_with(&name), "{err}");
+        let err = parse_attestation_layer(&att, 1, Bytes::from_static(b"{}")).unwrap_err();
+        assert!(err.to_string().starts_with(&name), "{err}");
+        let err = fetch_layer(&repo, &att, 9, &limits).await.unwrap_err();
+        assert_eq!(err.to_string(), format!("{} has no layer 9", att.tag));
+    }
+}
