@@ -5,7 +5,8 @@
 //! - [`model`]: the formats, pure (OCI manifests, DSSE, in-toto, Sigstore bundles, cosign's legacy
 //!   annotations, Rekor entries, trusted roots, references); no I/O;
 //! - [`store`]: where manifests and blobs live — a registry ([`store::registry`]) or an OCI image layout
-//!   ([`store::layout`]) — behind one [`store::Repository`] trait;
+//!   ([`store::layout`]) — behind one [`store::Repository`] trait, with [`store::memory`] as the test
+//!   double;
 //! - [`read`]: readers for every attestation layout over any repository;
 //! - [`verification`]: offline verification, keys and keyless (pure);
 //! - [`inspect`], [`verify`], [`migrate`], [`get`], [`prune`], [`demo`]: one module per command of the

@@ -15,15 +15,15 @@ use super::rekor::RekorEntry;
 
 /// The image (or index) a referrer points at, exactly as the registry serves it.
 ///
-/// Conversion takes a `&Subject`, so it cannot run without one; and a `Subject` is only made from a
-/// served manifest's media type, digest and size, never guessed from a tag name.
+/// Conversion takes a `&ReferrerSubject`, so it cannot run without one; and a `ReferrerSubject` is only
+/// made from a served manifest's media type, digest and size, never guessed from a tag name.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Subject(Descriptor);
+pub struct ReferrerSubject(Descriptor);
 
-impl Subject {
+impl ReferrerSubject {
     /// A subject from the media type, digest and size the registry served. The media type must be a
     /// manifest or index type (a referrer's subject is a manifest), and the size non-zero.
-    pub fn new(media_type: &str, digest: Digest, size: u64) -> Result<Subject> {
+    pub fn new(media_type: &str, digest: Digest, size: u64) -> Result<ReferrerSubject> {
         const MANIFEST_TYPES: [&str; 4] =
             [mt::OCI_MANIFEST, mt::OCI_INDEX, mt::DOCKER_MANIFEST, mt::DOCKER_MANIFEST_LIST];
         if !MANIFEST_TYPES.contains(&media_type) {
@@ -39,12 +39,12 @@ impl Subject {
         let mut d = Descriptor::of(media_type, b"");
         d.digest = digest;
         d.size = size;
-        Ok(Subject(d))
+        Ok(ReferrerSubject(d))
     }
 
     /// A subject from a descriptor of the served manifest; only its media type, digest and size are kept.
-    pub fn from_descriptor(descriptor: &Descriptor) -> Result<Subject> {
-        Subject::new(&descriptor.media_type, descriptor.digest.clone(), descriptor.size)
+    pub fn from_descriptor(descriptor: &Descriptor) -> Result<ReferrerSubject> {
+        ReferrerSubject::new(&descriptor.media_type, descriptor.digest.clone(), descriptor.size)
     }
 
     /// The descriptor written as `subject`.
@@ -140,17 +140,17 @@ mod tests {
     #[test]
     fn subject_needs_a_served_manifest_descriptor() {
         let digest = Digest::sha256(b"image");
-        let s = Subject::new(mt::OCI_MANIFEST, digest.clone(), 345).unwrap();
+        let s = ReferrerSubject::new(mt::OCI_MANIFEST, digest.clone(), 345).unwrap();
         assert_eq!(s.digest(), &digest);
         assert_eq!(s.descriptor().size, 345);
-        assert!(Subject::new(mt::DOCKER_MANIFEST, digest.clone(), 1).is_ok());
+        assert!(ReferrerSubject::new(mt::DOCKER_MANIFEST, digest.clone(), 1).is_ok());
 
         for (media_type, size, want) in [
             ("", 345, "not a manifest or index media type"),
             (mt::OCI_CONFIG, 345, "not a manifest or index media type"),
             (mt::OCI_MANIFEST, 0, "size 0"),
         ] {
-            let err = Subject::new(media_type, digest.clone(), size).unwrap_err();
+            let err = ReferrerSubject::new(media_type, digest.clone(), size).unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
             assert!(err.to_string().contains(want), "{err}");
         }
@@ -159,7 +159,7 @@ mod tests {
         let mut d = Descriptor::of(mt::OCI_INDEX, b"{}");
         d.annotations.insert("x".into(), "y".into());
         d.artifact_type = Some("a/b".into());
-        let s = Subject::from_descriptor(&d).unwrap();
+        let s = ReferrerSubject::from_descriptor(&d).unwrap();
         assert!(s.descriptor().annotations.is_empty() && s.descriptor().artifact_type.is_none());
     }
 

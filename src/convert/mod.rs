@@ -24,7 +24,7 @@ mod tlog;
 mod tests;
 
 pub use created::{Created, CreatedSource};
-pub use input::{LegacyLayerInput, Subject, Verified, VerifiedKey, VerifiedSignature};
+pub use input::{LegacyLayerInput, ReferrerSubject, Verified, VerifiedKey, VerifiedSignature};
 pub use outcome::{BlockedReason, Conversion, LayerSource, Note, SignatureOutcome};
 pub use plan::{ImagePlan, PlanItem, Verdict};
 pub use referrer::{NewBlob, NewReferrer, OutputFormat, WrittenManifest, convert_layer};

@@ -9,7 +9,7 @@ use crate::model::digest::Digest;
 use crate::model::oci::Descriptor;
 
 use super::created::Created;
-use super::input::Subject;
+use super::input::ReferrerSubject;
 use super::outcome::{BlockedReason, Conversion, LayerSource, Note, SignatureOutcome};
 use super::referrer::OutputFormat;
 
@@ -172,7 +172,7 @@ impl PlanItem {
 
 impl ImagePlan {
     /// The plan for `outcomes` (all layers of all legacy manifests of one image).
-    pub fn new(subject: &Subject, format: OutputFormat, outcomes: &[SignatureOutcome]) -> ImagePlan {
+    pub fn new(subject: &ReferrerSubject, format: OutputFormat, outcomes: &[SignatureOutcome]) -> ImagePlan {
         let items = outcomes.iter().map(PlanItem::from_outcome).collect();
         let mut plan =
             ImagePlan { subject: subject.descriptor().clone(), format, items, totals: PlanTotals::default() };

@@ -18,7 +18,7 @@ use crate::model::predicate::hint_predicate;
 
 use super::annotations as ours;
 use super::created::{self, Created};
-use super::input::{LegacyLayerInput, Subject, Verified, VerifiedKey};
+use super::input::{LegacyLayerInput, ReferrerSubject, Verified, VerifiedKey};
 use super::outcome::{BlockedReason, Conversion, LayerSource, Note, SignatureOutcome};
 use super::tlog::{self, Binding};
 use crate::model::referrers_index::referrer_entry;
@@ -118,7 +118,7 @@ impl NewReferrer {
 /// unconvertible: bytes that are not the layer, an unparsable envelope, a statement about another image,
 /// or a log entry that does not bind to the signature (FORMATS §2.6 cross-check).
 pub fn convert_layer(
-    subject: &Subject,
+    subject: &ReferrerSubject,
     att: &LegacyLayerInput<'_>,
     verified: &Verified,
     format: OutputFormat,
@@ -152,7 +152,7 @@ struct Layer {
 }
 
 impl Layer {
-    fn read(subject: &Subject, att: &LegacyLayerInput<'_>, verified: &Verified) -> Result<Layer> {
+    fn read(subject: &ReferrerSubject, att: &LegacyLayerInput<'_>, verified: &Verified) -> Result<Layer> {
         if att.bytes.len() as u64 != att.layer.size {
             return Err(Error::new(
                 ErrorKind::DigestMismatch,
@@ -272,7 +272,7 @@ impl Layer {
 
     fn bundle_outcome(
         &self,
-        subject: &Subject,
+        subject: &ReferrerSubject,
         att: &LegacyLayerInput<'_>,
         verified: &Verified,
         index: usize,
@@ -339,7 +339,12 @@ impl Layer {
         Ok(self.outcome(source, Conversion::Converted(Box::new(referrer)), notes))
     }
 
-    fn dsse_outcome(&self, subject: &Subject, att: &LegacyLayerInput<'_>, verified: &Verified) -> SignatureOutcome {
+    fn dsse_outcome(
+        &self,
+        subject: &ReferrerSubject,
+        att: &LegacyLayerInput<'_>,
+        verified: &Verified,
+    ) -> SignatureOutcome {
         let source = self.source(att, None);
         let notes = self.common_notes();
         if verified.signatures.is_empty() {
@@ -382,7 +387,7 @@ fn artifact_manifest(
     artifact_type: &str,
     config: &Descriptor,
     layer: &Descriptor,
-    subject: &Subject,
+    subject: &ReferrerSubject,
     annotations: Annotations,
 ) -> WrittenManifest {
     WrittenManifest::new(ImageManifest {

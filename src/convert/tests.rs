@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::rekor::tests::response_for;
 use super::*;
-use crate::demo::keys::{Scheme, Signer, TestKey, verify};
+use crate::demo::keys::{Scheme, TestKey, TestSigner, verify};
 use crate::demo::{LayerInfo, Scenario, SignedBy};
 use crate::error::ErrorKind;
 use crate::model::bundle::{Bundle, VerificationKey};
@@ -45,9 +45,9 @@ fn legacy_att(s: &Scenario) -> Legacy {
     }
 }
 
-fn subject_of(s: &Scenario) -> Subject {
+fn subject_of(s: &Scenario) -> ReferrerSubject {
     let m = s.repo.manifest(&s.image).unwrap();
-    Subject::new(&m.media_type, m.digest.clone(), m.bytes.len() as u64).unwrap()
+    ReferrerSubject::new(&m.media_type, m.digest.clone(), m.bytes.len() as u64).unwrap()
 }
 
 impl Legacy {
@@ -79,7 +79,7 @@ impl Legacy {
         Verified { signatures: vec![VerifiedSignature { index: 0, key }], rekor_bundle, inclusion_proof }
     }
 
-    fn convert(&self, subject: &Subject, i: usize, with_proof: bool) -> Vec<SignatureOutcome> {
+    fn convert(&self, subject: &ReferrerSubject, i: usize, with_proof: bool) -> Vec<SignatureOutcome> {
         convert_layer(subject, &self.att(i), &self.verified(i, with_proof), OutputFormat::Bundle).unwrap()
     }
 }
@@ -94,7 +94,7 @@ fn referrer(outcome: &SignatureOutcome) -> &NewReferrer {
 }
 
 /// Everything a bundle referrer must satisfy, whatever its source.
-fn check_bundle_referrer(r: &NewReferrer, subject: &Subject, legacy_envelope: &Envelope, sig: usize) -> Bundle {
+fn check_bundle_referrer(r: &NewReferrer, subject: &ReferrerSubject, legacy_envelope: &Envelope, sig: usize) -> Bundle {
     let blob = r.bundle_blob().unwrap();
     let bundle = Bundle::parse(&blob.bytes).unwrap();
     assert_eq!(Some(&bundle), r.bundle.as_ref());
@@ -346,7 +346,7 @@ fn wrong_inputs_are_refused() {
     let verified = legacy.verified(2, false);
 
     // Another image: the signed statement is not about it.
-    let other = Subject::new(mt::OCI_MANIFEST, Digest::sha256(b"other image"), 10).unwrap();
+    let other = ReferrerSubject::new(mt::OCI_MANIFEST, Digest::sha256(b"other image"), 10).unwrap();
     let err = convert_layer(&other, &legacy.att(2), &verified, OutputFormat::Bundle).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::VerificationFailed);
     assert!(err.to_string().contains("not about the subject"), "{err}");
@@ -380,7 +380,7 @@ fn wrong_inputs_are_refused() {
 }
 
 /// A legacy layer whose envelope has two signatures (cosign never wrote one; other DSSE tools do).
-fn two_signature_layer(image: &Digest) -> (Vec<u8>, Descriptor, [Signer; 2]) {
+fn two_signature_layer(image: &Digest) -> (Vec<u8>, Descriptor, [TestSigner; 2]) {
     let payload = crate::demo::dsse::statement(
         crate::demo::dsse::STATEMENT_V01,
         "registry.test/multi-sig",
@@ -388,7 +388,7 @@ fn two_signature_layer(image: &Digest) -> (Vec<u8>, Descriptor, [Signer; 2]) {
         "https://slsa.dev/provenance/v1",
         &json!({"buildDefinition": {"buildType": "https://example.test/b"}}),
     );
-    let signers = [TestKey::Ed25519.signer(), Signer::new(TestKey::Rsa2048, Scheme::RsaPkcs1Sha256).unwrap()];
+    let signers = [TestKey::Ed25519.signer(), TestSigner::new(TestKey::Rsa2048, Scheme::RsaPkcs1Sha256).unwrap()];
     let message = pae(mt::IN_TOTO, &payload);
     let envelope = json!({
         "payloadType": mt::IN_TOTO,
@@ -418,7 +418,7 @@ fn several_signatures_become_several_bundles() {
         bytes: &bytes,
         config_created: None,
     };
-    let key = |s: &Signer| VerifiedKey::PublicKey { spki_der: s.key().public_spki_der() };
+    let key = |s: &TestSigner| VerifiedKey::PublicKey { spki_der: s.key().public_spki_der() };
     let verified = Verified {
         signatures: vec![
             VerifiedSignature { index: 1, key: key(&signers[1]) },
@@ -558,7 +558,7 @@ fn real_article_layers_convert() {
     let manifest_digest = Digest::sha256(b"article .att manifest (stand-in digest)");
     let image: Digest = testdata::CSSC_IMAGE.parse().unwrap();
     // Only the digest is known of the article's image; media type and size are stand-ins for the test.
-    let subject = Subject::new(mt::DOCKER_MANIFEST, image, 1_000).unwrap();
+    let subject = ReferrerSubject::new(mt::DOCKER_MANIFEST, image, 1_000).unwrap();
     let pem_text =
         String::from_utf8(testdata::read("toddysm-cssc-pipeline/derived/kms-rsa4096-public-key.recovered.pem"))
             .unwrap();
@@ -602,7 +602,7 @@ fn matches_what_sigstore_oci_wrote() {
     let manifest_digest = Digest::sha256(&legacy_manifest_bytes);
     let bytes = testdata::read(testdata::WRITER_LEGACY_ENVELOPE);
     let image = testdata::read("sigstore-oci-writer/image1-manifest.json");
-    let subject = Subject::new(mt::OCI_MANIFEST, Digest::sha256(&image), image.len() as u64).unwrap();
+    let subject = ReferrerSubject::new(mt::OCI_MANIFEST, Digest::sha256(&image), image.len() as u64).unwrap();
     let pem_text = String::from_utf8(testdata::read("sigstore-oci-writer/ecdsa-p256.pub.pem")).unwrap();
     let key = VerifiedKey::PublicKey { spki_der: pem::decode_all(&pem_text).unwrap().remove(0).der };
     let verified = Verified { signatures: vec![VerifiedSignature { index: 0, key }], ..Verified::default() };

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 
 use super::dsse::{self, STATEMENT_V01};
-use super::keys::{Signer, TestKey};
+use super::keys::{TestKey, TestSigner};
 use super::oci::{self, GeneratedLayer, SubjectImage};
 use super::pki::{self, KeylessIdentity};
 use super::rekor::{self, EntryPosition, TestLog};
@@ -30,7 +30,7 @@ pub(crate) struct Signing {
 }
 
 impl Signing {
-    pub fn key(signer: Signer) -> Signing {
+    pub fn key(signer: TestSigner) -> Signing {
         Signing { by: SignedBy::Key(signer), tlog: None }
     }
 
@@ -43,7 +43,7 @@ impl Signing {
         Signing { by: SignedBy::Keyless(identity), tlog: Some((log, kind)) }
     }
 
-    fn signer(&self) -> Signer {
+    fn signer(&self) -> TestSigner {
         match &self.by {
             SignedBy::Key(s) => *s,
             SignedBy::Keyless(_) => TestKey::FulcioLeaf.signer(),

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use super::gojson::to_go_json;
-use super::keys::Signer;
+use super::keys::TestSigner;
 use crate::error::Result;
 use crate::model::digest::Digest;
 use crate::model::media_type as mt;
@@ -50,7 +50,7 @@ pub struct SignedEnvelope {
 
 /// Sign `payload` as an in-toto DSSE envelope the way cosign does: Go field order
 /// `{"payloadType","payload","signatures":[{"keyid":"","sig":…}]}`, standard base64.
-pub fn sign_envelope(payload: Vec<u8>, signer: &Signer) -> Result<SignedEnvelope> {
+pub fn sign_envelope(payload: Vec<u8>, signer: &TestSigner) -> Result<SignedEnvelope> {
     let signature = signer.sign(&pae(mt::IN_TOTO, &payload))?;
     let envelope = json!({
         "payloadType": mt::IN_TOTO,

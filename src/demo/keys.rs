@@ -117,8 +117,8 @@ impl TestKey {
     }
 
     /// The key with its first (default) scheme.
-    pub fn signer(self) -> Signer {
-        Signer { key: self, scheme: self.schemes()[0] }
+    pub fn signer(self) -> TestSigner {
+        TestSigner { key: self, scheme: self.schemes()[0] }
     }
 }
 
@@ -170,16 +170,16 @@ impl Scheme {
 
 /// A test key paired with the scheme it signs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Signer {
+pub struct TestSigner {
     key: TestKey,
     scheme: Scheme,
 }
 
-impl Signer {
+impl TestSigner {
     /// Pair `key` with `scheme`; fails when the key cannot sign that way.
-    pub fn new(key: TestKey, scheme: Scheme) -> Result<Signer> {
+    pub fn new(key: TestKey, scheme: Scheme) -> Result<TestSigner> {
         if key.schemes().contains(&scheme) {
-            Ok(Signer { key, scheme })
+            Ok(TestSigner { key, scheme })
         } else {
             Err(Error::invalid_input(format!("test key {} cannot sign with {}", key.name(), scheme.name())))
         }
@@ -287,7 +287,7 @@ mod tests {
     fn committed_public_keys_match_private_keys() {
         for key in TestKey::ALL {
             for &scheme in key.schemes() {
-                let signer = Signer::new(key, scheme).unwrap();
+                let signer = TestSigner::new(key, scheme).unwrap();
                 assert_eq!(signer.derived_public_spki_der().unwrap(), key.public_spki_der(), "{}", key.name());
                 let sig = signer.sign(b"att2ref test message").unwrap();
                 assert!(
@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn rejects_incompatible_scheme() {
-        let err = Signer::new(TestKey::Ed25519, Scheme::RsaPkcs1Sha256).unwrap_err();
+        let err = TestSigner::new(TestKey::Ed25519, Scheme::RsaPkcs1Sha256).unwrap_err();
         assert!(err.to_string().contains("ed25519"), "{err}");
     }
 }

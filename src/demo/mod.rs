@@ -25,7 +25,7 @@ pub mod rekor;
 mod repo;
 mod scenarios;
 
-pub use keys::{Scheme, Signer, TestKey};
+pub use keys::{Scheme, TestKey, TestSigner};
 pub use pki::{Identity, KeylessIdentity};
 pub use rekor::TestLog;
 pub use repo::{GeneratedManifest, GeneratedRepo};
@@ -150,7 +150,7 @@ pub struct LayerInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SignedBy {
     /// A test key (`cosign … --key`).
-    Key(Signer),
+    Key(TestSigner),
     /// Keyless: a test-CA leaf certificate for this identity, over [`TestKey::FulcioLeaf`].
     Keyless(KeylessIdentity),
 }

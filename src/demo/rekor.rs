@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use super::gojson::{canonical_json, to_go_json};
-use super::keys::{Signer, TestKey};
+use super::keys::{TestKey, TestSigner};
 use super::pki::log_id;
 use crate::error::Result;
 use crate::model::digest::Digest;
@@ -88,7 +88,7 @@ impl TestLog {
     }
 
     /// The signer of its SETs.
-    pub fn signer(&self) -> Signer {
+    pub fn signer(&self) -> TestSigner {
         self.key.signer()
     }
 

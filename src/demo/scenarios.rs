@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::build::{Att, Builder, Signing};
 use super::content::{self, ARTICLE_SLSA_TEXT, predicate_type as pt};
-use super::keys::{Scheme, Signer, TestKey};
+use super::keys::{Scheme, TestKey, TestSigner};
 use super::oci::{GO_ZERO_TIME, GeneratedLayer, subject_image};
 use super::pki::KeylessIdentity;
 use super::prng::Prng;
@@ -165,7 +165,7 @@ pub fn replace_history() -> Result<Scenario> {
     let mut b = Builder::new(repository);
     let mut prng = Prng::from_label(repository);
     let image = b.image(&subject_image("replace history app", "linux", "amd64", None), &["latest"]);
-    let key = Signing::key(Signer::new(TestKey::Rsa2048, Scheme::RsaPkcs1Sha256)?);
+    let key = Signing::key(TestSigner::new(TestKey::Rsa2048, Scheme::RsaPkcs1Sha256)?);
     let source = "https://git.example.test/demo/replace";
 
     let first = vec![
@@ -269,9 +269,9 @@ pub fn key_types() -> Result<Scenario> {
     let repository = "registry.test/keys/app";
     let mut b = Builder::new(repository);
     let signers = [
-        ("rsa-2048-pkcs1", Signer::new(TestKey::Rsa2048, Scheme::RsaPkcs1Sha256)?),
-        ("rsa-2048-pss", Signer::new(TestKey::Rsa2048, Scheme::RsaPssSha256)?),
-        ("rsa-4096-pkcs1", Signer::new(TestKey::Rsa4096, Scheme::RsaPkcs1Sha256)?),
+        ("rsa-2048-pkcs1", TestSigner::new(TestKey::Rsa2048, Scheme::RsaPkcs1Sha256)?),
+        ("rsa-2048-pss", TestSigner::new(TestKey::Rsa2048, Scheme::RsaPssSha256)?),
+        ("rsa-4096-pkcs1", TestSigner::new(TestKey::Rsa4096, Scheme::RsaPkcs1Sha256)?),
         ("ecdsa-p256", TestKey::EcdsaP256.signer()),
         ("ecdsa-p384", TestKey::EcdsaP384.signer()),
         ("ed25519", TestKey::Ed25519.signer()),

@@ -1,8 +1,5 @@
 //! Scenario-level checks: determinism, store integrity, signatures, SETs and sizes.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
@@ -14,8 +11,9 @@ use super::keys::verify;
 use super::rekor::{EntryPosition, TestLog};
 use super::*;
 use crate::model::media_type::{self as mt, annotations as ann};
-use crate::model::oci::{Descriptor, Manifest, RawManifest};
-use crate::store::{PutManifest, Referrers, ReferrersCapability, Repository};
+use crate::model::oci::{Descriptor, Manifest};
+use crate::store::Repository;
+use crate::store::memory::MemoryRepository;
 
 fn parse(m: &GeneratedManifest) -> Manifest {
     Manifest::parse(&m.bytes, Some(&m.media_type)).unwrap().0
@@ -358,64 +356,13 @@ fn multi_arch_attaches_to_index_and_platform() {
     assert!(s.attachment_for(&ix.manifests[1].digest, AttachmentKind::Attestations).is_none());
 }
 
-/// A store in memory, enough for `push_to`.
-#[derive(Default)]
-struct MemRepo {
-    blobs: Mutex<BTreeMap<Digest, Bytes>>,
-    manifests: Mutex<BTreeMap<String, Bytes>>,
-}
-
-impl Repository for MemRepo {
-    fn name(&self) -> String {
-        "mem".into()
-    }
-    async fn get_manifest(&self, reference: &str) -> crate::Result<Option<RawManifest>> {
-        let bytes = self.manifests.lock().unwrap().get(reference).cloned();
-        bytes.map(|b| RawManifest::parse(b, None)).transpose()
-    }
-    async fn head_manifest(&self, _: &str) -> crate::Result<Option<Descriptor>> {
-        Ok(None)
-    }
-    async fn put_manifest(&self, bytes: Bytes, _: &str, tag: Option<&str>) -> crate::Result<PutManifest> {
-        let digest = Digest::sha256(&bytes);
-        let mut m = self.manifests.lock().unwrap();
-        m.insert(digest.to_string(), bytes.clone());
-        if let Some(t) = tag {
-            m.insert(t.to_owned(), bytes);
-        }
-        Ok(PutManifest { digest, oci_subject: None })
-    }
-    async fn delete_manifest(&self, _: &Digest) -> crate::Result<()> {
-        Ok(())
-    }
-    async fn blob_size(&self, d: &Digest) -> crate::Result<Option<u64>> {
-        Ok(self.blobs.lock().unwrap().get(d).map(|b| b.len() as u64))
-    }
-    async fn get_blob(&self, d: &Descriptor, _: u64) -> crate::Result<Bytes> {
-        Ok(self.blobs.lock().unwrap().get(&d.digest).cloned().unwrap_or_default())
-    }
-    async fn put_blob(&self, bytes: Bytes) -> crate::Result<Digest> {
-        let d = Digest::sha256(&bytes);
-        self.blobs.lock().unwrap().insert(d.clone(), bytes);
-        Ok(d)
-    }
-    async fn list_tags(&self) -> crate::Result<Vec<String>> {
-        Ok(self.manifests.lock().unwrap().keys().filter(|k| !k.starts_with("sha256:")).cloned().collect())
-    }
-    async fn referrers(&self, _: &Digest, _: Option<&str>) -> crate::Result<Referrers> {
-        Err(crate::Error::new(crate::ErrorKind::Unsupported, "not needed"))
-    }
-    fn referrers_capability(&self) -> ReferrersCapability {
-        ReferrersCapability::Unsupported
-    }
-}
-
 #[tokio::test]
 async fn push_to_writes_blobs_manifests_and_tags() {
     let s = replace_history().unwrap();
-    let mem = MemRepo::default();
+    let mem = MemoryRepository::default();
     s.repo.push_to(&mem).await.unwrap();
-    assert_eq!(mem.blobs.lock().unwrap().len(), s.repo.blobs.len());
+    assert_eq!(mem.blob_count(), s.repo.blobs.len());
+    assert_eq!(mem.manifest_count(), s.repo.manifests.len());
     for m in &s.repo.manifests {
         assert_eq!(mem.get_manifest(&m.digest.to_string()).await.unwrap().unwrap().bytes, m.bytes);
         for t in &m.tags {

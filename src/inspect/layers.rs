@@ -8,7 +8,7 @@ use crate::model::time::format_unix;
 use crate::read::legacy::{LayerContent, LegacyLayer};
 use crate::read::referrers::{Referrer, ReferrerContent};
 
-use super::report::{Anomaly, ContentHint, LegacyLayerReport as LayerReport, LogEntryInfo, ReferrerReport};
+use super::report::{Anomaly, ContentHintReport, LegacyLayerReport as LayerReport, LogEntryInfo, ReferrerReport};
 
 /// Report entry for one legacy layer, plus the anomalies it shows.
 pub(crate) fn legacy_layer(image: &Digest, layer: &LegacyLayer, tag: &str) -> (LayerReport, Vec<Anomaly>) {
@@ -135,9 +135,9 @@ fn fill_simple_signing(report: &mut LayerReport, payload: &SimpleSigning, image:
     report.subject_matches = Some(payload.matches(image));
 }
 
-fn hint(predicate_type: &str, statement: &Statement) -> ContentHint {
+fn hint(predicate_type: &str, statement: &Statement) -> ContentHintReport {
     let h = hint_predicate(predicate_type, statement.predicate.as_ref());
-    ContentHint { id: h.id(), label: h.label(), unsigned: true }
+    ContentHintReport { id: h.id(), label: h.label(), unsigned: true }
 }
 
 /// Report entry for one referrer, plus the anomalies it shows.

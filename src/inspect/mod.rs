@@ -22,8 +22,8 @@ use crate::read::{legacy, referrers};
 use crate::store::{ReferrersSource, Repository};
 
 use report::{
-    Anomaly, BuildkitAttestation, ImageError, ImageReport, InspectReport, LegacyArtifact, LegacyReport, REPORT_FORMAT,
-    ReferrersReport, SubjectInfo,
+    Anomaly, BuildkitAttestationReport, ImageError, ImageReport, InspectReport, LegacyArtifact, LegacyReport,
+    REPORT_FORMAT, ReferrersReport, SubjectInfo,
 };
 
 /// How to inspect.
@@ -235,13 +235,13 @@ async fn inspect_at<R: Repository>(
     }
 
     let mut children = Vec::new();
-    let mut buildkit: BTreeMap<Digest, Vec<BuildkitAttestation>> = BTreeMap::new();
+    let mut buildkit: BTreeMap<Digest, Vec<BuildkitAttestationReport>> = BTreeMap::new();
     if let Some(Manifest::Index(index)) = subject.as_ref().map(|s| &s.manifest) {
         for entry in &index.manifests {
             if referrers::is_buildkit_attestation(entry) {
                 let b = referrers::read_buildkit_attestation(repo, entry).await?;
                 let target = b.describes.clone().unwrap_or_else(|| digest.clone());
-                buildkit.entry(target).or_default().push(BuildkitAttestation {
+                buildkit.entry(target).or_default().push(BuildkitAttestationReport {
                     digest: b.descriptor.digest.clone(),
                     size: b.descriptor.size,
                     layers_size: match &b.raw.manifest {

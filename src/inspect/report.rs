@@ -46,7 +46,7 @@ pub struct ImageReport {
     pub referrers: ReferrersReport,
     /// BuildKit attestation manifests stored inside the parent index for this digest (read-only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub buildkit_attestations: Vec<BuildkitAttestation>,
+    pub buildkit_attestations: Vec<BuildkitAttestationReport>,
     /// Platform manifests of an index, each with its own attachments.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<ImageReport>,
@@ -140,7 +140,7 @@ pub struct LegacyLayerReport {
     pub rfc3161_timestamp: bool,
     /// What the attested content looks like: an UNSIGNED guess for display only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hint: Option<ContentHint>,
+    pub hint: Option<ContentHintReport>,
     /// The `Timestamp` of a v1 custom-wrapped predicate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub custom_timestamp: Option<String>,
@@ -163,7 +163,7 @@ pub struct LogEntryInfo {
 /// An unsigned guess at what attested content is.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ContentHint {
+pub struct ContentHintReport {
     /// Stable id (`spdx-2.2`, `slsa-provenance-v0.2`, …).
     pub id: String,
     /// For people ("looks like SPDX-2.2").
@@ -237,13 +237,13 @@ pub struct ReferrerReport {
     pub writer_hint: Option<String>,
     /// Content hint for the attested predicate (unsigned).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hint: Option<ContentHint>,
+    pub hint: Option<ContentHintReport>,
 }
 
 /// A BuildKit attestation manifest found inside an image index (unsigned statements).
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BuildkitAttestation {
+pub struct BuildkitAttestationReport {
     /// Attestation manifest digest.
     pub digest: Digest,
     /// Manifest size.

@@ -12,7 +12,7 @@ use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 
 use super::journal::{JournalEvent, MigrateJournal};
-use super::{ImageReport, MigrateOptions, migrate_one, settle_all};
+use super::{ImageMigration, MigrateOptions, migrate_one, settle_all};
 use crate::batch::{self, BatchOutcome, Job, Progress};
 use crate::error::Result;
 use crate::model::cosign::TagKind;
@@ -33,7 +33,7 @@ pub struct MigrateJob<'a> {
 
 impl Job for MigrateJob<'_> {
     type Unit = Digest;
-    type Report = ImageReport;
+    type Report = ImageMigration;
     type Event = JournalEvent;
 
     fn named(&self, images: Vec<Digest>) -> Vec<Digest> {
@@ -44,15 +44,15 @@ impl Job for MigrateJob<'_> {
         attestation_pages(repo).boxed()
     }
 
-    async fn run(&self, repo: &AnyRepository, image: &Digest) -> ImageReport {
+    async fn run(&self, repo: &AnyRepository, image: &Digest) -> ImageMigration {
         migrate_one(repo, image, self.verifier, self.options, self.journal).await
     }
 
-    async fn finish(&self, repo: &AnyRepository, reports: &mut [ImageReport]) -> Vec<usize> {
+    async fn finish(&self, repo: &AnyRepository, reports: &mut [ImageMigration]) -> Vec<usize> {
         settle_all(repo, reports, self.options).await
     }
 
-    fn event(&self, report: &ImageReport) -> Option<JournalEvent> {
+    fn event(&self, report: &ImageMigration) -> Option<JournalEvent> {
         (!self.options.dry_run).then(|| JournalEvent::for_image(report))
     }
 }
@@ -99,8 +99,8 @@ pub async fn migrate_batch<S>(
     verifier: &Arc<Verifier>,
     options: &MigrateOptions,
     journal: Option<&MigrateJournal>,
-    progress: &dyn Progress<ImageReport>,
-) -> BatchOutcome<ImageReport>
+    progress: &dyn Progress<ImageMigration>,
+) -> BatchOutcome<ImageMigration>
 where
     S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
 {

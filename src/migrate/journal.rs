@@ -16,7 +16,7 @@ use crate::batch::Journal;
 use crate::error::Result;
 use crate::model::digest::Digest;
 
-use super::report::{ImageReport, Outcome};
+use super::report::{ImageMigration, Outcome};
 
 /// One journal line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,7 +38,7 @@ pub struct JournalEvent {
 
 impl JournalEvent {
     /// The event for a finished image.
-    pub fn for_image(report: &ImageReport) -> JournalEvent {
+    pub fn for_image(report: &ImageMigration) -> JournalEvent {
         JournalEvent {
             repository: report.repository.clone(),
             image: report.image.to_string(),
@@ -87,7 +87,7 @@ impl MigrateJournal {
     }
 
     /// Append the event for a finished image and flush it.
-    pub fn record(&self, report: &ImageReport) -> Result<()> {
+    pub fn record(&self, report: &ImageMigration) -> Result<()> {
         self.events.record(&JournalEvent::for_image(report))
     }
 }
@@ -131,10 +131,10 @@ mod tests {
         assert_eq!(j.skipped_lines(), 1);
         assert!(j.recorded_referrers("r", &d).is_empty(), "a line without referrers (an earlier version's)");
 
-        let mut report = ImageReport::new("r".into(), d.clone(), Outcome::Migrated);
+        let mut report = ImageMigration::new("r".into(), d.clone(), Outcome::Migrated);
         report.legacy_manifest = Some(Digest::sha256(b"att"));
         let referrer = Digest::sha256(b"referrer");
-        report.referrers.push(crate::migrate::report::ReferrerReport {
+        report.referrers.push(crate::migrate::report::MigratedReferrer {
             digest: referrer.clone(),
             size: 1,
             artifact_type: String::new(),
@@ -146,7 +146,7 @@ mod tests {
         let j = MigrateJournal::open(&path).unwrap();
         assert_eq!(j.recorded_referrers("r", &d), [referrer.to_string()]);
 
-        let mut report = ImageReport::new("r".into(), Digest::sha256(b"two"), Outcome::AlreadyMigrated);
+        let mut report = ImageMigration::new("r".into(), Digest::sha256(b"two"), Outcome::AlreadyMigrated);
         report.legacy_manifest = Some(Digest::sha256(b"att"));
         j.record(&report).unwrap();
         drop(j);

@@ -51,6 +51,7 @@
 
 pub mod batch;
 mod cpu;
+mod gather;
 pub mod journal;
 pub mod plan;
 pub mod readback;
@@ -74,7 +75,7 @@ pub use batch::{MigrateJob, migrate_batch};
 pub use journal::MigrateJournal;
 pub use readback::ReadBack;
 pub use rekor::RekorClient;
-pub use report::{ImageReport, MigrateReport, Outcome, ReferrerReport};
+pub use report::{ImageMigration, MigrateReport, Outcome, MigratedReferrer};
 
 /// How to migrate.
 #[derive(Clone, Debug)]
@@ -136,9 +137,9 @@ pub async fn migrate_images<R: Repository>(
     verifier: &Arc<Verifier>,
     options: &MigrateOptions,
     journal: Option<&MigrateJournal>,
-    progress: &dyn crate::batch::Progress<ImageReport>,
-) -> Vec<ImageReport> {
-    let record = |report: &ImageReport| {
+    progress: &dyn crate::batch::Progress<ImageMigration>,
+) -> Vec<ImageMigration> {
+    let record = |report: &ImageMigration| {
         if let Some(j) = journal.filter(|_| !options.dry_run)
             && let Err(e) = j.record(report)
         {
@@ -165,8 +166,8 @@ pub async fn migrate_images<R: Repository>(
 /// index of each image this run wrote still lists its referrers, and re-list any a concurrent writer
 /// dropped (`options.jobs` images at once). An image whose entries cannot be restored becomes `failed`;
 /// its position is returned, so that the journal records it and a resumed run does not skip it.
-async fn settle_all<R: Repository>(repo: &R, reports: &mut [ImageReport], options: &MigrateOptions) -> Vec<usize> {
-    let written = |r: &ImageReport| r.outcome == Outcome::Migrated && !r.referrers.is_empty();
+async fn settle_all<R: Repository>(repo: &R, reports: &mut [ImageMigration], options: &MigrateOptions) -> Vec<usize> {
+    let written = |r: &ImageMigration| r.outcome == Outcome::Migrated && !r.referrers.is_empty();
     if options.dry_run || !reports.iter().any(written) {
         return Vec::new();
     }
@@ -205,7 +206,7 @@ async fn migrate_one<R: Repository>(
     verifier: &Arc<Verifier>,
     options: &MigrateOptions,
     journal: Option<&MigrateJournal>,
-) -> ImageReport {
+) -> ImageMigration {
     let name = repo.name();
     let result = match journal {
         Some(j) => resume_from_journal(repo, image, j).await,
@@ -226,7 +227,7 @@ async fn resume_from_journal<R: Repository>(
     repo: &R,
     image: &Digest,
     journal: &MigrateJournal,
-) -> crate::Result<Option<ImageReport>> {
+) -> crate::Result<Option<ImageMigration>> {
     let name = repo.name();
     let Some(recorded) = journal.migrated(&name, image) else {
         return Ok(None);
@@ -243,14 +244,14 @@ async fn resume_from_journal<R: Repository>(
             return Ok(None);
         }
     }
-    let mut r = ImageReport::new(name, image.clone(), Outcome::AlreadyMigrated);
+    let mut r = ImageMigration::new(name, image.clone(), Outcome::AlreadyMigrated);
     r.reasons.push("recorded as migrated in the journal; the legacy .att is unchanged".into());
     r.legacy_manifest = Some(att);
     Ok(Some(r))
 }
 
-fn failed(repository: String, image: &Digest, e: &crate::Error) -> ImageReport {
-    let mut r = ImageReport::new(repository, image.clone(), Outcome::Failed);
+fn failed(repository: String, image: &Digest, e: &crate::Error) -> ImageMigration {
+    let mut r = ImageMigration::new(repository, image.clone(), Outcome::Failed);
     r.reasons.push(e.to_string());
     r.error_kind = Some(e.kind().name().to_owned());
     r.kind = Some(e.kind());
@@ -264,9 +265,9 @@ pub async fn migrate_image<R: Repository>(
     image: &Digest,
     verifier: &Arc<Verifier>,
     options: &MigrateOptions,
-) -> Result<ImageReport> {
+) -> Result<ImageMigration> {
     let prepared = plan::plan_image(repo, image, verifier, options).await?;
-    let mut report = ImageReport::new(repo.name(), image.clone(), prepared.outcome);
+    let mut report = ImageMigration::new(repo.name(), image.clone(), prepared.outcome);
     report.reasons = prepared.reasons;
     report.legacy_manifest = prepared.legacy_att;
     report.attestations = prepared.attestations;
@@ -274,7 +275,7 @@ pub async fn migrate_image<R: Repository>(
     report.referrers = prepared
         .pending
         .iter()
-        .map(|p| ReferrerReport {
+        .map(|p| MigratedReferrer {
             digest: p.referrer.manifest.digest.clone(),
             size: p.referrer.manifest.bytes.len() as u64,
             artifact_type: p.referrer.manifest.manifest.artifact_type.clone().unwrap_or_default(),

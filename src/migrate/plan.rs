@@ -15,7 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::convert::{
-    Conversion, ImagePlan, LegacyLayerInput, NewReferrer, OutputFormat, SignatureOutcome, Subject, Verified,
+    Conversion, ImagePlan, LegacyLayerInput, NewReferrer, OutputFormat, ReferrerSubject, SignatureOutcome, Verified,
     VerifiedKey, VerifiedSignature, convert_layer,
 };
 use crate::error::{Error, ErrorKind, Result};
@@ -24,11 +24,12 @@ use crate::model::cosign::{LegacyLayerAnnotations, TagKind};
 use crate::model::digest::Digest;
 use crate::model::oci::Descriptor;
 use crate::model::rekor::RekorSpec;
-use crate::read::legacy::{self, LayerContent, LegacyManifest, SignedStatement};
-use crate::store::Repository;
+use crate::read::legacy::LegacyManifest;
+use crate::store::{Referrers, Repository};
 use crate::verification::{Failure, SignedEntity, Signer, Verification, Verifier};
 
 use super::MigrateOptions;
+use super::gather::{self, AttestationLayer, LegacyLayers, Surroundings};
 use super::rekor::verify_fetched;
 use super::report::Outcome;
 
@@ -61,7 +62,7 @@ pub struct Prepared {
     /// Number of legacy attestation layers.
     pub attestations: usize,
     /// The subject as served, when found.
-    pub subject: Option<Subject>,
+    pub subject: Option<ReferrerSubject>,
     /// The plan (absent when the image stopped before conversion).
     pub plan: Option<ImagePlan>,
     /// The referrers, when every layer converted.
@@ -85,18 +86,6 @@ impl Prepared {
     }
 }
 
-/// One legacy layer, read.
-struct Layer {
-    manifest: Digest,
-    index: usize,
-    descriptor: Descriptor,
-    bytes: Bytes,
-    payload: Bytes,
-    payload_type: String,
-    signatures: Vec<crate::model::dsse::Signature>,
-    annotations: LegacyLayerAnnotations,
-}
-
 /// Plan the migration of `image` in `repo`. Errors are for what could not be read or checked; every
 /// decision about the data is an outcome in the result.
 pub async fn plan_image<R: Repository>(
@@ -105,77 +94,106 @@ pub async fn plan_image<R: Repository>(
     verifier: &Arc<Verifier>,
     options: &MigrateOptions,
 ) -> Result<Prepared> {
-    let limits = &options.limits;
-    let Some(att) = legacy::fetch_manifest(repo, image, TagKind::Attestation, limits).await? else {
+    let Some(around) = gather::surroundings(repo, image, &options.limits).await? else {
         return Ok(Prepared::stop(Outcome::NothingToMigrate, format!("no legacy {} tag", TagKind::Attestation)));
     };
-    let mut bytes_read = att.raw.bytes.len() as u64;
-    let legacy_att = att.raw.digest.clone();
-    let attestations = att.layers().len();
-    let stopped = |outcome, reasons: Vec<String>, bytes_read| Prepared {
-        outcome,
-        reasons,
-        legacy_att: Some(legacy_att.clone()),
-        attestations,
-        subject: None,
-        plan: None,
-        pending: Vec::new(),
-        bytes_read,
+    let mut tally = Tally::new(&around.att);
+    let Some(subject) = served_subject(&around, &mut tally)? else {
+        let reason = format!("subject manifest missing: {} serves no manifest {image}", repo.name());
+        return Ok(tally.stop(Outcome::Orphaned, vec![reason]));
     };
 
-    // Everything small at once: the subject, exactly as served (fetched by digest: the store checks the
-    // digest), the config's creation time, the legacy `.sig` manifest and the existing referrers (through
-    // the same discovery path consumers use). Round trips, not bytes, bound a migration's time.
-    let image_ref = image.to_string();
-    let (served, config_created, sig, listing) = tokio::try_join!(
-        repo.get_manifest(&image_ref),
-        legacy::config_created(repo, &att),
-        legacy::fetch_manifest(repo, image, TagKind::Signature, limits),
-        repo.referrers(image, None),
-    )?;
-    let Some(served) = served else {
-        return Ok(stopped(
-            Outcome::Orphaned,
-            vec![format!("subject manifest missing: {} serves no manifest {image}", repo.name())],
-            bytes_read,
-        ));
-    };
-    bytes_read += served.bytes.len() as u64;
-    let subject = Subject::new(&served.media_type, served.digest.clone(), served.bytes.len() as u64)?;
-
-    // Then every layer at once: the `.att` envelopes (cosign wrote each layer as one DSSE envelope) and
-    // the `.sig` layers, which must keep verifying under the same policy once bundles exist.
-    let tag = &att.tag;
-    let att_blobs = futures_util::future::try_join_all(att.layers().iter().enumerate().map(|(index, d)| {
-        let what = move || format!("layer {index} ({}) of {tag}", d.digest.short());
-        async move { repo.get_blob(d, limits.max_blob_bytes).await.map_err(|e| e.context(what())) }
-    }));
-    let sig_layers = async {
-        match &sig {
-            Some(sig) => {
-                futures_util::future::try_join_all(
-                    (0..sig.layers().len()).map(|i| legacy::read_layer(repo, sig, i, limits)),
-                )
-                .await
-            }
-            None => Ok(Vec::new()),
-        }
-    };
-    let (att_blobs, sig_layers) = tokio::try_join!(att_blobs, sig_layers)?;
-    let mut signatures = Vec::new();
-    if let Some(sig) = &sig {
-        bytes_read += sig.raw.bytes.len() as u64;
+    let layers = gather::layers(repo, &around, &options.limits).await?;
+    tally.bytes_read += layers.bytes_read;
+    let checked = verify_layers(verifier, image, layers).await?;
+    if let Some(reasons) = signature_switch(&checked, options) {
+        return Ok(tally.stop(Outcome::SkippedSignatureSwitch, reasons));
     }
-    for layer in sig_layers {
-        bytes_read += layer.descriptor.size;
-        if let LayerContent::SimpleSigning { bytes, .. } = layer.content {
-            signatures.push((layer.index, SignedEntity::legacy_signature(bytes.to_vec(), layer.annotations)));
+
+    let converted =
+        convert(verifier, &subject, checked.layers, &checked.results, around.config_created, options).await?;
+    let reasons = blocked_reasons(&converted, &checked.sig_failures, options);
+    if !reasons.is_empty() {
+        return Ok(tally.blocked(reasons, subject, converted.plan));
+    }
+    Ok(tally.ready(subject, converted, &around.referrers))
+}
+
+/// What every outcome reports once the `.att` is found: its digest, its layer count and the bytes read
+/// so far.
+struct Tally {
+    legacy_att: Digest,
+    attestations: usize,
+    bytes_read: u64,
+}
+
+impl Tally {
+    fn new(att: &LegacyManifest) -> Tally {
+        Tally {
+            legacy_att: att.raw.digest.clone(),
+            attestations: att.layers().len(),
+            bytes_read: att.raw.bytes.len() as u64,
         }
     }
-    bytes_read += att_blobs.iter().map(|b| b.len() as u64).sum::<u64>();
-    let mut layers = parse_off_runtime(&att, &legacy_att, att_blobs).await?;
 
-    // The envelope bytes move into the entities and back (no copy: each `Bytes` is its only owner).
+    /// Stopped before conversion.
+    fn stop(&self, outcome: Outcome, reasons: Vec<String>) -> Prepared {
+        Prepared {
+            outcome,
+            reasons,
+            legacy_att: Some(self.legacy_att.clone()),
+            attestations: self.attestations,
+            subject: None,
+            plan: None,
+            pending: Vec::new(),
+            bytes_read: self.bytes_read,
+        }
+    }
+
+    /// Stopped after conversion: the plan shows exactly what is blocked.
+    fn blocked(&self, reasons: Vec<String>, subject: ReferrerSubject, plan: ImagePlan) -> Prepared {
+        Prepared { subject: Some(subject), plan: Some(plan), ..self.stop(Outcome::Blocked, reasons) }
+    }
+
+    /// Ready to write, each referrer marked when the subject lists it already.
+    fn ready(self, subject: ReferrerSubject, converted: Converted, referrers: &Referrers) -> Prepared {
+        let Converted { outcomes, layers, mut plan, .. } = converted;
+        let listed: BTreeSet<Digest> = referrers.descriptors.iter().map(|d| d.digest.clone()).collect();
+        plan.mark_present(&listed);
+        Prepared {
+            outcome: Outcome::Planned,
+            reasons: Vec::new(),
+            legacy_att: Some(self.legacy_att),
+            attestations: self.attestations,
+            subject: Some(subject),
+            plan: Some(plan),
+            pending: pending(outcomes, &layers, &listed),
+            bytes_read: self.bytes_read,
+        }
+    }
+}
+
+/// The subject exactly as served under the image digest, or `None` when nothing is served there.
+fn served_subject(around: &Surroundings, tally: &mut Tally) -> Result<Option<ReferrerSubject>> {
+    let Some(served) = &around.subject else {
+        return Ok(None);
+    };
+    tally.bytes_read += served.bytes.len() as u64;
+    ReferrerSubject::new(&served.media_type, served.digest.clone(), served.bytes.len() as u64).map(Some)
+}
+
+/// The `.att` layers with what verification said of each, and the `.sig` layers that do not verify, in
+/// words.
+struct Checked {
+    layers: Vec<AttestationLayer>,
+    results: Vec<std::result::Result<Verification, Failure>>,
+    sig_failures: Vec<String>,
+}
+
+/// Verify the `.att` and `.sig` layers. The envelope bytes move into the entities and back (no copy:
+/// each `Bytes` is its only owner).
+async fn verify_layers(verifier: &Arc<Verifier>, image: &Digest, layers: LegacyLayers) -> Result<Checked> {
+    let LegacyLayers { attestations: mut layers, signatures, .. } = layers;
     let entities: Vec<SignedEntity> = layers
         .iter_mut()
         .map(|l| {
@@ -183,34 +201,75 @@ pub async fn plan_image<R: Repository>(
             SignedEntity::legacy_attestation(bytes, LegacyLayerAnnotations::from_descriptor(&l.descriptor))
         })
         .collect();
-    let (att_results, sig_results, entities) = verify_off_runtime(verifier, image, entities, signatures).await?;
+    let (results, sig_results, entities) = verify_off_runtime(verifier, image, entities, signatures).await?;
     for (layer, entity) in layers.iter_mut().zip(entities) {
         if let SignedEntity::LegacyAttestation(a) = entity {
             layer.bytes = Bytes::from(a.layer);
         }
     }
-
-    // Compatibility verdict, when the attestations themselves verify (a wrong key blocks the image,
-    // which must not pass for a mere skip).
-    let sig_failures: Vec<String> = sig_results
+    let sig_failures = sig_results
         .iter()
         .filter_map(|(i, r)| r.as_ref().err().map(|f| format!("legacy .sig layer {i} does not verify: {f}")))
         .collect();
-    let attestations_verify = att_results.iter().all(Result::is_ok);
-    if !sig_failures.is_empty() && !options.allow_signature_switch && attestations_verify {
-        let mut reasons = vec![
-            "the legacy .sig is signed by keys or identities this policy does not trust; cosign >= 3 would switch \
-             the image to bundle referrers and `verify` would change behaviour (--allow-signature-switch migrates anyway)"
-                .to_owned(),
-        ];
-        reasons.extend(sig_failures.iter().cloned());
-        return Ok(stopped(Outcome::SkippedSignatureSwitch, reasons, bytes_read));
-    }
+    Ok(Checked { layers, results, sig_failures })
+}
 
-    // What verification established, per layer; inclusion proofs fetched and verified where needed.
+/// Why the image is skipped, when its `.sig` does not verify under the policy and switching is not
+/// allowed. Only when the attestations verify themselves: a wrong key blocks the image, which must not
+/// pass for a mere skip.
+fn signature_switch(checked: &Checked, options: &MigrateOptions) -> Option<Vec<String>> {
+    let attestations_verify = checked.results.iter().all(Result::is_ok);
+    if checked.sig_failures.is_empty() || options.allow_signature_switch || !attestations_verify {
+        return None;
+    }
+    let mut reasons = vec![
+        "the legacy .sig is signed by keys or identities this policy does not trust; cosign >= 3 would switch \
+         the image to bundle referrers and `verify` would change behaviour (--allow-signature-switch migrates anyway)"
+            .to_owned(),
+    ];
+    reasons.extend(checked.sig_failures.iter().cloned());
+    Some(reasons)
+}
+
+/// Every layer converted, with why the image cannot be migrated (empty when it can).
+struct Converted {
+    outcomes: Vec<SignatureOutcome>,
+    layers: Vec<AttestationLayer>,
+    plan: ImagePlan,
+    /// Blocked conversions (with the verification failure behind them), then converted bundles that do
+    /// not verify.
+    blocked: Vec<String>,
+}
+
+/// Convert every layer (with inclusion proofs fetched and verified where needed), then verify every
+/// converted bundle before anything is written.
+async fn convert(
+    verifier: &Arc<Verifier>,
+    subject: &ReferrerSubject,
+    layers: Vec<AttestationLayer>,
+    results: &[std::result::Result<Verification, Failure>],
+    config_created: Option<String>,
+    options: &MigrateOptions,
+) -> Result<Converted> {
+    let (verified, failures) = conversion_inputs(&layers, results, verifier, options).await?;
+    let (outcomes, layers, bundle_failures) =
+        convert_off_runtime(verifier, subject, layers, verified, config_created, options.format).await?;
+    let plan = ImagePlan::new(subject, options.format, &outcomes);
+    let mut blocked = blocked_layers(&outcomes, &failures);
+    blocked.extend(bundle_failures);
+    Ok(Converted { outcomes, layers, plan, blocked })
+}
+
+/// What conversion takes for each layer, and for each layer that did not verify, why.
+async fn conversion_inputs(
+    layers: &[AttestationLayer],
+    results: &[std::result::Result<Verification, Failure>],
+    verifier: &Verifier,
+    options: &MigrateOptions,
+) -> Result<(Vec<Verified>, BTreeMap<usize, String>)> {
     let mut verified = Vec::with_capacity(layers.len());
     let mut failures = BTreeMap::new();
-    for (layer, result) in layers.iter().zip(&att_results) {
+    for (layer, result) in layers.iter().zip(results) {
         match result {
             Ok(v) => verified.push(verified_for(layer, v, verifier, options).await?),
             Err(f) => {
@@ -219,41 +278,39 @@ pub async fn plan_image<R: Repository>(
             }
         }
     }
+    Ok((verified, failures))
+}
 
-    // Convert (CPU work: off the runtime), then verify every converted bundle before anything is written.
-    let converted = convert_off_runtime(verifier, &subject, layers, verified, config_created, options.format).await?;
-    let (outcomes, layers, bundle_failures) = converted;
-    let mut plan = ImagePlan::new(&subject, options.format, &outcomes);
-
-    let mut reasons = Vec::new();
-    for o in &outcomes {
-        if let Some(reason) = o.blocked() {
+/// Each blocked conversion in words, with the verification failure behind it when there is one.
+fn blocked_layers(outcomes: &[SignatureOutcome], failures: &BTreeMap<usize, String>) -> Vec<String> {
+    outcomes
+        .iter()
+        .filter_map(|o| {
+            let reason = o.blocked()?;
             let sig = o.source.signature_index.map(|i| format!(" signature {i}")).unwrap_or_default();
             let detail = failures.get(&o.source.layer_index).map(|f| format!(": {f}")).unwrap_or_default();
-            reasons.push(format!(
-                "layer {} ({}){sig}: {reason}{detail}",
-                o.source.layer_index,
-                o.source.layer_digest.short()
-            ));
-        }
-    }
-    reasons.extend(bundle_failures);
-    if !reasons.is_empty() {
-        if !options.allow_signature_switch {
-            reasons.extend(sig_failures);
-        }
-        let mut p = stopped(Outcome::Blocked, reasons, bytes_read);
-        p.subject = Some(subject);
-        p.plan = Some(plan);
-        return Ok(p);
-    }
+            Some(format!("layer {} ({}){sig}: {reason}{detail}", o.source.layer_index, o.source.layer_digest.short()))
+        })
+        .collect()
+}
 
-    // Which referrers exist already.
-    let listed: BTreeSet<Digest> = listing.descriptors.iter().map(|d| d.digest.clone()).collect();
-    plan.mark_present(&listed);
-    // The referrers move out of the outcomes; their parsed bundles are dropped (what is written and read
-    // back are the serialised blobs, verified above).
-    let pending = outcomes
+/// Why the image is blocked, all or nothing: its blocked layers and, unless a signature switch is
+/// allowed, its `.sig` layers that do not verify. Empty when nothing blocks it.
+fn blocked_reasons(converted: &Converted, sig_failures: &[String], options: &MigrateOptions) -> Vec<String> {
+    if converted.blocked.is_empty() {
+        return Vec::new();
+    }
+    let mut reasons = converted.blocked.clone();
+    if !options.allow_signature_switch {
+        reasons.extend_from_slice(sig_failures);
+    }
+    reasons
+}
+
+/// The referrers to write. They move out of the outcomes and their parsed bundles are dropped: what is
+/// written and read back are the serialised blobs, verified before.
+fn pending(outcomes: Vec<SignatureOutcome>, layers: &[AttestationLayer], listed: &BTreeSet<Digest>) -> Vec<Pending> {
+    outcomes
         .into_iter()
         .filter_map(|o| {
             let layer = layers.iter().find(|l| l.index == o.source.layer_index)?;
@@ -272,17 +329,7 @@ pub async fn plan_image<R: Repository>(
                 predicate_type: o.predicate_type,
             })
         })
-        .collect();
-    Ok(Prepared {
-        outcome: Outcome::Planned,
-        reasons: Vec::new(),
-        legacy_att: Some(legacy_att),
-        attestations,
-        subject: Some(subject),
-        plan: Some(plan),
-        pending,
-        bytes_read,
-    })
+        .collect()
 }
 
 /// The same bytes in an allocation of exactly their size. Serialisers grow their buffers by doubling, so
@@ -291,34 +338,6 @@ fn compact(bytes: Bytes) -> Bytes {
     let mut v = Vec::from(bytes);
     v.shrink_to_fit();
     Bytes::from(v)
-}
-
-/// Parse the `.att` envelopes (payload decoded, statement checked) on rayon, off the runtime's threads.
-async fn parse_off_runtime(att: &LegacyManifest, manifest: &Digest, blobs: Vec<Bytes>) -> Result<Vec<Layer>> {
-    let descriptors = att.layers().to_vec();
-    let (tag, manifest) = (att.tag.clone(), manifest.clone());
-    super::cpu::run("parsing the legacy layers", move || {
-        descriptors
-            .into_iter()
-            .zip(blobs)
-            .enumerate()
-            .map(|(index, (descriptor, bytes))| {
-                let what = || format!("layer {index} ({}) of {tag}", descriptor.digest.short());
-                let a = SignedStatement::parse(bytes).map_err(|e| e.context(what()))?;
-                Ok(Layer {
-                    manifest: manifest.clone(),
-                    index,
-                    annotations: LegacyLayerAnnotations::from_descriptor(&descriptor),
-                    descriptor,
-                    payload: Bytes::from(a.envelope.payload),
-                    payload_type: a.envelope.payload_type,
-                    signatures: a.envelope.signatures,
-                    bytes: a.bytes,
-                })
-            })
-            .collect()
-    })
-    .await?
 }
 
 type Results = Vec<std::result::Result<Verification, Failure>>;
@@ -345,7 +364,7 @@ async fn verify_off_runtime(
 /// The conversion input for a verified layer: the key or certificate that verified, the legacy log
 /// entry when the log was checked, and its inclusion proof when a Rekor URL was given.
 async fn verified_for(
-    layer: &Layer,
+    layer: &AttestationLayer,
     v: &Verification,
     verifier: &Verifier,
     options: &MigrateOptions,
@@ -400,19 +419,19 @@ async fn verified_for(
     Ok(verified)
 }
 
-type Converted = (Vec<SignatureOutcome>, Vec<Layer>, Vec<String>);
+type ConvertedLayers = (Vec<SignatureOutcome>, Vec<AttestationLayer>, Vec<String>);
 
 async fn convert_off_runtime(
     verifier: &Arc<Verifier>,
-    subject: &Subject,
-    layers: Vec<Layer>,
+    subject: &ReferrerSubject,
+    layers: Vec<AttestationLayer>,
     verified: Vec<Verified>,
     config_created: Option<String>,
     format: OutputFormat,
-) -> Result<Converted> {
+) -> Result<ConvertedLayers> {
     let verifier = Arc::clone(verifier);
     let subject = subject.clone();
-    super::cpu::run("converting", move || -> Result<Converted> {
+    super::cpu::run("converting", move || -> Result<ConvertedLayers> {
         let mut outcomes = Vec::new();
         for (layer, v) in layers.iter().zip(&verified) {
             let att = LegacyLayerInput {

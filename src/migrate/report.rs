@@ -54,7 +54,7 @@ impl Outcome {
 
 /// One referrer of a migrated (or planned) image.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ReferrerReport {
+pub struct MigratedReferrer {
     /// Manifest digest.
     pub digest: Digest,
     /// Manifest size.
@@ -71,7 +71,7 @@ pub struct ReferrerReport {
 
 /// One image's result.
 #[derive(Clone, Debug, Serialize)]
-pub struct ImageReport {
+pub struct ImageMigration {
     /// The repository (`registry/repo` or `ocidir://path`).
     pub repository: String,
     /// The image digest.
@@ -92,7 +92,7 @@ pub struct ImageReport {
     /// Legacy attestation layers.
     pub attestations: usize,
     /// Referrers (written, existing or planned).
-    pub referrers: Vec<ReferrerReport>,
+    pub referrers: Vec<MigratedReferrer>,
     /// Bytes this image's migration read (manifests and blobs, read-back included).
     pub bytes_read: u64,
     /// Bytes uploaded for this image (blobs, manifests, index).
@@ -108,10 +108,10 @@ pub struct ImageReport {
     pub plan: Option<ImagePlan>,
 }
 
-impl ImageReport {
+impl ImageMigration {
     /// A report with only the identity and outcome filled in.
-    pub fn new(repository: String, image: Digest, outcome: Outcome) -> ImageReport {
-        ImageReport {
+    pub fn new(repository: String, image: Digest, outcome: Outcome) -> ImageMigration {
+        ImageMigration {
             repository,
             image,
             outcome,
@@ -148,7 +148,7 @@ pub struct RequestStats {
 
 /// Counts per outcome, and byte totals.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Totals {
+pub struct MigrateTotals {
     /// Images reported.
     pub images: usize,
     /// Per outcome name, how many images.
@@ -175,9 +175,9 @@ pub struct MigrateReport {
     /// Referrer format.
     pub output_format: OutputFormat,
     /// Per image, in target order.
-    pub images: Vec<ImageReport>,
+    pub images: Vec<ImageMigration>,
     /// Totals.
-    pub totals: Totals,
+    pub totals: MigrateTotals,
     /// Registry client counters, when a registry was involved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<RequestStats>,
@@ -197,7 +197,7 @@ impl MigrateReport {
             dry_run,
             output_format,
             images: Vec::new(),
-            totals: Totals::default(),
+            totals: MigrateTotals::default(),
             requests: None,
             errors: Vec::new(),
         }
@@ -205,7 +205,7 @@ impl MigrateReport {
 
     /// Recompute the totals from the images.
     pub fn recount(&mut self) {
-        let mut t = Totals { images: self.images.len(), ..Totals::default() };
+        let mut t = MigrateTotals { images: self.images.len(), ..MigrateTotals::default() };
         for i in &self.images {
             *t.outcomes.entry(i.outcome.as_str()).or_default() += 1;
             if i.outcome == Outcome::Migrated {
@@ -248,9 +248,9 @@ mod tests {
     #[test]
     fn totals_count_outcomes_and_new_referrers() {
         let d = Digest::sha256(b"x");
-        let mut a = ImageReport::new("r".into(), d.clone(), Outcome::Migrated);
+        let mut a = ImageMigration::new("r".into(), d.clone(), Outcome::Migrated);
         a.bytes_written = 10;
-        a.referrers.push(ReferrerReport {
+        a.referrers.push(MigratedReferrer {
             digest: d.clone(),
             size: 1,
             artifact_type: String::new(),
@@ -258,7 +258,7 @@ mod tests {
             layer_index: 0,
             existed: false,
         });
-        let b = ImageReport::new("r".into(), d, Outcome::Orphaned);
+        let b = ImageMigration::new("r".into(), d, Outcome::Orphaned);
         let mut report = MigrateReport::new(vec!["t".into()], false, OutputFormat::Bundle);
         report.images = vec![a, b];
         report.recount();

@@ -178,7 +178,8 @@ pub struct TransparencyLogEntry {
     pub canonicalized_body: Vec<u8>,
 }
 
-/// A log id.
+/// A transparency log's id, as bundles and trusted roots both write it (protobuf-specs
+/// `dev.sigstore.common.v1.LogId`).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogId {

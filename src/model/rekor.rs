@@ -310,7 +310,7 @@ mod wire {
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub struct IntotoV001 {
+    pub struct IntotoSpecV001 {
         pub content: IntotoContent,
         #[serde(deserialize_with = "de_public_key")]
         pub public_key: Vec<u8>,
@@ -343,7 +343,7 @@ mod wire {
     }
 
     #[derive(Deserialize)]
-    pub struct IntotoV002 {
+    pub struct IntotoSpecV002 {
         pub content: IntotoContent,
     }
 
@@ -395,7 +395,7 @@ impl RekorBody {
                 })
             }
             ("intoto", "0.0.1") => {
-                let w = wire::IntotoV001::deserialize(&head.spec).map_err(bad)?;
+                let w = wire::IntotoSpecV001::deserialize(&head.spec).map_err(bad)?;
                 RekorSpec::IntotoV001(IntotoV001 {
                     hash: w.content.hash,
                     payload_hash: w.content.payload_hash,
@@ -403,7 +403,7 @@ impl RekorBody {
                 })
             }
             ("intoto", "0.0.2") => {
-                let w = wire::IntotoV002::deserialize(&head.spec).map_err(bad)?;
+                let w = wire::IntotoSpecV002::deserialize(&head.spec).map_err(bad)?;
                 let payload_hash = w.content.payload_hash.ok_or_else(|| {
                     Error::invalid_format(format!("Rekor {kind_version} entry `spec`: missing `content.payloadHash`"))
                 })?;

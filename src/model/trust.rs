@@ -5,6 +5,7 @@
 
 use serde::Deserialize;
 
+use super::bundle::LogId;
 use super::pbjson::{self, named_field};
 use super::time::Rfc3339;
 use crate::error::{Error, ErrorKind, Result};
@@ -45,7 +46,7 @@ pub struct TransparencyLogInstance {
     #[serde(default)]
     pub hash_algorithm: String,
     /// The log's public key.
-    pub public_key: PublicKey,
+    pub public_key: TrustedPublicKey,
     /// The log id (for Rekor v1: SHA-256 of the DER public key).
     pub log_id: LogId,
 }
@@ -53,7 +54,7 @@ pub struct TransparencyLogInstance {
 /// A public key with its validity.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PublicKey {
+pub struct TrustedPublicKey {
     /// DER SubjectPublicKeyInfo.
     #[serde(deserialize_with = "de_raw_bytes")]
     pub raw_bytes: Vec<u8>,
@@ -63,15 +64,6 @@ pub struct PublicKey {
     /// When the key may be used.
     #[serde(default)]
     pub valid_for: Option<TimeRange>,
-}
-
-/// A log id.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LogId {
-    /// The id bytes.
-    #[serde(deserialize_with = "de_key_id")]
-    pub key_id: Vec<u8>,
 }
 
 /// A certificate or timestamp authority.
@@ -141,7 +133,6 @@ impl TimeRange {
 }
 
 named_field!(de_raw_bytes, pbjson::bytes, Vec<u8>, "rawBytes");
-named_field!(de_key_id, pbjson::bytes, Vec<u8>, "keyId");
 
 impl TrustedRoot {
     /// Parse `trusted_root.json`. Unknown media types are rejected rather than half-understood.

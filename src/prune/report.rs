@@ -124,7 +124,7 @@ pub use crate::targets::TargetError;
 
 /// Totals over all items.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct Totals {
+pub struct PruneTotals {
     /// Items.
     pub items: u64,
     /// Items per status.
@@ -147,7 +147,7 @@ pub struct PruneReport {
     /// Every item, per repository in discovery order.
     pub items: Vec<Item>,
     /// Totals.
-    pub totals: Totals,
+    pub totals: PruneTotals,
     /// Targets that could not be expanded.
     pub errors: Vec<TargetError>,
 }
@@ -160,14 +160,14 @@ impl PruneReport {
             targets,
             apply,
             items: Vec::new(),
-            totals: Totals::default(),
+            totals: PruneTotals::default(),
             errors: vec![],
         }
     }
 
     /// Recompute the totals from the items.
     pub fn recount(&mut self) {
-        let mut t = Totals::default();
+        let mut t = PruneTotals::default();
         for i in &self.items {
             t.items += 1;
             *t.statuses.entry(i.status).or_default() += 1;

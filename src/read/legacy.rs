@@ -36,6 +36,16 @@ impl LegacyManifest {
     pub fn layers_size(&self) -> u64 {
         self.manifest.layers.iter().fold(0u64, |a, l| a.saturating_add(l.size))
     }
+
+    /// Layer `index`, or an error naming the tag when the manifest has no such layer.
+    pub fn layer(&self, index: usize) -> Result<&Descriptor> {
+        self.layers().get(index).ok_or_else(|| Error::invalid_input(format!("{} has no layer {index}", self.tag)))
+    }
+
+    /// How errors about layer `index` name it: `layer 1 (sha256:abcd…) of sha256-….att`.
+    fn layer_name(&self, index: usize, descriptor: &Descriptor) -> String {
+        format!("layer {index} ({}) of {}", descriptor.digest.short(), self.tag)
+    }
 }
 
 /// Fetch the legacy manifest of `kind` attached to `image`. `Ok(None)` when the tag does not exist.
@@ -130,31 +140,52 @@ pub async fn read_layer<R: Repository>(
     index: usize,
     limits: &Limits,
 ) -> Result<LegacyLayer> {
-    let descriptor = manifest
-        .layers()
-        .get(index)
-        .cloned()
-        .ok_or_else(|| Error::invalid_input(format!("{} has no layer {index}", manifest.tag)))?;
+    let descriptor = manifest.layer(index)?.clone();
     let annotations = LegacyLayerAnnotations::from_descriptor(&descriptor);
-    let what = || format!("layer {index} ({}) of {}", descriptor.digest.short(), manifest.tag);
     // Every `.att` layer is an envelope whatever its media type, as cosign reads it (docs/FORMATS.md §6);
     // that arm comes before the simple-signing one so a mislabelled layer is not read as a signature.
     let content = match (manifest.kind, descriptor.media_type.as_str()) {
         (TagKind::Sbom, _) => LayerContent::NotRead,
         (TagKind::Attestation, _) | (_, mt::DSSE_ENVELOPE) => {
-            let bytes = repo.get_blob(&descriptor, limits.max_blob_bytes).await.map_err(|e| e.context(what()))?;
-            LayerContent::Attestation(SignedStatement::parse(bytes).map_err(|e| e.context(what()))?)
+            let bytes = fetch_layer(repo, manifest, index, limits).await?;
+            LayerContent::Attestation(parse_attestation_layer(manifest, index, bytes)?)
         }
         (_, mt::SIMPLE_SIGNING) => {
-            let bytes = repo.get_blob(&descriptor, limits.max_blob_bytes).await.map_err(|e| e.context(what()))?;
-            let payload = SimpleSigning::parse(&bytes).map_err(|e| e.context(what()))?;
+            let bytes = fetch_layer(repo, manifest, index, limits).await?;
+            let payload =
+                SimpleSigning::parse(&bytes).map_err(|e| e.context(manifest.layer_name(index, &descriptor)))?;
             LayerContent::SimpleSigning { bytes, payload }
         }
         (TagKind::Signature, other) => {
-            return Err(Error::invalid_format(format!("{}: unexpected media type {other:?} in a .sig", what())));
+            let what = manifest.layer_name(index, &descriptor);
+            return Err(Error::invalid_format(format!("{what}: unexpected media type {other:?} in a .sig")));
         }
     };
     Ok(LegacyLayer { index, descriptor, annotations, content })
+}
+
+/// Fetch the blob of layer `index` of `manifest`, refusing more than `limits.max_blob_bytes`; the store
+/// checks it against the layer's digest. Errors name the layer.
+pub async fn fetch_layer<R: Repository>(
+    repo: &R,
+    manifest: &LegacyManifest,
+    index: usize,
+    limits: &Limits,
+) -> Result<Bytes> {
+    let descriptor = manifest.layer(index)?;
+    repo.get_blob(descriptor, limits.max_blob_bytes)
+        .await
+        .map_err(|e| e.context(manifest.layer_name(index, descriptor)))
+}
+
+/// Parse the fetched bytes of layer `index` of `manifest` as an attestation: a DSSE envelope around an
+/// in-toto statement. Errors name the layer.
+///
+/// Separate from [`fetch_layer`] because decoding a multi-megabyte envelope is CPU work: a caller reading
+/// many layers fetches them all at once and parses them off the async threads.
+pub fn parse_attestation_layer(manifest: &LegacyManifest, index: usize, bytes: Bytes) -> Result<SignedStatement> {
+    let descriptor = manifest.layer(index)?;
+    SignedStatement::parse(bytes).map_err(|e| e.context(manifest.layer_name(index, descriptor)))
 }
 
 /// The signing time cosign ~1.10–2.1 recorded in the config's `created` field, when it is a real time
@@ -172,4 +203,32 @@ pub async fn config_created<R: Repository>(repo: &R, manifest: &LegacyManifest) 
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| Error::invalid_format(format!("config of {} is not JSON: {e}", manifest.tag)))?;
     Ok(value.get("created").and_then(Value::as_str).filter(|c| !c.starts_with("0001-01-01")).map(str::to_owned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryRepository;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn layer_reads_are_capped_and_name_the_layer() {
+        let scenario = crate::demo::demo().unwrap();
+        let repo = MemoryRepository::default();
+        scenario.repo.push_to(&repo).await.unwrap();
+        let limits = Limits::default();
+        let att = fetch_manifest(&repo, &scenario.image, TagKind::Attestation, &limits).await.unwrap().unwrap();
+        let bytes = fetch_layer(&repo, &att, 1, &limits).await.unwrap();
+        let signed = parse_attestation_layer(&att, 1, bytes).unwrap();
+        assert_eq!(signed.statement.predicate_type, "cosign.sigstore.dev/attestation/v1");
+
+        let name = att.layer_name(1, att.layer(1).unwrap());
+        let tiny = Limits { max_blob_bytes: 10, ..Limits::default() };
+        let err = fetch_layer(&repo, &att, 1, &tiny).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TooLarge);
+        assert!(err.to_string().starts_with(&name), "{err}");
+        let err = parse_attestation_layer(&att, 1, Bytes::from_static(b"{}")).unwrap_err();
+        assert!(err.to_string().starts_with(&name), "{err}");
+        let err = fetch_layer(&repo, &att, 9, &limits).await.unwrap_err();
+        assert_eq!(err.to_string(), format!("{} has no layer 9", att.tag));
+    }
 }

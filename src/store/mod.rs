@@ -1,6 +1,7 @@
-//! Where manifests and blobs live: a registry ([`registry`]) or an OCI image layout ([`layout`]).
+//! Where manifests and blobs live: a registry ([`registry`]) or an OCI image layout ([`layout`]); in
+//! tests, memory ([`memory`]).
 //!
-//! Both implement [`Repository`], so everything above this module works the same on either. The one
+//! All implement [`Repository`], so everything above this module works the same on any. The one
 //! rule every implementation keeps: a *definite* not-found is `Ok(None)` (or [`ErrorKind::NotFound`]
 //! for blobs); anything else that went wrong — 401, 403, 429, 5xx, a network error — is an `Err`.
 //! In particular only a not-found on the referrers fallback tag means "no referrers"; reading a denial
@@ -18,6 +19,7 @@ use crate::model::oci::{Descriptor, RawManifest};
 
 mod any;
 pub mod layout;
+pub mod memory;
 pub mod registry;
 pub mod tag_schema;
 

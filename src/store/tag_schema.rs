@@ -372,6 +372,7 @@ pub async fn remove_entry<R: Repository>(repo: &R, tag: &str, entry: &Digest, ma
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::memory::MemoryRepository;
 
     fn entry(name: &str) -> Descriptor {
         let mut d = Descriptor::of(mt::OCI_MANIFEST, name.as_bytes());
@@ -391,97 +392,14 @@ mod tests {
         assert!(missing_entries(Some(&index), &entries).is_empty());
     }
 
-    /// A layout with a concurrent writer that pushes its own index once, just around our first index
-    /// push. Without entity tags (`etags: false`, like distribution 2.8.2) it overwrites our push: a lost
-    /// update. With them, it lands first and our conditional PUT fails with 412.
-    struct Contended {
-        inner: crate::store::layout::LayoutRepository,
-        etags: bool,
-        raced: std::sync::atomic::AtomicBool,
-        foreign: Index,
-        conditional_puts: std::sync::atomic::AtomicU32,
-    }
-
-    impl Contended {
-        fn new(inner: crate::store::layout::LayoutRepository, etags: bool, foreign: Index) -> Contended {
-            Contended { inner, etags, raced: false.into(), foreign, conditional_puts: 0.into() }
-        }
-
-        /// The concurrent writer's push, once.
-        async fn race(&self, tag: &str) -> Result<()> {
-            if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                let theirs = Bytes::from(to_canonical_bytes(&self.foreign));
-                self.inner.put_manifest(theirs, mt::OCI_INDEX, Some(tag)).await?;
-            }
-            Ok(())
-        }
-    }
-
-    impl Repository for Contended {
-        fn name(&self) -> String {
-            self.inner.name()
-        }
-        async fn get_manifest(&self, r: &str) -> Result<Option<crate::model::oci::RawManifest>> {
-            Ok(self.inner.get_manifest(r).await?.map(|mut m| {
-                m.etag = self.etags.then(|| format!("\"{}\"", m.digest));
-                m
-            }))
-        }
-        async fn head_manifest(&self, r: &str) -> Result<Option<Descriptor>> {
-            self.inner.head_manifest(r).await
-        }
-        async fn put_manifest(&self, b: Bytes, t: &str, tag: Option<&str>) -> Result<crate::store::PutManifest> {
-            let put = self.inner.put_manifest(b, t, tag).await?;
-            if let Some(tag) = tag {
-                self.race(tag).await?;
-            }
-            Ok(put)
-        }
-        async fn put_manifest_if_match(
-            &self,
-            b: Bytes,
-            t: &str,
-            tag: &str,
-            etag: &str,
-        ) -> Result<crate::store::PutManifest> {
-            self.conditional_puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            self.race(tag).await?;
-            let current = self.get_manifest(tag).await?.and_then(|m| m.etag);
-            if current.as_deref() != Some(etag) {
-                return Err(Error::new(ErrorKind::Conflict, "412 Precondition Failed"));
-            }
-            self.inner.put_manifest(b, t, Some(tag)).await
-        }
-        async fn delete_manifest(&self, d: &Digest) -> Result<()> {
-            self.inner.delete_manifest(d).await
-        }
-        async fn blob_size(&self, d: &Digest) -> Result<Option<u64>> {
-            self.inner.blob_size(d).await
-        }
-        async fn get_blob(&self, d: &Descriptor, max: u64) -> Result<Bytes> {
-            self.inner.get_blob(d, max).await
-        }
-        async fn put_blob(&self, b: Bytes) -> Result<Digest> {
-            self.inner.put_blob(b).await
-        }
-        async fn list_tags(&self) -> Result<Vec<String>> {
-            self.inner.list_tags().await
-        }
-        async fn referrers(&self, s: &Digest, a: Option<&str>) -> Result<crate::store::Referrers> {
-            self.inner.referrers(s, a).await
-        }
-        fn referrers_capability(&self) -> ReferrersCapability {
-            ReferrersCapability::Unsupported
-        }
-    }
-
+    /// A concurrent writer pushes its own index once, just around our first index push. Without entity
+    /// tags (like distribution 2.8.2) it overwrites our push: a lost update.
     #[tokio::test]
     async fn a_lost_update_is_merged_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let inner = crate::store::layout::LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
         let mut foreign = Index::empty();
         foreign.manifests.push(entry("theirs"));
-        let repo = Contended::new(inner, false, foreign);
+        let repo = MemoryRepository::default();
+        repo.race_next_tag_push(Bytes::from(to_canonical_bytes(&foreign)), mt::OCI_INDEX);
         let subject = Digest::sha256(b"image");
         let ours = vec![entry("a"), entry("b")];
         let options = IndexOptions { repair: false, max_retries: 3 };
@@ -497,25 +415,24 @@ mod tests {
         assert_eq!((stats.manifests_written, stats.index_retries), (0, 0));
     }
 
+    /// With entity tags, the concurrent writer's push lands first and our conditional push fails with 412.
     #[tokio::test]
     async fn a_failed_conditional_put_is_merged_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let inner = crate::store::layout::LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
+        let repo = MemoryRepository::default().with_entity_tags();
         let subject = Digest::sha256(b"image");
         // An index exists already, so our update is conditional.
         let mut existing = Index::empty();
         existing.manifests.push(entry("first"));
-        inner
-            .put_manifest(Bytes::from(to_canonical_bytes(&existing)), mt::OCI_INDEX, Some(&subject.referrers_tag()))
+        repo.put_manifest(Bytes::from(to_canonical_bytes(&existing)), mt::OCI_INDEX, Some(&subject.referrers_tag()))
             .await
             .unwrap();
         let mut foreign = existing.clone();
         foreign.manifests.push(entry("theirs"));
-        let repo = Contended::new(inner, true, foreign);
+        repo.race_next_tag_push(Bytes::from(to_canonical_bytes(&foreign)), mt::OCI_INDEX);
         let ours = vec![entry("a")];
         let options = IndexOptions { repair: false, max_retries: 3 };
         let stats = update_index(&repo, &subject, &ours, options, false).await.unwrap();
-        assert_eq!(repo.conditional_puts.load(std::sync::atomic::Ordering::SeqCst), 2, "412, then success");
+        assert_eq!(repo.conditional_puts(), 2, "412, then success");
         assert_eq!(stats.index_retries, 1);
         let index = fetch_index(&repo, &subject.referrers_tag()).await.unwrap().0.unwrap();
         let listed: Vec<&Digest> = index.manifests.iter().map(|m| &m.digest).collect();

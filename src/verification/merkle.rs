@@ -109,9 +109,9 @@ pub fn verify_inclusion(
     Ok(())
 }
 
-/// A parsed checkpoint (the signed note's first three lines).
+/// A checkpoint whose signature verified: the signed note's first three lines, parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Checkpoint {
+pub struct VerifiedCheckpoint {
     /// Origin line, e.g. `rekor.sigstore.dev - 1193050959916656506`.
     pub origin: String,
     /// Tree size.
@@ -126,7 +126,7 @@ pub struct Checkpoint {
 /// The signed text is everything before the blank line, including its final newline. Rekor v1 uses the
 /// first four bytes of its log id as the key hint; lines with that hint are tried first, then the rest
 /// (witness co-signatures, or logs with another hint convention), so a hint never decides trust.
-pub fn verify_checkpoint(note: &str, log_key: &PublicKey, log_id: &[u8]) -> Result<Checkpoint, ProofError> {
+pub fn verify_checkpoint(note: &str, log_key: &PublicKey, log_id: &[u8]) -> Result<VerifiedCheckpoint, ProofError> {
     let split = note
         .find("\n\n")
         .ok_or_else(|| ProofError::MalformedCheckpoint("no blank line between text and signatures".into()))?;
@@ -158,7 +158,7 @@ pub fn verify_checkpoint(note: &str, log_key: &PublicKey, log_id: &[u8]) -> Resu
     let hinted = |raw: &Vec<u8>| log_id.len() >= 4 && raw[..4] == log_id[..4];
     signatures.sort_by_key(|raw| !hinted(raw));
     if signatures.iter().any(|raw| log_key.verify(text.as_bytes(), &raw[4..]).is_some()) {
-        return Ok(Checkpoint { origin: origin.to_string(), tree_size, root_hash });
+        return Ok(VerifiedCheckpoint { origin: origin.to_string(), tree_size, root_hash });
     }
     Err(ProofError::CheckpointSignature)
 }

@@ -56,7 +56,7 @@ pub use cert::{CertificateInfo, San};
 pub use entity::{BundleEntity, EntityKind, LegacyAttestation, LegacySignature, SignedEntity};
 pub use failure::{Failure, FailureReason};
 pub use keys::{KeyAlgorithm, PublicKey, RsaPadding, SignatureScheme, key_id_of, reject_kms_reference};
-pub use merkle::{Checkpoint, ProofError, leaf_hash, verify_checkpoint, verify_inclusion};
+pub use merkle::{ProofError, VerifiedCheckpoint, leaf_hash, verify_checkpoint, verify_inclusion};
 pub use policy::{CertificateIdentity, Matcher, Policy};
 pub use result::{LogCheck, Signer, SubjectMatch, TimestampCheck, Verification};
 pub use tlog::{LogEntryCheck, ProofCheck};

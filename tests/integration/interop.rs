@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use att2ref::convert::{
-    LegacyLayerInput, OutputFormat, Subject, Verified, VerifiedKey, VerifiedSignature, convert_layer,
+    LegacyLayerInput, OutputFormat, ReferrerSubject, Verified, VerifiedKey, VerifiedSignature, convert_layer,
 };
 use att2ref::demo::{AttachmentKind, Scenario, Scheme, SignedBy, TestKey};
 use att2ref::model::digest::Digest;
@@ -153,7 +153,13 @@ impl Writer<'_> {
     }
 
     /// Convert one layer (one signature, verified under `spki_der`) and write its bundle as `name`.
-    fn convert(&mut self, name: &str, subject: &Subject, att: &LegacyLayerInput<'_>, spki_der: Vec<u8>) -> PathBuf {
+    fn convert(
+        &mut self,
+        name: &str,
+        subject: &ReferrerSubject,
+        att: &LegacyLayerInput<'_>,
+        spki_der: Vec<u8>,
+    ) -> PathBuf {
         let verified = Verified {
             signatures: vec![VerifiedSignature { index: 0, key: VerifiedKey::PublicKey { spki_der } }],
             ..Verified::default()
@@ -173,7 +179,8 @@ impl Writer<'_> {
         let mut keyless = 0;
         for (n, att) in s.attachments.iter().enumerate().filter(|(_, a)| a.kind == AttachmentKind::Attestations) {
             let served = s.repo.manifest(&att.subject).expect("the subject is in the store");
-            let subject = Subject::new(&served.media_type, served.digest.clone(), served.bytes.len() as u64).unwrap();
+            let subject =
+                ReferrerSubject::new(&served.media_type, served.digest.clone(), served.bytes.len() as u64).unwrap();
             let raw = s.repo.manifest(&att.manifest).expect("the legacy manifest is in the store");
             let Manifest::Image(m) = Manifest::parse(&raw.bytes, Some(&raw.media_type)).unwrap().0 else {
                 panic!("{}: a legacy .att manifest is an image manifest", s.name)
@@ -208,7 +215,7 @@ impl Writer<'_> {
         let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes).unwrap();
         let manifest_digest = Digest::sha256(&manifest_bytes);
         // Only the image digest is known; media type and size are stand-ins that do not reach the bundle.
-        let subject = Subject::new(mt::DOCKER_MANIFEST, CSSC_IMAGE.parse().unwrap(), 1_000).unwrap();
+        let subject = ReferrerSubject::new(mt::DOCKER_MANIFEST, CSSC_IMAGE.parse().unwrap(), 1_000).unwrap();
         let key_pem = corpus::path(CSSC_KEY);
         let pem_text = String::from_utf8(corpus::read(CSSC_KEY)).unwrap();
         let spki = att2ref::model::pem::decode_all(&pem_text).unwrap().remove(0).der;
@@ -233,7 +240,7 @@ impl Writer<'_> {
         let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes).unwrap();
         let manifest_digest = Digest::sha256(&manifest_bytes);
         let image = corpus::read("sigstore-oci-writer/image1-manifest.json");
-        let subject = Subject::new(mt::OCI_MANIFEST, Digest::sha256(&image), image.len() as u64).unwrap();
+        let subject = ReferrerSubject::new(mt::OCI_MANIFEST, Digest::sha256(&image), image.len() as u64).unwrap();
         let bytes = corpus::read("sigstore-oci-writer/legacy-att-layer0-envelope.json");
         let key = "sigstore-oci-writer/ecdsa-p256.pub.pem";
         let spki =

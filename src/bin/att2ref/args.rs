@@ -112,8 +112,8 @@ pub struct GetArgs {
 
     /// What to write: the predicate (byte for byte as signed; for cosign's custom wrapper, the original
     /// attested file), the in-toto statement, the DSSE envelope, or the Sigstore bundle (referrers only).
-    #[arg(long, value_enum, default_value_t = Emit::Predicate)]
-    pub emit: Emit,
+    #[arg(long, value_enum, default_value_t = EmitArg::Predicate)]
+    pub emit: EmitArg,
 
     /// Write to FILE instead of stdout.
     #[arg(long, value_name = "FILE", conflicts_with = "output_dir")]
@@ -142,7 +142,7 @@ pub struct GetArgs {
 
 /// What `get` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Emit {
+pub enum EmitArg {
     /// The predicate, byte for byte as signed (original attested text for custom-wrapped predicates).
     Predicate,
     /// The in-toto statement (exact signed payload).
@@ -207,8 +207,8 @@ pub struct MigrateArgs {
     pub jobs: u32,
 
     /// Referrer format: Sigstore bundles (cosign v3, GitHub) or zero-copy DSSE referrers.
-    #[arg(long = "format", id = "referrer_format", value_enum, default_value_t = ReferrerFormat::Bundle)]
-    pub referrer_format: ReferrerFormat,
+    #[arg(long = "format", id = "referrer_format", value_enum, default_value_t = ReferrerFormatArg::Bundle)]
+    pub referrer_format: ReferrerFormatArg,
 
     /// Rekor base URL to fetch inclusion proofs from (logged entries need one in v0.3 bundles).
     #[arg(long, value_name = "URL")]
@@ -310,7 +310,7 @@ pub struct PruneArgs {
 
 /// Referrer formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ReferrerFormat {
+pub enum ReferrerFormatArg {
     /// One Sigstore bundle v0.3 per DSSE signature.
     Bundle,
     /// One DSSE referrer per layer, reusing the legacy envelope blob.

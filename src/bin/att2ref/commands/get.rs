@@ -79,12 +79,12 @@ pub async fn run(args: GetArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn emit_of(e: args::Emit) -> Emit {
+fn emit_of(e: args::EmitArg) -> Emit {
     match e {
-        args::Emit::Predicate => Emit::Predicate,
-        args::Emit::Statement => Emit::Statement,
-        args::Emit::Envelope => Emit::Envelope,
-        args::Emit::Bundle => Emit::Bundle,
+        args::EmitArg::Predicate => Emit::Predicate,
+        args::EmitArg::Statement => Emit::Statement,
+        args::EmitArg::Envelope => Emit::Envelope,
+        args::EmitArg::Bundle => Emit::Bundle,
     }
 }
 

@@ -14,12 +14,12 @@ use att2ref::batch::Progress;
 use att2ref::convert::{OutputFormat, Verdict};
 use att2ref::migrate::report::RequestStats;
 use att2ref::migrate::{
-    self, ImageReport, MigrateJournal, MigrateOptions, MigrateReport, Outcome, ReadBack, RekorClient,
+    self, ImageMigration, MigrateJournal, MigrateOptions, MigrateReport, Outcome, ReadBack, RekorClient,
 };
 use att2ref::targets;
 use indicatif::ProgressBar;
 
-use crate::args::{MigrateArgs, ReadBackArg, ReferrerFormat};
+use crate::args::{MigrateArgs, ReadBackArg, ReferrerFormatArg};
 use crate::render::size;
 use crate::{exit, setup};
 
@@ -38,8 +38,8 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     let client = setup::registry_client_with(&args.registry, &rekor_plain_http)?;
     let options = MigrateOptions {
         format: match args.referrer_format {
-            ReferrerFormat::Bundle => OutputFormat::Bundle,
-            ReferrerFormat::Dsse => OutputFormat::Dsse,
+            ReferrerFormatArg::Bundle => OutputFormat::Bundle,
+            ReferrerFormatArg::Dsse => OutputFormat::Dsse,
         },
         limits: setup::limits(&args.registry),
         allow_signature_switch: args.allow_signature_switch,
@@ -131,12 +131,12 @@ struct Bar {
     written: AtomicU64,
 }
 
-impl Progress<ImageReport> for Bar {
+impl Progress<ImageMigration> for Bar {
     fn found(&self, count: u64) {
         self.bar.inc_length(count);
     }
 
-    fn done(&self, report: &ImageReport) {
+    fn done(&self, report: &ImageMigration) {
         let total = self.written.fetch_add(report.bytes_written, Ordering::Relaxed) + report.bytes_written;
         self.bar.inc(1);
         self.bar.set_message(format!("{} written", size(total)));
