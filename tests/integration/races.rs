@@ -25,7 +25,7 @@ const REPO: &str = "races/app";
 /// Images per round.
 const IMAGES: u32 = 6;
 /// Third-party referrers per image and round.
-const THEIRS: u32 = 2;
+pub(crate) const THEIRS: u32 = 2;
 const THEIR_TYPE: &str = "application/vnd.example.scan-result+json";
 
 /// One round: `writers` migrators, each given an overlapping window of the round's images (rotated by
@@ -134,7 +134,7 @@ async fn listed(repo: &RegistryRepository, subject: &Digest) -> Vec<Digest> {
 
 /// Push `THEIRS` referrers per image, listing each through the library's index API, at jittered
 /// moments while the migrators run. Returns what it listed per subject.
-async fn third_party_writer(
+pub(crate) async fn third_party_writer(
     repo: &RegistryRepository,
     images: &[Digest],
     seed: u32,
