@@ -103,7 +103,7 @@ impl Journal {
 
 /// Completed images by (repository, image) → legacy digest, and how many lines were unreadable.
 fn parse(bytes: &[u8]) -> (HashMap<(String, String), Recorded>, usize) {
-    let mut done = HashMap::new();
+    let mut done: HashMap<(String, String), Recorded> = HashMap::new();
     let mut skipped = 0;
     for line in bytes.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
         let Ok(event) = serde_json::from_slice::<JournalEvent>(line) else {
@@ -115,7 +115,16 @@ fn parse(bytes: &[u8]) -> (HashMap<(String, String), Recorded>, usize) {
             [Outcome::Migrated.as_str(), Outcome::AlreadyMigrated.as_str()].contains(&event.outcome.as_str());
         match (finished, event.legacy_manifest) {
             (true, Some(legacy_manifest)) => {
-                done.insert(key, Recorded { legacy_manifest, referrers: event.referrers });
+                let mut referrers = event.referrers;
+                // A run that skipped the image records it again without referrers: the ones recorded
+                // for the same `.att` still stand, or the next resume would skip without checking them.
+                if referrers.is_empty()
+                    && let Some(earlier) = done.get(&key)
+                    && earlier.legacy_manifest == legacy_manifest
+                {
+                    referrers = earlier.referrers.clone();
+                }
+                done.insert(key, Recorded { legacy_manifest, referrers });
             }
             // A later event that is not a completion supersedes an earlier one.
             _ => {
