@@ -433,12 +433,14 @@ async fn batch_killed_at_seeded_points_then_rerun_converges() {
 /// `KILL_AT` (0-based, in the order a `--jobs 1` run takes them): the second image of `batch/r3`, so that
 /// r0, r1 and r2 are done, r3 is half done, r4 and r5 are not started.
 const KILL_AT: usize = 8;
+/// The repository the resume test migrates beforehand, without the journal.
+const PRE_MIGRATED: &str = "batch/r5";
 
-/// A batch killed when three repositories are done and a fourth is half done: the rerun with the same
-/// journal skips exactly the images finished before the kill, in every repository, and touches none of
-/// them (no read of their `.att` or image manifest, no write, nothing at all of the finished
-/// repositories' blobs), while it migrates every other image, the shared image included where it was not
-/// done yet. Then a referrer is dropped from an index (as a concurrent writer could): the next resume,
+/// A batch killed when three repositories are done and a fourth is half done (the last one migrated
+/// before by a run without the journal): the rerun with the same journal skips exactly the images
+/// finished before the kill, in every repository, and touches none of them (no read of their `.att` or
+/// image manifest, no write, nothing at all of the finished repositories' blobs), while it migrates
+/// every other image, or finds it migrated, the shared image included where it was not journaled. Then a referrer is dropped from an index (as a concurrent writer could): the next resume,
 /// whose journal now also holds the first resume's skips, migrates that image again.
 #[tokio::test(flavor = "multi_thread")]
 async fn resume_skips_what_the_journal_recorded_across_repositories() {
@@ -471,8 +473,16 @@ async fn resume_skips_what_the_journal_recorded_across_repositories() {
     let proxy = FaultProxy::start(&registry.host, None);
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal.jsonl");
+    // The last repository is migrated first by a run without the journal: done, but journaled nowhere.
+    // A journal that mixed repositories up would skip its copy of the shared image (journaled in r0).
+    let mut args: Vec<String> = ["migrate", "--plain-http"].map(String::from).to_vec();
+    args.extend([format!("{}/{PRE_MIGRATED}", registry.host), "--key".into(), fleet::key().display().to_string()]);
+    args.extend(["--insecure-ignore-tlog", "-o", "json"].map(String::from));
+    let (out, _) = tokio::task::block_in_place(|| run(&args));
+    assert_eq!(out.code, 0, "migrating {PRE_MIGRATED} alone: {}", out.stderr);
+
     let key = format!("GET /v2/{kill_repo}/manifests/{}.att", kill_image.replace(':', "-"));
-    let context = format!("killed before {key}");
+    let context = format!("{PRE_MIGRATED} migrated without the journal, then a batch killed before {key}");
     tokio::task::block_in_place(|| killed_run(&proxy, &journal, &key, 1, KillWhen::BeforeForwarding, &context));
     let killed = requests(&proxy, 0);
     assert_eq!(att_reads(&killed), order[..=KILL_AT], "{context}: the killed run took the images in the same order");
@@ -482,8 +492,13 @@ async fn resume_skips_what_the_journal_recorded_across_repositories() {
         "{context}: the journal holds exactly the images finished before the kill"
     );
 
-    let (reqs, _) =
+    let (reqs, out) =
         tokio::task::block_in_place(|| resume(&proxy, &registry, &journal, &finished, &expected, true, &context));
+    for ((repo, digest), outcome, journal) in reported(&out.json()) {
+        if repo == PRE_MIGRATED {
+            assert_eq!((outcome.as_str(), journal), ("already-migrated", false), "{context}: {digest} of {repo}");
+        }
+    }
     for repo in &done_repos {
         let touched: Vec<&str> = reqs
             .iter()
@@ -502,7 +517,7 @@ async fn resume_skips_what_the_journal_recorded_across_repositories() {
             .collect();
         assert!(work.is_empty(), "{context}: the rerun worked on journaled {digest} of {repo}: {work:?}");
     }
-    for image in all_images(repos).difference(&finished) {
+    for image in all_images(repos).difference(&finished).filter(|(r, _)| r != PRE_MIGRATED) {
         let (repo, digest) = image;
         let index = format!("PUT /v2/{repo}/manifests/{}", digest.replace(':', "-"));
         assert!(reqs.iter().any(|r| r.key == index), "{context}: the rerun did not write the index of {image:?}");
