@@ -17,6 +17,7 @@ use att2ref::model::digest::Digest;
 use att2ref::model::media_type as mt;
 use att2ref::model::oci::{Manifest, to_canonical_bytes};
 use att2ref::store::Repository;
+use att2ref::store::tag_schema::{IndexOptions, add_to_index};
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -389,6 +390,8 @@ async fn batch_killed_at_seeded_points_then_rerun_converges() {
 
     // One point in each stretch of the uninterrupted run, named by request and occurrence, so that it is
     // the same point of the run whatever a repository's listing or settle pass interleaves around it.
+    // Which of an image's concurrent requests (uploads, referrer PUTs) falls at a seeded position can
+    // change from run to run; a failure names the request and occurrence, which arm_kill_on reproduces.
     let mut rng = Rng(KILL_SEED);
     let points: Vec<(usize, String, u64, KillWhen)> = (0..POINTS)
         .map(|i| {
@@ -547,7 +550,9 @@ async fn resume_skips_what_the_journal_recorded_across_repositories() {
 /// One round of concurrent migrators on a fresh registry: `windows` processes each given 4 of the 6
 /// repositories as repository targets (windows rotated by `seed`, so they overlap), and with
 /// `all_repos` one more over the whole catalog, all at once, while another tool lists its own referrers
-/// on every image of every repository.
+/// on every image of every repository and a careless one erases our first write of each (see
+/// [`stale_pusher`]). Afterwards every index lists each of our referrers and each of theirs exactly once
+/// (theirs after their tools' own recovery, see below).
 struct Round {
     seed: u32,
     windows: u32,
@@ -584,15 +589,18 @@ async fn race_round(round: &Round) {
     if round.all_repos {
         runs.push((names.iter().map(|r| r.to_string()).collect(), batch_args(&registry.host, "4", None)));
     }
+    let careless = careless_referrers(&registry, &repos, round.seed).await;
     let children: Vec<_> =
         runs.into_iter().map(|(mine, args)| (mine, tokio::task::spawn_blocking(move || run(&args)))).collect();
 
-    // Meanwhile another tool attaches its own referrers to every image of every repository.
-    let theirs = futures_util::future::join_all(repos.iter().map(|(repo, images)| {
+    // Meanwhile another tool attaches its own referrers to every image of every repository, and a
+    // careless one pushes stale indexes over our first writes.
+    let careful = futures_util::future::join_all(repos.iter().map(|(repo, images)| {
         let store = registry.repository(repo);
         async move { (repo.clone(), crate::races::third_party_writer(&store, images, round.seed).await) }
-    }))
-    .await;
+    }));
+    let (theirs, stale) = tokio::join!(careful, stale_pusher(careless));
+    assert!(!stale.is_empty(), "round {}: the careless tool never caught a write as it landed", round.seed);
 
     // Per image of each repository, the referrers our migrators reported for it.
     let mut ours: BTreeMap<Image, BTreeSet<String>> = BTreeMap::new();
@@ -611,6 +619,29 @@ async fn race_round(round: &Round) {
         }
     }
 
+    // A migrator that holds an index past the confirmation delay (an overloaded 2-core machine makes
+    // that happen) can still drop a third-party entry: the residual risk the tag-schema module documents
+    // for a registry without compare-and-swap, where only the entry's own tool can list it again. That
+    // tool does so here, before the check; our entries get no such help.
+    let mut relisted = 0;
+    for (repo, images) in &repos {
+        let store = registry.repository(repo);
+        for subject in images {
+            let pushed = stale.contains_key(&(repo.clone(), subject.to_string()));
+            for j in (0..STALE).chain(pushed.then_some(STALE)) {
+                let entry = crate::races::push_third_party(&store, subject, round.seed, j).await;
+                let options = IndexOptions { repair: false, max_retries: 8 };
+                relisted += u32::from(add_to_index(&store, subject, &[entry], options).await.unwrap().index_updated);
+            }
+        }
+    }
+    eprintln!(
+        "batch races, round {}: {} stale indexes pushed over ours; {relisted} third-party entries listed again by \
+         their tool",
+        round.seed,
+        stale.len()
+    );
+
     for ((repo, images), (_, theirs)) in repos.iter().zip(&theirs) {
         let store = registry.repository(repo);
         for subject in images {
@@ -622,10 +653,89 @@ async fn race_round(round: &Round) {
             assert_eq!(unique.len(), listed.len(), "{context}: an entry is listed twice: {listed:?}");
             let mine = ours.get(&(repo.clone(), subject.to_string())).cloned().unwrap_or_default();
             assert_eq!(mine.len(), PER_IMAGE, "{context}: both attestations were migrated: {mine:?}");
-            let wanted: BTreeSet<String> =
-                mine.into_iter().chain(theirs[subject].iter().map(|d| d.to_string())).collect();
-            assert_eq!(unique, wanted, "{context}: the index lists exactly ours and theirs");
-            assert_eq!(listed.len(), PER_IMAGE + crate::races::THEIRS as usize, "{context}: {listed:?}");
+            let stale = stale.get(&(repo.clone(), subject.to_string())).cloned();
+            let theirs = theirs[subject].iter().map(|d| d.to_string()).chain(stale.clone());
+            let wanted: BTreeSet<String> = mine.into_iter().chain(theirs).collect();
+            assert_eq!(unique, wanted, "{context}: the index lists exactly ours and theirs (stale push {stale:?})");
+            let count = PER_IMAGE + STALE as usize + usize::from(stale.is_some());
+            assert_eq!(listed.len(), count, "{context}: {listed:?}");
         }
     }
+}
+
+/// The careless tool's referrer number (after the careful tool's `0..THEIRS`).
+const STALE: u32 = crate::races::THEIRS;
+
+/// A careless tool that read each image's index before our first write to it and pushes its merge
+/// right after that write lands: the index less our referrers (as it was before), plus its own
+/// referrer. It erases ours just after a migrator wrote them: the lost update the tag schema invites,
+/// from a writer that held the index for a moment (at most [`STALE_HOLD`], shorter than the
+/// confirmation delay that the module's guarantees assume). The migrator's settle pass must list ours
+/// again. Polls every index, and pushes over a write only when the poll before it (within
+/// `STALE_HOLD`) did not list ours yet. Returns the careless referrer of each index it pushed.
+async fn stale_pusher(careless: Vec<Careless>) -> BTreeMap<Image, String> {
+    let mut pending: Vec<(Careless, Option<Instant>)> = careless.into_iter().map(|c| (c, None)).collect();
+    let mut pushed = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !pending.is_empty() {
+        assert!(Instant::now() < deadline, "our referrers never showed up in {} indexes", pending.len());
+        let polled = futures_util::future::join_all(pending.into_iter().map(|(c, absent)| async move {
+            let raw = c.store.get_manifest(&c.subject.referrers_tag()).await.unwrap();
+            (c, absent, raw.map(|r| r.manifest), Instant::now())
+        }))
+        .await;
+        pending = Vec::new();
+        for (c, absent, manifest, at) in polled {
+            let theirs = |m: &att2ref::model::oci::Descriptor| m.artifact_type == c.entry.artifact_type;
+            let mut index = match manifest {
+                Some(Manifest::Index(index)) if index.manifests.iter().filter(|m| !theirs(m)).count() >= PER_IMAGE => {
+                    index
+                }
+                _ => {
+                    pending.push((c, Some(at)));
+                    continue;
+                }
+            };
+            if absent.is_none_or(|t| at - t > STALE_HOLD) {
+                continue;
+            }
+            index.manifests.retain(|m| theirs(m) && m.digest != c.entry.digest);
+            index.manifests.push(c.entry.clone());
+            let bytes = Bytes::from(to_canonical_bytes(&index));
+            c.store.put_manifest(bytes, mt::OCI_INDEX, Some(&c.subject.referrers_tag())).await.unwrap();
+            pushed.insert(c.image, c.entry.digest.to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    pushed
+}
+
+/// Longest the careless tool holds an index between its read and its push.
+const STALE_HOLD: Duration = Duration::from_millis(150);
+
+/// What the careless tool pushes for one image: its referrer, stored beforehand.
+struct Careless {
+    store: att2ref::store::registry::RegistryRepository,
+    image: Image,
+    subject: Digest,
+    entry: att2ref::model::oci::Descriptor,
+}
+
+/// Store the careless tool's referrer of every image, before the migrators start.
+async fn careless_referrers(registry: &TestRegistry, repos: &Repos, seed: u32) -> Vec<Careless> {
+    let mut out = Vec::new();
+    for (repo, images) in repos {
+        let store = registry.repository(repo);
+        store.put_blob(Bytes::from_static(b"{}")).await.unwrap();
+        for subject in images {
+            let entry = crate::races::push_third_party(&store, subject, seed, STALE).await;
+            out.push(Careless {
+                store: store.clone(),
+                image: (repo.clone(), subject.to_string()),
+                subject: subject.clone(),
+                entry,
+            });
+        }
+    }
+    out
 }

@@ -164,7 +164,7 @@ pub(crate) async fn third_party_writer(
 }
 
 /// Another tool's referrer of `subject` (a scan result), pushed by digest; its index entry.
-async fn push_third_party(repo: &RegistryRepository, subject: &Digest, seed: u32, j: u32) -> Descriptor {
+pub(crate) async fn push_third_party(repo: &RegistryRepository, subject: &Digest, seed: u32, j: u32) -> Descriptor {
     let layer = Bytes::from(format!("{{\"scan\":\"{subject}\",\"seed\":{seed},\"n\":{j}}}"));
     let layer_digest = repo.put_blob(layer.clone()).await.unwrap();
     let subject_desc = repo.head_manifest(&subject.to_string()).await.unwrap().unwrap();
