@@ -94,14 +94,23 @@ impl MigrateJournal {
 
 /// Completed images by (repository, image), the last event of each deciding.
 fn completions(events: Vec<JournalEvent>) -> HashMap<(String, String), Recorded> {
-    let mut done = HashMap::new();
+    let mut done: HashMap<(String, String), Recorded> = HashMap::new();
     for event in events {
         let key = (event.repository, event.image);
         let finished =
             [Outcome::Migrated.as_str(), Outcome::AlreadyMigrated.as_str()].contains(&event.outcome.as_str());
         match (finished, event.legacy_manifest) {
             (true, Some(legacy_manifest)) => {
-                done.insert(key, Recorded { legacy_manifest, referrers: event.referrers });
+                let mut referrers = event.referrers;
+                // A run that skipped the image records it again without referrers: the ones recorded
+                // for the same `.att` still stand, or the next resume would skip without checking them.
+                if referrers.is_empty()
+                    && let Some(earlier) = done.get(&key)
+                    && earlier.legacy_manifest == legacy_manifest
+                {
+                    referrers = earlier.referrers.clone();
+                }
+                done.insert(key, Recorded { legacy_manifest, referrers });
             }
             _ => {
                 done.remove(&key);
@@ -153,6 +162,21 @@ mod tests {
         let j = MigrateJournal::open(&path).unwrap();
         assert_eq!(j.skipped_lines(), 1, "the new event starts on its own line");
         assert_eq!(j.migrated("r", &report.image), Some(Digest::sha256(b"att").to_string().as_str()));
+    }
+
+    #[test]
+    fn a_skip_recorded_without_referrers_keeps_those_recorded_for_the_same_att() {
+        let lines = b"{\"repository\":\"r\",\"image\":\"i\",\"outcome\":\"migrated\",\"legacy_manifest\":\"x\",\"referrers\":[\"sha256:r1\"]}\n\
+                      {\"repository\":\"r\",\"image\":\"i\",\"outcome\":\"already-migrated\",\"legacy_manifest\":\"x\"}\n\
+                      {\"repository\":\"r\",\"image\":\"j\",\"outcome\":\"migrated\",\"legacy_manifest\":\"x\",\"referrers\":[\"sha256:r2\"]}\n\
+                      {\"repository\":\"r\",\"image\":\"j\",\"outcome\":\"already-migrated\",\"legacy_manifest\":\"y\"}\n";
+        let done = completions(parse_events(lines));
+        assert_eq!(done[&("r".to_owned(), "i".to_owned())].referrers, ["sha256:r1"]);
+        assert!(done[&("r".to_owned(), "j".to_owned())].referrers.is_empty(), "a changed .att keeps nothing");
+    }
+
+    fn parse_events(bytes: &[u8]) -> Vec<JournalEvent> {
+        bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect()
     }
 
     #[test]

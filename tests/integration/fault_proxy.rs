@@ -94,8 +94,31 @@ pub enum KillWhen {
 }
 
 struct Kill {
-    at: u64,
+    at: KillAt,
     when: KillWhen,
+}
+
+/// Which request the armed kill waits for.
+enum KillAt {
+    /// The n-th request to arrive (1-based).
+    Number(u64),
+    /// The `nth` (1-based) arrival of one normalised request; `seen` counts those so far.
+    Request { key: String, nth: u64, seen: u64 },
+}
+
+impl Kill {
+    /// Whether request number `n`, normalised as `key`, is the one; counts it for [`KillAt::Request`].
+    fn hit(&mut self, n: u64, key: &str) -> bool {
+        match &mut self.at {
+            KillAt::Number(at) => *at == n,
+            KillAt::Request { key: k, nth, seen } => {
+                if k == key {
+                    *seen += 1;
+                }
+                k == key && *seen == *nth
+            }
+        }
+    }
 }
 
 struct State {
@@ -254,6 +277,15 @@ impl FaultProxy {
     /// SIGKILL the child given to [`FaultProxy::run_child`] when request number `at` (1-based) arrives.
     /// From then on every request is dropped unanswered.
     pub fn arm_kill(&self, at: u64, when: KillWhen) {
+        *self.state.kill.lock().unwrap() = Some(Kill { at: KillAt::Number(at), when });
+    }
+
+    /// SIGKILL the child when the `nth` (1-based) occurrence of one request arrives: `key` is a request
+    /// as [`FaultProxy::log`] names it (`METHOD path[?query]`, upload-session ids dropped). Unlike a request
+    /// number, this names the same point of a run whatever else the client interleaves around it (a
+    /// batch lists the next repository and settles the last one beside the image in flight).
+    pub fn arm_kill_on(&self, key: &str, nth: u64, when: KillWhen) {
+        let at = KillAt::Request { key: key.to_owned(), nth, seen: 0 };
         *self.state.kill.lock().unwrap() = Some(Kill { at, when });
     }
 
@@ -290,6 +322,13 @@ impl FaultProxy {
     pub fn disarm(&self) {
         *self.state.kill.lock().unwrap() = None;
         self.state.relay.store(true, Ordering::SeqCst);
+        self.state.killed.store(false, Ordering::SeqCst);
+    }
+
+    /// Forget the armed kill and go on counting and logging every request: a rerun whose requests the
+    /// test reads back from [`FaultProxy::log`] (unlike [`FaultProxy::disarm`], which relays them unseen).
+    pub fn disarm_counting(&self) {
+        *self.state.kill.lock().unwrap() = None;
         self.state.killed.store(false, Ordering::SeqCst);
     }
 
@@ -470,7 +509,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         note("dropped: the client was killed");
         return Err(Dropped);
     }
-    let kill = state.kill.lock().unwrap().as_ref().filter(|k| k.at == n).map(|k| k.when);
+    let kill = state.kill.lock().unwrap().as_mut().and_then(|k| k.hit(n, &key).then_some(k.when));
     if kill == Some(KillWhen::BeforeForwarding) {
         note("client killed before forwarding");
         state.kill_child();

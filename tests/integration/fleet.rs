@@ -206,3 +206,53 @@ pub fn assert_referrers_listed_once(
         assert_eq!(listed.len(), per_image, "{context}: image {image} has {} referrers: {listed:?}", listed.len());
     }
 }
+
+/// A batch of repositories, `batch/r0`, `batch/r1`, …: repository `i` holds `counts[i]` legacy images.
+/// The first image of every repository is the same one (same digest everywhere), so a journal or a
+/// report that mixed repositories up would show; the others are its own.
+pub async fn push_batch(registry: &TestRegistry, counts: &[u32]) -> Vec<(String, Vec<Digest>)> {
+    let counts = counts.to_vec();
+    let scenarios = tokio::task::spawn_blocking(move || {
+        counts
+            .iter()
+            .enumerate()
+            .map(|(r, &count)| {
+                let repo = format!("batch/r{r}");
+                let images = (0..count)
+                    .map(|i| match i {
+                        0 => demo::article_like_numbered("registry.test/batch/shared", 0, SBOM_BYTES),
+                        _ => demo::article_like_numbered(&format!("registry.test/{repo}"), i, SBOM_BYTES),
+                    })
+                    .collect::<att2ref::Result<Vec<_>>>()?;
+                Ok((repo, images))
+            })
+            .collect::<att2ref::Result<Vec<_>>>()
+    })
+    .await
+    .expect("generating the batch")
+    .expect("generating the batch");
+    let pushes = scenarios.iter().flat_map(|(repo, images)| images.iter().map(move |s| (repo, s)));
+    futures_util::stream::iter(pushes)
+        .map(|(repo, s)| async move { s.repo.push_to(&registry.repository(repo)).await })
+        .buffer_unordered(8)
+        .try_collect::<Vec<()>>()
+        .await
+        .expect("seeding the batch");
+    scenarios.into_iter().map(|(repo, images)| (repo, images.into_iter().map(|s| s.image).collect())).collect()
+}
+
+/// A distribution registry (storage on a RAM disk when there is one) seeded by [`push_batch`].
+pub async fn seed_batch(counts: &[u32]) -> (TestRegistry, Vec<(String, Vec<Digest>)>) {
+    let registry = TestRegistry::distribution_with(DistributionConfig { temp_in: temp_in(), ..Default::default() });
+    let repos = push_batch(&registry, counts).await;
+    (registry, repos)
+}
+
+/// `att2ref migrate --all-repos` arguments: every repository of the catalog of `host` in one run.
+pub fn migrate_all_args(host: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["migrate", "--plain-http", "--all-repos", host, "--key"].map(String::from).to_vec();
+    args.push(key().display().to_string());
+    args.extend(["--insecure-ignore-tlog", "-o", "json"].map(String::from));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}

@@ -2,6 +2,7 @@
 
 mod auth_cli;
 mod batch;
+mod batch_reliability;
 mod cli;
 mod corpus;
 mod crash;

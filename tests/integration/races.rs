@@ -25,7 +25,7 @@ const REPO: &str = "races/app";
 /// Images per round.
 const IMAGES: u32 = 6;
 /// Third-party referrers per image and round.
-const THEIRS: u32 = 2;
+pub(crate) const THEIRS: u32 = 2;
 const THEIR_TYPE: &str = "application/vnd.example.scan-result+json";
 
 /// One round: `writers` migrators, each given an overlapping window of the round's images (rotated by
@@ -134,7 +134,7 @@ async fn listed(repo: &RegistryRepository, subject: &Digest) -> Vec<Digest> {
 
 /// Push `THEIRS` referrers per image, listing each through the library's index API, at jittered
 /// moments while the migrators run. Returns what it listed per subject.
-async fn third_party_writer(
+pub(crate) async fn third_party_writer(
     repo: &RegistryRepository,
     images: &[Digest],
     seed: u32,
@@ -164,7 +164,7 @@ async fn third_party_writer(
 }
 
 /// Another tool's referrer of `subject` (a scan result), pushed by digest; its index entry.
-async fn push_third_party(repo: &RegistryRepository, subject: &Digest, seed: u32, j: u32) -> Descriptor {
+pub(crate) async fn push_third_party(repo: &RegistryRepository, subject: &Digest, seed: u32, j: u32) -> Descriptor {
     let layer = Bytes::from(format!("{{\"scan\":\"{subject}\",\"seed\":{seed},\"n\":{j}}}"));
     let layer_digest = repo.put_blob(layer.clone()).await.unwrap();
     let subject_desc = repo.head_manifest(&subject.to_string()).await.unwrap().unwrap();
