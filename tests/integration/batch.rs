@@ -96,7 +96,26 @@ async fn batch_of_one_image_repositories(jobs: &str) -> (serde_json::Value, BTre
         let listed = registry.repository(&format!("batch/r{i}")).referrers(&scenario.image, None).await.unwrap();
         assert_eq!(listed.descriptors.len(), 2, "r{i}: both referrers listed in its index");
     }
-    let intervals = intervals(&proxy.log());
+    let log = proxy.log();
+    // Distribution's router has no referrers route: that is learnt once for the registry, not once per
+    // repository (with several jobs, the first repositories may ask before the first answer is in).
+    let probes = requests(&log).iter().filter(|(_, _, _, what)| what.starts_with("referrers/")).count();
+    let most = jobs.parse::<usize>().unwrap();
+    assert!((1..=most).contains(&probes), "{probes} referrers API requests at --jobs {jobs}");
+    if jobs == "1" {
+        assert_eq!(probes, 1, "one probe for the whole registry");
+        // The referrers' shared empty config blob is uploaded into the first repository and mounted
+        // for each of the two referrers of every other one (one request each), not checked and
+        // uploaded again.
+        let mounts: Vec<String> = requests(&log)
+            .into_iter()
+            .filter(|(_, m, _, what)| m == "POST" && what.contains("?mount="))
+            .map(|(_, _, repo, _)| repo)
+            .collect();
+        let expected: Vec<String> = (1..REPOSITORIES).flat_map(|i| [format!("r{i}"), format!("r{i}")]).collect();
+        assert_eq!(mounts, expected);
+    }
+    let intervals = intervals(&log);
     assert_eq!(intervals.len(), REPOSITORIES, "{intervals:?}");
     (report, intervals)
 }

@@ -214,9 +214,30 @@ const UPLOAD_RESTARTS: u32 = 3;
 pub(crate) async fn put_blob(repo: &RegistryRepository, bytes: Bytes, mount_from: Option<&str>) -> Result<Digest> {
     let digest = Digest::sha256(&bytes);
     let size = bytes.len() as u64;
-    if blob_size(repo, &digest).await? == Some(size) {
+    // A small blob this run already stored in another repository of the registry (the empty config of
+    // every referrer) is mounted from there: one request instead of a check and an upload. The mount
+    // answers 201 whether or not the blob was here already; a registry that declines opens a session.
+    let stored_elsewhere = match mount_from {
+        None => repo.inner().stored_blob_source(repo.host(), &digest, repo.repository_name()),
+        Some(_) => None,
+    };
+    let mount_from = mount_from.or(stored_elsewhere.as_deref());
+    if stored_elsewhere.is_none() && blob_size(repo, &digest).await? == Some(size) {
         return Ok(digest);
     }
+    let digest = upload_blob(repo, bytes, digest, mount_from).await?;
+    repo.inner().remember_stored_blob(repo.host(), &digest, size, repo.repository_name());
+    Ok(digest)
+}
+
+/// Upload (or mount) a blob the registry does not have, starting over when a lost answer broke it.
+async fn upload_blob(
+    repo: &RegistryRepository,
+    bytes: Bytes,
+    digest: Digest,
+    mount_from: Option<&str>,
+) -> Result<Digest> {
+    let size = bytes.len() as u64;
     let mut restarts = 0;
     loop {
         let result = match start_upload(repo, mount_from.map(|from| (&digest, from))).await {

@@ -140,6 +140,9 @@ pub(crate) struct Inner {
     auth: auth::AuthCache,
     capabilities: Mutex<HashMap<String, ReferrersCapability>>,
     pacing: pacing::Pacing,
+    /// Small blobs this client stored, by host and digest, with a repository holding each: the next
+    /// repository that needs one mounts it in one request instead of checking and uploading it.
+    stored_blobs: Mutex<HashMap<(String, Digest), String>>,
 }
 
 /// A registry client. Cheap to clone: clones share the connection pool, caches and counters.
@@ -191,6 +194,7 @@ impl RegistryClient {
             stats: http::Counters::default(),
             auth: auth::AuthCache::default(),
             capabilities: Mutex::new(HashMap::new()),
+            stored_blobs: Mutex::new(HashMap::new()),
         };
         Ok(RegistryClient { inner: Arc::new(inner) })
     }
@@ -285,6 +289,23 @@ impl Inner {
             .get(key)
             .copied()
             .unwrap_or(ReferrersCapability::Unknown)
+    }
+
+    /// A repository of `host` other than `except` that this client stored `digest` in, if any.
+    fn stored_blob_source(&self, host: &str, digest: &Digest, except: &str) -> Option<String> {
+        let stored = self.stored_blobs.lock().unwrap_or_else(|p| p.into_inner());
+        stored.get(&(host.to_owned(), digest.clone())).filter(|r| *r != except).cloned()
+    }
+
+    /// Remember that `repository` of `host` holds `digest` (only small blobs, and a bounded number: the
+    /// blobs shared between repositories, like the empty config of every referrer, are the small ones).
+    fn remember_stored_blob(&self, host: &str, digest: &Digest, size: u64, repository: &str) {
+        const MAX_SIZE: u64 = 64 * 1024;
+        const MAX_ENTRIES: usize = 1024;
+        let mut stored = self.stored_blobs.lock().unwrap_or_else(|p| p.into_inner());
+        if size <= MAX_SIZE && stored.len() < MAX_ENTRIES {
+            stored.entry((host.to_owned(), digest.clone())).or_insert_with(|| repository.to_owned());
+        }
     }
 
     fn set_capability(&self, key: &str, capability: ReferrersCapability) {

@@ -1,5 +1,8 @@
 //! Referrers: the API (`GET /v2/<name>/referrers/<digest>`) when the registry has it, else the
-//! tag schema (`<alg>-<hex>` tag holding an index). Support is recorded per repository.
+//! tag schema (`<alg>-<hex>` tag holding an index). Support is recorded per repository; a definite
+//! "no such route" (the router's own 404, not a distribution error) is also recorded for the host,
+//! since a router that has no referrers route has it for no repository: a batch over a thousand
+//! repositories of such a registry probes once, not a thousand times.
 //!
 //! Only a definite not-found on the fallback tag means "no referrers": a denial, throttle or server
 //! error there is an error, never an empty list a caller might merge into and write back.
@@ -27,6 +30,11 @@ pub(crate) async fn referrers(
     artifact_type: Option<&str>,
 ) -> Result<Referrers> {
     let key = repo.name();
+    if repo.inner().capability(&key) == ReferrersCapability::Unknown
+        && repo.inner().capability(&host_key(repo)) == ReferrersCapability::Unsupported
+    {
+        repo.inner().set_capability(&key, ReferrersCapability::Unsupported);
+    }
     if repo.inner().capability(&key) != ReferrersCapability::Unsupported {
         match from_api(repo, subject, artifact_type).await? {
             Api::Listed(descriptors, filtered) => {
@@ -37,11 +45,19 @@ pub(crate) async fn referrers(
                     source: ReferrersSource::Api { filtered },
                 });
             }
-            Api::Unsupported { definite: true } => repo.inner().set_capability(&key, ReferrersCapability::Unsupported),
+            Api::Unsupported { definite: true } => {
+                repo.inner().set_capability(&key, ReferrersCapability::Unsupported);
+                repo.inner().set_capability(&host_key(repo), ReferrersCapability::Unsupported);
+            }
             Api::Unsupported { definite: false } => {}
         }
     }
     from_tag(repo, subject, artifact_type).await
+}
+
+/// The capability key of the whole registry (repository keys are `host/name`, never ending in `/`).
+fn host_key(repo: &RegistryRepository) -> String {
+    format!("{}/", repo.host())
 }
 
 /// True when an answer of the referrers endpoint means "this registry has no referrers API".
