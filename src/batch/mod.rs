@@ -281,7 +281,8 @@ where
         // Exactly once per repository: at the end of its listing, or when its last unit is done.
         if let Some(r) = ready.filter(|&r| repos[r].ready_to_finish()) {
             let repo = repos[r].repo.clone();
-            let mut reports: Vec<J::Report> = repos[r].reports.iter_mut().filter_map(Option::take).collect();
+            // The reports move to the finishing step; the repository keeps only its handle.
+            let mut reports: Vec<J::Report> = std::mem::take(&mut repos[r].reports).into_iter().flatten().collect();
             finishing.push(async move {
                 for changed in job.finish(&repo, &mut reports).await {
                     if let Some(report) = reports.get(changed) {

@@ -231,11 +231,14 @@ async fn faulty_proxy_batch_equals_a_fault_free_batch() {
         let n = faulted.iter().filter(|r| r.repo().as_ref() == Some(repo) && !r.path().ends_with("tags/list")).count();
         assert!(n > 0, "{context}: no image request of {repo} was faulted:\n{}", listing.join("\n"));
     }
-    // Every fault but a slow answer costs the client one retry (or one restarted upload).
+    // A fault the registry never saw (a 429, or anything before forwarding) costs the client one retry
+    // or one restarted upload; one after forwarding may be absorbed without (an upload whose answer was
+    // lost is found stored by a HEAD), and a slow answer is only slow.
     let total: u64 = injected.values().sum();
-    let slow = injected.get("slow answer").copied().unwrap_or(0);
+    let must_retry: u64 =
+        injected.iter().filter(|(k, _)| k.starts_with("429") || k.ends_with("before forwarding")).map(|(_, n)| n).sum();
     let retries = report["requests"]["retries"].as_u64().unwrap();
-    assert!(retries >= total - slow, "{context}: the report counts {retries} retries");
+    assert!(retries >= must_retry, "{context}: the report counts {retries} retries for {must_retry} such faults");
 
     let (ref_out, ref_report) = reference.await.unwrap();
     assert_eq!(ref_out.code, 0, "the fault-free run: {}", ref_out.stderr);
@@ -566,12 +569,23 @@ const ROUNDS: &[Round] =
 async fn concurrent_batch_migrators_lose_no_index_entry_in_any_repository() {
     let started = Instant::now();
     for round in ROUNDS {
-        race_round(round).await;
+        // The careless tool must have caught at least one of our writes as it landed, or the round
+        // proved nothing about stale pushes; on a loaded machine it can miss, so a round is run again
+        // (on a fresh registry) up to twice before that fails the test.
+        let mut caught = 0;
+        for _ in 0..3 {
+            caught = race_round(round).await;
+            if caught > 0 {
+                break;
+            }
+        }
+        assert!(caught > 0, "round {}: the careless tool never caught a write as it landed", round.seed);
     }
     eprintln!("batch races: {} rounds in {:.1?}", ROUNDS.len(), started.elapsed());
 }
 
-async fn race_round(round: &Round) {
+/// One round; returns how many stale indexes the careless tool pushed over ours.
+async fn race_round(round: &Round) -> usize {
     let (registry, repos) = fleet::seed_batch(&COUNTS).await;
     let names: Vec<&String> = repos.iter().map(|(r, _)| r).collect();
     let n = names.len() as u32;
@@ -600,7 +614,6 @@ async fn race_round(round: &Round) {
         async move { (repo.clone(), crate::races::third_party_writer(&store, images, round.seed).await) }
     }));
     let (theirs, stale) = tokio::join!(careful, stale_pusher(careless));
-    assert!(!stale.is_empty(), "round {}: the careless tool never caught a write as it landed", round.seed);
 
     // Per image of each repository, the referrers our migrators reported for it.
     let mut ours: BTreeMap<Image, BTreeSet<String>> = BTreeMap::new();
@@ -661,6 +674,7 @@ async fn race_round(round: &Round) {
             assert_eq!(listed.len(), count, "{context}: {listed:?}");
         }
     }
+    stale.len()
 }
 
 /// The careless tool's referrer number (after the careful tool's `0..THEIRS`).
