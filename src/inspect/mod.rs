@@ -135,7 +135,9 @@ pub async fn inspect_one<R: Repository>(
         InspectReport { format: REPORT_FORMAT, target: target.to_owned(), images: Vec::new(), errors: Vec::new() };
     match inspect_image(repo, reference, options).await {
         Ok(image) => report.images.push(image),
-        Err(e) => report.errors.push(ImageError::new(&format!("{}{}{reference}", repo.name(), separator(reference)), &e)),
+        Err(e) => {
+            report.errors.push(ImageError::new(&format!("{}{}{reference}", repo.name(), separator(reference)), &e))
+        }
     }
     report
 }
@@ -154,7 +156,6 @@ fn collect_digests(image: &ImageReport, seen: &mut BTreeSet<Digest>) {
         collect_digests(child, seen);
     }
 }
-
 
 fn is_referrers_tag(tag: &str) -> bool {
     tag.split_once('-').is_some_and(|(alg, hex)| format!("{alg}:{hex}").parse::<Digest>().is_ok())

@@ -75,7 +75,7 @@ pub use batch::{MigrateJob, migrate_batch};
 pub use journal::MigrateJournal;
 pub use readback::ReadBack;
 pub use rekor::RekorClient;
-pub use report::{ImageMigration, MigrateReport, Outcome, MigratedReferrer};
+pub use report::{ImageMigration, MigrateReport, MigratedReferrer, Outcome};
 
 /// How to migrate.
 #[derive(Clone, Debug)]

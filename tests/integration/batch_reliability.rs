@@ -17,7 +17,7 @@ use att2ref::model::digest::Digest;
 use att2ref::model::media_type as mt;
 use att2ref::model::oci::{Manifest, to_canonical_bytes};
 use att2ref::store::Repository;
-use att2ref::store::tag_schema::{IndexOptions, add_to_index};
+use att2ref::store::tag_schema::{CONFIRM_DELAY, IndexOptions, add_to_index};
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -584,7 +584,8 @@ async fn concurrent_batch_migrators_lose_no_index_entry_in_any_repository() {
     eprintln!("batch races: {} rounds in {:.1?}", ROUNDS.len(), started.elapsed());
 }
 
-/// One round; returns how many stale indexes the careless tool pushed over ours.
+/// One round; returns how many stale indexes the careless tool pushed over ours within the
+/// confirmation delay (the pushes our settle pass must repair).
 async fn race_round(round: &Round) -> usize {
     let (registry, repos) = fleet::seed_batch(&COUNTS).await;
     let names: Vec<&String> = repos.iter().map(|(r, _)| r).collect();
@@ -593,11 +594,7 @@ async fn race_round(round: &Round) -> usize {
         .map(|w| {
             let start = round.seed + w * n / round.windows;
             let mine: Vec<String> = (0..4).map(|k| names[((start + k) % n) as usize].clone()).collect();
-            let mut args: Vec<String> = ["migrate", "--plain-http"].map(String::from).to_vec();
-            args.extend(mine.iter().map(|r| format!("{}/{r}", registry.host)));
-            args.extend(["--key".into(), fleet::key().display().to_string()]);
-            args.extend(["--insecure-ignore-tlog", "-o", "json", "--jobs", "4"].map(String::from));
-            (mine, args)
+            (mine.clone(), repository_args(&registry.host, &mine))
         })
         .collect();
     if round.all_repos {
@@ -648,33 +645,61 @@ async fn race_round(round: &Round) -> usize {
             }
         }
     }
+    // The careless tool is told to push within STALE_HOLD of its read, but on a loaded machine its PUT
+    // can land later than the confirmation delay: outside what a settle pass can see (the same
+    // residual risk), where the documented recovery is the next run. Those indexes are checked after
+    // one; every other index is checked now, with no help.
+    let late: BTreeSet<Image> = stale.iter().filter(|(_, p)| p.hold >= CONFIRM_DELAY).map(|(i, _)| i.clone()).collect();
     eprintln!(
-        "batch races, round {}: {} stale indexes pushed over ours; {relisted} third-party entries listed again by \
-         their tool",
+        "batch races, round {}: {} stale indexes pushed over ours ({} later than the confirmation delay, \
+         longest hold {:?}); {relisted} third-party entries listed again by their tool",
         round.seed,
-        stale.len()
+        stale.len(),
+        late.len(),
+        stale.values().map(|p| p.hold).max().unwrap_or_default(),
     );
-
-    for ((repo, images), (_, theirs)) in repos.iter().zip(&theirs) {
+    let check = async |image: &Image, context: &str| {
+        let (repo, subject) = image;
         let store = registry.repository(repo);
-        for subject in images {
-            let context = format!("{context}: {repo} {subject}");
-            let raw = store.get_manifest(&subject.referrers_tag()).await.unwrap().expect("a referrers index");
-            let Manifest::Index(index) = raw.manifest else { panic!("{context}: the referrers tag holds no index") };
-            let listed: Vec<String> = index.manifests.iter().map(|m| m.digest.to_string()).collect();
-            let unique: BTreeSet<String> = listed.iter().cloned().collect();
-            assert_eq!(unique.len(), listed.len(), "{context}: an entry is listed twice: {listed:?}");
-            let mine = ours.get(&(repo.clone(), subject.to_string())).cloned().unwrap_or_default();
-            assert_eq!(mine.len(), PER_IMAGE, "{context}: both attestations were migrated: {mine:?}");
-            let stale = stale.get(&(repo.clone(), subject.to_string())).cloned();
-            let theirs = theirs[subject].iter().map(|d| d.to_string()).chain(stale.clone());
-            let wanted: BTreeSet<String> = mine.into_iter().chain(theirs).collect();
-            assert_eq!(unique, wanted, "{context}: the index lists exactly ours and theirs (stale push {stale:?})");
-            let count = PER_IMAGE + STALE as usize + usize::from(stale.is_some());
-            assert_eq!(listed.len(), count, "{context}: {listed:?}");
+        let subject: Digest = subject.parse().unwrap();
+        let raw = store.get_manifest(&subject.referrers_tag()).await.unwrap().expect("a referrers index");
+        let Manifest::Index(index) = raw.manifest else { panic!("{context}: the referrers tag holds no index") };
+        let listed: Vec<String> = index.manifests.iter().map(|m| m.digest.to_string()).collect();
+        let unique: BTreeSet<String> = listed.iter().cloned().collect();
+        assert_eq!(unique.len(), listed.len(), "{context}: an entry is listed twice: {listed:?}");
+        let mine = ours.get(image).cloned().unwrap_or_default();
+        assert_eq!(mine.len(), PER_IMAGE, "{context}: both attestations were migrated: {mine:?}");
+        let stale = stale.get(image).map(|p| p.referrer.clone());
+        let (_, theirs) = theirs.iter().find(|(r, _)| r == repo).unwrap();
+        let theirs = theirs[&subject].iter().map(|d| d.to_string()).chain(stale.clone());
+        let wanted: BTreeSet<String> = mine.into_iter().chain(theirs).collect();
+        assert_eq!(unique, wanted, "{context}: the index lists exactly ours and theirs (stale push {stale:?})");
+        let count = PER_IMAGE + STALE as usize + usize::from(stale.is_some());
+        assert_eq!(listed.len(), count, "{context}: {listed:?}");
+    };
+    let images = all_images(&repos);
+    for image in images.difference(&late) {
+        check(image, &format!("{context}: {image:?}")).await;
+    }
+    if !late.is_empty() {
+        let again: BTreeSet<String> = late.iter().map(|(r, _)| r.clone()).collect();
+        let args = repository_args(&registry.host, &again.into_iter().collect::<Vec<_>>());
+        let (out, _) = tokio::task::spawn_blocking(move || run(&args)).await.unwrap();
+        assert_eq!(out.code, 0, "{context}: the rerun after late stale pushes failed:\n{}", out.stderr);
+        for image in &late {
+            check(image, &format!("{context}: {image:?}, after a rerun (stale push held past the delay)")).await;
         }
     }
-    stale.len()
+    stale.len() - late.len()
+}
+
+/// `migrate` of the given repositories of `host` as repository targets, 4 images at once.
+fn repository_args(host: &str, repos: &[String]) -> Vec<String> {
+    let mut args: Vec<String> = ["migrate", "--plain-http"].map(String::from).to_vec();
+    args.extend(repos.iter().map(|r| format!("{host}/{r}")));
+    args.extend(["--key".into(), fleet::key().display().to_string()]);
+    args.extend(["--insecure-ignore-tlog", "-o", "json", "--jobs", "4"].map(String::from));
+    args
 }
 
 /// The careless tool's referrer number (after the careful tool's `0..THEIRS`).
@@ -683,49 +708,54 @@ const STALE: u32 = crate::races::THEIRS;
 /// A careless tool that read each image's index before our first write to it and pushes its merge
 /// right after that write lands: the index less our referrers (as it was before), plus its own
 /// referrer. It erases ours just after a migrator wrote them: the lost update the tag schema invites,
-/// from a writer that held the index for a moment (at most [`STALE_HOLD`], shorter than the
-/// confirmation delay that the module's guarantees assume). The migrator's settle pass must list ours
-/// again. Polls every index, and pushes over a write only when the poll before it (within
-/// `STALE_HOLD`) did not list ours yet. Returns the careless referrer of each index it pushed.
-async fn stale_pusher(careless: Vec<Careless>) -> BTreeMap<Image, String> {
-    let mut pending: Vec<(Careless, Option<Instant>)> = careless.into_iter().map(|c| (c, None)).collect();
-    let mut pushed = BTreeMap::new();
+/// from a writer that held the index for a moment (it pushes only while at most [`STALE_HOLD`] has
+/// passed since its read, shorter than the confirmation delay that the module's guarantees assume).
+/// The migrator's settle pass must list ours again. Each image is polled by its own task, so that one
+/// slow answer does not hold back the pushes of the others.
+async fn stale_pusher(careless: Vec<Careless>) -> BTreeMap<Image, StalePush> {
+    let writers = careless.into_iter().map(|c| tokio::spawn(careless_writer(c)));
+    futures_util::future::join_all(writers).await.into_iter().filter_map(|r| r.unwrap()).collect()
+}
+
+/// What the careless tool pushed over one image's index.
+struct StalePush {
+    /// Its own referrer, listed by the push.
+    referrer: String,
+    /// From the start of its read that did not list ours to the end of its push.
+    hold: Duration,
+}
+
+/// One image of [`stale_pusher`]: polls the index until ours are listed; pushes the stale index when
+/// the poll before (no later than [`STALE_HOLD`] ago) did not list them yet.
+async fn careless_writer(c: Careless) -> Option<(Image, StalePush)> {
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !pending.is_empty() {
-        assert!(Instant::now() < deadline, "our referrers never showed up in {} indexes", pending.len());
-        let polled = futures_util::future::join_all(pending.into_iter().map(|(c, absent)| async move {
-            let raw = c.store.get_manifest(&c.subject.referrers_tag()).await.unwrap();
-            (c, absent, raw.map(|r| r.manifest), Instant::now())
-        }))
-        .await;
-        pending = Vec::new();
-        for (c, absent, manifest, at) in polled {
-            let theirs = |m: &att2ref::model::oci::Descriptor| m.artifact_type == c.entry.artifact_type;
-            let mut index = match manifest {
-                Some(Manifest::Index(index)) if index.manifests.iter().filter(|m| !theirs(m)).count() >= PER_IMAGE => {
-                    index
+    let mut unlisted_read: Option<Instant> = None;
+    loop {
+        assert!(Instant::now() < deadline, "our referrers never showed up in the index of {:?}", c.image);
+        let read = Instant::now();
+        let raw = c.store.get_manifest(&c.subject.referrers_tag()).await.unwrap();
+        let theirs = |m: &att2ref::model::oci::Descriptor| m.artifact_type == c.entry.artifact_type;
+        match raw.map(|r| r.manifest) {
+            Some(Manifest::Index(mut index)) if index.manifests.iter().filter(|m| !theirs(m)).count() >= PER_IMAGE => {
+                let since = unlisted_read?;
+                if since.elapsed() > STALE_HOLD {
+                    return None;
                 }
-                _ => {
-                    pending.push((c, Some(at)));
-                    continue;
-                }
-            };
-            if absent.is_none_or(|t| at - t > STALE_HOLD) {
-                continue;
+                index.manifests.retain(|m| theirs(m) && m.digest != c.entry.digest);
+                index.manifests.push(c.entry.clone());
+                let bytes = Bytes::from(to_canonical_bytes(&index));
+                c.store.put_manifest(bytes, mt::OCI_INDEX, Some(&c.subject.referrers_tag())).await.unwrap();
+                let push = StalePush { referrer: c.entry.digest.to_string(), hold: since.elapsed() };
+                return Some((c.image, push));
             }
-            index.manifests.retain(|m| theirs(m) && m.digest != c.entry.digest);
-            index.manifests.push(c.entry.clone());
-            let bytes = Bytes::from(to_canonical_bytes(&index));
-            c.store.put_manifest(bytes, mt::OCI_INDEX, Some(&c.subject.referrers_tag())).await.unwrap();
-            pushed.insert(c.image, c.entry.digest.to_string());
+            _ => unlisted_read = Some(read),
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    pushed
 }
 
 /// Longest the careless tool holds an index between its read and its push.
-const STALE_HOLD: Duration = Duration::from_millis(150);
+const STALE_HOLD: Duration = Duration::from_millis(100);
 
 /// What the careless tool pushes for one image: its referrer, stored beforehand.
 struct Careless {

@@ -29,7 +29,8 @@ async fn batch(delay: Duration) -> (TestRegistry, FaultProxy, demo::Scenario) {
 
 /// Every repository's image migrated, and both referrers listed by the registry itself.
 async fn assert_all_migrated(registry: &TestRegistry, scenario: &demo::Scenario, report: &serde_json::Value) {
-    let outcomes: Vec<&str> = report["images"].as_array().unwrap().iter().map(|i| i["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<&str> =
+        report["images"].as_array().unwrap().iter().map(|i| i["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes, vec!["migrated"; REPOSITORIES], "{report}");
     for i in 0..REPOSITORIES {
         let listed = registry.repository(&format!("paced/r{i}")).referrers(&scenario.image, None).await.unwrap();

@@ -233,7 +233,10 @@ fn keyless_policy(root_rel: &str) -> Policy {
         .with_identity(CertificateIdentity::new(Matcher::exact(id), Matcher::exact(issuer)))
 }
 
-fn verify_cosign(policy: Policy, bundle: &Value) -> Result<att2ref::verification::Verification, att2ref::verification::Failure> {
+fn verify_cosign(
+    policy: Policy,
+    bundle: &Value,
+) -> Result<att2ref::verification::Verification, att2ref::verification::Failure> {
     Verifier::new(policy).unwrap().verify(&bundle_entity(bundle), &digest(COSIGN_IMAGE))
 }
 

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use att2ref::Limits;
-use att2ref::verify::report::PolicySummary;
 use att2ref::model::reference::Reference;
 use att2ref::model::trust::TrustedRoot;
 use att2ref::store::AnyRepository;
@@ -16,6 +15,7 @@ use att2ref::store::registry::{
     ClientConfig, ConfigEnv, Credential, CredentialSource, PlainHttp, RegistryClient, config_search_paths,
 };
 use att2ref::verification::{CertificateIdentity, Matcher, Policy, PublicKey, Verifier, reject_kms_reference};
+use att2ref::verify::report::PolicySummary;
 
 use crate::args::{RegistryArgs, TargetArgs, TrustArgs};
 use crate::exit::usage;

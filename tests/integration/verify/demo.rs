@@ -8,7 +8,9 @@ use att2ref::demo::{AttachmentKind, Scenario, Scheme, SignedBy};
 use att2ref::model::cosign::LegacyLayerAnnotations;
 use att2ref::model::oci::ImageManifest;
 use att2ref::model::trust::TrustedRoot;
-use att2ref::verification::{CertificateIdentity, LogCheck, Matcher, Policy, PublicKey, RsaPadding, SignedEntity, Verifier};
+use att2ref::verification::{
+    CertificateIdentity, LogCheck, Matcher, Policy, PublicKey, RsaPadding, SignedEntity, Verifier,
+};
 
 fn check(scenario: &Scenario, root: &Arc<TrustedRoot>) -> usize {
     let mut checked = 0;
