@@ -38,16 +38,21 @@ pub enum CreatedSource {
 pub fn derive(integrated_time: Option<i64>, statement: &Statement, config_created: Option<&str>) -> Option<Created> {
     let from_log = integrated_time.and_then(normalise_unix).map(|time| (time, CreatedSource::LogIntegratedTime));
     from_log
-        .or_else(|| predicate_timestamp(statement).and_then(normalise).map(|t| (t, CreatedSource::PredicateTimestamp)))
+        .or_else(|| {
+            predicate_timestamp(statement)
+                .as_deref()
+                .and_then(normalise)
+                .map(|t| (t, CreatedSource::PredicateTimestamp))
+        })
         .or_else(|| config_created.and_then(normalise).map(|t| (t, CreatedSource::LegacyConfig)))
         .map(|(time, source)| Created { time, source })
 }
 
-fn predicate_timestamp(statement: &Statement) -> Option<&str> {
+fn predicate_timestamp(statement: &Statement) -> Option<String> {
     if !is_custom(&statement.predicate_type) {
         return None;
     }
-    unwrap_cosign_data(statement.predicate.as_ref()?)?.timestamp
+    unwrap_cosign_data(&statement.predicate_value()?)?.timestamp.map(str::to_owned)
 }
 
 fn normalise(text: &str) -> Option<String> {

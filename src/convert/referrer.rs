@@ -14,7 +14,7 @@ use crate::model::dsse::Envelope;
 use crate::model::intoto::Statement;
 use crate::model::media_type::{self as mt, annotations as keys};
 use crate::model::oci::{Annotations, Descriptor, ImageManifest, to_canonical_bytes};
-use crate::model::predicate::hint_predicate;
+use crate::model::predicate::hint_statement;
 
 use super::annotations as ours;
 use super::created::{self, Created};
@@ -147,6 +147,8 @@ struct Layer {
     statement: Statement,
     annotations: LegacyLayerAnnotations,
     created: Option<Created>,
+    /// The content hint of the predicate (parsed once here, not once per signature).
+    hint: String,
     /// The layer's media type when it is not the DSSE envelope type (read by content all the same).
     odd_media_type: Option<String>,
 }
@@ -197,7 +199,8 @@ impl Layer {
         let created = created::derive(integrated_time, &statement, att.config_created);
         let odd_media_type = (att.layer.media_type != crate::model::media_type::DSSE_ENVELOPE)
             .then(|| att.layer.media_type.chars().take(200).collect());
-        Ok(Layer { envelope, statement, annotations, created, odd_media_type })
+        let hint = hint_statement(&statement).id();
+        Ok(Layer { envelope, statement, annotations, created, hint, odd_media_type })
     }
 
     fn source(&self, att: &LegacyLayerInput<'_>, signature_index: Option<usize>) -> LayerSource {
@@ -265,8 +268,7 @@ impl Layer {
         if let Some(i) = signature_index.filter(|_| self.envelope.signatures.len() > 1) {
             a.insert(ours::SIGNATURE_INDEX.into(), i.to_string());
         }
-        let hint = hint_predicate(&self.statement.predicate_type, self.statement.predicate.as_ref());
-        a.insert(ours::CONTENT_HINT.into(), hint.id());
+        a.insert(ours::CONTENT_HINT.into(), self.hint.clone());
         a
     }
 

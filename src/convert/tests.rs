@@ -128,7 +128,7 @@ fn check_bundle_referrer(r: &NewReferrer, subject: &ReferrerSubject, legacy_enve
 fn content_hint(layer: &[u8]) -> String {
     let envelope = Envelope::parse(layer).unwrap();
     let statement = crate::model::intoto::Statement::parse(&envelope.payload).unwrap();
-    crate::model::predicate::hint_predicate(&statement.predicate_type, statement.predicate.as_ref()).id()
+    crate::model::predicate::hint_predicate(&statement.predicate_type, statement.predicate_value().as_ref()).id()
 }
 
 fn expected_annotations(

@@ -118,8 +118,8 @@ impl Attestation {
     /// Whether [`Attestation::emit`] of `what` gives JSON (for file extensions and the `--all` array).
     pub fn emits_json(&self, what: Emit) -> bool {
         match what {
-            Emit::Predicate => match self.statement.predicate.as_ref() {
-                Some(p) => match unwrap_cosign_data(p) {
+            Emit::Predicate => match self.statement.predicate_value() {
+                Some(p) => match unwrap_cosign_data(&p) {
                     Some(w) => matches!(w.data, WrappedData::Json(_)),
                     None => !p.is_string(),
                 },
@@ -140,14 +140,13 @@ impl Attestation {
 /// order, number spelling and escapes).
 fn predicate_bytes(statement: &Statement, payload: &[u8]) -> Result<Vec<u8>> {
     let predicate = statement
-        .predicate
-        .as_ref()
+        .predicate_value()
         .ok_or_else(|| Error::invalid_format("the signed statement has no predicate to emit"))?;
     let signed = || {
         raw_member(payload, "predicate")?
             .ok_or_else(|| Error::invalid_format("the signed payload has no predicate where the statement has one"))
     };
-    if let Some(wrapped) = unwrap_cosign_data(predicate) {
+    if let Some(wrapped) = unwrap_cosign_data(&predicate) {
         return match wrapped.data {
             // The attested file: the string's text.
             WrappedData::Text(text) => Ok(text.as_bytes().to_vec()),
@@ -158,7 +157,7 @@ fn predicate_bytes(statement: &Statement, payload: &[u8]) -> Result<Vec<u8>> {
         };
     }
     if let Value::String(text) = predicate {
-        return Ok(text.clone().into_bytes());
+        return Ok(text.into_bytes());
     }
     Ok(signed()?.to_vec())
 }

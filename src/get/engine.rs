@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::Limits;
 use crate::model::digest::Digest;
-use crate::model::predicate::hint_predicate;
+use crate::model::predicate::hint_statement;
 use crate::store::Repository;
 use crate::verification::{FailureReason, SignedEntity, Verifier};
 
@@ -56,7 +56,7 @@ impl<'a, R: Repository> Run<'a, R> {
     pub async fn consider(&mut self, mut candidate: Attestation, entity: SignedEntity) -> Result<bool> {
         let query = self.query();
         let statement = &candidate.statement;
-        candidate.hint = hint_predicate(&statement.predicate_type, statement.predicate.as_ref()).id();
+        candidate.hint = hint_statement(statement).id();
         if !query.type_matches(&statement.predicate_type) || !query.hint_matches(&candidate.hint) {
             self.stats.read_not_matching += 1;
             return Ok(false);

@@ -87,7 +87,8 @@ pub(super) async fn search<R: Repository>(run: &mut Run<'_, R>) -> Result<()> {
 /// The signed `Timestamp` of cosign's custom wrapper (RFC 3339), the only signing time inside the
 /// statement of a legacy attestation made without a log.
 fn signed_timestamp(statement: &Statement) -> Option<String> {
-    let wrapped = unwrap_cosign_data(statement.predicate.as_ref()?)?;
+    let predicate = statement.predicate_value()?;
+    let wrapped = unwrap_cosign_data(&predicate)?;
     wrapped.timestamp.filter(|t| parse_rfc3339(t).is_ok()).map(str::to_owned)
 }
 

@@ -121,13 +121,10 @@ fn fill_statement(report: &mut LayerReport, statement: &Statement, image: &Diges
     report.subject_digests =
         statement.subjects.iter().flat_map(|s| s.digest.iter().map(|(alg, hex)| format!("{alg}:{hex}"))).collect();
     report.subject_matches = Some(statement.matches(image));
-    report.hint = Some(hint(&statement.predicate_type, statement));
-    report.custom_timestamp = statement
-        .predicate
-        .as_ref()
-        .and_then(predicate::unwrap_cosign_data)
-        .and_then(|w| w.timestamp)
-        .map(str::to_owned);
+    let value = statement.predicate_value();
+    report.hint = Some(hint(&statement.predicate_type, value.as_ref()));
+    report.custom_timestamp =
+        value.as_ref().and_then(predicate::unwrap_cosign_data).and_then(|w| w.timestamp).map(str::to_owned);
 }
 
 fn fill_simple_signing(report: &mut LayerReport, payload: &SimpleSigning, image: &Digest) {
@@ -135,8 +132,8 @@ fn fill_simple_signing(report: &mut LayerReport, payload: &SimpleSigning, image:
     report.subject_matches = Some(payload.matches(image));
 }
 
-fn hint(predicate_type: &str, statement: &Statement) -> ContentHintReport {
-    let h = hint_predicate(predicate_type, statement.predicate.as_ref());
+fn hint(predicate_type: &str, predicate: Option<&serde_json::Value>) -> ContentHintReport {
+    let h = hint_predicate(predicate_type, predicate);
     ContentHintReport { id: h.id(), label: h.label(), unsigned: true }
 }
 
@@ -247,7 +244,7 @@ pub(crate) fn referrer(image: &Digest, r: &Referrer) -> (ReferrerReport, Vec<Ano
         None => None,
     };
     if let Some(statement) = statement {
-        report.hint = Some(hint(&statement.predicate_type, statement));
+        report.hint = Some(hint(&statement.predicate_type, statement.predicate_value().as_ref()));
         if !statement.matches(image) {
             anomalies.push(Anomaly::new(
                 "subject-mismatch",

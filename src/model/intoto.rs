@@ -62,7 +62,7 @@ impl Subject {
 }
 
 /// A parsed in-toto Statement.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Statement {
     /// The declared version.
     pub version: StatementVersion,
@@ -70,38 +70,71 @@ pub struct Statement {
     pub subjects: Vec<Subject>,
     /// The predicate type URI, exactly as signed.
     pub predicate_type: String,
-    /// The predicate, raw; `None` when absent (allowed in v1).
-    pub predicate: Option<Value>,
+    /// The predicate, raw JSON as signed (checked to be JSON, not built into a tree: an SBOM predicate
+    /// runs to megabytes and most readers only need the subject and the type); `None` when absent or
+    /// `null` (allowed in v1). [`Statement::predicate_value`] parses it.
+    pub predicate: Option<Box<RawValue>>,
+}
+
+impl PartialEq for Statement {
+    fn eq(&self, other: &Statement) -> bool {
+        self.version == other.version
+            && self.subjects == other.subjects
+            && self.predicate_type == other.predicate_type
+            && self.predicate.as_ref().map(|p| p.get()) == other.predicate.as_ref().map(|p| p.get())
+    }
 }
 
 impl Statement {
-    /// Parse a statement from a DSSE payload.
+    /// Parse a statement from a DSSE payload. A member written twice counts once, with its last value.
     pub fn parse(payload: &[u8]) -> Result<Statement> {
-        let value: Value = serde_json::from_slice(payload)
-            .map_err(|e| Error::invalid_format(format!("in-toto statement: invalid JSON: {e}")))?;
-        Statement::from_value(value)
+        // UTF-8 is checked over the whole payload first, skipped members included, as a tree parse would.
+        let text = std::str::from_utf8(payload).map_err(|e| {
+            Error::invalid_format(format!("in-toto statement: invalid JSON: not UTF-8 at byte {}", e.valid_up_to()))
+        })?;
+        match serde_json::from_str::<Members>(text) {
+            Ok(members) => Statement::from_members(members),
+            // Only invalid JSON or a non-object fails above; the tree parse words which one it was.
+            Err(e) => Err(match serde_json::from_slice::<Value>(payload) {
+                Ok(_) => Error::invalid_format("in-toto statement: not a JSON object"),
+                Err(_) => Error::invalid_format(format!("in-toto statement: invalid JSON: {e}")),
+            }),
+        }
     }
 
-    /// Build a statement from parsed JSON, taking ownership so a large predicate is not copied.
+    /// Build a statement from parsed JSON.
     pub fn from_value(value: Value) -> Result<Statement> {
-        let bad = |msg: String| Error::invalid_format(format!("in-toto statement: {msg}"));
         let Value::Object(mut obj) = value else {
-            return Err(bad("not a JSON object".into()));
+            return Err(Error::invalid_format("in-toto statement: not a JSON object"));
         };
-        let version = match obj.get("_type") {
+        let predicate = match obj.remove("predicate") {
+            None | Some(Value::Null) => None,
+            Some(p) => Some(serde_json::value::to_raw_value(&p).map_err(|e| Error::invalid_format(e.to_string()))?),
+        };
+        Statement::from_members(Members {
+            kind: obj.remove("_type"),
+            predicate_type: obj.remove("predicateType"),
+            subject: obj.remove("subject"),
+            predicate,
+        })
+    }
+
+    fn from_members(members: Members) -> Result<Statement> {
+        let bad = |msg: String| Error::invalid_format(format!("in-toto statement: {msg}"));
+        let version = match &members.kind {
             Some(Value::String(t)) => StatementVersion::from_type_uri(t).ok_or_else(|| {
                 bad(format!("unknown `_type` {:?} (expected {STATEMENT_V01} or {STATEMENT_V1})", short(t)))
             })?,
             Some(_) => return Err(bad("field `_type` is not a string".into())),
             None => return Err(bad("missing field `_type`".into())),
         };
-        let predicate_type = match obj.get("predicateType") {
-            Some(Value::String(t)) if !t.is_empty() => t.clone(),
+        let predicate_type = match members.predicate_type {
+            Some(Value::String(t)) if !t.is_empty() => t,
             Some(Value::String(_)) => return Err(bad("field `predicateType` is empty".into())),
             Some(_) => return Err(bad("field `predicateType` is not a string".into())),
             None => return Err(bad("missing field `predicateType`".into())),
         };
-        let subjects = match obj.get("subject") {
+        let subjects = match &members.subject {
             Some(Value::Array(items)) if !items.is_empty() => items
                 .iter()
                 .enumerate()
@@ -111,11 +144,14 @@ impl Statement {
             Some(_) => return Err(bad("field `subject` is not an array".into())),
             None => return Err(bad("no subject (missing field `subject`)".into())),
         };
-        let predicate = match obj.remove("predicate") {
-            None | Some(Value::Null) => None,
-            Some(p) => Some(p),
-        };
+        let predicate = members.predicate.filter(|p| p.get() != "null");
         Ok(Statement { version, subjects, predicate_type, predicate })
+    }
+
+    /// The predicate parsed into a JSON tree; `None` when there is none.
+    pub fn predicate_value(&self) -> Option<Value> {
+        // The raw text was checked to be JSON when the statement was parsed.
+        self.predicate.as_ref().and_then(|p| serde_json::from_str(p.get()).ok())
     }
 
     /// True when some subject matches the image digest (in-toto: any common algorithm with an equal value).
@@ -126,6 +162,44 @@ impl Statement {
     /// The first subject matching the image digest.
     pub fn matching_subject(&self, image: &Digest) -> Option<&Subject> {
         self.subjects.iter().find(|s| s.matches(image))
+    }
+}
+
+/// The members of a statement object that [`Statement`] reads, the predicate kept raw; every other
+/// member is checked to be JSON and skipped. What is kept raw or skipped is checked for syntax only: a
+/// number beyond the range of a double passes there, as it does through any raw-JSON reader. The last of repeated members wins, as in a [`Value`] map.
+struct Members {
+    kind: Option<Value>,
+    predicate_type: Option<Value>,
+    subject: Option<Value>,
+    predicate: Option<Box<RawValue>>,
+}
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Members, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Members, A::Error> {
+                let mut m = Members { kind: None, predicate_type: None, subject: None, predicate: None };
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match &*key {
+                        "_type" => m.kind = Some(map.next_value()?),
+                        "predicateType" => m.predicate_type = Some(map.next_value()?),
+                        "subject" => m.subject = Some(map.next_value()?),
+                        "predicate" => m.predicate = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(m)
+            }
+        }
+        d.deserialize_map(Visit)
     }
 }
 
@@ -189,7 +263,8 @@ mod tests {
         .unwrap();
         assert_eq!(s.version, StatementVersion::V0_1);
         assert_eq!(s.subjects[0].name, "r");
-        assert_eq!(s.predicate, Some(serde_json::json!({"a":1})));
+        assert_eq!(s.predicate_value(), Some(serde_json::json!({"a":1})));
+        assert_eq!(s.predicate.as_ref().map(|p| p.get()), Some(r#"{"a":1}"#), "kept as signed");
         assert!(s.matches(&IMG.parse().unwrap()));
 
         let s = stmt(&format!(
@@ -198,8 +273,40 @@ mod tests {
         .unwrap();
         assert_eq!(s.version, StatementVersion::V1);
         assert_eq!(s.subjects[0].name, "");
-        assert_eq!(s.predicate, None);
+        assert!(s.predicate.is_none());
         assert!(!s.matches(&IMG.parse().unwrap()), "no common algorithm means no match");
+    }
+
+    #[test]
+    fn repeated_members_keep_the_last_and_skipped_members_are_still_checked() {
+        let head = format!(r#""_type":"{STATEMENT_V1}","subject":[{{"digest":{{"sha256":"00"}}}}]"#);
+        let s = stmt(&format!(
+            r#"{{{head},"predicateType":"a","predicate":{{"x":1}},"predicateType":"b","predicate":null}}"#
+        ))
+        .unwrap();
+        assert_eq!((s.predicate_type.as_str(), s.predicate.is_none()), ("b", true));
+        // What a tree parse keeps, member for member.
+        let json =
+            format!(r#"{{{head},"predicate":[1, 2.50 ,"\u00e9"],"extra":{{"deep":[{{}}]}},"predicateType":"p"}}"#);
+        let tree = Statement::from_value(serde_json::from_str(&json).unwrap()).unwrap();
+        let lean = stmt(&json).unwrap();
+        assert_eq!((lean.predicate_value(), lean.predicate_type.as_str()), (tree.predicate_value(), "p"));
+        assert_eq!(lean.predicate.as_ref().unwrap().get(), r#"[1, 2.50 ,"\u00e9"]"#, "raw, as signed");
+
+        let mut bad = format!(r#"{{{head},"predicateType":"p","extra":"x"}}"#).into_bytes();
+        let at = bad.len() - 3;
+        bad[at] = 0xff;
+        let err = Statement::parse(&bad).unwrap_err();
+        assert!(err.to_string().contains("not UTF-8"), "{err}");
+        let cases = [
+            (format!(r#"{{{head},"predicateType":"p","extra":[}}"#), "invalid JSON"),
+            ("7".into(), "not a JSON object"),
+        ];
+        for (json, want) in cases {
+            assert!(serde_json::from_str::<Value>(&json).is_err() || want == "not a JSON object", "{json}: control");
+            let err = stmt(&json).unwrap_err();
+            assert!(err.to_string().contains(want), "{json}: {err}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod cosign;
 pub mod digest;
 pub mod dsse;
 pub mod intoto;
+pub(crate) mod json_outline;
 pub mod media_type;
 pub mod oci;
 mod pbjson;

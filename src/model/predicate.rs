@@ -9,7 +9,8 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use super::intoto::StatementVersion;
+use super::intoto::{Statement, StatementVersion};
+use super::json_outline::outline;
 use crate::error::{Error, Result};
 
 /// cosign's custom predicate type since v2.0 (`--type custom`, the default).
@@ -287,6 +288,13 @@ pub fn hint_predicate(predicate_type: &str, predicate: Option<&Value>) -> Conten
     hint_predicate_at(predicate_type, predicate, 0)
 }
 
+/// Guess what a statement's predicate is, reading only the outline of its raw JSON (see
+/// [`json_outline`](super::json_outline)): the same answer as [`hint_predicate`] over the parsed predicate.
+pub fn hint_statement(statement: &Statement) -> ContentHint {
+    let predicate = statement.predicate.as_ref().and_then(|p| outline(p.get()).ok());
+    hint_predicate(&statement.predicate_type, predicate.as_ref())
+}
+
 /// Guess what arbitrary bytes are (a `.sbom` layer, a file).
 pub fn hint_bytes(bytes: &[u8]) -> ContentHint {
     match std::str::from_utf8(bytes) {
@@ -343,11 +351,11 @@ fn hint_text_at(text: &str, depth: u8) -> ContentHint {
     }
     let looks_json = trimmed.starts_with(['{', '[']);
     if looks_json {
-        if let Ok(v) = serde_json::from_str::<Value>(trimmed) {
+        if let Ok(v) = outline(trimmed) {
             return hint_value_at(&v, depth + 1);
         }
         if let Some(stripped) = strip_json_comments(trimmed)
-            && let Ok(v) = serde_json::from_str::<Value>(&stripped)
+            && let Ok(v) = outline(&stripped)
         {
             let mut hint = hint_value_at(&v, depth + 1);
             hint.relaxed = true;
@@ -553,9 +561,40 @@ fn strip_json_comments(text: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::model::dsse::Envelope;
-    use crate::model::intoto::Statement;
     use crate::model::testdata;
     use serde_json::json;
+
+    #[test]
+    fn the_outline_hint_equals_the_full_hint() {
+        let sbom = json!({"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT","packages":[{"name":"a"}]});
+        let predicates = [
+            sbom.clone(),
+            json!({"Data": sbom.to_string(), "Timestamp": "2022-01-01T00:00:00Z"}),
+            json!({"Data": sbom, "Timestamp": ""}),
+            json!({"Data": "SPDXVersion: SPDX-2.2\nDataLicense: CC0-1.0"}),
+            json!({"bomFormat":"CycloneDX","specVersion":"1.5","components":[{"x":[1,2]}]}),
+            json!({"builder":{"id":"b"},"buildType":"t","invocation":{},"materials":[{"uri":"u"}]}),
+            json!({"buildDefinition":{"externalParameters":{}},"runDetails":{"builder":{}}}),
+            json!({"@context":["https://openvex.dev/ns/v0.2.0"],"statements":[{}]}),
+            json!({"@context":"https://spdx.org/rdf/3.0.1/spdx-context.jsonld","@graph":[]}),
+            json!({"signed":{"_type":"link","materials":{}},"signatures":[]}),
+            json!({"_type":crate::model::intoto::STATEMENT_V1,"predicateType":SLSA_PROVENANCE_V1,"predicate":{"buildDefinition":{}}}),
+            json!("{\"bomFormat\": \"CycloneDX\", /* a comment */ \"specVersion\": \"1.4\"}"),
+            json!([1, 2, 3]),
+            json!({"unknown": {"deep": [1]}}),
+            json!("plain text"),
+        ];
+        for (n, predicate) in predicates.into_iter().enumerate() {
+            for predicate_type in [CUSTOM, SPDX, "https://example.com/unknown"] {
+                let json = json!({"_type": crate::model::intoto::STATEMENT_V1, "predicateType": predicate_type,
+                    "subject": [{"digest": {"sha256": "00"}}], "predicate": predicate});
+                let statement = Statement::parse(json.to_string().as_bytes()).unwrap();
+                let full = hint_predicate(predicate_type, statement.predicate_value().as_ref());
+                assert_eq!(hint_statement(&statement), full, "predicate {n} as {predicate_type}");
+                assert_ne!(full.kind, ContentKind::Empty, "predicate {n}");
+            }
+        }
+    }
 
     #[test]
     fn type_queries_are_short_names_or_uris() {
@@ -717,12 +756,13 @@ mod tests {
     #[test]
     fn article_slsa_layer_unwraps_to_the_exact_file() {
         let stmt = article_statement(testdata::CSSC_SLSA_LAYER);
-        let wrapped = unwrap_cosign_data(stmt.predicate.as_ref().unwrap()).unwrap();
+        let predicate = stmt.predicate_value().unwrap();
+        let wrapped = unwrap_cosign_data(&predicate).unwrap();
         assert!(matches!(wrapped.data, WrappedData::Text(_)));
         assert_eq!(wrapped.data.to_bytes().as_ref(), testdata::read(testdata::CSSC_SLSA_FILE).as_slice());
         assert!(wrapped.timestamp.is_some_and(|t| crate::model::time::parse_rfc3339(t).is_ok()));
 
-        let hint = hint_predicate(&stmt.predicate_type, stmt.predicate.as_ref());
+        let hint = hint_predicate(&stmt.predicate_type, stmt.predicate_value().as_ref());
         assert_eq!(hint.id(), "slsa-provenance-v0.2");
         assert_eq!(hint.label(), "looks like SLSA provenance v0.2");
         assert!(hint.relaxed, "the file has a // comment");
@@ -731,7 +771,7 @@ mod tests {
     #[test]
     fn article_sbom_layer_hints_spdx_2_2() {
         let stmt = article_statement(testdata::CSSC_SBOM_LAYER);
-        let hint = hint_predicate(&stmt.predicate_type, stmt.predicate.as_ref());
+        let hint = hint_predicate(&stmt.predicate_type, stmt.predicate_value().as_ref());
         assert_eq!(hint.id(), "spdx-2.2");
         assert_eq!(hint.label(), "looks like SPDX-2.2");
         assert!(!hint.relaxed);
