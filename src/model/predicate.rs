@@ -288,8 +288,9 @@ pub fn hint_predicate(predicate_type: &str, predicate: Option<&Value>) -> Conten
     hint_predicate_at(predicate_type, predicate, 0)
 }
 
-/// Guess what a statement's predicate is, reading only the outline of its raw JSON (see
-/// [`json_outline`](super::json_outline)): the same answer as [`hint_predicate`] over the parsed predicate.
+/// Guess what a statement's predicate is, reading only the outline of its raw JSON (its top-level
+/// members and the few nested ones a hint looks at; a megabyte SBOM is not built into a tree): the same
+/// answer as [`hint_predicate`] over the parsed predicate.
 pub fn hint_statement(statement: &Statement) -> ContentHint {
     let predicate = statement.predicate.as_ref().and_then(|p| outline(p.get()).ok());
     hint_predicate(&statement.predicate_type, predicate.as_ref())
