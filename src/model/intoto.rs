@@ -94,10 +94,11 @@ impl Statement {
         })?;
         match serde_json::from_str::<Members>(text) {
             Ok(members) => Statement::from_members(members),
-            // Only invalid JSON or a non-object fails above; the tree parse words which one it was.
-            Err(e) => Err(match serde_json::from_slice::<Value>(payload) {
+            // Only invalid JSON or a non-object fails above; the tree parse words which one it was (and
+            // names the real fault of a non-object that is not JSON either, such as a nesting bomb).
+            Err(_) => Err(match serde_json::from_str::<Value>(text) {
                 Ok(_) => Error::invalid_format("in-toto statement: not a JSON object"),
-                Err(_) => Error::invalid_format(format!("in-toto statement: invalid JSON: {e}")),
+                Err(e) => Error::invalid_format(format!("in-toto statement: invalid JSON: {e}")),
             }),
         }
     }
@@ -148,9 +149,10 @@ impl Statement {
         Ok(Statement { version, subjects, predicate_type, predicate })
     }
 
-    /// The predicate parsed into a JSON tree; `None` when there is none.
+    /// The predicate parsed into a JSON tree; `None` when there is none, or when it is nested deeper
+    /// than a tree parse allows (128 levels; the raw text is still in [`Statement::predicate`]).
     pub fn predicate_value(&self) -> Option<Value> {
-        // The raw text was checked to be JSON when the statement was parsed.
+        // The raw text was checked to be JSON when the statement was parsed; only depth can fail here.
         self.predicate.as_ref().and_then(|p| serde_json::from_str(p.get()).ok())
     }
 
@@ -167,7 +169,8 @@ impl Statement {
 
 /// The members of a statement object that [`Statement`] reads, the predicate kept raw; every other
 /// member is checked to be JSON and skipped. What is kept raw or skipped is checked for syntax only: a
-/// number beyond the range of a double passes there, as it does through any raw-JSON reader. The last of repeated members wins, as in a [`Value`] map.
+/// number beyond the range of a double passes there, as it does through any raw-JSON reader. The last
+/// of repeated members wins, as in a [`Value`] map.
 struct Members {
     kind: Option<Value>,
     predicate_type: Option<Value>,
@@ -301,7 +304,13 @@ mod tests {
         let cases = [
             (format!(r#"{{{head},"predicateType":"p","extra":[}}"#), "invalid JSON"),
             ("7".into(), "not a JSON object"),
+            ("[".repeat(200) + &"]".repeat(200), "recursion limit"),
         ];
+        // A predicate nested deeper than a tree parse allows is kept raw (Go's decoder allows 10,000 levels);
+        // only its tree is unavailable.
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        let s = stmt(&format!(r#"{{{head},"predicateType":"p","predicate":{deep}}}"#)).unwrap();
+        assert_eq!((s.predicate.as_ref().map(|p| p.get()), s.predicate_value()), (Some(deep.as_str()), None));
         for (json, want) in cases {
             assert!(serde_json::from_str::<Value>(&json).is_err() || want == "not a JSON object", "{json}: control");
             let err = stmt(&json).unwrap_err();
