@@ -146,7 +146,7 @@ async fn ensure_blob<R: Repository>(repo: &R, blob: &NewBlob) -> Result<Option<u
     if repo.blob_state(&blob.descriptor).await?.is_intact() {
         return Ok(None);
     }
-    let digest = repo.put_blob(blob.bytes.clone()).await?;
+    let digest = repo.put_missing_blob(blob.bytes.clone(), &blob.descriptor.digest).await?;
     if digest != blob.descriptor.digest {
         return Err(Error::new(
             ErrorKind::DigestMismatch,

@@ -89,6 +89,10 @@ impl Repository for AnyRepository {
         delegate!(self, r => r.put_blob(bytes).await)
     }
 
+    async fn put_missing_blob(&self, bytes: Bytes, digest: &Digest) -> Result<Digest> {
+        delegate!(self, r => r.put_missing_blob(bytes, digest).await)
+    }
+
     async fn list_tags(&self) -> Result<Vec<String>> {
         delegate!(self, r => r.list_tags().await)
     }

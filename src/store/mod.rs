@@ -164,6 +164,15 @@ pub trait Repository: Send + Sync {
     /// Upload a blob unless it is already there. Returns its digest.
     fn put_blob(&self, bytes: Bytes) -> impl Future<Output = Result<Digest>> + Send;
 
+    /// Upload a blob the caller has just found missing (with [`Repository::blob_state`]) and whose digest
+    /// it computed: the store may skip its own presence check and hash. The digest is still checked where
+    /// the bytes land (a registry refuses a final `PUT` whose content does not match it). Returns the
+    /// digest stored. By default the same as [`Repository::put_blob`].
+    fn put_missing_blob(&self, bytes: Bytes, digest: &Digest) -> impl Future<Output = Result<Digest>> + Send {
+        let _ = digest;
+        self.put_blob(bytes)
+    }
+
     /// Every tag of the repository (all pages).
     fn list_tags(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
 

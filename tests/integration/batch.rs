@@ -114,6 +114,26 @@ async fn batch_of_one_image_repositories(jobs: &str) -> (serde_json::Value, BTre
             .collect();
         let expected: Vec<String> = (1..REPOSITORIES).flat_map(|i| [format!("r{i}"), format!("r{i}")]).collect();
         assert_eq!(mounts, expected);
+        // A blob migrate found missing is uploaded without the store asking again: exactly one HEAD of
+        // it in its repository before its upload (read-back may HEAD it again afterwards).
+        let reqs = requests(&log);
+        let uploads: Vec<(u64, String, String)> = reqs
+            .iter()
+            .filter(|(_, m, _, what)| m == "PUT" && what.starts_with("blobs/uploads/"))
+            .map(|(n, _, repo, what)| {
+                let digest = what.split("digest=").nth(1).unwrap().split('&').next().unwrap();
+                (*n, repo.clone(), digest.replace("%3A", ":").replace("%3a", ":"))
+            })
+            .collect();
+        // The first repository uploads the config and both bundles; every other one uploads only the
+        // large bundle and mounts the two small blobs (counted above).
+        assert_eq!(uploads.len(), 3 + (REPOSITORIES - 1), "{uploads:?}");
+        for (at, repo, digest) in &uploads {
+            let blob = format!("blobs/{digest}");
+            let heads =
+                reqs.iter().filter(|(n, m, r, what)| n < at && m == "HEAD" && r == repo && *what == blob).count();
+            assert_eq!(heads, 1, "{repo}: HEADs of {digest} before its upload");
+        }
     }
     let intervals = intervals(&log);
     assert_eq!(intervals.len(), REPOSITORIES, "{intervals:?}");

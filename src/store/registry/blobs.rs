@@ -230,6 +230,16 @@ pub(crate) async fn put_blob(repo: &RegistryRepository, bytes: Bytes, mount_from
     Ok(digest)
 }
 
+/// [`put_blob`] for a blob the caller found missing and hashed: no `HEAD`, no second hash (the
+/// registry checks the digest on the final `PUT`).
+pub(crate) async fn put_missing_blob(repo: &RegistryRepository, bytes: Bytes, digest: &Digest) -> Result<Digest> {
+    let size = bytes.len() as u64;
+    let mount_from = repo.inner().stored_blob_source(repo.host(), digest, repo.repository_name());
+    let digest = upload_blob(repo, bytes, digest.clone(), mount_from.as_deref()).await?;
+    repo.inner().remember_stored_blob(repo.host(), &digest, size, repo.repository_name());
+    Ok(digest)
+}
+
 /// Upload (or mount) a blob the registry does not have, starting over when a lost answer broke it.
 async fn upload_blob(
     repo: &RegistryRepository,

@@ -459,6 +459,10 @@ impl Repository for RegistryRepository {
         blobs::put_blob(self, bytes, None).await
     }
 
+    async fn put_missing_blob(&self, bytes: Bytes, digest: &Digest) -> Result<Digest> {
+        blobs::put_missing_blob(self, bytes, digest).await
+    }
+
     async fn list_tags(&self) -> Result<Vec<String>> {
         tags::list_tags(self).await
     }
