@@ -111,7 +111,7 @@ impl Attestation {
                 Some(b) => b.to_vec(),
                 None => envelope_json(&self.envelope),
             }),
-            Emit::Predicate => predicate_bytes(&self.statement, &self.envelope.payload),
+            Emit::Predicate => predicate_bytes(&self.statement),
         }
     }
 
@@ -135,23 +135,24 @@ impl Attestation {
     }
 }
 
-/// The predicate in its most original form. `payload` is the signed statement `statement` was parsed
-/// from: JSON is cut out of it byte for byte, never re-serialised (which would change whitespace, key
-/// order, number spelling and escapes).
-fn predicate_bytes(statement: &Statement, payload: &[u8]) -> Result<Vec<u8>> {
-    let predicate = statement
-        .predicate_value()
-        .ok_or_else(|| Error::invalid_format("the signed statement has no predicate to emit"))?;
-    let signed = || {
-        raw_member(payload, "predicate")?
-            .ok_or_else(|| Error::invalid_format("the signed payload has no predicate where the statement has one"))
+/// The predicate in its most original form: JSON exactly as signed (the statement keeps it raw), never
+/// re-serialised (which would change whitespace, key order, number spelling and escapes).
+fn predicate_bytes(statement: &Statement) -> Result<Vec<u8>> {
+    let signed = statement
+        .predicate
+        .as_ref()
+        .ok_or_else(|| Error::invalid_format("the signed statement has no predicate to emit"))?
+        .get();
+    // No tree for a predicate nested past the parser's depth: it is emitted as signed.
+    let Some(predicate) = statement.predicate_value() else {
+        return Ok(signed.as_bytes().to_vec());
     };
     if let Some(wrapped) = unwrap_cosign_data(&predicate) {
         return match wrapped.data {
             // The attested file: the string's text.
             WrappedData::Text(text) => Ok(text.as_bytes().to_vec()),
             // cosign 1.x put some documents into `Data` as JSON: that JSON as signed.
-            WrappedData::Json(_) => raw_member(signed()?, "Data")?
+            WrappedData::Json(_) => raw_member(signed.as_bytes(), "Data")?
                 .map(<[u8]>::to_vec)
                 .ok_or_else(|| Error::invalid_format("the signed predicate has no `Data` where the statement has one")),
         };
@@ -159,7 +160,7 @@ fn predicate_bytes(statement: &Statement, payload: &[u8]) -> Result<Vec<u8>> {
     if let Value::String(text) = predicate {
         return Ok(text.into_bytes());
     }
-    Ok(signed()?.to_vec())
+    Ok(signed.as_bytes().to_vec())
 }
 
 /// DSSE's own JSON form of an envelope (field order of the DSSE spec; standard base64).

@@ -3,7 +3,7 @@
 use crate::model::cosign::SimpleSigning;
 use crate::model::digest::Digest;
 use crate::model::intoto::Statement;
-use crate::model::predicate::{self, hint_predicate};
+use crate::model::predicate::{self, ContentHint, hint_predicate, hint_statement};
 use crate::model::time::format_unix;
 use crate::read::legacy::{LayerContent, LegacyLayer};
 use crate::read::referrers::{Referrer, ReferrerContent};
@@ -122,7 +122,7 @@ fn fill_statement(report: &mut LayerReport, statement: &Statement, image: &Diges
         statement.subjects.iter().flat_map(|s| s.digest.iter().map(|(alg, hex)| format!("{alg}:{hex}"))).collect();
     report.subject_matches = Some(statement.matches(image));
     let value = statement.predicate_value();
-    report.hint = Some(hint(&statement.predicate_type, value.as_ref()));
+    report.hint = Some(hint_report(hint_predicate(&statement.predicate_type, value.as_ref())));
     report.custom_timestamp =
         value.as_ref().and_then(predicate::unwrap_cosign_data).and_then(|w| w.timestamp).map(str::to_owned);
 }
@@ -132,8 +132,7 @@ fn fill_simple_signing(report: &mut LayerReport, payload: &SimpleSigning, image:
     report.subject_matches = Some(payload.matches(image));
 }
 
-fn hint(predicate_type: &str, predicate: Option<&serde_json::Value>) -> ContentHintReport {
-    let h = hint_predicate(predicate_type, predicate);
+fn hint_report(h: ContentHint) -> ContentHintReport {
     ContentHintReport { id: h.id(), label: h.label(), unsigned: true }
 }
 
@@ -244,7 +243,7 @@ pub(crate) fn referrer(image: &Digest, r: &Referrer) -> (ReferrerReport, Vec<Ano
         None => None,
     };
     if let Some(statement) = statement {
-        report.hint = Some(hint(&statement.predicate_type, statement.predicate_value().as_ref()));
+        report.hint = Some(hint_report(hint_statement(statement)));
         if !statement.matches(image) {
             anomalies.push(Anomaly::new(
                 "subject-mismatch",

@@ -187,7 +187,10 @@ impl Serialize for Envelope {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("Envelope", 3)?;
         // Base64 never needs JSON escapes: written raw, a megabyte payload is not escaped byte by byte.
-        let quoted = format!("\"{}\"", encode_base64(&self.payload));
+        let mut quoted = String::with_capacity(self.payload.len().div_ceil(3) * 4 + 2);
+        quoted.push('"');
+        base64::engine::general_purpose::STANDARD.encode_string(&self.payload, &mut quoted);
+        quoted.push('"');
         match serde_json::value::RawValue::from_string(quoted) {
             Ok(raw) => st.serialize_field("payload", &raw)?,
             Err(_) => st.serialize_field("payload", &encode_base64(&self.payload))?,

@@ -92,12 +92,10 @@ impl<'de> Visitor<'de> for Outline {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut members = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            match self {
-                Outline::Scalars => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-                Outline::Members => {
+        match self {
+            Outline::Scalars => while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {},
+            Outline::Members => {
+                while let Some(key) = map.next_key::<String>()? {
                     let value = match Outline::of_member(&key) {
                         Some(outline) => map.next_value_seed(outline)?,
                         None => map.next_value::<Value>()?,

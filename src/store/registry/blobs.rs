@@ -221,21 +221,28 @@ pub(crate) async fn put_blob(repo: &RegistryRepository, bytes: Bytes, mount_from
         None => repo.inner().stored_blob_source(repo.host(), &digest, repo.repository_name()),
         Some(_) => None,
     };
-    let mount_from = mount_from.or(stored_elsewhere.as_deref());
     if stored_elsewhere.is_none() && blob_size(repo, &digest).await? == Some(size) {
         return Ok(digest);
     }
-    let digest = upload_blob(repo, bytes, digest, mount_from).await?;
-    repo.inner().remember_stored_blob(repo.host(), &digest, size, repo.repository_name());
-    Ok(digest)
+    store_blob(repo, bytes, digest, mount_from.or(stored_elsewhere.as_deref())).await
 }
 
 /// [`put_blob`] for a blob the caller found missing and hashed: no `HEAD`, no second hash (the
 /// registry checks the digest on the final `PUT`).
 pub(crate) async fn put_missing_blob(repo: &RegistryRepository, bytes: Bytes, digest: &Digest) -> Result<Digest> {
+    let stored_elsewhere = repo.inner().stored_blob_source(repo.host(), digest, repo.repository_name());
+    store_blob(repo, bytes, digest.clone(), stored_elsewhere.as_deref()).await
+}
+
+/// Upload or mount the blob, and remember where it now is (for mounts into the next repositories).
+async fn store_blob(
+    repo: &RegistryRepository,
+    bytes: Bytes,
+    digest: Digest,
+    mount_from: Option<&str>,
+) -> Result<Digest> {
     let size = bytes.len() as u64;
-    let mount_from = repo.inner().stored_blob_source(repo.host(), digest, repo.repository_name());
-    let digest = upload_blob(repo, bytes, digest.clone(), mount_from.as_deref()).await?;
+    let digest = upload_blob(repo, bytes, digest, mount_from).await?;
     repo.inner().remember_stored_blob(repo.host(), &digest, size, repo.repository_name());
     Ok(digest)
 }
