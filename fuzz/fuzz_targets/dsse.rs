@@ -1,13 +1,28 @@
 //! DSSE envelopes (`Envelope::parse`) and the base64 decoder behind every `bytes` field.
 //!
 //! Property: a parsed envelope serialises (protobuf JSON form) to bytes that parse to the same envelope,
-//! and PAE always frames the payload.
+//! and PAE always frames the payload. The start of a JSON document (as `get` reads of a layer) closes into
+//! JSON that parses, and guessing from the start of any input never panics.
 #![no_main]
 
 use att2ref::model::dsse::{Envelope, decode_base64_any, encode_base64};
+use att2ref::model::envelope_prefix::guess_envelope_prefix;
+use att2ref::model::json_prefix::close_prefix;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    let is_json = serde_json::from_slice::<serde_json::Value>(data).is_ok();
+    for cut in [data.len() / 3, data.len() / 2, data.len()] {
+        let start = &data[..cut];
+        let _ = guess_envelope_prefix(start, cut == data.len());
+        if is_json
+            && let Ok(text) = std::str::from_utf8(start)
+            && let Some(closed) = close_prefix(text)
+        {
+            let parsed = serde_json::from_str::<serde_json::Value>(&closed.text);
+            assert!(parsed.is_ok(), "{text:?} closed into {:?}, which does not parse", closed.text);
+        }
+    }
     if let Ok(text) = std::str::from_utf8(data)
         && let Ok(decoded) = decode_base64_any(text)
     {

@@ -20,7 +20,7 @@ pub mod keys;
 pub mod oci;
 mod pem;
 pub mod pki;
-mod prng;
+pub(crate) mod prng;
 pub mod rekor;
 mod repo;
 mod scenarios;
@@ -29,6 +29,8 @@ pub use keys::{Scheme, TestKey, TestSigner};
 pub use pki::{Identity, KeylessIdentity};
 pub use rekor::TestLog;
 pub use repo::{GeneratedManifest, GeneratedRepo};
+#[cfg(test)]
+pub(crate) use scenarios::prefix_decoy;
 pub use scenarios::{
     ARTICLE_SBOM_BYTES, DEMO_SBOM_BYTES, article_like, article_like_numbered, cosign_v2_style, demo, key_types,
     keyless, keyless_with_log, multi_arch, replace_history,

@@ -81,6 +81,36 @@ pub fn article_like_numbered(repository: &str, index: u32, sbom_bytes: usize) ->
     ))
 }
 
+/// For `get`'s prefix reads (tests only): cosign 1.x layers without annotations, each larger than a
+/// prefix read — first a decoy whose first KiB looks like SLSA provenance (`builder`, `buildType`) while
+/// the whole file is an SPDX document (`spdxVersion` further on, which the full hint reads first), then a
+/// real SLSA provenance, then an SPDX SBOM. RSA-4096 test key, no log. Deterministic.
+#[cfg(test)]
+pub(crate) fn prefix_decoy() -> Result<Scenario> {
+    let repository = "registry.test/decoy/app";
+    let mut b = Builder::new(repository);
+    let image = subject_image(&format!("{repository}:v1 (att2ref test image)"), "linux", "amd64", None);
+    let image = b.image(&image, &["v1"]);
+    let key = Signing::key(TestKey::Rsa4096.signer());
+    let mut prng = Prng::from_label(repository);
+    let padding = "x".repeat(6000);
+    let decoy = format!(
+        "{{\"builder\": {{\"id\": \"https://decoy.test\"}}, \"buildType\": \"https://decoy.test/t\", \
+         \"comment\": \"{padding}\", \"spdxVersion\": \"SPDX-2.3\", \"SPDXID\": \"SPDXRef-DOCUMENT\"}}"
+    );
+    let mut slsa = content::slsa_v02(&mut prng, "https://example.test/app", "decoy");
+    slsa["metadata"] = serde_json::json!({"buildInvocationId": padding});
+    let slsa = serde_json::to_string_pretty(&slsa).map_err(|e| crate::error::Error::invalid_format(e.to_string()))?;
+    let sbom = content::spdx_sbom(&mut prng, "decoy-app", "2024-05-01T00:00:00Z", 20_000);
+    let layers = vec![
+        b.attestation(custom_v1(&image, decoy, "2024-05-01T00:00:03Z", &key))?,
+        b.attestation(custom_v1(&image, slsa, "2024-05-01T00:00:02Z", &key))?,
+        b.attestation(custom_v1(&image, sbom, "2024-05-01T00:00:01Z", &key))?,
+    ];
+    b.attach(AttachmentKind::Attestations, &image, layers, "2024-05-01T00:00:04Z");
+    Ok(b.finish("prefix_decoy", "a decoy layer whose start looks like SLSA provenance", image))
+}
+
 fn custom_v1<'a>(subject: &'a Digest, data: String, timestamp: &str, signing: &Signing) -> Att<'a> {
     Att {
         subject,

@@ -1,10 +1,12 @@
 //! The legacy path: the `.att` manifest, then only the layers that may match.
 
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::limits::Limits;
-use crate::model::cosign::TagKind;
+use crate::model::cosign::{LegacyLayerAnnotations, TagKind};
 use crate::model::digest::Digest;
+use crate::model::envelope_prefix::guess_envelope_prefix;
 use crate::model::intoto::Statement;
+use crate::model::oci::Descriptor;
 use crate::model::predicate::unwrap_cosign_data;
 use crate::model::time::{format_unix, parse_rfc3339};
 use crate::read::legacy::{self, LayerContent};
@@ -13,8 +15,8 @@ use crate::verification::SignedEntity;
 
 use super::attestation::{AnswerSource, Attestation};
 use super::engine::Run;
-use super::select::plan_legacy;
-use super::stats::{LegacyCost, LegacyStats};
+use super::select::{PREFIX_BYTES, PrefixVerdict, judge_prefix, plan_legacy, wants_prefix};
+use super::stats::{LegacyCost, LegacyStats, PrefixStats};
 
 pub(super) async fn search<R: Repository>(run: &mut Run<'_, R>) -> Result<()> {
     let Some(manifest) = legacy::fetch_manifest(run.repo, &run.image, TagKind::Attestation, run.limits()).await? else {
@@ -31,8 +33,9 @@ pub(super) async fn search<R: Repository>(run: &mut Run<'_, R>) -> Result<()> {
         layers_annotated: plan.annotated,
         ..LegacyStats::default()
     };
+    let to_read = learn_from_prefixes(run, manifest.layers(), &plan.read, &mut stats).await?;
     let first_new = run.accepted.len();
-    for &index in &plan.read {
+    for &index in &to_read {
         let descriptor = &manifest.layers()[index];
         let source = AnswerSource::Legacy {
             manifest: manifest.raw.digest.clone(),
@@ -76,12 +79,68 @@ pub(super) async fn search<R: Repository>(run: &mut Run<'_, R>) -> Result<()> {
         }
     }
     run.stats.blobs_read += stats.layers_read;
-    run.stats.blob_bytes += stats.bytes_read;
+    run.stats.blob_bytes += stats.bytes_read + stats.prefix_bytes;
     run.stats.legacy = Some(stats);
     if !run.options.all && run.accepted.len() > first_new + 1 {
         keep_newest(&mut run.accepted, first_new);
     }
     Ok(())
+}
+
+/// Of the layers `candidates`, those to read whole: large layers whose type or hint the manifest leaves open
+/// are first read only as far as their start says what they are, and left unread when it names something
+/// else. The start is unsigned and unchecked: it only saves reads (docs/FORMATS.md).
+async fn learn_from_prefixes<R: Repository>(
+    run: &mut Run<'_, R>,
+    layers: &[Descriptor],
+    candidates: &[usize],
+    stats: &mut LegacyStats,
+) -> Result<Vec<usize>> {
+    let query = run.query();
+    let mut to_read = Vec::with_capacity(candidates.len());
+    for &index in candidates {
+        let layer = &layers[index];
+        let annotated = LegacyLayerAnnotations::from_descriptor(layer).predicate_type;
+        if !wants_prefix(layer, annotated.as_deref(), &query) {
+            to_read.push(index);
+            continue;
+        }
+        let prefix = match run.repo.get_blob_prefix(layer, PREFIX_BYTES).await {
+            Ok(p) => p,
+            // Read whole, which words what is wrong with it.
+            Err(e) if e.kind().is_bad_data() || e.kind() == ErrorKind::NotFound => {
+                to_read.push(index);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let guess = guess_envelope_prefix(&prefix.bytes, prefix.whole);
+        let verdict = judge_prefix(&guess, &query);
+        stats.layers_read_partially += 1;
+        stats.prefix_bytes += prefix.transferred;
+        let outcome = match &verdict {
+            PrefixVerdict::Read => {
+                to_read.push(index);
+                "read-whole".to_owned()
+            }
+            PrefixVerdict::Skip(why) => {
+                stats.layers_skipped_by_prefix += 1;
+                format!("skipped: {why}")
+            }
+        };
+        stats.prefixes.push(PrefixStats {
+            layer: index,
+            blob: layer.digest.clone(),
+            size: layer.size,
+            bytes: prefix.bytes.len() as u64,
+            transferred: prefix.transferred,
+            read: prefix.read,
+            predicate_type: guess.predicate_type,
+            hint: guess.hint.map(|h| h.id()),
+            outcome,
+        });
+    }
+    Ok(to_read)
 }
 
 /// The signed `Timestamp` of cosign's custom wrapper (RFC 3339), the only signing time inside the

@@ -9,8 +9,12 @@
 //!    `dev.att2ref.content.hint` — so only the chosen manifest and its bundle blob are downloaded. Entries
 //!    without a predicate type annotation (other writers) are fetched only when nothing annotated matched.
 //! 2. **The legacy `.att`**, only when referrers gave nothing: its manifest, then only the layers whose
-//!    `predicateType` annotation matches. Layers written by cosign < 2.0 have no such annotation and must be
-//!    read to learn their type; [`GetStats::legacy`] says how many and how many bytes that took.
+//!    `predicateType` annotation matches. Layers written by cosign < 2.0 have no such annotation, and no
+//!    legacy annotation states a content hint: of such a layer larger than 4 KiB only the first 2 KiB are
+//!    read (HTTP `Range`; on a registry that ignores it the body is cut there and the connection dropped),
+//!    which decode to the statement's predicate type and the start of its predicate. A layer whose start
+//!    names another type or content is left unread; one whose start says too little is read whole.
+//!    [`GetStats::legacy`] says which layers were read how, and the bytes that arrived.
 //!
 //! Several matches: the newest (referrer `org.opencontainers.image.created`; for legacy layers the Rekor
 //! integrated time, else the signed custom `Timestamp`, else the later layer) unless
@@ -18,7 +22,8 @@
 //!
 //! # What is trusted
 //!
-//! Annotations are unsigned: they only decide what is *skipped* and in which order candidates are tried.
+//! Annotations and the starts of legacy layers are unsigned (a start is not even digest-checked): they only
+//! decide what is *skipped* and in which order candidates are tried.
 //! Whatever is returned was read, its **signed** statement was checked against the query, and it was
 //! verified with the caller's [`Verifier`] (the same as `att2ref verify`). Only [`get_unverified`] skips
 //! verification, and says so in its name.
@@ -56,8 +61,11 @@
 //! assert!(slsa.is_verified());
 //! // The original attested file, byte for byte, out of cosign's `{"Data": …}` wrapper.
 //! assert_eq!(slsa.emit(Emit::Predicate)?, att2ref::demo::content::ARTICLE_SLSA_TEXT.as_bytes());
-//! // The layers carry no predicateType annotation: both had to be read to learn their type.
-//! assert_eq!(result.stats.legacy.as_ref().unwrap().layers_read_to_learn_type, 2);
+//! // The layers carry no predicateType annotation. The SBOM's first 2 KiB said what it is, so only the
+//! // small SLSA layer was read whole.
+//! let legacy = result.stats.legacy.as_ref().unwrap();
+//! assert_eq!((legacy.layers_read_partially, legacy.layers_skipped_by_prefix, legacy.layers_read), (1, 1, 1));
+//! assert_eq!(legacy.prefixes[0].hint.as_deref(), Some("spdx-2.2"));
 //! # Ok(())
 //! # }
 //! ```
@@ -69,6 +77,8 @@ mod names;
 mod referrers;
 mod select;
 mod stats;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -85,7 +95,7 @@ pub use attestation::{AnswerSource, Attestation, Emit};
 pub use legacy::legacy_cost;
 pub use names::{file_name, sanitize};
 pub use select::hint_matches;
-pub use stats::{GetStats, LegacyCost, LegacyStats};
+pub use stats::{GetStats, LegacyCost, LegacyStats, PrefixStats};
 
 /// What to fetch.
 #[derive(Clone, Debug, Default)]

@@ -6,6 +6,7 @@
 
 use crate::convert::annotations::CONTENT_HINT;
 use crate::model::cosign::LegacyLayerAnnotations;
+use crate::model::envelope_prefix::PrefixGuess;
 use crate::model::media_type::{self as mt, annotations as ann};
 use crate::model::oci::Descriptor;
 use crate::model::predicate::predicate_matches;
@@ -37,6 +38,47 @@ impl Query<'_> {
 pub fn hint_matches(query: &str, id: &str) -> bool {
     let query = query.trim();
     !query.is_empty() && id.len() >= query.len() && id.as_bytes()[..query.len()].eq_ignore_ascii_case(query.as_bytes())
+}
+
+/// Legacy layers no larger than this are read whole at once: a prefix would save at most a few KiB and
+/// cost a request more when the layer is the one chosen.
+pub(crate) const READ_WHOLE_UP_TO: u64 = 4096;
+/// How much of a larger layer is read to learn what it is: cosign's envelope and statement put the
+/// predicate type and the start of the predicate in the first ~1.5 KiB of base64.
+pub(crate) const PREFIX_BYTES: u64 = 2048;
+
+/// Whether the start of legacy layer `layer` (with predicate type annotation `annotated_type`) is worth
+/// reading before deciding to read it whole: it is large, and the manifest leaves open whether it matches
+/// (no type annotation, or a content hint was asked for, which no legacy annotation states).
+pub(crate) fn wants_prefix(layer: &Descriptor, annotated_type: Option<&str>, query: &Query<'_>) -> bool {
+    layer.size > READ_WHOLE_UP_TO && (annotated_type.is_none() || query.hint.is_some())
+}
+
+/// What an (unsigned) prefix guess means for a layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PrefixVerdict {
+    /// Read it whole: it may match (or the prefix did not say).
+    Read,
+    /// Leave it unread, for this reason.
+    Skip(String),
+}
+
+/// Decide on a prefix guess: skip only what the prefix positively names as something else. A hint that
+/// lacks the detail asked for (`spdx` where `spdx-2.2` was asked) is not a mismatch: more bytes may add it.
+pub(crate) fn judge_prefix(guess: &PrefixGuess, query: &Query<'_>) -> PrefixVerdict {
+    if let Some(t) = &guess.predicate_type
+        && !query.type_matches(t)
+    {
+        return PrefixVerdict::Skip(format!("its prefix says predicate type {t}"));
+    }
+    if let (Some(asked), Some(hint)) = (query.hint, &guess.hint) {
+        let id = hint.id();
+        let less_detailed = asked.trim().to_ascii_lowercase().starts_with(&id);
+        if !hint_matches(asked, &id) && !less_detailed {
+            return PrefixVerdict::Skip(format!("its prefix looks like {id}"));
+        }
+    }
+    PrefixVerdict::Read
 }
 
 /// The referrer entries to fetch, in the order to try them.
@@ -256,6 +298,35 @@ mod tests {
         );
         assert!(plan.annotated.is_empty());
         assert_eq!(plan.unannotated, [untyped]);
+    }
+
+    #[test]
+    fn prefixes_skip_only_what_they_name_as_something_else() {
+        use crate::model::predicate::{ContentHint, ContentKind, SlsaVersion};
+        let guess = |t: Option<&str>, kind: Option<ContentKind>| PrefixGuess {
+            predicate_type: t.map(str::to_owned),
+            hint: kind.map(|kind| ContentHint { kind, relaxed: false }),
+            statement_bytes: 1500,
+        };
+        let slsa = Query { predicate_type: "custom", hint: Some("slsa-provenance") };
+        let spdx22 = Query { predicate_type: "custom", hint: Some("spdx-2.2") };
+        let sbom = guess(Some(CUSTOM_V1), Some(ContentKind::Spdx { version: Some("SPDX-2.2".into()) }));
+        let provenance = guess(Some(CUSTOM_V1), Some(ContentKind::SlsaProvenance(SlsaVersion::V0_2)));
+        assert_eq!(judge_prefix(&sbom, &slsa), PrefixVerdict::Skip("its prefix looks like spdx-2.2".into()));
+        assert_eq!(judge_prefix(&provenance, &slsa), PrefixVerdict::Read);
+        assert_eq!(judge_prefix(&sbom, &spdx22), PrefixVerdict::Read);
+        // No version yet: it may still be SPDX-2.2.
+        assert_eq!(judge_prefix(&guess(None, Some(ContentKind::Spdx { version: None })), &spdx22), PrefixVerdict::Read);
+        assert_eq!(
+            judge_prefix(&guess(Some(SPDX), None), &slsa),
+            PrefixVerdict::Skip(format!("its prefix says predicate type {SPDX}"))
+        );
+        assert_eq!(judge_prefix(&guess(None, None), &slsa), PrefixVerdict::Read);
+        let big = |n: u64| Descriptor { size: n, ..Descriptor::of(mt::DSSE_ENVELOPE, b"x") };
+        assert!(!wants_prefix(&big(READ_WHOLE_UP_TO), None, &slsa));
+        assert!(wants_prefix(&big(READ_WHOLE_UP_TO + 1), None, &slsa));
+        assert!(wants_prefix(&big(1 << 20), Some(CUSTOM), &slsa));
+        assert!(!wants_prefix(&big(1 << 20), Some(CUSTOM), &Query { predicate_type: "custom", hint: None }));
     }
 
     #[test]

@@ -3,6 +3,9 @@
 
 use serde::Serialize;
 
+use crate::model::digest::Digest;
+use crate::store::PrefixRead;
+
 /// Counts of one `get`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -26,9 +29,10 @@ pub struct GetStats {
     /// Candidates read whose signed content turned out not to match the query (another type or content
     /// hint than their annotations said, or no in-toto statement).
     pub read_not_matching: usize,
-    /// Blobs read (bundles, legacy layers).
+    /// Blobs read whole (bundles, legacy layers).
     pub blobs_read: usize,
-    /// Their bytes.
+    /// Blob bytes that arrived: whole blobs and the starts of legacy layers
+    /// ([`LegacyStats::prefix_bytes`]).
     pub blob_bytes: u64,
     /// The legacy `.att` path, when it was consulted.
     pub legacy: Option<LegacyStats>,
@@ -50,8 +54,41 @@ pub struct LegacyStats {
     pub layers_read: usize,
     /// Their bytes.
     pub bytes_read: u64,
-    /// Layers read only because nothing but their content says their type (no annotation: cosign < 2.0).
+    /// Layers read whole only because nothing but their content says their type (no annotation: cosign
+    /// < 2.0).
     pub layers_read_to_learn_type: usize,
+    /// Layers of which only the start was read, to learn their type or content hint.
+    pub layers_read_partially: usize,
+    /// Bytes that arrived for those starts (more than asked for when a registry ignored `Range`).
+    pub prefix_bytes: u64,
+    /// Layers left unread because their start named another type or content.
+    pub layers_skipped_by_prefix: usize,
+    /// Each start read, in layer order.
+    pub prefixes: Vec<PrefixStats>,
+}
+
+/// One legacy layer of which only the start was read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrefixStats {
+    /// Layer position.
+    pub layer: usize,
+    /// The layer blob.
+    pub blob: Digest,
+    /// Its declared size.
+    pub size: u64,
+    /// Bytes of its start that were used.
+    pub bytes: u64,
+    /// Bytes that arrived.
+    pub transferred: u64,
+    /// How: `range` (206), `range-ignored` (200, cut and the connection dropped), `local`, `whole`.
+    pub read: PrefixRead,
+    /// The predicate type the start names, when it holds the whole member (unsigned).
+    pub predicate_type: Option<String>,
+    /// The content hint the start names, when it names a format (unsigned).
+    pub hint: Option<String>,
+    /// `read-whole`, or why the layer was left unread.
+    pub outcome: String,
 }
 
 /// What reading a legacy `.att` costs, for comparison when the answer came from referrers.

@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::layout::LayoutRepository;
 use super::registry::RegistryRepository;
-use super::{BlobState, PutManifest, Referrers, ReferrersCapability, Repository};
+use super::{BlobPrefix, BlobState, PutManifest, Referrers, ReferrersCapability, Repository};
 use crate::error::Result;
 use crate::model::digest::Digest;
 use crate::model::oci::{Descriptor, RawManifest};
@@ -83,6 +83,10 @@ impl Repository for AnyRepository {
 
     async fn get_blob(&self, descriptor: &Descriptor, max_bytes: u64) -> Result<Bytes> {
         delegate!(self, r => r.get_blob(descriptor, max_bytes).await)
+    }
+
+    async fn get_blob_prefix(&self, descriptor: &Descriptor, max_bytes: u64) -> Result<BlobPrefix> {
+        delegate!(self, r => r.get_blob_prefix(descriptor, max_bytes).await)
     }
 
     async fn put_blob(&self, bytes: Bytes) -> Result<Digest> {

@@ -89,6 +89,36 @@ impl BlobState {
     }
 }
 
+/// The first bytes of a blob, read to decide whether the rest is worth reading. NEVER digest-checked (a
+/// prefix cannot be): what it says may only choose what to read next, never what is trusted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobPrefix {
+    /// At most the bytes asked for, from the start of the blob.
+    pub bytes: Bytes,
+    /// Whether `bytes` is the whole blob (the descriptor's size was no more than asked for).
+    pub whole: bool,
+    /// Body bytes that arrived to read it: a registry that ignores `Range` sends more than was asked for
+    /// before the connection is dropped.
+    pub transferred: u64,
+    /// How it was read.
+    pub read: PrefixRead,
+}
+
+/// How a [`BlobPrefix`] was read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrefixRead {
+    /// The registry answered the `Range` request with 206 and only the bytes asked for.
+    Range,
+    /// The registry ignored `Range` (200 with the whole blob): the read stopped after the prefix and the
+    /// connection was dropped.
+    RangeIgnored,
+    /// A bounded read of a local file.
+    Local,
+    /// The store read the whole blob and kept its start (stores without partial reads).
+    Whole,
+}
+
 /// Whether a repository's registry serves the referrers API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReferrersCapability {
@@ -160,6 +190,24 @@ pub trait Repository: Send + Sync {
     /// Fetch a blob, refusing more than `max_bytes` (declared or actual) and checking its digest
     /// against `descriptor`. A missing blob is [`ErrorKind::NotFound`](crate::ErrorKind::NotFound).
     fn get_blob(&self, descriptor: &Descriptor, max_bytes: u64) -> impl Future<Output = Result<Bytes>> + Send;
+
+    /// The first `max_bytes` of the blob `descriptor` names (all of it when it is no larger), NOT checked
+    /// against its digest: for choosing what to read whole, never for what is returned or trusted. A
+    /// missing blob is [`ErrorKind::NotFound`](crate::ErrorKind::NotFound). By default the whole blob is
+    /// read (checked) and its start kept.
+    fn get_blob_prefix(
+        &self,
+        descriptor: &Descriptor,
+        max_bytes: u64,
+    ) -> impl Future<Output = Result<BlobPrefix>> + Send {
+        async move {
+            let bytes = self.get_blob(descriptor, descriptor.size).await?;
+            let transferred = bytes.len() as u64;
+            let whole = transferred <= max_bytes;
+            let bytes = bytes.slice(..(max_bytes.min(transferred) as usize));
+            Ok(BlobPrefix { bytes, whole, transferred, read: PrefixRead::Whole })
+        }
+    }
 
     /// Upload a blob unless it is already there. Returns its digest.
     fn put_blob(&self, bytes: Bytes) -> impl Future<Output = Result<Digest>> + Send;

@@ -147,6 +147,8 @@ struct State {
     refused: Mutex<Vec<(String, u16)>>,
     /// Added before forwarding every counted request (see [`FaultProxy::delay_every_request`]).
     delay: Mutex<Duration>,
+    /// `Range` headers are not forwarded (see [`FaultProxy::ignore_range`]).
+    strip_range: AtomicBool,
     /// Requests being handled now, and the most at once so far.
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
@@ -224,6 +226,7 @@ impl FaultProxy {
             log: Mutex::default(),
             refused: Mutex::default(),
             delay: Mutex::new(Duration::ZERO),
+            strip_range: AtomicBool::new(false),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
             started: Instant::now(),
@@ -247,6 +250,13 @@ impl FaultProxy {
     /// registry behind it was asked and answered.
     pub fn counting(upstream: &str) -> FaultProxy {
         Self::start(upstream, None)
+    }
+
+    /// From now on, drop the `Range` header of every request before forwarding it: the registry answers
+    /// 200 with the whole blob, as registries that ignore `Range` do (ferro-oci-server 1.0.0; RFC 9110 lets
+    /// a server ignore it). The answer is counted whole although the client may read only its start.
+    pub fn ignore_range(&self) {
+        self.state.strip_range.store(true, Ordering::SeqCst);
     }
 
     /// Requests received so far.
@@ -552,7 +562,8 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     }
     let mut forward = state.client.request(parts.method.clone(), &url);
     for (name, value) in &parts.headers {
-        if !matches!(name.as_str(), "host" | "content-length" | "connection" | "transfer-encoding") {
+        let stripped = name.as_str() == "range" && state.strip_range.load(Ordering::SeqCst);
+        if !stripped && !matches!(name.as_str(), "host" | "content-length" | "connection" | "transfer-encoding") {
             forward = forward.header(name, value);
         }
     }

@@ -9,7 +9,7 @@ use super::files::{file_size, io_error, read_capped, write_atomic};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::digest::Digest;
 use crate::model::oci::Descriptor;
-use crate::store::BlobState;
+use crate::store::{BlobPrefix, BlobState, PrefixRead};
 
 impl Layout {
     pub(super) fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
@@ -53,6 +53,30 @@ impl Layout {
             ));
         }
         Ok(Bytes::from(bytes))
+    }
+
+    /// The first `max_bytes` of a blob file, unchecked (see [`Repository::get_blob_prefix`]).
+    ///
+    /// [`Repository::get_blob_prefix`]: crate::store::Repository::get_blob_prefix
+    pub(super) fn get_blob_prefix(&self, descriptor: &Descriptor, max_bytes: u64) -> Result<BlobPrefix> {
+        use std::io::Read as _;
+        let path = self.blob_path(&descriptor.digest);
+        let file = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("blob {} not found ({} is missing)", descriptor.digest, path.display()),
+                ));
+            }
+            Err(e) => return Err(io_error("cannot open", &path, e)),
+        };
+        let want = max_bytes.min(descriptor.size);
+        let mut bytes = Vec::with_capacity(want as usize);
+        file.take(want).read_to_end(&mut bytes).map_err(|e| io_error("cannot read", &path, e))?;
+        let transferred = bytes.len() as u64;
+        let whole = descriptor.size <= max_bytes && transferred == descriptor.size;
+        Ok(BlobPrefix { bytes: Bytes::from(bytes), whole, transferred, read: PrefixRead::Local })
     }
 
     /// Read a blob or manifest file and check it hashes to `digest`. `Ok(None)` when absent.

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::{BlobState, PutManifest, Referrers, ReferrersCapability, Repository};
+use super::{BlobPrefix, BlobState, PutManifest, Referrers, ReferrersCapability, Repository};
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::Limits;
 use crate::model::digest::Digest;
@@ -179,6 +179,14 @@ impl Repository for LayoutRepository {
     async fn get_blob(&self, descriptor: &Descriptor, max_bytes: u64) -> Result<Bytes> {
         let descriptor = descriptor.clone();
         self.run(format!("reading blob {}", descriptor.digest), move |l| l.get_blob(&descriptor, max_bytes)).await
+    }
+
+    async fn get_blob_prefix(&self, descriptor: &Descriptor, max_bytes: u64) -> Result<BlobPrefix> {
+        let descriptor = descriptor.clone();
+        self.run(format!("reading the start of blob {}", descriptor.digest), move |l| {
+            l.get_blob_prefix(&descriptor, max_bytes)
+        })
+        .await
     }
 
     async fn put_blob(&self, bytes: Bytes) -> Result<Digest> {

@@ -1,7 +1,7 @@
 //! Blobs: HEAD, capped and hashed GET, uploads (monolithic or chunked) and cross-repository mounts.
 
 use bytes::Bytes;
-use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, LOCATION};
+use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, HeaderName, HeaderValue, LOCATION, RANGE};
 use reqwest::{Method, StatusCode};
 use url::Url;
 
@@ -11,7 +11,7 @@ use super::{RegistryRepository, check_name};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::digest::Digest;
 use crate::model::oci::Descriptor;
-use crate::store::Repository;
+use crate::store::{BlobPrefix, PrefixRead, Repository};
 
 const OCTET_STREAM: HeaderValue = HeaderValue::from_static("application/octet-stream");
 
@@ -86,6 +86,44 @@ pub(crate) async fn get_blob(repo: &RegistryRepository, descriptor: &Descriptor,
         ));
     }
     Ok(reply.body)
+}
+
+/// The start of a blob: a `Range` request, and on a registry that ignores it (200 with the whole blob) the
+/// body is cut after the bytes asked for and the connection dropped, so little more than asked arrives.
+pub(crate) async fn get_blob_prefix(
+    repo: &RegistryRepository,
+    descriptor: &Descriptor,
+    max_bytes: u64,
+) -> Result<BlobPrefix> {
+    let digest = &descriptor.digest;
+    let want = max_bytes.min(descriptor.size);
+    if want == 0 {
+        let whole = descriptor.size == 0;
+        return Ok(BlobPrefix { bytes: Bytes::new(), whole, transferred: 0, read: PrefixRead::Range });
+    }
+    let what = format!("GET the first {want} bytes of blob {}@{digest}", repo.name());
+    let range = HeaderValue::from_str(&format!("bytes=0-{}", want - 1))
+        .map_err(|e| Error::new(ErrorKind::Registry, format!("{what}: {e}")))?;
+    let call =
+        Call::new(&what, Method::GET, repo.url(&format!("blobs/{digest}"))?).header(RANGE, range).cap(want).truncate();
+    let reply = repo.call(&repo.scope("pull"), &call).await?;
+    let read = match reply.status {
+        StatusCode::PARTIAL_CONTENT => {
+            // The part served must be the start: anything else is not the prefix asked for.
+            let starts_at_zero = reply.header(CONTENT_RANGE.as_str()).is_some_and(|r| r.starts_with("bytes 0-"));
+            if !starts_at_zero {
+                return Err(Error::invalid_format(format!(
+                    "{what}: the registry answered 206 with Content-Range {:?}, not the start of the blob",
+                    reply.header(CONTENT_RANGE.as_str()).unwrap_or("(none)")
+                )));
+            }
+            PrefixRead::Range
+        }
+        StatusCode::OK => PrefixRead::RangeIgnored,
+        status => return Err(status_error(&what, status, &reply.body)),
+    };
+    let whole = descriptor.size <= max_bytes && reply.body.len() as u64 == descriptor.size;
+    Ok(BlobPrefix { bytes: reply.body, whole, transferred: reply.received, read })
 }
 
 /// What a `POST .../blobs/uploads/` achieved.

@@ -35,11 +35,23 @@ pub(crate) struct Call<'a> {
     pub max_body: u64,
     /// Hash a successful body with this algorithm while it streams.
     pub hash: Option<Algorithm>,
+    /// A successful body longer than `max_body` is cut there (and the connection dropped) instead of
+    /// being refused: for reading the start of a blob from a registry that may ignore `Range`.
+    pub truncate: bool,
 }
 
 impl<'a> Call<'a> {
     pub(crate) fn new(what: &'a str, method: Method, url: Url) -> Self {
-        Call { what, method, url, headers: HeaderMap::new(), body: None, max_body: ERROR_BODY_CAP, hash: None }
+        Call {
+            what,
+            method,
+            url,
+            headers: HeaderMap::new(),
+            body: None,
+            max_body: ERROR_BODY_CAP,
+            hash: None,
+            truncate: false,
+        }
     }
 
     pub(crate) fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
@@ -61,6 +73,12 @@ impl<'a> Call<'a> {
         self.hash = Some(algorithm);
         self
     }
+
+    /// Cut a successful body at the cap instead of refusing it.
+    pub(crate) fn truncate(mut self) -> Self {
+        self.truncate = true;
+        self
+    }
 }
 
 /// A complete answer.
@@ -75,6 +93,8 @@ pub(crate) struct Reply {
     /// This answers a repeat of the request, and an earlier attempt may have taken effect: it got a 5xx
     /// or no answer at all after the request was sent. (A DELETE that then finds nothing was applied.)
     pub replayed: bool,
+    /// Body bytes that arrived, including any past a cut.
+    pub received: u64,
 }
 
 impl Reply {
@@ -295,14 +315,14 @@ impl Inner {
             }
             let headers = response.headers().clone();
             let success = status.is_success();
-            let (body, digest) = if method == Method::HEAD {
-                (Bytes::new(), None)
+            let (body, digest, received) = if method == Method::HEAD {
+                (Bytes::new(), None, 0)
             } else if success {
-                self.read_body(response, call.max_body, true, call.hash, call.what).await?
+                self.read_body(response, call.max_body, !call.truncate, call.hash, call.what).await?
             } else {
                 self.read_body(response, ERROR_BODY_CAP, false, None, call.what).await?
             };
-            return Ok(Reply { status, headers, body, url, digest, replayed: false });
+            return Ok(Reply { status, headers, body, url, digest, replayed: false, received });
         }
         Err(Failure::Fatal(Error::new(
             ErrorKind::Registry,
@@ -311,7 +331,8 @@ impl Inner {
     }
 
     /// Read a body up to `cap` bytes. `strict`: exceeding the cap (declared or actual) is an error;
-    /// otherwise the body is cut (error answers are only quoted).
+    /// otherwise the body is cut and the rest never read: the response is dropped with it, which closes
+    /// the connection instead of draining it. Also returns how many bytes arrived.
     async fn read_body(
         &self,
         mut response: reqwest::Response,
@@ -319,7 +340,7 @@ impl Inner {
         strict: bool,
         hash: Option<Algorithm>,
         what: &str,
-    ) -> Result<(Bytes, Option<Digest>), Failure> {
+    ) -> Result<(Bytes, Option<Digest>, u64), Failure> {
         let too_large = |n: String| {
             Failure::Fatal(Error::new(
                 ErrorKind::TooLarge,
@@ -339,8 +360,10 @@ impl Inner {
         // bytes arrive, so a declared length the server does not honour costs address space, not memory.
         let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(cap) as usize);
         let mut hasher = hash.map(Hasher::new);
+        let mut received = 0u64;
         while let Some(chunk) = response.chunk().await.map_err(Failure::Transport)? {
             add(&self.stats.downloaded, chunk.len());
+            received += chunk.len() as u64;
             let room = (cap as usize).saturating_sub(buf.len());
             if chunk.len() > room {
                 if strict {
@@ -355,7 +378,7 @@ impl Inner {
             buf.extend_from_slice(&chunk);
         }
         let digest = hasher.map(Hasher::finish).transpose().map_err(Failure::Fatal)?;
-        Ok((Bytes::from(buf), digest))
+        Ok((Bytes::from(buf), digest, received))
     }
 
     /// HTTPS always; plain HTTP only to hosts configured for it.

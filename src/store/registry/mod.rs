@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use url::Url;
 
-use super::{PutManifest, Referrers, ReferrersCapability, Repository};
+use super::{BlobPrefix, PutManifest, Referrers, ReferrersCapability, Repository};
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::Limits;
 use crate::model::digest::Digest;
@@ -453,6 +453,10 @@ impl Repository for RegistryRepository {
 
     async fn get_blob(&self, descriptor: &Descriptor, max_bytes: u64) -> Result<Bytes> {
         blobs::get_blob(self, descriptor, max_bytes).await
+    }
+
+    async fn get_blob_prefix(&self, descriptor: &Descriptor, max_bytes: u64) -> Result<BlobPrefix> {
+        blobs::get_blob_prefix(self, descriptor, max_bytes).await
     }
 
     async fn put_blob(&self, bytes: Bytes) -> Result<Digest> {

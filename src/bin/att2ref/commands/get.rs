@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use att2ref::get::{self, Attestation, Emit, GetOptions, GetResult, GetStats, LegacyCost};
 use att2ref::model::reference::Reference;
 use att2ref::store::AnyRepository;
+use att2ref::store::PrefixRead;
 use att2ref::store::registry::{ClientStats, RegistryClient};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -231,6 +232,28 @@ fn stats_text(r: &StatsReport<'_>) -> String {
         )),
         Some(_) => out.push_str("\nstats: legacy .att: none"),
         None => {}
+    }
+    for p in s.legacy.iter().flat_map(|l| &l.prefixes) {
+        let named = match (&p.predicate_type, &p.hint) {
+            (Some(t), Some(h)) => format!("{t}, looks like {h}"),
+            (Some(t), None) => t.clone(),
+            (None, Some(h)) => format!("looks like {h}"),
+            (None, None) => "nothing decisive".to_owned(),
+        };
+        out.push_str(&format!(
+            "\nstats: legacy layer {} ({} bytes): read its first {} bytes ({} arrived, {}); it says: {named}; {}",
+            p.layer,
+            p.size,
+            p.bytes,
+            p.transferred,
+            match p.read {
+                PrefixRead::Range => "Range honoured",
+                PrefixRead::RangeIgnored => "Range ignored: cut and the connection dropped",
+                PrefixRead::Local => "local file",
+                PrefixRead::Whole => "whole blob read",
+            },
+            p.outcome
+        ));
     }
     if let Some(w) = &r.legacy_would_cost {
         out.push_str(&format!(
