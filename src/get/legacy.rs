@@ -9,13 +9,13 @@ use crate::model::intoto::Statement;
 use crate::model::oci::Descriptor;
 use crate::model::predicate::unwrap_cosign_data;
 use crate::model::time::{format_unix, parse_rfc3339};
-use crate::read::legacy::{self, LayerContent};
+use crate::read::legacy::{self, LayerContent, PREFIX_BYTES};
 use crate::store::Repository;
 use crate::verification::SignedEntity;
 
 use super::attestation::{AnswerSource, Attestation};
 use super::engine::Run;
-use super::select::{PREFIX_BYTES, PrefixVerdict, judge_prefix, plan_legacy, wants_prefix};
+use super::select::{PrefixVerdict, judge_prefix, plan_legacy, wants_prefix};
 use super::stats::{LegacyCost, LegacyStats, PrefixStats};
 
 pub(super) async fn search<R: Repository>(run: &mut Run<'_, R>) -> Result<()> {

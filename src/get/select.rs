@@ -11,6 +11,7 @@ use crate::model::media_type::{self as mt, annotations as ann};
 use crate::model::oci::Descriptor;
 use crate::model::predicate::predicate_matches;
 use crate::model::time::parse_rfc3339;
+use crate::read::legacy::READ_WHOLE_UP_TO;
 
 /// What the caller asked for.
 #[derive(Clone, Copy, Debug)]
@@ -39,13 +40,6 @@ pub fn hint_matches(query: &str, id: &str) -> bool {
     let query = query.trim();
     !query.is_empty() && id.len() >= query.len() && id.as_bytes()[..query.len()].eq_ignore_ascii_case(query.as_bytes())
 }
-
-/// Legacy layers no larger than this are read whole at once: a prefix would save at most a few KiB and
-/// cost a request more when the layer is the one chosen.
-pub(crate) const READ_WHOLE_UP_TO: u64 = 4096;
-/// How much of a larger layer is read to learn what it is: cosign's envelope and statement put the
-/// predicate type and the start of the predicate in the first ~1.5 KiB of base64.
-pub(crate) const PREFIX_BYTES: u64 = 2048;
 
 /// Whether the start of legacy layer `layer` (with predicate type annotation `annotated_type`) is worth
 /// reading before deciding to read it whole: it is large, and the manifest leaves open whether it matches

@@ -1,8 +1,11 @@
 //! Turning what the readers found into report entries (pure).
 
+use crate::model::cosign::LegacyLayerAnnotations;
 use crate::model::cosign::SimpleSigning;
 use crate::model::digest::Digest;
+use crate::model::envelope_prefix::PrefixGuess;
 use crate::model::intoto::Statement;
+use crate::model::oci::Descriptor;
 use crate::model::predicate::{self, ContentHint, hint_predicate, hint_statement};
 use crate::model::time::format_unix;
 use crate::read::legacy::{LayerContent, LegacyLayer};
@@ -47,6 +50,8 @@ pub(crate) fn legacy_layer(image: &Digest, layer: &LegacyLayer, tag: &str) -> (L
         rfc3161_timestamp: a.rfc3161_timestamp.is_some(),
         hint: None,
         custom_timestamp: None,
+        read: "whole".into(),
+        prefix_bytes: None,
     };
     match a.certificate_der() {
         Ok(Some(der)) => match certificate_summary(&der) {
@@ -133,7 +138,38 @@ fn fill_simple_signing(report: &mut LayerReport, payload: &SimpleSigning, image:
 }
 
 fn hint_report(h: ContentHint) -> ContentHintReport {
-    ContentHintReport { id: h.id(), label: h.label(), unsigned: true }
+    ContentHintReport { id: h.id(), label: h.label(), unsigned: true, from_prefix: false }
+}
+
+/// Report entry for an `.att` layer of which only the first `bytes` were read (see
+/// [`guess_envelope_prefix`](crate::model::envelope_prefix::guess_envelope_prefix)): what its annotations
+/// say, and the predicate type and hint its start names. Nothing of it was checked.
+pub(crate) fn legacy_layer_from_prefix(
+    image: &Digest,
+    descriptor: &Descriptor,
+    index: usize,
+    guess: &PrefixGuess,
+    bytes: u64,
+    tag: &str,
+) -> (LayerReport, Vec<Anomaly>) {
+    let layer = LegacyLayer {
+        index,
+        descriptor: descriptor.clone(),
+        annotations: LegacyLayerAnnotations::from_descriptor(descriptor),
+        content: LayerContent::NotRead,
+    };
+    // Only what the annotations show can be wrong here; the content's anomalies need `--full`.
+    let (mut report, anomalies) = legacy_layer(image, &layer, tag);
+    report.content = "dsse-envelope".into();
+    report.signer =
+        if layer.annotations.certificate_pem.as_deref().is_some_and(|c| !c.is_empty()) { "certificate" } else { "key" }
+            .into();
+    report.predicate_type = guess.predicate_type.clone();
+    report.predicate_short_name = guess.predicate_type.as_deref().and_then(predicate::short_name).map(str::to_owned);
+    report.hint = guess.hint.clone().map(|h| ContentHintReport { from_prefix: true, ..hint_report(h) });
+    report.read = "prefix".into();
+    report.prefix_bytes = Some(bytes);
+    (report, anomalies)
 }
 
 /// Report entry for one referrer, plus the anomalies it shows.

@@ -17,6 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::limits::Limits;
 use crate::model::cosign::TagKind;
 use crate::model::digest::Digest;
+use crate::model::envelope_prefix::guess_envelope_prefix;
 use crate::model::oci::Manifest;
 use crate::read::{legacy, referrers};
 use crate::store::{ReferrersSource, Repository};
@@ -35,11 +36,15 @@ pub struct InspectOptions {
     pub read_referrer_content: bool,
     /// Images inspected at once with `--all-tags`.
     pub jobs: usize,
+    /// Read and digest-check every legacy layer whole. Off by default: of an `.att` layer larger than
+    /// [`READ_WHOLE_UP_TO`](crate::read::legacy::READ_WHOLE_UP_TO) only the start is read, which names its
+    /// predicate type and content hint (reported with `read: prefix`; unchecked, for display).
+    pub full: bool,
 }
 
 impl Default for InspectOptions {
     fn default() -> Self {
-        InspectOptions { limits: Limits::default(), read_referrer_content: true, jobs: 4 }
+        InspectOptions { limits: Limits::default(), read_referrer_content: true, jobs: 4, full: false }
     }
 }
 
@@ -211,7 +216,7 @@ async fn inspect_at<R: Repository>(
         let Some(manifest) = legacy::fetch_manifest(repo, digest, kind, &options.limits).await? else {
             continue;
         };
-        let (artifact, found) = legacy_artifact(repo, digest, &manifest, &options.limits).await?;
+        let (artifact, found) = legacy_artifact(repo, digest, &manifest, options).await?;
         anomalies.extend(found);
         match kind {
             TagKind::Signature => legacy_report.signatures = Some(artifact),
@@ -302,23 +307,55 @@ async fn inspect_at<R: Repository>(
     })
 }
 
+/// Report a large `.att` layer from its first bytes. `None` when they do not name its predicate type, or
+/// could not be read as a prefix: the layer is then read whole, which also words what is wrong with it.
+async fn layer_from_prefix<R: Repository>(
+    repo: &R,
+    image: &Digest,
+    manifest: &legacy::LegacyManifest,
+    index: usize,
+) -> Result<Option<(report::LegacyLayerReport, Vec<Anomaly>)>> {
+    let descriptor = &manifest.layers()[index];
+    let prefix = match repo.get_blob_prefix(descriptor, legacy::PREFIX_BYTES).await {
+        Ok(p) => p,
+        Err(e) if e.kind().is_bad_data() || e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let guess = guess_envelope_prefix(&prefix.bytes, prefix.whole);
+    if guess.predicate_type.is_none() {
+        return Ok(None);
+    }
+    let bytes = prefix.bytes.len() as u64;
+    Ok(Some(layers::legacy_layer_from_prefix(image, descriptor, index, &guess, bytes, &manifest.tag)))
+}
+
 async fn legacy_artifact<R: Repository>(
     repo: &R,
     image: &Digest,
     manifest: &legacy::LegacyManifest,
-    limits: &Limits,
+    options: &InspectOptions,
 ) -> Result<(LegacyArtifact, Vec<Anomaly>)> {
+    let limits = &options.limits;
     let mut anomalies = Vec::new();
     let mut layer_reports = Vec::new();
     let mut seen = BTreeSet::new();
-    for index in 0..manifest.layers().len() {
-        let layer = legacy::read_layer(repo, manifest, index, limits).await?;
-        if !seen.insert(layer.descriptor.digest.clone()) {
+    for (index, descriptor) in manifest.layers().iter().enumerate() {
+        if !seen.insert(descriptor.digest.clone()) {
             anomalies.push(Anomaly::new(
                 "repeated-layer",
                 format!("{} layer {index} repeats an earlier layer (repeated cosign attest/sign)", manifest.tag),
             ));
         }
+        if !options.full
+            && manifest.kind == TagKind::Attestation
+            && descriptor.size > legacy::READ_WHOLE_UP_TO
+            && let Some((report, found)) = layer_from_prefix(repo, image, manifest, index).await?
+        {
+            anomalies.extend(found);
+            layer_reports.push(report);
+            continue;
+        }
+        let layer = legacy::read_layer(repo, manifest, index, limits).await?;
         let (report, found) = layers::legacy_layer(image, &layer, &manifest.tag);
         anomalies.extend(found);
         layer_reports.push(report);

@@ -144,6 +144,14 @@ pub struct LegacyLayerReport {
     /// The `Timestamp` of a v1 custom-wrapped predicate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub custom_timestamp: Option<String>,
+    /// How much of the layer was read: `whole` (read and digest-checked), or `prefix`: only its first
+    /// `prefixBytes` bytes, unchecked, which name the predicate type and the hint; the statement's subjects,
+    /// signatures and timestamp are then not reported (`signatures` is 0). `inspect --full` reads every
+    /// layer whole.
+    pub read: String,
+    /// The bytes read of a `prefix` layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_bytes: Option<u64>,
 }
 
 /// A transparency-log entry as recorded next to a legacy layer.
@@ -170,6 +178,9 @@ pub struct ContentHintReport {
     pub label: String,
     /// Always true: hints come from unsigned sniffing, never from a signature.
     pub unsigned: bool,
+    /// True when the hint was read from the first bytes of the content only (`inspect` without `--full`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub from_prefix: bool,
 }
 
 /// The referrers of one digest.

@@ -13,6 +13,13 @@ use crate::model::media_type as mt;
 use crate::model::oci::{Descriptor, ImageManifest, Manifest, RawManifest};
 use crate::store::Repository;
 
+/// Legacy layers no larger than this are read whole at once where only their kind is wanted (`get`,
+/// `inspect`): a prefix would save at most a few KiB and cost a request more when the layer is needed whole.
+pub const READ_WHOLE_UP_TO: u64 = 4096;
+/// How much of a larger `.att` layer is read to learn what it is: cosign's envelope and statement put the
+/// predicate type and the start of the predicate in its first ~1.5 KiB (docs/FORMATS.md §6.1).
+pub const PREFIX_BYTES: u64 = 2048;
+
 /// A legacy manifest found under a cosign tag.
 #[derive(Clone, Debug)]
 pub struct LegacyManifest {

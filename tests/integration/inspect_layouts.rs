@@ -92,9 +92,15 @@ fn inspects_the_demo_fixture_like_the_article() {
     for layer in layers {
         assert_eq!(layer["predicateType"], "cosign.sigstore.dev/attestation/v1");
         assert_eq!(layer["signer"], "key");
-        assert_eq!(layer["subjectMatches"], true);
         assert!(layer.get("logEntry").is_none());
     }
+    // The 200 KB SBOM is known from its first 2 KiB (a bounded read of the layout file); the SLSA layer is
+    // small and read whole.
+    assert_eq!((&layers[0]["read"], &layers[0]["prefixBytes"]), (&json!("prefix"), &json!(2048)));
+    assert_eq!(layers[0]["hint"]["fromPrefix"], true);
+    assert!(layers[0].get("subjectMatches").is_none(), "{}", layers[0]);
+    assert_eq!((&layers[1]["read"], &layers[1]["subjectMatches"]), (&json!("whole"), &json!(true)));
+    assert!(layers[1]["hint"].get("fromPrefix").is_none());
     assert_eq!(layers[0]["hint"]["id"], "spdx-2.2");
     assert!(layers[1]["hint"]["id"].as_str().unwrap().starts_with("slsa-provenance-v0.2"), "{}", layers[1]["hint"]);
     assert_eq!(image["legacy"]["signatures"]["layers"][0]["content"], "simple-signing");

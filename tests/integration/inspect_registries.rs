@@ -2,7 +2,7 @@
 //! (referrers API), holding the article's real store and what @sigstore/oci wrote.
 
 use att2ref::store::Repository;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::cli::att2ref;
 use crate::corpus::{self, ARTICLE_IMAGE, WRITER_IMAGE};
@@ -10,7 +10,13 @@ use crate::registries::TestRegistry;
 use crate::schema::assert_valid;
 
 fn inspect(registry: &TestRegistry, image: &str) -> Value {
-    let run = att2ref(&["inspect", "--plain-http", image, "-o", "json"]);
+    inspect_with(registry, image, &[])
+}
+
+fn inspect_with(registry: &TestRegistry, image: &str, flags: &[&str]) -> Value {
+    let mut args = vec!["inspect", "--plain-http", image, "-o", "json"];
+    args.extend_from_slice(flags);
+    let run = att2ref(&args);
     assert_eq!(run.code, 0, "inspect {image} on {} failed:\n{}", registry.kind_name(), run.stderr);
     let report = run.json();
     assert_valid("inspect.schema.json", &report);
@@ -20,18 +26,20 @@ fn inspect(registry: &TestRegistry, image: &str) -> Value {
 async fn article_store_is_reported(registry: TestRegistry) {
     let repo = registry.repository("flasksample");
     corpus::article_store("flasksample").push_to(&repo).await.unwrap();
-    let report = inspect(&registry, &format!("{}/flasksample@{ARTICLE_IMAGE}", registry.host));
-    let image = &report["images"][0];
-    assert_eq!(image["digest"], ARTICLE_IMAGE);
-    assert_eq!(image["subject"]["present"], false, "the article's image manifest was never published");
-    assert!(image["anomalies"].as_array().unwrap().iter().any(|a| a["code"] == "subject-missing"));
+    let image = format!("{}/flasksample@{ARTICLE_IMAGE}", registry.host);
+    let full = inspect_with(&registry, &image, &["--full"]);
+    let image_report = &full["images"][0];
+    assert_eq!(image_report["digest"], ARTICLE_IMAGE);
+    assert_eq!(image_report["subject"]["present"], false, "the article's image manifest was never published");
+    assert!(image_report["anomalies"].as_array().unwrap().iter().any(|a| a["code"] == "subject-missing"));
 
-    let att = &image["legacy"]["attestations"];
+    let att = &image_report["legacy"]["attestations"];
     let layers = att["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 2);
     assert_eq!(layers[0]["size"], 2_225_736);
     assert_eq!(layers[1]["size"], 2_392);
     for layer in layers {
+        assert_eq!(layer["read"], "whole");
         assert_eq!(layer["predicateType"], "cosign.sigstore.dev/attestation/v1");
         assert_eq!(layer["predicateShortName"], "custom");
         assert_eq!(layer["statementType"], "https://in-toto.io/Statement/v0.1");
@@ -40,19 +48,70 @@ async fn article_store_is_reported(registry: TestRegistry) {
         assert!(layer.get("predicateTypeAnnotation").is_none(), "cosign 1.x wrote no predicateType annotation");
         assert!(layer.get("logEntry").is_none(), "signed with a KMS key, never logged");
     }
-    assert_eq!(layers[0]["hint"]["id"], "spdx-2.2");
+    assert_eq!(
+        layers[0]["hint"],
+        serde_json::json!({"id": "spdx-2.2", "label": "looks like SPDX-2.2", "unsigned": true})
+    );
     assert!(layers[1]["hint"]["id"].as_str().unwrap().starts_with("slsa-provenance-v0.2"), "{}", layers[1]["hint"]);
     assert_eq!(layers[1]["hint"]["unsigned"], true);
     assert_eq!(att["configCreated"], "2022-10-13T16:11:27.193412941-07:00");
 
-    let sig = &image["legacy"]["signatures"]["layers"][0];
+    let sig = &image_report["legacy"]["signatures"]["layers"][0];
     assert_eq!(sig["content"], "simple-signing");
     assert_eq!(sig["size"], 272);
     assert_eq!(sig["signatures"], 1);
     assert_eq!(sig["subjectMatches"], true);
     let expected = if registry.has_referrers_api() { "api" } else { "tag-schema" };
-    assert_eq!(image["referrers"]["discovery"], expected);
-    assert_eq!(image["referrers"]["entries"].as_array().unwrap().len(), 0);
+    assert_eq!(image_report["referrers"]["discovery"], expected);
+    assert_eq!(image_report["referrers"]["entries"].as_array().unwrap().len(), 0);
+
+    // By default the SBOM layer is known from its first 2 KiB: the same type and hint, marked as such, and
+    // nothing that needs the whole statement. The small SLSA layer is read whole as with --full. Everything
+    // else in the report is the same.
+    let default = inspect(&registry, &image);
+    let layers = default["images"][0]["legacy"]["attestations"]["layers"].as_array().unwrap();
+    let sbom = layers[0].as_object().unwrap();
+    let mut keys: Vec<&str> = sbom.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "content",
+            "digest",
+            "hint",
+            "index",
+            "mediaType",
+            "predicateShortName",
+            "predicateType",
+            "prefixBytes",
+            "read",
+            "rfc3161Timestamp",
+            "signatures",
+            "signer",
+            "size"
+        ]
+    );
+    assert_eq!(
+        (&sbom["read"], &sbom["prefixBytes"], &sbom["predicateType"], &sbom["signer"], &sbom["content"]),
+        (
+            &json!("prefix"),
+            &json!(2048),
+            &json!("cosign.sigstore.dev/attestation/v1"),
+            &json!("key"),
+            &json!("dsse-envelope")
+        )
+    );
+    assert_eq!(
+        sbom["hint"],
+        json!({"id": "spdx-2.2", "label": "looks like SPDX-2.2", "unsigned": true, "fromPrefix": true})
+    );
+    assert_eq!(layers[1], full["images"][0]["legacy"]["attestations"]["layers"][1]);
+    let mut rest = default.clone();
+    let mut rest_full = full.clone();
+    for report in [&mut rest, &mut rest_full] {
+        report["images"][0]["legacy"]["attestations"]["layers"][0] = Value::Null;
+    }
+    assert_eq!(rest, rest_full, "only the SBOM layer's entry differs");
 }
 
 #[tokio::test]

@@ -80,6 +80,12 @@ pub struct InspectArgs {
     #[arg(long)]
     pub all_tags: bool,
 
+    /// Read and digest-check every layer whole. By default only the first 2 KiB of a legacy .att layer
+    /// larger than 4 KiB are read: enough for its predicate type and content hint (marked "from a
+    /// prefix"), not for its subjects and signatures.
+    #[arg(long)]
+    pub full: bool,
+
     #[command(flatten)]
     pub output: OutputArgs,
 

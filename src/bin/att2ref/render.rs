@@ -106,7 +106,7 @@ fn legacy_layer(l: &LegacyLayerReport) -> String {
         (signer, _) => signer.to_owned(),
     };
     let _ = write!(s, "  signer: {signer}");
-    if l.signatures != 1 {
+    if l.signatures != 1 && l.read != "prefix" {
         let _ = write!(s, " x{}", l.signatures);
     }
     match &l.log_entry {
@@ -122,7 +122,11 @@ fn legacy_layer(l: &LegacyLayerReport) -> String {
         s.push_str("  SUBJECT MISMATCH");
     }
     if let Some(h) = &l.hint {
-        let _ = write!(s, "  hint: {} (unsigned)", h.label);
+        let from = if h.from_prefix { ", from a prefix" } else { "" };
+        let _ = write!(s, "  hint: {} (unsigned{from})", h.label);
+    }
+    if let Some(bytes) = l.prefix_bytes {
+        let _ = write!(s, "  read: first {bytes} bytes (--full reads and checks all)");
     }
     s
 }

@@ -13,7 +13,8 @@ use crate::{exit, render, setup};
 pub async fn run(args: InspectArgs) -> Result<ExitCode> {
     let reference = Reference::parse(&args.target)?;
     let (repo, manifest_ref) = setup::open(&reference, &args.registry)?;
-    let options = InspectOptions { limits: setup::limits(&args.registry), ..InspectOptions::default() };
+    let options =
+        InspectOptions { limits: setup::limits(&args.registry), full: args.full, ..InspectOptions::default() };
     let report = match (args.all_tags, manifest_ref) {
         (true, None) => inspect::inspect_repository(&repo, &args.target, &options).await?,
         (true, Some(_)) => {
