@@ -3,11 +3,17 @@
 //! Every other consumer downloads every attestation of an image and filters afterwards. [`get_attestation`]
 //! reads what the store already says about each attestation before downloading it:
 //!
-//! 1. **Referrers** (the API with the `artifactType` filter set to the Sigstore bundle v0.3 media type, else
-//!    the tag schema). Entries are chosen by their index annotations — `dev.sigstore.bundle.predicateType`
-//!    (written by cosign v3, GitHub's attest action, @sigstore/oci and att2ref) and, with a content hint,
-//!    `dev.att2ref.content.hint` — so only the chosen manifest and its bundle blob are downloaded. Entries
-//!    without a predicate type annotation (other writers) are fetched only when nothing annotated matched.
+//! 1. **Referrers**, listed once and unfiltered (the API, else the tag schema): Sigstore bundles v0.1–v0.3
+//!    (`…bundle+json;version=0.1`/`0.2` as @sigstore/oci writes older bundles, `…bundle.v0.3+json`) and
+//!    bare DSSE envelopes, whose artifactType is `application/vnd.in-toto+json` (att2ref
+//!    `--format dsse`, `oras attach`), `application/vnd.dsse.envelope.v1+json` or in-toto's
+//!    `application/vnd.in-toto.<predicate>+dsse`. Other artifacts are never fetched. Entries are chosen by
+//!    their index annotations — `dev.sigstore.bundle.predicateType` on bundles (written by cosign v3,
+//!    GitHub's attest action, @sigstore/oci and att2ref), `in-toto.io/predicate-type` on DSSE envelopes and,
+//!    with a content hint, `dev.att2ref.content.hint` — so only the chosen manifest and its blob are
+//!    downloaded: annotated matches first, bundles before DSSE envelopes, each newest first. Entries without
+//!    a predicate type annotation (other writers, and entries that lost their artifactType) are fetched, to
+//!    learn their type from their content, only when nothing annotated matched.
 //! 2. **The legacy `.att`**, only when referrers gave nothing: its manifest, then only the layers whose
 //!    `predicateType` annotation matches. Layers written by cosign < 2.0 have no such annotation, and no
 //!    legacy annotation states a content hint: of such a layer larger than 4 KiB only the first 2 KiB are

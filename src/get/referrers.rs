@@ -1,9 +1,9 @@
-//! The referrers path: list Sigstore-bundle referrers, fetch only those whose index annotations match.
+//! The referrers path: list an image's referrers once, fetch only those whose index annotations match.
 
 use crate::error::Result;
 use crate::model::bundle::BundleContent;
 use crate::model::cosign::LegacyLayerAnnotations;
-use crate::model::media_type::{self as mt, annotations as ann};
+use crate::model::media_type::annotations as ann;
 use crate::model::oci::{Descriptor, Manifest};
 use crate::read::referrers::{self, ReferrerContent, ReferrerFormat};
 use crate::store::{ReferrersSource, Repository};
@@ -11,46 +11,19 @@ use crate::verification::SignedEntity;
 
 use super::attestation::{AnswerSource, Attestation};
 use super::engine::Run;
-use super::select::{ReferrerKind, plan_referrers_of};
+use super::select::{ReferrerKind, ReferrerPlan, plan_referrers_of};
 
-/// Sigstore-bundle referrers first; bare DSSE referrers (`migrate --format dsse`) only when no bundle
-/// gave an answer, so the common case costs one listing.
+/// Sigstore-bundle referrers (any version) and bare DSSE referrers (any writer), from one listing.
+/// Annotations choose first, across both kinds (bundles first); entries without a predicate type
+/// annotation are fetched, to learn their type from their content, only when nothing annotated matched.
 pub(super) async fn search<R: Repository>(run: &mut Run<'_, R>) -> Result<()> {
-    search_kind(run, ReferrerKind::Bundle).await?;
-    if run.accepted.is_empty() || run.options.all {
-        search_kind(run, ReferrerKind::Dsse).await?;
+    let entries = list(run).await?;
+    let query = run.query();
+    let plans = ReferrerKind::ALL.map(|kind| plan_referrers_of(kind, &entries, &query));
+    for plan in &plans {
+        count(run, plan);
     }
-    Ok(())
-}
-
-async fn search_kind<R: Repository>(run: &mut Run<'_, R>, kind: ReferrerKind) -> Result<()> {
-    let artifact_type = match kind {
-        ReferrerKind::Bundle => mt::BUNDLE_V03,
-        ReferrerKind::Dsse => mt::IN_TOTO,
-    };
-    let listing = run.repo.referrers(&run.image, Some(artifact_type)).await?;
-    let mut entries = listing.descriptors.clone();
-    run.stats.discovery = match &listing.source {
-        ReferrersSource::Api { filtered: true } => "api (filtered by the registry)".into(),
-        ReferrersSource::Api { filtered: false } => "api".into(),
-        ReferrersSource::TagSchema { index, .. } => {
-            if let Some(raw) = index {
-                run.stats.manifests_read += 1;
-                run.stats.manifest_bytes += raw.bytes.len() as u64;
-                // Entries that lost their artifactType (go-containerregistry < 0.22.1) may still be bundles.
-                if let Manifest::Index(i) = &raw.manifest {
-                    entries.extend(i.manifests.iter().filter(|d| d.artifact_type.is_none()).cloned());
-                }
-            }
-            "tag-schema".into()
-        }
-    };
-    let plan = plan_referrers_of(kind, &entries, &run.query());
-    run.stats.referrers_listed += entries.len();
-    run.stats.referrers_annotated += plan.annotated_count;
-    run.stats.referrers_skipped += plan.skipped_type + plan.skipped_hint;
-    run.stats.referrers_unannotated += plan.unannotated.len();
-    for listed in &plan.annotated {
+    for listed in plans.iter().flat_map(|p| &p.annotated) {
         try_one(run, listed).await?;
         if run.done() {
             return Ok(());
@@ -59,7 +32,7 @@ async fn search_kind<R: Repository>(run: &mut Run<'_, R>, kind: ReferrerKind) ->
     if !run.accepted.is_empty() {
         return Ok(());
     }
-    for listed in &plan.unannotated {
+    for listed in plans.iter().flat_map(|p| &p.unannotated) {
         run.stats.referrers_unannotated_fetched += 1;
         try_one(run, listed).await?;
         if run.done() {
@@ -67,6 +40,33 @@ async fn search_kind<R: Repository>(run: &mut Run<'_, R>, kind: ReferrerKind) ->
         }
     }
     Ok(())
+}
+
+/// Every referrer of the image, unfiltered. One listing serves every kind and spelling: bundles come
+/// as `…bundle.v0.3+json` and `…bundle+json;version=0.x`, DSSE envelopes under three artifactTypes, and
+/// entries without an artifactType can be either. Filtering by artifactType would cost one API request
+/// per type (the tag schema is one index read either way), and a registry may not match a filter value
+/// with parameters (`;version=0.2`) at all.
+async fn list<R: Repository>(run: &mut Run<'_, R>) -> Result<Vec<Descriptor>> {
+    let listing = run.repo.referrers(&run.image, None).await?;
+    run.stats.discovery = match &listing.source {
+        ReferrersSource::Api { .. } => "api".into(),
+        ReferrersSource::TagSchema { index, .. } => {
+            if let Some(raw) = index {
+                run.stats.manifests_read += 1;
+                run.stats.manifest_bytes += raw.bytes.len() as u64;
+            }
+            "tag-schema".into()
+        }
+    };
+    Ok(listing.descriptors)
+}
+
+fn count<R>(run: &mut Run<'_, R>, plan: &ReferrerPlan) {
+    run.stats.referrers_listed += plan.listed;
+    run.stats.referrers_annotated += plan.annotated_count;
+    run.stats.referrers_skipped += plan.skipped_type + plan.skipped_hint;
+    run.stats.referrers_unannotated += plan.unannotated.len();
 }
 
 async fn try_one<R: Repository>(run: &mut Run<'_, R>, listed: &Descriptor) -> Result<()> {
@@ -107,7 +107,8 @@ async fn try_one<R: Repository>(run: &mut Run<'_, R>, listed: &Descriptor) -> Re
             run.consider(candidate, SignedEntity::legacy_attestation(bytes.to_vec(), annotations)).await?;
             return Ok(());
         }
-        // Not a bundle after all (the listing said it was): nothing of ours to read.
+        // Neither a bundle nor a DSSE envelope after all (the listing's artifactType is unsigned, and
+        // an entry without one is a guess): nothing of ours to read.
         _ => {
             run.stats.read_not_matching += 1;
             return Ok(());

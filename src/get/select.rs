@@ -75,7 +75,7 @@ pub(crate) fn judge_prefix(guess: &PrefixGuess, query: &Query<'_>) -> PrefixVerd
     PrefixVerdict::Read
 }
 
-/// The referrer entries to fetch, in the order to try them.
+/// The referrer entries of one kind to fetch, in the order to try them.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ReferrerPlan {
     /// Entries whose annotations say they match, newest first: first those whose hint annotation matches
@@ -84,6 +84,8 @@ pub(crate) struct ReferrerPlan {
     /// Entries without a predicate type annotation (other writers), newest first: fetched only when
     /// nothing annotated matches.
     pub unannotated: Vec<Descriptor>,
+    /// Entries of this kind in the listing.
+    pub listed: usize,
     /// Entries with a predicate type annotation.
     pub annotated_count: usize,
     /// Entries skipped because their predicate type annotation is another type.
@@ -108,18 +110,33 @@ fn created_key(d: &Descriptor) -> Option<(i64, u32)> {
 /// Which referrers a plan is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ReferrerKind {
-    /// Sigstore bundles (`dev.sigstore.bundle.predicateType`).
+    /// Sigstore bundles v0.1–v0.3, whichever media type spelling their artifactType uses
+    /// (`dev.sigstore.bundle.predicateType`).
     Bundle,
-    /// Bare DSSE envelopes, artifactType `application/vnd.in-toto+json` (`in-toto.io/predicate-type`),
-    /// as `migrate --format dsse` writes them.
+    /// Bare DSSE envelopes (`in-toto.io/predicate-type`): `migrate --format dsse`, and other tools'
+    /// ([`mt::is_dsse_artifact_type`]).
     Dsse,
 }
 
 impl ReferrerKind {
-    fn accepts(self, artifact_type: &str) -> bool {
-        match self {
-            ReferrerKind::Bundle => mt::is_bundle(artifact_type),
-            ReferrerKind::Dsse => artifact_type == mt::IN_TOTO,
+    /// Bundles before DSSE envelopes: the order kinds are tried in.
+    pub const ALL: [ReferrerKind; 2] = [ReferrerKind::Bundle, ReferrerKind::Dsse];
+
+    /// The kind of a listed entry; `None` for other artifacts (SBOM files, signatures, …). An entry
+    /// without an artifactType (go-containerregistry < 0.22.1 dropped it from tag-schema indexes) can
+    /// only be told by its predicate annotation, and is a bundle candidate when it has none, so that it
+    /// is planned, and fetched, once.
+    pub fn of(entry: &Descriptor) -> Option<ReferrerKind> {
+        match entry.artifact_type.as_deref() {
+            Some(t) if mt::is_bundle(t) => Some(ReferrerKind::Bundle),
+            Some(t) if mt::is_dsse_artifact_type(t) => Some(ReferrerKind::Dsse),
+            Some(_) => None,
+            None if entry.annotation(ann::BUNDLE_PREDICATE_TYPE).is_none()
+                && entry.annotation(ann::IN_TOTO_PREDICATE_TYPE).is_some() =>
+            {
+                Some(ReferrerKind::Dsse)
+            }
+            None => Some(ReferrerKind::Bundle),
         }
     }
 
@@ -131,18 +148,18 @@ impl ReferrerKind {
     }
 }
 
-/// Plan which listed referrers of `kind` to fetch. `entries` are the listing's descriptors (already
-/// filtered by artifactType) plus, from a tag-schema index, entries that carry no artifactType at all
-/// (written by tools that dropped it); anything of another kind is left out.
+/// Plan which listed referrers of `kind` to fetch. `entries` is the whole, unfiltered listing; entries of
+/// another kind ([`ReferrerKind::of`]) are left out.
 pub(crate) fn plan_referrers_of(kind: ReferrerKind, entries: &[Descriptor], query: &Query<'_>) -> ReferrerPlan {
     let mut plan = ReferrerPlan::default();
     let mut hinted = Vec::new();
     let mut unhinted = Vec::new();
     let mut unannotated = Vec::new();
     for (i, e) in entries.iter().enumerate() {
-        if e.artifact_type.as_deref().is_some_and(|t| !kind.accepts(t)) {
+        if ReferrerKind::of(e) != Some(kind) {
             continue;
         }
+        plan.listed += 1;
         let item = (i, created_key(e), e.clone());
         let Some(predicate_type) = e.annotation(kind.predicate_annotation()) else {
             unannotated.push(item);
@@ -224,6 +241,7 @@ pub(crate) fn plan_legacy(layers: &[Descriptor], query: &Query<'_>) -> LegacyPla
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::digest::Digest;
     use crate::model::predicate::{CUSTOM, CUSTOM_V1, SLSA_PROVENANCE_V1, SPDX};
 
     fn entry(n: u8, predicate_type: Option<&str>, hint: Option<&str>, created: Option<&str>) -> Descriptor {
@@ -292,6 +310,77 @@ mod tests {
         );
         assert!(plan.annotated.is_empty());
         assert_eq!(plan.unannotated, [untyped]);
+    }
+
+    /// An entry typed `artifact_type`, with `predicate_type` under the annotation its kind uses.
+    fn typed(n: u8, artifact_type: Option<&str>, key: &str, predicate_type: Option<&str>, created: &str) -> Descriptor {
+        let mut d = Descriptor::of(mt::OCI_MANIFEST, &[n]);
+        d.artifact_type = artifact_type.map(str::to_owned);
+        d.annotations.insert(ann::OCI_CREATED.into(), created.into());
+        if let Some(t) = predicate_type {
+            d.annotations.insert(key.into(), t.into());
+        }
+        d
+    }
+
+    fn digests(list: &[Descriptor]) -> Vec<Digest> {
+        list.iter().map(|d| d.digest.clone()).collect()
+    }
+
+    #[test]
+    fn every_bundle_version_and_dsse_artifact_type_is_planned_from_one_listing() {
+        let (b, d) = (ann::BUNDLE_PREDICATE_TYPE, ann::IN_TOTO_PREDICATE_TYPE);
+        let plus_dsse = "application/vnd.in-toto.provenance+dsse";
+        let entries = vec![
+            typed(0, Some(mt::BUNDLE_V01), b, Some(CUSTOM), "2023-01-01T00:00:00Z"),
+            typed(1, Some(mt::BUNDLE_V02), b, Some(CUSTOM), "2024-01-01T00:00:00Z"),
+            typed(2, Some(mt::BUNDLE_V03), b, Some(CUSTOM), "2022-01-01T00:00:00Z"),
+            typed(3, Some(mt::BUNDLE_V02), b, Some(SPDX), "2030-01-01T00:00:00Z"),
+            typed(4, Some(mt::BUNDLE_V01), b, None, "2021-01-01T00:00:00Z"),
+            typed(5, Some(mt::IN_TOTO), d, Some(CUSTOM), "2023-06-01T00:00:00Z"),
+            typed(6, Some(mt::DSSE_ENVELOPE), d, Some(CUSTOM), "2025-01-01T00:00:00Z"),
+            typed(7, Some(plus_dsse), d, Some(CUSTOM_V1), "2024-06-01T00:00:00Z"),
+            typed(8, Some(mt::DSSE_ENVELOPE), d, None, "2029-01-01T00:00:00Z"),
+            // A bundle annotation means nothing on a DSSE referrer: it is unannotated there.
+            typed(9, Some(mt::IN_TOTO), b, Some(CUSTOM), "2028-01-01T00:00:00Z"),
+            // Not attestations: never planned, never counted.
+            typed(10, Some("application/spdx+json"), d, Some(CUSTOM), "2031-01-01T00:00:00Z"),
+            typed(11, Some(mt::DOCKER_ATTESTATION_MANIFEST), d, Some(CUSTOM), "2031-01-01T00:00:00Z"),
+        ];
+        let q = Query { predicate_type: "custom", hint: None };
+        let bundles = plan_referrers_of(ReferrerKind::Bundle, &entries, &q);
+        assert_eq!(digests(&bundles.annotated), digests(&[1, 0, 2].map(|i| entries[i].clone())));
+        assert_eq!(digests(&bundles.unannotated), [entries[4].digest.clone()]);
+        let counts = (bundles.listed, bundles.annotated_count, bundles.skipped_type, bundles.skipped_hint);
+        assert_eq!(counts, (5, 4, 1, 0));
+        let dsse = plan_referrers_of(ReferrerKind::Dsse, &entries, &q);
+        assert_eq!(digests(&dsse.annotated), digests(&[6, 7, 5].map(|i| entries[i].clone())));
+        assert_eq!(digests(&dsse.unannotated), digests(&[8, 9].map(|i| entries[i].clone())));
+        assert_eq!((dsse.listed, dsse.annotated_count, dsse.skipped_type), (5, 3, 0));
+
+        // A full URI: only the v0.2 SBOM bundle matches; the rest are skipped unread.
+        let q = Query { predicate_type: SPDX, hint: None };
+        let bundles = plan_referrers_of(ReferrerKind::Bundle, &entries, &q);
+        assert_eq!(digests(&bundles.annotated), [entries[3].digest.clone()]);
+        assert_eq!(bundles.skipped_type, 3);
+        assert_eq!(plan_referrers_of(ReferrerKind::Dsse, &entries, &q).skipped_type, 3);
+    }
+
+    #[test]
+    fn untyped_entries_are_planned_once_by_their_annotation() {
+        let untyped = |n: u8, key: &str| typed(n, None, key, Some(CUSTOM), "2024-01-01T00:00:00Z");
+        let dsse = untyped(0, ann::IN_TOTO_PREDICATE_TYPE);
+        let bundle = untyped(1, ann::BUNDLE_PREDICATE_TYPE);
+        let bare = typed(2, None, ann::BUNDLE_PREDICATE_TYPE, None, "2024-01-01T00:00:00Z");
+        assert_eq!(ReferrerKind::of(&dsse), Some(ReferrerKind::Dsse));
+        assert_eq!(ReferrerKind::of(&bundle), Some(ReferrerKind::Bundle));
+        assert_eq!(ReferrerKind::of(&bare), Some(ReferrerKind::Bundle), "a bundle candidate, fetched once");
+        let entries = [dsse.clone(), bundle.clone(), bare.clone()];
+        let q = Query { predicate_type: "custom", hint: None };
+        let b = plan_referrers_of(ReferrerKind::Bundle, &entries, &q);
+        let d = plan_referrers_of(ReferrerKind::Dsse, &entries, &q);
+        assert_eq!((b.annotated, b.unannotated), (vec![bundle], vec![bare]));
+        assert_eq!((d.annotated, d.unannotated.len()), (vec![dsse], 0));
     }
 
     #[test]

@@ -10,11 +10,13 @@ use crate::store::PrefixRead;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GetStats {
-    /// How referrers were listed: `api`, `api (filtered by the registry)`, `tag-schema`, or `none`.
+    /// How referrers were listed (once, unfiltered): `api` or `tag-schema`.
     pub discovery: String,
-    /// Referrer entries listed (after the artifactType filter).
+    /// Referrer entries listed that could be attestations: Sigstore bundles (v0.1–v0.3), DSSE envelopes
+    /// (any of their artifactTypes) and entries without an artifactType. Other artifacts are not counted.
     pub referrers_listed: usize,
-    /// Of those, entries with a `dev.sigstore.bundle.predicateType` annotation.
+    /// Of those, entries with a predicate type annotation: `dev.sigstore.bundle.predicateType` on bundles,
+    /// `in-toto.io/predicate-type` on DSSE envelopes.
     pub referrers_annotated: usize,
     /// Entries never fetched because their annotations named another type or content hint.
     pub referrers_skipped: usize,

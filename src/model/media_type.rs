@@ -25,6 +25,11 @@ pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+js
 pub const IN_TOTO: &str = "application/vnd.in-toto+json";
 /// The Sigstore bundle v0.3 media type att2ref writes.
 pub const BUNDLE_V03: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// The Sigstore bundle v0.2 media type (GitHub's attest action before v0.3; @sigstore/oci uses a bundle's
+/// own media type as the referrer's artifactType).
+pub const BUNDLE_V02: &str = "application/vnd.dev.sigstore.bundle+json;version=0.2";
+/// The Sigstore bundle v0.1 media type.
+pub const BUNDLE_V01: &str = "application/vnd.dev.sigstore.bundle+json;version=0.1";
 /// Prefix shared by every Sigstore bundle media type spelling.
 pub const BUNDLE_PREFIX: &str = "application/vnd.dev.sigstore.bundle";
 /// BuildKit attestation manifest artifactType (BuildKit ≥ 0.32).
@@ -72,6 +77,15 @@ pub mod annotations {
 /// True for every Sigstore bundle media type spelling (v0.3 form and `+json;version=` forms).
 pub fn is_bundle(media_type: &str) -> bool {
     media_type.starts_with(BUNDLE_PREFIX)
+}
+
+/// True for the artifactTypes DSSE-envelope referrers are written with: `application/vnd.in-toto+json`
+/// (att2ref `--format dsse`, `oras attach`), the DSSE envelope type itself, and the in-toto
+/// specification's `application/vnd.in-toto.<predicate>+dsse`.
+pub fn is_dsse_artifact_type(artifact_type: &str) -> bool {
+    artifact_type == IN_TOTO
+        || artifact_type == DSSE_ENVELOPE
+        || (artifact_type.starts_with("application/vnd.in-toto.") && artifact_type.ends_with("+dsse"))
 }
 
 /// True for manifest media types that are indexes.

@@ -17,7 +17,8 @@ use crate::store::Repository;
 pub enum ReferrerFormat {
     /// One Sigstore bundle layer (Cosign Bundle Specification; what att2ref writes).
     SigstoreBundle,
-    /// A bare DSSE envelope layer, artifactType `application/vnd.in-toto+json`.
+    /// A bare DSSE envelope layer: a single `application/vnd.dsse.envelope.v1+json` layer, or an
+    /// artifactType DSSE referrers are written with ([`mt::is_dsse_artifact_type`]).
     DsseEnvelope,
     /// An artifact typed only by `config.mediaType` (written before image-spec 1.1 was final).
     ConfigTyped,
@@ -49,7 +50,9 @@ pub fn classify(manifest: &Manifest) -> ReferrerFormat {
             let single = (m.layers.len() == 1).then(|| m.layers[0].media_type.as_str());
             if single.is_some_and(mt::is_bundle) {
                 ReferrerFormat::SigstoreBundle
-            } else if single == Some(mt::DSSE_ENVELOPE) || m.artifact_type.as_deref() == Some(mt::IN_TOTO) {
+            } else if single == Some(mt::DSSE_ENVELOPE)
+                || m.artifact_type.as_deref().is_some_and(mt::is_dsse_artifact_type)
+            {
                 ReferrerFormat::DsseEnvelope
             } else if m.artifact_type.is_none()
                 && !m.config.media_type.is_empty()
@@ -249,6 +252,7 @@ pub async fn read_buildkit_attestation<R: Repository>(repo: &R, entry: &Descript
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::oci::ImageManifest;
 
     fn corpus(path: &str) -> Vec<u8> {
         let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus").join(path);
@@ -262,6 +266,30 @@ mod tests {
 
     fn manifest(path: &str) -> Manifest {
         Manifest::parse(&corpus(path), None).unwrap().0
+    }
+
+    /// DSSE referrers of other tools name the envelope by their artifactType whatever their layer says.
+    #[test]
+    fn classifies_dsse_referrers_by_artifact_type() {
+        let with = |artifact_type: &str, layer: &str| {
+            let m = ImageManifest {
+                schema_version: 2,
+                media_type: Some(mt::OCI_MANIFEST.into()),
+                artifact_type: Some(artifact_type.into()),
+                config: Descriptor::empty_config(),
+                layers: vec![Descriptor::of(layer, b"{}")],
+                subject: None,
+                annotations: Default::default(),
+                extra: Default::default(),
+            };
+            classify(&Manifest::Image(m))
+        };
+        for t in [mt::IN_TOTO, mt::DSSE_ENVELOPE, "application/vnd.in-toto.provenance+dsse"] {
+            assert_eq!(with(t, "application/json"), ReferrerFormat::DsseEnvelope, "{t}");
+        }
+        assert_eq!(with(mt::BUNDLE_V02, mt::BUNDLE_V02), ReferrerFormat::SigstoreBundle);
+        assert_eq!(with("application/spdx+json", "application/spdx+json"), ReferrerFormat::Other);
+        assert_eq!(with("application/vnd.in-toto.provenance+json", "application/json"), ReferrerFormat::Other);
     }
 
     #[test]
