@@ -1,6 +1,6 @@
 //! The referrers path: list an image's referrers once, fetch only those whose index annotations match.
 
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::model::bundle::BundleContent;
 use crate::model::cosign::LegacyLayerAnnotations;
 use crate::model::media_type::annotations as ann;
@@ -48,7 +48,17 @@ pub(super) async fn search<R: Repository>(run: &mut Run<'_, R>) -> Result<()> {
 /// per type (the tag schema is one index read either way), and a registry may not match a filter value
 /// with parameters (`;version=0.2`) at all.
 async fn list<R: Repository>(run: &mut Run<'_, R>) -> Result<Vec<Descriptor>> {
-    let listing = run.repo.referrers(&run.image, None).await?;
+    let listing = match run.repo.referrers(&run.image, None).await {
+        Ok(l) => l,
+        // A registry that can hold no referrers (GitLab's fallback tag answers with the image itself) has
+        // none to offer: the legacy `.att` is still read, and the stats say why referrers were not.
+        Err(e) if e.kind() == ErrorKind::Unsupported => {
+            tracing::warn!(error = %e, "no referrers can be listed here; reading the legacy layout only");
+            run.stats.discovery = "unusable".into();
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e),
+    };
     run.stats.discovery = match &listing.source {
         ReferrersSource::Api { .. } => "api".into(),
         ReferrersSource::TagSchema { index, .. } => {

@@ -10,7 +10,8 @@ use crate::store::PrefixRead;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GetStats {
-    /// How referrers were listed (once, unfiltered): `api` or `tag-schema`.
+    /// How referrers were listed (once, unfiltered): `api` or `tag-schema`; `unusable` when the registry can
+    /// hold none (its referrers tag answers with the image itself: GitLab).
     pub discovery: String,
     /// Referrer entries listed that could be attestations: Sigstore bundles (v0.1–v0.3), DSSE envelopes
     /// (any of their artifactTypes) and entries without an artifactType. Other artifacts are not counted.

@@ -64,16 +64,7 @@ pub(crate) fn legacy_layer(image: &Digest, layer: &LegacyLayer, tag: &str) -> (L
     match &layer.content {
         LayerContent::Attestation(att) => {
             report.content = "dsse-envelope".into();
-            if layer.descriptor.media_type != crate::model::media_type::DSSE_ENVELOPE {
-                anomalies.push(Anomaly::new(
-                    "unexpected-layer-media-type",
-                    format!(
-                        "{tag} layer {}: media type {:?} is not the DSSE envelope type; read as an envelope by its \
-                         content, as cosign does",
-                        layer.index, layer.descriptor.media_type
-                    ),
-                ));
-            }
+            anomalies.extend(media_type_anomaly(tag, layer.index, &layer.descriptor.media_type));
             report.signatures = att.envelope.signatures.len();
             fill_statement(&mut report, &att.statement, image);
             if let Some(annotated) = &a.predicate_type
@@ -141,6 +132,19 @@ fn hint_report(h: ContentHint) -> ContentHintReport {
     ContentHintReport { id: h.id(), label: h.label(), unsigned: true, from_prefix: false }
 }
 
+/// An `.att` layer that is not typed as a DSSE envelope is still read as one, and said so.
+fn media_type_anomaly(tag: &str, index: usize, media_type: &str) -> Option<Anomaly> {
+    (media_type != crate::model::media_type::DSSE_ENVELOPE).then(|| {
+        Anomaly::new(
+            "unexpected-layer-media-type",
+            format!(
+                "{tag} layer {index}: media type {media_type:?} is not the DSSE envelope type; read as an envelope by \
+                 its content, as cosign does"
+            ),
+        )
+    })
+}
+
 /// Report entry for an `.att` layer of which only the first `bytes` were read (see
 /// [`guess_envelope_prefix`](crate::model::envelope_prefix::guess_envelope_prefix)): what its annotations
 /// say, and the predicate type and hint its start names. Nothing of it was checked.
@@ -159,7 +163,8 @@ pub(crate) fn legacy_layer_from_prefix(
         content: LayerContent::NotRead,
     };
     // Only what the annotations show can be wrong here; the content's anomalies need `--full`.
-    let (mut report, anomalies) = legacy_layer(image, &layer, tag);
+    let (mut report, mut anomalies) = legacy_layer(image, &layer, tag);
+    anomalies.extend(media_type_anomaly(tag, index, &descriptor.media_type));
     report.content = "dsse-envelope".into();
     report.signer =
         if layer.annotations.certificate_pem.as_deref().is_some_and(|c| !c.is_empty()) { "certificate" } else { "key" }

@@ -225,15 +225,25 @@ async fn inspect_at<R: Repository>(
         }
     }
 
-    let listing = repo.referrers(digest, None).await?;
-    let (discovery, tag_schema_index) = match &listing.source {
-        ReferrersSource::Api { .. } => ("api", None),
-        ReferrersSource::TagSchema { tag, index } => {
+    let listing = match repo.referrers(digest, None).await {
+        Ok(l) => Some(l),
+        // The registry can hold no referrers (GitLab's fallback tag answers with the image itself): said
+        // once, as an anomaly of the image; its legacy layout is still reported.
+        Err(e) if e.kind() == ErrorKind::Unsupported => {
+            anomalies.push(Anomaly::new("referrers-unusable", format!("{e:#}")));
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let (discovery, tag_schema_index) = match listing.as_ref().map(|l| &l.source) {
+        Some(ReferrersSource::Api { .. }) => ("api", None),
+        Some(ReferrersSource::TagSchema { tag, index }) => {
             ("tag-schema", index.as_ref().map(|i| format!("{tag} -> {}", i.digest)))
         }
+        None => ("unusable", None),
     };
     let mut entries = Vec::new();
-    for listed in &listing.descriptors {
+    for listed in listing.iter().flat_map(|l| &l.descriptors) {
         let r = referrers::read_referrer(repo, digest, listed, options.read_referrer_content, &options.limits).await?;
         let (entry, found) = layers::referrer(digest, &r);
         anomalies.extend(found);
@@ -349,6 +359,8 @@ async fn legacy_artifact<R: Repository>(
         if !options.full
             && manifest.kind == TagKind::Attestation
             && descriptor.size > legacy::READ_WHOLE_UP_TO
+            // A layer declared larger than the cap is refused whole, as with --full, not glimpsed.
+            && descriptor.size <= limits.max_blob_bytes
             && let Some((report, found)) = layer_from_prefix(repo, image, manifest, index).await?
         {
             anomalies.extend(found);

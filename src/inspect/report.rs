@@ -187,7 +187,8 @@ pub struct ContentHintReport {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReferrersReport {
-    /// `api` or `tag-schema`.
+    /// `api`, `tag-schema`, or `unusable` (the registry can hold no referrers: anomaly
+    /// `referrers-unusable`).
     pub discovery: String,
     /// The fallback tag and its index digest (tag schema only).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -8,7 +8,7 @@ use crate::model::digest::Digest;
 use crate::model::media_type as mt;
 use crate::model::oci::Descriptor;
 use crate::store::tag_schema::{self, IndexOptions, IndexStats, backoff, is_transient};
-use crate::store::{ReferrersCapability, Repository};
+use crate::store::{ReferrersCapability, ReferrersSource, Repository};
 
 use super::plan::Pending;
 
@@ -86,13 +86,31 @@ pub async fn write_image<R: Repository>(
         stats.bytes_written += len;
         api_confirmed |= oci_subject.as_ref() == Some(subject);
     }
-    // With the referrers API the registry indexes referrers itself (`OCI-Subject` says so).
-    if api_confirmed || repo.referrers_capability() == ReferrersCapability::Supported {
-        return Ok(stats);
+    // With a working referrers API the registry indexes referrers itself. An `OCI-Subject` header alone
+    // is not proof: ECR (sigstore-js#1183) and Docker Hub (hub-feedback#2372) sent it while their listing
+    // did not work, and a referrer left out of the tag schema there is one nobody finds. The header counts
+    // only when the listing is not known to be broken, and is then confirmed by listing once.
+    match repo.referrers_capability() {
+        ReferrersCapability::Supported => return Ok(stats),
+        ReferrersCapability::Unknown if api_confirmed && listed_by_api(repo, subject, pending).await? => {
+            return Ok(stats);
+        }
+        _ => {}
     }
     let entries: Vec<Descriptor> = pending.iter().map(|p| p.referrer.index_entry()).collect();
     stats.add_index(tag_schema::update_index(repo, subject, &entries, index, false).await?);
     Ok(stats)
+}
+
+/// Whether the registry's referrers API lists every referrer just written (after an `OCI-Subject` header
+/// on a registry whose API support was not known yet). A listing that does not come from the API, or
+/// misses one, means the tag schema is needed.
+async fn listed_by_api<R: Repository>(repo: &R, subject: &Digest, pending: &[Pending]) -> Result<bool> {
+    let listing =
+        repo.referrers(subject, None).await.map_err(|e| e.context(format!("listing referrers of {subject}")))?;
+    let from_api = matches!(listing.source, ReferrersSource::Api { .. });
+    let all = pending.iter().all(|p| listing.descriptors.iter().any(|d| d.digest == p.referrer.manifest.digest));
+    Ok(from_api && all)
 }
 
 /// Push one referrer manifest by digest: its size and the registry's `OCI-Subject`, or `None` when it was

@@ -38,7 +38,7 @@ use super::{ReferrersCapability, Repository};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::digest::Digest;
 use crate::model::media_type as mt;
-use crate::model::oci::{Descriptor, Index, Manifest, to_canonical_bytes};
+use crate::model::oci::{Descriptor, Index, Manifest, RawManifest, to_canonical_bytes};
 use crate::model::referrers_index::{IndexChange, add_referrer, referrer_entry, remove_referrer, repair_entries};
 
 /// What an index update did.
@@ -241,12 +241,33 @@ pub(crate) async fn update_index<R: Repository>(
     }
 }
 
+/// The error for a registry that answers the referrers tag of a subject with the subject itself: it
+/// resolves a `sha256-<hex>` tag as the digest `sha256:<hex>` (GitLab: oras-project/oras#2148,
+/// oras-project/oras-go#1396), so the tag schema can neither be read nor written there. `None` for any
+/// other answer. Saying so beats reporting "not an index", or writing an index nobody can read back.
+pub(crate) fn fallback_is_subject(repo_name: &str, tag: &str, raw: &RawManifest) -> Option<Error> {
+    (raw.digest.referrers_tag() == tag).then(|| {
+        Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "{repo_name}: the referrers tag {tag} answers with the image {} itself, not an index: this \
+                 registry resolves sha256-<hex> tags as digests (GitLab does; oras-project/oras#2148), so the \
+                 referrers tag schema cannot be used here and it has no referrers API",
+                raw.digest
+            ),
+        )
+    })
+}
+
 /// The index under `tag` and its entity tag: `None` when the tag does not exist; an error when it holds
 /// something else.
 pub(crate) async fn fetch_index<R: Repository>(repo: &R, tag: &str) -> Result<(Option<Index>, Option<String>)> {
     let Some(raw) = repo.get_manifest(tag).await? else {
         return Ok((None, None));
     };
+    if let Some(e) = fallback_is_subject(&repo.name(), tag, &raw) {
+        return Err(e);
+    }
     match raw.manifest {
         Manifest::Index(index) => Ok((Some(index), raw.etag)),
         _ => Err(Error::invalid_format(format!(

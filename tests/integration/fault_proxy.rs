@@ -149,6 +149,10 @@ struct State {
     delay: Mutex<Duration>,
     /// `Range` headers are not forwarded (see [`FaultProxy::ignore_range`]).
     strip_range: AtomicBool,
+    /// Manifest PUTs with a subject are answered with `OCI-Subject` (see [`FaultProxy::claim_oci_subject`]).
+    claim_subject: AtomicBool,
+    /// `sha256-<hex>` manifest tags are read as digests (see [`FaultProxy::read_digest_tags_as_digests`]).
+    digest_tags: AtomicBool,
     /// Requests being handled now, and the most at once so far.
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
@@ -227,6 +231,8 @@ impl FaultProxy {
             refused: Mutex::default(),
             delay: Mutex::new(Duration::ZERO),
             strip_range: AtomicBool::new(false),
+            claim_subject: AtomicBool::new(false),
+            digest_tags: AtomicBool::new(false),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
             started: Instant::now(),
@@ -257,6 +263,21 @@ impl FaultProxy {
     /// a server ignore it). The answer is counted whole although the client may read only its start.
     pub fn ignore_range(&self) {
         self.state.strip_range.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on, answer every accepted manifest PUT whose body has a `subject` with an `OCI-Subject`
+    /// header naming it, as a registry with the referrers API does, although the registry behind (without
+    /// the API) indexes nothing. ECR did this in 2024 (sigstore-js#1183, which then stopped trusting the
+    /// header alone), Docker Hub too (docker/hub-feedback#2372).
+    pub fn claim_oci_subject(&self) {
+        self.state.claim_subject.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on, read a manifest tag of the form `sha256-<64 hex>` as the digest `sha256:<hex>` (GET and
+    /// HEAD), as GitLab's container registry does: the referrers tag of an image answers with the image
+    /// itself (oras-project/oras#2148, oras-project/oras-go#1396). Writes are forwarded unchanged.
+    pub fn read_digest_tags_as_digests(&self) {
+        self.state.digest_tags.store(true, Ordering::SeqCst);
     }
 
     /// Requests received so far.
@@ -555,7 +576,17 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let mut url = format!("http://{}{path}", state.upstream);
+    let mut forwarded_path = path.clone();
+    if state.digest_tags.load(Ordering::SeqCst)
+        && matches!(method.as_str(), "GET" | "HEAD")
+        && let Some((repo, tag)) = path.split_once("/manifests/")
+        && let Some(hex) = tag.strip_prefix("sha256-")
+        && hex.len() == 64
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        forwarded_path = format!("{repo}/manifests/sha256:{hex}");
+    }
+    let mut url = format!("http://{}{forwarded_path}", state.upstream);
     if let Some(q) = &query {
         url.push('?');
         url.push_str(q);
@@ -568,7 +599,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         }
     }
     if !body.is_empty() || matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
-        forward = forward.body(body);
+        forward = forward.body(body.clone());
     }
     let upstream = forward.send().await.map_err(|_| Dropped)?;
     let status = upstream.status();
@@ -603,6 +634,18 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     }
     headers.remove("transfer-encoding");
     headers.remove("connection");
+    if state.claim_subject.load(Ordering::SeqCst)
+        && method == "PUT"
+        && path.contains("/manifests/")
+        && status.is_success()
+    {
+        let subject = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|m| m["subject"]["digest"].as_str().map(str::to_owned));
+        if let Some(value) = subject.and_then(|d| d.parse().ok()) {
+            headers.insert("oci-subject", value);
+        }
+    }
     let half = answer.len() / 2;
     let body: Body = match fault {
         Some(Fault::Truncated) => {

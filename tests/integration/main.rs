@@ -27,6 +27,7 @@ mod prune_orphans;
 mod races;
 mod registries;
 mod registry_client;
+mod registry_quirks;
 mod rekor_client;
 mod rfc6962;
 mod schema;

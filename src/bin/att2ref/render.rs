@@ -134,6 +134,7 @@ fn legacy_layer(l: &LegacyLayerReport) -> String {
 fn referrers(out: &mut String, indent: &str, last: bool, r: &ReferrersReport) {
     let how = match r.discovery.as_str() {
         "api" => "referrers API",
+        "unusable" => "none can be listed on this registry: see the anomaly",
         _ => "referrers tag schema",
     };
     if r.entries.is_empty() {

@@ -12,7 +12,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::model::digest::Digest;
 use crate::model::media_type::MANIFEST_ACCEPT;
 use crate::model::oci::{Descriptor, RawManifest};
-use crate::store::{PutManifest, ReferrersCapability, Repository};
+use crate::store::{PutManifest, Repository};
 
 fn accept() -> HeaderValue {
     // Distribution answers 404 to an OCI manifest unless the OCI types are accepted.
@@ -155,10 +155,8 @@ pub(crate) async fn put(
         .filter(|v| !v.is_empty())
         .map(|v| v.parse::<Digest>().map_err(|e| e.context(format!("{what}: invalid OCI-Subject header"))))
         .transpose()?;
-    if oci_subject.is_some() {
-        // Only registries with the referrers API answer OCI-Subject.
-        repo.inner().set_capability(&repo.name(), ReferrersCapability::Supported);
-    }
+    // The header is NOT taken as referrers API support: ECR (sigstore-js#1183) and Docker Hub
+    // (docker/hub-feedback#2372) sent it while their listing did not work. Support is learnt from a listing.
     Ok(PutManifest { digest, oci_subject })
 }
 

@@ -22,7 +22,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::model::digest::Digest;
 use crate::model::media_type::OCI_INDEX;
 use crate::model::oci::{Descriptor, Index, Manifest};
-use crate::store::{Referrers, ReferrersCapability, ReferrersSource, Repository};
+use crate::store::{Referrers, ReferrersCapability, ReferrersSource, Repository, tag_schema};
 
 pub(crate) async fn referrers(
     repo: &RegistryRepository,
@@ -165,6 +165,9 @@ async fn from_tag(repo: &RegistryRepository, subject: &Digest, artifact_type: Op
     // `get` is `Ok(None)` only on a definite not-found; 401/403/429/5xx stay errors.
     let index =
         manifests::get(repo, &tag).await.map_err(|e| e.context(format!("reading the referrers tag of {subject}")))?;
+    if let Some(e) = index.as_ref().and_then(|raw| tag_schema::fallback_is_subject(&repo.name(), &tag, raw)) {
+        return Err(e);
+    }
     let descriptors = match &index {
         None => Vec::new(),
         Some(raw) => match &raw.manifest {

@@ -1,0 +1,160 @@
+//! Documented deviations of real registries from the distribution spec, emulated by a proxy in front of the
+//! real test registries (docs/REGISTRIES.md lists them with the issues that document each). Every test
+//! checks that nothing is lost or written where nobody finds it.
+
+use std::path::Path;
+
+use att2ref::demo;
+use att2ref::model::digest::Digest;
+use att2ref::model::oci::Manifest;
+use att2ref::store::Repository;
+use serde_json::json;
+
+use crate::cli::att2ref;
+use crate::fault_proxy::FaultProxy;
+use crate::registries::TestRegistry;
+
+fn test_key() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem").display().to_string()
+}
+
+/// ECR in 2024 (sigstore-js#1183, fixed there by pinging the listing instead of trusting the header) and
+/// Docker Hub (docker/hub-feedback#2372) answered a manifest PUT with `OCI-Subject` while their referrers
+/// listing did not work. A migrator that takes the header as "the registry indexes referrers" skips the
+/// referrers tag schema, and its referrers are found by nobody. Emulated: distribution 2.8.2 (no
+/// referrers API) behind a proxy that adds the header to every PUT of a manifest with a subject.
+#[tokio::test]
+async fn an_oci_subject_header_without_a_listing_still_gets_the_tag_schema() {
+    let registry = TestRegistry::distribution();
+    let proxy = FaultProxy::counting(&registry.host);
+    proxy.claim_oci_subject();
+    let scenario = demo::demo().unwrap();
+    let repo = registry.repository("quirks/ecr");
+    scenario.repo.push_to(&repo).await.unwrap();
+    let image = format!("{}/quirks/ecr@{}", proxy.host, scenario.image);
+    let key = test_key();
+    let run =
+        att2ref(&["migrate", "--plain-http", &image, "--key", &key, "--insecure-ignore-tlog", "-o", "json", "-q"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["totals"]["referrers_written"], 2, "{}", run.stdout);
+    // The proxy really claimed the API for the referrers written.
+    let puts = proxy.log().iter().filter(|l| l.contains("PUT /v2/quirks/ecr/manifests/sha256:")).count();
+    assert_eq!(puts, 2, "{:#?}", proxy.log());
+
+    // The registry itself (not through the proxy) holds the fallback index listing both referrers.
+    let index = repo.get_manifest(&scenario.image.referrers_tag()).await.unwrap().expect("the referrers tag");
+    let Manifest::Index(index) = &index.manifest else { panic!("{} is not an index", index.media_type) };
+    let written: Vec<Digest> = run.json()["images"][0]["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["digest"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let mut listed: Vec<Digest> = index.manifests.iter().map(|d| d.digest.clone()).collect();
+    let mut expected = written.clone();
+    listed.sort();
+    expected.sort();
+    assert_eq!((listed.len(), listed), (2, expected), "{}", run.stdout);
+
+    // A consumer finds the SLSA provenance among them, through the same proxy.
+    let run = att2ref(&[
+        "get",
+        "--plain-http",
+        &image,
+        "--type",
+        "custom",
+        "--hint",
+        "slsa",
+        "--key",
+        &key,
+        "--insecure-ignore-tlog",
+        "--stats=json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes());
+    assert!(run.stderr.contains("\"answeredBy\":\"referrer\""), "{}", run.stderr);
+}
+
+/// GitLab's container registry reads a `sha256-<hex>` tag as the digest `sha256:<hex>`: the referrers tag
+/// of an image answers 200 with the image itself (oras-project/oras#2148, oras-project/oras-go#1396), and
+/// GitLab has no referrers API. Emulated: distribution 2.8.2 behind a proxy that reads such tags as
+/// digests. Readers must still read the legacy layout and say why no referrers were listed; writers must
+/// refuse before writing anything; prune must keep the legacy `.att`.
+#[tokio::test]
+async fn a_referrers_tag_that_answers_with_the_image_itself_is_diagnosed_and_nothing_is_written() {
+    let registry = TestRegistry::distribution();
+    let proxy = FaultProxy::counting(&registry.host);
+    proxy.read_digest_tags_as_digests();
+    let scenario = demo::demo().unwrap();
+    let repo = registry.repository("quirks/gitlab");
+    scenario.repo.push_to(&repo).await.unwrap();
+    let image = format!("{}/quirks/gitlab@{}", proxy.host, scenario.image);
+    let key = test_key();
+    let mut tags_before = repo.list_tags().await.unwrap();
+    tags_before.sort();
+
+    // get: the legacy .att answers; the stats say the referrers could not be listed.
+    let run = att2ref(&[
+        "get",
+        "--plain-http",
+        &image,
+        "--type",
+        "custom",
+        "--hint",
+        "slsa",
+        "--key",
+        &key,
+        "--insecure-ignore-tlog",
+        "--stats=json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes());
+    assert!(run.stderr.contains("\"answeredBy\":\"legacy\""), "{}", run.stderr);
+    assert!(run.stderr.contains("\"discovery\":\"unusable\""), "{}", run.stderr);
+
+    // inspect: the legacy layout in full, and one anomaly naming the cause.
+    let run = att2ref(&["inspect", "--plain-http", &image, "-o", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    crate::schema::assert_valid("inspect.schema.json", &report);
+    let report = &report["images"][0];
+    assert_eq!(report["referrers"]["discovery"], "unusable");
+    assert_eq!(report["legacy"]["attestations"]["layers"].as_array().map(Vec::len), Some(2));
+    let anomalies: Vec<&serde_json::Value> =
+        report["anomalies"].as_array().unwrap().iter().filter(|a| a["code"] == "referrers-unusable").collect();
+    assert_eq!(anomalies.len(), 1, "{report:#}");
+    let message = anomalies[0]["message"].as_str().unwrap();
+    assert!(message.contains("answers with the image") && message.contains("oras-project/oras#2148"), "{message}");
+
+    // migrate: refused for the image, with the same diagnosis; nothing written.
+    let run =
+        att2ref(&["migrate", "--plain-http", &image, "--key", &key, "--insecure-ignore-tlog", "-o", "json", "-q"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let migrated = &run.json()["images"][0];
+    assert_eq!(
+        (&migrated["outcome"], &migrated["error_kind"]),
+        (&json!("failed"), &json!("unsupported")),
+        "{migrated:#}"
+    );
+    assert!(
+        migrated["reasons"][0].as_str().unwrap().contains("referrers tag schema cannot be used here"),
+        "{migrated:#}"
+    );
+    assert_eq!(run.json()["totals"]["referrers_written"], 0, "{}", run.stdout);
+    let log = proxy.log();
+    let puts: Vec<&String> = log.iter().filter(|l| l.contains(" PUT ")).collect();
+    assert!(puts.is_empty(), "nothing may be written: {puts:#?}");
+    let posts = proxy.log().iter().filter(|l| l.contains("POST ")).count();
+    assert_eq!(posts, 0, "no upload started: {:#?}", proxy.log());
+
+    // prune --apply: the legacy .att has no verified replacement anywhere, so it stays.
+    let run = att2ref(&["prune", "--plain-http", &image, "--key", &key, "--insecure-ignore-tlog", "--apply", "-q"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("could-not-check") && run.stdout.contains("oras-project/oras#2148"), "{}", run.stdout);
+    let deletes = proxy.log().iter().filter(|l| l.contains("DELETE ")).count();
+    assert_eq!(deletes, 0, "{:#?}", proxy.log());
+    let mut tags_after = repo.list_tags().await.unwrap();
+    tags_after.sort();
+    assert_eq!(tags_after, tags_before, "the registry's tags are as before");
+    assert!(repo.get_manifest(&scenario.image.referrers_tag()).await.unwrap().is_none());
+}
