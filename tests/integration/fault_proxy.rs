@@ -153,6 +153,12 @@ struct State {
     claim_subject: AtomicBool,
     /// `sha256-<hex>` manifest tags are read as digests (see [`FaultProxy::read_digest_tags_as_digests`]).
     digest_tags: AtomicBool,
+    /// Referrers listings are served this many entries per page, 0 for whole (see
+    /// [`FaultProxy::page_referrers`]).
+    referrers_page: AtomicU64,
+    /// The `artifactType` filter of referrers listings is dropped silently (see
+    /// [`FaultProxy::ignore_artifact_type_filter`]).
+    drop_filter: AtomicBool,
     /// Requests being handled now, and the most at once so far.
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
@@ -233,6 +239,8 @@ impl FaultProxy {
             strip_range: AtomicBool::new(false),
             claim_subject: AtomicBool::new(false),
             digest_tags: AtomicBool::new(false),
+            referrers_page: AtomicU64::new(0),
+            drop_filter: AtomicBool::new(false),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
             started: Instant::now(),
@@ -278,6 +286,20 @@ impl FaultProxy {
     /// itself (oras-project/oras#2148, oras-project/oras-go#1396). Writes are forwarded unchanged.
     pub fn read_digest_tags_as_digests(&self) {
         self.state.digest_tags.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on, serve referrers listings `per_page` entries at a time, each page but the last with a
+    /// `Link: <…?page=N>; rel="next"` header, as the distribution spec requires of a list that does not fit in
+    /// one answer. No production registry was found doing it; the spec allows any page size.
+    pub fn page_referrers(&self, per_page: u64) {
+        self.state.referrers_page.store(per_page, Ordering::SeqCst);
+    }
+
+    /// From now on, drop the `artifactType` query of referrers listings before forwarding and the
+    /// `OCI-Filters-Applied` header of the answer: a registry that ignores the filter without saying so
+    /// (Harbor before 2.8, harbor#18413; Quay's cache keyed without it, quay#6510).
+    pub fn ignore_artifact_type_filter(&self) {
+        self.state.drop_filter.store(true, Ordering::SeqCst);
     }
 
     /// Requests received so far.
@@ -519,6 +541,33 @@ impl State {
     }
 }
 
+/// Page `page` of a referrers index with `per_page` entries, and the `Link` to the next page if any. An
+/// answer that is not an index is passed on whole.
+fn referrers_page(
+    answer: &Bytes,
+    page: usize,
+    per_page: usize,
+    path: &str,
+    query: &[(String, String)],
+) -> (Bytes, Option<String>) {
+    let Ok(mut index) = serde_json::from_slice::<serde_json::Value>(answer) else {
+        return (answer.clone(), None);
+    };
+    let Some(all) = index["manifests"].as_array().cloned() else {
+        return (answer.clone(), None);
+    };
+    let start = (page * per_page).min(all.len());
+    let end = (start + per_page).min(all.len());
+    index["manifests"] = serde_json::Value::Array(all[start..end].to_vec());
+    let next = (end < all.len()).then(|| {
+        let mut pairs: Vec<(String, String)> = query.iter().filter(|(k, _)| k != "page").cloned().collect();
+        pairs.push(("page".into(), (page + 1).to_string()));
+        let q = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+        format!("<{path}?{q}>; rel=\"next\"")
+    });
+    (Bytes::from(serde_json::to_vec(&index).unwrap()), next)
+}
+
 fn full(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut response =
         Response::new(Full::new(Bytes::from_static(body.as_bytes())).map_err(|e| match e {}).boxed_unsync());
@@ -586,8 +635,22 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     {
         forwarded_path = format!("{repo}/manifests/sha256:{hex}");
     }
+    let is_referrers = method == "GET" && path.contains("/referrers/");
+    let per_page = if is_referrers { state.referrers_page.load(Ordering::SeqCst) } else { 0 };
+    let drop_filter = is_referrers && state.drop_filter.load(Ordering::SeqCst);
+    // The page asked for is the proxy's own; the filter may be dropped.
+    let pairs: Vec<(String, String)> =
+        query.as_deref().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+    let page: usize = pairs.iter().find(|(k, _)| k == "page").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let forwarded: Vec<&(String, String)> =
+        pairs.iter().filter(|(k, _)| !(per_page > 0 && k == "page") && !(drop_filter && k == "artifactType")).collect();
     let mut url = format!("http://{}{forwarded_path}", state.upstream);
-    if let Some(q) = &query {
+    if is_referrers && (per_page > 0 || drop_filter) {
+        if !forwarded.is_empty() {
+            url.push('?');
+            url.push_str(&url::form_urlencoded::Serializer::new(String::new()).extend_pairs(forwarded).finish());
+        }
+    } else if let Some(q) = &query {
         url.push('?');
         url.push_str(q);
     }
@@ -604,7 +667,18 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     let upstream = forward.send().await.map_err(|_| Dropped)?;
     let status = upstream.status();
     let mut headers = upstream.headers().clone();
-    let answer = upstream.bytes().await.map_err(|_| Dropped)?;
+    let mut answer = upstream.bytes().await.map_err(|_| Dropped)?;
+    if drop_filter {
+        headers.remove("oci-filters-applied");
+    }
+    if per_page > 0 && status == StatusCode::OK {
+        let (body, next) = referrers_page(&answer, page, per_page as usize, &path, &pairs);
+        answer = body;
+        headers.remove("content-length");
+        if let Some(link) = next.and_then(|l| l.parse().ok()) {
+            headers.insert("link", link);
+        }
+    }
     if kill == Some(KillWhen::AfterForwarding) {
         note("client killed after forwarding");
         state.kill_child();

@@ -158,3 +158,67 @@ async fn a_referrers_tag_that_answers_with_the_image_itself_is_diagnosed_and_not
     assert_eq!(tags_after, tags_before, "the registry's tags are as before");
     assert!(repo.get_manifest(&scenario.image.referrers_tag()).await.unwrap().is_none());
 }
+
+/// The distribution spec requires a referrers list that does not fit in one answer to be paged with
+/// `Link`, and a registry may ignore the `artifactType` filter, which it must then not claim in
+/// `OCI-Filters-Applied` (Harbor before 2.8 mis-signalled it, goharbor/harbor#18413; Quay's cache was keyed
+/// without the filter, quay/quay#6510). No production registry was found paging `/referrers`; a proxy in
+/// front of ferro-oci-server (referrers API) serves one entry per page and drops the filter.
+#[tokio::test]
+async fn referrers_split_over_link_pages_and_an_ignored_filter_lose_nothing() {
+    use att2ref::model::media_type as mt;
+    use att2ref::store::ReferrersSource;
+
+    let registry = TestRegistry::ferro();
+    let scenario = demo::demo().unwrap();
+    let repo = registry.repository("quirks/pages");
+    scenario.repo.push_to(&repo).await.unwrap();
+    let direct = format!("{}/quirks/pages@{}", registry.host, scenario.image);
+    let key = test_key();
+    let run =
+        att2ref(&["migrate", "--plain-http", &direct, "--key", &key, "--insecure-ignore-tlog", "-o", "json", "-q"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["totals"]["referrers_written"], 2, "{}", run.stdout);
+
+    let proxy = FaultProxy::counting(&registry.host);
+    proxy.page_referrers(1);
+    proxy.ignore_artifact_type_filter();
+    let image = format!("{}/quirks/pages@{}", proxy.host, scenario.image);
+
+    // The library: both referrers over two pages; a filter the registry did not apply is applied here.
+    let client =
+        registry.client_with(|c| c.plain_http = att2ref::store::registry::PlainHttp::Hosts(vec![proxy.host.clone()]));
+    let through = client.repository(&proxy.host, "quirks/pages");
+    let all = through.referrers(&scenario.image, None).await.unwrap();
+    assert_eq!(all.descriptors.len(), 2, "{:#?}", proxy.log());
+    let bundles = through.referrers(&scenario.image, Some(mt::BUNDLE_V03)).await.unwrap();
+    assert_eq!(bundles.descriptors.len(), 2);
+    assert!(matches!(bundles.source, ReferrersSource::Api { filtered: false }), "{:?}", bundles.source);
+    let none = through.referrers(&scenario.image, Some("application/vnd.example.other+json")).await.unwrap();
+    assert!(none.descriptors.is_empty(), "{:?}", none.descriptors);
+    let pages = proxy.log().iter().filter(|l| l.contains("/referrers/") && l.contains("page=1")).count();
+    assert_eq!(pages, 3, "each listing asked for its second page: {:#?}", proxy.log());
+
+    // inspect lists both; a migrate rerun finds both and writes nothing; get finds the SLSA provenance.
+    let run = att2ref(&["inspect", "--plain-http", &image, "-o", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["images"][0]["referrers"]["entries"].as_array().map(Vec::len), Some(2));
+    let run =
+        att2ref(&["migrate", "--plain-http", &image, "--key", &key, "--insecure-ignore-tlog", "-o", "json", "-q"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["totals"]["referrers_written"], 0, "{}", run.stdout);
+    let run = att2ref(&[
+        "get",
+        "--plain-http",
+        &image,
+        "--type",
+        "custom",
+        "--hint",
+        "slsa",
+        "--key",
+        &key,
+        "--insecure-ignore-tlog",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes());
+}
