@@ -4,17 +4,20 @@
 
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::digest::Digest;
 use crate::model::oci::Manifest;
-use crate::store::Repository;
 use crate::store::tag_schema::remove_entry;
+use crate::store::{DeleteSupport, Repository};
 use crate::verification::Verifier;
 
 use super::find::{needed_by_others, resolve_tags, shared_reason, tag_map};
 use super::orphans::{self, OrphanPolicy, SearchResult, SearchSet, SubjectSearch};
 use super::report::{Item, Status};
 use super::{Action, Observer, PruneOptions, Step, TagMap, attestation};
+
+/// How an item whose deletion the registry refuses altogether is reported (see [`DeleteSupport`]).
+pub const NOT_ATTEMPTED: &str = "not attempted: the registry refuses manifest DELETE";
 
 /// What running one action did, when nothing failed.
 enum Done {
@@ -53,6 +56,15 @@ pub async fn apply<R: Repository>(
                 .collect();
         }
     };
+    // A registry that refuses DELETE altogether (GHCR) is found out once, with one request of no
+    // consequence, and every deletion is then reported as not attempted instead of failing one by one.
+    let refused = match steps.iter().any(|s| s.action.as_ref().is_some_and(Action::deletes)) {
+        true => match repo.delete_support().await {
+            DeleteSupport::Refused(why) => Some(why),
+            DeleteSupport::Allowed | DeleteSupport::Unknown => None,
+        },
+        false => None,
+    };
     let mut items = Vec::with_capacity(steps.len());
     // Orphans go only on a search made right before each deletion, over a catalog listed again now
     // (a repository created since planning is searched too).
@@ -68,6 +80,14 @@ pub async fn apply<R: Repository>(
             items.push(item);
             continue;
         };
+        if let Some(why) = refused.as_ref().filter(|_| action.deletes()) {
+            item.status = Status::Failed;
+            item.reasons.push(format!("{NOT_ATTEMPTED}: {why}"));
+            item.error_kind = Some(ErrorKind::Unsupported.name().to_owned());
+            observer.acted(&item);
+            items.push(item);
+            continue;
+        }
         let outcome = match orphan_subject(&action) {
             Some(subject) => {
                 let search = recheck_orphan(repo, subject, orphan_set.as_ref()).await;

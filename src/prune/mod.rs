@@ -132,6 +132,11 @@ pub enum Action {
 }
 
 impl Action {
+    /// Whether it deletes a manifest (every action but an index edit).
+    pub fn deletes(&self) -> bool {
+        !matches!(self, Action::IndexEntry { .. })
+    }
+
     /// Order of application: referrers first (so the `.att` re-check sees the final referrers), then
     /// index edits, whole indexes, orphaned legacy tags, and the `.att`s last.
     fn phase(&self) -> u8 {

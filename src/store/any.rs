@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::layout::LayoutRepository;
 use super::registry::RegistryRepository;
-use super::{BlobPrefix, BlobState, PutManifest, Referrers, ReferrersCapability, Repository};
+use super::{BlobPrefix, BlobState, DeleteSupport, PutManifest, Referrers, ReferrersCapability, Repository};
 use crate::error::Result;
 use crate::model::digest::Digest;
 use crate::model::oci::{Descriptor, RawManifest};
@@ -71,6 +71,10 @@ impl Repository for AnyRepository {
 
     async fn delete_manifest(&self, digest: &Digest) -> Result<()> {
         delegate!(self, r => r.delete_manifest(digest).await)
+    }
+
+    async fn delete_support(&self) -> DeleteSupport {
+        delegate!(self, r => r.delete_support().await)
     }
 
     async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {

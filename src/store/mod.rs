@@ -119,6 +119,20 @@ pub enum PrefixRead {
     Whole,
 }
 
+/// Whether a store deletes manifests, as far as one harmless request can tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeleteSupport {
+    /// DELETE is accepted (a manifest that is not there is answered "unknown", not "unsupported").
+    Allowed,
+    /// The registry refuses manifest DELETE for every repository (405 or `UNSUPPORTED`: GHCR, whose
+    /// deletion goes through the GitHub Packages API; distribution with deletes disabled). The message says
+    /// what it answered.
+    Refused(String),
+    /// The answer said nothing certain (a denial for this repository, a server error): deletes are tried
+    /// and fail or succeed on their own.
+    Unknown,
+}
+
 /// Whether a repository's registry serves the referrers API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReferrersCapability {
@@ -171,6 +185,12 @@ pub trait Repository: Send + Sync {
     /// [`ErrorKind::NotFound`](crate::ErrorKind::NotFound), except when the request was repeated after an
     /// attempt that got a server error or no answer: that attempt deleted it, and the delete succeeds.
     fn delete_manifest(&self, digest: &Digest) -> impl Future<Output = Result<()>> + Send;
+
+    /// Whether this store deletes manifests. A registry learns it once per host and run, by deleting a
+    /// digest nobody stored; other stores delete.
+    fn delete_support(&self) -> impl Future<Output = DeleteSupport> + Send {
+        async { DeleteSupport::Allowed }
+    }
 
     /// Size of a blob if present, `None` when definitely absent.
     fn blob_size(&self, digest: &Digest) -> impl Future<Output = Result<Option<u64>>> + Send;

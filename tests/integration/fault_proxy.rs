@@ -153,6 +153,8 @@ struct State {
     claim_subject: AtomicBool,
     /// `sha256-<hex>` manifest tags are read as digests (see [`FaultProxy::read_digest_tags_as_digests`]).
     digest_tags: AtomicBool,
+    /// Every DELETE is refused as GHCR refuses it (see [`FaultProxy::refuse_deletes`]).
+    refuse_deletes: AtomicBool,
     /// Referrers listings are served this many entries per page, 0 for whole (see
     /// [`FaultProxy::page_referrers`]).
     referrers_page: AtomicU64,
@@ -239,6 +241,7 @@ impl FaultProxy {
             strip_range: AtomicBool::new(false),
             claim_subject: AtomicBool::new(false),
             digest_tags: AtomicBool::new(false),
+            refuse_deletes: AtomicBool::new(false),
             referrers_page: AtomicU64::new(0),
             drop_filter: AtomicBool::new(false),
             in_flight: AtomicU64::new(0),
@@ -300,6 +303,13 @@ impl FaultProxy {
     /// (Harbor before 2.8, harbor#18413; Quay's cache keyed without it, quay#6510).
     pub fn ignore_artifact_type_filter(&self) {
         self.state.drop_filter.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on, answer every DELETE as GHCR does, without forwarding it: 405 with
+    /// `{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}`
+    /// (containers/skopeo#1880, sigstore/cosign#3434); GHCR deletes only through the GitHub Packages API.
+    pub fn refuse_deletes(&self) {
+        self.state.refuse_deletes.store(true, Ordering::SeqCst);
     }
 
     /// Requests received so far.
@@ -604,6 +614,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             "{\"errors\":[{\"code\":\"DENIED\",\"message\":\"requested access to the resource is denied\"}]}",
         ));
     }
+    if method == "DELETE" && state.refuse_deletes.load(Ordering::SeqCst) {
+        note("refused with 405 UNSUPPORTED");
+        return Ok(full(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{\"errors\":[{\"code\":\"UNSUPPORTED\",\"message\":\"The operation is unsupported.\"}]}",
+        ));
+    }
     let fault = if kill.is_some() { None } else { state.take_targeted(&method, &path).or_else(|| state.decide(&key)) };
     if let Some(f) = fault {
         note(&f.name());
@@ -643,7 +660,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         query.as_deref().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let page: usize = pairs.iter().find(|(k, _)| k == "page").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
     let forwarded: Vec<&(String, String)> =
-        pairs.iter().filter(|(k, _)| !(per_page > 0 && k == "page") && !(drop_filter && k == "artifactType")).collect();
+        pairs.iter().filter(|(k, _)| !(per_page > 0 && k == "page" || drop_filter && k == "artifactType")).collect();
     let mut url = format!("http://{}{forwarded_path}", state.upstream);
     if is_referrers && (per_page > 0 || drop_filter) {
         if !forwarded.is_empty() {

@@ -222,3 +222,54 @@ async fn referrers_split_over_link_pages_and_an_ignored_filter_lose_nothing() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes());
 }
+
+/// GHCR refuses manifest DELETE through the registry API: 405 `UNSUPPORTED` "The operation is
+/// unsupported." (containers/skopeo#1880, sigstore/cosign#3434); only the GitHub Packages API deletes.
+/// `prune --apply` over two repositories of such a registry (distribution 2.8.2 behind a proxy that
+/// refuses every DELETE as GHCR does) learns it with one request, says it once, and deletes nothing.
+#[tokio::test]
+async fn a_registry_that_refuses_delete_is_reported_once_and_nothing_is_attempted() {
+    let registry = TestRegistry::distribution();
+    let scenario = demo::demo().unwrap();
+    let key = test_key();
+    let mut images = Vec::new();
+    for name in ["quirks/ghcr-a", "quirks/ghcr-b"] {
+        scenario.repo.push_to(&registry.repository(name)).await.unwrap();
+        let direct = format!("{}/{name}@{}", registry.host, scenario.image);
+        let run =
+            att2ref(&["migrate", "--plain-http", &direct, "--key", &key, "--insecure-ignore-tlog", "-o", "json", "-q"]);
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+        images.push(name);
+    }
+    let proxy = FaultProxy::counting(&registry.host);
+    proxy.refuse_deletes();
+    let targets: Vec<String> = images.iter().map(|n| format!("{}/{n}@{}", proxy.host, scenario.image)).collect();
+    let mut args = vec!["prune", "--plain-http", "--key", &key, "--insecure-ignore-tlog", "--apply", "-o", "json"];
+    args.extend(targets.iter().map(String::as_str));
+    let run = att2ref(&args);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+
+    // One DELETE in all: the probe, of a digest nobody stored.
+    let log = proxy.log();
+    let deletes: Vec<&String> = log.iter().filter(|l| l.contains(" DELETE ")).collect();
+    assert_eq!(deletes.len(), 1, "{log:#?}");
+    // Said once, with the registry's own words.
+    let said: Vec<&str> = run.stderr.lines().filter(|l| l.contains("refuses manifest DELETE")).collect();
+    assert_eq!(said.len(), 1, "{}", run.stderr);
+    assert!(
+        said[0].contains("The operation is unsupported.") && said[0].ends_with("(2 removals not attempted)"),
+        "{}",
+        said[0]
+    );
+    assert_eq!(run.stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{}", run.stderr);
+    // Both .att items failed as not attempted; both .att tags are still there.
+    let report = run.json();
+    let att: Vec<&serde_json::Value> =
+        report["items"].as_array().unwrap().iter().filter(|i| i["status"] == "failed").collect();
+    assert_eq!(att.len(), 2, "{report:#}");
+    assert!(att.iter().all(|i| i["error_kind"] == "unsupported"), "{report:#}");
+    for name in images {
+        let tag = scenario.image.cosign_tag("att");
+        assert!(registry.repository(name).head_manifest(&tag).await.unwrap().is_some(), "{name}:{tag} is kept");
+    }
+}

@@ -5,14 +5,14 @@ use bytes::Bytes;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 
-use super::errors::{is_not_found, status_error};
+use super::errors::{is_not_found, parse_error_body, status_error};
 use super::http::{Call, Reply};
 use super::{Reference, RegistryRepository};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::digest::Digest;
 use crate::model::media_type::MANIFEST_ACCEPT;
 use crate::model::oci::{Descriptor, RawManifest};
-use crate::store::{PutManifest, Repository};
+use crate::store::{DeleteSupport, PutManifest, Repository};
 
 fn accept() -> HeaderValue {
     // Distribution answers 404 to an OCI manifest unless the OCI types are accepted.
@@ -174,6 +174,26 @@ pub(crate) async fn delete(repo: &RegistryRepository, digest: &Digest) -> Result
         return Ok(());
     }
     Err(status_error(&what, reply.status, &reply.body))
+}
+
+/// Ask the registry to delete a manifest nobody stored: "unknown" means deletes work, 405 or
+/// `UNSUPPORTED` that the registry refuses them (GHCR answers 405 `UNSUPPORTED` "The operation is
+/// unsupported.": sigstore/cosign#3434, containers/skopeo#1880).
+pub(crate) async fn probe_delete(repo: &RegistryRepository) -> DeleteSupport {
+    let absent = Digest::sha256(b"att2ref: a manifest nobody stored, deleted to learn whether deletes work");
+    let what = format!("DELETE manifest {}@{absent} (probing whether the registry deletes manifests)", repo.name());
+    let Ok(path) = path_of(repo, &Reference::Digest(absent.clone())) else { return DeleteSupport::Unknown };
+    let reply = match repo.call(&repo.scope("pull,push,delete"), &Call::new(&what, Method::DELETE, path)).await {
+        Ok(r) => r,
+        Err(_) => return DeleteSupport::Unknown,
+    };
+    let unsupported = parse_error_body(&reply.body).iter().any(|e| e.code == "UNSUPPORTED");
+    match reply.status.as_u16() {
+        200..=299 | 404 if !unsupported => DeleteSupport::Allowed,
+        405 => DeleteSupport::Refused(status_error(&what, reply.status, &reply.body).to_string()),
+        _ if unsupported => DeleteSupport::Refused(status_error(&what, reply.status, &reply.body).to_string()),
+        _ => DeleteSupport::Unknown,
+    }
 }
 
 /// `name@digest` or `name:tag`, as references are written.

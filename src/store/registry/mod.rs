@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use url::Url;
 
-use super::{BlobPrefix, PutManifest, Referrers, ReferrersCapability, Repository};
+use super::{BlobPrefix, DeleteSupport, PutManifest, Referrers, ReferrersCapability, Repository};
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::Limits;
 use crate::model::digest::Digest;
@@ -139,6 +139,8 @@ pub(crate) struct Inner {
     stats: http::Counters,
     auth: auth::AuthCache,
     capabilities: Mutex<HashMap<String, ReferrersCapability>>,
+    /// What each host answered to a DELETE of a digest nobody stored (see [`Repository::delete_support`]).
+    delete_support: Mutex<HashMap<String, DeleteSupport>>,
     pacing: pacing::Pacing,
     /// Small blobs this client stored, by host and digest, with a repository holding each: the next
     /// repository that needs one mounts it in one request instead of checking and uploading it.
@@ -194,6 +196,7 @@ impl RegistryClient {
             stats: http::Counters::default(),
             auth: auth::AuthCache::default(),
             capabilities: Mutex::new(HashMap::new()),
+            delete_support: Mutex::new(HashMap::new()),
             stored_blobs: Mutex::new(HashMap::new()),
         };
         Ok(RegistryClient { inner: Arc::new(inner) })
@@ -481,6 +484,19 @@ impl Repository for RegistryRepository {
 
     fn referrers_capability(&self) -> ReferrersCapability {
         self.inner().capability(&self.name())
+    }
+
+    async fn delete_support(&self) -> DeleteSupport {
+        let host = self.host().to_owned();
+        if let Some(known) = self.inner().delete_support.lock().unwrap_or_else(|p| p.into_inner()).get(&host) {
+            return known.clone();
+        }
+        let support = manifests::probe_delete(self).await;
+        // Only an answer about the registry as a whole is kept for its other repositories.
+        if matches!(support, DeleteSupport::Refused(_)) {
+            self.inner().delete_support.lock().unwrap_or_else(|p| p.into_inner()).insert(host, support.clone());
+        }
+        support
     }
 }
 

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use att2ref::batch::{Journal, Progress};
+use att2ref::prune::apply::NOT_ATTEMPTED;
 use att2ref::prune::{self, AuditEvent, Item, PruneOptions, PruneReport, SearchSets, Status};
 use att2ref::store::AnyRepository;
 use att2ref::store::registry::RegistryClient;
@@ -99,7 +100,20 @@ fn finish(report: &PruneReport) -> ExitCode {
         eprintln!("error: {}: {}", e.target, e.message);
         code = code.max(exit::COULD_NOT_CHECK);
     }
-    for i in report.items.iter().filter(|i| i.status.is_failure()) {
+    // A registry that refuses DELETE is said once, not once per item.
+    let mut refusals: Vec<(&str, usize)> = Vec::new();
+    for why in report.items.iter().filter_map(|i| i.reasons.last()).filter(|r| r.starts_with(NOT_ATTEMPTED)) {
+        match refusals.iter_mut().find(|(w, _)| *w == why.as_str()) {
+            Some((_, n)) => *n += 1,
+            None => refusals.push((why, 1)),
+        }
+    }
+    for (why, n) in &refusals {
+        eprintln!("error: {why} ({n} removal{} not attempted)", if *n == 1 { "" } else { "s" });
+        code = code.max(exit::COULD_NOT_CHECK);
+    }
+    let attempted = |i: &&Item| !i.reasons.last().is_some_and(|r| r.starts_with(NOT_ATTEMPTED));
+    for i in report.items.iter().filter(|i| i.status.is_failure()).filter(attempted) {
         let what = match (&i.digest, &i.subject) {
             (Some(d), _) => format!("{}@{d}", i.repository),
             (None, Some(s)) => format!("{}@{s}", i.repository),
