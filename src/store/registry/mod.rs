@@ -141,6 +141,8 @@ pub(crate) struct Inner {
     capabilities: Mutex<HashMap<String, ReferrersCapability>>,
     /// What each host answered to a DELETE of a digest nobody stored (see [`Repository::delete_support`]).
     delete_support: Mutex<HashMap<String, DeleteSupport>>,
+    /// Held while a host is probed, so repositories working at once probe it once.
+    delete_probe: tokio::sync::Mutex<()>,
     pacing: pacing::Pacing,
     /// Small blobs this client stored, by host and digest, with a repository holding each: the next
     /// repository that needs one mounts it in one request instead of checking and uploading it.
@@ -197,6 +199,7 @@ impl RegistryClient {
             auth: auth::AuthCache::default(),
             capabilities: Mutex::new(HashMap::new()),
             delete_support: Mutex::new(HashMap::new()),
+            delete_probe: tokio::sync::Mutex::new(()),
             stored_blobs: Mutex::new(HashMap::new()),
         };
         Ok(RegistryClient { inner: Arc::new(inner) })
@@ -488,12 +491,13 @@ impl Repository for RegistryRepository {
 
     async fn delete_support(&self) -> DeleteSupport {
         let host = self.host().to_owned();
+        let _probing = self.inner().delete_probe.lock().await;
         if let Some(known) = self.inner().delete_support.lock().unwrap_or_else(|p| p.into_inner()).get(&host) {
             return known.clone();
         }
         let support = manifests::probe_delete(self).await;
         // Only an answer about the registry as a whole is kept for its other repositories.
-        if matches!(support, DeleteSupport::Refused(_)) {
+        if !matches!(support, DeleteSupport::Unknown) {
             self.inner().delete_support.lock().unwrap_or_else(|p| p.into_inner()).insert(host, support.clone());
         }
         support
