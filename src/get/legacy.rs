@@ -101,14 +101,17 @@ async fn learn_from_prefixes<R: Repository>(
     for &index in candidates {
         let layer = &layers[index];
         let annotated = LegacyLayerAnnotations::from_descriptor(layer).predicate_type;
-        if !wants_prefix(layer, annotated.as_deref(), &query) {
+        // A layer over the cap is refused whole, as without prefixes (never glimpsed past the cap).
+        if layer.size > run.limits().max_blob_bytes || !wants_prefix(layer, annotated.as_deref(), &query) {
             to_read.push(index);
             continue;
         }
         let prefix = match run.repo.get_blob_prefix(layer, PREFIX_BYTES).await {
             Ok(p) => p,
-            // Read whole, which words what is wrong with it.
-            Err(e) if e.kind().is_bad_data() || e.kind() == ErrorKind::NotFound => {
+            // The prefix only saves bytes: any answer but a denial, a throttle or a dead network is
+            // followed by the whole read, which words what is wrong (a registry refusing `Range` with 416 or
+            // 501, bad data, a missing blob).
+            Err(e) if !prefix_error_is_final(e.kind()) => {
                 to_read.push(index);
                 continue;
             }
@@ -141,6 +144,11 @@ async fn learn_from_prefixes<R: Repository>(
         });
     }
     Ok(to_read)
+}
+
+/// Errors of a prefix read that a whole read would meet again, so they end the run as any read error does.
+pub(crate) fn prefix_error_is_final(kind: ErrorKind) -> bool {
+    matches!(kind, ErrorKind::Unauthorized | ErrorKind::RateLimited | ErrorKind::Network | ErrorKind::Io)
 }
 
 /// The signed `Timestamp` of cosign's custom wrapper (RFC 3339), the only signing time inside the

@@ -67,12 +67,20 @@ pub(crate) fn judge_prefix(guess: &PrefixGuess, query: &Query<'_>) -> PrefixVerd
     }
     if let (Some(asked), Some(hint)) = (query.hint, &guess.hint) {
         let id = hint.id();
-        let less_detailed = asked.trim().to_ascii_lowercase().starts_with(&id);
-        if !hint_matches(asked, &id) && !less_detailed {
+        // A cut predicate is compared by family only: the rest may change its version.
+        let compared = if guess.partial { family(&id) } else { id.as_str() };
+        let less_detailed = asked.trim().to_ascii_lowercase().starts_with(compared);
+        if !hint_matches(asked, compared) && !less_detailed {
             return PrefixVerdict::Skip(format!("its prefix looks like {id}"));
         }
     }
     PrefixVerdict::Read
+}
+
+/// The family of a content hint id, without its version: `spdx-2.2` → `spdx`, `slsa-provenance-v0.2` →
+/// `slsa-provenance`, `cyclonedx-1.4` → `cyclonedx`.
+fn family(id: &str) -> &str {
+    ["slsa-provenance", "spdx", "cyclonedx"].into_iter().find(|f| id.starts_with(f)).unwrap_or(id)
 }
 
 /// The referrer entries of one kind to fetch, in the order to try them.
@@ -390,6 +398,7 @@ mod tests {
             predicate_type: t.map(str::to_owned),
             hint: kind.map(|kind| ContentHint { kind, relaxed: false }),
             statement_bytes: 1500,
+            partial: false,
         };
         let slsa = Query { predicate_type: "custom", hint: Some("slsa-provenance") };
         let spdx22 = Query { predicate_type: "custom", hint: Some("spdx-2.2") };
@@ -405,6 +414,18 @@ mod tests {
             PrefixVerdict::Skip(format!("its prefix says predicate type {SPDX}"))
         );
         assert_eq!(judge_prefix(&guess(None, None), &slsa), PrefixVerdict::Read);
+        // A cut predicate: only the family counts (keys not seen yet may make v0.2 a v0.1).
+        let cut = PrefixGuess { partial: true, ..provenance.clone() };
+        let v01 = Query { predicate_type: "custom", hint: Some("slsa-provenance-v0.1") };
+        assert_eq!(
+            judge_prefix(&provenance, &v01),
+            PrefixVerdict::Skip("its prefix looks like slsa-provenance-v0.2".into())
+        );
+        assert_eq!(judge_prefix(&cut, &v01), PrefixVerdict::Read);
+        assert_eq!(
+            judge_prefix(&PrefixGuess { partial: true, ..sbom.clone() }, &slsa),
+            PrefixVerdict::Skip("its prefix looks like spdx-2.2".into())
+        );
         let big = |n: u64| Descriptor { size: n, ..Descriptor::of(mt::DSSE_ENVELOPE, b"x") };
         assert!(!wants_prefix(&big(READ_WHOLE_UP_TO), None, &slsa));
         assert!(wants_prefix(&big(READ_WHOLE_UP_TO + 1), None, &slsa));

@@ -84,7 +84,7 @@ pub struct PrefixStats {
     pub bytes: u64,
     /// Bytes that arrived.
     pub transferred: u64,
-    /// How: `range` (206), `range-ignored` (200, cut and the connection dropped), `local`, `whole`.
+    /// How: `range` (206), `range-ignored` (200, cut and dropped), `local`, `whole`.
     pub read: PrefixRead,
     /// The predicate type the start names, when it holds the whole member (unsigned).
     pub predicate_type: Option<String>,

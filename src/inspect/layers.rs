@@ -174,6 +174,17 @@ pub(crate) fn legacy_layer_from_prefix(
     report.hint = guess.hint.clone().map(|h| ContentHintReport { from_prefix: true, ..hint_report(h) });
     report.read = "prefix".into();
     report.prefix_bytes = Some(bytes);
+    if let (Some(annotated), Some(read)) = (&layer.annotations.predicate_type, &guess.predicate_type)
+        && annotated != read
+    {
+        anomalies.push(Anomaly::new(
+            "predicate-type-annotation-mismatch",
+            format!(
+                "{tag} layer {index}: unsigned annotation says {annotated:?} but the statement's first bytes say \
+                 {read:?} (unchecked; --full reads and checks it)"
+            ),
+        ));
+    }
     (report, anomalies)
 }
 

@@ -13,7 +13,7 @@
 use serde_json::Value;
 
 use super::dsse::decode_base64_any;
-use super::json_prefix::close_prefix;
+use super::json_prefix::{close_prefix, close_prefix_whole_values};
 use super::predicate::{ContentHint, ContentKind, hint_predicate};
 
 /// What a prefix says. Each field is `None` when the prefix does not decide it.
@@ -27,6 +27,10 @@ pub struct PrefixGuess {
     pub hint: Option<ContentHint>,
     /// How many statement bytes the prefix decoded to.
     pub statement_bytes: usize,
+    /// The predicate was cut by the end of the prefix: the hint names the right family (SPDX, SLSA
+    /// provenance, …) but a detail the rest could refine (an SLSA version told by keys not seen yet) is a
+    /// guess within the guess; compare families only.
+    pub partial: bool,
 }
 
 /// Guess from the first bytes of an envelope (`whole`: they are the entire envelope). A prefix that is
@@ -51,6 +55,10 @@ fn statement_prefix(prefix: &[u8], whole: bool) -> Option<String> {
     let envelope: Value = serde_json::from_str(&closed.text).ok()?;
     let payload = envelope.get("payload")?.as_str()?;
     let complete = whole || !closed.is_open("payload");
+    // Base64 is ASCII; anything else cannot decode (and byte counts below assume one byte per character).
+    if !payload.is_ascii() {
+        return None;
+    }
     let mut base64: String = payload.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
     if !complete {
         // Only whole groups of four characters decode to whole bytes.
@@ -63,7 +71,12 @@ fn statement_prefix(prefix: &[u8], whole: bool) -> Option<String> {
 /// Guess from the first bytes of an in-toto statement.
 pub fn guess_statement_prefix(statement: &str) -> PrefixGuess {
     let mut guess = PrefixGuess { statement_bytes: statement.len(), ..PrefixGuess::default() };
-    let Some(closed) = close_prefix(statement) else {
+    // Every value read must be whole: a cut string is left out, except the wrapped file (`Data`), whose
+    // start is the point of reading a prefix.
+    let Some(closed) = close_prefix(statement)
+        .filter(|c| c.open_path.len() == 2 && c.is_open("predicate") && c.open_path[1] == "Data")
+        .or_else(|| close_prefix_whole_values(statement))
+    else {
         return guess;
     };
     let Ok(Value::Object(mut members)) = serde_json::from_str::<Value>(&closed.text) else {
@@ -72,18 +85,32 @@ pub fn guess_statement_prefix(statement: &str) -> PrefixGuess {
     if !closed.is_open("predicateType") {
         guess.predicate_type = members.get("predicateType").and_then(Value::as_str).map(str::to_owned);
     }
-    // The wrapped file cut short: close it too, so its own top-level keys are read as the full hint would.
+    // The wrapped file cut short: close it too, with whole values only, so its own top-level keys are read
+    // as the full hint would; text (SPDX tag-value) is read up to its last whole line.
     if closed.open_path.len() == 2
         && closed.is_open("predicate")
         && closed.open_path[1] == "Data"
         && let Some(Value::Object(predicate)) = members.get_mut("predicate")
         && let Some(Value::String(data)) = predicate.get_mut("Data")
-        && data.trim_start().starts_with(['{', '['])
-        && let Some(file) = close_prefix(data)
     {
-        *data = file.text;
+        if data.trim_start().starts_with(['{', '[']) {
+            // JSON that does not close (comments, as in the article's SLSA file) is left as text: the hint
+            // then looks for the keys themselves, and a family is all a cut predicate decides anyway.
+            if let Some(file) = close_prefix_whole_values(data) {
+                *data = file.text;
+            }
+        } else {
+            data.truncate(data.rfind('\n').map_or(0, |n| n + 1));
+        }
     }
-    let hint = hint_predicate(guess.predicate_type.as_deref().unwrap_or(""), members.get("predicate"));
+    guess.partial = closed.is_open("predicate");
+    let hint = match members.get("predicate") {
+        // Nothing of the content: the type alone would be a guess the content may contradict.
+        None => return guess,
+        // Cut: what the content shows so far, not what the type would add.
+        Some(p) if guess.partial => hint_predicate("", Some(p)),
+        Some(p) => hint_predicate(guess.predicate_type.as_deref().unwrap_or(""), Some(p)),
+    };
     // A statement inside the wrapper is named by its own predicate, which may come later.
     let refinable = hint.kind == ContentKind::InTotoStatement;
     guess.hint = (hint.is_specific() && !refinable).then_some(hint);
@@ -153,6 +180,22 @@ mod tests {
     }
 
     #[test]
+    fn every_cut_of_an_sbom_names_spdx_and_never_a_cut_version() {
+        let spdx = spdx_sbom(&mut Prng::from_label("cuts"), "app", "2023-03-14T16:20:31Z", 3_000);
+        let layer = envelope(&custom(&spdx), false);
+        for end in 0..=layer.len().min(4096) {
+            let guess = guess_envelope_prefix(&layer[..end], false);
+            if let Some(h) = &guess.hint {
+                assert!(
+                    matches!(&h.kind, ContentKind::Spdx { version } if version.as_deref().is_none_or(|v| v == "SPDX-2.2")),
+                    "at {end}: {h:?}"
+                );
+                assert!(guess.partial, "at {end}");
+            }
+        }
+    }
+
+    #[test]
     fn url_safe_base64_and_members_in_another_order() {
         // URL-safe alphabet: the same guess.
         let statement = custom(ARTICLE_SLSA_TEXT);
@@ -204,7 +247,9 @@ mod tests {
         assert_eq!(guess.predicate_type.as_deref(), Some(CUSTOM_V1));
         assert_eq!(guess.hint, None);
         // Not an envelope, bad base64, not UTF-8.
-        for bad in [&b"\x89PNG\r\n"[..], br#"{"payload":"!!!!"#, br#"{"payload":"/w=="}"#, b"[1,2"] {
+        // Found by fuzzing: a non-ASCII character where the base64 is cut used to panic.
+        let cut_char = "{\"payload\": \"abc\u{425}".as_bytes();
+        for bad in [&b"\x89PNG\r\n"[..], br#"{"payload":"!!!!"#, br#"{"payload":"/w=="}"#, b"[1,2", cut_char] {
             assert_eq!(guess_envelope_prefix(bad, false).predicate_type, None, "{bad:?}");
         }
     }

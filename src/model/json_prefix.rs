@@ -85,6 +85,17 @@ enum StringEnd {
 /// Make the prefix `text` of a JSON document parseable; `None` when nothing can be kept (no complete
 /// opening, or a syntax error before the end). Top-level scalars other than strings are not closed.
 pub fn close_prefix(text: &str) -> Option<Closed> {
+    close(text, true)
+}
+
+/// Like [`close_prefix`], but a string value the prefix cuts is left out with its member (cut back to the
+/// last complete value), so that every value in the result is whole: for reading a document's own fields
+/// (`"spdxVersion": "SPD"` must not be read as version `SPD`).
+pub fn close_prefix_whole_values(text: &str) -> Option<Closed> {
+    close(text, false)
+}
+
+fn close(text: &str, keep_open_string: bool) -> Option<Closed> {
     let b = text.as_bytes();
     let mut stack: Vec<Frame> = Vec::new();
     let mut cut: Option<Cut> = None;
@@ -102,7 +113,8 @@ pub fn close_prefix(text: &str) -> Option<Closed> {
             Some(Expect::KeyOrEnd | Expect::Key) if c == b'"' => match scan_string(text, i)? {
                 StringEnd::Complete(end) => {
                     let top = stack.last_mut()?;
-                    top.key = text.get(i + 1..end)?.to_owned();
+                    // Decoded, as a parser reads it: `"predic\u0061teType"` is `predicateType`.
+                    top.key = serde_json::from_str::<String>(text.get(i..=end)?).ok()?;
                     top.expect = Expect::Colon;
                     i = end + 1;
                 }
@@ -164,7 +176,10 @@ pub fn close_prefix(text: &str) -> Option<Closed> {
                         stack.last_mut()?.expect = Expect::CommaOrEnd;
                         cut = Some(Cut::of(i, &stack, false));
                     }
-                    StringEnd::Truncated(keep) => return Some(finish(text, Cut::of(keep, &stack, true))),
+                    StringEnd::Truncated(keep) if keep_open_string => {
+                        return Some(finish(text, Cut::of(keep, &stack, true)));
+                    }
+                    StringEnd::Truncated(_) => return cut.map(|c| finish(text, c)),
                 },
                 _ => {
                     let start = i;
@@ -173,7 +188,7 @@ pub fn close_prefix(text: &str) -> Option<Closed> {
                     }
                     let token = &b[start..i];
                     let scalar = token.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'+' | b'.'));
-                    if !scalar || stack.is_empty() {
+                    if token.is_empty() || !scalar || stack.is_empty() {
                         return None;
                     }
                     if i == b.len() {
@@ -338,11 +353,28 @@ mod tests {
     }
 
     #[test]
+    fn escaped_keys_are_read_as_a_parser_reads_them() {
+        let c = close_prefix(r#"{"predic\u0061teType": "https://slsa.dev/prov"#).unwrap();
+        assert_eq!(c.open_path, ["predicateType"]);
+        assert!(c.is_open("predicateType"));
+    }
+
+    #[test]
+    fn whole_values_only_leaves_out_a_cut_string() {
+        let text = r#"{"SPDXID": "SPDXRef-DOCUMENT", "spdxVersion": "SPD"#;
+        let c = close_prefix_whole_values(text).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&c.text).unwrap(), json!({"SPDXID": "SPDXRef-DOCUMENT"}));
+        assert_eq!(closed(text).0["spdxVersion"], "SPD");
+    }
+
+    #[test]
     fn what_cannot_be_closed() {
         assert_eq!(close_prefix(""), None);
         assert_eq!(close_prefix("   "), None);
         assert_eq!(close_prefix(r#"{"a" 1}"#), None);
         assert_eq!(close_prefix(r#"{"a": "\q"}"#), None);
+        assert_eq!(close_prefix(r#"{"a":}"#), None);
+        assert_eq!(close_prefix("[1,]"), None);
         assert!(close_prefix(&"[".repeat(100)).is_some_and(|c| c.open_path.len() == MAX_DEPTH - 1));
     }
 }

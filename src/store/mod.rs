@@ -111,7 +111,8 @@ pub enum PrefixRead {
     /// The registry answered the `Range` request with 206 and only the bytes asked for.
     Range,
     /// The registry ignored `Range` (200 with the whole blob): the read stopped after the prefix and the
-    /// connection was dropped.
+    /// answer was dropped (over HTTP/1.1 that closes the connection; over HTTP/2 it resets the stream, and
+    /// more may have arrived than [`BlobPrefix::transferred`] counts).
     RangeIgnored,
     /// A bounded read of a local file.
     Local,

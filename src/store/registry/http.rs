@@ -376,6 +376,10 @@ impl Inner {
                 h.update(&chunk);
             }
             buf.extend_from_slice(&chunk);
+            // A cut body that is full needs no further chunk (nor a chance to fail on one).
+            if !strict && buf.len() as u64 >= cap {
+                break;
+            }
         }
         let digest = hasher.map(Hasher::finish).transpose().map_err(Failure::Fatal)?;
         Ok((Bytes::from(buf), digest, received))

@@ -248,7 +248,7 @@ fn stats_text(r: &StatsReport<'_>) -> String {
             p.transferred,
             match p.read {
                 PrefixRead::Range => "Range honoured",
-                PrefixRead::RangeIgnored => "Range ignored: cut and the connection dropped",
+                PrefixRead::RangeIgnored => "Range ignored: the answer was cut and dropped",
                 PrefixRead::Local => "local file",
                 PrefixRead::Whole => "whole blob read",
             },
