@@ -244,7 +244,22 @@ async fn inspect_at<R: Repository>(
     };
     let mut entries = Vec::new();
     for listed in listing.iter().flat_map(|l| &l.descriptors) {
-        let r = referrers::read_referrer(repo, digest, listed, options.read_referrer_content, &options.limits).await?;
+        let r = match referrers::read_referrer(repo, digest, listed, options.read_referrer_content, &options.limits)
+            .await
+        {
+            Ok(r) => r,
+            // Content of the wrong shape (a plain statement typed as a DSSE referrer, as `oras attach` users
+            // push) is another tool's artifact, not damage: the referrer is shown without it, with an
+            // anomaly. Bytes that do not match their digest still fail the image.
+            Err(e) if options.read_referrer_content && e.kind() == ErrorKind::InvalidFormat => {
+                anomalies.push(Anomaly::new(
+                    "unreadable-referrer-content",
+                    format!("referrer {}: {e:#}", listed.digest.short()),
+                ));
+                referrers::read_referrer(repo, digest, listed, false, &options.limits).await?
+            }
+            Err(e) => return Err(e),
+        };
         let (entry, found) = layers::referrer(digest, &r);
         anomalies.extend(found);
         entries.push(entry);

@@ -198,3 +198,42 @@ async fn unknown_tag_is_not_an_empty_answer() {
     assert!(run.stdout.trim().is_empty() || run.stdout.contains("nothing found"));
     let _ = registry.repository("nothing").list_tags().await;
 }
+
+/// `oras attach --artifact-type application/vnd.in-toto+json` is often used with a plain, unsigned
+/// statement, not a DSSE envelope. That referrer is another tool's artifact, not damage: `inspect` shows it
+/// with an anomaly and reports the rest of the image (ferro-oci-server: the referrers API lists it).
+#[tokio::test]
+async fn a_dsse_typed_referrer_holding_a_plain_statement_is_an_anomaly_not_a_failure() {
+    use att2ref::model::digest::Digest;
+    use att2ref::model::media_type as mt;
+
+    let registry = TestRegistry::ferro();
+    let scenario = att2ref::demo::demo().unwrap();
+    let repo = registry.repository("oras/app");
+    scenario.repo.push_to(&repo).await.unwrap();
+    let subject = repo.head_manifest(&scenario.image.to_string()).await.unwrap().unwrap();
+    let statement = br#"{"_type":"https://in-toto.io/Statement/v1","subject":[],"predicateType":"https://example.test/p","predicate":{}}"#;
+    let layer = repo.put_blob(bytes::Bytes::from_static(statement)).await.unwrap();
+    let config = repo.put_blob(bytes::Bytes::from_static(b"{}")).await.unwrap();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": mt::OCI_MANIFEST,
+        "artifactType": mt::IN_TOTO,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config.to_string(), "size": 2},
+        "layers": [{"mediaType": mt::IN_TOTO, "digest": layer.to_string(), "size": statement.len()}],
+        "subject": {"mediaType": subject.media_type, "digest": subject.digest.to_string(), "size": subject.size},
+    });
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let referrer = Digest::sha256(&bytes);
+    repo.put_manifest(bytes.into(), mt::OCI_MANIFEST, None).await.unwrap();
+
+    let report = inspect(&registry, &format!("{}/oras/app@{}", registry.host, scenario.image));
+    let image = &report["images"][0];
+    let entries = image["referrers"]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{report:#}");
+    assert_eq!(entries[0]["digest"], referrer.to_string(), "{report:#}");
+    let anomalies: Vec<&Value> =
+        image["anomalies"].as_array().unwrap().iter().filter(|a| a["code"] == "unreadable-referrer-content").collect();
+    assert_eq!(anomalies.len(), 1, "{report:#}");
+    assert_eq!(image["legacy"]["attestations"]["layers"].as_array().map(Vec::len), Some(2));
+}
