@@ -2,10 +2,11 @@
 
 use crate::error::{ErrorKind, Result};
 use crate::limits::Limits;
-use crate::model::cosign::{LegacyLayerAnnotations, TagKind};
+use crate::model::cosign::TagKind;
 use crate::model::digest::Digest;
 use crate::model::envelope_prefix::guess_envelope_prefix;
 use crate::model::intoto::Statement;
+use crate::model::media_type::annotations as ann;
 use crate::model::oci::Descriptor;
 use crate::model::predicate::unwrap_cosign_data;
 use crate::model::time::{format_unix, parse_rfc3339};
@@ -100,9 +101,10 @@ async fn learn_from_prefixes<R: Repository>(
     let mut to_read = Vec::with_capacity(candidates.len());
     for &index in candidates {
         let layer = &layers[index];
-        let annotated = LegacyLayerAnnotations::from_descriptor(layer).predicate_type;
+        // Only the type annotation matters here: the whole read parses the others.
+        let annotated = layer.annotation(ann::COSIGN_PREDICATE_TYPE);
         // A layer over the cap is refused whole, as without prefixes (never glimpsed past the cap).
-        if layer.size > run.limits().max_blob_bytes || !wants_prefix(layer, annotated.as_deref(), &query) {
+        if layer.size > run.limits().max_blob_bytes || !wants_prefix(layer, annotated, &query) {
             to_read.push(index);
             continue;
         }
@@ -190,7 +192,7 @@ pub async fn legacy_cost<R: Repository>(repo: &R, image: &Digest, limits: &Limit
         layers_annotated: manifest
             .layers()
             .iter()
-            .filter(|l| l.annotation(crate::model::media_type::annotations::COSIGN_PREDICATE_TYPE).is_some())
+            .filter(|l| l.annotation(ann::COSIGN_PREDICATE_TYPE).is_some())
             .count(),
     }))
 }

@@ -42,7 +42,7 @@ pub(crate) fn legacy_layer(image: &Digest, layer: &LegacyLayer, tag: &str) -> (L
         statement_type: None,
         subject_digests: Vec::new(),
         subject_matches: None,
-        signer: if a.certificate_pem.as_deref().is_some_and(|c| !c.is_empty()) { "certificate" } else { "key" }.into(),
+        signer: signer_kind(a).into(),
         certificate_identity: None,
         certificate_issuer: None,
         signatures: 0,
@@ -102,6 +102,11 @@ pub(crate) fn legacy_layer(image: &Digest, layer: &LegacyLayer, tag: &str) -> (L
         }
     }
     (report, anomalies)
+}
+
+/// `certificate` when the layer carries one (keyless or a user certificate), else `key`.
+fn signer_kind(a: &LegacyLayerAnnotations) -> &'static str {
+    if a.certificate_pem.as_deref().is_some_and(|c| !c.is_empty()) { "certificate" } else { "key" }
 }
 
 /// The first SAN and the Fulcio OIDC issuer of a certificate, for display (not verified here).
@@ -166,9 +171,7 @@ pub(crate) fn legacy_layer_from_prefix(
     let (mut report, mut anomalies) = legacy_layer(image, &layer, tag);
     anomalies.extend(media_type_anomaly(tag, index, &descriptor.media_type));
     report.content = "dsse-envelope".into();
-    report.signer =
-        if layer.annotations.certificate_pem.as_deref().is_some_and(|c| !c.is_empty()) { "certificate" } else { "key" }
-            .into();
+    report.signer = signer_kind(&layer.annotations).into();
     report.predicate_type = guess.predicate_type.clone();
     report.predicate_short_name = guess.predicate_type.as_deref().and_then(predicate::short_name).map(str::to_owned);
     report.hint = guess.hint.clone().map(|h| ContentHintReport { from_prefix: true, ..hint_report(h) });

@@ -22,7 +22,8 @@ const COSIGN_BUNDLE: &str = "sigstore-cosign/oci-attestation.sigstore.json";
 const COSIGN_ROOT: &str = "sigstore-cosign/trusted_root_pgi.json";
 const COSIGN_IMAGE: &str = "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4";
 
-fn test_key() -> String {
+/// The public half of the demo stores' TEST-ONLY RSA-4096 key.
+pub(crate) fn test_key() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem").display().to_string()
 }
 

@@ -2,20 +2,38 @@
 //! real test registries (docs/REGISTRIES.md lists them with the issues that document each). Every test
 //! checks that nothing is lost or written where nobody finds it.
 
-use std::path::Path;
-
 use att2ref::demo;
 use att2ref::model::digest::Digest;
 use att2ref::model::oci::Manifest;
 use att2ref::store::Repository;
 use serde_json::json;
 
-use crate::cli::att2ref;
+use crate::cli::{Run, att2ref};
 use crate::fault_proxy::FaultProxy;
+use crate::get::test_key;
 use crate::registries::TestRegistry;
 
-fn test_key() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem").display().to_string()
+/// `migrate IMAGE -o json` with the demo's test key.
+fn migrate(image: &str) -> Run {
+    att2ref(&["migrate", "--plain-http", image, "--key", &test_key(), "--insecure-ignore-tlog", "-o", "json", "-q"])
+}
+
+/// `get IMAGE --type custom --hint slsa --stats=json` with the demo's test key.
+fn get_slsa(image: &str) -> Run {
+    let key = test_key();
+    att2ref(&[
+        "get",
+        "--plain-http",
+        image,
+        "--type",
+        "custom",
+        "--hint",
+        "slsa",
+        "--key",
+        &key,
+        "--insecure-ignore-tlog",
+        "--stats=json",
+    ])
 }
 
 /// ECR in 2024 (sigstore-js#1183, fixed there by pinging the listing instead of trusting the header) and
@@ -32,9 +50,7 @@ async fn an_oci_subject_header_without_a_listing_still_gets_the_tag_schema() {
     let repo = registry.repository("quirks/ecr");
     scenario.repo.push_to(&repo).await.unwrap();
     let image = format!("{}/quirks/ecr@{}", proxy.host, scenario.image);
-    let key = test_key();
-    let run =
-        att2ref(&["migrate", "--plain-http", &image, "--key", &key, "--insecure-ignore-tlog", "-o", "json", "-q"]);
+    let run = migrate(&image);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.json()["totals"]["referrers_written"], 2, "{}", run.stdout);
     // The proxy really claimed the API for the referrers written.
@@ -57,19 +73,7 @@ async fn an_oci_subject_header_without_a_listing_still_gets_the_tag_schema() {
     assert_eq!((listed.len(), listed), (2, expected), "{}", run.stdout);
 
     // A consumer finds the SLSA provenance among them, through the same proxy.
-    let run = att2ref(&[
-        "get",
-        "--plain-http",
-        &image,
-        "--type",
-        "custom",
-        "--hint",
-        "slsa",
-        "--key",
-        &key,
-        "--insecure-ignore-tlog",
-        "--stats=json",
-    ]);
+    let run = get_slsa(&image);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes());
     assert!(run.stderr.contains("\"answeredBy\":\"referrer\""), "{}", run.stderr);
@@ -94,19 +98,7 @@ async fn a_referrers_tag_that_answers_with_the_image_itself_is_diagnosed_and_not
     tags_before.sort();
 
     // get: the legacy .att answers; the stats say the referrers could not be listed.
-    let run = att2ref(&[
-        "get",
-        "--plain-http",
-        &image,
-        "--type",
-        "custom",
-        "--hint",
-        "slsa",
-        "--key",
-        &key,
-        "--insecure-ignore-tlog",
-        "--stats=json",
-    ]);
+    let run = get_slsa(&image);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes());
     assert!(run.stderr.contains("\"answeredBy\":\"legacy\""), "{}", run.stderr);
@@ -127,8 +119,7 @@ async fn a_referrers_tag_that_answers_with_the_image_itself_is_diagnosed_and_not
     assert!(message.contains("answers with the image") && message.contains("oras-project/oras#2148"), "{message}");
 
     // migrate: refused for the image, with the same diagnosis; nothing written.
-    let run =
-        att2ref(&["migrate", "--plain-http", &image, "--key", &key, "--insecure-ignore-tlog", "-o", "json", "-q"]);
+    let run = migrate(&image);
     assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
     let migrated = &run.json()["images"][0];
     assert_eq!(
@@ -174,9 +165,7 @@ async fn referrers_split_over_link_pages_and_an_ignored_filter_lose_nothing() {
     let repo = registry.repository("quirks/pages");
     scenario.repo.push_to(&repo).await.unwrap();
     let direct = format!("{}/quirks/pages@{}", registry.host, scenario.image);
-    let key = test_key();
-    let run =
-        att2ref(&["migrate", "--plain-http", &direct, "--key", &key, "--insecure-ignore-tlog", "-o", "json", "-q"]);
+    let run = migrate(&direct);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.json()["totals"]["referrers_written"], 2, "{}", run.stdout);
 
@@ -203,22 +192,10 @@ async fn referrers_split_over_link_pages_and_an_ignored_filter_lose_nothing() {
     let run = att2ref(&["inspect", "--plain-http", &image, "-o", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json()["images"][0]["referrers"]["entries"].as_array().map(Vec::len), Some(2));
-    let run =
-        att2ref(&["migrate", "--plain-http", &image, "--key", &key, "--insecure-ignore-tlog", "-o", "json", "-q"]);
+    let run = migrate(&image);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.json()["totals"]["referrers_written"], 0, "{}", run.stdout);
-    let run = att2ref(&[
-        "get",
-        "--plain-http",
-        &image,
-        "--type",
-        "custom",
-        "--hint",
-        "slsa",
-        "--key",
-        &key,
-        "--insecure-ignore-tlog",
-    ]);
+    let run = get_slsa(&image);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes());
 }
@@ -236,8 +213,7 @@ async fn a_registry_that_refuses_delete_is_reported_once_and_nothing_is_attempte
     for name in ["quirks/ghcr-a", "quirks/ghcr-b"] {
         scenario.repo.push_to(&registry.repository(name)).await.unwrap();
         let direct = format!("{}/{name}@{}", registry.host, scenario.image);
-        let run =
-            att2ref(&["migrate", "--plain-http", &direct, "--key", &key, "--insecure-ignore-tlog", "-o", "json", "-q"]);
+        let run = migrate(&direct);
         assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
         images.push(name);
     }

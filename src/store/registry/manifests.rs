@@ -189,9 +189,10 @@ pub(crate) async fn probe_delete(repo: &RegistryRepository) -> DeleteSupport {
     };
     let unsupported = parse_error_body(&reply.body).iter().any(|e| e.code == "UNSUPPORTED");
     match reply.status.as_u16() {
-        200..=299 | 404 if !unsupported => DeleteSupport::Allowed,
-        405 => DeleteSupport::Refused(status_error(&what, reply.status, &reply.body).to_string()),
-        _ if unsupported => DeleteSupport::Refused(status_error(&what, reply.status, &reply.body).to_string()),
+        status if status == 405 || unsupported => {
+            DeleteSupport::Refused(status_error(&what, reply.status, &reply.body).to_string())
+        }
+        200..=299 | 404 => DeleteSupport::Allowed,
         _ => DeleteSupport::Unknown,
     }
 }
