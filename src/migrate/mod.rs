@@ -98,7 +98,14 @@ pub struct MigrateOptions {
     pub index_retries: u32,
     /// How much of what was written is read back before an image counts as migrated.
     pub readback: ReadBack,
+    /// How long read-back waits for the registry's listing to show referrers it accepted (see
+    /// [`DEFAULT_LISTING_WAIT`]). Only a lagging listing costs any of it.
+    pub listing_wait: std::time::Duration,
 }
+
+/// Default of [`MigrateOptions::listing_wait`]: longer than the 60 s Quay kept a referrers listing cached
+/// (quay#6510), so a migration there succeeds on its first run.
+pub const DEFAULT_LISTING_WAIT: std::time::Duration = std::time::Duration::from_secs(75);
 
 impl Default for MigrateOptions {
     fn default() -> MigrateOptions {
@@ -112,6 +119,7 @@ impl Default for MigrateOptions {
             jobs: 4,
             index_retries: 8,
             readback: ReadBack::default(),
+            listing_wait: DEFAULT_LISTING_WAIT,
         }
     }
 }
@@ -319,8 +327,17 @@ pub async fn migrate_image<R: Repository>(
         report.entries_repaired = stats.entries_repaired;
         seen = readback::Seen { listing: stats.index_confirmed, blobs: false };
     }
-    report.bytes_read +=
-        readback::read_back(repo, image, &prepared.pending, verifier, &options.limits, options.readback, seen).await?;
+    report.bytes_read += readback::read_back(
+        repo,
+        image,
+        &prepared.pending,
+        verifier,
+        &options.limits,
+        options.readback,
+        seen,
+        options.listing_wait,
+    )
+    .await?;
     report.outcome = if report.writes == 0 { Outcome::AlreadyMigrated } else { Outcome::Migrated };
     Ok(report)
 }

@@ -23,6 +23,7 @@
 //! referrer, byte for byte, before deleting the legacy manifest it replaces.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::Limits;
@@ -32,7 +33,7 @@ use crate::model::digest::Digest;
 use crate::model::dsse::Envelope;
 use crate::model::media_type as mt;
 use crate::model::oci::{Descriptor, Manifest};
-use crate::store::{BlobState, Repository};
+use crate::store::{BlobState, Learnt, Repository};
 use crate::verification::{SignedEntity, Verifier};
 
 use super::plan::Pending;
@@ -60,6 +61,7 @@ pub struct Seen {
 
 /// Check every pending referrer of `subject` as a consumer would see it, to the depth of `mode`, except
 /// what `seen` says was just checked. Returns the bytes read.
+#[allow(clippy::too_many_arguments)]
 pub async fn read_back<R: Repository>(
     repo: &R,
     subject: &Digest,
@@ -68,22 +70,10 @@ pub async fn read_back<R: Repository>(
     limits: &Limits,
     mode: ReadBack,
     seen: Seen,
+    listing_wait: Duration,
 ) -> Result<u64> {
     if !seen.listing {
-        let listing = repo.referrers(subject, None).await?;
-        for p in pending {
-            let digest = &p.referrer.manifest.digest;
-            if !listing.descriptors.iter().any(|d| &d.digest == digest) {
-                return Err(Error::new(
-                    ErrorKind::VerificationFailed,
-                    format!(
-                        "read-back of referrer {digest} of {subject}: not listed among the subject's referrers \
-                         (read through the {})",
-                        listing.source_name()
-                    ),
-                ));
-            }
-        }
+        wait_until_listed(repo, subject, pending, listing_wait).await?;
     }
     let checked = futures_util::future::try_join_all(
         pending.iter().map(|p| check_one(repo, subject, p, limits, mode, seen.blobs)),
@@ -110,6 +100,55 @@ pub async fn read_back<R: Repository>(
         ));
     }
     Ok(bytes_read)
+}
+
+/// List the subject's referrers until every pending one is there, for at most `wait`. A registry may
+/// accept a referrer and list it only later: Quay served a cached listing for up to 60 s (quay#6510; a
+/// signer that listed right after writing found nothing, tektoncd/chains#1691), and Artifact Registry's
+/// listing lags (chainguard-dev/terraform-provider-cosign#581). A wait that ends is learnt for the host
+/// and reported; one that does not fails the image, which is safe: nothing is deleted by `migrate`, and
+/// `prune` removes a legacy `.att` only once a listing shows its replacement.
+async fn wait_until_listed<R: Repository>(
+    repo: &R,
+    subject: &Digest,
+    pending: &[Pending],
+    wait: Duration,
+) -> Result<()> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let listing = repo.referrers(subject, None).await?;
+        let missing: Vec<String> = pending
+            .iter()
+            .map(|p| &p.referrer.manifest.digest)
+            .filter(|d| !listing.descriptors.iter().any(|l| &l.digest == *d))
+            .map(|d| d.to_string())
+            .collect();
+        let waited = started.elapsed();
+        if missing.is_empty() {
+            if pause > Duration::from_millis(250) {
+                repo.learn(Learnt::ListingLagged(waited));
+            }
+            return Ok(());
+        }
+        if waited >= wait {
+            repo.learn(Learnt::ListingNeverShowed(waited));
+            return Err(Error::new(
+                ErrorKind::VerificationFailed,
+                format!(
+                    "read-back of {subject}: the registry accepted referrer {} but its listing (read through the \
+                     {}) does not show it after {:.1} s: the listing lags or is served from a cache (Quay: up to \
+                     60 s, quay#6510); the legacy .att is untouched and prune keeps it until a listing shows its \
+                     replacement; run again later, or wait longer with --listing-wait",
+                    missing.join(", "),
+                    listing.source_name(),
+                    waited.as_secs_f64()
+                ),
+            ));
+        }
+        tokio::time::sleep(pause.min(wait - waited)).await;
+        pause = (pause * 2).min(Duration::from_secs(8));
+    }
 }
 
 /// One referrer: its manifest byte-identical, its layers present (or, in full, downloaded and checked

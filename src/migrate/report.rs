@@ -183,6 +183,10 @@ pub struct MigrateReport {
     pub requests: Option<RequestStats>,
     /// Targets that could not be expanded into images (repository listing failed, …).
     pub errors: Vec<TargetError>,
+    /// What the run found out about each registry it worked on (referrers API or tag schema, DELETE,
+    /// index subjects, listing lag), each learnt once per host.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<crate::store::RegistryFacts>,
 }
 
 /// A target that could not be expanded into repositories ([`crate::targets::TargetError`]).
@@ -200,6 +204,7 @@ impl MigrateReport {
             totals: MigrateTotals::default(),
             requests: None,
             errors: Vec::new(),
+            registries: Vec::new(),
         }
     }
 

@@ -8,7 +8,7 @@ use crate::model::digest::Digest;
 use crate::model::media_type as mt;
 use crate::model::oci::Descriptor;
 use crate::store::tag_schema::{self, IndexOptions, IndexStats, backoff, is_transient};
-use crate::store::{ReferrersCapability, ReferrersSource, Repository};
+use crate::store::{Learnt, ReferrersCapability, ReferrersSource, Repository};
 
 use super::plan::Pending;
 
@@ -57,6 +57,14 @@ pub async fn write_image<R: Repository>(
 ) -> Result<WriteStats> {
     let mut stats = WriteStats::default();
     let what = || format!("writing the referrers of {subject}");
+    let index_subject = pending
+        .first()
+        .and_then(|p| p.referrer.manifest.manifest.subject.as_ref())
+        .is_some_and(|s| mt::is_index(&s.media_type));
+    // Learnt from the first index refused on this registry: the next ones are not uploaded at all.
+    if let Some(why) = index_subject.then(|| repo.facts().index_subject_refused().map(str::to_owned)).flatten() {
+        return Err(index_subject_refused(subject, &format!("not attempted: an earlier one was refused: {why}")));
+    }
     let mut blobs: Vec<&NewBlob> = Vec::new();
     let mut reused: Vec<&Descriptor> = Vec::new();
     for p in pending {
@@ -80,8 +88,19 @@ pub async fn write_image<R: Repository>(
     }
 
     let puts = futures_util::future::try_join_all(pending.iter().map(|p| push_manifest(repo, subject, p)));
+    let pushed = match puts.await {
+        Ok(pushed) => pushed,
+        Err(e) if index_subject && e.kind() == ErrorKind::Unsupported => {
+            repo.learn(Learnt::IndexSubjectRefused(e.to_string()));
+            return Err(index_subject_refused(subject, &e.to_string()));
+        }
+        Err(e) => return Err(e),
+    };
+    if index_subject {
+        repo.learn(Learnt::IndexSubjectAccepted);
+    }
     let mut api_confirmed = false;
-    for (len, oci_subject) in puts.await?.into_iter().flatten() {
+    for (len, oci_subject) in pushed.into_iter().flatten() {
         stats.manifests_written += 1;
         stats.bytes_written += len;
         api_confirmed |= oci_subject.as_ref() == Some(subject);
@@ -100,6 +119,19 @@ pub async fn write_image<R: Repository>(
     let entries: Vec<Descriptor> = pending.iter().map(|p| p.referrer.index_entry()).collect();
     stats.add_index(tag_schema::update_index(repo, subject, &entries, index, false).await?);
     Ok(stats)
+}
+
+/// The diagnosis of a registry that will not store a referrer whose subject is an image index (ECR:
+/// aws/containers-roadmap#2783). Nothing of the image is listed anywhere, so nothing is lost: its legacy
+/// `.att` stays the only copy, and its platform manifests are migrated on their own.
+fn index_subject_refused(subject: &Digest, answer: &str) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        format!(
+            "writing the referrers of {subject}: the registry refuses referrers whose subject is an image index \
+             ({answer}); the legacy .att of this index is kept, its platform manifests are migrated on their own"
+        ),
+    )
 }
 
 /// Whether the registry's referrers API lists every referrer just written (after an `OCI-Subject` header

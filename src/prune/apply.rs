@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::digest::Digest;
+use crate::model::oci::Descriptor;
 use crate::model::oci::Manifest;
-use crate::store::tag_schema::remove_entry;
-use crate::store::{DeleteSupport, Repository};
+use crate::store::tag_schema::{self, IndexOptions, remove_entry};
+use crate::store::{DeleteSupport, Learnt, Repository};
 use crate::verification::Verifier;
 
 use super::find::{needed_by_others, resolve_tags, shared_reason, tag_map};
@@ -155,11 +156,11 @@ async fn run<R: Repository>(
                 Some(_) => delete(repo, map, manifest, Some(tag), false).await,
             }
         }
-        Action::OrphanReferrer { digest, .. } => {
+        Action::OrphanReferrer { subject, digest } => {
             if repo.head_manifest(&digest.to_string()).await?.is_none() {
                 return Ok(Done::Skipped("already gone".into()));
             }
-            delete(repo, map, digest, None, false).await
+            delete_referrer(repo, map, subject, digest, options).await
         }
         Action::DuplicateReferrer { subject, digest, keep, blob } => {
             if let Some(why) = kept_copy_problem(repo, subject, keep, blob).await? {
@@ -168,7 +169,7 @@ async fn run<R: Repository>(
             if repo.head_manifest(&digest.to_string()).await?.is_none() {
                 return Ok(Done::Skipped("already gone".into()));
             }
-            let done = delete(repo, map, digest, None, false).await?;
+            let done = delete_referrer(repo, map, subject, digest, options).await?;
             if let Done::Removed(mut notes) = done {
                 let tag = subject.referrers_tag();
                 let edited = remove_entry(repo, &tag, digest, options.index_retries).await.map_err(|e| {
@@ -252,6 +253,91 @@ async fn kept_copy_problem<R: Repository>(
         return Ok(Some(format!("the copy to keep, {}, is not listed among the referrers", keep.short())));
     }
     Ok(None)
+}
+
+/// Delete the referrer `digest` of `subject`. Where the registry refuses to delete a manifest that a
+/// referrers index still lists (Artifact Registry: 400 `GOOGLE_MANIFEST_DANGLING_PARENT_IMAGE`,
+/// chainguard-dev/terraform-provider-cosign#577), its entry in the tag-schema index is removed first and
+/// the delete made again; the order is learnt for the host, so the next referrers there go entry first.
+/// Should the delete still fail, the entry is put back: a referrer is never left unlisted.
+async fn delete_referrer<R: Repository>(
+    repo: &R,
+    map: &mut TagMap,
+    subject: &Digest,
+    digest: &Digest,
+    options: &PruneOptions,
+) -> Result<Done> {
+    let others = needed_by_others(map, digest, None, false);
+    if !others.is_empty() {
+        return Ok(Done::Skipped(shared_reason(&others)));
+    }
+    if !repo.facts().entry_before_delete() {
+        match delete(repo, map, digest, None, false).await {
+            Err(e) if may_be_refused_while_listed(&e) => {
+                let Some(entry) = index_entry(repo, subject, digest).await? else { return Err(e) };
+                let done = delete_unlisted(repo, map, subject, entry, options).await;
+                // Learnt only when the other order worked: any other failure says nothing about order.
+                if matches!(done, Ok(Done::Removed(_))) {
+                    repo.learn(Learnt::DeleteWhileListedRefused(e.to_string()));
+                }
+                return done;
+            }
+            done => return done,
+        }
+    }
+    match index_entry(repo, subject, digest).await? {
+        Some(entry) => delete_unlisted(repo, map, subject, entry, options).await,
+        None => delete(repo, map, digest, None, false).await,
+    }
+}
+
+/// A refusal that may be the registry protecting a manifest an index lists (not a missing manifest, a
+/// registry that refuses every DELETE, a denial, a throttle or a dead network).
+fn may_be_refused_while_listed(e: &Error) -> bool {
+    !matches!(
+        e.kind(),
+        ErrorKind::NotFound
+            | ErrorKind::Unsupported
+            | ErrorKind::Unauthorized
+            | ErrorKind::RateLimited
+            | ErrorKind::Network
+            | ErrorKind::Io
+    )
+}
+
+/// The entry of the tag-schema index of `subject` that lists `digest`, if that index exists and lists it.
+async fn index_entry<R: Repository>(repo: &R, subject: &Digest, digest: &Digest) -> Result<Option<Descriptor>> {
+    let Some(raw) = repo.get_manifest(&subject.referrers_tag()).await? else { return Ok(None) };
+    let Manifest::Index(index) = &raw.manifest else { return Ok(None) };
+    Ok(index.manifests.iter().find(|d| &d.digest == digest).cloned())
+}
+
+/// Remove `entry` from the index of `subject`, then delete the manifest it names; put the entry back if
+/// the delete does not happen.
+async fn delete_unlisted<R: Repository>(
+    repo: &R,
+    map: &mut TagMap,
+    subject: &Digest,
+    entry: Descriptor,
+    options: &PruneOptions,
+) -> Result<Done> {
+    let tag = subject.referrers_tag();
+    remove_entry(repo, &tag, &entry.digest, options.index_retries).await?;
+    let outcome = delete(repo, map, &entry.digest, None, false).await;
+    if !matches!(outcome, Ok(Done::Removed(_))) {
+        let restore = IndexOptions { repair: false, max_retries: options.index_retries };
+        tag_schema::add_to_index(repo, subject, std::slice::from_ref(&entry), restore).await.map_err(|e| {
+            e.context(format!("the referrer {} could not be deleted and its index entry not restored", entry.digest))
+        })?;
+    }
+    let mut notes = match outcome? {
+        Done::Removed(notes) => notes,
+        other => return Ok(other),
+    };
+    notes.push(format!(
+        "its entry was removed from the referrers index {tag} first: the registry refuses to delete a listed manifest"
+    ));
+    Ok(Done::Removed(notes))
 }
 
 /// Delete `digest` unless a tag other than `own_tag` holds it.

@@ -150,6 +150,10 @@ pub struct PruneReport {
     pub totals: PruneTotals,
     /// Targets that could not be expanded.
     pub errors: Vec<TargetError>,
+    /// What the run found out about each registry it worked on (referrers API or tag schema, DELETE,
+    /// the order of index entry and manifest), each learnt once per host.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<crate::store::RegistryFacts>,
 }
 
 impl PruneReport {
@@ -162,6 +166,7 @@ impl PruneReport {
             items: Vec::new(),
             totals: PruneTotals::default(),
             errors: vec![],
+            registries: Vec::new(),
         }
     }
 

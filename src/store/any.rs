@@ -5,7 +5,9 @@ use bytes::Bytes;
 
 use super::layout::LayoutRepository;
 use super::registry::RegistryRepository;
-use super::{BlobPrefix, BlobState, DeleteSupport, PutManifest, Referrers, ReferrersCapability, Repository};
+use super::{
+    BlobPrefix, BlobState, DeleteSupport, HostFacts, Learnt, PutManifest, Referrers, ReferrersCapability, Repository,
+};
 use crate::error::Result;
 use crate::model::digest::Digest;
 use crate::model::oci::{Descriptor, RawManifest};
@@ -75,6 +77,14 @@ impl Repository for AnyRepository {
 
     async fn delete_support(&self) -> DeleteSupport {
         delegate!(self, r => r.delete_support().await)
+    }
+
+    fn learn(&self, fact: Learnt) {
+        delegate!(self, r => r.learn(fact))
+    }
+
+    fn facts(&self) -> HostFacts {
+        delegate!(self, r => r.facts())
     }
 
     async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {

@@ -18,12 +18,14 @@ use crate::model::digest::Digest;
 use crate::model::oci::{Descriptor, RawManifest};
 
 mod any;
+pub mod facts;
 pub mod layout;
 pub mod memory;
 pub mod registry;
 pub mod tag_schema;
 
 pub use any::AnyRepository;
+pub use facts::{Answer, HostFacts, Learnt, RegistryFacts};
 
 /// Result of pushing a manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,6 +193,17 @@ pub trait Repository: Send + Sync {
     /// digest nobody stored; other stores delete.
     fn delete_support(&self) -> impl Future<Output = DeleteSupport> + Send {
         async { DeleteSupport::Allowed }
+    }
+
+    /// Record something a command learnt by acting on this store's registry (kept for the host and the
+    /// run, reported, and acted on by the next repository there). Other stores forget it.
+    fn learn(&self, fact: Learnt) {
+        let _ = fact;
+    }
+
+    /// What has been learnt about this store's registry so far (see [`Repository::learn`]).
+    fn facts(&self) -> HostFacts {
+        HostFacts::default()
     }
 
     /// Size of a blob if present, `None` when definitely absent.

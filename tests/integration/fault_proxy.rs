@@ -161,6 +161,16 @@ struct State {
     /// The `artifactType` filter of referrers listings is dropped silently (see
     /// [`FaultProxy::ignore_artifact_type_filter`]).
     drop_filter: AtomicBool,
+    /// Referrers whose subject is an image index are refused as ECR refuses them (see
+    /// [`FaultProxy::refuse_index_subjects`]).
+    refuse_index_subjects: AtomicBool,
+    /// A manifest a referrers tag-schema index lists cannot be deleted (see
+    /// [`FaultProxy::refuse_delete_while_listed`]).
+    refuse_listed_deletes: AtomicBool,
+    /// How long a referrers listing is served from the proxy's cache, zero for never (see
+    /// [`FaultProxy::cache_referrers`]); the cache by path, the query left out.
+    referrers_ttl: Mutex<Duration>,
+    referrers_cache: Mutex<HashMap<String, (Instant, StatusCode, hyper::HeaderMap, Bytes)>>,
     /// Requests being handled now, and the most at once so far.
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
@@ -244,6 +254,10 @@ impl FaultProxy {
             refuse_deletes: AtomicBool::new(false),
             referrers_page: AtomicU64::new(0),
             drop_filter: AtomicBool::new(false),
+            refuse_index_subjects: AtomicBool::new(false),
+            refuse_listed_deletes: AtomicBool::new(false),
+            referrers_ttl: Mutex::new(Duration::ZERO),
+            referrers_cache: Mutex::default(),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
             started: Instant::now(),
@@ -310,6 +324,34 @@ impl FaultProxy {
     /// (containers/skopeo#1880, sigstore/cosign#3434); GHCR deletes only through the GitHub Packages API.
     pub fn refuse_deletes(&self) {
         self.state.refuse_deletes.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on, refuse a manifest PUT whose `subject` is an image index with 405 `UNSUPPORTED`, without
+    /// forwarding it, as ECR does (aws/containers-roadmap#2783: an index cannot be the subject of a
+    /// referrer there). The body's wording is the proxy's own.
+    pub fn refuse_index_subjects(&self) {
+        self.state.refuse_index_subjects.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on, refuse the DELETE of a manifest that a referrers tag-schema index of its repository
+    /// (a `sha256-<hex>` tag) still lists, with 400 `GOOGLE_MANIFEST_DANGLING_PARENT_IMAGE`, as Google
+    /// Artifact Registry does (chainguard-dev/terraform-provider-cosign#577: the index entry has to go
+    /// first).
+    pub fn refuse_delete_while_listed(&self) {
+        self.state.refuse_listed_deletes.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on, answer a referrers listing from a cache kept `ttl` after the first answer, keyed by
+    /// the path alone (the `artifactType` query left out), as Quay did (up to 60 s, quay#6510; a signer
+    /// that listed right after writing found nothing, tektoncd/chains#1691). Writes are forwarded; only
+    /// the listing lags.
+    pub fn cache_referrers(&self, ttl: Duration) {
+        *self.state.referrers_ttl.lock().unwrap() = ttl;
+    }
+
+    /// Forget every cached referrers listing (the cache expired).
+    pub fn expire_referrers_cache(&self) {
+        self.state.referrers_cache.lock().unwrap().clear();
     }
 
     /// Requests received so far.
@@ -578,6 +620,38 @@ fn referrers_page(
     (Bytes::from(serde_json::to_vec(&index).unwrap()), next)
 }
 
+impl State {
+    /// Whether `DELETE /v2/<name>/manifests/<digest>` names a manifest that a referrers tag-schema index
+    /// of the repository lists (read from the registry behind, as the registry itself would know).
+    async fn listed_by_an_index(&self, path: &str) -> bool {
+        let Some((repo, digest)) = path.split_once("/manifests/") else { return false };
+        let base = format!("http://{}{repo}", self.upstream);
+        let Ok(tags) = self.client.get(format!("{base}/tags/list")).send().await else { return false };
+        let tags: serde_json::Value =
+            serde_json::from_slice(&tags.bytes().await.unwrap_or_default()).unwrap_or_default();
+        for tag in tags["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str()) {
+            let Some(hex) = tag.strip_prefix("sha256-") else { continue };
+            if hex.len() != 64 {
+                continue;
+            }
+            let index = self
+                .client
+                .get(format!("{base}/manifests/{tag}"))
+                .header("accept", "application/vnd.oci.image.index.v1+json")
+                .send()
+                .await;
+            let Ok(index) = index else { continue };
+            let index: serde_json::Value =
+                serde_json::from_slice(&index.bytes().await.unwrap_or_default()).unwrap_or_default();
+            let entries = index["manifests"].as_array().into_iter().flatten();
+            if entries.filter_map(|m| m["digest"].as_str()).any(|d| d == digest) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
 fn full(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut response =
         Response::new(Full::new(Bytes::from_static(body.as_bytes())).map_err(|e| match e {}).boxed_unsync());
@@ -620,6 +694,38 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             StatusCode::METHOD_NOT_ALLOWED,
             "{\"errors\":[{\"code\":\"UNSUPPORTED\",\"message\":\"The operation is unsupported.\"}]}",
         ));
+    }
+    if method == "PUT" && path.contains("/manifests/") && state.refuse_index_subjects.load(Ordering::SeqCst) {
+        let subject_type = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|m| m["subject"]["mediaType"].as_str().map(str::to_owned));
+        if subject_type.is_some_and(|t| t.contains("index") || t.contains("manifest.list")) {
+            note("refused with 405: the subject is an index");
+            return Ok(full(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{\"errors\":[{\"code\":\"UNSUPPORTED\",\"message\":\"subject of type image index is not supported\"}]}",
+            ));
+        }
+    }
+    if method == "DELETE" && state.refuse_listed_deletes.load(Ordering::SeqCst) && state.listed_by_an_index(&path).await
+    {
+        note("refused with 400: a referrers index lists it");
+        return Ok(full(
+            StatusCode::BAD_REQUEST,
+            "{\"errors\":[{\"code\":\"GOOGLE_MANIFEST_DANGLING_PARENT_IMAGE\",\"message\":\"manifest is referenced by a parent image index\"}]}",
+        ));
+    }
+    let is_listing = method == "GET" && path.contains("/referrers/");
+    let ttl = *state.referrers_ttl.lock().unwrap();
+    if is_listing && !ttl.is_zero() {
+        let cached = state.referrers_cache.lock().unwrap().get(&path).cloned();
+        if let Some((at, status, headers, answer)) = cached.filter(|(at, ..)| at.elapsed() < ttl) {
+            note(&format!("{} from the cache ({} ms old)", status.as_u16(), at.elapsed().as_millis()));
+            let mut response = Response::new(Full::new(answer).map_err(|e: Infallible| match e {}).boxed_unsync());
+            *response.status_mut() = status;
+            *response.headers_mut() = headers;
+            return Ok(response);
+        }
     }
     let fault = if kill.is_some() { None } else { state.take_targeted(&method, &path).or_else(|| state.decide(&key)) };
     if let Some(f) = fault {
@@ -735,6 +841,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             .and_then(|m| m["subject"]["digest"].as_str().map(str::to_owned));
         if let Some(value) = subject.and_then(|d| d.parse().ok()) {
             headers.insert("oci-subject", value);
+        }
+    }
+    if is_listing && !ttl.is_zero() && fault.is_none() {
+        let mut cache = state.referrers_cache.lock().unwrap();
+        let fresh = cache.get(&path).is_some_and(|(at, ..)| at.elapsed() < ttl);
+        if !fresh {
+            cache.insert(path.clone(), (Instant::now(), status, headers.clone(), answer.clone()));
         }
     }
     let half = answer.len() / 2;

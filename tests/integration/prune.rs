@@ -202,10 +202,10 @@ async fn att_with_an_unmigrated_layer_is_kept_on_ferro() {
     att_with_an_unmigrated_layer_is_kept(TestRegistry::ferro()).await;
 }
 
-/// A copy of a referrer (another annotation, the same bundle blob) is reduced to one.
-async fn duplicates_are_reduced_to_one(registry: TestRegistry) {
-    let (scenario, repo, image) = migrated(&registry, "prune/dup").await;
-    let listing = repo.referrers(&scenario.image, None).await.unwrap();
+/// Push a copy of the first referrer of `image` (another annotation, the same bundle blob), listed in the
+/// tag-schema index where the registry has no API. Returns the copy's digest.
+pub(crate) async fn add_duplicate(registry: &TestRegistry, repo: &RegistryRepository, image: &Digest) -> Digest {
+    let listing = repo.referrers(image, None).await.unwrap();
     assert_eq!(listing.descriptors.len(), 2);
     let original = repo.get_manifest(&listing.descriptors[0].digest.to_string()).await.unwrap().unwrap();
     let Manifest::Image(mut copy) = original.manifest.clone() else { panic!("image manifest") };
@@ -213,7 +213,7 @@ async fn duplicates_are_reduced_to_one(registry: TestRegistry) {
     let bytes = Bytes::from(to_canonical_bytes(&copy));
     let put = repo.put_manifest(bytes.clone(), OCI_MANIFEST, None).await.unwrap();
     if !registry.has_referrers_api() {
-        let tag = scenario.image.referrers_tag();
+        let tag = image.referrers_tag();
         let raw = repo.get_manifest(&tag).await.unwrap().unwrap();
         let Manifest::Index(mut index) = raw.manifest else { panic!("index") };
         let mut d = att2ref::model::oci::Descriptor::of(OCI_MANIFEST, &bytes);
@@ -221,7 +221,14 @@ async fn duplicates_are_reduced_to_one(registry: TestRegistry) {
         index.manifests.push(att2ref::model::referrers_index::referrer_entry(&d, &copy));
         repo.put_manifest(Bytes::from(to_canonical_bytes(&index)), OCI_INDEX, Some(&tag)).await.unwrap();
     }
-    assert_eq!(repo.referrers(&scenario.image, None).await.unwrap().descriptors.len(), 3);
+    assert_eq!(repo.referrers(image, None).await.unwrap().descriptors.len(), 3);
+    put.digest
+}
+
+/// A copy of a referrer (another annotation, the same bundle blob) is reduced to one.
+async fn duplicates_are_reduced_to_one(registry: TestRegistry) {
+    let (scenario, repo, image) = migrated(&registry, "prune/dup").await;
+    add_duplicate(&registry, &repo, &scenario.image).await;
 
     let (run, report) = prune(&image, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);

@@ -249,3 +249,176 @@ async fn a_registry_that_refuses_delete_is_reported_once_and_nothing_is_attempte
         assert!(registry.repository(name).head_manifest(&tag).await.unwrap().is_some(), "{name}:{tag} is kept");
     }
 }
+
+/// ECR answers 405 to a referrer whose subject is an image index (aws/containers-roadmap#2783). A
+/// migration there must fail that index alone, say why, and lose nothing: its legacy `.att` stays (and
+/// `prune` keeps it), while its platform manifests are migrated on their own. Emulated: distribution
+/// 2.8.2 behind a proxy refusing such PUTs.
+#[tokio::test]
+async fn a_registry_refusing_index_subjects_fails_the_index_alone_and_keeps_its_att() {
+    let registry = TestRegistry::distribution();
+    let proxy = FaultProxy::counting(&registry.host);
+    proxy.refuse_index_subjects();
+    let scenario = demo::multi_arch().unwrap();
+    let repo = registry.repository("quirks/index");
+    scenario.repo.push_to(&repo).await.unwrap();
+    let Manifest::Index(index) = &repo.get_manifest(&scenario.image.to_string()).await.unwrap().unwrap().manifest
+    else {
+        panic!("the multi-arch scenario's image is an index")
+    };
+    let (amd64, arm64) = (index.manifests[0].digest.clone(), index.manifests[1].digest.clone());
+    let index_att = repo.head_manifest(&scenario.image.cosign_tag("att")).await.unwrap().expect("the index's .att");
+
+    let target = format!("{}/quirks/index:1.0", proxy.host);
+    let ed25519 = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/ed25519.pub.pem");
+    let key = ed25519.to_str().unwrap();
+    let run =
+        att2ref(&["migrate", "--plain-http", &target, "--key", key, "--insecure-ignore-tlog", "-o", "json", "-q"]);
+    assert_eq!(run.code, 2, "unsupported by the registry: {}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    crate::schema::assert_valid("migrate-report.schema.json", &report);
+    let outcomes: Vec<(String, String)> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["image"].as_str().unwrap().to_owned(), i["outcome"].as_str().unwrap().to_owned()))
+        .collect();
+    let expected = [(&scenario.image, "failed"), (&amd64, "migrated"), (&arm64, "nothing-to-migrate")];
+    assert_eq!(outcomes, expected.map(|(d, o)| (d.to_string(), o.to_owned())), "{report:#}");
+    let failed = &report["images"][0];
+    assert_eq!(failed["error_kind"], "unsupported", "{failed:#}");
+    let reasons = failed["reasons"].to_string();
+    assert!(reasons.contains("the registry refuses referrers whose subject is an image index"), "{reasons}");
+    assert!(reasons.contains("the legacy .att of this index is kept"), "{reasons}");
+    assert_eq!(report["registries"][0]["index_subject"]["answer"], "refused", "{report:#}");
+    assert_eq!(report["registries"][0]["referrers"], "tag-schema", "{report:#}");
+    let refused = proxy.log().iter().filter(|l| l.contains("the subject is an index")).count();
+    assert_eq!(refused, 1, "one referrer of the index was tried: {:#?}", proxy.log());
+
+    // The registry itself: no referrers tag for the index, one referrer listed for amd64.
+    assert!(repo.get_manifest(&scenario.image.referrers_tag()).await.unwrap().is_none());
+    assert_eq!(repo.referrers(&amd64, None).await.unwrap().descriptors.len(), 1);
+
+    // Prune through the same registry keeps the index's .att (no replacement) and removes amd64's.
+    let run = att2ref(&[
+        "prune",
+        "--plain-http",
+        &target,
+        "--key",
+        key,
+        "--insecure-ignore-tlog",
+        "--apply",
+        "-o",
+        "json",
+        "-q",
+    ]);
+    let report = run.json();
+    crate::schema::assert_valid("prune-report.schema.json", &report);
+    let mut legacy: Vec<(String, String)> = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "legacy-attestation")
+        .map(|i| (i["subject"].as_str().unwrap().to_owned(), i["status"].as_str().unwrap().to_owned()))
+        .collect();
+    legacy.sort();
+    let mut expected = vec![(scenario.image.to_string(), "kept".to_owned()), (amd64.to_string(), "removed".to_owned())];
+    expected.sort();
+    assert_eq!(legacy, expected, "{report:#}");
+    assert_eq!(repo.head_manifest(&scenario.image.cosign_tag("att")).await.unwrap(), Some(index_att));
+    assert!(repo.head_manifest(&amd64.cosign_tag("att")).await.unwrap().is_none());
+}
+
+/// Quay served referrers listings from a cache for up to 60 s, keyed without the `artifactType` filter
+/// (quay#6510; a signer listing right after its write found nothing, tektoncd/chains#1691). Migrating
+/// there lists before writing (the answer cached) and reads back after: the read-back waits for the
+/// listing, and the lag is reported. Emulated: ferro-oci-server behind a proxy caching listings 3 s.
+#[tokio::test]
+async fn a_cached_referrers_listing_is_waited_for_and_reported() {
+    let registry = TestRegistry::ferro();
+    let proxy = FaultProxy::counting(&registry.host);
+    proxy.cache_referrers(std::time::Duration::from_secs(3));
+    let scenario = demo::demo().unwrap();
+    let repo = registry.repository("quirks/quay");
+    scenario.repo.push_to(&repo).await.unwrap();
+    let image = format!("{}/quirks/quay@{}", proxy.host, scenario.image);
+    let run = migrate(&image);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    assert_eq!(report["images"][0]["outcome"], "migrated", "{report:#}");
+    assert_eq!(report["registries"][0]["referrers"], "api", "{report:#}");
+    assert!(report["registries"][0]["listing_lag_ms"].as_u64().is_some(), "{report:#}");
+    let cached = proxy.log().iter().filter(|l| l.contains("from the cache")).count();
+    assert!(cached >= 1, "the read-back met the cached listing at least once: {:#?}", proxy.log());
+    // And a consumer through the same registry finds the SLSA provenance once the cache has expired.
+    proxy.expire_referrers_cache();
+    let run = get_slsa(&image);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes());
+}
+
+/// A listing that never shows what the registry accepted (within `--listing-wait`) fails the image with
+/// the diagnosis, and nothing is lost: `prune`, reading the same stale listing, finds no replacement and
+/// keeps the legacy `.att`; once the listing is current, it removes it.
+#[tokio::test]
+async fn a_listing_that_never_shows_the_write_fails_the_image_and_prune_keeps_the_att() {
+    let registry = TestRegistry::ferro();
+    let proxy = FaultProxy::counting(&registry.host);
+    proxy.cache_referrers(std::time::Duration::from_secs(600));
+    let scenario = demo::demo().unwrap();
+    let repo = registry.repository("quirks/stale");
+    scenario.repo.push_to(&repo).await.unwrap();
+    let att = repo.head_manifest(&scenario.image.cosign_tag("att")).await.unwrap().expect("the .att");
+    let image = format!("{}/quirks/stale@{}", proxy.host, scenario.image);
+    let key = test_key();
+    let common = ["--plain-http", &image, "--key", &key, "--insecure-ignore-tlog", "-o", "json", "-q"];
+    let run = att2ref(&[&["migrate", "--listing-wait", "1"], &common[..]].concat());
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    assert_eq!(report["images"][0]["outcome"], "failed", "{report:#}");
+    let reasons = report["images"][0]["reasons"].to_string();
+    assert!(reasons.contains("the registry accepted referrer") && reasons.contains("does not show it"), "{reasons}");
+    assert!(report["registries"][0]["listing_never_showed_ms"].as_u64().is_some_and(|ms| ms >= 1000), "{report:#}");
+
+    let run = att2ref(&[&["prune", "--apply"], &common[..]].concat());
+    let report = run.json();
+    assert_eq!(crate::prune::count(&report, "legacy-attestation", "removed"), 0, "{report:#}");
+    assert_eq!(repo.head_manifest(&scenario.image.cosign_tag("att")).await.unwrap(), Some(att.clone()));
+
+    proxy.expire_referrers_cache();
+    proxy.cache_referrers(std::time::Duration::ZERO);
+    let run = att2ref(&[&["prune", "--apply"], &common[..]].concat());
+    let report = run.json();
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(crate::prune::count(&report, "legacy-attestation", "removed"), 1, "{report:#}");
+    assert!(repo.head_manifest(&scenario.image.cosign_tag("att")).await.unwrap().is_none());
+}
+
+/// Google Artifact Registry refuses to delete a manifest that an index still lists (400
+/// `GOOGLE_MANIFEST_DANGLING_PARENT_IMAGE`, chainguard-dev/terraform-provider-cosign#577). Pruning a
+/// duplicate referrer there removes its tag-schema entry first, then the manifest; the order is learnt and
+/// reported. Emulated: distribution 2.8.2 behind a proxy refusing such deletes.
+#[tokio::test]
+async fn a_registry_refusing_to_delete_listed_manifests_gets_the_index_entry_removed_first() {
+    let registry = TestRegistry::distribution();
+    let (scenario, repo, image) = crate::prune::migrated(&registry, "quirks/gar").await;
+    let copy = crate::prune::add_duplicate(&registry, &repo, &scenario.image).await;
+    let proxy = FaultProxy::counting(&registry.host);
+    proxy.refuse_delete_while_listed();
+    let image = image.replace(&registry.host, &proxy.host);
+    let (run, report) = crate::prune::prune(&image, &["--apply"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(crate::prune::count(&report, "duplicate-referrer", "removed"), 1, "{report:#}");
+    assert_eq!(crate::prune::count(&report, "legacy-attestation", "removed"), 1, "{report:#}");
+    let refused = proxy.log().iter().filter(|l| l.contains("a referrers index lists it")).count();
+    assert_eq!(refused, 1, "one refusal, then the other order: {:#?}", proxy.log());
+    assert_eq!(report["registries"][0]["delete_while_listed"]["answer"], "refused", "{report:#}");
+    let duplicate = report["items"].as_array().unwrap().iter().find(|i| i["kind"] == "duplicate-referrer").unwrap();
+    assert!(duplicate["reasons"].to_string().contains("removed from the referrers index"), "{duplicate:#}");
+
+    // The registry itself: two referrers listed, the copy gone from the index and from the repository.
+    let listing = repo.referrers(&scenario.image, None).await.unwrap();
+    assert_eq!(listing.descriptors.len(), 2, "{:#?}", listing.descriptors);
+    assert!(listing.descriptors.iter().all(|d| d.digest != copy));
+    assert!(repo.get_manifest(&copy.to_string()).await.unwrap().is_none(), "the copy is deleted");
+}

@@ -241,6 +241,11 @@ pub struct MigrateArgs {
     /// (twice the reads). `prune` always does the full check before deleting anything.
     #[arg(long, value_enum, default_value_t = ReadBackArg::Digest)]
     pub readback: ReadBackArg,
+    /// How long read-back waits, in seconds, for the registry's referrers listing to show what it
+    /// accepted. Only a lagging or cached listing costs any of it (Quay cached listings up to 60 s); an
+    /// image whose referrers are still not listed then fails, its legacy .att untouched.
+    #[arg(long, value_name = "SECONDS", default_value_t = att2ref::migrate::DEFAULT_LISTING_WAIT.as_secs())]
+    pub listing_wait: u64,
 
     /// Also write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]

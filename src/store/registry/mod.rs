@@ -16,7 +16,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use url::Url;
 
-use super::{BlobPrefix, DeleteSupport, PutManifest, Referrers, ReferrersCapability, Repository};
+use super::{
+    Answer, BlobPrefix, DeleteSupport, HostFacts, Learnt, PutManifest, Referrers, ReferrersCapability, RegistryFacts,
+    Repository,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::Limits;
 use crate::model::digest::Digest;
@@ -143,6 +146,8 @@ pub(crate) struct Inner {
     delete_support: Mutex<HashMap<String, DeleteSupport>>,
     /// Held while a host is probed, so repositories working at once probe it once.
     delete_probe: tokio::sync::Mutex<()>,
+    /// What commands learnt about each host by acting on it ([`Repository::learn`]).
+    facts: Mutex<HashMap<String, HostFacts>>,
     pacing: pacing::Pacing,
     /// Small blobs this client stored, by host and digest, with a repository holding each: the next
     /// repository that needs one mounts it in one request instead of checking and uploading it.
@@ -200,6 +205,7 @@ impl RegistryClient {
             capabilities: Mutex::new(HashMap::new()),
             delete_support: Mutex::new(HashMap::new()),
             delete_probe: tokio::sync::Mutex::new(()),
+            facts: Mutex::new(HashMap::new()),
             stored_blobs: Mutex::new(HashMap::new()),
         };
         Ok(RegistryClient { inner: Arc::new(inner) })
@@ -245,6 +251,50 @@ impl RegistryClient {
         let call = http::Call::new(what, reqwest::Method::GET, url).cap(max_bytes);
         let reply = self.inner.execute(&call, None).await?;
         Ok((reply.status.as_u16(), reply.body))
+    }
+
+    /// What this client found out about each registry host it worked on, for reports: referrers API or
+    /// tag schema, DELETE, index subjects, delete order, listing lag (see [`RegistryFacts`]). Hosts in
+    /// name order.
+    pub fn facts(&self) -> Vec<RegistryFacts> {
+        let inner = &self.inner;
+        let capabilities = inner.capabilities.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let deletes = inner.delete_support.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let learnt = inner.facts.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut hosts: Vec<String> = deletes.keys().chain(learnt.keys()).cloned().collect();
+        hosts.extend(capabilities.keys().filter_map(|k| k.split_once('/').map(|(h, _)| h.to_owned())));
+        hosts.sort();
+        hosts.dedup();
+        hosts
+            .into_iter()
+            .map(|host| {
+                let prefix = format!("{host}/");
+                let seen: Vec<ReferrersCapability> =
+                    capabilities.iter().filter(|(k, _)| k.starts_with(&prefix)).map(|(_, c)| *c).collect();
+                let api = seen.contains(&ReferrersCapability::Supported);
+                let schema = seen.contains(&ReferrersCapability::Unsupported);
+                let referrers = match (api, schema) {
+                    (true, true) => Some("mixed"),
+                    (true, false) => Some("api"),
+                    (false, true) => Some("tag-schema"),
+                    (false, false) => None,
+                };
+                let h = learnt.get(&host).cloned().unwrap_or_default();
+                RegistryFacts {
+                    referrers,
+                    deletes: match deletes.get(&host) {
+                        Some(DeleteSupport::Allowed) => Some(Answer::Accepted),
+                        Some(DeleteSupport::Refused(why)) => Some(Answer::Refused(why.clone())),
+                        Some(DeleteSupport::Unknown) | None => None,
+                    },
+                    index_subject: h.index_subject,
+                    delete_while_listed: h.delete_while_listed,
+                    listing_lag_ms: h.listing_lag.map(|d| d.as_millis() as u64),
+                    listing_never_showed_ms: h.listing_never_showed.map(|d| d.as_millis() as u64),
+                    host,
+                }
+            })
+            .collect()
     }
 
     /// The counters so far.
@@ -487,6 +537,15 @@ impl Repository for RegistryRepository {
 
     fn referrers_capability(&self) -> ReferrersCapability {
         self.inner().capability(&self.name())
+    }
+
+    fn learn(&self, fact: Learnt) {
+        let mut facts = self.inner().facts.lock().unwrap_or_else(|p| p.into_inner());
+        facts.entry(self.host.clone()).or_default().record(fact);
+    }
+
+    fn facts(&self) -> HostFacts {
+        self.inner().facts.lock().unwrap_or_else(|p| p.into_inner()).get(&self.host).cloned().unwrap_or_default()
     }
 
     async fn delete_support(&self) -> DeleteSupport {

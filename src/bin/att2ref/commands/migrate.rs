@@ -56,6 +56,7 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
             ReadBackArg::Digest => ReadBack::Digest,
             ReadBackArg::Full => ReadBack::Full,
         },
+        listing_wait: std::time::Duration::from_secs(args.listing_wait),
         ..MigrateOptions::default()
     };
     let journal = match &args.journal {
@@ -81,6 +82,7 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     report.errors = batch.errors;
     bar.finish_and_clear();
     report.recount();
+    report.registries = client.facts();
     if client.stats().requests > 0 {
         let s = client.stats();
         report.requests = Some(RequestStats {

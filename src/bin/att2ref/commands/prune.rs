@@ -47,6 +47,7 @@ pub async fn run(args: PruneArgs, quiet: bool) -> Result<ExitCode> {
     report.items = batch.items;
     report.errors = batch.errors;
     report.recount();
+    report.registries = client.facts();
 
     crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
     Ok(finish(&report))
