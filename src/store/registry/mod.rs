@@ -29,6 +29,7 @@ mod errors;
 mod http;
 mod manifests;
 mod pacing;
+pub(crate) mod probe;
 mod referrers;
 pub(crate) mod tags;
 
