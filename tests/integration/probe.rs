@@ -368,3 +368,31 @@ async fn probe_paged_referrers_and_an_ignored_filter() {
     expect_owned(&report, &ferro_write(&[("artifactTypeFilter", "ignored 200")]));
     assert_nothing_left(&registry, &report).await;
 }
+
+#[tokio::test]
+async fn probe_basic_auth_anonymous_refused_and_credentials_granted() {
+    use crate::cli::att2ref_with;
+    use crate::registries::{TEST_PASSWORD, TEST_USER};
+    let registry = TestRegistry::distribution_with_basic_auth();
+    let target = format!("{}/{REPO}", registry.host);
+    // Anonymous: the report says what the registry asked for, and the run fails with a clear error.
+    let run = att2ref(&["probe", "--plain-http", &target, "-o", "json"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let report = run.json();
+    assert_valid("probe-report.schema.json", &report);
+    expect(&report, &[("api", "401 basic false"), ("catalog", "other"), ("catalogPaging", "not-applicable")]);
+    assert_eq!(report["api"]["credentials"], "anonymous");
+    assert!(run.stderr.contains("refused the credentials in use: GET /v2/ answered 401"), "{}", run.stderr);
+
+    let password = format!("{TEST_PASSWORD}\n");
+    let args = ["probe", "--plain-http", &target, "-u", TEST_USER, "--password-stdin", "-o", "json", "--write-test"];
+    let run = att2ref_with(&args, Some(&password), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    assert_valid("probe-report.schema.json", &report);
+    let api = &report["api"];
+    assert_eq!((api["anonymousStatus"].as_u64(), api["status"].as_u64()), (Some(401), Some(200)), "{api}");
+    assert_eq!((api["authScheme"].as_str(), api["credentials"].as_str()), (Some("basic"), Some("configured")));
+    expect_owned(&report, &distribution_write(&[("api", "200 basic true")]));
+    assert!(!run.stderr.contains(TEST_PASSWORD) && !run.stdout.contains(TEST_PASSWORD));
+}
