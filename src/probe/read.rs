@@ -114,6 +114,11 @@ pub(crate) async fn catalog(client: &RegistryClient, registry: &str) -> (Fact<su
     let request = RawRequest::new(Method::GET, "_catalog").query(&[("n", "1")]);
     match client.raw_registry(registry, &scopes, request, false).await {
         Ok(reply) => interpret::catalog(&answer_of(&reply), entries(&reply).len()),
+        // A token service that refuses the catalog scope is a denial of the catalog.
+        Err(e) if e.kind() == ErrorKind::Unauthorized => (
+            failed(super::report::Access::Denied, "GET /v2/_catalog", &e),
+            failed(Paging::NotApplicable, "GET /v2/_catalog", &e),
+        ),
         Err(e) => (
             failed(super::report::Access::Other, "GET /v2/_catalog", &e),
             failed(Paging::Unknown, "GET /v2/_catalog", &e),

@@ -333,14 +333,23 @@ async fn probe_a_referrers_tag_read_as_a_digest() {
 }
 
 #[tokio::test]
-async fn probe_a_registry_ignoring_range() {
+async fn probe_a_registry_ignoring_range_and_refusing_the_catalog() {
     let registry = TestRegistry::distribution();
     let proxy = FaultProxy::counting(&registry.host);
     proxy.ignore_range();
+    // GHCR, Docker Hub and ECR refuse the catalog to ordinary credentials.
+    proxy.refuse("/v2/_catalog", 403);
     let run = probe(&proxy.host, true);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let report = run.json();
-    expect_owned(&report, &distribution_write(&[("rangeRequests", "ignored 200")]));
+    expect_owned(
+        &report,
+        &distribution_write(&[
+            ("rangeRequests", "ignored 200"),
+            ("catalog", "denied 403 DENIED"),
+            ("catalogPaging", "not-applicable 403 DENIED"),
+        ]),
+    );
     assert_nothing_left(&registry, &report).await;
 }
 

@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use att2ref::probe::report::ObjectKind;
+use att2ref::probe::report::{Listing, ObjectKind};
 use att2ref::probe::{self, ProbeOptions, ProbeReport};
 
 use crate::args::{Format, ProbeArgs};
@@ -48,6 +48,9 @@ fn finish(report: &ProbeReport) -> ExitCode {
             report.registry, report.api.status, report.api.detail
         );
         return ExitCode::from(exit::COULD_NOT_CHECK);
+    }
+    if let Some(w) = report.write_test.as_ref().filter(|w| w.referrer_listed.value == Listing::NotChecked) {
+        eprintln!("note: the write test could not run its checks: {}", w.referrer_listed.detail);
     }
     let left = report.leftovers();
     let blobs: Vec<_> = left.iter().filter(|o| o.kind == ObjectKind::Blob).collect();
