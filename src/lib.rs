@@ -72,6 +72,7 @@ pub mod inspect;
 pub mod limits;
 pub mod migrate;
 pub mod model;
+pub mod probe;
 pub mod prune;
 pub mod read;
 pub mod report;

@@ -4,7 +4,7 @@ use crate::cli::att2ref;
 
 #[test]
 fn every_command_has_help() {
-    for cmd in ["inspect", "verify", "migrate", "get", "prune", "demo", "completions", "man"] {
+    for cmd in ["inspect", "verify", "migrate", "get", "prune", "probe", "demo", "completions", "man"] {
         let run = att2ref(&[cmd, "--help"]);
         assert_eq!(run.code, 0, "{cmd} --help: {}", run.stderr);
         assert!(run.stdout.contains("Usage: att2ref"), "{cmd}: {}", run.stdout);

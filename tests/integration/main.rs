@@ -22,6 +22,7 @@ mod layout;
 mod migrate;
 mod migrate_readback;
 mod pacing;
+mod probe;
 mod prune;
 mod prune_orphans;
 mod races;

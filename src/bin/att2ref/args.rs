@@ -57,6 +57,15 @@ pub enum Command {
     /// manifests. TARGET as in `migrate`. With --apply, each removal is re-checked just before it is made;
     /// a digest another tag still holds is never deleted. Exit 0 when nothing failed.
     Prune(PruneArgs),
+    /// Show what a registry really does: auth, catalog and tag paging, the referrers API and its filter.
+    ///
+    /// TARGET is REGISTRY or REGISTRY/REPO. Read-only by default (GET requests only). With --write-test
+    /// (needs a repository) it also pushes a tiny test image tagged att2ref-probe-<random hex> and test
+    /// referrers of it, checks whether they are listed, whether OCI-Subject is honest, whether an index is
+    /// accepted as a subject, whether If-Match is enforced and in which order deletes work, then deletes
+    /// everything it pushed. Exit 0 when the probe ran, whatever it found; 2 when the registry could not be
+    /// reached or refused the credentials, or when --write-test could not remove a manifest or tag it wrote.
+    Probe(ProbeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     Completions {
         /// The shell.
@@ -390,6 +399,23 @@ pub struct DemoArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `att2ref probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// REGISTRY or REGISTRY/REPO (no tag or digest).
+    pub target: String,
+
+    /// Push a test image and referrers to REPO, check what the registry does with them, and remove them.
+    #[arg(long)]
+    pub write_test: bool,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// Output format.

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use att2ref::inspect::report::{
     ImageReport, InspectReport, LegacyArtifact, LegacyLayerReport, ReferrerReport, ReferrersReport,
 };
+use att2ref::probe::report::ObjectKind;
 
 /// Render an inspection report as one tree per image digest.
 pub fn inspect_tree(report: &InspectReport) -> String {
@@ -264,4 +265,113 @@ pub fn verify_table(report: &att2ref::verify::report::VerifyReport) -> String {
         let _ = writeln!(out, "  {} verified, {} failed", image.results.len() - image.failed(), image.failed());
     }
     out
+}
+
+/// Render a probe report as one table of facts (and one of the write test's objects).
+pub fn probe_table(report: &att2ref::probe::ProbeReport) -> String {
+    use att2ref::probe::report::Fact;
+    fn word<V: serde::Serialize>(v: &V) -> String {
+        serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "?".into())
+    }
+    fn row<V: serde::Serialize>(rows: &mut Vec<[String; 4]>, name: &str, fact: &Fact<V>) {
+        let status = match (&fact.status, &fact.code) {
+            (Some(s), Some(c)) => format!("{s} {c}"),
+            (Some(s), None) => s.to_string(),
+            _ => "-".to_owned(),
+        };
+        rows.push([name.to_owned(), word(&fact.value), status, fact.detail.clone()]);
+    }
+    let mut out = String::new();
+    let target = match &report.repository {
+        Some(r) => format!("{}/{r}", report.registry),
+        None => report.registry.clone(),
+    };
+    let _ = writeln!(out, "{target}");
+    let mut rows = vec![["FACT".to_owned(), "VALUE".to_owned(), "STATUS".to_owned(), "DETAIL".to_owned()]];
+    let api = &report.api;
+    let access = if api.granted { "granted" } else { "DENIED" };
+    rows.push([
+        "/v2/".to_owned(),
+        access.to_owned(),
+        api.status.to_string(),
+        format!("auth {}, credentials {}: {}", word(&api.auth_scheme), word(&api.credentials), api.detail),
+    ]);
+    row(&mut rows, "catalog", &report.catalog);
+    row(&mut rows, "catalog paging", &report.catalog_paging);
+    if let Some(f) = &report.tag_paging {
+        row(&mut rows, "tag paging", f);
+    }
+    if let Some(f) = &report.referrers_api {
+        row(&mut rows, "referrers API", f);
+    }
+    if let Some(f) = &report.artifact_type_filter {
+        row(&mut rows, "artifactType filter", f);
+    }
+    if let Some(f) = &report.referrers_paging {
+        row(&mut rows, "referrers paging", f);
+    }
+    if let Some(f) = &report.referrers_tag {
+        row(&mut rows, "referrers tag", f);
+    }
+    if let Some(f) = &report.range_requests {
+        row(&mut rows, "Range on blobs", f);
+    }
+    let limits = &report.size_limits;
+    let known: Vec<String> = [("manifest", &limits.manifest_bytes), ("layer", &limits.layer_bytes)]
+        .iter()
+        .filter_map(|(what, l)| l.as_ref().map(|l| format!("{what} {} ({})", size(l.bytes), l.source)))
+        .collect();
+    let value = if known.is_empty() { "not known".to_owned() } else { "documented".to_owned() };
+    let detail = if known.is_empty() { limits.note.clone() } else { format!("{}; {}", known.join(", "), limits.note) };
+    rows.push(["size limits".to_owned(), value, "-".to_owned(), detail]);
+    if let Some(w) = &report.write_test {
+        row(&mut rows, "referrer listed", &w.referrer_listed);
+        row(&mut rows, "OCI-Subject", &w.oci_subject);
+        row(&mut rows, "referrers tag written", &w.referrers_tag);
+        row(&mut rows, "index as subject", &w.index_as_subject);
+        row(&mut rows, "If-Match", &w.if_match);
+        row(&mut rows, "delete order", &w.delete_order);
+        row(&mut rows, "blobs", &w.cleanup.blobs);
+        let cleanup = if w.cleanup.complete { "complete" } else { "INCOMPLETE" };
+        let left = w.cleanup.objects.iter().filter(|o| !o.removed && o.kind != ObjectKind::Blob).count();
+        rows.push([
+            "cleanup".to_owned(),
+            cleanup.to_owned(),
+            "-".to_owned(),
+            format!("{} objects written, {left} manifests or tags left", w.cleanup.objects.len()),
+        ]);
+    }
+    table(&mut out, &rows);
+    if let Some(w) = &report.write_test {
+        let _ = writeln!(out, "\nwrite test {} (image {}):", w.tag, w.image.as_deref().unwrap_or("not pushed"));
+        let mut rows = vec![["OBJECT".to_owned(), "REFERENCE".to_owned(), "STATUS".to_owned(), "RESULT".to_owned()]];
+        for o in &w.cleanup.objects {
+            let status = match (&o.status, &o.code) {
+                (Some(s), Some(c)) => format!("{s} {c}"),
+                (Some(s), None) => s.to_string(),
+                _ => "-".to_owned(),
+            };
+            let result = if o.removed { o.detail.clone() } else { format!("LEFT: {}", o.detail) };
+            rows.push([word(&o.kind), o.reference.clone(), status, result]);
+        }
+        table(&mut out, &rows);
+    }
+    out
+}
+
+fn table(out: &mut String, rows: &[[String; 4]]) {
+    let widths: Vec<usize> = (0..3).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "  {:<w0$}  {:<w1$}  {:<w2$}  {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        );
+    }
 }

@@ -309,7 +309,7 @@ impl Inner {
     }
 
     /// The credential for `host`: the explicit one, else the configured files (looked up once).
-    async fn credential(&self, host: &str) -> Result<Option<Credential>> {
+    pub(crate) async fn credential(&self, host: &str) -> Result<Option<Credential>> {
         if let Some(c) = &self.config.explicit_credentials {
             return Ok(Some(c.clone()));
         }

@@ -32,6 +32,7 @@ mod errors;
 mod http;
 mod manifests;
 mod pacing;
+pub(crate) mod probe;
 mod referrers;
 pub(crate) mod tags;
 

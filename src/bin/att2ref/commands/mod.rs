@@ -4,6 +4,7 @@ mod demo;
 mod get;
 mod inspect;
 mod migrate;
+mod probe;
 mod prune;
 mod verify;
 
@@ -23,6 +24,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Get(args) => get::run(args).await,
         Command::Migrate(args) => migrate::run(args, cli.quiet).await,
         Command::Prune(args) => prune::run(args, cli.quiet).await,
+        Command::Probe(args) => probe::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Completions { shell } => {
             let mut out = Vec::new();
