@@ -84,8 +84,13 @@ pub async fn inspect_repository<R: Repository>(
     }
     plain.sort();
 
-    let mut report =
-        InspectReport { format: REPORT_FORMAT, target: target.to_owned(), images: Vec::new(), errors: Vec::new() };
+    let mut report = InspectReport {
+        format: REPORT_FORMAT,
+        target: target.to_owned(),
+        images: Vec::new(),
+        errors: Vec::new(),
+        attachments_repository: repo.attachments_repository(),
+    };
     let mut by_digest: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
     let resolved: Vec<(String, Result<Digest>)> = stream::iter(plain)
         .map(|tag| async move {
@@ -136,8 +141,13 @@ pub async fn inspect_one<R: Repository>(
     target: &str,
     options: &InspectOptions,
 ) -> InspectReport {
-    let mut report =
-        InspectReport { format: REPORT_FORMAT, target: target.to_owned(), images: Vec::new(), errors: Vec::new() };
+    let mut report = InspectReport {
+        format: REPORT_FORMAT,
+        target: target.to_owned(),
+        images: Vec::new(),
+        errors: Vec::new(),
+        attachments_repository: repo.attachments_repository(),
+    };
     match inspect_image(repo, reference, options).await {
         Ok(image) => report.images.push(image),
         Err(e) => {

@@ -3,7 +3,8 @@
 //!
 //! The decisions made here are the safety rules of a migration:
 //! - no subject manifest served under the image digest → `orphaned`: a referrer is never written with a
-//!   guessed subject;
+//!   guessed subject; with an attachments repository apart from the images → `not-in-image-repository`
+//!   (the `.att` is another repository's), left untouched as well;
 //! - any layer not verified or not convertible → the whole image is `blocked`: cosign ≥ 3 stops reading
 //!   `.att` as soon as one bundle referrer exists, so a partial migration would hide the rest;
 //! - a `.sig` that does not verify under the same policy → `skipped-signature-switch` unless allowed:
@@ -99,6 +100,16 @@ pub async fn plan_image<R: Repository>(
     };
     let mut tally = Tally::new(&around.att);
     let Some(subject) = served_subject(&around, &mut tally)? else {
+        if let Some(attachments) = repo.attachments_repository() {
+            // The attachments repository is shared: its tag says nothing about which repository the image
+            // is in, so absent here is not orphaned, only not this run's.
+            let reason = format!(
+                "{} serves no manifest {image}: the legacy .att in {attachments} is another repository's (or an \
+                 image of {attachments} itself); left untouched",
+                repo.name()
+            );
+            return Ok(tally.stop(Outcome::NotInImageRepository, vec![reason]));
+        }
         let reason = format!("subject manifest missing: {} serves no manifest {image}", repo.name());
         return Ok(tally.stop(Outcome::Orphaned, vec![reason]));
     };

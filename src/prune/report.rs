@@ -22,6 +22,10 @@ pub enum ItemKind {
     OrphanLegacy,
     /// A referrer whose subject manifest is absent from its repository.
     OrphanReferrer,
+    /// With an attachments repository apart from the images: a legacy tag there whose image the image
+    /// repository does not serve. Another repository's, or the attachments repository's own image's:
+    /// never removed.
+    ForeignLegacy,
     /// A referrers tag-schema index whose subject manifest is absent from its repository.
     OrphanIndex,
     /// A second referrer of one subject carrying the same bundle (or envelope) blob.
@@ -41,6 +45,7 @@ impl ItemKind {
             ItemKind::LegacyAttestation => "legacy-attestation",
             ItemKind::OrphanLegacy => "orphan-legacy",
             ItemKind::OrphanReferrer => "orphan-referrer",
+            ItemKind::ForeignLegacy => "foreign-legacy",
             ItemKind::OrphanIndex => "orphan-index",
             ItemKind::DuplicateReferrer => "duplicate-referrer",
             ItemKind::IndexEntry => "index-entry",
@@ -150,6 +155,10 @@ pub struct PruneReport {
     pub totals: PruneTotals,
     /// Targets that could not be expanded.
     pub errors: Vec<TargetError>,
+    /// The repository the attachments (legacy tags, referrers) were read from and written to, when not the
+    /// images' own (`--attachments-repository`, cosign's `COSIGN_REPOSITORY`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachments_repository: Option<String>,
 }
 
 impl PruneReport {
@@ -162,6 +171,7 @@ impl PruneReport {
             items: Vec::new(),
             totals: PruneTotals::default(),
             errors: vec![],
+            attachments_repository: None,
         }
     }
 

@@ -18,6 +18,7 @@ use crate::model::digest::Digest;
 use crate::model::oci::{Descriptor, RawManifest};
 
 mod any;
+pub mod attachments;
 pub mod layout;
 pub mod memory;
 pub mod registry;
@@ -153,6 +154,13 @@ pub enum ReferrersCapability {
 pub trait Repository: Send + Sync {
     /// A human name for messages: `registry/repo` or `ocidir://path`.
     fn name(&self) -> String;
+
+    /// The repository holding this one's attachments when it is another one (cosign's
+    /// `COSIGN_REPOSITORY`, see [`attachments`]): then a legacy tag there whose image is not served here
+    /// belongs to another repository, or to that repository's own images. `None` by default.
+    fn attachments_repository(&self) -> Option<String> {
+        None
+    }
 
     /// Fetch a manifest by tag or digest. `Ok(None)` only when it definitely does not exist.
     fn get_manifest(&self, reference: &str) -> impl Future<Output = Result<Option<RawManifest>>> + Send;

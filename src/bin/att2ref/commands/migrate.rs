@@ -72,7 +72,11 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     let mut report = MigrateReport::new(targets.clone(), args.dry_run, options.format);
     let bar = crate::commands::progress_bar(quiet, "{bar:30} {pos}/{len} images  {msg}  [{elapsed}]", "0 B written");
     let progress = Bar { bar: bar.clone(), written: AtomicU64::new(0) };
-    let target_options = setup::target_options(&args.targets, &args.registry);
+    let target_options = setup::target_options(&args.targets, &args.registry)?;
+    report.attachments_repository = target_options
+        .attachments
+        .as_ref()
+        .map(|a| att2ref::store::Repository::name(&client.repository(a.registry(), a.repository())));
     // One batch over every repository: --jobs images in flight across all of them, each repository
     // starting as soon as it is resolved (with --all-repos, on the catalog's first page).
     let resolved = targets::resolve(&targets, &target_options, &client);
