@@ -152,6 +152,17 @@ async fn reads_and_writes_attachments_in_the_attachments_repository(registry: Te
         r.stderr
     );
 
+    // inspect --all-tags: app's one image with its .att; sigs's own image is not app's and is left out.
+    let app = l.app_ref();
+    let r = att2ref(&["inspect", "--plain-http", &app, "--all-tags", flag[0], flag[1], "-o", "json"]);
+    assert_eq!(r.code, 0, "{kind}: {}", r.stderr);
+    let report = r.json();
+    let images: Vec<&str> =
+        report["images"].as_array().unwrap().iter().map(|i| i["digest"].as_str().unwrap()).collect();
+    assert_eq!(images, [l.image.to_string()], "{kind}: {}", r.stdout);
+    assert_eq!(att_layers(&report), Some(2), "{kind}: {}", r.stdout);
+    assert_eq!(report["images"][0]["tags"], serde_json::json!(["v1"]), "{kind}: {}", r.stdout);
+
     // verify through COSIGN_REPOSITORY, and the flag over a variable that names nothing.
     let env = [("COSIGN_REPOSITORY", sigs.as_str())];
     let r = run(&with_key(&["verify", "--plain-http", &image, "-o", "json"]), &env);
@@ -167,8 +178,12 @@ async fn reads_and_writes_attachments_in_the_attachments_repository(registry: Te
     assert_eq!(r.code, 0, "{kind}: {}", r.stderr);
     assert!(r.stderr.contains("(from --attachments-repository)"), "{}", r.stderr);
 
+    // migrate the repository without the setting: app holds no legacy tag, so there is nothing to do.
+    let r = run(&with_key(&["migrate", "--plain-http", &app, "-o", "json", "-q"]), &[]);
+    assert_eq!(r.code, 0, "{kind}: {}", r.stderr);
+    assert_eq!(r.json()["images"], serde_json::json!([]), "{kind}: {}", r.stdout);
+
     // migrate the repository: app's image is migrated into sigs; sigs's own image is not app's.
-    let app = l.app_ref();
     let migrate = with_key(&["migrate", "--plain-http", &app, flag[0], flag[1], "-o", "json", "-q"]);
     let r = run(&migrate, &[]);
     assert_eq!(r.code, 0, "{kind}: {}\n{}", r.stdout, r.stderr);
@@ -273,6 +288,11 @@ fn a_bad_cosign_repository_is_a_usage_error_naming_the_variable() {
     );
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("parsing $COSIGN_REPOSITORY: invalid repository \"bad$repo\""), "{}", r.stderr);
+    let dir = tempfile::tempdir().unwrap();
+    let layout = format!("ocidir://{}", dir.path().display());
+    let r = att2ref(&["inspect", &layout, "--attachments-repository", "127.0.0.1:1/sigs"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("an OCI layout keeps its own attachments"), "{}", r.stderr);
     let r = att2ref(&[
         "migrate",
         "127.0.0.1:1/team/app",
