@@ -16,7 +16,8 @@
 //! - referrers are listed, and every manifest and blob is written and deleted, in the attachments
 //!   repository: nothing is ever written beside the image;
 //! - a blob is read from the image repository only when a manifest read there listed it (the layers of
-//!   a BuildKit attestation manifest, say); every other blob is an attachment's;
+//!   a BuildKit attestation manifest, say); every other blob is an attachment's, and whether a blob is
+//!   present is always asked of the attachments repository, where referrers need it;
 //! - the tag listing is the repository as it would look with its attachments in it: the attachment tags
 //!   of the attachments repository and the other tags of the image repository. The attachments
 //!   repository's own image tags are not part of it: those images belong to it, not to this one.
@@ -219,12 +220,14 @@ impl Repository for SplitRepository {
         self.attachments.delete_support().await
     }
 
+    // Presence decides what is uploaded and whether a referrer reads back whole: it is always asked where
+    // the referrers are. An image can list a blob a referrer also needs (an artifact's empty config).
     async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
-        self.blob_side(digest).blob_size(digest).await
+        self.attachments.blob_size(digest).await
     }
 
     async fn blob_state(&self, descriptor: &Descriptor) -> Result<BlobState> {
-        self.blob_side(&descriptor.digest).blob_state(descriptor).await
+        self.attachments.blob_state(descriptor).await
     }
 
     async fn get_blob(&self, descriptor: &Descriptor, max_bytes: u64) -> Result<Bytes> {
