@@ -54,7 +54,9 @@ async fn push_split(scenario: &Scenario, images: &RegistryRepository, attachment
         repo.blobs = scenario.repo.blobs.clone();
     }
     for m in &scenario.repo.manifests {
-        let attached = m.tags.iter().any(|t| is_attachment_tag(t));
+        // Superseded legacy manifests are untagged: the scenario still knows them as attachments.
+        let attached =
+            m.tags.iter().any(|t| is_attachment_tag(t)) || scenario.attachments.iter().any(|a| a.manifest == m.digest);
         let side = if attached { &mut attachment_side } else { &mut image_side };
         side.manifests.push(m.clone());
     }
@@ -234,8 +236,19 @@ async fn reads_and_writes_attachments_in_the_attachments_repository(registry: Te
     let r = run(&get, &[]);
     assert_eq!(r.code, 1, "{kind}: without the setting app has nothing: {}", r.stderr);
 
-    // prune: app's migrated .att goes from sigs; sigs's own image and .att, and the .sig, stay.
+    // prune without the setting: app holds no legacy tag, and nothing anywhere is removed.
     let prune = with_key(&["prune", "--plain-http", &app, "--apply", "-o", "json", "-q"]);
+    let mut before = l.sigs.list_tags().await.unwrap();
+    before.sort();
+    let r = run(&prune, &[]);
+    assert_eq!(r.code, 0, "{kind}: {}\n{}", r.stdout, r.stderr);
+    let removed = r.json()["items"].as_array().unwrap().iter().filter(|i| i["status"] == "removed").count();
+    assert_eq!(removed, 0, "{kind}: {}", r.stdout);
+    let mut now = l.sigs.list_tags().await.unwrap();
+    now.sort();
+    assert_eq!(now, before, "{kind}");
+
+    // prune: app's migrated .att goes from sigs; sigs's own image and .att, and the .sig, stay.
     let r = run(&prune, &env);
     assert_eq!(r.code, 0, "{kind}: {}\n{}", r.stdout, r.stderr);
     let report = r.json();
@@ -304,4 +317,81 @@ fn a_bad_cosign_repository_is_a_usage_error_naming_the_variable() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("parsing --attachments-repository: invalid repository"), "{}", r.stderr);
     assert!(r.stderr.contains("takes no tag or digest"), "{}", r.stderr);
+}
+
+/// An image index in `app`, the `.att`s of the index and of its amd64 manifest in `sigs`: the platform
+/// manifests are read from the index in `app`, each one's legacy tags and referrers are in `sigs`.
+async fn an_index_and_its_platforms(registry: TestRegistry) {
+    let kind = registry.kind_name();
+    let app = registry.repository("multi/app");
+    let sigs = registry.repository("multi/sigs");
+    let scenario = demo::multi_arch().unwrap();
+    push_split(&scenario, &app, &sigs).await;
+    let Manifest::Index(index) = app.get_manifest(&scenario.image.to_string()).await.unwrap().unwrap().manifest else {
+        panic!("the multi-arch scenario's image is an index")
+    };
+    let platforms: Vec<Digest> = index.manifests.iter().map(|m| m.digest.clone()).collect();
+    let ed25519 = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/ed25519.pub.pem");
+    let sigs_ref = format!("{}/multi/sigs", registry.host);
+    let target = format!("{}/multi/app:1.0", registry.host);
+    let args = |command: &str| -> Vec<String> {
+        [
+            command,
+            "--plain-http",
+            &target,
+            "--key",
+            ed25519.to_str().unwrap(),
+            "--insecure-ignore-tlog",
+            "-o",
+            "json",
+            "-q",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+    };
+    let env = [("COSIGN_REPOSITORY", sigs_ref.as_str())];
+
+    let r = run(&args("migrate"), &env);
+    assert_eq!(r.code, 0, "{kind}: {}\n{}", r.stdout, r.stderr);
+    let outcomes: Vec<(String, String)> = r.json()["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["image"].as_str().unwrap().to_owned(), i["outcome"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (scenario.image.to_string(), "migrated".to_owned()),
+            (platforms[0].to_string(), "migrated".to_owned()),
+            (platforms[1].to_string(), "nothing-to-migrate".to_owned()),
+        ],
+        "{kind}: {}",
+        r.stdout
+    );
+    for d in [&scenario.image, &platforms[0]] {
+        assert_eq!(listed(&registry, &sigs, d).await.len(), 1, "{kind}: {d}: one referrer in sigs");
+        assert_eq!(listed(&registry, &app, d).await, Vec::<Digest>::new(), "{kind}: {d}: none in app");
+    }
+    assert_eq!(app.list_tags().await.unwrap(), ["1.0"], "{kind}");
+
+    let r = run(&args("verify"), &env);
+    assert_eq!(r.code, 0, "{kind}: {}", r.stderr);
+    let r = run(&args("prune").into_iter().chain(["--apply".to_owned()]).collect::<Vec<_>>(), &env);
+    assert_eq!(r.code, 0, "{kind}: {}\n{}", r.stdout, r.stderr);
+    for d in [&scenario.image, &platforms[0]] {
+        assert!(sigs.head_manifest(&d.cosign_tag("att")).await.unwrap().is_none(), "{kind}: {d}: .att pruned");
+    }
+    assert!(sigs.head_manifest(&scenario.image.cosign_tag("sig")).await.unwrap().is_some(), "{kind}: .sig kept");
+}
+
+#[tokio::test]
+async fn an_index_and_its_platforms_on_distribution() {
+    an_index_and_its_platforms(TestRegistry::distribution()).await;
+}
+
+#[tokio::test]
+async fn an_index_and_its_platforms_on_ferro() {
+    an_index_and_its_platforms(TestRegistry::ferro()).await;
 }
