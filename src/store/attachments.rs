@@ -85,19 +85,20 @@ pub fn is_attachment_tag(tag: &str) -> bool {
 }
 
 /// An image repository whose attachments live in another repository (see the module documentation).
+/// Registry repositories in practice; any store in tests.
 #[derive(Debug)]
-pub struct SplitRepository {
-    images: RegistryRepository,
-    attachments: RegistryRepository,
+pub struct SplitRepository<R = RegistryRepository> {
+    images: R,
+    attachments: R,
     /// Manifest digests met as attachments.
     attached: Mutex<HashSet<Digest>>,
     /// Blob digests listed by manifests read from the image repository.
     image_blobs: Mutex<HashSet<Digest>>,
 }
 
-impl SplitRepository {
+impl<R: Repository> SplitRepository<R> {
     /// `images`, with its attachments in `attachments`.
-    pub fn new(images: RegistryRepository, attachments: RegistryRepository) -> SplitRepository {
+    pub fn new(images: R, attachments: R) -> SplitRepository<R> {
         SplitRepository {
             images,
             attachments,
@@ -107,12 +108,12 @@ impl SplitRepository {
     }
 
     /// The repository the images are in.
-    pub fn images(&self) -> &RegistryRepository {
+    pub fn images(&self) -> &R {
         &self.images
     }
 
     /// The repository the attachments are in.
-    pub fn attachments(&self) -> &RegistryRepository {
+    pub fn attachments(&self) -> &R {
         &self.attachments
     }
 
@@ -138,30 +139,34 @@ impl SplitRepository {
         self.image_blobs.lock().unwrap_or_else(|p| p.into_inner()).extend(blobs);
     }
 
-    fn blob_side(&self, digest: &Digest) -> &RegistryRepository {
+    fn blob_side(&self, digest: &Digest) -> &R {
         if self.image_blobs.lock().unwrap_or_else(|p| p.into_inner()).contains(digest) {
             &self.images
         } else {
             &self.attachments
         }
     }
+}
 
-    /// [`Repository::tag_pages`] holding its own handles: the attachment tags of the attachments
-    /// repository, then the image tags of the image repository.
+impl SplitRepository<RegistryRepository> {
+    /// [`Repository::tag_pages`] holding its own handles (see [`joined_pages`]).
     pub(crate) fn owned_tag_pages(&self) -> futures_util::stream::BoxStream<'static, Result<Vec<String>>> {
-        let attachments = self
-            .attachments
-            .owned_tag_pages()
-            .map(|page| page.map(|tags| tags.into_iter().filter(|t| is_attachment_tag(t)).collect()));
-        let images = self
-            .images
-            .owned_tag_pages()
-            .map(|page| page.map(|tags| tags.into_iter().filter(|t| !is_attachment_tag(t)).collect()));
-        attachments.chain(images).boxed()
+        joined_pages(self.attachments.owned_tag_pages(), self.images.owned_tag_pages())
     }
 }
 
-impl Repository for SplitRepository {
+/// The tag pages of the pair: the attachment tags of the attachments repository, then the image tags of
+/// the image repository.
+fn joined_pages<'a>(
+    attachments: futures_util::stream::BoxStream<'a, Result<Vec<String>>>,
+    images: futures_util::stream::BoxStream<'a, Result<Vec<String>>>,
+) -> futures_util::stream::BoxStream<'a, Result<Vec<String>>> {
+    let attached = attachments.map(|page| page.map(|tags| tags.into_iter().filter(|t| is_attachment_tag(t)).collect()));
+    let images = images.map(|page| page.map(|tags| tags.into_iter().filter(|t| !is_attachment_tag(t)).collect()));
+    attached.chain(images).boxed()
+}
+
+impl<R: Repository> Repository for SplitRepository<R> {
     fn name(&self) -> String {
         self.images.name()
     }
@@ -256,7 +261,7 @@ impl Repository for SplitRepository {
     }
 
     fn tag_pages(&self) -> futures_util::stream::BoxStream<'_, Result<Vec<String>>> {
-        self.owned_tag_pages()
+        joined_pages(self.attachments.tag_pages(), self.images.tag_pages())
     }
 
     async fn referrers(&self, subject: &Digest, artifact_type: Option<&str>) -> Result<Referrers> {
@@ -272,7 +277,113 @@ impl Repository for SplitRepository {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::demo::{self, Scenario, TestKey};
+    use crate::migrate::report::Outcome;
+    use crate::migrate::{self, MigrateOptions};
+    use crate::prune::report::{ItemKind, Status};
+    use crate::prune::{self, PruneOptions, Scope};
+    use crate::store::memory::MemoryRepository;
+    use crate::verification::{Policy, PublicKey, Verifier};
+
+    fn verifier() -> Arc<Verifier> {
+        let key = PublicKey::from_pem(TestKey::Rsa4096.public_pem().as_bytes()).unwrap();
+        Arc::new(Verifier::new(Policy::new().with_key(key).insecure_ignore_tlog(true)).unwrap())
+    }
+
+    /// `scenario`'s images pushed to `images`, its legacy manifests to `attachments` (blobs to both).
+    async fn push_split(scenario: &Scenario, images: &MemoryRepository, attachments: &MemoryRepository) {
+        let mut image_side = demo::GeneratedRepo::new(scenario.repo.repository.clone());
+        image_side.blobs = scenario.repo.blobs.clone();
+        let mut attachment_side = image_side.clone();
+        for m in &scenario.repo.manifests {
+            let attached = scenario.attachments.iter().any(|a| a.manifest == m.digest);
+            let side = if attached { &mut attachment_side } else { &mut image_side };
+            side.manifests.push(m.clone());
+        }
+        image_side.push_to(images).await.unwrap();
+        attachment_side.push_to(attachments).await.unwrap();
+    }
+
+    /// The demo image in `app`, its `.sig` and `.att` in `sigs`, which also holds an image of its own
+    /// (tagged `v1`, like app's) with its own `.att`. Returns the pair, app's image and sigs's own.
+    async fn shared() -> (SplitRepository<MemoryRepository>, Digest, Digest) {
+        let (app, sigs) = (MemoryRepository::new("app"), MemoryRepository::new("sigs"));
+        let scenario = demo::demo().unwrap();
+        push_split(&scenario, &app, &sigs).await;
+        let own = demo::article_like_numbered("registry.test/sigs", 1, 2_000).unwrap();
+        own.repo.push_to(&sigs).await.unwrap();
+        (SplitRepository::new(app, sigs), scenario.image, own.image)
+    }
+
+    #[tokio::test]
+    async fn images_are_read_beside_themselves_and_attachments_where_they_are_kept() {
+        let (split, image, own) = shared().await;
+        assert_eq!(split.name(), "app");
+        assert_eq!(split.attachments_repository().as_deref(), Some("sigs"));
+        let mut tags = split.list_tags().await.unwrap();
+        tags.sort();
+        let mut expected = vec![image.cosign_tag("att"), image.cosign_tag("sig"), own.cosign_tag("att"), "v1".into()];
+        expected.sort();
+        assert_eq!(tags, expected, "sigs's own v1 is not part of app");
+        let paged: Vec<String> = split.tag_pages().map(|p| p.unwrap()).concat().await;
+        assert_eq!(paged.len(), 4);
+
+        // An image tag and an image digest: app's, even where sigs has the same tag or the digest.
+        assert_eq!(split.get_manifest("v1").await.unwrap().unwrap().digest, image);
+        assert!(split.get_manifest(&own.to_string()).await.unwrap().is_none());
+        assert!(split.attachments().get_manifest(&own.to_string()).await.unwrap().is_some());
+
+        // A legacy manifest digest is found once a tag led to it, not before.
+        let att = split.attachments().head_manifest(&image.cosign_tag("att")).await.unwrap().unwrap().digest;
+        assert!(split.get_manifest(&att.to_string()).await.unwrap().is_none());
+        assert_eq!(split.head_manifest(&image.cosign_tag("att")).await.unwrap().unwrap().digest, att);
+        assert_eq!(split.get_manifest(&att.to_string()).await.unwrap().unwrap().digest, att);
+    }
+
+    #[tokio::test]
+    async fn migrate_and_prune_write_and_delete_only_in_the_attachments_repository() {
+        let (split, image, own) = shared().await;
+        let verifier = verifier();
+        let options = MigrateOptions::default();
+        let (app_manifests, app_blobs) = (split.images().manifest_count(), split.images().blob_count());
+
+        let report = migrate::migrate_image(&split, &image, &verifier, &options).await.unwrap();
+        assert_eq!(report.outcome, Outcome::Migrated, "{:?}", report.reasons);
+        assert_eq!(report.repository, "app");
+        let mut written: Vec<Digest> = report.referrers.iter().map(|r| r.digest.clone()).collect();
+        written.sort();
+        let mut listed: Vec<Digest> = split
+            .attachments()
+            .referrers(&image, None)
+            .await
+            .unwrap()
+            .descriptors
+            .into_iter()
+            .map(|d| d.digest)
+            .collect();
+        listed.sort();
+        assert_eq!((written.len(), &listed), (2, &written));
+        assert_eq!((split.images().manifest_count(), split.images().blob_count()), (app_manifests, app_blobs));
+
+        // sigs's own image is not app's: nothing read further, nothing written.
+        let sigs_manifests = split.attachments().manifest_count();
+        let report = migrate::migrate_image(&split, &own, &verifier, &options).await.unwrap();
+        assert_eq!(report.outcome, Outcome::NotInImageRepository, "{:?}", report.reasons);
+        assert_eq!(split.attachments().manifest_count(), sigs_manifests);
+
+        let steps = prune::find::find(&split, &Scope::Repository, &verifier, &PruneOptions::default()).await.unwrap();
+        let of = |kind: ItemKind, tag: &str| {
+            steps.iter().find(|s| s.item.kind == kind && s.item.tag.as_deref() == Some(tag)).map(|s| &s.item)
+        };
+        let removable = of(ItemKind::LegacyAttestation, &image.cosign_tag("att")).expect("app's .att");
+        assert_eq!(removable.status, Status::Planned, "{:?}", removable.reasons);
+        let foreign = of(ItemKind::ForeignLegacy, &own.cosign_tag("att")).expect("sigs's own .att");
+        assert_eq!(foreign.status, Status::Kept);
+        assert!(steps.iter().filter(|s| s.action.is_some()).all(|s| s.item.subject.as_ref() == Some(&image)));
+    }
 
     #[test]
     fn repositories_parse_as_cosign_parses_them() {
