@@ -2,9 +2,10 @@
 //!
 //! Exit codes: 0 when every image is migrated, already migrated, or has nothing to migrate; orphaned
 //! images (subject manifest missing) and images skipped for a signature switch also exit 0, with a
-//! warning on stderr, because leaving them alone is the correct result. 1 when an image is blocked (a
-//! layer did not verify or cannot be converted) or failed a check; 2 when something could not be read,
-//! written or checked.
+//! warning on stderr, because leaving them alone is the correct result; so do the `.att` tags of other
+//! repositories' images in a shared attachments repository (`not-in-image-repository`), without one. 1
+//! when an image is blocked (a layer did not verify or cannot be converted) or failed a check; 2 when
+//! something could not be read, written or checked.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
