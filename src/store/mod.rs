@@ -1,5 +1,6 @@
 //! Where manifests and blobs live: a registry ([`registry`]) or an OCI image layout ([`layout`]); in
-//! tests, memory ([`memory`]).
+//! tests, memory ([`memory`]). [`attachments`] pairs an image repository with the repository its
+//! attachments are kept in (cosign's `COSIGN_REPOSITORY`) and presents the pair as one.
 //!
 //! All implement [`Repository`], so everything above this module works the same on any. The one
 //! rule every implementation keeps: a *definite* not-found is `Ok(None)` (or [`ErrorKind::NotFound`]
