@@ -112,7 +112,7 @@ pub fn open(reference: &Reference, args: &RegistryArgs) -> Result<(AnyRepository
             if let Some(a) = attachments(args)? {
                 return Err(anyhow::Error::msg(crate::exit::Usage(format!(
                     "{}: an OCI layout keeps its own attachments; the attachments repository {} applies to \
-                     registry repositories only (unset $COSIGN_REPOSITORY for layouts)",
+                     registry repositories only (drop --attachments-repository, or unset $COSIGN_REPOSITORY, for layouts)",
                     l.path().display(),
                     a.name()
                 ))));
@@ -129,9 +129,7 @@ pub fn open(reference: &Reference, args: &RegistryArgs) -> Result<(AnyRepository
 pub fn registry_repository(client: &RegistryClient, r: &ImageReference, args: &RegistryArgs) -> Result<AnyRepository> {
     let repo = AnyRepository::Registry(client.repository(r.registry(), r.repository()));
     match attachments(args)? {
-        Some(a) => Ok(usage(repo.with_attachments_in(client.repository(a.registry(), a.repository())), || {
-            "--attachments-repository / $COSIGN_REPOSITORY".to_owned()
-        })?),
+        Some(a) => Ok(repo.with_attachments_in(client.repository(a.registry(), a.repository()))?),
         None => Ok(repo),
     }
 }
