@@ -95,20 +95,21 @@ pub async fn plan_image<R: Repository>(
     verifier: &Arc<Verifier>,
     options: &MigrateOptions,
 ) -> Result<Prepared> {
+    // A shared attachments repository can hold far more images' tags than the image repository has
+    // images: one HEAD settles whether an image is this run's before its attachments are read.
+    if let Some(attachments) = repo.attachments_repository()
+        && repo.head_manifest(&image.to_string()).await?.is_none()
+    {
+        return Ok(Prepared::stop(Outcome::NotInImageRepository, not_here(repo, image, &attachments)));
+    }
     let Some(around) = gather::surroundings(repo, image, &options.limits).await? else {
         return Ok(Prepared::stop(Outcome::NothingToMigrate, format!("no legacy {} tag", TagKind::Attestation)));
     };
     let mut tally = Tally::new(&around.att);
     let Some(subject) = served_subject(&around, &mut tally)? else {
         if let Some(attachments) = repo.attachments_repository() {
-            // The attachments repository is shared: its tag says nothing about which repository the image
-            // is in, so absent here is not orphaned, only not this run's.
-            let reason = format!(
-                "{} serves no manifest {image}: the legacy .att in {attachments} is another repository's (or an \
-                 image of {attachments} itself); left untouched",
-                repo.name()
-            );
-            return Ok(tally.stop(Outcome::NotInImageRepository, vec![reason]));
+            // Gone since the HEAD above: absent from the image repository is still not orphaned there.
+            return Ok(tally.stop(Outcome::NotInImageRepository, vec![not_here(repo, image, &attachments)]));
         }
         let reason = format!("subject manifest missing: {} serves no manifest {image}", repo.name());
         return Ok(tally.stop(Outcome::Orphaned, vec![reason]));
@@ -182,6 +183,16 @@ impl Tally {
             bytes_read: self.bytes_read,
         }
     }
+}
+
+/// Why an image of a shared attachments repository is not this run's: its tag says nothing about which
+/// repository the image is in, so absent from the image repository is not orphaned.
+fn not_here<R: Repository>(repo: &R, image: &Digest, attachments: &str) -> String {
+    format!(
+        "{} serves no manifest {image}: its legacy tags in {attachments} are another repository's (or an image of \
+         {attachments} itself); left untouched",
+        repo.name()
+    )
 }
 
 /// The subject exactly as served under the image digest, or `None` when nothing is served there.

@@ -368,10 +368,11 @@ mod tests {
         assert_eq!((written.len(), &listed), (2, &written));
         assert_eq!((split.images().manifest_count(), split.images().blob_count()), (app_manifests, app_blobs));
 
-        // sigs's own image is not app's: nothing read further, nothing written.
+        // sigs's own image is not app's: nothing of it read, nothing written.
         let sigs_manifests = split.attachments().manifest_count();
         let report = migrate::migrate_image(&split, &own, &verifier, &options).await.unwrap();
         assert_eq!(report.outcome, Outcome::NotInImageRepository, "{:?}", report.reasons);
+        assert_eq!((report.bytes_read, report.legacy_manifest.as_ref()), (0, None), "its attachments are not read");
         assert_eq!(split.attachments().manifest_count(), sigs_manifests);
 
         let steps = prune::find::find(&split, &Scope::Repository, &verifier, &PruneOptions::default()).await.unwrap();
