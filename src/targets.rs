@@ -38,7 +38,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::limits::Limits;
 use crate::model::digest::Digest;
 use crate::model::oci::{Index, Manifest};
-use crate::model::reference::Reference;
+use crate::model::reference::{ImageReference, Reference};
 use crate::read::referrers::is_buildkit_attestation;
 use crate::store::layout::LayoutRepository;
 use crate::store::registry::RegistryClient;
@@ -103,6 +103,10 @@ pub struct TargetOptions {
     pub shard: Option<Shard>,
     /// Caps for the OCI layouts opened (registry repositories take the client's).
     pub limits: Limits,
+    /// Where the legacy tags and referrers of every repository's images are kept when not beside them
+    /// (cosign's `COSIGN_REPOSITORY`; see [`crate::store::attachments`]). A repository target then means
+    /// the images of that repository whose legacy tags are in this one.
+    pub attachments: Option<ImageReference>,
 }
 
 /// One repository to work on, and the images a target named in it.
@@ -200,11 +204,9 @@ fn registry_repositories<'a>(
                     .into_iter()
                     .filter(|name| options.shard.is_none_or(|s| s.contains(name)))
                     .map(|name| {
-                        Ok(RepositoryTarget {
-                            target: host.to_owned(),
-                            repo: AnyRepository::Registry(client.repository(host, &name)),
-                            images: None,
-                        })
+                        let repo = AnyRepository::Registry(client.repository(host, &name));
+                        let repo = with_attachments(repo, options, client).map_err(|e| TargetError::new(host, &e))?;
+                        Ok(RepositoryTarget { target: host.to_owned(), repo, images: None })
                     })
                     .collect(),
                 Err(e) => vec![Err(TargetError::new(host, &e.context(format!("listing the catalog of {host}"))))],
@@ -237,6 +239,7 @@ async fn one_target(
         return Ok(None);
     }
     let Some(reference) = reference else {
+        let repo = with_attachments(repo, options, client).map_err(fail)?;
         return Ok(Some(RepositoryTarget { target: target.to_owned(), repo, images: None }));
     };
     // The body decides whether it is an index (a HEAD's Content-Type could say otherwise).
@@ -256,7 +259,17 @@ async fn one_target(
             }
         },
     };
+    // The image was resolved where it lives; from here on its attachments are read where they are kept.
+    let repo = with_attachments(repo, options, client).map_err(fail)?;
     Ok(Some(RepositoryTarget { target: target.to_owned(), repo, images: Some(images) }))
+}
+
+/// `repo` with its attachments where the options keep them.
+fn with_attachments(repo: AnyRepository, options: &TargetOptions, client: &RegistryClient) -> Result<AnyRepository> {
+    match &options.attachments {
+        Some(a) => repo.with_attachments_in(client.repository(a.registry(), a.repository())),
+        None => Ok(repo),
+    }
 }
 
 /// An image index followed by each of its platform manifests (what `inspect` shows: BuildKit

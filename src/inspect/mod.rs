@@ -64,7 +64,8 @@ pub async fn inspect_digest<R: Repository>(repo: &R, digest: &Digest, options: &
 }
 
 /// Inspect every tagged image of a repository, plus legacy attachments whose image is not tagged or is
-/// gone. Per-image failures are collected in the report, never dropped.
+/// gone (with the attachments kept in another repository: not tagged, but served here). Per-image
+/// failures are collected in the report, never dropped.
 pub async fn inspect_repository<R: Repository>(
     repo: &R,
     target: &str,
@@ -84,8 +85,13 @@ pub async fn inspect_repository<R: Repository>(
     }
     plain.sort();
 
-    let mut report =
-        InspectReport { format: REPORT_FORMAT, target: target.to_owned(), images: Vec::new(), errors: Vec::new() };
+    let mut report = InspectReport {
+        format: REPORT_FORMAT,
+        target: target.to_owned(),
+        images: Vec::new(),
+        errors: Vec::new(),
+        attachments_repository: repo.attachments_repository(),
+    };
     let mut by_digest: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
     let resolved: Vec<(String, Result<Digest>)> = stream::iter(plain)
         .map(|tag| async move {
@@ -120,8 +126,12 @@ pub async fn inspect_repository<R: Repository>(
         }
     }
     let orphans: Vec<Digest> = attached.into_iter().filter(|d| !seen.contains(d)).collect();
+    // A shared attachments repository also holds the tags of other repositories' images and of its own:
+    // those are not this repository's orphans.
+    let apart = repo.attachments_repository().is_some();
     for (digest, result) in orphans.iter().zip(run_all(repo, &orphans, options).await) {
         match result {
+            Ok(image) if apart && !image.subject.present => {}
             Ok(image) => report.images.push(image),
             Err(e) => report.errors.push(ImageError::new(&format!("{}@{digest}", repo.name()), &e)),
         }
@@ -136,8 +146,13 @@ pub async fn inspect_one<R: Repository>(
     target: &str,
     options: &InspectOptions,
 ) -> InspectReport {
-    let mut report =
-        InspectReport { format: REPORT_FORMAT, target: target.to_owned(), images: Vec::new(), errors: Vec::new() };
+    let mut report = InspectReport {
+        format: REPORT_FORMAT,
+        target: target.to_owned(),
+        images: Vec::new(),
+        errors: Vec::new(),
+        attachments_repository: repo.attachments_repository(),
+    };
     match inspect_image(repo, reference, options).await {
         Ok(image) => report.images.push(image),
         Err(e) => {

@@ -22,6 +22,10 @@ pub struct InspectReport {
     pub images: Vec<ImageReport>,
     /// Images that could not be inspected, with the reason.
     pub errors: Vec<ImageError>,
+    /// The repository the attachments (legacy tags, referrers) were read from and written to, when not the
+    /// images' own (`--attachments-repository`, cosign's `COSIGN_REPOSITORY`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachments_repository: Option<String>,
 }
 
 /// Everything attached to one image digest.

@@ -3,7 +3,8 @@
 //!
 //! The decisions made here are the safety rules of a migration:
 //! - no subject manifest served under the image digest → `orphaned`: a referrer is never written with a
-//!   guessed subject;
+//!   guessed subject; with an attachments repository apart from the images → `not-in-image-repository`
+//!   (the `.att` is another repository's), left untouched as well;
 //! - any layer not verified or not convertible → the whole image is `blocked`: cosign ≥ 3 stops reading
 //!   `.att` as soon as one bundle referrer exists, so a partial migration would hide the rest;
 //! - a `.sig` that does not verify under the same policy → `skipped-signature-switch` unless allowed:
@@ -94,11 +95,22 @@ pub async fn plan_image<R: Repository>(
     verifier: &Arc<Verifier>,
     options: &MigrateOptions,
 ) -> Result<Prepared> {
+    // A shared attachments repository can hold far more images' tags than the image repository has
+    // images: one HEAD settles whether an image is this run's before its attachments are read.
+    if let Some(attachments) = repo.attachments_repository()
+        && repo.head_manifest(&image.to_string()).await?.is_none()
+    {
+        return Ok(Prepared::stop(Outcome::NotInImageRepository, not_here(repo, image, &attachments)));
+    }
     let Some(around) = gather::surroundings(repo, image, &options.limits).await? else {
         return Ok(Prepared::stop(Outcome::NothingToMigrate, format!("no legacy {} tag", TagKind::Attestation)));
     };
     let mut tally = Tally::new(&around.att);
     let Some(subject) = served_subject(&around, &mut tally)? else {
+        if let Some(attachments) = repo.attachments_repository() {
+            // Gone since the HEAD above: absent from the image repository is still not orphaned there.
+            return Ok(tally.stop(Outcome::NotInImageRepository, vec![not_here(repo, image, &attachments)]));
+        }
         let reason = format!("subject manifest missing: {} serves no manifest {image}", repo.name());
         return Ok(tally.stop(Outcome::Orphaned, vec![reason]));
     };
@@ -171,6 +183,16 @@ impl Tally {
             bytes_read: self.bytes_read,
         }
     }
+}
+
+/// Why an image of a shared attachments repository is not this run's: its tag says nothing about which
+/// repository the image is in, so absent from the image repository is not orphaned.
+fn not_here<R: Repository>(repo: &R, image: &Digest, attachments: &str) -> String {
+    format!(
+        "{} serves no manifest {image}: its legacy tags in {attachments} are another repository's (or an image of \
+         {attachments} itself); left untouched",
+        repo.name()
+    )
 }
 
 /// The subject exactly as served under the image digest, or `None` when nothing is served there.

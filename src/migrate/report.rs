@@ -23,6 +23,10 @@ pub enum Outcome {
     NothingToMigrate,
     /// The subject manifest is missing: nothing written, never a guessed subject.
     Orphaned,
+    /// With an attachments repository apart from the images: a legacy `.att` there whose image the image
+    /// repository does not serve. It belongs to another repository (or is the attachments repository's
+    /// own image's): not this run's to migrate, and left untouched.
+    NotInImageRepository,
     /// A layer did not verify or cannot be converted: nothing written for the image.
     Blocked,
     /// The legacy `.sig` does not verify under the policy (`--allow-signature-switch` to migrate anyway).
@@ -40,6 +44,7 @@ impl Outcome {
             Outcome::Planned => "planned",
             Outcome::NothingToMigrate => "nothing-to-migrate",
             Outcome::Orphaned => "orphaned",
+            Outcome::NotInImageRepository => "not-in-image-repository",
             Outcome::Blocked => "blocked",
             Outcome::SkippedSignatureSwitch => "skipped-signature-switch",
             Outcome::Failed => "failed",
@@ -187,6 +192,10 @@ pub struct MigrateReport {
     /// index subjects, listing lag), each learnt once per host.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub registries: Vec<crate::store::RegistryFacts>,
+    /// The repository the attachments (legacy tags, referrers) were read from and written to, when not the
+    /// images' own (`--attachments-repository`, cosign's `COSIGN_REPOSITORY`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachments_repository: Option<String>,
 }
 
 /// A target that could not be expanded into repositories ([`crate::targets::TargetError`]).
@@ -205,6 +214,7 @@ impl MigrateReport {
             requests: None,
             errors: Vec::new(),
             registries: Vec::new(),
+            attachments_repository: None,
         }
     }
 
@@ -241,6 +251,7 @@ mod tests {
             Outcome::Planned,
             Outcome::NothingToMigrate,
             Outcome::Orphaned,
+            Outcome::NotInImageRepository,
             Outcome::Blocked,
             Outcome::SkippedSignatureSwitch,
             Outcome::Failed,

@@ -224,6 +224,9 @@ pub(crate) fn shared_reason(others: &[String]) -> String {
 /// The orphans of a subject absent from this repository: found and reported always, removable only
 /// under [`OrphanPolicy::Delete`] once the search says the subject is absent everywhere it looked.
 async fn missing_subject<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, steps: &mut Vec<Step>) {
+    if let Some(attachments) = ctx.repo.attachments_repository() {
+        return foreign(ctx, subject, &attachments, steps);
+    }
     let search = match &ctx.options.orphans {
         OrphanPolicy::Keep => SubjectSearch::own_repository_only(ctx.repo),
         OrphanPolicy::Delete(set) => orphans::search(ctx.repo, subject, set).await,
@@ -292,6 +295,25 @@ async fn missing_subject<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, step
             step.item.reasons.push("not removed: another attachment of this subject could not be checked".into());
         }
         steps.push(step);
+    }
+}
+
+/// The legacy tags of an image the image repository does not serve, when the attachments are kept apart:
+/// the attachments repository is shared (other repositories' images, its own images), so its tags are
+/// reported and never acted on, whatever the orphan policy. Its referrers and indexes are left unread.
+fn foreign<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, attachments: &str, steps: &mut Vec<Step>) {
+    for kind in TagKind::ALL {
+        let tag = kind.tag_for(subject);
+        let Some(d) = ctx.tags.get(&tag) else { continue };
+        let mut item = ctx.item(ItemKind::ForeignLegacy, subject, Some(d.digest.clone()), Some(tag), d.size);
+        item.status = Status::Kept;
+        item.reasons.push(format!(
+            "kept: {} serves no image {subject}; this legacy .{} in {attachments} is another repository's or an \
+             image of {attachments} itself",
+            ctx.repo.name(),
+            kind.suffix()
+        ));
+        steps.push(Step { item, action: None });
     }
 }
 

@@ -22,6 +22,10 @@ pub enum ItemKind {
     OrphanLegacy,
     /// A referrer whose subject manifest is absent from its repository.
     OrphanReferrer,
+    /// With an attachments repository apart from the images: a legacy tag there whose image the image
+    /// repository does not serve. Another repository's, or the attachments repository's own image's:
+    /// never removed.
+    ForeignLegacy,
     /// A referrers tag-schema index whose subject manifest is absent from its repository.
     OrphanIndex,
     /// A second referrer of one subject carrying the same bundle (or envelope) blob.
@@ -41,6 +45,7 @@ impl ItemKind {
             ItemKind::LegacyAttestation => "legacy-attestation",
             ItemKind::OrphanLegacy => "orphan-legacy",
             ItemKind::OrphanReferrer => "orphan-referrer",
+            ItemKind::ForeignLegacy => "foreign-legacy",
             ItemKind::OrphanIndex => "orphan-index",
             ItemKind::DuplicateReferrer => "duplicate-referrer",
             ItemKind::IndexEntry => "index-entry",
@@ -154,6 +159,10 @@ pub struct PruneReport {
     /// the order of index entry and manifest), each learnt once per host.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub registries: Vec<crate::store::RegistryFacts>,
+    /// The repository the attachments (legacy tags, referrers) were read from and written to, when not the
+    /// images' own (`--attachments-repository`, cosign's `COSIGN_REPOSITORY`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachments_repository: Option<String>,
 }
 
 impl PruneReport {
@@ -167,6 +176,7 @@ impl PruneReport {
             totals: PruneTotals::default(),
             errors: vec![],
             registries: Vec::new(),
+            attachments_repository: None,
         }
     }
 

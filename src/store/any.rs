@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+use super::attachments::SplitRepository;
 use super::layout::LayoutRepository;
 use super::registry::RegistryRepository;
 use super::{
@@ -19,6 +20,8 @@ pub enum AnyRepository {
     Registry(RegistryRepository),
     /// An OCI image-layout directory.
     Layout(LayoutRepository),
+    /// A registry repository whose attachments are kept in another repository.
+    Split(std::sync::Arc<SplitRepository>),
 }
 
 macro_rules! delegate {
@@ -26,6 +29,7 @@ macro_rules! delegate {
         match $self {
             AnyRepository::Registry($r) => $call,
             AnyRepository::Layout($r) => $call,
+            AnyRepository::Split($r) => $call,
         }
     };
 }
@@ -39,7 +43,30 @@ impl AnyRepository {
         use futures_util::StreamExt;
         match &*self {
             AnyRepository::Registry(r) => r.owned_tag_pages(),
+            AnyRepository::Split(r) => r.owned_tag_pages(),
             AnyRepository::Layout(_) => futures_util::stream::once(async move { self.list_tags().await }).boxed(),
+        }
+    }
+
+    /// `self` with its attachments in `attachments`; unchanged when that is the same repository.
+    /// Only a registry repository keeps its attachments apart: an OCI layout holds its own.
+    pub fn with_attachments_in(self, attachments: RegistryRepository) -> Result<AnyRepository> {
+        match self {
+            AnyRepository::Registry(images) if images.name() == attachments.name() => {
+                Ok(AnyRepository::Registry(images))
+            }
+            AnyRepository::Registry(images) => {
+                Ok(AnyRepository::Split(std::sync::Arc::new(SplitRepository::new(images, attachments))))
+            }
+            AnyRepository::Split(split) => {
+                AnyRepository::Registry(split.images().clone()).with_attachments_in(attachments)
+            }
+            AnyRepository::Layout(layout) => Err(crate::Error::invalid_input(format!(
+                "{}: an OCI layout keeps its own attachments; an attachments repository ({}) applies to registry \
+                 repositories only",
+                layout.name(),
+                attachments.name()
+            ))),
         }
     }
 }
@@ -47,6 +74,10 @@ impl AnyRepository {
 impl Repository for AnyRepository {
     fn name(&self) -> String {
         delegate!(self, r => r.name())
+    }
+
+    fn attachments_repository(&self) -> Option<String> {
+        delegate!(self, r => r.attachments_repository())
     }
 
     async fn get_manifest(&self, reference: &str) -> Result<Option<RawManifest>> {

@@ -1,5 +1,6 @@
 //! Where manifests and blobs live: a registry ([`registry`]) or an OCI image layout ([`layout`]); in
-//! tests, memory ([`memory`]).
+//! tests, memory ([`memory`]). [`attachments`] pairs an image repository with the repository its
+//! attachments are kept in (cosign's `COSIGN_REPOSITORY`) and presents the pair as one.
 //!
 //! All implement [`Repository`], so everything above this module works the same on any. The one
 //! rule every implementation keeps: a *definite* not-found is `Ok(None)` (or [`ErrorKind::NotFound`]
@@ -18,6 +19,7 @@ use crate::model::digest::Digest;
 use crate::model::oci::{Descriptor, RawManifest};
 
 mod any;
+pub mod attachments;
 pub mod facts;
 pub mod layout;
 pub mod memory;
@@ -155,6 +157,13 @@ pub enum ReferrersCapability {
 pub trait Repository: Send + Sync {
     /// A human name for messages: `registry/repo` or `ocidir://path`.
     fn name(&self) -> String;
+
+    /// The repository holding this one's attachments when it is another one (cosign's
+    /// `COSIGN_REPOSITORY`, see [`attachments`]): then a legacy tag there whose image is not served here
+    /// belongs to another repository, or to that repository's own images. `None` by default.
+    fn attachments_repository(&self) -> Option<String> {
+        None
+    }
 
     /// Fetch a manifest by tag or digest. `Ok(None)` only when it definitely does not exist.
     fn get_manifest(&self, reference: &str) -> impl Future<Output = Result<Option<RawManifest>>> + Send;

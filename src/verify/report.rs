@@ -23,6 +23,10 @@ pub struct VerifyReport {
     pub images: Vec<ImageVerification>,
     /// Images that could not be checked (network, auth, malformed manifests…).
     pub errors: Vec<ImageError>,
+    /// The repository the attachments (legacy tags, referrers) were read from and written to, when not the
+    /// images' own (`--attachments-repository`, cosign's `COSIGN_REPOSITORY`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachments_repository: Option<String>,
 }
 
 impl VerifyReport {

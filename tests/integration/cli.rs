@@ -32,7 +32,8 @@ pub fn att2ref_with(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) ->
     cmd.env("HOME", std::env::temp_dir())
         .env_remove("DOCKER_CONFIG")
         .env_remove("REGISTRY_AUTH_FILE")
-        .env_remove("XDG_RUNTIME_DIR");
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("COSIGN_REPOSITORY");
     for (k, v) in env {
         cmd.env(k, v);
     }

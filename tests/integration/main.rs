@@ -1,5 +1,6 @@
 //! One integration-test binary, one module per topic.
 
+mod attachments;
 mod auth_cli;
 mod batch;
 mod batch_reliability;

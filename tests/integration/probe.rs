@@ -405,3 +405,64 @@ async fn probe_basic_auth_anonymous_refused_and_credentials_granted() {
     expect_owned(&report, &distribution_write(&[("api", "200 basic true")]));
     assert!(!run.stderr.contains(TEST_PASSWORD) && !run.stdout.contains(TEST_PASSWORD));
 }
+
+/// ECR (containers-roadmap#2143, as emulated by the proxy): a referrer whose subject is an image index is
+/// refused; the probe says so, and the refused referrer leaves nothing behind.
+#[tokio::test]
+async fn probe_a_registry_refusing_index_subjects() {
+    let registry = TestRegistry::distribution();
+    let proxy = FaultProxy::counting(&registry.host);
+    proxy.refuse_index_subjects();
+    let run = probe(&proxy.host, true);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    expect_owned(&report, &distribution_write(&[("write.indexAsSubject", "refused 405 UNSUPPORTED")]));
+    assert_nothing_left(&registry, &report).await;
+    let refused = proxy.log().iter().filter(|l| l.contains(" PUT ") && l.contains("refused with 405")).count();
+    assert_eq!(refused, 1, "{:#?}", proxy.log());
+}
+
+/// GAR (as emulated by the proxy): a manifest still listed by a tag-schema index cannot be deleted; the
+/// probe finds the order that works, and cleans up in that order.
+#[tokio::test]
+async fn probe_a_registry_refusing_to_delete_listed_manifests() {
+    let registry = TestRegistry::distribution();
+    let proxy = FaultProxy::counting(&registry.host);
+    proxy.refuse_delete_while_listed();
+    let run = probe(&proxy.host, true);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    expect_owned(
+        &report,
+        &distribution_write(&[("write.deleteOrder", "index-entry-first 400 GOOGLE_MANIFEST_DANGLING_PARENT_IMAGE")]),
+    );
+    assert_nothing_left(&registry, &report).await;
+}
+
+/// Quay (quay#6510, as emulated by the proxy): the referrers listing is cached, so a new referrer shows
+/// only once the cache expires, or not within the probe's wait at all.
+#[tokio::test]
+async fn probe_a_cached_referrers_listing() {
+    let registry = TestRegistry::ferro();
+    let proxy = FaultProxy::counting(&registry.host);
+    proxy.cache_referrers(std::time::Duration::from_millis(700));
+    let run = probe(&proxy.host, true);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    // The cache is keyed without the query (as Quay's is), so the filtered listing is the cached whole one.
+    let cached = [("artifactTypeFilter", "not-signalled 200")];
+    expect_owned(&report, &ferro_write(&[cached[0], ("write.referrerListed", "api-after-delay 200")]));
+    assert_nothing_left(&registry, &report).await;
+    assert!(proxy.log().iter().any(|l| l.contains("from the cache")), "{:#?}", proxy.log());
+
+    let registry = TestRegistry::ferro();
+    let proxy = FaultProxy::counting(&registry.host);
+    proxy.cache_referrers(std::time::Duration::from_secs(600));
+    let run = probe(&proxy.host, true);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    // The header said the subject was processed, but the listing never showed it: not to be relied on.
+    let unlisted = [cached[0], ("write.referrerListed", "not-listed"), ("write.ociSubject", "unbacked")];
+    expect_owned(&report, &ferro_write(&unlisted));
+    assert_nothing_left(&registry, &report).await;
+}

@@ -450,6 +450,11 @@ pub struct RegistryArgs {
     #[arg(long, value_name = "FILE")]
     pub ca_file: Vec<PathBuf>,
 
+    /// Repository holding the images' legacy signature/attestation tags and referrers, when not the
+    /// images' own (cosign's COSIGN_REPOSITORY, which is read when this is not given): REGISTRY/REPO.
+    #[arg(long, value_name = "REPO")]
+    pub attachments_repository: Option<String>,
+
     /// Registry user name (the password is read from stdin with --password-stdin).
     #[arg(short = 'u', long, requires = "password_stdin", env = "ATT2REF_USERNAME")]
     pub username: Option<String>,

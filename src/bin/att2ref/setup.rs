@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use att2ref::Limits;
-use att2ref::model::reference::Reference;
+use att2ref::model::reference::{ImageReference, Reference};
 use att2ref::model::trust::TrustedRoot;
 use att2ref::store::AnyRepository;
+use att2ref::store::attachments::{COSIGN_REPOSITORY, parse_repository};
 use att2ref::store::layout::LayoutRepository;
 use att2ref::store::registry::{
     ClientConfig, ConfigEnv, Credential, CredentialSource, PlainHttp, RegistryClient, config_search_paths,
@@ -104,9 +105,18 @@ pub fn open(reference: &Reference, args: &RegistryArgs) -> Result<(AnyRepository
     match reference {
         Reference::Registry(r) => {
             let client = registry_client(args)?;
-            Ok((AnyRepository::Registry(client.repository(r.registry(), r.repository())), r.manifest_reference()))
+            let repo = registry_repository(&client, r, args)?;
+            Ok((repo, r.manifest_reference()))
         }
         Reference::Layout(l) => {
+            if let Some(a) = attachments(args)? {
+                return Err(anyhow::Error::msg(crate::exit::Usage(format!(
+                    "{}: an OCI layout keeps its own attachments; the attachments repository {} applies to \
+                     registry repositories only (drop --attachments-repository, or unset $COSIGN_REPOSITORY, for layouts)",
+                    l.path().display(),
+                    a.name()
+                ))));
+            }
             let repo = LayoutRepository::open(l.path(), limits(args))
                 .with_context(|| format!("opening OCI layout {}", l.path().display()))?;
             Ok((AnyRepository::Layout(repo), l.manifest_reference()))
@@ -114,9 +124,43 @@ pub fn open(reference: &Reference, args: &RegistryArgs) -> Result<(AnyRepository
     }
 }
 
+/// The repository an image reference names, with its attachments where the arguments or the
+/// environment keep them.
+pub fn registry_repository(client: &RegistryClient, r: &ImageReference, args: &RegistryArgs) -> Result<AnyRepository> {
+    let repo = AnyRepository::Registry(client.repository(r.registry(), r.repository()));
+    match attachments(args)? {
+        Some(a) => Ok(repo.with_attachments_in(client.repository(a.registry(), a.repository()))?),
+        None => Ok(repo),
+    }
+}
+
+/// The attachments repository: `--attachments-repository`, else cosign's `COSIGN_REPOSITORY` when set and
+/// not empty (cosign ignores an empty value too). Said once on stderr, with where it came from, since it
+/// changes where everything attached is read and written.
+pub fn attachments(args: &RegistryArgs) -> Result<Option<ImageReference>> {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    let (value, from) = match &args.attachments_repository {
+        Some(v) => (v.clone(), "--attachments-repository".to_owned()),
+        None => match std::env::var(COSIGN_REPOSITORY) {
+            Ok(v) if !v.is_empty() => (v, format!("${COSIGN_REPOSITORY}")),
+            _ => return Ok(None),
+        },
+    };
+    let parsed = usage(parse_repository(&value), || format!("parsing {from}"))?;
+    SAID.call_once(|| {
+        eprintln!("note: attachments (legacy tags and referrers) are in {} (from {from})", parsed.name());
+    });
+    Ok(Some(parsed))
+}
+
 /// How `migrate` and `prune` resolve their targets.
-pub fn target_options(targets: &TargetArgs, registry: &RegistryArgs) -> att2ref::targets::TargetOptions {
-    att2ref::targets::TargetOptions { all_repos: targets.all_repos, shard: targets.shard, limits: limits(registry) }
+pub fn target_options(targets: &TargetArgs, registry: &RegistryArgs) -> Result<att2ref::targets::TargetOptions> {
+    Ok(att2ref::targets::TargetOptions {
+        all_repos: targets.all_repos,
+        shard: targets.shard,
+        limits: limits(registry),
+        attachments: attachments(registry)?,
+    })
 }
 
 /// A verifier from the trust flags.

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use att2ref::get::{self, Attestation, Emit, GetOptions, GetResult, GetStats, LegacyCost};
 use att2ref::model::reference::Reference;
-use att2ref::store::AnyRepository;
 use att2ref::store::PrefixRead;
 use att2ref::store::registry::{ClientStats, RegistryClient};
 use serde::Serialize;
@@ -23,11 +22,7 @@ pub async fn run(args: GetArgs) -> Result<ExitCode> {
     let (repo, manifest_ref, client) = match &reference {
         Reference::Registry(r) => {
             let client = setup::registry_client(&args.registry)?;
-            (
-                AnyRepository::Registry(client.repository(r.registry(), r.repository())),
-                r.manifest_reference(),
-                Some(client),
-            )
+            (setup::registry_repository(&client, r, &args.registry)?, r.manifest_reference(), Some(client))
         }
         Reference::Layout(_) => {
             let (repo, m) = setup::open(&reference, &args.registry)?;

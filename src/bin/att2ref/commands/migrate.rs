@@ -2,9 +2,10 @@
 //!
 //! Exit codes: 0 when every image is migrated, already migrated, or has nothing to migrate; orphaned
 //! images (subject manifest missing) and images skipped for a signature switch also exit 0, with a
-//! warning on stderr, because leaving them alone is the correct result. 1 when an image is blocked (a
-//! layer did not verify or cannot be converted) or failed a check; 2 when something could not be read,
-//! written or checked.
+//! warning on stderr, because leaving them alone is the correct result; so do the `.att` tags of other
+//! repositories' images in a shared attachments repository (`not-in-image-repository`), without one. 1
+//! when an image is blocked (a layer did not verify or cannot be converted) or failed a check; 2 when
+//! something could not be read, written or checked.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,7 +74,11 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     let mut report = MigrateReport::new(targets.clone(), args.dry_run, options.format);
     let bar = crate::commands::progress_bar(quiet, "{bar:30} {pos}/{len} images  {msg}  [{elapsed}]", "0 B written");
     let progress = Bar { bar: bar.clone(), written: AtomicU64::new(0) };
-    let target_options = setup::target_options(&args.targets, &args.registry);
+    let target_options = setup::target_options(&args.targets, &args.registry)?;
+    report.attachments_repository = target_options
+        .attachments
+        .as_ref()
+        .map(|a| att2ref::store::Repository::name(&client.repository(a.registry(), a.repository())));
     // One batch over every repository: --jobs images in flight across all of them, each repository
     // starting as soon as it is resolved (with --all-repos, on the catalog's first page).
     let resolved = targets::resolve(&targets, &target_options, &client);

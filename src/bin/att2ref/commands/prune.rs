@@ -35,7 +35,11 @@ pub async fn run(args: PruneArgs, quiet: bool) -> Result<ExitCode> {
         None => None,
     };
     let mut report = PruneReport::new(targets.clone(), args.apply);
-    let target_options = setup::target_options(&args.targets, &args.registry);
+    let target_options = setup::target_options(&args.targets, &args.registry)?;
+    report.attachments_repository = target_options
+        .attachments
+        .as_ref()
+        .map(|a| att2ref::store::Repository::name(&client.repository(a.registry(), a.repository())));
     let resolved = targets::resolve(&targets, &target_options, &client);
     let jobs = args.jobs as usize;
     let bar = crate::commands::progress_bar(quiet, "{bar:30} {pos}/{len} repositories  {msg}  [{elapsed}]", "");

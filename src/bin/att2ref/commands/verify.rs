@@ -24,6 +24,7 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
         policy,
         images: Vec::new(),
         errors: Vec::new(),
+        attachments_repository: att2ref::store::Repository::attachments_repository(&repo),
     };
     match verify::verify_image(&repo, &manifest_ref, &verifier, &options).await {
         Ok(image) => report.images.push(image),

@@ -1,0 +1,397 @@
+//! Attachments kept in another repository (`--attachments-repository`, cosign's `COSIGN_REPOSITORY`), on
+//! distribution 2.8.2 (referrers tag schema) and ferro-oci-server (referrers API).
+//!
+//! The layout: the image is in `app`; its legacy `.sig` and `.att` are in `sigs`, which also holds an image
+//! of its own with its own `.att`. Every command must find app's attachments only through the setting,
+//! write nothing beside the image, and never touch what belongs to `sigs` itself.
+
+use att2ref::demo::{self, Scenario};
+use att2ref::model::digest::Digest;
+use att2ref::model::oci::Manifest;
+use att2ref::store::Repository;
+use att2ref::store::attachments::is_attachment_tag;
+use att2ref::store::registry::RegistryRepository;
+use serde_json::Value;
+
+use crate::cli::{Run, att2ref, att2ref_with};
+use crate::get::test_key;
+use crate::registries::TestRegistry;
+use crate::schema::assert_valid;
+
+/// The two repositories and what was pushed into them.
+struct Layout {
+    app: RegistryRepository,
+    sigs: RegistryRepository,
+    /// The demo image, in `app`; its legacy tags in `sigs`.
+    image: Digest,
+    /// The image `sigs` holds of its own, with its own `.att` beside it.
+    own: Digest,
+    /// `sigs`'s tags right after the push, sorted.
+    sigs_tags: Vec<String>,
+}
+
+impl Layout {
+    fn app_ref(&self) -> String {
+        format!("{}/{}", self.app.host(), self.app.repository_name())
+    }
+
+    fn sigs_ref(&self) -> String {
+        format!("{}/{}", self.sigs.host(), self.sigs.repository_name())
+    }
+
+    fn image_ref(&self) -> String {
+        format!("{}@{}", self.app_ref(), self.image)
+    }
+}
+
+/// Push `scenario` split the way `COSIGN_REPOSITORY` stores it: the image manifests under their tags into
+/// `images`, the legacy manifests under theirs into `attachments` (every blob into both: each side then
+/// has what its manifests name).
+async fn push_split(scenario: &Scenario, images: &RegistryRepository, attachments: &RegistryRepository) {
+    let mut image_side = demo::GeneratedRepo::new(scenario.repo.repository.clone());
+    let mut attachment_side = image_side.clone();
+    for repo in [&mut image_side, &mut attachment_side] {
+        repo.blobs = scenario.repo.blobs.clone();
+    }
+    for m in &scenario.repo.manifests {
+        // Superseded legacy manifests are untagged: the scenario still knows them as attachments.
+        let attached =
+            m.tags.iter().any(|t| is_attachment_tag(t)) || scenario.attachments.iter().any(|a| a.manifest == m.digest);
+        let side = if attached { &mut attachment_side } else { &mut image_side };
+        side.manifests.push(m.clone());
+    }
+    image_side.push_to(images).await.unwrap();
+    attachment_side.push_to(attachments).await.unwrap();
+}
+
+async fn layout(registry: &TestRegistry) -> Layout {
+    let app = registry.repository("team/app");
+    let sigs = registry.repository("team/sigs");
+    let scenario = demo::demo().unwrap();
+    push_split(&scenario, &app, &sigs).await;
+    let own = demo::article_like_numbered("registry.test/team/sigs", 1, 4_000).unwrap();
+    own.repo.push_to(&sigs).await.unwrap();
+    assert_ne!(own.image, scenario.image);
+    let mut sigs_tags = sigs.list_tags().await.unwrap();
+    sigs_tags.sort();
+    let hex = scenario.image.hex();
+    let own_hex = own.image.hex();
+    let mut expected = vec![
+        format!("sha256-{hex}.att"),
+        format!("sha256-{hex}.sig"),
+        format!("sha256-{own_hex}.att"),
+        "v1".to_owned(),
+    ];
+    expected.sort();
+    assert_eq!(sigs_tags, expected, "{}", registry.kind_name());
+    assert_eq!(app.list_tags().await.unwrap(), ["v1"]);
+    Layout { app, sigs, image: scenario.image, own: own.image, sigs_tags }
+}
+
+fn with_key(args: &[&str]) -> Vec<String> {
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend(["--key".to_owned(), test_key(), "--insecure-ignore-tlog".to_owned()]);
+    all
+}
+
+fn run(args: &[String], env: &[(&str, &str)]) -> Run {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    att2ref_with(&args, None, env)
+}
+
+/// The `.att` layer count inspect shows for the one image of a report, or `None` without a `.att`.
+fn att_layers(report: &Value) -> Option<usize> {
+    report["images"][0]["legacy"]["attestations"]["layers"].as_array().map(Vec::len)
+}
+
+/// Every referrer of `subject` as a reader finds it in `repo`: the API listing on ferro-oci-server, the
+/// tag-schema index on distribution (read directly, not through att2ref's discovery).
+async fn listed(registry: &TestRegistry, repo: &RegistryRepository, subject: &Digest) -> Vec<Digest> {
+    let mut digests: Vec<Digest> = if registry.has_referrers_api() {
+        repo.referrers(subject, None).await.unwrap().descriptors.into_iter().map(|d| d.digest).collect()
+    } else {
+        match repo.get_manifest(&subject.referrers_tag()).await.unwrap() {
+            None => Vec::new(),
+            Some(raw) => {
+                let Manifest::Index(index) = raw.manifest else { panic!("the referrers tag holds no index") };
+                index.manifests.into_iter().map(|d| d.digest).collect()
+            }
+        }
+    };
+    digests.sort();
+    digests
+}
+
+async fn reads_and_writes_attachments_in_the_attachments_repository(registry: TestRegistry) {
+    let l = layout(&registry).await;
+    let kind = registry.kind_name();
+    let image = l.image_ref();
+    let sigs = l.sigs_ref();
+    let flag = ["--attachments-repository", sigs.as_str()];
+
+    // Without the setting app's image has nothing attached: what follows is found only through it.
+    let r = att2ref(&["inspect", "--plain-http", &image, "-o", "json"]);
+    assert_eq!(r.code, 0, "{kind}: {}", r.stderr);
+    assert_eq!(att_layers(&r.json()), None, "{kind}: {}", r.stdout);
+    assert!(r.json().get("attachmentsRepository").is_none());
+    let r = run(&with_key(&["verify", "--plain-http", &image]), &[]);
+    assert_eq!(r.code, 1, "{kind}: {}", r.stderr);
+    assert!(r.stderr.contains("no attestations or signatures to verify"), "{kind}: {}", r.stderr);
+
+    // inspect through the flag: the .att with its two layers, read from sigs.
+    let r = att2ref(&["inspect", "--plain-http", &image, flag[0], flag[1], "-o", "json"]);
+    assert_eq!(r.code, 0, "{kind}: {}", r.stderr);
+    let report = r.json();
+    assert_valid("inspect.schema.json", &report);
+    assert_eq!(att_layers(&report), Some(2), "{kind}: {}", r.stdout);
+    assert_eq!(report["attachmentsRepository"], sigs.as_str());
+    assert_eq!(report["images"][0]["subject"]["present"], true, "{kind}: {}", r.stdout);
+    assert!(
+        r.stderr.contains(&format!(
+            "attachments (legacy tags and referrers) are in {sigs} (from --attachments-repository)"
+        )),
+        "{}",
+        r.stderr
+    );
+
+    // inspect --all-tags: app's one image with its .att; sigs's own image is not app's and is left out.
+    let app = l.app_ref();
+    let r = att2ref(&["inspect", "--plain-http", &app, "--all-tags", flag[0], flag[1], "-o", "json"]);
+    assert_eq!(r.code, 0, "{kind}: {}", r.stderr);
+    let report = r.json();
+    let images: Vec<&str> =
+        report["images"].as_array().unwrap().iter().map(|i| i["digest"].as_str().unwrap()).collect();
+    assert_eq!(images, [l.image.to_string()], "{kind}: {}", r.stdout);
+    assert_eq!(att_layers(&report), Some(2), "{kind}: {}", r.stdout);
+    assert_eq!(report["images"][0]["tags"], serde_json::json!(["v1"]), "{kind}: {}", r.stdout);
+
+    // verify through COSIGN_REPOSITORY, and the flag over a variable that names nothing.
+    let env = [("COSIGN_REPOSITORY", sigs.as_str())];
+    let r = run(&with_key(&["verify", "--plain-http", &image, "-o", "json"]), &env);
+    assert_eq!(r.code, 0, "{kind}: {}", r.stderr);
+    let report = r.json();
+    assert_valid("verify.schema.json", &report);
+    assert_eq!(report["attachmentsRepository"], sigs.as_str());
+    // The .att's two layers and the .sig's one.
+    assert_eq!(report["images"][0]["results"].as_array().unwrap().len(), 3, "{kind}: {}", r.stdout);
+    assert!(r.stderr.contains(&format!("are in {sigs} (from $COSIGN_REPOSITORY)")), "{}", r.stderr);
+    let elsewhere = format!("{}/team/nowhere", registry.host);
+    let r = run(&with_key(&["verify", "--plain-http", &image, flag[0], flag[1]]), &[("COSIGN_REPOSITORY", &elsewhere)]);
+    assert_eq!(r.code, 0, "{kind}: {}", r.stderr);
+    assert!(r.stderr.contains("(from --attachments-repository)"), "{}", r.stderr);
+
+    // migrate the repository without the setting: app holds no legacy tag, so there is nothing to do.
+    let r = run(&with_key(&["migrate", "--plain-http", &app, "-o", "json", "-q"]), &[]);
+    assert_eq!(r.code, 0, "{kind}: {}", r.stderr);
+    assert_eq!(r.json()["images"], serde_json::json!([]), "{kind}: {}", r.stdout);
+
+    // migrate the repository: app's image is migrated into sigs; sigs's own image is not app's.
+    let migrate = with_key(&["migrate", "--plain-http", &app, flag[0], flag[1], "-o", "json", "-q"]);
+    let r = run(&migrate, &[]);
+    assert_eq!(r.code, 0, "{kind}: {}\n{}", r.stdout, r.stderr);
+    let report = r.json();
+    assert_valid("migrate-report.schema.json", &report);
+    assert_eq!(report["attachments_repository"], sigs.as_str());
+    let outcomes: Vec<(String, String)> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["image"].as_str().unwrap().to_owned(), i["outcome"].as_str().unwrap().to_owned()))
+        .collect();
+    let mut expected =
+        vec![(l.image.to_string(), "migrated".to_owned()), (l.own.to_string(), "not-in-image-repository".to_owned())];
+    let mut got = outcomes.clone();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "{kind}: {}", r.stdout);
+    let mut written: Vec<Digest> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["outcome"] == "migrated")
+        .flat_map(|i| i["referrers"].as_array().unwrap().iter().map(|r| r["digest"].as_str().unwrap().parse().unwrap()))
+        .collect();
+    written.sort();
+    assert_eq!(written.len(), 2, "{kind}: {}", r.stdout);
+    // Read directly: sigs lists them for app's image; nothing was written into app, nothing for sigs's own.
+    assert_eq!(listed(&registry, &l.sigs, &l.image).await, written, "{kind}");
+    assert_eq!(listed(&registry, &l.app, &l.image).await, Vec::<Digest>::new(), "{kind}");
+    assert_eq!(listed(&registry, &l.sigs, &l.own).await, Vec::<Digest>::new(), "{kind}");
+    for d in &written {
+        assert!(l.sigs.head_manifest(&d.to_string()).await.unwrap().is_some(), "{kind}: {d}");
+        assert!(l.app.head_manifest(&d.to_string()).await.unwrap().is_none(), "{kind}: {d}");
+    }
+    assert_eq!(l.app.list_tags().await.unwrap(), ["v1"], "{kind}");
+    let r = run(&migrate, &[]);
+    assert_eq!(r.code, 0, "{kind}: {}", r.stderr);
+    assert_eq!(r.json()["totals"]["referrers_written"], 0, "{kind}: {}", r.stdout);
+    assert_eq!(r.json()["totals"]["bytes_written"], 0, "{kind}: {}", r.stdout);
+
+    // get: exactly the SLSA text, answered by a referrer in sigs.
+    let get = with_key(&["get", "--plain-http", &image, "--type", "custom", "--hint", "slsa", "--stats=json"]);
+    let r = run(&get, &env);
+    assert_eq!(r.code, 0, "{kind}: {}", r.stderr);
+    assert_eq!(r.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes(), "{kind}");
+    assert!(r.stderr.contains("\"answeredBy\":\"referrer\""), "{kind}: {}", r.stderr);
+    let r = run(&get, &[]);
+    assert_eq!(r.code, 1, "{kind}: without the setting app has nothing: {}", r.stderr);
+
+    // prune without the setting: app holds no legacy tag, and nothing anywhere is removed.
+    let prune = with_key(&["prune", "--plain-http", &app, "--apply", "-o", "json", "-q"]);
+    let mut before = l.sigs.list_tags().await.unwrap();
+    before.sort();
+    let r = run(&prune, &[]);
+    assert_eq!(r.code, 0, "{kind}: {}\n{}", r.stdout, r.stderr);
+    let removed = r.json()["items"].as_array().unwrap().iter().filter(|i| i["status"] == "removed").count();
+    assert_eq!(removed, 0, "{kind}: {}", r.stdout);
+    let mut now = l.sigs.list_tags().await.unwrap();
+    now.sort();
+    assert_eq!(now, before, "{kind}");
+
+    // prune: app's migrated .att goes from sigs; sigs's own image and .att, and the .sig, stay.
+    let r = run(&prune, &env);
+    assert_eq!(r.code, 0, "{kind}: {}\n{}", r.stdout, r.stderr);
+    let report = r.json();
+    assert_valid("prune-report.schema.json", &report);
+    assert_eq!(report["attachments_repository"], sigs.as_str());
+    let items: Vec<(String, String, String)> = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let s = |k: &str| i[k].as_str().unwrap_or("").to_owned();
+            (s("kind"), s("tag"), s("status"))
+        })
+        .collect();
+    let att = format!("sha256-{}.att", l.image.hex());
+    let own_att = format!("sha256-{}.att", l.own.hex());
+    assert!(items.contains(&("legacy-attestation".into(), att.clone(), "removed".into())), "{kind}: {items:?}");
+    assert!(items.contains(&("foreign-legacy".into(), own_att.clone(), "kept".into())), "{kind}: {items:?}");
+    assert_eq!(items.iter().filter(|i| i.2 == "removed").count(), 1, "{kind}: {items:?}");
+    let mut after = l.sigs.list_tags().await.unwrap();
+    after.retain(|t| *t != l.image.referrers_tag());
+    after.sort();
+    let mut expected = l.sigs_tags.clone();
+    expected.retain(|t| *t != att);
+    assert_eq!(after, expected, "{kind}");
+    assert_eq!(l.app.list_tags().await.unwrap(), ["v1"], "{kind}");
+    assert!(l.sigs.head_manifest(&l.own.to_string()).await.unwrap().is_some(), "{kind}");
+    // And the attestation is still there for whoever reads it the way cosign v3 does.
+    let r = run(&get, &env);
+    assert_eq!(r.code, 0, "{kind}: {}", r.stderr);
+    assert_eq!(r.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes(), "{kind}");
+}
+
+#[tokio::test]
+async fn attachments_repository_on_distribution() {
+    reads_and_writes_attachments_in_the_attachments_repository(TestRegistry::distribution()).await;
+}
+
+#[tokio::test]
+async fn attachments_repository_on_ferro() {
+    reads_and_writes_attachments_in_the_attachments_repository(TestRegistry::ferro()).await;
+}
+
+#[test]
+fn a_bad_cosign_repository_is_a_usage_error_naming_the_variable() {
+    let r = att2ref_with(
+        &["inspect", "--plain-http", "127.0.0.1:1/team/app:v1"],
+        None,
+        &[("COSIGN_REPOSITORY", "bad$repo")],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("parsing $COSIGN_REPOSITORY: invalid repository \"bad$repo\""), "{}", r.stderr);
+    let dir = tempfile::tempdir().unwrap();
+    let layout = format!("ocidir://{}", dir.path().display());
+    let r = att2ref(&["inspect", &layout, "--attachments-repository", "127.0.0.1:1/sigs"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("an OCI layout keeps its own attachments"), "{}", r.stderr);
+    let r = att2ref(&[
+        "migrate",
+        "127.0.0.1:1/team/app",
+        "--attachments-repository",
+        "127.0.0.1:1/sigs:v1",
+        "--key",
+        &test_key(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("parsing --attachments-repository: invalid repository"), "{}", r.stderr);
+    assert!(r.stderr.contains("takes no tag or digest"), "{}", r.stderr);
+}
+
+/// An image index in `app`, the `.att`s of the index and of its amd64 manifest in `sigs`: the platform
+/// manifests are read from the index in `app`, each one's legacy tags and referrers are in `sigs`.
+async fn an_index_and_its_platforms(registry: TestRegistry) {
+    let kind = registry.kind_name();
+    let app = registry.repository("multi/app");
+    let sigs = registry.repository("multi/sigs");
+    let scenario = demo::multi_arch().unwrap();
+    push_split(&scenario, &app, &sigs).await;
+    let Manifest::Index(index) = app.get_manifest(&scenario.image.to_string()).await.unwrap().unwrap().manifest else {
+        panic!("the multi-arch scenario's image is an index")
+    };
+    let platforms: Vec<Digest> = index.manifests.iter().map(|m| m.digest.clone()).collect();
+    let ed25519 = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/ed25519.pub.pem");
+    let sigs_ref = format!("{}/multi/sigs", registry.host);
+    let target = format!("{}/multi/app:1.0", registry.host);
+    let args = |command: &str| -> Vec<String> {
+        [
+            command,
+            "--plain-http",
+            &target,
+            "--key",
+            ed25519.to_str().unwrap(),
+            "--insecure-ignore-tlog",
+            "-o",
+            "json",
+            "-q",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+    };
+    let env = [("COSIGN_REPOSITORY", sigs_ref.as_str())];
+
+    let r = run(&args("migrate"), &env);
+    assert_eq!(r.code, 0, "{kind}: {}\n{}", r.stdout, r.stderr);
+    let outcomes: Vec<(String, String)> = r.json()["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["image"].as_str().unwrap().to_owned(), i["outcome"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (scenario.image.to_string(), "migrated".to_owned()),
+            (platforms[0].to_string(), "migrated".to_owned()),
+            (platforms[1].to_string(), "nothing-to-migrate".to_owned()),
+        ],
+        "{kind}: {}",
+        r.stdout
+    );
+    for d in [&scenario.image, &platforms[0]] {
+        assert_eq!(listed(&registry, &sigs, d).await.len(), 1, "{kind}: {d}: one referrer in sigs");
+        assert_eq!(listed(&registry, &app, d).await, Vec::<Digest>::new(), "{kind}: {d}: none in app");
+    }
+    assert_eq!(app.list_tags().await.unwrap(), ["1.0"], "{kind}");
+
+    let r = run(&args("verify"), &env);
+    assert_eq!(r.code, 0, "{kind}: {}", r.stderr);
+    let r = run(&args("prune").into_iter().chain(["--apply".to_owned()]).collect::<Vec<_>>(), &env);
+    assert_eq!(r.code, 0, "{kind}: {}\n{}", r.stdout, r.stderr);
+    for d in [&scenario.image, &platforms[0]] {
+        assert!(sigs.head_manifest(&d.cosign_tag("att")).await.unwrap().is_none(), "{kind}: {d}: .att pruned");
+    }
+    assert!(sigs.head_manifest(&scenario.image.cosign_tag("sig")).await.unwrap().is_some(), "{kind}: .sig kept");
+}
+
+#[tokio::test]
+async fn an_index_and_its_platforms_on_distribution() {
+    an_index_and_its_platforms(TestRegistry::distribution()).await;
+}
+
+#[tokio::test]
+async fn an_index_and_its_platforms_on_ferro() {
+    an_index_and_its_platforms(TestRegistry::ferro()).await;
+}
