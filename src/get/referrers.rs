@@ -84,6 +84,13 @@ async fn try_one<R: Repository>(run: &mut Run<'_, R>, listed: &Descriptor) -> Re
         AnswerSource::Referrer { manifest: listed.digest.clone(), bundle: listed.digest.clone(), writer: None };
     let referrer = match referrers::read_referrer(run.repo, &run.image, listed, true, run.limits()).await {
         Ok(r) => r,
+        // Listed is not present: a listing may lag deletions. What else there is (other referrers, the
+        // legacy `.att`) is still searched.
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            tracing::warn!(error = %e, "skipping a listed referrer whose manifest is gone");
+            run.stats.referrers_missing += 1;
+            return Ok(());
+        }
         Err(e) => return run.unreadable(unread, e),
     };
     run.stats.manifests_read += 1;

@@ -25,6 +25,9 @@ pub struct GetStats {
     pub referrers_unannotated: usize,
     /// Of those, how many had to be fetched (only when nothing annotated matched).
     pub referrers_unannotated_fetched: usize,
+    /// Entries listed whose manifest is gone, skipped: a listing that lags deletions (Artifact Registry
+    /// kept deleted manifests listed for hours, chainguard-dev/terraform-provider-cosign#581).
+    pub referrers_missing: usize,
     /// Manifests and indexes read (referrer listings from a tag-schema index included).
     pub manifests_read: usize,
     /// Their bytes.

@@ -309,9 +309,9 @@ pub async fn migrate_image<R: Repository>(
     // consumer's discovery path was read after the last write.
     let mut seen = readback::Seen { listing: all_listed && !options.repair_index, blobs: false };
     if seen.listing {
-        // Nothing to write, unless a blob of a listed referrer is gone or damaged: then this run writes it
-        // again rather than report the image migrated (or fail its read-back forever).
-        seen.blobs = readback::blobs_intact(repo, &prepared.pending).await?;
+        // Nothing to write, unless a listed referrer or one of its blobs is gone or damaged: then this run
+        // writes it again rather than report the image migrated (or fail its read-back forever).
+        seen.blobs = readback::listed_intact(repo, &prepared.pending).await?;
     }
     if !seen.listing || !seen.blobs {
         let stats = write::write_image(

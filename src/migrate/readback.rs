@@ -55,7 +55,7 @@ pub struct Seen {
     /// The subject's referrers were read through the consumer's discovery path (planning, or the
     /// tag-schema index update) and every pending one was listed.
     pub listing: bool,
-    /// [`blobs_intact`] found every layer blob intact.
+    /// [`listed_intact`] found every manifest served and every layer blob intact.
     pub blobs: bool,
 }
 
@@ -220,10 +220,11 @@ async fn check_present<R: Repository>(repo: &R, layer: &Descriptor) -> Result<()
     }
 }
 
-/// Whether every blob a pending referrer names is present and intact, as far as
-/// [`Repository::blob_state`] can tell: when all are listed already, a damaged blob is what makes a rerun
-/// write again (it is the reason the read-back would fail).
-pub async fn blobs_intact<R: Repository>(repo: &R, pending: &[Pending]) -> Result<bool> {
+/// Whether every pending referrer is served and every blob it names is present and intact, as far as
+/// [`Repository::blob_state`] can tell: when all are listed already, a missing manifest (a listing that
+/// lags deletions: Artifact Registry, chainguard-dev/terraform-provider-cosign#581) or a damaged blob is
+/// what makes a rerun write again (it is the reason the read-back would fail).
+pub async fn listed_intact<R: Repository>(repo: &R, pending: &[Pending]) -> Result<bool> {
     let mut layers: Vec<&Descriptor> = Vec::new();
     for p in pending {
         let new = p.referrer.blobs.iter().map(|b| &b.descriptor);
@@ -233,8 +234,12 @@ pub async fn blobs_intact<R: Repository>(repo: &R, pending: &[Pending]) -> Resul
             }
         }
     }
-    let states = futures_util::future::try_join_all(layers.iter().map(|d| repo.blob_state(d))).await?;
-    Ok(states.into_iter().all(BlobState::is_intact))
+    let manifests = futures_util::future::try_join_all(
+        pending.iter().map(|p| async move { repo.head_manifest(&p.referrer.manifest.digest.to_string()).await }),
+    );
+    let blobs = futures_util::future::try_join_all(layers.iter().map(|d| repo.blob_state(d)));
+    let (manifests, states) = tokio::try_join!(manifests, blobs)?;
+    Ok(manifests.iter().all(Option::is_some) && states.into_iter().all(BlobState::is_intact))
 }
 
 trait SourceName {

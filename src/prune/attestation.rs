@@ -84,6 +84,12 @@ pub async fn assess<R: Repository>(
     let mut unreadable = Vec::new();
     for listed in &listing.descriptors {
         let Some(raw) = repo.get_manifest(&listed.digest.to_string()).await? else {
+            // Listed is not present: Artifact Registry's listing lags deletions by hours
+            // (chainguard-dev/terraform-provider-cosign#581).
+            unreadable.push(format!(
+                "referrer {}: listed, but its manifest is gone (a listing that lags a deletion); not counted",
+                listed.digest.short()
+            ));
             continue;
         };
         let Some(from) = raw.manifest.annotations().get(LEGACY_LAYER_DIGEST).and_then(|v| v.parse::<Digest>().ok())

@@ -32,7 +32,7 @@ fn corpus_path(rel: &str) -> String {
 }
 
 /// The `--stats=json` line on stderr.
-fn stats(run: &Run) -> Value {
+pub(crate) fn stats(run: &Run) -> Value {
     let line = run
         .stderr
         .lines()

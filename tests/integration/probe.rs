@@ -406,7 +406,7 @@ async fn probe_basic_auth_anonymous_refused_and_credentials_granted() {
     assert!(!run.stderr.contains(TEST_PASSWORD) && !run.stdout.contains(TEST_PASSWORD));
 }
 
-/// ECR (containers-roadmap#2143, as emulated by the proxy): a referrer whose subject is an image index is
+/// ECR (aws/containers-roadmap#2783, as emulated by the proxy): a referrer whose subject is an image index is
 /// refused; the probe says so, and the refused referrer leaves nothing behind.
 #[tokio::test]
 async fn probe_a_registry_refusing_index_subjects() {

@@ -422,3 +422,66 @@ async fn a_registry_refusing_to_delete_listed_manifests_gets_the_index_entry_rem
     assert!(listing.descriptors.iter().all(|d| d.digest != copy));
     assert!(repo.get_manifest(&copy.to_string()).await.unwrap().is_none(), "the copy is deleted");
 }
+
+/// Google Artifact Registry's listing lags deletions by hours: a referrer deleted is still listed, and a
+/// DELETE of it answers `MANIFEST_UNKNOWN` (chainguard-dev/terraform-provider-cosign#581). A listed
+/// referrer is therefore never taken as present: `prune` keeps the legacy `.att` whose replacements are
+/// only ghosts, `get` still finds the attestation (in the legacy layout), and `migrate` writes the
+/// replacements again. Emulated: ferro-oci-server behind a proxy serving a listing cached before the
+/// referrers were deleted (directly on the registry, as another tool or a retention policy would).
+#[tokio::test]
+async fn referrers_still_listed_after_their_deletion_are_not_taken_as_present() {
+    let registry = TestRegistry::ferro();
+    let (scenario, repo, image) = crate::prune::migrated(&registry, "quirks/ghost").await;
+    let att = repo.head_manifest(&scenario.image.cosign_tag("att")).await.unwrap().expect("the .att");
+    let proxy = FaultProxy::counting(&registry.host);
+    proxy.cache_referrers(std::time::Duration::from_secs(600));
+    let image = image.replace(&registry.host, &proxy.host);
+    let run = att2ref(&["inspect", "--plain-http", &image, "-o", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let listed = repo.referrers(&scenario.image, None).await.unwrap().descriptors;
+    assert_eq!(listed.len(), 2, "{listed:#?}");
+    for d in &listed {
+        repo.delete_manifest(&d.digest).await.unwrap();
+    }
+    assert!(repo.referrers(&scenario.image, None).await.unwrap().descriptors.is_empty());
+
+    // Inspect shows each ghost as an anomaly of the image, and its legacy layout.
+    let run = att2ref(&["inspect", "--plain-http", &image, "-o", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = run.stdout.clone();
+    assert_eq!(text.matches("listed-referrer-missing").count(), 2, "{text}");
+    assert_eq!(text.matches("listed but its manifest is missing").count(), 2, "{text}");
+    let (run, report) = crate::prune::prune(&image, &["--apply"]);
+    let reasons = report["items"][0]["reasons"].to_string();
+    assert_eq!(reasons.matches("listed, but its manifest is gone").count(), 2, "{reasons}");
+    assert_eq!(crate::prune::count(&report, "legacy-attestation", "removed"), 0, "{report:#}");
+    assert_eq!(
+        repo.head_manifest(&scenario.image.cosign_tag("att")).await.unwrap(),
+        Some(att.clone()),
+        "{}",
+        run.stderr
+    );
+
+    let run = get_slsa(&image);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes());
+    let stats = crate::get::stats(&run);
+    assert_eq!(stats["read"]["referrersMissing"], 1, "the SLSA ghost was tried and skipped: {stats:#}");
+    assert_eq!(stats["answeredBy"], "legacy", "{stats:#}");
+
+    let run = migrate(&image);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    assert_eq!(report["images"][0]["outcome"], "migrated", "{report:#}");
+    let mut again: Vec<Digest> =
+        repo.referrers(&scenario.image, None).await.unwrap().descriptors.into_iter().map(|d| d.digest).collect();
+    let mut before: Vec<Digest> = listed.into_iter().map(|d| d.digest).collect();
+    again.sort();
+    before.sort();
+    assert_eq!(again, before, "the same referrers, byte for byte, are listed again");
+    // Now served, they replace the legacy `.att`.
+    let (run, report) = crate::prune::prune(&image, &["--apply"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(crate::prune::count(&report, "legacy-attestation", "removed"), 1, "{report:#}");
+}
