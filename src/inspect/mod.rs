@@ -263,12 +263,6 @@ async fn inspect_at<R: Repository>(
             .await
         {
             Ok(r) => r,
-            // Listed is not present: a listing may lag deletions (Artifact Registry, for hours:
-            // chainguard-dev/terraform-provider-cosign#581). Said as an anomaly; the rest is still shown.
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                anomalies.push(Anomaly::new("listed-referrer-missing", format!("{e:#}")));
-                continue;
-            }
             // Content of the wrong shape (a plain statement typed as a DSSE referrer, as `oras attach` users
             // push) is another tool's artifact, not damage: the referrer is shown without it, with an
             // anomaly. Bytes that do not match their digest still fail the image.
