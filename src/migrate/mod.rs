@@ -68,7 +68,7 @@ use crate::error::Result;
 use crate::limits::Limits;
 use crate::model::cosign::TagKind;
 use crate::model::digest::Digest;
-use crate::store::{Repository, tag_schema};
+use crate::store::{ReferrersCapability, Repository, tag_schema};
 use crate::verification::Verifier;
 
 pub use batch::{MigrateJob, migrate_batch};
@@ -176,10 +176,17 @@ pub async fn migrate_images<R: Repository>(
 /// its position is returned, so that the journal records it and a resumed run does not skip it.
 async fn settle_all<R: Repository>(repo: &R, reports: &mut [ImageMigration], options: &MigrateOptions) -> Vec<usize> {
     let written = |r: &ImageMigration| r.outcome == Outcome::Migrated && !r.referrers.is_empty();
-    if options.dry_run || !reports.iter().any(written) {
+    // A registry that indexes referrers itself has no tag-schema index to settle.
+    if options.dry_run || repo.referrers_capability() == ReferrersCapability::Supported || !reports.iter().any(written)
+    {
         return Vec::new();
     }
-    tokio::time::sleep(tag_schema::confirm_delay()).await;
+    // A writer that read an index just before this run's push may push its stale merge up to
+    // CONFIRM_DELAY later: look once that has passed since the last push (earlier ones have long passed).
+    let since_last_push = reports.iter().filter(|r| written(r)).filter_map(|r| r.index_written_at).max();
+    if let Some(at) = since_last_push {
+        tokio::time::sleep(tag_schema::CONFIRM_DELAY.saturating_sub(at.elapsed())).await;
+    }
     let index = tag_schema::IndexOptions { repair: false, max_retries: options.index_retries };
     let changed = std::sync::Mutex::new(Vec::new());
     let changed_ref = &changed;
@@ -325,6 +332,9 @@ pub async fn migrate_image<R: Repository>(
         report.writes = stats.blobs_written + stats.manifests_written;
         report.index_retries = stats.index_retries;
         report.entries_repaired = stats.entries_repaired;
+        if stats.index_updated {
+            report.index_written_at = Some(std::time::Instant::now());
+        }
         seen = readback::Seen { listing: stats.index_confirmed, blobs: false };
     }
     report.bytes_read += readback::read_back(
