@@ -86,7 +86,11 @@ async fn try_one<R: Repository>(run: &mut Run<'_, R>, listed: &Descriptor) -> Re
         Ok(r) => r,
         // Listed is not present: a listing may lag deletions. What else there is (other referrers, the
         // legacy `.att`) is still searched.
-        Err(e) if e.kind() == ErrorKind::NotFound => {
+        // Only a manifest that is gone: a referrer whose blob is missing is damage, and stays an error.
+        Err(e)
+            if e.kind() == ErrorKind::NotFound
+                && run.repo.head_manifest(&listed.digest.to_string()).await?.is_none() =>
+        {
             tracing::warn!(error = %e, "skipping a listed referrer whose manifest is gone");
             run.stats.referrers_missing += 1;
             return Ok(());

@@ -181,12 +181,9 @@ async fn settle_all<R: Repository>(repo: &R, reports: &mut [ImageMigration], opt
     {
         return Vec::new();
     }
-    // A writer that read an index just before this run's push may push its stale merge up to
-    // CONFIRM_DELAY later: look once that has passed since the last push (earlier ones have long passed).
-    let since_last_push = reports.iter().filter(|r| written(r)).filter_map(|r| r.index_written_at).max();
-    if let Some(at) = since_last_push {
-        tokio::time::sleep(tag_schema::CONFIRM_DELAY.saturating_sub(at.elapsed())).await;
-    }
+    // A writer that read an index just before this run's last push may push its stale merge well after
+    // it: a full confirmation delay (with jitter) from now, as before, keeps the widest window.
+    tokio::time::sleep(tag_schema::confirm_delay()).await;
     let index = tag_schema::IndexOptions { repair: false, max_retries: options.index_retries };
     let changed = std::sync::Mutex::new(Vec::new());
     let changed_ref = &changed;
@@ -332,9 +329,6 @@ pub async fn migrate_image<R: Repository>(
         report.writes = stats.blobs_written + stats.manifests_written;
         report.index_retries = stats.index_retries;
         report.entries_repaired = stats.entries_repaired;
-        if stats.index_updated {
-            report.index_written_at = Some(std::time::Instant::now());
-        }
         seen = readback::Seen { listing: stats.index_confirmed, blobs: false };
     }
     report.bytes_read += readback::read_back(

@@ -91,10 +91,6 @@ pub struct ImageMigration {
     /// For `failed`: the error kind itself (for exit codes).
     #[serde(skip)]
     pub kind: Option<crate::ErrorKind>,
-    /// When this run last pushed the image's tag-schema index (not reported): the settle pass looks again
-    /// once a concurrent writer that read the index just before that push has had time to push its own.
-    #[serde(skip)]
-    pub index_written_at: Option<std::time::Instant>,
     /// The legacy `.att` manifest digest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub legacy_manifest: Option<Digest>,
@@ -127,7 +123,6 @@ impl ImageMigration {
             reasons: Vec::new(),
             error_kind: None,
             kind: None,
-            index_written_at: None,
             legacy_manifest: None,
             attestations: 0,
             referrers: Vec::new(),
