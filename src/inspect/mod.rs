@@ -24,7 +24,7 @@ use crate::store::{ReferrersSource, Repository};
 
 use report::{
     Anomaly, BuildkitAttestationReport, ImageError, ImageReport, InspectReport, LegacyArtifact, LegacyReport,
-    REPORT_FORMAT, ReferrersReport, SubjectInfo,
+    ReferrersReport, SubjectInfo,
 };
 
 /// How to inspect.
@@ -85,13 +85,7 @@ pub async fn inspect_repository<R: Repository>(
     }
     plain.sort();
 
-    let mut report = InspectReport {
-        format: REPORT_FORMAT,
-        target: target.to_owned(),
-        images: Vec::new(),
-        errors: Vec::new(),
-        attachments_repository: repo.attachments_repository(),
-    };
+    let mut report = InspectReport::new(target, repo.attachments_repository());
     let mut by_digest: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
     let resolved: Vec<(String, Result<Digest>)> = stream::iter(plain)
         .map(|tag| async move {
@@ -146,13 +140,7 @@ pub async fn inspect_one<R: Repository>(
     target: &str,
     options: &InspectOptions,
 ) -> InspectReport {
-    let mut report = InspectReport {
-        format: REPORT_FORMAT,
-        target: target.to_owned(),
-        images: Vec::new(),
-        errors: Vec::new(),
-        attachments_repository: repo.attachments_repository(),
-    };
+    let mut report = InspectReport::new(target, repo.attachments_repository());
     match inspect_image(repo, reference, options).await {
         Ok(image) => report.images.push(image),
         Err(e) => {

@@ -28,6 +28,19 @@ pub struct InspectReport {
     pub attachments_repository: Option<String>,
 }
 
+impl InspectReport {
+    /// An empty report for `target`, naming the attachments repository when it is not the images' own.
+    pub fn new(target: &str, attachments_repository: Option<String>) -> InspectReport {
+        InspectReport {
+            format: REPORT_FORMAT,
+            target: target.to_owned(),
+            images: Vec::new(),
+            errors: Vec::new(),
+            attachments_repository,
+        }
+    }
+}
+
 /// Everything attached to one image digest.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -192,12 +192,7 @@ async fn reads_and_writes_attachments_in_the_attachments_repository(registry: Te
     let report = r.json();
     assert_valid("migrate-report.schema.json", &report);
     assert_eq!(report["attachments_repository"], sigs.as_str());
-    let outcomes: Vec<(String, String)> = report["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| (i["image"].as_str().unwrap().to_owned(), i["outcome"].as_str().unwrap().to_owned()))
-        .collect();
+    let outcomes = crate::prune::image_outcomes(&report);
     let mut expected =
         vec![(l.image.to_string(), "migrated".to_owned()), (l.own.to_string(), "not-in-image-repository".to_owned())];
     let mut got = outcomes.clone();
@@ -354,12 +349,7 @@ async fn an_index_and_its_platforms(registry: TestRegistry) {
 
     let r = run(&args("migrate"), &env);
     assert_eq!(r.code, 0, "{kind}: {}\n{}", r.stdout, r.stderr);
-    let outcomes: Vec<(String, String)> = r.json()["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| (i["image"].as_str().unwrap().to_owned(), i["outcome"].as_str().unwrap().to_owned()))
-        .collect();
+    let outcomes = crate::prune::image_outcomes(&r.json());
     assert_eq!(
         outcomes,
         vec![

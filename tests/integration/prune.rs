@@ -50,6 +50,16 @@ pub(crate) fn items(report: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `(image, outcome)` of every image of a migrate report, in report order.
+pub(crate) fn image_outcomes(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["image"].as_str().unwrap().to_owned(), i["outcome"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
 pub(crate) fn count(report: &Value, kind: &str, status: &str) -> usize {
     items(report).iter().filter(|(k, s)| k == kind && s == status).count()
 }

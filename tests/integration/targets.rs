@@ -169,12 +169,7 @@ async fn an_index_target_covers_its_platform_manifests() {
     let key: &[&str] = &["--key", ed25519.to_str().unwrap()];
     let (run, report) = crate::prune::run_json("migrate", &target, key);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let outcomes: Vec<(String, String)> = report["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| (i["image"].as_str().unwrap().to_owned(), i["outcome"].as_str().unwrap().to_owned()))
-        .collect();
+    let outcomes = crate::prune::image_outcomes(&report);
     assert_eq!(
         outcomes,
         vec![
