@@ -142,6 +142,22 @@ impl Repository for AnyRepository {
         delegate!(self, r => r.put_missing_blob(bytes, digest).await)
     }
 
+    async fn read_blob_stream(&self, descriptor: &Descriptor) -> Result<super::BlobChunks> {
+        delegate!(self, r => r.read_blob_stream(descriptor).await)
+    }
+
+    async fn put_blob_stream(&self, descriptor: &Descriptor, chunks: super::BlobChunks) -> Result<Digest> {
+        delegate!(self, r => r.put_blob_stream(descriptor, chunks).await)
+    }
+
+    async fn mount_blob(&self, descriptor: &Descriptor, from: &str) -> Result<bool> {
+        match self {
+            AnyRepository::Registry(r) => Repository::mount_blob(r, descriptor, from).await,
+            AnyRepository::Layout(r) => Repository::mount_blob(r, descriptor, from).await,
+            AnyRepository::Split(r) => Repository::mount_blob(&**r, descriptor, from).await,
+        }
+    }
+
     async fn list_tags(&self) -> Result<Vec<String>> {
         delegate!(self, r => r.list_tags().await)
     }

@@ -262,6 +262,18 @@ impl<R: Repository> Repository for SplitRepository<R> {
         self.attachments.put_missing_blob(bytes, digest).await
     }
 
+    async fn read_blob_stream(&self, descriptor: &Descriptor) -> Result<super::BlobChunks> {
+        self.blob_side(&descriptor.digest).read_blob_stream(descriptor).await
+    }
+
+    async fn put_blob_stream(&self, descriptor: &Descriptor, chunks: super::BlobChunks) -> Result<Digest> {
+        self.attachments.put_blob_stream(descriptor, chunks).await
+    }
+
+    async fn mount_blob(&self, descriptor: &Descriptor, from: &str) -> Result<bool> {
+        Repository::mount_blob(&self.attachments, descriptor, from).await
+    }
+
     async fn list_tags(&self) -> Result<Vec<String>> {
         let (attached, images) = tokio::try_join!(self.attachments.list_tags(), self.images.list_tags())?;
         Ok(attached

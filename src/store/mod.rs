@@ -29,6 +29,35 @@ pub mod tag_schema;
 pub use any::AnyRepository;
 pub use facts::{Answer, HostFacts, Learnt, RegistryFacts};
 
+/// A blob's bytes in the order they arrive (see [`Repository::read_blob_stream`]).
+pub type BlobChunks = futures_util::stream::BoxStream<'static, Result<Bytes>>;
+
+/// Collect `chunks` into one buffer, checking that they are exactly the blob `descriptor` names: never more
+/// than its size is buffered, and the result hashes to its digest.
+pub async fn collect_chunks(descriptor: &Descriptor, mut chunks: BlobChunks) -> Result<Bytes> {
+    use futures_util::StreamExt;
+    let limit = descriptor.size;
+    let mut buffer = bytes::BytesMut::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        if buffer.len() as u64 + chunk.len() as u64 > limit {
+            return Err(crate::Error::new(
+                crate::ErrorKind::DigestMismatch,
+                format!("blob {}: more than the {limit} bytes its descriptor says", descriptor.digest),
+            ));
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    let bytes = buffer.freeze();
+    if bytes.len() as u64 != limit || descriptor.digest.verify(&bytes).is_err() {
+        return Err(crate::Error::new(
+            crate::ErrorKind::DigestMismatch,
+            format!("blob {}: the bytes received are not the blob its descriptor names", descriptor.digest),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Result of pushing a manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PutManifest {
@@ -262,6 +291,44 @@ pub trait Repository: Send + Sync {
     fn put_missing_blob(&self, bytes: Bytes, digest: &Digest) -> impl Future<Output = Result<Digest>> + Send {
         let _ = digest;
         self.put_blob(bytes)
+    }
+
+    /// A blob's bytes as they arrive, for copying blobs too large to hold in memory: the stream yields
+    /// chunks and ends with an error when more than `descriptor.size` bytes arrive, when fewer arrive, or
+    /// when they do not hash to `descriptor.digest` (checked as they pass; a consumer must not commit what
+    /// it wrote before the stream ended without error). A missing blob is
+    /// [`ErrorKind::NotFound`](crate::ErrorKind::NotFound), returned before any chunk. By default the
+    /// whole blob is read (checked) and given as one chunk.
+    fn read_blob_stream(&self, descriptor: &Descriptor) -> impl Future<Output = Result<BlobChunks>> + Send {
+        async move {
+            use futures_util::StreamExt;
+            let bytes = self.get_blob(descriptor, descriptor.size).await?;
+            Ok(futures_util::stream::once(async move { Ok(bytes) }).boxed())
+        }
+    }
+
+    /// Store the blob `descriptor` names from `chunks` (typically another store's
+    /// [`Repository::read_blob_stream`]), for a blob the caller found missing. Nothing is kept unless
+    /// exactly `descriptor.size` bytes arrived, hashing to `descriptor.digest`, and the stream ended
+    /// without error. By default the chunks are collected (at most `descriptor.size` bytes) and stored
+    /// with [`Repository::put_missing_blob`].
+    fn put_blob_stream(
+        &self,
+        descriptor: &Descriptor,
+        chunks: BlobChunks,
+    ) -> impl Future<Output = Result<Digest>> + Send {
+        async move {
+            let bytes = collect_chunks(descriptor, chunks).await?;
+            self.put_missing_blob(bytes, &descriptor.digest).await
+        }
+    }
+
+    /// Make the blob `descriptor` names present here by mounting it from `from`, another repository of
+    /// the same registry, without transferring its bytes. `Ok(false)` when the store cannot or the
+    /// registry declined (then upload it). By default `Ok(false)`.
+    fn mount_blob(&self, descriptor: &Descriptor, from: &str) -> impl Future<Output = Result<bool>> + Send {
+        let _ = (descriptor, from);
+        async { Ok(false) }
     }
 
     /// Every tag of the repository (all pages).
