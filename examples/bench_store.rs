@@ -8,8 +8,9 @@
 //! SBOM and the 785-byte SLSA text, both signed with the RSA-4096 test key
 //! (`fixtures/keys/rsa-4096.pub.pem`). The same COUNT gives the same bytes on every run.
 //!
-//! Prints one line per image on stdout, `ATT_TAG ATT_MANIFEST_BYTES ATT_BLOB_BYTES`, where the blob
-//! bytes are the `.att` config plus its layers: what a migration must read at least once.
+//! Prints one line per image on stdout, `ATT_TAG ATT_MANIFEST_BYTES ATT_BLOB_BYTES IMAGE_TAG IMAGE_BYTES`,
+//! where the blob bytes are the `.att` config plus its layers (what a migration must read at least once)
+//! and the image bytes its manifest, config and layers (what a copy of the image moves).
 
 use std::time::{Duration, Instant};
 
@@ -70,7 +71,7 @@ async fn push_all(repo: &RegistryRepository, scenarios: &[Scenario]) -> att2ref:
     futures_util::future::try_join_all(pushes).await.map(|_| ())
 }
 
-/// `ATT_TAG ATT_MANIFEST_BYTES ATT_BLOB_BYTES` of the scenario's `.att`.
+/// `ATT_TAG ATT_MANIFEST_BYTES ATT_BLOB_BYTES IMAGE_TAG IMAGE_BYTES` of the scenario.
 fn describe(s: &Scenario) -> String {
     let att = s.attachment_for(&s.image, AttachmentKind::Attestations).expect("every fleet image has an .att");
     let manifest = s.repo.manifest(&att.manifest).expect("the .att manifest was generated");
@@ -79,5 +80,12 @@ fn describe(s: &Scenario) -> String {
         .and_then(|m| m["config"]["size"].as_u64())
         .unwrap_or(0);
     let layers: u64 = att.layers.iter().map(|l| l.size).sum();
-    format!("{} {} {}", att.tag, manifest.bytes.len(), config + layers)
+    let image = s.repo.manifest(&s.image).expect("the image manifest was generated");
+    let tag = image.tags.first().expect("every fleet image is tagged");
+    let parsed: serde_json::Value = serde_json::from_slice(&image.bytes).expect("the image manifest is JSON");
+    let image_blobs: u64 = std::iter::once(&parsed["config"])
+        .chain(parsed["layers"].as_array().into_iter().flatten())
+        .filter_map(|d| d["size"].as_u64())
+        .sum();
+    format!("{} {} {} {tag} {}", att.tag, manifest.bytes.len(), config + layers, image.bytes.len() as u64 + image_blobs)
 }

@@ -63,6 +63,7 @@
 
 pub mod batch;
 pub mod convert;
+pub mod copy;
 pub mod demo;
 pub mod error;
 #[doc(hidden)]

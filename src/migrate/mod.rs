@@ -278,6 +278,45 @@ pub async fn migrate_image<R: Repository>(
     verifier: &Arc<Verifier>,
     options: &MigrateOptions,
 ) -> Result<ImageMigration> {
+    let prepared = prepare_image(repo, image, verifier, options).await?;
+    complete_image(repo, prepared, verifier, options).await
+}
+
+/// An image whose legacy attestations are read, verified and converted, nothing written yet (see
+/// [`prepare_image`]).
+#[derive(Debug)]
+pub struct PreparedImage {
+    /// The report so far: `planned` when ready to write, else the outcome it stops at.
+    pub report: ImageMigration,
+    pending: Vec<plan::Pending>,
+}
+
+impl PreparedImage {
+    /// The signed predicate type of each referrer to write, in order.
+    pub fn predicate_types(&self) -> impl Iterator<Item = &str> {
+        self.pending.iter().map(|p| p.predicate_type.as_str())
+    }
+
+    /// Keep only the referrers whose signed predicate type satisfies `keep`; returns how many were left
+    /// out. (Attestations chosen this way are no longer all-or-nothing per image: for callers that
+    /// write to a store without the image's other legacy attestations, like `copy --type`.)
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) -> usize {
+        let before = self.pending.len();
+        self.pending.retain(|p| keep(&p.predicate_type));
+        let digests: Vec<Digest> = self.pending.iter().map(|p| p.referrer.manifest.digest.clone()).collect();
+        self.report.referrers.retain(|r| digests.contains(&r.digest));
+        before - self.pending.len()
+    }
+}
+
+/// The first half of [`migrate_image`]: read, verify and convert, writing nothing. When the report's
+/// outcome is [`Outcome::Planned`] (and not a dry run), [`complete_image`] writes and reads back.
+pub async fn prepare_image<R: Repository>(
+    repo: &R,
+    image: &Digest,
+    verifier: &Arc<Verifier>,
+    options: &MigrateOptions,
+) -> Result<PreparedImage> {
     let prepared = plan::plan_image(repo, image, verifier, options).await?;
     let mut report = ImageMigration::new(repo.name(), image.clone(), prepared.outcome);
     report.reasons = prepared.reasons;
@@ -305,23 +344,36 @@ pub async fn migrate_image<R: Repository>(
         .collect();
     let keep_plan = options.dry_run || prepared.outcome == Outcome::Blocked;
     report.plan = prepared.plan.filter(|_| keep_plan);
-    if prepared.outcome != Outcome::Planned || options.dry_run {
+    Ok(PreparedImage { report, pending: prepared.pending })
+}
+
+/// The second half of [`migrate_image`]: write what [`prepare_image`] planned and read it back. A report
+/// that is not `planned`, or a dry run, is returned as it is.
+pub async fn complete_image<R: Repository>(
+    repo: &R,
+    prepared: PreparedImage,
+    verifier: &Arc<Verifier>,
+    options: &MigrateOptions,
+) -> Result<ImageMigration> {
+    let PreparedImage { mut report, pending } = prepared;
+    if report.outcome != Outcome::Planned || options.dry_run {
         return Ok(report);
     }
-    let all_listed = prepared.pending.iter().all(|p| p.listed);
+    let image = report.image.clone();
+    let all_listed = pending.iter().all(|p| p.listed);
     // Planning has just listed them all, or the index update's own read lists them: either way the
     // consumer's discovery path was read after the last write.
     let mut seen = readback::Seen { listing: all_listed && !options.repair_index, blobs: false };
     if seen.listing {
         // Nothing to write, unless a listed referrer or one of its blobs is gone or damaged: then this run
         // writes it again rather than report the image migrated (or fail its read-back forever).
-        seen.blobs = readback::listed_intact(repo, &prepared.pending).await?;
+        seen.blobs = readback::listed_intact(repo, &pending).await?;
     }
     if !seen.listing || !seen.blobs {
         let stats = write::write_image(
             repo,
-            image,
-            &prepared.pending,
+            &image,
+            &pending,
             tag_schema::IndexOptions { repair: options.repair_index, max_retries: options.index_retries },
         )
         .await?;
@@ -333,8 +385,8 @@ pub async fn migrate_image<R: Repository>(
     }
     report.bytes_read += readback::read_back(
         repo,
-        image,
-        &prepared.pending,
+        &image,
+        &pending,
         verifier,
         &options.limits,
         options.readback,

@@ -63,7 +63,7 @@ fn node_dir() -> PathBuf {
 
 /// One line of a checker's output.
 #[derive(Debug)]
-struct Checked {
+pub(crate) struct Checked {
     path: PathBuf,
     ok: bool,
     error: Option<String>,
@@ -92,7 +92,7 @@ fn results(tool: &str, out: std::process::Output, expected: usize) -> Vec<Checke
 }
 
 /// Verify bundles with sigstore-js: (bundle, public key PEM) pairs.
-fn sigstore_js(job: &[(PathBuf, PathBuf)]) -> Vec<Checked> {
+pub(crate) fn sigstore_js(job: &[(PathBuf, PathBuf)]) -> Vec<Checked> {
     let dir = node_dir();
     let job: Vec<Value> = job.iter().map(|(b, k)| json!({"bundlePath": b, "publicKeyPemPath": k})).collect();
     let job_file = tempfile::NamedTempFile::new().unwrap();
@@ -108,7 +108,7 @@ fn sigstore_js(job: &[(PathBuf, PathBuf)]) -> Vec<Checked> {
 }
 
 /// Validate bundle files with sigstore-models.
-fn sigstore_models(paths: &[PathBuf]) -> Vec<Checked> {
+pub(crate) fn sigstore_models(paths: &[PathBuf]) -> Vec<Checked> {
     let out = Command::new(python())
         .arg(interop_dir().join("validate_bundles.py"))
         .args(paths)
@@ -118,7 +118,7 @@ fn sigstore_models(paths: &[PathBuf]) -> Vec<Checked> {
     results("sigstore-models", out, paths.len())
 }
 
-fn assert_all_ok(tool: &str, checked: &[Checked]) {
+pub(crate) fn assert_all_ok(tool: &str, checked: &[Checked]) {
     let failed: Vec<String> = checked
         .iter()
         .filter(|c| !c.ok)

@@ -5,6 +5,7 @@ mod auth_cli;
 mod batch;
 mod batch_reliability;
 mod cli;
+mod copy;
 mod corpus;
 mod crash;
 mod deploy;

@@ -49,6 +49,16 @@ pub enum Command {
     /// with the same flags as `verify`; an image is migrated all or nothing, read back and re-verified.
     /// Legacy tags are never modified. A rerun writes nothing.
     Migrate(MigrateArgs),
+    /// Copy images to another registry, repository or layout, their attestations converted on the way.
+    ///
+    /// SRC and DST are an image (REGISTRY/REPO:TAG or @DIGEST), a repository (every tagged image), an
+    /// ocidir:// layout, or with --all-repos registry hosts (DST may add a path prefix). Per image: the
+    /// manifest or index with every platform, blobs streamed (mounted on one registry, skipped when DST has
+    /// them), digests preserved; each legacy .att converted into verified Sigstore-bundle referrers (same
+    /// trust flags as `verify`, all or nothing per image; --legacy keep|both to copy it as it is); .sig and
+    /// .sbom tags and existing referrers (any type, and their referrers) copied as they are; tags last. A
+    /// rerun writes nothing.
+    Copy(CopyArgs),
     /// Remove what migration left behind, never an attestation: dry run unless --apply.
     ///
     /// Finds legacy .att manifests whose every layer has a migrated referrer that verifies now (same
@@ -272,6 +282,92 @@ pub struct MigrateArgs {
 
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// `att2ref copy`.
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// What to copy: an image, a repository, an ocidir:// layout, or a registry host with --all-repos.
+    pub source: String,
+
+    /// Where to: a repository (with :TAG for a single image), an ocidir:// layout, or with --all-repos a
+    /// registry host, optionally with a path prefix (REGISTRY/PREFIX).
+    pub destination: String,
+
+    /// SRC is a registry host: copy every repository of its catalog.
+    #[arg(long)]
+    pub all_repos: bool,
+
+    /// Only repositories in shard I of N (0-based), as in `migrate`.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<att2ref::targets::Shard>,
+
+    /// Images copied at once, across all repositories of the run.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
+
+    /// What becomes of legacy .att tags: converted into verified bundle referrers (default), copied as they
+    /// are (keep), or both.
+    #[arg(long, value_enum, default_value_t = LegacyArg::Convert)]
+    pub legacy: LegacyArg,
+
+    /// Only attestations of this predicate type (a cosign short name or a URI, as in `get`): legacy layers
+    /// by their signed statement, referrers by the statement they hold. Everything else is left behind
+    /// and reported.
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_type)]
+    pub predicate_type: Option<String>,
+
+    /// Only referrers of this artifact type.
+    #[arg(long, value_name = "TYPE")]
+    pub artifact_type: Option<String>,
+
+    /// Referrer format of converted attestations.
+    #[arg(long = "format", id = "referrer_format", value_enum, default_value_t = ReferrerFormatArg::Bundle)]
+    pub referrer_format: ReferrerFormatArg,
+
+    /// Rekor base URL to fetch inclusion proofs from (logged entries need one in v0.3 bundles).
+    #[arg(long, value_name = "URL")]
+    pub rekor_url: Option<String>,
+
+    /// Convert attestations of images whose legacy .sig does not verify under the policy.
+    #[arg(long)]
+    pub allow_signature_switch: bool,
+
+    /// What is read back of converted attestations, as in `migrate`.
+    #[arg(long, value_enum, default_value_t = ReadBackArg::Digest)]
+    pub readback: ReadBackArg,
+
+    /// How long read-back waits, in seconds, for DST's referrers listing to show what it accepted.
+    #[arg(long, value_name = "SECONDS", default_value_t = att2ref::migrate::DEFAULT_LISTING_WAIT.as_secs())]
+    pub listing_wait: u64,
+
+    /// Also write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Journal (JSON Lines): resume a run, skipping images recorded as copied that DST still serves.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub trust: TrustArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// What `copy` does with legacy `.att` tags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LegacyArg {
+    /// Convert into verified Sigstore-bundle referrers.
+    Convert,
+    /// Copy as they are.
+    Keep,
+    /// Both.
+    Both,
 }
 
 /// `att2ref prune`.

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod copy;
 mod demo;
 mod get;
 mod inspect;
@@ -24,6 +25,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Get(args) => get::run(args).await,
         Command::Migrate(args) => migrate::run(args, cli.quiet).await,
         Command::Prune(args) => prune::run(args, cli.quiet).await,
+        Command::Copy(args) => copy::run(args, cli.quiet).await,
         Command::Probe(args) => probe::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Completions { shell } => {

@@ -1,0 +1,301 @@
+//! `copy` as a job of the batch engine ([`crate::batch`]): one unit per image (a tag of a listed
+//! repository, or the image a target names), `jobs` images in flight across all repositories, each
+//! source repository mapped to its destination repository, the settle pass of the destination's
+//! referrers tag schema once per repository, each finished image recorded in the journal.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+
+use super::report::{CopyOutcome, ImageCopy};
+use super::{CopyOptions, copy_image_mounting};
+use crate::batch::{self, BatchOutcome, Job, Journal, Progress};
+use crate::error::{Error, Result};
+use crate::limits::Limits;
+use crate::migrate::Outcome;
+use crate::model::digest::Digest;
+use crate::store::attachments::is_attachment_tag;
+use crate::store::layout::LayoutRepository;
+use crate::store::registry::RegistryClient;
+use crate::store::tag_schema::{self, IndexOptions};
+use crate::store::{AnyRepository, ReferrersCapability, Repository};
+use crate::targets::{RepositoryTarget, TargetError};
+use crate::verification::Verifier;
+
+/// Where copies go.
+#[derive(Clone, Debug)]
+pub enum Destination {
+    /// One repository (a registry repository or an OCI layout) for every source repository.
+    Repository(Arc<AnyRepository>),
+    /// A registry, each source repository's path appended to `prefix` (`--all-repos`: a whole
+    /// registry to another, or under a path of it).
+    Registry {
+        /// The client for the destination registry.
+        client: RegistryClient,
+        /// The registry host.
+        host: String,
+        /// The path every repository goes under (empty for the same paths).
+        prefix: String,
+    },
+}
+
+impl Destination {
+    /// An OCI layout at `path`, created when missing.
+    pub fn layout(path: &std::path::Path, limits: Limits) -> Result<Destination> {
+        Ok(Destination::Repository(Arc::new(AnyRepository::Layout(LayoutRepository::create(path, limits)?))))
+    }
+
+    fn for_source(&self, source: &AnyRepository) -> Result<Arc<AnyRepository>> {
+        match self {
+            Destination::Repository(r) => Ok(r.clone()),
+            Destination::Registry { client, host, prefix } => {
+                let AnyRepository::Registry(s) = source else {
+                    return Err(Error::invalid_input(format!(
+                        "{}: a layout source needs a destination repository, not a registry",
+                        source.name()
+                    )));
+                };
+                let path = if prefix.is_empty() {
+                    s.repository_name().to_owned()
+                } else {
+                    format!("{}/{}", prefix.trim_end_matches('/'), s.repository_name())
+                };
+                Ok(Arc::new(AnyRepository::Registry(client.repository(host, &path))))
+            }
+        }
+    }
+}
+
+/// One image to copy.
+#[derive(Clone, Debug)]
+pub struct CopyUnit {
+    /// A tag or digest of the source repository.
+    pub reference: String,
+    /// Tags to push it under in the destination.
+    pub tags: Vec<String>,
+}
+
+/// What the journal records of a finished image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyEvent {
+    /// The source repository.
+    pub source: String,
+    /// The tag or digest copied.
+    pub reference: String,
+    /// The image it named.
+    pub image: Digest,
+    /// The destination repository.
+    pub destination: String,
+    /// The outcome.
+    pub outcome: CopyOutcome,
+}
+
+/// A copy journal: what earlier runs finished, and the file this run appends to.
+#[derive(Debug)]
+pub struct CopyJournal {
+    /// The file.
+    pub events: Journal<CopyEvent>,
+    done: HashMap<(String, String), (Digest, String)>,
+}
+
+impl CopyJournal {
+    /// Open (or create) the journal at `path`.
+    pub fn open(path: &std::path::Path) -> Result<CopyJournal> {
+        let (events, earlier) = Journal::open(path)?;
+        let done = earlier
+            .into_iter()
+            .filter(|e: &CopyEvent| matches!(e.outcome, CopyOutcome::Copied | CopyOutcome::AlreadyCopied))
+            .map(|e| ((e.source, e.reference), (e.image, e.destination)))
+            .collect();
+        Ok(CopyJournal { events, done })
+    }
+
+    /// Lines of earlier runs that could not be read.
+    pub fn skipped_lines(&self) -> usize {
+        self.events.skipped_lines
+    }
+}
+
+/// Copying images, as the batch engine runs it.
+pub struct CopyJob<'a> {
+    /// Where they go.
+    pub destination: &'a Destination,
+    /// Verifies every legacy layer before it is converted.
+    pub verifier: &'a Arc<Verifier>,
+    /// How to copy.
+    pub options: &'a CopyOptions,
+    /// Tags for the image a target names (`SRC:tag`, or the destination's tag).
+    pub named_tags: Vec<String>,
+    /// What earlier runs completed.
+    pub journal: Option<&'a CopyJournal>,
+    destinations: Mutex<HashMap<String, Arc<AnyRepository>>>,
+}
+
+impl<'a> CopyJob<'a> {
+    /// A job copying into `destination`.
+    pub fn new(
+        destination: &'a Destination,
+        verifier: &'a Arc<Verifier>,
+        options: &'a CopyOptions,
+        named_tags: Vec<String>,
+        journal: Option<&'a CopyJournal>,
+    ) -> CopyJob<'a> {
+        CopyJob { destination, verifier, options, named_tags, journal, destinations: Mutex::new(HashMap::new()) }
+    }
+
+    /// The destination of `source`, one handle per repository for the run (it remembers what it learnt
+    /// of the registry, like whether it serves the referrers API).
+    fn destination_of(&self, source: &AnyRepository) -> Result<Arc<AnyRepository>> {
+        let mut known = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(d) = known.get(&source.name()) {
+            return Ok(d.clone());
+        }
+        let d = self.destination.for_source(source)?;
+        known.insert(source.name(), d.clone());
+        Ok(d)
+    }
+
+    async fn resumed(&self, source: &AnyRepository, destination: &AnyRepository, unit: &CopyUnit) -> Option<ImageCopy> {
+        let (image, dest) = self.journal?.done.get(&(source.name(), unit.reference.clone()))?;
+        if *dest != destination.name() {
+            return None;
+        }
+        let probe = unit.tags.first().cloned().unwrap_or_else(|| image.to_string());
+        match destination.head_manifest(&probe).await {
+            Ok(Some(d)) if d.digest == *image => {}
+            _ => return None,
+        }
+        let mut r = ImageCopy::new(source.name(), destination.name(), image.clone());
+        r.outcome = CopyOutcome::Resumed;
+        r.tags = unit.tags.clone();
+        r.reasons.push("recorded as copied in the journal; the destination still serves it".into());
+        Some(r)
+    }
+}
+
+/// Same registry host: blobs can be mounted from the source repository instead of transferred.
+fn mount_source(source: &AnyRepository, destination: &AnyRepository) -> Option<String> {
+    match (source, destination) {
+        (AnyRepository::Registry(s), AnyRepository::Registry(d)) if s.host() == d.host() => {
+            Some(s.repository_name().to_owned())
+        }
+        _ => None,
+    }
+}
+
+impl Job for CopyJob<'_> {
+    type Unit = CopyUnit;
+    type Report = ImageCopy;
+    type Event = CopyEvent;
+
+    fn named(&self, images: Vec<Digest>) -> Vec<CopyUnit> {
+        // A named index comes with its platform manifests: the index's copy covers them all.
+        images.into_iter().take(1).map(|d| CopyUnit { reference: d.to_string(), tags: self.named_tags.clone() }).collect()
+    }
+
+    fn list(&self, repo: Arc<AnyRepository>) -> BoxStream<'static, Result<Vec<CopyUnit>>> {
+        image_tag_pages(repo).boxed()
+    }
+
+    async fn run(&self, repo: &AnyRepository, unit: &CopyUnit) -> ImageCopy {
+        let destination = match self.destination_of(repo) {
+            Ok(d) => d,
+            Err(e) => {
+                let mut r = ImageCopy::new(repo.name(), String::new(), Digest::sha256(unit.reference.as_bytes()));
+                r.fail(&e);
+                return r;
+            }
+        };
+        if let Some(r) = self.resumed(repo, &destination, unit).await {
+            return r;
+        }
+        let mount = mount_source(repo, &destination);
+        copy_image_mounting(repo, &*destination, &unit.reference, &unit.tags, mount.as_deref(), self.verifier, self.options)
+            .await
+    }
+
+    async fn finish(&self, repo: &AnyRepository, reports: &mut [ImageCopy]) -> Vec<usize> {
+        let Ok(destination) = self.destination_of(repo) else {
+            return Vec::new();
+        };
+        settle(&destination, reports, self.options).await
+    }
+
+    fn event(&self, report: &ImageCopy) -> Option<CopyEvent> {
+        Some(CopyEvent {
+            source: report.source.clone(),
+            reference: report.tags.first().cloned().unwrap_or_else(|| report.image.to_string()),
+            image: report.image.clone(),
+            destination: report.destination.clone(),
+            outcome: report.outcome,
+        })
+    }
+}
+
+/// The image tags of `repo`, page by page (legacy and referrers tag-schema tags travel with their images).
+fn image_tag_pages(repo: Arc<AnyRepository>) -> impl Stream<Item = Result<Vec<CopyUnit>>> + Send + 'static {
+    repo.owned_tag_pages().map(|page| {
+        page.map(|tags| {
+            tags.into_iter()
+                .filter(|t| !is_attachment_tag(t))
+                .map(|t| CopyUnit { reference: t.clone(), tags: vec![t] })
+                .collect()
+        })
+    })
+}
+
+/// The settle pass in the destination: once every image of a repository is done, make sure the
+/// referrers tag-schema indexes this run wrote to still list what it listed there (a concurrent writer
+/// may have dropped an entry). An image whose entries cannot be restored becomes `failed`.
+async fn settle(destination: &AnyRepository, reports: &mut [ImageCopy], options: &CopyOptions) -> Vec<usize> {
+    let written = |r: &ImageCopy| {
+        let mut by_subject: Vec<(Digest, Vec<Digest>)> = Vec::new();
+        let mut add = |subject: &Digest, digest: &Digest| match by_subject.iter_mut().find(|(s, _)| s == subject) {
+            Some((_, list)) => list.push(digest.clone()),
+            None => by_subject.push((subject.clone(), vec![digest.clone()])),
+        };
+        for c in r.converted.iter().filter(|c| c.outcome == Outcome::Migrated) {
+            for referrer in &c.referrers {
+                add(&c.image, &referrer.digest);
+            }
+        }
+        for referrer in r.referrers.iter().filter(|x| !x.existed) {
+            add(&referrer.subject, &referrer.digest);
+        }
+        by_subject
+    };
+    if destination.referrers_capability() == ReferrersCapability::Supported
+        || !reports.iter().any(|r| r.outcome == CopyOutcome::Copied && !written(r).is_empty())
+    {
+        return Vec::new();
+    }
+    tokio::time::sleep(tag_schema::confirm_delay()).await;
+    let index = IndexOptions { repair: false, max_retries: options.migrate.index_retries };
+    let mut changed = Vec::new();
+    for (i, report) in reports.iter_mut().enumerate().filter(|(_, r)| r.outcome == CopyOutcome::Copied) {
+        for (subject, digests) in written(report) {
+            if let Err(e) = tag_schema::settle(destination, &subject, &digests, index).await {
+                report.fail(&e);
+                changed.push(i);
+                break;
+            }
+        }
+    }
+    changed
+}
+
+/// Copy every image the targets name into `destination` (a whole repository: every tagged image), at
+/// most `options.migrate.jobs` images at once across all repositories (see [`crate::batch`]).
+pub async fn copy_batch<S>(
+    targets: S,
+    job: &CopyJob<'_>,
+    progress: &dyn Progress<ImageCopy>,
+) -> BatchOutcome<ImageCopy>
+where
+    S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
+{
+    batch::run(job, targets, job.options.migrate.jobs, job.journal.map(|j| &j.events), progress).await
+}

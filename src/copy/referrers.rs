@@ -1,0 +1,180 @@
+//! Copying the referrers a subject already has in the source (any artifact type, and the referrers of
+//! those referrers), each as it is, listed in the destination the way the destination lists referrers:
+//! by its referrers API (the registry indexes what it accepts) or in the referrers tag schema (merged
+//! into whatever the index holds, other tools' entries kept).
+
+use serde::Serialize;
+
+use super::transfer::{Mount, TransferStats, copy_manifest, fetch};
+use crate::error::Result;
+use crate::limits::Limits;
+use crate::model::digest::Digest;
+use crate::model::oci::{Descriptor, Manifest};
+use crate::model::predicate::predicate_matches;
+use crate::model::referrers_index::referrer_entry;
+use crate::read::referrers::read_referrer;
+use crate::store::tag_schema::{self, IndexOptions};
+use crate::store::{ReferrersSource, Repository};
+
+/// Referrers of referrers followed this deep (a signature of an SBOM of an image is two levels).
+pub const MAX_DEPTH: usize = 4;
+
+/// Which referrers are copied.
+#[derive(Clone, Debug, Default)]
+pub struct ReferrerFilter {
+    /// Only referrers of this artifact type (as listed).
+    pub artifact_type: Option<String>,
+    /// Only attestations whose SIGNED predicate type matches (a cosign short name or a URI, as `get
+    /// --type`): the content is read to know it, and referrers that hold no statement are left behind.
+    pub predicate_type: Option<String>,
+}
+
+/// A referrer copied (or found already listed) in the destination.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CopiedReferrer {
+    /// The subject it refers to.
+    pub subject: Digest,
+    /// Its manifest digest.
+    pub digest: Digest,
+    /// Its artifact type, as listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    /// Whether the destination already listed it.
+    pub existed: bool,
+}
+
+/// Something of the source that this copy did not carry over, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LeftBehind {
+    /// What: a referrer digest, a legacy tag, an attestation's predicate type.
+    pub item: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What copying the referrers of one image did.
+#[derive(Debug, Default)]
+pub struct ReferrerCopy {
+    /// Referrers now listed in the destination, each with its subject.
+    pub copied: Vec<CopiedReferrer>,
+    /// What the filters left behind.
+    pub left_behind: Vec<LeftBehind>,
+    /// Manifests and blobs moved.
+    pub stats: TransferStats,
+    /// Subjects whose tag-schema index this copy wrote to, with the referrers it listed there (for the
+    /// settle pass).
+    pub listed_in_index: Vec<(Digest, Vec<Digest>)>,
+}
+
+/// Copy the referrers of `subject` (and theirs, down to [`MAX_DEPTH`]) from `source` to `destination`.
+pub async fn copy_referrers<S: Repository, D: Repository>(
+    source: &S,
+    destination: &D,
+    subject: &Digest,
+    filter: &ReferrerFilter,
+    limits: &Limits,
+    mount: Mount<'_>,
+    index: IndexOptions,
+) -> Result<ReferrerCopy> {
+    let mut out = ReferrerCopy::default();
+    let mut level = vec![subject.clone()];
+    let mut seen = vec![subject.clone()];
+    for depth in 0..MAX_DEPTH {
+        let mut next = Vec::new();
+        for subject in &level {
+            // Only the first level is filtered: what refers to a copied referrer (its signature, say)
+            // belongs with it whatever its own type.
+            let filter = if depth == 0 { filter.clone() } else { ReferrerFilter::default() };
+            let copied = copy_level(source, destination, subject, &filter, limits, mount, index, &mut out).await?;
+            next.extend(copied.into_iter().filter(|d| !seen.contains(d)));
+        }
+        seen.extend(next.iter().cloned());
+        if next.is_empty() {
+            break;
+        }
+        level = next;
+    }
+    Ok(out)
+}
+
+/// Copy the direct referrers of one subject; returns the digests now in the destination.
+#[allow(clippy::too_many_arguments)]
+async fn copy_level<S: Repository, D: Repository>(
+    source: &S,
+    destination: &D,
+    subject: &Digest,
+    filter: &ReferrerFilter,
+    limits: &Limits,
+    mount: Mount<'_>,
+    index: IndexOptions,
+    out: &mut ReferrerCopy,
+) -> Result<Vec<Digest>> {
+    let listing = source.referrers(subject, filter.artifact_type.as_deref()).await?;
+    if listing.descriptors.is_empty() {
+        return Ok(Vec::new());
+    }
+    let there = destination.referrers(subject, None).await?;
+    let tag_schema = matches!(there.source, ReferrersSource::TagSchema { .. });
+    let mut to_list = Vec::new();
+    let mut done = Vec::new();
+    for listed in &listing.descriptors {
+        if let Some(reason) = left_out(source, subject, listed, filter, limits).await? {
+            out.left_behind.push(LeftBehind { item: format!("referrer {}", listed.digest), reason });
+            continue;
+        }
+        let existed = there.descriptors.iter().any(|d| d.digest == listed.digest);
+        let raw = fetch(source, &listed.digest.to_string()).await?;
+        out.stats.bytes_read += raw.bytes.len() as u64;
+        out.stats.add(&copy_manifest(source, destination, &raw, mount).await?);
+        if tag_schema && !existed {
+            match &raw.manifest {
+                Manifest::Image(m) => to_list.push(referrer_entry(&raw.descriptor(), m)),
+                _ => to_list.push(listed.clone()),
+            }
+        }
+        out.copied.push(CopiedReferrer {
+            subject: subject.clone(),
+            digest: listed.digest.clone(),
+            artifact_type: listed.artifact_type.clone(),
+            existed,
+        });
+        done.push(listed.digest.clone());
+    }
+    if !to_list.is_empty() {
+        let stats = tag_schema::add_to_index(destination, subject, &to_list, index).await?;
+        out.stats.manifests_written += stats.manifests_written;
+        out.stats.bytes_written += stats.bytes_written;
+        out.listed_in_index.push((subject.clone(), to_list.iter().map(|d| d.digest.clone()).collect()));
+    }
+    Ok(done)
+}
+
+/// Why a listed referrer is not copied, if it is not.
+async fn left_out<S: Repository>(
+    source: &S,
+    subject: &Digest,
+    listed: &Descriptor,
+    filter: &ReferrerFilter,
+    limits: &Limits,
+) -> Result<Option<String>> {
+    // A registry that ignored the filter (no `OCI-Filters-Applied`) has it applied client-side, but a
+    // listing is registry data: check again.
+    if let Some(wanted) = &filter.artifact_type
+        && listed.artifact_type.as_deref() != Some(wanted.as_str())
+    {
+        let actual = listed.artifact_type.as_deref().unwrap_or("none");
+        return Ok(Some(format!("artifact type {actual} is not {wanted}")));
+    }
+    let Some(query) = &filter.predicate_type else {
+        return Ok(None);
+    };
+    let referrer = read_referrer(source, subject, listed, true, limits).await?;
+    if referrer.content.is_none() {
+        return Ok(Some(format!("not an attestation (format {}): no signed predicate type", referrer.format.as_str())));
+    }
+    Ok(match referrer.predicate_type() {
+        Some(t) if predicate_matches(query, t) => None,
+        Some(t) => Some(format!("predicate type {t} is not {query}")),
+        None => Some("a bundle without an in-toto statement: no predicate type".to_owned()),
+    })
+}

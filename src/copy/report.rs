@@ -1,0 +1,200 @@
+//! The copy report: per image what was copied, converted and left behind, and totals. Serialised as one
+//! JSON document (`schemas/copy-report.schema.json`).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::referrers::{CopiedReferrer, LeftBehind};
+use super::transfer::TransferStats;
+use crate::migrate::ImageMigration;
+use crate::model::digest::Digest;
+use crate::targets::TargetError;
+
+/// The report's `format` value.
+pub const REPORT_FORMAT: &str = "att2ref.dev/copy/v1";
+
+/// What happened to one image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CopyOutcome {
+    /// Something was written, and everything the copy needed is in the destination.
+    Copied,
+    /// The destination already had everything: nothing written.
+    AlreadyCopied,
+    /// Skipped: the journal records it as copied and the destination still serves it under its tag.
+    Resumed,
+    /// A legacy attestation did not verify or cannot be converted: nothing written for the image.
+    Blocked,
+    /// Something could not be read, written or checked.
+    Failed,
+}
+
+impl CopyOutcome {
+    /// The name used in reports and journals.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopyOutcome::Copied => "copied",
+            CopyOutcome::AlreadyCopied => "already-copied",
+            CopyOutcome::Resumed => "resumed",
+            CopyOutcome::Blocked => "blocked",
+            CopyOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// One image's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageCopy {
+    /// Where it was read (`registry/repo` or `ocidir://path`).
+    pub source: String,
+    /// Where it was written.
+    pub destination: String,
+    /// The image (an index, with every manifest it lists).
+    pub image: Digest,
+    /// Tags written in the destination.
+    pub tags: Vec<String>,
+    /// What happened.
+    pub outcome: CopyOutcome,
+    /// Why, in words.
+    pub reasons: Vec<String>,
+    /// For `failed`: the error kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<String>,
+    /// For `failed`: the error kind itself (for exit codes).
+    #[serde(skip)]
+    pub kind: Option<crate::ErrorKind>,
+    /// Images whose attestations were looked for: the image and, for an index, its platform manifests.
+    pub subjects: Vec<Digest>,
+    /// Manifests and blobs of the image, its referrers and legacy tags.
+    pub transfer: TransferStats,
+    /// Legacy attestations converted into Sigstore-bundle referrers in the destination, per subject.
+    pub converted: Vec<ImageMigration>,
+    /// Referrers of the source copied as they are (and those the destination already listed).
+    pub referrers: Vec<CopiedReferrer>,
+    /// Legacy tags copied as they are (`.sig`, `.sbom`, and `.att` with `--legacy keep|both`).
+    pub legacy_tags: Vec<String>,
+    /// What was not carried over, and why.
+    pub left_behind: Vec<LeftBehind>,
+}
+
+impl ImageCopy {
+    /// A report with the identity filled in, as `failed` until the copy completes.
+    pub fn new(source: String, destination: String, image: Digest) -> ImageCopy {
+        ImageCopy {
+            source,
+            destination,
+            image,
+            tags: Vec::new(),
+            outcome: CopyOutcome::Failed,
+            reasons: Vec::new(),
+            error_kind: None,
+            kind: None,
+            subjects: Vec::new(),
+            transfer: TransferStats::default(),
+            converted: Vec::new(),
+            referrers: Vec::new(),
+            legacy_tags: Vec::new(),
+            left_behind: Vec::new(),
+        }
+    }
+
+    /// Mark it failed with `error`.
+    pub fn fail(&mut self, error: &crate::Error) {
+        self.outcome = CopyOutcome::Failed;
+        self.reasons.push(format!("{error:#}"));
+        self.error_kind = Some(error.kind().name().to_owned());
+        self.kind = Some(error.kind());
+    }
+
+    /// Bytes written for this image, conversions included.
+    pub fn bytes_written(&self) -> u64 {
+        self.transfer.bytes_written + self.converted.iter().map(|c| c.bytes_written).sum::<u64>()
+    }
+
+    /// Bytes read for this image, conversions included.
+    pub fn bytes_read(&self) -> u64 {
+        self.transfer.bytes_read + self.converted.iter().map(|c| c.bytes_read).sum::<u64>()
+    }
+}
+
+/// Totals over a run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CopyTotals {
+    /// Images.
+    pub images: usize,
+    /// Images per outcome.
+    pub outcomes: BTreeMap<String, usize>,
+    /// Referrers written by converting legacy attestations.
+    pub referrers_converted: usize,
+    /// Referrers copied as they are (new in the destination).
+    pub referrers_copied: usize,
+    /// Items left behind.
+    pub left_behind: usize,
+    /// Blobs streamed, mounted and found present.
+    pub blobs_copied: u64,
+    /// Blobs mounted.
+    pub blobs_mounted: u64,
+    /// Blobs the destination had.
+    pub blobs_present: u64,
+    /// Bytes read.
+    pub bytes_read: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+}
+
+/// The whole run.
+#[derive(Clone, Debug, Serialize)]
+pub struct CopyReport {
+    /// [`REPORT_FORMAT`].
+    pub format: &'static str,
+    /// The source, as given.
+    pub source: String,
+    /// The destination, as given.
+    pub destination: String,
+    /// What happened to legacy `.att` tags (`convert`, `keep`, `both`).
+    pub legacy: &'static str,
+    /// One entry per image.
+    pub images: Vec<ImageCopy>,
+    /// Sources that could not be resolved or listed.
+    pub errors: Vec<TargetError>,
+    /// Totals.
+    pub totals: CopyTotals,
+    /// What the registry client did (absent when no registry was involved).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<crate::migrate::report::RequestStats>,
+}
+
+impl CopyReport {
+    /// An empty report.
+    pub fn new(source: String, destination: String, legacy: &'static str) -> CopyReport {
+        CopyReport {
+            format: REPORT_FORMAT,
+            source,
+            destination,
+            legacy,
+            images: Vec::new(),
+            errors: Vec::new(),
+            totals: CopyTotals::default(),
+            requests: None,
+        }
+    }
+
+    /// Recompute the totals from the images.
+    pub fn recount(&mut self) {
+        let mut t = CopyTotals { images: self.images.len(), ..CopyTotals::default() };
+        for i in &self.images {
+            *t.outcomes.entry(i.outcome.as_str().to_owned()).or_default() += 1;
+            t.referrers_converted +=
+                i.converted.iter().flat_map(|c| &c.referrers).filter(|r| !r.existed).count();
+            t.referrers_copied += i.referrers.iter().filter(|r| !r.existed).count();
+            t.left_behind += i.left_behind.len();
+            t.blobs_copied += i.transfer.blobs_copied;
+            t.blobs_mounted += i.transfer.blobs_mounted;
+            t.blobs_present += i.transfer.blobs_present;
+            t.bytes_read += i.bytes_read();
+            t.bytes_written += i.bytes_written();
+        }
+        self.totals = t;
+    }
+}

@@ -1,0 +1,435 @@
+//! `att2ref copy` between the real test registries, in both directions (distribution 2.8.2: referrers tag
+//! schema; ferro-oci-server: referrers API), through an OCI layout, and within one registry.
+//!
+//! The source is a multi-platform index whose index and amd64 manifest each carry a legacy `.att` (the
+//! index also a `.sig`), plus a non-attestation referrer of the amd64 manifest and a referrer of that
+//! referrer. Writes to the destination are counted by a pass-through proxy in front of it, not by att2ref.
+
+use std::path::{Path, PathBuf};
+
+use att2ref::demo::{self, Scenario};
+use att2ref::model::digest::Digest;
+use att2ref::model::oci::{Descriptor, Manifest};
+use att2ref::store::Repository;
+use att2ref::store::registry::RegistryRepository;
+use att2ref::store::tag_schema::{self, IndexOptions};
+use serde_json::{Value, json};
+
+use crate::cli::{Run, att2ref};
+use crate::fault_proxy::FaultProxy;
+use crate::registries::TestRegistry;
+use crate::schema::assert_valid;
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const SBOM_TYPE: &str = "application/vnd.example.sbom+json";
+const SIG_TYPE: &str = "application/vnd.example.signature";
+
+fn ed25519() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/ed25519.pub.pem")
+}
+
+/// `att2ref copy --plain-http SRC DST --key ed25519 --insecure-ignore-tlog -o json EXTRA…`, its report
+/// checked against the schema.
+fn copy(source: &str, destination: &str, extra: &[&str]) -> (Run, Value) {
+    let key = ed25519();
+    let mut args = vec![
+        "copy",
+        "--plain-http",
+        source,
+        destination,
+        "--key",
+        key.to_str().unwrap(),
+        "--insecure-ignore-tlog",
+        "-o",
+        "json",
+        "-q",
+    ];
+    args.extend_from_slice(extra);
+    let run = att2ref(&args);
+    let report = run.json();
+    assert_valid("copy-report.schema.json", &report);
+    (run, report)
+}
+
+/// Requests that write (`PUT`, `POST`, `PATCH`, `DELETE`) among those a proxy forwarded.
+fn writes(proxy: &FaultProxy) -> Vec<String> {
+    proxy
+        .answered()
+        .into_iter()
+        .map(|(request, _)| request)
+        .filter(|r| ["PUT ", "POST ", "PATCH ", "DELETE "].iter().any(|m| r.starts_with(m)))
+        .collect()
+}
+
+/// A referrer of `subject` with `artifact_type` and one JSON layer, listed the way `repo` lists referrers.
+async fn push_referrer(repo: &RegistryRepository, subject: &Descriptor, artifact_type: &str, body: &str) -> Digest {
+    let config = repo.put_blob(bytes::Bytes::from_static(b"{}")).await.unwrap();
+    let layer = repo.put_blob(bytes::Bytes::from(body.to_owned())).await.unwrap();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config.to_string(), "size": 2},
+        "layers": [{"mediaType": "application/json", "digest": layer.to_string(), "size": body.len()}],
+        "subject": {"mediaType": subject.media_type, "digest": subject.digest.to_string(), "size": subject.size},
+    });
+    let bytes = bytes::Bytes::from(serde_json::to_vec(&manifest).unwrap());
+    let mut entry = Descriptor::of(OCI_MANIFEST, &bytes);
+    entry.artifact_type = Some(artifact_type.to_owned());
+    let put = repo.put_manifest(bytes, OCI_MANIFEST, None).await.unwrap();
+    if repo.referrers(&subject.digest, None).await.unwrap().descriptors.iter().all(|d| d.digest != put.digest)
+        && put.oci_subject.is_none()
+    {
+        tag_schema::add_to_index(repo, &subject.digest, &[entry], IndexOptions { repair: false, max_retries: 8 })
+            .await
+            .unwrap();
+    }
+    put.digest
+}
+
+/// The source: the multi-arch scenario, an SBOM-like referrer of its amd64 manifest and a signature-like
+/// referrer of that referrer.
+struct Source {
+    scenario: Scenario,
+    amd64: Digest,
+    arm64: Digest,
+    sbom: Digest,
+    sbom_signature: Digest,
+}
+
+async fn seed(repo: &RegistryRepository) -> Source {
+    let scenario = demo::multi_arch().unwrap();
+    scenario.repo.push_to(repo).await.unwrap();
+    let raw = repo.get_manifest(&scenario.image.to_string()).await.unwrap().unwrap();
+    let Manifest::Index(index) = &raw.manifest else { panic!("the multi-arch image is an index") };
+    let (amd64, arm64) = (index.manifests[0].clone(), index.manifests[1].clone());
+    let sbom = push_referrer(repo, &amd64, SBOM_TYPE, r#"{"sbom":"example"}"#).await;
+    let sbom_descriptor = repo.head_manifest(&sbom.to_string()).await.unwrap().unwrap();
+    let sbom_signature = push_referrer(repo, &sbom_descriptor, SIG_TYPE, r#"{"signature":"example"}"#).await;
+    Source { scenario, amd64: amd64.digest, arm64: arm64.digest, sbom, sbom_signature }
+}
+
+/// `get --type TYPE` of `image` with the scenario's key: its exit code and stdout.
+fn get(image: &str, predicate_type: &str) -> (i32, String) {
+    let key = ed25519();
+    let run = att2ref(&[
+        "get",
+        "--plain-http",
+        image,
+        "--type",
+        predicate_type,
+        "--key",
+        key.to_str().unwrap(),
+        "--insecure-ignore-tlog",
+        "-q",
+    ]);
+    (run.code, run.stdout)
+}
+
+fn digests(values: &Value) -> Vec<String> {
+    let mut out: Vec<String> =
+        values.as_array().unwrap().iter().map(|v| v["digest"].as_str().unwrap().to_owned()).collect();
+    out.sort();
+    out
+}
+
+async fn index_with_platform_attestations(from: TestRegistry, to: TestRegistry) {
+    let context = format!("{} -> {}", from.kind_name(), to.kind_name());
+    let repo = from.repository("multi/app");
+    let source = seed(&repo).await;
+    let proxy = FaultProxy::counting(&to.host);
+    let src = format!("{}/multi/app:1.0", from.host);
+    let dst = format!("{}/copied/app", proxy.host);
+    let (run, report) = copy(&src, &dst, &[]);
+    assert_eq!(run.code, 0, "{context}: {}", run.stderr);
+    let image = &report["images"][0];
+    assert_eq!(report["images"].as_array().unwrap().len(), 1, "{context}");
+    assert_eq!(image["outcome"], "copied", "{context}: {image:#}");
+    assert_eq!(image["image"], source.scenario.image.to_string(), "{context}");
+    assert_eq!(image["tags"], json!(["1.0"]), "{context}");
+    let subjects: Vec<&str> = image["subjects"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let (index_s, amd64_s, arm64_s) =
+        (source.scenario.image.to_string(), source.amd64.to_string(), source.arm64.to_string());
+    assert_eq!(subjects, [index_s.as_str(), amd64_s.as_str(), arm64_s.as_str()], "{context}");
+    // The index's SLSA provenance and the amd64 SPDX document, each converted into one referrer.
+    let converted: Vec<(String, String, usize)> = image["converted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["image"].as_str().unwrap().to_owned(), c["outcome"].as_str().unwrap().to_owned(), c["referrers"].as_array().unwrap().len()))
+        .collect();
+    assert_eq!(
+        converted,
+        [(index_s.clone(), "migrated".to_owned(), 1), (amd64_s.clone(), "migrated".to_owned(), 1)],
+        "{context}"
+    );
+    assert_eq!(
+        digests(&image["referrers"]),
+        {
+            let mut d = vec![source.sbom.to_string(), source.sbom_signature.to_string()];
+            d.sort();
+            d
+        },
+        "{context}: the SBOM referrer and the referrer of that referrer"
+    );
+    assert_eq!(image["legacyTags"].as_array().map(Vec::len), None, "{context}: snake_case report");
+    assert_eq!(image["legacy_tags"], json!([format!("sha256-{}.sig", source.scenario.image.hex())]), "{context}");
+    assert_eq!(image["left_behind"], json!([]), "{context}");
+
+    // What the destination serves, read directly.
+    let copied = to.repository("copied/app");
+    assert_eq!(copied.head_manifest("1.0").await.unwrap().unwrap().digest, source.scenario.image, "{context}");
+    for platform in [&source.amd64, &source.arm64] {
+        assert!(copied.head_manifest(&platform.to_string()).await.unwrap().is_some(), "{context}: {platform}");
+    }
+    let mut tags = copied.list_tags().await.unwrap();
+    tags.sort();
+    let mut expected = vec!["1.0".to_owned(), format!("sha256-{}.sig", source.scenario.image.hex())];
+    if !to.has_referrers_api() {
+        expected.extend([
+            source.scenario.image.referrers_tag(),
+            source.amd64.referrers_tag(),
+            source.sbom.referrers_tag(),
+        ]);
+    }
+    expected.sort();
+    assert_eq!(tags, expected, "{context}: no .att in the destination, referrers listed as it lists them");
+    let sbom_listing = copied.referrers(&source.sbom, None).await.unwrap();
+    assert_eq!(
+        sbom_listing.descriptors.iter().map(|d| d.digest.clone()).collect::<Vec<_>>(),
+        [source.sbom_signature.clone()],
+        "{context}"
+    );
+
+    // A consumer gets the same attested bytes from the copy as from the source.
+    for (subject, predicate_type) in [(&source.scenario.image, "slsaprovenance"), (&source.amd64, "spdx")] {
+        let (code, from_source) = get(&format!("{}/multi/app@{subject}", from.host), predicate_type);
+        assert_eq!(code, 0, "{context}: get on the source");
+        let (code, from_copy) = get(&format!("{}/copied/app@{subject}", to.host), predicate_type);
+        assert_eq!(code, 0, "{context}: get on the copy");
+        assert!(!from_copy.is_empty(), "{context}");
+        assert_eq!(from_copy, from_source, "{context}: {predicate_type} of {subject}");
+    }
+
+    // A rerun writes nothing.
+    let before = writes(&proxy).len();
+    let (run, report) = copy(&src, &dst, &[]);
+    assert_eq!(run.code, 0, "{context}: {}", run.stderr);
+    assert_eq!(report["images"][0]["outcome"], "already-copied", "{context}");
+    assert_eq!(writes(&proxy)[before..], [] as [String; 0], "{context}: the rerun wrote");
+}
+
+#[tokio::test]
+async fn an_index_with_platform_attestations_from_distribution_to_ferro() {
+    index_with_platform_attestations(TestRegistry::distribution(), TestRegistry::ferro()).await;
+}
+
+#[tokio::test]
+async fn an_index_with_platform_attestations_from_ferro_to_distribution() {
+    index_with_platform_attestations(TestRegistry::ferro(), TestRegistry::distribution()).await;
+}
+
+/// The converted bundles in the destination pass sigstore-js (verified with the key) and sigstore-models.
+#[tokio::test]
+async fn copied_bundles_pass_the_interop_checks() {
+    let from = TestRegistry::distribution();
+    seed(&from.repository("multi/app")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("copy");
+    let (run, report) = copy(&format!("{}/multi/app:1.0", from.host), &format!("ocidir://{}", layout.display()), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let blobs = layout.join("blobs/sha256");
+    let mut job = Vec::new();
+    for converted in report["images"][0]["converted"].as_array().unwrap() {
+        for referrer in converted["referrers"].as_array().unwrap() {
+            let digest: Digest = referrer["digest"].as_str().unwrap().parse().unwrap();
+            let manifest: Value = serde_json::from_slice(&std::fs::read(blobs.join(digest.hex())).unwrap()).unwrap();
+            let bundle: Digest = manifest["layers"][0]["digest"].as_str().unwrap().parse().unwrap();
+            job.push((blobs.join(bundle.hex()), ed25519()));
+        }
+    }
+    assert_eq!(job.len(), 2, "one bundle per legacy layer");
+    crate::interop::assert_all_ok("sigstore-js", &crate::interop::sigstore_js(&job));
+    let paths: Vec<PathBuf> = job.iter().map(|(b, _)| b.clone()).collect();
+    crate::interop::assert_all_ok("sigstore-models", &crate::interop::sigstore_models(&paths));
+}
+
+/// Air-gapped transfer: registry → layout → registry, attestations converted on the first leg and copied
+/// as referrers on the second; `get` on the far side equals `get` on the source.
+#[tokio::test]
+async fn through_a_layout_and_back() {
+    let from = TestRegistry::ferro();
+    let to = TestRegistry::distribution();
+    let source = seed(&from.repository("multi/app")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = format!("ocidir://{}", dir.path().join("transfer").display());
+    let (run, report) = copy(&format!("{}/multi/app:1.0", from.host), &layout, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(report["images"][0]["outcome"], "copied");
+    let (run, report) = copy(&format!("{layout}:1.0"), &format!("{}/far/app", to.host), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let image = &report["images"][0];
+    assert_eq!(image["outcome"], "copied", "{image:#}");
+    // The layout holds no .att: the second leg finds the conversions as referrers and copies them.
+    assert_eq!(image["converted"], json!([]));
+    assert_eq!(image["referrers"].as_array().unwrap().len(), 4, "2 converted + the SBOM + its signature: {image:#}");
+    for (subject, predicate_type) in [(&source.scenario.image, "slsaprovenance"), (&source.amd64, "spdx")] {
+        let (_, from_source) = get(&format!("{}/multi/app@{subject}", from.host), predicate_type);
+        let (code, far) = get(&format!("{}/far/app@{subject}", to.host), predicate_type);
+        assert_eq!(code, 0);
+        assert!(!far.is_empty());
+        assert_eq!(far, from_source, "{predicate_type} of {subject}");
+    }
+}
+
+/// A legacy attestation that does not verify (wrong key) blocks the image: exit 1 and not one write.
+#[tokio::test]
+async fn an_attestation_that_does_not_verify_blocks_the_image_and_nothing_is_written() {
+    let from = TestRegistry::distribution();
+    let to = TestRegistry::ferro();
+    seed(&from.repository("multi/app")).await;
+    let proxy = FaultProxy::counting(&to.host);
+    let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let run = att2ref(&[
+        "copy",
+        "--plain-http",
+        &format!("{}/multi/app:1.0", from.host),
+        &format!("{}/copied/app", proxy.host),
+        "--key",
+        rsa.to_str().unwrap(),
+        "--insecure-ignore-tlog",
+        "-o",
+        "json",
+        "-q",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(report["images"][0]["outcome"], "blocked");
+    assert!(run.stderr.contains("blocked"), "{}", run.stderr);
+    assert_eq!(writes(&proxy), [] as [String; 0]);
+}
+
+/// `--type` and `--artifact-type` filters, and `--legacy keep` / `both`.
+#[tokio::test]
+async fn filters_and_legacy_modes() {
+    let from = TestRegistry::distribution();
+    let to = TestRegistry::distribution();
+    let source = seed(&from.repository("multi/app")).await;
+    let src = format!("{}/multi/app:1.0", from.host);
+
+    // Only SLSA provenance: the index's is converted; the amd64 SPDX document and the non-attestation
+    // referrer (with the referrer of it) stay behind, each named.
+    let (run, report) = copy(&src, &format!("{}/slsa/app", to.host), &["--type", "slsaprovenance"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let image = &report["images"][0];
+    let converted: Vec<&str> = image["converted"].as_array().unwrap().iter().map(|c| c["image"].as_str().unwrap()).collect();
+    assert_eq!(converted, [source.scenario.image.to_string()]);
+    let left: Vec<String> =
+        image["left_behind"].as_array().unwrap().iter().map(|l| l["item"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(
+        left,
+        [
+            format!("legacy attestation https://spdx.dev/Document of {}", source.amd64),
+            format!("referrer {}", source.sbom),
+        ],
+        "{image:#}"
+    );
+    assert_eq!(image["referrers"], json!([]));
+    assert!(run.stderr.contains("left behind"), "{}", run.stderr);
+
+    // Only the SBOM artifact type: that referrer and the referrer of it (unfiltered below the first level).
+    let (run, report) = copy(&src, &format!("{}/sbom/app", to.host), &["--artifact-type", SBOM_TYPE, "--legacy", "keep"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let image = &report["images"][0];
+    assert_eq!(digests(&image["referrers"]), {
+        let mut d = vec![source.sbom.to_string(), source.sbom_signature.to_string()];
+        d.sort();
+        d
+    });
+    // keep: the .att tags travel as they are, nothing converted.
+    assert_eq!(image["converted"], json!([]));
+    let mut legacy: Vec<String> =
+        image["legacy_tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_owned()).collect();
+    legacy.sort();
+    let mut expected = vec![
+        format!("sha256-{}.att", source.scenario.image.hex()),
+        format!("sha256-{}.sig", source.scenario.image.hex()),
+        format!("sha256-{}.att", source.amd64.hex()),
+    ];
+    expected.sort();
+    assert_eq!(legacy, expected);
+    let copied = to.repository("sbom/app");
+    let original = from.repository("multi/app");
+    for tag in &expected {
+        assert_eq!(
+            copied.head_manifest(tag).await.unwrap().unwrap().digest,
+            original.head_manifest(tag).await.unwrap().unwrap().digest,
+            "{tag} copied byte for byte"
+        );
+    }
+
+    // both: converted and kept.
+    let (run, report) = copy(&src, &format!("{}/both/app", to.host), &["--legacy", "both"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let image = &report["images"][0];
+    assert_eq!(image["converted"].as_array().unwrap().len(), 2);
+    assert_eq!(image["legacy_tags"].as_array().unwrap().len(), 3);
+}
+
+/// Within one registry, blobs are mounted, never transferred (counted in distribution's access log).
+#[tokio::test]
+async fn within_one_registry_blobs_are_mounted() {
+    let registry = TestRegistry::distribution();
+    seed(&registry.repository("multi/app")).await;
+    let (run, report) = copy(&format!("{}/multi/app:1.0", registry.host), &format!("{}/mirror/app", registry.host), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let transfer = &report["images"][0]["transfer"];
+    assert_eq!(transfer["blobs_copied"], 0, "{transfer:#}");
+    let log = std::fs::read_to_string(registry.log_path()).unwrap();
+    let mounts = log.lines().filter(|l| l.contains("\"POST /v2/mirror/app/blobs/uploads/?") && l.contains("mount=")).count();
+    let uploads = log.lines().filter(|l| l.contains("\"PATCH /v2/mirror/app/blobs/uploads/") || (l.contains("\"PUT /v2/mirror/app/blobs/uploads/"))).count();
+    assert_eq!(transfer["blobs_mounted"].as_u64().unwrap() as usize, mounts, "{transfer:#}");
+    assert!(mounts > 0);
+    // Only the converted bundles (new content) are uploaded: two bundles.
+    assert_eq!(uploads, 2, "{transfer:#}");
+}
+
+/// A whole registry to another under a prefix (`--all-repos`), then resumed from the journal.
+#[tokio::test]
+async fn a_whole_registry_and_a_resumed_run() {
+    let from = TestRegistry::ferro();
+    let to = TestRegistry::distribution();
+    let source = seed(&from.repository("multi/app")).await;
+    let demo = demo::demo().unwrap();
+    demo.repo.push_to(&from.repository("demo/flasksample")).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("copy.jsonl");
+    let journal = journal.to_str().unwrap();
+    let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let args = ["--all-repos", "--journal", journal, "--key", rsa.to_str().unwrap()];
+    let (run, report) = copy(&from.host, &format!("{}/mirror", to.host), &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut outcomes: Vec<(String, String)> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["destination"].as_str().unwrap().to_owned(), i["outcome"].as_str().unwrap().to_owned()))
+        .collect();
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        [
+            (format!("{}/mirror/demo/flasksample", to.host), "copied".to_owned()),
+            (format!("{}/mirror/multi/app", to.host), "copied".to_owned()),
+        ]
+    );
+    assert_eq!(
+        to.repository("mirror/multi/app").head_manifest("1.0").await.unwrap().unwrap().digest,
+        source.scenario.image
+    );
+    assert_eq!(to.repository("mirror/demo/flasksample").head_manifest("v1").await.unwrap().unwrap().digest, demo.image);
+    let (run, report) = copy(&from.host, &format!("{}/mirror", to.host), &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let outcomes: Vec<&str> = report["images"].as_array().unwrap().iter().map(|i| i["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["resumed", "resumed"]);
+}
