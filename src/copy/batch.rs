@@ -193,7 +193,11 @@ impl Job for CopyJob<'_> {
 
     fn named(&self, images: Vec<Digest>) -> Vec<CopyUnit> {
         // A named index comes with its platform manifests: the index's copy covers them all.
-        images.into_iter().take(1).map(|d| CopyUnit { reference: d.to_string(), tags: self.named_tags.clone() }).collect()
+        images
+            .into_iter()
+            .take(1)
+            .map(|d| CopyUnit { reference: d.to_string(), tags: self.named_tags.clone() })
+            .collect()
     }
 
     fn list(&self, repo: Arc<AnyRepository>) -> BoxStream<'static, Result<Vec<CopyUnit>>> {
@@ -213,8 +217,16 @@ impl Job for CopyJob<'_> {
             return r;
         }
         let mount = mount_source(repo, &destination);
-        copy_image_mounting(repo, &*destination, &unit.reference, &unit.tags, mount.as_deref(), self.verifier, self.options)
-            .await
+        copy_image_mounting(
+            repo,
+            &*destination,
+            &unit.reference,
+            &unit.tags,
+            mount.as_deref(),
+            self.verifier,
+            self.options,
+        )
+        .await
     }
 
     async fn finish(&self, repo: &AnyRepository, reports: &mut [ImageCopy]) -> Vec<usize> {
@@ -289,11 +301,7 @@ async fn settle(destination: &AnyRepository, reports: &mut [ImageCopy], options:
 
 /// Copy every image the targets name into `destination` (a whole repository: every tagged image), at
 /// most `options.migrate.jobs` images at once across all repositories (see [`crate::batch`]).
-pub async fn copy_batch<S>(
-    targets: S,
-    job: &CopyJob<'_>,
-    progress: &dyn Progress<ImageCopy>,
-) -> BatchOutcome<ImageCopy>
+pub async fn copy_batch<S>(targets: S, job: &CopyJob<'_>, progress: &dyn Progress<ImageCopy>) -> BatchOutcome<ImageCopy>
 where
     S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
 {

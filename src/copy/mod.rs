@@ -214,7 +214,11 @@ async fn copy_with<S: Repository, D: Repository>(
                 other => {
                     return Err(Error::new(
                         ErrorKind::InvalidFormat,
-                        format!("the legacy attestations of {subject}: {}: {}", other.as_str(), plan.report.reasons.join("; ")),
+                        format!(
+                            "the legacy attestations of {subject}: {}: {}",
+                            other.as_str(),
+                            plan.report.reasons.join("; ")
+                        ),
                     ));
                 }
             }
@@ -241,9 +245,14 @@ async fn copy_with<S: Repository, D: Repository>(
 
     // 3. The referrers it already has.
     for subject in report.subjects.clone() {
-        let copied =
-            referrers::copy_referrers(source, destination, &subject, &options.filter, &options.migrate.limits, mount, index)
-                .await?;
+        let settings = referrers::ReferrerCopySettings {
+            filter: &options.filter,
+            limits: &options.migrate.limits,
+            mount,
+            index,
+            listing_wait: options.migrate.listing_wait,
+        };
+        let copied = referrers::copy_referrers(source, destination, &subject, settings).await?;
         report.transfer.add(&copied.stats);
         report.referrers.extend(copied.copied);
         report.left_behind.extend(copied.left_behind);
@@ -319,3 +328,6 @@ async fn copy_legacy_tags<S: Repository, D: Repository>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -66,15 +66,27 @@ pub struct ReferrerCopy {
     pub listed_in_index: Vec<(Digest, Vec<Digest>)>,
 }
 
+/// How referrers are copied.
+#[derive(Clone, Copy, Debug)]
+pub struct ReferrerCopySettings<'a> {
+    /// Which referrers of the first level are copied.
+    pub filter: &'a ReferrerFilter,
+    /// Caps for what is read to apply the filter.
+    pub limits: &'a Limits,
+    /// Where blobs may be mounted from.
+    pub mount: Mount<'a>,
+    /// How the destination's tag-schema index is updated.
+    pub index: IndexOptions,
+    /// How long to wait for a destination with the referrers API to list what it accepted.
+    pub listing_wait: std::time::Duration,
+}
+
 /// Copy the referrers of `subject` (and theirs, down to [`MAX_DEPTH`]) from `source` to `destination`.
 pub async fn copy_referrers<S: Repository, D: Repository>(
     source: &S,
     destination: &D,
     subject: &Digest,
-    filter: &ReferrerFilter,
-    limits: &Limits,
-    mount: Mount<'_>,
-    index: IndexOptions,
+    settings: ReferrerCopySettings<'_>,
 ) -> Result<ReferrerCopy> {
     let mut out = ReferrerCopy::default();
     let mut level = vec![subject.clone()];
@@ -84,8 +96,9 @@ pub async fn copy_referrers<S: Repository, D: Repository>(
         for subject in &level {
             // Only the first level is filtered: what refers to a copied referrer (its signature, say)
             // belongs with it whatever its own type.
-            let filter = if depth == 0 { filter.clone() } else { ReferrerFilter::default() };
-            let copied = copy_level(source, destination, subject, &filter, limits, mount, index, &mut out).await?;
+            let unfiltered = ReferrerFilter::default();
+            let filter = if depth == 0 { settings.filter } else { &unfiltered };
+            let copied = copy_level(source, destination, subject, filter, settings, &mut out).await?;
             next.extend(copied.into_iter().filter(|d| !seen.contains(d)));
         }
         seen.extend(next.iter().cloned());
@@ -98,15 +111,12 @@ pub async fn copy_referrers<S: Repository, D: Repository>(
 }
 
 /// Copy the direct referrers of one subject; returns the digests now in the destination.
-#[allow(clippy::too_many_arguments)]
 async fn copy_level<S: Repository, D: Repository>(
     source: &S,
     destination: &D,
     subject: &Digest,
     filter: &ReferrerFilter,
-    limits: &Limits,
-    mount: Mount<'_>,
-    index: IndexOptions,
+    settings: ReferrerCopySettings<'_>,
     out: &mut ReferrerCopy,
 ) -> Result<Vec<Digest>> {
     let listing = source.referrers(subject, filter.artifact_type.as_deref()).await?;
@@ -118,14 +128,14 @@ async fn copy_level<S: Repository, D: Repository>(
     let mut to_list = Vec::new();
     let mut done = Vec::new();
     for listed in &listing.descriptors {
-        if let Some(reason) = left_out(source, subject, listed, filter, limits).await? {
+        if let Some(reason) = left_out(source, subject, listed, filter, settings.limits).await? {
             out.left_behind.push(LeftBehind { item: format!("referrer {}", listed.digest), reason });
             continue;
         }
         let existed = there.descriptors.iter().any(|d| d.digest == listed.digest);
         let raw = fetch(source, &listed.digest.to_string()).await?;
         out.stats.bytes_read += raw.bytes.len() as u64;
-        out.stats.add(&copy_manifest(source, destination, &raw, mount).await?);
+        out.stats.add(&copy_manifest(source, destination, &raw, settings.mount).await?);
         if tag_schema && !existed {
             match &raw.manifest {
                 Manifest::Image(m) => to_list.push(referrer_entry(&raw.descriptor(), m)),
@@ -141,12 +151,56 @@ async fn copy_level<S: Repository, D: Repository>(
         done.push(listed.digest.clone());
     }
     if !to_list.is_empty() {
-        let stats = tag_schema::add_to_index(destination, subject, &to_list, index).await?;
+        let stats = tag_schema::add_to_index(destination, subject, &to_list, settings.index).await?;
         out.stats.manifests_written += stats.manifests_written;
         out.stats.bytes_written += stats.bytes_written;
         out.listed_in_index.push((subject.clone(), to_list.iter().map(|d| d.digest.clone()).collect()));
+    } else if !tag_schema {
+        let new: Vec<&Digest> =
+            out.copied.iter().filter(|c| &c.subject == subject && !c.existed).map(|c| &c.digest).collect();
+        confirm_listed(destination, subject, &new, settings.listing_wait).await?;
     }
     Ok(done)
+}
+
+/// On a registry that indexes referrers itself, wait (up to `wait`) until its listing shows every referrer
+/// it accepted: a copy is not done while a consumer cannot find what it copied (a listing can lag a
+/// write: quay#6510; `OCI-Subject` can be sent without listing: sigstore-js#1183).
+async fn confirm_listed<D: Repository>(
+    destination: &D,
+    subject: &Digest,
+    digests: &[&Digest],
+    wait: std::time::Duration,
+) -> Result<()> {
+    if digests.is_empty() {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(100);
+    loop {
+        let listing = destination.referrers(subject, None).await?;
+        let missing: Vec<String> = digests
+            .iter()
+            .filter(|d| !listing.descriptors.iter().any(|l| &&l.digest == *d))
+            .map(|d| d.to_string())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() >= wait {
+            return Err(crate::Error::new(
+                crate::ErrorKind::Registry,
+                format!(
+                    "{} accepted referrer(s) {} of {subject} but does not list them after {:.0?}",
+                    destination.name(),
+                    missing.join(", "),
+                    started.elapsed()
+                ),
+            ));
+        }
+        tokio::time::sleep(pause.min(wait.saturating_sub(started.elapsed()))).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(5));
+    }
 }
 
 /// Why a listed referrer is not copied, if it is not.

@@ -185,8 +185,7 @@ impl CopyReport {
         let mut t = CopyTotals { images: self.images.len(), ..CopyTotals::default() };
         for i in &self.images {
             *t.outcomes.entry(i.outcome.as_str().to_owned()).or_default() += 1;
-            t.referrers_converted +=
-                i.converted.iter().flat_map(|c| &c.referrers).filter(|r| !r.existed).count();
+            t.referrers_converted += i.converted.iter().flat_map(|c| &c.referrers).filter(|r| !r.existed).count();
             t.referrers_copied += i.referrers.iter().filter(|r| !r.existed).count();
             t.left_behind += i.left_behind.len();
             t.blobs_copied += i.transfer.blobs_copied;

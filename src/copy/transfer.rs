@@ -96,9 +96,10 @@ pub async fn copy_tagged<S: Repository, D: Repository>(
 
 /// Fetch `reference` from `source`; absent is [`ErrorKind::NotFound`].
 pub async fn fetch<S: Repository>(source: &S, reference: &str) -> Result<RawManifest> {
-    source.get_manifest(reference).await?.ok_or_else(|| {
-        Error::new(ErrorKind::NotFound, format!("{} serves no manifest {reference}", source.name()))
-    })
+    source
+        .get_manifest(reference)
+        .await?
+        .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("{} serves no manifest {reference}", source.name())))
 }
 
 fn copy_tree<'a, S: Repository, D: Repository>(
@@ -171,7 +172,7 @@ async fn copy_blobs<S: Repository, D: Repository>(
 }
 
 /// Whether a layer is not distributable: it lives at its `urls` and registries do not hold it.
-fn is_foreign(blob: &Descriptor) -> bool {
+pub(super) fn is_foreign(blob: &Descriptor) -> bool {
     blob.extra.contains_key("urls")
         || blob.media_type.contains("foreign.diff")
         || blob.media_type.contains("nondistributable")

@@ -45,7 +45,7 @@ impl<'a, S: Repository, D: Repository> ConversionView<'a, S, D> {
         }
     }
 
-    fn from_source(&self, reference: &str) -> bool {
+    fn is_source_side(&self, reference: &str) -> bool {
         if TagKind::parse_tag(reference).is_some() {
             return true;
         }
@@ -77,7 +77,7 @@ impl<S: Repository, D: Repository> Repository for ConversionView<'_, S, D> {
     }
 
     async fn get_manifest(&self, reference: &str) -> Result<Option<RawManifest>> {
-        if !self.from_source(reference) {
+        if !self.is_source_side(reference) {
             return self.destination.get_manifest(reference).await;
         }
         let raw = self.source.get_manifest(reference).await?;
@@ -88,7 +88,7 @@ impl<S: Repository, D: Repository> Repository for ConversionView<'_, S, D> {
     }
 
     async fn head_manifest(&self, reference: &str) -> Result<Option<Descriptor>> {
-        if self.from_source(reference) {
+        if self.is_source_side(reference) {
             self.source.head_manifest(reference).await
         } else {
             self.destination.head_manifest(reference).await
@@ -99,7 +99,13 @@ impl<S: Repository, D: Repository> Repository for ConversionView<'_, S, D> {
         self.destination.put_manifest(bytes, media_type, tag).await
     }
 
-    async fn put_manifest_if_match(&self, bytes: Bytes, media_type: &str, tag: &str, etag: &str) -> Result<PutManifest> {
+    async fn put_manifest_if_match(
+        &self,
+        bytes: Bytes,
+        media_type: &str,
+        tag: &str,
+        etag: &str,
+    ) -> Result<PutManifest> {
         self.destination.put_manifest_if_match(bytes, media_type, tag, etag).await
     }
 

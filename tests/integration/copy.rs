@@ -156,7 +156,13 @@ async fn index_with_platform_attestations(from: TestRegistry, to: TestRegistry) 
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["image"].as_str().unwrap().to_owned(), c["outcome"].as_str().unwrap().to_owned(), c["referrers"].as_array().unwrap().len()))
+        .map(|c| {
+            (
+                c["image"].as_str().unwrap().to_owned(),
+                c["outcome"].as_str().unwrap().to_owned(),
+                c["referrers"].as_array().unwrap().len(),
+            )
+        })
         .collect();
     assert_eq!(
         converted,
@@ -197,7 +203,7 @@ async fn index_with_platform_attestations(from: TestRegistry, to: TestRegistry) 
     let sbom_listing = copied.referrers(&source.sbom, None).await.unwrap();
     assert_eq!(
         sbom_listing.descriptors.iter().map(|d| d.digest.clone()).collect::<Vec<_>>(),
-        [source.sbom_signature.clone()],
+        std::slice::from_ref(&source.sbom_signature),
         "{context}"
     );
 
@@ -322,7 +328,8 @@ async fn filters_and_legacy_modes() {
     let (run, report) = copy(&src, &format!("{}/slsa/app", to.host), &["--type", "slsaprovenance"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let image = &report["images"][0];
-    let converted: Vec<&str> = image["converted"].as_array().unwrap().iter().map(|c| c["image"].as_str().unwrap()).collect();
+    let converted: Vec<&str> =
+        image["converted"].as_array().unwrap().iter().map(|c| c["image"].as_str().unwrap()).collect();
     assert_eq!(converted, [source.scenario.image.to_string()]);
     let left: Vec<String> =
         image["left_behind"].as_array().unwrap().iter().map(|l| l["item"].as_str().unwrap().to_owned()).collect();
@@ -338,7 +345,8 @@ async fn filters_and_legacy_modes() {
     assert!(run.stderr.contains("left behind"), "{}", run.stderr);
 
     // Only the SBOM artifact type: that referrer and the referrer of it (unfiltered below the first level).
-    let (run, report) = copy(&src, &format!("{}/sbom/app", to.host), &["--artifact-type", SBOM_TYPE, "--legacy", "keep"]);
+    let (run, report) =
+        copy(&src, &format!("{}/sbom/app", to.host), &["--artifact-type", SBOM_TYPE, "--legacy", "keep"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let image = &report["images"][0];
     assert_eq!(digests(&image["referrers"]), {
@@ -381,13 +389,20 @@ async fn filters_and_legacy_modes() {
 async fn within_one_registry_blobs_are_mounted() {
     let registry = TestRegistry::distribution();
     seed(&registry.repository("multi/app")).await;
-    let (run, report) = copy(&format!("{}/multi/app:1.0", registry.host), &format!("{}/mirror/app", registry.host), &[]);
+    let (run, report) =
+        copy(&format!("{}/multi/app:1.0", registry.host), &format!("{}/mirror/app", registry.host), &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let transfer = &report["images"][0]["transfer"];
     assert_eq!(transfer["blobs_copied"], 0, "{transfer:#}");
     let log = std::fs::read_to_string(registry.log_path()).unwrap();
-    let mounts = log.lines().filter(|l| l.contains("\"POST /v2/mirror/app/blobs/uploads/?") && l.contains("mount=")).count();
-    let uploads = log.lines().filter(|l| l.contains("\"PATCH /v2/mirror/app/blobs/uploads/") || (l.contains("\"PUT /v2/mirror/app/blobs/uploads/"))).count();
+    let mounts =
+        log.lines().filter(|l| l.contains("\"POST /v2/mirror/app/blobs/uploads/?") && l.contains("mount=")).count();
+    let uploads = log
+        .lines()
+        .filter(|l| {
+            l.contains("\"PATCH /v2/mirror/app/blobs/uploads/") || (l.contains("\"PUT /v2/mirror/app/blobs/uploads/"))
+        })
+        .count();
     assert_eq!(transfer["blobs_mounted"].as_u64().unwrap() as usize, mounts, "{transfer:#}");
     assert!(mounts > 0);
     // Only the converted bundles (new content) are uploaded: two bundles.
@@ -430,6 +445,7 @@ async fn a_whole_registry_and_a_resumed_run() {
     assert_eq!(to.repository("mirror/demo/flasksample").head_manifest("v1").await.unwrap().unwrap().digest, demo.image);
     let (run, report) = copy(&from.host, &format!("{}/mirror", to.host), &args);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let outcomes: Vec<&str> = report["images"].as_array().unwrap().iter().map(|i| i["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<&str> =
+        report["images"].as_array().unwrap().iter().map(|i| i["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes, ["resumed", "resumed"]);
 }

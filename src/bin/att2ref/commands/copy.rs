@@ -11,7 +11,9 @@ use anyhow::{Context, Result};
 use att2ref::batch::Progress;
 use att2ref::convert::OutputFormat;
 use att2ref::copy::batch::CopyJournal;
-use att2ref::copy::{CopyJob, CopyOptions, CopyOutcome, CopyReport, Destination, ImageCopy, LegacyMode, ReferrerFilter};
+use att2ref::copy::{
+    CopyJob, CopyOptions, CopyOutcome, CopyReport, Destination, ImageCopy, LegacyMode, ReferrerFilter,
+};
 use att2ref::migrate::report::RequestStats;
 use att2ref::migrate::{MigrateOptions, ReadBack, RekorClient};
 use att2ref::model::reference::Reference;
@@ -55,7 +57,10 @@ pub async fn run(args: CopyArgs, quiet: bool) -> Result<ExitCode> {
             ..MigrateOptions::default()
         },
         legacy,
-        filter: ReferrerFilter { artifact_type: args.artifact_type.clone(), predicate_type: args.predicate_type.clone() },
+        filter: ReferrerFilter {
+            artifact_type: args.artifact_type.clone(),
+            predicate_type: args.predicate_type.clone(),
+        },
     };
     let (destination, named_tags) = destination(&args, &client)?;
     let journal = match &args.journal {
@@ -101,7 +106,10 @@ pub async fn run(args: CopyArgs, quiet: bool) -> Result<ExitCode> {
 }
 
 /// Where copies go, and the tags a named image is pushed under (DST's tag, else SRC's).
-fn destination(args: &CopyArgs, client: &att2ref::store::registry::RegistryClient) -> Result<(Destination, Vec<String>)> {
+fn destination(
+    args: &CopyArgs,
+    client: &att2ref::store::registry::RegistryClient,
+) -> Result<(Destination, Vec<String>)> {
     let usage = |why: String| anyhow::Error::msg(Usage(why));
     if args.all_repos {
         if args.destination.starts_with("ocidir://") {
@@ -134,9 +142,9 @@ fn destination(args: &CopyArgs, client: &att2ref::store::registry::RegistryClien
     }
     let tags: Vec<String> = target.tag().or(source.tag()).map(str::to_owned).into_iter().collect();
     let destination = match &target {
-        Reference::Registry(r) => {
-            Destination::Repository(std::sync::Arc::new(AnyRepository::Registry(client.repository(r.registry(), r.repository()))))
-        }
+        Reference::Registry(r) => Destination::Repository(std::sync::Arc::new(AnyRepository::Registry(
+            client.repository(r.registry(), r.repository()),
+        ))),
         Reference::Layout(l) => Destination::layout(l.path(), setup::limits(&args.registry))
             .with_context(|| format!("opening OCI layout {}", l.path().display()))?,
     };
