@@ -449,3 +449,36 @@ async fn a_whole_registry_and_a_resumed_run() {
         report["images"].as_array().unwrap().iter().map(|i| i["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes, ["resumed", "resumed"]);
 }
+
+/// A source layer whose stored bytes no longer match its digest: the copy fails naming the image and the
+/// reason (exit 1: the data failed a check, as in `migrate`), and the destination serves nothing under the
+/// tag (tags are pushed last).
+#[tokio::test]
+async fn a_corrupted_source_layer_fails_the_image_and_leaves_no_tag() {
+    let from = TestRegistry::distribution();
+    let to = TestRegistry::ferro();
+    let scenario = demo::demo().unwrap();
+    let repo = from.repository("demo/app");
+    scenario.repo.push_to(&repo).await.unwrap();
+    let Manifest::Image(image) = repo.get_manifest("v1").await.unwrap().unwrap().manifest else {
+        panic!("the demo image is an image manifest")
+    };
+    let layer = &image.layers[0].digest;
+    let hex = layer.hex();
+    let path = from.storage_dir().join(format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let (run, report) =
+        copy(&format!("{}/demo/app:v1", from.host), &format!("{}/demo/app", to.host), &["--key", rsa.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let failed = &report["images"][0];
+    assert_eq!(failed["outcome"], "failed", "{failed:#}");
+    assert_eq!(failed["error_kind"], "digest-mismatch", "{failed:#}");
+    let reasons = failed["reasons"].to_string();
+    assert!(reasons.contains(&layer.to_string()) && reasons.contains(&scenario.image.to_string()), "{reasons}");
+    assert!(run.stderr.contains(&scenario.image.to_string()), "{}", run.stderr);
+    assert_eq!(to.repository("demo/app").head_manifest("v1").await.unwrap(), None);
+}

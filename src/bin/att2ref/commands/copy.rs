@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 when every image is copied, already copied or resumed (items left behind by the
 //! filters are warnings); 1 when an image is blocked (a legacy attestation did not verify or cannot be
-//! converted: nothing written for it); 2 when something could not be read, written or checked.
+//! converted: nothing written for it) or its data failed a check (a blob or manifest that does not match
+//! its digest, a malformed manifest); 2 when something could not be read, written or checked.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
