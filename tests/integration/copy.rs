@@ -471,8 +471,11 @@ async fn a_corrupted_source_layer_fails_the_image_and_leaves_no_tag() {
     bytes[last] ^= 0x01;
     std::fs::write(&path, &bytes).unwrap();
     let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
-    let (run, report) =
-        copy(&format!("{}/demo/app:v1", from.host), &format!("{}/demo/app", to.host), &["--key", rsa.to_str().unwrap()]);
+    let (run, report) = copy(
+        &format!("{}/demo/app:v1", from.host),
+        &format!("{}/demo/app", to.host),
+        &["--key", rsa.to_str().unwrap()],
+    );
     assert_eq!(run.code, 1, "{}", run.stderr);
     let failed = &report["images"][0];
     assert_eq!(failed["outcome"], "failed", "{failed:#}");
@@ -481,4 +484,84 @@ async fn a_corrupted_source_layer_fails_the_image_and_leaves_no_tag() {
     assert!(reasons.contains(&layer.to_string()) && reasons.contains(&scenario.image.to_string()), "{reasons}");
     assert!(run.stderr.contains(&scenario.image.to_string()), "{}", run.stderr);
     assert_eq!(to.repository("demo/app").head_manifest("v1").await.unwrap(), None);
+}
+
+/// A copy killed (SIGKILL) just before it tags its second image resumes from the journal: the first image
+/// is skipped as recorded, the second (complete but for its tag) and third are copied, and every image
+/// ends up in the destination with its attestations.
+#[tokio::test]
+async fn a_killed_copy_resumes_from_its_journal() {
+    let from = TestRegistry::distribution();
+    let to = TestRegistry::distribution();
+    let repo = from.repository("fleet/app");
+    let mut images = Vec::new();
+    for i in 0..3 {
+        let s = demo::article_like_numbered(&format!("{}/fleet/app", from.host), i, 2_000).unwrap();
+        s.repo.push_to(&repo).await.unwrap();
+        images.push(s.image);
+    }
+    let proxy = FaultProxy::start(&to.host, None);
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("copy.jsonl");
+    let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let args: Vec<String> = [
+        "copy",
+        "--plain-http",
+        &format!("{}/fleet/app", from.host),
+        &format!("{}/mirror/app", proxy.host),
+        "--key",
+        rsa.to_str().unwrap(),
+        "--insecure-ignore-tlog",
+        "--jobs",
+        "1",
+        "--journal",
+        journal.to_str().unwrap(),
+        "-q",
+        "-o",
+        "json",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    // distribution lists tags in storage order, not sorted: the copy goes in that order.
+    let order: Vec<String> = repo.list_tags().await.unwrap().into_iter().filter(|t| t.starts_with('v')).collect();
+    assert_eq!(order.len(), 3);
+    let kill = format!("PUT /v2/mirror/app/manifests/{}", order[1]);
+    proxy.arm_kill_on(&kill, 1, crate::fault_proxy::KillWhen::BeforeForwarding);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_att2ref"))
+        .args(&args)
+        .env("HOME", std::env::temp_dir())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = proxy.run_child(child, std::time::Duration::from_secs(120));
+    assert!(proxy.killed(), "{kill} never came ({status})");
+    proxy.disarm_counting();
+    let recorded: Vec<Value> =
+        std::fs::read_to_string(&journal).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0]["reference"], order[0].as_str());
+    assert_eq!(recorded[0]["outcome"], "copied");
+
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = att2ref(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    let outcomes: Vec<(&str, &str)> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["tags"][0].as_str().unwrap(), i["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [(order[0].as_str(), "resumed"), (order[1].as_str(), "copied"), (order[2].as_str(), "copied")]
+    );
+    let mirror = to.repository("mirror/app");
+    for (i, image) in images.iter().enumerate() {
+        assert_eq!(mirror.head_manifest(&format!("v{i}")).await.unwrap().unwrap().digest, *image);
+        assert_eq!(mirror.referrers(image, None).await.unwrap().descriptors.len(), 2, "v{i}");
+    }
 }
