@@ -93,6 +93,8 @@ pub struct Error {
     kind: ErrorKind,
     message: String,
     source: Option<BoxError>,
+    /// The HTTP status of a registry answer the error stands for, when it is one.
+    status: Option<u16>,
 }
 
 /// Shorthand used throughout the crate.
@@ -101,7 +103,19 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A new error of `kind` with a message describing what failed.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), source: None }
+        Error { kind, message: message.into(), source: None, status: None }
+    }
+
+    /// Record the HTTP status of the registry answer this error stands for.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// The HTTP status of the registry answer this error stands for, when it is one (a refusal can then be
+    /// told from a server failure of the same kind).
+    pub fn http_status(&self) -> Option<u16> {
+        self.status
     }
 
     /// Attach the underlying cause.

@@ -291,18 +291,16 @@ async fn delete_referrer<R: Repository>(
     }
 }
 
-/// A refusal that may be the registry protecting a manifest an index lists (not a missing manifest, a
-/// registry that refuses every DELETE, a denial, a throttle or a dead network).
+/// A refusal that may be the registry protecting a manifest an index lists: a 4xx answer (Artifact Registry
+/// sends 400 `GOOGLE_MANIFEST_DANGLING_PARENT_IMAGE`) that is not a missing manifest, a registry refusing
+/// every DELETE, a denial or a throttle. A server error (5xx), a dead network or a local failure says
+/// nothing about order, and is never learnt as one.
 fn may_be_refused_while_listed(e: &Error) -> bool {
-    !matches!(
-        e.kind(),
-        ErrorKind::NotFound
-            | ErrorKind::Unsupported
-            | ErrorKind::Unauthorized
-            | ErrorKind::RateLimited
-            | ErrorKind::Network
-            | ErrorKind::Io
-    )
+    e.http_status().is_some_and(|s| (400..500).contains(&s))
+        && !matches!(
+            e.kind(),
+            ErrorKind::NotFound | ErrorKind::Unsupported | ErrorKind::Unauthorized | ErrorKind::RateLimited
+        )
 }
 
 /// The entry of the tag-schema index of `subject` that lists `digest`, if that index exists and lists it.
@@ -322,8 +320,12 @@ async fn delete_unlisted<R: Repository>(
     options: &PruneOptions,
 ) -> Result<Done> {
     let tag = subject.referrers_tag();
-    remove_entry(repo, &tag, &entry.digest, options.index_retries).await?;
-    let outcome = delete(repo, map, &entry.digest, None, false).await;
+    // A removal that failed may still have taken effect (its read-back failed, say): put the entry back
+    // then too (adding is idempotent), so the referrer is never left unlisted.
+    let outcome = match remove_entry(repo, &tag, &entry.digest, options.index_retries).await {
+        Ok(_) => delete(repo, map, &entry.digest, None, false).await,
+        Err(e) => Err(e),
+    };
     if !matches!(outcome, Ok(Done::Removed(_))) {
         let restore = IndexOptions { repair: false, max_retries: options.index_retries };
         tag_schema::add_to_index(repo, subject, std::slice::from_ref(&entry), restore).await.map_err(|e| {

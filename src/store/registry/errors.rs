@@ -90,7 +90,7 @@ pub(crate) fn status_error(what: &str, status: StatusCode, body: &[u8]) -> Error
             }
         }
     }
-    Error::new(kind_for(status, body), message)
+    Error::new(kind_for(status, body), message).with_status(status.as_u16())
 }
 
 /// A server's text reduced to one bounded line, so an HTML page cannot flood a message.
