@@ -163,6 +163,38 @@ impl<'de> Deserialize<'de> for Digest {
     }
 }
 
+/// A digest computed as bytes pass, for content too large to hold at once.
+pub(crate) enum Hasher {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    /// A hasher for `algorithm`.
+    pub(crate) fn new(algorithm: Algorithm) -> Hasher {
+        match algorithm {
+            Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
+            Algorithm::Sha512 => Hasher::Sha512(Sha512::new()),
+        }
+    }
+
+    /// Add the next bytes.
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    /// The digest of every byte added.
+    pub(crate) fn finish(self) -> Digest {
+        match self {
+            Hasher::Sha256(h) => Digest { algorithm: Algorithm::Sha256, hex: hex::encode(h.finalize()) },
+            Hasher::Sha512(h) => Digest { algorithm: Algorithm::Sha512, hex: hex::encode(h.finalize()) },
+        }
+    }
+}
+
 /// Parse a cosign legacy tag (`sha256-<hex>.att`) into the image digest and suffix.
 pub fn parse_cosign_tag(tag: &str) -> Option<(Digest, &str)> {
     let (stem, suffix) = tag.rsplit_once('.')?;
@@ -210,5 +242,21 @@ mod tests {
         assert!(err.to_string().contains(&Digest::sha256(b"b").to_string()), "{err}");
         assert!(parse_cosign_tag("latest").is_none());
         assert!(parse_cosign_tag("sha256-zz.att").is_none());
+    }
+
+    #[test]
+    fn hashing_in_pieces_matches_hashing_at_once() {
+        let bytes = b"several pieces of one blob";
+        for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
+            let mut hasher = Hasher::new(algorithm);
+            for piece in bytes.chunks(5) {
+                hasher.update(piece);
+            }
+            let whole = match algorithm {
+                Algorithm::Sha256 => Digest::sha256(bytes),
+                Algorithm::Sha512 => Digest { algorithm, hex: hex::encode(Sha512::digest(bytes)) },
+            };
+            assert_eq!(hasher.finish(), whole, "{}", algorithm.as_str());
+        }
     }
 }

@@ -20,6 +20,7 @@ use crate::model::oci::{Descriptor, RawManifest};
 
 mod any;
 pub mod attachments;
+mod chunks;
 pub mod facts;
 pub mod layout;
 pub mod memory;

@@ -4,6 +4,7 @@ mod attachments;
 mod auth_cli;
 mod batch;
 mod batch_reliability;
+mod blob_streams;
 mod cli;
 mod copy;
 mod corpus;

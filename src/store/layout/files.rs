@@ -11,7 +11,11 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
 use crate::error::{Error, ErrorKind, Result};
+use crate::store::BlobChunks;
 
 /// Distinguishes temporary files of concurrent writers in one process; the pid covers processes.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -76,6 +80,52 @@ pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         return Err(io_error("cannot write", path, e));
     }
     Ok(())
+}
+
+/// Replace `path` with the bytes of `chunks`, atomically as [`write_atomic`] does but without holding
+/// them: they go to the temporary file as they arrive, and it is renamed into place only after the
+/// stream ended without error. On any error (the stream's own is returned unchanged) the temporary
+/// file is removed, and so it is when the future is dropped midway.
+pub(super) async fn write_chunks_atomic(path: &Path, mut chunks: BlobChunks) -> Result<()> {
+    let target = path.to_owned();
+    let (temp_path, file) = tokio::task::spawn_blocking(move || create_temp(&target))
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, format!("creating a temporary file for {}: {e}", path.display())))??;
+    let temp = TempFile(Some(temp_path));
+    let mut file = tokio::fs::File::from_std(file);
+    let failed = |e: io::Error| io_error("cannot write", path, e);
+    while let Some(chunk) = chunks.next().await {
+        file.write_all(&chunk?).await.map_err(failed)?;
+    }
+    // The flush reports a failure of the last write, which tokio runs in the background.
+    file.flush().await.map_err(failed)?;
+    file.sync_all().await.map_err(failed)?;
+    drop(file);
+    let temp_path = temp.keep();
+    if let Err(e) = tokio::fs::rename(&temp_path, path).await {
+        let _ = tokio::fs::remove_file(&temp_path).await;
+        return Err(failed(e));
+    }
+    Ok(())
+}
+
+/// A temporary file removed when dropped, unless kept.
+struct TempFile(Option<PathBuf>);
+
+impl TempFile {
+    fn keep(mut self) -> PathBuf {
+        self.0.take().expect("kept once")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        // Best effort, and a blocking call on purpose: a drop cannot wait for the blocking pool, and
+        // unlinking one file is quick.
+        if let Some(path) = self.0.take() {
+            let _ = fs::remove_file(path);
+        }
+    }
 }
 
 fn create_temp(path: &Path) -> Result<(PathBuf, File)> {
@@ -151,6 +201,40 @@ mod tests {
         assert_eq!(fs::read(&outside).unwrap(), b"keep");
         assert_eq!(fs::read(&link).unwrap(), b"new");
         assert!(!fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    }
+
+    fn temp_files_left(dir: &Path) -> Vec<std::ffi::OsString> {
+        let names = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name());
+        names.filter(|n| n.to_string_lossy().ends_with(".tmp")).collect()
+    }
+
+    #[tokio::test]
+    async fn streamed_writes_land_whole_or_not_at_all() {
+        use futures_util::stream;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("blob");
+        let pieces = vec![Ok(bytes::Bytes::from_static(b"one ")), Ok(bytes::Bytes::from_static(b"two"))];
+        write_chunks_atomic(&target, stream::iter(pieces).boxed()).await.unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"one two");
+        let failing =
+            vec![Ok(bytes::Bytes::from_static(b"three")), Err(Error::new(ErrorKind::DigestMismatch, "not the blob"))];
+        let err = write_chunks_atomic(&target, stream::iter(failing).boxed()).await.unwrap_err();
+        assert_eq!((err.kind(), err.to_string()), (ErrorKind::DigestMismatch, "not the blob".to_owned()));
+        assert_eq!(fs::read(&target).unwrap(), b"one two", "the old file stays");
+        assert!(temp_files_left(dir.path()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_streamed_write_leaves_no_temporary_file() {
+        use futures_util::stream;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("blob");
+        // A source that never ends: the write is dropped while it waits.
+        let endless = stream::iter([Ok(bytes::Bytes::from_static(b"start"))]).chain(stream::pending()).boxed();
+        let write = write_chunks_atomic(&target, endless);
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(100), write).await.is_err());
+        assert!(temp_files_left(dir.path()).is_empty());
+        assert!(!target.exists());
     }
 
     #[test]

@@ -47,6 +47,7 @@ mod blob;
 mod files;
 mod index;
 mod manifest;
+mod stream;
 
 use files::{FileLock, read_capped, write_atomic};
 
@@ -193,6 +194,14 @@ impl Repository for LayoutRepository {
         // Hashed once, in store_blob: blobs may be large.
         let what = format!("writing a blob of {} bytes", bytes.len());
         self.run(what, move |l| l.store_blob(&bytes)).await
+    }
+
+    async fn read_blob_stream(&self, descriptor: &Descriptor) -> Result<super::BlobChunks> {
+        self.inner.read_blob_stream(descriptor).await
+    }
+
+    async fn put_blob_stream(&self, descriptor: &Descriptor, chunks: super::BlobChunks) -> Result<Digest> {
+        self.inner.put_blob_stream(descriptor, chunks).await
     }
 
     async fn list_tags(&self) -> Result<Vec<String>> {

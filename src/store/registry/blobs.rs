@@ -13,7 +13,7 @@ use crate::model::digest::Digest;
 use crate::model::oci::Descriptor;
 use crate::store::{BlobPrefix, PrefixRead, Repository};
 
-const OCTET_STREAM: HeaderValue = HeaderValue::from_static("application/octet-stream");
+pub(super) const OCTET_STREAM: HeaderValue = HeaderValue::from_static("application/octet-stream");
 
 pub(crate) async fn blob_size(repo: &RegistryRepository, digest: &Digest) -> Result<Option<u64>> {
     let what = format!("HEAD blob {}@{digest}", repo.name());
@@ -127,7 +127,7 @@ pub(crate) async fn get_blob_prefix(
 }
 
 /// What a `POST .../blobs/uploads/` achieved.
-enum Start {
+pub(super) enum Start {
     Mounted,
     Session(Url),
 }
@@ -162,7 +162,7 @@ fn location(repo: &RegistryRepository, reply: &Reply, what: &str) -> Result<Url>
     Ok(url)
 }
 
-async fn start_upload(repo: &RegistryRepository, mount: Option<(&Digest, &str)>) -> Result<Start> {
+pub(super) async fn start_upload(repo: &RegistryRepository, mount: Option<(&Digest, &str)>) -> Result<Start> {
     let mut url = repo.url("blobs/uploads/")?;
     let mut scopes = repo.scope("pull,push");
     let what = match mount {
@@ -225,8 +225,13 @@ async fn send(repo: &RegistryRepository, at: &mut Url, bytes: Bytes, digest: &Di
     put.query_pairs_mut().append_pair("digest", &digest.to_string());
     let call = Call::new(&what, Method::PUT, put).header(CONTENT_TYPE, OCTET_STREAM).body(tail);
     let reply = repo.call(&scopes, &call).await?;
+    check_stored(&what, &reply, digest)
+}
+
+/// The answer to an upload's closing PUT: a success, naming (if at all) the digest asked for.
+pub(super) fn check_stored(what: &str, reply: &Reply, digest: &Digest) -> Result<()> {
     if !reply.status.is_success() {
-        return Err(status_error(&what, reply.status, &reply.body));
+        return Err(status_error(what, reply.status, &reply.body));
     }
     match reply.header("docker-content-digest").and_then(|v| v.parse::<Digest>().ok()) {
         Some(d) if d.algorithm() == digest.algorithm() && &d != digest => {
@@ -237,7 +242,7 @@ async fn send(repo: &RegistryRepository, at: &mut Url, bytes: Bytes, digest: &Di
 }
 
 /// Best-effort cancel of an upload session, so neither a failure nor a declined mount leaves it open.
-async fn cancel(repo: &RegistryRepository, session: Url) {
+pub(super) async fn cancel(repo: &RegistryRepository, session: Url) {
     let what = format!("DELETE upload session of {}", repo.name());
     match repo.call(&repo.scope("pull,push"), &Call::new(&what, Method::DELETE, session)).await {
         Ok(reply) if reply.status.is_success() => {}
@@ -331,7 +336,7 @@ async fn upload_blob(
 
 /// Whether a failed upload sequence is worth starting again: transient transport and server failures and
 /// a lost session, not a refusal (credentials, size, digest, unsupported).
-fn restartable(e: &Error) -> bool {
+pub(super) fn restartable(e: &Error) -> bool {
     matches!(e.kind(), ErrorKind::Network | ErrorKind::Registry | ErrorKind::RateLimited)
 }
 

@@ -3,19 +3,19 @@
 //! that hash while streaming, and the client's counters.
 
 use std::hash::{BuildHasher, Hasher as _};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
-use sha2::Digest as _;
 use url::{Origin, Url};
 
 use super::auth::challenges_of;
 use super::{Inner, RetryPolicy};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::digest::{Algorithm, Digest};
+use crate::model::digest::{Algorithm, Digest, Hasher};
 
 /// Most bytes read from an error answer: enough for a distribution error body.
 const ERROR_BODY_CAP: u64 = 64 * 1024;
@@ -23,7 +23,8 @@ const MAX_REDIRECTS: usize = 10;
 /// Longest single wait between attempts, whatever `Retry-After` asks for.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
-/// One request, replayable: the body is `Bytes`, so retries and redirects can resend it.
+/// One request, replayable unless its body is a stream: a `Bytes` body can be resent by retries and
+/// redirects.
 pub(crate) struct Call<'a> {
     /// Method, object and repository, for messages: "GET manifest reg/repo:tag".
     pub what: &'a str,
@@ -38,6 +39,13 @@ pub(crate) struct Call<'a> {
     /// A successful body longer than `max_body` is cut there (and the connection dropped) instead of
     /// being refused: for reading the start of a blob from a registry that may ignore `Range`.
     pub truncate: bool,
+    /// A body sent as it is produced (a blob too large to hold): it can be sent once, so the request is
+    /// never retried nor replayed after a challenge. Taken by the one attempt.
+    pub streamed_body: Option<Mutex<Option<reqwest::Body>>>,
+    /// A successful body is left unread, in [`Reply::response`], for the caller to stream.
+    pub unbuffered: bool,
+    /// This request's whole-exchange timeout instead of the client's.
+    pub timeout: Option<Duration>,
 }
 
 impl<'a> Call<'a> {
@@ -51,6 +59,9 @@ impl<'a> Call<'a> {
             max_body: ERROR_BODY_CAP,
             hash: None,
             truncate: false,
+            streamed_body: None,
+            unbuffered: false,
+            timeout: None,
         }
     }
 
@@ -79,6 +90,34 @@ impl<'a> Call<'a> {
         self.truncate = true;
         self
     }
+
+    /// Send `body` as it is produced, once (see [`Call::streamed_body`]).
+    pub(crate) fn stream_body(mut self, body: reqwest::Body) -> Self {
+        self.streamed_body = Some(Mutex::new(Some(body)));
+        self
+    }
+
+    /// Leave a successful body unread (see [`Reply::response`]).
+    pub(crate) fn unbuffered(mut self) -> Self {
+        self.unbuffered = true;
+        self
+    }
+
+    /// Override the client's timeout for this request (`None` keeps it).
+    pub(crate) fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Whether the request can be sent again (a retry, an answer to a challenge).
+    fn replayable(&self) -> bool {
+        self.streamed_body.is_none()
+    }
+
+    /// The streamed body, the first time it is asked for.
+    fn take_streamed_body(&self) -> Option<reqwest::Body> {
+        self.streamed_body.as_ref().and_then(|b| b.lock().unwrap_or_else(|p| p.into_inner()).take())
+    }
 }
 
 /// A complete answer.
@@ -95,6 +134,8 @@ pub(crate) struct Reply {
     pub replayed: bool,
     /// Body bytes that arrived, including any past a cut.
     pub received: u64,
+    /// The unread answer of a successful [`Call::unbuffered`] request (`body` is then empty).
+    pub response: Option<reqwest::Response>,
 }
 
 impl Reply {
@@ -124,38 +165,20 @@ enum Failure {
     Fatal(Error),
 }
 
-enum Hasher {
-    Sha256(sha2::Sha256),
-    Sha512(sha2::Sha512),
-}
-
-impl Hasher {
-    fn new(algorithm: Algorithm) -> Self {
-        match algorithm {
-            Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
-            Algorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
-        }
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(bytes),
-            Hasher::Sha512(h) => h.update(bytes),
-        }
-    }
-
-    fn finish(self) -> Result<Digest> {
-        match self {
-            Hasher::Sha256(h) => Digest::from_raw(Algorithm::Sha256, &h.finalize()),
-            Hasher::Sha512(h) => Digest::from_raw(Algorithm::Sha512, &h.finalize()),
-        }
-    }
-}
-
 impl Inner {
     /// Count a retry made above this layer (a restarted upload), so the report shows it.
     pub(crate) fn count_retry(&self) {
         add(&self.stats.retries, 1);
+    }
+
+    /// Count body bytes read from an unbuffered answer.
+    pub(crate) fn count_downloaded(&self, n: usize) {
+        add(&self.stats.downloaded, n);
+    }
+
+    /// Count bytes of a streamed request body as they are sent.
+    pub(crate) fn count_uploaded(&self, n: usize) {
+        add(&self.stats.uploaded, n);
     }
 
     /// Send `call` to registry `host` needing `scopes`: with the auth the registry asked for before,
@@ -169,7 +192,8 @@ impl Inner {
             return Ok(reply);
         }
         let challenges = challenges_of(&reply.headers);
-        if challenges.is_empty() {
+        // A streamed body is gone: the 401 stands, and the caller starts over with the token it asked for.
+        if challenges.is_empty() || !call.replayable() {
             return Ok(reply);
         }
         match self.answer_challenge(host, scopes, &challenges).await.map_err(|e| e.context(call.what))? {
@@ -221,7 +245,8 @@ impl Inner {
                 }
                 Err(Failure::Transport(e)) if is_transient(e, &call.method) => Some(backoff(policy, attempt)),
                 _ => None,
-            };
+            }
+            .filter(|_| call.replayable());
             match &outcome {
                 Ok(r) if r.status == StatusCode::TOO_MANY_REQUESTS => {
                     add(&self.stats.throttled, 1);
@@ -265,10 +290,22 @@ impl Inner {
             if let Some((header, _)) = auth {
                 request = request.header(AUTHORIZATION, header.clone());
             }
+            if let Some(timeout) = call.timeout {
+                request = request.timeout(timeout);
+            }
             match &body {
                 Some(b) => {
                     add(&self.stats.uploaded, b.len());
                     request = request.body(b.clone());
+                }
+                None if call.streamed_body.is_some() => {
+                    let streamed = call.take_streamed_body().ok_or_else(|| {
+                        Failure::Fatal(Error::new(
+                            ErrorKind::Registry,
+                            format!("{}: the streamed request body was already sent once", call.what),
+                        ))
+                    })?;
+                    request = request.body(streamed);
                 }
                 None if matches!(method, Method::POST | Method::PUT | Method::PATCH) => {
                     request = request.body(Bytes::new())
@@ -315,6 +352,12 @@ impl Inner {
             }
             let headers = response.headers().clone();
             let success = status.is_success();
+            // The pacing slot goes back with the headers: held while the caller reads the body, possibly
+            // into a request to the same host, it could deadlock once a 429 lowered the limit to one.
+            if success && call.unbuffered && method != Method::HEAD {
+                let (body, digest, replayed, received, response) = (Bytes::new(), None, false, 0, Some(response));
+                return Ok(Reply { status, headers, body, url, digest, replayed, received, response });
+            }
             let (body, digest, received) = if method == Method::HEAD {
                 (Bytes::new(), None, 0)
             } else if success {
@@ -322,7 +365,7 @@ impl Inner {
             } else {
                 self.read_body(response, ERROR_BODY_CAP, false, None, call.what).await?
             };
-            return Ok(Reply { status, headers, body, url, digest, replayed: false, received });
+            return Ok(Reply { status, headers, body, url, digest, replayed: false, received, response: None });
         }
         Err(Failure::Fatal(Error::new(
             ErrorKind::Registry,
@@ -381,7 +424,7 @@ impl Inner {
                 break;
             }
         }
-        let digest = hasher.map(Hasher::finish).transpose().map_err(Failure::Fatal)?;
+        let digest = hasher.map(Hasher::finish);
         Ok((Bytes::from(buf), digest, received))
     }
 
@@ -423,6 +466,18 @@ fn is_idempotent(method: &Method) -> bool {
 }
 
 fn network_error(what: &str, attempts: u32, err: reqwest::Error) -> Error {
+    let (kind, message) = describe(what, err);
+    Error::new(kind, format!("{message} (after {attempts} attempt(s))"))
+}
+
+/// An error reading an unbuffered answer's body (see [`Reply::response`]): the transport failed after
+/// a successful status, whatever reqwest calls it. Never retried here: the bytes before it are already
+/// with the caller.
+pub(crate) fn body_error(what: &str, err: reqwest::Error) -> Error {
+    Error::new(ErrorKind::Network, describe(what, err).1)
+}
+
+fn describe(what: &str, err: reqwest::Error) -> (ErrorKind, String) {
     // Our own text plus the cause chain, without the URL (upload URLs carry opaque session state).
     let err = err.without_url();
     let mut message = format!("{what}: {err}");
@@ -436,7 +491,7 @@ fn network_error(what: &str, attempts: u32, err: reqwest::Error) -> Error {
     } else {
         ErrorKind::Registry
     };
-    Error::new(kind, format!("{message} (after {attempts} attempt(s))"))
+    (kind, message)
 }
 
 /// Exponential backoff with jitter: a random wait between half and all of `base·2^(attempt-1)`,

@@ -26,6 +26,7 @@ use crate::model::digest::Digest;
 use crate::model::oci::{Descriptor, RawManifest};
 
 pub(crate) mod auth;
+mod blob_streams;
 mod blobs;
 mod credentials;
 mod errors;
@@ -94,7 +95,8 @@ pub struct ClientConfig {
     pub limits: Limits,
     /// `User-Agent` header.
     pub user_agent: String,
-    /// Timeout of one whole request (connect to last body byte); `None` for none.
+    /// Timeout of one whole request (connect to last body byte); `None` for none. A streamed blob
+    /// ([`Repository::read_blob_stream`], [`Repository::put_blob_stream`]) gets one more second per MiB.
     pub request_timeout: Option<Duration>,
     /// Blobs larger than this are uploaded in chunks of this size (PATCH); smaller ones in one PUT.
     pub upload_chunk_size: u64,
@@ -522,6 +524,19 @@ impl Repository for RegistryRepository {
 
     async fn put_missing_blob(&self, bytes: Bytes, digest: &Digest) -> Result<Digest> {
         blobs::put_missing_blob(self, bytes, digest).await
+    }
+
+    async fn read_blob_stream(&self, descriptor: &Descriptor) -> Result<super::BlobChunks> {
+        blob_streams::read_blob_stream(self, descriptor).await
+    }
+
+    async fn put_blob_stream(&self, descriptor: &Descriptor, chunks: super::BlobChunks) -> Result<Digest> {
+        blob_streams::put_blob_stream(self, descriptor, chunks).await
+    }
+
+    // The inherent `mount_blob` (by digest) stays for callers that hold no descriptor.
+    async fn mount_blob(&self, descriptor: &Descriptor, from: &str) -> Result<bool> {
+        blob_streams::mount(self, descriptor, from).await
     }
 
     async fn list_tags(&self) -> Result<Vec<String>> {
