@@ -360,3 +360,23 @@ async fn delete<R: Repository>(
     map.remove(digest);
     Ok(Done::Removed(vec![format!("deleted manifest {}", digest.short())]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_4xx_refusal_may_mean_the_delete_must_wait_for_the_index() {
+        let answered = |kind, status| Error::new(kind, "DELETE refused").with_status(status);
+        assert!(may_be_refused_while_listed(&answered(ErrorKind::Registry, 400)));
+        assert!(may_be_refused_while_listed(&answered(ErrorKind::Conflict, 409)));
+        for status in [500, 502, 503] {
+            assert!(!may_be_refused_while_listed(&answered(ErrorKind::Registry, status)), "{status}");
+        }
+        assert!(!may_be_refused_while_listed(&answered(ErrorKind::NotFound, 404)));
+        assert!(!may_be_refused_while_listed(&answered(ErrorKind::Unsupported, 405)));
+        assert!(!may_be_refused_while_listed(&answered(ErrorKind::Unauthorized, 403)));
+        assert!(!may_be_refused_while_listed(&answered(ErrorKind::RateLimited, 429)));
+        assert!(!may_be_refused_while_listed(&Error::new(ErrorKind::Network, "connection reset")));
+    }
+}
