@@ -263,8 +263,12 @@ async fn copy_with<S: Repository, D: Repository>(
         copy_legacy_tags(source, destination, &subject, options, mount, report).await?;
     }
 
-    // 5. The conversions, written and read back where the referrers now live.
+    // 5. The conversions, written and read back where the referrers now live (DSSE-format referrers reuse
+    //    the legacy envelope blobs, which the destination needs first).
     for plan in prepared {
+        let reused = plan.reused_blobs();
+        let reused: Vec<&crate::model::oci::Descriptor> = reused.iter().collect();
+        report.transfer.add(&transfer::copy_blobs(source, destination, &reused, mount).await?);
         let done = migrate::complete_image(&view, plan, verifier, &migrate_options).await?;
         report.converted.push(done);
     }

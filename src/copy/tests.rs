@@ -131,3 +131,16 @@ async fn foreign_layers_stay_where_their_urls_say() {
     assert!(transfer::is_foreign(&with_urls));
     assert!(!transfer::is_foreign(&Descriptor::of("application/vnd.oci.image.layer.v1.tar+gzip", b"x")));
 }
+
+#[tokio::test]
+async fn dsse_referrers_bring_the_legacy_envelopes_they_reuse() {
+    let scenario = demo::demo().unwrap();
+    let source = seeded(&scenario).await;
+    let destination = MemoryRepository::new("memory/destination");
+    let mut options = CopyOptions::default();
+    options.migrate.format = crate::convert::OutputFormat::Dsse;
+    let report = copy_image(&source, &destination, "v1", &[], &verifier(TestKey::Rsa4096), &options).await;
+    assert_eq!(report.outcome, CopyOutcome::Copied, "{:?}", report.reasons);
+    assert_eq!(report.converted[0].referrers.len(), 2);
+    assert_eq!(destination.referrers(&scenario.image, None).await.unwrap().descriptors.len(), 2);
+}

@@ -150,7 +150,7 @@ fn copy_tree<'a, S: Repository, D: Repository>(
 }
 
 /// Copy each distinct blob of one manifest, a few at once.
-async fn copy_blobs<S: Repository, D: Repository>(
+pub(super) async fn copy_blobs<S: Repository, D: Repository>(
     source: &S,
     destination: &D,
     blobs: &[&Descriptor],

@@ -297,6 +297,18 @@ impl PreparedImage {
         self.pending.iter().map(|p| p.predicate_type.as_str())
     }
 
+    /// Blobs of the legacy layout that the referrers reuse instead of carrying their own copy (the
+    /// envelope of a DSSE-format referrer): a store that is not the legacy one must be given them first.
+    pub fn reused_blobs(&self) -> Vec<crate::model::oci::Descriptor> {
+        let mut blobs: Vec<crate::model::oci::Descriptor> = Vec::new();
+        for r in self.pending.iter().flat_map(|p| &p.referrer.reused) {
+            if !blobs.iter().any(|b| b.digest == r.digest) {
+                blobs.push(r.clone());
+            }
+        }
+        blobs
+    }
+
     /// Keep only the referrers whose signed predicate type satisfies `keep`; returns how many were left
     /// out. (Attestations chosen this way are no longer all-or-nothing per image: for callers that
     /// write to a store without the image's other legacy attestations, like `copy --type`.)

@@ -102,6 +102,9 @@ pub async fn read_back<R: Repository>(
     Ok(bytes_read)
 }
 
+/// How long read-back waits for a listing on a host where one already never showed what was written.
+const WAIT_ONCE_NEVER_SHOWN: Duration = Duration::from_secs(5);
+
 /// List the subject's referrers until every pending one is there, for at most `wait`. A registry may
 /// accept a referrer and list it only later: Quay served a cached listing for up to 60 s (quay#6510; a
 /// signer that listed right after writing found nothing, tektoncd/chains#1691), and Artifact Registry's
@@ -114,6 +117,14 @@ async fn wait_until_listed<R: Repository>(
     pending: &[Pending],
     wait: Duration,
 ) -> Result<()> {
+    // A host whose listing never showed a write within the whole wait, and never showed one late, is not
+    // waited for in full again: a batch there would otherwise spend the whole wait on every image.
+    let facts = repo.facts();
+    let wait = if facts.listing_never_showed.is_some() && facts.listing_lag.is_none() {
+        wait.min(WAIT_ONCE_NEVER_SHOWN)
+    } else {
+        wait
+    };
     let started = Instant::now();
     let mut pause = Duration::from_millis(250);
     loop {

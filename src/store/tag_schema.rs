@@ -17,8 +17,10 @@
 //!   our read-back erases us silently. [`add_to_index`] and [`settle`] therefore read once more after
 //!   a jittered delay ([`CONFIRM_DELAY`]) that is far longer than a well-behaved writer's GET-to-PUT
 //!   window, and merge again if needed.
-//! - **Settle pass.** A migration run calls [`settle`] for every image it wrote, after all images are
-//!   done (and one confirmation delay), re-listing anything a concurrent writer dropped.
+//! - **Settle pass.** `migrate` and `copy` call [`settle`] once per repository, for every image they wrote
+//!   there, as soon as that repository's last image is done and a full confirmation delay (with jitter)
+//!   after that moment, re-listing anything a concurrent writer dropped. On a registry with the referrers
+//!   API there is no index to settle and no delay.
 //! - **Removal** ([`remove_entry`]) is the same conditional read-modify-write with read-back, in the
 //!   other direction.
 //!

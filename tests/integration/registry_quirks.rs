@@ -412,6 +412,54 @@ async fn a_listing_that_never_shows_the_write_fails_the_image_and_prune_keeps_th
     assert!(repo.head_manifest(&scenario.image.cosign_tag("att")).await.unwrap().is_none());
 }
 
+/// Once a host's listing never showed a write within the whole `--listing-wait` (and never showed one
+/// late), the next images there wait 5 s at most: a batch on such a registry does not spend the whole wait
+/// on every image. The second image's failure says how long it waited.
+#[tokio::test]
+async fn after_a_listing_never_showed_later_images_wait_less() {
+    let registry = TestRegistry::ferro();
+    let proxy = FaultProxy::counting(&registry.host);
+    proxy.cache_referrers(std::time::Duration::from_secs(600));
+    let repo = registry.repository("quirks/stale-batch");
+    for i in 0..2 {
+        let s = demo::article_like_numbered(&format!("{}/quirks/stale-batch", registry.host), i, 2_000).unwrap();
+        s.repo.push_to(&repo).await.unwrap();
+    }
+    let target = format!("{}/quirks/stale-batch", proxy.host);
+    let key = test_key();
+    let run = att2ref(&[
+        "migrate",
+        "--plain-http",
+        &target,
+        "--key",
+        &key,
+        "--insecure-ignore-tlog",
+        "-o",
+        "json",
+        "-q",
+        "--jobs",
+        "1",
+        "--listing-wait",
+        "8",
+    ]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    let waited: Vec<f64> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            assert_eq!(i["outcome"], "failed", "{i:#}");
+            let reason = i["reasons"][0].as_str().unwrap();
+            let after = reason.split(" after ").nth(1).unwrap();
+            after.split(' ').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(waited.len(), 2);
+    assert!(waited[0] >= 8.0, "the first image waits the whole --listing-wait: {waited:?}");
+    assert!((5.0..8.0).contains(&waited[1]), "the second waits 5 s: {waited:?}");
+}
+
 /// Google Artifact Registry refuses to delete a manifest that an index still lists (400
 /// `GOOGLE_MANIFEST_DANGLING_PARENT_IMAGE`, chainguard-dev/terraform-provider-cosign#577). Pruning a
 /// duplicate referrer there removes its tag-schema entry first, then the manifest; the order is learnt and
