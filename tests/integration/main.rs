@@ -37,6 +37,7 @@ mod rfc6962;
 mod schema;
 mod schemas;
 mod security;
+mod status;
 mod targets;
 mod tsa;
 mod upload_faults;

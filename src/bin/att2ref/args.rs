@@ -49,6 +49,16 @@ pub enum Command {
     /// with the same flags as `verify`; an image is migrated all or nothing, read back and re-verified.
     /// Legacy tags are never modified. A rerun writes nothing.
     Migrate(MigrateArgs),
+    /// Where each image stands: legacy-only, migrated, partly-migrated, referrers-only, orphaned or
+    /// nothing-attached, with counts per repository and in total.
+    ///
+    /// TARGET as in `migrate`; a repository covers every image a legacy or referrers tag names and every
+    /// tagged image. Reads manifests only (the image, the legacy .att, the referrers listing and each
+    /// referrer's manifest): a legacy layer counts as migrated when a referrer carries att2ref's
+    /// dev.att2ref.legacy.layer.digest annotation naming it. Also shows the bytes a consumer of one
+    /// attestation downloads before and after, and what each consumer (cosign v2/v3, Kyverno,
+    /// policy-controller, gh attestation verify) sees. Exit 0 when everything could be read, 2 otherwise.
+    Status(StatusArgs),
     /// Copy images to another registry, repository or layout, their attestations converted on the way.
     ///
     /// SRC and DST are an image (REGISTRY/REPO:TAG or @DIGEST), a repository (every tagged image), an
@@ -274,8 +284,37 @@ pub struct MigrateArgs {
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
 
+    /// Write Prometheus metrics (text format) to FILE, atomically, for node-exporter's textfile collector.
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
+
     #[command(flatten)]
     pub trust: TrustArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// `att2ref status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub targets: TargetArgs,
+
+    /// Images read at once, across all repositories of the run.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
+
+    /// Also write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Write Prometheus metrics (text format) to FILE, atomically, for node-exporter's textfile collector.
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -413,6 +452,10 @@ pub struct PruneArgs {
     /// happens, so an interrupted run still leaves a record.
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+
+    /// Write Prometheus metrics (text format) to FILE, atomically, for node-exporter's textfile collector.
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
 
     #[command(flatten)]
     pub trust: TrustArgs,

@@ -25,6 +25,7 @@ use crate::render::size;
 use crate::{exit, setup};
 
 pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
     let (verifier, _) = setup::verifier(&args.trust)?;
     let targets = targets::read_targets(&args.targets.targets, args.targets.from_file.as_deref())?;
     // An explicit http:// --rekor-url is the user's choice of plain HTTP for that host only.
@@ -100,7 +101,51 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     }
 
     crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
-    Ok(finish(&report))
+    let code = finish(&report);
+    if let Some(path) = &args.metrics {
+        write_metrics(&report, path, started, code == ExitCode::SUCCESS)?;
+    }
+    Ok(code)
+}
+
+/// Images by outcome, attestations written, bytes read and written, failures by kind, duration, last
+/// success.
+fn write_metrics(
+    report: &MigrateReport,
+    path: &std::path::Path,
+    started: std::time::Instant,
+    success: bool,
+) -> Result<()> {
+    let mut m = att2ref::metrics::Metrics::new("migrate");
+    for (outcome, n) in &report.totals.outcomes {
+        m.gauge("att2ref_images", "Images by outcome at the last run.", &[("outcome", outcome)], *n as f64);
+    }
+    let t = &report.totals;
+    m.gauge("att2ref_attestations_written", "Referrers written at the last run.", &[], t.referrers_written as f64);
+    m.gauge("att2ref_bytes", "Bytes read and written at the last run.", &[("direction", "read")], t.bytes_read as f64);
+    m.gauge(
+        "att2ref_bytes",
+        "Bytes read and written at the last run.",
+        &[("direction", "written")],
+        t.bytes_written as f64,
+    );
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    for i in &report.images {
+        if let Some(kind) = &i.error_kind {
+            *kinds.entry(kind.clone()).or_default() += 1;
+        } else if i.outcome == Outcome::Blocked {
+            *kinds.entry("blocked".to_owned()).or_default() += 1;
+        }
+    }
+    for e in &report.errors {
+        *kinds.entry(e.error_kind.clone()).or_default() += 1;
+    }
+    for (kind, n) in kinds {
+        m.gauge("att2ref_failures", "Failures by kind at the last run.", &[("kind", &kind)], n as f64);
+    }
+    let previous = std::fs::read_to_string(path).ok();
+    m.finish(started.elapsed(), success, std::time::SystemTime::now(), previous.as_deref());
+    Ok(m.write(path)?)
 }
 
 /// Warnings on stderr and the exit code.

@@ -7,6 +7,7 @@ mod inspect;
 mod migrate;
 mod probe;
 mod prune;
+mod status;
 mod verify;
 
 use std::io::Write;
@@ -26,6 +27,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Migrate(args) => migrate::run(args, cli.quiet).await,
         Command::Prune(args) => prune::run(args, cli.quiet).await,
         Command::Copy(args) => copy::run(args, cli.quiet).await,
+        Command::Status(args) => status::run(args, cli.quiet).await,
         Command::Probe(args) => probe::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Completions { shell } => {

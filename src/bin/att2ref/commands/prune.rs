@@ -20,6 +20,7 @@ use crate::render::size;
 use crate::{exit, setup};
 
 pub async fn run(args: PruneArgs, quiet: bool) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
     let (verifier, _) = setup::verifier(&args.trust)?;
     let targets = targets::read_targets(&args.targets.targets, args.targets.from_file.as_deref())?;
     let client = setup::registry_client(&args.registry)?;
@@ -54,7 +55,70 @@ pub async fn run(args: PruneArgs, quiet: bool) -> Result<ExitCode> {
     report.registries = client.facts();
 
     crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
-    Ok(finish(&report))
+    let code = finish(&report);
+    if let Some(path) = &args.metrics {
+        write_metrics(&report, path, started, code == ExitCode::SUCCESS)?;
+    }
+    Ok(code)
+}
+
+/// Items by kind and status, attestations removed, bytes removed, failures, duration, last success.
+fn write_metrics(
+    report: &PruneReport,
+    path: &std::path::Path,
+    started: std::time::Instant,
+    success: bool,
+) -> Result<()> {
+    let mut m = att2ref::metrics::Metrics::new("prune");
+    let mut counts = std::collections::BTreeMap::<(&str, &str), usize>::new();
+    for i in &report.items {
+        *counts.entry((i.kind.as_str(), i.status.as_str())).or_default() += 1;
+    }
+    for ((kind, status), n) in counts {
+        m.gauge(
+            "att2ref_prune_items",
+            "Items found at the last run, by kind and status.",
+            &[("kind", kind), ("status", status)],
+            n as f64,
+        );
+    }
+    let removed = report
+        .items
+        .iter()
+        .filter(|i| {
+            i.kind == att2ref::prune::report::ItemKind::LegacyAttestation
+                && i.status == att2ref::prune::report::Status::Removed
+        })
+        .count();
+    m.gauge(
+        "att2ref_legacy_attestations_removed",
+        "Migrated legacy .att manifests removed at the last run.",
+        &[],
+        removed as f64,
+    );
+    let freed: u64 =
+        report.items.iter().filter(|i| i.status == att2ref::prune::report::Status::Removed).map(|i| i.size).sum();
+    m.gauge(
+        "att2ref_bytes_removed",
+        "Bytes of manifests and the layers they named, removed at the last run.",
+        &[],
+        freed as f64,
+    );
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    for i in report.items.iter().filter(|i| {
+        matches!(i.status, att2ref::prune::report::Status::Failed | att2ref::prune::report::Status::CouldNotCheck)
+    }) {
+        *kinds.entry(i.status.as_str().to_owned()).or_default() += 1;
+    }
+    for e in &report.errors {
+        *kinds.entry(e.error_kind.clone()).or_default() += 1;
+    }
+    for (kind, n) in kinds {
+        m.gauge("att2ref_failures", "Failures by kind at the last run.", &[("kind", &kind)], n as f64);
+    }
+    let previous = std::fs::read_to_string(path).ok();
+    m.finish(started.elapsed(), success, std::time::SystemTime::now(), previous.as_deref());
+    Ok(m.write(path)?)
 }
 
 /// The repositories `--search-repository` names; an image reference there is a usage error.

@@ -1,0 +1,128 @@
+//! `att2ref status`: resolve targets, read each image's state, report (and optionally write metrics).
+//!
+//! Exit codes: 0 when every target and image could be read (whatever their states); 2 otherwise.
+
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime};
+
+use anyhow::Result;
+use att2ref::batch::Progress;
+use att2ref::metrics::Metrics;
+use att2ref::status::batch::UnitStatus;
+use att2ref::status::state::{ImageState, consumers};
+use att2ref::status::{self, StatusReport};
+use att2ref::targets;
+use indicatif::ProgressBar;
+
+use crate::args::StatusArgs;
+use crate::render::size;
+use crate::{exit, setup};
+
+pub async fn run(args: StatusArgs, quiet: bool) -> Result<ExitCode> {
+    let started = Instant::now();
+    let targets = targets::read_targets(&args.targets.targets, args.targets.from_file.as_deref())?;
+    let client = setup::registry_client(&args.registry)?;
+    let target_options = setup::target_options(&args.targets, &args.registry)?;
+    let bar = crate::commands::progress_bar(quiet, "{bar:30} {pos}/{len} read  [{elapsed}]", "");
+    let progress = Bar(bar.clone());
+    let resolved = targets::resolve(&targets, &target_options, &client);
+    let outcome = status::status_batch(resolved, args.jobs as usize, &progress).await;
+    bar.finish_and_clear();
+    let report = StatusReport::new(targets, outcome.reports, outcome.errors);
+    crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
+    if let Some(path) = &args.metrics {
+        write_metrics(&report, path, started)?;
+    }
+    for e in &report.errors {
+        eprintln!("error: {}: {}", e.target, e.message);
+    }
+    Ok(ExitCode::from(if report.errors.is_empty() { 0 } else { exit::COULD_NOT_CHECK }))
+}
+
+fn write_metrics(report: &StatusReport, path: &std::path::Path, started: Instant) -> Result<()> {
+    let mut m = Metrics::new("status");
+    for (state, count) in &report.totals.states {
+        m.gauge("att2ref_images", "Images by state at the last run.", &[("state", state)], *count as f64);
+    }
+    let bytes = "What a consumer of one attestation downloads, summed over the images (legacy: the whole .att; referrers: the smallest referrer).";
+    m.gauge("att2ref_consumer_bytes", bytes, &[("layout", "legacy")], report.totals.legacy_bytes as f64);
+    m.gauge("att2ref_consumer_bytes", bytes, &[("layout", "referrers")], report.totals.referrer_bytes as f64);
+    let mut kinds = std::collections::BTreeMap::<&str, usize>::new();
+    for e in &report.errors {
+        *kinds.entry(e.error_kind.as_str()).or_default() += 1;
+    }
+    for (kind, n) in kinds {
+        m.gauge("att2ref_failures", "Failures by error kind at the last run.", &[("kind", kind)], n as f64);
+    }
+    let previous = std::fs::read_to_string(path).ok();
+    m.finish(started.elapsed(), report.errors.is_empty(), SystemTime::now(), previous.as_deref());
+    Ok(m.write(path)?)
+}
+
+struct Bar(ProgressBar);
+
+impl Progress<UnitStatus> for Bar {
+    fn found(&self, count: u64) {
+        self.0.inc_length(count);
+    }
+
+    fn done(&self, _: &UnitStatus) {
+        self.0.inc(1);
+    }
+}
+
+/// The report for people: one line per image, counts per repository, totals, and what each consumer sees
+/// in the states met.
+fn render(report: &StatusReport) -> String {
+    let mut out = String::new();
+    for i in &report.images {
+        out.push_str(&format!(
+            "{:<17} {}@{}  legacy layers {}, attestation referrers {}\n",
+            i.state.as_str(),
+            i.repository,
+            i.image,
+            i.legacy_layers,
+            i.attestation_referrers
+        ));
+        if i.state == ImageState::PartlyMigrated {
+            for l in &i.unmigrated {
+                let what = l.predicate_type.as_deref().unwrap_or("no predicate type annotation");
+                out.push_str(&format!("    not migrated: layer {} ({what})\n", l.index));
+            }
+        }
+    }
+    let header = ImageState::ALL.iter().map(|s| format!("{:>8}", short(*s))).collect::<String>();
+    out.push_str(&format!("\n{:<40}{header}\n", "repository"));
+    let row = |name: &str, c: &status::report::Counts| {
+        let cells: String = ImageState::ALL.iter().map(|s| format!("{:>8}", c.states[s.as_str()])).collect();
+        format!("{name:<40}{cells}\n")
+    };
+    for (name, counts) in &report.repositories {
+        out.push_str(&row(name, counts));
+    }
+    out.push_str(&row("total", &report.totals));
+    out.push_str(&format!(
+        "\none attestation, summed over the images: {} from the legacy .att, {} from referrers\n",
+        size(report.totals.legacy_bytes),
+        size(report.totals.referrer_bytes)
+    ));
+    for state in ImageState::ALL.iter().filter(|s| report.totals.states[s.as_str()] > 0) {
+        let hidden = report.images.iter().filter(|i| i.state == *state).map(|i| i.unmigrated.len()).max().unwrap_or(0);
+        let views: Vec<String> =
+            consumers(*state, hidden).iter().map(|v| format!("{}: {}", v.consumer, v.sees)).collect();
+        out.push_str(&format!("{}: {}\n", state.as_str(), views.join("; ")));
+    }
+    out
+}
+
+/// Column headings.
+fn short(state: ImageState) -> &'static str {
+    match state {
+        ImageState::LegacyOnly => "legacy",
+        ImageState::PartlyMigrated => "partly",
+        ImageState::Migrated => "migrated",
+        ImageState::ReferrersOnly => "refs",
+        ImageState::Orphaned => "orphaned",
+        ImageState::NothingAttached => "nothing",
+    }
+}

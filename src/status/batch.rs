@@ -1,0 +1,147 @@
+//! `status` as a job of the batch engine ([`crate::batch`]): every image of every repository the targets
+//! name — the images their legacy tags and referrers tag-schema tags name, and every tagged image (an index
+//! with its platform manifests) — each reported once per repository.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+
+use super::{ImageStatus, status_image};
+use crate::batch::{self, BatchOutcome, Job, Progress};
+use crate::error::Result;
+use crate::model::cosign::TagKind;
+use crate::model::digest::Digest;
+use crate::model::oci::Manifest;
+use crate::read::referrers::is_buildkit_attestation;
+use crate::store::attachments::is_attachment_tag;
+use crate::store::{AnyRepository, Repository};
+use crate::targets::{RepositoryTarget, TargetError};
+
+/// One thing to look at in a repository.
+#[derive(Clone, Debug)]
+pub enum StatusUnit {
+    /// An image by digest (named by a target, a legacy tag or a referrers tag-schema tag).
+    Image(Digest),
+    /// A tag, resolved when its turn comes (an index covers its platform manifests).
+    Tag(String),
+}
+
+/// What looking at one unit gave.
+#[derive(Clone, Debug, Serialize)]
+pub struct UnitStatus {
+    /// The repository.
+    pub repository: String,
+    /// The tag or digest looked at.
+    pub reference: String,
+    /// The images it covered that no earlier unit of the repository reported.
+    pub images: Vec<ImageStatus>,
+    /// What could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<TargetError>,
+}
+
+/// Reporting status, as the batch engine runs it.
+#[derive(Default)]
+pub struct StatusJob {
+    seen: Mutex<HashSet<(String, Digest)>>,
+}
+
+impl StatusJob {
+    /// A job that has reported nothing yet.
+    pub fn new() -> StatusJob {
+        StatusJob::default()
+    }
+
+    /// Whether `image` of `repo` is this call's to report (each image once per repository).
+    fn claim(&self, repo: &str, image: &Digest) -> bool {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert((repo.to_owned(), image.clone()))
+    }
+
+    async fn images_of(&self, repo: &AnyRepository, unit: &StatusUnit) -> Result<Vec<Digest>> {
+        let digest = match unit {
+            StatusUnit::Image(d) => return Ok(vec![d.clone()]),
+            StatusUnit::Tag(tag) => match repo.get_manifest(tag).await? {
+                Some(raw) => raw,
+                // Deleted since it was listed: nothing to report.
+                None => return Ok(Vec::new()),
+            },
+        };
+        let mut images = vec![digest.digest.clone()];
+        if let Manifest::Index(index) = &digest.manifest {
+            images.extend(index.manifests.iter().filter(|e| !is_buildkit_attestation(e)).map(|e| e.digest.clone()));
+        }
+        Ok(images)
+    }
+}
+
+impl Job for StatusJob {
+    type Unit = StatusUnit;
+    type Report = UnitStatus;
+    type Event = ();
+
+    fn named(&self, images: Vec<Digest>) -> Vec<StatusUnit> {
+        images.into_iter().map(StatusUnit::Image).collect()
+    }
+
+    fn list(&self, repo: Arc<AnyRepository>) -> BoxStream<'static, Result<Vec<StatusUnit>>> {
+        unit_pages(repo).boxed()
+    }
+
+    async fn run(&self, repo: &AnyRepository, unit: &StatusUnit) -> UnitStatus {
+        let name = repo.name();
+        let reference = match unit {
+            StatusUnit::Image(d) => d.to_string(),
+            StatusUnit::Tag(t) => t.clone(),
+        };
+        let mut out =
+            UnitStatus { repository: name.clone(), reference: reference.clone(), images: Vec::new(), error: None };
+        let result = async {
+            for image in self.images_of(repo, unit).await? {
+                if self.claim(&name, &image) {
+                    out.images.push(status_image(repo, &image).await?);
+                }
+            }
+            Ok::<_, crate::Error>(())
+        }
+        .await;
+        if let Err(e) = result {
+            out.error = Some(TargetError::new(&format!("{name}@{reference}"), &e));
+        }
+        out
+    }
+}
+
+/// The units of `repo`, page by page: each image a legacy or referrers tag-schema tag names (once), and
+/// every other tag.
+fn unit_pages(repo: Arc<AnyRepository>) -> impl Stream<Item = Result<Vec<StatusUnit>>> + Send + 'static {
+    repo.owned_tag_pages().scan(HashSet::new(), |named, page| {
+        let page = page.map(|tags| {
+            let mut units = Vec::new();
+            for tag in tags {
+                let subject = match TagKind::parse_tag(&tag) {
+                    Some((digest, _)) => Some(digest),
+                    None if is_attachment_tag(&tag) => tag.replacen('-', ":", 1).parse::<Digest>().ok(),
+                    None => None,
+                };
+                match subject {
+                    Some(d) if named.insert(d.clone()) => units.push(StatusUnit::Image(d)),
+                    Some(_) => {}
+                    None => units.push(StatusUnit::Tag(tag)),
+                }
+            }
+            units
+        });
+        futures_util::future::ready(Some(page))
+    })
+}
+
+/// The status of every image the targets name, `jobs` images at once across all repositories.
+pub async fn status_batch<S>(targets: S, jobs: usize, progress: &dyn Progress<UnitStatus>) -> BatchOutcome<UnitStatus>
+where
+    S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
+{
+    batch::run(&StatusJob::new(), targets, jobs, None, progress).await
+}

@@ -1,0 +1,82 @@
+//! The status report: every image with its state, counts per repository and in total (one JSON document,
+//! `schemas/status-report.schema.json`).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::ImageStatus;
+use super::batch::UnitStatus;
+use super::state::ImageState;
+use crate::targets::TargetError;
+
+/// The report's `format` value.
+pub const REPORT_FORMAT: &str = "att2ref.dev/status/v1";
+
+/// Images per state, and what a consumer of one attestation downloads summed over them.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Counts {
+    /// Images.
+    pub images: usize,
+    /// Images per state (every state present, zeros included).
+    pub states: BTreeMap<String, usize>,
+    /// Sum over the images with a legacy `.att` of what a consumer of one attestation downloads from it.
+    pub legacy_bytes: u64,
+    /// Sum over the images with attestation referrers of the smallest referrer (manifest and bundle).
+    pub referrer_bytes: u64,
+}
+
+impl Counts {
+    fn with_every_state() -> Counts {
+        Counts { states: ImageState::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect(), ..Counts::default() }
+    }
+
+    fn add(&mut self, image: &ImageStatus) {
+        self.images += 1;
+        *self.states.entry(image.state.as_str().to_owned()).or_default() += 1;
+        self.legacy_bytes += image.bytes.legacy.unwrap_or(0);
+        self.referrer_bytes += image.bytes.referrer_smallest.unwrap_or(0);
+    }
+}
+
+/// The whole run.
+#[derive(Clone, Debug, Serialize)]
+pub struct StatusReport {
+    /// [`REPORT_FORMAT`].
+    pub format: &'static str,
+    /// The targets, as given.
+    pub targets: Vec<String>,
+    /// Every image, grouped by repository.
+    pub images: Vec<ImageStatus>,
+    /// Counts per repository, in target order.
+    pub repositories: BTreeMap<String, Counts>,
+    /// Counts over everything.
+    pub totals: Counts,
+    /// Targets, repositories and images that could not be read.
+    pub errors: Vec<TargetError>,
+}
+
+impl StatusReport {
+    /// The report for `units` (a batch's reports) and the batch's `errors`.
+    pub fn new(targets: Vec<String>, units: Vec<UnitStatus>, mut errors: Vec<TargetError>) -> StatusReport {
+        let mut report = StatusReport {
+            format: REPORT_FORMAT,
+            targets,
+            images: Vec::new(),
+            repositories: BTreeMap::new(),
+            totals: Counts::with_every_state(),
+            errors: Vec::new(),
+        };
+        for unit in units {
+            let counts = report.repositories.entry(unit.repository.clone()).or_insert_with(Counts::with_every_state);
+            for image in unit.images {
+                counts.add(&image);
+                report.totals.add(&image);
+                report.images.push(image);
+            }
+            errors.extend(unit.error);
+        }
+        report.errors = errors;
+        report
+    }
+}
