@@ -78,6 +78,7 @@ pub mod probe;
 pub mod prune;
 pub mod read;
 pub mod report;
+pub mod rollback;
 pub mod status;
 pub mod store;
 pub mod targets;

@@ -62,7 +62,12 @@ fn writes(proxy: &FaultProxy) -> Vec<String> {
 }
 
 /// A referrer of `subject` with `artifact_type` and one JSON layer, listed the way `repo` lists referrers.
-async fn push_referrer(repo: &RegistryRepository, subject: &Descriptor, artifact_type: &str, body: &str) -> Digest {
+pub(crate) async fn push_referrer(
+    repo: &RegistryRepository,
+    subject: &Descriptor,
+    artifact_type: &str,
+    body: &str,
+) -> Digest {
     let config = repo.put_blob(bytes::Bytes::from_static(b"{}")).await.unwrap();
     let layer = repo.put_blob(bytes::Bytes::from(body.to_owned())).await.unwrap();
     let manifest = json!({

@@ -34,6 +34,7 @@ mod registry_client;
 mod registry_quirks;
 mod rekor_client;
 mod rfc6962;
+mod rollback;
 mod schema;
 mod schemas;
 mod security;

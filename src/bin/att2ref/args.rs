@@ -59,6 +59,16 @@ pub enum Command {
     /// attestation downloads before and after, and what each consumer (cosign v2/v3, Kyverno,
     /// policy-controller, gh attestation verify) sees. Exit 0 when everything could be read, 2 otherwise.
     Status(StatusArgs),
+    /// Remove the referrers `migrate` wrote, back to the legacy layout; never an attestation: dry run
+    /// unless --apply.
+    ///
+    /// TARGET as in `migrate` (a repository: every image with a .att). A referrer goes only when its manifest
+    /// carries att2ref's dev.att2ref.legacy.layer.digest annotation AND it is exactly what the image's legacy
+    /// .att converts to now (its layer still there and verifying under the same flags as `verify`); anything
+    /// else is kept, with the reason. An image whose conversion is not completely listed (a migrate in
+    /// flight) is left alone. Without the referrers API, entries leave the tag-schema index first and an
+    /// index left empty is deleted. Exit 0 when nothing failed.
+    Rollback(RollbackArgs),
     /// Copy images to another registry, repository or layout, their attestations converted on the way.
     ///
     /// SRC and DST are an image (REGISTRY/REPO:TAG or @DIGEST), a repository (every tagged image), an
@@ -315,6 +325,42 @@ pub struct StatusArgs {
     /// Write Prometheus metrics (text format) to FILE, atomically, for node-exporter's textfile collector.
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// `att2ref rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub targets: TargetArgs,
+
+    /// Remove. Without it, only the plan is shown.
+    #[arg(long)]
+    pub apply: bool,
+
+    /// Images rolled back at once, across all repositories of the run.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
+
+    /// Rekor base URL the inclusion proofs were fetched from at migration (keyless attestations).
+    #[arg(long, value_name = "URL")]
+    pub rekor_url: Option<String>,
+
+    /// Also write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Audit journal (JSON Lines, appended): one line per image rolled back, with the referrers removed.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub trust: TrustArgs,
 
     #[command(flatten)]
     pub output: OutputArgs,

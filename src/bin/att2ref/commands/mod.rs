@@ -7,6 +7,7 @@ mod inspect;
 mod migrate;
 mod probe;
 mod prune;
+mod rollback;
 mod status;
 mod verify;
 
@@ -28,6 +29,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Prune(args) => prune::run(args, cli.quiet).await,
         Command::Copy(args) => copy::run(args, cli.quiet).await,
         Command::Status(args) => status::run(args, cli.quiet).await,
+        Command::Rollback(args) => rollback::run(args, cli.quiet).await,
         Command::Probe(args) => probe::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Completions { shell } => {
