@@ -34,13 +34,22 @@ struct Family {
 /// The metrics of one run of one command.
 pub struct Metrics {
     command: String,
+    /// Labels on every sample after `command` (a shard, so that shards on one node do not collide).
+    constant: Vec<(String, String)>,
     families: Vec<Family>,
 }
 
 impl Metrics {
     /// Metrics labelled `command="<command>"`.
     pub fn new(command: &str) -> Metrics {
-        Metrics { command: command.to_owned(), families: Vec::new() }
+        Metrics { command: command.to_owned(), constant: Vec::new(), families: Vec::new() }
+    }
+
+    /// Add a label to every sample (e.g. `shard="0/4"`: the Indexed Job's shards write one file each, and
+    /// node-exporter refuses the same series from two files).
+    pub fn with_label(mut self, key: &str, value: &str) -> Metrics {
+        self.constant.push((key.to_owned(), value.to_owned()));
+        self
     }
 
     /// Add a gauge sample (a family is declared once, at its first sample).
@@ -69,11 +78,18 @@ impl Metrics {
         let last = if success {
             Some(now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs_f64().floor())
         } else {
-            previous.and_then(|text| previous_success(text, &self.command))
+            previous.and_then(|text| previous_success(text, &self.series_labels()))
         };
         if let Some(at) = last {
             self.gauge(LAST_SUCCESS, "Unix time of the last successful run.", &[], at);
         }
+    }
+
+    /// The labels every sample starts with, as rendered.
+    fn series_labels(&self) -> String {
+        let mut all = vec![format!("command=\"{}\"", escape_label(&self.command))];
+        all.extend(self.constant.iter().map(|(k, v)| format!("{k}=\"{}\"", escape_label(v))));
+        all.join(",")
     }
 
     /// The text exposition.
@@ -83,7 +99,7 @@ impl Metrics {
             out.push_str(&format!("# HELP {} {}\n# TYPE {} gauge\n", f.name, escape_help(&f.help), f.name));
             for (labels, value) in &f.samples {
                 let mut all = vec![format!("command=\"{}\"", escape_label(&self.command))];
-                all.extend(labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape_label(v))));
+                all.extend(self.constant.iter().chain(labels).map(|(k, v)| format!("{k}=\"{}\"", escape_label(v))));
                 out.push_str(&format!("{}{{{}}} {}\n", f.name, all.join(","), number(*value)));
             }
         }
@@ -113,9 +129,9 @@ impl Metrics {
     }
 }
 
-/// The last-success time recorded for `command` in an earlier file.
-fn previous_success(text: &str, command: &str) -> Option<f64> {
-    let prefix = format!("{LAST_SUCCESS}{{command=\"{}\"}} ", escape_label(command));
+/// The last-success time recorded for the same series (`labels` as rendered) in an earlier file.
+fn previous_success(text: &str, labels: &str) -> Option<f64> {
+    let prefix = format!("{LAST_SUCCESS}{{{labels}}} ");
     text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok())
 }
 

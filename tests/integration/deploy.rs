@@ -14,6 +14,8 @@ use crate::cli::{Run, att2ref_with};
 use crate::registries::TestRegistry;
 
 const PLACEHOLDER_HOST: &str = "registry.example.com";
+/// Where the pods write metrics: node-exporter's textfile directory on the node (a hostPath volume).
+const TEXTFILE_DIR: &str = "/var/lib/node-exporter/textfile";
 
 fn manifest(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes").join(name);
@@ -56,7 +58,10 @@ fn command_line(m: &Value, vars: &[(&str, &str)], host: &str, root: &Path) -> (V
             Some(rest) => root.join("tmp").join(rest).display().to_string(),
             None => s.to_owned(),
         };
-        s = s.replace(PLACEHOLDER_HOST, host).replace("/etc/att2ref", &root.display().to_string());
+        s = s
+            .replace(PLACEHOLDER_HOST, host)
+            .replace("/etc/att2ref", &root.display().to_string())
+            .replace(TEXTFILE_DIR, &root.join("textfile").display().to_string());
         for (k, v) in vars {
             s = s.replace(&format!("$({k})"), v);
         }
@@ -76,6 +81,7 @@ fn fake_mounts() -> tempfile::TempDir {
     std::fs::create_dir_all(root.path().join("policy")).unwrap();
     std::fs::create_dir_all(root.path().join("docker")).unwrap();
     std::fs::create_dir_all(root.path().join("tmp")).unwrap();
+    std::fs::create_dir_all(root.path().join("textfile")).unwrap();
     let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
     std::fs::copy(key, root.path().join("policy/cosign.pub")).unwrap();
     std::fs::write(root.path().join("docker/config.json"), r#"{"auths":{}}"#).unwrap();
@@ -136,6 +142,20 @@ async fn indexed_migrate_then_scheduled_prune_run_as_written() {
         assert!(root.path().join("tmp/migrate-report.json").exists());
     }
     assert_eq!(migrated, names.len(), "every repository in exactly one shard");
+    // One metrics file per shard, each series labelled with its shard, together counting every image.
+    let mut from_metrics = 0.0;
+    for index in 0..completions {
+        let file = root.path().join(format!("textfile/att2ref-migrate-{index}.prom"));
+        let samples = crate::status::parse_metrics(&file);
+        let shard = format!("{index}/{completions}");
+        assert!(samples.iter().all(|(_, labels, _)| labels["shard"] == shard.as_str()), "{samples:?}");
+        from_metrics += samples
+            .iter()
+            .filter(|(n, labels, _)| n == "att2ref_images" && labels["outcome"] == "migrated")
+            .map(|(_, _, v)| v)
+            .sum::<f64>();
+    }
+    assert_eq!(from_metrics, names.len() as f64);
 
     // Attachments whose image is absent from their repository — here from the whole registry — in a
     // repository with images (team/a) and in an attachments-only one (team/sigs): the nightly job must
@@ -168,6 +188,9 @@ async fn indexed_migrate_then_scheduled_prune_run_as_written() {
             && i["reasons"].to_string().contains("COSIGN_REPOSITORY")),
         "only the stray orphans are kept, as orphans: {kept:#?}"
     );
+    let samples = crate::status::parse_metrics(&root.path().join("textfile/att2ref-prune.prom"));
+    let removed = samples.iter().find(|(n, _, _)| n == "att2ref_legacy_attestations_removed").map(|(_, _, v)| *v);
+    assert_eq!(removed, Some(names.len() as f64), "{samples:?}");
     for name in names {
         let att = registry.repository(name).head_manifest(&scenario.image.cosign_tag("att")).await.unwrap();
         assert!(att.is_none(), "{name}: the migrated .att was pruned");

@@ -70,7 +70,7 @@ async fn round_trip(registry: TestRegistry) {
     let foreign = crate::copy::push_referrer(&repo, &subject, "application/vnd.example.sbom+json", "{}").await;
     let before = tags(&repo).await;
     let (before_first, before_second) = (listed(&repo, &first.image).await, listed(&repo, &second.image).await);
-    assert_eq!(before_first, [foreign.clone()], "{kind}");
+    assert_eq!(before_first, std::slice::from_ref(&foreign), "{kind}");
 
     let (code, _, stderr) = run("migrate", &name, &[]);
     assert_eq!(code, 0, "{kind}: {stderr}");
@@ -97,7 +97,11 @@ async fn round_trip(registry: TestRegistry) {
     assert_eq!(code, 0, "{kind}: {stderr}");
     assert_eq!(outcomes(&report, &first.image), ("rolled-back".into(), 0, 2, 1), "{kind}: {report:#}");
     assert!(stderr.contains("kept referrer"), "{kind}: {stderr}");
-    assert_eq!(listed(&repo, &first.image).await, [foreign.clone()], "{kind}: the other tool's referrer stays");
+    assert_eq!(
+        listed(&repo, &first.image).await,
+        std::slice::from_ref(&foreign),
+        "{kind}: the other tool's referrer stays"
+    );
 
     // The second image, completed by a rerun of migrate, then rolled back too.
     let (code, _, stderr) = run("migrate", &name, &[]);

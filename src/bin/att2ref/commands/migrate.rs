@@ -103,7 +103,7 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
     let code = finish(&report);
     if let Some(path) = &args.metrics {
-        write_metrics(&report, path, started, code == ExitCode::SUCCESS)?;
+        write_metrics(&report, path, args.targets.shard, started, code == ExitCode::SUCCESS)?;
     }
     Ok(code)
 }
@@ -113,10 +113,14 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
 fn write_metrics(
     report: &MigrateReport,
     path: &std::path::Path,
+    shard: Option<att2ref::targets::Shard>,
     started: std::time::Instant,
     success: bool,
 ) -> Result<()> {
     let mut m = att2ref::metrics::Metrics::new("migrate");
+    if let Some(shard) = shard {
+        m = m.with_label("shard", &format!("{}/{}", shard.index(), shard.count()));
+    }
     for (outcome, n) in &report.totals.outcomes {
         m.gauge("att2ref_images", "Images by outcome at the last run.", &[("outcome", outcome)], *n as f64);
     }

@@ -57,7 +57,7 @@ pub async fn run(args: PruneArgs, quiet: bool) -> Result<ExitCode> {
     crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
     let code = finish(&report);
     if let Some(path) = &args.metrics {
-        write_metrics(&report, path, started, code == ExitCode::SUCCESS)?;
+        write_metrics(&report, path, args.targets.shard, started, code == ExitCode::SUCCESS)?;
     }
     Ok(code)
 }
@@ -66,10 +66,14 @@ pub async fn run(args: PruneArgs, quiet: bool) -> Result<ExitCode> {
 fn write_metrics(
     report: &PruneReport,
     path: &std::path::Path,
+    shard: Option<att2ref::targets::Shard>,
     started: std::time::Instant,
     success: bool,
 ) -> Result<()> {
     let mut m = att2ref::metrics::Metrics::new("prune");
+    if let Some(shard) = shard {
+        m = m.with_label("shard", &format!("{}/{}", shard.index(), shard.count()));
+    }
     let mut counts = std::collections::BTreeMap::<(&str, &str), usize>::new();
     for i in &report.items {
         *counts.entry((i.kind.as_str(), i.status.as_str())).or_default() += 1;
