@@ -91,10 +91,10 @@ fn render(report: &StatusReport) -> String {
             }
         }
     }
-    let header = ImageState::ALL.iter().map(|s| format!("{:>8}", short(*s))).collect::<String>();
+    let header = ImageState::ALL.iter().map(|s| format!("{:>10}", short(*s))).collect::<String>();
     out.push_str(&format!("\n{:<40}{header}\n", "repository"));
     let row = |name: &str, c: &status::report::Counts| {
-        let cells: String = ImageState::ALL.iter().map(|s| format!("{:>8}", c.states[s.as_str()])).collect();
+        let cells: String = ImageState::ALL.iter().map(|s| format!("{:>10}", c.states[s.as_str()])).collect();
         format!("{name:<40}{cells}\n")
     };
     for (name, counts) in &report.repositories {
@@ -108,9 +108,10 @@ fn render(report: &StatusReport) -> String {
     ));
     for state in ImageState::ALL.iter().filter(|s| report.totals.states[s.as_str()] > 0) {
         let hidden = report.images.iter().filter(|i| i.state == *state).map(|i| i.unmigrated.len()).max().unwrap_or(0);
-        let views: Vec<String> =
-            consumers(*state, hidden).iter().map(|v| format!("{}: {}", v.consumer, v.sees)).collect();
-        out.push_str(&format!("{}: {}\n", state.as_str(), views.join("; ")));
+        out.push_str(&format!("what consumers see of a {} image:\n", state.as_str()));
+        for v in consumers(*state, hidden) {
+            out.push_str(&format!("    {:<22} {}\n", v.consumer, v.sees));
+        }
     }
     out
 }
