@@ -159,7 +159,11 @@ impl<'a> CopyJob<'a> {
     }
 
     async fn resumed(&self, source: &AnyRepository, destination: &AnyRepository, unit: &CopyUnit) -> Option<ImageCopy> {
-        let (image, dest) = self.journal?.done.get(&(source.name(), unit.reference.clone()))?;
+        // Events are keyed by the tag copied (or the digest when no tag was): a named image's unit holds
+        // its digest as the reference and its tag apart.
+        let done = &self.journal?.done;
+        let key = unit.tags.first().unwrap_or(&unit.reference);
+        let (image, dest) = done.get(&(source.name(), key.clone()))?;
         if *dest != destination.name() {
             return None;
         }

@@ -570,3 +570,24 @@ async fn a_killed_copy_resumes_from_its_journal() {
         assert_eq!(mirror.referrers(image, None).await.unwrap().descriptors.len(), 2, "v{i}");
     }
 }
+
+/// A named image (`SRC:tag`) recorded in the journal is skipped on the next run while DST still serves it.
+#[tokio::test]
+async fn a_named_image_resumes_from_the_journal_too() {
+    let from = TestRegistry::distribution();
+    let to = TestRegistry::distribution();
+    let scenario = demo::demo().unwrap();
+    scenario.repo.push_to(&from.repository("demo/app")).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("copy.jsonl");
+    let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let args = ["--key", rsa.to_str().unwrap(), "--journal", journal.to_str().unwrap()];
+    let (src, dst) = (format!("{}/demo/app:v1", from.host), format!("{}/demo/app", to.host));
+    let (run, report) = copy(&src, &dst, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(report["images"][0]["outcome"], "copied");
+    let (run, report) = copy(&src, &dst, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(report["images"][0]["outcome"], "resumed", "{report:#}");
+    assert_eq!(report["images"][0]["tags"], json!(["v1"]));
+}
