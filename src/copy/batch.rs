@@ -105,11 +105,22 @@ impl CopyJournal {
     /// Open (or create) the journal at `path`.
     pub fn open(path: &std::path::Path) -> Result<CopyJournal> {
         let (events, earlier) = Journal::open(path)?;
-        let done = earlier
-            .into_iter()
-            .filter(|e: &CopyEvent| matches!(e.outcome, CopyOutcome::Copied | CopyOutcome::AlreadyCopied))
-            .map(|e| ((e.source, e.reference), (e.image, e.destination)))
-            .collect();
+        // The last event of an image decides: a later failure (a settle pass that could not restore an
+        // entry, say) means it must be copied again.
+        let mut done = HashMap::new();
+        for e in earlier {
+            let e: CopyEvent = e;
+            let key = (e.source, e.reference);
+            match e.outcome {
+                CopyOutcome::Copied | CopyOutcome::AlreadyCopied => {
+                    done.insert(key, (e.image, e.destination));
+                }
+                CopyOutcome::Resumed => {}
+                CopyOutcome::Blocked | CopyOutcome::Failed => {
+                    done.remove(&key);
+                }
+            }
+        }
         Ok(CopyJournal { events, done })
     }
 
@@ -168,6 +179,12 @@ impl<'a> CopyJob<'a> {
             return None;
         }
         let probe = unit.tags.first().cloned().unwrap_or_else(|| image.to_string());
+        // Still the same image in the source (a moved tag is a new image to copy), still served in the
+        // destination.
+        match source.head_manifest(&unit.reference).await {
+            Ok(Some(d)) if d.digest == *image => {}
+            _ => return None,
+        }
         match destination.head_manifest(&probe).await {
             Ok(Some(d)) if d.digest == *image => {}
             _ => return None,

@@ -265,6 +265,7 @@ async fn copy_with<S: Repository, D: Repository>(
 
     // 5. The conversions, written and read back where the referrers now live (DSSE-format referrers reuse
     //    the legacy envelope blobs, which the destination needs first).
+    view.read_blobs_from_destination();
     for plan in prepared {
         let reused = plan.reused_blobs();
         let reused: Vec<&crate::model::oci::Descriptor> = reused.iter().collect();
@@ -276,6 +277,14 @@ async fn copy_with<S: Repository, D: Repository>(
     // 6. The tags, last.
     for tag in tags {
         let there = destination.head_manifest(tag).await?;
+        if let Some(previous) = there.as_ref().filter(|d| d.digest != raw.digest) {
+            report.reasons.push(format!(
+                "tag {tag} moved from {} to {} in {} (the image it named stays, untagged)",
+                previous.digest,
+                raw.digest,
+                destination.name()
+            ));
+        }
         if there.is_none_or(|d| d.digest != raw.digest) {
             destination.put_manifest(raw.bytes.clone(), &raw.media_type, Some(tag)).await?;
             report.transfer.manifests_written += 1;

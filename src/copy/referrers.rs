@@ -133,7 +133,16 @@ async fn copy_level<S: Repository, D: Repository>(
             continue;
         }
         let existed = there.descriptors.iter().any(|d| d.digest == listed.digest);
-        let raw = fetch(source, &listed.digest.to_string()).await?;
+        let raw = match fetch(source, &listed.digest.to_string()).await {
+            Ok(raw) => raw,
+            // A dangling entry of the source's index (its manifest deleted since): nothing to carry.
+            Err(e) if e.is_not_found() => {
+                let reason = "listed in the source, but its manifest is not served there".to_owned();
+                out.left_behind.push(LeftBehind { item: format!("referrer {}", listed.digest), reason });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         out.stats.bytes_read += raw.bytes.len() as u64;
         out.stats.add(&copy_manifest(source, destination, &raw, settings.mount).await?);
         if tag_schema && !existed {

@@ -123,12 +123,15 @@ async fn a_legacy_tag_with_other_content_in_the_destination_is_left_alone() {
 }
 
 #[tokio::test]
-async fn foreign_layers_stay_where_their_urls_say() {
+async fn only_foreign_media_types_stay_where_their_urls_say() {
     let blob = Descriptor::of("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", b"windows base");
     assert!(transfer::is_foreign(&blob));
+    let nondistributable = Descriptor::of("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", b"x");
+    assert!(transfer::is_foreign(&nondistributable));
+    // An ordinary layer that also names `urls` is still the registry's to hold.
     let mut with_urls = Descriptor::of("application/vnd.oci.image.layer.v1.tar", b"x");
     with_urls.extra.insert("urls".into(), serde_json::json!(["https://example.test/layer"]));
-    assert!(transfer::is_foreign(&with_urls));
+    assert!(!transfer::is_foreign(&with_urls));
     assert!(!transfer::is_foreign(&Descriptor::of("application/vnd.oci.image.layer.v1.tar+gzip", b"x")));
 }
 

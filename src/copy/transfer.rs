@@ -171,11 +171,10 @@ pub(super) async fn copy_blobs<S: Repository, D: Repository>(
     Ok(total)
 }
 
-/// Whether a layer is not distributable: it lives at its `urls` and registries do not hold it.
+/// Whether a layer is not distributable (a foreign or non-distributable media type): it lives at its
+/// `urls` and registries do not hold it. A `urls` field on an ordinary layer does not make it foreign.
 pub(super) fn is_foreign(blob: &Descriptor) -> bool {
-    blob.extra.contains_key("urls")
-        || blob.media_type.contains("foreign.diff")
-        || blob.media_type.contains("nondistributable")
+    blob.media_type.contains("foreign.diff") || blob.media_type.contains("nondistributable")
 }
 
 async fn copy_blob<S: Repository, D: Repository>(

@@ -32,6 +32,9 @@ pub struct ConversionView<'a, S, D> {
     source_manifests: Mutex<HashSet<Digest>>,
     /// Blob digests listed by the legacy manifests read from the source.
     source_blobs: Mutex<HashSet<Digest>>,
+    /// Set once the conversion is planned: from then on every blob is read where it was written (a
+    /// DSSE-format referrer reuses a legacy layer's digest, and its read-back must read the destination).
+    writing: std::sync::atomic::AtomicBool,
 }
 
 impl<'a, S: Repository, D: Repository> ConversionView<'a, S, D> {
@@ -42,7 +45,13 @@ impl<'a, S: Repository, D: Repository> ConversionView<'a, S, D> {
             destination,
             source_manifests: Mutex::new(subjects.into_iter().collect()),
             source_blobs: Mutex::new(HashSet::new()),
+            writing: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// From now on read every blob from the destination (call after planning, before writing).
+    pub fn read_blobs_from_destination(&self) {
+        self.writing.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn is_source_side(&self, reference: &str) -> bool {
@@ -63,7 +72,7 @@ impl<'a, S: Repository, D: Repository> ConversionView<'a, S, D> {
     }
 
     fn blob_is_source(&self, digest: &Digest) -> bool {
-        lock(&self.source_blobs).contains(digest)
+        !self.writing.load(std::sync::atomic::Ordering::SeqCst) && lock(&self.source_blobs).contains(digest)
     }
 }
 

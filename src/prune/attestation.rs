@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::convert::annotations::LEGACY_LAYER_DIGEST;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::model::cosign::{LegacyLayerAnnotations, TagKind};
 use crate::model::digest::Digest;
@@ -127,7 +127,7 @@ pub async fn assess<R: Repository>(
                 why.push(format!("{}: its DSSE payload differs from the layer's", c.digest.short()));
                 continue;
             }
-            match verify_now(verifier, &c.entity, image).await? {
+            match crate::verification::verify_off_thread(verifier, &c.entity, image).await? {
                 Ok(()) => {
                     ok = Some(c.digest.clone());
                     break;
@@ -175,18 +175,6 @@ async fn read_candidate<R: Repository>(
         }
     };
     Ok(Candidate { digest: listed.digest.clone(), payload, entity: Arc::new(entity) })
-}
-
-/// Verification is CPU-bound: off the async threads.
-async fn verify_now(
-    verifier: &Arc<Verifier>,
-    entity: &Arc<SignedEntity>,
-    image: &Digest,
-) -> Result<std::result::Result<(), String>> {
-    let (v, e, i) = (Arc::clone(verifier), Arc::clone(entity), image.clone());
-    tokio::task::spawn_blocking(move || v.verify(&e, &i).map(|_| ()).map_err(|f| f.to_string()))
-        .await
-        .map_err(|e| Error::new(ErrorKind::Io, format!("verification task failed: {e}")))
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use crate::convert::{OutputFormat, annotations};
 use crate::error::Result;
 use crate::migrate::{self, MigrateOptions, Outcome};
+use crate::model::cosign::TagKind;
 use crate::model::digest::Digest;
 use crate::model::oci::{Descriptor, Manifest};
 use crate::model::referrers_index::referrer_entry;
@@ -86,14 +87,14 @@ pub async fn rollback_image<R: Repository>(
     let mut report = ImageRollback::new(repo.name(), image.clone());
     let listing = repo.referrers(image, None).await?;
     // Candidates: listed referrers whose manifest carries att2ref's provenance annotation.
-    let mut candidates: Vec<Descriptor> = Vec::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
     for listed in &listing.descriptors {
         let Some(raw) = repo.get_manifest(&listed.digest.to_string()).await? else {
             report.keep(&listed.digest, "listed, but its manifest is not served");
             continue;
         };
         if raw.manifest.annotations().contains_key(annotations::LEGACY_LAYER_DIGEST) {
-            candidates.push(raw.descriptor());
+            candidates.push(Candidate { digest: raw.digest.clone(), listed: listed.clone(), raw });
         } else {
             report.keep(&listed.digest, "not written by att2ref (no dev.att2ref.legacy.layer.digest annotation)");
         }
@@ -102,6 +103,9 @@ pub async fn rollback_image<R: Repository>(
         report.outcome = RollbackOutcome::NothingToRollBack;
         return Ok(report);
     }
+    // Referrers kept so far are not att2ref's (or not served): they never block the image's rollback.
+    let not_ours = report.kept.len();
+    let legacy = repo.head_manifest(&TagKind::Attestation.tag_for(image)).await?.map(|d| d.digest);
     let sets = match expected(repo, image, verifier, options).await? {
         Ok(sets) => sets,
         Err(why) => {
@@ -127,6 +131,12 @@ pub async fn rollback_image<R: Repository>(
     let mut removable = Vec::new();
     for c in candidates {
         if sets.iter().any(|s| s.contains(&c.digest)) {
+            // Something attached to the referrer itself (a signature of the bundle, a referrer of it) would
+            // be orphaned, or deleted with it by registries that cascade: it has no legacy copy.
+            if let Some(why) = attached_to(repo, &c.digest).await? {
+                report.keep(&c.digest, &why);
+                continue;
+            }
             removable.push(c);
         } else {
             report.keep(
@@ -135,7 +145,13 @@ pub async fn rollback_image<R: Repository>(
             );
         }
     }
-    if removable.is_empty() {
+    // All or nothing per image, as `migrate`: removing some of att2ref's referrers and keeping others
+    // would leave bundles that cosign v3 reads instead of the whole .att.
+    let kept_ours = report.kept.len() > not_ours;
+    if removable.is_empty() || kept_ours {
+        for c in &removable {
+            report.keep(&c.digest, "kept with the image's other att2ref referrers: a partial rollback would hide attestations from cosign v3");
+        }
         report.outcome = RollbackOutcome::Kept;
         return Ok(report);
     }
@@ -147,8 +163,26 @@ pub async fn rollback_image<R: Repository>(
     }
     let index = IndexOptions { repair: false, max_retries: options.migrate.index_retries };
     for referrer in &removable {
-        remove(repo, image, referrer, tag_schema, index).await?;
+        if let Err(e) = remove(repo, image, referrer, tag_schema, index).await {
+            // What was removed stays in the report (and the journal's reader learns it from `failed`):
+            // the image is partly rolled back; `migrate` writes the removed referrers again.
+            report.fail(&e.context("the image is partly rolled back: run migrate on it to restore the rest"));
+            return Ok(report);
+        }
         report.removed.push(referrer.digest.clone());
+    }
+    // A prune that read the referrers before this run removed them may have deleted the .att meanwhile:
+    // then the removed referrers are its only attestations, and they go back.
+    let now = repo.head_manifest(&TagKind::Attestation.tag_for(image)).await?.map(|d| d.digest);
+    if now != legacy {
+        restore(repo, image, &removable, tag_schema, index).await?;
+        report.removed.clear();
+        report.fail(&crate::Error::new(
+            crate::ErrorKind::Conflict,
+            "the legacy .att changed while rolling back (a concurrent prune or migrate?): the referrers were \
+             pushed back; run rollback again once nothing else is running",
+        ));
+        return Ok(report);
     }
     if tag_schema {
         report.index_removed = remove_empty_index(repo, image).await?;
@@ -157,12 +191,58 @@ pub async fn rollback_image<R: Repository>(
     Ok(report)
 }
 
+/// A referrer to remove: its manifest as served and its listing entry.
+struct Candidate {
+    digest: Digest,
+    listed: Descriptor,
+    raw: crate::model::oci::RawManifest,
+}
+
+/// Why `referrer` must stay because something is attached to it, if something is.
+async fn attached_to<R: Repository>(repo: &R, referrer: &Digest) -> Result<Option<String>> {
+    let listing = repo.referrers(referrer, None).await?;
+    if let Some(first) = listing.descriptors.first() {
+        return Ok(Some(format!("referrer {} refers to it: removing it would orphan that", first.digest)));
+    }
+    let sig = TagKind::Signature.tag_for(referrer);
+    if repo.head_manifest(&sig).await?.is_some() {
+        return Ok(Some(format!("{sig} signs it: removing it would orphan that")));
+    }
+    Ok(None)
+}
+
+/// Push `removed` back and list them again (their blobs are still there: only manifests were deleted).
+async fn restore<R: Repository>(
+    repo: &R,
+    image: &Digest,
+    removed: &[Candidate],
+    tag_schema: bool,
+    index: IndexOptions,
+) -> Result<()> {
+    for c in removed {
+        repo.put_manifest(c.raw.bytes.clone(), &c.raw.media_type, None).await?;
+    }
+    if tag_schema {
+        let entries: Vec<Descriptor> = removed.iter().map(entry_of).collect();
+        tag_schema::add_to_index(repo, image, &entries, index).await?;
+    }
+    Ok(())
+}
+
+/// The tag-schema entry of a candidate: rebuilt from its manifest, else its listing entry.
+fn entry_of(c: &Candidate) -> Descriptor {
+    match &c.raw.manifest {
+        Manifest::Image(m) => referrer_entry(&c.raw.descriptor(), m),
+        _ => c.listed.clone(),
+    }
+}
+
 /// Take `referrer` out: its tag-schema entry first (a registry may refuse to delete a listed manifest),
 /// then the manifest; the entry is put back if the delete fails, so nothing is left unlisted.
 async fn remove<R: Repository>(
     repo: &R,
     image: &Digest,
-    referrer: &Descriptor,
+    referrer: &Candidate,
     tag_schema: bool,
     index: IndexOptions,
 ) -> Result<()> {
@@ -175,14 +255,7 @@ async fn remove<R: Repository>(
         Err(e) => Err(e),
     };
     if let Err(e) = deleted {
-        let entry = match repo.get_manifest(&referrer.digest.to_string()).await {
-            Ok(Some(raw)) => match &raw.manifest {
-                Manifest::Image(m) => referrer_entry(&raw.descriptor(), m),
-                _ => referrer.clone(),
-            },
-            _ => referrer.clone(),
-        };
-        tag_schema::add_to_index(repo, image, &[entry], index).await.map_err(|restore| {
+        tag_schema::add_to_index(repo, image, &[entry_of(referrer)], index).await.map_err(|restore| {
             restore.context(format!("{} could not be removed ({e}) and its index entry not restored", referrer.digest))
         })?;
         return Err(e.context(format!("removing referrer {}", referrer.digest)));

@@ -48,7 +48,7 @@ pub struct StatusReport {
     pub targets: Vec<String>,
     /// Every image, grouped by repository.
     pub images: Vec<ImageStatus>,
-    /// Counts per repository, in target order.
+    /// Counts per repository, by repository name.
     pub repositories: BTreeMap<String, Counts>,
     /// Counts over everything.
     pub totals: Counts,

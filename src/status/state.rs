@@ -25,7 +25,8 @@ pub enum ImageState {
     PartlyMigrated,
     /// Attestation referrers and no legacy `.att` (it was pruned, or never existed).
     ReferrersOnly,
-    /// Attachments (legacy tags or referrers) whose image is not served by the repository.
+    /// Attachments (legacy tags or referrers) whose image this repository does not serve. Absent from here
+    /// is not gone: with cosign's `COSIGN_REPOSITORY` they may belong to an image kept elsewhere.
     Orphaned,
     /// Neither a legacy `.att` nor an attestation referrer.
     NothingAttached,
@@ -225,7 +226,11 @@ pub fn consumers(state: ImageState, hidden: usize) -> Vec<ConsumerView> {
             view("policy-controller", "nothing (bundle support open: policy-controller#1406)"),
             view("gh attestation verify", "the bundles"),
         ],
-        Orphaned => vec![view("every consumer", "nothing: the image is not there")],
+        Orphaned => vec![view(
+            "every consumer",
+            "nothing through this repository: it does not serve the image (it may live in another one, whose \
+             attachments these are)",
+        )],
         NothingAttached => vec![view("every consumer", "nothing")],
     }
 }

@@ -62,3 +62,16 @@ pub use result::{LogCheck, Signer, SubjectMatch, TimestampCheck, Verification};
 pub use tlog::{LogEntryCheck, ProofCheck};
 pub use tsa::{ImprintCovers, VerifiedTimestamp};
 pub use verifier::Verifier;
+
+/// [`Verifier::verify`] on the blocking pool (verification is CPU-bound), for async callers: `Ok(Err)`
+/// with the failure in words when the entity does not verify.
+pub async fn verify_off_thread(
+    verifier: &std::sync::Arc<Verifier>,
+    entity: &std::sync::Arc<SignedEntity>,
+    image: &crate::model::digest::Digest,
+) -> crate::Result<std::result::Result<(), String>> {
+    let (v, e, i) = (std::sync::Arc::clone(verifier), std::sync::Arc::clone(entity), image.clone());
+    tokio::task::spawn_blocking(move || v.verify(&e, &i).map(|_| ()).map_err(|f| f.to_string()))
+        .await
+        .map_err(|e| crate::Error::new(crate::ErrorKind::Io, format!("verification task failed: {e}")))
+}

@@ -164,3 +164,27 @@ async fn a_referrer_whose_legacy_layer_is_gone_is_kept() {
     assert_eq!(outcomes(&report, &scenario.image), ("kept".into(), 0, 0, 2), "{report:#}");
     assert_eq!(listed(&repo, &scenario.image).await, before, "nothing removed");
 }
+
+/// A converted referrer that another artifact refers to (here a signature-like referrer of the bundle)
+/// is kept, and with it the image's other att2ref referrers: a partial rollback would leave bundles that
+/// cosign v3 reads instead of the whole `.att`.
+#[tokio::test]
+async fn a_referrer_something_refers_to_keeps_the_image_as_it_is() {
+    let registry = TestRegistry::ferro();
+    let repo = registry.repository("rollback/attached");
+    let name = format!("{}/rollback/attached", registry.host);
+    let scenario = demo::demo().unwrap();
+    scenario.repo.push_to(&repo).await.unwrap();
+    let (code, _, stderr) = run("migrate", &name, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let converted = listed(&repo, &scenario.image).await;
+    assert_eq!(converted.len(), 2);
+    let target = repo.head_manifest(&converted[0].to_string()).await.unwrap().unwrap();
+    crate::copy::push_referrer(&repo, &target, "application/vnd.example.signature", "{}").await;
+    let (code, report, stderr) = run("rollback", &name, &["--apply"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(outcomes(&report, &scenario.image), ("kept".into(), 0, 0, 2), "{report:#}");
+    let reasons = report["images"][0]["kept"].to_string();
+    assert!(reasons.contains("refers to it") && reasons.contains("partial rollback"), "{reasons}");
+    assert_eq!(listed(&repo, &scenario.image).await, converted, "nothing removed");
+}

@@ -57,7 +57,10 @@ pub async fn run(args: PruneArgs, quiet: bool) -> Result<ExitCode> {
     crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
     let code = finish(&report);
     if let Some(path) = &args.metrics {
-        write_metrics(&report, path, args.targets.shard, started, code == ExitCode::SUCCESS)?;
+        // The work is done: a metrics file that cannot be written is a warning, not a new exit code.
+        if let Err(e) = write_metrics(&report, path, args.targets.shard, started, code == ExitCode::SUCCESS) {
+            eprintln!("warning: {e:#}");
+        }
     }
     Ok(code)
 }

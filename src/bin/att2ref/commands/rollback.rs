@@ -1,7 +1,7 @@
 //! `att2ref rollback`: resolve targets, roll back each image with a legacy `.att`, report.
 //!
 //! Exit codes: 0 when nothing failed (referrers kept are reported, with the reason, and warned about);
-//! 1 or 2 when an image failed (by the error's kind), 2 when a target could not be resolved.
+//! 2 when an image failed or a target could not be resolved.
 
 use std::process::ExitCode;
 

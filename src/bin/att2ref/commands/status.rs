@@ -30,17 +30,28 @@ pub async fn run(args: StatusArgs, quiet: bool) -> Result<ExitCode> {
     bar.finish_and_clear();
     let report = StatusReport::new(targets, outcome.reports, outcome.errors);
     crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
-    if let Some(path) = &args.metrics {
-        write_metrics(&report, path, started)?;
-    }
     for e in &report.errors {
         eprintln!("error: {}: {}", e.target, e.message);
+    }
+    // The work is done: a metrics file that cannot be written is a warning, not a new exit code.
+    if let Some(path) = &args.metrics
+        && let Err(e) = write_metrics(&report, path, args.targets.shard, started)
+    {
+        eprintln!("warning: {e:#}");
     }
     Ok(ExitCode::from(if report.errors.is_empty() { 0 } else { exit::COULD_NOT_CHECK }))
 }
 
-fn write_metrics(report: &StatusReport, path: &std::path::Path, started: Instant) -> Result<()> {
+fn write_metrics(
+    report: &StatusReport,
+    path: &std::path::Path,
+    shard: Option<att2ref::targets::Shard>,
+    started: Instant,
+) -> Result<()> {
     let mut m = Metrics::new("status");
+    if let Some(shard) = shard {
+        m = m.with_label("shard", &format!("{}/{}", shard.index(), shard.count()));
+    }
     for (state, count) in &report.totals.states {
         m.gauge("att2ref_images", "Images by state at the last run.", &[("state", state)], *count as f64);
     }
