@@ -9,9 +9,10 @@ use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 
-use super::{ImageStatus, status_image};
+use super::{ImageStatus, status_image_verified};
 use crate::batch::{self, BatchOutcome, Job, Progress};
 use crate::error::Result;
+use crate::limits::Limits;
 use crate::model::cosign::TagKind;
 use crate::model::digest::Digest;
 use crate::model::oci::Manifest;
@@ -19,6 +20,7 @@ use crate::read::referrers::is_buildkit_attestation;
 use crate::store::attachments::is_attachment_tag;
 use crate::store::{AnyRepository, Repository};
 use crate::targets::{RepositoryTarget, TargetError};
+use crate::verification::Verifier;
 
 /// One thing to look at in a repository.
 #[derive(Clone, Debug)]
@@ -47,12 +49,19 @@ pub struct UnitStatus {
 #[derive(Default)]
 pub struct StatusJob {
     seen: Mutex<HashSet<(String, Digest)>>,
+    verifier: Option<Arc<Verifier>>,
+    limits: Limits,
 }
 
 impl StatusJob {
-    /// A job that has reported nothing yet.
+    /// A job that has reported nothing yet, reading manifests only.
     pub fn new() -> StatusJob {
         StatusJob::default()
+    }
+
+    /// A job that also verifies each referrer's claim to convert a legacy layer (`status --verify`).
+    pub fn verifying(verifier: Arc<Verifier>, limits: Limits) -> StatusJob {
+        StatusJob { verifier: Some(verifier), limits, ..StatusJob::default() }
     }
 
     /// Whether `image` of `repo` is this call's to report (each image once per repository).
@@ -101,7 +110,7 @@ impl Job for StatusJob {
         let result = async {
             for image in self.images_of(repo, unit).await? {
                 if self.claim(&name, &image) {
-                    out.images.push(status_image(repo, &image).await?);
+                    out.images.push(status_image_verified(repo, &image, self.verifier.as_ref(), &self.limits).await?);
                 }
             }
             Ok::<_, crate::Error>(())
@@ -138,10 +147,16 @@ fn unit_pages(repo: Arc<AnyRepository>) -> impl Stream<Item = Result<Vec<StatusU
     })
 }
 
-/// The status of every image the targets name, `jobs` images at once across all repositories.
-pub async fn status_batch<S>(targets: S, jobs: usize, progress: &dyn Progress<UnitStatus>) -> BatchOutcome<UnitStatus>
+/// The status of every image the targets name, `jobs` images at once across all repositories (`job`:
+/// [`StatusJob::new`], or [`StatusJob::verifying`]).
+pub async fn status_batch<S>(
+    targets: S,
+    job: &StatusJob,
+    jobs: usize,
+    progress: &dyn Progress<UnitStatus>,
+) -> BatchOutcome<UnitStatus>
 where
     S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
 {
-    batch::run(&StatusJob::new(), targets, jobs, None, progress).await
+    batch::run(job, targets, jobs, None, progress).await
 }

@@ -5,7 +5,9 @@
 //!
 //! Read-only, and manifests only: per image the image manifest (`HEAD`), the legacy `.att` manifest, the
 //! referrers listing and each referrer's manifest. [`state`] decides from that (pure); [`batch`] runs it
-//! over repositories and registries through the batch engine.
+//! over repositories and registries through the batch engine. With a verifier ([`status_image_verified`],
+//! `status --verify`) each referrer that claims to convert a legacy layer is also downloaded, verified,
+//! and its payload compared with the layer's: only then does the layer count as migrated.
 //!
 //! # Example
 //!
@@ -30,13 +32,22 @@ pub mod batch;
 pub mod report;
 pub mod state;
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
+use crate::convert::annotations::LEGACY_LAYER_DIGEST;
 use crate::error::Result;
+use crate::limits::Limits;
+use crate::model::cosign::LegacyLayerAnnotations;
 use crate::model::cosign::TagKind;
 use crate::model::digest::Digest;
+use crate::model::dsse::Envelope;
+use crate::model::oci::Descriptor;
 use crate::model::oci::Manifest;
+use crate::read::referrers::{ReferrerContent, read_referrer};
 use crate::store::Repository;
+use crate::verification::{SignedEntity, Verifier, verify_off_thread};
 
 pub use batch::{StatusJob, status_batch};
 pub use report::StatusReport;
@@ -64,10 +75,33 @@ pub struct ImageStatus {
     pub bytes: ConsumerBytes,
     /// What each consumer sees.
     pub consumers: Vec<ConsumerView>,
+    /// With `--verify`: referrers whose claim to convert a legacy layer did not hold.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unverified: Vec<UnverifiedReferrer>,
 }
 
-/// Read what decides the state of `image` in `repo`, and decide it.
+/// A referrer whose claim to convert a legacy layer did not hold under `--verify`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UnverifiedReferrer {
+    /// Its manifest digest.
+    pub digest: Digest,
+    /// Why its claim does not hold.
+    pub reason: String,
+}
+
+/// Read what decides the state of `image` in `repo`, and decide it (manifests only).
 pub async fn status_image<R: Repository>(repo: &R, image: &Digest) -> Result<ImageStatus> {
+    status_image_verified(repo, image, None, &Limits::default()).await
+}
+
+/// [`status_image`], and with `verifier` each referrer claiming to convert a legacy layer is verified and
+/// must carry exactly that layer's payload; one that does not counts as converting nothing.
+pub async fn status_image_verified<R: Repository>(
+    repo: &R,
+    image: &Digest,
+    verifier: Option<&Arc<Verifier>>,
+    limits: &Limits,
+) -> Result<ImageStatus> {
     let (digest, att, sig, sbom) = (
         image.to_string(),
         TagKind::Attestation.tag_for(image),
@@ -102,12 +136,16 @@ pub async fn status_image<R: Repository>(repo: &R, image: &Digest) -> Result<Ima
     // A listed referrer whose manifest is gone is nobody's attestation: not counted.
     let referrers: Vec<ReferrerFacts> =
         futures_util::future::try_join_all(reads).await?.into_iter().flatten().collect();
-    let observed = Observed {
+    let mut observed = Observed {
         image_present: present.is_some(),
         legacy,
         other_legacy_tags: sig.is_some() || sbom.is_some(),
         referrers,
     };
+    let mut unverified = Vec::new();
+    if let Some(verifier) = verifier {
+        unverified = verify_claims(repo, image, &mut observed, verifier, limits).await?;
+    }
     let assessment = state::assess(&observed);
     Ok(ImageStatus {
         repository: repo.name(),
@@ -123,5 +161,65 @@ pub async fn status_image<R: Repository>(repo: &R, image: &Digest) -> Result<Ima
             Vec::new()
         },
         bytes: assessment.bytes,
+        unverified,
     })
+}
+
+/// Check every referrer's claim to convert a layer of the current `.att` (its
+/// `dev.att2ref.legacy.layer.digest` annotation): it must verify, and carry that layer's payload. A claim
+/// that does not hold is dropped from `observed` (the referrer then converts nothing) and returned.
+async fn verify_claims<R: Repository>(
+    repo: &R,
+    image: &Digest,
+    observed: &mut Observed,
+    verifier: &Arc<Verifier>,
+    limits: &Limits,
+) -> Result<Vec<UnverifiedReferrer>> {
+    let layers: Vec<Descriptor> = observed.legacy.as_ref().map(|(_, _, l)| l.clone()).unwrap_or_default();
+    let mut failed = Vec::new();
+    for referrer in &mut observed.referrers {
+        let Some(claimed) = referrer.annotations.get(LEGACY_LAYER_DIGEST).cloned() else { continue };
+        let Some(layer) = layers.iter().find(|l| l.digest.to_string() == claimed) else { continue };
+        if let Err(reason) = check_claim(repo, image, referrer, layer, verifier, limits).await? {
+            referrer.annotations.remove(LEGACY_LAYER_DIGEST);
+            referrer.listed.annotations.remove(LEGACY_LAYER_DIGEST);
+            failed.push(UnverifiedReferrer { digest: referrer.listed.digest.clone(), reason });
+        }
+    }
+    Ok(failed)
+}
+
+/// `Ok(Err(reason))` when `referrer` does not verify or does not carry `layer`'s payload.
+async fn check_claim<R: Repository>(
+    repo: &R,
+    image: &Digest,
+    referrer: &ReferrerFacts,
+    layer: &Descriptor,
+    verifier: &Arc<Verifier>,
+    limits: &Limits,
+) -> Result<std::result::Result<(), String>> {
+    let legacy = repo.get_blob(layer, limits.max_blob_bytes).await?;
+    let legacy_payload = match Envelope::parse(&legacy) {
+        Ok(envelope) => envelope.payload,
+        Err(e) => return Ok(Err(format!("the legacy layer is not a DSSE envelope: {e}"))),
+    };
+    let read = match read_referrer(repo, image, &referrer.listed, true, limits).await {
+        Ok(read) => read,
+        Err(e) if e.kind().is_bad_data() => return Ok(Err(format!("unreadable: {e}"))),
+        Err(e) => return Err(e),
+    };
+    let (payload, entity) = match read.content {
+        Some(ReferrerContent::Bundle { bundle, .. }) => {
+            (bundle.dsse_envelope().map(|e| e.payload.clone()), SignedEntity::bundle(*bundle))
+        }
+        Some(ReferrerContent::Dsse { bytes, envelope, .. }) => {
+            let annotations = referrer.layers.first().map(LegacyLayerAnnotations::from_descriptor).unwrap_or_default();
+            (Some(envelope.payload), SignedEntity::legacy_attestation(bytes.to_vec(), annotations))
+        }
+        None => return Ok(Err("not a Sigstore bundle or DSSE envelope".to_owned())),
+    };
+    if payload.as_deref() != Some(legacy_payload.as_slice()) {
+        return Ok(Err("it does not carry the legacy layer's payload".to_owned()));
+    }
+    Ok(verify_off_thread(verifier, &Arc::new(entity), image).await?.map_err(|f| format!("does not verify: {f}")))
 }

@@ -212,3 +212,61 @@ fn a_failed_status_run_keeps_the_last_success() {
     assert_eq!(sample(&samples, "att2ref_last_success_timestamp_seconds", None), Some(1_700_000_000.0));
     assert_eq!(sample(&samples, "att2ref_failures", Some(("kind", "network-error"))), Some(1.0));
 }
+
+/// `--verify` does not take a referrer's word: one that claims (by annotation) to convert layer 0 but
+/// carries layer 1's statement counts as converting nothing, and the image is `partly-migrated`; without
+/// `--verify` (manifests only) it reads as `migrated`.
+#[tokio::test]
+async fn verify_checks_each_claim() {
+    let registry = TestRegistry::ferro();
+    let repo = registry.repository("status/forged");
+    let name = format!("{}/status/forged", registry.host);
+    let scenario = demo::demo().unwrap();
+    scenario.repo.push_to(&repo).await.unwrap();
+    let key = test_key();
+    let run = att2ref(&["migrate", "--plain-http", &name, "--key", &key, "--insecure-ignore-tlog", "-q"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let listing = repo.referrers(&scenario.image, None).await.unwrap();
+    let mut by_layer = Vec::new();
+    for layer in ["0", "1"] {
+        let d = listing
+            .descriptors
+            .iter()
+            .find(|d| d.annotations.get("dev.att2ref.legacy.layer").map(String::as_str) == Some(layer))
+            .unwrap();
+        by_layer.push(repo.get_manifest(&d.digest.to_string()).await.unwrap().unwrap());
+    }
+    let (zero, one) = (by_layer[0].clone(), by_layer[1].clone());
+    // Layer 0's manifest (annotations and all) with layer 1's bundle inside.
+    let mut forged: Value = serde_json::from_slice(&zero.bytes).unwrap();
+    let one_json: Value = serde_json::from_slice(&one.bytes).unwrap();
+    forged["layers"] = one_json["layers"].clone();
+    let put = repo
+        .put_manifest(bytes::Bytes::from(serde_json::to_vec(&forged).unwrap()), &zero.media_type, None)
+        .await
+        .unwrap();
+    repo.delete_manifest(&zero.digest).await.unwrap();
+
+    let plain = att2ref(&["status", "--plain-http", &name, "-o", "json", "-q"]).json();
+    assert_eq!(plain["images"][0]["state"], "migrated", "manifests only take the annotation's word: {plain:#}");
+    let run = att2ref(&[
+        "status",
+        "--plain-http",
+        &name,
+        "-o",
+        "json",
+        "-q",
+        "--verify",
+        "--key",
+        &key,
+        "--insecure-ignore-tlog",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    assert_valid("status-report.schema.json", &report);
+    let image = &report["images"][0];
+    assert_eq!(image["state"], "partly-migrated", "{image:#}");
+    assert_eq!(image["unmigrated"][0]["index"], 0, "{image:#}");
+    assert_eq!(image["unverified"][0]["digest"], put.digest.to_string(), "{image:#}");
+    assert_eq!(image["unverified"][0]["reason"], "it does not carry the legacy layer's payload");
+}

@@ -326,6 +326,14 @@ pub struct StatusArgs {
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
 
+    /// Also download each referrer that claims to convert a legacy layer, verify it (trust flags as in
+    /// `verify`) and compare its payload with the layer's: a claim that does not hold converts nothing.
+    #[arg(long)]
+    pub verify: bool,
+
+    #[command(flatten)]
+    pub trust: TrustArgs,
+
     #[command(flatten)]
     pub output: OutputArgs,
 

@@ -26,7 +26,13 @@ pub async fn run(args: StatusArgs, quiet: bool) -> Result<ExitCode> {
     let bar = crate::commands::progress_bar(quiet, "{bar:30} {pos}/{len} read  [{elapsed}]", "");
     let progress = Bar(bar.clone());
     let resolved = targets::resolve(&targets, &target_options, &client);
-    let outcome = status::status_batch(resolved, args.jobs as usize, &progress).await;
+    let job = if args.verify {
+        let (verifier, _) = setup::verifier(&args.trust)?;
+        status::StatusJob::verifying(verifier, setup::limits(&args.registry))
+    } else {
+        status::StatusJob::new()
+    };
+    let outcome = status::status_batch(resolved, &job, args.jobs as usize, &progress).await;
     bar.finish_and_clear();
     let report = StatusReport::new(targets, outcome.reports, outcome.errors);
     crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
@@ -95,6 +101,9 @@ fn render(report: &StatusReport) -> String {
             i.legacy_layers,
             i.attestation_referrers
         ));
+        for u in &i.unverified {
+            out.push_str(&format!("    does not count: referrer {}: {}\n", u.digest.short(), u.reason));
+        }
         if i.state == ImageState::PartlyMigrated {
             for l in &i.unmigrated {
                 let what = l.predicate_type.as_deref().unwrap_or("no predicate type annotation");
