@@ -2,7 +2,6 @@
 //! (only those can be rolled back: a referrer is removed only while its legacy layer is there), each
 //! removal recorded in the journal.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures_util::stream::BoxStream;
@@ -12,13 +11,12 @@ use serde::{Deserialize, Serialize};
 use super::{ImageRollback, RollbackOptions, RollbackOutcome, rollback_image};
 use crate::batch::{self, BatchOutcome, Job, Journal, Progress};
 use crate::error::Result;
-use crate::model::cosign::TagKind;
 use crate::model::digest::Digest;
 use crate::store::{AnyRepository, Repository};
 use crate::targets::{RepositoryTarget, TargetError};
 use crate::verification::Verifier;
 
-/// What the journal records: each image whose referrers were removed, and which.
+/// What the journal records: each image some of whose referrers were removed, and which.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RollbackEvent {
     /// The repository.
@@ -47,7 +45,7 @@ impl Job for RollbackJob<'_> {
     }
 
     fn list(&self, repo: Arc<AnyRepository>) -> BoxStream<'static, Result<Vec<Digest>>> {
-        attestation_pages(repo).boxed()
+        crate::migrate::batch::attestation_pages(repo).boxed()
     }
 
     async fn run(&self, repo: &AnyRepository, image: &Digest) -> ImageRollback {
@@ -61,27 +59,14 @@ impl Job for RollbackJob<'_> {
         }
     }
 
+    // Every removal is recorded, also those of an image that failed midway (partly rolled back).
     fn event(&self, report: &ImageRollback) -> Option<RollbackEvent> {
-        (report.outcome == RollbackOutcome::RolledBack).then(|| RollbackEvent {
+        (report.outcome == RollbackOutcome::RolledBack || !report.removed.is_empty()).then(|| RollbackEvent {
             repository: report.repository.clone(),
             image: report.image.clone(),
             removed: report.removed.clone(),
         })
     }
-}
-
-/// The images of `repo` with a legacy `.att` tag, page by page, each once.
-fn attestation_pages(repo: Arc<AnyRepository>) -> impl Stream<Item = Result<Vec<Digest>>> + Send + 'static {
-    repo.owned_tag_pages().scan(HashSet::new(), |seen, page| {
-        let page = page.map(|tags| {
-            tags.iter()
-                .filter_map(|t| TagKind::parse_tag(t))
-                .filter(|(d, kind)| *kind == TagKind::Attestation && seen.insert(d.clone()))
-                .map(|(d, _)| d)
-                .collect()
-        });
-        futures_util::future::ready(Some(page))
-    })
 }
 
 /// Roll back every image the targets name, `jobs` at once across all repositories.

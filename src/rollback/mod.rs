@@ -164,8 +164,8 @@ pub async fn rollback_image<R: Repository>(
     let index = IndexOptions { repair: false, max_retries: options.migrate.index_retries };
     for referrer in &removable {
         if let Err(e) = remove(repo, image, referrer, tag_schema, index).await {
-            // What was removed stays in the report (and the journal's reader learns it from `failed`):
-            // the image is partly rolled back; `migrate` writes the removed referrers again.
+            // What was removed stays in the report and the journal: the image is partly rolled back, and
+            // `migrate` writes the removed referrers again.
             report.fail(&e.context("the image is partly rolled back: run migrate on it to restore the rest"));
             return Ok(report);
         }

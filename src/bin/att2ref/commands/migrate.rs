@@ -120,10 +120,7 @@ fn write_metrics(
     started: std::time::Instant,
     success: bool,
 ) -> Result<()> {
-    let mut m = att2ref::metrics::Metrics::new("migrate");
-    if let Some(shard) = shard {
-        m = m.with_label("shard", &format!("{}/{}", shard.index(), shard.count()));
-    }
+    let mut m = crate::commands::metrics("migrate", shard);
     for (outcome, n) in &report.totals.outcomes {
         m.gauge("att2ref_images", "Images by outcome at the last run.", &[("outcome", outcome)], *n as f64);
     }
@@ -150,9 +147,7 @@ fn write_metrics(
     for (kind, n) in kinds {
         m.gauge("att2ref_failures", "Failures by kind at the last run.", &[("kind", &kind)], n as f64);
     }
-    let previous = std::fs::read_to_string(path).ok();
-    m.finish(started.elapsed(), success, std::time::SystemTime::now(), previous.as_deref());
-    Ok(m.write(path)?)
+    crate::commands::write_metrics(m, path, started, success)
 }
 
 /// Warnings on stderr and the exit code.

@@ -98,3 +98,24 @@ pub fn progress_bar(quiet: bool, template: &str, message: &str) -> indicatif::Pr
     bar.set_message(message.to_owned());
     bar
 }
+
+/// A metrics file for `command`, its series labelled with the shard when there is one.
+pub fn metrics(command: &str, shard: Option<att2ref::targets::Shard>) -> att2ref::metrics::Metrics {
+    let m = att2ref::metrics::Metrics::new(command);
+    match shard {
+        Some(s) => m.with_label("shard", &format!("{}/{}", s.index(), s.count())),
+        None => m,
+    }
+}
+
+/// Close `m` (duration, success, last success carried over from the file it replaces) and write it.
+pub fn write_metrics(
+    mut m: att2ref::metrics::Metrics,
+    path: &std::path::Path,
+    started: std::time::Instant,
+    success: bool,
+) -> Result<()> {
+    let previous = std::fs::read_to_string(path).ok();
+    m.finish(started.elapsed(), success, std::time::SystemTime::now(), previous.as_deref());
+    Ok(m.write(path)?)
+}

@@ -73,10 +73,7 @@ fn write_metrics(
     started: std::time::Instant,
     success: bool,
 ) -> Result<()> {
-    let mut m = att2ref::metrics::Metrics::new("prune");
-    if let Some(shard) = shard {
-        m = m.with_label("shard", &format!("{}/{}", shard.index(), shard.count()));
-    }
+    let mut m = crate::commands::metrics("prune", shard);
     let mut counts = std::collections::BTreeMap::<(&str, &str), usize>::new();
     for i in &report.items {
         *counts.entry((i.kind.as_str(), i.status.as_str())).or_default() += 1;
@@ -123,9 +120,7 @@ fn write_metrics(
     for (kind, n) in kinds {
         m.gauge("att2ref_failures", "Failures by kind at the last run.", &[("kind", &kind)], n as f64);
     }
-    let previous = std::fs::read_to_string(path).ok();
-    m.finish(started.elapsed(), success, std::time::SystemTime::now(), previous.as_deref());
-    Ok(m.write(path)?)
+    crate::commands::write_metrics(m, path, started, success)
 }
 
 /// The repositories `--search-repository` names; an image reference there is a usage error.

@@ -3,11 +3,10 @@
 //! Exit codes: 0 when every target and image could be read (whatever their states); 2 otherwise.
 
 use std::process::ExitCode;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use anyhow::Result;
 use att2ref::batch::Progress;
-use att2ref::metrics::Metrics;
 use att2ref::status::batch::UnitStatus;
 use att2ref::status::state::{ImageState, consumers};
 use att2ref::status::{self, StatusReport};
@@ -54,10 +53,7 @@ fn write_metrics(
     shard: Option<att2ref::targets::Shard>,
     started: Instant,
 ) -> Result<()> {
-    let mut m = Metrics::new("status");
-    if let Some(shard) = shard {
-        m = m.with_label("shard", &format!("{}/{}", shard.index(), shard.count()));
-    }
+    let mut m = crate::commands::metrics("status", shard);
     for (state, count) in &report.totals.states {
         m.gauge("att2ref_images", "Images by state at the last run.", &[("state", state)], *count as f64);
     }
@@ -71,9 +67,7 @@ fn write_metrics(
     for (kind, n) in kinds {
         m.gauge("att2ref_failures", "Failures by error kind at the last run.", &[("kind", kind)], n as f64);
     }
-    let previous = std::fs::read_to_string(path).ok();
-    m.finish(started.elapsed(), report.errors.is_empty(), SystemTime::now(), previous.as_deref());
-    Ok(m.write(path)?)
+    crate::commands::write_metrics(m, path, started, report.errors.is_empty())
 }
 
 struct Bar(ProgressBar);
