@@ -151,6 +151,20 @@ pub struct RequestStats {
     pub throttled: u64,
 }
 
+impl RequestStats {
+    /// What `client` did so far; `None` when it sent nothing (a run on OCI layouts only).
+    pub fn of(client: &crate::store::registry::RegistryClient) -> Option<RequestStats> {
+        let s = client.stats();
+        (s.requests > 0).then_some(RequestStats {
+            requests: s.requests,
+            retries: s.retries,
+            bytes_downloaded: s.bytes_downloaded,
+            bytes_uploaded: s.bytes_uploaded,
+            throttled: s.throttled,
+        })
+    }
+}
+
 /// Counts per outcome, and byte totals.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct MigrateTotals {

@@ -92,16 +92,7 @@ pub async fn run(args: CopyArgs, quiet: bool) -> Result<ExitCode> {
     report.images = outcome.reports;
     report.errors = outcome.errors;
     report.recount();
-    let s = client.stats();
-    if s.requests > 0 {
-        report.requests = Some(RequestStats {
-            requests: s.requests,
-            retries: s.retries,
-            bytes_downloaded: s.bytes_downloaded,
-            bytes_uploaded: s.bytes_uploaded,
-            throttled: s.throttled,
-        });
-    }
+    report.requests = RequestStats::of(&client);
     crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
     Ok(finish(&report))
 }

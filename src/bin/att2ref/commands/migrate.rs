@@ -89,37 +89,20 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     bar.finish_and_clear();
     report.recount();
     report.registries = client.facts();
-    if client.stats().requests > 0 {
-        let s = client.stats();
-        report.requests = Some(RequestStats {
-            requests: s.requests,
-            retries: s.retries,
-            bytes_downloaded: s.bytes_downloaded,
-            bytes_uploaded: s.bytes_uploaded,
-            throttled: s.throttled,
-        });
-    }
+    report.requests = RequestStats::of(&client);
 
     crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
     let code = finish(&report);
     if let Some(path) = &args.metrics {
-        // The work is done: a metrics file that cannot be written is a warning, not a new exit code.
-        if let Err(e) = write_metrics(&report, path, args.targets.shard, started, code == ExitCode::SUCCESS) {
-            eprintln!("warning: {e:#}");
-        }
+        let m = metrics(&report, args.targets.shard);
+        crate::commands::write_metrics(m, path, started, code == ExitCode::SUCCESS);
     }
     Ok(code)
 }
 
 /// Images by outcome, attestations written, bytes read and written, failures by kind, duration, last
 /// success.
-fn write_metrics(
-    report: &MigrateReport,
-    path: &std::path::Path,
-    shard: Option<att2ref::targets::Shard>,
-    started: std::time::Instant,
-    success: bool,
-) -> Result<()> {
+fn metrics(report: &MigrateReport, shard: Option<att2ref::targets::Shard>) -> att2ref::metrics::Metrics {
     let mut m = crate::commands::metrics("migrate", shard);
     for (outcome, n) in &report.totals.outcomes {
         m.gauge("att2ref_images", "Images by outcome at the last run.", &[("outcome", outcome)], *n as f64);
@@ -147,7 +130,7 @@ fn write_metrics(
     for (kind, n) in kinds {
         m.gauge("att2ref_failures", "Failures by kind at the last run.", &[("kind", &kind)], n as f64);
     }
-    crate::commands::write_metrics(m, path, started, success)
+    m
 }
 
 /// Warnings on stderr and the exit code.

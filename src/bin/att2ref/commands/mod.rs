@@ -108,14 +108,17 @@ pub fn metrics(command: &str, shard: Option<att2ref::targets::Shard>) -> att2ref
     }
 }
 
-/// Close `m` (duration, success, last success carried over from the file it replaces) and write it.
+/// Close `m` (duration, success, last success carried over from the file it replaces) and write it. The
+/// work is done by then: a file that cannot be written is a warning, never a changed exit code.
 pub fn write_metrics(
     mut m: att2ref::metrics::Metrics,
     path: &std::path::Path,
     started: std::time::Instant,
     success: bool,
-) -> Result<()> {
+) {
     let previous = std::fs::read_to_string(path).ok();
     m.finish(started.elapsed(), success, std::time::SystemTime::now(), previous.as_deref());
-    Ok(m.write(path)?)
+    if let Err(e) = m.write(path) {
+        eprintln!("warning: {e:#}");
+    }
 }

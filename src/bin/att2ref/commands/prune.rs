@@ -57,22 +57,14 @@ pub async fn run(args: PruneArgs, quiet: bool) -> Result<ExitCode> {
     crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
     let code = finish(&report);
     if let Some(path) = &args.metrics {
-        // The work is done: a metrics file that cannot be written is a warning, not a new exit code.
-        if let Err(e) = write_metrics(&report, path, args.targets.shard, started, code == ExitCode::SUCCESS) {
-            eprintln!("warning: {e:#}");
-        }
+        let m = metrics(&report, args.targets.shard);
+        crate::commands::write_metrics(m, path, started, code == ExitCode::SUCCESS);
     }
     Ok(code)
 }
 
 /// Items by kind and status, attestations removed, bytes removed, failures, duration, last success.
-fn write_metrics(
-    report: &PruneReport,
-    path: &std::path::Path,
-    shard: Option<att2ref::targets::Shard>,
-    started: std::time::Instant,
-    success: bool,
-) -> Result<()> {
+fn metrics(report: &PruneReport, shard: Option<att2ref::targets::Shard>) -> att2ref::metrics::Metrics {
     let mut m = crate::commands::metrics("prune", shard);
     let mut counts = std::collections::BTreeMap::<(&str, &str), usize>::new();
     for i in &report.items {
@@ -120,7 +112,7 @@ fn write_metrics(
     for (kind, n) in kinds {
         m.gauge("att2ref_failures", "Failures by kind at the last run.", &[("kind", &kind)], n as f64);
     }
-    crate::commands::write_metrics(m, path, started, success)
+    m
 }
 
 /// The repositories `--search-repository` names; an image reference there is a usage error.

@@ -38,21 +38,13 @@ pub async fn run(args: StatusArgs, quiet: bool) -> Result<ExitCode> {
     for e in &report.errors {
         eprintln!("error: {}: {}", e.target, e.message);
     }
-    // The work is done: a metrics file that cannot be written is a warning, not a new exit code.
-    if let Some(path) = &args.metrics
-        && let Err(e) = write_metrics(&report, path, args.targets.shard, started)
-    {
-        eprintln!("warning: {e:#}");
+    if let Some(path) = &args.metrics {
+        crate::commands::write_metrics(metrics(&report, args.targets.shard), path, started, report.errors.is_empty());
     }
     Ok(ExitCode::from(if report.errors.is_empty() { 0 } else { exit::COULD_NOT_CHECK }))
 }
 
-fn write_metrics(
-    report: &StatusReport,
-    path: &std::path::Path,
-    shard: Option<att2ref::targets::Shard>,
-    started: Instant,
-) -> Result<()> {
+fn metrics(report: &StatusReport, shard: Option<att2ref::targets::Shard>) -> att2ref::metrics::Metrics {
     let mut m = crate::commands::metrics("status", shard);
     for (state, count) in &report.totals.states {
         m.gauge("att2ref_images", "Images by state at the last run.", &[("state", state)], *count as f64);
@@ -67,7 +59,7 @@ fn write_metrics(
     for (kind, n) in kinds {
         m.gauge("att2ref_failures", "Failures by error kind at the last run.", &[("kind", kind)], n as f64);
     }
-    crate::commands::write_metrics(m, path, started, report.errors.is_empty())
+    m
 }
 
 struct Bar(ProgressBar);
