@@ -45,6 +45,14 @@ impl ErrorKind {
         matches!(self, ErrorKind::InvalidFormat | ErrorKind::DigestMismatch | ErrorKind::TooLarge)
     }
 
+    /// True when the store itself could not be read — a denial, a throttle, a dead network or disk — which
+    /// any other read of it would meet too, as opposed to one item that is missing, refused or bad. A
+    /// caller that can fall back to another read of the same store (a whole blob after a failed prefix)
+    /// does so for every other kind.
+    pub fn is_access_failure(self) -> bool {
+        matches!(self, ErrorKind::Unauthorized | ErrorKind::RateLimited | ErrorKind::Network | ErrorKind::Io)
+    }
+
     /// The kind's name in every report (`error_kind`): kebab-case, stable.
     pub fn name(self) -> &'static str {
         match self {

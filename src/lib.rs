@@ -9,13 +9,17 @@
 //!   double;
 //! - [`read`]: readers for every attestation layout over any repository;
 //! - [`verification`]: offline verification, keys and keyless (pure);
-//! - [`inspect`], [`verify`], [`migrate`], [`get`], [`prune`], [`demo`]: one module per command of the
-//!   `att2ref` binary, named after it (`att2ref verify` runs [`verify::verify_image`] and so on);
 //! - [`convert`]: a verified legacy layer → Sigstore bundle v0.3 → referrer manifest (pure);
+//! - [`rewrite`]: one image's legacy attestations read, verified, converted, written as referrers and
+//!   read back, all or nothing (the pipeline under `migrate`, `copy` and `rollback`);
 //! - [`targets`]: images, repositories, layouts and whole registries resolved into a stream of
 //!   repositories to work on;
 //! - [`batch`]: the engine every batch command runs on — one bounded pool over all repositories,
 //!   repositories listed page by page, a per-repository finishing step, the journal and progress;
+//! - [`inspect`], [`verify`], [`get`], [`migrate`], [`prune`], [`copy`], [`status`], [`rollback`],
+//!   [`probe`]: one module per command of the `att2ref` binary, named after it (`att2ref verify` runs
+//!   [`verify::verify_image`] and so on); a command depends only on the layers above, never on another
+//!   command;
 //! - [`demo`]: a deterministic generator of legacy cosign stores (test-only keys), used by the tests and
 //!   by `att2ref demo`.
 //!
@@ -78,6 +82,7 @@ pub mod probe;
 pub mod prune;
 pub mod read;
 pub mod report;
+pub mod rewrite;
 pub mod rollback;
 pub mod status;
 pub mod store;

@@ -46,3 +46,32 @@ pub struct SubjectInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
 }
+
+/// Registry client counters for the whole run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RequestStats {
+    /// HTTP requests sent.
+    pub requests: u64,
+    /// Retries after throttling, server errors or connection errors.
+    pub retries: u64,
+    /// Bytes received.
+    pub bytes_downloaded: u64,
+    /// Bytes sent.
+    pub bytes_uploaded: u64,
+    /// 429 answers (each paused every request to that registry and lowered how many run at once).
+    pub throttled: u64,
+}
+
+impl RequestStats {
+    /// What `client` did so far; `None` when it sent nothing (a run on OCI layouts only).
+    pub fn of(client: &crate::store::registry::RegistryClient) -> Option<RequestStats> {
+        let s = client.stats();
+        (s.requests > 0).then_some(RequestStats {
+            requests: s.requests,
+            retries: s.retries,
+            bytes_downloaded: s.bytes_downloaded,
+            bytes_uploaded: s.bytes_uploaded,
+            throttled: s.throttled,
+        })
+    }
+}

@@ -4,7 +4,7 @@
 //! Per image, in this order, so that a failure leaves nothing a consumer would take for a finished
 //! copy:
 //! 1. **Plan the conversion** of each subject's legacy `.att` (the image and, for an index, each platform
-//!    manifest): read, verify and convert exactly as `migrate` does ([`crate::migrate::prepare_image`],
+//!    manifest): read, verify and convert exactly as `migrate` does ([`crate::rewrite::prepare_image`],
 //!    through a [`view::ConversionView`] that reads the source and lists the destination). Any layer
 //!    that does not verify blocks the whole image: nothing is written for it.
 //! 2. **The image** ([`transfer`]): blobs (present ones skipped, same-registry ones mounted, the rest
@@ -16,7 +16,7 @@
 //!    destination holds with other content is left alone (it may hold attestations this copy does not
 //!    have) and reported.
 //! 5. **The converted referrers** written and read back in the destination
-//!    ([`crate::migrate::complete_image`]).
+//!    ([`crate::rewrite::complete_image`]).
 //! 6. **The tags**, last: only a complete copy is reachable under its tag.
 //!
 //! Every step looks before it writes, so a rerun writes nothing; [`batch`] runs copies over whole
@@ -61,12 +61,12 @@ pub mod view;
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::migrate::{self, MigrateOptions, Outcome, PreparedImage};
 use crate::model::cosign::TagKind;
 use crate::model::digest::Digest;
 use crate::model::oci::{Manifest, RawManifest};
 use crate::model::predicate::predicate_matches;
 use crate::read::referrers::is_buildkit_attestation;
+use crate::rewrite::{self, MigrateOptions, Outcome, PreparedImage};
 use crate::store::Repository;
 use crate::store::tag_schema::IndexOptions;
 use crate::verification::Verifier;
@@ -197,7 +197,7 @@ async fn copy_with<S: Repository, D: Repository>(
     let mut prepared: Vec<PreparedImage> = Vec::new();
     if options.legacy.converts() {
         for subject in &report.subjects {
-            let mut plan = migrate::prepare_image(&view, subject, verifier, &migrate_options).await?;
+            let mut plan = rewrite::prepare_image(&view, subject, verifier, &migrate_options).await?;
             match plan.report.outcome {
                 Outcome::Planned => {}
                 Outcome::NothingToMigrate => continue,
@@ -270,7 +270,7 @@ async fn copy_with<S: Repository, D: Repository>(
         let reused = plan.reused_blobs();
         let reused: Vec<&crate::model::oci::Descriptor> = reused.iter().collect();
         report.transfer.add(&transfer::copy_blobs(source, destination, &reused, mount).await?);
-        let done = migrate::complete_image(&view, plan, verifier, &migrate_options).await?;
+        let done = rewrite::complete_image(&view, plan, verifier, &migrate_options).await?;
         report.converted.push(done);
     }
 

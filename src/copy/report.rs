@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::referrers::{CopiedReferrer, LeftBehind};
 use super::transfer::TransferStats;
-use crate::migrate::ImageMigration;
 use crate::model::digest::Digest;
+use crate::rewrite::ImageMigration;
 use crate::targets::TargetError;
 
 /// The report's `format` value.
@@ -162,7 +162,7 @@ pub struct CopyReport {
     pub totals: CopyTotals,
     /// What the registry client did (absent when no registry was involved).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub requests: Option<crate::migrate::report::RequestStats>,
+    pub requests: Option<crate::report::RequestStats>,
 }
 
 impl CopyReport {

@@ -1,7 +1,7 @@
 //! The repository a conversion during `copy` works on: the source's legacy attestations, the
 //! destination's referrers.
 //!
-//! The per-image migration ([`crate::migrate::prepare_image`] and [`crate::migrate::complete_image`])
+//! The per-image migration ([`crate::rewrite::prepare_image`] and [`crate::rewrite::complete_image`])
 //! reads the legacy `.att` and `.sig`, the subject manifest and the subject's referrers, then writes and
 //! reads back referrers, all through one [`Repository`]. For a copy, the legacy tags, their blobs and
 //! the subject live in the source, while the referrers are listed, written and read back in the

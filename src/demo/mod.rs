@@ -93,6 +93,35 @@ impl Scenario {
     pub fn attachment_for(&self, subject: &Digest, kind: AttachmentKind) -> Option<&Attachment> {
         self.attachment(&subject.cosign_tag(kind.suffix()))
     }
+
+    /// Push the scenario with its legacy manifests in `attachments` and everything else in `images`
+    /// (blobs to both), as cosign writes with `COSIGN_REPOSITORY` set.
+    pub async fn push_split<R: crate::store::Repository>(&self, images: &R, attachments: &R) -> Result<()> {
+        let mut image_side = GeneratedRepo::new(self.repo.repository.clone());
+        image_side.blobs = self.repo.blobs.clone();
+        let mut attachment_side = image_side.clone();
+        for m in &self.repo.manifests {
+            let attached = self.attachments.iter().any(|a| a.manifest == m.digest);
+            let side = if attached { &mut attachment_side } else { &mut image_side };
+            side.manifests.push(m.clone());
+        }
+        image_side.push_to(images).await?;
+        attachment_side.push_to(attachments).await
+    }
+}
+
+/// The [`demo`] image in `app` with its `.sig` and `.att` in `sigs`, which also holds an image of its own
+/// (tagged `v1`, like app's) with its own `.att`: an attachments repository shared with another image.
+/// Returns the pair, app's image and sigs's own.
+pub async fn attachments_apart()
+-> Result<(crate::store::attachments::SplitRepository<crate::store::memory::MemoryRepository>, Digest, Digest)> {
+    use crate::store::memory::MemoryRepository;
+    let (app, sigs) = (MemoryRepository::new("app"), MemoryRepository::new("sigs"));
+    let scenario = demo()?;
+    scenario.push_split(&app, &sigs).await?;
+    let own = article_like_numbered("registry.test/sigs", 1, 2_000)?;
+    own.repo.push_to(&sigs).await?;
+    Ok((crate::store::attachments::SplitRepository::new(app, sigs), scenario.image, own.image))
 }
 
 /// What a legacy manifest attaches.

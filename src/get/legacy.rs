@@ -1,6 +1,6 @@
 //! The legacy path: the `.att` manifest, then only the layers that may match.
 
-use crate::error::{ErrorKind, Result};
+use crate::error::Result;
 use crate::limits::Limits;
 use crate::model::cosign::TagKind;
 use crate::model::digest::Digest;
@@ -113,7 +113,7 @@ async fn learn_from_prefixes<R: Repository>(
             // The prefix only saves bytes: any answer but a denial, a throttle or a dead network is
             // followed by the whole read, which words what is wrong (a registry refusing `Range` with 416 or
             // 501, bad data, a missing blob).
-            Err(e) if !prefix_error_is_final(e.kind()) => {
+            Err(e) if !e.kind().is_access_failure() => {
                 to_read.push(index);
                 continue;
             }
@@ -146,11 +146,6 @@ async fn learn_from_prefixes<R: Repository>(
         });
     }
     Ok(to_read)
-}
-
-/// Errors of a prefix read that a whole read would meet again, so they end the run as any read error does.
-pub(crate) fn prefix_error_is_final(kind: ErrorKind) -> bool {
-    matches!(kind, ErrorKind::Unauthorized | ErrorKind::RateLimited | ErrorKind::Network | ErrorKind::Io)
 }
 
 /// The signed `Timestamp` of cosign's custom wrapper (RFC 3339), the only signing time inside the

@@ -99,7 +99,6 @@ use crate::verification::{FailureReason, Verifier};
 
 pub use attestation::{AnswerSource, Attestation, Emit};
 pub use legacy::legacy_cost;
-pub(crate) use legacy::prefix_error_is_final;
 pub use names::{file_name, sanitize};
 pub use select::hint_matches;
 pub use stats::{GetStats, LegacyCost, LegacyStats, PrefixStats};

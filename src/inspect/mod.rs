@@ -347,7 +347,7 @@ async fn layer_from_prefix<R: Repository>(
     let prefix = match repo.get_blob_prefix(descriptor, legacy::PREFIX_BYTES).await {
         Ok(p) => p,
         // Only a denial, a throttle or a dead network would stop the whole read too.
-        Err(e) if !crate::get::prefix_error_is_final(e.kind()) => return Ok(None),
+        Err(e) if !e.kind().is_access_failure() => return Ok(None),
         Err(e) => return Err(e),
     };
     let guess = guess_envelope_prefix(&prefix.bytes, prefix.whole);

@@ -5,18 +5,17 @@
 //! A whole repository is listed page by page ([`crate::store::Repository::tag_pages`]): the images of its first
 //! page are migrated while the next page is read. Each image is still all or nothing.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 
 use super::journal::{JournalEvent, MigrateJournal};
-use super::{ImageMigration, MigrateOptions, migrate_one, settle_all};
+use super::{migrate_one, settle_all};
 use crate::batch::{self, BatchOutcome, Job, Progress};
 use crate::error::Result;
-use crate::model::cosign::TagKind;
 use crate::model::digest::Digest;
+use crate::rewrite::{ImageMigration, MigrateOptions};
 use crate::store::AnyRepository;
 use crate::targets::{RepositoryTarget, TargetError};
 use crate::verification::Verifier;
@@ -41,7 +40,7 @@ impl Job for MigrateJob<'_> {
     }
 
     fn list(&self, repo: Arc<AnyRepository>) -> BoxStream<'static, Result<Vec<Digest>>> {
-        attestation_pages(repo).boxed()
+        crate::read::listing::attestation_pages(repo).boxed()
     }
 
     async fn run(&self, repo: &AnyRepository, image: &Digest) -> ImageMigration {
@@ -57,26 +56,13 @@ impl Job for MigrateJob<'_> {
     }
 }
 
-/// The images of `repo` with a legacy `.att` tag, page by page of its tag listing, each image once.
-pub fn attestation_pages(repo: Arc<AnyRepository>) -> impl Stream<Item = Result<Vec<Digest>>> + Send + 'static {
-    repo.owned_tag_pages().scan(HashSet::new(), |seen, page| {
-        let page = page.map(|tags| {
-            tags.iter()
-                .filter_map(|t| TagKind::parse_tag(t))
-                .filter(|(d, kind)| *kind == TagKind::Attestation && seen.insert(d.clone()))
-                .map(|(d, _)| d)
-                .collect()
-        });
-        futures_util::future::ready(Some(page))
-    })
-}
-
 /// Migrate every image the targets name (a whole repository: every image with a `.att` tag), at most
 /// `options.jobs` images at once across all repositories (see [`crate::batch`]).
 ///
 /// ```no_run
 /// use std::sync::Arc;
-/// use att2ref::migrate::{MigrateOptions, migrate_batch};
+/// use att2ref::migrate::migrate_batch;
+/// use att2ref::rewrite::MigrateOptions;
 /// use att2ref::store::registry::{ClientConfig, RegistryClient};
 /// use att2ref::targets::{self, Shard, TargetOptions};
 /// use att2ref::verification::{Policy, PublicKey, Verifier};

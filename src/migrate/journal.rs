@@ -16,7 +16,7 @@ use crate::batch::Journal;
 use crate::error::Result;
 use crate::model::digest::Digest;
 
-use super::report::{ImageMigration, Outcome};
+use crate::rewrite::{ImageMigration, Outcome};
 
 /// One journal line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,7 +143,7 @@ mod tests {
         let mut report = ImageMigration::new("r".into(), d.clone(), Outcome::Migrated);
         report.legacy_manifest = Some(Digest::sha256(b"att"));
         let referrer = Digest::sha256(b"referrer");
-        report.referrers.push(crate::migrate::report::MigratedReferrer {
+        report.referrers.push(crate::rewrite::MigratedReferrer {
             digest: referrer.clone(),
             size: 1,
             artifact_type: String::new(),

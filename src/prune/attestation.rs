@@ -180,10 +180,10 @@ async fn read_candidate<R: Repository>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::migrate::{MigrateOptions, migrate_image};
     use crate::model::media_type as mt;
     use crate::model::oci::{Index, Manifest, to_canonical_bytes};
     use crate::model::referrers_index::{referrer_entry, remove_referrer};
+    use crate::rewrite::{MigrateOptions, migrate_image};
     use crate::store::layout::LayoutRepository;
     use crate::verification::{Policy, PublicKey};
 

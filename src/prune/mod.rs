@@ -23,6 +23,8 @@ pub mod batch;
 pub mod find;
 pub mod orphans;
 pub mod report;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! Readers: what is attached to an image digest, in every layout, over any [`Repository`].
 //!
+//! - [`listing`]: the images of a repository that have a legacy `.att`, page by page;
 //! - [`legacy`]: cosign's tag-based `.sig`, `.att` and `.sbom` manifests and their layers;
 //! - [`referrers`]: OCI 1.1 referrers (Sigstore bundles, DSSE referrers, `config.mediaType`-typed and
 //!   obsolete artifact manifests) and BuildKit attestation manifests inside an index.
@@ -10,4 +11,5 @@
 //! [`Repository`]: crate::store::Repository
 
 pub mod legacy;
+pub mod listing;
 pub mod referrers;

@@ -45,7 +45,7 @@ impl Job for RollbackJob<'_> {
     }
 
     fn list(&self, repo: Arc<AnyRepository>) -> BoxStream<'static, Result<Vec<Digest>>> {
-        crate::migrate::batch::attestation_pages(repo).boxed()
+        crate::read::listing::attestation_pages(repo).boxed()
     }
 
     async fn run(&self, repo: &AnyRepository, image: &Digest) -> ImageRollback {

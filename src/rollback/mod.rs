@@ -4,7 +4,7 @@
 //! A referrer is removed only when BOTH hold:
 //! - **annotation**: its manifest carries att2ref's `dev.att2ref.legacy.layer.digest` annotation;
 //! - **content**: its manifest digest is exactly what converting the image's legacy `.att` gives NOW
-//!   ([`crate::migrate::prepare_image`], deterministic, in either referrer format): the legacy layer it
+//!   ([`crate::rewrite::prepare_image`], deterministic, in either referrer format): the legacy layer it
 //!   came from is still there, still verifies under the trust flags, and the referrer carries exactly its
 //!   payload. A referrer whose legacy layer is gone or no longer verifies, or that another tool (or an
 //!   edited copy) wrote, is `kept` with the reason.
@@ -22,11 +22,11 @@ use std::sync::Arc;
 
 use crate::convert::{OutputFormat, annotations};
 use crate::error::Result;
-use crate::migrate::{self, MigrateOptions, Outcome};
 use crate::model::cosign::TagKind;
 use crate::model::digest::Digest;
 use crate::model::oci::{Descriptor, Manifest};
 use crate::model::referrers_index::referrer_entry;
+use crate::rewrite::{self, MigrateOptions, Outcome};
 use crate::store::tag_schema::{self, IndexOptions};
 use crate::store::{ReferrersSource, Repository};
 use crate::verification::Verifier;
@@ -64,7 +64,7 @@ async fn expected<R: Repository>(
     let mut sets = Vec::new();
     for format in [OutputFormat::Bundle, OutputFormat::Dsse] {
         let opts = MigrateOptions { format, dry_run: true, allow_signature_switch: true, ..options.migrate.clone() };
-        let prepared = migrate::prepare_image(repo, image, verifier, &opts).await?;
+        let prepared = rewrite::prepare_image(repo, image, verifier, &opts).await?;
         match prepared.report.outcome {
             Outcome::Planned => sets.push(prepared.report.referrers.iter().map(|r| r.digest.clone()).collect()),
             other => {

@@ -300,45 +300,11 @@ impl<R: Repository> Repository for SplitRepository<R> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::demo::{self, Scenario, TestKey};
-    use crate::migrate::report::Outcome;
-    use crate::migrate::{self, MigrateOptions};
-    use crate::prune::report::{ItemKind, Status};
-    use crate::prune::{self, PruneOptions, Scope};
     use crate::store::memory::MemoryRepository;
-    use crate::verification::{Policy, PublicKey, Verifier};
 
-    fn verifier() -> Arc<Verifier> {
-        let key = PublicKey::from_pem(TestKey::Rsa4096.public_pem().as_bytes()).unwrap();
-        Arc::new(Verifier::new(Policy::new().with_key(key).insecure_ignore_tlog(true)).unwrap())
-    }
-
-    /// `scenario`'s images pushed to `images`, its legacy manifests to `attachments` (blobs to both).
-    async fn push_split(scenario: &Scenario, images: &MemoryRepository, attachments: &MemoryRepository) {
-        let mut image_side = demo::GeneratedRepo::new(scenario.repo.repository.clone());
-        image_side.blobs = scenario.repo.blobs.clone();
-        let mut attachment_side = image_side.clone();
-        for m in &scenario.repo.manifests {
-            let attached = scenario.attachments.iter().any(|a| a.manifest == m.digest);
-            let side = if attached { &mut attachment_side } else { &mut image_side };
-            side.manifests.push(m.clone());
-        }
-        image_side.push_to(images).await.unwrap();
-        attachment_side.push_to(attachments).await.unwrap();
-    }
-
-    /// The demo image in `app`, its `.sig` and `.att` in `sigs`, which also holds an image of its own
-    /// (tagged `v1`, like app's) with its own `.att`. Returns the pair, app's image and sigs's own.
     async fn shared() -> (SplitRepository<MemoryRepository>, Digest, Digest) {
-        let (app, sigs) = (MemoryRepository::new("app"), MemoryRepository::new("sigs"));
-        let scenario = demo::demo().unwrap();
-        push_split(&scenario, &app, &sigs).await;
-        let own = demo::article_like_numbered("registry.test/sigs", 1, 2_000).unwrap();
-        own.repo.push_to(&sigs).await.unwrap();
-        (SplitRepository::new(app, sigs), scenario.image, own.image)
+        crate::demo::attachments_apart().await.unwrap()
     }
 
     #[tokio::test]
@@ -364,49 +330,6 @@ mod tests {
         assert!(split.get_manifest(&att.to_string()).await.unwrap().is_none());
         assert_eq!(split.head_manifest(&image.cosign_tag("att")).await.unwrap().unwrap().digest, att);
         assert_eq!(split.get_manifest(&att.to_string()).await.unwrap().unwrap().digest, att);
-    }
-
-    #[tokio::test]
-    async fn migrate_and_prune_write_and_delete_only_in_the_attachments_repository() {
-        let (split, image, own) = shared().await;
-        let verifier = verifier();
-        let options = MigrateOptions::default();
-        let (app_manifests, app_blobs) = (split.images().manifest_count(), split.images().blob_count());
-
-        let report = migrate::migrate_image(&split, &image, &verifier, &options).await.unwrap();
-        assert_eq!(report.outcome, Outcome::Migrated, "{:?}", report.reasons);
-        assert_eq!(report.repository, "app");
-        let mut written: Vec<Digest> = report.referrers.iter().map(|r| r.digest.clone()).collect();
-        written.sort();
-        let mut listed: Vec<Digest> = split
-            .attachments()
-            .referrers(&image, None)
-            .await
-            .unwrap()
-            .descriptors
-            .into_iter()
-            .map(|d| d.digest)
-            .collect();
-        listed.sort();
-        assert_eq!((written.len(), &listed), (2, &written));
-        assert_eq!((split.images().manifest_count(), split.images().blob_count()), (app_manifests, app_blobs));
-
-        // sigs's own image is not app's: nothing of it read, nothing written.
-        let sigs_manifests = split.attachments().manifest_count();
-        let report = migrate::migrate_image(&split, &own, &verifier, &options).await.unwrap();
-        assert_eq!(report.outcome, Outcome::NotInImageRepository, "{:?}", report.reasons);
-        assert_eq!((report.bytes_read, report.legacy_manifest.as_ref()), (0, None), "its attachments are not read");
-        assert_eq!(split.attachments().manifest_count(), sigs_manifests);
-
-        let steps = prune::find::find(&split, &Scope::Repository, &verifier, &PruneOptions::default()).await.unwrap();
-        let of = |kind: ItemKind, tag: &str| {
-            steps.iter().find(|s| s.item.kind == kind && s.item.tag.as_deref() == Some(tag)).map(|s| &s.item)
-        };
-        let removable = of(ItemKind::LegacyAttestation, &image.cosign_tag("att")).expect("app's .att");
-        assert_eq!(removable.status, Status::Planned, "{:?}", removable.reasons);
-        let foreign = of(ItemKind::ForeignLegacy, &own.cosign_tag("att")).expect("sigs's own .att");
-        assert_eq!(foreign.status, Status::Kept);
-        assert!(steps.iter().filter(|s| s.action.is_some()).all(|s| s.item.subject.as_ref() == Some(&image)));
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod inspect_layouts;
 mod inspect_registries;
 mod interop;
 mod layer_media_type;
+mod layering;
 mod layout;
 mod migrate;
 mod migrate_readback;

@@ -429,7 +429,7 @@ async fn all_repos_split_into_shards_and_from_file() {
 /// completed by the next run, which writes only what is missing.
 #[tokio::test]
 async fn an_interrupted_run_is_completed() {
-    use att2ref::migrate::{MigrateOptions, plan};
+    use att2ref::rewrite::{MigrateOptions, plan};
     use std::sync::Arc;
 
     let registry = TestRegistry::distribution();

@@ -1,7 +1,7 @@
 //! Rekor requests go through the registry client: its retries, counters and plain-HTTP policy.
 
 use att2ref::ErrorKind;
-use att2ref::migrate::RekorClient;
+use att2ref::rewrite::RekorClient;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

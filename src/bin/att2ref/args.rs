@@ -283,7 +283,7 @@ pub struct MigrateArgs {
     /// How long read-back waits, in seconds, for the registry's referrers listing to show what it
     /// accepted. Only a lagging or cached listing costs any of it (Quay cached listings up to 60 s); an
     /// image whose referrers are still not listed then fails, its legacy .att untouched.
-    #[arg(long, value_name = "SECONDS", default_value_t = att2ref::migrate::DEFAULT_LISTING_WAIT.as_secs())]
+    #[arg(long, value_name = "SECONDS", default_value_t = att2ref::rewrite::DEFAULT_LISTING_WAIT.as_secs())]
     pub listing_wait: u64,
 
     /// Also write the JSON report to FILE.
@@ -431,7 +431,7 @@ pub struct CopyArgs {
     pub readback: ReadBackArg,
 
     /// How long read-back waits, in seconds, for DST's referrers listing to show what it accepted.
-    #[arg(long, value_name = "SECONDS", default_value_t = att2ref::migrate::DEFAULT_LISTING_WAIT.as_secs())]
+    #[arg(long, value_name = "SECONDS", default_value_t = att2ref::rewrite::DEFAULT_LISTING_WAIT.as_secs())]
     pub listing_wait: u64,
 
     /// Also write the JSON report to FILE.

@@ -15,9 +15,9 @@ use att2ref::copy::batch::CopyJournal;
 use att2ref::copy::{
     CopyJob, CopyOptions, CopyOutcome, CopyReport, Destination, ImageCopy, LegacyMode, ReferrerFilter,
 };
-use att2ref::migrate::report::RequestStats;
-use att2ref::migrate::{MigrateOptions, ReadBack, RekorClient};
 use att2ref::model::reference::Reference;
+use att2ref::report::RequestStats;
+use att2ref::rewrite::{MigrateOptions, ReadBack, RekorClient};
 use att2ref::store::AnyRepository;
 use att2ref::targets::{self, TargetOptions};
 use indicatif::ProgressBar;

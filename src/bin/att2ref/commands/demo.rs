@@ -43,14 +43,14 @@ async fn show(scenario: &att2ref::demo::Scenario, dir: &PathBuf, format: crate::
 /// Migrate the demo image with its test key and show what a consumer downloads before and after.
 async fn migrate(repo: &LayoutRepository, scenario: &att2ref::demo::Scenario) -> Result<()> {
     use att2ref::convert::plan::BlobRole;
-    use att2ref::migrate::{self, MigrateOptions};
+    use att2ref::rewrite::{self, MigrateOptions};
     use att2ref::verification::{Policy, PublicKey, Verifier};
 
     let key = PublicKey::from_pem(att2ref::demo::TestKey::Rsa4096.public_pem().as_bytes())?;
     let verifier = std::sync::Arc::new(Verifier::new(Policy::new().with_key(key).insecure_ignore_tlog(true))?);
     let options = MigrateOptions::default();
-    let prepared = migrate::plan::plan_image(repo, &scenario.image, &verifier, &options).await?;
-    let report = migrate::migrate_image(repo, &scenario.image, &verifier, &options).await?;
+    let prepared = rewrite::plan::plan_image(repo, &scenario.image, &verifier, &options).await?;
+    let report = rewrite::migrate_image(repo, &scenario.image, &verifier, &options).await?;
     let legacy: u64 = prepared.plan.iter().flat_map(|p| &p.items).map(|i| i.source.layer_size).sum();
     eprintln!("demo: migrate → {} ({} referrers)", report.outcome.as_str(), report.referrers.len());
     for item in prepared.plan.iter().flat_map(|p| &p.items) {

@@ -13,10 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, Result};
 use att2ref::batch::Progress;
 use att2ref::convert::{OutputFormat, Verdict};
-use att2ref::migrate::report::RequestStats;
-use att2ref::migrate::{
-    self, ImageMigration, MigrateJournal, MigrateOptions, MigrateReport, Outcome, ReadBack, RekorClient,
-};
+use att2ref::migrate::{self, MigrateJournal, MigrateReport};
+use att2ref::report::RequestStats;
+use att2ref::rewrite::{ImageMigration, MigrateOptions, Outcome, ReadBack, RekorClient};
 use att2ref::targets;
 use indicatif::ProgressBar;
 

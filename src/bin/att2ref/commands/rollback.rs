@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use att2ref::batch::{Journal, Progress};
-use att2ref::migrate::{MigrateOptions, RekorClient};
+use att2ref::rewrite::{MigrateOptions, RekorClient};
 use att2ref::rollback::batch::RollbackEvent;
 use att2ref::rollback::{self, ImageRollback, RollbackOptions, RollbackOutcome, RollbackReport};
 use att2ref::targets;
