@@ -23,51 +23,8 @@ wide_sbom=${BENCH_WIDE_SBOM_BYTES:-16000}
 jobs=${BENCH_JOBS:-4}
 sbom_bytes=${BENCH_SBOM_BYTES:-1520000}
 step_timeout=${BENCH_TIMEOUT:-3600}
-registry_bin=${DOCKER_REGISTRY:-$(command -v docker-registry || true)}
-[ -x "$registry_bin" ] || { echo "needs docker-registry (CNCF distribution 2.8.2, Debian package docker-registry)" >&2; exit 2; }
-command -v python3 >/dev/null || { echo "needs python3 (free ports, JSON)" >&2; exit 2; }
-[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (Debian package time) for peak RSS" >&2; exit 2; }
-mkdir -p bench/results
-cargo build --release --quiet --bin att2ref --example bench_store
-att2ref=target/release/att2ref
-store=target/release/examples/bench_store
-verify=(--plain-http --key fixtures/keys/rsa-4096.pub.pem --insecure-ignore-tlog)
-
-work=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }; rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-limited() { timeout --kill-after=30 "$step_timeout" "$@"; }
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", b-a}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
-json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
-
-start_registry() {
-  local port
-  mkdir -p "$work/data"
-  port=$(free_port)
-  cat > "$work/config.yml" <<CONF
-version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: $work/data
-http:
-  addr: 127.0.0.1:$port
-CONF
-  "$registry_bin" serve "$work/config.yml" > "$work/access.log" 2> "$work/error.log" &
-  pid=$!
-  host=127.0.0.1:$port
-  for _ in $(seq 100); do
-    curl -fsS -o /dev/null "http://$host/v2/" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "registry did not start:" >&2; cat "$work/error.log" >&2; exit 1
-}
+need_time=1
+. bench/lib.sh
 
 # migrate NAME TARGET...: timed; every image must be migrated.
 migrate() {
@@ -81,7 +38,7 @@ migrate() {
 
 rows=()
 for n in "${sizes[@]}"; do
-  start_registry
+  start_registry "n-$n"
   limited "$store" "$host" single "$n" "$sbom_bytes" 0 > /dev/null 2> "$work/seed.log"
   : > "$work/many.list"
   for i in $(seq 0 $((n - 1))); do
@@ -93,14 +50,14 @@ for n in "${sizes[@]}"; do
   migrate many --from-file "$work/many.list"; many_s=$migrate_s
   rows+=("| $n | $jobs | $single_s | $many_s | **$(ratio "$many_s" "$single_s")** |")
   echo "N=$n: 1 × N ${single_s}s, N × 1 ${many_s}s" >&2
-  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; rm -rf "$work/data"
+  stop_registry "n-$n"
 done
 
 # The wide case: the whole registry (--all-repos) of R repositories × $wide_images images.
 declare -A wide_time wide_rss
 wide_rows=()
 for r in "${wide[@]}"; do
-  start_registry
+  start_registry "wide-$r"
   # First image number of repository i: i × images (distinct images across the registry).
   seq 0 $((r - 1)) | limited xargs -P 2 -I'{}' sh -c \
     '"$1" "$2" "wide/r$3" "$4" "$5" $(($3 * $4)) > /dev/null' _ "$store" "$host" '{}' "$wide_images" "$wide_sbom" \
@@ -113,15 +70,15 @@ for r in "${wide[@]}"; do
   migrated=$(json "$work/wide.json" "d['totals']['outcomes'].get('migrated', 0)")
   [ "$migrated" = "$expected" ] || { echo "wide $r: $migrated of $expected images migrated" >&2; exit 1; }
   wide_time[$r]=$wide_s
-  wide_rss[$r]=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}' "$work/wide.time")
+  wide_rss[$r]=$(peak_rss_mb "$work/wide.time")
   wide_rows+=("| $r | $wide_images | $wide_jobs | $wide_s | ${wide_rss[$r]} |")
   echo "wide R=$r: ${wide_s}s, ${wide_rss[$r]} MB" >&2
-  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; rm -rf "$work/data"
+  stop_registry "wide-$r"
 done
 
 {
   echo
-  echo "## $(date -u +%Y-%m-%dT%H:%MZ) — $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  result_heading
   echo
   echo "distribution $("$registry_bin" --version 2>/dev/null | awk '{print $NF}'), $("$att2ref" --version); SBOM $sbom_bytes B + SLSA 785 B per image, RSA-4096"
   if [ ${#rows[@]} -gt 0 ]; then

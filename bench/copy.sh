@@ -13,75 +13,10 @@ read -r -a sizes <<< "${*:-${BENCH_N:-16 100}}"
 jobs=${BENCH_JOBS:-4}
 sbom_bytes=${BENCH_SBOM_BYTES:-1520000}
 step_timeout=${BENCH_TIMEOUT:-3600}
-registry_bin=${DOCKER_REGISTRY:-$(command -v docker-registry || true)}
-skopeo_bin=${SKOPEO:-$(command -v skopeo || true)}
-[ -x "$registry_bin" ] || { echo "needs docker-registry (CNCF distribution 2.8.2, Debian package docker-registry)" >&2; exit 2; }
-[ -x "$skopeo_bin" ] || { echo "needs skopeo" >&2; exit 2; }
-command -v python3 >/dev/null || { echo "needs python3 (free ports, JSON)" >&2; exit 2; }
-command -v timeout >/dev/null || { echo "needs timeout (coreutils)" >&2; exit 2; }
-mkdir -p bench/results
-cargo build --release --quiet --bin att2ref --example bench_store
-att2ref=target/release/att2ref
-store=target/release/examples/bench_store
-verify=(--plain-http --key fixtures/keys/rsa-4096.pub.pem --insecure-ignore-tlog)
-
-work=$(mktemp -d)
+need_skopeo=1
+. bench/lib.sh
 largest=0; for n in "${sizes[@]}"; do [ "$n" -gt "$largest" ] && largest=$n; done
-need_mb=$((largest * 8 * sbom_bytes / 1000000 + 200)); free_mb=$(df -Pm "$work" | awk 'NR==2 {print $4}')
-[ "$free_mb" -gt "$need_mb" ] || { echo "needs ~$need_mb MB free under $work (TMPDIR), has $free_mb" >&2; rmdir "$work"; exit 2; }
-pids=()
-declare -A registry_pid
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-stop_registry() {
-  local pid=${registry_pid[$1]}
-  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
-  rm -rf "$work/$1/data"
-}
-limited() { timeout --kill-after=30 "$step_timeout" "$@"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-# start_registry NAME: a distribution instance on a free loopback port with its own storage. Sets $host.
-start_registry() {
-  local dir="$work/$1" port attempt
-  for attempt in 1 2 3; do
-    rm -rf "$dir"; mkdir -p "$dir/data"
-    port=$(free_port)
-    cat > "$dir/config.yml" <<EOF
-version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: $dir/data
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$port
-EOF
-    "$registry_bin" serve "$dir/config.yml" > "$dir/access.log" 2> "$dir/error.log" &
-    pids+=("$!"); registry_pid[$1]=$!
-    host=127.0.0.1:$port
-    for _ in $(seq 100); do
-      if curl -fsS -o /dev/null "http://$host/v2/" 2>/dev/null; then return 0; fi
-      kill -0 "${pids[-1]}" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill "${pids[-1]}" 2>/dev/null || true
-  done
-  echo "registry $1 did not start:" >&2; cat "$dir/error.log" >&2; exit 1
-}
-
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", b-a}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
-json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+need_disk $((largest * 8 * sbom_bytes / 1000000 + 200))
 
 rows=()
 for n in "${sizes[@]}"; do
@@ -121,7 +56,7 @@ for n in "${sizes[@]}"; do
 done
 
 {
-  echo "## $(date -u +%Y-%m-%dT%H:%M:%SZ) — $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+  result_heading
   echo
   echo "distribution $("$registry_bin" --version 2>/dev/null | awk '{print $NF}'), $("$skopeo_bin" --version), $("$att2ref" --version); SBOM $sbom_bytes B + SLSA 785 B per image, RSA-4096"
   echo
