@@ -305,7 +305,7 @@ async fn settle(destination: &AnyRepository, reports: &mut [ImageCopy], options:
     {
         return Vec::new();
     }
-    tag_schema::wait_to_settle(None).await;
+    tokio::time::sleep(tag_schema::confirm_delay()).await;
     let index = IndexOptions { repair: false, max_retries: options.migrate.index_retries };
     let mut changed = Vec::new();
     for (i, report) in reports.iter_mut().enumerate().filter(|(_, r)| r.outcome == CopyOutcome::Copied) {

@@ -57,9 +57,8 @@ pub async fn migrate_images<R: Repository>(
     reports
 }
 
-/// The settle pass (see [`crate::store::tag_schema`]): once every image is done and a confirmation delay
-/// after the last index push, re-check that the tag-schema index of each image this run wrote still lists
-/// its referrers, and re-list any a concurrent writer
+/// The settle pass (see [`write`](mod@write)): once every image is done, re-check that the tag-schema
+/// index of each image this run wrote still lists its referrers, and re-list any a concurrent writer
 /// dropped (`options.jobs` images at once). An image whose entries cannot be restored becomes `failed`;
 /// its position is returned, so that the journal records it and a resumed run does not skip it.
 async fn settle_all<R: Repository>(repo: &R, reports: &mut [ImageMigration], options: &MigrateOptions) -> Vec<usize> {
@@ -69,12 +68,9 @@ async fn settle_all<R: Repository>(repo: &R, reports: &mut [ImageMigration], opt
     {
         return Vec::new();
     }
-    // A writer that read an index just before this run's last push to it may push its stale merge after
-    // it: wait a full confirmation delay after the latest push (an image that pushed nothing counts from
-    // now).
-    let now = tokio::time::Instant::now();
-    let last_push = reports.iter().filter(|r| written(r)).map(|r| r.index_pushed_at.unwrap_or(now)).max();
-    tag_schema::wait_to_settle(last_push).await;
+    // A writer that read an index just before this run's last push may push its stale merge well after
+    // it: a full confirmation delay (with jitter) from now, as before, keeps the widest window.
+    tokio::time::sleep(tag_schema::confirm_delay()).await;
     let index = tag_schema::IndexOptions { repair: false, max_retries: options.index_retries };
     let changed = std::sync::Mutex::new(Vec::new());
     let changed_ref = &changed;

@@ -239,7 +239,6 @@ pub async fn complete_image<R: Repository>(
         report.writes = stats.blobs_written + stats.manifests_written;
         report.index_retries = stats.index_retries;
         report.entries_repaired = stats.entries_repaired;
-        report.index_pushed_at = stats.last_index_push;
         seen = readback::Seen { listing: stats.index_confirmed, blobs: false };
     }
     report.bytes_read += readback::read_back(

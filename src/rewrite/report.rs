@@ -105,10 +105,6 @@ pub struct ImageMigration {
     pub index_retries: u64,
     /// Existing index entries repaired.
     pub entries_repaired: u64,
-    /// When this image's last referrers-index push was accepted (`None`: it pushed none): the settle
-    /// pass waits from the latest of these, not from when the repository's last image finished.
-    #[serde(skip)]
-    pub index_pushed_at: Option<tokio::time::Instant>,
     /// The plan, with `--dry-run` (and for blocked images, to show exactly what is blocked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<ImagePlan>,
@@ -132,7 +128,6 @@ impl ImageMigration {
             writes: 0,
             index_retries: 0,
             entries_repaired: 0,
-            index_pushed_at: None,
             plan: None,
         }
     }

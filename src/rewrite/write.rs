@@ -30,8 +30,6 @@ pub struct WriteStats {
     /// Whether a read of the tag-schema index after the last push listed every referrer: the consumer's
     /// discovery path on a registry without the referrers API, so read-back need not list them again.
     pub index_confirmed: bool,
-    /// When the last index push was accepted (`None`: nothing pushed).
-    pub last_index_push: Option<tokio::time::Instant>,
 }
 
 impl WriteStats {
@@ -43,7 +41,6 @@ impl WriteStats {
         self.index_updated |= index.index_updated;
         self.entries_repaired += index.entries_repaired;
         self.index_confirmed |= index.index_confirmed;
-        self.last_index_push = self.last_index_push.max(index.last_push);
     }
 }
 

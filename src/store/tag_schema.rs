@@ -18,9 +18,9 @@
 //!   a jittered delay ([`CONFIRM_DELAY`]) that is far longer than a well-behaved writer's GET-to-PUT
 //!   window, and merge again if needed.
 //! - **Settle pass.** `migrate` and `copy` call [`settle`] once per repository, for every image they wrote
-//!   there, once that repository's last image is done and at least [`CONFIRM_DELAY`] after the run's last
-//!   push of an index there ([`wait_to_settle`]), re-listing anything a concurrent writer dropped. On a
-//!   registry with the referrers API there is no index to settle and no delay.
+//!   there, as soon as that repository's last image is done and a full confirmation delay (with jitter)
+//!   after that moment, re-listing anything a concurrent writer dropped. On a registry with the referrers
+//!   API there is no index to settle and no delay.
 //! - **Removal** ([`remove_entry`]) is the same conditional read-modify-write with read-back, in the
 //!   other direction.
 //!
@@ -33,8 +33,6 @@
 //! API have no such window.
 
 use std::time::Duration;
-
-use tokio::time::Instant;
 
 use bytes::Bytes;
 
@@ -61,8 +59,6 @@ pub struct IndexStats {
     /// Whether a read of the index after the last push listed every entry: the consumer's discovery
     /// path on a registry without the referrers API, so a read-back need not list them again.
     pub index_confirmed: bool,
-    /// When the last index push of this update was accepted (`None`: nothing pushed).
-    pub last_push: Option<Instant>,
 }
 
 /// How the tag-schema index update behaves.
@@ -138,15 +134,6 @@ pub(crate) fn confirm_delay() -> Duration {
     CONFIRM_DELAY + jitter(CONFIRM_DELAY)
 }
 
-/// Wait until a settle pass may read: [`CONFIRM_DELAY`] after `last_push`, the latest index push of the
-/// images it re-checks (`None` when unknown: from now). A writer that read an index before that push and
-/// pushes its stale merge within the delay has landed by then. No jitter: the settle reads once, and a
-/// re-merge it makes goes through the update's own jittered confirmation and retries.
-pub async fn wait_to_settle(last_push: Option<Instant>) {
-    let from = last_push.unwrap_or_else(Instant::now);
-    tokio::time::sleep_until(from + CONFIRM_DELAY).await;
-}
-
 /// Whether a refused manifest or index PUT may succeed when repeated (a concurrent writer was midway).
 pub(crate) fn is_transient(kind: ErrorKind) -> bool {
     !matches!(kind, ErrorKind::Unauthorized | ErrorKind::Unsupported | ErrorKind::TooLarge | ErrorKind::InvalidInput)
@@ -193,7 +180,6 @@ pub(crate) async fn update_index<R: Repository>(
             };
             match put {
                 Ok(_) => {
-                    stats.last_push = Some(Instant::now());
                     stats.manifests_written += 1;
                     stats.bytes_written += len;
                     stats.index_updated = true;
@@ -587,30 +573,6 @@ mod tests {
         let err = settle(&repo, &subject, std::slice::from_ref(&gone), options).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
         assert!(err.to_string().contains(&gone.to_string()) && err.to_string().contains("dropped"), "{err}");
-    }
-
-    /// The settle pass reads a full confirmation delay after the last push, however long the run went on
-    /// after it, and never before.
-    #[tokio::test(start_paused = true)]
-    async fn the_settle_pass_waits_a_full_delay_after_the_last_push() {
-        let start = Instant::now();
-        wait_to_settle(Some(start)).await;
-        assert_eq!(start.elapsed(), CONFIRM_DELAY);
-
-        let pushed = Instant::now();
-        tokio::time::advance(CONFIRM_DELAY / 4).await; // the rest of the run, after the push
-        wait_to_settle(Some(pushed)).await;
-        assert_eq!(pushed.elapsed(), CONFIRM_DELAY);
-
-        let long_ago = Instant::now();
-        tokio::time::advance(3 * CONFIRM_DELAY).await;
-        let now = Instant::now();
-        wait_to_settle(Some(long_ago)).await;
-        assert_eq!(now.elapsed(), Duration::ZERO);
-
-        let now = Instant::now();
-        wait_to_settle(None).await;
-        assert_eq!(now.elapsed(), CONFIRM_DELAY);
     }
 
     #[test]
