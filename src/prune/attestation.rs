@@ -23,7 +23,7 @@ use crate::verification::{SignedEntity, Verifier};
 
 /// Whether one image's legacy `.att` may be removed.
 #[derive(Clone, Debug)]
-pub struct Assessment {
+pub struct RemovalAssessment {
     /// The `.att` tag.
     pub tag: String,
     /// The `.att` manifest digest (what a deletion would name).
@@ -49,11 +49,11 @@ pub async fn assess<R: Repository>(
     image: &Digest,
     verifier: &Arc<Verifier>,
     limits: &Limits,
-) -> Result<Option<Assessment>> {
+) -> Result<Option<RemovalAssessment>> {
     let Some(att) = fetch_manifest(repo, image, TagKind::Attestation, limits).await? else {
         return Ok(None);
     };
-    let mut a = Assessment {
+    let mut a = RemovalAssessment {
         tag: att.tag.clone(),
         manifest: att.raw.digest.clone(),
         size: (att.raw.bytes.len() as u64).saturating_add(att.layers_size()),

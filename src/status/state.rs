@@ -126,7 +126,7 @@ pub struct ConsumerBytes {
 
 /// The verdict on one image.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Assessment {
+pub struct StateAssessment {
     /// The state.
     pub state: ImageState,
     /// Legacy attestation layers.
@@ -140,7 +140,7 @@ pub struct Assessment {
 }
 
 /// Decide the state of an image from what was read.
-pub fn assess(observed: &Observed) -> Assessment {
+pub fn assess(observed: &Observed) -> StateAssessment {
     let attestations: Vec<&ReferrerFacts> = observed.referrers.iter().filter(|r| r.is_attestation()).collect();
     let converted: Vec<&str> =
         attestations.iter().filter_map(|r| r.annotation(annotations::LEGACY_LAYER_DIGEST)).collect();
@@ -175,7 +175,7 @@ pub fn assess(observed: &Observed) -> Assessment {
         referrer_smallest: sizes.iter().min().copied(),
         referrer_largest: sizes.iter().max().copied(),
     };
-    Assessment { state, legacy_layers, attestation_referrers: attestations.len(), unmigrated, bytes }
+    StateAssessment { state, legacy_layers, attestation_referrers: attestations.len(), unmigrated, bytes }
 }
 
 /// What a consumer sees of an image in a state.

@@ -89,3 +89,30 @@ fn no_module_of_the_library_names_a_command_but_its_own() {
     }
     assert!(violations.is_empty(), "a command used outside the binary:\n{}", violations.join("\n"));
 }
+
+/// Every public type of the library has a name of its own: the same name in two modules is two things
+/// a reader has to tell apart by path (it happened five times before this check).
+#[test]
+fn no_two_public_types_of_the_library_share_a_name() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut seen: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+    for file in files.iter().filter(|f| !f.strip_prefix(&src).unwrap().starts_with("bin")) {
+        let text = std::fs::read_to_string(file).unwrap();
+        for line in text.lines() {
+            let mut words = line.split_whitespace();
+            if words.next() != Some("pub") {
+                continue;
+            }
+            if let (Some("struct" | "enum" | "trait" | "type"), Some(name)) = (words.next(), words.next()) {
+                let name: String = name.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                seen.entry(name).or_default().push(file.strip_prefix(&src).unwrap().display().to_string());
+            }
+        }
+    }
+    assert!(seen.len() > 100, "only {} public types found: the scan is broken", seen.len());
+    let shared: Vec<String> =
+        seen.iter().filter(|(_, at)| at.len() > 1).map(|(name, at)| format!("{name}: {}", at.join(", "))).collect();
+    assert!(shared.is_empty(), "public types sharing a name:\n{}", shared.join("\n"));
+}

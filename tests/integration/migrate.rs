@@ -377,6 +377,76 @@ async fn keyless_needs_a_verified_inclusion_proof() {
     assert!(entries.iter().all(|e| e["logEntries"] == 1 && e["inclusionProofs"] == true), "{entries:#?}");
 }
 
+/// `copy` and `rollback` reach a Rekor given as `http://` as `migrate` does (plain HTTP to that host only,
+/// through the same client): copy converts with the fetched proofs, and rollback, planning exactly what
+/// the migration wrote, finds both referrers to remove.
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_and_rollback_fetch_proofs_from_an_http_rekor_too() {
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let scenario = keyless_dsse_only();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let repo = LayoutRepository::create(&layout, att2ref::Limits::default()).unwrap();
+    scenario.repo.push_to(&repo).await.unwrap();
+    let root: PathBuf = dir.path().join("trusted_root.json");
+    std::fs::write(&root, demo::trusted_root_json().unwrap()).unwrap();
+    let server = MockServer::start().await;
+    let att = scenario.repo.manifest_by_tag(&scenario.image.cosign_tag("att")).unwrap();
+    let Manifest::Image(m) = Manifest::parse(&att.bytes, None).unwrap().0 else { panic!("image manifest") };
+    for layer in &m.layers {
+        let legacy = RekorBundle::parse(layer.annotation("dev.sigstore.cosign/bundle").unwrap().as_bytes()).unwrap();
+        Mock::given(method("GET"))
+            .and(path("/api/v1/log/entries"))
+            .and(query_param("logIndex", legacy.payload.log_index.to_string()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(rekor_response(&legacy)))
+            .mount(&server)
+            .await;
+    }
+    let rekor = server.uri();
+    assert!(rekor.starts_with("http://"), "{rekor}");
+    let source = format!("ocidir://{}@{}", layout.display(), scenario.image);
+    let copied = format!("ocidir://{}", dir.path().join("copy").display());
+    let run = |head: &[&str]| {
+        let mut a: Vec<String> = head.iter().map(|s| s.to_string()).collect();
+        a.extend(
+            [
+                "--trusted-root",
+                root.to_str().unwrap(),
+                "--certificate-identity",
+                "keyless-signer@example.test",
+                "--certificate-oidc-issuer",
+                "https://oidc.example.test",
+                "--rekor-url",
+                &rekor,
+                "-o",
+                "json",
+                "-q",
+            ]
+            .map(str::to_owned),
+        );
+        move || att2ref(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    let copy = tokio::task::spawn_blocking(run(&["copy", &source, &copied])).await.unwrap();
+    assert_eq!(copy.code, 0, "{}\n{}", copy.stdout, copy.stderr);
+    let report = copy.json();
+    assert_valid("copy-report.schema.json", &report);
+    assert_eq!(report["images"][0]["outcome"], "copied", "{report:#}");
+    assert_eq!(report["images"][0]["converted"][0]["referrers"].as_array().unwrap().len(), 2, "{report:#}");
+
+    let migrate = tokio::task::spawn_blocking(run(&["migrate", &source])).await.unwrap();
+    assert_eq!(migrate.code, 0, "{}", migrate.stderr);
+    assert_eq!(outcome(&migrate.json()), "migrated");
+    let rollback = tokio::task::spawn_blocking(run(&["rollback", &source])).await.unwrap();
+    assert_eq!(rollback.code, 0, "{}\n{}", rollback.stdout, rollback.stderr);
+    let report = rollback.json();
+    assert_valid("rollback-report.schema.json", &report);
+    let image = &report["images"][0];
+    assert_eq!((image["outcome"].as_str(), image["planned"].as_array().map(Vec::len)), (Some("planned"), Some(2)));
+}
+
 #[tokio::test]
 async fn all_repos_split_into_shards_and_from_file() {
     let registry = TestRegistry::distribution();

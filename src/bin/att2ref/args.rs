@@ -241,6 +241,39 @@ pub struct TargetArgs {
     pub shard: Option<att2ref::targets::Shard>,
 }
 
+/// How legacy attestations become referrers: the flags `migrate` and `copy` share.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// Referrer format: Sigstore bundles (cosign v3, GitHub) or zero-copy DSSE referrers.
+    #[arg(long = "format", id = "referrer_format", value_enum, default_value_t = ReferrerFormatArg::Bundle)]
+    pub referrer_format: ReferrerFormatArg,
+
+    /// Rekor base URL to fetch inclusion proofs from (logged entries need one in v0.3 bundles). An
+    /// explicit http:// URL allows plain HTTP to that host only.
+    #[arg(long, value_name = "URL")]
+    pub rekor_url: Option<String>,
+
+    /// Convert the attestations of images whose legacy .sig does not verify under the policy (cosign >= 3
+    /// would then verify such an image through its bundles only).
+    #[arg(long)]
+    pub allow_signature_switch: bool,
+
+    /// What is read back after writing, before an image counts as done. `digest` (default): every
+    /// referrer listed, its manifest byte-identical, its bundle blob present with the right size (HEAD);
+    /// the bundle bytes were verified before upload and the registry checked their digest. In an OCI
+    /// layout the bundle file is hashed against its digest (cheap on local files). A rerun writes again a
+    /// bundle found missing or damaged this way. `full`: also download every bundle again and re-verify it
+    /// (twice the reads). `prune` always does the full check before deleting anything.
+    #[arg(long, value_enum, default_value_t = ReadBackArg::Digest)]
+    pub readback: ReadBackArg,
+
+    /// How long read-back waits, in seconds, for the referrers listing of the registry written to show
+    /// what it accepted. Only a lagging or cached listing costs any of it (Quay cached listings up to
+    /// 60 s); an image whose referrers are still not listed then fails, its legacy .att untouched.
+    #[arg(long, value_name = "SECONDS", default_value_t = att2ref::rewrite::DEFAULT_LISTING_WAIT.as_secs())]
+    pub listing_wait: u64,
+}
+
 /// `att2ref migrate`.
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
@@ -251,18 +284,8 @@ pub struct MigrateArgs {
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub jobs: u32,
 
-    /// Referrer format: Sigstore bundles (cosign v3, GitHub) or zero-copy DSSE referrers.
-    #[arg(long = "format", id = "referrer_format", value_enum, default_value_t = ReferrerFormatArg::Bundle)]
-    pub referrer_format: ReferrerFormatArg,
-
-    /// Rekor base URL to fetch inclusion proofs from (logged entries need one in v0.3 bundles).
-    #[arg(long, value_name = "URL")]
-    pub rekor_url: Option<String>,
-
-    /// Migrate images whose legacy .sig does not verify under the policy (cosign >= 3 would then
-    /// verify the image through its bundles only).
-    #[arg(long)]
-    pub allow_signature_switch: bool,
+    #[command(flatten)]
+    pub convert: ConvertArgs,
 
     /// Also fill in missing artifactType/annotations of existing referrers-index entries (cosign#5098).
     #[arg(long)]
@@ -271,20 +294,6 @@ pub struct MigrateArgs {
     /// Show the full plan and write nothing.
     #[arg(long)]
     pub dry_run: bool,
-
-    /// What is read back after writing, before an image counts as migrated. `digest` (default): every
-    /// referrer listed, its manifest byte-identical, its bundle blob present with the right size (HEAD);
-    /// the bundle bytes were verified before upload and the registry checked their digest. In an OCI
-    /// layout the bundle file is hashed against its digest (cheap on local files). A rerun writes again a
-    /// bundle found missing or damaged this way. `full`: also download every bundle again and re-verify it
-    /// (twice the reads). `prune` always does the full check before deleting anything.
-    #[arg(long, value_enum, default_value_t = ReadBackArg::Digest)]
-    pub readback: ReadBackArg,
-    /// How long read-back waits, in seconds, for the registry's referrers listing to show what it
-    /// accepted. Only a lagging or cached listing costs any of it (Quay cached listings up to 60 s); an
-    /// image whose referrers are still not listed then fails, its legacy .att untouched.
-    #[arg(long, value_name = "SECONDS", default_value_t = att2ref::rewrite::DEFAULT_LISTING_WAIT.as_secs())]
-    pub listing_wait: u64,
 
     /// Also write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]
@@ -355,7 +364,8 @@ pub struct RollbackArgs {
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub jobs: u32,
 
-    /// Rekor base URL the inclusion proofs were fetched from at migration (keyless attestations).
+    /// Rekor base URL the inclusion proofs were fetched from at migration (keyless attestations). An
+    /// explicit http:// URL allows plain HTTP to that host only.
     #[arg(long, value_name = "URL")]
     pub rekor_url: Option<String>,
 
@@ -414,25 +424,8 @@ pub struct CopyArgs {
     #[arg(long, value_name = "TYPE")]
     pub artifact_type: Option<String>,
 
-    /// Referrer format of converted attestations.
-    #[arg(long = "format", id = "referrer_format", value_enum, default_value_t = ReferrerFormatArg::Bundle)]
-    pub referrer_format: ReferrerFormatArg,
-
-    /// Rekor base URL to fetch inclusion proofs from (logged entries need one in v0.3 bundles).
-    #[arg(long, value_name = "URL")]
-    pub rekor_url: Option<String>,
-
-    /// Convert attestations of images whose legacy .sig does not verify under the policy.
-    #[arg(long)]
-    pub allow_signature_switch: bool,
-
-    /// What is read back of converted attestations, as in `migrate`.
-    #[arg(long, value_enum, default_value_t = ReadBackArg::Digest)]
-    pub readback: ReadBackArg,
-
-    /// How long read-back waits, in seconds, for DST's referrers listing to show what it accepted.
-    #[arg(long, value_name = "SECONDS", default_value_t = att2ref::rewrite::DEFAULT_LISTING_WAIT.as_secs())]
-    pub listing_wait: u64,
+    #[command(flatten)]
+    pub convert: ConvertArgs,
 
     /// Also write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]

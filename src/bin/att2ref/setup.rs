@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use att2ref::Limits;
+use att2ref::convert::OutputFormat;
 use att2ref::model::reference::{ImageReference, Reference};
 use att2ref::model::trust::TrustedRoot;
+use att2ref::rewrite::{MigrateOptions, ReadBack, RekorClient};
 use att2ref::store::AnyRepository;
 use att2ref::store::attachments::{COSIGN_REPOSITORY, parse_repository};
 use att2ref::store::layout::LayoutRepository;
@@ -18,7 +20,7 @@ use att2ref::store::registry::{
 use att2ref::verification::{CertificateIdentity, Matcher, Policy, PublicKey, Verifier, reject_kms_reference};
 use att2ref::verify::report::PolicySummary;
 
-use crate::args::{RegistryArgs, TargetArgs, TrustArgs};
+use crate::args::{ConvertArgs, ReadBackArg, ReferrerFormatArg, RegistryArgs, TargetArgs, TrustArgs};
 use crate::exit::usage;
 
 /// Log to stderr: `RUST_LOG` if set, else by `-v` count.
@@ -50,9 +52,51 @@ pub fn registry_client(args: &RegistryArgs) -> Result<RegistryClient> {
     registry_client_with(args, &[])
 }
 
+/// The registry client and, with `--rekor-url`, the Rekor client on it (same retries, CA files and
+/// timeouts). An explicit `http://` Rekor URL is the user's choice of plain HTTP for that host only.
+pub fn registry_and_rekor(
+    args: &RegistryArgs,
+    rekor_url: Option<&str>,
+) -> Result<(RegistryClient, Option<RekorClient>)> {
+    let plain_http: Vec<String> = rekor_url
+        .and_then(|u| url::Url::parse(u).ok())
+        .filter(|u| u.scheme() == "http")
+        .and_then(|u| u.host_str().map(|h| u.port().map_or_else(|| h.to_owned(), |p| format!("{h}:{p}"))))
+        .into_iter()
+        .collect();
+    let client = registry_client_with(args, &plain_http)?;
+    let rekor = rekor_url.map(|url| RekorClient::new(url, client.clone())).transpose().context("--rekor-url")?;
+    Ok((client, rekor))
+}
+
+/// What the conversion flags ask of `migrate` and `copy`, `jobs` images at once.
+pub fn convert_options(
+    args: &ConvertArgs,
+    registry: &RegistryArgs,
+    rekor: Option<RekorClient>,
+    jobs: u32,
+) -> MigrateOptions {
+    MigrateOptions {
+        format: match args.referrer_format {
+            ReferrerFormatArg::Bundle => OutputFormat::Bundle,
+            ReferrerFormatArg::Dsse => OutputFormat::Dsse,
+        },
+        limits: limits(registry),
+        allow_signature_switch: args.allow_signature_switch,
+        rekor,
+        jobs: jobs as usize,
+        readback: match args.readback {
+            ReadBackArg::Digest => ReadBack::Digest,
+            ReadBackArg::Full => ReadBack::Full,
+        },
+        listing_wait: std::time::Duration::from_secs(args.listing_wait),
+        ..MigrateOptions::default()
+    }
+}
+
 /// A registry client that also speaks plain HTTP to `plain_http_hosts` (`host[:port]`): the hosts of
 /// URLs the user gave with an explicit `http://` scheme, such as `--rekor-url`.
-pub fn registry_client_with(args: &RegistryArgs, plain_http_hosts: &[String]) -> Result<RegistryClient> {
+fn registry_client_with(args: &RegistryArgs, plain_http_hosts: &[String]) -> Result<RegistryClient> {
     let env_path = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     let credentials = match &args.authfile {
         Some(file) => CredentialSource::ConfigFiles(vec![file.clone()]),

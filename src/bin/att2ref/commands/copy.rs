@@ -10,53 +10,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
 use att2ref::batch::Progress;
-use att2ref::convert::OutputFormat;
 use att2ref::copy::batch::CopyJournal;
 use att2ref::copy::{
     CopyJob, CopyOptions, CopyOutcome, CopyReport, Destination, ImageCopy, LegacyMode, ReferrerFilter,
 };
 use att2ref::model::reference::Reference;
 use att2ref::report::RequestStats;
-use att2ref::rewrite::{MigrateOptions, ReadBack, RekorClient};
 use att2ref::store::AnyRepository;
 use att2ref::targets::{self, TargetOptions};
 use indicatif::ProgressBar;
 
-use crate::args::{CopyArgs, LegacyArg, ReadBackArg, ReferrerFormatArg};
+use crate::args::{CopyArgs, LegacyArg};
 use crate::exit::Usage;
 use crate::render::size;
 use crate::{exit, setup};
 
 pub async fn run(args: CopyArgs, quiet: bool) -> Result<ExitCode> {
     let (verifier, _) = setup::verifier(&args.trust)?;
-    let client = setup::registry_client(&args.registry)?;
+    let (client, rekor) = setup::registry_and_rekor(&args.registry, args.convert.rekor_url.as_deref())?;
     let legacy = match args.legacy {
         LegacyArg::Convert => LegacyMode::Convert,
         LegacyArg::Keep => LegacyMode::Keep,
         LegacyArg::Both => LegacyMode::Both,
     };
     let options = CopyOptions {
-        migrate: MigrateOptions {
-            format: match args.referrer_format {
-                ReferrerFormatArg::Bundle => OutputFormat::Bundle,
-                ReferrerFormatArg::Dsse => OutputFormat::Dsse,
-            },
-            limits: setup::limits(&args.registry),
-            allow_signature_switch: args.allow_signature_switch,
-            rekor: args
-                .rekor_url
-                .as_deref()
-                .map(|url| RekorClient::new(url, client.clone()))
-                .transpose()
-                .context("--rekor-url")?,
-            jobs: args.jobs as usize,
-            readback: match args.readback {
-                ReadBackArg::Digest => ReadBack::Digest,
-                ReadBackArg::Full => ReadBack::Full,
-            },
-            listing_wait: std::time::Duration::from_secs(args.listing_wait),
-            ..MigrateOptions::default()
-        },
+        migrate: setup::convert_options(&args.convert, &args.registry, rekor, args.jobs),
         legacy,
         filter: ReferrerFilter {
             artifact_type: args.artifact_type.clone(),

@@ -10,16 +10,16 @@
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use att2ref::batch::Progress;
-use att2ref::convert::{OutputFormat, Verdict};
+use att2ref::convert::Verdict;
 use att2ref::migrate::{self, MigrateJournal, MigrateReport};
 use att2ref::report::RequestStats;
-use att2ref::rewrite::{ImageMigration, MigrateOptions, Outcome, ReadBack, RekorClient};
+use att2ref::rewrite::{ImageMigration, MigrateOptions, Outcome};
 use att2ref::targets;
 use indicatif::ProgressBar;
 
-use crate::args::{MigrateArgs, ReadBackArg, ReferrerFormatArg};
+use crate::args::MigrateArgs;
 use crate::render::size;
 use crate::{exit, setup};
 
@@ -27,38 +27,11 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     let started = std::time::Instant::now();
     let (verifier, _) = setup::verifier(&args.trust)?;
     let targets = targets::read_targets(&args.targets.targets, args.targets.from_file.as_deref())?;
-    // An explicit http:// --rekor-url is the user's choice of plain HTTP for that host only.
-    let rekor_plain_http: Vec<String> = args
-        .rekor_url
-        .as_deref()
-        .and_then(|u| url::Url::parse(u).ok())
-        .filter(|u| u.scheme() == "http")
-        .and_then(|u| u.host_str().map(|h| u.port().map_or_else(|| h.to_owned(), |p| format!("{h}:{p}"))))
-        .into_iter()
-        .collect();
-    let client = setup::registry_client_with(&args.registry, &rekor_plain_http)?;
+    let (client, rekor) = setup::registry_and_rekor(&args.registry, args.convert.rekor_url.as_deref())?;
     let options = MigrateOptions {
-        format: match args.referrer_format {
-            ReferrerFormatArg::Bundle => OutputFormat::Bundle,
-            ReferrerFormatArg::Dsse => OutputFormat::Dsse,
-        },
-        limits: setup::limits(&args.registry),
-        allow_signature_switch: args.allow_signature_switch,
         repair_index: args.repair_index,
         dry_run: args.dry_run,
-        rekor: args
-            .rekor_url
-            .as_deref()
-            .map(|url| RekorClient::new(url, client.clone()))
-            .transpose()
-            .context("--rekor-url")?,
-        jobs: args.jobs as usize,
-        readback: match args.readback {
-            ReadBackArg::Digest => ReadBack::Digest,
-            ReadBackArg::Full => ReadBack::Full,
-        },
-        listing_wait: std::time::Duration::from_secs(args.listing_wait),
-        ..MigrateOptions::default()
+        ..setup::convert_options(&args.convert, &args.registry, rekor, args.jobs)
     };
     let journal = match &args.journal {
         Some(path) => {

@@ -5,9 +5,9 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use att2ref::batch::{Journal, Progress};
-use att2ref::rewrite::{MigrateOptions, RekorClient};
+use att2ref::rewrite::MigrateOptions;
 use att2ref::rollback::batch::RollbackEvent;
 use att2ref::rollback::{self, ImageRollback, RollbackOptions, RollbackOutcome, RollbackReport};
 use att2ref::targets;
@@ -19,18 +19,13 @@ use crate::{exit, setup};
 pub async fn run(args: RollbackArgs, quiet: bool) -> Result<ExitCode> {
     let (verifier, _) = setup::verifier(&args.trust)?;
     let targets = targets::read_targets(&args.targets.targets, args.targets.from_file.as_deref())?;
-    let client = setup::registry_client(&args.registry)?;
+    let (client, rekor) = setup::registry_and_rekor(&args.registry, args.rekor_url.as_deref())?;
     let options = RollbackOptions {
         apply: args.apply,
         migrate: MigrateOptions {
             limits: setup::limits(&args.registry),
             allow_signature_switch: true,
-            rekor: args
-                .rekor_url
-                .as_deref()
-                .map(|url| RekorClient::new(url, client.clone()))
-                .transpose()
-                .context("--rekor-url")?,
+            rekor,
             ..MigrateOptions::default()
         },
     };
