@@ -57,7 +57,7 @@ pub async fn migrate_images<R: Repository>(
     reports
 }
 
-/// The settle pass (see [`write`](mod@write)): once every image is done, re-check that the tag-schema
+/// The settle pass (see [`crate::store::tag_schema`]): once every image is done, re-check that the tag-schema
 /// index of each image this run wrote still lists its referrers, and re-list any a concurrent writer
 /// dropped (`options.jobs` images at once). An image whose entries cannot be restored becomes `failed`;
 /// its position is returned, so that the journal records it and a resumed run does not skip it.
