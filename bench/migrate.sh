@@ -2,6 +2,8 @@
 # Migration at scale on local CNCF distribution 2.8.2, beside skopeo copy of the same .att artifacts, in one run.
 # Usage: bench/migrate.sh [N...]     (default: $BENCH_N or "100 1000"; results appended to bench/results/migrate.md)
 # Environment: BENCH_JOBS (parallelism of migrate and skopeo, default 4), BENCH_SBOM_BYTES (default ~1.5 MB),
+#              BENCH_ROUNDS (rounds per N, each on fresh registries: the table gives the median time of each
+#              tool and every round's ratio; default 5 for N <= 100, else 1),
 #              BENCH_READBACK (migrate's --readback: digest, the default, or full),
 #              BENCH_TIMEOUT (seconds any one step may take before the run fails, default 3600),
 #              DOCKER_REGISTRY (default: docker-registry on PATH), SKOPEO (default: skopeo on PATH).
@@ -24,6 +26,7 @@ need_skopeo=1 need_time=1
 
 # Per image: the legacy .att and its bundles in A (~2 × 2.3 MB), the skopeo copy in B (~2.3 MB). Each N runs on
 # fresh registries removed afterwards, so the largest N (or the three --jobs runs of the smallest) sets the need.
+rounds_for() { if [ -n "${BENCH_ROUNDS:-}" ]; then echo "$BENCH_ROUNDS"; elif [ "$1" -le 100 ]; then echo 5; else echo 1; fi; }
 images=$((3 * ${sizes[0]})); for n in "${sizes[@]}"; do [ "$n" -gt "$images" ] && images=$n; done
 need_disk $((images * 5 * sbom_bytes / 1000000 + 200))
 
@@ -41,23 +44,34 @@ migrate() {
     || { echo "migrate of $1 did not migrate every image: $work/$1.json" >&2; exit 1; }
 }
 
+# median X...: the middle value (the mean of the two middle ones for an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {printf "%.2f", NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+
 rows=()
 declare -A migrate_time
 for n in "${sizes[@]}"; do
-  repo=fleet-$n
-  start_registry "a-$n"; a=$host
-  start_registry "b-$n"; b=$host
-  host=$a; seed "$repo" "$n"
-  # Peer first: skopeo copies each .att (manifest, config, both layers) from A to B, J at a time.
-  start=$(now)
-  cut -d' ' -f1 "$work/$repo.tags" | limited xargs -P "$jobs" -I'{}' "$skopeo_bin" copy -q --retry-times 2 \
-    --src-tls-verify=false --dest-tls-verify=false "docker://$a/$repo:{}" "docker://$b/$repo:{}"
-  skopeo_s=$(elapsed "$start" "$(now)")
-  log_offset=$(stat -c %s "$work/a-$n/access.log")
-  start=$(now); migrate "$repo" "$jobs"; migrate_s=$(elapsed "$start" "$(now)")
+  rounds=$(rounds_for "$n")
+  migrate_times=() skopeo_times=() round_ratios=()
+  for r in $(seq "$rounds"); do
+    repo=fleet-$n-r$r
+    start_registry "a-$n"; a=$host
+    start_registry "b-$n"; b=$host
+    host=$a; seed "$repo" "$n"
+    # Peer first: skopeo copies each .att (manifest, config, both layers) from A to B, J at a time.
+    start=$(now)
+    cut -d' ' -f1 "$work/$repo.tags" | limited xargs -P "$jobs" -I'{}' "$skopeo_bin" copy -q --retry-times 2 \
+      --src-tls-verify=false --dest-tls-verify=false "docker://$a/$repo:{}" "docker://$b/$repo:{}"
+    skopeo_s=$(elapsed "$start" "$(now)")
+    log_offset=$(stat -c %s "$work/a-$n/access.log")
+    start=$(now); migrate "$repo" "$jobs"; migrate_s=$(elapsed "$start" "$(now)")
+    served=$(served_bytes "$work/a-$n/access.log" "$log_offset")
+    stop_registry "a-$n"; stop_registry "b-$n"
+    migrate_times+=("$migrate_s"); skopeo_times+=("$skopeo_s"); round_ratios+=("$(ratio "$migrate_s" "$skopeo_s")")
+    echo "N=$n round $r: migrate ${migrate_s}s, skopeo ${skopeo_s}s" >&2
+  done
+  # Bytes, requests, CPU and RSS are those of the last round (bytes and requests are the same in every round).
+  migrate_s=$(median "${migrate_times[@]}"); skopeo_s=$(median "${skopeo_times[@]}")
   migrate_time[$n]=$migrate_s
-  served=$(served_bytes "$work/a-$n/access.log" "$log_offset")
-  stop_registry "a-$n"; stop_registry "b-$n"
   read -r downloaded uploaded requests < <(json "$work/$repo.json" \
     "'%d %d %d' % (d['requests']['bytes_downloaded'], d['requests']['bytes_uploaded'], d['requests']['requests'])")
   # Minimum: every .att manifest and blob read once, every bundle and referrer manifest written once. The bundle
@@ -65,8 +79,8 @@ for n in "${sizes[@]}"; do
   read -r att_manifests att_blobs < <(awk '{m+=$2; b+=$3} END {printf "%.0f %.0f\n", m, b}' "$work/$repo.tags")
   referrer_manifests=$(json "$work/$repo.json" "sum(r['size'] for i in d['images'] for r in i['referrers'])")
   minimum=$((att_manifests + att_blobs + uploaded))
-  rows+=("| $n | $jobs | $migrate_s | $skopeo_s | **$(ratio "$migrate_s" "$skopeo_s")** | $(ratio "$(awk -v m="$migrate_s" -v w="$settle_wait" 'BEGIN{print m-w}')" "$skopeo_s") | $((downloaded + uploaded)) | $minimum | **$(ratio $((downloaded + uploaded)) "$minimum")** | $downloaded | $served | $(ratio "$downloaded" $((att_manifests + att_blobs))) | $requests | $(cpu_s "$work/$repo.time") | $(peak_rss_mb "$work/$repo.time") |")
-  echo "N=$n: migrate ${migrate_s}s, skopeo ${skopeo_s}s; referrer manifests $referrer_manifests B" >&2
+  rows+=("| $n | $jobs | $rounds | $migrate_s | $skopeo_s | **$(ratio "$migrate_s" "$skopeo_s")** | ${round_ratios[*]} | $(ratio "$(awk -v m="$migrate_s" -v w="$settle_wait" 'BEGIN{print m-w}')" "$skopeo_s") | $((downloaded + uploaded)) | $minimum | **$(ratio $((downloaded + uploaded)) "$minimum")** | $downloaded | $served | $(ratio "$downloaded" $((att_manifests + att_blobs))) | $requests | $(cpu_s "$work/$repo.time") | $(peak_rss_mb "$work/$repo.time") |")
+  echo "N=$n: median migrate ${migrate_s}s, skopeo ${skopeo_s}s over $rounds round(s); referrer manifests $referrer_manifests B" >&2
 done
 
 # Peak RSS by --jobs, on fresh repositories of the smallest N.
@@ -101,8 +115,10 @@ get_row() { # get_row NAME FILE
   echo
   echo "distribution $("$registry_bin" --version 2>/dev/null | awk '{print $NF}'), $("$skopeo_bin" --version), $("$att2ref" --version) (\`migrate --readback $readback\`); SBOM $sbom_bytes B + SLSA 785 B per image, RSA-4096"
   echo
-  echo "| N | jobs | migrate s | skopeo copy s | migrate/skopeo | (migrate − 0.2 s)/skopeo | bytes moved | minimum | bytes/minimum | bytes read | GET bytes in access log | read/legacy | requests | migrate CPU s | peak RSS MB |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "Times are medians over the rounds (each on fresh registries); \`migrate/skopeo\` is the ratio of the medians, followed by each round's own ratio."
+  echo
+  echo "| N | jobs | rounds | migrate s | skopeo copy s | migrate/skopeo | per round | (migrate − 0.2 s)/skopeo | bytes moved | minimum | bytes/minimum | bytes read | GET bytes in access log | read/legacy | requests | migrate CPU s | peak RSS MB |"
+  echo "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
   echo
   if [ "${#sizes[@]}" -ge 2 ]; then

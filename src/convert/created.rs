@@ -9,7 +9,9 @@
 use serde::Serialize;
 
 use crate::model::intoto::Statement;
-use crate::model::predicate::{is_custom, unwrap_cosign_data};
+use serde_json::Value;
+
+use crate::model::predicate::{is_custom, predicate_outline, unwrap_cosign_data};
 use crate::model::time::{Rfc3339, format_unix};
 
 /// A creation time and where it came from.
@@ -36,11 +38,23 @@ pub enum CreatedSource {
 /// Derive the creation time: `integrated_time` (from a verified log entry), else the custom predicate's
 /// `Timestamp`, else `config_created`. `None` when no source gives a usable time.
 pub fn derive(integrated_time: Option<i64>, statement: &Statement, config_created: Option<&str>) -> Option<Created> {
+    let outline = predicate_outline(statement);
+    derive_outlined(integrated_time, &statement.predicate_type, outline.as_ref(), config_created)
+}
+
+/// [`derive()`] from the predicate's outline ([`predicate_outline`]), for a caller that reads it for the
+/// content hint as well: a megabyte predicate is then scanned once, not twice. The outline keeps the
+/// wrapper's members and scalars, all the timestamp needs.
+pub fn derive_outlined(
+    integrated_time: Option<i64>,
+    predicate_type: &str,
+    outline: Option<&Value>,
+    config_created: Option<&str>,
+) -> Option<Created> {
     let from_log = integrated_time.and_then(normalise_unix).map(|time| (time, CreatedSource::LogIntegratedTime));
     from_log
         .or_else(|| {
-            predicate_timestamp(statement)
-                .as_deref()
+            predicate_timestamp(predicate_type, outline)
                 .and_then(normalise)
                 .map(|t| (t, CreatedSource::PredicateTimestamp))
         })
@@ -48,11 +62,11 @@ pub fn derive(integrated_time: Option<i64>, statement: &Statement, config_create
         .map(|(time, source)| Created { time, source })
 }
 
-fn predicate_timestamp(statement: &Statement) -> Option<String> {
-    if !is_custom(&statement.predicate_type) {
+fn predicate_timestamp<'a>(predicate_type: &str, outline: Option<&'a Value>) -> Option<&'a str> {
+    if !is_custom(predicate_type) {
         return None;
     }
-    unwrap_cosign_data(&statement.predicate_value()?)?.timestamp.map(str::to_owned)
+    unwrap_cosign_data(outline?)?.timestamp
 }
 
 fn normalise(text: &str) -> Option<String> {

@@ -10,6 +10,7 @@ use crate::model::digest::Digest;
 use crate::model::media_type as mt;
 use crate::model::oci::Descriptor;
 use crate::model::rekor::RekorBundle;
+use crate::model::signed_statement::SignedStatement;
 
 use super::rekor::RekorEntry;
 
@@ -67,9 +68,9 @@ pub struct LegacyLayerInput<'a> {
     pub layer_index: usize,
     /// The layer descriptor as the manifest lists it (with its cosign annotations).
     pub layer: &'a Descriptor,
-    /// The exact layer bytes (the DSSE envelope JSON). Checked against `layer`'s digest and size, then
-    /// parsed here, so the predicate type always comes from the signed payload.
-    pub bytes: &'a [u8],
+    /// The layer's envelope, parsed from its exact bytes (which are checked against `layer`'s digest and
+    /// size here), so the predicate type always comes from the signed payload.
+    pub signed: &'a SignedStatement,
     /// The legacy config's `created` field, when the engine read it (cosign ~1.10–2.1 wrote the signing
     /// time there). Used only as the last source of the creation annotation.
     pub config_created: Option<&'a str>,

@@ -14,7 +14,7 @@ use crate::model::dsse::Envelope;
 use crate::model::intoto::Statement;
 use crate::model::media_type::{self as mt, annotations as keys};
 use crate::model::oci::{Annotations, Descriptor, ImageManifest, to_canonical_bytes};
-use crate::model::predicate::hint_statement;
+use crate::model::predicate::{hint_predicate, predicate_outline};
 
 use super::annotations as ours;
 use super::created::{self, Created};
@@ -141,10 +141,10 @@ pub fn convert_layer(
     }
 }
 
-/// A legacy layer, checked and parsed once for all its signatures.
-struct Layer {
-    envelope: Envelope,
-    statement: Statement,
+/// A legacy layer, checked once for all its signatures.
+struct Layer<'a> {
+    envelope: &'a Envelope,
+    statement: &'a Statement,
     annotations: LegacyLayerAnnotations,
     created: Option<Created>,
     /// The content hint of the predicate (parsed once here, not once per signature).
@@ -153,26 +153,20 @@ struct Layer {
     odd_media_type: Option<String>,
 }
 
-impl Layer {
-    fn read(subject: &ReferrerSubject, att: &LegacyLayerInput<'_>, verified: &Verified) -> Result<Layer> {
-        if att.bytes.len() as u64 != att.layer.size {
+impl<'a> Layer<'a> {
+    fn read(subject: &ReferrerSubject, att: &LegacyLayerInput<'a>, verified: &Verified) -> Result<Layer<'a>> {
+        let bytes = att.signed.bytes();
+        if bytes.len() as u64 != att.layer.size {
             return Err(Error::new(
                 ErrorKind::DigestMismatch,
-                format!("the bytes given are {} long, the layer descriptor says {}", att.bytes.len(), att.layer.size),
+                format!("the bytes given are {} long, the layer descriptor says {}", bytes.len(), att.layer.size),
             ));
         }
-        att.layer.digest.verify(att.bytes)?;
-        let envelope = Envelope::parse(att.bytes)?;
-        if !envelope.is_in_toto() {
-            return Err(Error::invalid_format(format!(
-                "DSSE payloadType is {:?}, not an in-toto statement",
-                envelope.payload_type.chars().take(100).collect::<String>()
-            )));
-        }
+        att.layer.digest.verify(bytes)?;
+        let (envelope, statement) = (att.signed.envelope(), att.signed.statement());
         if envelope.signatures.is_empty() {
             return Err(Error::invalid_format("the DSSE envelope has no signatures"));
         }
-        let statement = Statement::parse(&envelope.payload)?;
         if !statement.matches(subject.digest()) {
             return Err(Error::new(
                 ErrorKind::VerificationFailed,
@@ -196,10 +190,12 @@ impl Layer {
         }
         let annotations = LegacyLayerAnnotations::from_descriptor(att.layer);
         let integrated_time = verified.rekor_bundle.as_ref().map(|b| b.payload.integrated_time);
-        let created = created::derive(integrated_time, &statement, att.config_created);
+        let outline = predicate_outline(statement);
+        let created =
+            created::derive_outlined(integrated_time, &statement.predicate_type, outline.as_ref(), att.config_created);
         let odd_media_type = (att.layer.media_type != crate::model::media_type::DSSE_ENVELOPE)
             .then(|| att.layer.media_type.chars().take(200).collect());
-        let hint = hint_statement(&statement).id();
+        let hint = hint_predicate(&statement.predicate_type, outline.as_ref()).id();
         Ok(Layer { envelope, statement, annotations, created, hint, odd_media_type })
     }
 

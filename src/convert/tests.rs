@@ -18,12 +18,15 @@ use crate::model::media_type::{self as mt, annotations as keys};
 use crate::model::oci::{Descriptor, ImageManifest, Manifest};
 use crate::model::pem;
 use crate::model::referrers_index::{IndexChange, add_referrer};
+use crate::model::signed_statement::SignedStatement;
 use crate::model::testdata;
 
 /// A legacy `.att` of a scenario, as the engine would have read it.
 struct Legacy {
     manifest: Digest,
     layers: Vec<(Descriptor, Bytes)>,
+    /// Each layer's envelope, parsed as the engine parses it once for reading, verifying and converting.
+    signed: Vec<SignedStatement>,
     infos: Vec<LayerInfo>,
     config_created: Option<String>,
 }
@@ -36,9 +39,11 @@ fn legacy_att(s: &Scenario) -> Legacy {
         panic!("legacy manifest is an image manifest")
     };
     let config: Value = serde_json::from_slice(s.repo.blob(&m.config.digest).unwrap()).unwrap();
-    let layers = m.layers.iter().map(|d| (d.clone(), s.repo.blob(&d.digest).unwrap().clone())).collect();
+    let layers: Vec<(Descriptor, Bytes)> =
+        m.layers.iter().map(|d| (d.clone(), s.repo.blob(&d.digest).unwrap().clone())).collect();
     Legacy {
         manifest: att.manifest.clone(),
+        signed: layers.iter().map(|(_, b)| SignedStatement::parse(b.clone()).unwrap()).collect(),
         layers,
         infos: att.layers.clone(),
         config_created: config["created"].as_str().map(str::to_owned),
@@ -52,12 +57,11 @@ fn subject_of(s: &Scenario) -> ReferrerSubject {
 
 impl Legacy {
     fn att(&self, i: usize) -> LegacyLayerInput<'_> {
-        let (layer, bytes) = &self.layers[i];
         LegacyLayerInput {
             legacy_manifest: &self.manifest,
             layer_index: i,
-            layer,
-            bytes,
+            layer: &self.layers[i].0,
+            signed: &self.signed[i],
             config_created: self.config_created.as_deref(),
         }
     }
@@ -353,7 +357,7 @@ fn wrong_inputs_are_refused() {
 
     // Bytes that are not the layer.
     let mut att = legacy.att(2);
-    att.bytes = &legacy.layers[4].1;
+    att.signed = &legacy.signed[4];
     assert_eq!(
         convert_layer(&subject, &att, &verified, OutputFormat::Bundle).unwrap_err().kind(),
         ErrorKind::DigestMismatch
@@ -415,7 +419,7 @@ fn several_signatures_become_several_bundles() {
         legacy_manifest: &manifest,
         layer_index: 3,
         layer: &layer,
-        bytes: &bytes,
+        signed: &SignedStatement::parse(Bytes::from(bytes.clone())).unwrap(),
         config_created: None,
     };
     let key = |s: &TestSigner| VerifiedKey::PublicKey { spki_der: s.key().public_spki_der() };
@@ -575,7 +579,7 @@ fn real_article_layers_convert() {
             legacy_manifest: &manifest_digest,
             layer_index: i,
             layer,
-            bytes: &bytes,
+            signed: &SignedStatement::parse(Bytes::from(bytes.clone())).unwrap(),
             config_created: Some("2022-10-13T16:11:27.193412941-07:00"),
         };
         let outcome = only(convert_layer(&subject, &att, &verified, OutputFormat::Bundle).unwrap());
@@ -610,7 +614,7 @@ fn matches_what_sigstore_oci_wrote() {
         legacy_manifest: &manifest_digest,
         layer_index: 0,
         layer: &legacy_manifest.layers[0],
-        bytes: &bytes,
+        signed: &SignedStatement::parse(Bytes::from(bytes.clone())).unwrap(),
         config_created: Some("0001-01-01T00:00:00Z"),
     };
     let outcome = only(convert_layer(&subject, &att, &verified, OutputFormat::Bundle).unwrap());

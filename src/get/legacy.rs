@@ -59,22 +59,23 @@ pub(super) async fn search<R: Repository>(run: &mut Run<'_, R>) -> Result<()> {
         let LayerContent::Attestation(att) = layer.content else {
             continue;
         };
+        let (bytes, envelope, statement) = att.into_parts();
         let created = match &layer.annotations.bundle {
             Some(Ok(b)) => format_unix(b.payload.integrated_time).ok(),
-            _ => signed_timestamp(&att.statement),
+            _ => signed_timestamp(&statement),
         };
         let candidate = Attestation {
             source,
-            predicate_type: att.statement.predicate_type.clone(),
+            predicate_type: statement.predicate_type.clone(),
             created,
             hint: String::new(),
             verification: None,
-            statement: att.statement,
-            envelope: att.envelope,
-            envelope_bytes: Some(att.bytes.clone()),
+            statement,
+            envelope,
+            envelope_bytes: Some(bytes.clone()),
             bundle_bytes: None,
         };
-        let entity = SignedEntity::legacy_attestation(att.bytes.to_vec(), layer.annotations);
+        let entity = SignedEntity::legacy_attestation(bytes.to_vec(), layer.annotations);
         if run.consider(candidate, entity).await? && plan.ordered && run.done() {
             break;
         }

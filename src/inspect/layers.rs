@@ -65,16 +65,17 @@ pub(crate) fn legacy_layer(image: &Digest, layer: &LegacyLayer, tag: &str) -> (L
         LayerContent::Attestation(att) => {
             report.content = "dsse-envelope".into();
             anomalies.extend(media_type_anomaly(tag, layer.index, &layer.descriptor.media_type));
-            report.signatures = att.envelope.signatures.len();
-            fill_statement(&mut report, &att.statement, image);
+            report.signatures = att.envelope().signatures.len();
+            fill_statement(&mut report, att.statement(), image);
             if let Some(annotated) = &a.predicate_type
-                && annotated != &att.statement.predicate_type
+                && annotated != &att.statement().predicate_type
             {
                 anomalies.push(Anomaly::new(
                     "predicate-type-annotation-mismatch",
                     format!(
                         "{tag} layer {}: unsigned annotation says {annotated:?} but the signed statement says {:?}",
-                        layer.index, att.statement.predicate_type
+                        layer.index,
+                        att.statement().predicate_type
                     ),
                 ));
             }

@@ -17,6 +17,7 @@ pub mod predicate;
 pub mod reference;
 pub mod referrers_index;
 pub mod rekor;
+pub mod signed_statement;
 pub mod time;
 pub mod trust;
 

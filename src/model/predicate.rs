@@ -292,8 +292,14 @@ pub fn hint_predicate(predicate_type: &str, predicate: Option<&Value>) -> Conten
 /// members and the few nested ones a hint looks at; a megabyte SBOM is not built into a tree): the same
 /// answer as [`hint_predicate`] over the parsed predicate.
 pub fn hint_statement(statement: &Statement) -> ContentHint {
-    let predicate = statement.predicate.as_ref().and_then(|p| outline(p.get()).ok());
-    hint_predicate(&statement.predicate_type, predicate.as_ref())
+    hint_predicate(&statement.predicate_type, predicate_outline(statement).as_ref())
+}
+
+/// The outline of a statement's predicate: its members, the few nested ones a hint reads (cosign's
+/// `Data` among them) and every scalar, with the other arrays and objects left empty. `None` without a
+/// predicate.
+pub fn predicate_outline(statement: &Statement) -> Option<Value> {
+    statement.predicate.as_ref().and_then(|p| outline(p.get()).ok())
 }
 
 /// Guess what arbitrary bytes are (a `.sbom` layer, a file).

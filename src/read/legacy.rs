@@ -7,10 +7,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::limits::Limits;
 use crate::model::cosign::{LegacyLayerAnnotations, SimpleSigning, TagKind};
 use crate::model::digest::Digest;
-use crate::model::dsse::Envelope;
-use crate::model::intoto::Statement;
 use crate::model::media_type as mt;
 use crate::model::oci::{Descriptor, ImageManifest, Manifest, RawManifest};
+use crate::model::signed_statement::SignedStatement;
 use crate::store::Repository;
 
 /// Legacy layers no larger than this are read whole at once where only their kind is wanted (`get`,
@@ -98,32 +97,6 @@ pub enum LayerContent {
     },
     /// Not fetched: an unsigned attachment such as a `.sbom` layer.
     NotRead,
-}
-
-/// A DSSE-enveloped in-toto statement with its exact bytes.
-#[derive(Clone, Debug)]
-pub struct SignedStatement {
-    /// Exact envelope bytes as stored.
-    pub bytes: Bytes,
-    /// The parsed envelope (payload decoded).
-    pub envelope: Envelope,
-    /// The statement inside.
-    pub statement: Statement,
-}
-
-impl SignedStatement {
-    /// Parse envelope bytes; the payload must be an in-toto statement.
-    pub fn parse(bytes: Bytes) -> Result<SignedStatement> {
-        let envelope = Envelope::parse(&bytes)?;
-        if !envelope.is_in_toto() {
-            return Err(Error::invalid_format(format!(
-                "DSSE payloadType is {:?}, not an in-toto statement",
-                envelope.payload_type
-            )));
-        }
-        let statement = Statement::parse(&envelope.payload)?;
-        Ok(SignedStatement { bytes, envelope, statement })
-    }
 }
 
 /// One layer of a legacy manifest, read and parsed.
@@ -226,7 +199,7 @@ mod tests {
         let att = fetch_manifest(&repo, &scenario.image, TagKind::Attestation, &limits).await.unwrap().unwrap();
         let bytes = fetch_layer(&repo, &att, 1, &limits).await.unwrap();
         let signed = parse_attestation_layer(&att, 1, bytes).unwrap();
-        assert_eq!(signed.statement.predicate_type, "cosign.sigstore.dev/attestation/v1");
+        assert_eq!(signed.statement().predicate_type, "cosign.sigstore.dev/attestation/v1");
 
         let name = att.layer_name(1, att.layer(1).unwrap());
         let tiny = Limits { max_blob_bytes: 10, ..Limits::default() };

@@ -4,6 +4,8 @@
 //! Reading only, through the readers of [`crate::read::legacy`]; every decision is the plan's. Requests
 //! that do not depend on each other go out together: round trips, not bytes, bound a migration's time.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use futures_util::future::try_join_all;
 
@@ -11,8 +13,8 @@ use crate::error::Result;
 use crate::limits::Limits;
 use crate::model::cosign::{LegacyLayerAnnotations, TagKind};
 use crate::model::digest::Digest;
-use crate::model::dsse::Signature;
 use crate::model::oci::{Descriptor, RawManifest};
+use crate::model::signed_statement::SignedStatement;
 use crate::read::legacy::{self, LayerContent, LegacyManifest};
 use crate::store::{Referrers, Repository};
 use crate::verification::SignedEntity;
@@ -51,8 +53,7 @@ pub(super) async fn surroundings<R: Repository>(
     Ok(Some(Surroundings { att, subject, config_created, sig, referrers }))
 }
 
-/// One `.att` layer, read. The envelope is kept in parts: its exact bytes move into verification and
-/// back, while the payload is shared cheaply with the checks that need it.
+/// One `.att` layer, read and parsed once: the read, the verification and the conversion share it.
 pub(super) struct AttestationLayer {
     /// The `.att` manifest digest.
     pub manifest: Digest,
@@ -62,14 +63,8 @@ pub(super) struct AttestationLayer {
     pub descriptor: Descriptor,
     /// Its cosign annotations.
     pub annotations: LegacyLayerAnnotations,
-    /// Exact envelope bytes as stored.
-    pub bytes: Bytes,
-    /// The decoded DSSE payload.
-    pub payload: Bytes,
-    /// The DSSE payload type.
-    pub payload_type: String,
-    /// The envelope's signatures.
-    pub signatures: Vec<Signature>,
+    /// Its exact bytes, the envelope parsed from them and the statement inside.
+    pub signed: Arc<SignedStatement>,
 }
 
 /// The layers of an image's legacy `.att` and `.sig`.
@@ -116,17 +111,14 @@ async fn parse_off_runtime(att: &LegacyManifest, blobs: Vec<Bytes>) -> Result<Ve
             .into_iter()
             .enumerate()
             .map(|(index, bytes)| {
-                let signed = legacy::parse_attestation_layer(&att, index, bytes)?;
+                let signed = Arc::new(legacy::parse_attestation_layer(&att, index, bytes)?);
                 let descriptor = att.layers()[index].clone();
                 Ok(AttestationLayer {
                     manifest: att.raw.digest.clone(),
                     index,
                     annotations: LegacyLayerAnnotations::from_descriptor(&descriptor),
                     descriptor,
-                    bytes: signed.bytes,
-                    payload: Bytes::from(signed.envelope.payload),
-                    payload_type: signed.envelope.payload_type,
-                    signatures: signed.envelope.signatures,
+                    signed,
                 })
             })
             .collect()

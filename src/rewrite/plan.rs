@@ -212,23 +212,17 @@ struct Checked {
     sig_failures: Vec<String>,
 }
 
-/// Verify the `.att` and `.sig` layers. The envelope bytes move into the entities and back (no copy:
-/// each `Bytes` is its only owner).
+/// Verify the `.att` and `.sig` layers; the `.att` envelopes as parsed when they were read.
 async fn verify_layers(verifier: &Arc<Verifier>, image: &Digest, layers: LegacyLayers) -> Result<Checked> {
-    let LegacyLayers { attestations: mut layers, signatures, .. } = layers;
+    let LegacyLayers { attestations: layers, signatures, .. } = layers;
     let entities: Vec<SignedEntity> = layers
-        .iter_mut()
+        .iter()
         .map(|l| {
-            let bytes = Vec::from(std::mem::take(&mut l.bytes));
-            SignedEntity::legacy_attestation(bytes, LegacyLayerAnnotations::from_descriptor(&l.descriptor))
+            let annotations = LegacyLayerAnnotations::from_descriptor(&l.descriptor);
+            SignedEntity::parsed_attestation(Arc::clone(&l.signed), annotations)
         })
         .collect();
-    let (results, sig_results, entities) = verify_off_runtime(verifier, image, entities, signatures).await?;
-    for (layer, entity) in layers.iter_mut().zip(entities) {
-        if let SignedEntity::LegacyAttestation(a) = entity {
-            layer.bytes = Bytes::from(a.layer);
-        }
-    }
+    let (results, sig_results) = verify_off_runtime(verifier, image, entities, signatures).await?;
     let sig_failures = sig_results
         .iter()
         .filter_map(|(i, r)| r.as_ref().err().map(|f| format!("legacy .sig layer {i} does not verify: {f}")))
@@ -346,7 +340,7 @@ fn pending(outcomes: Vec<SignatureOutcome>, layers: &[AttestationLayer], listed:
             Some(Pending {
                 listed: listed.contains(&referrer.manifest.digest),
                 referrer: *referrer,
-                payload_digest: Digest::sha256(&layer.payload),
+                payload_digest: Digest::sha256(&layer.signed.envelope().payload),
                 layer: layer.descriptor.clone(),
                 predicate_type: o.predicate_type,
             })
@@ -354,8 +348,8 @@ fn pending(outcomes: Vec<SignatureOutcome>, layers: &[AttestationLayer], listed:
         .collect()
 }
 
-/// The same bytes in an allocation of exactly their size. Serialisers grow their buffers by doubling, so
-/// a 2.1 MB bundle can sit in 4 MiB for as long as it waits for its upload.
+/// The same bytes in an allocation of exactly their size: a serialiser's buffer has slack (a doubling one
+/// can hold a 2.1 MB bundle in 4 MiB), and the bundle waits in it for its upload.
 fn compact(bytes: Bytes) -> Bytes {
     let mut v = Vec::from(bytes);
     v.shrink_to_fit();
@@ -363,22 +357,21 @@ fn compact(bytes: Bytes) -> Bytes {
 }
 
 type Results = Vec<std::result::Result<Verification, Failure>>;
-type Verified3 = (Results, Vec<(usize, std::result::Result<Verification, Failure>)>, Vec<SignedEntity>);
+type VerifiedBoth = (Results, Vec<(usize, std::result::Result<Verification, Failure>)>);
 
-/// Verify the attestation and signature layers on rayon, off the async runtime's threads. The
-/// attestation entities are handed back.
+/// Verify the attestation and signature layers on rayon, off the async runtime's threads.
 async fn verify_off_runtime(
     verifier: &Arc<Verifier>,
     image: &Digest,
     attestations: Vec<SignedEntity>,
     signatures: Vec<(usize, SignedEntity)>,
-) -> Result<Verified3> {
+) -> Result<VerifiedBoth> {
     let verifier = Arc::clone(verifier);
     let image = image.clone();
     super::cpu::run("verifying the legacy layers", move || {
         let att = verifier.verify_all(&attestations, &image);
         let sig = signatures.iter().map(|(i, e)| (*i, verifier.verify(e, &image))).collect();
-        (att, sig, attestations)
+        (att, sig)
     })
     .await
 }
@@ -415,12 +408,11 @@ async fn verified_for(
     // The verifier stops at the first; the others are checked here over the same PAE. Only when the log
     // was not checked: a log entry binds one signature, so with the log checked the others stay
     // unverified and block the image (all or nothing).
-    if matches!(v.signer, Signer::Key { .. }) && !v.log.is_verified() && layer.signatures.len() > 1 {
-        let (payload_type, payload, signatures) =
-            (layer.payload_type.clone(), layer.payload.clone(), layer.signatures.clone());
+    if matches!(v.signer, Signer::Key { .. }) && !v.log.is_verified() && layer.signed.envelope().signatures.len() > 1 {
+        let signed = Arc::clone(&layer.signed);
         let (index, keys) = (v.signature_index, verifier.policy().keys().to_vec());
         let others = super::cpu::run("checking the envelope's other signatures", move || {
-            other_key_signatures(&payload_type, &payload, &signatures, index, &keys)
+            other_key_signatures(signed.envelope(), index, &keys)
         })
         .await?;
         verified.signatures.extend(others);
@@ -460,7 +452,7 @@ async fn convert_off_runtime(
                 legacy_manifest: &layer.manifest,
                 layer_index: layer.index,
                 layer: &layer.descriptor,
-                bytes: &layer.bytes,
+                signed: &layer.signed,
                 config_created: config_created.as_deref(),
             };
             outcomes.extend(convert_layer(&subject, &att, v, format)?);
@@ -471,7 +463,8 @@ async fn convert_off_runtime(
         let mut failures = Vec::new();
         for o in &outcomes {
             let Some(referrer) = o.referrer() else { continue };
-            let payload = layers.iter().find(|l| l.index == o.source.layer_index).map(|l| &l.payload[..]);
+            let layer = layers.iter().find(|l| l.index == o.source.layer_index);
+            let payload = layer.map(|l| &l.signed.envelope().payload[..]);
             if let Err(f) = check_upload(&verifier, referrer, payload, subject.digest()) {
                 failures.push(format!(
                     "layer {} ({}): the converted bundle does not verify under the policy: {f}",
@@ -506,14 +499,13 @@ fn check_upload(
 
 /// The envelope's other signatures that verify under one of `keys`.
 fn other_key_signatures(
-    payload_type: &str,
-    payload: &[u8],
-    signatures: &[crate::model::dsse::Signature],
+    envelope: &crate::model::dsse::Envelope,
     verified_index: usize,
     keys: &[crate::verification::PublicKey],
 ) -> Vec<VerifiedSignature> {
-    let pae = crate::model::dsse::pae(payload_type, payload);
-    signatures
+    let pae = envelope.pae();
+    envelope
+        .signatures
         .iter()
         .enumerate()
         .filter(|(i, _)| *i != verified_index)

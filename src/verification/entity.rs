@@ -5,21 +5,43 @@
 //! four things — what was signed, by which key or certificate, which log evidence, which timestamps — so
 //! the verifier has one code path, as sigstore-go's `SignedEntity` interfaces do.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
 use crate::model::bundle::{Bundle, BundleContent, BundleVersion, TransparencyLogEntry, VerificationKey};
 use crate::model::cosign::LegacyLayerAnnotations;
 use crate::model::dsse::Envelope;
+use crate::model::intoto::Statement;
 use crate::model::rekor::RekorBundle;
+use crate::model::signed_statement::SignedStatement;
 
 /// A legacy `.att` layer: the exact DSSE envelope bytes and the layer's annotations.
 #[derive(Debug)]
 pub struct LegacyAttestation {
-    /// The layer blob (the DSSE envelope JSON, byte-exact: log entries hash it).
-    pub layer: Vec<u8>,
+    layer: AttestationBytes,
     /// The layer's cosign annotations.
     pub annotations: LegacyLayerAnnotations,
+}
+
+/// A legacy `.att` layer's blob, as given: bytes the verifier parses, or an envelope parsed already
+/// (shared with the caller, who reads and converts the same layer).
+#[derive(Debug)]
+enum AttestationBytes {
+    Raw(Vec<u8>),
+    Parsed(Arc<SignedStatement>),
+}
+
+impl LegacyAttestation {
+    /// The layer blob (the DSSE envelope JSON, byte-exact: log entries hash it).
+    pub fn layer(&self) -> &[u8] {
+        match &self.layer {
+            AttestationBytes::Raw(bytes) => bytes,
+            AttestationBytes::Parsed(signed) => signed.bytes(),
+        }
+    }
 }
 
 /// A legacy `.sig` layer: the exact simple-signing payload bytes and the layer's annotations (the
@@ -68,7 +90,13 @@ pub enum EntityKind {
 impl SignedEntity {
     /// A legacy `.att` layer.
     pub fn legacy_attestation(layer: Vec<u8>, annotations: LegacyLayerAnnotations) -> SignedEntity {
-        SignedEntity::LegacyAttestation(LegacyAttestation { layer, annotations })
+        SignedEntity::LegacyAttestation(LegacyAttestation { layer: AttestationBytes::Raw(layer), annotations })
+    }
+
+    /// A legacy `.att` layer whose envelope the caller has parsed already: verified without parsing it
+    /// again (what is checked is still what its bytes say: only [`SignedStatement::parse`] makes one).
+    pub fn parsed_attestation(signed: Arc<SignedStatement>, annotations: LegacyLayerAnnotations) -> SignedEntity {
+        SignedEntity::LegacyAttestation(LegacyAttestation { layer: AttestationBytes::Parsed(signed), annotations })
     }
 
     /// A legacy `.sig` layer.
@@ -98,8 +126,9 @@ impl SignedEntity {
 
 /// What was signed.
 pub(crate) enum Content<'a> {
-    /// A DSSE envelope; `raw` is the exact envelope bytes when known (legacy layers).
-    Dsse { envelope: Envelope, raw: Option<&'a [u8]> },
+    /// A DSSE envelope; `raw` is the exact envelope bytes when known (legacy layers), `statement` the
+    /// payload's statement when it was parsed already.
+    Dsse { envelope: Cow<'a, Envelope>, raw: Option<&'a [u8]>, statement: Option<&'a Statement> },
     /// A signature over a message, known by its bytes (legacy `.sig`, bundle with artifact) and/or its
     /// SHA-256 digest.
     Message { payload: Option<&'a [u8]>, sha256: Vec<u8>, signature: Vec<u8> },
@@ -141,10 +170,23 @@ impl SignedEntity {
     pub(crate) fn normalize(&self) -> Result<Normalized<'_>> {
         match self {
             SignedEntity::LegacyAttestation(a) => {
-                let envelope = Envelope::parse(&a.layer).map_err(|e| e.context("legacy attestation layer"))?;
+                let content = match &a.layer {
+                    AttestationBytes::Raw(bytes) => Content::Dsse {
+                        envelope: Cow::Owned(
+                            Envelope::parse(bytes).map_err(|e| e.context("legacy attestation layer"))?,
+                        ),
+                        raw: Some(bytes),
+                        statement: None,
+                    },
+                    AttestationBytes::Parsed(signed) => Content::Dsse {
+                        envelope: Cow::Borrowed(signed.envelope()),
+                        raw: Some(signed.bytes()),
+                        statement: Some(signed.statement()),
+                    },
+                };
                 Ok(Normalized {
                     kind: EntityKind::LegacyAttestation,
-                    content: Content::Dsse { envelope, raw: Some(&a.layer) },
+                    content,
                     material: legacy_material(&a.annotations)?,
                     log: legacy_log(&a.annotations)?,
                     timestamps: legacy_timestamps(&a.annotations)?,
@@ -210,7 +252,9 @@ fn normalize_bundle(b: &BundleEntity) -> Result<Normalized<'_>> {
         }
     };
     let content = match &bundle.content {
-        BundleContent::DsseEnvelope(envelope) => Content::Dsse { envelope: envelope.clone(), raw: None },
+        BundleContent::DsseEnvelope(envelope) => {
+            Content::Dsse { envelope: Cow::Borrowed(envelope), raw: None, statement: None }
+        }
         BundleContent::MessageSignature(m) => {
             let artifact_digest = b.artifact.as_deref().map(|a| Sha256::digest(a).to_vec());
             // With the artifact at hand its own digest counts: `messageDigest` is not signed, and a wrong

@@ -159,7 +159,7 @@ pub(crate) fn timestamps_of(entity: &SignedEntity) -> Vec<&[u8]> {
 /// What a stamp over this content may cover: every signature, plus the whole layer for legacy `.att`.
 pub(crate) fn covered_of<'a>(content: &'a Content<'_>) -> Vec<Covered<'a>> {
     match content {
-        Content::Dsse { envelope, raw } => {
+        Content::Dsse { envelope, raw, .. } => {
             let mut out: Vec<Covered<'a>> = envelope
                 .signatures
                 .iter()

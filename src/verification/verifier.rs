@@ -362,7 +362,7 @@ fn verify_content<'k>(
 
 fn binding<'a>(n: &'a Normalized<'_>, s: &'a Signed) -> Binding<'a> {
     let (layer_sha256, message_sha256, payload_sha256) = match &n.content {
-        Content::Dsse { envelope, raw } => {
+        Content::Dsse { envelope, raw, .. } => {
             (raw.map(|r| hex::encode(Sha256::digest(r))), None, Some(hex::encode(Sha256::digest(&envelope.payload))))
         }
         Content::Message { payload, sha256, .. } => {
@@ -382,7 +382,7 @@ fn binding<'a>(n: &'a Normalized<'_>, s: &'a Signed) -> Binding<'a> {
 
 fn check_subject(content: &Content<'_>, image: &Digest) -> Result<(SubjectMatch, Option<String>), Failure> {
     match content {
-        Content::Dsse { envelope, .. } => {
+        Content::Dsse { envelope, statement, .. } => {
             // As sigstore-go: an attestation's envelope must declare an in-toto payload. Parsing any
             // other payload as a statement would let a signature over something else pass as one.
             if !envelope.is_in_toto() {
@@ -392,8 +392,15 @@ fn check_subject(content: &Content<'_>, image: &Digest) -> Result<(SubjectMatch,
                     format!("DSSE payloadType is {shown:?}, not application/vnd.in-toto+json"),
                 );
             }
-            let statement =
-                Statement::parse(&envelope.payload).map_err(|e| Failure::from(e).context("the signed DSSE payload"))?;
+            let parsed;
+            let statement = match statement {
+                Some(statement) => *statement,
+                None => {
+                    parsed = Statement::parse(&envelope.payload)
+                        .map_err(|e| Failure::from(e).context("the signed DSSE payload"))?;
+                    &parsed
+                }
+            };
             match statement.matching_subject(image) {
                 Some(s) => Ok((
                     SubjectMatch { name: s.name.clone(), digest: image.to_string() },

@@ -149,12 +149,12 @@ async fn check_digest<R: Repository>(
             };
             match layer.content {
                 LayerContent::Attestation(att) => {
-                    let predicate_type = att.statement.predicate_type.clone();
+                    let predicate_type = att.statement().predicate_type.clone();
                     if !wanted(Some(predicate_type.as_str())) {
                         skipped.push(Skipped { location, reason: format!("predicate type {predicate_type}") });
                         continue;
                     }
-                    let entity = SignedEntity::legacy_attestation(att.bytes.to_vec(), layer.annotations);
+                    let entity = SignedEntity::parsed_attestation(Arc::new(att), layer.annotations);
                     pending.push((location, Some(predicate_type), entity));
                 }
                 LayerContent::SimpleSigning { bytes, .. } => {

@@ -21,6 +21,8 @@ use att2ref::model::digest::Digest;
 use att2ref::model::dsse::encode_base64;
 use att2ref::model::media_type as mt;
 use att2ref::model::oci::{ImageManifest, Manifest};
+use att2ref::model::signed_statement::SignedStatement;
+use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::corpus;
@@ -195,7 +197,7 @@ impl Writer<'_> {
                     legacy_manifest: &att.manifest,
                     layer_index: i,
                     layer,
-                    bytes,
+                    signed: &SignedStatement::parse(bytes.clone()).unwrap(),
                     config_created: None,
                 };
                 let key = signer.key();
@@ -226,7 +228,7 @@ impl Writer<'_> {
                 legacy_manifest: &manifest_digest,
                 layer_index: i,
                 layer,
-                bytes: &bytes,
+                signed: &SignedStatement::parse(Bytes::from(bytes)).unwrap(),
                 config_created: None,
             };
             let bundle = self.convert(&format!("article-real-layer{i}"), &subject, &legacy, spki.clone());
@@ -249,7 +251,7 @@ impl Writer<'_> {
             legacy_manifest: &manifest_digest,
             layer_index: 0,
             layer: &manifest.layers[0],
-            bytes: &bytes,
+            signed: &SignedStatement::parse(Bytes::from(bytes)).unwrap(),
             config_created: None,
         };
         let bundle = self.convert("securesystemslib-layer0", &subject, &legacy, spki);
