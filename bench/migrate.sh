@@ -26,6 +26,9 @@ need_skopeo=1 need_time=1
 
 # Per image: the legacy .att and its bundles in A (~2 × 2.3 MB), the skopeo copy in B (~2.3 MB). Each N runs on
 # fresh registries removed afterwards, so the largest N (or the three --jobs runs of the smallest) sets the need.
+if [ -n "${BENCH_ROUNDS:-}" ] && ! [[ "$BENCH_ROUNDS" =~ ^[1-9][0-9]*$ ]]; then
+  echo "BENCH_ROUNDS must be a positive whole number, not '$BENCH_ROUNDS'" >&2; exit 2
+fi
 rounds_for() { if [ -n "${BENCH_ROUNDS:-}" ]; then echo "$BENCH_ROUNDS"; elif [ "$1" -le 100 ]; then echo 5; else echo 1; fi; }
 images=$((3 * ${sizes[0]})); for n in "${sizes[@]}"; do [ "$n" -gt "$images" ] && images=$n; done
 need_disk $((images * 5 * sbom_bytes / 1000000 + 200))

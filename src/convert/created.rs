@@ -115,6 +115,16 @@ mod tests {
     }
 
     #[test]
+    fn the_timestamp_is_read_from_the_outline_of_the_predicate() {
+        // A number beyond a double's range where no reader looks: a tree parse of the predicate fails on
+        // it, the outline skips it, and the signed `Timestamp` is found (as `get` and `inspect` find it).
+        let s = statement(CUSTOM, r#"{"Data":{"deep":[1e400]},"Timestamp":"2022-10-13T23:11:26Z"}"#);
+        assert_eq!(s.predicate_value(), None);
+        let c = derive(None, &s, None).unwrap();
+        assert_eq!((c.time.as_str(), c.source), ("2022-10-13T23:11:26Z", CreatedSource::PredicateTimestamp));
+    }
+
+    #[test]
     fn unusable_sources_are_skipped() {
         let config = Some("2024-01-01T00:00:00+01:00");
         let want = Some(Created { time: "2023-12-31T23:00:00Z".into(), source: CreatedSource::LegacyConfig });

@@ -8,7 +8,7 @@ use crate::model::envelope_prefix::guess_envelope_prefix;
 use crate::model::intoto::Statement;
 use crate::model::media_type::annotations as ann;
 use crate::model::oci::Descriptor;
-use crate::model::predicate::unwrap_cosign_data;
+use crate::model::predicate::{predicate_outline, unwrap_cosign_data};
 use crate::model::time::{format_unix, parse_rfc3339};
 use crate::read::legacy::{self, LayerContent, PREFIX_BYTES};
 use crate::store::Repository;
@@ -152,7 +152,8 @@ async fn learn_from_prefixes<R: Repository>(
 /// The signed `Timestamp` of cosign's custom wrapper (RFC 3339), the only signing time inside the
 /// statement of a legacy attestation made without a log.
 fn signed_timestamp(statement: &Statement) -> Option<String> {
-    let predicate = statement.predicate_value()?;
+    // The outline, as `migrate` reads it for the created time: the same wrapper, the same answer.
+    let predicate = predicate_outline(statement)?;
     let wrapped = unwrap_cosign_data(&predicate)?;
     wrapped.timestamp.filter(|t| parse_rfc3339(t).is_ok()).map(str::to_owned)
 }

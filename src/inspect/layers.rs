@@ -123,7 +123,8 @@ fn fill_statement(report: &mut LayerReport, statement: &Statement, image: &Diges
     report.subject_digests =
         statement.subjects.iter().flat_map(|s| s.digest.iter().map(|(alg, hex)| format!("{alg}:{hex}"))).collect();
     report.subject_matches = Some(statement.matches(image));
-    let value = statement.predicate_value();
+    // The outline, as `migrate` reads the hint and the created time from it: the same answers.
+    let value = predicate::predicate_outline(statement);
     report.hint = Some(hint_report(hint_predicate(&statement.predicate_type, value.as_ref())));
     report.custom_timestamp =
         value.as_ref().and_then(predicate::unwrap_cosign_data).and_then(|w| w.timestamp).map(str::to_owned);

@@ -16,6 +16,7 @@ use att2ref::model::digest::Digest;
 use att2ref::model::dsse::encode_base64;
 use att2ref::model::oci::{Annotations, ImageManifest};
 use att2ref::model::rekor::{RekorBundle, RekorSpec};
+use att2ref::model::signed_statement::SignedStatement;
 use att2ref::model::trust::TrustedRoot;
 use att2ref::verification::{
     CertificateIdentity, CertificateInfo, FailureReason, LogCheck, Matcher, Policy, PublicKey, RsaPadding, San,
@@ -159,6 +160,63 @@ fn wrong_subject_fails_subject_mismatch() {
     assert_eq!(f.reason, FailureReason::SubjectMismatch, "{f}");
     let f = verifier.verify(&cssc_sig_entity(), &other).unwrap_err();
     assert_eq!(f.reason, FailureReason::SubjectMismatch, "{f}");
+}
+
+/// `SignedEntity::parsed_attestation` (an envelope parsed once, what `migrate` and `verify` hand the
+/// verifier) gives exactly what `legacy_attestation` (the bytes) gives: on the article's layer, a
+/// tampered payload, a second signature, another image, and with a log required that is absent.
+#[test]
+fn a_parsed_envelope_verifies_as_its_bytes_do() {
+    let (blob, ann) = cssc_att_layers().pop().unwrap();
+    let env: Value = serde_json::from_slice(&blob).unwrap();
+    let payload = att2ref::model::dsse::decode_base64_any(env["payload"].as_str().unwrap()).unwrap();
+    let mut tampered = env.clone();
+    let edited = String::from_utf8(payload).unwrap().replace("flasksample", "flasksamplf");
+    tampered["payload"] = json!(encode_base64(edited.as_bytes()));
+    let mut several = env.clone();
+    several["signatures"] = json!([{"keyid": "other", "sig": encode_base64(&[1u8; 512])}, env["signatures"][0]]);
+    let other = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
+    let cases = [
+        (blob.clone(), CSSC_IMAGE),
+        (serde_json::to_vec(&tampered).unwrap(), CSSC_IMAGE),
+        (serde_json::to_vec(&several).unwrap(), CSSC_IMAGE),
+        (blob, other),
+    ];
+    let policies = [key_policy(), Policy::new().with_key(cssc_key()).with_trusted_root(root(PUBLIC_GOOD))];
+    let (mut verified, mut reasons) = (0, Vec::new());
+    for policy in policies {
+        let verifier = Verifier::new(policy).unwrap();
+        for (bytes, image) in &cases {
+            let image = digest(image);
+            let raw = verifier.verify(&att_entity(bytes.clone(), &ann), &image);
+            let signed = Arc::new(SignedStatement::parse(bytes::Bytes::from(bytes.clone())).unwrap());
+            let annotations = LegacyLayerAnnotations::from_annotations(&ann);
+            let parsed = verifier.verify(&SignedEntity::parsed_attestation(signed, annotations), &image);
+            match (raw, parsed) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a, b);
+                    verified += 1;
+                }
+                (Err(a), Err(b)) => {
+                    assert_eq!((a.reason, a.to_string()), (b.reason, b.to_string()));
+                    reasons.push(a.reason);
+                }
+                (a, b) => panic!("bytes: {a:?}, parsed: {b:?}"),
+            }
+        }
+    }
+    assert_eq!(verified, 2, "the article's layer and the one with a second signature verify without a log");
+    assert_eq!(
+        reasons,
+        [
+            FailureReason::SignatureInvalid,
+            FailureReason::SubjectMismatch,
+            FailureReason::NoLogEntry,
+            FailureReason::NoLogEntry,
+            FailureReason::NoLogEntry,
+            FailureReason::NoLogEntry,
+        ]
+    );
 }
 
 #[test]
