@@ -51,9 +51,6 @@ migrate() {
     || { echo "migrate of $1 did not migrate every image: $work/$1.json" >&2; exit 1; }
 }
 
-# median X...: the middle value (the mean of the two middle ones for an even count).
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {printf "%.2f", NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
-
 rows=()
 declare -A migrate_time
 for n in "${sizes[@]}"; do
