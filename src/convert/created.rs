@@ -7,10 +7,9 @@
 //! A source that is absent, unparsable or not after the unix epoch (Go's zero time) is skipped.
 
 use serde::Serialize;
-
-use crate::model::intoto::Statement;
 use serde_json::Value;
 
+use crate::model::intoto::Statement;
 use crate::model::predicate::{is_custom, predicate_outline, unwrap_cosign_data};
 use crate::model::time::{Rfc3339, format_unix};
 
