@@ -53,13 +53,21 @@ for r in $(seq "$rounds"); do
   echo "round $r: user rev $(echo "${user[rev]}" | awk '{print $NF}') s, this $(echo "${user[this]}" | awk '{print $NF}') s" >&2
 done
 
-row() { # row BUILD LABEL
+# medians BUILD: that build's median user, system and user + system seconds.
+medians() {
   local u s
-  # shellcheck disable=SC2086
+  # shellcheck disable=SC2086  # each series is a space-separated list of numbers
   u=$(median ${user[$1]}); s=$(median ${sys[$1]})
-  # shellcheck disable=SC2086
-  echo "| $2 | $u | $s | $(awk -v a="$u" -v b="$s" 'BEGIN{printf "%.2f", a+b}') | $(median ${wall[$1]}) | ${user[$1]}|"
+  echo "$u $s $(awk -v a="$u" -v b="$s" 'BEGIN{printf "%.2f", a+b}')"
 }
+row() { # row BUILD LABEL
+  local u s c
+  read -r u s c < <(medians "$1")
+  # shellcheck disable=SC2086
+  echo "| $2 | $u | $s | $c | $(median ${wall[$1]}) | ${user[$1]}|"
+}
+read -r rev_user _ rev_cpu < <(medians rev)
+read -r this_user _ this_cpu < <(medians this)
 {
   result_heading
   echo
@@ -69,9 +77,7 @@ row() { # row BUILD LABEL
   echo "|---|---:|---:|---:|---:|---|"
   row rev "$rev (${commit:0:10})"
   row this "this tree ($(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo ', modified'))"
-  # shellcheck disable=SC2086
   echo
-  # shellcheck disable=SC2086
-  echo "CPU this/rev: **$(ratio "$(awk -v a="$(median ${user[this]})" -v b="$(median ${sys[this]})" 'BEGIN{print a+b}')" "$(awk -v a="$(median ${user[rev]})" -v b="$(median ${sys[rev]})" 'BEGIN{print a+b}')")**; user this/rev: **$(ratio "$(median ${user[this]})" "$(median ${user[rev]})")**"
+  echo "CPU this/rev: **$(ratio "$this_cpu" "$rev_cpu")**; user this/rev: **$(ratio "$this_user" "$rev_user")**"
   echo
 } | tee -a bench/results/cpu.md
