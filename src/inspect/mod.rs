@@ -77,7 +77,7 @@ pub async fn inspect_repository<R: Repository>(
     for tag in tags {
         if let Some((digest, _)) = TagKind::parse_tag(&tag) {
             attached.insert(digest);
-        } else if is_referrers_tag(&tag) {
+        } else if Digest::from_referrers_tag(&tag).is_some() {
             // Fallback indexes are read through their subject, never as images.
         } else {
             plain.push(tag);
@@ -163,10 +163,6 @@ fn collect_digests(image: &ImageReport, seen: &mut BTreeSet<Digest>) {
     for child in &image.children {
         collect_digests(child, seen);
     }
-}
-
-fn is_referrers_tag(tag: &str) -> bool {
-    tag.split_once('-').is_some_and(|(alg, hex)| format!("{alg}:{hex}").parse::<Digest>().is_ok())
 }
 
 /// Resolve a tag or digest to the digest of the manifest it names.

@@ -106,6 +106,17 @@ impl Digest {
         format!("{alg}-{hex}")
     }
 
+    /// The subject a referrers tag-schema tag (`<alg>-<hex>`, no suffix) stands for; `None` for any other
+    /// tag, cosign's `sha256-<hex>.att` included.
+    pub fn from_referrers_tag(tag: &str) -> Option<Digest> {
+        if tag.contains('.') {
+            return None;
+        }
+        let (alg, hex) = tag.split_once('-')?;
+        let d: Digest = format!("{alg}:{hex}").parse().ok()?;
+        (d.referrers_tag() == tag).then_some(d)
+    }
+
     /// A cosign legacy tag for this digest with the given suffix (`sig`, `att`, `sbom`).
     pub fn cosign_tag(&self, suffix: &str) -> String {
         format!("{}-{}.{suffix}", self.algorithm.as_str(), self.hex)

@@ -55,16 +55,6 @@ pub fn tag_map(tags: &BTreeMap<String, Descriptor>) -> TagMap {
     map
 }
 
-/// The subject of a referrers tag-schema tag (`sha256-<hex>`, no suffix).
-pub fn referrers_tag_subject(tag: &str) -> Option<Digest> {
-    if tag.contains('.') {
-        return None;
-    }
-    let (alg, hex) = tag.split_once('-')?;
-    let d: Digest = format!("{alg}:{hex}").parse().ok()?;
-    (d.referrers_tag() == tag).then_some(d)
-}
-
 /// The tags other than `own_tag` that would be dropped with `digest` and still need it. With
 /// `empty_index`, other referrers-index tags are not counted: they hold the same empty index, which says
 /// exactly what no index says.
@@ -73,7 +63,7 @@ pub fn needed_by_others(map: &TagMap, digest: &Digest, own_tag: Option<&str>, em
         .map(|tags| {
             tags.iter()
                 .filter(|t| Some(t.as_str()) != own_tag)
-                .filter(|t| !(empty_index && referrers_tag_subject(t).is_some()))
+                .filter(|t| !(empty_index && Digest::from_referrers_tag(t).is_some()))
                 .cloned()
                 .collect()
         })
@@ -158,7 +148,7 @@ pub async fn find<R: Repository>(
     for (tag, d) in &tags {
         if let Some((image, _)) = TagKind::parse_tag(tag) {
             subjects.push(image);
-        } else if let Some(s) = referrers_tag_subject(tag) {
+        } else if let Some(s) = Digest::from_referrers_tag(tag) {
             subjects.push(s);
         } else {
             existing.insert(d.digest.clone());
@@ -479,10 +469,10 @@ mod tests {
     #[test]
     fn referrers_tags_are_recognised_exactly() {
         let d = Digest::sha256(b"x");
-        assert_eq!(referrers_tag_subject(&d.referrers_tag()), Some(d.clone()));
-        assert_eq!(referrers_tag_subject(&d.cosign_tag("att")), None);
-        assert_eq!(referrers_tag_subject("latest"), None);
-        assert_eq!(referrers_tag_subject("sha256-abc"), None);
+        assert_eq!(Digest::from_referrers_tag(&d.referrers_tag()), Some(d.clone()));
+        assert_eq!(Digest::from_referrers_tag(&d.cosign_tag("att")), None);
+        assert_eq!(Digest::from_referrers_tag("latest"), None);
+        assert_eq!(Digest::from_referrers_tag("sha256-abc"), None);
     }
 
     #[test]

@@ -50,3 +50,60 @@ async fn migrate_and_prune_write_and_delete_only_in_the_attachments_repository()
     assert_eq!(foreign.status, Status::Kept);
     assert!(steps.iter().filter(|s| s.action.is_some()).all(|s| s.item.subject.as_ref() == Some(&image)));
 }
+
+/// With the attachments in another repository, the entries of a tag-schema index are looked for where
+/// the index is — even when the referrers listing that would otherwise have shown where they are fails
+/// (here: more referrers than the limit). Looked for in the image repository, each would read "not
+/// found" and be planned for removal, and the index with it.
+#[tokio::test]
+async fn index_entries_are_looked_for_beside_the_index_whatever_the_listing_did() {
+    use crate::model::media_type as mt;
+    use crate::model::oci::{Descriptor, ImageManifest, Index, to_canonical_bytes};
+    use crate::store::attachments::SplitRepository;
+    use crate::store::memory::MemoryRepository;
+    use bytes::Bytes;
+
+    let scenario = crate::demo::demo().unwrap();
+    let limits = crate::Limits { max_referrers: 1, ..crate::Limits::default() };
+    let (app, sigs) = (MemoryRepository::new("app"), MemoryRepository::new("sigs").with_limits(limits));
+    scenario.push_split(&app, &sigs).await.unwrap();
+    let subject = app.head_manifest(&scenario.image.to_string()).await.unwrap().expect("the image");
+    sigs.put_blob(Bytes::from_static(b"{}")).await.unwrap();
+    let mut entries = Vec::new();
+    for n in 0..2 {
+        let layer = Bytes::from(format!("{{\"scan\":{n}}}"));
+        sigs.put_blob(layer.clone()).await.unwrap();
+        let manifest = ImageManifest {
+            schema_version: 2,
+            media_type: Some(mt::OCI_MANIFEST.into()),
+            artifact_type: Some("application/vnd.example.scan+json".into()),
+            config: Descriptor::empty_config(),
+            layers: vec![Descriptor::of("application/json", &layer)],
+            subject: Some(subject.clone()),
+            annotations: Default::default(),
+            extra: Default::default(),
+        };
+        let bytes = Bytes::from(to_canonical_bytes(&manifest));
+        sigs.put_manifest(bytes.clone(), mt::OCI_MANIFEST, None).await.unwrap();
+        entries.push(Descriptor::of(mt::OCI_MANIFEST, &bytes));
+    }
+    let index = Index { manifests: entries.clone(), ..Index::empty() };
+    let tag = scenario.image.referrers_tag();
+    sigs.put_manifest(Bytes::from(to_canonical_bytes(&index)), mt::OCI_INDEX, Some(&tag)).await.unwrap();
+
+    let split = SplitRepository::new(app, sigs);
+    let steps = super::find::find(&split, &Scope::Repository, &verifier(), &PruneOptions::default()).await.unwrap();
+    let on_index: Vec<_> = steps
+        .iter()
+        .filter(|s| matches!(s.item.kind, ItemKind::IndexEntry | ItemKind::EmptyIndex))
+        .map(|s| (s.item.kind, s.item.digest.clone(), s.action.is_some(), s.item.reasons.clone()))
+        .collect();
+    assert!(on_index.is_empty(), "{on_index:?}");
+    // The listing did fail: the limit is what hid the entries' whereabouts.
+    let unchecked: Vec<_> = steps.iter().filter(|s| s.item.status == Status::CouldNotCheck).collect();
+    assert!(
+        unchecked.iter().any(|s| s.item.reasons.iter().any(|r| r.contains("more than the limit of 1"))),
+        "{:?}",
+        steps.iter().map(|s| (&s.item.kind, &s.item.status, &s.item.reasons)).collect::<Vec<_>>()
+    );
+}

@@ -80,10 +80,7 @@ pub fn is_attachment_tag(tag: &str) -> bool {
     if TagKind::parse_tag(tag).is_some() {
         return true;
     }
-    let Some((alg, hex)) = tag.split_once('-') else {
-        return false;
-    };
-    !tag.contains('.') && format!("{alg}:{hex}").parse::<Digest>().is_ok_and(|d| d.referrers_tag() == tag)
+    Digest::from_referrers_tag(tag).is_some()
 }
 
 /// An image repository whose attachments live in another repository (see the module documentation).
@@ -180,7 +177,14 @@ impl<R: Repository> Repository for SplitRepository<R> {
     async fn get_manifest(&self, reference: &str) -> Result<Option<RawManifest>> {
         if self.attachment_side(reference) {
             let raw = self.attachments.get_manifest(reference).await?;
-            self.note_attached(raw.iter().map(|r| r.digest.clone()));
+            if let Some(r) = &raw {
+                self.note_attached([r.digest.clone()]);
+                // What an attachment-side index lists (a tag-schema index lists referrers) is stored beside
+                // it: looked for in the image repository, every entry would read as missing.
+                if let Manifest::Index(index) = &r.manifest {
+                    self.note_attached(index.manifests.iter().map(|m| m.digest.clone()));
+                }
+            }
             Ok(raw)
         } else {
             let raw = self.images.get_manifest(reference).await?;

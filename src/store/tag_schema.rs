@@ -134,6 +134,12 @@ pub(crate) fn confirm_delay() -> Duration {
     CONFIRM_DELAY + jitter(CONFIRM_DELAY)
 }
 
+/// Whether an index PUT failed without the registry acting on it for certain — throttled, or no answer
+/// at all — so the merge is to be read and pushed again (the client never resends one by itself).
+fn is_unanswered(kind: ErrorKind) -> bool {
+    matches!(kind, ErrorKind::RateLimited | ErrorKind::Network)
+}
+
 /// Whether a refused manifest or index PUT may succeed when repeated (a concurrent writer was midway).
 pub(crate) fn is_transient(kind: ErrorKind) -> bool {
     !matches!(kind, ErrorKind::Unauthorized | ErrorKind::Unsupported | ErrorKind::TooLarge | ErrorKind::InvalidInput)
@@ -157,6 +163,8 @@ pub(crate) async fn update_index<R: Repository>(
     let mut attempt = 0u32;
     let mut refused = 0u32;
     loop {
+        // The push of this round, when the registry did not take it.
+        let mut not_taken: Option<Error> = None;
         let (current, etag) = fetch_index(repo, &tag).await.map_err(|e| e.context(what()))?;
         let read = current.as_ref().map(to_canonical_bytes);
         let (next, changed) = merge(repo, current, entries, options.repair, &mut stats).await?;
@@ -185,6 +193,13 @@ pub(crate) async fn update_index<R: Repository>(
                     stats.index_updated = true;
                 }
                 Err(e) if e.kind() == ErrorKind::Conflict => lost = true,
+                // Not sent again by the client (it would push this merge late): read, merge and push anew,
+                // after the registry's pause.
+                Err(e) if is_unanswered(e.kind()) => {
+                    tracing::info!(tag = %tag, attempt, error = %e, "index push not taken; merging again");
+                    lost = true;
+                    not_taken = Some(e);
+                }
                 // distribution 2.8.2 checks that every entry of an index exists, and answers "blob
                 // unknown" for a referrer another writer is still storing: transient, so merge again.
                 Err(e) if is_transient(e.kind()) && refused < INDEX_REFUSED_RETRIES.min(options.max_retries) => {
@@ -225,6 +240,9 @@ pub(crate) async fn update_index<R: Repository>(
             return Ok(stats);
         }
         if attempt >= options.max_retries {
+            if let Some(e) = not_taken {
+                return Err(e.context(format!("{}: the last of {} pushes was not taken", what(), attempt + 1)));
+            }
             return Err(Error::new(
                 ErrorKind::Conflict,
                 format!(
@@ -236,6 +254,7 @@ pub(crate) async fn update_index<R: Repository>(
                 ),
             ));
         }
+
         attempt += 1;
         stats.index_retries += 1;
         tracing::info!(tag = %tag, attempt, "lost update on the referrers index; merging again");
@@ -366,7 +385,7 @@ pub async fn remove_entry<R: Repository>(repo: &R, tag: &str, entry: &Digest, ma
         let mut conflict = false;
         match put {
             Ok(_) => pushed = true,
-            Err(e) if e.kind() == ErrorKind::Conflict => conflict = true,
+            Err(e) if e.kind() == ErrorKind::Conflict || is_unanswered(e.kind()) => conflict = true,
             Err(e) => return Err(e.context(what())),
         }
         // The loop's next read is the read-back: a concurrent writer that merged a stale copy brings the

@@ -46,6 +46,9 @@ pub(crate) struct Call<'a> {
     pub unbuffered: bool,
     /// This request's whole-exchange timeout instead of the client's.
     pub timeout: Option<Duration>,
+    /// Never sent again after a wait (see [`Call::no_retry`]); an immediate replay to answer an
+    /// authentication challenge is still made.
+    pub no_retry: bool,
 }
 
 impl<'a> Call<'a> {
@@ -62,6 +65,7 @@ impl<'a> Call<'a> {
             streamed_body: None,
             unbuffered: false,
             timeout: None,
+            no_retry: false,
         }
     }
 
@@ -100,6 +104,14 @@ impl<'a> Call<'a> {
     /// Leave a successful body unread (see [`Reply::response`]).
     pub(crate) fn unbuffered(mut self) -> Self {
         self.unbuffered = true;
+        self
+    }
+
+    /// Send this request at most once, whatever the answer: its body was merged from an earlier read,
+    /// and the same body sent again after a back-off (or after a timeout whose first attempt may have
+    /// landed) could overwrite what another writer stored meanwhile. The caller reads again and merges.
+    pub(crate) fn no_retry(mut self) -> Self {
+        self.no_retry = true;
         self
     }
 
@@ -245,8 +257,8 @@ impl Inner {
                 }
                 Err(Failure::Transport(e)) if is_transient(e, &call.method) => Some(backoff(policy, attempt)),
                 _ => None,
-            }
-            .filter(|_| call.replayable());
+            };
+            // The registry's pause applies to every request of the host, even one that is not sent again.
             match &outcome {
                 Ok(r) if r.status == StatusCode::TOO_MANY_REQUESTS => {
                     add(&self.stats.throttled, 1);
@@ -255,7 +267,7 @@ impl Inner {
                 Ok(_) => pace.answered(),
                 Err(_) => {}
             }
-            match wait {
+            match wait.filter(|_| call.replayable() && !call.no_retry) {
                 Some(wait) if attempt < attempts => {
                     let wait = wait.min(MAX_WAIT);
                     tracing::debug!(

@@ -131,6 +131,11 @@ pub(crate) async fn put(
         let value = HeaderValue::from_str(etag)
             .map_err(|_| Error::invalid_input(format!("{what}: entity tag {etag:?} is not a valid header value")))?;
         call = call.header(reqwest::header::IF_MATCH, value);
+    } else if tag.is_some_and(|t| Digest::from_referrers_tag(t).is_some()) {
+        // An unconditional referrers-index push carries a merge of what was read just before: sent again
+        // after a back-off it would erase what other writers added meanwhile (their read-back and
+        // confirmation already done). The tag-schema update merges again instead.
+        call = call.no_retry();
     }
     let reply = repo.call(&repo.scope("pull,push"), &call).await?;
     if reply.status == reqwest::StatusCode::PRECONDITION_FAILED {
