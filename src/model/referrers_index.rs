@@ -108,9 +108,14 @@ pub fn repair_entries(mut index: Index, known: &[Descriptor]) -> IndexUpdate {
 /// Remove every entry for `digest` (after deleting that referrer, when cleaning up). An index left
 /// empty is returned as such; whether to delete the tag is the caller's decision.
 pub fn remove_referrer(current: Option<Index>, digest: &Digest) -> IndexUpdate {
+    remove_referrers(current, std::slice::from_ref(digest))
+}
+
+/// Remove every entry for any of `digests`, in one edit (see [`remove_referrer`]).
+pub fn remove_referrers(current: Option<Index>, digests: &[Digest]) -> IndexUpdate {
     let mut index = current.unwrap_or_else(Index::empty);
     let before = index.manifests.len();
-    index.manifests.retain(|m| &m.digest != digest);
+    index.manifests.retain(|m| !digests.contains(&m.digest));
     let removed = before - index.manifests.len();
     let change = if removed == 0 { IndexChange::Unchanged } else { IndexChange::Removed { entries: removed } };
     IndexUpdate { index, change }

@@ -2,13 +2,14 @@
 //! store as it is now, and a digest another tag still holds is never deleted. A refusal (405, 400, 401,
 //! 403, …) fails that item only; the run goes on.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::digest::Digest;
 use crate::model::oci::Descriptor;
 use crate::model::oci::Manifest;
-use crate::store::tag_schema::{self, IndexOptions, remove_entry};
+use crate::store::tag_schema::{self, IndexOptions, remove_entries, remove_entry};
 use crate::store::{DeleteSupport, Learnt, Repository};
 use crate::verification::Verifier;
 
@@ -75,6 +76,7 @@ pub async fn apply<R: Repository>(
         }
         _ => None,
     };
+    let mut index_edits = IndexEdits::planned(&steps);
     for step in steps {
         let mut item = step.item;
         let Some(action) = step.action else {
@@ -94,12 +96,12 @@ pub async fn apply<R: Repository>(
                 let search = recheck_orphan(repo, subject, orphan_set.as_ref()).await;
                 item.subject_search = Some(search.clone());
                 match search.result {
-                    SearchResult::Absent => run(repo, &action, &mut map, verifier, options).await,
+                    SearchResult::Absent => run(repo, &action, &mut map, &mut index_edits, verifier, options).await,
                     SearchResult::Present => Ok(Done::Skipped(format!("the subject {}", search.summary()))),
                     SearchResult::CouldNotCheck => Ok(Done::Unchecked(format!("the subject is {}", search.summary()))),
                 }
             }
-            None => run(repo, &action, &mut map, verifier, options).await,
+            None => run(repo, &action, &mut map, &mut index_edits, verifier, options).await,
         };
         match outcome {
             Ok(Done::Removed(notes)) => {
@@ -126,10 +128,31 @@ pub async fn apply<R: Repository>(
     items
 }
 
+/// The missing index entries planned for removal, by index tag, and those already removed together
+/// with another one.
+struct IndexEdits {
+    planned: BTreeMap<String, Vec<Digest>>,
+    /// (tag, entry) → the entry whose edit removed it.
+    removed_with: BTreeMap<(String, Digest), Digest>,
+}
+
+impl IndexEdits {
+    fn planned(steps: &[Step]) -> IndexEdits {
+        let mut planned: BTreeMap<String, Vec<Digest>> = BTreeMap::new();
+        for step in steps {
+            if let Some(Action::IndexEntry { tag, entry, .. }) = &step.action {
+                planned.entry(tag.clone()).or_default().push(entry.clone());
+            }
+        }
+        IndexEdits { planned, removed_with: BTreeMap::new() }
+    }
+}
+
 async fn run<R: Repository>(
     repo: &R,
     action: &Action,
     map: &mut TagMap,
+    index_edits: &mut IndexEdits,
     verifier: &Arc<Verifier>,
     options: &PruneOptions,
 ) -> Result<Done> {
@@ -183,14 +206,32 @@ async fn run<R: Repository>(
             Ok(done)
         }
         Action::IndexEntry { tag, entry, .. } => {
+            if let Some(with) = index_edits.removed_with.get(&(tag.clone(), entry.clone())) {
+                return Ok(Done::Removed(vec![format!("entry removed from {tag} in one edit with {}", with.short())]));
+            }
             if repo.get_manifest(&entry.to_string()).await?.is_some() {
                 return Ok(Done::Skipped(format!("manifest {} exists again", entry.short())));
             }
-            if remove_entry(repo, tag, entry, options.index_retries).await? {
-                Ok(Done::Removed(vec![format!("entry removed from {tag}")]))
-            } else {
-                Ok(Done::Skipped("no longer listed".into()))
+            // Every other planned entry of this index that is still missing goes in the same edit: the
+            // registry may refuse an index listing a manifest it lacks (distribution does), so removing
+            // one dangling entry at a time would never succeed.
+            let mut missing = vec![entry.clone()];
+            for other in index_edits.planned.get(tag).into_iter().flatten().filter(|d| *d != entry) {
+                if matches!(repo.get_manifest(&other.to_string()).await, Ok(None)) {
+                    missing.push(other.clone());
+                }
             }
+            if !remove_entries(repo, tag, &missing, options.index_retries).await? {
+                return Ok(Done::Skipped("no longer listed".into()));
+            }
+            for other in &missing[1..] {
+                index_edits.removed_with.insert((tag.clone(), other.clone()), entry.clone());
+            }
+            let mut notes = vec![format!("entry removed from {tag}")];
+            if missing.len() > 1 {
+                notes.push(format!("with {} other missing entries in the same edit", missing.len() - 1));
+            }
+            Ok(Done::Removed(notes))
         }
         Action::EmptyIndex { tag, .. } => {
             let Some(raw) = repo.get_manifest(tag).await? else {

@@ -96,6 +96,17 @@ pub async fn assess<R: Repository>(
         else {
             continue;
         };
+        // Listed under this image by an index, but naming another subject: the referrers API of this image
+        // would never show it, so it replaces nothing here.
+        let subject = raw.manifest.subject().map(|s| &s.digest);
+        if subject != Some(image) {
+            unreadable.push(format!(
+                "referrer {}: listed for this image, but its manifest names {} as its subject; not counted",
+                listed.digest.short(),
+                subject.map_or_else(|| "no subject".to_owned(), |d| d.to_string())
+            ));
+            continue;
+        }
         if !layer_digests.contains(&&from) {
             continue;
         }
@@ -247,5 +258,38 @@ mod tests {
         assert!(a.reasons[0].starts_with("layer 0: no referrer qualifies"), "{:?}", a.reasons);
         assert!(a.reasons[0].contains("payload differs"), "{:?}", a.reasons);
         assert!(a.reasons[1].contains("layer 1: referrer"), "{:?}", a.reasons);
+    }
+
+    /// A referrer the index lists under this image but whose manifest names another subject does not
+    /// count, however well its payload verifies: the referrers API of this image would not show it.
+    #[tokio::test]
+    async fn a_referrer_naming_another_subject_replaces_nothing() {
+        let (_dir, repo, image) = migrated().await;
+        let tag = image.referrers_tag();
+        let Manifest::Index(index) = repo.get_manifest(&tag).await.unwrap().unwrap().manifest else { panic!() };
+        let first = index.manifests[0].digest.clone();
+        let Manifest::Image(mut moved) = repo.get_manifest(&first.to_string()).await.unwrap().unwrap().manifest else {
+            panic!()
+        };
+        let elsewhere = Digest::sha256(b"another image");
+        moved.subject.as_mut().expect("a subject").digest = elsewhere.clone();
+        let bytes = Bytes::from(to_canonical_bytes(&moved));
+        let put = repo.put_manifest(bytes.clone(), mt::OCI_MANIFEST, None).await.unwrap();
+        let mut d = crate::model::oci::Descriptor::of(mt::OCI_MANIFEST, &bytes);
+        d.digest = put.digest;
+        let mut next: Index = remove_referrer(Some(index), &first).index;
+        next.manifests.push(referrer_entry(&d, &moved));
+        repo.put_manifest(Bytes::from(to_canonical_bytes(&next)), mt::OCI_INDEX, Some(&tag)).await.unwrap();
+
+        let a = assess(&repo, &image, &verifier("rsa-4096.pub.pem"), &Limits::default()).await.unwrap().unwrap();
+        assert!(!a.removable, "{:?}", a.reasons);
+        let note = format!("names {elsewhere} as its subject; not counted");
+        assert_eq!(a.reasons.iter().filter(|r| r.contains(&note)).count(), 1, "{:?}", a.reasons);
+        assert_eq!(
+            a.reasons.iter().filter(|r| r.contains("no migrated referrer is listed")).count(),
+            1,
+            "{:?}",
+            a.reasons
+        );
     }
 }

@@ -41,7 +41,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::model::digest::Digest;
 use crate::model::media_type as mt;
 use crate::model::oci::{Descriptor, Index, Manifest, RawManifest, to_canonical_bytes};
-use crate::model::referrers_index::{IndexChange, add_referrer, referrer_entry, remove_referrer, repair_entries};
+use crate::model::referrers_index::{IndexChange, add_referrer, referrer_entry, remove_referrers, repair_entries};
 
 /// What an index update did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -364,7 +364,18 @@ fn jitter(max: Duration) -> Duration {
 /// Remove `entry` from the index under `tag` until a read-back no longer lists it. Returns whether an
 /// edit was pushed. A missing tag or an entry not listed is a no-op.
 pub async fn remove_entry<R: Repository>(repo: &R, tag: &str, entry: &Digest, max_retries: u32) -> Result<bool> {
-    let what = || format!("removing {} from the referrers index tag {tag} of {}", entry.short(), repo.name());
+    remove_entries(repo, tag, std::slice::from_ref(entry), max_retries).await
+}
+
+/// Remove every one of `entries` from the index under `tag`, in one edit, until a read-back lists none
+/// of them. Returns whether an edit was pushed. A missing tag or entries not listed are a no-op.
+///
+/// One edit, not one per entry: distribution refuses any index that lists a manifest it does not have,
+/// so with two dangling entries, removing either alone pushes an index that still lists the other.
+pub async fn remove_entries<R: Repository>(repo: &R, tag: &str, entries: &[Digest], max_retries: u32) -> Result<bool> {
+    let names: Vec<String> = entries.iter().map(|e| e.short().to_string()).collect();
+    let what = || format!("removing {} from the referrers index tag {tag} of {}", names.join(", "), repo.name());
+    let listed = |index: &Index| index.manifests.iter().any(|m| entries.contains(&m.digest));
     let mut pushed = false;
     let mut attempt = 0u32;
     loop {
@@ -372,7 +383,7 @@ pub async fn remove_entry<R: Repository>(repo: &R, tag: &str, entry: &Digest, ma
         let Some(current) = current else {
             return Ok(pushed);
         };
-        let update = remove_referrer(Some(current), entry);
+        let update = remove_referrers(Some(current), entries);
         if update.is_noop() {
             return Ok(pushed);
         }
@@ -388,11 +399,11 @@ pub async fn remove_entry<R: Repository>(repo: &R, tag: &str, entry: &Digest, ma
             Err(e) if e.kind() == ErrorKind::Conflict || is_unanswered(e.kind()) => conflict = true,
             Err(e) => return Err(e.context(what())),
         }
-        // The loop's next read is the read-back: a concurrent writer that merged a stale copy brings the
+        // The loop's next read is the read-back: a concurrent writer that merged a stale copy brings an
         // entry back, and it is removed again.
         if attempt >= max_retries {
             let (after, _) = fetch_index(repo, tag).await.map_err(|e| e.context(what()))?;
-            if after.is_none_or(|i| i.manifests.iter().all(|m| &m.digest != entry)) {
+            if after.is_none_or(|i| !listed(&i)) {
                 return Ok(pushed);
             }
             return Err(Error::new(

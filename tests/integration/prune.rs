@@ -429,3 +429,26 @@ async fn a_delete_applied_then_answered_500_is_removed_on_retry() {
 async fn a_delete_applied_then_unanswered_is_removed_on_retry() {
     a_retried_delete_finding_nothing_is_removed(Fault::LostResponse, "prune/retried-lost").await;
 }
+
+/// An index listing two referrers that are both gone: distribution refuses any index that lists a
+/// manifest it lacks, so the two entries must go in one edit (one at a time, each push would still list
+/// the other and be refused, for good). Then the empty index goes too.
+#[tokio::test]
+async fn two_dangling_index_entries_are_removed_in_one_edit_on_distribution() {
+    let registry = TestRegistry::distribution();
+    let (scenario, repo, image) = migrated(&registry, "prune/dangling").await;
+    let tag = scenario.image.referrers_tag();
+    let listed = repo.referrers(&scenario.image, None).await.unwrap().descriptors;
+    assert_eq!(listed.len(), 2);
+    for d in &listed {
+        repo.delete_manifest(&d.digest).await.unwrap();
+    }
+
+    let (run, report) = prune(&image, &["--apply"]);
+    assert_eq!(count(&report, "index-entry", "removed"), 2, "{}\n{report:#}", run.stderr);
+    assert_eq!(count(&report, "empty-index", "removed"), 1, "{report:#}");
+    assert_eq!(count(&report, "legacy-attestation", "kept"), 1, "nothing replaces its layers now: {report:#}");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(repo.get_manifest(&tag).await.unwrap().is_none(), "the index tag is gone");
+    assert!(repo.get_manifest(&scenario.image.cosign_tag("att")).await.unwrap().is_some(), "the .att stays");
+}
