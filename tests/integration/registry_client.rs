@@ -121,6 +121,72 @@ async fn bearer_token_is_fetched_once_for_many_calls() {
     assert_eq!(client.stats().requests, 7);
 }
 
+/// Token requests for different repositories are not made one after another: a batch over many
+/// repositories of a token-auth registry (every real one) needs a token per repository, and one
+/// fetch at a time would bound the whole batch by the token server's latency. Calls for the same
+/// repository still share one token.
+#[tokio::test]
+async fn tokens_for_different_repositories_are_fetched_at_once_and_once_each() {
+    use std::sync::{Arc, Mutex};
+
+    /// Answers a token for the scope asked and records when each request arrived.
+    struct Tokens(Arc<Mutex<Vec<(Instant, String)>>>);
+    impl wiremock::Respond for Tokens {
+        fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+            let scope = request.url.query_pairs().find(|(k, _)| k == "scope").map(|(_, v)| v.into_owned());
+            let scope = scope.unwrap_or_default();
+            self.0.lock().unwrap().push((Instant::now(), scope.clone()));
+            let repo = scope.split(':').nth(1).unwrap_or_default().to_owned();
+            // Answered after a delay: a second request arriving before it went out overlapped the first.
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"token": format!("tok-{repo}"), "expires_in": 300}))
+                .set_delay(TOKEN_DELAY)
+        }
+    }
+    const TOKEN_DELAY: Duration = Duration::from_millis(600);
+    const REPOS: [&str; 4] = ["r0", "r1", "r2", "r3"];
+
+    let server = MockServer::start().await;
+    let body = simple_manifest();
+    for repo in REPOS {
+        Mock::given(method("GET"))
+            .and(path(format!("/v2/{repo}/manifests/v1")))
+            .and(header("authorization", format!("Bearer tok-{repo}").as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(body.to_vec(), mt::OCI_MANIFEST))
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        Mock::given(path(format!("/v2/{repo}/manifests/v1")))
+            .respond_with(bearer_challenge(&server, &format!("repository:{repo}:pull")))
+            .with_priority(2)
+            .mount(&server)
+            .await;
+    }
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    Mock::given(method("GET")).and(path("/token")).respond_with(Tokens(arrivals.clone())).mount(&server).await;
+
+    let client = mock_client(|_| {});
+    let calls = REPOS.iter().flat_map(|repo| {
+        let repo = client.repository(&host(&server), repo);
+        // Two calls per repository at once: they share the one token of its scope.
+        (0..2).map(move |_| {
+            let repo = repo.clone();
+            async move { repo.get_manifest("v1").await.unwrap().expect("manifest").bytes }
+        })
+    });
+    let got = futures_util::future::join_all(calls).await;
+    assert!(got.iter().all(|b| *b == body));
+
+    let arrivals = arrivals.lock().unwrap().clone();
+    let mut scopes: Vec<&str> = arrivals.iter().map(|(_, s)| s.as_str()).collect();
+    scopes.sort();
+    let expected: Vec<String> = REPOS.iter().map(|r| format!("repository:{r}:pull")).collect();
+    assert_eq!(scopes, expected, "one token request per repository");
+    let first = arrivals.iter().map(|(at, _)| *at).min().unwrap();
+    let overlapping = arrivals.iter().filter(|(at, _)| at.duration_since(first) < TOKEN_DELAY).count();
+    assert_eq!(overlapping, REPOS.len(), "every token request arrived before the first was answered");
+}
+
 #[tokio::test]
 async fn an_absurd_token_lifetime_is_clamped_not_a_crash() {
     let server = MockServer::start().await;

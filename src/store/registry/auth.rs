@@ -6,7 +6,7 @@
 //! challenge, and from then on the registry's scheme is remembered and used up front.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -116,8 +116,11 @@ pub(crate) struct AuthCache {
     hosts: Mutex<HashMap<String, HostAuth>>,
     tokens: Mutex<HashMap<String, CachedToken>>,
     credentials: Mutex<HashMap<String, Option<Credential>>>,
-    /// Serialises token fetches so concurrent calls wait for one token instead of each fetching.
-    fetching: tokio::sync::Mutex<()>,
+    /// One gate per (host, scopes) being fetched: concurrent calls for the same scopes wait for one
+    /// token instead of each fetching, while other repositories (other scopes) fetch theirs at once.
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// One credential lookup at a time: a credential helper is a program, run once per host.
+    looking_up: tokio::sync::Mutex<()>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -220,17 +223,27 @@ impl Inner {
         if let Some(h) = cached(self) {
             return Ok(h);
         }
-        let _guard = self.auth.fetching.lock().await;
-        if let Some(h) = cached(self) {
-            return Ok(h);
+        let gate = lock(&self.auth.fetching).entry(key.clone()).or_default().clone();
+        let fetched = async {
+            let _turn = gate.lock().await;
+            if let Some(h) = cached(self) {
+                return Ok(h);
+            }
+            let mut wanted: Vec<String> = scopes.to_vec();
+            wanted.extend(extra_scopes.iter().filter(|s| !scopes.contains(s)).cloned());
+            let (token, lifetime) = self.fetch_token(host, realm, service, &wanted).await?;
+            let header = sensitive(format!("Bearer {token}"))?;
+            let expires = Instant::now().checked_add(lifetime).unwrap_or_else(Instant::now);
+            lock(&self.auth.tokens).insert(key.clone(), CachedToken { header: header.clone(), expires });
+            Ok(header)
         }
-        let mut wanted: Vec<String> = scopes.to_vec();
-        wanted.extend(extra_scopes.iter().filter(|s| !scopes.contains(s)).cloned());
-        let (token, lifetime) = self.fetch_token(host, realm, service, &wanted).await?;
-        let header = sensitive(format!("Bearer {token}"))?;
-        let expires = Instant::now().checked_add(lifetime).unwrap_or_else(Instant::now);
-        lock(&self.auth.tokens).insert(key, CachedToken { header: header.clone(), expires });
-        Ok(header)
+        .await;
+        // The last one through forgets the gate, so the map holds only fetches under way.
+        let mut gates = lock(&self.auth.fetching);
+        if Arc::strong_count(&gate) == 2 {
+            gates.remove(&key);
+        }
+        fetched
     }
 
     /// Ask the realm for a token: a GET (with Basic credentials if any), or for an identity token
@@ -316,6 +329,10 @@ impl Inner {
         let CredentialSource::ConfigFiles(paths) = &self.config.credentials else {
             return Ok(None);
         };
+        if let Some(c) = lock(&self.auth.credentials).get(host) {
+            return Ok(c.clone());
+        }
+        let _one = self.auth.looking_up.lock().await;
         if let Some(c) = lock(&self.auth.credentials).get(host) {
             return Ok(c.clone());
         }
