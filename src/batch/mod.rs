@@ -11,7 +11,8 @@
 //!   than one page ahead, whatever the size of the catalog or of a repository;
 //! - at most `jobs` units run at once, across all repositories;
 //! - [`Job::finish`] runs once per repository, as soon as its listing is complete and its last unit
-//!   done, concurrently with the units of the repositories after it;
+//!   done, concurrently with the units of the repositories after it; a target naming a repository that
+//!   is still being worked on adds to it, and a unit named twice is done once ([`Job::unit_key`]);
 //! - each finished unit is recorded in the [`Journal`] (when the command gives one, and an event for
 //!   it) before [`Progress`] hears of it, so an interrupted run can resume from what was recorded;
 //! - reports come back grouped by repository in target order, units in listing order, and targets or
@@ -63,7 +64,7 @@
 
 pub mod journal;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -100,6 +101,13 @@ pub trait Job: Sync {
     fn finish(&self, repo: &AnyRepository, reports: &mut [Self::Report]) -> impl Future<Output = Vec<usize>> + Send {
         let _ = (repo, reports);
         async { Vec::new() }
+    }
+
+    /// What makes two units the same work, so a repository named by several targets (`REPO:1.0` and
+    /// `REPO:latest` on one digest, `REPO` and `REPO:tag`) does each unit once. `None`: never merged.
+    fn unit_key(&self, unit: &Self::Unit) -> Option<String> {
+        let _ = unit;
+        None
     }
 
     /// The journal event for a finished unit, if it is to be recorded.
@@ -190,6 +198,8 @@ struct InProgress<R> {
     /// Units queued or running.
     outstanding: usize,
     listed: bool,
+    /// Keys of the units taken so far (see [`Job::unit_key`]).
+    taken: HashSet<String>,
 }
 
 impl<R> InProgress<R> {
@@ -223,6 +233,11 @@ where
     let mut listing_done = false;
     let mut errors = Vec::new();
     let mut repos: Vec<InProgress<J::Report>> = Vec::new();
+    // Repositories still taking units, by name: a later target naming one adds to it, so its units are
+    // done once and its `finish` runs once, after all of them.
+    let mut open: HashMap<String, usize> = HashMap::new();
+    // The repository the listing is in.
+    let mut current = 0usize;
     let mut finished: Vec<Option<Vec<J::Report>>> = Vec::new();
     let mut queue: VecDeque<(usize, usize, J::Unit)> = VecDeque::new();
     let mut running = FuturesUnordered::new();
@@ -249,12 +264,24 @@ where
         tokio::select! {
             next = listed.next(), if want_more => match next {
                 None => listing_done = true,
-                Some(Listed::Start(repo)) => {
-                    repos.push(InProgress { repo, reports: Vec::new(), outstanding: 0, listed: false });
-                    finished.push(None);
-                }
+                Some(Listed::Start(repo)) => match open.get(&repo.name()) {
+                    Some(&r) => {
+                        repos[r].listed = false;
+                        current = r;
+                    }
+                    None => {
+                        open.insert(repo.name(), repos.len());
+                        current = repos.len();
+                        let taken = HashSet::new();
+                        repos.push(InProgress { repo, reports: Vec::new(), outstanding: 0, listed: false, taken });
+                        finished.push(None);
+                    }
+                },
                 Some(Listed::Units(units)) => {
-                    let r = repos.len() - 1;
+                    let r = current;
+                    let taken = &mut repos[r].taken;
+                    let units: Vec<J::Unit> =
+                        units.into_iter().filter(|u| job.unit_key(u).is_none_or(|k| taken.insert(k))).collect();
                     progress.found(units.len() as u64);
                     let first = repos[r].reports.len();
                     repos[r].reports.extend(units.iter().map(|_| None));
@@ -262,9 +289,8 @@ where
                     queue.extend(units.into_iter().enumerate().map(|(k, u)| (r, first + k, u)));
                 }
                 Some(Listed::End) => {
-                    let r = repos.len() - 1;
-                    repos[r].listed = true;
-                    ready = Some(r);
+                    repos[current].listed = true;
+                    ready = Some(current);
                 }
                 Some(Listed::Failed(e)) => errors.push(e),
             },
@@ -281,6 +307,11 @@ where
         // Exactly once per repository: at the end of its listing, or when its last unit is done.
         if let Some(r) = ready.filter(|&r| repos[r].ready_to_finish()) {
             let repo = repos[r].repo.clone();
+            // A target naming this repository from now on starts it anew (and finishes it again).
+            if open.get(&repo.name()) == Some(&r) {
+                open.remove(&repo.name());
+            }
+            repos[r].taken = HashSet::new();
             // The reports move to the finishing step; the repository keeps only its handle.
             let mut reports: Vec<J::Report> = std::mem::take(&mut repos[r].reports).into_iter().flatten().collect();
             finishing.push(async move {

@@ -26,6 +26,8 @@ struct Scripted {
     finished: Mutex<Vec<(String, Vec<String>)>>,
     /// A unit whose report finishing changes (its journal event is recorded again).
     changed_by_finish: Option<String>,
+    /// This unit does not end until notified.
+    hold: Option<(String, Arc<Notify>)>,
 }
 
 impl Scripted {
@@ -84,6 +86,11 @@ impl Job for Scripted {
         {
             gate.notify_one();
         }
+        if let Some((u, release)) = &self.hold
+            && u == unit
+        {
+            release.notified().await;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
         self.running.fetch_sub(1, Ordering::SeqCst);
         unit.clone()
@@ -99,6 +106,10 @@ impl Job for Scripted {
             }
         }
         changed
+    }
+
+    fn unit_key(&self, unit: &String) -> Option<String> {
+        Some(unit.clone())
     }
 
     fn event(&self, report: &String) -> Option<String> {
@@ -143,14 +154,68 @@ async fn jobs_bound_the_units_in_flight_across_repositories_and_finishing_runs_o
 
     let expected: Vec<String> = names.iter().flat_map(|n| (1..=3).map(move |i| format!("{n}/{i}"))).collect();
     assert_eq!(outcome.reports, expected, "grouped by repository in target order, units in listing order");
-    // One-unit repositories of 20 ms each: only a pool that reaches across repositories gets to 3.
-    assert_eq!(job.most_running.load(Ordering::SeqCst), 3);
+    assert_eq!(job.most_running.load(Ordering::SeqCst), 3, "never more than the pool");
     let mut finished = job.finished.lock().unwrap().clone();
     finished.sort();
     let want: Vec<(String, Vec<String>)> =
         names.iter().map(|n| (n.to_string(), (1..=3).map(|i| format!("{n}/{i}")).collect())).collect();
     assert_eq!(finished, want, "once per repository, with every one of its reports");
     assert_eq!(job.pages_read.load(Ordering::SeqCst), 10);
+}
+
+#[tokio::test]
+async fn the_listing_is_read_no_further_than_the_pool_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let pages: Vec<Vec<String>> = (1..=50).map(|i| vec![i.to_string()]).collect();
+    let pages: Vec<Vec<&str>> = pages.iter().map(|p| p.iter().map(String::as_str).collect()).collect();
+    let mut job = Scripted::with_repos(&[("a", pages)]);
+    let release = Arc::new(Notify::new());
+    job.hold = Some(("a/1".into(), release.clone()));
+    let targets = futures_util::stream::iter(layouts(dir.path(), &["a"]));
+    let read_while_held = async {
+        // The first unit holds the only job: the engine may queue one page ahead, no more.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let read = job.pages_read.load(Ordering::SeqCst);
+        release.notify_one();
+        read
+    };
+    let (outcome, read) = tokio::join!(run(&job, targets, 1, None, &()), read_while_held);
+    assert_eq!(read, 2, "pages read while the pool was full");
+    assert_eq!(outcome.reports.len(), 50);
+}
+
+#[tokio::test]
+async fn the_pool_reaches_across_one_unit_repositories() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["a", "b", "c", "d", "e", "f"];
+    let repos: Vec<(&str, Vec<Vec<&str>>)> = names.iter().map(|n| (*n, vec![vec!["1"]])).collect();
+    let job = Scripted::with_repos(&repos);
+    let targets = futures_util::stream::iter(layouts(dir.path(), &names));
+    let outcome = run(&job, targets, 3, None, &()).await;
+    assert_eq!(outcome.reports.len(), names.len());
+    // One unit per repository: a pool bounded per repository would never run two at once.
+    assert_eq!(job.most_running.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn targets_naming_one_repository_share_its_units_and_its_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = Scripted::with_repos(&[("a", vec![vec!["1", "2"], vec!["3"]]), ("b", vec![vec!["1"]])]);
+    let mut targets = layouts(dir.path(), &["a", "b"]);
+    // `a` again, as a whole and as one named image the listing also gives.
+    let again = |images| {
+        let repo = LayoutRepository::open(dir.path().join("a"), crate::Limits::default()).unwrap();
+        Ok(RepositoryTarget { target: "a".into(), repo: AnyRepository::Layout(repo), images })
+    };
+    targets.insert(1, again(None));
+    let named: Digest = "sha256:0000000000000000000000000000000000000000000000000000000000000001".parse().unwrap();
+    targets.insert(2, again(Some(vec![named.clone()])));
+    let outcome = run(&job, futures_util::stream::iter(targets), 1, None, &()).await;
+
+    let reports: Vec<String> = outcome.reports;
+    assert_eq!(reports, ["a/1", "a/2", "a/3", &named.to_string(), "b/1"], "each unit once, a's together");
+    let finished: Vec<String> = job.finished.lock().unwrap().iter().map(|(r, _)| r.clone()).collect();
+    assert_eq!(finished, ["a", "b"], "a finished once, after all of its units");
 }
 
 #[tokio::test]

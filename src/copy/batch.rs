@@ -257,6 +257,11 @@ impl Job for CopyJob<'_> {
         settle(&destination, reports, self.options).await
     }
 
+    fn unit_key(&self, unit: &CopyUnit) -> Option<String> {
+        // The same image under other tags is other work (those tags are pushed too).
+        Some(format!("{} {}", unit.reference, unit.tags.join(",")))
+    }
+
     fn event(&self, report: &ImageCopy) -> Option<CopyEvent> {
         Some(CopyEvent {
             source: report.source.clone(),

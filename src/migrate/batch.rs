@@ -51,6 +51,10 @@ impl Job for MigrateJob<'_> {
         settle_all(repo, reports, self.options).await
     }
 
+    fn unit_key(&self, image: &Digest) -> Option<String> {
+        Some(image.to_string())
+    }
+
     fn event(&self, report: &ImageMigration) -> Option<JournalEvent> {
         (!self.options.dry_run).then(|| JournalEvent::for_image(report))
     }

@@ -66,6 +66,13 @@ impl Job for PruneJob<'_> {
         futures_util::stream::once(async { Ok(vec![Scope::Repository]) }).boxed()
     }
 
+    fn unit_key(&self, scope: &Scope) -> Option<String> {
+        Some(match scope {
+            Scope::Repository => "the whole repository".to_owned(),
+            Scope::Images(images) => images.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+        })
+    }
+
     async fn run(&self, repo: &AnyRepository, scope: &Scope) -> Vec<Item> {
         let mut options = self.options.clone();
         if let Some(sets) = self.orphan_search {

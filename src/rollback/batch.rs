@@ -60,6 +60,10 @@ impl Job for RollbackJob<'_> {
     }
 
     // Every removal is recorded, also those of an image that failed midway (partly rolled back).
+    fn unit_key(&self, image: &Digest) -> Option<String> {
+        Some(image.to_string())
+    }
+
     fn event(&self, report: &ImageRollback) -> Option<RollbackEvent> {
         (report.outcome == RollbackOutcome::RolledBack || !report.removed.is_empty()).then(|| RollbackEvent {
             repository: report.repository.clone(),

@@ -195,3 +195,57 @@ async fn prune_jobs_are_repositories_at_once() {
         assert!(att.is_none(), "r{i}: the migrated .att was pruned");
     }
 }
+
+/// Targets that name the same repository and the same image several times (two tags on one digest, and
+/// the whole repository) are one repository of the batch and one unit each: the image is migrated once,
+/// not by three units racing on its own index, and reported once. Counted at the registry's door.
+#[tokio::test]
+async fn a_repository_and_an_image_named_by_several_targets_are_done_once() {
+    let registry = TestRegistry::distribution();
+    let scenario = demo::demo().unwrap();
+    let repo = registry.repository("batch/same");
+    scenario.repo.push_to(&repo).await.unwrap();
+    let image = repo.get_manifest(&scenario.image.to_string()).await.unwrap().expect("the image");
+    repo.put_manifest(image.bytes.clone(), &image.media_type, Some("1.0")).await.unwrap();
+    repo.put_manifest(image.bytes.clone(), &image.media_type, Some("latest")).await.unwrap();
+
+    let proxy = FaultProxy::start(&registry.host, None);
+    let (tag_a, tag_b, whole) = (
+        format!("{}/batch/same:1.0", proxy.host),
+        format!("{}/batch/same:latest", proxy.host),
+        format!("{}/batch/same", proxy.host),
+    );
+    let key = crate::prune::rsa_key();
+    let run = crate::cli::att2ref(&[
+        "migrate",
+        "--plain-http",
+        "--key",
+        &key,
+        "--insecure-ignore-tlog",
+        "-o",
+        "json",
+        "--jobs",
+        "4",
+        &tag_a,
+        &tag_b,
+        &whole,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    let rows: Vec<(&str, &str)> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["image"].as_str().unwrap(), i["outcome"].as_str().unwrap()))
+        .collect();
+    let digest = scenario.image.to_string();
+    assert_eq!(rows, vec![(digest.as_str(), "migrated")], "one row for the one image");
+
+    let reqs = requests(&proxy.log());
+    let index_tag = format!("manifests/{}", scenario.image.referrers_tag());
+    let index_pushes = reqs.iter().filter(|(_, m, _, what)| m == "PUT" && *what == index_tag).count();
+    let referrer_pushes =
+        reqs.iter().filter(|(_, m, _, what)| m == "PUT" && what.starts_with("manifests/sha256:")).count();
+    assert_eq!((index_pushes, referrer_pushes), (1, 2), "one migration: its two referrers and one index push");
+    assert_eq!(repo.referrers(&scenario.image, None).await.unwrap().descriptors.len(), 2);
+}
