@@ -77,12 +77,25 @@ pub async fn apply<R: Repository>(
         _ => None,
     };
     let mut index_edits = IndexEdits::planned(&steps);
+    // Subjects with an orphaned referrer that stays (its delete failed or could not be checked): what is
+    // still planned for them after it (their referrers index) stays too, or that referrer would be left
+    // listed nowhere — as planning holds everything of a subject with a referrer it could not read.
+    let mut referrer_stays: BTreeMap<Digest, String> = BTreeMap::new();
     for step in steps {
         let mut item = step.item;
         let Some(action) = step.action else {
             items.push(item);
             continue;
         };
+        if let Action::OrphanIndex { subject, .. } | Action::OrphanLegacy { image: subject, .. } = &action
+            && let Some(why) = referrer_stays.get(subject)
+        {
+            item.status = Status::CouldNotCheck;
+            item.reasons.push(format!("not removed: {why}; removing this would leave it listed nowhere"));
+            observer.acted(&item);
+            items.push(item);
+            continue;
+        }
         if let Some(why) = refused.as_ref().filter(|_| action.deletes()) {
             item.status = Status::Failed;
             item.reasons.push(format!("{NOT_ATTEMPTED}: {why}"));
@@ -121,6 +134,14 @@ pub async fn apply<R: Repository>(
                 item.reasons.push(format!("failed: {e}"));
                 item.error_kind = Some(e.kind().name().to_owned());
             }
+        }
+        if let Action::OrphanReferrer { subject, digest } = &action
+            && item.status.is_failure()
+        {
+            referrer_stays.insert(
+                subject.clone(),
+                format!("orphaned referrer {} stays ({})", digest.short(), item.status.as_str()),
+            );
         }
         observer.acted(&item);
         items.push(item);

@@ -13,7 +13,7 @@ use att2ref::store::Repository;
 use att2ref::store::registry::RegistryRepository;
 use serde_json::{Value, json};
 
-use crate::fault_proxy::FaultProxy;
+use crate::fault_proxy::{Fault, FaultProxy};
 use crate::prune::{count, items, migrated, prune};
 use crate::registries::TestRegistry;
 
@@ -372,4 +372,39 @@ async fn an_image_that_appears_after_planning_keeps_its_orphans() {
         assert_eq!(search.found_in.as_deref(), Some(format!("{}/late/images", registry.host).as_str()));
     }
     assert_eq!(holdings(&sigs, &[]).await, before, "nothing deleted");
+}
+
+/// With `--delete-orphans`, an orphaned referrer whose DELETE fails keeps its subject's referrers index:
+/// deleted anyway, it would leave that referrer in the registry listed nowhere. (The failure is a 503
+/// the proxy answers once, with retries off.)
+#[tokio::test]
+async fn a_referrer_that_stays_keeps_its_index() {
+    let registry = TestRegistry::distribution();
+    let (scenario, app, _) = migrated(&registry, "orph/app").await;
+    app.delete_manifest(&scenario.image).await.unwrap();
+    let referrers = referrer_digests(&app, &scenario.image).await;
+    assert_eq!(referrers.len(), 2);
+    let tag = scenario.image.referrers_tag();
+
+    let proxy = FaultProxy::start(&registry.host, None);
+    proxy.fault_next("DELETE", &format!("/manifests/{}", referrers[0]), Fault::ServerError(503));
+    let target = format!("{}/orph/app", proxy.host);
+    let (run, report) = prune(&target, &["--apply", "--delete-orphans", "--retries", "1"]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    let status_of = |kind: &str, digest: Option<&Digest>| -> Vec<String> {
+        report["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["kind"] == kind && digest.is_none_or(|d| i["digest"] == d.to_string()))
+            .map(|i| i["status"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(status_of("orphan-referrer", Some(&referrers[0])), ["failed"], "{report:#}");
+    assert_eq!(status_of("orphan-referrer", Some(&referrers[1])), ["removed"], "{report:#}");
+    assert_eq!(status_of("orphan-index", None), ["could-not-check"], "{report:#}");
+    // The registry itself: the referrer that stayed is still listed by the index that stayed.
+    let listed = referrer_digests(&app, &scenario.image).await;
+    assert!(listed.contains(&referrers[0]), "{listed:?}");
+    assert!(app.get_manifest(&tag).await.unwrap().is_some(), "the index is still there");
 }
