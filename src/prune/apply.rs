@@ -213,6 +213,9 @@ async fn run<R: Repository>(
             if repo.head_manifest(&digest.to_string()).await?.is_none() {
                 return Ok(Done::Skipped("already gone".into()));
             }
+            if let Some(what) = attestation::attached_to(repo, digest).await? {
+                return Ok(Done::Skipped(format!("the duplicate has {what}")));
+            }
             let done = delete_referrer(repo, map, subject, digest, options).await?;
             if let Done::Removed(mut notes) = done {
                 let tag = subject.referrers_tag();

@@ -43,6 +43,23 @@ struct Candidate {
     entity: Arc<SignedEntity>,
 }
 
+/// What attaches to the manifest `digest` itself — referrers of its own, or cosign legacy tags on it
+/// (`cosign sign --attachment attestation` signs a `.att` manifest under `sha256-<it>.sig`) — if
+/// anything: deleting that manifest would orphan them.
+pub(crate) async fn attached_to<R: Repository>(repo: &R, digest: &Digest) -> Result<Option<String>> {
+    let own = repo.referrers(digest, None).await?;
+    if !own.descriptors.is_empty() {
+        return Ok(Some(format!("{} referrer(s) of its own", own.descriptors.len())));
+    }
+    for kind in TagKind::ALL {
+        let tag = kind.tag_for(digest);
+        if repo.head_manifest(&tag).await?.is_some() {
+            return Ok(Some(format!("a legacy {tag} of its own")));
+        }
+    }
+    Ok(None)
+}
+
 /// Assess `image`'s legacy `.att`; `Ok(None)` when it has none.
 pub async fn assess<R: Repository>(
     repo: &R,
@@ -65,16 +82,8 @@ pub async fn assess<R: Repository>(
         a.reasons.push("the .att has no layers: it holds no attestation".into());
         return Ok(Some(a));
     }
-    // Something signs or annotates the .att manifest itself: deleting it would orphan that.
-    let own = repo.referrers(&a.manifest, None).await?;
-    if !own.descriptors.is_empty() {
-        a.reasons.push(format!("the .att manifest has {} referrer(s) of its own; keeping it", own.descriptors.len()));
-        return Ok(Some(a));
-    }
-    // `cosign sign --attachment attestation` signs the .att manifest itself under a legacy tag.
-    let own_sig = TagKind::Signature.tag_for(&a.manifest);
-    if repo.head_manifest(&own_sig).await?.is_some() {
-        a.reasons.push(format!("the .att manifest is signed itself ({own_sig}); keeping it"));
+    if let Some(what) = attached_to(repo, &a.manifest).await? {
+        a.reasons.push(format!("the .att manifest has {what}; keeping it"));
         return Ok(Some(a));
     }
 

@@ -368,7 +368,8 @@ async fn an_att_that_is_signed_itself_is_kept() {
     let (run, report) = prune(&image, &["--apply"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(items(&report).contains(&("legacy-attestation".to_owned(), "kept".to_owned())), "{report:#}");
-    assert!(report.to_string().contains("signed itself"), "{report:#}");
+    let note = format!("a legacy {} of its own", att.digest.cosign_tag("sig"));
+    assert!(report.to_string().contains(&note), "{report:#}");
     assert!(repo.head_manifest(&att_tag).await.unwrap().is_some(), "still there");
 }
 
@@ -451,4 +452,23 @@ async fn two_dangling_index_entries_are_removed_in_one_edit_on_distribution() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(repo.get_manifest(&tag).await.unwrap().is_none(), "the index tag is gone");
     assert!(repo.get_manifest(&scenario.image.cosign_tag("att")).await.unwrap().is_some(), "the .att stays");
+}
+
+/// A duplicate referrer that something attaches to (here a legacy `.sig` on the duplicate's own digest)
+/// is not deleted: that signature would be left pointing at nothing.
+#[tokio::test]
+async fn a_duplicate_with_attachments_of_its_own_is_kept() {
+    let registry = TestRegistry::distribution();
+    let (scenario, repo, image) = migrated(&registry, "prune/dup-signed").await;
+    let duplicate = add_duplicate(&registry, &repo, &scenario.image).await;
+    let sig = repo.get_manifest(&scenario.image.cosign_tag("sig")).await.unwrap().unwrap();
+    repo.put_manifest(sig.bytes.clone(), OCI_MANIFEST, Some(&duplicate.cosign_tag("sig"))).await.unwrap();
+
+    let (run, report) = prune(&image, &["--apply"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(count(&report, "duplicate-referrer", "skipped"), 1, "{report:#}");
+    let note = format!("the duplicate has a legacy {} of its own", duplicate.cosign_tag("sig"));
+    assert!(report.to_string().contains(&note), "{report:#}");
+    assert!(repo.head_manifest(&duplicate.to_string()).await.unwrap().is_some(), "the duplicate stays");
+    assert_eq!(repo.referrers(&scenario.image, None).await.unwrap().descriptors.len(), 3, "still listed");
 }
