@@ -62,7 +62,15 @@ pub async fn migrate_images<R: Repository>(
 /// dropped (`options.jobs` images at once). An image whose entries cannot be restored becomes `failed`;
 /// its position is returned, so that the journal records it and a resumed run does not skip it.
 async fn settle_all<R: Repository>(repo: &R, reports: &mut [ImageMigration], options: &MigrateOptions) -> Vec<usize> {
-    let written = |r: &ImageMigration| r.outcome == Outcome::Migrated && !r.referrers.is_empty();
+    // What this run wrote, and what a run the journal resumes from wrote (it may have been stopped
+    // before its settle pass).
+    let to_settle = |r: &ImageMigration| -> Vec<Digest> {
+        match r.outcome {
+            Outcome::Migrated => r.referrers.iter().map(|x| x.digest.clone()).collect(),
+            _ => r.resumed_referrers.clone(),
+        }
+    };
+    let written = |r: &ImageMigration| !to_settle(r).is_empty();
     // A registry that indexes referrers itself has no tag-schema index to settle.
     if options.dry_run || repo.referrers_capability() == ReferrersCapability::Supported || !reports.iter().any(written)
     {
@@ -76,7 +84,7 @@ async fn settle_all<R: Repository>(repo: &R, reports: &mut [ImageMigration], opt
     let changed_ref = &changed;
     futures_util::stream::iter(reports.iter_mut().enumerate().filter(|(_, r)| written(r)))
         .for_each_concurrent(options.jobs.max(1), |(i, r)| async move {
-            let digests: Vec<Digest> = r.referrers.iter().map(|x| x.digest.clone()).collect();
+            let digests = to_settle(r);
             match tag_schema::settle(repo, &r.image, &digests, index).await {
                 Ok(stats) => {
                     r.writes += stats.manifests_written;
@@ -146,6 +154,7 @@ async fn resume_from_journal<R: Repository>(
     let mut r = ImageMigration::new(name, image.clone(), Outcome::AlreadyMigrated);
     r.reasons.push("recorded as migrated in the journal; the legacy .att is unchanged".into());
     r.legacy_manifest = Some(att);
+    r.resumed_referrers = expected.iter().filter_map(|e| e.parse().ok()).collect();
     Ok(Some(r))
 }
 
@@ -155,4 +164,50 @@ fn failed(repository: String, image: &Digest, e: &crate::Error) -> ImageMigratio
     r.error_kind = Some(e.kind().name().to_owned());
     r.kind = Some(e.kind());
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::model::media_type as mt;
+    use crate::model::oci::{Descriptor, ImageManifest, Index, to_canonical_bytes};
+    use crate::store::memory::MemoryRepository;
+
+    /// An image a resumed run skips on its journal's word is settled like one it migrated: the run the
+    /// journal comes from may have been stopped between its last index push and its settle pass, and a
+    /// stale writer may have dropped an entry after the resumed run's one read.
+    #[tokio::test]
+    async fn images_skipped_on_the_journals_word_are_settled_too() {
+        let repo = MemoryRepository::new("app");
+        let subject = Digest::sha256(b"image");
+        repo.put_blob(Bytes::from_static(b"{}")).await.unwrap();
+        let manifest = ImageManifest {
+            schema_version: 2,
+            media_type: Some(mt::OCI_MANIFEST.into()),
+            artifact_type: Some(mt::BUNDLE_V03.into()),
+            config: Descriptor::empty_config(),
+            layers: Vec::new(),
+            subject: Some(Descriptor { digest: subject.clone(), ..Descriptor::of(mt::OCI_MANIFEST, b"image") }),
+            annotations: Default::default(),
+            extra: Default::default(),
+        };
+        let ours = repo.put_manifest(Bytes::from(to_canonical_bytes(&manifest)), mt::OCI_MANIFEST, None).await.unwrap();
+        // The index as a stale writer left it: without our entry.
+        let tag = subject.referrers_tag();
+        repo.put_manifest(Bytes::from(to_canonical_bytes(&Index::empty())), mt::OCI_INDEX, Some(&tag)).await.unwrap();
+
+        let mut skipped = ImageMigration::new("app".into(), subject.clone(), Outcome::AlreadyMigrated);
+        skipped.resumed_referrers = vec![ours.digest.clone()];
+        let other = Digest::sha256(b"other");
+        let mut reports = [skipped, ImageMigration::new("app".into(), other.clone(), Outcome::AlreadyMigrated)];
+        let changed = settle_all(&repo, &mut reports, &MigrateOptions::default()).await;
+        assert!(changed.is_empty());
+        let listed = repo.referrers(&subject, None).await.unwrap().descriptors;
+        assert_eq!(listed.iter().map(|d| &d.digest).collect::<Vec<_>>(), [&ours.digest], "re-listed");
+        assert_eq!(reports[0].writes, 1, "one index push");
+        assert_eq!(reports[1].writes, 0, "an image with nothing recorded is left alone");
+        assert!(repo.get_manifest(&other.referrers_tag()).await.unwrap().is_none());
+    }
 }

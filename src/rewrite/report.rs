@@ -108,6 +108,10 @@ pub struct ImageMigration {
     /// The plan, with `--dry-run` (and for blocked images, to show exactly what is blocked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<ImagePlan>,
+    /// Referrers an earlier run wrote for an image this run skips on its journal's word: the settle
+    /// pass still confirms them (that run may have been stopped before its own settle pass).
+    #[serde(skip)]
+    pub resumed_referrers: Vec<Digest>,
 }
 
 impl ImageMigration {
@@ -129,6 +133,7 @@ impl ImageMigration {
             index_retries: 0,
             entries_repaired: 0,
             plan: None,
+            resumed_referrers: Vec::new(),
         }
     }
 }

@@ -139,6 +139,20 @@ struct TokenResponse {
     expires_in: Option<u64>,
 }
 
+/// Cached tokens past which expired ones are swept on the next insert.
+const EXPIRED_SWEEP_AT: usize = 256;
+
+/// Cache `token` under `key`. A batch over a whole registry gets a token per repository: past
+/// [`EXPIRED_SWEEP_AT`] entries the expired ones are forgotten, so the cache holds the tokens in use,
+/// not one for every repository ever visited.
+fn remember(tokens: &mut HashMap<String, CachedToken>, key: String, token: CachedToken) {
+    if tokens.len() >= EXPIRED_SWEEP_AT {
+        let now = Instant::now();
+        tokens.retain(|_, t| t.expires > now);
+    }
+    tokens.insert(key, token);
+}
+
 /// Most bytes accepted from a token endpoint.
 const MAX_TOKEN_BODY: u64 = 1024 * 1024;
 /// Token lifetime when the endpoint does not say (distribution's token spec default).
@@ -234,7 +248,7 @@ impl Inner {
             let (token, lifetime) = self.fetch_token(host, realm, service, &wanted).await?;
             let header = sensitive(format!("Bearer {token}"))?;
             let expires = Instant::now().checked_add(lifetime).unwrap_or_else(Instant::now);
-            lock(&self.auth.tokens).insert(key.clone(), CachedToken { header: header.clone(), expires });
+            remember(&mut lock(&self.auth.tokens), key.clone(), CachedToken { header: header.clone(), expires });
             Ok(header)
         }
         .await;
@@ -348,6 +362,22 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expired_tokens_are_forgotten_once_the_cache_is_large() {
+        let token = |expires| CachedToken { header: HeaderValue::from_static("Bearer t"), expires };
+        let (past, later) = (Instant::now(), Instant::now() + Duration::from_secs(300));
+        let mut tokens = HashMap::new();
+        for i in 0..EXPIRED_SWEEP_AT - 1 {
+            remember(&mut tokens, format!("expired {i}"), token(past));
+        }
+        remember(&mut tokens, "live".into(), token(later));
+        assert_eq!(tokens.len(), EXPIRED_SWEEP_AT, "nothing swept below the mark");
+        remember(&mut tokens, "new".into(), token(later));
+        let mut left: Vec<&String> = tokens.keys().collect();
+        left.sort();
+        assert_eq!(left, ["live", "new"]);
+    }
 
     #[test]
     fn parses_bearer_with_quoted_escapes() {
