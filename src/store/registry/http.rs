@@ -230,7 +230,6 @@ impl Inner {
         loop {
             let slot = pace.start().await;
             let mut outcome = self.attempt(call, auth).await;
-            drop(slot);
             if let Ok(reply) = &mut outcome {
                 reply.replayed = uncertain;
             }
@@ -258,7 +257,8 @@ impl Inner {
                 Err(Failure::Transport(e)) if is_transient(e, &call.method) => Some(backoff(policy, attempt)),
                 _ => None,
             };
-            // The registry's pause applies to every request of the host, even one that is not sent again.
+            // The registry's pause applies to every request of the host, even one that is not sent again;
+            // it is in place before this request's slot is given back, so no waiting request slips through.
             match &outcome {
                 Ok(r) if r.status == StatusCode::TOO_MANY_REQUESTS => {
                     add(&self.stats.throttled, 1);
@@ -267,6 +267,7 @@ impl Inner {
                 Ok(_) => pace.answered(),
                 Err(_) => {}
             }
+            drop(slot);
             match wait.filter(|_| call.replayable() && !call.no_retry) {
                 Some(wait) if attempt < attempts => {
                     let wait = wait.min(MAX_WAIT);
