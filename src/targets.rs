@@ -5,7 +5,8 @@
 //! [`TargetOptions::all_repos`] — a registry host, meaning every repository of its catalog.
 //! [`resolve`] turns a list of targets into a stream of [`RepositoryTarget`]s. The catalog is read
 //! page by page and each page's repositories are yielded before the next page is fetched, so work can
-//! start at once and memory holds one page, not the whole catalog. [`Shard`] keeps a stable share of
+//! start at once and memory holds one page, not the whole catalog. Image targets cost a manifest read
+//! each; a few are read at once, and yielded in the order given. [`Shard`] keeps a stable share of
 //! the repositories, so several jobs split a registry without talking to each other.
 //!
 //! ```no_run
@@ -173,16 +174,23 @@ pub fn resolve<'a>(
     options: &'a TargetOptions,
     client: &'a RegistryClient,
 ) -> impl Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send + 'a {
-    futures_util::stream::iter(targets).flat_map(move |target| {
-        if options.all_repos {
-            registry_repositories(target, options, client).boxed()
-        } else {
-            futures_util::stream::once(one_target(target, options, client))
-                .filter_map(|r| async move { r.transpose() })
-                .boxed()
-        }
-    })
+    if options.all_repos {
+        return futures_util::stream::iter(targets)
+            .flat_map(move |target| registry_repositories(target, options, client))
+            .boxed();
+    }
+    // An image target costs a manifest read before it can be queued: a few are read at once, in order,
+    // so a long `--from-file` list of images keeps the pool fed instead of feeding it one round trip at
+    // a time.
+    futures_util::stream::iter(targets)
+        .map(move |target| one_target(target, options, client))
+        .buffered(TARGETS_AHEAD)
+        .filter_map(|r| async move { r.transpose() })
+        .boxed()
 }
+
+/// Image and repository targets resolved at once, ahead of the batch that takes them.
+const TARGETS_AHEAD: usize = 8;
 
 /// Every repository of the registry `host`, page by page, in the shard.
 fn registry_repositories<'a>(

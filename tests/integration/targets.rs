@@ -221,3 +221,29 @@ async fn a_catalog_that_does_not_advance_is_an_error_not_a_short_list() {
     assert!(e.message.contains("brings no new entry"), "{e:?}");
     assert_eq!(catalog_requests(&server).await, 4, "two pages each time");
 }
+
+/// Image targets are resolved a few at once, in order: a `--from-file` list of thousands of images
+/// would otherwise feed the pool one manifest round trip at a time. Counted at a proxy that answers
+/// every request 200 ms late.
+#[tokio::test]
+async fn image_targets_are_resolved_several_at_once_in_order() {
+    let registry = TestRegistry::distribution();
+    let scenario = att2ref::demo::demo().unwrap();
+    let repo = registry.repository("targets/many");
+    scenario.repo.push_to(&repo).await.unwrap();
+    let image = repo.get_manifest(&scenario.image.to_string()).await.unwrap().expect("the image");
+    for i in 0..8 {
+        repo.put_manifest(image.bytes.clone(), &image.media_type, Some(&format!("t{i}"))).await.unwrap();
+    }
+    let proxy = crate::fault_proxy::FaultProxy::start(&registry.host, None);
+    proxy.delay_every_request(std::time::Duration::from_millis(200));
+    let client = registry.client_with(|c| {
+        c.plain_http = att2ref::store::registry::PlainHttp::All;
+    });
+    let given: Vec<String> = (0..8).map(|i| format!("{}/targets/many:t{i}", proxy.host)).collect();
+    let options = TargetOptions::default();
+    let resolved: Vec<_> = targets::resolve(&given, &options, &client).collect().await;
+    let names: Vec<String> = resolved.into_iter().map(|t| t.unwrap().target).collect();
+    assert_eq!(names, given, "in the order given");
+    assert_eq!(proxy.max_in_flight(), 8, "every tag read at once (8 ahead)");
+}
