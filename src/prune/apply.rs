@@ -394,7 +394,16 @@ async fn delete_unlisted<R: Repository>(
     if !matches!(outcome, Ok(Done::Removed(_))) {
         let restore = IndexOptions { repair: false, max_retries: options.index_retries };
         tag_schema::add_to_index(repo, subject, std::slice::from_ref(&entry), restore).await.map_err(|e| {
-            e.context(format!("the referrer {} could not be deleted and its index entry not restored", entry.digest))
+            // Both failures, or the reason the delete did not happen would be lost.
+            let why = match &outcome {
+                Err(first) => format!("{first}"),
+                Ok(Done::Skipped(why) | Done::Unchecked(why)) => why.clone(),
+                Ok(Done::Removed(_)) => String::new(),
+            };
+            e.context(format!(
+                "the referrer {} could not be deleted ({why}) and its index entry not restored",
+                entry.digest
+            ))
         })?;
     }
     let mut notes = match outcome? {

@@ -84,8 +84,8 @@ pub async fn add_to_index<R: Repository>(
 
 /// After a run: make sure `subject`'s tag-schema index still lists every referrer in `referrers` (all
 /// written earlier by this run), re-listing any that a concurrent writer dropped. Their entries are
-/// rebuilt from the manifests themselves; every other entry is kept. Does nothing when the subject has
-/// no tag-schema index (the registry indexes referrers itself).
+/// rebuilt from the manifests themselves; every other entry is kept. Does nothing on a registry that
+/// indexes referrers itself; an index deleted since the run is rebuilt.
 pub async fn settle<R: Repository>(
     repo: &R,
     subject: &Digest,
@@ -167,7 +167,8 @@ pub(crate) async fn update_index<R: Repository>(
         let mut not_taken: Option<Error> = None;
         let (current, etag) = fetch_index(repo, &tag).await.map_err(|e| e.context(what()))?;
         let read = current.as_ref().map(to_canonical_bytes);
-        let (next, changed) = merge(repo, current, entries, options.repair, &mut stats).await?;
+        let (next, changed) =
+            merge(repo, current, entries, options.repair, &mut stats).await.map_err(|e| e.context(what()))?;
         let mut lost = false;
         if changed && options.repair {
             // Repairing fetched manifests between our read and our push: read again right before the
@@ -243,18 +244,20 @@ pub(crate) async fn update_index<R: Repository>(
             if let Some(e) = not_taken {
                 return Err(e.context(format!("{}: the last of {} pushes was not taken", what(), attempt + 1)));
             }
+            let state = if lost {
+                "the index kept changing between our read and our push".to_owned()
+            } else {
+                format!("the index still lacks {missing} of our entries")
+            };
             return Err(Error::new(
                 ErrorKind::Conflict,
                 format!(
-                    "{}: after {} attempts the index still lacks {} of our entries (concurrent writers keep \
-                     replacing it); rerun to complete",
+                    "{}: after {} attempts {state} (concurrent writers keep replacing it); rerun to complete",
                     what(),
                     attempt + 1,
-                    missing
                 ),
             ));
         }
-
         attempt += 1;
         stats.index_retries += 1;
         tracing::info!(tag = %tag, attempt, "lost update on the referrers index; merging again");
