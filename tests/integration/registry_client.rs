@@ -584,6 +584,32 @@ async fn tags_from_a_registry_ignoring_n_and_last_do_not_loop() {
     assert_eq!(tags, ["b", "v1", "a"]);
 }
 
+/// A registry that honours `n` but ignores `last` serves its first page again and again: that listing
+/// cannot be completed, and saying so beats a silent first thousand (tags never migrated, a
+/// shared-digest check blind to the rest). One that ignores `n` too (more than a page each time) is
+/// complete.
+#[tokio::test]
+async fn tags_from_a_registry_honouring_n_but_ignoring_last_are_an_error() {
+    for (count, complete) in [(1000, false), (1001, true)] {
+        let server = MockServer::start().await;
+        let tags: Vec<String> = (0..count).map(|i| format!("t{i:04}")).collect();
+        Mock::given(path("/v2/app/tags/list"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({"name": "app", "tags": tags}))
+                    .insert_header("Link", r#"</v2/app/tags/list?last=t0999&n=1000>; rel="next""#),
+            )
+            .mount(&server)
+            .await;
+        let listed = mock_client(|_| {}).repository(&host(&server), "app").list_tags().await;
+        match (listed, complete) {
+            (Ok(listed), true) => assert_eq!(listed, tags),
+            (Err(e), false) => assert!(e.to_string().contains("the listing cannot be completed"), "{e}"),
+            (other, _) => panic!("{count} tags a page: {:?}", other.map(|t| t.len())),
+        }
+    }
+}
+
 #[tokio::test]
 async fn catalog_follows_relative_and_absolute_links_with_catalog_scope() {
     let server = MockServer::start().await;

@@ -145,7 +145,11 @@ impl Pager {
         let fresh: Vec<String> = entries.iter().filter(|e| !self.previous.contains(*e)).cloned().collect();
         self.previous = entries.into_iter().collect();
         let linked = next_link(&reply.headers);
-        if fresh.is_empty() && linked.is_some() && self.strict {
+        // A page that repeats the last one is taken as the end of a registry that ignores `n` and `last`
+        // and serves everything each time (more than `n` entries, or fewer) — unless it holds exactly `n`:
+        // then the registry honoured `n` but not `last`, and everything past the first page would be
+        // silently left out (tags never migrated, or a shared-digest check blind to them).
+        if fresh.is_empty() && linked.is_some() && (self.strict || self.previous.len() == PAGE_SIZE) {
             return Err(self.stalled());
         }
         if let Some(next) = linked.filter(|_| !fresh.is_empty()) {
@@ -172,7 +176,7 @@ async fn paged(inner: &Arc<Inner>, mut pager: Pager) -> Result<Vec<String>> {
         }
         if all.len() == before {
             // Nothing new over the whole listing (a registry cycling through pages).
-            if pager.strict && pager.has_next() {
+            if (pager.strict || pager.previous.len() == PAGE_SIZE) && pager.has_next() {
                 return Err(pager.stalled());
             }
             break;
