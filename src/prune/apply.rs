@@ -77,9 +77,9 @@ pub async fn apply<R: Repository>(
         _ => None,
     };
     let mut index_edits = IndexEdits::planned(&steps);
-    // Subjects with an orphaned referrer that stays (its delete failed or could not be checked): what is
-    // still planned for them after it (their referrers index) stays too, or that referrer would be left
-    // listed nowhere — as planning holds everything of a subject with a referrer it could not read.
+    // Subjects with an orphaned referrer that stays (its delete failed, could not be checked, or was
+    // skipped): their referrers index, planned after it, stays too, or that referrer would be left listed
+    // nowhere — as planning holds everything of a subject with a referrer it could not read.
     let mut referrer_stays: BTreeMap<Digest, String> = BTreeMap::new();
     for step in steps {
         let mut item = step.item;
@@ -87,7 +87,7 @@ pub async fn apply<R: Repository>(
             items.push(item);
             continue;
         };
-        if let Action::OrphanIndex { subject, .. } | Action::OrphanLegacy { image: subject, .. } = &action
+        if let Action::OrphanIndex { subject, .. } = &action
             && let Some(why) = referrer_stays.get(subject)
         {
             item.status = Status::CouldNotCheck;
@@ -135,8 +135,11 @@ pub async fn apply<R: Repository>(
                 item.error_kind = Some(e.kind().name().to_owned());
             }
         }
+        // Not removed, for whatever reason (failed, unchecked, kept for a tag that shares its digest):
+        // unless it is gone, it stays.
         if let Action::OrphanReferrer { subject, digest } = &action
-            && item.status.is_failure()
+            && item.status != Status::Removed
+            && !matches!(repo.head_manifest(&digest.to_string()).await, Ok(None))
         {
             referrer_stays.insert(
                 subject.clone(),

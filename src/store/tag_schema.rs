@@ -134,10 +134,11 @@ pub(crate) fn confirm_delay() -> Duration {
     CONFIRM_DELAY + jitter(CONFIRM_DELAY)
 }
 
-/// Whether an index PUT failed without the registry acting on it for certain — throttled, or no answer
-/// at all — so the merge is to be read and pushed again (the client never resends one by itself).
-fn is_unanswered(kind: ErrorKind) -> bool {
-    matches!(kind, ErrorKind::RateLimited | ErrorKind::Network)
+/// Whether an index PUT got no usable answer — throttled, a server error, or no answer at all — so the
+/// merge is read and pushed again (the client never resends one by itself: it could land late over
+/// another writer's change). A 4xx refusal is another matter (see `update_index`).
+fn is_unanswered(e: &Error) -> bool {
+    matches!(e.kind(), ErrorKind::RateLimited | ErrorKind::Network) || e.http_status().is_some_and(|s| s >= 500)
 }
 
 /// Whether a refused manifest or index PUT may succeed when repeated (a concurrent writer was midway).
@@ -196,7 +197,7 @@ pub(crate) async fn update_index<R: Repository>(
                 Err(e) if e.kind() == ErrorKind::Conflict => lost = true,
                 // Not sent again by the client (it would push this merge late): read, merge and push anew,
                 // after the registry's pause.
-                Err(e) if is_unanswered(e.kind()) => {
+                Err(e) if is_unanswered(&e) => {
                     tracing::info!(tag = %tag, attempt, error = %e, "index push not taken; merging again");
                     lost = true;
                     not_taken = Some(e);
@@ -380,15 +381,17 @@ pub async fn remove_entries<R: Repository>(repo: &R, tag: &str, entries: &[Diges
     let what = || format!("removing {} from the referrers index tag {tag} of {}", names.join(", "), repo.name());
     let listed = |index: &Index| index.manifests.iter().any(|m| entries.contains(&m.digest));
     let mut pushed = false;
+    // A push that got no answer may have landed: if the entries are gone afterwards, it counts as ours.
+    let mut unanswered = false;
     let mut attempt = 0u32;
     loop {
         let (current, etag) = fetch_index(repo, tag).await.map_err(|e| e.context(what()))?;
         let Some(current) = current else {
-            return Ok(pushed);
+            return Ok(pushed || unanswered);
         };
         let update = remove_referrers(Some(current), entries);
         if update.is_noop() {
-            return Ok(pushed);
+            return Ok(pushed || unanswered);
         }
         let bytes = Bytes::from(update.to_bytes());
         // Conditional when the registry gave an entity tag, so a concurrent migrate's addition is not lost.
@@ -399,7 +402,10 @@ pub async fn remove_entries<R: Repository>(repo: &R, tag: &str, entries: &[Diges
         let mut conflict = false;
         match put {
             Ok(_) => pushed = true,
-            Err(e) if e.kind() == ErrorKind::Conflict || is_unanswered(e.kind()) => conflict = true,
+            Err(e) if e.kind() == ErrorKind::Conflict || is_unanswered(&e) => {
+                conflict = true;
+                unanswered |= e.kind() != ErrorKind::Conflict;
+            }
             Err(e) => return Err(e.context(what())),
         }
         // The loop's next read is the read-back: a concurrent writer that merged a stale copy brings an
@@ -407,15 +413,12 @@ pub async fn remove_entries<R: Repository>(repo: &R, tag: &str, entries: &[Diges
         if attempt >= max_retries {
             let (after, _) = fetch_index(repo, tag).await.map_err(|e| e.context(what()))?;
             if after.is_none_or(|i| !listed(&i)) {
-                return Ok(pushed);
+                return Ok(pushed || unanswered);
             }
+            let why = if unanswered { "the registry did not take our pushes" } else { "concurrent writers" };
             return Err(Error::new(
                 ErrorKind::Conflict,
-                format!(
-                    "{}: still listed after {} attempts (concurrent writers); rerun to complete",
-                    what(),
-                    attempt + 1
-                ),
+                format!("{}: still listed after {} attempts ({why}); rerun to complete", what(), attempt + 1),
             ));
         }
         attempt += 1;

@@ -472,3 +472,25 @@ async fn a_duplicate_with_attachments_of_its_own_is_kept() {
     assert!(repo.head_manifest(&duplicate.to_string()).await.unwrap().is_some(), "the duplicate stays");
     assert_eq!(repo.referrers(&scenario.image, None).await.unwrap().descriptors.len(), 3, "still listed");
 }
+
+/// A server error on an index edit is not the end of it: the edit is read and merged again (the client
+/// never resends an index push as it was), and the dangling entries still go.
+#[tokio::test]
+async fn an_index_edit_answered_503_is_read_and_made_again() {
+    let registry = TestRegistry::distribution();
+    let (scenario, repo, _) = migrated(&registry, "prune/dangling-503").await;
+    let tag = scenario.image.referrers_tag();
+    for d in repo.referrers(&scenario.image, None).await.unwrap().descriptors {
+        repo.delete_manifest(&d.digest).await.unwrap();
+    }
+    let proxy = FaultProxy::start(&registry.host, None);
+    proxy.fault_next("PUT", &format!("/manifests/{tag}"), Fault::ServerError(503));
+    let image = format!("{}/prune/dangling-503@{}", proxy.host, scenario.image);
+    let (run, report) = prune(&image, &["--apply"]);
+    assert_eq!(count(&report, "index-entry", "removed"), 2, "{}\n{report:#}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(repo.get_manifest(&tag).await.unwrap().is_none(), "the emptied index is gone");
+    let on_tag: Vec<String> = proxy.log().into_iter().filter(|l| l.contains(&tag)).collect();
+    let faulted = on_tag.iter().position(|l| l.contains(" PUT /") && l.contains("503")).expect("the 503");
+    assert!(on_tag[faulted + 1].contains(" GET /"), "read again before the next push: {on_tag:?}");
+}

@@ -197,25 +197,38 @@ pub(crate) async fn push_third_party(repo: &RegistryRepository, subject: &Digest
 /// An index push the registry throttles is never sent again as it was: by the time the registry's pause
 /// is over, another writer may have listed its own referrer and confirmed it, and the late copy of our
 /// merge would erase it while our read-back (which looks only for our entries) reports success. The
-/// push is merged again from a fresh read instead.
+/// push is merged again from a fresh read instead — whether the index is new, or exists already and our
+/// push carries `If-Match` (which distribution ignores on PUT, so it protects nothing).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_throttled_index_push_is_merged_again_not_resent_late() {
+    for (seed, existing) in [(900, false), (901, true)] {
+        throttled_push_round(seed, existing).await;
+    }
+}
+
+async fn throttled_push_round(seed: u32, existing: bool) {
     use crate::fault_proxy::{Fault, FaultProxy};
 
     let registry = TestRegistry::distribution();
     let direct = registry.repository(REPO);
-    let scenario = demo::article_like_numbered(REPO, 900, 3_000).unwrap();
+    let scenario = demo::article_like_numbered(REPO, seed, 3_000).unwrap();
     scenario.repo.push_to(&direct).await.unwrap();
     let subject = scenario.image.clone();
     let config = direct.put_blob(Bytes::from_static(b"{}")).await.unwrap();
     assert_eq!(config, Descriptor::empty_config().digest);
-    let ours = push_third_party(&direct, &subject, 900, 0).await;
-    let theirs = push_third_party(&direct, &subject, 900, 1).await;
+    let ours = push_third_party(&direct, &subject, seed, 0).await;
+    let theirs = push_third_party(&direct, &subject, seed, 1).await;
+    let options = IndexOptions { repair: false, max_retries: 8 };
+    let mut before = Vec::new();
+    if existing {
+        let first = push_third_party(&direct, &subject, seed, 2).await;
+        add_to_index(&direct, &subject, std::slice::from_ref(&first), options).await.unwrap();
+        before.push(first.digest);
+    }
 
     let proxy = FaultProxy::start(&registry.host, None);
     proxy.fault_next("PUT", &format!("/manifests/{}", subject.referrers_tag()), Fault::TooManyRequests(1));
     let throttled = crate::registry_client::mock_client(|_| {}).repository(&proxy.host, REPO);
-    let options = IndexOptions { repair: false, max_retries: 8 };
     let ours_task = {
         let (subject, ours) = (subject.clone(), ours.clone());
         tokio::spawn(async move { add_to_index(&throttled, &subject, &[ours], options).await })
@@ -227,11 +240,14 @@ async fn a_throttled_index_push_is_merged_again_not_resent_late() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     add_to_index(&direct, &subject, std::slice::from_ref(&theirs), options).await.unwrap();
-    assert_eq!(listed(&direct, &subject).await, vec![theirs.digest.clone()], "the other writer went first");
+    let mut expected = before.clone();
+    expected.push(theirs.digest.clone());
+    assert_eq!(listed(&direct, &subject).await, expected, "the other writer went first");
 
     ours_task.await.unwrap().unwrap();
     let now: BTreeSet<Digest> = listed(&direct, &subject).await.into_iter().collect();
-    assert_eq!(now, BTreeSet::from([ours.digest.clone(), theirs.digest.clone()]), "{:?}", proxy.log());
+    expected.push(ours.digest.clone());
+    assert_eq!(now, expected.into_iter().collect::<BTreeSet<_>>(), "existing index: {existing}; {:?}", proxy.log());
     // Independently of the client: after the 429 the proxy saw the index read again before the next push.
     let tag = subject.referrers_tag();
     let on_tag: Vec<String> = proxy.log().into_iter().filter(|l| l.contains(&tag)).collect();

@@ -131,10 +131,12 @@ pub(crate) async fn put(
         let value = HeaderValue::from_str(etag)
             .map_err(|_| Error::invalid_input(format!("{what}: entity tag {etag:?} is not a valid header value")))?;
         call = call.header(reqwest::header::IF_MATCH, value);
-    } else if tag.is_some_and(|t| Digest::from_referrers_tag(t).is_some()) {
-        // An unconditional referrers-index push carries a merge of what was read just before: sent again
-        // after a back-off it would erase what other writers added meanwhile (their read-back and
-        // confirmation already done). The tag-schema update merges again instead.
+    }
+    if tag.is_some_and(|t| Digest::from_referrers_tag(t).is_some()) {
+        // A referrers-index push carries a merge of what was read just before: sent again after a
+        // back-off it would erase what other writers added meanwhile (their read-back and confirmation
+        // already done). `If-Match` does not make a resend safe: distribution sends an ETag with every
+        // manifest and ignores the header on PUT. The tag-schema update reads and merges again instead.
         call = call.no_retry();
     }
     let reply = repo.call(&repo.scope("pull,push"), &call).await?;
