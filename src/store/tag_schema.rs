@@ -163,10 +163,24 @@ pub(crate) async fn update_index<R: Repository>(
     let what = || format!("updating the referrers index tag {tag} of {}", repo.name());
     let mut attempt = 0u32;
     let mut refused = 0u32;
+    // Whether a push of ours may have landed: taken, or sent without an answer.
+    let mut pushed = false;
     loop {
         // The push of this round, when the registry did not take it.
         let mut not_taken: Option<Error> = None;
-        let (current, etag) = fetch_index(repo, &tag).await.map_err(|e| e.context(what()))?;
+        // distribution answers a read of a tag another writer is rewriting with a 500 now and then; under
+        // contention the client's own retries can all meet it: read again, later, within the bound.
+        let (current, etag) = match fetch_index(repo, &tag).await {
+            Ok(read) => read,
+            Err(e) if is_unanswered(&e) && attempt < options.max_retries => {
+                attempt += 1;
+                stats.index_retries += 1;
+                tracing::info!(tag = %tag, attempt, error = %e, "index not read; reading again");
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+            Err(e) => return Err(e.context(what())),
+        };
         let read = current.as_ref().map(to_canonical_bytes);
         let (next, changed) =
             merge(repo, current, entries, options.repair, &mut stats).await.map_err(|e| e.context(what()))?;
@@ -193,6 +207,7 @@ pub(crate) async fn update_index<R: Repository>(
                     stats.manifests_written += 1;
                     stats.bytes_written += len;
                     stats.index_updated = true;
+                    pushed = true;
                 }
                 Err(e) if e.kind() == ErrorKind::Conflict => lost = true,
                 // Not sent again by the client (it would push this merge late): read, merge and push anew,
@@ -200,6 +215,7 @@ pub(crate) async fn update_index<R: Repository>(
                 Err(e) if is_unanswered(&e) => {
                     tracing::info!(tag = %tag, attempt, error = %e, "index push not taken; merging again");
                     lost = true;
+                    pushed = true;
                     not_taken = Some(e);
                 }
                 // distribution 2.8.2 checks that every entry of an index exists, and answers "blob
@@ -224,18 +240,20 @@ pub(crate) async fn update_index<R: Repository>(
             }
         }
         // Read back: without entity tags another writer may have replaced the index between our GET and PUT.
-        let mut missing = if lost {
-            entries.len()
-        } else {
-            let (after, _) = fetch_index(repo, &tag).await.map_err(|e| e.context(what()))?;
-            missing_entries(after.as_ref(), entries).len()
+        // A read-back that gets no answer proves nothing either way: the round is done again.
+        let read_back = |after: Result<(Option<Index>, Option<String>)>| match after {
+            Ok((after, _)) => Ok(missing_entries(after.as_ref(), entries).len()),
+            Err(e) if is_unanswered(&e) => Ok(entries.len()),
+            Err(e) => Err(e.context(what())),
         };
-        if missing == 0 && changed && confirm {
+        let mut missing = if lost { entries.len() } else { read_back(fetch_index(repo, &tag).await)? };
+        // Also when this round found nothing to change because an earlier push that got no answer had
+        // landed after all: that push needs the same confirmation.
+        if missing == 0 && pushed && confirm {
             // A writer that read the index just before our push may push its stale merge just after
             // our read-back: look once more, later.
             tokio::time::sleep(confirm_delay()).await;
-            let (after, _) = fetch_index(repo, &tag).await.map_err(|e| e.context(what()))?;
-            missing = missing_entries(after.as_ref(), entries).len();
+            missing = read_back(fetch_index(repo, &tag).await)?;
         }
         if missing == 0 {
             stats.index_confirmed = true;

@@ -255,3 +255,66 @@ async fn throttled_push_round(seed: u32, existing: bool) {
     assert!(on_tag[first_put].contains("429"), "{on_tag:?}");
     assert!(on_tag[first_put + 1].contains(" GET /"), "a read right after the throttled push: {on_tag:?}");
 }
+
+/// An index push whose answer is lost after the registry stored it still gets the delayed confirmation:
+/// the next round finds nothing to change (our entry is there), but a writer that read the index before
+/// that push may yet push its stale copy. Seen at the proxy: after the lost push, the index is read, and
+/// read once more a confirmation delay later.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_whose_answer_was_lost_is_confirmed_too() {
+    use crate::fault_proxy::{Fault, FaultProxy};
+    use att2ref::store::tag_schema::CONFIRM_DELAY;
+
+    let registry = TestRegistry::distribution();
+    let direct = registry.repository(REPO);
+    let scenario = demo::article_like_numbered(REPO, 950, 3_000).unwrap();
+    scenario.repo.push_to(&direct).await.unwrap();
+    let subject = scenario.image.clone();
+    direct.put_blob(Bytes::from_static(b"{}")).await.unwrap();
+    let ours = push_third_party(&direct, &subject, 950, 0).await;
+
+    let proxy = FaultProxy::start(&registry.host, None);
+    let tag = subject.referrers_tag();
+    proxy.fault_next("PUT", &format!("/manifests/{tag}"), Fault::LostResponse);
+    let repo = crate::registry_client::mock_client(|_| {}).repository(&proxy.host, REPO);
+    let options = IndexOptions { repair: false, max_retries: 8 };
+    add_to_index(&repo, &subject, std::slice::from_ref(&ours), options).await.unwrap();
+    assert_eq!(listed(&direct, &subject).await, vec![ours.digest.clone()]);
+
+    let on_tag: Vec<(Duration, String)> =
+        proxy.arrivals().into_iter().filter(|(_, what)| what.contains(&tag)).collect();
+    let lost = on_tag.iter().position(|(_, what)| what.starts_with("PUT ")).expect("our push");
+    let puts = on_tag.iter().filter(|(_, what)| what.starts_with("PUT ")).count();
+    assert_eq!(puts, 1, "the push landed: nothing to push again: {on_tag:?}");
+    let reads: Vec<Duration> =
+        on_tag[lost + 1..].iter().filter(|(_, what)| what.starts_with("GET ")).map(|(at, _)| *at).collect();
+    assert!(reads.len() >= 2, "read again, then confirmed: {on_tag:?}");
+    assert!(reads[reads.len() - 1] - reads[0] >= CONFIRM_DELAY, "a confirmation delay apart: {on_tag:?}");
+}
+
+/// distribution answers a read of a tag another writer is rewriting with a 500 now and then; when the
+/// client's own retries all meet it (three here), the index update reads again later instead of failing.
+#[tokio::test(flavor = "multi_thread")]
+async fn index_reads_answered_500_more_times_than_the_client_retries_are_read_again() {
+    use crate::fault_proxy::{Fault, FaultProxy};
+
+    let registry = TestRegistry::distribution();
+    let direct = registry.repository(REPO);
+    let scenario = demo::article_like_numbered(REPO, 960, 3_000).unwrap();
+    scenario.repo.push_to(&direct).await.unwrap();
+    let subject = scenario.image.clone();
+    direct.put_blob(Bytes::from_static(b"{}")).await.unwrap();
+    let ours = push_third_party(&direct, &subject, 960, 0).await;
+
+    let proxy = FaultProxy::start(&registry.host, None);
+    let tag = subject.referrers_tag();
+    for _ in 0..3 {
+        proxy.fault_next("GET", &format!("/manifests/{tag}"), Fault::ServerError(500));
+    }
+    let repo = crate::registry_client::mock_client(|_| {}).repository(&proxy.host, REPO);
+    let options = IndexOptions { repair: false, max_retries: 8 };
+    let stats = add_to_index(&repo, &subject, std::slice::from_ref(&ours), options).await.unwrap();
+    assert!(stats.index_updated);
+    assert_eq!(listed(&direct, &subject).await, vec![ours.digest.clone()]);
+    assert_eq!(proxy.injected().values().sum::<u64>(), 3, "{:?}", proxy.log());
+}
