@@ -206,9 +206,8 @@ async fn a_throttled_index_push_is_merged_again_not_resent_late() {
     }
 }
 
-async fn throttled_push_round(seed: u32, existing: bool) {
-    use crate::fault_proxy::{Fault, FaultProxy};
-
+/// A fresh distribution with one image of `seed` and one referrer of it pushed (`ours`, not listed yet).
+async fn subject_with_a_referrer(seed: u32) -> (TestRegistry, RegistryRepository, Digest, Descriptor) {
     let registry = TestRegistry::distribution();
     let direct = registry.repository(REPO);
     let scenario = demo::article_like_numbered(REPO, seed, 3_000).unwrap();
@@ -217,6 +216,13 @@ async fn throttled_push_round(seed: u32, existing: bool) {
     let config = direct.put_blob(Bytes::from_static(b"{}")).await.unwrap();
     assert_eq!(config, Descriptor::empty_config().digest);
     let ours = push_third_party(&direct, &subject, seed, 0).await;
+    (registry, direct, subject, ours)
+}
+
+async fn throttled_push_round(seed: u32, existing: bool) {
+    use crate::fault_proxy::{Fault, FaultProxy};
+
+    let (registry, direct, subject, ours) = subject_with_a_referrer(seed).await;
     let theirs = push_third_party(&direct, &subject, seed, 1).await;
     let options = IndexOptions { repair: false, max_retries: 8 };
     let mut before = Vec::new();
@@ -265,13 +271,7 @@ async fn a_push_whose_answer_was_lost_is_confirmed_too() {
     use crate::fault_proxy::{Fault, FaultProxy};
     use att2ref::store::tag_schema::CONFIRM_DELAY;
 
-    let registry = TestRegistry::distribution();
-    let direct = registry.repository(REPO);
-    let scenario = demo::article_like_numbered(REPO, 950, 3_000).unwrap();
-    scenario.repo.push_to(&direct).await.unwrap();
-    let subject = scenario.image.clone();
-    direct.put_blob(Bytes::from_static(b"{}")).await.unwrap();
-    let ours = push_third_party(&direct, &subject, 950, 0).await;
+    let (registry, direct, subject, ours) = subject_with_a_referrer(950).await;
 
     let proxy = FaultProxy::start(&registry.host, None);
     let tag = subject.referrers_tag();
@@ -298,13 +298,7 @@ async fn a_push_whose_answer_was_lost_is_confirmed_too() {
 async fn index_reads_answered_500_more_times_than_the_client_retries_are_read_again() {
     use crate::fault_proxy::{Fault, FaultProxy};
 
-    let registry = TestRegistry::distribution();
-    let direct = registry.repository(REPO);
-    let scenario = demo::article_like_numbered(REPO, 960, 3_000).unwrap();
-    scenario.repo.push_to(&direct).await.unwrap();
-    let subject = scenario.image.clone();
-    direct.put_blob(Bytes::from_static(b"{}")).await.unwrap();
-    let ours = push_third_party(&direct, &subject, 960, 0).await;
+    let (registry, direct, subject, ours) = subject_with_a_referrer(960).await;
 
     let proxy = FaultProxy::start(&registry.host, None);
     let tag = subject.referrers_tag();
