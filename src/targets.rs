@@ -31,6 +31,7 @@
 //! ```
 
 use std::path::Path;
+use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
@@ -41,6 +42,7 @@ use crate::model::digest::Digest;
 use crate::model::oci::{Index, Manifest};
 use crate::model::reference::{ImageReference, Reference};
 use crate::read::referrers::is_buildkit_attestation;
+use crate::store::attachments::SharedAttachments;
 use crate::store::layout::LayoutRepository;
 use crate::store::registry::RegistryClient;
 use crate::store::{AnyRepository, Repository};
@@ -108,6 +110,24 @@ pub struct TargetOptions {
     /// (cosign's `COSIGN_REPOSITORY`; see [`crate::store::attachments`]). A repository target then means
     /// the images of that repository whose legacy tags are in this one.
     pub attachments: Option<ImageReference>,
+    /// With `attachments`: one listing of it shared by every repository of the run (see
+    /// [`TargetOptions::share_attachments`]). Keep a clone to ask, after the run, which images with
+    /// attachments no repository of the run tags or names ([`SharedAttachments::unclaimed`]).
+    pub shared_attachments: Option<Arc<SharedAttachments>>,
+}
+
+impl TargetOptions {
+    /// Share one listing of the attachments repository when the run covers several repositories
+    /// (`all_repos`, or more than one target): each repository then lists only the attachments of the
+    /// images its tags name (and of images a target names in it by digest), one manifest HEAD per tag,
+    /// instead of looking for every attachment of the shared repository in every repository. With one
+    /// target, every image with attachments there is still looked for in it by digest, tagged or not.
+    pub fn share_attachments(mut self, targets: &[String]) -> TargetOptions {
+        if self.attachments.is_some() && (self.all_repos || targets.len() > 1) {
+            self.shared_attachments = Some(SharedAttachments::new());
+        }
+        self
+    }
 }
 
 /// One repository to work on, and the images a target named in it.
@@ -268,15 +288,20 @@ async fn one_target(
         },
     };
     // The image was resolved where it lives; from here on its attachments are read where they are kept.
+    if let Some(shared) = &options.shared_attachments {
+        shared.name_images(&repo.name(), &images);
+    }
     let repo = with_attachments(repo, options, client).map_err(fail)?;
     Ok(Some(RepositoryTarget { target: target.to_owned(), repo, images: Some(images) }))
 }
 
 /// `repo` with its attachments where the options keep them.
 fn with_attachments(repo: AnyRepository, options: &TargetOptions, client: &RegistryClient) -> Result<AnyRepository> {
-    match &options.attachments {
-        Some(a) => repo.with_attachments_in(client.repository(a.registry(), a.repository())),
-        None => Ok(repo),
+    let Some(a) = &options.attachments else { return Ok(repo) };
+    let attachments = client.repository(a.registry(), a.repository());
+    match &options.shared_attachments {
+        Some(shared) => repo.sharing_attachments_in(attachments, shared.clone()),
+        None => repo.with_attachments_in(attachments),
     }
 }
 

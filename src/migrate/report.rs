@@ -55,6 +55,11 @@ pub struct MigrateReport {
     /// images' own (`--attachments-repository`, cosign's `COSIGN_REPOSITORY`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attachments_repository: Option<String>,
+    /// With an attachments repository shared by several repositories of the run: the images with
+    /// attachments there that no repository of the run tags or names (untagged images, repositories the
+    /// run did not cover). Left alone; named as `REPO@DIGEST`, one is worked on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unclaimed_attachments: Vec<crate::store::attachments::UnclaimedImage>,
 }
 
 /// A target that could not be expanded into repositories ([`crate::targets::TargetError`]).
@@ -74,6 +79,7 @@ impl MigrateReport {
             errors: Vec::new(),
             registries: Vec::new(),
             attachments_repository: None,
+            unclaimed_attachments: Vec::new(),
         }
     }
 

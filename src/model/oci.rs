@@ -70,6 +70,11 @@ impl Descriptor {
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.annotations.get(key).map(String::as_str)
     }
+
+    /// Whether this index entry is a BuildKit attestation manifest (not a platform image).
+    pub fn is_buildkit_attestation(&self) -> bool {
+        self.annotation(mt::annotations::DOCKER_REFERENCE_TYPE) == Some("attestation-manifest")
+    }
 }
 
 /// Platform of an index entry.

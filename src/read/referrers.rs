@@ -226,7 +226,7 @@ pub struct BuildkitAttestation {
 
 /// True for index entries that are BuildKit attestation manifests.
 pub fn is_buildkit_attestation(entry: &Descriptor) -> bool {
-    entry.annotation(ann::DOCKER_REFERENCE_TYPE) == Some("attestation-manifest")
+    entry.is_buildkit_attestation()
 }
 
 /// Fetch a BuildKit attestation manifest named by an index entry.

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::attachments::SplitRepository;
+use super::attachments::{SharedAttachments, SplitRepository};
 use super::layout::LayoutRepository;
 use super::registry::RegistryRepository;
 use super::{
@@ -45,6 +45,26 @@ impl AnyRepository {
             AnyRepository::Registry(r) => r.owned_tag_pages(),
             AnyRepository::Split(r) => r.owned_tag_pages(),
             AnyRepository::Layout(_) => futures_util::stream::once(async move { self.list_tags().await }).boxed(),
+        }
+    }
+
+    /// `self` with its attachments in `attachments`, listing only those of its own images from the run's
+    /// `shared` listing of that repository (see [`crate::store::attachments::shared`]) — the attachments
+    /// repository itself included, whose own images' attachments are beside them.
+    pub fn sharing_attachments_in(
+        self,
+        attachments: RegistryRepository,
+        shared: std::sync::Arc<SharedAttachments>,
+    ) -> Result<AnyRepository> {
+        match self {
+            AnyRepository::Registry(images) => {
+                let split = SplitRepository::new(images, attachments).sharing(shared);
+                Ok(AnyRepository::Split(std::sync::Arc::new(split)))
+            }
+            AnyRepository::Split(split) => {
+                AnyRepository::Registry(split.images().clone()).sharing_attachments_in(attachments, shared)
+            }
+            layout @ AnyRepository::Layout(_) => layout.with_attachments_in(attachments),
         }
     }
 

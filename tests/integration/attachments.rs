@@ -14,6 +14,7 @@ use att2ref::store::registry::RegistryRepository;
 use serde_json::Value;
 
 use crate::cli::{Run, att2ref, att2ref_with};
+use crate::fault_proxy::FaultProxy;
 use crate::get::test_key;
 use crate::registries::TestRegistry;
 use crate::schema::assert_valid;
@@ -384,4 +385,173 @@ async fn an_index_and_its_platforms_on_distribution() {
 #[tokio::test]
 async fn an_index_and_its_platforms_on_ferro() {
     an_index_and_its_platforms(TestRegistry::ferro()).await;
+}
+
+/// Every request the proxy saw, as (method, path without query).
+fn seen(proxy: &FaultProxy) -> Vec<(String, String)> {
+    proxy
+        .log()
+        .iter()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace().skip(1);
+            let (method, path) = (words.next()?, words.next()?);
+            Some((method.to_owned(), path.split('?').next()?.to_owned()))
+        })
+        .collect()
+}
+
+/// (repository, image, outcome) of each image of a migrate report, sorted.
+fn rows(report: &Value) -> Vec<(String, String, String)> {
+    let mut rows: Vec<_> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let s = |k: &str| i[k].as_str().unwrap().to_owned();
+            (s("repository"), s("image"), s("outcome"))
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// Several image repositories sharing one attachments repository, on distribution behind a counting
+/// proxy: each repository works on its own images only (no `not-in-image-repository` row per other
+/// repository's image, no look-up of another repository's image), the attachments repository is listed
+/// once as such, and an image no repository of the run tags is reported once and left alone.
+#[tokio::test]
+async fn repositories_sharing_an_attachments_repository_each_take_their_own_images() {
+    let registry = TestRegistry::distribution();
+    let proxy = FaultProxy::counting(&registry.host);
+    let sigs = registry.repository("shared/sigs");
+    let mut images = Vec::new();
+    for (i, name) in ["shared/a", "shared/b", "shared/c"].into_iter().enumerate() {
+        let mut scenario = demo::article_like_numbered(&format!("registry.test/{name}"), i as u32 + 1, 600).unwrap();
+        if name == "shared/c" {
+            // Pushed by digest only: no tag of the run's repositories names it.
+            let image = scenario.image.clone();
+            scenario.repo.manifests.iter_mut().filter(|m| m.digest == image).for_each(|m| m.tags.clear());
+        }
+        scenario.push_split(&registry.repository(name), &sigs).await.unwrap();
+        images.push((format!("{}/{name}", proxy.host), scenario.image));
+    }
+    // c's one tag names an image whose attachments are kept elsewhere (distribution lists no tags of a
+    // repository without any).
+    let other = demo::article_like_numbered("registry.test/shared/c", 5, 600).unwrap();
+    other.push_split(&registry.repository("shared/c"), &registry.repository("shared/elsewhere")).await.unwrap();
+    // The attachments repository's own image, its .att beside it.
+    let own = demo::article_like_numbered("registry.test/shared/sigs", 4, 600).unwrap();
+    own.repo.push_to(&sigs).await.unwrap();
+    let sigs_ref = format!("{}/shared/sigs", proxy.host);
+    let (a, b, c) = (&images[0], &images[1], &images[2]);
+
+    let r = run(
+        &with_key(&[
+            "migrate",
+            "--plain-http",
+            "--all-repos",
+            &proxy.host,
+            "--attachments-repository",
+            &sigs_ref,
+            "--jobs",
+            "4",
+            "-o",
+            "json",
+            "-q",
+        ]),
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let report = r.json();
+    assert_valid("migrate-report.schema.json", &report);
+    let row = |(repo, image): &(String, Digest)| (repo.clone(), image.to_string(), "migrated".to_owned());
+    let mut expected = vec![row(a), row(b), row(&(sigs_ref.clone(), own.image.clone()))];
+    expected.sort();
+    assert_eq!(rows(&report), expected, "one row per image, in its own repository: {}", r.stdout);
+    let unclaimed = serde_json::json!([{ "image": c.1.to_string(), "tags": [c.1.cosign_tag("att")] }]);
+    assert_eq!(report["unclaimed_attachments"], unclaimed);
+    assert!(
+        r.stderr.contains(&format!("warning: 1 image(s) with attachments in {sigs_ref} are tagged or named by no")),
+        "{}",
+        r.stderr
+    );
+
+    let requests = seen(&proxy);
+    // Listed once for the run's attachments, once as the image repository it also is.
+    let sigs_listings = requests.iter().filter(|(m, p)| m == "GET" && p == "/v2/shared/sigs/tags/list").count();
+    assert_eq!(sigs_listings, 2, "{requests:#?}");
+    // No repository was asked for another repository's image.
+    for (repo, _) in [a, b, c] {
+        let path = repo.trim_start_matches(&format!("{}/", proxy.host));
+        for (_, other) in images.iter().filter(|(r, _)| r != repo) {
+            let asked = format!("/v2/{path}/manifests/{other}");
+            assert!(!requests.iter().any(|(_, p)| *p == asked), "{asked} was requested");
+        }
+    }
+    // The untagged image was left alone: nothing written for it.
+    assert!(sigs.head_manifest(&c.1.referrers_tag()).await.unwrap().is_none());
+    assert!(!requests.iter().any(|(m, p)| m == "PUT" && p.ends_with(&c.1.referrers_tag())));
+
+    // Named by digest, it is its repository's; what the run covers no more is reported instead.
+    let named = format!("{}@{}", c.0, c.1);
+    let r = run(
+        &with_key(&[
+            "migrate",
+            "--plain-http",
+            &a.0,
+            &named,
+            "--attachments-repository",
+            &sigs_ref,
+            "-o",
+            "json",
+            "-q",
+        ]),
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let report = r.json();
+    let mut expected = vec![
+        (a.0.clone(), a.1.to_string(), "already-migrated".to_owned()),
+        (c.0.clone(), c.1.to_string(), "migrated".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(rows(&report), expected, "{}", r.stdout);
+    let mut left: Vec<&str> =
+        report["unclaimed_attachments"].as_array().unwrap().iter().map(|u| u["image"].as_str().unwrap()).collect();
+    left.sort();
+    let mut expected = vec![b.1.to_string(), own.image.to_string()];
+    expected.sort();
+    assert_eq!(left, expected);
+
+    // prune over the registry: each repository's items are about its own images only.
+    let r = run(
+        &with_key(&[
+            "prune",
+            "--plain-http",
+            "--all-repos",
+            &proxy.host,
+            "--attachments-repository",
+            &sigs_ref,
+            "-o",
+            "json",
+            "-q",
+        ]),
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let report = r.json();
+    assert_valid("prune-report.schema.json", &report);
+    let items = report["items"].as_array().unwrap();
+    let mine = |repo: &str, subject: &str| {
+        (repo == a.0 && subject == a.1.to_string())
+            || (repo == b.0 && subject == b.1.to_string())
+            || (repo == sigs_ref && subject == own.image.to_string())
+    };
+    assert!(!items.is_empty(), "{}", r.stdout);
+    for item in items {
+        let (repo, subject) = (item["repository"].as_str().unwrap(), item["subject"].as_str().unwrap_or(""));
+        assert!(mine(repo, subject), "an item about another repository's image: {item}");
+    }
+    // c's image, untagged, is the only one left over now that it is migrated but not tagged.
+    assert_eq!(report["unclaimed_attachments"][0]["image"], c.1.to_string(), "{}", r.stdout);
 }

@@ -197,14 +197,43 @@ pub fn attachments(args: &RegistryArgs) -> Result<Option<ImageReference>> {
     Ok(Some(parsed))
 }
 
-/// How `migrate` and `prune` resolve their targets.
-pub fn target_options(targets: &TargetArgs, registry: &RegistryArgs) -> Result<att2ref::targets::TargetOptions> {
-    Ok(att2ref::targets::TargetOptions {
-        all_repos: targets.all_repos,
-        shard: targets.shard,
+/// How the batch commands resolve `targets` (those given and those of the list file).
+pub fn target_options(
+    args: &TargetArgs,
+    registry: &RegistryArgs,
+    targets: &[String],
+) -> Result<att2ref::targets::TargetOptions> {
+    let options = att2ref::targets::TargetOptions {
+        all_repos: args.all_repos,
+        shard: args.shard,
         limits: limits(registry),
         attachments: attachments(registry)?,
-    })
+        shared_attachments: None,
+    };
+    Ok(options.share_attachments(targets))
+}
+
+/// The images with attachments in a shared attachments repository that no repository of the run tags
+/// or names, said once on stderr (they were left alone).
+pub fn unclaimed_attachments(
+    options: &att2ref::targets::TargetOptions,
+) -> Vec<att2ref::store::attachments::UnclaimedImage> {
+    let (Some(shared), Some(a)) = (&options.shared_attachments, &options.attachments) else { return Vec::new() };
+    let left = shared.unclaimed().unwrap_or_default();
+    if !left.is_empty() {
+        let shown: Vec<String> = left.iter().take(3).map(|u| u.image.to_string()).collect();
+        let more =
+            if left.len() > shown.len() { format!(" and {} more", left.len() - shown.len()) } else { String::new() };
+        eprintln!(
+            "warning: {} image(s) with attachments in {} are tagged or named by no repository this run covered \
+             (untagged images, or repositories outside the run or its shard) and were left alone: {}{more}; \
+             name one as REPO@DIGEST to work on it",
+            left.len(),
+            a.name(),
+            shown.join(", ")
+        );
+    }
+    left
 }
 
 /// A verifier from the trust flags.

@@ -56,7 +56,7 @@ pub async fn run(args: CopyArgs, quiet: bool) -> Result<ExitCode> {
         all_repos: args.all_repos,
         shard: args.shard,
         limits: setup::limits(&args.registry),
-        attachments: None,
+        ..TargetOptions::default()
     };
     let sources = vec![args.source.clone()];
     let resolved = targets::resolve(&sources, &target_options, &client);

@@ -47,7 +47,7 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     let mut report = MigrateReport::new(targets.clone(), args.dry_run, options.format);
     let bar = crate::commands::progress_bar(quiet, "{bar:30} {pos}/{len} images  {msg}  [{elapsed}]", "0 B written");
     let progress = Bar { bar: bar.clone(), written: AtomicU64::new(0) };
-    let target_options = setup::target_options(&args.targets, &args.registry)?;
+    let target_options = setup::target_options(&args.targets, &args.registry, &targets)?;
     report.attachments_repository = target_options
         .attachments
         .as_ref()
@@ -58,6 +58,7 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     let batch = migrate::migrate_batch(resolved, &verifier, &options, journal.as_ref(), &progress).await;
     report.images = batch.reports;
     report.errors = batch.errors;
+    report.unclaimed_attachments = setup::unclaimed_attachments(&target_options);
     bar.finish_and_clear();
     report.recount();
     report.registries = client.facts();

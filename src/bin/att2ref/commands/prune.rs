@@ -36,7 +36,7 @@ pub async fn run(args: PruneArgs, quiet: bool) -> Result<ExitCode> {
         None => None,
     };
     let mut report = PruneReport::new(targets.clone(), args.apply);
-    let target_options = setup::target_options(&args.targets, &args.registry)?;
+    let target_options = setup::target_options(&args.targets, &args.registry, &targets)?;
     report.attachments_repository = target_options
         .attachments
         .as_ref()
@@ -51,6 +51,7 @@ pub async fn run(args: PruneArgs, quiet: bool) -> Result<ExitCode> {
     bar.finish_and_clear();
     report.items = batch.items;
     report.errors = batch.errors;
+    report.unclaimed_attachments = setup::unclaimed_attachments(&target_options);
     report.recount();
     report.registries = client.facts();
 

@@ -33,7 +33,7 @@ pub async fn run(args: RollbackArgs, quiet: bool) -> Result<ExitCode> {
         Some(path) => Some(Journal::<RollbackEvent>::open(path)?.0),
         None => None,
     };
-    let target_options = setup::target_options(&args.targets, &args.registry)?;
+    let target_options = setup::target_options(&args.targets, &args.registry, &targets)?;
     let resolved = targets::resolve(&targets, &target_options, &client);
     let bar = crate::commands::progress_bar(quiet, "{bar:30} {pos}/{len} images  [{elapsed}]", "");
     let progress = Bar(bar.clone());
@@ -41,6 +41,7 @@ pub async fn run(args: RollbackArgs, quiet: bool) -> Result<ExitCode> {
         rollback::rollback_batch(resolved, &verifier, &options, args.jobs as usize, journal.as_ref(), &progress).await;
     bar.finish_and_clear();
     let report = RollbackReport::new(targets, args.apply, batch.reports, batch.errors);
+    setup::unclaimed_attachments(&target_options);
     crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
     Ok(finish(&report))
 }

@@ -21,7 +21,7 @@ pub async fn run(args: StatusArgs, quiet: bool) -> Result<ExitCode> {
     let started = Instant::now();
     let targets = targets::read_targets(&args.targets.targets, args.targets.from_file.as_deref())?;
     let client = setup::registry_client(&args.registry)?;
-    let target_options = setup::target_options(&args.targets, &args.registry)?;
+    let target_options = setup::target_options(&args.targets, &args.registry, &targets)?;
     let bar = crate::commands::progress_bar(quiet, "{bar:30} {pos}/{len} read  [{elapsed}]", "");
     let progress = Bar(bar.clone());
     let resolved = targets::resolve(&targets, &target_options, &client);
@@ -34,6 +34,7 @@ pub async fn run(args: StatusArgs, quiet: bool) -> Result<ExitCode> {
     let outcome = status::status_batch(resolved, &job, args.jobs as usize, &progress).await;
     bar.finish_and_clear();
     let report = StatusReport::new(targets, outcome.reports, outcome.errors);
+    setup::unclaimed_attachments(&target_options);
     crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
     for e in &report.errors {
         eprintln!("error: {}: {}", e.target, e.message);

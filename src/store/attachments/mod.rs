@@ -25,9 +25,17 @@
 //! Learning digests as they are met, rather than asking every caller where a digest lives, keeps the
 //! commands' code the same for both layouts. A subject digest is never learnt this way: it is read from
 //! a tag's name, not from what a tag resolves to.
+//!
+//! A run over many image repositories that share one attachments repository gives each of them a
+//! [`SharedAttachments`]: the tag listing then holds only the attachments of the repository's own
+//! images (see [`shared`]).
+
+pub mod shared;
+
+pub use shared::{SharedAttachments, UnclaimedImage};
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -93,6 +101,8 @@ pub struct SplitRepository<R = RegistryRepository> {
     attached: Mutex<HashSet<Digest>>,
     /// Blob digests listed by manifests read from the image repository.
     image_blobs: Mutex<HashSet<Digest>>,
+    /// The run's shared listing of the attachments repository, when the run covers several repositories.
+    shared: Option<Arc<SharedAttachments>>,
 }
 
 impl<R: Repository> SplitRepository<R> {
@@ -103,7 +113,16 @@ impl<R: Repository> SplitRepository<R> {
             attachments,
             attached: Mutex::new(HashSet::new()),
             image_blobs: Mutex::new(HashSet::new()),
+            shared: None,
         }
+    }
+
+    /// `self` listing only the attachments of its own images, from the run's one listing of the
+    /// attachments repository (see [`shared`]). Without it, the tag listing holds every attachment tag
+    /// of the attachments repository, and callers look for each image in the image repository.
+    pub fn sharing(mut self, shared: Arc<SharedAttachments>) -> SplitRepository<R> {
+        self.shared = Some(shared);
+        self
     }
 
     /// The repository the images are in.
@@ -150,7 +169,15 @@ impl<R: Repository> SplitRepository<R> {
 impl SplitRepository<RegistryRepository> {
     /// [`Repository::tag_pages`] holding its own handles (see [`joined_pages`]).
     pub(crate) fn owned_tag_pages(&self) -> futures_util::stream::BoxStream<'static, Result<Vec<String>>> {
-        joined_pages(self.attachments.owned_tag_pages(), self.images.owned_tag_pages())
+        match &self.shared {
+            Some(shared) => shared::pages(
+                Arc::new(self.images.clone()),
+                Arc::new(self.attachments.clone()),
+                shared.clone(),
+                self.images.owned_tag_pages(),
+            ),
+            None => joined_pages(self.attachments.owned_tag_pages(), self.images.owned_tag_pages()),
+        }
     }
 }
 
@@ -279,6 +306,10 @@ impl<R: Repository> Repository for SplitRepository<R> {
     }
 
     async fn list_tags(&self) -> Result<Vec<String>> {
+        if self.shared.is_some() {
+            let pages: Vec<Result<Vec<String>>> = self.tag_pages().collect().await;
+            return pages.into_iter().collect::<Result<Vec<Vec<String>>>>().map(|p| p.concat());
+        }
         let (attached, images) = tokio::try_join!(self.attachments.list_tags(), self.images.list_tags())?;
         Ok(attached
             .into_iter()
@@ -288,7 +319,10 @@ impl<R: Repository> Repository for SplitRepository<R> {
     }
 
     fn tag_pages(&self) -> futures_util::stream::BoxStream<'_, Result<Vec<String>>> {
-        joined_pages(self.attachments.tag_pages(), self.images.tag_pages())
+        match &self.shared {
+            Some(shared) => shared::pages(&self.images, &self.attachments, shared.clone(), self.images.tag_pages()),
+            None => joined_pages(self.attachments.tag_pages(), self.images.tag_pages()),
+        }
     }
 
     async fn referrers(&self, subject: &Digest, artifact_type: Option<&str>) -> Result<Referrers> {
