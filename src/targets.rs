@@ -288,6 +288,8 @@ async fn one_target(
         },
     };
     // The image was resolved where it lives; from here on its attachments are read where they are kept.
+    // Named before its repository's listing starts when resolved ahead of it (targets are resolved a few
+    // at once); a later one is done by its own units all the same.
     if let Some(shared) = &options.shared_attachments {
         shared.name_images(&repo.name(), &images);
     }

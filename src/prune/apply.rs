@@ -13,7 +13,7 @@ use crate::store::tag_schema::{self, IndexOptions, remove_entries, remove_entry}
 use crate::store::{DeleteSupport, Learnt, Repository};
 use crate::verification::Verifier;
 
-use super::find::{needed_by_others, resolve_tags, shared_reason, tag_map};
+use super::find::{needed_by_others, shared_reason, tag_map};
 use super::orphans::{self, OrphanPolicy, SearchResult, SearchSet, SubjectSearch};
 use super::report::{Item, Status};
 use super::{Action, Observer, PruneOptions, Step, TagMap, attestation};
@@ -39,8 +39,8 @@ pub async fn apply<R: Repository>(
     options: &PruneOptions,
     observer: &dyn Observer,
 ) -> Vec<Item> {
-    // A fresh view of every tag, for the shared-digest guard.
-    let map = resolve_tags(repo).await.map(|t| tag_map(&t));
+    // A fresh view of every tag a delete can drop, for the shared-digest guard.
+    let map = repo.delete_side_tags().await.map(|t| tag_map(&t));
     let mut map = match map {
         Ok(m) => m,
         Err(e) => {

@@ -3,8 +3,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use futures_util::StreamExt;
-
 use crate::error::{Error, Result};
 use crate::model::cosign::TagKind;
 use crate::model::digest::Digest;
@@ -12,39 +10,12 @@ use crate::model::media_type::annotations::OCI_CREATED;
 use crate::model::oci::{Descriptor, Manifest};
 use crate::read::referrers::{ReferrerFormat, classify};
 use crate::store::Repository;
+use crate::store::resolve_tags;
 use crate::verification::Verifier;
 
 use super::orphans::{self, OrphanPolicy, SearchResult, SubjectSearch};
 use super::report::{Item, ItemKind, Status};
 use super::{Action, PruneOptions, Scope, Step, TagMap, attestation};
-
-/// HEAD requests in flight while resolving tags.
-const RESOLVE_CONCURRENCY: usize = 8;
-
-/// Every tag of `repo` resolved to its descriptor. A tag that cannot be resolved fails the whole call:
-/// without knowing what it holds, no digest can be shown to be unneeded.
-pub async fn resolve_tags<R: Repository>(repo: &R) -> Result<BTreeMap<String, Descriptor>> {
-    let tags = repo.list_tags().await?;
-    let resolved: Vec<(String, Result<Option<Descriptor>>)> = futures_util::stream::iter(tags)
-        .map(|t| async move {
-            let d = repo.head_manifest(&t).await;
-            (t, d)
-        })
-        .buffered(RESOLVE_CONCURRENCY)
-        .collect()
-        .await;
-    let mut out = BTreeMap::new();
-    for (tag, d) in resolved {
-        match d {
-            Ok(Some(d)) => {
-                out.insert(tag, d);
-            }
-            Ok(None) => {}
-            Err(e) => return Err(e.context(format!("resolving tag {tag} of {}", repo.name()))),
-        }
-    }
-    Ok(out)
-}
 
 /// Group resolved tags by digest.
 pub fn tag_map(tags: &BTreeMap<String, Descriptor>) -> TagMap {
@@ -139,7 +110,10 @@ pub async fn find<R: Repository>(
     options: &PruneOptions,
 ) -> Result<Vec<Step>> {
     let tags = resolve_tags(repo).await?;
-    let map = tag_map(&tags);
+    // With the attachments apart, deletes drop tags the listing does not show (other repositories'
+    // images' attachments, the attachments repository's own images): the guard sees all of them.
+    let map =
+        if repo.attachments_repository().is_some() { tag_map(&repo.delete_side_tags().await?) } else { tag_map(&tags) };
     let ctx = Ctx { repo, tags: &tags, verifier, options };
 
     // Subjects known to exist (an ordinary tag resolves to them) and every subject a tag names.

@@ -119,6 +119,10 @@ pub struct RollbackReport {
     pub referrers_kept: usize,
     /// Targets that could not be resolved or listed.
     pub errors: Vec<TargetError>,
+    /// With an attachments repository shared by several repositories of the run: the images with
+    /// attachments there that no repository of the run tags or names. Left alone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unclaimed_attachments: Vec<crate::store::attachments::UnclaimedImage>,
 }
 
 impl RollbackReport {
@@ -142,6 +146,7 @@ impl RollbackReport {
             images,
             outcomes,
             errors,
+            unclaimed_attachments: Vec::new(),
         }
     }
 }

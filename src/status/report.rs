@@ -54,6 +54,10 @@ pub struct StatusReport {
     pub totals: Counts,
     /// Targets, repositories and images that could not be read.
     pub errors: Vec<TargetError>,
+    /// With an attachments repository shared by several repositories of the run: the images with
+    /// attachments there that no repository of the run tags or names. Left alone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unclaimed_attachments: Vec<crate::store::attachments::UnclaimedImage>,
 }
 
 impl StatusReport {
@@ -66,6 +70,7 @@ impl StatusReport {
             repositories: BTreeMap::new(),
             totals: Counts::with_every_state(),
             errors: Vec::new(),
+            unclaimed_attachments: Vec::new(),
         };
         for unit in units {
             let counts = report.repositories.entry(unit.repository.clone()).or_insert_with(Counts::with_every_state);

@@ -178,6 +178,10 @@ impl Repository for AnyRepository {
         }
     }
 
+    async fn delete_side_tags(&self) -> Result<std::collections::BTreeMap<String, Descriptor>> {
+        delegate!(self, r => r.delete_side_tags().await)
+    }
+
     async fn list_tags(&self) -> Result<Vec<String>> {
         delegate!(self, r => r.list_tags().await)
     }

@@ -10,7 +10,10 @@
 //!
 //! [`ErrorKind::NotFound`]: crate::ErrorKind::NotFound
 
+use std::collections::BTreeMap;
 use std::future::Future;
+
+use futures_util::StreamExt;
 
 use bytes::Bytes;
 
@@ -335,6 +338,18 @@ pub trait Repository: Send + Sync {
     /// Every tag of the repository (all pages).
     fn list_tags(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
 
+    /// Every tag that deleting a manifest here can drop, resolved to its descriptor: all the tags of the
+    /// repository deletes go to, whatever [`Repository::list_tags`] shows of it. They differ only when
+    /// attachments are kept apart: deletes go to the attachments repository, whose tags for other
+    /// repositories' images (and for its own images) the listing leaves out. A tag that cannot be
+    /// resolved fails the call.
+    fn delete_side_tags(&self) -> impl Future<Output = Result<BTreeMap<String, Descriptor>>> + Send
+    where
+        Self: Sized,
+    {
+        resolve_tags(self)
+    }
+
     /// The tags page by page, as the store serves them, for work that starts before a long listing is
     /// complete and keeps only one page in memory. Entries are not repeated from one page to the next;
     /// the listing stops at its first error. Stores without pages give every tag as one page.
@@ -353,4 +368,32 @@ pub trait Repository: Send + Sync {
 
     /// What the store knows about referrers API support so far.
     fn referrers_capability(&self) -> ReferrersCapability;
+}
+
+/// HEAD requests in flight while resolving tags.
+const RESOLVE_CONCURRENCY: usize = 8;
+
+/// Every tag of `repo` resolved to its descriptor. A tag that cannot be resolved fails the whole call:
+/// without knowing what it holds, no digest can be shown to be unneeded.
+pub async fn resolve_tags<R: Repository>(repo: &R) -> Result<BTreeMap<String, Descriptor>> {
+    let tags = repo.list_tags().await?;
+    let resolved: Vec<(String, Result<Option<Descriptor>>)> = futures_util::stream::iter(tags)
+        .map(|t| async move {
+            let d = repo.head_manifest(&t).await;
+            (t, d)
+        })
+        .buffered(RESOLVE_CONCURRENCY)
+        .collect()
+        .await;
+    let mut out = BTreeMap::new();
+    for (tag, d) in resolved {
+        match d {
+            Ok(Some(d)) => {
+                out.insert(tag, d);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(e.context(format!("resolving tag {tag} of {}", repo.name()))),
+        }
+    }
+    Ok(out)
 }

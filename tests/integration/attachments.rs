@@ -552,6 +552,51 @@ async fn repositories_sharing_an_attachments_repository_each_take_their_own_imag
         let (repo, subject) = (item["repository"].as_str().unwrap(), item["subject"].as_str().unwrap_or(""));
         assert!(mine(repo, subject), "an item about another repository's image: {item}");
     }
-    // c's image, untagged, is the only one left over now that it is migrated but not tagged.
-    assert_eq!(report["unclaimed_attachments"][0]["image"], c.1.to_string(), "{}", r.stdout);
+    // c's image, untagged, is the only one left over: migrated, but tagged by no repository.
+    let left: Vec<&str> =
+        report["unclaimed_attachments"].as_array().unwrap().iter().map(|u| u["image"].as_str().unwrap()).collect();
+    assert_eq!(left, [c.1.to_string()], "{}", r.stdout);
+}
+
+/// In a run that shares the attachments repository, each repository lists only its own images'
+/// attachments, but a delete there drops every tag on the digest: the shared-digest guard must still
+/// see the tags of the other repositories' images. Here image Y (in `b`) carries the very same `.att`
+/// manifest as image X (in `a`), as `cosign attach attestation` of one envelope to both gives.
+#[tokio::test]
+async fn a_shared_run_keeps_a_legacy_manifest_another_repositorys_image_holds() {
+    let registry = TestRegistry::distribution();
+    let sigs = registry.repository("guard/sigs");
+    let x = demo::article_like_numbered("registry.test/guard/a", 1, 600).unwrap();
+    let y = demo::article_like_numbered("registry.test/guard/b", 2, 600).unwrap();
+    x.push_split(&registry.repository("guard/a"), &sigs).await.unwrap();
+    y.push_split(&registry.repository("guard/b"), &sigs).await.unwrap();
+    let (x_att, y_att) = (x.image.cosign_tag("att"), y.image.cosign_tag("att"));
+    let shared = sigs.get_manifest(&x_att).await.unwrap().unwrap();
+    sigs.put_manifest(shared.bytes.clone(), &shared.media_type, Some(&y_att)).await.unwrap();
+    assert_eq!(sigs.head_manifest(&y_att).await.unwrap().unwrap().digest, shared.digest);
+
+    let sigs_ref = format!("{}/guard/sigs", registry.host);
+    let a = format!("{}/guard/a", registry.host);
+    let r = run(
+        &with_key(&["migrate", "--plain-http", &a, "--attachments-repository", &sigs_ref, "-o", "json", "-q"]),
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(rows(&r.json()).contains(&(a.clone(), x.image.to_string(), "migrated".to_owned())), "{}", r.stdout);
+
+    let args = ["prune", "--plain-http", "--all-repos", &registry.host, "--attachments-repository", &sigs_ref];
+    let r = run(&with_key(&[&args[..], &["--apply", "-o", "json", "-q"]].concat()), &[]);
+    let report = r.json();
+    let item = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["tag"] == x_att.as_str())
+        .unwrap_or_else(|| panic!("no item for {x_att}: {}", r.stdout));
+    assert_eq!(item["status"], "kept", "{item}");
+    let reasons = item["reasons"].to_string();
+    assert!(reasons.contains("other tag(s) hold the same manifest digest") && reasons.contains(&y_att), "{item}");
+    for tag in [&x_att, &y_att] {
+        assert_eq!(sigs.head_manifest(tag).await.unwrap().map(|d| d.digest), Some(shared.digest.clone()), "{tag}");
+    }
 }

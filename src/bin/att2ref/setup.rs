@@ -214,9 +214,11 @@ pub fn target_options(
 }
 
 /// The images with attachments in a shared attachments repository that no repository of the run tags
-/// or names, said once on stderr (they were left alone).
+/// or names, said once on stderr (they were left alone). `failed`: some target or listing failed, so
+/// some of them may be in a repository that could not be listed.
 pub fn unclaimed_attachments(
     options: &att2ref::targets::TargetOptions,
+    failed: bool,
 ) -> Vec<att2ref::store::attachments::UnclaimedImage> {
     let (Some(shared), Some(a)) = (&options.shared_attachments, &options.attachments) else { return Vec::new() };
     let left = shared.unclaimed().unwrap_or_default();
@@ -224,10 +226,11 @@ pub fn unclaimed_attachments(
         let shown: Vec<String> = left.iter().take(3).map(|u| u.image.to_string()).collect();
         let more =
             if left.len() > shown.len() { format!(" and {} more", left.len() - shown.len()) } else { String::new() };
+        let why = if failed { ", repositories that could not be listed" } else { "" };
         eprintln!(
             "warning: {} image(s) with attachments in {} are tagged or named by no repository this run covered \
-             (untagged images, or repositories outside the run or its shard) and were left alone: {}{more}; \
-             name one as REPO@DIGEST to work on it",
+             (untagged images, repositories outside the run or its shard{why}) and were left alone: {}{more}; \
+             name one as IMAGE_REPOSITORY@DIGEST to work on it",
             left.len(),
             a.name(),
             shown.join(", ")

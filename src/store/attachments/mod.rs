@@ -305,6 +305,11 @@ impl<R: Repository> Repository for SplitRepository<R> {
         Repository::mount_blob(&self.attachments, descriptor, from).await
     }
 
+    // Deletes go to the attachments repository and drop its tags, whichever images they are for.
+    async fn delete_side_tags(&self) -> Result<std::collections::BTreeMap<String, Descriptor>> {
+        super::resolve_tags(&self.attachments).await
+    }
+
     async fn list_tags(&self) -> Result<Vec<String>> {
         if self.shared.is_some() {
             let pages: Vec<Result<Vec<String>>> = self.tag_pages().collect().await;

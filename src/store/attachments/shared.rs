@@ -126,28 +126,49 @@ impl SharedAttachments {
             .buffered(RESOLVE_AHEAD)
             .collect()
             .await;
-        let mut found = named;
+        // Each image once per listing, in the order met; an index is read once however many tags hold it.
+        let mut found: Vec<Digest> = named.into_iter().filter(|d| seen.insert(d.clone())).collect();
         for (tag, head) in own.iter().zip(heads) {
-            let head = head.map_err(|e| e.context(format!("resolving tag {tag} of {}", images.name())))?;
+            let head = match head {
+                Ok(head) => head,
+                // A manifest that cannot be taken only leaves its images' attachments unclaimed.
+                Err(e) if e.kind().is_bad_data() => {
+                    tracing::warn!("{}: tag {tag} is not listed: {e}", images.name());
+                    continue;
+                }
+                Err(e) => return Err(e.context(format!("resolving tag {tag} of {}", images.name()))),
+            };
             // Gone since it was listed.
             let Some(head) = head else { continue };
+            if !seen.insert(head.digest.clone()) {
+                continue;
+            }
             found.push(head.digest.clone());
             // An index's platform manifests are images too. The body decides: a Content-Type that says
             // index (or nothing) is read; one that says image when the body is an index would leave the
             // platforms' attachments unclaimed, reported, never touched.
-            if matches!(head.media_type.as_str(), "" | mt::OCI_INDEX | mt::DOCKER_MANIFEST_LIST)
-                && let Some(raw) = images.get_manifest(&head.digest.to_string()).await?
-                && let Manifest::Index(index) = &raw.manifest
-            {
-                found.extend(index.manifests.iter().filter(|e| !e.is_buildkit_attestation()).map(|e| e.digest.clone()));
+            if matches!(head.media_type.as_str(), "" | mt::OCI_INDEX | mt::DOCKER_MANIFEST_LIST) {
+                let platforms = match images.get_manifest(&head.digest.to_string()).await {
+                    Ok(Some(raw)) => match raw.manifest {
+                        Manifest::Index(index) => index.manifests,
+                        _ => Vec::new(),
+                    },
+                    Ok(None) => Vec::new(),
+                    // An index that cannot be taken (over the size limit, not valid, not what its digest
+                    // says) only leaves its platforms' attachments unclaimed: reported, never touched.
+                    Err(e) if e.kind().is_bad_data() => {
+                        tracing::warn!("{}: tag {tag}: its platform manifests are not listed: {e}", images.name());
+                        Vec::new()
+                    }
+                    Err(e) => return Err(e.context(format!("reading the index tag {tag} of {}", images.name()))),
+                };
+                let platforms = platforms.into_iter().filter(|e| !e.is_buildkit_attestation()).map(|e| e.digest);
+                found.extend(platforms.filter(|d| seen.insert(d.clone())).collect::<Vec<_>>());
             }
         }
         let mut claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
         let mut listing = Vec::new();
         for image in found {
-            if !seen.insert(image.clone()) {
-                continue;
-            }
             if let Some(&kinds) = subjects.get(&image) {
                 listing.extend(tags_of(&image, kinds));
                 claimed.insert(image);
@@ -305,6 +326,30 @@ mod tests {
         let split = SplitRepository::new(app, sigs).sharing(shared.clone());
         assert_eq!(listing(&split).await, expected);
         assert_eq!(shared.unclaimed().unwrap(), []);
+    }
+
+    #[tokio::test]
+    async fn a_tag_that_cannot_be_taken_leaves_its_images_unclaimed_and_the_listing_goes_on() {
+        let (app, sigs) = (MemoryRepository::new("app"), MemoryRepository::new("sigs"));
+        let scenario = demo::multi_arch().unwrap();
+        scenario.push_split(&app, &sigs).await.unwrap();
+        let other = demo::article_like_numbered("registry.test/app", 7, 500).unwrap();
+        other.push_split(&app, &sigs).await.unwrap();
+        let index_size = app.get_manifest(&scenario.image.to_string()).await.unwrap().unwrap().bytes.len() as u64;
+        let all = sigs.list_tags().await.unwrap();
+        let subjects: HashSet<Digest> = all.iter().filter_map(|t| kind_of(t)).map(|(d, _)| d).collect();
+        let mut expected = vec![other.image.cosign_tag("att")];
+        expected.extend(app.list_tags().await.unwrap());
+        expected.sort();
+
+        // The index is over the size limit: its tag is skipped, the other image's is listed.
+        let limits = crate::Limits { max_manifest_bytes: index_size - 1, ..crate::Limits::default() };
+        let shared = SharedAttachments::new();
+        let split = SplitRepository::new(app.with_limits(limits), sigs).sharing(shared.clone());
+        assert_eq!(listing(&split).await, expected);
+        let left: HashSet<Digest> = shared.unclaimed().unwrap().into_iter().map(|u| u.image).collect();
+        assert_eq!(left.len(), subjects.len() - 1, "the index and its platforms");
+        assert!(left.contains(&scenario.image) && !left.contains(&other.image));
     }
 
     #[test]

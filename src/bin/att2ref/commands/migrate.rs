@@ -58,7 +58,7 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     let batch = migrate::migrate_batch(resolved, &verifier, &options, journal.as_ref(), &progress).await;
     report.images = batch.reports;
     report.errors = batch.errors;
-    report.unclaimed_attachments = setup::unclaimed_attachments(&target_options);
+    report.unclaimed_attachments = setup::unclaimed_attachments(&target_options, !report.errors.is_empty());
     bar.finish_and_clear();
     report.recount();
     report.registries = client.facts();

@@ -51,7 +51,7 @@ pub async fn run(args: PruneArgs, quiet: bool) -> Result<ExitCode> {
     bar.finish_and_clear();
     report.items = batch.items;
     report.errors = batch.errors;
-    report.unclaimed_attachments = setup::unclaimed_attachments(&target_options);
+    report.unclaimed_attachments = setup::unclaimed_attachments(&target_options, !report.errors.is_empty());
     report.recount();
     report.registries = client.facts();
 

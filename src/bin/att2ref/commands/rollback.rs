@@ -40,8 +40,8 @@ pub async fn run(args: RollbackArgs, quiet: bool) -> Result<ExitCode> {
     let batch =
         rollback::rollback_batch(resolved, &verifier, &options, args.jobs as usize, journal.as_ref(), &progress).await;
     bar.finish_and_clear();
-    let report = RollbackReport::new(targets, args.apply, batch.reports, batch.errors);
-    setup::unclaimed_attachments(&target_options);
+    let mut report = RollbackReport::new(targets, args.apply, batch.reports, batch.errors);
+    report.unclaimed_attachments = setup::unclaimed_attachments(&target_options, !report.errors.is_empty());
     crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
     Ok(finish(&report))
 }

@@ -33,8 +33,8 @@ pub async fn run(args: StatusArgs, quiet: bool) -> Result<ExitCode> {
     };
     let outcome = status::status_batch(resolved, &job, args.jobs as usize, &progress).await;
     bar.finish_and_clear();
-    let report = StatusReport::new(targets, outcome.reports, outcome.errors);
-    setup::unclaimed_attachments(&target_options);
+    let mut report = StatusReport::new(targets, outcome.reports, outcome.errors);
+    report.unclaimed_attachments = setup::unclaimed_attachments(&target_options, !report.errors.is_empty());
     crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
     for e in &report.errors {
         eprintln!("error: {}: {}", e.target, e.message);
