@@ -8,7 +8,10 @@
 #              default 3600), DOCKER_REGISTRY (default: docker-registry on PATH); for the wide case
 #              BENCH_WIDE (default "100 1000"; empty skips it), BENCH_WIDE_IMAGES (10), BENCH_WIDE_JOBS (8),
 #              BENCH_WIDE_SBOM_BYTES (default 16000: 10,000 images of 1.5 MB would need ~30 GB of disk; the
-#              wide case measures per-repository and per-image overhead and memory, not bytes).
+#              wide case measures per-repository and per-image overhead and memory, not bytes); for the
+#              shared case BENCH_SHARED (default "10 100"; empty skips it): R repositories × 2 images whose
+#              legacy tags are all in one attachments repository (cosign's COSIGN_REPOSITORY), migrated with
+#              --all-repos --attachments-repository; requests counted in the registry's access log.
 # Targets (issue "batch engine"): time(N × 1) / time(1 × N) <= 1.2 (before the batch engine, repositories
 # were migrated one after another and --jobs worked only inside one: 5.3 at N = 32); wide:
 # time(1000 × 10) / time(100 × 10) <= 10.5 and peak RSS <= 200 MB at --jobs 8.
@@ -17,6 +20,7 @@ cd "$(dirname "$0")/.."
 
 read -r -a sizes <<< "${*:-${BENCH_N:-64 1000}}"
 read -r -a wide <<< "${BENCH_WIDE-100 1000}"
+read -r -a shared <<< "${BENCH_SHARED-10 100}"
 wide_images=${BENCH_WIDE_IMAGES:-10}
 wide_jobs=${BENCH_WIDE_JOBS:-8}
 wide_sbom=${BENCH_WIDE_SBOM_BYTES:-16000}
@@ -76,6 +80,33 @@ for r in "${wide[@]}"; do
   stop_registry "wide-$r"
 done
 
+# The shared case: R repositories × 2 images, every legacy tag in shared/sigs. Each repository must take
+# only its own images: requests grow with the images, not with repositories × attachments.
+declare -A shared_requests
+shared_rows=()
+for r in "${shared[@]}"; do
+  start_registry "shared-$r"
+  seq 0 $((r - 1)) | limited xargs -P 2 -I'{}' sh -c \
+    '"$1" "$2" "shared/r$3" 2 "$4" $(($3 * 2)) shared/sigs > /dev/null' _ "$store" "$host" '{}' "$wide_sbom" \
+    2>> "$work/seed.log"
+  expected=$((r * 2))
+  log="$work/shared-$r/access.log"
+  before=$(grep -c '"[A-Z]* /v2/' "$log" || true)
+  start=$(now)
+  limited "$att2ref" migrate "${verify[@]}" --jobs "$wide_jobs" -q -o json --all-repos "$host" \
+    --attachments-repository "$host/shared/sigs" > "$work/shared.json" 2> "$work/shared.err" || true
+  shared_s=$(elapsed "$start" "$(now)")
+  sleep 0.5 # the access log is written after each answer
+  requests=$(( $(grep -c '"[A-Z]* /v2/' "$log" || true) - before ))
+  migrated=$(json "$work/shared.json" "d['totals']['outcomes'].get('migrated', 0)")
+  rows_n=$(json "$work/shared.json" "len(d['images'])")
+  [ "$migrated" = "$expected" ] || { echo "shared $r: $migrated of $expected images migrated ($work/shared.json)" >&2; exit 1; }
+  shared_requests[$r]=$requests
+  shared_rows+=("| $r | $expected | $wide_jobs | $shared_s | $requests | $(ratio "$requests" "$expected") | $rows_n |")
+  echo "shared R=$r: ${shared_s}s, $requests requests, $rows_n report rows" >&2
+  stop_registry "shared-$r"
+done
+
 {
   echo
   result_heading
@@ -98,6 +129,19 @@ done
       first=${wide[0]}; last=${wide[${#wide[@]}-1]}
       echo
       echo "time($last × $wide_images) / time($first × $wide_images) = **$(ratio "${wide_time[$last]}" "${wide_time[$first]}")** (≤ 10.5; $(ratio "$last" "$first")× the images)"
+    fi
+  fi
+  if [ ${#shared_rows[@]} -gt 0 ]; then
+    echo
+    echo "Repositories sharing one attachments repository (\`--all-repos --attachments-repository\`), 2 images each, SBOM $wide_sbom B:"
+    echo
+    echo "| repositories | images | --jobs | time (s) | requests | requests per image | report rows |"
+    echo "|---|---|---|---|---|---|---|"
+    printf '%s\n' "${shared_rows[@]}"
+    if [ ${#shared[@]} -ge 2 ]; then
+      first=${shared[0]}; last=${shared[${#shared[@]}-1]}
+      echo
+      echo "requests($last) / requests($first) = **$(ratio "${shared_requests[$last]}" "${shared_requests[$first]}")** ($(ratio "$last" "$first")× the images, $(ratio $((last * last)) $((first * first)))× the repository × attachment pairs)"
     fi
   fi
 } | tee -a bench/results/batch.md

@@ -11,7 +11,8 @@ command -v python3 >/dev/null || { echo "needs python3 (free ports, JSON)" >&2; 
 command -v timeout >/dev/null || { echo "needs timeout (coreutils)" >&2; exit 2; }
 mkdir -p bench/results
 cargo build --release --quiet --bin att2ref --example bench_store
-att2ref=target/release/att2ref
+# BENCH_ATT2REF: another build to measure (e.g. an earlier commit's), for before/after comparisons.
+att2ref=${BENCH_ATT2REF:-target/release/att2ref}
 store=target/release/examples/bench_store
 verify=(--plain-http --key fixtures/keys/rsa-4096.pub.pem --insecure-ignore-tlog)
 

@@ -1,10 +1,11 @@
 //! Seeds a registry with a benchmark fleet (used by `bench/migrate.sh`).
 //!
 //! ```sh
-//! cargo run --release --example bench_store -- HOST REPOSITORY COUNT [SBOM_BYTES] [FIRST]
+//! cargo run --release --example bench_store -- HOST REPOSITORY COUNT [SBOM_BYTES] [FIRST] [ATTACHMENTS]
 //! ```
 //! Pushes COUNT distinct images (numbers FIRST.., default 0, so that several repositories can hold
-//! different images) over plain HTTP, each with a legacy `.att` holding a ~1.5 MB SPDX
+//! different images) over plain HTTP — with ATTACHMENTS (a repository of HOST), their legacy tags go
+//! there instead, as cosign's `COSIGN_REPOSITORY` stores them — each with a legacy `.att` holding a ~1.5 MB SPDX
 //! SBOM and the 785-byte SLSA text, both signed with the RSA-4096 test key
 //! (`fixtures/keys/rsa-4096.pub.pem`). The same COUNT gives the same bytes on every run.
 //!
@@ -23,13 +24,14 @@ use rayon::prelude::*;
 const BATCH: usize = 8;
 
 fn main() -> att2ref::Result<()> {
-    let usage = "usage: bench_store HOST REPOSITORY COUNT [SBOM_BYTES] [FIRST]";
+    let usage = "usage: bench_store HOST REPOSITORY COUNT [SBOM_BYTES] [FIRST] [ATTACHMENTS]";
     let mut args = std::env::args().skip(1);
     let host = args.next().expect(usage);
     let repository = args.next().expect(usage);
     let count: u32 = args.next().and_then(|n| n.parse().ok()).expect(usage);
     let sbom_bytes: usize = args.next().map_or(demo::ARTICLE_SBOM_BYTES, |n| n.parse().expect(usage));
     let first: u32 = args.next().map_or(0, |n| n.parse().expect(usage));
+    let attachments = args.next();
 
     let client = RegistryClient::new(ClientConfig {
         plain_http: PlainHttp::Hosts(vec![host.clone()]),
@@ -41,6 +43,7 @@ fn main() -> att2ref::Result<()> {
         ..ClientConfig::default()
     })?;
     let repo = client.repository(&host, &repository);
+    let attachments = attachments.map(|a| client.repository(&host, &a));
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
     let start = Instant::now();
     let indexes: Vec<u32> = (first..first + count).collect();
@@ -51,7 +54,7 @@ fn main() -> att2ref::Result<()> {
             .par_iter()
             .map(|&i| demo::article_like_numbered(&name, i, sbom_bytes))
             .collect::<att2ref::Result<_>>()?;
-        runtime.block_on(push_all(&repo, &scenarios))?;
+        runtime.block_on(push_all(&repo, attachments.as_ref(), &scenarios))?;
         for s in &scenarios {
             println!("{}", describe(s));
         }
@@ -66,8 +69,17 @@ fn main() -> att2ref::Result<()> {
     Ok(())
 }
 
-async fn push_all(repo: &RegistryRepository, scenarios: &[Scenario]) -> att2ref::Result<()> {
-    let pushes = scenarios.iter().map(|s| s.repo.push_to(repo));
+async fn push_all(
+    repo: &RegistryRepository,
+    attachments: Option<&RegistryRepository>,
+    scenarios: &[Scenario],
+) -> att2ref::Result<()> {
+    let pushes = scenarios.iter().map(|s| async move {
+        match attachments {
+            Some(a) => s.push_split(repo, a).await,
+            None => s.repo.push_to(repo).await,
+        }
+    });
     futures_util::future::try_join_all(pushes).await.map(|_| ())
 }
 
