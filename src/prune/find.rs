@@ -110,10 +110,6 @@ pub async fn find<R: Repository>(
     options: &PruneOptions,
 ) -> Result<Vec<Step>> {
     let tags = resolve_tags(repo).await?;
-    // With the attachments apart, deletes drop tags the listing does not show (other repositories'
-    // images' attachments, the attachments repository's own images): the guard sees all of them.
-    let map =
-        if repo.attachments_repository().is_some() { tag_map(&repo.delete_side_tags().await?) } else { tag_map(&tags) };
     let ctx = Ctx { repo, tags: &tags, verifier, options };
 
     // Subjects known to exist (an ordinary tag resolves to them) and every subject a tag names.
@@ -148,6 +144,15 @@ pub async fn find<R: Repository>(
             Err(e) => steps.push(ctx.unchecked(subject, &e, "whether the subject manifest exists")),
         }
     }
+    // With the attachments apart, deletes drop tags the listing does not show (other repositories'
+    // images' attachments, the attachments repository's own images): the guard sees all of them, read
+    // only when something is to be deleted.
+    let deleting = steps.iter().any(|s| s.action.as_ref().and_then(deletes).is_some());
+    let map = if deleting && repo.attachments_repository().is_some() {
+        tag_map(&repo.delete_side_tags().await?)
+    } else {
+        tag_map(&tags)
+    };
     for step in &mut steps {
         guard_shared(&map, step);
     }
