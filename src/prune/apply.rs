@@ -39,6 +39,11 @@ pub async fn apply<R: Repository>(
     options: &PruneOptions,
     observer: &dyn Observer,
 ) -> Vec<Item> {
+    // Nothing to do: no tag need be read (with the attachments apart, every tag of the attachments
+    // repository).
+    if steps.iter().all(|s| s.action.is_none()) {
+        return steps.into_iter().map(|s| s.item).collect();
+    }
     // A fresh view of every tag a delete can drop, for the shared-digest guard.
     let map = repo.delete_side_tags().await.map(|t| tag_map(&t));
     let mut map = match map {
