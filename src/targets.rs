@@ -232,7 +232,7 @@ fn registry_repositories<'a>(
                     .into_iter()
                     .filter(|name| options.shard.is_none_or(|s| s.contains(name)))
                     .map(|name| {
-                        let repo = AnyRepository::Registry(client.repository(host, &name));
+                        let repo = AnyRepository::Registry(client.repository(host, &name).from_catalog());
                         let repo = with_attachments(repo, options, client).map_err(|e| TargetError::new(host, &e))?;
                         Ok(RepositoryTarget { target: host.to_owned(), repo, images: None })
                     })

@@ -247,3 +247,43 @@ async fn image_targets_are_resolved_several_at_once_in_order() {
     assert_eq!(names, given, "in the order given");
     assert_eq!(proxy.max_in_flight(), 8, "every tag read at once (8 ahead)");
 }
+
+/// distribution lists in its catalog a repository whose manifests were all pushed by digest, and answers
+/// its tag listing `404 NAME_UNKNOWN`: over the catalog that is a repository without tags, not a failed
+/// run; named by the caller, the same answer is still an error (a mistyped name looks the same).
+#[tokio::test]
+async fn a_catalog_repository_without_tags_is_empty_not_an_error() {
+    let registry = TestRegistry::distribution();
+    let scenario = att2ref::demo::demo().unwrap();
+    scenario.repo.push_to(&registry.repository("cat/tagged")).await.unwrap();
+    let untagged = registry.repository("cat/untagged");
+    let mut by_digest = scenario.repo.clone();
+    by_digest.manifests.retain(|m| m.digest == scenario.image);
+    by_digest.manifests.iter_mut().for_each(|m| m.tags.clear());
+    by_digest.push_to(&untagged).await.unwrap();
+    let e = untagged.list_tags().await.unwrap_err();
+    assert!(e.to_string().contains("NAME_UNKNOWN"), "{e}");
+
+    let key = crate::prune::rsa_key();
+    let common = ["--plain-http", "--key", key.as_str(), "--insecure-ignore-tlog", "-o", "json", "-q"];
+    let r = crate::cli::att2ref(&[&["migrate", "--all-repos", registry.host.as_str()], &common[..]].concat());
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let report = r.json();
+    assert_eq!(report["errors"], serde_json::json!([]), "{}", r.stdout);
+    let rows: Vec<(&str, &str)> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["repository"].as_str().unwrap(), i["outcome"].as_str().unwrap()))
+        .collect();
+    let tagged = format!("{}/cat/tagged", registry.host);
+    assert_eq!(rows, [(tagged.as_str(), "migrated")]);
+    let r = crate::cli::att2ref(&[&["prune", "--all-repos", registry.host.as_str()], &common[..]].concat());
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["errors"], serde_json::json!([]), "{}", r.stdout);
+
+    let named = format!("{}/cat/untagged", registry.host);
+    let r = crate::cli::att2ref(&[&["migrate", named.as_str()], &common[..]].concat());
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.json()["errors"][0]["message"].as_str().unwrap().contains("NAME_UNKNOWN"), "{}", r.stdout);
+}

@@ -217,7 +217,7 @@ impl RegistryClient {
     /// A repository of a registry. `registry` is `host[:port]` (`docker.io` means Docker Hub);
     /// `name` is the repository path. Both are checked when the first request is built.
     pub fn repository(&self, registry: &str, name: &str) -> RegistryRepository {
-        RegistryRepository { client: self.clone(), host: api_host(registry), name: name.to_owned() }
+        RegistryRepository { client: self.clone(), host: api_host(registry), name: name.to_owned(), in_catalog: false }
     }
 
     /// Every repository of a registry (`GET /v2/_catalog`, all pages).
@@ -389,6 +389,8 @@ pub struct RegistryRepository {
     client: RegistryClient,
     host: String,
     name: String,
+    /// Named by the registry's catalog (see [`RegistryRepository::from_catalog`]).
+    in_catalog: bool,
 }
 
 /// A manifest reference: a tag or a digest.
@@ -398,6 +400,15 @@ pub(crate) enum Reference {
 }
 
 impl RegistryRepository {
+    /// This repository, as the registry's catalog named it: a tag listing answered `404 NAME_UNKNOWN`
+    /// then reads as no tags. distribution answers so for a repository whose manifests were all pushed
+    /// by digest (it has no tag directory) although its catalog lists it; a repository the caller named
+    /// itself keeps the error (a mistyped name).
+    pub fn from_catalog(mut self) -> RegistryRepository {
+        self.in_catalog = true;
+        self
+    }
+
     /// [`Repository::tag_pages`], holding its own handle on the client (no borrow of `self`).
     pub(crate) fn owned_tag_pages(&self) -> futures_util::stream::BoxStream<'static, Result<Vec<String>>> {
         tags::tag_pages(self)

@@ -11,7 +11,7 @@ use reqwest::header::{HeaderMap, LINK};
 use serde::Deserialize;
 use url::Url;
 
-use super::errors::status_error;
+use super::errors::{parse_error_body, status_error};
 use super::http::Call;
 use super::{Inner, RegistryRepository};
 use crate::error::{Error, ErrorKind, Result};
@@ -83,6 +83,8 @@ pub(crate) struct Pager {
     /// A page that brings nothing new while the registry links a next one is an error, not the end:
     /// for listings whose completeness decisions rest on (the catalog that orphans are searched in).
     strict: bool,
+    /// A first page answered `404 NAME_UNKNOWN` is an empty listing (a catalog entry without tags).
+    unknown_is_empty: bool,
 }
 
 impl Pager {
@@ -96,6 +98,7 @@ impl Pager {
             page_no: 0,
             previous: HashSet::new(),
             strict: false,
+            unknown_is_empty: false,
         }
     }
 
@@ -137,6 +140,11 @@ impl Pager {
         let call = Call::new(what, Method::GET, url).cap(MAX_PAGE_BYTES);
         let reply = self.inner.call(&self.host, &self.scopes, &call).await?;
         if !reply.status.is_success() {
+            let unknown = reply.status == reqwest::StatusCode::NOT_FOUND
+                && parse_error_body(&reply.body).iter().any(|e| e.code == "NAME_UNKNOWN");
+            if unknown && self.unknown_is_empty && self.page_no == 1 {
+                return Ok(Some(Vec::new()));
+            }
             return Err(status_error(what, reply.status, &reply.body));
         }
         let page: Page = serde_json::from_slice(&reply.body)
@@ -193,7 +201,9 @@ fn tags_pager(repo: &RegistryRepository) -> Result<Pager> {
     let what = format!("GET tags of {}", repo.name());
     let mut url = repo.url("tags/list")?;
     url.query_pairs_mut().append_pair("n", &PAGE_SIZE.to_string());
-    Ok(Pager::new(repo.client.inner.clone(), &repo.host, repo.scope("pull"), url, what))
+    let mut pager = Pager::new(repo.client.inner.clone(), &repo.host, repo.scope("pull"), url, what);
+    pager.unknown_is_empty = repo.in_catalog;
+    Ok(pager)
 }
 
 /// The tags of `repo` page by page, one page in memory; the same caps as [`list_tags`] (pages, and
