@@ -39,13 +39,10 @@ pub async fn apply<R: Repository>(
     options: &PruneOptions,
     observer: &dyn Observer,
 ) -> Vec<Item> {
-    // Nothing to do: no tag need be read (with the attachments apart, every tag of the attachments
-    // repository).
-    if steps.iter().all(|s| s.action.is_none()) {
-        return steps.into_iter().map(|s| s.item).collect();
-    }
-    // A fresh view of every tag a delete can drop, for the shared-digest guard.
-    let map = repo.delete_side_tags().await.map(|t| tag_map(&t));
+    // A fresh view of every tag a delete can drop, for the shared-digest guard; read only when something
+    // is to be deleted (with the attachments apart it is every tag of the attachments repository).
+    let deleting = steps.iter().any(|s| s.action.as_ref().is_some_and(Action::deletes));
+    let map = if deleting { repo.delete_side_tags().await.map(|t| tag_map(&t)) } else { Ok(TagMap::new()) };
     let mut map = match map {
         Ok(m) => m,
         Err(e) => {

@@ -149,12 +149,21 @@ pub async fn find<R: Repository>(
     // only when something is to be deleted.
     let deleting = steps.iter().any(|s| s.action.as_ref().and_then(deletes).is_some());
     let map = if deleting && repo.attachments_repository().is_some() {
-        tag_map(&repo.delete_side_tags().await?)
+        repo.delete_side_tags().await.map(|t| tag_map(&t))
     } else {
-        tag_map(&tags)
+        Ok(tag_map(&tags))
     };
-    for step in &mut steps {
-        guard_shared(&map, step);
+    match map {
+        Ok(map) => steps.iter_mut().for_each(|step| guard_shared(&map, step)),
+        // Without every tag a delete could drop, no delete is planned; the rest of the plan stands.
+        Err(e) => {
+            for step in steps.iter_mut().filter(|s| s.action.as_ref().and_then(deletes).is_some()) {
+                step.item.status = Status::CouldNotCheck;
+                step.item.reasons.push(format!("could not check whether other tags hold it: {e}"));
+                step.item.error_kind = Some(e.kind().name().to_owned());
+                step.action = None;
+            }
+        }
     }
     steps.sort_by_key(|s| s.action.as_ref().map_or(u8::MAX, Action::phase));
     Ok(steps)

@@ -14,7 +14,7 @@ use att2ref::store::registry::RegistryRepository;
 use serde_json::Value;
 
 use crate::cli::{Run, att2ref, att2ref_with};
-use crate::fault_proxy::FaultProxy;
+use crate::fault_proxy::{Fault, FaultProxy};
 use crate::get::test_key;
 use crate::registries::TestRegistry;
 use crate::schema::assert_valid;
@@ -583,6 +583,28 @@ async fn a_shared_run_keeps_a_legacy_manifest_another_repositorys_image_holds() 
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(rows(&r.json()).contains(&(a.clone(), x.image.to_string(), "migrated".to_owned())), "{}", r.stdout);
+
+    // A tag of sigs that cannot be resolved when the guard reads them all: the delete is not planned
+    // (nothing shows that no other tag needs the digest); the rest of the plan stands.
+    let own = demo::article_like_numbered("registry.test/guard/sigs", 4, 600).unwrap();
+    own.repo.push_to(&sigs).await.unwrap();
+    let proxy = FaultProxy::start(&registry.host, None);
+    proxy.fault_next("HEAD", "/v2/guard/sigs/manifests/v4", Fault::LostBehind(403));
+    let [pa, pb, psigs] = ["a", "b", "sigs"].map(|r| format!("{}/guard/{r}", proxy.host));
+    let r = run(
+        &with_key(&["prune", "--plain-http", &pa, &pb, "--attachments-repository", &psigs, "-o", "json", "-q"]),
+        &[],
+    );
+    assert_eq!(proxy.injected().values().sum::<u64>(), 1, "the fault was met");
+    let report = r.json();
+    let item = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["tag"] == x_att.as_str())
+        .unwrap_or_else(|| panic!("no item for {x_att}: {}", r.stdout));
+    assert_eq!(item["status"], "could-not-check", "{item}");
+    assert!(item["reasons"].to_string().contains("could not check whether other tags hold it"), "{item}");
 
     let args = ["prune", "--plain-http", "--all-repos", &registry.host, "--attachments-repository", &sigs_ref];
     let r = run(&with_key(&[&args[..], &["--apply", "-o", "json", "-q"]].concat()), &[]);

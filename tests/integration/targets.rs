@@ -263,6 +263,11 @@ async fn a_catalog_repository_without_tags_is_empty_not_an_error() {
     by_digest.push_to(&untagged).await.unwrap();
     let e = untagged.list_tags().await.unwrap_err();
     assert!(e.to_string().contains("NAME_UNKNOWN"), "{e}");
+    // As a catalog entry it lists no tags; what guards a delete still takes the answer as an error.
+    let listed = untagged.clone().from_catalog();
+    assert_eq!(listed.list_tags().await.unwrap(), Vec::<String>::new());
+    let e = listed.delete_side_tags().await.unwrap_err();
+    assert!(e.to_string().contains("NAME_UNKNOWN"), "{e}");
 
     let key = crate::prune::rsa_key();
     let common = ["--plain-http", "--key", key.as_str(), "--insecure-ignore-tlog", "-o", "json", "-q"];

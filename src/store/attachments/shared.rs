@@ -144,10 +144,11 @@ impl SharedAttachments {
                 continue;
             }
             found.push(head.digest.clone());
-            // An index's platform manifests are images too. The body decides: a Content-Type that says
-            // index (or nothing) is read; one that says image when the body is an index would leave the
-            // platforms' attachments unclaimed, reported, never touched.
-            if matches!(head.media_type.as_str(), "" | mt::OCI_INDEX | mt::DOCKER_MANIFEST_LIST) {
+            // An index's platform manifests are images too. The body decides: any Content-Type but an
+            // image manifest's is read (a registry may answer a generic type, or none); one that says
+            // image when the body is an index would leave the platforms' attachments unclaimed,
+            // reported, never touched.
+            if !matches!(head.media_type.as_str(), mt::OCI_MANIFEST | mt::DOCKER_MANIFEST) {
                 let platforms = match images.get_manifest(&head.digest.to_string()).await {
                     Ok(Some(raw)) => match raw.manifest {
                         Manifest::Index(index) => index.manifests,

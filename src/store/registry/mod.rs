@@ -554,6 +554,11 @@ impl Repository for RegistryRepository {
         tags::list_tags(self).await
     }
 
+    // What guards a delete never reads an unknown repository as one without tags.
+    async fn delete_side_tags(&self) -> Result<std::collections::BTreeMap<String, Descriptor>> {
+        crate::store::resolve_tags(&RegistryRepository { in_catalog: false, ..self.clone() }).await
+    }
+
     fn tag_pages(&self) -> futures_util::stream::BoxStream<'_, Result<Vec<String>>> {
         tags::tag_pages(self)
     }

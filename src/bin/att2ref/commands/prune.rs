@@ -51,7 +51,9 @@ pub async fn run(args: PruneArgs, quiet: bool) -> Result<ExitCode> {
     bar.finish_and_clear();
     report.items = batch.items;
     report.errors = batch.errors;
-    report.unclaimed_attachments = setup::unclaimed_attachments(&target_options, !report.errors.is_empty());
+    // A repository whose plan could not be made is an item, not a target error.
+    let failed = !report.errors.is_empty() || report.items.iter().any(|i| i.status == Status::CouldNotCheck);
+    report.unclaimed_attachments = setup::unclaimed_attachments(&target_options, failed);
     report.recount();
     report.registries = client.facts();
 
