@@ -9,10 +9,14 @@
 //! A [`SharedAttachments`] lists the attachments repository once for the whole run. Each image
 //! repository's listing then holds its own image tags and the attachment tags of the images those tags
 //! name (an image index's platform manifests included), plus those of the images a target named in it by
-//! digest: one manifest HEAD per tag of the image repository (and a GET per image index), instead of one
-//! look-up per attachment. What no
-//! repository of the run tags or names — untagged images, repositories outside the run or its shard — is
-//! nobody's here: it is left alone, and [`SharedAttachments::unclaimed`] lists it for the run's report.
+//! digest: one manifest HEAD per tag of the image repository (and a GET per index), instead of one
+//! look-up per attachment. What no repository of the run tags or names — untagged images, repositories
+//! outside the run or its shard — is nobody's here: it is left alone, and
+//! [`SharedAttachments::unclaimed`] lists it for the run's report.
+//!
+//! This listing says what a repository works on, never what may be deleted: a delete by digest in the
+//! attachments repository drops every tag there on that digest, so what guards a delete reads all of them
+//! ([`Repository::delete_side_tags`]).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Deref;
