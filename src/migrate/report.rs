@@ -57,7 +57,7 @@ pub struct MigrateReport {
     pub attachments_repository: Option<String>,
     /// With an attachments repository shared by several repositories of the run: the images with
     /// attachments there that no repository of the run tags or names (untagged images, repositories the
-    /// run did not cover). Left alone; named as `REPO@DIGEST`, one is worked on.
+    /// run did not cover). Left alone; named by its image repository and digest, one is worked on.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unclaimed_attachments: Vec<crate::store::attachments::UnclaimedImage>,
 }

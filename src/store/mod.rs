@@ -13,9 +13,8 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use futures_util::StreamExt;
-
 use bytes::Bytes;
+use futures_util::StreamExt;
 
 use crate::error::Result;
 use crate::model::digest::Digest;
