@@ -67,15 +67,25 @@ for r in "${wide[@]}"; do
     '"$1" "$2" "wide/r$3" "$4" "$5" $(($3 * $4)) > /dev/null' _ "$store" "$host" '{}' "$wide_images" "$wide_sbom" \
     2>> "$work/seed.log"
   expected=$((r * wide_images))
+  # Per image, independent of wall-clock noise: requests (the registry's access log), att2ref's CPU and
+  # the registry's own CPU (/proc/PID/stat utime + stime). Constant per image = linear in the images.
+  log="$work/wide-$r/access.log"; pid=${registry_pid[wide-$r]}
+  requests_before=$(grep -c '"[A-Z]* /v2/' "$log" || true)
+  registry_before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   start=$(now)
   limited /usr/bin/time -v -o "$work/wide.time" "$att2ref" migrate "${verify[@]}" --jobs "$wide_jobs" -q -o json \
     --all-repos "$host" > "$work/wide.json"
   wide_s=$(elapsed "$start" "$(now)")
+  registry_ticks=$(( $(awk '{print $14 + $15}' "/proc/$pid/stat") - registry_before ))
+  sleep 0.5 # the access log is written after each answer
+  requests=$(( $(grep -c '"[A-Z]* /v2/' "$log" || true) - requests_before ))
+  per_image() { awk -v a="$1" -v n="$expected" -v k="$2" 'BEGIN{printf "%.2f", a * k / n}'; }
+  registry_ms=$(per_image "$(awk -v t="$registry_ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN{print t / hz}')" 1000)
   migrated=$(json "$work/wide.json" "d['totals']['outcomes'].get('migrated', 0)")
   [ "$migrated" = "$expected" ] || { echo "wide $r: $migrated of $expected images migrated" >&2; exit 1; }
   wide_time[$r]=$wide_s
   wide_rss[$r]=$(peak_rss_mb "$work/wide.time")
-  wide_rows+=("| $r | $wide_images | $wide_jobs | $wide_s | ${wide_rss[$r]} |")
+  wide_rows+=("| $r | $wide_images | $wide_jobs | $wide_s | ${wide_rss[$r]} | $(per_image "$wide_s" 1000) | $(per_image "$requests" 1) | $(per_image "$(cpu_s "$work/wide.time")" 1000) | $registry_ms |")
   echo "wide R=$r: ${wide_s}s, ${wide_rss[$r]} MB" >&2
   stop_registry "wide-$r"
 done
@@ -122,8 +132,8 @@ done
     echo
     echo "Whole registry (\`--all-repos\`), $wide_images images per repository, SBOM $wide_sbom B:"
     echo
-    echo "| repositories | images each | --jobs | time (s) | peak RSS MB (≤ 200) |"
-    echo "|---|---|---|---|---|"
+    echo "| repositories | images each | --jobs | time (s) | peak RSS MB (≤ 200) | ms per image | requests per image | att2ref CPU ms per image | registry CPU ms per image |"
+    echo "|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${wide_rows[@]}"
     if [ ${#wide[@]} -ge 2 ]; then
       first=${wide[0]}; last=${wide[${#wide[@]}-1]}
