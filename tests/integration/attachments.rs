@@ -444,23 +444,13 @@ async fn repositories_sharing_an_attachments_repository_each_take_their_own_imag
     own.repo.push_to(&sigs).await.unwrap();
     let sigs_ref = format!("{}/shared/sigs", proxy.host);
     let (a, b, c) = (&images[0], &images[1], &images[2]);
+    // `COMMAND ARGS…` with the attachments in sigs, a JSON report.
+    let shared_run = |args: &[&str]| {
+        let tail = ["--plain-http", "--attachments-repository", sigs_ref.as_str(), "-o", "json", "-q"];
+        run(&with_key(&[args, &tail[..]].concat()), &[])
+    };
 
-    let r = run(
-        &with_key(&[
-            "migrate",
-            "--plain-http",
-            "--all-repos",
-            &proxy.host,
-            "--attachments-repository",
-            &sigs_ref,
-            "--jobs",
-            "4",
-            "-o",
-            "json",
-            "-q",
-        ]),
-        &[],
-    );
+    let r = shared_run(&["migrate", "--all-repos", &proxy.host, "--jobs", "4"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let report = r.json();
     assert_valid("migrate-report.schema.json", &report);
@@ -494,20 +484,7 @@ async fn repositories_sharing_an_attachments_repository_each_take_their_own_imag
 
     // Named by digest, it is its repository's; what the run covers no more is reported instead.
     let named = format!("{}@{}", c.0, c.1);
-    let r = run(
-        &with_key(&[
-            "migrate",
-            "--plain-http",
-            &a.0,
-            &named,
-            "--attachments-repository",
-            &sigs_ref,
-            "-o",
-            "json",
-            "-q",
-        ]),
-        &[],
-    );
+    let r = shared_run(&["migrate", &a.0, &named]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let report = r.json();
     let mut expected = vec![
@@ -524,20 +501,7 @@ async fn repositories_sharing_an_attachments_repository_each_take_their_own_imag
     assert_eq!(left, expected);
 
     // prune over the registry: each repository's items are about its own images only.
-    let r = run(
-        &with_key(&[
-            "prune",
-            "--plain-http",
-            "--all-repos",
-            &proxy.host,
-            "--attachments-repository",
-            &sigs_ref,
-            "-o",
-            "json",
-            "-q",
-        ]),
-        &[],
-    );
+    let r = shared_run(&["prune", "--all-repos", &proxy.host]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let report = r.json();
     assert_valid("prune-report.schema.json", &report);
