@@ -58,8 +58,8 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     let batch = migrate::migrate_batch(resolved, &verifier, &options, journal.as_ref(), &progress).await;
     report.images = batch.reports;
     report.errors = batch.errors;
-    report.unclaimed_attachments = setup::unclaimed_attachments(&target_options, !report.errors.is_empty());
     bar.finish_and_clear();
+    report.unclaimed_attachments = setup::unclaimed_attachments(&target_options, !report.errors.is_empty());
     report.recount();
     report.registries = client.facts();
     report.requests = RequestStats::of(&client);
