@@ -522,6 +522,13 @@ async fn repositories_sharing_an_attachments_repository_each_take_their_own_imag
     assert_eq!(left, [c.1.to_string()], "{}", r.stdout);
 }
 
+/// The prune report's item for `tag`.
+fn item_for(r: &Run, tag: &str) -> Value {
+    let report = r.json();
+    let found = report["items"].as_array().unwrap().iter().find(|i| i["tag"] == tag).cloned();
+    found.unwrap_or_else(|| panic!("no item for {tag}: {}", r.stdout))
+}
+
 /// In a run that shares the attachments repository, each repository lists only its own images'
 /// attachments, but a delete there drops every tag on the digest: the shared-digest guard must still
 /// see the tags of the other repositories' images. Here image Y (in `b`) carries the very same `.att`
@@ -560,25 +567,13 @@ async fn a_shared_run_keeps_a_legacy_manifest_another_repositorys_image_holds() 
         &[],
     );
     assert_eq!(proxy.injected().values().sum::<u64>(), 1, "the fault was met");
-    let report = r.json();
-    let item = report["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["tag"] == x_att.as_str())
-        .unwrap_or_else(|| panic!("no item for {x_att}: {}", r.stdout));
+    let item = item_for(&r, &x_att);
     assert_eq!(item["status"], "could-not-check", "{item}");
     assert!(item["reasons"].to_string().contains("could not check whether other tags hold it"), "{item}");
 
     let args = ["prune", "--plain-http", "--all-repos", &registry.host, "--attachments-repository", &sigs_ref];
     let r = run(&with_key(&[&args[..], &["--apply", "-o", "json", "-q"]].concat()), &[]);
-    let report = r.json();
-    let item = report["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["tag"] == x_att.as_str())
-        .unwrap_or_else(|| panic!("no item for {x_att}: {}", r.stdout));
+    let item = item_for(&r, &x_att);
     assert_eq!(item["status"], "kept", "{item}");
     let reasons = item["reasons"].to_string();
     assert!(reasons.contains("other tag(s) hold the same manifest digest") && reasons.contains(&y_att), "{item}");
