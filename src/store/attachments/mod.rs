@@ -45,7 +45,6 @@ use super::{
     BlobPrefix, BlobState, DeleteSupport, HostFacts, Learnt, PutManifest, Referrers, ReferrersCapability, Repository,
 };
 use crate::error::{Error, Result};
-use crate::model::cosign::TagKind;
 use crate::model::digest::Digest;
 use crate::model::oci::{Descriptor, Manifest, RawManifest};
 use crate::model::reference::ImageReference;
@@ -85,10 +84,7 @@ pub fn parse_repository(value: &str) -> Result<ImageReference> {
 /// Whether a tag names an attachment rather than an image: a legacy cosign tag or a referrers
 /// tag-schema tag.
 pub fn is_attachment_tag(tag: &str) -> bool {
-    if TagKind::parse_tag(tag).is_some() {
-        return true;
-    }
-    Digest::from_referrers_tag(tag).is_some()
+    shared::kind_of(tag).is_some()
 }
 
 /// An image repository whose attachments live in another repository (see the module documentation).

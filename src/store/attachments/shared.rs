@@ -184,8 +184,8 @@ impl SharedAttachments {
     }
 }
 
-/// The image and kind bit of an attachment tag.
-fn kind_of(tag: &str) -> Option<(Digest, u8)> {
+/// The image and kind bit of an attachment tag; `None` for any other tag.
+pub(super) fn kind_of(tag: &str) -> Option<(Digest, u8)> {
     if let Some((image, kind)) = TagKind::parse_tag(tag) {
         let place = TagKind::ALL.iter().position(|k| *k == kind)?;
         return Some((image, 1 << place));
