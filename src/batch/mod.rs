@@ -16,7 +16,9 @@
 //! - each finished unit is recorded in the [`Journal`] (when the command gives one, and an event for
 //!   it) before [`Progress`] hears of it, so an interrupted run can resume from what was recorded;
 //! - reports come back grouped by repository in target order, units in listing order, and targets or
-//!   listings that failed as [`TargetError`]s beside them.
+//!   listings that failed as [`TargetError`]s beside them: all at the end ([`run`]), or each
+//!   repository's as soon as it and every repository before it are finished ([`run_streamed`]), so
+//!   that a run over a whole registry holds the reports of a few repositories, not of all of them.
 //!
 //! # Example: a job that names every tag of every repository
 //!
@@ -64,7 +66,7 @@
 
 pub mod journal;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -209,7 +211,7 @@ impl<R> InProgress<R> {
 }
 
 /// Run `job` over every repository `targets` name, at most `jobs` units at once across all of them
-/// (see the module documentation).
+/// (see the module documentation), and return every report at the end.
 pub async fn run<J, S>(
     job: &J,
     targets: S,
@@ -217,6 +219,27 @@ pub async fn run<J, S>(
     journal: Option<&Journal<J::Event>>,
     progress: &dyn Progress<J::Report>,
 ) -> BatchOutcome<J::Report>
+where
+    J: Job,
+    S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
+{
+    let mut reports = Vec::new();
+    let errors = run_streamed(job, targets, jobs, journal, progress, &mut |done| reports.extend(done)).await;
+    BatchOutcome { reports, errors }
+}
+
+/// [`run`], handing each repository's reports to `deliver` as soon as that repository and every one
+/// before it in target order are finished (its [`Job::finish`] included), and forgetting them: what
+/// the engine holds is the repositories in progress and those finished ahead of an earlier one, never
+/// the whole run. Returns the targets and listings that failed.
+pub async fn run_streamed<J, S>(
+    job: &J,
+    targets: S,
+    jobs: usize,
+    journal: Option<&Journal<J::Event>>,
+    progress: &dyn Progress<J::Report>,
+    deliver: &mut (dyn FnMut(Vec<J::Report>) + Send),
+) -> Vec<TargetError>
 where
     J: Job,
     S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
@@ -232,13 +255,18 @@ where
     let mut listed = std::pin::pin!(listing(job, targets));
     let mut listing_done = false;
     let mut errors = Vec::new();
-    let mut repos: Vec<InProgress<J::Report>> = Vec::new();
+    // Repositories being worked on, by position in target order; each leaves when its finishing
+    // step starts.
+    let mut repos: HashMap<usize, InProgress<J::Report>> = HashMap::new();
+    let mut started = 0usize;
     // Repositories still taking units, by name: a later target naming one adds to it, so its units are
     // done once and its `finish` runs once, after all of them.
     let mut open: HashMap<String, usize> = HashMap::new();
     // The repository the listing is in.
     let mut current = 0usize;
-    let mut finished: Vec<Option<Vec<J::Report>>> = Vec::new();
+    // Finished repositories waiting for an earlier one, and the next position to deliver.
+    let mut finished: BTreeMap<usize, Vec<J::Report>> = BTreeMap::new();
+    let mut delivered = 0usize;
     let mut queue: VecDeque<(usize, usize, J::Unit)> = VecDeque::new();
     let mut running = FuturesUnordered::new();
     let mut finishing = FuturesUnordered::new();
@@ -247,7 +275,7 @@ where
         while running.len() < jobs
             && let Some((r, i, unit)) = queue.pop_front()
         {
-            let repo = repos[r].repo.clone();
+            let repo = repos[&r].repo.clone();
             running.push(async move {
                 let report = job.run(&repo, &unit).await;
                 record(&report);
@@ -266,54 +294,62 @@ where
                 None => listing_done = true,
                 Some(Listed::Start(repo)) => match open.get(&repo.name()) {
                     Some(&r) => {
-                        repos[r].listed = false;
+                        if let Some(p) = repos.get_mut(&r) {
+                            p.listed = false;
+                        }
                         current = r;
                     }
                     None => {
-                        open.insert(repo.name(), repos.len());
-                        current = repos.len();
+                        open.insert(repo.name(), started);
+                        current = started;
                         let taken = HashSet::new();
-                        repos.push(InProgress { repo, reports: Vec::new(), outstanding: 0, listed: false, taken });
-                        finished.push(None);
+                        repos.insert(started, InProgress { repo, reports: Vec::new(), outstanding: 0, listed: false, taken });
+                        started += 1;
                     }
                 },
                 Some(Listed::Units(units)) => {
                     let r = current;
-                    let taken = &mut repos[r].taken;
+                    let p = repos.get_mut(&r).expect("the listing's repository is in progress until its listing ends");
                     let units: Vec<J::Unit> =
-                        units.into_iter().filter(|u| job.unit_key(u).is_none_or(|k| taken.insert(k))).collect();
+                        units.into_iter().filter(|u| job.unit_key(u).is_none_or(|k| p.taken.insert(k))).collect();
                     progress.found(units.len() as u64);
-                    let first = repos[r].reports.len();
-                    repos[r].reports.extend(units.iter().map(|_| None));
-                    repos[r].outstanding += units.len();
+                    let first = p.reports.len();
+                    p.reports.extend(units.iter().map(|_| None));
+                    p.outstanding += units.len();
                     queue.extend(units.into_iter().enumerate().map(|(k, u)| (r, first + k, u)));
                 }
                 Some(Listed::End) => {
-                    repos[current].listed = true;
+                    if let Some(p) = repos.get_mut(&current) {
+                        p.listed = true;
+                    }
                     ready = Some(current);
                 }
                 Some(Listed::Failed(e)) => errors.push(e),
             },
             Some((r, i, report)) = running.next(), if !running.is_empty() => {
-                repos[r].reports[i] = Some(report);
-                repos[r].outstanding -= 1;
+                let p = repos.get_mut(&r).expect("a repository with a unit running is in progress");
+                p.reports[i] = Some(report);
+                p.outstanding -= 1;
                 ready = Some(r);
             },
             Some((r, reports)) = finishing.next(), if !finishing.is_empty() => {
-                finished[r] = Some(reports);
+                finished.insert(r, reports);
+                while let Some(reports) = finished.remove(&delivered) {
+                    deliver(reports);
+                    delivered += 1;
+                }
             },
             else => break,
         }
         // Exactly once per repository: at the end of its listing, or when its last unit is done.
-        if let Some(r) = ready.filter(|&r| repos[r].ready_to_finish()) {
-            let repo = repos[r].repo.clone();
+        if let Some(r) = ready.filter(|r| repos.get(r).is_some_and(InProgress::ready_to_finish)) {
+            let Some(p) = repos.remove(&r) else { continue };
             // A target naming this repository from now on starts it anew (and finishes it again).
-            if open.get(&repo.name()) == Some(&r) {
-                open.remove(&repo.name());
+            if open.get(&p.repo.name()) == Some(&r) {
+                open.remove(&p.repo.name());
             }
-            repos[r].taken = HashSet::new();
-            // The reports move to the finishing step; the repository keeps only its handle.
-            let mut reports: Vec<J::Report> = std::mem::take(&mut repos[r].reports).into_iter().flatten().collect();
+            let repo = p.repo;
+            let mut reports: Vec<J::Report> = p.reports.into_iter().flatten().collect();
             finishing.push(async move {
                 for changed in job.finish(&repo, &mut reports).await {
                     if let Some(report) = reports.get(changed) {
@@ -324,7 +360,8 @@ where
             });
         }
     }
-    BatchOutcome { reports: finished.into_iter().flatten().flatten().collect(), errors }
+    debug_assert!(finished.is_empty() && repos.is_empty(), "every repository started was finished and delivered");
+    errors
 }
 
 #[cfg(test)]

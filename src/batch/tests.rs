@@ -28,6 +28,8 @@ struct Scripted {
     changed_by_finish: Option<String>,
     /// This unit does not end until notified.
     hold: Option<(String, Arc<Notify>)>,
+    /// This repository's finishing step takes a while.
+    slow_finish: Option<String>,
 }
 
 impl Scripted {
@@ -97,6 +99,9 @@ impl Job for Scripted {
     }
 
     async fn finish(&self, repo: &AnyRepository, reports: &mut [String]) -> Vec<usize> {
+        if self.slow_finish.as_deref() == Some(short_name(repo).as_str()) {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
         self.finished.lock().unwrap().push((short_name(repo), reports.to_vec()));
         let mut changed = Vec::new();
         for (i, r) in reports.iter_mut().enumerate() {
@@ -267,4 +272,46 @@ async fn a_failed_target_and_a_failed_listing_are_reported_and_the_others_run() 
     let errors: Vec<(&str, &str)> = outcome.errors.iter().map(|e| (e.target.as_str(), e.error_kind.as_str())).collect();
     assert_eq!(errors, [("broken", "invalid-format"), ("registry.example/gone:x", "not-found")]);
     assert!(outcome.errors[0].message.contains("page 2 is not JSON"), "{}", outcome.errors[0].message);
+}
+
+#[tokio::test]
+async fn a_repository_is_delivered_while_later_ones_still_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["a", "b", "c"];
+    let repos: Vec<(&str, Vec<Vec<&str>>)> = names.iter().map(|n| (*n, vec![vec!["1", "2"]])).collect();
+    let mut job = Scripted::with_repos(&repos);
+    // c/1 does not end until a's reports have been handed over: an engine that held every report until
+    // the end of the run would never get there.
+    let delivered_a = Arc::new(Notify::new());
+    job.hold = Some(("c/1".into(), delivered_a.clone()));
+    let targets = futures_util::stream::iter(layouts(dir.path(), &names));
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    let mut deliver = |reports: Vec<String>| {
+        if reports.first().is_some_and(|r| r.starts_with("a/")) {
+            delivered_a.notify_one();
+        }
+        groups.push(reports);
+    };
+    let errors = tokio::time::timeout(Duration::from_secs(10), run_streamed(&job, targets, 2, None, &(), &mut deliver))
+        .await
+        .expect("no repository was delivered before the end of the run");
+    assert!(errors.is_empty());
+    let want: Vec<Vec<String>> = names.iter().map(|n| vec![format!("{n}/1"), format!("{n}/2")]).collect();
+    assert_eq!(groups, want, "one delivery per repository, in target order");
+}
+
+#[tokio::test]
+async fn deliveries_keep_target_order_when_a_later_repository_finishes_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["a", "b", "c"];
+    let repos: Vec<(&str, Vec<Vec<&str>>)> = names.iter().map(|n| (*n, vec![vec!["1"]])).collect();
+    let mut job = Scripted::with_repos(&repos);
+    job.slow_finish = Some("a".into());
+    let targets = futures_util::stream::iter(layouts(dir.path(), &names));
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    let errors = run_streamed(&job, targets, 3, None, &(), &mut |reports| groups.push(reports)).await;
+    assert!(errors.is_empty());
+    let finish_order: Vec<String> = job.finished.lock().unwrap().iter().map(|(n, _)| n.clone()).collect();
+    assert_eq!(finish_order.last().map(String::as_str), Some("a"), "a's finishing step ended last: {finish_order:?}");
+    assert_eq!(groups, [["a/1"], ["b/1"], ["c/1"]], "delivered in target order all the same");
 }

@@ -97,3 +97,21 @@ where
     let job = MigrateJob { verifier, options, journal };
     batch::run(&job, targets, options.jobs, journal.map(|j| &j.events), progress).await
 }
+
+/// [`migrate_batch`], handing each repository's image reports to `deliver` as soon as they are final
+/// (target order, see [`batch::run_streamed`]) instead of holding every report until the end: for
+/// runs over whole registries. Returns the targets and listings that failed.
+pub async fn migrate_batch_streamed<S>(
+    targets: S,
+    verifier: &Arc<Verifier>,
+    options: &MigrateOptions,
+    journal: Option<&MigrateJournal>,
+    progress: &dyn Progress<ImageMigration>,
+    deliver: &mut (dyn FnMut(Vec<ImageMigration>) + Send),
+) -> Vec<TargetError>
+where
+    S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
+{
+    let job = MigrateJob { verifier, options, journal };
+    batch::run_streamed(&job, targets, options.jobs, journal.map(|j| &j.events), progress, deliver).await
+}

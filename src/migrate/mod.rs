@@ -21,7 +21,7 @@ use crate::rewrite::{ImageMigration, MigrateOptions, Outcome, migrate_image};
 use crate::store::{ReferrersCapability, Repository, tag_schema};
 use crate::verification::Verifier;
 
-pub use batch::{MigrateJob, migrate_batch};
+pub use batch::{MigrateJob, migrate_batch, migrate_batch_streamed};
 pub use journal::MigrateJournal;
 pub use report::MigrateReport;
 

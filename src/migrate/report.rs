@@ -27,6 +27,20 @@ pub struct MigrateTotals {
     pub index_retries: u64,
 }
 
+impl MigrateTotals {
+    /// Count one more image (what a streamed report does as images arrive).
+    pub fn add(&mut self, i: &ImageMigration) {
+        self.images += 1;
+        *self.outcomes.entry(i.outcome.as_str()).or_default() += 1;
+        if i.outcome == Outcome::Migrated {
+            self.referrers_written += i.referrers.iter().filter(|r| !r.existed).count();
+        }
+        self.bytes_read += i.bytes_read;
+        self.bytes_written += i.bytes_written;
+        self.index_retries += i.index_retries;
+    }
+}
+
 /// The whole run.
 #[derive(Clone, Debug, Serialize)]
 pub struct MigrateReport {
@@ -85,15 +99,9 @@ impl MigrateReport {
 
     /// Recompute the totals from the images.
     pub fn recount(&mut self) {
-        let mut t = MigrateTotals { images: self.images.len(), ..MigrateTotals::default() };
+        let mut t = MigrateTotals::default();
         for i in &self.images {
-            *t.outcomes.entry(i.outcome.as_str()).or_default() += 1;
-            if i.outcome == Outcome::Migrated {
-                t.referrers_written += i.referrers.iter().filter(|r| !r.existed).count();
-            }
-            t.bytes_read += i.bytes_read;
-            t.bytes_written += i.bytes_written;
-            t.index_retries += i.index_retries;
+            t.add(i);
         }
         self.totals = t;
     }

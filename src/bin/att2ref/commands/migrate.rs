@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Result;
 use att2ref::batch::Progress;
-use att2ref::convert::Verdict;
+use att2ref::convert::Verdict as ConvertVerdict;
 use att2ref::migrate::{self, MigrateJournal, MigrateReport};
 use att2ref::report::RequestStats;
 use att2ref::rewrite::{ImageMigration, MigrateOptions, Outcome};
@@ -20,6 +20,7 @@ use att2ref::targets;
 use indicatif::ProgressBar;
 
 use crate::args::MigrateArgs;
+use crate::commands::streamed::StreamedReport;
 use crate::render::size;
 use crate::{exit, setup};
 
@@ -52,22 +53,39 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
         .attachments
         .as_ref()
         .map(|a| att2ref::store::Repository::name(&client.repository(a.registry(), a.repository())));
+    // The report goes out repository by repository as the batch finishes them: a whole registry's
+    // images are never all held at once.
+    let mut out = StreamedReport::start(
+        &report,
+        "images",
+        args.report.as_deref(),
+        args.output.format,
+        render_image,
+        bar.clone(),
+    )?;
+    let mut verdict = Verdict::default();
+    let mut deliver = |images: Vec<ImageMigration>| {
+        for i in &images {
+            report.totals.add(i);
+            bar.suspend(|| verdict.image(i));
+            out.item(i);
+        }
+    };
     // One batch over every repository: --jobs images in flight across all of them, each repository
     // starting as soon as it is resolved (with --all-repos, on the catalog's first page).
     let resolved = targets::resolve(&targets, &target_options, &client);
-    let batch = migrate::migrate_batch(resolved, &verifier, &options, journal.as_ref(), &progress).await;
-    report.images = batch.reports;
-    report.errors = batch.errors;
+    let errors =
+        migrate::migrate_batch_streamed(resolved, &verifier, &options, journal.as_ref(), &progress, &mut deliver).await;
     bar.finish_and_clear();
+    report.errors = errors;
     report.unclaimed_attachments = setup::unclaimed_attachments(&target_options, !report.errors.is_empty());
-    report.recount();
     report.registries = client.facts();
     report.requests = RequestStats::of(&client);
 
-    crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
-    let code = finish(&report);
+    out.finish(&report, &render_totals(&report))?;
+    let code = verdict.finish(&report.errors);
     if let Some(path) = &args.metrics {
-        let m = metrics(&report, args.targets.shard);
+        let m = metrics(&report, &verdict, args.targets.shard);
         crate::commands::write_metrics(m, path, started, code == ExitCode::SUCCESS);
     }
     Ok(code)
@@ -75,7 +93,11 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
 
 /// Images by outcome, attestations written, bytes read and written, failures by kind, duration, last
 /// success.
-fn metrics(report: &MigrateReport, shard: Option<att2ref::targets::Shard>) -> att2ref::metrics::Metrics {
+fn metrics(
+    report: &MigrateReport,
+    verdict: &Verdict,
+    shard: Option<att2ref::targets::Shard>,
+) -> att2ref::metrics::Metrics {
     let mut m = crate::commands::metrics("migrate", shard);
     for (outcome, n) in &report.totals.outcomes {
         m.gauge("att2ref_images", "Images by outcome at the last run.", &[("outcome", outcome)], *n as f64);
@@ -89,14 +111,7 @@ fn metrics(report: &MigrateReport, shard: Option<att2ref::targets::Shard>) -> at
         &[("direction", "written")],
         t.bytes_written as f64,
     );
-    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
-    for i in &report.images {
-        if let Some(kind) = &i.error_kind {
-            *kinds.entry(kind.clone()).or_default() += 1;
-        } else if i.outcome == Outcome::Blocked {
-            *kinds.entry("blocked".to_owned()).or_default() += 1;
-        }
-    }
+    let mut kinds = verdict.failures.clone();
     for e in &report.errors {
         *kinds.entry(e.error_kind.clone()).or_default() += 1;
     }
@@ -106,14 +121,16 @@ fn metrics(report: &MigrateReport, shard: Option<att2ref::targets::Shard>) -> at
     m
 }
 
-/// Warnings on stderr and the exit code.
-fn finish(report: &MigrateReport) -> ExitCode {
-    for e in &report.errors {
-        eprintln!("error: {}: {}", e.target, e.message);
-    }
-    let mut code = 0u8;
-    let mut worse = |c: u8| code = code.max(c);
-    for i in &report.images {
+/// What the images say about the run, as they arrive: warnings and errors on stderr, the exit code,
+/// failures by kind.
+#[derive(Default)]
+struct Verdict {
+    code: u8,
+    failures: std::collections::BTreeMap<String, usize>,
+}
+
+impl Verdict {
+    fn image(&mut self, i: &ImageMigration) {
         let what = format!("{}@{}", i.repository, i.image);
         match i.outcome {
             Outcome::Orphaned | Outcome::SkippedSignatureSwitch => {
@@ -121,19 +138,29 @@ fn finish(report: &MigrateReport) -> ExitCode {
             }
             Outcome::Blocked => {
                 eprintln!("error: {what}: blocked: {}", i.reasons.join("; "));
-                worse(exit::CHECK_FAILED);
+                self.code = self.code.max(exit::CHECK_FAILED);
             }
             Outcome::Failed => {
                 eprintln!("error: {what}: failed: {}", i.reasons.join("; "));
-                worse(i.kind.map_or(exit::COULD_NOT_CHECK, exit::for_kind));
+                self.code = self.code.max(i.kind.map_or(exit::COULD_NOT_CHECK, exit::for_kind));
             }
             _ => {}
         }
+        if let Some(kind) = &i.error_kind {
+            *self.failures.entry(kind.clone()).or_default() += 1;
+        } else if i.outcome == Outcome::Blocked {
+            *self.failures.entry("blocked".to_owned()).or_default() += 1;
+        }
     }
-    if !report.errors.is_empty() {
-        worse(exit::COULD_NOT_CHECK);
+
+    /// The targets that failed on stderr, and the exit code.
+    fn finish(&self, errors: &[att2ref::targets::TargetError]) -> ExitCode {
+        for e in errors {
+            eprintln!("error: {}: {}", e.target, e.message);
+        }
+        let code = if errors.is_empty() { self.code } else { self.code.max(exit::COULD_NOT_CHECK) };
+        ExitCode::from(code)
     }
-    ExitCode::from(code)
 }
 
 struct Bar {
@@ -153,58 +180,61 @@ impl Progress<ImageMigration> for Bar {
     }
 }
 
-/// The report for people: one block per image, then totals.
-fn render(report: &MigrateReport) -> String {
+/// The report for people, one image: its outcome, then its layers or referrers.
+fn render_image(i: &ImageMigration) -> String {
     let mut out = String::new();
-    for i in &report.images {
-        out.push_str(&format!("{:<24} {}@{}\n", i.outcome.as_str(), i.repository, i.image));
-        for r in &i.reasons {
-            out.push_str(&format!("    {r}\n"));
-        }
-        if let Some(plan) = &i.plan {
-            for item in &plan.items {
-                let action = match &item.verdict {
-                    Verdict::Write => "write".to_owned(),
-                    Verdict::AlreadyPresent => "present".to_owned(),
-                    Verdict::Blocked { message, .. } => format!("blocked: {message}"),
-                };
-                let manifest = item
-                    .manifest
-                    .as_ref()
-                    .map(|m| format!(" -> {} ({})", m.digest.short(), size(m.size)))
-                    .unwrap_or_default();
-                out.push_str(&format!(
-                    "    layer {} {}{manifest}: {action}\n",
-                    item.source.layer_index, item.predicate_type
-                ));
-                for note in &item.notes {
-                    out.push_str(&format!("        note: {note}\n"));
-                }
-            }
+    out.push_str(&format!("{:<24} {}@{}\n", i.outcome.as_str(), i.repository, i.image));
+    for r in &i.reasons {
+        out.push_str(&format!("    {r}\n"));
+    }
+    if let Some(plan) = &i.plan {
+        for item in &plan.items {
+            let action = match &item.verdict {
+                ConvertVerdict::Write => "write".to_owned(),
+                ConvertVerdict::AlreadyPresent => "present".to_owned(),
+                ConvertVerdict::Blocked { message, .. } => format!("blocked: {message}"),
+            };
+            let manifest = item
+                .manifest
+                .as_ref()
+                .map(|m| format!(" -> {} ({})", m.digest.short(), size(m.size)))
+                .unwrap_or_default();
             out.push_str(&format!(
-                "    plan: {} to write, {} present, {} blocked; {} new blob(s), {}\n",
-                plan.totals.write,
-                plan.totals.already_present,
-                plan.totals.blocked,
-                plan.totals.new_blobs,
-                size(plan.totals.new_blob_bytes + plan.totals.manifest_bytes)
+                "    layer {} {}{manifest}: {action}\n",
+                item.source.layer_index, item.predicate_type
             ));
-        } else {
-            for r in &i.referrers {
-                let state = if r.existed { "existing" } else { "new" };
-                out.push_str(&format!(
-                    "    {} {} ({}, {state}) {}\n",
-                    r.digest.short(),
-                    r.predicate_type,
-                    size(r.size),
-                    layer_note(r.layer_index)
-                ));
+            for note in &item.notes {
+                out.push_str(&format!("        note: {note}\n"));
             }
+        }
+        out.push_str(&format!(
+            "    plan: {} to write, {} present, {} blocked; {} new blob(s), {}\n",
+            plan.totals.write,
+            plan.totals.already_present,
+            plan.totals.blocked,
+            plan.totals.new_blobs,
+            size(plan.totals.new_blob_bytes + plan.totals.manifest_bytes)
+        ));
+    } else {
+        for r in &i.referrers {
+            let state = if r.existed { "existing" } else { "new" };
+            out.push_str(&format!(
+                "    {} {} ({}, {state}) {}\n",
+                r.digest.short(),
+                r.predicate_type,
+                size(r.size),
+                layer_note(r.layer_index)
+            ));
         }
     }
+    out
+}
+
+/// The report for people, after the images: the totals.
+fn render_totals(report: &MigrateReport) -> String {
     let t = &report.totals;
     let outcomes: Vec<String> = t.outcomes.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    out.push_str(&format!(
+    format!(
         "{} image(s): {}; {} referrer(s) written, {} written, {} read{}\n",
         t.images,
         if outcomes.is_empty() { "none".to_owned() } else { outcomes.join(", ") },
@@ -212,8 +242,7 @@ fn render(report: &MigrateReport) -> String {
         size(t.bytes_written),
         size(t.bytes_read),
         if report.dry_run { " (dry run: nothing written)" } else { "" }
-    ));
-    out
+    )
 }
 
 fn layer_note(index: usize) -> String {

@@ -9,6 +9,7 @@ mod probe;
 mod prune;
 mod rollback;
 mod status;
+mod streamed;
 mod verify;
 
 use std::io::Write;

@@ -1,0 +1,219 @@
+//! A report written while the batch runs: its items (one per image) go out as the engine delivers them,
+//! so a run over a whole registry holds no more of its report than the repositories still in progress.
+//! The bytes are those of the report serialised whole (`--report FILE` and `-o json`), or the text
+//! blocks in the same order (`-o text`); only the fields after the items wait for the end.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, anyhow};
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use crate::args::Format;
+
+/// Where the items of a report go as they arrive, then its closing fields.
+pub struct StreamedReport<I> {
+    /// The top-level field that holds the items.
+    field: &'static str,
+    file: Option<(PathBuf, BufWriter<File>)>,
+    format: Format,
+    text: fn(&I) -> String,
+    bar: ProgressBar,
+    head: String,
+    items: usize,
+    /// The first write that failed: nothing more is written, and `finish` returns it.
+    failed: Option<anyhow::Error>,
+}
+
+impl<I: Serialize> StreamedReport<I> {
+    /// Start the report: `report` is the whole report with no items yet; `text` renders one item for
+    /// `-o text`. The report file is created now, so a path that cannot be written fails before any work.
+    pub fn start<T: Serialize>(
+        report: &T,
+        field: &'static str,
+        file: Option<&Path>,
+        format: Format,
+        text: fn(&I) -> String,
+        bar: ProgressBar,
+    ) -> Result<Self> {
+        let (head, _) = split(report, field)?;
+        let file = match file {
+            Some(path) => {
+                let f = File::create(path).map_err(|e| anyhow!("writing --report {}: {e}", path.display()))?;
+                Some((path.to_owned(), BufWriter::new(f)))
+            }
+            None => None,
+        };
+        let mut streamed =
+            StreamedReport { field, file, format, text, bar, head: head.clone(), items: 0, failed: None };
+        streamed.write_json(&head);
+        Ok(streamed)
+    }
+
+    /// One more item.
+    pub fn item(&mut self, item: &I) {
+        let json = match serde_json::to_string_pretty(item) {
+            Ok(json) => json,
+            Err(e) => return self.fail(e.into()),
+        };
+        // Nested two levels deep in the whole report: every line indented by four spaces.
+        let mut chunk = String::from(if self.items == 0 { "\n" } else { ",\n" });
+        for (n, line) in json.lines().enumerate() {
+            if n > 0 {
+                chunk.push('\n');
+            }
+            chunk.push_str("    ");
+            chunk.push_str(line);
+        }
+        self.items += 1;
+        self.write_json(&chunk);
+        if self.format == Format::Text {
+            let text = (self.text)(item);
+            self.write_stdout(&text);
+        }
+    }
+
+    /// Close the item list and write the fields after it (`report` is the whole report with no items,
+    /// its totals complete) and, for `-o text`, the closing `text`.
+    pub fn finish<T: Serialize>(mut self, report: &T, text: &str) -> Result<()> {
+        let (head, tail) = split(report, self.field)?;
+        if head != self.head {
+            return Err(anyhow!("internal: the report's opening fields changed during the run"));
+        }
+        let close = if self.items == 0 { format!("]{tail}\n") } else { format!("\n  ]{tail}\n") };
+        self.write_json(&close);
+        if self.format == Format::Text {
+            self.write_stdout(text);
+        }
+        if let Some((path, mut f)) = self.file.take()
+            && self.failed.is_none()
+            && let Err(e) = f.flush()
+        {
+            self.failed = Some(anyhow!("writing --report {}: {e}", path.display()));
+        }
+        match self.failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn write_json(&mut self, chunk: &str) {
+        if self.failed.is_some() {
+            return;
+        }
+        if let Some((path, f)) = &mut self.file
+            && let Err(e) = f.write_all(chunk.as_bytes())
+        {
+            let e = anyhow!("writing --report {}: {e}", path.display());
+            return self.fail(e);
+        }
+        if self.format == Format::Json {
+            self.write_stdout(chunk);
+        }
+    }
+
+    fn write_stdout(&mut self, chunk: &str) {
+        if self.failed.is_some() {
+            return;
+        }
+        // The progress bar draws on stderr: keep it off the terminal while stdout is written.
+        let written = self.bar.suspend(|| {
+            let mut out = std::io::stdout().lock();
+            out.write_all(chunk.as_bytes()).and_then(|()| out.flush())
+        });
+        if let Err(e) = written {
+            // Kept as the io::Error it is, so that main recognises a closed pipe.
+            self.fail(e.into());
+        }
+    }
+
+    fn fail(&mut self, e: anyhow::Error) {
+        self.failed.get_or_insert(e);
+    }
+}
+
+/// The whole report serialised with no items, cut where they go: what comes before them (up to the
+/// list's opening bracket) and what comes after (from the field after the list).
+fn split<T: Serialize>(report: &T, field: &str) -> Result<(String, String)> {
+    let whole = serde_json::to_string_pretty(report)?;
+    let marker = format!("\n  \"{field}\": []");
+    let at = whole.find(&marker).ok_or_else(|| anyhow!("internal: the report has no empty top-level \"{field}\""))?;
+    let head = whole[..at + marker.len() - 1].to_owned();
+    let tail = whole[at + marker.len()..].to_owned();
+    Ok((head, tail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Serialize)]
+    struct Item {
+        name: String,
+        list: Vec<u32>,
+        note: Option<String>,
+    }
+
+    #[derive(Clone, Serialize)]
+    struct Whole {
+        format: &'static str,
+        targets: Vec<String>,
+        images: Vec<Item>,
+        totals: std::collections::BTreeMap<String, usize>,
+        errors: Vec<String>,
+    }
+
+    fn whole(items: Vec<Item>) -> Whole {
+        let totals = [("items".to_owned(), items.len())].into_iter().collect();
+        Whole {
+            format: "f/1",
+            targets: vec!["a".into(), "b\n\"images\": []".into()],
+            images: items,
+            totals,
+            errors: vec![],
+        }
+    }
+
+    fn streamed(items: &[Item]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.json");
+        // Text output goes straight to stdout, past the test harness: none here.
+        let text: fn(&Item) -> String = |_| String::new();
+        let mut report =
+            StreamedReport::start(&whole(vec![]), "images", Some(&path), Format::Text, text, ProgressBar::hidden())
+                .unwrap();
+        for i in items {
+            report.item(i);
+        }
+        let mut closing = whole(vec![]);
+        closing.totals = whole(items.to_vec()).totals;
+        report.finish(&closing, "").unwrap();
+        std::fs::read_to_string(&path).unwrap()
+    }
+
+    #[test]
+    fn the_streamed_report_is_byte_for_byte_the_whole_one() {
+        let item = |n: u32| Item {
+            name: format!("image {n}\nwith \"quotes\""),
+            list: (0..n).collect(),
+            note: n.is_multiple_of(2).then(|| "even".to_owned()),
+        };
+        for count in [0, 1, 3] {
+            let items: Vec<Item> = (0..count).map(item).collect();
+            let mut expected = serde_json::to_string_pretty(&whole(items.clone())).unwrap();
+            expected.push('\n');
+            assert_eq!(streamed(&items), expected, "{count} items");
+        }
+    }
+
+    #[test]
+    fn a_report_without_the_field_is_refused() {
+        let text: fn(&Item) -> String = |i| i.name.clone();
+        let err = StreamedReport::start(&whole(vec![]), "other", None, Format::Json, text, ProgressBar::hidden())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("\"other\""), "{err}");
+    }
+}
