@@ -333,3 +333,17 @@ where
 {
     batch::run(job, targets, job.options.migrate.jobs, job.journal.map(|j| &j.events), progress).await
 }
+
+/// [`copy_batch`], handing each repository's image reports to `deliver` as soon as they are final
+/// (target order, see [`batch::run_streamed`]). Returns the sources that could not be resolved or listed.
+pub async fn copy_batch_streamed<S>(
+    targets: S,
+    job: &CopyJob<'_>,
+    progress: &dyn Progress<ImageCopy>,
+    deliver: &mut (dyn FnMut(Vec<ImageCopy>) + Send),
+) -> Vec<TargetError>
+where
+    S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
+{
+    batch::run_streamed(job, targets, job.options.migrate.jobs, job.journal.map(|j| &j.events), progress, deliver).await
+}

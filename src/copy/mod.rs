@@ -71,7 +71,7 @@ use crate::store::Repository;
 use crate::store::tag_schema::IndexOptions;
 use crate::verification::Verifier;
 
-pub use batch::{CopyJob, Destination, copy_batch};
+pub use batch::{CopyJob, Destination, copy_batch, copy_batch_streamed};
 pub use referrers::{CopiedReferrer, LeftBehind, ReferrerFilter};
 pub use report::{CopyOutcome, CopyReport, ImageCopy};
 pub use transfer::TransferStats;

@@ -182,18 +182,26 @@ impl CopyReport {
 
     /// Recompute the totals from the images.
     pub fn recount(&mut self) {
-        let mut t = CopyTotals { images: self.images.len(), ..CopyTotals::default() };
+        let mut t = CopyTotals::default();
         for i in &self.images {
-            *t.outcomes.entry(i.outcome.as_str().to_owned()).or_default() += 1;
-            t.referrers_converted += i.converted.iter().flat_map(|c| &c.referrers).filter(|r| !r.existed).count();
-            t.referrers_copied += i.referrers.iter().filter(|r| !r.existed).count();
-            t.left_behind += i.left_behind.len();
-            t.blobs_copied += i.transfer.blobs_copied;
-            t.blobs_mounted += i.transfer.blobs_mounted;
-            t.blobs_present += i.transfer.blobs_present;
-            t.bytes_read += i.bytes_read();
-            t.bytes_written += i.bytes_written();
+            t.add(i);
         }
         self.totals = t;
+    }
+}
+
+impl CopyTotals {
+    /// Count one more image (what a streamed report does as images arrive).
+    pub fn add(&mut self, i: &ImageCopy) {
+        self.images += 1;
+        *self.outcomes.entry(i.outcome.as_str().to_owned()).or_default() += 1;
+        self.referrers_converted += i.converted.iter().flat_map(|c| &c.referrers).filter(|r| !r.existed).count();
+        self.referrers_copied += i.referrers.iter().filter(|r| !r.existed).count();
+        self.left_behind += i.left_behind.len();
+        self.blobs_copied += i.transfer.blobs_copied;
+        self.blobs_mounted += i.transfer.blobs_mounted;
+        self.blobs_present += i.transfer.blobs_present;
+        self.bytes_read += i.bytes_read();
+        self.bytes_written += i.bytes_written();
     }
 }

@@ -105,11 +105,42 @@ pub async fn prune_batch<S>(
 where
     S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
 {
+    let mut items = Vec::new();
+    let errors = prune_batch_streamed(
+        targets,
+        verifier,
+        options,
+        orphan_search,
+        journal,
+        progress,
+        jobs,
+        &mut |repositories: Vec<Vec<Item>>| items.extend(repositories.into_iter().flatten()),
+    )
+    .await;
+    PruneBatch { items, errors }
+}
+
+/// [`prune_batch`], handing each repository's items to `deliver` as soon as they are final (target
+/// order, see [`batch::run_streamed`]; one `Vec<Item>` per unit: the repository, or the images a target
+/// named in it). Returns the targets that could not be resolved.
+#[allow(clippy::too_many_arguments)]
+pub async fn prune_batch_streamed<S>(
+    targets: S,
+    verifier: &Arc<Verifier>,
+    options: &PruneOptions,
+    orphan_search: Option<&SearchSets>,
+    journal: Option<&Journal<AuditEvent>>,
+    progress: &dyn Progress<Vec<Item>>,
+    jobs: usize,
+    deliver: &mut (dyn FnMut(Vec<Vec<Item>>) + Send),
+) -> Vec<TargetError>
+where
+    S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
+{
     let observer: &dyn Observer = match journal {
         Some(j) => j,
         None => &(),
     };
     let job = PruneJob { verifier, options, orphan_search, observer };
-    let outcome = batch::run(&job, targets, jobs, None, progress).await;
-    PruneBatch { items: outcome.reports.into_iter().flatten().collect(), errors: outcome.errors }
+    batch::run_streamed(&job, targets, jobs, None, progress, deliver).await
 }

@@ -140,6 +140,18 @@ pub struct PruneTotals {
     pub bytes: u64,
 }
 
+impl PruneTotals {
+    /// Count one more item (what a streamed report does as items arrive).
+    pub fn add(&mut self, i: &Item) {
+        self.items += 1;
+        *self.statuses.entry(i.status).or_default() += 1;
+        *self.kinds.entry(i.kind).or_default() += 1;
+        if matches!(i.status, Status::Planned | Status::Removed) {
+            self.bytes += i.size;
+        }
+    }
+}
+
 /// The whole run.
 #[derive(Clone, Debug, Serialize)]
 pub struct PruneReport {
@@ -190,12 +202,7 @@ impl PruneReport {
     pub fn recount(&mut self) {
         let mut t = PruneTotals::default();
         for i in &self.items {
-            t.items += 1;
-            *t.statuses.entry(i.status).or_default() += 1;
-            *t.kinds.entry(i.kind).or_default() += 1;
-            if matches!(i.status, Status::Planned | Status::Removed) {
-                t.bytes += i.size;
-            }
+            t.add(i);
         }
         self.totals = t;
     }

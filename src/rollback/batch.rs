@@ -87,3 +87,20 @@ where
 {
     batch::run(&RollbackJob { verifier, options }, targets, jobs, journal, progress).await
 }
+
+/// [`rollback_batch`], handing each repository's image reports to `deliver` as soon as they are final
+/// (target order, see [`batch::run_streamed`]). Returns the targets and listings that failed.
+pub async fn rollback_batch_streamed<S>(
+    targets: S,
+    verifier: &Arc<Verifier>,
+    options: &RollbackOptions,
+    jobs: usize,
+    journal: Option<&Journal<RollbackEvent>>,
+    progress: &dyn Progress<ImageRollback>,
+    deliver: &mut (dyn FnMut(Vec<ImageRollback>) + Send),
+) -> Vec<TargetError>
+where
+    S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
+{
+    batch::run_streamed(&RollbackJob { verifier, options }, targets, jobs, journal, progress, deliver).await
+}

@@ -31,7 +31,7 @@ use crate::store::tag_schema::{self, IndexOptions};
 use crate::store::{ReferrersSource, Repository};
 use crate::verification::Verifier;
 
-pub use batch::{RollbackJob, rollback_batch};
+pub use batch::{RollbackJob, rollback_batch, rollback_batch_streamed};
 pub use report::{ImageRollback, RollbackOutcome, RollbackReport};
 
 /// How to roll back.

@@ -133,20 +133,29 @@ impl RollbackReport {
         images: Vec<ImageRollback>,
         errors: Vec<TargetError>,
     ) -> RollbackReport {
-        let mut outcomes = BTreeMap::new();
-        for i in &images {
-            *outcomes.entry(i.outcome.as_str().to_owned()).or_default() += 1;
-        }
-        RollbackReport {
+        let mut report = RollbackReport {
             format: REPORT_FORMAT,
             targets,
             apply,
-            referrers_removed: images.iter().map(|i| i.removed.len() + i.planned.len()).sum(),
-            referrers_kept: images.iter().map(|i| i.kept.len()).sum(),
-            images,
-            outcomes,
+            images: Vec::new(),
+            outcomes: BTreeMap::new(),
+            referrers_removed: 0,
+            referrers_kept: 0,
             errors,
             unclaimed_attachments: Vec::new(),
+        };
+        for i in &images {
+            report.count(i);
         }
+        report.images = images;
+        report
+    }
+
+    /// Count one more image in the totals, without keeping it (what a streamed report does as images
+    /// arrive).
+    pub fn count(&mut self, i: &ImageRollback) {
+        *self.outcomes.entry(i.outcome.as_str().to_owned()).or_default() += 1;
+        self.referrers_removed += i.removed.len() + i.planned.len();
+        self.referrers_kept += i.kept.len();
     }
 }

@@ -160,3 +160,19 @@ where
 {
     batch::run(job, targets, jobs, None, progress).await
 }
+
+/// [`status_batch`], handing each repository's units to `deliver` as soon as they are final (target
+/// order, see [`batch::run_streamed`]) instead of holding them all until the end. Returns the targets
+/// and listings that failed.
+pub async fn status_batch_streamed<S>(
+    targets: S,
+    job: &StatusJob,
+    jobs: usize,
+    progress: &dyn Progress<UnitStatus>,
+    deliver: &mut (dyn FnMut(Vec<UnitStatus>) + Send),
+) -> Vec<TargetError>
+where
+    S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
+{
+    batch::run_streamed(job, targets, jobs, None, progress, deliver).await
+}

@@ -49,7 +49,7 @@ use crate::read::referrers::{ReferrerContent, read_referrer};
 use crate::store::Repository;
 use crate::verification::{SignedEntity, Verifier, verify_off_thread};
 
-pub use batch::{StatusJob, status_batch};
+pub use batch::{StatusJob, status_batch, status_batch_streamed};
 pub use report::StatusReport;
 use state::{ConsumerBytes, ConsumerView, ImageState, Observed, ReferrerFacts, UnmigratedLayer};
 

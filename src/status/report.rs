@@ -73,15 +73,23 @@ impl StatusReport {
             unclaimed_attachments: Vec::new(),
         };
         for unit in units {
-            let counts = report.repositories.entry(unit.repository.clone()).or_insert_with(Counts::with_every_state);
-            for image in unit.images {
-                counts.add(&image);
-                report.totals.add(&image);
-                report.images.push(image);
-            }
-            errors.extend(unit.error);
+            let images = report.add(unit);
+            report.images.extend(images);
         }
+        errors.append(&mut report.errors);
         report.errors = errors;
         report
+    }
+
+    /// Count one unit in (its repository's counts, the totals, its error) and hand back its images,
+    /// which are not kept: what a streamed report does as units arrive.
+    pub fn add(&mut self, unit: UnitStatus) -> Vec<ImageStatus> {
+        let counts = self.repositories.entry(unit.repository.clone()).or_insert_with(Counts::with_every_state);
+        for image in &unit.images {
+            counts.add(image);
+            self.totals.add(image);
+        }
+        self.errors.extend(unit.error);
+        unit.images
     }
 }

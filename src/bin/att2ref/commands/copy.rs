@@ -21,6 +21,7 @@ use att2ref::targets::{self, TargetOptions};
 use indicatif::ProgressBar;
 
 use crate::args::{CopyArgs, LegacyArg};
+use crate::commands::streamed::StreamedReport;
 use crate::exit::Usage;
 use crate::render::size;
 use crate::{exit, setup};
@@ -63,16 +64,34 @@ pub async fn run(args: CopyArgs, quiet: bool) -> Result<ExitCode> {
     let job = CopyJob::new(&destination, &verifier, &options, named_tags, journal.as_ref());
     let bar = crate::commands::progress_bar(quiet, "{bar:30} {pos}/{len} images  {msg}  [{elapsed}]", "0 B written");
     let progress = Bar { bar: bar.clone(), written: AtomicU64::new(0) };
-    let outcome = att2ref::copy::copy_batch(resolved, &job, &progress).await;
-    bar.finish_and_clear();
-
+    // The report goes out repository by repository as the batch finishes them.
     let mut report = CopyReport::new(args.source.clone(), args.destination.clone(), legacy.as_str());
-    report.images = outcome.reports;
-    report.errors = outcome.errors;
-    report.recount();
+    let mut out = StreamedReport::start(
+        &report,
+        "images",
+        args.report.as_deref(),
+        args.output.format,
+        render_image,
+        bar.clone(),
+    )?;
+    let mut code = 0u8;
+    let mut deliver = |images: Vec<ImageCopy>| {
+        for i in &images {
+            report.totals.add(i);
+            code = code.max(bar.suspend(|| warn(i)));
+            out.item(i);
+        }
+    };
+    let errors = att2ref::copy::copy_batch_streamed(resolved, &job, &progress, &mut deliver).await;
+    bar.finish_and_clear();
+    report.errors = errors;
     report.requests = RequestStats::of(&client);
-    crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
-    Ok(finish(&report))
+    out.finish(&report, &render_totals(&report))?;
+    for e in &report.errors {
+        eprintln!("error: {}: {}", e.target, e.message);
+        code = code.max(exit::COULD_NOT_CHECK);
+    }
+    Ok(ExitCode::from(code))
 }
 
 /// Where copies go, and the tags a named image is pushed under (DST's tag, else SRC's).
@@ -121,34 +140,24 @@ fn destination(
     Ok((destination, tags))
 }
 
-/// Warnings on stderr and the exit code.
-fn finish(report: &CopyReport) -> ExitCode {
-    for e in &report.errors {
-        eprintln!("error: {}: {}", e.target, e.message);
-    }
-    let mut code = 0u8;
-    let mut worse = |c: u8| code = code.max(c);
-    for i in &report.images {
-        let what = format!("{}@{}", i.source, i.image);
-        match i.outcome {
-            CopyOutcome::Blocked => {
-                eprintln!("error: {what}: blocked: {}", i.reasons.join("; "));
-                worse(exit::CHECK_FAILED);
-            }
-            CopyOutcome::Failed => {
-                eprintln!("error: {what}: failed: {}", i.reasons.join("; "));
-                worse(i.kind.map_or(exit::COULD_NOT_CHECK, exit::for_kind));
-            }
-            _ => {}
+/// Warnings and errors about one image on stderr; the exit code it calls for.
+fn warn(i: &ImageCopy) -> u8 {
+    let what = format!("{}@{}", i.source, i.image);
+    let code = match i.outcome {
+        CopyOutcome::Blocked => {
+            eprintln!("error: {what}: blocked: {}", i.reasons.join("; "));
+            exit::CHECK_FAILED
         }
-        for l in &i.left_behind {
-            eprintln!("warning: {what}: left behind: {}: {}", l.item, l.reason);
+        CopyOutcome::Failed => {
+            eprintln!("error: {what}: failed: {}", i.reasons.join("; "));
+            i.kind.map_or(exit::COULD_NOT_CHECK, exit::for_kind)
         }
+        _ => 0,
+    };
+    for l in &i.left_behind {
+        eprintln!("warning: {what}: left behind: {}: {}", l.item, l.reason);
     }
-    if !report.errors.is_empty() {
-        worse(exit::COULD_NOT_CHECK);
-    }
-    ExitCode::from(code)
+    code
 }
 
 struct Bar {
@@ -169,46 +178,49 @@ impl Progress<ImageCopy> for Bar {
     }
 }
 
-/// The report for people: one block per image, then totals.
-fn render(report: &CopyReport) -> String {
+/// The report for people, one image: its outcome, what moved, what was converted or left behind.
+fn render_image(i: &ImageCopy) -> String {
     let mut out = String::new();
-    for i in &report.images {
-        let tags = if i.tags.is_empty() { String::new() } else { format!(" ({})", i.tags.join(", ")) };
-        out.push_str(&format!("{:<16} {}@{} -> {}{tags}\n", i.outcome.as_str(), i.source, i.image, i.destination));
-        for r in &i.reasons {
-            out.push_str(&format!("    {r}\n"));
-        }
-        let t = &i.transfer;
-        out.push_str(&format!(
-            "    {} manifest(s) written, {} present; blobs: {} copied, {} mounted, {} present\n",
-            t.manifests_written, t.manifests_present, t.blobs_copied, t.blobs_mounted, t.blobs_present
-        ));
-        for c in &i.converted {
-            for r in &c.referrers {
-                let state = if r.existed { "present" } else { "written" };
-                out.push_str(&format!(
-                    "    converted {} -> {} ({state}) for {}\n",
-                    r.predicate_type,
-                    r.digest.short(),
-                    c.image.short()
-                ));
-            }
-        }
-        for r in &i.referrers {
-            let state = if r.existed { "present" } else { "copied" };
-            let kind = r.artifact_type.as_deref().unwrap_or("no artifact type");
-            out.push_str(&format!("    referrer {} {kind} ({state}) of {}\n", r.digest.short(), r.subject.short()));
-        }
-        for t in &i.legacy_tags {
-            out.push_str(&format!("    legacy tag {t}\n"));
-        }
-        for l in &i.left_behind {
-            out.push_str(&format!("    left behind: {}: {}\n", l.item, l.reason));
+    let tags = if i.tags.is_empty() { String::new() } else { format!(" ({})", i.tags.join(", ")) };
+    out.push_str(&format!("{:<16} {}@{} -> {}{tags}\n", i.outcome.as_str(), i.source, i.image, i.destination));
+    for r in &i.reasons {
+        out.push_str(&format!("    {r}\n"));
+    }
+    let t = &i.transfer;
+    out.push_str(&format!(
+        "    {} manifest(s) written, {} present; blobs: {} copied, {} mounted, {} present\n",
+        t.manifests_written, t.manifests_present, t.blobs_copied, t.blobs_mounted, t.blobs_present
+    ));
+    for c in &i.converted {
+        for r in &c.referrers {
+            let state = if r.existed { "present" } else { "written" };
+            out.push_str(&format!(
+                "    converted {} -> {} ({state}) for {}\n",
+                r.predicate_type,
+                r.digest.short(),
+                c.image.short()
+            ));
         }
     }
+    for r in &i.referrers {
+        let state = if r.existed { "present" } else { "copied" };
+        let kind = r.artifact_type.as_deref().unwrap_or("no artifact type");
+        out.push_str(&format!("    referrer {} {kind} ({state}) of {}\n", r.digest.short(), r.subject.short()));
+    }
+    for t in &i.legacy_tags {
+        out.push_str(&format!("    legacy tag {t}\n"));
+    }
+    for l in &i.left_behind {
+        out.push_str(&format!("    left behind: {}: {}\n", l.item, l.reason));
+    }
+    out
+}
+
+/// The report for people, after the images: the totals.
+fn render_totals(report: &CopyReport) -> String {
     let t = &report.totals;
     let outcomes: Vec<String> = t.outcomes.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    out.push_str(&format!(
+    format!(
         "{} image(s): {}; {} attestation(s) converted, {} referrer(s) copied, {} left behind; {} written, {} read\n",
         t.images,
         if outcomes.is_empty() { "none".to_owned() } else { outcomes.join(", ") },
@@ -217,6 +229,5 @@ fn render(report: &CopyReport) -> String {
         t.left_behind,
         size(t.bytes_written),
         size(t.bytes_read)
-    ));
-    out
+    )
 }

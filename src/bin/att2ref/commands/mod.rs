@@ -67,24 +67,6 @@ pub fn print_text(text: &str) -> Result<()> {
     Ok(())
 }
 
-/// Write a report to `--report FILE` (always JSON) and print it on stdout in the chosen format.
-pub fn output_report<T: Serialize>(
-    report: &T,
-    file: Option<&std::path::Path>,
-    format: crate::args::Format,
-    text: impl Fn(&T) -> String,
-) -> Result<()> {
-    if let Some(path) = file {
-        let mut bytes = serde_json::to_vec_pretty(report)?;
-        bytes.push(b'\n');
-        std::fs::write(path, bytes).map_err(|e| anyhow::anyhow!("writing --report {}: {e}", path.display()))?;
-    }
-    match format {
-        crate::args::Format::Json => print_json(report),
-        crate::args::Format::Text => print_text(&text(report)),
-    }
-}
-
 /// A progress bar on stderr, hidden unless stderr is a terminal (and not with --quiet). Its length
 /// grows as the batch lists repositories.
 pub fn progress_bar(quiet: bool, template: &str, message: &str) -> indicatif::ProgressBar {

@@ -9,13 +9,14 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use att2ref::batch::{Journal, Progress};
 use att2ref::prune::apply::NOT_ATTEMPTED;
-use att2ref::prune::{self, AuditEvent, Item, PruneOptions, PruneReport, SearchSets, Status};
+use att2ref::prune::{self, AuditEvent, Item, ItemKind, PruneOptions, PruneReport, SearchSets, Status};
 use att2ref::store::AnyRepository;
 use att2ref::store::registry::RegistryClient;
 use att2ref::targets::{self, TargetOptions};
 use futures_util::StreamExt;
 
 use crate::args::PruneArgs;
+use crate::commands::streamed::StreamedReport;
 use crate::render::size;
 use crate::{exit, setup};
 
@@ -45,77 +46,145 @@ pub async fn run(args: PruneArgs, quiet: bool) -> Result<ExitCode> {
     let jobs = args.jobs as usize;
     let bar = crate::commands::progress_bar(quiet, "{bar:30} {pos}/{len} repositories  {msg}  [{elapsed}]", "");
     let progress = Bar { bar: bar.clone(), apply: args.apply, removable: Default::default() };
-    let batch =
-        prune::prune_batch(resolved, &verifier, &options, search_sets.as_ref(), journal.as_ref(), &progress, jobs)
-            .await;
+    // The report goes out repository by repository as the batch finishes them.
+    let mut out =
+        StreamedReport::start(&report, "items", args.report.as_deref(), args.output.format, render_item, bar.clone())?;
+    let mut tally = Tally::default();
+    let mut deliver = |units: Vec<Vec<Item>>| {
+        for i in units.iter().flatten() {
+            report.totals.add(i);
+            bar.suspend(|| tally.item(i));
+            out.item(i);
+        }
+    };
+    let errors = prune::prune_batch_streamed(
+        resolved,
+        &verifier,
+        &options,
+        search_sets.as_ref(),
+        journal.as_ref(),
+        &progress,
+        jobs,
+        &mut deliver,
+    )
+    .await;
     bar.finish_and_clear();
-    report.items = batch.items;
-    report.errors = batch.errors;
+    report.errors = errors;
     // A repository whose plan could not be made is an item, not a target error.
-    let failed = !report.errors.is_empty() || report.items.iter().any(|i| i.status == Status::CouldNotCheck);
+    let failed = !report.errors.is_empty() || tally.could_not_check;
     report.unclaimed_attachments = setup::unclaimed_attachments(&target_options, failed);
-    report.recount();
     report.registries = client.facts();
 
-    crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
-    let code = finish(&report);
+    out.finish(&report, &render_totals(&report, tally.removed > 0))?;
+    let code = tally.finish(&report.errors);
     if let Some(path) = &args.metrics {
-        let m = metrics(&report, args.targets.shard);
+        let m = metrics(&tally, &report.errors, args.targets.shard);
         crate::commands::write_metrics(m, path, started, code == ExitCode::SUCCESS);
     }
     Ok(code)
 }
 
 /// Items by kind and status, attestations removed, bytes removed, failures, duration, last success.
-fn metrics(report: &PruneReport, shard: Option<att2ref::targets::Shard>) -> att2ref::metrics::Metrics {
+fn metrics(
+    tally: &Tally,
+    errors: &[att2ref::targets::TargetError],
+    shard: Option<att2ref::targets::Shard>,
+) -> att2ref::metrics::Metrics {
     let mut m = crate::commands::metrics("prune", shard);
-    let mut counts = std::collections::BTreeMap::<(&str, &str), usize>::new();
-    for i in &report.items {
-        *counts.entry((i.kind.as_str(), i.status.as_str())).or_default() += 1;
-    }
-    for ((kind, status), n) in counts {
+    for ((kind, status), n) in &tally.counts {
         m.gauge(
             "att2ref_prune_items",
             "Items found at the last run, by kind and status.",
             &[("kind", kind), ("status", status)],
-            n as f64,
+            *n as f64,
         );
     }
-    let removed = report
-        .items
-        .iter()
-        .filter(|i| {
-            i.kind == att2ref::prune::report::ItemKind::LegacyAttestation
-                && i.status == att2ref::prune::report::Status::Removed
-        })
-        .count();
     m.gauge(
         "att2ref_legacy_attestations_removed",
         "Migrated legacy .att manifests removed at the last run.",
         &[],
-        removed as f64,
+        tally.legacy_removed as f64,
     );
-    let freed: u64 =
-        report.items.iter().filter(|i| i.status == att2ref::prune::report::Status::Removed).map(|i| i.size).sum();
     m.gauge(
         "att2ref_bytes_removed",
         "Bytes of manifests and the layers they named, removed at the last run.",
         &[],
-        freed as f64,
+        tally.freed as f64,
     );
-    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
-    for i in report.items.iter().filter(|i| {
-        matches!(i.status, att2ref::prune::report::Status::Failed | att2ref::prune::report::Status::CouldNotCheck)
-    }) {
-        *kinds.entry(i.status.as_str().to_owned()).or_default() += 1;
-    }
-    for e in &report.errors {
+    let mut kinds = tally.failures.clone();
+    for e in errors {
         *kinds.entry(e.error_kind.clone()).or_default() += 1;
     }
     for (kind, n) in kinds {
         m.gauge("att2ref_failures", "Failures by kind at the last run.", &[("kind", &kind)], n as f64);
     }
     m
+}
+
+/// What the items say about the run, as they arrive: errors on stderr, the exit code, the metrics' counts.
+#[derive(Default)]
+struct Tally {
+    code: u8,
+    counts: std::collections::BTreeMap<(&'static str, &'static str), usize>,
+    removed: usize,
+    legacy_removed: usize,
+    freed: u64,
+    failures: std::collections::BTreeMap<String, usize>,
+    could_not_check: bool,
+    /// A registry that refuses DELETE is said once at the end, not once per item.
+    refusals: Vec<(String, usize)>,
+}
+
+impl Tally {
+    fn item(&mut self, i: &Item) {
+        *self.counts.entry((i.kind.as_str(), i.status.as_str())).or_default() += 1;
+        if i.status == Status::Removed {
+            self.removed += 1;
+            self.freed += i.size;
+            if i.kind == ItemKind::LegacyAttestation {
+                self.legacy_removed += 1;
+            }
+        }
+        self.could_not_check |= i.status == Status::CouldNotCheck;
+        if matches!(i.status, Status::Failed | Status::CouldNotCheck) {
+            *self.failures.entry(i.status.as_str().to_owned()).or_default() += 1;
+        }
+        if let Some(why) = i.reasons.last().filter(|r| r.starts_with(NOT_ATTEMPTED)) {
+            match self.refusals.iter_mut().find(|(w, _)| w == why) {
+                Some((_, n)) => *n += 1,
+                None => self.refusals.push((why.clone(), 1)),
+            }
+            return;
+        }
+        if i.status.is_failure() {
+            let what = match (&i.digest, &i.subject) {
+                (Some(d), _) => format!("{}@{d}", i.repository),
+                (None, Some(s)) => format!("{}@{s}", i.repository),
+                (None, None) => i.repository.clone(),
+            };
+            eprintln!(
+                "error: {what}: {} {}: {}",
+                i.kind.as_str(),
+                i.status.as_str(),
+                i.reasons.last().map_or("", String::as_str)
+            );
+            self.code = self.code.max(exit::COULD_NOT_CHECK);
+        }
+    }
+
+    /// The targets that failed and the refusals on stderr, and the exit code.
+    fn finish(&self, errors: &[att2ref::targets::TargetError]) -> ExitCode {
+        let mut code = self.code;
+        for e in errors {
+            eprintln!("error: {}: {}", e.target, e.message);
+            code = code.max(exit::COULD_NOT_CHECK);
+        }
+        for (why, n) in &self.refusals {
+            eprintln!("error: {why} ({n} removal{} not attempted)", if *n == 1 { "" } else { "s" });
+            code = code.max(exit::COULD_NOT_CHECK);
+        }
+        ExitCode::from(code)
+    }
 }
 
 /// The repositories `--search-repository` names; an image reference there is a usage error.
@@ -159,71 +228,36 @@ impl Progress<Vec<Item>> for Bar {
     }
 }
 
-/// Errors on stderr and the exit code.
-fn finish(report: &PruneReport) -> ExitCode {
-    let mut code = 0u8;
-    for e in &report.errors {
-        eprintln!("error: {}: {}", e.target, e.message);
-        code = code.max(exit::COULD_NOT_CHECK);
+/// The report for people, one item: its status, kind, name and size, then its reasons.
+fn render_item(i: &Item) -> String {
+    let what = i.tag.clone().or_else(|| i.digest.as_ref().map(|d| d.to_string())).unwrap_or_default();
+    let subject = i.subject.as_ref().map(|s| format!(" (image {})", s.short())).unwrap_or_default();
+    let mut out = format!(
+        "{:<16} {:<19} {}/{what}{subject} {}\n",
+        i.status.as_str(),
+        i.kind.as_str(),
+        i.repository,
+        size(i.size)
+    );
+    for r in &i.reasons {
+        out.push_str(&format!("    {r}\n"));
     }
-    // A registry that refuses DELETE is said once, not once per item.
-    let mut refusals: Vec<(&str, usize)> = Vec::new();
-    for why in report.items.iter().filter_map(|i| i.reasons.last()).filter(|r| r.starts_with(NOT_ATTEMPTED)) {
-        match refusals.iter_mut().find(|(w, _)| *w == why.as_str()) {
-            Some((_, n)) => *n += 1,
-            None => refusals.push((why, 1)),
-        }
-    }
-    for (why, n) in &refusals {
-        eprintln!("error: {why} ({n} removal{} not attempted)", if *n == 1 { "" } else { "s" });
-        code = code.max(exit::COULD_NOT_CHECK);
-    }
-    let attempted = |i: &&Item| !i.reasons.last().is_some_and(|r| r.starts_with(NOT_ATTEMPTED));
-    for i in report.items.iter().filter(|i| i.status.is_failure()).filter(attempted) {
-        let what = match (&i.digest, &i.subject) {
-            (Some(d), _) => format!("{}@{d}", i.repository),
-            (None, Some(s)) => format!("{}@{s}", i.repository),
-            (None, None) => i.repository.clone(),
-        };
-        eprintln!(
-            "error: {what}: {} {}: {}",
-            i.kind.as_str(),
-            i.status.as_str(),
-            i.reasons.last().map_or("", String::as_str)
-        );
-        code = code.max(exit::COULD_NOT_CHECK);
-    }
-    ExitCode::from(code)
+    out
 }
 
-/// The report for people: one line per item with its reasons, then totals.
-fn render(report: &PruneReport) -> String {
-    let mut out = String::new();
-    for i in &report.items {
-        let what = i.tag.clone().or_else(|| i.digest.as_ref().map(|d| d.to_string())).unwrap_or_default();
-        let subject = i.subject.as_ref().map(|s| format!(" (image {})", s.short())).unwrap_or_default();
-        out.push_str(&format!(
-            "{:<16} {:<19} {}/{what}{subject} {}\n",
-            i.status.as_str(),
-            i.kind.as_str(),
-            i.repository,
-            size(i.size)
-        ));
-        for r in &i.reasons {
-            out.push_str(&format!("    {r}\n"));
-        }
-    }
+/// The report for people, after the items: the totals.
+fn render_totals(report: &PruneReport, removed_any: bool) -> String {
     let t = &report.totals;
     let statuses: Vec<String> = t.statuses.iter().map(|(k, v)| format!("{v} {}", k.as_str())).collect();
     let verb = if report.apply { "removed" } else { "removable" };
-    out.push_str(&format!(
+    let mut out = format!(
         "{} item(s): {}; {} {verb}{}\n",
         t.items,
         if statuses.is_empty() { "nothing to prune".to_owned() } else { statuses.join(", ") },
         size(t.bytes),
         if report.apply { "" } else { " (dry run: nothing deleted; --apply to delete)" }
-    ));
-    if report.items.iter().any(|i| i.status == Status::Removed) {
+    );
+    if removed_any {
         out.push_str("blobs are freed by the registry's garbage collection\n");
     }
     out

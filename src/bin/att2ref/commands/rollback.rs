@@ -14,6 +14,7 @@ use att2ref::targets;
 use indicatif::ProgressBar;
 
 use crate::args::RollbackArgs;
+use crate::commands::streamed::StreamedReport;
 use crate::{exit, setup};
 
 pub async fn run(args: RollbackArgs, quiet: bool) -> Result<ExitCode> {
@@ -37,32 +38,56 @@ pub async fn run(args: RollbackArgs, quiet: bool) -> Result<ExitCode> {
     let resolved = targets::resolve(&targets, &target_options, &client);
     let bar = crate::commands::progress_bar(quiet, "{bar:30} {pos}/{len} images  [{elapsed}]", "");
     let progress = Bar(bar.clone());
-    let batch =
-        rollback::rollback_batch(resolved, &verifier, &options, args.jobs as usize, journal.as_ref(), &progress).await;
-    bar.finish_and_clear();
-    let mut report = RollbackReport::new(targets, args.apply, batch.reports, batch.errors);
-    report.unclaimed_attachments = setup::unclaimed_attachments(&target_options, !report.errors.is_empty());
-    crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
-    Ok(finish(&report))
-}
-
-fn finish(report: &RollbackReport) -> ExitCode {
+    // The report goes out repository by repository as the batch finishes them.
+    let mut report = RollbackReport::new(targets.clone(), args.apply, Vec::new(), Vec::new());
+    let mut out = StreamedReport::start(
+        &report,
+        "images",
+        args.report.as_deref(),
+        args.output.format,
+        render_image,
+        bar.clone(),
+    )?;
     let mut code = 0u8;
+    let mut deliver = |images: Vec<ImageRollback>| {
+        for i in &images {
+            report.count(i);
+            code = code.max(bar.suspend(|| warn(i)));
+            out.item(i);
+        }
+    };
+    let errors = rollback::rollback_batch_streamed(
+        resolved,
+        &verifier,
+        &options,
+        args.jobs as usize,
+        journal.as_ref(),
+        &progress,
+        &mut deliver,
+    )
+    .await;
+    bar.finish_and_clear();
+    report.errors = errors;
+    report.unclaimed_attachments = setup::unclaimed_attachments(&target_options, !report.errors.is_empty());
+    out.finish(&report, &render_totals(&report))?;
     for e in &report.errors {
         eprintln!("error: {}: {}", e.target, e.message);
         code = exit::COULD_NOT_CHECK;
     }
-    for i in &report.images {
-        let what = format!("{}@{}", i.repository, i.image);
-        for k in &i.kept {
-            eprintln!("warning: {what}: kept referrer {}: {}", k.digest.short(), k.reason);
-        }
-        if i.outcome == RollbackOutcome::Failed {
-            eprintln!("error: {what}: failed: {}", i.reasons.join("; "));
-            code = code.max(exit::COULD_NOT_CHECK);
-        }
+    Ok(ExitCode::from(code))
+}
+
+/// Warnings and errors about one image on stderr; the exit code it calls for.
+fn warn(i: &ImageRollback) -> u8 {
+    let what = format!("{}@{}", i.repository, i.image);
+    for k in &i.kept {
+        eprintln!("warning: {what}: kept referrer {}: {}", k.digest.short(), k.reason);
     }
-    ExitCode::from(code)
+    if i.outcome == RollbackOutcome::Failed {
+        eprintln!("error: {what}: failed: {}", i.reasons.join("; "));
+        return exit::COULD_NOT_CHECK;
+    }
+    0
 }
 
 struct Bar(ProgressBar);
@@ -77,35 +102,37 @@ impl Progress<ImageRollback> for Bar {
     }
 }
 
-fn render(report: &RollbackReport) -> String {
-    let mut out = String::new();
-    for i in &report.images {
-        out.push_str(&format!("{:<22} {}@{}\n", i.outcome.as_str(), i.repository, i.image));
-        for d in &i.planned {
-            out.push_str(&format!("    would remove {d}\n"));
-        }
-        for d in &i.removed {
-            out.push_str(&format!("    removed {d}\n"));
-        }
-        if i.index_removed {
-            out.push_str(&format!("    removed the empty referrers index {}\n", i.image.referrers_tag()));
-        }
-        for k in &i.kept {
-            out.push_str(&format!("    kept {}: {}\n", k.digest, k.reason));
-        }
-        for r in &i.reasons {
-            out.push_str(&format!("    {r}\n"));
-        }
+/// The report for people, one image: its outcome and what was (or would be) removed or kept.
+fn render_image(i: &ImageRollback) -> String {
+    let mut out = format!("{:<22} {}@{}\n", i.outcome.as_str(), i.repository, i.image);
+    for d in &i.planned {
+        out.push_str(&format!("    would remove {d}\n"));
     }
+    for d in &i.removed {
+        out.push_str(&format!("    removed {d}\n"));
+    }
+    if i.index_removed {
+        out.push_str(&format!("    removed the empty referrers index {}\n", i.image.referrers_tag()));
+    }
+    for k in &i.kept {
+        out.push_str(&format!("    kept {}: {}\n", k.digest, k.reason));
+    }
+    for r in &i.reasons {
+        out.push_str(&format!("    {r}\n"));
+    }
+    out
+}
+
+/// The report for people, after the images: the totals.
+fn render_totals(report: &RollbackReport) -> String {
     let outcomes: Vec<String> = report.outcomes.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    out.push_str(&format!(
+    format!(
         "{} image(s): {}; {} referrer(s) {}, {} kept{}\n",
-        report.images.len(),
+        report.outcomes.values().sum::<usize>(),
         if outcomes.is_empty() { "none".to_owned() } else { outcomes.join(", ") },
         report.referrers_removed,
         if report.apply { "removed" } else { "to remove" },
         report.referrers_kept,
         if report.apply { "" } else { " (dry run: nothing removed; --apply to remove)" }
-    ));
-    out
+    )
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use att2ref::batch::Progress;
+use att2ref::status::ImageStatus;
 use att2ref::status::batch::UnitStatus;
 use att2ref::status::state::{ImageState, consumers};
 use att2ref::status::{self, StatusReport};
@@ -14,6 +15,7 @@ use att2ref::targets;
 use indicatif::ProgressBar;
 
 use crate::args::StatusArgs;
+use crate::commands::streamed::StreamedReport;
 use crate::render::size;
 use crate::{exit, setup};
 
@@ -31,11 +33,32 @@ pub async fn run(args: StatusArgs, quiet: bool) -> Result<ExitCode> {
     } else {
         status::StatusJob::new()
     };
-    let outcome = status::status_batch(resolved, &job, args.jobs as usize, &progress).await;
+    // The report goes out repository by repository as the batch finishes them.
+    let mut report = StatusReport::new(targets.clone(), Vec::new(), Vec::new());
+    let mut out = StreamedReport::start(
+        &report,
+        "images",
+        args.report.as_deref(),
+        args.output.format,
+        render_image,
+        bar.clone(),
+    )?;
+    let mut hidden = Hidden::new();
+    let mut deliver = |units: Vec<UnitStatus>| {
+        for unit in units {
+            for image in report.add(unit) {
+                let most = hidden.entry(image.state.as_str()).or_default();
+                *most = (*most).max(image.unmigrated.len());
+                out.item(&image);
+            }
+        }
+    };
+    let errors = status::status_batch_streamed(resolved, &job, args.jobs as usize, &progress, &mut deliver).await;
     bar.finish_and_clear();
-    let mut report = StatusReport::new(targets, outcome.reports, outcome.errors);
+    // The targets that failed first, then what units could not read (as a report made whole has them).
+    report.errors = errors.into_iter().chain(std::mem::take(&mut report.errors)).collect();
     report.unclaimed_attachments = setup::unclaimed_attachments(&target_options, !report.errors.is_empty());
-    crate::commands::output_report(&report, args.report.as_deref(), args.output.format, render)?;
+    out.finish(&report, &render_totals(&report, &hidden))?;
     for e in &report.errors {
         eprintln!("error: {}: {}", e.target, e.message);
     }
@@ -75,29 +98,36 @@ impl Progress<UnitStatus> for Bar {
     }
 }
 
-/// The report for people: one line per image, counts per repository, totals, and what each consumer sees
-/// in the states met.
-fn render(report: &StatusReport) -> String {
-    let mut out = String::new();
-    for i in &report.images {
-        out.push_str(&format!(
-            "{:<17} {}@{}  legacy layers {}, attestation referrers {}\n",
-            i.state.as_str(),
-            i.repository,
-            i.image,
-            i.legacy_layers,
-            i.attestation_referrers
-        ));
-        for u in &i.unverified {
-            out.push_str(&format!("    does not count: referrer {}: {}\n", u.digest.short(), u.reason));
-        }
-        if i.state == ImageState::PartlyMigrated {
-            for l in &i.unmigrated {
-                let what = l.predicate_type.as_deref().unwrap_or("no predicate type annotation");
-                out.push_str(&format!("    not migrated: layer {} ({what})\n", l.index));
-            }
+/// The most layers any image of a state has not migrated, by state (what consumers of such an image
+/// miss at worst).
+type Hidden = std::collections::BTreeMap<&'static str, usize>;
+
+/// The report for people, one image: its state and counts, then what does not count or is not migrated.
+fn render_image(i: &ImageStatus) -> String {
+    let mut out = format!(
+        "{:<17} {}@{}  legacy layers {}, attestation referrers {}\n",
+        i.state.as_str(),
+        i.repository,
+        i.image,
+        i.legacy_layers,
+        i.attestation_referrers
+    );
+    for u in &i.unverified {
+        out.push_str(&format!("    does not count: referrer {}: {}\n", u.digest.short(), u.reason));
+    }
+    if i.state == ImageState::PartlyMigrated {
+        for l in &i.unmigrated {
+            let what = l.predicate_type.as_deref().unwrap_or("no predicate type annotation");
+            out.push_str(&format!("    not migrated: layer {} ({what})\n", l.index));
         }
     }
+    out
+}
+
+/// The report for people, after the images: counts per repository, totals, and what each consumer sees
+/// in the states met.
+fn render_totals(report: &StatusReport, hidden: &Hidden) -> String {
+    let mut out = String::new();
     let header = ImageState::ALL.iter().map(|s| format!("{:>10}", short(*s))).collect::<String>();
     out.push_str(&format!("\n{:<40}{header}\n", "repository"));
     let row = |name: &str, c: &status::report::Counts| {
@@ -114,7 +144,7 @@ fn render(report: &StatusReport) -> String {
         size(report.totals.referrer_bytes)
     ));
     for state in ImageState::ALL.iter().filter(|s| report.totals.states[s.as_str()] > 0) {
-        let hidden = report.images.iter().filter(|i| i.state == *state).map(|i| i.unmigrated.len()).max().unwrap_or(0);
+        let hidden = hidden.get(state.as_str()).copied().unwrap_or(0);
         out.push_str(&format!("what consumers see of a {} image:\n", state.as_str()));
         for v in consumers(*state, hidden) {
             out.push_str(&format!("    {:<22} {}\n", v.consumer, v.sees));
