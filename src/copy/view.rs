@@ -188,6 +188,10 @@ impl<S: Repository, D: Repository> Repository for ConversionView<'_, S, D> {
         self.destination.delete_side_tags().await
     }
 
+    async fn planning_side_tags(&self) -> Result<std::collections::BTreeMap<String, Descriptor>> {
+        self.destination.planning_side_tags().await
+    }
+
     async fn referrers(&self, subject: &Digest, artifact_type: Option<&str>) -> Result<Referrers> {
         self.destination.referrers(subject, artifact_type).await
     }

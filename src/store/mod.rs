@@ -349,6 +349,18 @@ pub trait Repository: Send + Sync {
         resolve_tags(self)
     }
 
+    /// What a plan may take as [`Repository::delete_side_tags`]: the same, except that repositories
+    /// sharing one attachments repository in a run share one read of it, taken by the first of them to
+    /// plan a delete. Only for deciding what to propose: whatever deletes reads
+    /// [`Repository::delete_side_tags`] afresh right before, so a tag that moved since the shared read
+    /// keeps what it holds all the same.
+    fn planning_side_tags(&self) -> impl Future<Output = Result<BTreeMap<String, Descriptor>>> + Send
+    where
+        Self: Sized,
+    {
+        self.delete_side_tags()
+    }
+
     /// The tags page by page, as the store serves them, for work that starts before a long listing is
     /// complete and keeps only one page in memory. Entries are not repeated from one page to the next;
     /// the listing stops at its first error. Stores without pages give every tag as one page.

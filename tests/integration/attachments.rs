@@ -520,6 +520,32 @@ async fn repositories_sharing_an_attachments_repository_each_take_their_own_imag
     let left: Vec<&str> =
         report["unclaimed_attachments"].as_array().unwrap().iter().map(|u| u["image"].as_str().unwrap()).collect();
     assert_eq!(left, [c.1.to_string()], "{}", r.stdout);
+
+    // The shared-digest guard reads every tag of sigs. The repositories planned from one read of it (c's
+    // .att is HEADed by nothing else: no repository of the run claims c's image); each repository that
+    // deletes reads it afresh before acting.
+    let c_att = format!("/v2/shared/sigs/manifests/{}", c.1.cosign_tag("att"));
+    let heads_of_c_att = || seen(&proxy).iter().filter(|(m, p)| m == "HEAD" && *p == c_att).count();
+    let deleting = |report: &Value, status: &str| {
+        let items = report["items"].as_array().unwrap();
+        let repos: std::collections::BTreeSet<&str> =
+            items.iter().filter(|i| i["status"] == status).map(|i| i["repository"].as_str().unwrap()).collect();
+        repos.len()
+    };
+    let planning = deleting(&report, "planned");
+    assert_eq!(planning, 3, "a, b and sigs each plan deletes: {}", r.stdout);
+    let before = heads_of_c_att();
+    let r = shared_run(&["prune", "--all-repos", &proxy.host]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(deleting(&r.json(), "planned"), planning);
+    assert_eq!(heads_of_c_att() - before, 1, "one read for the plans of {planning} repositories");
+    let before = heads_of_c_att();
+    let r = shared_run(&["prune", "--all-repos", &proxy.host, "--apply"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let acting = deleting(&r.json(), "removed");
+    assert_eq!(acting, planning, "{}", r.stdout);
+    assert_eq!(heads_of_c_att() - before, 1 + acting, "one read for the plans, one per repository acting");
+    assert!(sigs.head_manifest(&c.1.cosign_tag("att")).await.unwrap().is_some(), "c's .att, unclaimed, stays");
 }
 
 /// The prune report's item for `tag`.

@@ -306,6 +306,15 @@ impl<R: Repository> Repository for SplitRepository<R> {
         super::resolve_tags(&self.attachments).await
     }
 
+    // Repositories sharing the attachments repository plan from one read of it: without it, a run over
+    // R repositories would resolve every tag of it R times before acting (and R times more when acting).
+    async fn planning_side_tags(&self) -> Result<std::collections::BTreeMap<String, Descriptor>> {
+        match &self.shared {
+            Some(shared) => shared.side_tags(&self.attachments).await.map(|tags| (*tags).clone()),
+            None => self.delete_side_tags().await,
+        }
+    }
+
     async fn list_tags(&self) -> Result<Vec<String>> {
         if self.shared.is_some() {
             let pages: Vec<Result<Vec<String>>> = self.tag_pages().collect().await;

@@ -18,7 +18,7 @@
 //! attachments repository drops every tag there on that digest, so what guards a delete reads all of them
 //! ([`Repository::delete_side_tags`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
@@ -50,6 +50,9 @@ pub struct SharedAttachments {
     claimed: Mutex<HashSet<Digest>>,
     /// Images targets named by digest, by image repository name.
     named: Mutex<HashMap<String, Vec<Digest>>>,
+    /// Every tag of the attachments repository, resolved once for every repository's plan (see
+    /// [`Repository::planning_side_tags`]); a read that failed is not kept, so the next plan tries again.
+    side_tags: tokio::sync::OnceCell<Arc<BTreeMap<String, Descriptor>>>,
 }
 
 /// An image with attachments that no repository of the run tags or names.
@@ -87,6 +90,15 @@ impl SharedAttachments {
             .collect();
         left.sort_by(|a, b| a.image.cmp(&b.image));
         Some(left)
+    }
+
+    /// Every tag of the attachments repository, resolved on the first call of the run (what each
+    /// repository's plan takes as the tags its deletes could drop; acting reads them afresh).
+    pub(super) async fn side_tags<R: Repository>(&self, attachments: &R) -> Result<Arc<BTreeMap<String, Descriptor>>> {
+        self.side_tags
+            .get_or_try_init(|| async { crate::store::resolve_tags(attachments).await.map(Arc::new) })
+            .await
+            .cloned()
     }
 
     fn named_in(&self, repository: &str) -> Vec<Digest> {
@@ -355,6 +367,30 @@ mod tests {
         let left: HashSet<Digest> = shared.unclaimed().unwrap().into_iter().map(|u| u.image).collect();
         assert_eq!(left.len(), subjects.len() - 1, "the index and its platforms");
         assert!(left.contains(&scenario.image) && !left.contains(&other.image));
+    }
+
+    #[tokio::test]
+    async fn plans_share_one_read_of_the_attachments_repository_and_deletes_read_it_afresh() {
+        // The attachments repository as the first plan reads it, and as it is later (two handles: the
+        // in-memory repositories share no state).
+        let (sigs, sigs_later) = (MemoryRepository::new("sigs"), MemoryRepository::new("sigs"));
+        let one = demo::article_like_numbered("registry.test/app1", 1, 500).unwrap();
+        let two = demo::article_like_numbered("registry.test/app2", 2, 500).unwrap();
+        one.push_split(&MemoryRepository::new("app1"), &sigs).await.unwrap();
+        one.push_split(&MemoryRepository::new("app1"), &sigs_later).await.unwrap();
+        two.push_split(&MemoryRepository::new("app2"), &sigs_later).await.unwrap();
+        let late = two.image.cosign_tag("att");
+
+        let shared = SharedAttachments::new();
+        let first = SplitRepository::new(MemoryRepository::new("app1"), sigs).sharing(shared.clone());
+        let planned = first.planning_side_tags().await.unwrap();
+        assert_eq!(planned.keys().cloned().collect::<Vec<_>>(), [one.image.cosign_tag("att")]);
+        let second = SplitRepository::new(MemoryRepository::new("app2"), sigs_later).sharing(shared);
+        assert_eq!(second.planning_side_tags().await.unwrap(), planned, "the run's one read");
+        assert!(second.delete_side_tags().await.unwrap().contains_key(&late), "what acts reads afresh");
+        // Outside a shared run, a plan reads the attachments repository itself.
+        let alone = SplitRepository::new(MemoryRepository::new("app2"), second.attachments);
+        assert!(alone.planning_side_tags().await.unwrap().contains_key(&late));
     }
 
     #[test]
