@@ -18,7 +18,8 @@
 //! - reports come back grouped by repository in target order, units in listing order, and targets or
 //!   listings that failed as [`TargetError`]s beside them: all at the end ([`run`]), or each
 //!   repository's as soon as it and every repository before it are finished ([`run_streamed`]), so
-//!   that a run over a whole registry holds the reports of a few repositories, not of all of them.
+//!   that a run over a whole registry holds the reports of a few repositories, not of all of them
+//!   (no more than [`MAX_FINISHED_AHEAD`] finished ahead of a slow one: then the next repository waits).
 //!
 //! # Example: a job that names every tag of every repository
 //!
@@ -210,6 +211,10 @@ impl<R> InProgress<R> {
     }
 }
 
+/// How many finished repositories [`run_streamed`] holds while an earlier one is still in progress
+/// (or `jobs`, if more), before it waits to start another.
+pub const MAX_FINISHED_AHEAD: usize = 64;
+
 /// Run `job` over every repository `targets` name, at most `jobs` units at once across all of them
 /// (see the module documentation), and return every report at the end.
 pub async fn run<J, S>(
@@ -229,9 +234,9 @@ where
 }
 
 /// [`run`], handing each repository's reports to `deliver` as soon as that repository and every one
-/// before it in target order are finished (its [`Job::finish`] included), and forgetting them: what
-/// the engine holds is the repositories in progress and those finished ahead of an earlier one, never
-/// the whole run. Returns the targets and listings that failed.
+/// before it in target order are finished (its [`Job::finish`] included), and dropping them: what the
+/// engine holds is the repositories in progress and at most [`MAX_FINISHED_AHEAD`] (or `jobs`) finished
+/// ahead of an earlier one, never the whole run. Returns the targets and listings that failed.
 pub async fn run_streamed<J, S>(
     job: &J,
     targets: S,
@@ -245,6 +250,7 @@ where
     S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
 {
     let jobs = jobs.max(1);
+    let max_ahead = MAX_FINISHED_AHEAD.max(jobs);
     let record = |report: &J::Report| {
         if let (Some(journal), Some(event)) = (journal, job.event(report))
             && let Err(e) = journal.record(&event)
@@ -283,8 +289,13 @@ where
                 (r, i, report)
             });
         }
-        // Keep up to `jobs` units queued ahead of the pool, so no job waits for a listing.
-        let want_more = !listing_done && queue.len() < jobs;
+        // Keep up to `jobs` units queued ahead of the pool, so no job waits for a listing; but start no
+        // further repository while too many finished ones wait for an earlier one (their reports are
+        // held until it is delivered). Only between repositories: the earliest one then needs no more
+        // listing to finish, so the wait always ends.
+        let between = repos.get(&current).is_none_or(|p| p.listed);
+        let held_back = between && finished.len() >= max_ahead;
+        let want_more = !listing_done && queue.len() < jobs && !held_back;
         if running.is_empty() && finishing.is_empty() && !want_more {
             break;
         }

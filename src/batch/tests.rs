@@ -30,6 +30,10 @@ struct Scripted {
     hold: Option<(String, Arc<Notify>)>,
     /// This repository's finishing step takes a while.
     slow_finish: Option<String>,
+    /// This repository's finishing step does not end until notified.
+    hold_finish: Option<(String, Arc<Notify>)>,
+    /// Units run so far.
+    units_run: AtomicUsize,
 }
 
 impl Scripted {
@@ -95,12 +99,18 @@ impl Job for Scripted {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         self.running.fetch_sub(1, Ordering::SeqCst);
+        self.units_run.fetch_add(1, Ordering::SeqCst);
         unit.clone()
     }
 
     async fn finish(&self, repo: &AnyRepository, reports: &mut [String]) -> Vec<usize> {
         if self.slow_finish.as_deref() == Some(short_name(repo).as_str()) {
             tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        if let Some((name, release)) = &self.hold_finish
+            && *name == short_name(repo)
+        {
+            release.notified().await;
         }
         self.finished.lock().unwrap().push((short_name(repo), reports.to_vec()));
         let mut changed = Vec::new();
@@ -314,4 +324,32 @@ async fn deliveries_keep_target_order_when_a_later_repository_finishes_first() {
     let finish_order: Vec<String> = job.finished.lock().unwrap().iter().map(|(n, _)| n.clone()).collect();
     assert_eq!(finish_order.last().map(String::as_str), Some("a"), "a's finishing step ended last: {finish_order:?}");
     assert_eq!(groups, [["a/1"], ["b/1"], ["c/1"]], "delivered in target order all the same");
+}
+
+#[tokio::test]
+async fn repositories_finished_ahead_of_a_slow_one_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..MAX_FINISHED_AHEAD + 40).map(|i| format!("r{i:03}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let repos: Vec<(&str, Vec<Vec<&str>>)> = names.iter().map(|n| (*n, vec![vec!["1"]])).collect();
+    let mut job = Scripted::with_repos(&repos);
+    // The first repository cannot finish until released: everything after it waits to be delivered.
+    let release = Arc::new(Notify::new());
+    job.hold_finish = Some(("r000".into(), release.clone()));
+    let targets = futures_util::stream::iter(layouts(dir.path(), &names));
+    let jobs = 4;
+    let mut delivered = 0usize;
+    let held = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let ran = job.units_run.load(Ordering::SeqCst);
+        release.notify_one();
+        ran
+    };
+    let mut deliver = |reports: Vec<String>| delivered += reports.len();
+    let (errors, ran) = tokio::join!(run_streamed(&job, targets, jobs, None, &(), &mut deliver), held);
+    assert!(errors.is_empty());
+    // The held repository's unit, the ones finished ahead of it (the bound), and those already under way.
+    assert!(ran <= 1 + MAX_FINISHED_AHEAD + 2 * jobs, "{ran} units ran while the first repository was held");
+    assert!(ran > MAX_FINISHED_AHEAD, "work went on ahead of the held repository: {ran}");
+    assert_eq!(delivered, names.len());
 }

@@ -188,7 +188,7 @@ impl<S: Repository, D: Repository> Repository for ConversionView<'_, S, D> {
         self.destination.delete_side_tags().await
     }
 
-    async fn planning_side_tags(&self) -> Result<std::collections::BTreeMap<String, Descriptor>> {
+    async fn planning_side_tags(&self) -> Result<std::sync::Arc<std::collections::BTreeMap<String, Descriptor>>> {
         self.destination.planning_side_tags().await
     }
 

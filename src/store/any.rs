@@ -182,7 +182,7 @@ impl Repository for AnyRepository {
         delegate!(self, r => r.delete_side_tags().await)
     }
 
-    async fn planning_side_tags(&self) -> Result<std::collections::BTreeMap<String, Descriptor>> {
+    async fn planning_side_tags(&self) -> Result<std::sync::Arc<std::collections::BTreeMap<String, Descriptor>>> {
         delegate!(self, r => r.planning_side_tags().await)
     }
 

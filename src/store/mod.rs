@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -354,11 +355,11 @@ pub trait Repository: Send + Sync {
     /// plan a delete. Only for deciding what to propose: whatever deletes reads
     /// [`Repository::delete_side_tags`] afresh right before, so a tag that moved since the shared read
     /// keeps what it holds all the same.
-    fn planning_side_tags(&self) -> impl Future<Output = Result<BTreeMap<String, Descriptor>>> + Send
+    fn planning_side_tags(&self) -> impl Future<Output = Result<Arc<BTreeMap<String, Descriptor>>>> + Send
     where
         Self: Sized,
     {
-        self.delete_side_tags()
+        async { self.delete_side_tags().await.map(Arc::new) }
     }
 
     /// The tags page by page, as the store serves them, for work that starts before a long listing is

@@ -308,10 +308,10 @@ impl<R: Repository> Repository for SplitRepository<R> {
 
     // Repositories sharing the attachments repository plan from one read of it: without it, a run over
     // R repositories would resolve every tag of it R times before acting (and R times more when acting).
-    async fn planning_side_tags(&self) -> Result<std::collections::BTreeMap<String, Descriptor>> {
+    async fn planning_side_tags(&self) -> Result<Arc<std::collections::BTreeMap<String, Descriptor>>> {
         match &self.shared {
-            Some(shared) => shared.side_tags(&self.attachments).await.map(|tags| (*tags).clone()),
-            None => self.delete_side_tags().await,
+            Some(shared) => shared.side_tags(&self.attachments).await,
+            None => self.delete_side_tags().await.map(Arc::new),
         }
     }
 

@@ -72,7 +72,7 @@ pub async fn run(args: RollbackArgs, quiet: bool) -> Result<ExitCode> {
     out.finish(&report, &render_totals(&report))?;
     for e in &report.errors {
         eprintln!("error: {}: {}", e.target, e.message);
-        code = exit::COULD_NOT_CHECK;
+        code = code.max(exit::COULD_NOT_CHECK);
     }
     Ok(ExitCode::from(code))
 }

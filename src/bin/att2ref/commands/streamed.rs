@@ -23,8 +23,13 @@ pub struct StreamedReport<I> {
     bar: ProgressBar,
     head: String,
     items: usize,
-    /// The first write that failed: nothing more is written, and `finish` returns it.
-    failed: Option<anyhow::Error>,
+    /// The first failed write of the report file: nothing more goes there, and `finish` returns it.
+    file_failed: Option<anyhow::Error>,
+    /// Standard output (a stand-in in tests).
+    stdout: Box<dyn Write + Send>,
+    /// The first failed write to stdout (a reader that went away): nothing more goes there, the report
+    /// file is still written whole, and `finish` returns it after any error of the file.
+    stdout_failed: Option<anyhow::Error>,
 }
 
 impl<I: Serialize> StreamedReport<I> {
@@ -38,6 +43,18 @@ impl<I: Serialize> StreamedReport<I> {
         text: fn(&I) -> String,
         bar: ProgressBar,
     ) -> Result<Self> {
+        Self::start_with(report, field, file, format, text, bar, Box::new(std::io::stdout()))
+    }
+
+    fn start_with<T: Serialize>(
+        report: &T,
+        field: &'static str,
+        file: Option<&Path>,
+        format: Format,
+        text: fn(&I) -> String,
+        bar: ProgressBar,
+        stdout: Box<dyn Write + Send>,
+    ) -> Result<Self> {
         let (head, _) = split(report, field)?;
         let file = match file {
             Some(path) => {
@@ -46,8 +63,18 @@ impl<I: Serialize> StreamedReport<I> {
             }
             None => None,
         };
-        let mut streamed =
-            StreamedReport { field, file, format, text, bar, head: head.clone(), items: 0, failed: None };
+        let mut streamed = StreamedReport {
+            field,
+            file,
+            format,
+            text,
+            bar,
+            head: head.clone(),
+            items: 0,
+            file_failed: None,
+            stdout,
+            stdout_failed: None,
+        };
         streamed.write_json(&head);
         Ok(streamed)
     }
@@ -56,7 +83,10 @@ impl<I: Serialize> StreamedReport<I> {
     pub fn item(&mut self, item: &I) {
         let json = match serde_json::to_string_pretty(item) {
             Ok(json) => json,
-            Err(e) => return self.fail(e.into()),
+            Err(e) => {
+                self.file_failed.get_or_insert(e.into());
+                return;
+            }
         };
         // Nested two levels deep in the whole report: every line indented by four spaces.
         let mut chunk = String::from(if self.items == 0 { "\n" } else { ",\n" });
@@ -88,26 +118,23 @@ impl<I: Serialize> StreamedReport<I> {
             self.write_stdout(text);
         }
         if let Some((path, mut f)) = self.file.take()
-            && self.failed.is_none()
+            && self.file_failed.is_none()
             && let Err(e) = f.flush()
         {
-            self.failed = Some(anyhow!("writing --report {}: {e}", path.display()));
+            self.file_failed = Some(anyhow!("writing --report {}: {e}", path.display()));
         }
-        match self.failed {
+        match self.file_failed.or(self.stdout_failed) {
             Some(e) => Err(e),
             None => Ok(()),
         }
     }
 
     fn write_json(&mut self, chunk: &str) {
-        if self.failed.is_some() {
-            return;
-        }
         if let Some((path, f)) = &mut self.file
+            && self.file_failed.is_none()
             && let Err(e) = f.write_all(chunk.as_bytes())
         {
-            let e = anyhow!("writing --report {}: {e}", path.display());
-            return self.fail(e);
+            self.file_failed = Some(anyhow!("writing --report {}: {e}", path.display()));
         }
         if self.format == Format::Json {
             self.write_stdout(chunk);
@@ -115,22 +142,16 @@ impl<I: Serialize> StreamedReport<I> {
     }
 
     fn write_stdout(&mut self, chunk: &str) {
-        if self.failed.is_some() {
+        if self.stdout_failed.is_some() {
             return;
         }
         // The progress bar draws on stderr: keep it off the terminal while stdout is written.
-        let written = self.bar.suspend(|| {
-            let mut out = std::io::stdout().lock();
-            out.write_all(chunk.as_bytes()).and_then(|()| out.flush())
-        });
+        let out = &mut self.stdout;
+        let written = self.bar.suspend(|| out.write_all(chunk.as_bytes()).and_then(|()| out.flush()));
         if let Err(e) = written {
             // Kept as the io::Error it is, so that main recognises a closed pipe.
-            self.fail(e.into());
+            self.stdout_failed = Some(e.into());
         }
-    }
-
-    fn fail(&mut self, e: anyhow::Error) {
-        self.failed.get_or_insert(e);
     }
 }
 
@@ -176,21 +197,44 @@ mod tests {
         }
     }
 
-    fn streamed(items: &[Item]) -> String {
+    /// What stdout received, or a stdout whose reader is gone.
+    #[derive(Clone, Default)]
+    struct Stdout {
+        got: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+        closed: bool,
+    }
+
+    impl Write for Stdout {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.closed {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            self.got.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The report file and stdout after streaming `items` in `format`; the result of `finish`.
+    fn streamed(items: &[Item], format: Format, stdout: Stdout) -> (String, String, Result<()>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("report.json");
-        // Text output goes straight to stdout, past the test harness: none here.
-        let text: fn(&Item) -> String = |_| String::new();
+        let text: fn(&Item) -> String = |i| format!("{}\n", i.name);
+        let out = Box::new(stdout.clone());
         let mut report =
-            StreamedReport::start(&whole(vec![]), "images", Some(&path), Format::Text, text, ProgressBar::hidden())
+            StreamedReport::start_with(&whole(vec![]), "images", Some(&path), format, text, ProgressBar::hidden(), out)
                 .unwrap();
         for i in items {
             report.item(i);
         }
         let mut closing = whole(vec![]);
         closing.totals = whole(items.to_vec()).totals;
-        report.finish(&closing, "").unwrap();
-        std::fs::read_to_string(&path).unwrap()
+        let done = report.finish(&closing, "the end\n");
+        let printed = String::from_utf8(stdout.got.lock().unwrap().clone()).unwrap();
+        (std::fs::read_to_string(&path).unwrap(), printed, done)
     }
 
     #[test]
@@ -204,7 +248,29 @@ mod tests {
             let items: Vec<Item> = (0..count).map(item).collect();
             let mut expected = serde_json::to_string_pretty(&whole(items.clone())).unwrap();
             expected.push('\n');
-            assert_eq!(streamed(&items), expected, "{count} items");
+            let (file, printed, done) = streamed(&items, Format::Json, Stdout::default());
+            done.unwrap();
+            assert_eq!(file, expected, "{count} items");
+            assert_eq!(printed, expected, "{count} items on stdout");
+            let (file, printed, _) = streamed(&items, Format::Text, Stdout::default());
+            assert_eq!(file, expected, "{count} items, text on stdout");
+            let lines: String = items.iter().map(|i| format!("{}\n", i.name)).collect();
+            assert_eq!(printed, format!("{lines}the end\n"));
+        }
+    }
+
+    #[test]
+    fn a_closed_stdout_leaves_the_report_file_whole_and_is_reported() {
+        let items: Vec<Item> = (0..3).map(|n| Item { name: format!("i{n}"), list: vec![n], note: None }).collect();
+        let mut expected = serde_json::to_string_pretty(&whole(items.clone())).unwrap();
+        expected.push('\n');
+        for format in [Format::Json, Format::Text] {
+            let (file, printed, done) = streamed(&items, format, Stdout { closed: true, ..Stdout::default() });
+            assert_eq!(file, expected, "{format:?}");
+            assert_eq!(printed, "");
+            let err = done.unwrap_err();
+            let io = err.downcast_ref::<std::io::Error>().expect("the io::Error itself, for main to recognise");
+            assert_eq!(io.kind(), std::io::ErrorKind::BrokenPipe);
         }
     }
 
