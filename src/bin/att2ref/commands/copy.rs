@@ -76,11 +76,10 @@ pub async fn run(args: CopyArgs, quiet: bool) -> Result<ExitCode> {
     )?;
     let mut code = 0u8;
     let mut deliver = |images: Vec<ImageCopy>| {
-        for i in &images {
+        out.items(&images, |i| {
             report.totals.add(i);
-            code = code.max(bar.suspend(|| warn(i)));
-            out.item(i);
-        }
+            code = code.max(warn(i));
+        })
     };
     let errors = att2ref::copy::copy_batch_streamed(resolved, &job, &progress, &mut deliver).await;
     bar.finish_and_clear();

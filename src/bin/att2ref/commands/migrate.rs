@@ -65,11 +65,10 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     )?;
     let mut verdict = Verdict::default();
     let mut deliver = |images: Vec<ImageMigration>| {
-        for i in &images {
+        out.items(&images, |i| {
             report.totals.add(i);
-            bar.suspend(|| verdict.image(i));
-            out.item(i);
-        }
+            verdict.image(i);
+        })
     };
     // One batch over every repository: --jobs images in flight across all of them, each repository
     // starting as soon as it is resolved (with --all-repos, on the catalog's first page).

@@ -51,11 +51,11 @@ pub async fn run(args: PruneArgs, quiet: bool) -> Result<ExitCode> {
         StreamedReport::start(&report, "items", args.report.as_deref(), args.output.format, render_item, bar.clone())?;
     let mut tally = Tally::default();
     let mut deliver = |units: Vec<Vec<Item>>| {
-        for i in units.iter().flatten() {
+        let items: Vec<Item> = units.into_iter().flatten().collect();
+        out.items(&items, |i| {
             report.totals.add(i);
-            bar.suspend(|| tally.item(i));
-            out.item(i);
-        }
+            tally.item(i);
+        })
     };
     let errors = prune::prune_batch_streamed(
         resolved,

@@ -50,11 +50,10 @@ pub async fn run(args: RollbackArgs, quiet: bool) -> Result<ExitCode> {
     )?;
     let mut code = 0u8;
     let mut deliver = |images: Vec<ImageRollback>| {
-        for i in &images {
+        out.items(&images, |i| {
             report.count(i);
-            code = code.max(bar.suspend(|| warn(i)));
-            out.item(i);
-        }
+            code = code.max(warn(i));
+        })
     };
     let errors = rollback::rollback_batch_streamed(
         resolved,

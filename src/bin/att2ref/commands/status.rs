@@ -46,11 +46,10 @@ pub async fn run(args: StatusArgs, quiet: bool) -> Result<ExitCode> {
     let mut hidden = Hidden::new();
     let mut deliver = |units: Vec<UnitStatus>| {
         for unit in units {
-            for image in report.add(unit) {
+            out.items(&report.add(unit), |image| {
                 let most = hidden.entry(image.state.as_str()).or_default();
                 *most = (*most).max(image.unmigrated.len());
-                out.item(&image);
-            }
+            })
         }
     };
     let errors = status::status_batch_streamed(resolved, &job, args.jobs as usize, &progress, &mut deliver).await;

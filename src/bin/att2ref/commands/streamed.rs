@@ -79,6 +79,15 @@ impl<I: Serialize> StreamedReport<I> {
         Ok(streamed)
     }
 
+    /// A repository's items: each first shown to `each` (which counts it, and may warn on stderr: the
+    /// progress bar is kept off the terminal meanwhile), then written.
+    pub fn items(&mut self, items: &[I], mut each: impl FnMut(&I)) {
+        for item in items {
+            self.bar.suspend(|| each(item));
+            self.item(item);
+        }
+    }
+
     /// One more item.
     pub fn item(&mut self, item: &I) {
         let json = match serde_json::to_string_pretty(item) {
