@@ -19,7 +19,8 @@
 //!   listings that failed as [`TargetError`]s beside them: all at the end ([`run`]), or each
 //!   repository's as soon as it and every repository before it are finished ([`run_streamed`]), so
 //!   that a run over a whole registry holds the reports of a few repositories, not of all of them
-//!   (no more than [`MAX_FINISHED_AHEAD`] finished ahead of a slow one: then the next repository waits).
+//!   (about [`MAX_FINISHED_AHEAD`] finished ahead of a slow one, plus those already under way: then
+//!   the next repository waits).
 //!
 //! # Example: a job that names every tag of every repository
 //!
@@ -211,8 +212,9 @@ impl<R> InProgress<R> {
     }
 }
 
-/// How many finished repositories [`run_streamed`] holds while an earlier one is still in progress
-/// (or `jobs`, if more), before it waits to start another.
+/// How many finished (or finishing) repositories [`run_streamed`] holds while an earlier one is still
+/// in progress (or `jobs`, if more), before it waits to start another; the repositories already under
+/// way then still finish (at most about `2 × jobs` more).
 pub const MAX_FINISHED_AHEAD: usize = 64;
 
 /// Run `job` over every repository `targets` name, at most `jobs` units at once across all of them
@@ -235,7 +237,7 @@ where
 
 /// [`run`], handing each repository's reports to `deliver` as soon as that repository and every one
 /// before it in target order are finished (its [`Job::finish`] included), and dropping them: what the
-/// engine holds is the repositories in progress and at most [`MAX_FINISHED_AHEAD`] (or `jobs`) finished
+/// engine holds is the repositories in progress and about [`MAX_FINISHED_AHEAD`] (or `jobs`) finished
 /// ahead of an earlier one, never the whole run. Returns the targets and listings that failed.
 pub async fn run_streamed<J, S>(
     job: &J,
@@ -290,11 +292,13 @@ where
             });
         }
         // Keep up to `jobs` units queued ahead of the pool, so no job waits for a listing; but start no
-        // further repository while too many finished ones wait for an earlier one (their reports are
-        // held until it is delivered). Only between repositories: the earliest one then needs no more
-        // listing to finish, so the wait always ends.
+        // further repository while too many finished (or finishing) ones wait for an earlier one (their
+        // reports are held until it is delivered). Only between repositories: the earliest one then needs no more
+        // listing to finish, so the wait always ends (and with nothing under way there would be nothing
+        // to wait for: the listing goes on rather than end the run).
         let between = repos.get(&current).is_none_or(|p| p.listed);
-        let held_back = between && finished.len() >= max_ahead;
+        let under_way = !running.is_empty() || !finishing.is_empty();
+        let held_back = between && under_way && finished.len() + finishing.len() >= max_ahead;
         let want_more = !listing_done && queue.len() < jobs && !held_back;
         if running.is_empty() && finishing.is_empty() && !want_more {
             break;

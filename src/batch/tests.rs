@@ -340,8 +340,16 @@ async fn repositories_finished_ahead_of_a_slow_one_are_bounded() {
     let jobs = 4;
     let mut delivered = 0usize;
     let held = async {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let ran = job.units_run.load(Ordering::SeqCst);
+        // Until the work ahead of the held repository stops (no unit for a while), at most 20 s.
+        let mut ran = 0;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = job.units_run.load(Ordering::SeqCst);
+            if now == ran && now > 1 {
+                break;
+            }
+            ran = now;
+        }
         release.notify_one();
         ran
     };

@@ -249,3 +249,44 @@ async fn a_repository_and_an_image_named_by_several_targets_are_done_once() {
     assert_eq!((index_pushes, referrer_pushes), (1, 2), "one migration: its two referrers and one index push");
     assert_eq!(repo.referrers(&scenario.image, None).await.unwrap().descriptors.len(), 2);
 }
+
+/// The report is written as the run goes, repository by repository: the `--report` file holds exactly
+/// the bytes stdout got, and a reader of stdout that goes away at once (a pipe into `head`) stops
+/// nothing else: the file is still whole.
+#[tokio::test]
+async fn the_report_file_is_whole_when_the_reader_of_stdout_goes_away() {
+    use std::process::{Command, Stdio};
+    let registry = TestRegistry::distribution();
+    let scenario = demo::demo().unwrap();
+    for i in 0..3 {
+        scenario.repo.push_to(&registry.repository(&format!("stream/r{i}"))).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // `status` only reads: both runs give the same report.
+    let status = |file: &std::path::Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_att2ref"));
+        c.args(["status", "--plain-http", "--all-repos", &registry.host, "-o", "json", "--report"]).arg(file);
+        c
+    };
+    let (whole, cut) = (dir.path().join("whole.json"), dir.path().join("cut.json"));
+    let out = status(&whole).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&whole).unwrap(), out.stdout, "the file holds what stdout got");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let repositories: Vec<&str> =
+        report["images"].as_array().unwrap().iter().map(|i| i["repository"].as_str().unwrap()).collect();
+    let mut expected: Vec<String> = Vec::new();
+    for i in 0..3 {
+        let name = format!("{}/stream/r{i}", registry.host);
+        let n = repositories.iter().filter(|r| **r == name).count();
+        assert!(n > 0, "{name} has images in the report");
+        expected.extend(std::iter::repeat_n(name, n));
+    }
+    assert_eq!(repositories, expected, "grouped by repository, in catalog order");
+
+    let mut child = status(&cut).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take());
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(0), "a closed pipe is not an error: {}", String::from_utf8_lossy(&done.stderr));
+    assert_eq!(std::fs::read(&cut).unwrap(), out.stdout, "the file is whole although stdout went away");
+}

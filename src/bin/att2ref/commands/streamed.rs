@@ -27,8 +27,8 @@ pub struct StreamedReport<I> {
     file_failed: Option<anyhow::Error>,
     /// Standard output (a stand-in in tests).
     stdout: Box<dyn Write + Send>,
-    /// The first failed write to stdout (a reader that went away): nothing more goes there, the report
-    /// file is still written whole, and `finish` returns it after any error of the file.
+    /// The first failed write to stdout: nothing more goes there, the report file is still written
+    /// whole, and `finish` returns it after any error of the file (unless the reader just went away).
     stdout_failed: Option<anyhow::Error>,
 }
 
@@ -93,7 +93,7 @@ impl<I: Serialize> StreamedReport<I> {
         let json = match serde_json::to_string_pretty(item) {
             Ok(json) => json,
             Err(e) => {
-                self.file_failed.get_or_insert(e.into());
+                self.file_failed.get_or_insert(anyhow!("serialising a report entry: {e}"));
                 return;
             }
         };
@@ -132,9 +132,13 @@ impl<I: Serialize> StreamedReport<I> {
         {
             self.file_failed = Some(anyhow!("writing --report {}: {e}", path.display()));
         }
-        match self.file_failed.or(self.stdout_failed) {
-            Some(e) => Err(e),
-            None => Ok(()),
+        match (self.file_failed, self.stdout_failed) {
+            (Some(e), _) => Err(e),
+            // A reader that went away (`| head`) is no failure of the run: the caller goes on to its
+            // warnings, exit code and metrics.
+            (None, Some(e)) if crate::exit::is_broken_pipe(&e) => Ok(()),
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(()),
         }
     }
 
@@ -210,13 +214,14 @@ mod tests {
     #[derive(Clone, Default)]
     struct Stdout {
         got: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
-        closed: bool,
+        /// Every write fails with this.
+        fails: Option<std::io::ErrorKind>,
     }
 
     impl Write for Stdout {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            if self.closed {
-                return Err(std::io::ErrorKind::BrokenPipe.into());
+            if let Some(kind) = self.fails {
+                return Err(kind.into());
             }
             self.got.lock().unwrap().extend_from_slice(buf);
             Ok(buf.len())
@@ -269,17 +274,23 @@ mod tests {
     }
 
     #[test]
-    fn a_closed_stdout_leaves_the_report_file_whole_and_is_reported() {
+    fn a_failing_stdout_leaves_the_report_file_whole() {
         let items: Vec<Item> = (0..3).map(|n| Item { name: format!("i{n}"), list: vec![n], note: None }).collect();
         let mut expected = serde_json::to_string_pretty(&whole(items.clone())).unwrap();
         expected.push('\n');
         for format in [Format::Json, Format::Text] {
-            let (file, printed, done) = streamed(&items, format, Stdout { closed: true, ..Stdout::default() });
+            // The reader went away: the run goes on as if stdout had taken it all.
+            let gone = Stdout { fails: Some(std::io::ErrorKind::BrokenPipe), ..Stdout::default() };
+            let (file, printed, done) = streamed(&items, format, gone);
             assert_eq!(file, expected, "{format:?}");
             assert_eq!(printed, "");
+            done.unwrap();
+            // Any other failure is the run's.
+            let broken = Stdout { fails: Some(std::io::ErrorKind::StorageFull), ..Stdout::default() };
+            let (file, _, done) = streamed(&items, format, broken);
+            assert_eq!(file, expected, "{format:?}");
             let err = done.unwrap_err();
-            let io = err.downcast_ref::<std::io::Error>().expect("the io::Error itself, for main to recognise");
-            assert_eq!(io.kind(), std::io::ErrorKind::BrokenPipe);
+            assert_eq!(err.downcast_ref::<std::io::Error>().unwrap().kind(), std::io::ErrorKind::StorageFull);
         }
     }
 
