@@ -293,9 +293,9 @@ where
         }
         // Keep up to `jobs` units queued ahead of the pool, so no job waits for a listing; but start no
         // further repository while too many finished (or finishing) ones wait for an earlier one (their
-        // reports are held until it is delivered). Only between repositories: the earliest one then needs no more
-        // listing to finish, so the wait always ends (and with nothing under way there would be nothing
-        // to wait for: the listing goes on rather than end the run).
+        // reports are held until it is delivered). Only between repositories: the earliest one then
+        // needs no more listing to finish, so the wait always ends (and with nothing under way there
+        // would be nothing to wait for: the listing goes on rather than end the run).
         let between = repos.get(&current).is_none_or(|p| p.listed);
         let under_way = !running.is_empty() || !finishing.is_empty();
         let held_back = between && under_way && finished.len() + finishing.len() >= max_ahead;
@@ -318,7 +318,8 @@ where
                         open.insert(repo.name(), started);
                         current = started;
                         let taken = HashSet::new();
-                        repos.insert(started, InProgress { repo, reports: Vec::new(), outstanding: 0, listed: false, taken });
+                        let p = InProgress { repo, reports: Vec::new(), outstanding: 0, listed: false, taken };
+                        repos.insert(started, p);
                         started += 1;
                     }
                 },
