@@ -1,4 +1,4 @@
-//! One module per subcommand.
+//! One module per subcommand, and `streamed`: the report the batch commands write as they go.
 
 mod copy;
 mod demo;
