@@ -184,7 +184,7 @@ impl<S: Repository, D: Repository> Repository for ConversionView<'_, S, D> {
         self.destination.list_tags().await
     }
 
-    async fn delete_side_tags(&self) -> Result<std::collections::BTreeMap<String, Descriptor>> {
+    async fn delete_side_tags(&self) -> Result<std::sync::Arc<std::collections::BTreeMap<String, Descriptor>>> {
         self.destination.delete_side_tags().await
     }
 

@@ -178,7 +178,7 @@ impl Repository for AnyRepository {
         }
     }
 
-    async fn delete_side_tags(&self) -> Result<std::collections::BTreeMap<String, Descriptor>> {
+    async fn delete_side_tags(&self) -> Result<std::sync::Arc<std::collections::BTreeMap<String, Descriptor>>> {
         delegate!(self, r => r.delete_side_tags().await)
     }
 

@@ -342,12 +342,13 @@ pub trait Repository: Send + Sync {
     /// repository deletes go to, whatever [`Repository::list_tags`] shows of it. They differ only when
     /// attachments are kept apart: deletes go to the attachments repository, whose tags for other
     /// repositories' images (and for its own images) the listing leaves out. A tag that cannot be
-    /// resolved fails the call.
-    fn delete_side_tags(&self) -> impl Future<Output = Result<BTreeMap<String, Descriptor>>> + Send
+    /// resolved fails the call. What is returned was read after the call began: repositories sharing one
+    /// attachments repository in a run may share a read, but never one that began before they asked.
+    fn delete_side_tags(&self) -> impl Future<Output = Result<Arc<BTreeMap<String, Descriptor>>>> + Send
     where
         Self: Sized,
     {
-        resolve_tags(self)
+        async { resolve_tags(self).await.map(Arc::new) }
     }
 
     /// What a plan may take as [`Repository::delete_side_tags`]: the same, except that repositories
@@ -359,7 +360,7 @@ pub trait Repository: Send + Sync {
     where
         Self: Sized,
     {
-        async { self.delete_side_tags().await.map(Arc::new) }
+        self.delete_side_tags()
     }
 
     /// The tags page by page, as the store serves them, for work that starts before a long listing is

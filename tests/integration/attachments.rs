@@ -523,7 +523,7 @@ async fn repositories_sharing_an_attachments_repository_each_take_their_own_imag
 
     // The shared-digest guard reads every tag of sigs. The repositories planned from one read of it (c's
     // .att is HEADed by nothing else: no repository of the run claims c's image); each repository that
-    // deletes reads it afresh before acting.
+    // deletes takes a read of it that began after it asked, before acting.
     let c_att = format!("/v2/shared/sigs/manifests/{}", c.1.cosign_tag("att"));
     let heads_of_c_att = || seen(&proxy).iter().filter(|(m, p)| m == "HEAD" && *p == c_att).count();
     let deleting = |report: &Value, status: &str| {
@@ -539,12 +539,16 @@ async fn repositories_sharing_an_attachments_repository_each_take_their_own_imag
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(deleting(&r.json(), "planned"), planning);
     assert_eq!(heads_of_c_att() - before, 1, "one read for the plans of {planning} repositories");
+    // With that tag slow to read, the three plans wait for the one read and get it at once, so the
+    // three repositories ask for a read before deleting at about the same time: the first asks for one
+    // and it begins; the other two ask while it runs, so it is not theirs, and share the next.
     let before = heads_of_c_att();
+    proxy.delay_request("HEAD", &c_att, std::time::Duration::from_millis(1500));
     let r = shared_run(&["prune", "--all-repos", &proxy.host, "--apply"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let acting = deleting(&r.json(), "removed");
     assert_eq!(acting, planning, "{}", r.stdout);
-    assert_eq!(heads_of_c_att() - before, 1 + acting, "one read for the plans, one per repository acting");
+    assert_eq!(heads_of_c_att() - before, 1 + 2, "one read for the plans, two for the {acting} repositories acting");
     assert!(sigs.head_manifest(&c.1.cosign_tag("att")).await.unwrap().is_some(), "c's .att, unclaimed, stays");
 }
 

@@ -147,6 +147,8 @@ struct State {
     refused: Mutex<Vec<(String, u16)>>,
     /// Added before forwarding every counted request (see [`FaultProxy::delay_every_request`]).
     delay: Mutex<Duration>,
+    /// Added before forwarding requests `METHOD path` (see [`FaultProxy::delay_request`]).
+    delayed: Mutex<Vec<(String, String, Duration)>>,
     /// `Range` headers are not forwarded (see [`FaultProxy::ignore_range`]).
     strip_range: AtomicBool,
     /// Manifest PUTs with a subject are answered with `OCI-Subject` (see [`FaultProxy::claim_oci_subject`]).
@@ -248,6 +250,7 @@ impl FaultProxy {
             log: Mutex::default(),
             refused: Mutex::default(),
             delay: Mutex::new(Duration::ZERO),
+            delayed: Mutex::new(Vec::new()),
             strip_range: AtomicBool::new(false),
             claim_subject: AtomicBool::new(false),
             digest_tags: AtomicBool::new(false),
@@ -453,6 +456,12 @@ impl FaultProxy {
     /// requests overlap at the proxy measurably.
     pub fn delay_every_request(&self, delay: Duration) {
         *self.state.delay.lock().unwrap() = delay;
+    }
+
+    /// Hold every request `METHOD path` (the path exactly) this long before forwarding it: one slow
+    /// resource, so that whoever reads it overlaps with whoever reads it next.
+    pub fn delay_request(&self, method: &str, path: &str, delay: Duration) {
+        self.state.delayed.lock().unwrap().push((method.to_owned(), path.to_owned(), delay));
     }
 
     /// The most requests the proxy was handling at once (from arrival to the answer's headers).
@@ -744,7 +753,8 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         Some(Fault::Reset) => return Err(Dropped),
         _ => {}
     }
-    let delay = *state.delay.lock().unwrap();
+    let slowed = state.delayed.lock().unwrap().iter().filter(|(m, p, _)| *m == method && *p == path).map(|d| d.2).max();
+    let delay = (*state.delay.lock().unwrap()).max(slowed.unwrap_or_default());
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }

@@ -30,6 +30,7 @@
 //! [`SharedAttachments`]: the tag listing then holds only the attachments of the repository's own
 //! images (see [`shared`]).
 
+mod fresh;
 pub mod shared;
 
 pub use shared::{SharedAttachments, UnclaimedImage};
@@ -301,9 +302,13 @@ impl<R: Repository> Repository for SplitRepository<R> {
         Repository::mount_blob(&self.attachments, descriptor, from).await
     }
 
-    // Deletes go to the attachments repository and drop its tags, whichever images they are for.
-    async fn delete_side_tags(&self) -> Result<std::collections::BTreeMap<String, Descriptor>> {
-        super::resolve_tags(&self.attachments).await
+    // Deletes go to the attachments repository and drop its tags, whichever images they are for. In a
+    // shared run, repositories about to delete share reads of it that began after they asked.
+    async fn delete_side_tags(&self) -> Result<Arc<std::collections::BTreeMap<String, Descriptor>>> {
+        match &self.shared {
+            Some(shared) => shared.fresh_side_tags(&self.attachments).await,
+            None => super::resolve_tags(&self.attachments).await.map(Arc::new),
+        }
     }
 
     // Repositories sharing the attachments repository plan from one read of it: without it, a run over
@@ -311,7 +316,7 @@ impl<R: Repository> Repository for SplitRepository<R> {
     async fn planning_side_tags(&self) -> Result<Arc<std::collections::BTreeMap<String, Descriptor>>> {
         match &self.shared {
             Some(shared) => shared.side_tags(&self.attachments).await,
-            None => self.delete_side_tags().await.map(Arc::new),
+            None => self.delete_side_tags().await,
         }
     }
 

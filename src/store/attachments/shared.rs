@@ -26,6 +26,7 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use serde::Serialize;
 
+use super::fresh::FreshReads;
 use super::is_attachment_tag;
 use crate::error::Result;
 use crate::model::cosign::TagKind;
@@ -53,6 +54,9 @@ pub struct SharedAttachments {
     /// Every tag of the attachments repository, resolved once for every repository's plan (see
     /// [`Repository::planning_side_tags`]); a read that failed is not kept, so the next plan tries again.
     side_tags: tokio::sync::OnceCell<Arc<BTreeMap<String, Descriptor>>>,
+    /// The same, read for deletes: each read began after the repository that takes it asked (see
+    /// [`Repository::delete_side_tags`]).
+    fresh_side_tags: FreshReads<BTreeMap<String, Descriptor>>,
 }
 
 /// An image with attachments that no repository of the run tags or names.
@@ -99,6 +103,15 @@ impl SharedAttachments {
             .get_or_try_init(|| async { crate::store::resolve_tags(attachments).await.map(Arc::new) })
             .await
             .cloned()
+    }
+
+    /// Every tag of the attachments repository, from a read that began after this call: what a
+    /// repository's deletes are guarded by. Repositories that ask while a read runs share the next one.
+    pub(super) async fn fresh_side_tags<R: Repository>(
+        &self,
+        attachments: &R,
+    ) -> Result<Arc<BTreeMap<String, Descriptor>>> {
+        self.fresh_side_tags.read(|| crate::store::resolve_tags(attachments)).await
     }
 
     fn named_in(&self, repository: &str) -> Vec<Digest> {

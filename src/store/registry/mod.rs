@@ -555,8 +555,10 @@ impl Repository for RegistryRepository {
     }
 
     // What guards a delete never reads an unknown repository as one without tags.
-    async fn delete_side_tags(&self) -> Result<std::collections::BTreeMap<String, Descriptor>> {
-        crate::store::resolve_tags(&RegistryRepository { in_catalog: false, ..self.clone() }).await
+    async fn delete_side_tags(&self) -> Result<std::sync::Arc<std::collections::BTreeMap<String, Descriptor>>> {
+        crate::store::resolve_tags(&RegistryRepository { in_catalog: false, ..self.clone() })
+            .await
+            .map(std::sync::Arc::new)
     }
 
     fn tag_pages(&self) -> futures_util::stream::BoxStream<'_, Result<Vec<String>>> {
