@@ -11,7 +11,8 @@
 #              wide case measures per-repository and per-image overhead and memory, not bytes); for the
 #              shared case BENCH_SHARED (default "10 100"; empty skips it): R repositories × 2 images whose
 #              legacy tags are all in one attachments repository (cosign's COSIGN_REPOSITORY), migrated with
-#              --all-repos --attachments-repository; requests counted in the registry's access log.
+#              --all-repos --attachments-repository, then pruned with --apply (every repository deletes its
+#              migrated .att tags); requests counted in the registry's access log.
 # Targets (issue "batch engine"): time(N × 1) / time(1 × N) <= 1.2 (before the batch engine, repositories
 # were migrated one after another and --jobs worked only inside one: 5.3 at N = 32); wide:
 # time(1000 × 10) / time(100 × 10) <= 10.5 and peak RSS <= 200 MB at --jobs 8.
@@ -99,6 +100,11 @@ for r in "${shared[@]}"; do
   seq 0 $((r - 1)) | limited xargs -P 2 -I'{}' sh -c \
     '"$1" "$2" "shared/r$3" 2 "$4" $(($3 * 2)) shared/sigs > /dev/null' _ "$store" "$host" '{}' "$wide_sbom" \
     2>> "$work/seed.log"
+  # A sentinel: one more image's legacy tag in shared/sigs, its image then deleted, so no repository claims
+  # it and nothing but the reads of every tag of shared/sigs (what guards prune's deletes) asks for it.
+  "$store" "$host" shared/sentinel 1 "$wide_sbom" $((r * 2)) shared/sigs > "$work/sentinel.tags" 2>> "$work/seed.log"
+  sentinel=$(cut -d' ' -f1 "$work/sentinel.tags"); sentinel_image=sha256:${sentinel#sha256-}; sentinel_image=${sentinel_image%.att}
+  curl -fsS -X DELETE -o /dev/null "http://$host/v2/shared/sentinel/manifests/$sentinel_image"
   expected=$((r * 2))
   log="$work/shared-$r/access.log"
   before=$(grep -c '"[A-Z]* /v2/' "$log" || true)
@@ -112,8 +118,22 @@ for r in "${shared[@]}"; do
   rows_n=$(json "$work/shared.json" "len(d['images'])")
   [ "$migrated" = "$expected" ] || { echo "shared $r: $migrated of $expected images migrated ($work/shared.json)" >&2; exit 1; }
   shared_requests[$r]=$requests
-  shared_rows+=("| $r | $expected | $wide_jobs | $shared_s | $requests | $(ratio "$requests" "$expected") | $rows_n |")
-  echo "shared R=$r: ${shared_s}s, $requests requests, $rows_n report rows" >&2
+  # prune --apply: how many times the guard of the deletes read every tag of shared/sigs (one of those
+  # reads is the plans'), counted as HEADs of the sentinel's tag.
+  sentinel_heads() { grep -c "\"HEAD /v2/shared/sigs/manifests/$sentinel " "$log" || true; }
+  sleep 0.5; before=$(grep -c '"[A-Z]* /v2/' "$log" || true); heads_before=$(sentinel_heads)
+  start=$(now)
+  limited "$att2ref" prune "${verify[@]}" --apply --jobs "$wide_jobs" -q -o json --all-repos "$host" \
+    --attachments-repository "$host/shared/sigs" > "$work/shared-prune.json" 2> "$work/shared-prune.err" || true
+  prune_s=$(elapsed "$start" "$(now)")
+  sleep 0.5
+  prune_requests=$(( $(grep -c '"[A-Z]* /v2/' "$log" || true) - before ))
+  reads=$(( $(sentinel_heads) - heads_before ))
+  removed=$(json "$work/shared-prune.json" "sum(1 for i in d['items'] if i['status'] == 'removed')")
+  repos_removing=$(json "$work/shared-prune.json" "len({i['repository'] for i in d['items'] if i['status'] == 'removed'})")
+  [ "$removed" = "$expected" ] || { echo "shared $r: prune removed $removed of $expected .att ($work/shared-prune.json)" >&2; exit 1; }
+  shared_rows+=("| $r | $expected | $wide_jobs | $shared_s | $requests | $(ratio "$requests" "$expected") | $rows_n | $prune_s | $prune_requests | $repos_removing | $reads |")
+  echo "shared R=$r: ${shared_s}s, $requests requests, $rows_n report rows; prune --apply ${prune_s}s, $prune_requests requests, $reads reads of shared/sigs for $repos_removing repositories deleting" >&2
   stop_registry "shared-$r"
 done
 
@@ -145,8 +165,8 @@ done
     echo
     echo "Repositories sharing one attachments repository (\`--all-repos --attachments-repository\`), 2 images each, SBOM $wide_sbom B:"
     echo
-    echo "| repositories | images | --jobs | time (s) | requests | requests per image | report rows |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| repositories | images | --jobs | time (s) | requests | requests per image | report rows | prune --apply (s) | prune requests | repositories deleting | reads of shared/sigs by prune |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${shared_rows[@]}"
     if [ ${#shared[@]} -ge 2 ]; then
       first=${shared[0]}; last=${shared[${#shared[@]}-1]}
