@@ -94,6 +94,8 @@ done
 # The shared case: R repositories × 2 images, every legacy tag in shared/sigs. Each repository must take
 # only its own images: requests grow with the images, not with repositories × attachments.
 declare -A shared_requests
+# HEADs of the sentinel's tag (below) in the registry's access log.
+sentinel_heads() { grep -c "\"HEAD /v2/shared/sigs/manifests/$sentinel " "$log" || true; }
 shared_rows=()
 for r in "${shared[@]}"; do
   start_registry "shared-$r"
@@ -102,9 +104,11 @@ for r in "${shared[@]}"; do
     2>> "$work/seed.log"
   # A sentinel: one more image's legacy tag in shared/sigs, its image then deleted, so no repository claims
   # it and nothing but the reads of every tag of shared/sigs (what guards prune's deletes) asks for it.
-  "$store" "$host" shared/sentinel 1 "$wide_sbom" $((r * 2)) shared/sigs > "$work/sentinel.tags" 2>> "$work/seed.log"
-  sentinel=$(cut -d' ' -f1 "$work/sentinel.tags"); sentinel_image=sha256:${sentinel#sha256-}; sentinel_image=${sentinel_image%.att}
-  curl -fsS -X DELETE -o /dev/null "http://$host/v2/shared/sentinel/manifests/$sentinel_image"
+  limited "$store" "$host" shared/sentinel 1 "$wide_sbom" $((r * 2)) shared/sigs > "$work/sentinel.tags" \
+    2>> "$work/seed.log"
+  sentinel=$(cut -d' ' -f1 "$work/sentinel.tags")
+  sentinel_image=sha256:${sentinel#sha256-}; sentinel_image=${sentinel_image%.att}
+  limited curl -fsS -X DELETE -o /dev/null "http://$host/v2/shared/sentinel/manifests/$sentinel_image"
   expected=$((r * 2))
   log="$work/shared-$r/access.log"
   before=$(grep -c '"[A-Z]* /v2/' "$log" || true)
@@ -120,8 +124,7 @@ for r in "${shared[@]}"; do
   shared_requests[$r]=$requests
   # prune --apply: how many times the guard of the deletes read every tag of shared/sigs (one of those
   # reads is the plans'), counted as HEADs of the sentinel's tag.
-  sentinel_heads() { grep -c "\"HEAD /v2/shared/sigs/manifests/$sentinel " "$log" || true; }
-  sleep 0.5; before=$(grep -c '"[A-Z]* /v2/' "$log" || true); heads_before=$(sentinel_heads)
+  before=$(grep -c '"[A-Z]* /v2/' "$log" || true); heads_before=$(sentinel_heads)
   start=$(now)
   limited "$att2ref" prune "${verify[@]}" --apply --jobs "$wide_jobs" -q -o json --all-repos "$host" \
     --attachments-repository "$host/shared/sigs" > "$work/shared-prune.json" 2> "$work/shared-prune.err" || true
@@ -130,10 +133,17 @@ for r in "${shared[@]}"; do
   prune_requests=$(( $(grep -c '"[A-Z]* /v2/' "$log" || true) - before ))
   reads=$(( $(sentinel_heads) - heads_before ))
   removed=$(json "$work/shared-prune.json" "sum(1 for i in d['items'] if i['status'] == 'removed')")
-  repos_removing=$(json "$work/shared-prune.json" "len({i['repository'] for i in d['items'] if i['status'] == 'removed'})")
-  [ "$removed" = "$expected" ] || { echo "shared $r: prune removed $removed of $expected .att ($work/shared-prune.json)" >&2; exit 1; }
-  shared_rows+=("| $r | $expected | $wide_jobs | $shared_s | $requests | $(ratio "$requests" "$expected") | $rows_n | $prune_s | $prune_requests | $repos_removing | $reads |")
-  echo "shared R=$r: ${shared_s}s, $requests requests, $rows_n report rows; prune --apply ${prune_s}s, $prune_requests requests, $reads reads of shared/sigs for $repos_removing repositories deleting" >&2
+  repos_removing=$(json "$work/shared-prune.json" \
+    "len({i['repository'] for i in d['items'] if i['status'] == 'removed'})")
+  [ "$removed" = "$expected" ] && [ "$repos_removing" = "$r" ] || {
+    echo "shared $r: prune removed $removed of $expected .att in $repos_removing of $r repositories" \
+      "($work/shared-prune.json)" >&2
+    exit 1
+  }
+  shared_rows+=("| $r | $expected | $wide_jobs | $shared_s | $requests | $(ratio "$requests" "$expected") | $rows_n \
+| $prune_s | $prune_requests | $repos_removing | $reads |")
+  echo "shared R=$r: ${shared_s}s, $requests requests, $rows_n report rows; prune --apply ${prune_s}s," \
+    "$prune_requests requests, $reads reads of shared/sigs for $repos_removing repositories deleting" >&2
   stop_registry "shared-$r"
 done
 
@@ -165,7 +175,8 @@ done
     echo
     echo "Repositories sharing one attachments repository (\`--all-repos --attachments-repository\`), 2 images each, SBOM $wide_sbom B:"
     echo
-    echo "| repositories | images | --jobs | time (s) | requests | requests per image | report rows | prune --apply (s) | prune requests | repositories deleting | reads of shared/sigs by prune |"
+    echo -n "| repositories | images | --jobs | time (s) | requests | requests per image | report rows "
+    echo "| prune --apply (s) | prune requests | repositories deleting | reads of shared/sigs by prune |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${shared_rows[@]}"
     if [ ${#shared[@]} -ge 2 ]; then

@@ -146,8 +146,8 @@ pub async fn find<R: Repository>(
     }
     // With the attachments apart, deletes drop tags the listing does not show (other repositories'
     // images' attachments, the attachments repository's own images): the guard sees all of them, read
-    // only when something is to be deleted (once per run when repositories share them; apply reads
-    // them afresh before acting).
+    // only when something is to be deleted (once per run when repositories share them; apply takes a
+    // read of them that began after it asked, before acting).
     let deleting = steps.iter().any(|s| s.action.as_ref().and_then(deletes).is_some());
     let map = if deleting && repo.attachments_repository().is_some() {
         repo.planning_side_tags().await.map(|t| tag_map(&t))

@@ -540,15 +540,19 @@ async fn repositories_sharing_an_attachments_repository_each_take_their_own_imag
     assert_eq!(deleting(&r.json(), "planned"), planning);
     assert_eq!(heads_of_c_att() - before, 1, "one read for the plans of {planning} repositories");
     // With that tag slow to read, the three plans wait for the one read and get it at once, so the
-    // three repositories ask for a read before deleting at about the same time: the first asks for one
-    // and it begins; the other two ask while it runs, so it is not theirs, and share the next.
+    // three repositories ask for a read before deleting at about the same time. A read under way when
+    // one asks is never its own, so the first to ask starts one and those asking while it runs share
+    // the next: two reads (one, if all three asked before the first began). One read per repository,
+    // three, is what a guard that does not share makes. Which of the two or one happens depends on
+    // timing; that each caller gets a read begun after it asked is `store::attachments::fresh`'s tests.
     let before = heads_of_c_att();
-    proxy.delay_request("HEAD", &c_att, std::time::Duration::from_millis(1500));
+    proxy.delay_request("HEAD", &c_att, std::time::Duration::from_secs(2));
     let r = shared_run(&["prune", "--all-repos", &proxy.host, "--apply"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let acting = deleting(&r.json(), "removed");
     assert_eq!(acting, planning, "{}", r.stdout);
-    assert_eq!(heads_of_c_att() - before, 1 + 2, "one read for the plans, two for the {acting} repositories acting");
+    let reads = heads_of_c_att() - before;
+    assert!((2..=3).contains(&reads), "one read for the plans, one or two for the {acting} acting: {reads}");
     assert!(sigs.head_manifest(&c.1.cosign_tag("att")).await.unwrap().is_some(), "c's .att, unclaimed, stays");
 }
 

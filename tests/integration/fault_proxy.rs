@@ -147,7 +147,8 @@ struct State {
     refused: Mutex<Vec<(String, u16)>>,
     /// Added before forwarding every counted request (see [`FaultProxy::delay_every_request`]).
     delay: Mutex<Duration>,
-    /// Added before forwarding requests `METHOD path` (see [`FaultProxy::delay_request`]).
+    /// Held before forwarding requests `METHOD path`, instead of `delay` when longer (see
+    /// [`FaultProxy::delay_request`]).
     delayed: Mutex<Vec<(String, String, Duration)>>,
     /// `Range` headers are not forwarded (see [`FaultProxy::ignore_range`]).
     strip_range: AtomicBool,
@@ -458,8 +459,9 @@ impl FaultProxy {
         *self.state.delay.lock().unwrap() = delay;
     }
 
-    /// Hold every request `METHOD path` (the path exactly) this long before forwarding it: one slow
-    /// resource, so that whoever reads it overlaps with whoever reads it next.
+    /// Hold every request `METHOD path` (the path exactly) this long before forwarding it (or for
+    /// [`FaultProxy::delay_every_request`]'s delay, if longer): one slow resource, so that whoever reads
+    /// it overlaps with whoever reads it next.
     pub fn delay_request(&self, method: &str, path: &str, delay: Duration) {
         self.state.delayed.lock().unwrap().push((method.to_owned(), path.to_owned(), delay));
     }

@@ -5,16 +5,19 @@
 //! the tag is for. Reading it once per repository costs (repositories that delete) × (its tags) requests;
 //! reading it once for the run would let a tag that moved onto a digest after that read lose what it holds.
 //!
-//! [`FreshReads`] gives each caller the result of a read that *began after the caller asked*: never one
+//! [`FreshReads`] gives each caller the outcome of a read that *began after the caller asked*: never one
 //! that was already under way, so what the caller gets is at least as recent as its own read would have
 //! been. One read runs at a time, and every caller that asked while it ran shares the next one. How many
-//! reads a run makes then follows how long its deletes go on, over how long one read takes, not how many
-//! repositories delete. A read that fails is not shared: each caller still waiting starts its own.
+//! reads a run makes is then at most the number of repositories that delete, and about the time over
+//! which they ask divided by the time of one read when that is fewer. A read that fails fails every
+//! caller it was fresh for, as their own reads at that moment would likely have (they delete nothing
+//! then); callers that ask later read again. So a registry that fails or hangs costs the run one failed
+//! read per round of waiting repositories, not one per repository, one after another.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Coalesced reads of one value; see the module docs.
 #[derive(Debug)]
@@ -28,9 +31,12 @@ pub(crate) struct FreshReads<T> {
 struct State<T> {
     /// Reads begun so far; a read's number is the count once it began.
     begun: u64,
-    /// The last read that succeeded, with its number.
-    latest: Option<(u64, Arc<T>)>,
+    /// The last read that ended, with its number.
+    latest: Option<(u64, Outcome<T>)>,
 }
+
+/// How a read ended, as every caller it was for gets it.
+type Outcome<T> = std::result::Result<Arc<T>, Arc<Error>>;
 
 impl<T> Default for FreshReads<T> {
     fn default() -> Self {
@@ -39,20 +45,21 @@ impl<T> Default for FreshReads<T> {
 }
 
 impl<T> FreshReads<T> {
-    /// The result of a read (`read`, or another caller's) that began after this call.
+    /// The outcome of a read (`read`, or another caller's) that began after this call.
     pub(crate) async fn read<F, Fut>(&self, read: F) -> Result<Arc<T>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        // Any read numbered at least this one begins after now: numbers are only taken under `turn`,
-        // and the one under way (if any) already has its number.
+        // `begun` is raised under `state` before a read is first polled, so any read numbered above what
+        // it is now begins after now. (A caller that asks between the turn holder's check and its raise
+        // waits for one read more than it needs: never less fresh.)
         let wanted = self.state().begun + 1;
         let _turn = self.turn.lock().await;
-        if let Some((number, value)) = &self.state().latest
+        if let Some((number, outcome)) = &self.state().latest
             && *number >= wanted
         {
-            return Ok(value.clone());
+            return outcome.clone().map_err(|e| shared_failure(&e));
         }
         let number = {
             let mut state = self.state();
@@ -60,13 +67,32 @@ impl<T> FreshReads<T> {
             state.begun
         };
         // A read dropped half-way (its caller cancelled) leaves `latest` as it was; the next caller reads.
-        let value = Arc::new(read().await?);
-        self.state().latest = Some((number, value.clone()));
-        Ok(value)
+        match read().await {
+            Ok(value) => {
+                let value = Arc::new(value);
+                self.state().latest = Some((number, Ok(value.clone())));
+                Ok(value)
+            }
+            Err(e) => {
+                let e = Arc::new(e);
+                self.state().latest = Some((number, Err(e.clone())));
+                Err(shared_failure(&e))
+            }
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State<T>> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The failure of a shared read, for one of the callers it was for: the same kind, status and words
+/// (cause chain included), since an error is not `Clone`.
+fn shared_failure(e: &Error) -> Error {
+    let copy = Error::new(e.kind(), format!("{e:#}"));
+    match e.http_status() {
+        Some(status) => copy.with_status(status),
+        None => copy,
     }
 }
 
@@ -170,8 +196,39 @@ mod tests {
         assert_eq!(answer(fifth).await.unwrap(), 4);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn on_many_threads_every_caller_gets_a_read_begun_after_it_asked() {
+        // Reads numbered as they begin; each caller notes how many had begun before it asked, so the
+        // read it gets must have a larger number.
+        let begun = Arc::new(AtomicU64::new(0));
+        let reads = Arc::new(FreshReads::default());
+        let callers: Vec<_> = (0..200u64)
+            .map(|i| {
+                let (begun, reads) = (begun.clone(), reads.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_micros(i * 37 % 1000)).await;
+                    let before = begun.load(Ordering::SeqCst);
+                    let got = reads
+                        .read(|| async {
+                            let n = begun.fetch_add(1, Ordering::SeqCst) + 1;
+                            tokio::time::sleep(Duration::from_micros(300)).await;
+                            Ok(n)
+                        })
+                        .await
+                        .unwrap();
+                    (before, *got)
+                })
+            })
+            .collect();
+        for caller in callers {
+            let (before, got) = caller.await.unwrap();
+            assert!(got > before, "a caller that asked after {before} reads began got read {got}");
+        }
+        assert!(begun.load(Ordering::SeqCst) < 200, "callers shared reads");
+    }
+
     #[tokio::test]
-    async fn a_failed_read_is_not_shared_each_waiting_caller_reads_again() {
+    async fn a_failed_read_fails_the_callers_it_was_fresh_for_and_later_ones_read_again() {
         let (source, mut begun) = Gated::new();
         source.fail_read(2);
         let reads = Arc::new(FreshReads::default());
@@ -180,15 +237,17 @@ mod tests {
         let (second, third) = (ask(&reads, &source), ask(&reads, &source));
         settle().await;
         release(&source);
-        assert_eq!(answer(first).await.unwrap(), 1);
+        assert_eq!(answer(first).await, Ok(1));
         assert_eq!(next_read(&mut begun).await, 2);
         release(&source);
-        // Read 2 fails for the caller that made it; the other makes read 3 rather than take read 1.
+        // Read 2 began after both asked: its failure is both callers' (neither takes read 1 instead).
+        assert_eq!((answer(second).await, answer(third).await), (Err(ErrorKind::Network), Err(ErrorKind::Network)));
+        assert_eq!(source.reads.load(Ordering::SeqCst), 2, "one failed read for both");
+        // Asked after it: a failure from before is not theirs either.
+        let fourth = ask(&reads, &source);
         assert_eq!(next_read(&mut begun).await, 3);
         release(&source);
-        let mut got = [answer(second).await, answer(third).await];
-        got.sort_by_key(|r| r.is_ok());
-        assert_eq!(got, [Err(ErrorKind::Network), Ok(3)]);
+        assert_eq!(answer(fourth).await, Ok(3));
     }
 
     #[tokio::test]
