@@ -168,17 +168,27 @@ mod tests {
         }
     }
 
+    /// A first caller's read begins; two more callers ask while it runs (it began before them, so it is
+    /// not theirs); then it ends and the first caller gets it. The two are still waiting.
+    async fn two_asking_during_the_first_read(
+        reads: &Arc<FreshReads<u64>>,
+        source: &Arc<Gated>,
+        begun: &mut mpsc::UnboundedReceiver<u64>,
+    ) -> (tokio::task::JoinHandle<Result<u64>>, tokio::task::JoinHandle<Result<u64>>) {
+        let first = ask(reads, source);
+        assert_eq!(next_read(begun).await, 1);
+        let (second, third) = (ask(reads, source), ask(reads, source));
+        settle().await;
+        release(source);
+        assert_eq!(answer(first).await, Ok(1));
+        (second, third)
+    }
+
     #[tokio::test]
     async fn callers_that_ask_during_a_read_share_the_next_one_and_never_the_one_under_way() {
         let (source, mut begun) = Gated::new();
         let reads = Arc::new(FreshReads::default());
-        let first = ask(&reads, &source);
-        assert_eq!(next_read(&mut begun).await, 1);
-        // Asked while read 1 runs: read 1 began before them, so it is not theirs.
-        let (second, third) = (ask(&reads, &source), ask(&reads, &source));
-        settle().await;
-        release(&source);
-        assert_eq!(answer(first).await.unwrap(), 1);
+        let (second, third) = two_asking_during_the_first_read(&reads, &source, &mut begun).await;
         assert_eq!(next_read(&mut begun).await, 2, "one read for both");
         // Asked while read 2 runs: it waits for read 3.
         let fourth = ask(&reads, &source);
@@ -232,12 +242,7 @@ mod tests {
         let (source, mut begun) = Gated::new();
         source.fail_read(2);
         let reads = Arc::new(FreshReads::default());
-        let first = ask(&reads, &source);
-        assert_eq!(next_read(&mut begun).await, 1);
-        let (second, third) = (ask(&reads, &source), ask(&reads, &source));
-        settle().await;
-        release(&source);
-        assert_eq!(answer(first).await, Ok(1));
+        let (second, third) = two_asking_during_the_first_read(&reads, &source, &mut begun).await;
         assert_eq!(next_read(&mut begun).await, 2);
         release(&source);
         // Read 2 began after both asked: its failure is both callers' (neither takes read 1 instead).
