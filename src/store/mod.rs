@@ -354,7 +354,7 @@ pub trait Repository: Send + Sync {
     /// What a plan may take as [`Repository::delete_side_tags`]: the same, except that repositories
     /// sharing one attachments repository in a run share one read of it, taken by the first of them to
     /// plan a delete. Only for deciding what to propose: whatever deletes reads
-    /// [`Repository::delete_side_tags`] afresh right before, so a tag that moved since the shared read
+    /// [`Repository::delete_side_tags`] again right before, so a tag that moved since the shared read
     /// keeps what it holds all the same.
     fn planning_side_tags(&self) -> impl Future<Output = Result<Arc<BTreeMap<String, Descriptor>>>> + Send
     where

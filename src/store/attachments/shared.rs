@@ -97,7 +97,8 @@ impl SharedAttachments {
     }
 
     /// Every tag of the attachments repository, resolved on the first call of the run (what each
-    /// repository's plan takes as the tags its deletes could drop; acting reads them afresh).
+    /// repository's plan takes as the tags its deletes could drop; acting reads them again, see
+    /// [`SharedAttachments::fresh_side_tags`]).
     pub(super) async fn side_tags<R: Repository>(&self, attachments: &R) -> Result<Arc<BTreeMap<String, Descriptor>>> {
         self.side_tags
             .get_or_try_init(|| async { crate::store::resolve_tags(attachments).await.map(Arc::new) })
