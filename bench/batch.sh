@@ -94,7 +94,7 @@ done
 # The shared case: R repositories × 2 images, every legacy tag in shared/sigs. Each repository must take
 # only its own images: requests grow with the images, not with repositories × attachments.
 declare -A shared_requests
-# HEADs of the sentinel's tag (below) in the registry's access log.
+# The guard's full reads of shared/sigs, in the access log: nothing else asks for the sentinel's tag (below).
 sentinel_heads() { grep -c "\"HEAD /v2/shared/sigs/manifests/$sentinel " "$log" || true; }
 shared_rows=()
 for r in "${shared[@]}"; do

@@ -755,7 +755,8 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         Some(Fault::Reset) => return Err(Dropped),
         _ => {}
     }
-    let slowed = state.delayed.lock().unwrap().iter().filter(|(m, p, _)| *m == method && *p == path).map(|d| d.2).max();
+    let delayed = state.delayed.lock().unwrap().clone();
+    let slowed = delayed.iter().filter(|(m, p, _)| *m == method && *p == path).map(|d| d.2).max();
     let delay = (*state.delay.lock().unwrap()).max(slowed.unwrap_or_default());
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;

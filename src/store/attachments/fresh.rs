@@ -52,7 +52,7 @@ impl<T> FreshReads<T> {
         Fut: Future<Output = Result<T>>,
     {
         // `begun` is raised under `state` before a read is first polled, so any read numbered above what
-        // it is now begins after now. (A caller that asks between the turn holder's check and its raise
+        // it is now begins after now. (A caller that asks between a raise and that read's first poll
         // waits for one read more than it needs: never less fresh.)
         let wanted = self.state().begun + 1;
         let _turn = self.turn.lock().await;
@@ -132,7 +132,7 @@ mod tests {
             self.begun.send(n).unwrap();
             self.gate.acquire().await.unwrap().forget();
             match self.fail.lock().unwrap().contains(&n) {
-                true => Err(Error::new(ErrorKind::Network, format!("read {n} failed"))),
+                true => Err(Error::new(ErrorKind::Registry, format!("read {n} failed")).with_status(503)),
                 false => Ok(n),
             }
         }
@@ -216,12 +216,15 @@ mod tests {
             .map(|i| {
                 let (begun, reads) = (begun.clone(), reads.clone());
                 tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_micros(i * 37 % 1000)).await;
+                    // Arrivals spread over many polls (the timer's 1 ms would bunch them).
+                    for _ in 0..(i * 37 % 50) {
+                        tokio::task::yield_now().await;
+                    }
                     let before = begun.load(Ordering::SeqCst);
                     let got = reads
                         .read(|| async {
                             let n = begun.fetch_add(1, Ordering::SeqCst) + 1;
-                            tokio::time::sleep(Duration::from_micros(300)).await;
+                            tokio::time::sleep(Duration::from_millis(1)).await;
                             Ok(n)
                         })
                         .await
@@ -245,8 +248,15 @@ mod tests {
         let (second, third) = two_asking_during_the_first_read(&reads, &source, &mut begun).await;
         assert_eq!(next_read(&mut begun).await, 2);
         release(&source);
-        // Read 2 began after both asked: its failure is both callers' (neither takes read 1 instead).
-        assert_eq!((answer(second).await, answer(third).await), (Err(ErrorKind::Network), Err(ErrorKind::Network)));
+        // Read 2 began after both asked: its failure is both callers' (neither takes read 1 instead), with
+        // what reports and exit codes are made of: kind, status and words.
+        for caller in [second, third] {
+            let e = tokio::time::timeout(Duration::from_secs(10), caller).await.unwrap().unwrap().unwrap_err();
+            assert_eq!(
+                (e.kind(), e.http_status(), e.to_string()),
+                (ErrorKind::Registry, Some(503), "read 2 failed".into())
+            );
+        }
         assert_eq!(source.reads.load(Ordering::SeqCst), 2, "one failed read for both");
         // Asked after it: a failure from before is not theirs either.
         let fourth = ask(&reads, &source);
