@@ -15,7 +15,9 @@
 //! - [`targets`]: images, repositories, layouts and whole registries resolved into a stream of
 //!   repositories to work on;
 //! - [`batch`]: the engine every batch command runs on — one bounded pool over all repositories,
-//!   repositories listed page by page, a per-repository finishing step, the journal and progress;
+//!   repositories listed page by page, a per-repository finishing step, the journal and progress (its
+//!   pool's places are in [`slots`], below the store, whose shared reads give a waiting unit's place
+//!   back);
 //! - [`inspect`], [`verify`], [`get`], [`migrate`], [`prune`], [`copy`], [`status`], [`rollback`],
 //!   [`probe`]: one module per command of the `att2ref` binary, named after it (`att2ref verify` runs
 //!   [`verify::verify_image`] and so on); a command depends only on the layers above, never on another
@@ -84,6 +86,7 @@ pub mod read;
 pub mod report;
 pub mod rewrite;
 pub mod rollback;
+pub mod slots;
 pub mod status;
 pub mod store;
 pub mod targets;

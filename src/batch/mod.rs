@@ -9,7 +9,9 @@
 //!   [`Job::list`] page by page: the next page (or the next catalog page) is read only while fewer
 //!   units than `jobs` are waiting, so work starts on the first page and the queue never holds more
 //!   than one page ahead, whatever the size of the catalog or of a repository;
-//! - at most `jobs` units run at once, across all repositories;
+//! - at most `jobs` units work at once, across all repositories; a unit that waits on work others share
+//!   gives its place back for the wait ([`crate::slots::waiting`]), and at most [`MAX_WAITING`] units
+//!   are started beyond `jobs`;
 //! - [`Job::finish`] runs once per repository, as soon as its listing is complete and its last unit
 //!   done, concurrently with the units of the repositories after it; a target naming a repository that
 //!   is still being worked on adds to it, and a unit named twice is done once ([`Job::unit_key`]);
@@ -217,7 +219,12 @@ impl<R> InProgress<R> {
 /// way then still finish (at most about `2 × jobs` more).
 pub const MAX_FINISHED_AHEAD: usize = 64;
 
-/// Run `job` over every repository `targets` name, at most `jobs` units at once across all of them
+/// How many units [`run_streamed`] starts beyond `jobs`, for units that gave their place back while they
+/// wait on work others share ([`crate::slots::waiting`]): each such wait can then be shared by this many
+/// more units, and what the waiting units hold stays bounded.
+pub const MAX_WAITING: usize = 64;
+
+/// Run `job` over every repository `targets` name, at most `jobs` units working at once across all of them
 /// (see the module documentation), and return every report at the end.
 pub async fn run<J, S>(
     job: &J,
@@ -253,6 +260,10 @@ where
 {
     let jobs = jobs.max(1);
     let max_ahead = MAX_FINISHED_AHEAD.max(jobs);
+    // A place per unit working; units waiting on shared work give theirs back (see `crate::slots`).
+    let pool = Arc::new(tokio::sync::Semaphore::new(jobs));
+    let most_started = jobs + MAX_WAITING;
+    let mut spare_place = None;
     let record = |report: &J::Report| {
         if let (Some(journal), Some(event)) = (journal, job.event(report))
             && let Err(e) = journal.record(&event)
@@ -280,16 +291,18 @@ where
     let mut finishing = FuturesUnordered::new();
 
     loop {
-        while running.len() < jobs
-            && let Some((r, i, unit)) = queue.pop_front()
+        while running.len() < most_started
+            && !queue.is_empty()
+            && let Some(place) = spare_place.take().or_else(|| pool.clone().try_acquire_owned().ok())
         {
+            let (r, i, unit) = queue.pop_front().expect("the queue was not empty");
             let repo = repos[&r].repo.clone();
-            running.push(async move {
+            running.push(crate::slots::in_place(pool.clone(), place, async move {
                 let report = job.run(&repo, &unit).await;
                 record(&report);
                 progress.done(&report);
                 (r, i, report)
-            });
+            }));
         }
         // Keep up to `jobs` units queued ahead of the pool, so no job waits for a listing; but start no
         // further repository while too many finished (or finishing) ones wait for an earlier one (their
@@ -303,8 +316,13 @@ where
         if running.is_empty() && finishing.is_empty() && !want_more {
             break;
         }
+        // A place given back by a waiting unit (or freed by one that ended) starts the next unit.
+        let can_start = running.len() < most_started && !queue.is_empty() && spare_place.is_none();
         let mut ready = None;
         tokio::select! {
+            place = pool.clone().acquire_owned(), if can_start => {
+                spare_place = Some(place.expect("the engine never closes its pool"));
+            },
             next = listed.next(), if want_more => match next {
                 None => listing_done = true,
                 Some(Listed::Start(repo)) => match open.get(&repo.name()) {

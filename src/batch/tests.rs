@@ -34,6 +34,10 @@ struct Scripted {
     hold_finish: Option<(String, Arc<Notify>)>,
     /// Units run so far.
     units_run: AtomicUsize,
+    /// Every unit waits, in the middle, for a permit of this (work the units share).
+    shared_wait: Option<Arc<tokio::sync::Semaphore>>,
+    waiting_now: AtomicUsize,
+    most_waiting: AtomicUsize,
 }
 
 impl Scripted {
@@ -96,6 +100,15 @@ impl Job for Scripted {
             && u == unit
         {
             release.notified().await;
+        }
+        if let Some(shared) = &self.shared_wait {
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            let now = self.waiting_now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_waiting.fetch_max(now, Ordering::SeqCst);
+            crate::slots::waiting(shared.acquire()).await.expect("never closed").forget();
+            self.waiting_now.fetch_sub(1, Ordering::SeqCst);
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_running.fetch_max(now, Ordering::SeqCst);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         self.running.fetch_sub(1, Ordering::SeqCst);
@@ -360,4 +373,62 @@ async fn repositories_finished_ahead_of_a_slow_one_are_bounded() {
     assert!(ran <= 1 + MAX_FINISHED_AHEAD + 2 * jobs, "{ran} units ran while the first repository was held");
     assert!(ran > MAX_FINISHED_AHEAD, "work went on ahead of the held repository: {ran}");
     assert_eq!(delivered, names.len());
+}
+
+/// Waits until `count` units wait on the shared work (false after 10 s), then lets `release` of them go.
+async fn when_waiting(job: &Scripted, count: usize, release: usize) -> bool {
+    let reached = tokio::time::timeout(Duration::from_secs(10), async {
+        while job.waiting_now.load(Ordering::SeqCst) < count {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .is_ok();
+    job.shared_wait.as_ref().unwrap().add_permits(release);
+    reached
+}
+
+#[tokio::test]
+async fn units_waiting_on_shared_work_give_their_place_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let repos: Vec<(&str, Vec<Vec<&str>>)> = names.iter().map(|n| (*n, vec![vec!["1"]])).collect();
+    let mut job = Scripted::with_repos(&repos);
+    job.shared_wait = Some(Arc::new(tokio::sync::Semaphore::new(0)));
+    let targets = futures_util::stream::iter(layouts(dir.path(), &names));
+    // The shared work is only done once all ten wait for it: units that kept their places while
+    // waiting would be two, and the run would never end.
+    let (outcome, all_waited) =
+        tokio::join!(tokio::time::timeout(Duration::from_secs(20), run(&job, targets, 2, None, &())), async {
+            when_waiting(&job, 10, 10).await
+        });
+    assert!(all_waited, "only {} units waited at once", job.most_waiting.load(Ordering::SeqCst));
+    let outcome = outcome.expect("the run ends once the shared work is done");
+    assert_eq!(outcome.reports.len(), 10);
+    assert_eq!(job.most_running.load(Ordering::SeqCst), 2, "never more units working than jobs");
+}
+
+#[tokio::test]
+async fn units_started_beyond_jobs_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let units: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    let mut job = Scripted::with_repos(&[("a", vec![units.iter().map(String::as_str).collect()])]);
+    job.shared_wait = Some(Arc::new(tokio::sync::Semaphore::new(0)));
+    let targets = futures_util::stream::iter(layouts(dir.path(), &["a"]));
+    let bound = 2 + MAX_WAITING;
+    let watch = async {
+        let reached = when_waiting(&job, bound, 0).await;
+        // Nothing more starts while every unit started waits.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let waiting = job.waiting_now.load(Ordering::SeqCst);
+        job.shared_wait.as_ref().unwrap().add_permits(100);
+        (reached, waiting)
+    };
+    let (outcome, (reached, waiting)) =
+        tokio::join!(tokio::time::timeout(Duration::from_secs(20), run(&job, targets, 2, None, &())), watch);
+    assert!(reached && waiting == bound, "{waiting} units waited at once, not {bound}");
+    assert_eq!(outcome.expect("the run ends").reports.len(), 100);
+    assert_eq!(job.most_waiting.load(Ordering::SeqCst), bound);
+    assert_eq!(job.most_running.load(Ordering::SeqCst), 2);
 }

@@ -107,12 +107,14 @@ impl SharedAttachments {
     }
 
     /// Every tag of the attachments repository, from a read that began after this call: what a
-    /// repository's deletes are guarded by. Repositories that ask while a read runs share the next one.
+    /// repository's deletes are guarded by. Repositories that ask while a read runs share the next one;
+    /// they wait without a place in the batch pool, so that more of them share each read than `--jobs`
+    /// (see [`crate::slots`]).
     pub(super) async fn fresh_side_tags<R: Repository>(
         &self,
         attachments: &R,
     ) -> Result<Arc<BTreeMap<String, Descriptor>>> {
-        self.fresh_side_tags.read(|| crate::store::resolve_tags(attachments)).await
+        crate::slots::waiting(self.fresh_side_tags.read(|| crate::store::resolve_tags(attachments))).await
     }
 
     fn named_in(&self, repository: &str) -> Vec<Digest> {
