@@ -2,7 +2,8 @@
 # The batch engine on local CNCF distribution 2.8.2: N repositories of 1 image each against 1 repository of
 # N images (distinct images, same bytes per image), migrated with the same --jobs, in one run.
 # Then the wide case: R repositories × 10 images each, the whole registry at once (--all-repos, the catalog
-# streamed), at --jobs 8, for R = 100 and 1000: time ratio and peak RSS of the larger.
+# streamed), at --jobs 8, for R = 100 and 1000, then R = 100 again: time ratio (against the mean of the
+# smaller size's runs before and after the larger) and peak RSS of the larger.
 # Usage: bench/batch.sh [N...]     (default: $BENCH_N or "64 1000"; results appended to bench/results/batch.md)
 # Environment: BENCH_JOBS (default 4), BENCH_SBOM_BYTES (default ~1.5 MB), BENCH_TIMEOUT (seconds per step,
 #              default 3600), DOCKER_REGISTRY (default: docker-registry on PATH); for the wide case
@@ -61,8 +62,10 @@ done
 # The wide case: the whole registry (--all-repos) of R repositories × $wide_images images.
 declare -A wide_time wide_rss
 wide_rows=()
-for r in "${wide[@]}"; do
-  start_registry "wide-$r"
+# wide_run R RUN: migrate a fresh registry of R repositories; sets wide_s. RUN names the run in the table.
+wide_run() {
+  local r=$1 run=$2 name=wide-$1-$2
+  start_registry "$name"
   # First image number of repository i: i × images (distinct images across the registry).
   seq 0 $((r - 1)) | limited xargs -P 2 -I'{}' sh -c \
     '"$1" "$2" "wide/r$3" "$4" "$5" $(($3 * $4)) > /dev/null' _ "$store" "$host" '{}' "$wide_images" "$wide_sbom" \
@@ -70,7 +73,7 @@ for r in "${wide[@]}"; do
   expected=$((r * wide_images))
   # Per image, independent of wall-clock noise: requests (the registry's access log), att2ref's CPU and
   # the registry's own CPU (/proc/PID/stat utime + stime). Constant per image = linear in the images.
-  log="$work/wide-$r/access.log"; pid=${registry_pid[wide-$r]}
+  log="$work/$name/access.log"; pid=${registry_pid[$name]}
   requests_before=$(grep -c '"[A-Z]* /v2/' "$log" || true)
   registry_before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   start=$(now)
@@ -84,12 +87,17 @@ for r in "${wide[@]}"; do
   registry_ms=$(per_image "$(awk -v t="$registry_ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN{print t / hz}')" 1000)
   migrated=$(json "$work/wide.json" "d['totals']['outcomes'].get('migrated', 0)")
   [ "$migrated" = "$expected" ] || { echo "wide $r: $migrated of $expected images migrated" >&2; exit 1; }
-  wide_time[$r]=$wide_s
+  wide_time[$r-$run]=$wide_s
   wide_rss[$r]=$(peak_rss_mb "$work/wide.time")
-  wide_rows+=("| $r | $wide_images | $wide_jobs | $wide_s | ${wide_rss[$r]} | $(per_image "$wide_s" 1000) | $(per_image "$requests" 1) | $(per_image "$(cpu_s "$work/wide.time")" 1000) | $registry_ms |")
-  echo "wide R=$r: ${wide_s}s, ${wide_rss[$r]} MB" >&2
-  stop_registry "wide-$r"
-done
+  wide_rows+=("| $r | $run | $wide_images | $wide_jobs | $wide_s | ${wide_rss[$r]} | $(per_image "$wide_s" 1000) | $(per_image "$requests" 1) | $(per_image "$(cpu_s "$work/wide.time")" 1000) | $registry_ms |")
+  echo "wide R=$r ($run): ${wide_s}s, ${wide_rss[$r]} MB" >&2
+  stop_registry "$name"
+}
+for r in "${wide[@]}"; do wide_run "$r" first; done
+# The smallest size once more, last: the machine's speed drifts over a run of many minutes (the CPU that the
+# same work takes moves on att2ref's and the registry's side alike), so the largest size is compared with
+# the smallest measured before it and after it, and with their mean.
+if [ ${#wide[@]} -ge 2 ]; then wide_run "${wide[0]}" again; fi
 
 # The shared case: R repositories × 2 images, every legacy tag in shared/sigs. Each repository must take
 # only its own images: requests grow with the images, not with repositories × attachments.
@@ -162,13 +170,15 @@ done
     echo
     echo "Whole registry (\`--all-repos\`), $wide_images images per repository, SBOM $wide_sbom B:"
     echo
-    echo "| repositories | images each | --jobs | time (s) | peak RSS MB (≤ 200) | ms per image | requests per image | att2ref CPU ms per image | registry CPU ms per image |"
-    echo "|---|---|---|---|---|---|---|---|---|"
+    echo "| repositories | run | images each | --jobs | time (s) | peak RSS MB (≤ 200) | ms per image | requests per image | att2ref CPU ms per image | registry CPU ms per image |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${wide_rows[@]}"
     if [ ${#wide[@]} -ge 2 ]; then
       first=${wide[0]}; last=${wide[${#wide[@]}-1]}
+      before=${wide_time[$first-first]}; after=${wide_time[$first-again]}; large=${wide_time[$last-first]}
+      mean=$(awk -v a="$before" -v b="$after" 'BEGIN{printf "%.2f", (a + b) / 2}')
       echo
-      echo "time($last × $wide_images) / time($first × $wide_images) = **$(ratio "${wide_time[$last]}" "${wide_time[$first]}")** (≤ 10.5; $(ratio "$last" "$first")× the images)"
+      echo "time($last × $wide_images) / time($first × $wide_images) = **$(ratio "$large" "$mean")** against the mean of the runs before and after it (≤ 10.5; $(ratio "$last" "$first")× the images); $(ratio "$large" "$before") against the one before, $(ratio "$large" "$after") against the one after"
     fi
   fi
   if [ ${#shared_rows[@]} -gt 0 ]; then
