@@ -9,6 +9,11 @@
 //! `jobs` still bounds the units working, and the engine bounds how many more it starts
 //! ([`crate::batch::MAX_WAITING`]).
 //!
+//! The shared work itself runs inside the wait of the unit that started it, without a place: at most
+//! `jobs` units work, plus that one shared read (the store's reads run one at a time, their requests
+//! under the registry's request cap like any others). Every unit waiting depends on it, so it is not
+//! made to queue for a place behind the work that does not.
+//!
 //! This module sits below the store so that the store's shared reads can use it; the engine is the only
 //! one to give out places.
 
@@ -37,6 +42,10 @@ pub(crate) async fn in_place<F: Future>(pool: Arc<Semaphore>, permit: OwnedSemap
 /// then take a place again before returning, waiting for one if every place is taken. Outside a unit of
 /// the engine, inside a wait that already gave its place back, or in a task the unit spawned, it only
 /// awaits `shared`.
+///
+/// A unit waits for one thing at a time: two `waiting` calls polled side by side in one unit (in a
+/// `join`) would give the place back once, and the unit would go on without one if the second ended
+/// first.
 pub async fn waiting<F: Future>(shared: F) -> F::Output {
     let given_back = PLACE
         .try_with(|place| {
@@ -48,8 +57,9 @@ pub async fn waiting<F: Future>(shared: F) -> F::Output {
     let Some((pool, permit)) = given_back else { return shared.await };
     drop(permit);
     let out = shared.await;
-    // Tokio's semaphore serves waiters in order: a unit coming back queues behind those before it, and
-    // ahead of new units, which the engine asks for anew each time it looks.
+    // Tokio's semaphore serves waiters in order: a unit coming back queues behind those before it. The
+    // engine asks for a place for the next new unit at most once at a time, so that one may come first;
+    // no unit coming back is passed by more than one new unit.
     let permit = pool.acquire_owned().await.expect("the engine never closes its pool");
     let _ = PLACE.try_with(|place| *place.permit.lock().unwrap_or_else(|p| p.into_inner()) = Some(permit));
     out

@@ -7,11 +7,11 @@
 //!
 //! - targets come from [`crate::targets::resolve`] as a stream, and each repository's units from
 //!   [`Job::list`] page by page: the next page (or the next catalog page) is read only while fewer
-//!   units than `jobs` are waiting, so work starts on the first page and the queue never holds more
+//!   units than `jobs` are queued, so work starts on the first page and the queue never holds more
 //!   than one page ahead, whatever the size of the catalog or of a repository;
 //! - at most `jobs` units work at once, across all repositories; a unit that waits on work others share
-//!   gives its place back for the wait ([`crate::slots::waiting`]), and at most [`MAX_WAITING`] units
-//!   are started beyond `jobs`;
+//!   gives its place back for the wait ([`crate::slots::waiting`]; the one shared read that they wait
+//!   for runs meanwhile, see there), and at most [`MAX_WAITING`] units are started beyond `jobs`;
 //! - [`Job::finish`] runs once per repository, as soon as its listing is complete and its last unit
 //!   done, concurrently with the units of the repositories after it; a target naming a repository that
 //!   is still being worked on adds to it, and a unit named twice is done once ([`Job::unit_key`]);
@@ -216,7 +216,7 @@ impl<R> InProgress<R> {
 
 /// How many finished (or finishing) repositories [`run_streamed`] holds while an earlier one is still
 /// in progress (or `jobs`, if more), before it waits to start another; the repositories already under
-/// way then still finish (at most about `2 × jobs` more).
+/// way then still finish (at most about `2 × jobs + MAX_WAITING` more).
 pub const MAX_FINISHED_AHEAD: usize = 64;
 
 /// How many units [`run_streamed`] starts beyond `jobs`, for units that gave their place back while they
@@ -258,7 +258,8 @@ where
     J: Job,
     S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
 {
-    let jobs = jobs.max(1);
+    // The pool cannot hold more places than a semaphore can count; no machine runs that many units.
+    let jobs = jobs.clamp(1, tokio::sync::Semaphore::MAX_PERMITS - MAX_WAITING);
     let max_ahead = MAX_FINISHED_AHEAD.max(jobs);
     // A place per unit working; units waiting on shared work give theirs back (see `crate::slots`).
     let pool = Arc::new(tokio::sync::Semaphore::new(jobs));

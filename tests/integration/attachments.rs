@@ -547,7 +547,7 @@ async fn repositories_sharing_an_attachments_repository_each_take_their_own_imag
     // another, each with its own read: four. (Each caller getting a read begun after it asked is
     // `store::attachments::fresh`'s tests; the pool's places are `batch`'s.)
     let before = heads_of_c_att();
-    proxy.delay_request("HEAD", &c_att, std::time::Duration::from_secs(3));
+    proxy.delay_request("HEAD", &c_att, std::time::Duration::from_secs(5));
     let r = shared_run(&["prune", "--all-repos", &proxy.host, "--apply", "--jobs", "1"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let acting = deleting(&r.json(), "removed");
