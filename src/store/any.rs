@@ -186,6 +186,10 @@ impl Repository for AnyRepository {
         delegate!(self, r => r.planning_side_tags().await)
     }
 
+    async fn resolved_tags(&self) -> Result<std::collections::BTreeMap<String, Descriptor>> {
+        delegate!(self, r => r.resolved_tags().await)
+    }
+
     async fn list_tags(&self) -> Result<Vec<String>> {
         delegate!(self, r => r.list_tags().await)
     }

@@ -10,7 +10,7 @@
 //!
 //! [`ErrorKind::NotFound`]: crate::ErrorKind::NotFound
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -363,6 +363,16 @@ pub trait Repository: Send + Sync {
         self.delete_side_tags()
     }
 
+    /// Every tag resolved to its descriptor, as [`resolve_tags`] gives them. A store whose listing
+    /// already asked what some tags hold answers those from that listing (read during this call),
+    /// without asking again.
+    fn resolved_tags(&self) -> impl Future<Output = Result<BTreeMap<String, Descriptor>>> + Send
+    where
+        Self: Sized,
+    {
+        async { resolve_listed(self, self.list_tags().await?, &HashMap::new()).await }
+    }
+
     /// The tags page by page, as the store serves them, for work that starts before a long listing is
     /// complete and keeps only one page in memory. Entries are not repeated from one page to the next;
     /// the listing stops at its first error. Stores without pages give every tag as one page.
@@ -386,13 +396,25 @@ pub trait Repository: Send + Sync {
 /// HEAD requests in flight while resolving tags.
 const RESOLVE_CONCURRENCY: usize = 8;
 
-/// Every tag of `repo` resolved to its descriptor. A tag that cannot be resolved fails the whole call:
-/// without knowing what it holds, no digest can be shown to be unneeded.
+/// Every tag of `repo` resolved to its descriptor ([`Repository::resolved_tags`]). A tag that cannot be
+/// resolved fails the whole call: without knowing what it holds, no digest can be shown to be unneeded.
 pub async fn resolve_tags<R: Repository>(repo: &R) -> Result<BTreeMap<String, Descriptor>> {
-    let tags = repo.list_tags().await?;
+    repo.resolved_tags().await
+}
+
+/// `tags` of `repo` resolved to their descriptors: from `known` when the listing already asked (`None`:
+/// the tag was gone), else by a `HEAD` now. A tag gone since it was listed is left out.
+pub(crate) async fn resolve_listed<R: Repository>(
+    repo: &R,
+    tags: Vec<String>,
+    known: &HashMap<String, Option<Descriptor>>,
+) -> Result<BTreeMap<String, Descriptor>> {
     let resolved: Vec<(String, Result<Option<Descriptor>>)> = futures_util::stream::iter(tags)
         .map(|t| async move {
-            let d = repo.head_manifest(&t).await;
+            let d = match known.get(&t) {
+                Some(d) => Ok(d.clone()),
+                None => repo.head_manifest(&t).await,
+            };
             (t, d)
         })
         .buffered(RESOLVE_CONCURRENCY)

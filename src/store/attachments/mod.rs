@@ -333,6 +333,23 @@ impl<R: Repository> Repository for SplitRepository<R> {
             .collect())
     }
 
+    // In a shared run the listing asks what each image tag holds, to find the images: resolving every
+    // tag takes those answers instead of asking twice.
+    async fn resolved_tags(&self) -> Result<std::collections::BTreeMap<String, Descriptor>> {
+        let Some(shared) = &self.shared else {
+            return super::resolve_listed(self, self.list_tags().await?, &std::collections::HashMap::new()).await;
+        };
+        let pages = shared::resolved_pages(&self.images, &self.attachments, shared.clone(), self.images.tag_pages());
+        let pages: Vec<Result<shared::ResolvedPage>> = pages.collect().await;
+        let (mut tags, mut known) = (Vec::new(), std::collections::HashMap::new());
+        for page in pages {
+            let (page_tags, page_known) = page?;
+            tags.extend(page_tags);
+            known.extend(page_known);
+        }
+        super::resolve_listed(self, tags, &known).await
+    }
+
     fn tag_pages(&self) -> futures_util::stream::BoxStream<'_, Result<Vec<String>>> {
         match &self.shared {
             Some(shared) => shared::pages(&self.images, &self.attachments, shared.clone(), self.images.tag_pages()),

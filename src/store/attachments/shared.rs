@@ -140,8 +140,9 @@ impl SharedAttachments {
     }
 
     /// One page of an image repository's tags as its listing reads with the shared attachments: the
-    /// attachment tags of the images its tags name (and of `named`), then its own image tags. `seen`
-    /// carries the images given so far across the pages of one listing.
+    /// attachment tags of the images its tags name (and of `named`), then its own image tags, with what
+    /// each own tag held when this page asked (`None`: gone; a tag whose answer could not be taken is
+    /// left out). `seen` carries the images given so far across the pages of one listing.
     async fn page<R: Repository>(
         &self,
         images: &R,
@@ -149,7 +150,7 @@ impl SharedAttachments {
         tags: Vec<String>,
         named: Vec<Digest>,
         seen: &mut HashSet<Digest>,
-    ) -> Result<Vec<String>> {
+    ) -> Result<ResolvedPage> {
         let subjects = self.subjects(attachments).await?;
         let own: Vec<String> = tags.into_iter().filter(|t| !is_attachment_tag(t)).collect();
         // HEADs: registries that meter pulls (Docker Hub) count manifest GETs, not HEADs.
@@ -160,6 +161,7 @@ impl SharedAttachments {
             .await;
         // Each image once per listing, in the order met; an index is read once however many tags hold it.
         let mut found: Vec<Digest> = named.into_iter().filter(|d| seen.insert(d.clone())).collect();
+        let mut heads_of_own = HashMap::new();
         for (tag, head) in own.iter().zip(heads) {
             let head = match head {
                 Ok(head) => head,
@@ -170,6 +172,7 @@ impl SharedAttachments {
                 }
                 Err(e) => return Err(e.context(format!("resolving tag {tag} of {}", images.name()))),
             };
+            heads_of_own.insert(tag.clone(), head.clone());
             // Gone since it was listed.
             let Some(head) = head else { continue };
             if !seen.insert(head.digest.clone()) {
@@ -208,9 +211,12 @@ impl SharedAttachments {
             }
         }
         listing.extend(own);
-        Ok(listing)
+        Ok((listing, heads_of_own))
     }
 }
+
+/// A page of tags, with what some of them held when the listing asked (see [`SharedAttachments::page`]).
+pub(super) type ResolvedPage = (Vec<String>, HashMap<String, Option<Descriptor>>);
 
 /// The image and kind bit of an attachment tag; `None` for any other tag.
 pub(super) fn kind_of(tag: &str) -> Option<(Digest, u8)> {
@@ -242,6 +248,21 @@ where
     R: Repository + 'a,
     H: Deref<Target = R> + Send + Sync + 'a,
 {
+    resolved_pages(images, attachments, shared, own).map(|page| page.map(|(tags, _)| tags)).boxed()
+}
+
+/// [`pages`], each page with what its own image tags held when the listing asked (it asks to find the
+/// images they name): a caller resolving every tag need not ask again.
+pub(super) fn resolved_pages<'a, R, H>(
+    images: H,
+    attachments: H,
+    shared: Arc<SharedAttachments>,
+    own: BoxStream<'a, Result<Vec<String>>>,
+) -> BoxStream<'a, Result<ResolvedPage>>
+where
+    R: Repository + 'a,
+    H: Deref<Target = R> + Send + Sync + 'a,
+{
     let start = Listing { own, images, attachments, shared, seen: HashSet::new(), started: false, over: false };
     futures_util::stream::unfold(start, next_page).boxed()
 }
@@ -257,7 +278,7 @@ struct Listing<'a, H> {
     over: bool,
 }
 
-async fn next_page<'a, R, H>(mut l: Listing<'a, H>) -> Option<(Result<Vec<String>>, Listing<'a, H>)>
+async fn next_page<'a, R, H>(mut l: Listing<'a, H>) -> Option<(Result<ResolvedPage>, Listing<'a, H>)>
 where
     R: Repository + 'a,
     H: Deref<Target = R> + Send + Sync + 'a,
@@ -342,6 +363,19 @@ mod tests {
         let mut expected = attached(&images[2], "v3");
         expected.retain(|t| t != "v3");
         assert_eq!(listing(&untagged.sharing(shared.clone())).await, expected);
+    }
+
+    #[tokio::test]
+    async fn resolving_every_tag_from_the_listing_gives_what_asking_for_each_gives() {
+        let (app, sigs) = (MemoryRepository::new("app"), MemoryRepository::new("sigs"));
+        let scenario = demo::multi_arch().unwrap();
+        scenario.push_split(&app, &sigs).await.unwrap();
+        let split = SplitRepository::new(app, sigs).sharing(SharedAttachments::new());
+        let resolved = split.resolved_tags().await.unwrap();
+        let asked = crate::store::resolve_listed(&split, split.list_tags().await.unwrap(), &HashMap::new()).await;
+        assert_eq!(resolved, asked.unwrap());
+        let own = resolved.keys().filter(|t| !is_attachment_tag(t)).count();
+        assert!(own >= 1 && resolved.len() > own, "image tags and attachment tags: {resolved:?}");
     }
 
     #[tokio::test]
