@@ -3,7 +3,8 @@
 # N images (distinct images, same bytes per image), migrated with the same --jobs, in one run.
 # Then the wide case: R repositories × 10 images each, the whole registry at once (--all-repos, the catalog
 # streamed), at --jobs 8, for R = 100 and 1000, then R = 100 again: time ratio (against the mean of the
-# smaller size's runs before and after the larger) and peak RSS of the larger.
+# smaller size's runs before and after the larger) and peak RSS of the larger; per image, requests, the CPU of
+# att2ref and of the registry, and the machine's idle, I/O wait and stolen time.
 # Usage: bench/batch.sh [N...]     (default: $BENCH_N or "64 1000"; results appended to bench/results/batch.md)
 # Environment: BENCH_JOBS (default 4), BENCH_SBOM_BYTES (default ~1.5 MB), BENCH_TIMEOUT (seconds per step,
 #              default 3600), DOCKER_REGISTRY (default: docker-registry on PATH); for the wide case
@@ -62,6 +63,9 @@ done
 # The wide case: the whole registry (--all-repos) of R repositories × $wide_images images.
 declare -A wide_time wide_rss
 wide_rows=()
+# The idle, iowait and steal ticks of /proc/stat's all-cores line.
+machine_ticks() { awk '$1 == "cpu" {print $5, $6, $9}' /proc/stat; }
+
 # wide_run R RUN: migrate a fresh registry of R repositories; sets wide_s. RUN names the run in the table.
 wide_run() {
   local r=$1 run=$2 name=wide-$1-$2
@@ -76,20 +80,26 @@ wide_run() {
   log="$work/$name/access.log"; pid=${registry_pid[$name]}
   requests_before=$(grep -c '"[A-Z]* /v2/' "$log" || true)
   registry_before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  # The whole machine's idle, I/O wait and stolen time over the run (all cores): time that no process's
+  # CPU shows. More of it per image at one size is waiting (on latency, the disk, or the hypervisor).
+  read -r idle_before iowait_before steal_before < <(machine_ticks)
   start=$(now)
   limited /usr/bin/time -v -o "$work/wide.time" "$att2ref" migrate "${verify[@]}" --jobs "$wide_jobs" -q -o json \
     --all-repos "$host" > "$work/wide.json"
   wide_s=$(elapsed "$start" "$(now)")
   registry_ticks=$(( $(awk '{print $14 + $15}' "/proc/$pid/stat") - registry_before ))
+  read -r idle_after iowait_after steal_after < <(machine_ticks)
   sleep 0.5 # the access log is written after each answer
   requests=$(( $(grep -c '"[A-Z]* /v2/' "$log" || true) - requests_before ))
   per_image() { awk -v a="$1" -v n="$expected" -v k="$2" 'BEGIN{printf "%.2f", a * k / n}'; }
-  registry_ms=$(per_image "$(awk -v t="$registry_ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN{print t / hz}')" 1000)
+  ticks_ms() { per_image "$(awk -v t="$1" -v hz="$(getconf CLK_TCK)" 'BEGIN{print t / hz}')" 1000; }
+  registry_ms=$(ticks_ms "$registry_ticks")
+  machine_ms="$(ticks_ms $((idle_after - idle_before))) / $(ticks_ms $((iowait_after - iowait_before))) / $(ticks_ms $((steal_after - steal_before)))"
   migrated=$(json "$work/wide.json" "d['totals']['outcomes'].get('migrated', 0)")
   [ "$migrated" = "$expected" ] || { echo "wide $r: $migrated of $expected images migrated" >&2; exit 1; }
   wide_time[$r-$run]=$wide_s
   wide_rss[$r]=$(peak_rss_mb "$work/wide.time")
-  wide_rows+=("| $r | $run | $wide_images | $wide_jobs | $wide_s | ${wide_rss[$r]} | $(per_image "$wide_s" 1000) | $(per_image "$requests" 1) | $(per_image "$(cpu_s "$work/wide.time")" 1000) | $registry_ms |")
+  wide_rows+=("| $r | $run | $wide_images | $wide_jobs | $wide_s | ${wide_rss[$r]} | $(per_image "$wide_s" 1000) | $(per_image "$requests" 1) | $(per_image "$(cpu_s "$work/wide.time")" 1000) | $registry_ms | $machine_ms |")
   echo "wide R=$r ($run): ${wide_s}s, ${wide_rss[$r]} MB" >&2
   stop_registry "$name"
 }
@@ -170,8 +180,8 @@ done
     echo
     echo "Whole registry (\`--all-repos\`), $wide_images images per repository, SBOM $wide_sbom B:"
     echo
-    echo "| repositories | run | images each | --jobs | time (s) | peak RSS MB (≤ 200) | ms per image | requests per image | att2ref CPU ms per image | registry CPU ms per image |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "| repositories | run | images each | --jobs | time (s) | peak RSS MB (≤ 200) | ms per image | requests per image | att2ref CPU ms per image | registry CPU ms per image | machine idle / iowait / steal ms per image |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${wide_rows[@]}"
     if [ ${#wide[@]} -ge 2 ]; then
       first=${wide[0]}; last=${wide[${#wide[@]}-1]}
