@@ -363,9 +363,10 @@ pub trait Repository: Send + Sync {
         self.delete_side_tags()
     }
 
-    /// Every tag resolved to its descriptor, as [`resolve_tags`] gives them. A store whose listing
-    /// already asked what some tags hold answers those from that listing (read during this call),
-    /// without asking again.
+    /// Every tag resolved to its descriptor; a tag gone since it was listed is left out. A tag that cannot
+    /// be resolved fails the call, and every answer is read during this call, never before it (the
+    /// default [`Repository::delete_side_tags`] relies on both). A store whose listing already asked what
+    /// some tags hold may answer those from that listing, made during this call, without asking again.
     fn resolved_tags(&self) -> impl Future<Output = Result<BTreeMap<String, Descriptor>>> + Send
     where
         Self: Sized,
