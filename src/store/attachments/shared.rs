@@ -417,6 +417,10 @@ mod tests {
         let left: HashSet<Digest> = shared.unclaimed().unwrap().into_iter().map(|u| u.image).collect();
         assert_eq!(left.len(), subjects.len() - 1, "the index and its platforms");
         assert!(left.contains(&scenario.image) && !left.contains(&other.image));
+        // Resolving every tag still asks for that one again, and fails as it did before the listing's
+        // answers were reused: no plan is made from a tag whose content is unknown.
+        let err = split.resolved_tags().await.unwrap_err();
+        assert!(err.kind().is_bad_data(), "{err:#}");
     }
 
     #[tokio::test]
