@@ -39,6 +39,7 @@ fn main() -> att2ref::Result<()> {
             max_attempts: 3,
             base_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_millis(500),
+            ..RetryPolicy::default()
         },
         ..ClientConfig::default()
     })?;

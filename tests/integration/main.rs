@@ -23,6 +23,7 @@ mod interop;
 mod layer_media_type;
 mod layering;
 mod layout;
+mod listings;
 mod migrate;
 mod migrate_readback;
 mod pacing;

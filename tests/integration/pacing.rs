@@ -1,9 +1,10 @@
 //! Pacing per registry, seen from the registry's side (a pass-through proxy that holds each request a
 //! little, so concurrent ones overlap measurably): `--concurrent-requests N` caps the requests in flight
 //! to one registry across every repository of a batch, and a 429 pauses the whole batch for the wait it
-//! asks for, not only the request that got it.
+//! asks for, not only the request that got it. And from a scripted registry (wiremock): how long one
+//! request waits out 429s.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use att2ref::demo;
 use att2ref::store::Repository;
@@ -11,6 +12,9 @@ use att2ref::store::Repository;
 use crate::fault_proxy::{Fault, FaultProxy};
 use crate::prune::run_json;
 use crate::registries::TestRegistry;
+use crate::registry_client::{host, mock_client};
+use wiremock::matchers::path;
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const REPOSITORIES: usize = 6;
 
@@ -79,4 +83,86 @@ async fn a_429_pauses_every_job_for_the_wait_it_asks() {
     assert!(during.is_empty(), "requests during the pause a 429 asked for (429 at {throttled_at:?}): {during:?}");
     let after = arrivals.iter().filter(|(at, _)| *at >= throttled_at + Duration::from_secs(1)).count();
     assert!(after > REPOSITORIES * 5, "the batch went on after the pause: {after} requests");
+}
+
+/// A registry answering `first` (a 429) `times` times to the tag listing, then the list.
+async fn throttling(first: ResponseTemplate, times: u64) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(path("/v2/app/tags/list"))
+        .respond_with(first)
+        .up_to_n_times(times)
+        .with_priority(1)
+        .expect(times)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v2/app/tags/list"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"name": "app", "tags": ["x"]})))
+        .with_priority(2)
+        .expect(1)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// 429s without `Retry-After` do not use up the request's attempts (3 here): it keeps waiting them out,
+/// within its patience, and succeeds once the registry answers.
+#[tokio::test]
+async fn throttling_without_retry_after_is_waited_out_beyond_the_attempts() {
+    let server = throttling(ResponseTemplate::new(429), 6).await;
+    let client = mock_client(|_| {});
+    assert_eq!(client.repository(&host(&server), "app").list_tags().await.unwrap(), ["x"]);
+    assert_eq!((client.stats().requests, client.stats().retries), (7, 6));
+}
+
+/// A registry that keeps refusing fails the request once the patience is spent, as rate limited.
+#[tokio::test]
+async fn throttling_past_the_patience_fails_as_rate_limited() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v2/app/tags/list")).respond_with(ResponseTemplate::new(429)).mount(&server).await;
+    let client = mock_client(|c| c.retry.throttled_patience = Duration::from_millis(200));
+    let started = Instant::now();
+    let repo = client.repository(&host(&server), "app");
+    let err =
+        tokio::time::timeout(Duration::from_secs(10), repo.list_tags()).await.expect("gave up in time").unwrap_err();
+    assert_eq!(err.kind(), att2ref::ErrorKind::RateLimited, "{err:#}");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(100) && waited < Duration::from_secs(5), "{waited:?}");
+}
+
+/// `Retry-After: 0` (or a date our clock has passed) is no wait at all: the request backs off as if none
+/// were given, rather than spending its attempts at once.
+#[tokio::test]
+async fn a_retry_after_of_nothing_still_backs_off() {
+    let server = throttling(ResponseTemplate::new(429).insert_header("Retry-After", "0"), 1).await;
+    let client = mock_client(|c| {
+        c.retry.base_backoff = Duration::from_millis(400);
+        c.retry.max_backoff = Duration::from_millis(400);
+    });
+    let started = Instant::now();
+    assert_eq!(client.repository(&host(&server), "app").list_tags().await.unwrap(), ["x"]);
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(200), "half the first backoff at least: {waited:?}");
+}
+
+/// Learning whether a registry deletes manifests (prune asks once per host) is done per host: a probe
+/// that one registry holds up does not hold up another registry's.
+#[tokio::test]
+async fn a_slow_delete_probe_of_one_registry_does_not_hold_up_another() {
+    let answer = |delay: Duration| {
+        ResponseTemplate::new(404)
+            .set_body_json(serde_json::json!({"errors": [{"code": "MANIFEST_UNKNOWN", "message": "unknown"}]}))
+            .set_delay(delay)
+    };
+    let (slow, quick) = (MockServer::start().await, MockServer::start().await);
+    Mock::given(wiremock::matchers::method("DELETE")).respond_with(answer(Duration::from_secs(3))).mount(&slow).await;
+    Mock::given(wiremock::matchers::method("DELETE")).respond_with(answer(Duration::ZERO)).mount(&quick).await;
+    let client = mock_client(|_| {});
+    let (slow_repo, quick_repo) = (client.repository(&host(&slow), "app"), client.repository(&host(&quick), "app"));
+    let slow_probe = tokio::spawn(async move { slow_repo.delete_support().await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let support = quick_repo.delete_support().await;
+    assert!(matches!(support, att2ref::store::DeleteSupport::Allowed), "{support:?}");
+    assert!(started.elapsed() < Duration::from_secs(2), "waited for the other registry: {:?}", started.elapsed());
+    slow_probe.await.unwrap();
 }

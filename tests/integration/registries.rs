@@ -195,6 +195,7 @@ impl TestRegistry {
                 max_attempts: 3,
                 base_backoff: Duration::from_millis(20),
                 max_backoff: Duration::from_millis(200),
+                throttled_patience: Duration::from_secs(2),
             },
             ..ClientConfig::default()
         };

@@ -26,6 +26,7 @@ pub fn mock_client(adjust: impl FnOnce(&mut ClientConfig)) -> RegistryClient {
             max_attempts: 3,
             base_backoff: Duration::from_millis(5),
             max_backoff: Duration::from_millis(20),
+            throttled_patience: Duration::from_secs(2),
         },
         ..ClientConfig::default()
     };
@@ -33,7 +34,7 @@ pub fn mock_client(adjust: impl FnOnce(&mut ClientConfig)) -> RegistryClient {
     RegistryClient::new(config).unwrap()
 }
 
-fn host(server: &MockServer) -> String {
+pub fn host(server: &MockServer) -> String {
     server.address().to_string()
 }
 
@@ -72,7 +73,7 @@ fn referrer_entry(artifact_type: &str, n: u8) -> Descriptor {
     d
 }
 
-fn bearer_challenge(server: &MockServer, scope: &str) -> ResponseTemplate {
+pub fn bearer_challenge(server: &MockServer, scope: &str) -> ResponseTemplate {
     ResponseTemplate::new(401).insert_header(
         "WWW-Authenticate",
         format!(r#"Bearer realm="{}/token",service="mock",scope="{scope}""#, server.uri()).as_str(),
@@ -119,6 +120,72 @@ async fn bearer_token_is_fetched_once_for_many_calls() {
     }
     // 1 challenged request + 1 token request + 5 authorised requests: no `GET /v2/` probes.
     assert_eq!(client.stats().requests, 7);
+}
+
+/// Requests sent together with a token that then expires each meet a 401. The first to answer it fetches
+/// a new token; a later one must take that token, not throw it away and fetch one more (with many
+/// requests in flight, that would be one token fetch after another).
+#[tokio::test]
+async fn a_401_to_an_old_token_keeps_the_new_one_another_request_fetched() {
+    let server = MockServer::start().await;
+    let unknown = || {
+        ResponseTemplate::new(404)
+            .set_body_json(serde_json::json!({"errors": [{"code": "MANIFEST_UNKNOWN", "message": "unknown"}]}))
+    };
+    let challenge = bearer_challenge(&server, "repository:app:pull");
+    // With the first token: `prime` is served; `a` is refused at once, `b` later (after `a` re-fetched).
+    Mock::given(path("/v2/app/manifests/prime"))
+        .and(header("authorization", "Bearer t1"))
+        .respond_with(unknown())
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v2/app/manifests/a"))
+        .and(header("authorization", "Bearer t1"))
+        .respond_with(challenge.clone())
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v2/app/manifests/b"))
+        .and(header("authorization", "Bearer t1"))
+        .respond_with(challenge.clone().set_delay(Duration::from_millis(600)))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v2/app/manifests/a"))
+        .and(header("authorization", "Bearer t2"))
+        .respond_with(unknown())
+        .with_priority(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v2/app/manifests/b"))
+        .and(header("authorization", "Bearer t2"))
+        .respond_with(unknown())
+        .with_priority(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path_regex_manifests()).respond_with(challenge).with_priority(2).mount(&server).await;
+    for (token, priority) in [("t1", 1), ("t2", 2), ("t3", 3)] {
+        Mock::given(path("/token"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({"token": token, "expires_in": 300})),
+            )
+            .up_to_n_times(1)
+            .with_priority(priority)
+            .expect(u64::from(token != "t3"))
+            .mount(&server)
+            .await;
+    }
+    let repo = mock_client(|_| {}).repository(&host(&server), "app");
+    assert!(repo.get_manifest("prime").await.unwrap().is_none());
+    let (a, b) = tokio::join!(repo.get_manifest("a"), repo.get_manifest("b"));
+    assert!(a.unwrap().is_none() && b.unwrap().is_none());
+}
+
+fn path_regex_manifests() -> wiremock::matchers::PathRegexMatcher {
+    wiremock::matchers::path_regex("^/v2/app/manifests/")
 }
 
 /// Token requests for different repositories are not made one after another: a batch over many
@@ -562,97 +629,6 @@ async fn a_delete_finding_nothing_is_not_found_unless_an_earlier_attempt_may_hav
     // A 429 says the request was not processed: the 404 that follows keeps its meaning.
     let err = delete_after(Some(ResponseTemplate::new(429).insert_header("Retry-After", "0"))).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err:#}");
-}
-
-// ---------------------------------------------------------------------------------------------
-// Listings
-
-#[tokio::test]
-async fn tags_from_a_registry_ignoring_n_and_last_do_not_loop() {
-    let server = MockServer::start().await;
-    // Every page is the full, unsorted list, always with a `next` link.
-    Mock::given(path("/v2/app/tags/list"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({"name": "app", "tags": ["b", "v1", "a"]}))
-                .insert_header("Link", r#"</v2/app/tags/list?last=a&n=1000>; rel="next""#),
-        )
-        .expect(2)
-        .mount(&server)
-        .await;
-    let tags = mock_client(|_| {}).repository(&host(&server), "app").list_tags().await.unwrap();
-    assert_eq!(tags, ["b", "v1", "a"]);
-}
-
-/// A registry that honours `n` but ignores `last` serves its first page again and again: that listing
-/// cannot be completed, and saying so beats a silent first thousand (tags never migrated, a
-/// shared-digest check blind to the rest). One that ignores `n` too (more than a page each time) is
-/// complete.
-#[tokio::test]
-async fn tags_from_a_registry_honouring_n_but_ignoring_last_are_an_error() {
-    for (count, complete) in [(1000, false), (1001, true)] {
-        let server = MockServer::start().await;
-        let tags: Vec<String> = (0..count).map(|i| format!("t{i:04}")).collect();
-        Mock::given(path("/v2/app/tags/list"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(serde_json::json!({"name": "app", "tags": tags}))
-                    .insert_header("Link", r#"</v2/app/tags/list?last=t0999&n=1000>; rel="next""#),
-            )
-            .mount(&server)
-            .await;
-        let listed = mock_client(|_| {}).repository(&host(&server), "app").list_tags().await;
-        match (listed, complete) {
-            (Ok(listed), true) => assert_eq!(listed, tags),
-            (Err(e), false) => assert!(e.to_string().contains("the listing cannot be completed"), "{e}"),
-            (other, _) => panic!("{count} tags a page: {:?}", other.map(|t| t.len())),
-        }
-    }
-}
-
-#[tokio::test]
-async fn catalog_follows_relative_and_absolute_links_with_catalog_scope() {
-    let server = MockServer::start().await;
-    let page = |repos: &[&str], link: Option<String>| {
-        let t = ResponseTemplate::new(200).set_body_json(serde_json::json!({ "repositories": repos }));
-        match link {
-            Some(l) => t.insert_header("Link", l.as_str()),
-            None => t,
-        }
-    };
-    Mock::given(path("/v2/_catalog"))
-        .and(query_param("last", "b"))
-        .and(header("authorization", "Bearer cat"))
-        .respond_with(page(&["c", "d"], Some(format!(r#"<{}/v2/_catalog?last=d&n=2>; rel="next""#, server.uri()))))
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(path("/v2/_catalog"))
-        .and(query_param("last", "d"))
-        .and(header("authorization", "Bearer cat"))
-        .respond_with(page(&["e"], None))
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(path("/v2/_catalog"))
-        .and(header("authorization", "Bearer cat"))
-        .respond_with(page(&["a", "b"], Some(r#"</v2/_catalog?last=b&n=2>; rel="next""#.to_owned())))
-        .with_priority(2)
-        .mount(&server)
-        .await;
-    Mock::given(path("/v2/_catalog"))
-        .respond_with(bearer_challenge(&server, "registry:catalog:*"))
-        .with_priority(3)
-        .mount(&server)
-        .await;
-    Mock::given(path("/token"))
-        .and(query_param("scope", "registry:catalog:*"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"token": "cat"})))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let repos = mock_client(|_| {}).catalog(&host(&server)).await.unwrap();
-    assert_eq!(repos, ["a", "b", "c", "d", "e"]);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -187,13 +187,14 @@ impl Inner {
         }
     }
 
-    /// React to a 401 challenge: remember the scheme and return the header to retry with, or
-    /// `None` when we have nothing better to offer (then the 401 stands).
+    /// React to a 401 challenge to a request sent with `sent`: remember the scheme and return the
+    /// header to retry with, or `None` when we have nothing better to offer (then the 401 stands).
     pub(crate) async fn answer_challenge(
         &self,
         host: &str,
         scopes: &[String],
         challenges: &[Challenge],
+        sent: Option<&HeaderValue>,
     ) -> Result<Option<HeaderValue>> {
         if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer" && c.param("realm").is_some()) {
             let realm_text = bearer.param("realm").unwrap_or_default();
@@ -206,8 +207,16 @@ impl Inner {
             let service = bearer.param("service").map(str::to_owned);
             lock(&self.auth.hosts)
                 .insert(host.to_owned(), HostAuth::Bearer { realm: realm.clone(), service: service.clone() });
-            // The token we sent (if any) was not good enough: never reuse it.
-            lock(&self.auth.tokens).remove(&token_key(host, scopes));
+            // The token we sent (if any) was not good enough: never reuse it. One that another request
+            // fetched since (answering the same expiry) is kept: removing it would make every request
+            // in flight fetch its own, one after another.
+            {
+                let key = token_key(host, scopes);
+                let mut tokens = lock(&self.auth.tokens);
+                if tokens.get(&key).is_some_and(|t| Some(&t.header) == sent) {
+                    tokens.remove(&key);
+                }
+            }
             let extra: Vec<String> =
                 bearer.param("scope").unwrap_or_default().split_whitespace().map(str::to_owned).collect();
             return self.bearer(host, &realm, service.as_deref(), scopes, &extra).await.map(Some);

@@ -208,7 +208,7 @@ impl Inner {
         if challenges.is_empty() || !call.replayable() {
             return Ok(reply);
         }
-        match self.answer_challenge(host, scopes, &challenges).await.map_err(|e| e.context(call.what))? {
+        match self.answer_challenge(host, scopes, &challenges, auth.as_ref()).await.map_err(|e| e.context(call.what))? {
             Some(header) => {
                 let mut again = self.execute(call, Some((&header, &origin))).await?;
                 again.replayed |= reply.replayed;
@@ -223,6 +223,9 @@ impl Inner {
         let policy = &self.config.retry;
         let attempts = policy.max_attempts.max(1);
         let mut attempt = 1;
+        // Attempts answered otherwise than 429 (those count against `attempts`), and the time spent
+        // waiting out 429s (that counts against the patience).
+        let (mut unthrottled, mut throttled_for) = (0, Duration::ZERO);
         // Whether an attempt so far may have reached the server and acted without our learning so.
         let mut uncertain = false;
         // Paced by the host the request is addressed to (a redirect elsewhere stays within its slot).
@@ -251,7 +254,12 @@ impl Inner {
                             && !matches!(call.method, Method::POST | Method::PATCH))
                         || (r.status.as_u16() == 500 && is_idempotent(&call.method)) =>
                 {
-                    let after = r.header(RETRY_AFTER.as_str()).and_then(|v| parse_retry_after(v, SystemTime::now()));
+                    // A wait of nothing (`0`, or a date our clock has already passed) would spend every
+                    // attempt at once: our own backoff then.
+                    let after = r
+                        .header(RETRY_AFTER.as_str())
+                        .and_then(|v| parse_retry_after(v, SystemTime::now()))
+                        .filter(|w| !w.is_zero());
                     Some(after.unwrap_or_else(|| backoff(policy, attempt)))
                 }
                 Err(Failure::Transport(e)) if is_transient(e, &call.method) => Some(backoff(policy, attempt)),
@@ -259,18 +267,32 @@ impl Inner {
             };
             // The registry's pause applies to every request of the host, even one that is not sent again;
             // it is in place before this request's slot is given back, so no waiting request slips through.
+            let throttled = matches!(&outcome, Ok(r) if r.status == StatusCode::TOO_MANY_REQUESTS);
             match &outcome {
-                Ok(r) if r.status == StatusCode::TOO_MANY_REQUESTS => {
+                Ok(_) if throttled => {
                     add(&self.stats.throttled, 1);
-                    pace.throttled(wait.unwrap_or_else(|| backoff(policy, attempt)).min(MAX_WAIT));
+                    pace.throttled(&slot, wait.unwrap_or_else(|| backoff(policy, attempt)).min(MAX_WAIT));
                 }
                 Ok(_) => pace.answered(),
                 Err(_) => {}
             }
             drop(slot);
-            match wait.filter(|_| call.replayable() && !call.no_retry) {
-                Some(wait) if attempt < attempts => {
+            if !throttled {
+                unthrottled += 1;
+            }
+            let again = |wait: &Duration| {
+                if throttled {
+                    throttled_for + (*wait).min(MAX_WAIT) <= policy.throttled_patience
+                } else {
+                    unthrottled < attempts
+                }
+            };
+            match wait.filter(|w| call.replayable() && !call.no_retry && again(w)) {
+                Some(wait) => {
                     let wait = wait.min(MAX_WAIT);
+                    if throttled {
+                        throttled_for += wait;
+                    }
                     tracing::debug!(
                         what = call.what,
                         attempt,
@@ -591,6 +613,7 @@ mod tests {
             max_attempts: 5,
             base_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(300),
+            ..RetryPolicy::default()
         };
         for attempt in 1..=8 {
             let full = Duration::from_millis(100 * (1 << (attempt - 1))).min(Duration::from_millis(300));

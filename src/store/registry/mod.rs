@@ -67,11 +67,20 @@ pub struct RetryPolicy {
     pub base_backoff: Duration,
     /// Longest computed wait. A `Retry-After` is honoured instead, up to 60 s.
     pub max_backoff: Duration,
+    /// How long one request keeps waiting out `429 Too Many Requests` answers, their waits added up,
+    /// however many attempts that takes (they do not count against `max_attempts`): a throttled batch
+    /// slows down rather than fails, and a registry that keeps refusing fails it in the end.
+    pub throttled_patience: Duration,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 5, base_backoff: Duration::from_millis(250), max_backoff: Duration::from_secs(20) }
+        RetryPolicy {
+            max_attempts: 5,
+            base_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(20),
+            throttled_patience: Duration::from_secs(180),
+        }
     }
 }
 
@@ -147,8 +156,9 @@ pub(crate) struct Inner {
     capabilities: Mutex<HashMap<String, ReferrersCapability>>,
     /// What each host answered to a DELETE of a digest nobody stored (see [`Repository::delete_support`]).
     delete_support: Mutex<HashMap<String, DeleteSupport>>,
-    /// Held while a host is probed, so repositories working at once probe it once.
-    delete_probe: tokio::sync::Mutex<()>,
+    /// One lock per host, held while it is probed, so repositories working at once probe it once (and
+    /// a slow or throttled probe of one host never holds up another's).
+    delete_probe: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// What commands learnt about each host by acting on it ([`Repository::learn`]).
     facts: Mutex<HashMap<String, HostFacts>>,
     pacing: pacing::Pacing,
@@ -207,7 +217,7 @@ impl RegistryClient {
             auth: auth::AuthCache::default(),
             capabilities: Mutex::new(HashMap::new()),
             delete_support: Mutex::new(HashMap::new()),
-            delete_probe: tokio::sync::Mutex::new(()),
+            delete_probe: Mutex::default(),
             facts: Mutex::new(HashMap::new()),
             stored_blobs: Mutex::new(HashMap::new()),
         };
@@ -584,7 +594,15 @@ impl Repository for RegistryRepository {
 
     async fn delete_support(&self) -> DeleteSupport {
         let host = self.host().to_owned();
-        let _probing = self.inner().delete_probe.lock().await;
+        let probe = self
+            .inner()
+            .delete_probe
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(host.clone())
+            .or_default()
+            .clone();
+        let _probing = probe.lock().await;
         if let Some(known) = self.inner().delete_support.lock().unwrap_or_else(|p| p.into_inner()).get(&host) {
             return known.clone();
         }

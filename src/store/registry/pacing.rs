@@ -5,8 +5,9 @@
 //! its own while the others keep sending, so the registry keeps refusing and requests run out of
 //! attempts: the batch fails where it should have slowed down. Here a 429 pauses every request to that
 //! host until the wait it asked for (its `Retry-After`, else our backoff) has passed, and halves how many
-//! requests may be in flight at once; answers that are not 429 let that number grow back by one per
-//! window of successes (additive increase, multiplicative decrease), up to the configured cap.
+//! requests may be in flight at once — once per burst: the 429s of requests that were already in flight
+//! when it was halved do not halve it again; answers that are not 429 let that number grow back by one
+//! per window of successes (additive increase, multiplicative decrease), up to the configured cap.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -50,12 +51,15 @@ struct PaceState {
     successes: usize,
     /// No request starts before this instant.
     paused_until: Option<Instant>,
+    /// When the limit was last halved.
+    lowered_at: Option<Instant>,
 }
 
 /// The right to have one request in flight; returned (or retired) on drop.
 pub(crate) struct Slot {
     permit: Option<OwnedSemaphorePermit>,
     pace: Arc<HostPace>,
+    started: Instant,
 }
 
 impl Drop for Slot {
@@ -76,7 +80,7 @@ impl HostPace {
         HostPace {
             cap,
             permits: Arc::new(Semaphore::new(cap)),
-            state: Mutex::new(PaceState { limit: cap, debt: 0, successes: 0, paused_until: None }),
+            state: Mutex::new(PaceState { limit: cap, debt: 0, successes: 0, paused_until: None, lowered_at: None }),
         }
     }
 
@@ -95,20 +99,26 @@ impl HostPace {
             let permit = self.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
             // A 429 may have come while this request waited for its permit.
             if self.state().paused_until.is_some_and(|until| until > Instant::now()) {
-                drop(Slot { permit: Some(permit), pace: self.clone() });
+                drop(Slot { permit: Some(permit), pace: self.clone(), started: Instant::now() });
                 continue;
             }
-            return Slot { permit: Some(permit), pace: self.clone() };
+            return Slot { permit: Some(permit), pace: self.clone(), started: Instant::now() };
         }
     }
 
-    /// The host answered 429 and asked for `wait` (or we chose it): pause every request to it that long
-    /// and halve the requests allowed in flight.
-    pub(crate) fn throttled(&self, wait: Duration) {
+    /// The host answered 429 to the request of `slot` and asked for `wait` (or we chose it): pause every
+    /// request to it that long and halve the requests allowed in flight, unless that request was already
+    /// in flight when the limit was last halved (that halving answered the same burst).
+    pub(crate) fn throttled(&self, slot: &Slot, wait: Duration) {
         let mut state = self.state();
-        let until = Instant::now() + wait;
+        let now = Instant::now();
+        let until = now + wait;
         state.paused_until = Some(state.paused_until.map_or(until, |u| u.max(until)));
         state.successes = 0;
+        if state.lowered_at.is_some_and(|at| slot.started < at) {
+            return;
+        }
+        state.lowered_at = Some(now);
         let lower = (state.limit / 2).max(1);
         let retire = state.limit - lower;
         state.limit = lower;
@@ -171,13 +181,15 @@ mod tests {
     async fn a_429_pauses_every_request_to_the_host() {
         let pace = Pacing::new(8).host("r.example");
         let begun = Instant::now();
-        pace.throttled(Duration::from_secs(3));
+        let refused = pace.start().await;
+        pace.throttled(&refused, Duration::from_secs(3));
+        drop(refused);
         let slot = pace.start().await;
         assert_eq!(begun.elapsed().as_secs(), 3, "no request starts before the wait the registry asked for");
-        drop(slot);
         // A shorter second wait does not cut the first one short.
-        pace.throttled(Duration::from_secs(5));
-        pace.throttled(Duration::from_secs(1));
+        pace.throttled(&slot, Duration::from_secs(5));
+        pace.throttled(&slot, Duration::from_secs(1));
+        drop(slot);
         let started = Instant::now();
         let _slot = pace.start().await;
         assert_eq!(started.elapsed().as_secs(), 5);
@@ -187,13 +199,19 @@ mod tests {
     async fn the_limit_halves_on_429_and_grows_back_by_one_per_window() {
         let pace = Pacing::new(8).host("r.example");
         let in_flight: Vec<Slot> = futures_util::future::join_all((0..8).map(|_| pace.start())).await;
-        pace.throttled(Duration::ZERO);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        pace.throttled(&in_flight[0], Duration::ZERO);
         assert_eq!(pace.limit(), 4);
-        pace.throttled(Duration::ZERO);
-        assert_eq!(pace.limit(), 2);
-        // Eight were in flight; as they come back, six are retired and two remain usable.
+        pace.throttled(&in_flight[1], Duration::ZERO);
+        assert_eq!(pace.limit(), 4, "a burst of 429s to requests sent together halves the limit once");
+        // Eight were in flight; as they come back, four are retired and four remain usable.
         drop(in_flight);
-        let _a = pace.start().await;
+        // A request sent after the halving and refused too halves it again.
+        let refused = pace.start().await;
+        tokio::time::advance(Duration::from_millis(1)).await;
+        pace.throttled(&refused, Duration::ZERO);
+        assert_eq!(pace.limit(), 2);
+        let _a = refused;
         let _b = pace.start().await;
         assert!(tokio::time::timeout(Duration::from_millis(50), pace.start()).await.is_err(), "only 2 now");
         pace.answered();
@@ -211,7 +229,9 @@ mod tests {
     async fn never_below_one() {
         let pace = Pacing::new(3).host("r.example");
         for _ in 0..5 {
-            pace.throttled(Duration::ZERO);
+            let refused = pace.start().await;
+            tokio::time::advance(Duration::from_millis(1)).await;
+            pace.throttled(&refused, Duration::ZERO);
         }
         assert_eq!(pace.limit(), 1);
         let _slot = pace.start().await;

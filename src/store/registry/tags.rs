@@ -69,17 +69,24 @@ struct Page {
 }
 
 /// A listing read page by page: each call to [`Pager::next_page`] fetches one page and returns the
-/// entries not on the page before. It stops at the last `Link`, at a page that brings nothing new (a
-/// registry ignoring `last` would otherwise loop forever), or at the page cap. It keeps one page in
-/// memory, never the whole listing.
+/// entries not on the page before. It stops at the last `Link`, or at the page cap; a registry that
+/// stops advancing (a page repeating the one before, a link back to a page already served) ends the
+/// listing only when that provably means "everything was served" (see [`Pager::settle_repeat`]), and is
+/// an error otherwise. It keeps one page and the addresses of the pages read in memory, never the
+/// whole listing.
 pub(crate) struct Pager {
     inner: Arc<Inner>,
     host: String,
     scopes: Vec<String>,
     what: String,
+    /// The first page's address, for the probe of [`Pager::settle_repeat`].
+    first: Url,
     next: Option<Url>,
     page_no: usize,
     previous: HashSet<String>,
+    /// Every page address requested: a link back to one of them is a cycle, whatever the pages hold
+    /// (bounded by `limits.max_pages`).
+    requested: HashSet<Url>,
     /// A page that brings nothing new while the registry links a next one is an error, not the end:
     /// for listings whose completeness decisions rest on (the catalog that orphans are searched in).
     strict: bool,
@@ -94,9 +101,11 @@ impl Pager {
             host: host.to_owned(),
             scopes,
             what,
+            first: first.clone(),
             next: Some(first),
             page_no: 0,
             previous: HashSet::new(),
+            requested: HashSet::new(),
             strict: false,
             unknown_is_empty: false,
         }
@@ -108,65 +117,98 @@ impl Pager {
         self
     }
 
-    /// Whether the registry linked a page after the last one read.
-    pub(crate) fn has_next(&self) -> bool {
-        self.next.is_some()
-    }
-
     fn stalled(&self) -> Error {
         Error::new(
             ErrorKind::Registry,
             format!(
-                "{}: page {} brings no new entry although the registry links a next page (it ignores `last`?): \
-                 the listing cannot be completed",
+                "{}: page {} brings no new entry, or links back to a page already read, although the registry \
+                 links a next page (it ignores `last`?): the listing cannot be completed",
                 self.what, self.page_no
             ),
         )
     }
 
-    /// The next page's new entries; `None` once the listing is complete.
+    /// The next page's new entries; `None` once the listing is complete. An empty `Some` is a page that
+    /// brought nothing new while the listing goes on (an empty page of a cursor-paged registry).
     pub(crate) async fn next_page(&mut self) -> Result<Option<Vec<String>>> {
         let Some(url) = self.next.take() else {
             return Ok(None);
         };
-        let what = &self.what;
         self.page_no += 1;
         if self.page_no > self.inner.config.limits.max_pages {
             return Err(Error::new(
                 ErrorKind::TooLarge,
-                format!("{what}: more than {} pages", self.inner.config.limits.max_pages),
+                format!("{}: more than {} pages", self.what, self.inner.config.limits.max_pages),
             ));
         }
+        self.requested.insert(url.clone());
+        let Some((entries, linked)) = self.fetch(url).await? else {
+            return Ok(Some(Vec::new()));
+        };
+        let fresh: Vec<String> = entries.iter().filter(|e| !self.previous.contains(*e)).cloned().collect();
+        let served = entries.len();
+        self.previous = entries.into_iter().collect();
+        let Some(next) = linked else {
+            return Ok(Some(fresh));
+        };
+        let cycles = self.requested.contains(&next);
+        if !cycles && (!fresh.is_empty() || served == 0) {
+            // New entries, or an empty page on the way to more (a cursor past filtered entries): go on.
+            self.next = Some(next);
+            return Ok(Some(fresh));
+        }
+        // The registry links a next page but no longer advances.
+        self.settle_repeat(served).await?;
+        Ok(Some(fresh))
+    }
+
+    /// One page: its entries and the resolved `rel="next"` link; `None` for a first page answered
+    /// `404 NAME_UNKNOWN` where that means "no tags".
+    async fn fetch(&self, url: Url) -> Result<Option<(Vec<String>, Option<Url>)>> {
+        let what = &self.what;
         let call = Call::new(what, Method::GET, url).cap(MAX_PAGE_BYTES);
         let reply = self.inner.call(&self.host, &self.scopes, &call).await?;
         if !reply.status.is_success() {
             let unknown = reply.status == reqwest::StatusCode::NOT_FOUND
                 && parse_error_body(&reply.body).iter().any(|e| e.code == "NAME_UNKNOWN");
             if unknown && self.unknown_is_empty && self.page_no == 1 {
-                return Ok(Some(Vec::new()));
+                return Ok(None);
             }
             return Err(status_error(what, reply.status, &reply.body));
         }
         let page: Page = serde_json::from_slice(&reply.body)
             .map_err(|e| Error::invalid_format(format!("{what}: invalid listing JSON: {e}")))?;
-        let entries = page.tags.or(page.repositories).unwrap_or_default();
-        let fresh: Vec<String> = entries.iter().filter(|e| !self.previous.contains(*e)).cloned().collect();
-        self.previous = entries.into_iter().collect();
-        let linked = next_link(&reply.headers);
-        // A page that repeats the last one is taken as the end of a registry that ignores `n` and `last`
-        // and serves everything each time (more than `n` entries, or fewer) — unless it holds exactly `n`:
-        // then the registry honoured `n` but not `last`, and everything past the first page would be
-        // silently left out (tags never migrated, or a shared-digest check blind to them).
-        if fresh.is_empty() && linked.is_some() && (self.strict || self.previous.len() == PAGE_SIZE) {
-            return Err(self.stalled());
-        }
-        if let Some(next) = linked.filter(|_| !fresh.is_empty()) {
-            self.next =
-                Some(reply.url.join(&next).map_err(|e| {
+        let linked =
+            match next_link(&reply.headers) {
+                Some(next) => Some(reply.url.join(&next).map_err(|e| {
                     Error::new(ErrorKind::Registry, format!("{what}: invalid Link target {next:?}: {e}"))
-                })?);
-        }
-        Ok(Some(fresh))
+                })?),
+                None => None,
+            };
+        Ok(Some((page.tags.or(page.repositories).unwrap_or_default(), linked)))
+    }
+
+    /// A registry that keeps linking a next page without advancing (the last page, `served` entries,
+    /// brought nothing new, or the link leads back to a page already read). Either it ignores `n` and
+    /// `last` and serves everything every time — then the listing is complete — or it serves at most
+    /// `served` entries a page and ignores `last`, and everything past them would be silently left out
+    /// (images never migrated, a shared-digest check blind to the rest). One more request with
+    /// `n = served − 1` tells the two apart: a registry that honours `n` answers with fewer entries.
+    /// Strict listings (the catalog, whose completeness orphan decisions rest on) take no chance.
+    async fn settle_repeat(&mut self, served: usize) -> Result<()> {
+        let serves_everything = if self.strict || served == 0 || served == PAGE_SIZE {
+            false
+        } else if served > PAGE_SIZE || served == 1 {
+            // More than asked for: `n` is ignored. One entry a page is no registry's cap.
+            true
+        } else {
+            let mut probe = self.first.clone();
+            let pairs: Vec<(String, String)> =
+                probe.query_pairs().filter(|(k, _)| k != "n").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+            probe.query_pairs_mut().clear().extend_pairs(pairs).append_pair("n", &(served - 1).to_string());
+            matches!(self.fetch(probe).await?, Some((entries, _)) if entries.len() >= served)
+        };
+        if serves_everything { Ok(()) } else { Err(self.stalled()) }
     }
 }
 
@@ -177,17 +219,14 @@ async fn paged(inner: &Arc<Inner>, mut pager: Pager) -> Result<Vec<String>> {
     let mut seen = HashSet::new();
     let mut all = Vec::new();
     while let Some(page) = pager.next_page().await? {
-        let before = all.len();
+        let (before, advanced) = (all.len(), !page.is_empty());
         all.extend(page.into_iter().filter(|e| seen.insert(e.clone())));
         if all.len() > max {
             return Err(Error::new(ErrorKind::TooLarge, format!("{what}: more than {max} entries")));
         }
-        if all.len() == before {
-            // Nothing new over the whole listing (a registry cycling through pages).
-            if (pager.strict || pager.previous.len() == PAGE_SIZE) && pager.has_next() {
-                return Err(pager.stalled());
-            }
-            break;
+        if all.len() == before && advanced {
+            // Nothing new over the whole listing: pages served before, under new addresses.
+            return Err(pager.stalled());
         }
     }
     Ok(all)
