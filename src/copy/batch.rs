@@ -91,6 +91,9 @@ pub struct CopyEvent {
     pub destination: String,
     /// The outcome.
     pub outcome: CopyOutcome,
+    /// The run's [`CopyOptions::settings_fingerprint`] (absent in journals of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<String>,
 }
 
 /// A copy journal: what earlier runs finished, and the file this run appends to.
@@ -99,11 +102,15 @@ pub struct CopyJournal {
     /// The file.
     pub events: Journal<CopyEvent>,
     done: HashMap<(String, String), (Digest, String)>,
+    settings: String,
 }
 
 impl CopyJournal {
-    /// Open (or create) the journal at `path`.
-    pub fn open(path: &std::path::Path) -> Result<CopyJournal> {
+    /// Open (or create) the journal at `path` for a run with these `settings`
+    /// ([`CopyOptions::settings_fingerprint`]): only images finished under the same settings (the same
+    /// conversion, trust policy, legacy mode and filter) are skipped.
+    pub fn open(path: &std::path::Path, settings: impl Into<String>) -> Result<CopyJournal> {
+        let settings = settings.into();
         let (events, earlier) = Journal::open(path)?;
         // The last event of an image decides: a later failure (a settle pass that could not restore an
         // entry, say) means it must be copied again.
@@ -112,16 +119,17 @@ impl CopyJournal {
             let e: CopyEvent = e;
             let key = (e.source, e.reference);
             match e.outcome {
-                CopyOutcome::Copied | CopyOutcome::AlreadyCopied => {
+                CopyOutcome::Copied | CopyOutcome::AlreadyCopied if e.settings.as_deref() == Some(&settings) => {
                     done.insert(key, (e.image, e.destination));
                 }
                 CopyOutcome::Resumed => {}
-                CopyOutcome::Blocked | CopyOutcome::Failed => {
+                // A failure, or a copy under other settings, means it must be copied (again).
+                CopyOutcome::Copied | CopyOutcome::AlreadyCopied | CopyOutcome::Blocked | CopyOutcome::Failed => {
                     done.remove(&key);
                 }
             }
         }
-        Ok(CopyJournal { events, done })
+        Ok(CopyJournal { events, done, settings })
     }
 
     /// Lines of earlier runs that could not be read.
@@ -269,6 +277,7 @@ impl Job for CopyJob<'_> {
             image: report.image.clone(),
             destination: report.destination.clone(),
             outcome: report.outcome,
+            settings: self.journal.map(|j| j.settings.clone()),
         })
     }
 }

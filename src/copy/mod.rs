@@ -120,6 +120,21 @@ pub struct CopyOptions {
     pub filter: ReferrerFilter,
 }
 
+impl CopyOptions {
+    /// A digest of the settings that decide what "copied" means: the conversion's
+    /// ([`MigrateOptions::settings_fingerprint`]), the legacy mode and the referrer filter. The copy
+    /// journal skips an image on resume only under the same settings.
+    pub fn settings_fingerprint(&self, verifier: &Verifier) -> String {
+        let text = format!(
+            "conversion {}\nlegacy {:?}\nfilter {:?}\n",
+            self.migrate.settings_fingerprint(verifier),
+            self.legacy,
+            self.filter
+        );
+        Digest::sha256(text.as_bytes()).to_string()
+    }
+}
+
 /// Copy one image of `source` (`reference`: a tag or digest) into `destination`, with its attestations,
 /// and push it there under each of `tags`. Never fails: what went wrong is in the report.
 pub async fn copy_image<S: Repository, D: Repository>(

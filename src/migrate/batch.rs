@@ -56,7 +56,7 @@ impl Job for MigrateJob<'_> {
     }
 
     fn event(&self, report: &ImageMigration) -> Option<JournalEvent> {
-        (!self.options.dry_run).then(|| JournalEvent::for_image(report))
+        self.journal.filter(|_| !self.options.dry_run).map(|j| j.event(report))
     }
 }
 

@@ -144,12 +144,17 @@ async fn resume_from_journal<R: Repository>(
         _ => return Ok(None),
     };
     let expected = journal.recorded_referrers(&name, image);
-    if !expected.is_empty() {
-        let listing = repo.referrers(image, None).await?;
-        if !expected.iter().all(|e| listing.descriptors.iter().any(|l| l.digest.to_string() == *e)) {
-            tracing::info!(%image, "recorded as migrated, but a referrer is no longer listed: migrating again");
-            return Ok(None);
-        }
+    let listing = repo.referrers(image, None).await?;
+    if expected.is_empty() || !expected.iter().all(|e| listing.descriptors.iter().any(|l| l.digest.to_string() == *e)) {
+        tracing::info!(%image, "recorded as migrated, but a referrer is no longer listed: migrating again");
+        return Ok(None);
+    }
+    // Listed is not present: a registry whose listing lags deletions (Artifact Registry) still lists a
+    // referrer removed since (by `rollback`, say).
+    let present = futures_util::future::try_join_all(expected.iter().map(|e| repo.head_manifest(e))).await?;
+    if present.iter().any(Option::is_none) {
+        tracing::info!(%image, "recorded as migrated, but a listed referrer is gone: migrating again");
+        return Ok(None);
     }
     let mut r = ImageMigration::new(name, image.clone(), Outcome::AlreadyMigrated);
     r.reasons.push("recorded as migrated in the journal; the legacy .att is unchanged".into());
@@ -209,5 +214,51 @@ mod tests {
         assert_eq!(reports[0].writes, 1, "one index push");
         assert_eq!(reports[1].writes, 0, "an image with nothing recorded is left alone");
         assert!(repo.get_manifest(&other.referrers_tag()).await.unwrap().is_none());
+    }
+
+    /// A journaled image is skipped while its referrers are listed and there; one still listed after
+    /// its manifest was deleted (a listing that lags deletions) is migrated again.
+    #[tokio::test]
+    async fn a_journaled_image_whose_listed_referrer_is_gone_is_migrated_again() {
+        let repo = MemoryRepository::new("app");
+        let subject = Digest::sha256(b"image");
+        let att_tag = TagKind::Attestation.tag_for(&subject);
+        let att = repo.put_manifest(Bytes::from(to_canonical_bytes(&Index::empty())), mt::OCI_INDEX, Some(&att_tag));
+        let att = att.await.unwrap();
+        repo.put_blob(Bytes::from_static(b"{}")).await.unwrap();
+        let manifest = ImageManifest {
+            schema_version: 2,
+            media_type: Some(mt::OCI_MANIFEST.into()),
+            artifact_type: Some(mt::BUNDLE_V03.into()),
+            config: Descriptor::empty_config(),
+            layers: Vec::new(),
+            subject: Some(Descriptor { digest: subject.clone(), ..Descriptor::of(mt::OCI_MANIFEST, b"image") }),
+            annotations: Default::default(),
+            extra: Default::default(),
+        };
+        let bytes = to_canonical_bytes(&manifest);
+        let listed =
+            Descriptor { artifact_type: manifest.artifact_type.clone(), ..Descriptor::of(mt::OCI_MANIFEST, &bytes) };
+        let ours = repo.put_manifest(Bytes::from(bytes), mt::OCI_MANIFEST, None).await.unwrap().digest;
+        assert_eq!(ours, listed.digest);
+        let mut index = Index::empty();
+        index.manifests.push(listed);
+        let tag = subject.referrers_tag();
+        repo.put_manifest(Bytes::from(to_canonical_bytes(&index)), mt::OCI_INDEX, Some(&tag)).await.unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let line = serde_json::json!({
+            "repository": "app", "image": subject.to_string(), "outcome": "migrated",
+            "legacy_manifest": att.digest.to_string(), "referrers": [ours.to_string()], "settings": "s",
+        });
+        std::fs::write(&path, format!("{line}\n")).unwrap();
+        let journal = MigrateJournal::open(&path, "s").unwrap();
+        let skipped = resume_from_journal(&repo, &subject, &journal).await.unwrap().expect("skipped while there");
+        assert_eq!(skipped.outcome, Outcome::AlreadyMigrated);
+
+        repo.delete_manifest(&ours).await.unwrap();
+        assert_eq!(repo.referrers(&subject, None).await.unwrap().descriptors.len(), 1, "still listed");
+        assert!(resume_from_journal(&repo, &subject, &journal).await.unwrap().is_none(), "gone: migrated again");
     }
 }

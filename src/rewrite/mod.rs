@@ -116,6 +116,24 @@ impl Default for MigrateOptions {
     }
 }
 
+impl MigrateOptions {
+    /// A digest of the settings that decide what "migrated" means for an image: the referrer format,
+    /// the verification policy ([`crate::verification::Policy::fingerprint`]), `.sig` switching, the
+    /// read-back and index repair. migrate's journal records it with each image and skips an image on
+    /// resume only under the same settings, so a rerun with another format or policy does the work.
+    pub fn settings_fingerprint(&self, verifier: &Verifier) -> String {
+        let text = format!(
+            "format {:?}\npolicy {}\nallow-signature-switch {}\nreadback {:?}\nrepair-index {}\n",
+            self.format,
+            verifier.policy().fingerprint(),
+            self.allow_signature_switch,
+            self.readback,
+            self.repair_index
+        );
+        Digest::sha256(text.as_bytes()).to_string()
+    }
+}
+
 /// Migrate one image: plan, write, read back. Errors are for what could not be read, written or
 /// checked; decisions about the data are outcomes in the report.
 pub async fn migrate_image<R: Repository>(

@@ -9,6 +9,7 @@ use regex::Regex;
 use super::cert::{CertificateInfo, San};
 use super::keys::PublicKey;
 use crate::error::{Error, Result};
+use crate::model::digest::Digest;
 use crate::model::trust::TrustedRoot;
 
 /// Compares a certificate value with an exact string or a regular expression.
@@ -163,6 +164,25 @@ impl Policy {
     /// Whether the log is skipped.
     pub fn ignores_tlog(&self) -> bool {
         self.insecure_ignore_tlog
+    }
+
+    /// A digest of everything this policy trusts and requires (keys, trusted root, identities, the log
+    /// and time settings), in no particular order of how it was built: work recorded as verified under
+    /// one policy is not taken as verified under another (a resumed `migrate` journal, say).
+    pub fn fingerprint(&self) -> String {
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v
+        };
+        let keys = sorted(self.keys.iter().map(|k| Digest::sha256(k.spki_der()).to_string()).collect());
+        let identities = sorted(self.identities.iter().map(|i| format!("{} {}", i.identity, i.issuer)).collect());
+        // The parsed root, so that the same root re-serialised or re-indented keeps its fingerprint.
+        let root = self.trusted_root.as_ref().map(|r| Digest::sha256(format!("{r:?}").as_bytes()).to_string());
+        let text = format!(
+            "keys {keys:?}\nroot {root:?}\nidentities {identities:?}\nignore-tlog {}\ntime {:?}\n",
+            self.insecure_ignore_tlog, self.verification_time
+        );
+        Digest::sha256(text.as_bytes()).to_string()
     }
 }
 

@@ -453,6 +453,15 @@ async fn a_whole_registry_and_a_resumed_run() {
     let outcomes: Vec<&str> =
         report["images"].as_array().unwrap().iter().map(|i| i["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes, ["resumed", "resumed"]);
+    // The same journal under another conversion: nothing it recorded was done that way, so nothing is
+    // skipped on its word.
+    let dsse = [&args[..], &["--format", "dsse"]].concat();
+    let (run, report) = copy(&from.host, &format!("{}/mirror", to.host), &dsse);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let outcomes: Vec<&str> =
+        report["images"].as_array().unwrap().iter().map(|i| i["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes.len(), 2, "{report:#}");
+    assert!(outcomes.iter().all(|o| *o != "resumed"), "{outcomes:?}");
 }
 
 /// A source layer whose stored bytes no longer match its digest: the copy fails naming the image and the

@@ -245,6 +245,15 @@ fn dsse_format_and_journal_on_a_layout() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(outcome(&report), "already-migrated");
     assert!(report["images"][0]["reasons"][0].as_str().unwrap().contains("journal"));
+
+    // The same journal under another format: what it recorded was done in DSSE, so the image is
+    // migrated again into bundles, not skipped on the journal's word.
+    let (run, report) = migrate(&target, &["--journal", journal.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(outcome(&report), "migrated", "{report:#}");
+    let referrers = report["images"][0]["referrers"].as_array().unwrap();
+    assert_eq!(referrers.len(), 2, "{report:#}");
+    assert!(referrers.iter().all(|r| r["artifact_type"] == BUNDLE), "{report:#}");
 }
 
 /// The keyless fixture without its `intoto/0.0.1` layer (which current verifiers cannot verify) and

@@ -45,7 +45,7 @@ pub async fn run(args: CopyArgs, quiet: bool) -> Result<ExitCode> {
     let (destination, named_tags) = destination(&args, &client)?;
     let journal = match &args.journal {
         Some(path) => {
-            let j = CopyJournal::open(path)?;
+            let j = CopyJournal::open(path, options.settings_fingerprint(&verifier))?;
             if j.skipped_lines() > 0 {
                 eprintln!("warning: journal {}: {} unreadable line(s) ignored", path.display(), j.skipped_lines());
             }

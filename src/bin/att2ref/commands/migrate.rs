@@ -36,7 +36,7 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     };
     let journal = match &args.journal {
         Some(path) => {
-            let j = MigrateJournal::open(path)?;
+            let j = MigrateJournal::open(path, options.settings_fingerprint(&verifier))?;
             if j.skipped_lines() > 0 {
                 eprintln!("warning: journal {}: {} unreadable line(s) ignored", path.display(), j.skipped_lines());
             }
