@@ -4,10 +4,13 @@
 //! Within a repository the plan and its application stay sequential (each removal re-checks what the
 //! previous ones changed, and orphans and duplicates are decided over the whole repository), so the
 //! unit is the repository; repositories are independent, so several are pruned at once while the next
-//! ones are resolved (catalog pages). The journal is an audit trail: each removal attempted is recorded
+//! ones are resolved (catalog pages). Targets that name one repository in different scopes (the
+//! repository and one of its images, or two of its images) make several units of it: those take turns
+//! ([`Turns`]), so two never decide on the same items at once. The journal is an audit trail: each removal attempted is recorded
 //! as it happens ([`AuditEvent`]), through the [`Observer`] that `apply` calls.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
@@ -17,7 +20,7 @@ use super::{Item, Observer, OrphanPolicy, PruneOptions, Scope, SearchSets, prune
 use crate::batch::{self, Job, Journal, Progress};
 use crate::error::Result;
 use crate::model::digest::Digest;
-use crate::store::AnyRepository;
+use crate::store::{AnyRepository, Repository};
 use crate::targets::{RepositoryTarget, TargetError};
 use crate::verification::Verifier;
 
@@ -51,6 +54,37 @@ pub struct PruneJob<'a> {
     pub orphan_search: Option<&'a SearchSets>,
     /// Hears of every removal as it runs (the audit journal).
     pub observer: &'a dyn Observer,
+    /// Units of one repository take turns.
+    pub turns: Turns,
+}
+
+/// The repositories with a unit at work, so that another unit of the same repository waits for it.
+/// Two units deciding at once would each plan the same removals: one delete answered 404 would fail
+/// the run for nothing, and its index edit put back an entry for a referrer the other just removed.
+#[derive(Debug, Default)]
+pub struct Turns {
+    repositories: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Turns {
+    /// Run `work` once no other unit of `repository` is at work; the unit's `--jobs` place is given
+    /// back while it waits for its turn ([`crate::slots::waiting`]).
+    async fn take<F: std::future::Future>(&self, repository: String, work: F) -> F::Output {
+        let turn = self.lock().entry(repository.clone()).or_default().clone();
+        let guard = crate::slots::waiting(turn.clone().lock_owned()).await;
+        let out = work.await;
+        drop((guard, turn));
+        let mut repositories = self.lock();
+        // Only the map holds it now: nobody else is at work or waiting in that repository.
+        if repositories.get(&repository).is_some_and(|t| Arc::strong_count(t) == 1) {
+            repositories.remove(&repository);
+        }
+        out
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
+        self.repositories.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Job for PruneJob<'_> {
@@ -74,11 +108,15 @@ impl Job for PruneJob<'_> {
     }
 
     async fn run(&self, repo: &AnyRepository, scope: &Scope) -> Vec<Item> {
-        let mut options = self.options.clone();
-        if let Some(sets) = self.orphan_search {
-            options.orphans = OrphanPolicy::Delete(sets.for_repository(repo).await);
-        }
-        prune_repository(repo, scope, self.verifier, &options, self.observer).await
+        self.turns
+            .take(repo.name(), async {
+                let mut options = self.options.clone();
+                if let Some(sets) = self.orphan_search {
+                    options.orphans = OrphanPolicy::Delete(sets.for_repository(repo).await);
+                }
+                prune_repository(repo, scope, self.verifier, &options, self.observer).await
+            })
+            .await
     }
 }
 
@@ -141,6 +179,6 @@ where
         Some(j) => j,
         None => &(),
     };
-    let job = PruneJob { verifier, options, orphan_search, observer };
+    let job = PruneJob { verifier, options, orphan_search, observer, turns: Turns::default() };
     batch::run_streamed(&job, targets, jobs, None, progress, deliver).await
 }

@@ -34,7 +34,7 @@ use crate::model::digest::Digest;
 use crate::store::Repository;
 use crate::verification::Verifier;
 
-pub use batch::{AuditEvent, PruneBatch, PruneJob, prune_batch, prune_batch_streamed};
+pub use batch::{AuditEvent, PruneBatch, PruneJob, Turns, prune_batch, prune_batch_streamed};
 pub use orphans::{OrphanPolicy, SearchResult, SearchScope, SearchSet, SearchSets, SubjectSearch};
 pub use report::{Item, ItemKind, PruneReport, Status};
 

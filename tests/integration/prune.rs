@@ -258,6 +258,30 @@ async fn duplicates_are_reduced_to_one(registry: TestRegistry) {
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
+/// Targets naming one repository twice — the repository and one of its images — make two units of it,
+/// which take turns even with `--jobs 2`: each removal is made once and reported once, no delete meets
+/// a 404 from the other unit, and no index entry is put back for a referrer the other removed.
+#[tokio::test]
+async fn overlapping_targets_in_one_repository_take_turns() {
+    let registry = TestRegistry::distribution();
+    let (scenario, repo, image) = migrated(&registry, "prune/overlap").await;
+    add_duplicate(&registry, &repo, &scenario.image).await;
+    let repository = format!("{}/prune/overlap", registry.host);
+    let key = rsa_key();
+    let args = ["prune", "--plain-http", &repository, &image, "--key", &key, "--insecure-ignore-tlog"];
+    let run = att2ref(&[&args[..], &["--apply", "--jobs", "2", "-o", "json"]].concat());
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    assert_eq!(count(&report, "duplicate-referrer", "removed"), 1, "{report:#}");
+    assert_eq!(count(&report, "legacy-attestation", "removed"), 1, "{report:#}");
+    assert_eq!(items(&report).len(), 2, "each removal reported once: {report:#}");
+    let listing = repo.referrers(&scenario.image, None).await.unwrap();
+    assert_eq!(listing.descriptors.len(), 2, "one per layer: {:#?}", listing.descriptors);
+    for d in &listing.descriptors {
+        assert!(repo.get_manifest(&d.digest.to_string()).await.unwrap().is_some(), "{} is listed but gone", d.digest);
+    }
+}
+
 #[tokio::test]
 async fn duplicates_are_reduced_to_one_on_distribution() {
     duplicates_are_reduced_to_one(TestRegistry::distribution()).await;

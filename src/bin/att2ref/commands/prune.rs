@@ -1,8 +1,8 @@
 //! `att2ref prune`: expand targets into repositories, plan (and with `--apply`, make) the removals, report.
 //!
 //! Exit codes: 0 when nothing failed (items kept on purpose, e.g. a `.att` not fully migrated, are not
-//! failures); otherwise the worst of: 2 when a removal was refused or something could not be checked or
-//! a target could not be expanded, 1 when a check failed on the data.
+//! failures); otherwise 2: a removal failed or was refused, something could not be checked, or a target
+//! could not be expanded. Data that fails a check is kept, which is not a failure of the run.
 
 use std::process::ExitCode;
 
