@@ -20,7 +20,7 @@ use crate::error::{Error, ErrorKind, Result};
 #[derive(Debug)]
 pub struct Journal<E> {
     path: PathBuf,
-    file: Mutex<std::fs::File>,
+    file: Mutex<Appending>,
     /// Lines of earlier runs that could not be read as an event (a truncated last line, normally).
     pub skipped_lines: usize,
     events: PhantomData<fn(&E)>,
@@ -46,7 +46,8 @@ impl<E: Serialize> Journal<E> {
         if !existing.is_empty() && !existing.ends_with(b"\n") {
             file.write_all(b"\n").map_err(|e| io_error("writing", path, e))?;
         }
-        let journal = Journal { path: path.to_owned(), file: Mutex::new(file), skipped_lines, events: PhantomData };
+        let file = Mutex::new(Appending { file, broken: false });
+        let journal = Journal { path: path.to_owned(), file, skipped_lines, events: PhantomData };
         Ok((journal, earlier))
     }
 
@@ -60,9 +61,24 @@ impl<E: Serialize> Journal<E> {
         let mut line = serde_json::to_vec(event)
             .map_err(|e| Error::new(ErrorKind::Io, format!("serialising a journal event: {e}")))?;
         line.push(b'\n');
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        file.write_all(&line).and_then(|()| file.flush()).map_err(|e| io_error("writing", &self.path, e))
+        let mut appending = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        // After a failed write (a full disk, say) the last line may have stopped part-way: this event
+        // starts on a line of its own, or the two would be one unreadable line.
+        if appending.broken {
+            line.insert(0, b'\n');
+        }
+        let Appending { file, broken } = &mut *appending;
+        let written = file.write_all(&line).and_then(|()| file.flush());
+        *broken = written.is_err();
+        written.map_err(|e| io_error("writing", &self.path, e))
     }
+}
+
+/// The file events are appended to, and whether the last write failed.
+#[derive(Debug)]
+struct Appending {
+    file: std::fs::File,
+    broken: bool,
 }
 
 fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
@@ -104,6 +120,28 @@ mod tests {
         let (journal, earlier) = Journal::<Seen>::open(&path).unwrap();
         assert_eq!(earlier, [Seen { n: 1 }, Seen { n: 2 }, Seen { n: 3 }], "the new event starts on its own line");
         assert_eq!(journal.skipped_lines, 1);
+    }
+
+    /// A write that fails part-way (here: the disk is full, then the line it began is left behind) does
+    /// not swallow the next event into the same line.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_event_after_a_failed_write_starts_on_its_own_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let (journal, _) = Journal::<Seen>::open(&path).unwrap();
+        journal.record(&Seen { n: 1 }).unwrap();
+        let full = std::fs::OpenOptions::new().append(true).open("/dev/full").unwrap();
+        let real = std::mem::replace(&mut journal.file.lock().unwrap().file, full);
+        let err = journal.record(&Seen { n: 2 }).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+        journal.file.lock().unwrap().file = real;
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"n\":").unwrap();
+        journal.record(&Seen { n: 3 }).unwrap();
+        drop(journal);
+        let (journal, earlier) = Journal::<Seen>::open(&path).unwrap();
+        assert_eq!(earlier, [Seen { n: 1 }, Seen { n: 3 }]);
+        assert_eq!(journal.skipped_lines, 1, "only the line the failed write left");
     }
 
     #[test]
