@@ -251,21 +251,25 @@ async fn one_target(
     client: &RegistryClient,
 ) -> std::result::Result<Option<RepositoryTarget>, TargetError> {
     let fail = |e: Error| TargetError::new(target, &e);
-    let (repo, reference, name) = match Reference::parse(target).map_err(fail)? {
-        Reference::Registry(r) => (
-            AnyRepository::Registry(client.repository(r.registry(), r.repository())),
-            r.manifest_reference(),
-            r.repository().to_owned(),
-        ),
-        Reference::Layout(l) => {
-            let repo = LayoutRepository::open(l.path(), options.limits.clone())
-                .map_err(|e| fail(e.context(format!("opening OCI layout {}", l.path().display()))))?;
-            (AnyRepository::Layout(repo), l.manifest_reference(), l.path().display().to_string())
-        }
+    let parsed = Reference::parse(target).map_err(fail)?;
+    // The shard decides before anything is opened: a target another shard owns is not this one's error.
+    let name = match &parsed {
+        Reference::Registry(r) => r.repository().to_owned(),
+        Reference::Layout(l) => l.path().display().to_string(),
     };
     if options.shard.is_some_and(|s| !s.contains(&name)) {
         return Ok(None);
     }
+    let (repo, reference) = match parsed {
+        Reference::Registry(r) => {
+            (AnyRepository::Registry(client.repository(r.registry(), r.repository())), r.manifest_reference())
+        }
+        Reference::Layout(l) => {
+            let repo = LayoutRepository::open(l.path(), options.limits.clone())
+                .map_err(|e| fail(e.context(format!("opening OCI layout {}", l.path().display()))))?;
+            (AnyRepository::Layout(repo), l.manifest_reference())
+        }
+    };
     let Some(reference) = reference else {
         let repo = with_attachments(repo, options, client).map_err(fail)?;
         return Ok(Some(RepositoryTarget { target: target.to_owned(), repo, images: None }));
@@ -357,6 +361,25 @@ mod tests {
         let s = Shard::new(1, 3).unwrap();
         let members = (0..30).map(|i| format!("r{i}")).filter(|r| s.contains(r)).count();
         assert_eq!(members, (0..30).filter(|i| Shard::of(&format!("r{i}"), 3) == 1).count());
+    }
+
+    /// A layout target that cannot be opened is the error of the shard that owns it only.
+    #[tokio::test]
+    async fn a_missing_layout_is_an_error_of_its_own_shard_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = format!("ocidir://{}", dir.path().join("missing").display());
+        let name = dir.path().join("missing").display().to_string();
+        let client = RegistryClient::new(Default::default()).unwrap();
+        let owner = Shard::of(&name, 2);
+        for index in 0..2 {
+            let options = TargetOptions { shard: Some(Shard::new(index, 2).unwrap()), ..TargetOptions::default() };
+            let resolved = one_target(&target, &options, &client).await;
+            match resolved {
+                Err(e) if index == owner => assert!(e.message.contains("opening OCI layout"), "{}", e.message),
+                Ok(None) if index != owner => {}
+                other => panic!("shard {index} (owner {owner}): {:?}", other.map(|t| t.is_some())),
+            }
+        }
     }
 
     #[test]
