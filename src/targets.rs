@@ -183,6 +183,10 @@ pub fn read_targets(given: &[String], from_file: Option<&Path>) -> Result<Vec<St
     if targets.is_empty() {
         return Err(Error::invalid_input("no targets: give images, repositories, layouts or a list file"));
     }
+    // A target named twice is done once (a long list assembled from several sources repeats lines):
+    // the batch would otherwise do its work again and count it twice once the first was finished.
+    let mut seen = std::collections::HashSet::new();
+    targets.retain(|t| seen.insert(t.clone()));
     Ok(targets)
 }
 
@@ -389,6 +393,9 @@ mod tests {
         std::fs::write(&file, "# a list\nregistry.example/a\n\n  registry.example/b@sha256:00  \n").unwrap();
         let got = read_targets(&["x/y".to_owned()], Some(&file)).unwrap();
         assert_eq!(got, ["x/y", "registry.example/a", "registry.example/b@sha256:00"]);
+        std::fs::write(&file, "registry.example/a\nx/y\n registry.example/a\n").unwrap();
+        let got = read_targets(&["x/y".to_owned()], Some(&file)).unwrap();
+        assert_eq!(got, ["x/y", "registry.example/a"], "a target named twice is kept once, first place");
         assert_eq!(read_targets(&[], None).unwrap_err().kind(), ErrorKind::InvalidInput);
         assert_eq!(read_targets(&[], Some(&dir.path().join("missing"))).unwrap_err().kind(), ErrorKind::Io);
     }
