@@ -217,8 +217,8 @@ async fn copy_blob<S: Repository, D: Repository>(
 }
 
 async fn stream_blob<S: Repository, D: Repository>(source: &S, destination: &D, blob: &Descriptor) -> Result<()> {
-    let chunks = source.read_blob_stream(blob).await?;
-    let stored: Digest = destination.put_blob_stream(blob, chunks).await?;
+    // The source is opened once the destination can take its bytes (see `put_blob_stream_from`).
+    let stored: Digest = destination.put_blob_stream_from(blob, source.read_blob_stream(blob)).await?;
     if stored != blob.digest {
         return Err(Error::new(
             ErrorKind::DigestMismatch,

@@ -170,6 +170,13 @@ impl Repository for AnyRepository {
         delegate!(self, r => r.put_blob_stream(descriptor, chunks).await)
     }
 
+    async fn put_blob_stream_from<F>(&self, descriptor: &Descriptor, open: F) -> Result<Digest>
+    where
+        F: Future<Output = Result<super::BlobChunks>> + Send,
+    {
+        delegate!(self, r => r.put_blob_stream_from(descriptor, open).await)
+    }
+
     async fn mount_blob(&self, descriptor: &Descriptor, from: &str) -> Result<bool> {
         match self {
             AnyRepository::Registry(r) => Repository::mount_blob(r, descriptor, from).await,

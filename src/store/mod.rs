@@ -327,6 +327,21 @@ pub trait Repository: Send + Sync {
         }
     }
 
+    /// [`Repository::put_blob_stream`] from a source that is opened only once its bytes have somewhere to
+    /// go: `open` (typically another store's [`Repository::read_blob_stream`]) is awaited when this store
+    /// is ready to take them — on a registry, once the upload session exists, and not at all when the
+    /// blob is mounted instead. A source opened first would sit idle, its transfer time running, while
+    /// the upload waits for a request slot, a token or a 429 pause. By default `open` is awaited first.
+    fn put_blob_stream_from<F>(&self, descriptor: &Descriptor, open: F) -> impl Future<Output = Result<Digest>> + Send
+    where
+        F: Future<Output = Result<BlobChunks>> + Send,
+    {
+        async move {
+            let chunks = open.await?;
+            self.put_blob_stream(descriptor, chunks).await
+        }
+    }
+
     /// Make the blob `descriptor` names present here by mounting it from `from`, another repository of
     /// the same registry, without transferring its bytes. `Ok(false)` when the store cannot or the
     /// registry declined (then upload it). By default `Ok(false)`.

@@ -2,6 +2,8 @@
 //! a layout, for blobs too large to hold: the digest survives every hop, and bytes that are not the
 //! blob (other bytes, too many, too few, a source that breaks off) leave nothing stored.
 
+use std::time::Duration;
+
 use att2ref::ErrorKind;
 use att2ref::limits::Limits;
 use att2ref::model::digest::Digest;
@@ -9,6 +11,7 @@ use att2ref::model::oci::Descriptor;
 use att2ref::store::Repository;
 use att2ref::store::layout::LayoutRepository;
 use att2ref::store::{BlobChunks, registry::RegistryRepository};
+
 use bytes::Bytes;
 use futures_util::StreamExt;
 use wiremock::matchers::{body_bytes, header, method, path, query_param};
@@ -197,6 +200,49 @@ async fn a_source_that_breaks_off_leaves_nothing_behind() {
     assert_eq!(layout.put_blob_stream(&d, source.read_blob_stream(&d).await.unwrap()).await.unwrap(), d.digest);
     assert_eq!(to.blob_size(&d.digest).await.unwrap(), Some(SIZE as u64));
     assert_eq!(blob_files(&layout), vec![d.digest.hex().to_owned()]);
+}
+
+/// `put_blob_stream_from` opens the source only once the destination's upload session exists (an
+/// earlier GET would sit idle, its transfer time running, while the upload waits), cancels that session
+/// when the source cannot be opened, and never opens the source for a blob it mounts instead. One proxy
+/// in front of one registry sees both sides in order.
+#[tokio::test]
+async fn the_source_is_opened_once_the_destination_can_take_its_bytes() {
+    let distribution = TestRegistry::distribution();
+    // Small enough for the client to remember where it stored it, so it can mount it later.
+    let bytes = blob(32 * 1024);
+    let d = Descriptor::of(LAYER, &bytes);
+    distribution.repository("order/source").put_blob_stream(&d, chunks_of(&bytes, 1 << 12)).await.unwrap();
+    let proxy = FaultProxy::counting(&distribution.host);
+    let client = crate::registry_client::mock_client(|_| {});
+    let (source, to) = (client.repository(&proxy.host, "order/source"), client.repository(&proxy.host, "order/copy"));
+    let stored =
+        tokio::time::timeout(Duration::from_secs(30), to.put_blob_stream_from(&d, source.read_blob_stream(&d)));
+    assert_eq!(stored.await.expect("in time").unwrap(), d.digest);
+    let order: Vec<String> = proxy
+        .arrivals()
+        .into_iter()
+        .map(|(_, r)| r)
+        .filter(|r| r.starts_with("POST /v2/order/copy/") || r.starts_with("GET /v2/order/source/blobs/"))
+        .collect();
+    assert_eq!(order.len(), 2, "{order:?}");
+    assert!(order[0].starts_with("POST ") && order[1].starts_with("GET "), "session first, then the source: {order:?}");
+
+    // A source that cannot be opened: the session is cancelled, nothing stored.
+    let missing = Descriptor::of(LAYER, b"never stored");
+    let err = to.put_blob_stream_from(&missing, source.read_blob_stream(&missing)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(proxy.arrivals().iter().any(|(_, r)| r.starts_with("DELETE /v2/order/copy/blobs/uploads/")), "cancelled");
+    assert_eq!(to.blob_size(&missing.digest).await.unwrap(), None);
+
+    // This client stored the blob in `order/copy`: another repository mounts it, the source unopened.
+    let reads =
+        |p: &FaultProxy| p.arrivals().iter().filter(|(_, r)| r.starts_with("GET /v2/order/source/blobs/")).count();
+    let before = reads(&proxy);
+    let third = client.repository(&proxy.host, "order/third");
+    assert_eq!(third.put_blob_stream_from(&d, source.read_blob_stream(&d)).await.unwrap(), d.digest);
+    assert_eq!(reads(&proxy), before, "a mounted blob never opens its source");
+    assert_eq!(third.blob_size(&d.digest).await.unwrap(), Some(d.size));
 }
 
 /// A blob the registry does not have is not found before any byte; one whose descriptor names another

@@ -298,6 +298,13 @@ impl<R: Repository> Repository for SplitRepository<R> {
         self.attachments.put_blob_stream(descriptor, chunks).await
     }
 
+    async fn put_blob_stream_from<F>(&self, descriptor: &Descriptor, open: F) -> Result<Digest>
+    where
+        F: Future<Output = Result<super::BlobChunks>> + Send,
+    {
+        self.attachments.put_blob_stream_from(descriptor, open).await
+    }
+
     async fn mount_blob(&self, descriptor: &Descriptor, from: &str) -> Result<bool> {
         Repository::mount_blob(&self.attachments, descriptor, from).await
     }

@@ -72,18 +72,29 @@ pub(crate) async fn read_blob_stream(repo: &RegistryRepository, descriptor: &Des
     Ok(chunks::checked(descriptor, what, body))
 }
 
-pub(crate) async fn put_blob_stream(
+/// Store `descriptor` from the chunks `open` gives, awaited only once the upload session exists (see
+/// [`Repository::put_blob_stream_from`]).
+pub(crate) async fn put_blob_stream_from<F: Future<Output = Result<BlobChunks>>>(
     repo: &RegistryRepository,
     descriptor: &Descriptor,
-    chunks: BlobChunks,
+    open: F,
 ) -> Result<Digest> {
     let digest = &descriptor.digest;
     // As for a blob held in memory: one this client stored in another repository of the registry is
-    // mounted from there (the bytes are then never read).
+    // mounted from there (the source is then never opened).
     let stored_elsewhere = repo.inner().stored_blob_source(repo.host(), digest, repo.repository_name());
     match blobs::start_upload(repo, stored_elsewhere.as_deref().map(|from| (digest, from))).await? {
         Start::Mounted => {}
-        Start::Session(session) => upload(repo, session, descriptor, chunks).await?,
+        Start::Session(session) => {
+            let chunks = match open.await {
+                Ok(chunks) => chunks,
+                Err(e) => {
+                    blobs::cancel(repo, session).await;
+                    return Err(e);
+                }
+            };
+            upload(repo, session, descriptor, chunks).await?
+        }
     }
     repo.inner().remember_stored_blob(repo.host(), digest, descriptor.size, repo.repository_name());
     Ok(digest.clone())

@@ -552,7 +552,14 @@ impl Repository for RegistryRepository {
     }
 
     async fn put_blob_stream(&self, descriptor: &Descriptor, chunks: super::BlobChunks) -> Result<Digest> {
-        blob_streams::put_blob_stream(self, descriptor, chunks).await
+        blob_streams::put_blob_stream_from(self, descriptor, async move { Ok(chunks) }).await
+    }
+
+    async fn put_blob_stream_from<F>(&self, descriptor: &Descriptor, open: F) -> Result<Digest>
+    where
+        F: Future<Output = Result<super::BlobChunks>> + Send,
+    {
+        blob_streams::put_blob_stream_from(self, descriptor, open).await
     }
 
     // The inherent `mount_blob` (by digest) stays for callers that hold no descriptor.
