@@ -194,3 +194,54 @@ async fn a_catalog_linking_back_to_a_page_already_read_is_an_error_at_once() {
     assert_eq!(first, &["a"]);
     assert!(err.to_string().contains("links back to a page already read"), "{err}");
 }
+
+/// An empty page that links back to a page already read hides nothing: the tag listing is complete.
+#[tokio::test]
+async fn an_empty_page_linking_back_ends_a_tag_listing() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v2/app/tags/list"))
+        .and(query_param("next_page", "c1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"name": "app", "tags": []}))
+                .insert_header("Link", r#"</v2/app/tags/list?n=1000>; rel="next""#),
+        )
+        .with_priority(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v2/app/tags/list"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"name": "app", "tags": ["a"]}))
+                .insert_header("Link", r#"</v2/app/tags/list?next_page=c1>; rel="next""#),
+        )
+        .with_priority(2)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let repo = mock_client(|_| {}).repository(&host(&server), "app");
+    assert_eq!(repo.list_tags().await.unwrap(), ["a"]);
+}
+
+/// A registry that keeps serving empty pages, each linking a new one, is given up after ten, not
+/// followed to the page cap (10,000 requests for one repository).
+#[tokio::test]
+async fn a_run_of_empty_pages_is_an_error_after_ten() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v2/app/tags/list"))
+        .respond_with(|request: &wiremock::Request| {
+            let page: u32 =
+                request.url.query_pairs().find(|(k, _)| k == "page").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+            let tags: Vec<&str> = if page == 0 { vec!["a"] } else { Vec::new() };
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"name": "app", "tags": tags}))
+                .insert_header("Link", format!(r#"</v2/app/tags/list?page={}>; rel="next""#, page + 1))
+        })
+        .expect(12)
+        .mount(&server)
+        .await;
+    let repo = mock_client(|_| {}).repository(&host(&server), "app");
+    let err = repo.list_tags().await.unwrap_err();
+    assert!(err.to_string().contains("11 empty pages in a row"), "{err}");
+}

@@ -129,6 +129,23 @@ async fn throttling_past_the_patience_fails_as_rate_limited() {
     assert!(waited >= Duration::from_millis(100) && waited < Duration::from_secs(5), "{waited:?}");
 }
 
+/// A policy without backoff still runs out of patience with a registry that keeps refusing: each 429 is
+/// waited out a little.
+#[tokio::test]
+async fn throttling_with_a_zero_backoff_policy_still_ends() {
+    let server = MockServer::start().await;
+    Mock::given(path("/v2/app/tags/list")).respond_with(ResponseTemplate::new(429)).mount(&server).await;
+    let client = mock_client(|c| {
+        c.retry.base_backoff = Duration::ZERO;
+        c.retry.max_backoff = Duration::ZERO;
+        c.retry.throttled_patience = Duration::from_millis(100);
+    });
+    let repo = client.repository(&host(&server), "app");
+    let err =
+        tokio::time::timeout(Duration::from_secs(10), repo.list_tags()).await.expect("gave up in time").unwrap_err();
+    assert_eq!(err.kind(), att2ref::ErrorKind::RateLimited, "{err:#}");
+}
+
 /// `Retry-After: 0` (or a date our clock has passed) is no wait at all: the request backs off as if none
 /// were given, rather than spending its attempts at once.
 #[tokio::test]

@@ -662,7 +662,8 @@ pub struct RegistryArgs {
     #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = parse_size)]
     pub max_manifest_size: u64,
 
-    /// Attempts per request on 429, 502, 503, 504, 500 on idempotent requests, and connection errors.
+    /// Attempts per request on 502, 503, 504, 500 on idempotent requests, and connection errors. 429
+    /// answers are not counted: they are waited out for up to 180 s of waits per request.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub retries: u32,
 

@@ -22,6 +22,8 @@ const ERROR_BODY_CAP: u64 = 64 * 1024;
 const MAX_REDIRECTS: usize = 10;
 /// Longest single wait between attempts, whatever `Retry-After` asks for.
 const MAX_WAIT: Duration = Duration::from_secs(60);
+/// Least wait before a request answered 429 is sent again.
+const MIN_THROTTLED_WAIT: Duration = Duration::from_millis(10);
 
 /// One request, replayable unless its body is a stream: a `Bytes` body can be resent by retries and
 /// redirects.
@@ -289,7 +291,9 @@ impl Inner {
             };
             match wait.filter(|w| call.replayable() && !call.no_retry && again(w)) {
                 Some(wait) => {
-                    let wait = wait.min(MAX_WAIT);
+                    // A 429 is waited out at least a little, so the patience runs out even with a
+                    // policy whose backoff is zero.
+                    let wait = if throttled { wait.max(MIN_THROTTLED_WAIT) } else { wait }.min(MAX_WAIT);
                     if throttled {
                         throttled_for += wait;
                     }

@@ -21,6 +21,9 @@ use crate::store::Repository;
 const PAGE_SIZE: usize = 1000;
 /// Most bytes accepted for one listing page.
 const MAX_PAGE_BYTES: u64 = 32 * 1024 * 1024;
+/// Empty pages followed in a row (a cursor past entries the registry filtered out) before the listing
+/// is given up as one that cannot be completed.
+const MAX_EMPTY_PAGES: usize = 10;
 
 /// The target of the first `rel="next"` link in the `Link` headers (RFC 8288): several links per
 /// header and several headers are allowed; `rel` may be quoted and list several relation types.
@@ -87,6 +90,8 @@ pub(crate) struct Pager {
     /// Every page address requested: a link back to one of them is a cycle, whatever the pages hold
     /// (bounded by `limits.max_pages`).
     requested: HashSet<Url>,
+    /// Empty pages in a row, each linking a next one.
+    empty_in_a_row: usize,
     /// A page that brings nothing new while the registry links a next one is an error, not the end:
     /// for listings whose completeness decisions rest on (the catalog that orphans are searched in).
     strict: bool,
@@ -106,6 +111,7 @@ impl Pager {
             page_no: 0,
             previous: HashSet::new(),
             requested: HashSet::new(),
+            empty_in_a_row: 0,
             strict: false,
             unknown_is_empty: false,
         }
@@ -152,6 +158,21 @@ impl Pager {
             return Ok(Some(fresh));
         };
         let cycles = self.requested.contains(&next);
+        self.empty_in_a_row = if served == 0 { self.empty_in_a_row + 1 } else { 0 };
+        if served == 0 && self.empty_in_a_row > MAX_EMPTY_PAGES {
+            return Err(Error::new(
+                ErrorKind::Registry,
+                format!(
+                    "{}: the registry served {} empty pages in a row, each linking a next one: the listing cannot \
+                     be completed",
+                    self.what, self.empty_in_a_row
+                ),
+            ));
+        }
+        if served == 0 && cycles && !self.strict {
+            // An empty page linking back to a page already read hides nothing: the listing is complete.
+            return Ok(Some(fresh));
+        }
         if !cycles && (!fresh.is_empty() || served == 0) {
             // New entries, or an empty page on the way to more (a cursor past filtered entries): go on.
             self.next = Some(next);
