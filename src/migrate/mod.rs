@@ -180,15 +180,9 @@ mod tests {
     use crate::model::oci::{Descriptor, ImageManifest, Index, to_canonical_bytes};
     use crate::store::memory::MemoryRepository;
 
-    /// An image a resumed run skips on its journal's word is settled like one it migrated: the run the
-    /// journal comes from may have been stopped between its last index push and its settle pass, and a
-    /// stale writer may have dropped an entry after the resumed run's one read.
-    #[tokio::test]
-    async fn images_skipped_on_the_journals_word_are_settled_too() {
-        let repo = MemoryRepository::new("app");
-        let subject = Digest::sha256(b"image");
-        repo.put_blob(Bytes::from_static(b"{}")).await.unwrap();
-        let manifest = ImageManifest {
+    /// A bundle referrer of `subject`, with no layers (what the tests need is its digest and subject).
+    fn referrer_of(subject: &Digest) -> ImageManifest {
+        ImageManifest {
             schema_version: 2,
             media_type: Some(mt::OCI_MANIFEST.into()),
             artifact_type: Some(mt::BUNDLE_V03.into()),
@@ -197,7 +191,18 @@ mod tests {
             subject: Some(Descriptor { digest: subject.clone(), ..Descriptor::of(mt::OCI_MANIFEST, b"image") }),
             annotations: Default::default(),
             extra: Default::default(),
-        };
+        }
+    }
+
+    /// An image a resumed run skips on its journal's word is settled like one it migrated: the run the
+    /// journal comes from may have been stopped between its last index push and its settle pass, and a
+    /// stale writer may have dropped an entry after the resumed run's one read.
+    #[tokio::test]
+    async fn images_skipped_on_the_journals_word_are_settled_too() {
+        let repo = MemoryRepository::new("app");
+        let subject = Digest::sha256(b"image");
+        repo.put_blob(Bytes::from_static(b"{}")).await.unwrap();
+        let manifest = referrer_of(&subject);
         let ours = repo.put_manifest(Bytes::from(to_canonical_bytes(&manifest)), mt::OCI_MANIFEST, None).await.unwrap();
         // The index as a stale writer left it: without our entry.
         let tag = subject.referrers_tag();
@@ -226,16 +231,7 @@ mod tests {
         let att = repo.put_manifest(Bytes::from(to_canonical_bytes(&Index::empty())), mt::OCI_INDEX, Some(&att_tag));
         let att = att.await.unwrap();
         repo.put_blob(Bytes::from_static(b"{}")).await.unwrap();
-        let manifest = ImageManifest {
-            schema_version: 2,
-            media_type: Some(mt::OCI_MANIFEST.into()),
-            artifact_type: Some(mt::BUNDLE_V03.into()),
-            config: Descriptor::empty_config(),
-            layers: Vec::new(),
-            subject: Some(Descriptor { digest: subject.clone(), ..Descriptor::of(mt::OCI_MANIFEST, b"image") }),
-            annotations: Default::default(),
-            extra: Default::default(),
-        };
+        let manifest = referrer_of(&subject);
         let bytes = to_canonical_bytes(&manifest);
         let listed =
             Descriptor { artifact_type: manifest.artifact_type.clone(), ..Descriptor::of(mt::OCI_MANIFEST, &bytes) };

@@ -8,16 +8,20 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::registry_client::{bearer_challenge, host, mock_client};
 
+/// A page of `body` whose `Link` header names `next` as the next page.
+fn linked(body: serde_json::Value, next: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(body).insert_header("Link", format!(r#"<{next}>; rel="next""#))
+}
+
 #[tokio::test]
 async fn tags_from_a_registry_ignoring_n_and_last_do_not_loop() {
     let server = MockServer::start().await;
     // Every page is the full, unsorted list, always with a `next` link.
     Mock::given(path("/v2/app/tags/list"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({"name": "app", "tags": ["b", "v1", "a"]}))
-                .insert_header("Link", r#"</v2/app/tags/list?last=a&n=1000>; rel="next""#),
-        )
+        .respond_with(linked(
+            serde_json::json!({"name": "app", "tags": ["b", "v1", "a"]}),
+            "/v2/app/tags/list?last=a&n=1000",
+        ))
         .expect(3)
         .mount(&server)
         .await;
@@ -36,11 +40,10 @@ async fn tags_from_a_registry_honouring_n_but_ignoring_last_are_an_error() {
         let server = MockServer::start().await;
         let tags: Vec<String> = (0..count).map(|i| format!("t{i:04}")).collect();
         Mock::given(path("/v2/app/tags/list"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(serde_json::json!({"name": "app", "tags": tags}))
-                    .insert_header("Link", r#"</v2/app/tags/list?last=t0999&n=1000>; rel="next""#),
-            )
+            .respond_with(linked(
+                serde_json::json!({"name": "app", "tags": tags}),
+                "/v2/app/tags/list?last=t0999&n=1000",
+            ))
             .mount(&server)
             .await;
         let listed = mock_client(|_| {}).repository(&host(&server), "app").list_tags().await;
@@ -147,11 +150,10 @@ async fn tags_from_a_registry_capping_pages_and_ignoring_last_are_an_error() {
         .mount(&server)
         .await;
     Mock::given(path("/v2/app/tags/list"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({"name": "app", "tags": tags(100)}))
-                .insert_header("Link", r#"</v2/app/tags/list?last=t099&n=100>; rel="next""#),
-        )
+        .respond_with(linked(
+            serde_json::json!({"name": "app", "tags": tags(100)}),
+            "/v2/app/tags/list?last=t099&n=100",
+        ))
         .with_priority(2)
         .expect(2)
         .mount(&server)
@@ -168,21 +170,13 @@ async fn a_catalog_linking_back_to_a_page_already_read_is_an_error_at_once() {
     let server = MockServer::start().await;
     Mock::given(path("/v2/_catalog"))
         .and(query_param("last", "a"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({"repositories": ["b"]}))
-                .insert_header("Link", r#"</v2/_catalog?n=1000>; rel="next""#),
-        )
+        .respond_with(linked(serde_json::json!({"repositories": ["b"]}), "/v2/_catalog?n=1000"))
         .with_priority(1)
         .expect(1)
         .mount(&server)
         .await;
     Mock::given(path("/v2/_catalog"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({"repositories": ["a"]}))
-                .insert_header("Link", r#"</v2/_catalog?last=a&n=1000>; rel="next""#),
-        )
+        .respond_with(linked(serde_json::json!({"repositories": ["a"]}), "/v2/_catalog?last=a&n=1000"))
         .with_priority(2)
         .expect(1)
         .mount(&server)
@@ -201,21 +195,13 @@ async fn an_empty_page_linking_back_ends_a_tag_listing() {
     let server = MockServer::start().await;
     Mock::given(path("/v2/app/tags/list"))
         .and(query_param("next_page", "c1"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({"name": "app", "tags": []}))
-                .insert_header("Link", r#"</v2/app/tags/list?n=1000>; rel="next""#),
-        )
+        .respond_with(linked(serde_json::json!({"name": "app", "tags": []}), "/v2/app/tags/list?n=1000"))
         .with_priority(1)
         .expect(1)
         .mount(&server)
         .await;
     Mock::given(path("/v2/app/tags/list"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({"name": "app", "tags": ["a"]}))
-                .insert_header("Link", r#"</v2/app/tags/list?next_page=c1>; rel="next""#),
-        )
+        .respond_with(linked(serde_json::json!({"name": "app", "tags": ["a"]}), "/v2/app/tags/list?next_page=c1"))
         .with_priority(2)
         .expect(1)
         .mount(&server)
@@ -234,9 +220,7 @@ async fn a_run_of_empty_pages_is_an_error_after_ten() {
             let page: u32 =
                 request.url.query_pairs().find(|(k, _)| k == "page").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
             let tags: Vec<&str> = if page == 0 { vec!["a"] } else { Vec::new() };
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({"name": "app", "tags": tags}))
-                .insert_header("Link", format!(r#"</v2/app/tags/list?page={}>; rel="next""#, page + 1))
+            linked(serde_json::json!({"name": "app", "tags": tags}), &format!("/v2/app/tags/list?page={}", page + 1))
         })
         .expect(12)
         .mount(&server)

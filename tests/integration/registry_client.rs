@@ -140,32 +140,22 @@ async fn a_401_to_an_old_token_keeps_the_new_one_another_request_fetched() {
         .with_priority(1)
         .mount(&server)
         .await;
-    Mock::given(path("/v2/app/manifests/a"))
-        .and(header("authorization", "Bearer t1"))
-        .respond_with(challenge.clone())
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(path("/v2/app/manifests/b"))
-        .and(header("authorization", "Bearer t1"))
-        .respond_with(challenge.clone().set_delay(Duration::from_millis(600)))
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(path("/v2/app/manifests/a"))
-        .and(header("authorization", "Bearer t2"))
-        .respond_with(unknown())
-        .with_priority(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(path("/v2/app/manifests/b"))
-        .and(header("authorization", "Bearer t2"))
-        .respond_with(unknown())
-        .with_priority(1)
-        .expect(1)
-        .mount(&server)
-        .await;
+    for (name, refused_after) in [("a", 0), ("b", 600)] {
+        let manifest = format!("/v2/app/manifests/{name}");
+        Mock::given(path(manifest.as_str()))
+            .and(header("authorization", "Bearer t1"))
+            .respond_with(challenge.clone().set_delay(Duration::from_millis(refused_after)))
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        Mock::given(path(manifest.as_str()))
+            .and(header("authorization", "Bearer t2"))
+            .respond_with(unknown())
+            .with_priority(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
     Mock::given(path_regex_manifests()).respond_with(challenge).with_priority(2).mount(&server).await;
     for (token, priority) in [("t1", 1), ("t2", 2), ("t3", 3)] {
         Mock::given(path("/token"))
