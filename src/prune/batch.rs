@@ -6,8 +6,9 @@
 //! unit is the repository; repositories are independent, so several are pruned at once while the next
 //! ones are resolved (catalog pages). Targets that name one repository in different scopes (the
 //! repository and one of its images, or two of its images) make several units of it: those take turns
-//! ([`Turns`]), so two never decide on the same items at once. The journal is an audit trail: each removal attempted is recorded
-//! as it happens ([`AuditEvent`]), through the [`Observer`] that `apply` calls.
+//! ([`Turns`]), so two never decide on the same items at once. The journal is an audit trail: each
+//! removal attempted is recorded as it happens ([`AuditEvent`]), through the [`Observer`] that `apply`
+//! calls.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
