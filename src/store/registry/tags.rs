@@ -74,9 +74,9 @@ struct Page {
 /// A listing read page by page: each call to [`Pager::next_page`] fetches one page and returns the
 /// entries not on the page before. It stops at the last `Link`, or at the page cap; a registry that
 /// stops advancing (a page repeating the one before, a link back to a page already served) ends the
-/// listing only when that provably means "everything was served" (see [`Pager::settle_repeat`]), and is
-/// an error otherwise. It keeps one page and the addresses of the pages read in memory, never the
-/// whole listing.
+/// listing only when one more request shows that it serves everything each time (see
+/// [`Pager::settle_repeat`], which names the one case it cannot tell apart), and is an error otherwise.
+/// It keeps one page and the addresses of the pages read in memory, never the whole listing.
 pub(crate) struct Pager {
     inner: Arc<Inner>,
     host: String,
@@ -215,7 +215,9 @@ impl Pager {
     /// `served` entries a page and ignores `last`, and everything past them would be silently left out
     /// (images never migrated, a shared-digest check blind to the rest). One more request with
     /// `n = served − 1` tells the two apart: a registry that honours `n` answers with fewer entries.
-    /// Strict listings (the catalog, whose completeness orphan decisions rest on) take no chance.
+    /// What no request can tell apart: a registry that caps its pages and ignores both `n` and `last`
+    /// reads as complete. Strict listings (the catalog, whose completeness orphan decisions rest on) take
+    /// no chance.
     async fn settle_repeat(&mut self, served: usize) -> Result<()> {
         let serves_everything = if self.strict || served == 0 || served == PAGE_SIZE {
             false
