@@ -3,9 +3,10 @@
 //! verified work.
 //!
 //! On start the journal is read back; an image recorded `migrated` or `already-migrated` is skipped when
-//! it was recorded under this run's settings ([`crate::rewrite::MigrateOptions::settings_fingerprint`]: another format
-//! or trust policy means the work is not done), its legacy `.att` manifest digest is still the recorded
-//! one (a changed `.att` is migrated again) and the referrers recorded with it are still listed. A line
+//! it was recorded under this run's settings
+//! ([`crate::rewrite::MigrateOptions::settings_fingerprint`]: another format or trust policy means the
+//! work is not done), its legacy `.att` manifest digest is still the recorded one (a changed `.att` is
+//! migrated again) and the referrers recorded with it are still listed. A line
 //! that names no referrer (an earlier version's) cannot be checked that way and does not count. A later
 //! event for the same image that is not a completion, or one under other settings, supersedes an
 //! earlier completion.
@@ -37,7 +38,8 @@ pub struct JournalEvent {
     /// listed before it skips the image (absent in journals of earlier versions).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub referrers: Vec<String>,
-    /// The run's [`crate::rewrite::MigrateOptions::settings_fingerprint`] (absent in journals of earlier versions).
+    /// The run's [`crate::rewrite::MigrateOptions::settings_fingerprint`] (absent in journals of earlier
+    /// versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<String>,
 }
@@ -74,7 +76,8 @@ pub struct MigrateJournal {
 
 impl MigrateJournal {
     /// Open (or create) the journal at `path` for a run with these `settings`
-    /// ([`crate::rewrite::MigrateOptions::settings_fingerprint`]) and read what earlier runs completed under them.
+    /// ([`crate::rewrite::MigrateOptions::settings_fingerprint`]) and read what earlier runs completed
+    /// under them.
     pub fn open(path: &Path, settings: impl Into<String>) -> Result<MigrateJournal> {
         let settings = settings.into();
         let (events, earlier) = Journal::open(path)?;
