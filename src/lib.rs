@@ -76,6 +76,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod get;
 pub mod inspect;
+mod keyed_locks;
 pub mod limits;
 pub mod metrics;
 pub mod migrate;

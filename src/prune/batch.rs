@@ -10,8 +10,7 @@
 //! removal attempted is recorded as it happens ([`AuditEvent`]), through the [`Observer`] that `apply`
 //! calls.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
@@ -20,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::{Item, Observer, OrphanPolicy, PruneOptions, Scope, SearchSets, prune_repository};
 use crate::batch::{self, Job, Journal, Progress};
 use crate::error::Result;
+use crate::keyed_locks::KeyedLocks;
 use crate::model::digest::Digest;
 use crate::store::{AnyRepository, Repository};
 use crate::targets::{RepositoryTarget, TargetError};
@@ -64,27 +64,15 @@ pub struct PruneJob<'a> {
 /// the run for nothing, and its index edit put back an entry for a referrer the other just removed.
 #[derive(Debug, Default)]
 pub struct Turns {
-    repositories: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    repositories: KeyedLocks,
 }
 
 impl Turns {
     /// Run `work` once no other unit of `repository` is at work; the unit's `--jobs` place is given
     /// back while it waits for its turn ([`crate::slots::waiting`]).
-    async fn take<F: std::future::Future>(&self, repository: String, work: F) -> F::Output {
-        let turn = self.lock().entry(repository.clone()).or_default().clone();
-        let guard = crate::slots::waiting(turn.clone().lock_owned()).await;
-        let out = work.await;
-        drop((guard, turn));
-        let mut repositories = self.lock();
-        // Only the map holds it now: nobody else is at work or waiting in that repository.
-        if repositories.get(&repository).is_some_and(|t| Arc::strong_count(t) == 1) {
-            repositories.remove(&repository);
-        }
-        out
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
-        self.repositories.lock().unwrap_or_else(|p| p.into_inner())
+    async fn take<F: std::future::Future>(&self, repository: &str, work: F) -> F::Output {
+        let _turn = crate::slots::waiting(self.repositories.take(repository)).await;
+        work.await
     }
 }
 
@@ -110,7 +98,7 @@ impl Job for PruneJob<'_> {
 
     async fn run(&self, repo: &AnyRepository, scope: &Scope) -> Vec<Item> {
         self.turns
-            .take(repo.name(), async {
+            .take(&repo.name(), async {
                 let mut options = self.options.clone();
                 if let Some(sets) = self.orphan_search {
                     options.orphans = OrphanPolicy::Delete(sets.for_repository(repo).await);

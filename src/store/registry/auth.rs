@@ -6,7 +6,7 @@
 //! challenge, and from then on the registry's scheme is remembered and used up front.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -20,6 +20,7 @@ use super::credentials::{self, Credential, CredentialSource};
 use super::errors::status_error;
 use super::http::Call;
 use crate::error::{Error, ErrorKind, Result};
+use crate::keyed_locks::KeyedLocks;
 
 /// One challenge of a `WWW-Authenticate` header: a scheme (lowercased) and its parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,7 +119,7 @@ pub(crate) struct AuthCache {
     credentials: Mutex<HashMap<String, Option<Credential>>>,
     /// One gate per (host, scopes) being fetched: concurrent calls for the same scopes wait for one
     /// token instead of each fetching, while other repositories (other scopes) fetch theirs at once.
-    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    fetching: KeyedLocks,
     /// One credential lookup at a time: a credential helper is a program, run once per host.
     looking_up: tokio::sync::Mutex<()>,
 }
@@ -246,27 +247,17 @@ impl Inner {
         if let Some(h) = cached(self) {
             return Ok(h);
         }
-        let gate = lock(&self.auth.fetching).entry(key.clone()).or_default().clone();
-        let fetched = async {
-            let _turn = gate.lock().await;
-            if let Some(h) = cached(self) {
-                return Ok(h);
-            }
-            let mut wanted: Vec<String> = scopes.to_vec();
-            wanted.extend(extra_scopes.iter().filter(|s| !scopes.contains(s)).cloned());
-            let (token, lifetime) = self.fetch_token(host, realm, service, &wanted).await?;
-            let header = sensitive(format!("Bearer {token}"))?;
-            let expires = Instant::now().checked_add(lifetime).unwrap_or_else(Instant::now);
-            remember(&mut lock(&self.auth.tokens), key.clone(), CachedToken { header: header.clone(), expires });
-            Ok(header)
+        let _turn = self.auth.fetching.take(&key).await;
+        if let Some(h) = cached(self) {
+            return Ok(h);
         }
-        .await;
-        // The last one through forgets the gate, so the map holds only fetches under way.
-        let mut gates = lock(&self.auth.fetching);
-        if Arc::strong_count(&gate) == 2 {
-            gates.remove(&key);
-        }
-        fetched
+        let mut wanted: Vec<String> = scopes.to_vec();
+        wanted.extend(extra_scopes.iter().filter(|s| !scopes.contains(s)).cloned());
+        let (token, lifetime) = self.fetch_token(host, realm, service, &wanted).await?;
+        let header = sensitive(format!("Bearer {token}"))?;
+        let expires = Instant::now().checked_add(lifetime).unwrap_or_else(Instant::now);
+        remember(&mut lock(&self.auth.tokens), key.clone(), CachedToken { header: header.clone(), expires });
+        Ok(header)
     }
 
     /// Ask the realm for a token: a GET (with Basic credentials if any), or for an identity token

@@ -21,6 +21,7 @@ use super::{
     Repository,
 };
 use crate::error::{Error, ErrorKind, Result};
+use crate::keyed_locks::KeyedLocks;
 use crate::limits::Limits;
 use crate::model::digest::Digest;
 use crate::model::oci::{Descriptor, RawManifest};
@@ -158,7 +159,7 @@ pub(crate) struct Inner {
     delete_support: Mutex<HashMap<String, DeleteSupport>>,
     /// One lock per host, held while it is probed, so repositories working at once probe it once (and
     /// a slow or throttled probe of one host never holds up another's).
-    delete_probe: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    delete_probe: KeyedLocks,
     /// What commands learnt about each host by acting on it ([`Repository::learn`]).
     facts: Mutex<HashMap<String, HostFacts>>,
     pacing: pacing::Pacing,
@@ -217,7 +218,7 @@ impl RegistryClient {
             auth: auth::AuthCache::default(),
             capabilities: Mutex::new(HashMap::new()),
             delete_support: Mutex::new(HashMap::new()),
-            delete_probe: Mutex::default(),
+            delete_probe: KeyedLocks::default(),
             facts: Mutex::new(HashMap::new()),
             stored_blobs: Mutex::new(HashMap::new()),
         };
@@ -601,15 +602,7 @@ impl Repository for RegistryRepository {
 
     async fn delete_support(&self) -> DeleteSupport {
         let host = self.host().to_owned();
-        let probe = self
-            .inner()
-            .delete_probe
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(host.clone())
-            .or_default()
-            .clone();
-        let _probing = probe.lock().await;
+        let _probing = self.inner().delete_probe.take(&host).await;
         if let Some(known) = self.inner().delete_support.lock().unwrap_or_else(|p| p.into_inner()).get(&host) {
             return known.clone();
         }
