@@ -192,7 +192,8 @@ pub fn read_targets(given: &[String], from_file: Option<&Path>) -> Result<Vec<St
 
 /// Every target resolved into repositories, in order, as a stream (see the module documentation). A
 /// target that cannot be resolved yields one [`TargetError`] and the stream goes on with the next;
-/// with `all_repos`, a catalog page that fails ends that target with its error.
+/// with `all_repos`, a catalog page that fails ends that target with its error. Poll it within a tokio
+/// runtime: image targets are looked up ahead, each as a task of its own.
 pub fn resolve<'a>(
     targets: &'a [String],
     options: &'a TargetOptions,
@@ -205,12 +206,40 @@ pub fn resolve<'a>(
     }
     // An image target costs a manifest read before it can be queued: a few are read at once, in order,
     // so a long `--from-file` list of images keeps the pool fed instead of feeding it one round trip at
-    // a time.
+    // a time. Each look-up is a task of its own: a reader of this stream stops reading while its pool
+    // is full, and a look-up polled only through it would then keep whatever it was handed meanwhile
+    // (a request slot of the registry, a token fetch's turn) from the units that need it to finish.
     futures_util::stream::iter(targets)
-        .map(move |target| one_target(target, options, client))
+        .map(move |target| {
+            let (target, options, client) = (target.clone(), options.clone(), client.clone());
+            Lookup(tokio::spawn(async move { one_target(&target, &options, &client).await }))
+        })
         .buffered(TARGETS_AHEAD)
         .filter_map(|r| async move { r.transpose() })
         .boxed()
+}
+
+/// A target's look-up running as a task of its own, cancelled when the stream drops it.
+struct Lookup(tokio::task::JoinHandle<std::result::Result<Option<RepositoryTarget>, TargetError>>);
+
+impl std::future::Future for Lookup {
+    type Output = std::result::Result<Option<RepositoryTarget>, TargetError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|joined| match joined {
+            Ok(looked_up) => looked_up,
+            // A look-up that panicked takes the run down as it would have inline; one cancelled
+            // was dropped with the stream, so nobody reads this.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(TargetError::new("", &Error::new(ErrorKind::Io, format!("target look-up: {e}")))),
+        })
+    }
+}
+
+impl Drop for Lookup {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Image and repository targets resolved at once, ahead of the batch that takes them.

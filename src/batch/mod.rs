@@ -274,6 +274,8 @@ where
     };
     let mut listed = std::pin::pin!(listing(job, targets));
     let mut listing_done = false;
+    // The listing's next item, read ahead (see the loop).
+    let mut peeked: Option<Option<Listed<J::Unit>>> = None;
     let mut errors = Vec::new();
     // Repositories being worked on, by position in target order; each leaves when its finishing
     // step starts.
@@ -314,17 +316,9 @@ where
         let under_way = !running.is_empty() || !finishing.is_empty();
         let held_back = between && under_way && finished.len() + finishing.len() >= max_ahead;
         let want_more = !listing_done && queue.len() < jobs && !held_back;
-        if running.is_empty() && finishing.is_empty() && !want_more {
-            break;
-        }
-        // A place given back by a waiting unit (or freed by one that ended) starts the next unit.
-        let can_start = running.len() < most_started && !queue.is_empty() && spare_place.is_none();
         let mut ready = None;
-        tokio::select! {
-            place = pool.clone().acquire_owned(), if can_start => {
-                spare_place = Some(place.expect("the engine never closes its pool"));
-            },
-            next = listed.next(), if want_more => match next {
+        if want_more && let Some(next) = peeked.take() {
+            match next {
                 None => listing_done = true,
                 Some(Listed::Start(repo)) => match open.get(&repo.name()) {
                     Some(&r) => {
@@ -360,21 +354,36 @@ where
                     ready = Some(current);
                 }
                 Some(Listed::Failed(e)) => errors.push(e),
-            },
-            Some((r, i, report)) = running.next(), if !running.is_empty() => {
-                let p = repos.get_mut(&r).expect("a repository with a unit running is in progress");
-                p.reports[i] = Some(report);
-                p.outstanding -= 1;
-                ready = Some(r);
-            },
-            Some((r, reports)) = finishing.next(), if !finishing.is_empty() => {
-                finished.insert(r, reports);
-                while let Some(reports) = finished.remove(&delivered) {
-                    deliver(reports);
-                    delivered += 1;
-                }
-            },
-            else => break,
+            }
+        } else {
+            if running.is_empty() && finishing.is_empty() && !want_more {
+                break;
+            }
+            // A place given back by a waiting unit (or freed by one that ended) starts the next unit.
+            let can_start = running.len() < most_started && !queue.is_empty() && spare_place.is_none();
+            tokio::select! {
+                place = pool.clone().acquire_owned(), if can_start => {
+                    spare_place = Some(place.expect("the engine never closes its pool"));
+                },
+                // Read ahead by one item even while no more is wanted, so that what the listing has in
+                // flight (a page, a look-up) runs to its end instead of holding a request slot or a
+                // token fetch's turn that the running units wait for; it is taken once more is wanted.
+                next = listed.next(), if peeked.is_none() && !listing_done => peeked = Some(next),
+                Some((r, i, report)) = running.next(), if !running.is_empty() => {
+                    let p = repos.get_mut(&r).expect("a repository with a unit running is in progress");
+                    p.reports[i] = Some(report);
+                    p.outstanding -= 1;
+                    ready = Some(r);
+                },
+                Some((r, reports)) = finishing.next(), if !finishing.is_empty() => {
+                    finished.insert(r, reports);
+                    while let Some(reports) = finished.remove(&delivered) {
+                        deliver(reports);
+                        delivered += 1;
+                    }
+                },
+                else => break,
+            }
         }
         // Exactly once per repository: at the end of its listing, or when its last unit is done.
         if let Some(r) = ready.filter(|r| repos.get(r).is_some_and(InProgress::ready_to_finish)) {

@@ -290,3 +290,33 @@ async fn the_report_file_is_whole_when_the_reader_of_stdout_goes_away() {
     assert_eq!(done.status.code(), Some(0), "a closed pipe is not an error: {}", String::from_utf8_lossy(&done.stderr));
     assert_eq!(std::fs::read(&cut).unwrap(), out.stdout, "the file is whole although stdout went away");
 }
+
+/// Targets looked up ahead of the pool never hold the registry's request slots while the engine is not
+/// reading them: with one request at a time and one job, the units still get every slot they wait for
+/// and the run ends. (A look-up that was handed the slot but never polled again held it for good.)
+#[tokio::test]
+async fn targets_looked_up_ahead_never_starve_the_units_of_requests() {
+    const TARGETS: usize = 10;
+    let registry = TestRegistry::distribution();
+    let scenario = demo::demo().unwrap();
+    let mut targets = Vec::new();
+    for i in 0..TARGETS {
+        scenario.repo.push_to(&registry.repository(&format!("ahead/r{i}"))).await.unwrap();
+        targets.push(format!("{}/ahead/r{i}@{}", registry.host, scenario.image));
+    }
+    let key = crate::prune::rsa_key();
+    let mut args = vec!["migrate", "--plain-http", "--key", &key, "--insecure-ignore-tlog", "-o", "json"];
+    args.extend(["--jobs", "1", "--concurrent-requests", "1"]);
+    args.extend(targets.iter().map(String::as_str));
+    let run = crate::cli::att2ref_within(&args, std::time::Duration::from_secs(90));
+    assert_eq!(run.code, 0, "the run ended (-1: killed after 90 s)\n{}", run.stderr);
+    let report = run.json();
+    let rows: Vec<(&str, &str)> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["repository"].as_str().unwrap(), i["outcome"].as_str().unwrap()))
+        .collect();
+    let expected: Vec<String> = (0..TARGETS).map(|i| format!("{}/ahead/r{i}", registry.host)).collect();
+    assert_eq!(rows, expected.iter().map(|r| (r.as_str(), "migrated")).collect::<Vec<_>>());
+}

@@ -24,10 +24,19 @@ pub fn att2ref(args: &[&str]) -> Run {
     att2ref_with(args, None, &[])
 }
 
+/// Run `att2ref ARGS…`, killed (code -1) if it has not ended within `limit`.
+pub fn att2ref_within(args: &[&str], limit: std::time::Duration) -> Run {
+    run(args, None, &[], limit)
+}
+
 /// Run `att2ref ARGS…` with standard input and extra environment variables.
 pub fn att2ref_with(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
+    run(args, stdin, env, std::time::Duration::from_secs(300))
+}
+
+fn run(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)], limit: std::time::Duration) -> Run {
     let mut cmd = Command::cargo_bin("att2ref").unwrap();
-    cmd.args(args).env_remove("RUST_LOG").timeout(std::time::Duration::from_secs(300));
+    cmd.args(args).env_remove("RUST_LOG").timeout(limit);
     // Never pick up the credentials of whoever runs the tests.
     cmd.env("HOME", std::env::temp_dir())
         .env_remove("DOCKER_CONFIG")
