@@ -10,13 +10,12 @@ use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::report::{CopyOutcome, ImageCopy};
+use super::report::{CopyOutcome, ImageCopy, IndexEntries};
 use super::{CopyOptions, copy_image_mounting};
 use crate::batch::{self, BatchOutcome, Job, Journal, Progress};
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::model::digest::Digest;
-use crate::rewrite::Outcome;
 use crate::store::attachments::is_attachment_tag;
 use crate::store::layout::LayoutRepository;
 use crate::store::registry::RegistryClient;
@@ -94,6 +93,10 @@ pub struct CopyEvent {
     /// The run's [`CopyOptions::settings_fingerprint`] (absent in journals of earlier versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<String>,
+    /// For `copied`: the referrers it wrote, by subject. A run resuming from this line settles them
+    /// again (this run may stop before its settle pass) and copies the image again if one is gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<IndexEntries>,
 }
 
 /// A copy journal: what earlier runs finished, and the file this run appends to.
@@ -101,8 +104,16 @@ pub struct CopyEvent {
 pub struct CopyJournal {
     /// The file.
     pub events: Journal<CopyEvent>,
-    done: HashMap<(String, String), (Digest, String)>,
+    done: HashMap<(String, String), Done>,
     settings: String,
+}
+
+/// An image an earlier run finished: what it was, where it went, and the referrers it wrote there.
+#[derive(Debug)]
+struct Done {
+    image: Digest,
+    destination: String,
+    entries: Vec<IndexEntries>,
 }
 
 impl CopyJournal {
@@ -120,7 +131,7 @@ impl CopyJournal {
             let key = (e.source, e.reference);
             match e.outcome {
                 CopyOutcome::Copied | CopyOutcome::AlreadyCopied if e.settings.as_deref() == Some(&settings) => {
-                    done.insert(key, (e.image, e.destination));
+                    done.insert(key, Done { image: e.image, destination: e.destination, entries: e.entries });
                 }
                 CopyOutcome::Resumed => {}
                 // A failure, or a copy under other settings, means it must be copied (again).
@@ -182,7 +193,7 @@ impl<'a> CopyJob<'a> {
         // its digest as the reference and its tag apart.
         let done = &self.journal?.done;
         let key = unit.tags.first().unwrap_or(&unit.reference);
-        let (image, dest) = done.get(&(source.name(), key.clone()))?;
+        let Done { image, destination: dest, entries } = done.get(&(source.name(), key.clone()))?;
         if *dest != destination.name() {
             return None;
         }
@@ -197,8 +208,17 @@ impl<'a> CopyJob<'a> {
             Ok(Some(d)) if d.digest == *image => {}
             _ => return None,
         }
+        // And every referrer it wrote still served: an index listing lags deletions on some registries,
+        // and a rollback in between removes them.
+        for digest in entries.iter().flat_map(|e| &e.referrers) {
+            match destination.head_manifest(&digest.to_string()).await {
+                Ok(Some(d)) if d.digest == *digest => {}
+                _ => return None,
+            }
+        }
         let mut r = ImageCopy::new(source.name(), destination.name(), image.clone());
         r.outcome = CopyOutcome::Resumed;
+        r.resumed_entries = entries.clone();
         r.tags = unit.tags.clone();
         r.reasons.push("recorded as copied in the journal; the destination still serves it".into());
         Some(r)
@@ -262,7 +282,11 @@ impl Job for CopyJob<'_> {
         let Ok(destination) = self.destination_of(repo) else {
             return Vec::new();
         };
-        settle(&destination, reports, self.options).await
+        let changed = settle(&destination, reports, self.options).await;
+        // The repository is done: its handle goes, so what the run holds does not grow with the catalog
+        // (a later target naming it again opens a new one).
+        self.destinations.lock().unwrap_or_else(|p| p.into_inner()).remove(&repo.name());
+        changed
     }
 
     fn unit_key(&self, unit: &CopyUnit) -> Option<String> {
@@ -278,6 +302,10 @@ impl Job for CopyJob<'_> {
             destination: report.destination.clone(),
             outcome: report.outcome,
             settings: self.journal.map(|j| j.settings.clone()),
+            entries: match report.outcome {
+                CopyOutcome::Copied => report.written_entries(),
+                _ => Vec::new(),
+            },
         })
     }
 }
@@ -298,33 +326,24 @@ fn image_tag_pages(repo: Arc<AnyRepository>) -> impl Stream<Item = Result<Vec<Co
 /// referrers tag-schema indexes this run wrote to still list what it listed there (a concurrent writer
 /// may have dropped an entry). An image whose entries cannot be restored becomes `failed`.
 async fn settle(destination: &AnyRepository, reports: &mut [ImageCopy], options: &CopyOptions) -> Vec<usize> {
-    let written = |r: &ImageCopy| {
-        let mut by_subject: Vec<(Digest, Vec<Digest>)> = Vec::new();
-        let mut add = |subject: &Digest, digest: &Digest| match by_subject.iter_mut().find(|(s, _)| s == subject) {
-            Some((_, list)) => list.push(digest.clone()),
-            None => by_subject.push((subject.clone(), vec![digest.clone()])),
-        };
-        for c in r.converted.iter().filter(|c| c.outcome == Outcome::Migrated) {
-            for referrer in &c.referrers {
-                add(&c.image, &referrer.digest);
-            }
-        }
-        for referrer in r.referrers.iter().filter(|x| !x.existed) {
-            add(&referrer.subject, &referrer.digest);
-        }
-        by_subject
+    // What this run wrote, and what a run the journal resumes from wrote (it may have been stopped
+    // before its settle pass).
+    let to_settle = |r: &ImageCopy| match r.outcome {
+        CopyOutcome::Copied => r.written_entries(),
+        CopyOutcome::Resumed => r.resumed_entries.clone(),
+        _ => Vec::new(),
     };
     if destination.referrers_capability() == ReferrersCapability::Supported
-        || !reports.iter().any(|r| r.outcome == CopyOutcome::Copied && !written(r).is_empty())
+        || !reports.iter().any(|r| !to_settle(r).is_empty())
     {
         return Vec::new();
     }
     tokio::time::sleep(tag_schema::confirm_delay()).await;
     let index = IndexOptions { repair: false, max_retries: options.migrate.index_retries };
     let mut changed = Vec::new();
-    for (i, report) in reports.iter_mut().enumerate().filter(|(_, r)| r.outcome == CopyOutcome::Copied) {
-        for (subject, digests) in written(report) {
-            if let Err(e) = tag_schema::settle(destination, &subject, &digests, index).await {
+    for (i, report) in reports.iter_mut().enumerate() {
+        for entries in to_settle(report) {
+            if let Err(e) = tag_schema::settle(destination, &entries.subject, &entries.referrers, index).await {
                 report.fail(&e);
                 changed.push(i);
                 break;

@@ -76,6 +76,19 @@ pub struct ImageCopy {
     pub legacy_tags: Vec<String>,
     /// What was not carried over, and why.
     pub left_behind: Vec<LeftBehind>,
+    /// For `resumed`: the referrers the journal recorded as written into referrers tag-schema indexes,
+    /// which the settle pass checks again (the run that wrote them may have stopped before its own).
+    #[serde(skip)]
+    pub resumed_entries: Vec<IndexEntries>,
+}
+
+/// Referrers written for one subject, as the settle pass and the journal take them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct IndexEntries {
+    /// The image they refer to.
+    pub subject: Digest,
+    /// The referrers' manifest digests.
+    pub referrers: Vec<Digest>,
 }
 
 impl ImageCopy {
@@ -96,7 +109,27 @@ impl ImageCopy {
             referrers: Vec::new(),
             legacy_tags: Vec::new(),
             left_behind: Vec::new(),
+            resumed_entries: Vec::new(),
         }
+    }
+
+    /// The referrers this copy wrote (not found already listed), by subject: what its settle pass
+    /// checks the destination's indexes for.
+    pub fn written_entries(&self) -> Vec<IndexEntries> {
+        let mut by_subject: Vec<IndexEntries> = Vec::new();
+        let mut add = |subject: &Digest, digest: &Digest| match by_subject.iter_mut().find(|e| e.subject == *subject) {
+            Some(e) => e.referrers.push(digest.clone()),
+            None => by_subject.push(IndexEntries { subject: subject.clone(), referrers: vec![digest.clone()] }),
+        };
+        for c in self.converted.iter().filter(|c| c.outcome == crate::rewrite::Outcome::Migrated) {
+            for referrer in &c.referrers {
+                add(&c.image, &referrer.digest);
+            }
+        }
+        for referrer in self.referrers.iter().filter(|x| !x.existed) {
+            add(&referrer.subject, &referrer.digest);
+        }
+        by_subject
     }
 
     /// Mark it failed with `error`.

@@ -448,11 +448,28 @@ async fn a_whole_registry_and_a_resumed_run() {
         source.scenario.image
     );
     assert_eq!(to.repository("mirror/demo/flasksample").head_manifest("v1").await.unwrap().unwrap().digest, demo.image);
+    // A concurrent writer's stale index push drops one of the demo's two entries after the journal
+    // recorded the image (what a run stopped before its settle pass leaves unrepaired): the resumed run
+    // settles what the journal says was written, and lists it again.
+    let mirrored = to.repository("mirror/demo/flasksample");
+    let raw = mirrored.get_manifest(&demo.image.referrers_tag()).await.unwrap().expect("the demo's index");
+    let Manifest::Index(mut index) = raw.manifest else { panic!("not an index") };
+    assert_eq!(index.manifests.len(), 2);
+    let dropped = index.manifests.pop().unwrap().digest;
+    let stale = bytes::Bytes::from(att2ref::model::oci::to_canonical_bytes(&index));
+    mirrored
+        .put_manifest(stale, att2ref::model::media_type::OCI_INDEX, Some(&demo.image.referrers_tag()))
+        .await
+        .unwrap();
     let (run, report) = copy(&from.host, &format!("{}/mirror", to.host), &args);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let outcomes: Vec<&str> =
         report["images"].as_array().unwrap().iter().map(|i| i["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes, ["resumed", "resumed"]);
+    let listed: Vec<Digest> =
+        mirrored.referrers(&demo.image, None).await.unwrap().descriptors.into_iter().map(|d| d.digest).collect();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.contains(&dropped), "the dropped entry {dropped} is listed again: {listed:?}");
     // The same journal under another conversion: nothing it recorded was done that way, so nothing is
     // skipped on its word.
     let dsse = [&args[..], &["--format", "dsse"]].concat();
