@@ -2,7 +2,7 @@
 //! name — the images their legacy tags and referrers tag-schema tags name, and every tagged image (an index
 //! with its platform manifests) — each reported once per repository.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures_util::stream::BoxStream;
@@ -48,7 +48,9 @@ pub struct UnitStatus {
 /// Reporting status, as the batch engine runs it.
 #[derive(Default)]
 pub struct StatusJob {
-    seen: Mutex<HashSet<(String, Digest)>>,
+    /// The images reported so far, by repository; a repository's go when it is finished, so that what
+    /// the run holds does not grow with the catalog.
+    seen: Mutex<HashMap<String, HashSet<Digest>>>,
     verifier: Option<Arc<Verifier>>,
     limits: Limits,
 }
@@ -66,7 +68,21 @@ impl StatusJob {
 
     /// Whether `image` of `repo` is this call's to report (each image once per repository).
     fn claim(&self, repo: &str, image: &Digest) -> bool {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert((repo.to_owned(), image.clone()))
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.entry(repo.to_owned()).or_default().insert(image.clone())
+    }
+
+    /// Give back a claim whose status could not be read, so that another unit naming the image tries.
+    fn unclaim(&self, repo: &str, image: &Digest) {
+        if let Some(images) = self.seen.lock().unwrap_or_else(|p| p.into_inner()).get_mut(repo) {
+            images.remove(image);
+        }
+    }
+
+    /// How many images the job holds as reported, over every repository (what its memory grows with).
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).values().map(HashSet::len).sum()
     }
 
     async fn images_of(&self, repo: &AnyRepository, unit: &StatusUnit) -> Result<Vec<Digest>> {
@@ -99,6 +115,11 @@ impl Job for StatusJob {
         unit_pages(repo).boxed()
     }
 
+    async fn finish(&self, repo: &AnyRepository, _reports: &mut [UnitStatus]) -> Vec<usize> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).remove(&repo.name());
+        Vec::new()
+    }
+
     async fn run(&self, repo: &AnyRepository, unit: &StatusUnit) -> UnitStatus {
         let name = repo.name();
         let reference = match unit {
@@ -110,7 +131,13 @@ impl Job for StatusJob {
         let result = async {
             for image in self.images_of(repo, unit).await? {
                 if self.claim(&name, &image) {
-                    out.images.push(status_image_verified(repo, &image, self.verifier.as_ref(), &self.limits).await?);
+                    match status_image_verified(repo, &image, self.verifier.as_ref(), &self.limits).await {
+                        Ok(status) => out.images.push(status),
+                        Err(e) => {
+                            self.unclaim(&name, &image);
+                            return Err(e);
+                        }
+                    }
                 }
             }
             Ok::<_, crate::Error>(())
@@ -175,4 +202,37 @@ where
     S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
 {
     batch::run_streamed(job, targets, jobs, None, progress, deliver).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::layout::LayoutRepository;
+
+    /// Each image is reported once per repository, and a finished repository's images are let go: what
+    /// the job holds at the end of a run is nothing, not every image of the catalog.
+    #[tokio::test]
+    async fn a_finished_repository_lets_go_of_the_images_it_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let scenario = crate::demo::demo().unwrap();
+        let mut targets = Vec::new();
+        for name in ["a", "b", "c"] {
+            let repo = LayoutRepository::create(dir.path().join(name), Limits::default()).unwrap();
+            scenario.repo.push_to(&repo).await.unwrap();
+            targets.push(Ok(RepositoryTarget { target: name.into(), repo: AnyRepository::Layout(repo), images: None }));
+        }
+        let job = StatusJob::new();
+        let outcome = crate::batch::run(&job, futures_util::stream::iter(targets), 2, None, &()).await;
+        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        let mut reported: HashMap<String, Vec<Digest>> = HashMap::new();
+        for unit in &outcome.reports {
+            assert_eq!(unit.error, None);
+            reported.entry(unit.repository.clone()).or_default().extend(unit.images.iter().map(|i| i.image.clone()));
+        }
+        assert_eq!(reported.len(), 3);
+        for (repo, images) in &reported {
+            assert_eq!(images, std::slice::from_ref(&scenario.image), "{repo}: the demo's one image, once");
+        }
+        assert_eq!(job.held(), 0, "images still held after their repositories finished");
+    }
 }
