@@ -49,6 +49,7 @@
 //! ```
 
 mod cpu;
+mod equivalent;
 mod gather;
 pub mod plan;
 pub mod readback;

@@ -122,12 +122,13 @@ pub async fn plan_image<R: Repository>(
         return Ok(tally.stop(Outcome::SkippedSignatureSwitch, reasons));
     }
 
-    let converted =
+    let mut converted =
         convert(verifier, &subject, checked.layers, &checked.results, around.config_created, options).await?;
     let reasons = blocked_reasons(&converted, &checked.sig_failures, options);
     if !reasons.is_empty() {
         return Ok(tally.blocked(reasons, subject, converted.plan));
     }
+    tally.bytes_read += adopt_listed(repo, verifier, &subject, &mut converted, &around.referrers, options).await?;
     Ok(tally.ready(subject, converted, &around.referrers))
 }
 
@@ -255,6 +256,49 @@ struct Converted {
     /// Blocked conversions (with the verification failure behind them), then converted bundles that do
     /// not verify.
     blocked: Vec<String>,
+}
+
+/// Adopt, in place of each referrer planned but not listed, a listed one written before for the same
+/// attestation (from another revision of the `.att`, or with another inclusion proof; see
+/// [`super::equivalent`]) once it verifies under the policy as a bundle to be written would. Returns the
+/// bytes read.
+async fn adopt_listed<R: Repository>(
+    repo: &R,
+    verifier: &Verifier,
+    subject: &ReferrerSubject,
+    converted: &mut Converted,
+    referrers: &Referrers,
+    options: &MigrateOptions,
+) -> Result<u64> {
+    let image = subject.digest();
+    let mut taken: BTreeSet<Digest> =
+        converted.outcomes.iter().filter_map(|o| o.referrer()).map(|r| r.manifest.digest.clone()).collect();
+    let listed: BTreeSet<&Digest> = referrers.descriptors.iter().map(|d| &d.digest).collect();
+    let (mut read, mut adopted) = (0, false);
+    for o in &mut converted.outcomes {
+        let Conversion::Converted(planned) = &mut o.result else { continue };
+        if listed.contains(&planned.manifest.digest) {
+            continue;
+        }
+        let (found, bytes) =
+            super::equivalent::listed_equivalent(repo, image, planned, &referrers.descriptors, &options.limits).await?;
+        read += bytes;
+        // One listed referrer stands for one planned (an `.att` listing one layer twice plans two).
+        let Some(found) = found.filter(|f| !taken.contains(&f.manifest.digest)) else { continue };
+        let layer = converted.layers.iter().find(|l| l.index == o.source.layer_index);
+        let payload = layer.map(|l| &l.signed.envelope().payload[..]);
+        if let Err(f) = check_upload(verifier, &found, payload, image) {
+            tracing::warn!("{}: the listed referrer {} is not adopted: {f}", repo.name(), found.manifest.digest);
+            continue;
+        }
+        taken.insert(found.manifest.digest.clone());
+        **planned = found;
+        adopted = true;
+    }
+    if adopted {
+        converted.plan = ImagePlan::new(subject, options.format, &converted.outcomes);
+    }
+    Ok(read)
 }
 
 /// Convert every layer (with inclusion proofs fetched and verified where needed), then verify every

@@ -4,10 +4,11 @@
 //! A referrer is removed only when BOTH hold:
 //! - **annotation**: its manifest carries att2ref's `dev.att2ref.legacy.layer.digest` annotation;
 //! - **content**: its manifest digest is exactly what converting the image's legacy `.att` gives NOW
-//!   ([`crate::rewrite::prepare_image`], deterministic, in either referrer format): the legacy layer it
-//!   came from is still there, still verifies under the trust flags, and the referrer carries exactly its
-//!   payload. A referrer whose legacy layer is gone or no longer verifies, or that another tool (or an
-//!   edited copy) wrote, is `kept` with the reason.
+//!   ([`crate::rewrite::prepare_image`], in either referrer format: deterministic, or the listed referrer
+//!   it adopts for the same layer, read and verified): the legacy layer it came from is still there,
+//!   still verifies under the trust flags, and the referrer carries exactly its payload. A referrer whose
+//!   legacy layer is gone or no longer verifies, or that another tool (or an edited copy) wrote, is `kept`
+//!   with the reason.
 //!
 //! An image whose conversion is not completely listed is left alone (`kept`): a `migrate` may be writing
 //! it right now. On a registry without the referrers API each removal takes its tag-schema entry out first

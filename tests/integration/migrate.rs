@@ -277,7 +277,11 @@ fn keyless_dsse_only() -> Scenario {
 /// path, and would pass with the path hashing broken), and a checkpoint over that tree signed by the
 /// test log key.
 fn rekor_response(legacy: &RekorBundle) -> Value {
-    let (index, size) = (2, 5);
+    rekor_response_in(legacy, 2, 5)
+}
+
+/// Rekor's answer for one legacy entry at `index` of a log of `size` leaves.
+fn rekor_response_in(legacy: &RekorBundle, index: usize, size: usize) -> Value {
     let leaves: Vec<[u8; 32]> = (0..size)
         .map(|i| {
             if i == index { rfc6962::leaf(&legacy.body_bytes) } else { rfc6962::leaf(format!("entry {i}").as_bytes()) }
@@ -285,7 +289,7 @@ fn rekor_response(legacy: &RekorBundle) -> Value {
         .collect();
     let root = rfc6962::root(&leaves);
     let hashes = rfc6962::path(index, &leaves);
-    assert_eq!(hashes.len(), 3, "right sibling, left sibling, right edge");
+    assert_eq!(hashes.len(), 3, "right sibling, left sibling, right edge (or its parent)");
     let text = format!("rekor.test - 1\n{size}\n{}\n", encode_base64(&root));
     let signature = TestKey::RekorEd25519.signer().sign(text.as_bytes()).unwrap();
     let mut signed = legacy.log_id[..4].to_vec();
@@ -384,6 +388,128 @@ async fn keyless_needs_a_verified_inclusion_proof() {
     let entries = inspected["images"][0]["referrers"]["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 2);
     assert!(entries.iter().all(|e| e["logEntries"] == 1 && e["inclusionProofs"] == true), "{entries:#?}");
+}
+
+/// Rekor proves an entry against the log's size at the time it is asked, so a rerun after the log grew
+/// plans bundles with other bytes than those written: it adopts the ones written (nothing written, the
+/// same two referrers listed). One whose proof no longer verifies is not adopted: a good one is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn reruns_against_a_grown_log_adopt_what_was_written_unless_it_no_longer_verifies() {
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let scenario = keyless_dsse_only();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let repo = LayoutRepository::create(&layout, att2ref::Limits::default()).unwrap();
+    scenario.repo.push_to(&repo).await.unwrap();
+    let root: PathBuf = dir.path().join("trusted_root.json");
+    std::fs::write(&root, demo::trusted_root_json().unwrap()).unwrap();
+    let target = format!("ocidir://{}@{}", layout.display(), scenario.image);
+    let att = scenario.repo.manifest_by_tag(&scenario.image.cosign_tag("att")).unwrap();
+    let Manifest::Image(m) = Manifest::parse(&att.bytes, None).unwrap().0 else { panic!("image manifest") };
+    let legacies: Vec<RekorBundle> = m
+        .layers
+        .iter()
+        .map(|l| RekorBundle::parse(l.annotation("dev.sigstore.cosign/bundle").unwrap().as_bytes()).unwrap())
+        .collect();
+    // A log of `size` entries, asked once per entry.
+    let migrate_against = |size: usize| {
+        let (target, root, legacies) = (target.clone(), root.clone(), legacies.clone());
+        async move {
+            let server = MockServer::start().await;
+            for legacy in &legacies {
+                Mock::given(method("GET"))
+                    .and(path("/api/v1/log/entries"))
+                    .and(query_param("logIndex", legacy.payload.log_index.to_string()))
+                    .respond_with(ResponseTemplate::new(200).set_body_json(rekor_response_in(legacy, 2, size)))
+                    .expect(1)
+                    .mount(&server)
+                    .await;
+            }
+            let args: Vec<String> = [
+                "migrate",
+                &target,
+                "--trusted-root",
+                root.to_str().unwrap(),
+                "--certificate-identity",
+                "keyless-signer@example.test",
+                "--certificate-oidc-issuer",
+                "https://oidc.example.test",
+                "--rekor-url",
+                &server.uri(),
+                "-o",
+                "json",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let run =
+                tokio::task::spawn_blocking(move || att2ref(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+                    .await
+                    .unwrap();
+            server.verify().await;
+            assert!(run.code == 0 || run.code == 2, "{}\n{}", run.stdout, run.stderr);
+            let report = run.json();
+            assert_valid("migrate-report.schema.json", &report);
+            report
+        }
+    };
+    let referrers = |report: &Value| -> Vec<(String, bool)> {
+        report["images"][0]["referrers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["digest"].as_str().unwrap().to_owned(), r["existed"].as_bool().unwrap()))
+            .collect()
+    };
+
+    let first = migrate_against(5).await;
+    assert_eq!(outcome(&first), "migrated", "{first:#}");
+    let written = referrers(&first);
+    assert_eq!(written.len(), 2);
+    assert!(written.iter().all(|(_, existed)| !existed));
+
+    let grown = migrate_against(6).await;
+    assert_eq!(outcome(&grown), "already-migrated", "{grown:#}");
+    let adopted = referrers(&grown);
+    assert_eq!(adopted, written.iter().map(|(d, _)| (d.clone(), true)).collect::<Vec<_>>());
+    assert_eq!(repo.referrers(&scenario.image, None).await.unwrap().descriptors.len(), 2);
+
+    // The first referrer's proof is damaged (one hash of its audit path zeroed) and it is stored anew in
+    // place of the one written: the same attestation but for a proof that no longer verifies.
+    let first_digest: Digest = written[0].0.parse().unwrap();
+    let raw = repo.get_manifest(&first_digest.to_string()).await.unwrap().unwrap();
+    let Manifest::Image(mut damaged) = raw.manifest else { panic!("a referrer is an image manifest") };
+    let bundle = repo.get_blob(&damaged.layers[0], 1 << 26).await.unwrap();
+    let mut bundle: Value = serde_json::from_slice(&bundle).unwrap();
+    bundle["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["hashes"][0] = json!(encode_base64(&[0u8; 32]));
+    let bundle = serde_json::to_vec(&bundle).unwrap();
+    damaged.layers[0].size = bundle.len() as u64;
+    damaged.layers[0].digest = repo.put_blob(bundle.into()).await.unwrap();
+    let damaged_bytes = att2ref::model::oci::to_canonical_bytes(&damaged);
+    let damaged_digest = Digest::sha256(&damaged_bytes);
+    repo.put_manifest(damaged_bytes.clone().into(), &raw.media_type, None).await.unwrap();
+    // The layout lists referrers through the tag schema's index: its entry now names the damaged one.
+    let tag = scenario.image.referrers_tag();
+    let index = repo.get_manifest(&tag).await.unwrap().unwrap();
+    let Manifest::Index(mut index) = index.manifest else { panic!("the referrers index") };
+    let entry = index.manifests.iter_mut().find(|e| e.digest == first_digest).expect("the first referrer listed");
+    (entry.digest, entry.size) = (damaged_digest.clone(), damaged_bytes.len() as u64);
+    let index = att2ref::model::oci::to_canonical_bytes(&index);
+    repo.put_manifest(index.into(), att2ref::model::media_type::OCI_INDEX, Some(&tag)).await.unwrap();
+    repo.delete_manifest(&first_digest).await.unwrap();
+    let listed: Vec<Digest> =
+        repo.referrers(&scenario.image, None).await.unwrap().descriptors.into_iter().map(|d| d.digest).collect();
+    assert!(listed.contains(&damaged_digest) && listed.len() == 2, "{listed:?}");
+
+    let repaired = migrate_against(6).await;
+    assert_eq!(outcome(&repaired), "migrated", "{repaired:#}");
+    let now = referrers(&repaired);
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert!(!now.iter().any(|(d, _)| *d == damaged_digest.to_string()), "the damaged one adopted: {now:?}");
+    assert_eq!(now[1], (written[1].0.clone(), true), "the intact one adopted");
+    assert!(!now[0].1, "a new one written for the damaged one: {now:?}");
 }
 
 /// `copy` and `rollback` reach a Rekor given as `http://` as `migrate` does (plain HTTP to that host only,
