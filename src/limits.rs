@@ -8,6 +8,10 @@ pub struct Limits {
     pub max_manifest_bytes: u64,
     /// Largest layer blob (DSSE envelope, bundle, simple-signing payload) accepted, in bytes.
     pub max_blob_bytes: u64,
+    /// Largest total of one image's legacy `.att` and `.sig` layers, as their descriptors declare them:
+    /// they are held together while the image is verified and converted, so this bounds the memory of
+    /// one image (a manifest listing one large blob a thousand times stays within each blob's cap).
+    pub max_legacy_bytes: u64,
     /// Most layers read from one legacy manifest.
     pub max_layers: usize,
     /// Most platform manifests inspected under one image index (each costs several requests).
@@ -25,6 +29,7 @@ impl Default for Limits {
         Limits {
             max_manifest_bytes: 4 * 1024 * 1024,
             max_blob_bytes: 64 * 1024 * 1024,
+            max_legacy_bytes: 256 * 1024 * 1024,
             max_layers: 1000,
             max_index_entries: 1000,
             max_referrers: 100_000,

@@ -43,6 +43,25 @@ impl LegacyManifest {
         self.manifest.layers.iter().fold(0u64, |a, l| a.saturating_add(l.size))
     }
 
+    /// Refuse, before any layer is read, legacy manifests whose layers declare more than
+    /// [`Limits::max_legacy_bytes`] together: a reader holding every layer of an image at once (to verify
+    /// and convert them together) stays within that budget, whatever one manifest repeats.
+    pub fn check_budget(manifests: &[&LegacyManifest], limits: &Limits) -> Result<()> {
+        let declared = manifests.iter().fold(0u64, |a, m| a.saturating_add(m.layers_size()));
+        if declared <= limits.max_legacy_bytes {
+            return Ok(());
+        }
+        let tags: Vec<&str> = manifests.iter().map(|m| m.tag.as_str()).collect();
+        Err(Error::new(
+            ErrorKind::TooLarge,
+            format!(
+                "the layers of {} declare {declared} bytes together, more than the limit of {} (--max-legacy-size)",
+                tags.join(" and "),
+                limits.max_legacy_bytes
+            ),
+        ))
+    }
+
     /// Layer `index`, or an error naming the tag when the manifest has no such layer.
     pub fn layer(&self, index: usize) -> Result<&Descriptor> {
         self.layers().get(index).ok_or_else(|| Error::invalid_input(format!("{} has no layer {index}", self.tag)))

@@ -82,6 +82,10 @@ pub(super) struct LegacyLayers {
 /// bundles exist.
 pub(super) async fn layers<R: Repository>(repo: &R, around: &Surroundings, limits: &Limits) -> Result<LegacyLayers> {
     let att = &around.att;
+    // Every layer is held until the image is converted: their declared sizes (each read is capped at its
+    // own) must fit the image's budget before the first is read.
+    let manifests: Vec<&LegacyManifest> = std::iter::once(att).chain(around.sig.as_ref()).collect();
+    LegacyManifest::check_budget(&manifests, limits)?;
     let att_blobs = try_join_all((0..att.layers().len()).map(|i| legacy::fetch_layer(repo, att, i, limits)));
     let sig_layers = async {
         match &around.sig {

@@ -317,7 +317,29 @@ async fn convert(
     let plan = ImagePlan::new(subject, options.format, &outcomes);
     let mut blocked = blocked_layers(&outcomes, &failures);
     blocked.extend(bundle_failures);
+    blocked.extend(oversized(&outcomes, options.limits.max_manifest_bytes));
     Ok(Converted { outcomes, layers, plan, blocked })
+}
+
+/// Each referrer manifest larger than the manifest limit, in words. Such a manifest could only fail at
+/// its push, after the image's other referrers had been pushed beside it: all or nothing means it
+/// blocks the image before anything is written. (Its annotations copy signed strings of any length,
+/// such as the predicate type.)
+fn oversized(outcomes: &[SignatureOutcome], limit: u64) -> Vec<String> {
+    outcomes
+        .iter()
+        .filter_map(|o| {
+            let size = o.referrer()?.manifest.bytes.len() as u64;
+            (size > limit).then(|| {
+                format!(
+                    "layer {} ({}): its referrer manifest would be {size} bytes, more than the manifest limit of \
+                     {limit} (--max-manifest-size)",
+                    o.source.layer_index,
+                    o.source.layer_digest.short()
+                )
+            })
+        })
+        .collect()
 }
 
 /// What conversion takes for each layer, and for each layer that did not verify, why.
@@ -610,5 +632,59 @@ mod tests {
         assert!(!err.is_empty());
         let err = check_upload(&verifier, &with_blob(b"{}".to_vec()), Some(&pa), image).unwrap_err();
         assert!(err.contains("does not parse"), "{err}");
+    }
+
+    /// A referrer manifest over the manifest limit blocks the image before anything is written, rather
+    /// than fail at its push beside the image's other referrers.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_referrer_manifest_over_the_limit_blocks_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let scenario = crate::demo::demo().unwrap();
+        let repo = LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
+        scenario.repo.push_to(&repo).await.unwrap();
+        let key = PublicKey::from_pem(crate::demo::TestKey::Rsa4096.public_pem().as_bytes()).unwrap();
+        let verifier = Arc::new(Verifier::new(Policy::new().with_key(key).insecure_ignore_tlog(true)).unwrap());
+        let planned = plan_image(&repo, &scenario.image, &verifier, &MigrateOptions::default()).await.unwrap();
+        let sizes: Vec<u64> = planned.pending.iter().map(|p| p.referrer.manifest.bytes.len() as u64).collect();
+        let (smaller, larger) = (*sizes.iter().min().unwrap(), *sizes.iter().max().unwrap());
+        assert!(smaller < larger, "the demo's two referrers differ in size: {sizes:?}");
+        let mut options = MigrateOptions::default();
+        options.limits.max_manifest_bytes = larger - 1;
+        let prepared = plan_image(&repo, &scenario.image, &verifier, &options).await.unwrap();
+        assert_eq!(prepared.outcome, Outcome::Blocked, "{:?}", prepared.reasons);
+        assert!(prepared.pending.is_empty());
+        let expected = format!("would be {larger} bytes, more than the manifest limit of {}", larger - 1);
+        assert_eq!(prepared.reasons.iter().filter(|r| r.contains(&expected)).count(), 1, "{:?}", prepared.reasons);
+    }
+
+    /// The legacy layers of one image are held together: their declared total must fit the budget before
+    /// the first is read (a manifest may list one large blob many times, each within the blob cap).
+    #[tokio::test(flavor = "current_thread")]
+    async fn legacy_layers_over_the_image_budget_are_refused_before_they_are_read() {
+        use crate::model::cosign::TagKind;
+        use crate::model::oci::Manifest;
+        let dir = tempfile::tempdir().unwrap();
+        let scenario = crate::demo::demo().unwrap();
+        let repo = LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
+        scenario.repo.push_to(&repo).await.unwrap();
+        let key = PublicKey::from_pem(crate::demo::TestKey::Rsa4096.public_pem().as_bytes()).unwrap();
+        let verifier = Arc::new(Verifier::new(Policy::new().with_key(key).insecure_ignore_tlog(true)).unwrap());
+        let mut declared = 0;
+        for kind in [TagKind::Attestation, TagKind::Signature] {
+            if let Some(raw) = repo.get_manifest(&kind.tag_for(&scenario.image)).await.unwrap()
+                && let Manifest::Image(m) = raw.manifest
+            {
+                declared += m.layers.iter().map(|l| l.size).sum::<u64>();
+            }
+        }
+        let mut options = MigrateOptions::default();
+        options.limits.max_legacy_bytes = declared;
+        let fits = plan_image(&repo, &scenario.image, &verifier, &options).await.unwrap();
+        assert_eq!(fits.outcome, Outcome::Planned, "{:?}", fits.reasons);
+        options.limits.max_legacy_bytes = declared - 1;
+        let e = plan_image(&repo, &scenario.image, &verifier, &options).await.unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::TooLarge, "{e}");
+        let expected = format!("declare {declared} bytes together, more than the limit of {}", declared - 1);
+        assert!(e.to_string().contains(&expected), "{e}");
     }
 }

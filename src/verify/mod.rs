@@ -44,7 +44,7 @@ use crate::model::bundle::BundleContent;
 use crate::model::cosign::{LegacyLayerAnnotations, TagKind};
 use crate::model::digest::Digest;
 use crate::model::predicate::{check_type_query, predicate_matches};
-use crate::read::legacy::{self, LayerContent};
+use crate::read::legacy::{self, LayerContent, LegacyManifest};
 use crate::read::referrers::{self, ReferrerContent};
 use crate::report::SubjectInfo;
 use crate::store::Repository;
@@ -119,10 +119,18 @@ async fn check_digest<R: Repository>(
     let mut pending: Vec<(Location, Option<String>, SignedEntity)> = Vec::new();
     let mut skipped = Vec::new();
 
-    for kind in [TagKind::Attestation, TagKind::Signature] {
-        let Some(manifest) = legacy::fetch_manifest(repo, digest, kind, &options.limits).await? else {
-            continue;
-        };
+    // Every layer read is held until all are verified together: the two manifests' layers must fit the
+    // image's budget before the first is read.
+    let (att, sig) = tokio::try_join!(
+        legacy::fetch_manifest(repo, digest, TagKind::Attestation, &options.limits),
+        legacy::fetch_manifest(repo, digest, TagKind::Signature, &options.limits),
+    )?;
+    let manifests: Vec<(TagKind, LegacyManifest)> = [(TagKind::Attestation, att), (TagKind::Signature, sig)]
+        .into_iter()
+        .filter_map(|(k, m)| Some((k, m?)))
+        .collect();
+    LegacyManifest::check_budget(&manifests.iter().map(|(_, m)| m).collect::<Vec<_>>(), &options.limits)?;
+    for (kind, manifest) in manifests {
         for index in 0..manifest.layers().len() {
             let layer = match legacy::read_layer(repo, &manifest, index, &options.limits).await {
                 Ok(layer) => layer,

@@ -355,3 +355,41 @@ async fn absent_subject_verifies_with_a_warning_on_distribution() {
         assert_eq!(report["images"][0]["results"].as_array().unwrap().len(), 3, "{target}");
     }
 }
+
+/// The legacy layers of one image are held together while they are verified or converted: over
+/// `--max-legacy-size`, `verify` (the article's `.att` and `.sig`, about 2.2 MB) and `migrate` (the
+/// demo's, a few kB) refuse the image before reading a layer, name it and the reason, exit 1 (the data
+/// failed a check), and write nothing; under it, both succeed.
+#[tokio::test]
+async fn legacy_layers_over_the_image_budget_are_refused_by_verify_and_migrate() {
+    use att2ref::store::Repository;
+    use att2ref::store::layout::LayoutRepository;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = |name: &str| LayoutRepository::create(dir.path().join(name), att2ref::Limits::default()).unwrap();
+    let target = |name: &str, image: &str| format!("ocidir://{}@{image}", dir.path().join(name).display());
+    corpus::article_store("flasksample").push_to(&layout("article")).await.unwrap();
+    let scenario = att2ref::demo::demo().unwrap();
+    let demo = scenario.image.to_string();
+    let (refused, fitting) = (layout("refused"), layout("fitting"));
+    scenario.repo.push_to(&refused).await.unwrap();
+    scenario.repo.push_to(&fitting).await.unwrap();
+    let (article_key, demo_key) = (article_key(), fixtures().join("keys/rsa-4096.pub.pem").display().to_string());
+    let run = |command: &str, target: &str, key: &str, limit: &str| {
+        att2ref(&[command, target, "--key", key, "--insecure-ignore-tlog", "-o", "json", "--max-legacy-size", limit])
+    };
+    let refusal = |run: Run, command: &str, bytes: u64, image: &str| {
+        assert_eq!(run.code, 1, "{command}: {}\n{}", run.stdout, run.stderr);
+        let out = format!("{}{}", run.stdout, run.stderr);
+        assert!(out.contains(&format!("more than the limit of {bytes} (--max-legacy-size)")), "{command}: {out}");
+        assert!(out.contains(image), "{command}: names the image: {out}");
+    };
+
+    let article = target("article", ARTICLE_IMAGE);
+    assert_eq!(run("verify", &article, &article_key, "64MiB").code, 0);
+    refusal(run("verify", &article, &article_key, "1MiB"), "verify", 1 << 20, ARTICLE_IMAGE);
+
+    assert_eq!(run("migrate", &target("fitting", &demo), &demo_key, "64MiB").code, 0);
+    refusal(run("migrate", &target("refused", &demo), &demo_key, "1K"), "migrate", 1 << 10, &demo);
+    assert!(refused.referrers(&scenario.image, None).await.unwrap().descriptors.is_empty(), "nothing written");
+    assert_eq!(fitting.referrers(&scenario.image, None).await.unwrap().descriptors.len(), 2);
+}

@@ -658,6 +658,11 @@ pub struct RegistryArgs {
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub max_blob_size: u64,
 
+    /// Largest total of one image's legacy .att and .sig layers, read and held together while the image is
+    /// verified and converted, in bytes (suffixes as above).
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub max_legacy_size: u64,
+
     /// Largest manifest or index to read, in bytes (suffixes as above).
     #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = parse_size)]
     pub max_manifest_size: u64,

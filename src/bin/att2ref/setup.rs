@@ -44,7 +44,12 @@ pub fn init_tracing(verbose: u8, quiet: bool) {
 
 /// Caps from the arguments.
 pub fn limits(args: &RegistryArgs) -> Limits {
-    Limits { max_blob_bytes: args.max_blob_size, max_manifest_bytes: args.max_manifest_size, ..Limits::default() }
+    Limits {
+        max_blob_bytes: args.max_blob_size,
+        max_legacy_bytes: args.max_legacy_size,
+        max_manifest_bytes: args.max_manifest_size,
+        ..Limits::default()
+    }
 }
 
 /// A registry client configured from the arguments and the environment.
