@@ -13,7 +13,7 @@ use crate::store::tag_schema::{self, IndexOptions, remove_entries, remove_entry}
 use crate::store::{DeleteSupport, Learnt, Repository};
 use crate::verification::Verifier;
 
-use super::find::{needed_by_others, shared_reason, tag_map};
+use super::find::{self, needed_by_others, shared_reason, tag_map};
 use super::orphans::{self, OrphanPolicy, SearchResult, SearchSet, SubjectSearch};
 use super::report::{Item, Status};
 use super::{Action, Observer, PruneOptions, Step, TagMap, attestation};
@@ -212,11 +212,15 @@ async fn run<R: Repository>(
             delete_referrer(repo, map, subject, digest, options).await
         }
         Action::DuplicateReferrer { subject, digest, keep, blob } => {
-            if let Some(why) = kept_copy_problem(repo, subject, keep, blob).await? {
-                return Ok(Done::Skipped(why));
-            }
-            if repo.head_manifest(&digest.to_string()).await?.is_none() {
+            let Some(duplicate) = repo.get_manifest(&digest.to_string()).await? else {
                 return Ok(Done::Skipped("already gone".into()));
+            };
+            let Manifest::Image(duplicate) = &duplicate.manifest else {
+                return Ok(Done::Skipped("no longer an image manifest".into()));
+            };
+            let identity = find::copy_identity(duplicate);
+            if let Some(why) = kept_copy_problem(repo, subject, keep, blob, identity.as_deref()).await? {
+                return Ok(Done::Skipped(why));
             }
             if let Some(what) = attestation::attached_to(repo, digest).await? {
                 return Ok(Done::Skipped(format!("the duplicate has {what}")));
@@ -306,6 +310,7 @@ async fn kept_copy_problem<R: Repository>(
     subject: &Digest,
     keep: &Digest,
     blob: &Digest,
+    identity: Option<&str>,
 ) -> Result<Option<String>> {
     let Some(raw) = repo.get_manifest(&keep.to_string()).await? else {
         return Ok(Some(format!("the copy to keep, {}, is gone", keep.short())));
@@ -313,8 +318,12 @@ async fn kept_copy_problem<R: Repository>(
     let Manifest::Image(m) = &raw.manifest else {
         return Ok(Some(format!("the copy to keep, {}, is not an image manifest", keep.short())));
     };
+    // What consumers find and verify of the two must be the same: the duplicate goes only for a copy
+    // that serves them equally.
     let same = m.subject.as_ref().is_some_and(|s| &s.digest == subject)
-        && matches!(m.layers.as_slice(), [l] if &l.digest == blob);
+        && matches!(m.layers.as_slice(), [l] if &l.digest == blob)
+        && identity.is_some()
+        && find::copy_identity(m).as_deref() == identity;
     if !same {
         return Ok(Some(format!("the copy to keep, {}, no longer carries the same content", keep.short())));
     }

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::convert::annotations::LEGACY_LAYER_DIGEST;
 use crate::error::{Error, Result};
 use crate::model::cosign::TagKind;
 use crate::model::digest::Digest;
@@ -358,10 +359,29 @@ async fn present_subject<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, step
     index_entries(ctx, subject, steps).await;
 }
 
+/// What a consumer finds and verifies of a referrer: its artifact type (what listings are filtered on),
+/// its config, and its one layer with the layer's annotations (a DSSE referrer's certificate and log
+/// entry sit there). Two referrers of one subject with the same are interchangeable; `None` for a
+/// manifest that is not one layer.
+pub(super) fn copy_identity(m: &crate::model::oci::ImageManifest) -> Option<String> {
+    let [layer] = m.layers.as_slice() else { return None };
+    let identity = serde_json::json!([
+        m.artifact_type,
+        m.config.media_type,
+        m.config.digest.to_string(),
+        layer.media_type,
+        layer.digest.to_string(),
+        layer.annotations,
+    ]);
+    Some(identity.to_string())
+}
+
 async fn duplicates<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, steps: &mut Vec<Step>) -> Result<()> {
     let listing = ctx.repo.referrers(subject, None).await?;
-    // Keyed by the content blob; each copy as (created, digest, size).
-    let mut groups: BTreeMap<Digest, Vec<(Option<String>, Digest, u64)>> = BTreeMap::new();
+    // Keyed by what consumers see of a copy (its identity), with its content blob; each copy as (whether
+    // it lacks att2ref's pairing with a legacy layer, created, digest, size).
+    type Copy = (bool, Option<String>, Digest, u64);
+    let mut groups: BTreeMap<(String, Digest), Vec<Copy>> = BTreeMap::new();
     let mut seen = BTreeSet::new();
     for listed in &listing.descriptors {
         if !seen.insert(listed.digest.clone()) {
@@ -376,20 +396,27 @@ async fn duplicates<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, steps: &m
         if !ours || !matches!(format, ReferrerFormat::SigstoreBundle | ReferrerFormat::DsseEnvelope) {
             continue;
         }
-        let [layer] = m.layers.as_slice() else { continue };
+        let (Some(identity), [layer]) = (copy_identity(m), m.layers.as_slice()) else { continue };
+        let unpaired = !m.annotations.contains_key(LEGACY_LAYER_DIGEST);
         let created = m.annotations.get(OCI_CREATED).cloned();
-        groups.entry(layer.digest.clone()).or_default().push((created, raw.digest.clone(), raw.bytes.len() as u64));
+        let copy = (unpaired, created, raw.digest.clone(), raw.bytes.len() as u64);
+        groups.entry((identity, layer.digest.clone())).or_default().push(copy);
     }
-    for (blob, mut copies) in groups {
+    for ((_, blob), mut copies) in groups {
         if copies.len() < 2 {
             continue;
         }
-        copies.sort_by(|a, b| (a.0.is_none(), &a.0, a.1.to_string()).cmp(&(b.0.is_none(), &b.0, b.1.to_string())));
-        let keep = copies[0].1.clone();
-        for (_, digest, size) in copies.into_iter().skip(1) {
+        // The copy kept is one `migrate` pairs with its legacy layer if there is one (a rerun would
+        // otherwise write it again, and the next prune remove it again), then the first created.
+        copies.sort_by(|a, b| {
+            (a.0, a.1.is_none(), &a.1, a.2.to_string()).cmp(&(b.0, b.1.is_none(), &b.1, b.2.to_string()))
+        });
+        let keep = copies[0].2.clone();
+        for (_, _, digest, size) in copies.into_iter().skip(1) {
             let mut item = ctx.item(ItemKind::DuplicateReferrer, subject, Some(digest.clone()), None, size);
             item.reasons.push(format!(
-                "carries the same blob {} as referrer {}, which is kept (first by created time, then digest)",
+                "carries the same blob {}, with the same artifact type, config and layer annotations, as referrer \
+                 {}, which is kept (first paired with a legacy layer, then by created time, then digest)",
                 blob.short(),
                 keep.short()
             ));

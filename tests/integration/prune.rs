@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use att2ref::convert::annotations::LEGACY_LAYER_DIGEST;
 use att2ref::demo::{self, Scenario};
 use att2ref::model::digest::Digest;
 use att2ref::model::dsse::Envelope;
@@ -215,11 +216,27 @@ async fn att_with_an_unmigrated_layer_is_kept_on_ferro() {
 /// Push a copy of the first referrer of `image` (another annotation, the same bundle blob), listed in the
 /// tag-schema index where the registry has no API. Returns the copy's digest.
 pub(crate) async fn add_duplicate(registry: &TestRegistry, repo: &RegistryRepository, image: &Digest) -> Digest {
+    assert_eq!(repo.referrers(image, None).await.unwrap().descriptors.len(), 2);
+    add_copy(registry, repo, image, |copy| {
+        copy.annotations.insert("example.test/copy".into(), "1".into());
+    })
+    .await
+}
+
+/// Push a copy of the first referrer att2ref wrote for `image`, as `edit` changes it, listed in the
+/// tag-schema index where the registry has no API. Returns the copy's digest.
+pub(crate) async fn add_copy(
+    registry: &TestRegistry,
+    repo: &RegistryRepository,
+    image: &Digest,
+    edit: impl FnOnce(&mut att2ref::model::oci::ImageManifest),
+) -> Digest {
     let listing = repo.referrers(image, None).await.unwrap();
-    assert_eq!(listing.descriptors.len(), 2);
-    let original = repo.get_manifest(&listing.descriptors[0].digest.to_string()).await.unwrap().unwrap();
+    let before = listing.descriptors.len();
+    let first = listing.descriptors.iter().find(|d| d.annotations.contains_key(LEGACY_LAYER_DIGEST)).unwrap();
+    let original = repo.get_manifest(&first.digest.to_string()).await.unwrap().unwrap();
     let Manifest::Image(mut copy) = original.manifest.clone() else { panic!("image manifest") };
-    copy.annotations.insert("example.test/copy".into(), "1".into());
+    edit(&mut copy);
     let bytes = Bytes::from(to_canonical_bytes(&copy));
     let put = repo.put_manifest(bytes.clone(), OCI_MANIFEST, None).await.unwrap();
     if !registry.has_referrers_api() {
@@ -231,8 +248,58 @@ pub(crate) async fn add_duplicate(registry: &TestRegistry, repo: &RegistryReposi
         index.manifests.push(att2ref::model::referrers_index::referrer_entry(&d, &copy));
         repo.put_manifest(Bytes::from(to_canonical_bytes(&index)), OCI_INDEX, Some(&tag)).await.unwrap();
     }
-    assert_eq!(repo.referrers(image, None).await.unwrap().descriptors.len(), 3);
+    assert_eq!(repo.referrers(image, None).await.unwrap().descriptors.len(), before + 1);
     put.digest
+}
+
+/// Only a copy that consumers find and verify exactly as the original is a duplicate: one with another
+/// artifact type (listings are filtered on it) or other layer annotations (a DSSE referrer's
+/// certificate and log entry sit there) is not, whatever its blob. Of two true copies, the one `migrate`
+/// pairs with its legacy layer is kept, even when the other was created first: removing it would make
+/// the next `migrate` write it again, and the next prune remove it again.
+#[tokio::test]
+async fn only_copies_that_consumers_see_alike_are_duplicates_and_the_paired_one_is_kept() {
+    let registry = TestRegistry::distribution();
+    let (scenario, repo, image) = migrated(&registry, "prune/alike").await;
+    let ours: Vec<Digest> =
+        repo.referrers(&scenario.image, None).await.unwrap().descriptors.into_iter().map(|d| d.digest).collect();
+    let unpaired = |copy: &mut att2ref::model::oci::ImageManifest| {
+        copy.annotations.retain(|k, _| !k.starts_with("dev.att2ref."));
+        copy.annotations.insert("org.opencontainers.image.created".into(), "2000-01-01T00:00:00Z".into());
+    };
+    let other_type = add_copy(&registry, &repo, &scenario.image, |copy| {
+        unpaired(copy);
+        copy.artifact_type = Some("application/vnd.example.other+json".into());
+    })
+    .await;
+    let other_layer = add_copy(&registry, &repo, &scenario.image, |copy| {
+        unpaired(copy);
+        copy.layers[0].annotations.insert("example.test/layer".into(), "1".into());
+    })
+    .await;
+    let (run, report) = prune(&image, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(count(&report, "duplicate-referrer", "planned"), 0, "{report:#}");
+
+    let alike = add_copy(&registry, &repo, &scenario.image, unpaired).await;
+    let (run, report) = prune(&image, &["--apply"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let removed: Vec<&str> = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "duplicate-referrer")
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(removed, ["removed"], "{report:#}");
+    let duplicate = report["items"].as_array().unwrap().iter().find(|i| i["kind"] == "duplicate-referrer").unwrap();
+    assert_eq!(duplicate["digest"], alike.to_string(), "the unpaired copy goes, though created first: {report:#}");
+    let mut listed: Vec<Digest> =
+        repo.referrers(&scenario.image, None).await.unwrap().descriptors.into_iter().map(|d| d.digest).collect();
+    listed.sort();
+    let mut expected = [ours, vec![other_type, other_layer]].concat();
+    expected.sort();
+    assert_eq!(listed, expected);
 }
 
 /// A copy of a referrer (another annotation, the same bundle blob) is reduced to one.
