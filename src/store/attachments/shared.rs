@@ -14,6 +14,10 @@
 //! outside the run or its shard — is nobody's here: it is left alone, and
 //! [`SharedAttachments::unclaimed`] lists it for the run's report.
 //!
+//! An image tagged in several repositories of the run (promoted from one to the next) is the first
+//! listed one's: its attachments are listed there only, so that two repositories never work on them at
+//! once.
+//!
 //! This listing says what a repository works on, never what may be deleted: a delete by digest in the
 //! attachments repository drops every tag there on that digest, so what guards a delete reads all of them
 //! ([`Repository::delete_side_tags`]).
@@ -47,8 +51,11 @@ const REFERRERS_TAG: u8 = 1 << 7;
 pub struct SharedAttachments {
     /// Every image with an attachment tag, with the kinds of its tags (a bit each).
     subjects: tokio::sync::OnceCell<HashMap<Digest, u8>>,
-    /// Images some repository's listing or target took.
-    claimed: Mutex<HashSet<Digest>>,
+    /// Images some repository's listing or target took, with that repository. An image tagged in several
+    /// repositories (promoted from one to the next) is the first one's: the attachments are one set in
+    /// the attachments repository, and two repositories working on them at once would each plan the
+    /// same deletes and index edits.
+    claimed: Mutex<HashMap<Digest, String>>,
     /// Images targets named by digest, by image repository name.
     named: Mutex<HashMap<String, Vec<Digest>>>,
     /// Every tag of the attachments repository, resolved once for every repository's plan (see
@@ -79,7 +86,10 @@ impl SharedAttachments {
     pub fn name_images(&self, repository: &str, images: &[Digest]) {
         let mut named = self.named.lock().unwrap_or_else(|p| p.into_inner());
         named.entry(repository.to_owned()).or_default().extend(images.iter().cloned());
-        self.claimed.lock().unwrap_or_else(|p| p.into_inner()).extend(images.iter().cloned());
+        let mut claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
+        for image in images {
+            claimed.entry(image.clone()).or_insert_with(|| repository.to_owned());
+        }
     }
 
     /// Images with attachment tags that no repository listed so far tags or names, by digest; `None`
@@ -89,7 +99,7 @@ impl SharedAttachments {
         let claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
         let mut left: Vec<UnclaimedImage> = subjects
             .iter()
-            .filter(|(image, _)| !claimed.contains(*image))
+            .filter(|(image, _)| !claimed.contains_key(*image))
             .map(|(image, &kinds)| UnclaimedImage { image: image.clone(), tags: tags_of(image, kinds) })
             .collect();
         left.sort_by(|a, b| a.image.cmp(&b.image));
@@ -202,12 +212,15 @@ impl SharedAttachments {
                 found.extend(platforms.filter(|d| seen.insert(d.clone())).collect::<Vec<_>>());
             }
         }
+        let name = images.name();
         let mut claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
         let mut listing = Vec::new();
         for image in found {
             if let Some(&kinds) = subjects.get(&image) {
-                listing.extend(tags_of(&image, kinds));
-                claimed.insert(image);
+                // Another repository of the run took it first: its attachments are that one's to work on.
+                if *claimed.entry(image.clone()).or_insert_with(|| name.clone()) == name {
+                    listing.extend(tags_of(&image, kinds));
+                }
             }
         }
         listing.extend(own);
@@ -363,6 +376,27 @@ mod tests {
         let mut expected = attached(&images[2], "v3");
         expected.retain(|t| t != "v3");
         assert_eq!(listing(&untagged.sharing(shared.clone())).await, expected);
+    }
+
+    /// An image promoted from one repository to another is tagged in both: its attachments are listed in
+    /// the first repository listed only (two units working on them at once would plan the same deletes).
+    #[tokio::test]
+    async fn an_image_tagged_in_two_repositories_is_the_first_ones() {
+        let sigs = MemoryRepository::new("sigs");
+        let (staging, prod) = (MemoryRepository::new("staging"), MemoryRepository::new("prod"));
+        let scenario = demo::article_like_numbered("registry.test/app", 1, 500).unwrap();
+        scenario.push_split(&staging, &sigs).await.unwrap();
+        scenario.push_split(&prod, &MemoryRepository::new("unused")).await.unwrap();
+        let attachments: Vec<String> = sigs.list_tags().await.unwrap();
+        assert!(!attachments.is_empty());
+        let shared = SharedAttachments::new();
+        let first = SplitRepository::new(staging, sigs).sharing(shared.clone());
+        let second = SplitRepository::new(prod, MemoryRepository::new("sigs")).sharing(shared.clone());
+        let mut expected = [attachments, vec!["v1".to_owned()]].concat();
+        expected.sort();
+        assert_eq!(listing(&first).await, expected, "staging's: the image's attachments and its tag");
+        assert_eq!(listing(&second).await, ["v1"], "prod's: its tag only");
+        assert_eq!(shared.unclaimed().unwrap(), []);
     }
 
     #[tokio::test]
