@@ -119,6 +119,19 @@ pub async fn assess<R: Repository>(
         if !layer_digests.contains(&&from) {
             continue;
         }
+        // Consumers filter the listing on artifactType (cosign reads the tag schema's index that way): a
+        // referrer listed without its own (another writer's stale merge dropped it) is one they miss.
+        let own_type = raw.manifest.effective_artifact_type();
+        if listed.artifact_type.as_deref() != own_type {
+            unreadable.push(format!(
+                "referrer {}: listed with artifactType {}, not its own {}: consumers filtering on it miss it \
+                 (`migrate` restores the entry); not counted",
+                listed.digest.short(),
+                listed.artifact_type.as_deref().unwrap_or("(none)"),
+                own_type.unwrap_or("(none)")
+            ));
+            continue;
+        }
         match read_candidate(repo, image, listed, limits).await {
             Ok(c) => candidates.push((from, c)),
             Err(e) => unreadable.push(format!("referrer {}: {e}", listed.digest.short())),

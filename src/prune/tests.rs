@@ -107,3 +107,50 @@ async fn index_entries_are_looked_for_beside_the_index_whatever_the_listing_did(
         steps.iter().map(|s| (&s.item.kind, &s.item.status, &s.item.reasons)).collect::<Vec<_>>()
     );
 }
+
+/// Another writer's stale merge of the tag schema's index can drop the artifact type of att2ref's entries:
+/// consumers that filter on it (cosign) no longer find the referrers. `prune` does not count them for the
+/// `.att`, and a rerun of `migrate` fills the entries in again (without `--repair-index`), after which the
+/// `.att` may go.
+#[tokio::test]
+async fn referrers_listed_without_their_artifact_type_are_repaired_and_not_counted_until_then() {
+    use crate::model::media_type as mt;
+    use crate::model::oci::{Manifest, to_canonical_bytes};
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = crate::demo::demo().unwrap();
+    let repo = crate::store::layout::LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
+    scenario.repo.push_to(&repo).await.unwrap();
+    let (verifier, options) = (verifier(), MigrateOptions::default());
+    let report = rewrite::migrate_image(&repo, &scenario.image, &verifier, &options).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Migrated, "{:?}", report.reasons);
+    let found = |repo: &crate::store::layout::LayoutRepository| {
+        let repo = repo.clone();
+        let image = scenario.image.clone();
+        async move { repo.referrers(&image, Some(mt::BUNDLE_V03)).await.unwrap().descriptors.len() }
+    };
+    assert_eq!(found(&repo).await, 2);
+
+    let tag = scenario.image.referrers_tag();
+    let Manifest::Index(mut index) = repo.get_manifest(&tag).await.unwrap().unwrap().manifest else { panic!("index") };
+    for entry in &mut index.manifests {
+        entry.artifact_type = None;
+        entry.annotations.clear();
+    }
+    repo.put_manifest(to_canonical_bytes(&index).into(), mt::OCI_INDEX, Some(&tag)).await.unwrap();
+    assert_eq!(found(&repo).await, 0, "consumers filtering on the artifact type miss both");
+
+    let att_planned = |steps: &[super::Step]| {
+        let att = steps.iter().find(|s| s.item.kind == ItemKind::LegacyAttestation).expect("the .att");
+        (att.item.status == Status::Planned, att.item.reasons.join("; "))
+    };
+    let steps = super::find::find(&repo, &Scope::Repository, &verifier, &PruneOptions::default()).await.unwrap();
+    let (planned, why) = att_planned(&steps);
+    assert!(!planned && why.contains("consumers filtering on it miss it"), "{why}");
+
+    let rerun = rewrite::migrate_image(&repo, &scenario.image, &verifier, &options).await.unwrap();
+    assert_eq!(rerun.entries_repaired, 2, "{rerun:?}");
+    assert_eq!(found(&repo).await, 2, "found again");
+    let steps = super::find::find(&repo, &Scope::Repository, &verifier, &PruneOptions::default()).await.unwrap();
+    let (planned, why) = att_planned(&steps);
+    assert!(planned, "{why}");
+}

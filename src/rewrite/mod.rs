@@ -79,7 +79,8 @@ pub struct MigrateOptions {
     pub limits: Limits,
     /// Migrate images whose legacy `.sig` does not verify under the policy.
     pub allow_signature_switch: bool,
-    /// Also fill missing `artifactType`/annotations of existing tag-schema index entries (cosign#5098).
+    /// Also fill missing `artifactType`/annotations of other tools' tag-schema index entries
+    /// (cosign#5098); att2ref's own are always filled in when found without them.
     pub repair_index: bool,
     /// Plan only: write nothing.
     pub dry_run: bool,
@@ -238,9 +239,11 @@ pub async fn complete_image<R: Repository>(
     }
     let image = report.image.clone();
     let all_listed = pending.iter().all(|p| p.listed);
+    // An entry of ours that lost its artifact type is filled in by the index update.
+    let repair = options.repair_index || pending.iter().any(|p| p.degraded);
     // Planning has just listed them all, or the index update's own read lists them: either way the
     // consumer's discovery path was read after the last write.
-    let mut seen = readback::Seen { listing: all_listed && !options.repair_index, blobs: false };
+    let mut seen = readback::Seen { listing: all_listed && !repair, blobs: false };
     if seen.listing {
         // Nothing to write, unless a listed referrer or one of its blobs is gone or damaged: then this run
         // writes it again rather than report the image migrated (or fail its read-back forever).

@@ -47,8 +47,12 @@ pub struct Pending {
     pub layer: Descriptor,
     /// The signed predicate type.
     pub predicate_type: String,
-    /// Whether the referrer was already listed among the subject's referrers when planning.
+    /// Whether the referrer was already listed among the subject's referrers when planning, with its
+    /// artifact type (what consumers filter the listing on).
     pub listed: bool,
+    /// Listed by digest, but without its artifact type (another writer's stale merge of the tag
+    /// schema's index dropped it): consumers filtering on it miss the referrer, so its entry is repaired.
+    pub degraded: bool,
 }
 
 /// What planning decided for one image.
@@ -171,8 +175,11 @@ impl Tally {
     /// Ready to write, each referrer marked when the subject lists it already.
     fn ready(self, subject: ReferrerSubject, converted: Converted, referrers: &Referrers) -> Prepared {
         let Converted { outcomes, layers, mut plan, .. } = converted;
-        let listed: BTreeSet<Digest> = referrers.descriptors.iter().map(|d| d.digest.clone()).collect();
-        plan.mark_present(&listed);
+        let listed: BTreeMap<Digest, Option<String>> =
+            referrers.descriptors.iter().map(|d| (d.digest.clone(), d.artifact_type.clone())).collect();
+        plan.mark_present(&listed.keys().cloned().collect());
+        // Only a tag-schema index can be repaired: a registry's referrers API makes its own entries.
+        let repairable = matches!(referrers.source, crate::store::ReferrersSource::TagSchema { .. });
         Prepared {
             outcome: Outcome::Planned,
             reasons: Vec::new(),
@@ -180,7 +187,7 @@ impl Tally {
             attestations: self.attestations,
             subject: Some(subject),
             plan: Some(plan),
-            pending: pending(outcomes, &layers, &listed),
+            pending: pending(outcomes, &layers, &listed, repairable),
             bytes_read: self.bytes_read,
         }
     }
@@ -391,7 +398,12 @@ fn blocked_reasons(converted: &Converted, sig_failures: &[String], options: &Mig
 
 /// The referrers to write. They move out of the outcomes and their parsed bundles are dropped: what is
 /// written and read back are the serialised blobs, verified before.
-fn pending(outcomes: Vec<SignatureOutcome>, layers: &[AttestationLayer], listed: &BTreeSet<Digest>) -> Vec<Pending> {
+fn pending(
+    outcomes: Vec<SignatureOutcome>,
+    layers: &[AttestationLayer],
+    listed: &BTreeMap<Digest, Option<String>>,
+    repairable: bool,
+) -> Vec<Pending> {
     outcomes
         .into_iter()
         .filter_map(|o| {
@@ -403,8 +415,11 @@ fn pending(outcomes: Vec<SignatureOutcome>, layers: &[AttestationLayer], listed:
             for blob in &mut referrer.blobs {
                 blob.bytes = compact(std::mem::take(&mut blob.bytes));
             }
+            let listed_as = listed.get(&referrer.manifest.digest);
+            let degraded = repairable && listed_as.is_some_and(|t| *t != referrer.manifest.manifest.artifact_type);
             Some(Pending {
-                listed: listed.contains(&referrer.manifest.digest),
+                listed: listed_as.is_some() && !degraded,
+                degraded,
                 referrer: *referrer,
                 payload_digest: Digest::sha256(&layer.signed.envelope().payload),
                 layer: layer.descriptor.clone(),

@@ -320,7 +320,9 @@ pub(crate) async fn fetch_index<R: Repository>(repo: &R, tag: &str) -> Result<(O
     }
 }
 
-/// Our entries added (and, with `repair`, every entry whose manifest we can read repaired).
+/// Our entries added, or filled in where listed without their artifact type or annotations (another
+/// writer's stale merge can drop them, and consumers filter on the artifact type); with `repair`, every
+/// other entry whose manifest we can read is filled in too.
 async fn merge<R: Repository>(
     repo: &R,
     current: Option<Index>,
@@ -331,7 +333,10 @@ async fn merge<R: Repository>(
     let mut changed = current.is_none();
     let mut index = current.unwrap_or_else(Index::empty);
     for entry in entries {
-        let update = add_referrer(Some(index), entry, repair);
+        let update = add_referrer(Some(index), entry, true);
+        if let IndexChange::Repaired { entries } = update.change {
+            stats.entries_repaired += entries as u64;
+        }
         changed |= !update.is_noop();
         index = update.index;
     }

@@ -287,7 +287,8 @@ pub struct MigrateArgs {
     #[command(flatten)]
     pub convert: ConvertArgs,
 
-    /// Also fill in missing artifactType/annotations of existing referrers-index entries (cosign#5098).
+    /// Also fill in missing artifactType/annotations of other tools' referrers-index entries (cosign#5098);
+    /// att2ref's own entries are always filled in when found without them.
     #[arg(long)]
     pub repair_index: bool,
 
