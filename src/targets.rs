@@ -212,7 +212,11 @@ pub fn resolve<'a>(
     futures_util::stream::iter(targets)
         .map(move |target| {
             let (target, options, client) = (target.clone(), options.clone(), client.clone());
-            Lookup(tokio::spawn(async move { one_target(&target, &options, &client).await }))
+            let task = tokio::spawn({
+                let target = target.clone();
+                async move { one_target(&target, &options, &client).await }
+            });
+            Lookup { target, task }
         })
         .buffered(TARGETS_AHEAD)
         .filter_map(|r| async move { r.transpose() })
@@ -220,25 +224,29 @@ pub fn resolve<'a>(
 }
 
 /// A target's look-up running as a task of its own, cancelled when the stream drops it.
-struct Lookup(tokio::task::JoinHandle<std::result::Result<Option<RepositoryTarget>, TargetError>>);
+struct Lookup {
+    target: String,
+    task: tokio::task::JoinHandle<std::result::Result<Option<RepositoryTarget>, TargetError>>,
+}
 
 impl std::future::Future for Lookup {
     type Output = std::result::Result<Option<RepositoryTarget>, TargetError>;
 
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx).map(|joined| match joined {
+        let lookup = &mut *self;
+        std::pin::Pin::new(&mut lookup.task).poll(cx).map(|joined| match joined {
             Ok(looked_up) => looked_up,
-            // A look-up that panicked takes the run down as it would have inline; one cancelled
-            // was dropped with the stream, so nobody reads this.
+            // A look-up that panicked takes the run down as it would have inline.
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(TargetError::new("", &Error::new(ErrorKind::Io, format!("target look-up: {e}")))),
+            // Cancelled: the runtime is shutting down.
+            Err(e) => Err(TargetError::new(&lookup.target, &Error::new(ErrorKind::Io, format!("looking it up: {e}")))),
         })
     }
 }
 
 impl Drop for Lookup {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
@@ -327,10 +335,13 @@ async fn one_target(
     // The image was resolved where it lives; from here on its attachments are read where they are kept.
     // Named before its repository's listing starts when resolved ahead of it (targets are resolved a few
     // at once); a later one is done by its own units all the same.
-    if let Some(shared) = &options.shared_attachments {
-        shared.name_images(&repo.name(), &images);
-    }
+    let name = repo.name();
     let repo = with_attachments(repo, options, client).map_err(fail)?;
+    // Only a target that will have units claims its images (a failed one would hide them from the
+    // repository that lists them, and from the unclaimed).
+    if let Some(shared) = &options.shared_attachments {
+        shared.name_images(&name, &images);
+    }
     Ok(Some(RepositoryTarget { target: target.to_owned(), repo, images: Some(images) }))
 }
 

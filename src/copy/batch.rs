@@ -333,9 +333,15 @@ async fn settle(destination: &AnyRepository, reports: &mut [ImageCopy], options:
         CopyOutcome::Resumed => r.resumed_entries.clone(),
         _ => Vec::new(),
     };
-    if destination.referrers_capability() == ReferrersCapability::Supported
-        || !reports.iter().any(|r| !to_settle(r).is_empty())
-    {
+    let Some(first) = reports.iter().flat_map(to_settle).next() else {
+        return Vec::new();
+    };
+    // A run that resumed every image asked nothing that tells whether the destination serves the
+    // referrers API: one listing does, before anything is settled in a tag schema it would not read.
+    if destination.referrers_capability() == ReferrersCapability::Unknown {
+        let _ = destination.referrers(&first.subject, None).await;
+    }
+    if destination.referrers_capability() == ReferrersCapability::Supported {
         return Vec::new();
     }
     tokio::time::sleep(tag_schema::confirm_delay()).await;

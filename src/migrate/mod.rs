@@ -149,6 +149,15 @@ async fn resume_from_journal<R: Repository>(
         tracing::info!(%image, "recorded as migrated, but a referrer is no longer listed: migrating again");
         return Ok(None);
     }
+    // Listed without an artifact type in a tag-schema index (another writer's stale merge dropped it):
+    // consumers filtering on it miss the referrer; migrating again fills the entry in.
+    let tag_schema = matches!(listing.source, crate::store::ReferrersSource::TagSchema { .. });
+    if tag_schema
+        && listing.descriptors.iter().any(|l| l.artifact_type.is_none() && expected.contains(&l.digest.to_string()))
+    {
+        tracing::info!(%image, "recorded as migrated, but a referrer is listed without its artifact type: migrating again");
+        return Ok(None);
+    }
     // Listed is not present: a registry whose listing lags deletions (Artifact Registry) still lists a
     // referrer removed since (by `rollback`, say).
     let present = futures_util::future::try_join_all(expected.iter().map(|e| repo.head_manifest(e))).await?;
@@ -252,6 +261,14 @@ mod tests {
         let journal = MigrateJournal::open(&path, "s").unwrap();
         let skipped = resume_from_journal(&repo, &subject, &journal).await.unwrap().expect("skipped while there");
         assert_eq!(skipped.outcome, Outcome::AlreadyMigrated);
+
+        // Listed without its artifact type (a stale writer's merge): consumers miss it, so migrated again.
+        index.manifests[0].artifact_type = None;
+        repo.put_manifest(Bytes::from(to_canonical_bytes(&index)), mt::OCI_INDEX, Some(&tag)).await.unwrap();
+        assert!(resume_from_journal(&repo, &subject, &journal).await.unwrap().is_none(), "degraded: migrated again");
+        index.manifests[0].artifact_type = manifest.artifact_type.clone();
+        repo.put_manifest(Bytes::from(to_canonical_bytes(&index)), mt::OCI_INDEX, Some(&tag)).await.unwrap();
+        assert!(resume_from_journal(&repo, &subject, &journal).await.unwrap().is_some(), "repaired: skipped");
 
         repo.delete_manifest(&ours).await.unwrap();
         assert_eq!(repo.referrers(&subject, None).await.unwrap().descriptors.len(), 1, "still listed");

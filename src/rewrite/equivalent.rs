@@ -10,9 +10,10 @@
 //! Before a referrer is written, the subject's listing is searched for one written for the same legacy
 //! layer and signature in the same format. The listing only picks the candidates: each is read from the
 //! registry and taken when its manifest says the same (subject, artifact type, config, layer digest and
-//! signature of the legacy layer) and it carries the same signed content — the same envelope blob for a
-//! DSSE referrer; for a bundle, the same bundle but for the inclusion proofs. The caller then verifies the
-//! bundle under the policy before adopting it in place of the one planned.
+//! signature of the legacy layer) and it carries the same signed content — the same envelope blob and
+//! layer annotations for a DSSE referrer (what it is verified with); for a bundle, the same bundle but
+//! for the inclusion proofs. The caller then verifies the bundle under the policy before adopting it in
+//! place of the one planned.
 
 use bytes::Bytes;
 
@@ -111,6 +112,9 @@ fn same_shape(found: &ImageManifest, planned: &ImageManifest, image: &Digest) ->
         && found.layers.len() == 1
         && planned.layers.len() == 1
         && found.layers[0].media_type == planned.layers[0].media_type
+        // A DSSE referrer is verified with its layer's annotations (certificate, log entry): they are
+        // part of what it carries.
+        && found.layers[0].annotations == planned.layers[0].annotations
         && [LEGACY_LAYER_DIGEST, SIGNATURE_INDEX]
             .iter()
             .all(|k| found.annotations.get(*k) == planned.annotations.get(*k))
@@ -192,6 +196,47 @@ mod tests {
                              "signatures": [{"sig": signature}]},
         });
         Bytes::from(serde_json::to_vec(&bundle).unwrap())
+    }
+
+    /// A DSSE referrer is verified with its layer's annotations: a listed one with the same envelope and
+    /// pairing but other layer annotations is not adopted, and a good one is written beside it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_dsse_referrer_with_other_layer_annotations_is_not_adopted() {
+        let key = PublicKey::from_pem(crate::demo::TestKey::Rsa4096.public_pem().as_bytes()).unwrap();
+        let verifier = Arc::new(Verifier::new(Policy::new().with_key(key).insecure_ignore_tlog(true)).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let scenario = crate::demo::demo().unwrap();
+        let repo = LayoutRepository::create(dir.path(), Limits::default()).unwrap();
+        scenario.repo.push_to(&repo).await.unwrap();
+        let options = MigrateOptions { format: OutputFormat::Dsse, ..MigrateOptions::default() };
+        let first = migrate_image(&repo, &scenario.image, &verifier, &options).await.unwrap();
+        let written: Vec<Digest> = first.referrers.iter().map(|r| r.digest.clone()).collect();
+
+        // The first referrer, stored anew with a layer annotation changed, in place of the one written.
+        let raw = repo.get_manifest(&written[0].to_string()).await.unwrap().unwrap();
+        let Manifest::Image(mut altered) = raw.manifest else { panic!("a referrer is an image manifest") };
+        altered.layers[0].annotations.insert("dev.sigstore.cosign/certificate".into(), "not the signer's".into());
+        let bytes = Bytes::from(to_canonical_bytes(&altered));
+        let altered_digest = repo.put_manifest(bytes, &raw.media_type, None).await.unwrap().digest;
+        let tag = scenario.image.referrers_tag();
+        let Manifest::Index(mut index) = repo.get_manifest(&tag).await.unwrap().unwrap().manifest else { panic!() };
+        index.manifests.iter_mut().find(|e| e.digest == written[0]).unwrap().digest = altered_digest.clone();
+        repo.put_manifest(Bytes::from(to_canonical_bytes(&index)), crate::model::media_type::OCI_INDEX, Some(&tag))
+            .await
+            .unwrap();
+        // And the `.att` rewritten, so that nothing planned has the digest of what was written.
+        let att_tag = TagKind::Attestation.tag_for(&scenario.image);
+        let raw = repo.get_manifest(&att_tag).await.unwrap().unwrap();
+        let Manifest::Image(mut att) = raw.manifest else { panic!("the .att is an image manifest") };
+        att.annotations.insert("rewritten-by".into(), "a later cosign attest".into());
+        repo.put_manifest(Bytes::from(to_canonical_bytes(&att)), &raw.media_type, Some(&att_tag)).await.unwrap();
+
+        let second = migrate_image(&repo, &scenario.image, &verifier, &options).await.unwrap();
+        assert_eq!(second.outcome, Outcome::Migrated, "{:?}", second.reasons);
+        let now: Vec<(Digest, bool)> = second.referrers.iter().map(|r| (r.digest.clone(), r.existed)).collect();
+        assert!(!now.iter().any(|(d, _)| *d == altered_digest), "the altered one adopted: {now:?}");
+        assert!(!now[0].1, "a new one written for the first layer: {now:?}");
+        assert_eq!(now[1], (written[1].clone(), true), "the intact one adopted");
     }
 
     #[test]

@@ -116,6 +116,8 @@ impl Job for StatusJob {
     }
 
     async fn finish(&self, repo: &AnyRepository, _reports: &mut [UnitStatus]) -> Vec<usize> {
+        // A target naming the repository again once it is finished starts it anew (see `crate::batch`),
+        // and reports its images again: the price of not holding every image of the run.
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).remove(&repo.name());
         Vec::new()
     }

@@ -481,6 +481,40 @@ async fn a_whole_registry_and_a_resumed_run() {
     assert!(outcomes.iter().all(|o| *o != "resumed"), "{outcomes:?}");
 }
 
+/// On a destination with the referrers API, a run that resumes every image from the journal writes
+/// nothing: the settle pass of the images it resumed learns the API is there (one listing) rather than
+/// push a tag-schema index nobody reads.
+#[tokio::test]
+async fn a_resumed_run_into_a_registry_with_the_referrers_api_writes_nothing() {
+    let from = TestRegistry::distribution();
+    let to = TestRegistry::ferro();
+    let demo = demo::demo().unwrap();
+    demo.repo.push_to(&from.repository("demo/app")).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("copy.jsonl");
+    let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let args = ["--journal", journal.to_str().unwrap(), "--key", rsa.to_str().unwrap()];
+    // Through a proxy that logs what the destination is asked.
+    let proxy = FaultProxy::start(&to.host, None);
+    let (source, destination) = (format!("{}/demo/app", from.host), format!("{}/demo/app", proxy.host));
+    let (run, report) = copy(&source, &destination, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(report["images"][0]["outcome"], "copied", "{report:#}");
+    let tags_before = to.repository("demo/app").list_tags().await.unwrap();
+    let asked_before = proxy.log().len();
+
+    let (run, report) = copy(&source, &destination, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(report["images"][0]["outcome"], "resumed", "{report:#}");
+    let writes: Vec<String> = proxy.log()[asked_before..]
+        .iter()
+        .filter(|l| ["PUT ", "POST ", "PATCH ", "DELETE "].iter().any(|m| l.starts_with(m)))
+        .cloned()
+        .collect();
+    assert_eq!(writes, Vec::<String>::new());
+    assert_eq!(to.repository("demo/app").list_tags().await.unwrap(), tags_before);
+}
+
 /// A source layer whose stored bytes no longer match its digest: the copy fails naming the image and the
 /// reason (exit 1: the data failed a check, as in `migrate`), and the destination serves nothing under the
 /// tag (tags are pushed last).
