@@ -58,8 +58,15 @@ pub(super) async fn listed_equivalent<R: Repository>(
         }
         let layer = &found.layers[0];
         let blobs = match planned.format {
-            // The layer is the legacy envelope itself: the same digest is the same signed bytes.
-            OutputFormat::Dsse if layer.digest == planned.manifest.manifest.layers[0].digest => planned.blobs.clone(),
+            // The layer is the legacy envelope itself: the same digest is the same signed bytes, and the
+            // layer's annotations (certificate, log entry) are what it is verified with. (A bundle's
+            // layer annotations only name its file after its digest.)
+            OutputFormat::Dsse
+                if layer.digest == planned.manifest.manifest.layers[0].digest
+                    && layer.annotations == planned.manifest.manifest.layers[0].annotations =>
+            {
+                planned.blobs.clone()
+            }
             OutputFormat::Dsse => continue,
             OutputFormat::Bundle => {
                 let Some(ours) = planned.bundle_blob() else { continue };
@@ -112,9 +119,6 @@ fn same_shape(found: &ImageManifest, planned: &ImageManifest, image: &Digest) ->
         && found.layers.len() == 1
         && planned.layers.len() == 1
         && found.layers[0].media_type == planned.layers[0].media_type
-        // A DSSE referrer is verified with its layer's annotations (certificate, log entry): they are
-        // part of what it carries.
-        && found.layers[0].annotations == planned.layers[0].annotations
         && [LEGACY_LAYER_DIGEST, SIGNATURE_INDEX]
             .iter()
             .all(|k| found.annotations.get(*k) == planned.annotations.get(*k))
@@ -139,27 +143,18 @@ fn same_but_proofs(a: &Bytes, b: &Bytes) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::model::cosign::TagKind;
     use crate::model::oci::to_canonical_bytes;
     use crate::rewrite::{MigrateOptions, Outcome, migrate_image};
-    use crate::store::layout::LayoutRepository;
-    use crate::verification::{Policy, PublicKey, Verifier};
 
     /// cosign rewrites the `.att` when it appends an attestation: every layer migrated before now sits in
     /// another manifest, and the referrers planned for them have other digests. A rerun adopts the ones
     /// written before, in both formats: nothing written, the same two referrers listed.
     #[tokio::test(flavor = "current_thread")]
     async fn a_rerun_after_the_att_was_rewritten_adopts_the_referrers_written_before() {
-        let key = PublicKey::from_pem(crate::demo::TestKey::Rsa4096.public_pem().as_bytes()).unwrap();
-        let verifier = Arc::new(Verifier::new(Policy::new().with_key(key).insecure_ignore_tlog(true)).unwrap());
         for format in [OutputFormat::Bundle, OutputFormat::Dsse] {
-            let dir = tempfile::tempdir().unwrap();
-            let scenario = crate::demo::demo().unwrap();
-            let repo = LayoutRepository::create(dir.path(), Limits::default()).unwrap();
-            scenario.repo.push_to(&repo).await.unwrap();
+            let (_dir, scenario, repo, verifier) = crate::demo::demo_in_layout().await;
             let options = MigrateOptions { format, ..MigrateOptions::default() };
             let first = migrate_image(&repo, &scenario.image, &verifier, &options).await.unwrap();
             assert_eq!(first.outcome, Outcome::Migrated, "{format:?}: {:?}", first.reasons);
@@ -202,12 +197,7 @@ mod tests {
     /// pairing but other layer annotations is not adopted, and a good one is written beside it.
     #[tokio::test(flavor = "current_thread")]
     async fn a_dsse_referrer_with_other_layer_annotations_is_not_adopted() {
-        let key = PublicKey::from_pem(crate::demo::TestKey::Rsa4096.public_pem().as_bytes()).unwrap();
-        let verifier = Arc::new(Verifier::new(Policy::new().with_key(key).insecure_ignore_tlog(true)).unwrap());
-        let dir = tempfile::tempdir().unwrap();
-        let scenario = crate::demo::demo().unwrap();
-        let repo = LayoutRepository::create(dir.path(), Limits::default()).unwrap();
-        scenario.repo.push_to(&repo).await.unwrap();
+        let (_dir, scenario, repo, verifier) = crate::demo::demo_in_layout().await;
         let options = MigrateOptions { format: OutputFormat::Dsse, ..MigrateOptions::default() };
         let first = migrate_image(&repo, &scenario.image, &verifier, &options).await.unwrap();
         let written: Vec<Digest> = first.referrers.iter().map(|r| r.digest.clone()).collect();
