@@ -45,6 +45,22 @@ pub fn trusted_root_json() -> Result<bytes::Bytes> {
     pki::trusted_root_json().map(bytes::Bytes::from)
 }
 
+/// For the library's tests: the demo pushed into a new OCI layout in a temporary directory (kept while
+/// the first value lives), and a verifier of its RSA-4096 key that does not check the log.
+#[cfg(test)]
+pub(crate) async fn demo_in_layout()
+-> (tempfile::TempDir, Scenario, crate::store::layout::LayoutRepository, std::sync::Arc<crate::verification::Verifier>)
+{
+    use crate::verification::{Policy, PublicKey, Verifier};
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = demo().unwrap();
+    let repo = crate::store::layout::LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
+    scenario.repo.push_to(&repo).await.unwrap();
+    let key = PublicKey::from_pem(TestKey::Rsa4096.public_pem().as_bytes()).unwrap();
+    let verifier = std::sync::Arc::new(Verifier::new(Policy::new().with_key(key).insecure_ignore_tlog(true)).unwrap());
+    (dir, scenario, repo, verifier)
+}
+
 /// Every deterministic scenario, in a fixed order.
 pub fn deterministic_scenarios() -> Result<Vec<Scenario>> {
     Ok(vec![article_like()?, cosign_v2_style()?, replace_history()?, keyless()?, multi_arch()?, demo()?])

@@ -116,11 +116,8 @@ async fn index_entries_are_looked_for_beside_the_index_whatever_the_listing_did(
 async fn referrers_listed_without_their_artifact_type_are_repaired_and_not_counted_until_then() {
     use crate::model::media_type as mt;
     use crate::model::oci::{Manifest, to_canonical_bytes};
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = crate::demo::demo().unwrap();
-    let repo = crate::store::layout::LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
-    scenario.repo.push_to(&repo).await.unwrap();
-    let (verifier, options) = (verifier(), MigrateOptions::default());
+    let (_dir, scenario, repo, verifier) = crate::demo::demo_in_layout().await;
+    let options = MigrateOptions::default();
     let report = rewrite::migrate_image(&repo, &scenario.image, &verifier, &options).await.unwrap();
     assert_eq!(report.outcome, Outcome::Migrated, "{:?}", report.reasons);
     let found = |repo: &crate::store::layout::LayoutRepository| {

@@ -602,19 +602,12 @@ fn other_key_signatures(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::layout::LayoutRepository;
-    use crate::verification::{Policy, PublicKey};
 
     /// The pre-upload check reads the serialised bytes: a blob that does not parse, carries another payload
     /// or no longer verifies is refused, whatever structure it was made from.
     #[tokio::test(flavor = "current_thread")]
     async fn the_bytes_to_upload_are_what_is_verified() {
-        let dir = tempfile::tempdir().unwrap();
-        let scenario = crate::demo::demo().unwrap();
-        let repo = LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
-        scenario.repo.push_to(&repo).await.unwrap();
-        let key = PublicKey::from_pem(crate::demo::TestKey::Rsa4096.public_pem().as_bytes()).unwrap();
-        let verifier = Arc::new(Verifier::new(Policy::new().with_key(key).insecure_ignore_tlog(true)).unwrap());
+        let (_dir, scenario, repo, verifier) = crate::demo::demo_in_layout().await;
         let prepared = plan_image(&repo, &scenario.image, &verifier, &MigrateOptions::default()).await.unwrap();
         assert_eq!(prepared.outcome, Outcome::Planned, "{:?}", prepared.reasons);
         let [a, b] = &prepared.pending[..] else { panic!("two referrers expected") };
@@ -653,12 +646,7 @@ mod tests {
     /// than fail at its push beside the image's other referrers.
     #[tokio::test(flavor = "current_thread")]
     async fn a_referrer_manifest_over_the_limit_blocks_the_image() {
-        let dir = tempfile::tempdir().unwrap();
-        let scenario = crate::demo::demo().unwrap();
-        let repo = LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
-        scenario.repo.push_to(&repo).await.unwrap();
-        let key = PublicKey::from_pem(crate::demo::TestKey::Rsa4096.public_pem().as_bytes()).unwrap();
-        let verifier = Arc::new(Verifier::new(Policy::new().with_key(key).insecure_ignore_tlog(true)).unwrap());
+        let (_dir, scenario, repo, verifier) = crate::demo::demo_in_layout().await;
         let planned = plan_image(&repo, &scenario.image, &verifier, &MigrateOptions::default()).await.unwrap();
         let sizes: Vec<u64> = planned.pending.iter().map(|p| p.referrer.manifest.bytes.len() as u64).collect();
         let (smaller, larger) = (*sizes.iter().min().unwrap(), *sizes.iter().max().unwrap());
@@ -678,12 +666,7 @@ mod tests {
     async fn legacy_layers_over_the_image_budget_are_refused_before_they_are_read() {
         use crate::model::cosign::TagKind;
         use crate::model::oci::Manifest;
-        let dir = tempfile::tempdir().unwrap();
-        let scenario = crate::demo::demo().unwrap();
-        let repo = LayoutRepository::create(dir.path(), crate::Limits::default()).unwrap();
-        scenario.repo.push_to(&repo).await.unwrap();
-        let key = PublicKey::from_pem(crate::demo::TestKey::Rsa4096.public_pem().as_bytes()).unwrap();
-        let verifier = Arc::new(Verifier::new(Policy::new().with_key(key).insecure_ignore_tlog(true)).unwrap());
+        let (_dir, scenario, repo, verifier) = crate::demo::demo_in_layout().await;
         let mut declared = 0;
         for kind in [TagKind::Attestation, TagKind::Signature] {
             if let Some(raw) = repo.get_manifest(&kind.tag_for(&scenario.image)).await.unwrap()

@@ -80,16 +80,11 @@ async fn batch_of_one_image_repositories(jobs: &str) -> (serde_json::Value, BTre
     let proxy = FaultProxy::start(&registry.host, None);
     let (run, report) = run_json("migrate", &proxy.host, &["--all-repos", "--jobs", jobs]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let outcomes: Vec<(&str, &str)> = report["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| (i["repository"].as_str().unwrap(), i["outcome"].as_str().unwrap()))
-        .collect();
+    let outcomes = crate::prune::repository_outcomes(&report);
     let expected: Vec<String> = (0..REPOSITORIES).map(|i| format!("{}/batch/r{i}", proxy.host)).collect();
     assert_eq!(
         outcomes,
-        expected.iter().map(|r| (r.as_str(), "migrated")).collect::<Vec<_>>(),
+        expected.iter().map(|r| (r.clone(), "migrated".to_owned())).collect::<Vec<_>>(),
         "every repository's image migrated, reported in catalog order"
     );
     for i in 0..REPOSITORIES {
@@ -311,12 +306,7 @@ async fn targets_looked_up_ahead_never_starve_the_units_of_requests() {
     let run = crate::cli::att2ref_within(&args, std::time::Duration::from_secs(90));
     assert_eq!(run.code, 0, "the run ended (-1: killed after 90 s)\n{}", run.stderr);
     let report = run.json();
-    let rows: Vec<(&str, &str)> = report["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| (i["repository"].as_str().unwrap(), i["outcome"].as_str().unwrap()))
-        .collect();
+    let rows = crate::prune::repository_outcomes(&report);
     let expected: Vec<String> = (0..TARGETS).map(|i| format!("{}/ahead/r{i}", registry.host)).collect();
-    assert_eq!(rows, expected.iter().map(|r| (r.as_str(), "migrated")).collect::<Vec<_>>());
+    assert_eq!(rows, expected.iter().map(|r| (r.clone(), "migrated".to_owned())).collect::<Vec<_>>());
 }

@@ -272,15 +272,59 @@ fn keyless_dsse_only() -> Scenario {
     scenario
 }
 
-/// Rekor's answer for one legacy entry: the entry at index 2 of a five-leaf tree, so its audit path
-/// has a right sibling, a left one and the unbalanced right edge to hash (a one-leaf tree has an empty
-/// path, and would pass with the path hashing broken), and a checkpoint over that tree signed by the
-/// test log key.
-fn rekor_response(legacy: &RekorBundle) -> Value {
-    rekor_response_in(legacy, 2, 5)
+/// [`keyless_dsse_only`] in a new OCI layout (in a temporary directory kept while the first value lives),
+/// the test trusted root written beside it, and the image's `ocidir://` target.
+async fn keyless_in_layout() -> (tempfile::TempDir, Scenario, LayoutRepository, PathBuf, String) {
+    let scenario = keyless_dsse_only();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let repo = LayoutRepository::create(&layout, att2ref::Limits::default()).unwrap();
+    scenario.repo.push_to(&repo).await.unwrap();
+    let root: PathBuf = dir.path().join("trusted_root.json");
+    std::fs::write(&root, demo::trusted_root_json().unwrap()).unwrap();
+    let target = format!("ocidir://{}@{}", layout.display(), scenario.image);
+    (dir, scenario, repo, root, target)
 }
 
-/// Rekor's answer for one legacy entry at `index` of a log of `size` leaves.
+/// `migrate TARGET` under the keyless test policy (`root` the test trusted root), then `extra`.
+fn keyless_migrate_args(target: &str, root: &Path, extra: &[&str]) -> Vec<String> {
+    let identity = ["--certificate-identity", "keyless-signer@example.test"];
+    let issuer = ["--certificate-oidc-issuer", "https://oidc.example.test"];
+    let head = ["migrate", target, "--trusted-root", root.to_str().unwrap(), "-o", "json"];
+    [&head[..], &identity, &issuer, extra].concat().into_iter().map(str::to_owned).collect()
+}
+
+/// A local Rekor answering for the log entries of `scenario`'s `.att` layers (`once`: exactly once
+/// each, checked when the server is verified or dropped): each entry at index 2 of a log of `size`
+/// leaves ([`rekor_response_in`]).
+async fn rekor_serving(scenario: &Scenario, size: usize, once: bool) -> wiremock::MockServer {
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    for legacy in legacy_log_entries(scenario) {
+        let mock = Mock::given(method("GET"))
+            .and(path("/api/v1/log/entries"))
+            .and(query_param("logIndex", legacy.payload.log_index.to_string()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(rekor_response_in(&legacy, 2, size)));
+        if once { mock.expect(1) } else { mock }.mount(&server).await;
+    }
+    server
+}
+
+/// The legacy log entries of `scenario`'s `.att` layers, in layer order.
+fn legacy_log_entries(scenario: &Scenario) -> Vec<RekorBundle> {
+    let att = scenario.repo.manifest_by_tag(&scenario.image.cosign_tag("att")).unwrap();
+    let Manifest::Image(m) = Manifest::parse(&att.bytes, None).unwrap().0 else { panic!("image manifest") };
+    m.layers
+        .iter()
+        .map(|l| RekorBundle::parse(l.annotation("dev.sigstore.cosign/bundle").unwrap().as_bytes()).unwrap())
+        .collect()
+}
+
+/// Rekor's answer for one legacy entry at `index` of a log of `size` leaves, with a checkpoint over that
+/// tree signed by the test log key. At index 2 of 5 leaves the audit path has a right sibling, a left
+/// one and the unbalanced right edge to hash (a one-leaf tree has an empty path, and would pass with
+/// the path hashing broken).
 fn rekor_response_in(legacy: &RekorBundle, index: usize, size: usize) -> Value {
     let leaves: Vec<[u8; 32]> = (0..size)
         .map(|i| {
@@ -317,36 +361,8 @@ fn rekor_response_in(legacy: &RekorBundle, index: usize, size: usize) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keyless_needs_a_verified_inclusion_proof() {
-    use wiremock::matchers::{method, path, query_param};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-
-    let scenario = keyless_dsse_only();
-    let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("layout");
-    let repo = LayoutRepository::create(&layout, att2ref::Limits::default()).unwrap();
-    scenario.repo.push_to(&repo).await.unwrap();
-    let root: PathBuf = dir.path().join("trusted_root.json");
-    std::fs::write(&root, demo::trusted_root_json().unwrap()).unwrap();
-    let target = format!("ocidir://{}@{}", layout.display(), scenario.image);
-    let args = |extra: &[&str]| {
-        let mut a: Vec<String> = [
-            "migrate",
-            &target,
-            "--trusted-root",
-            root.to_str().unwrap(),
-            "--certificate-identity",
-            "keyless-signer@example.test",
-            "--certificate-oidc-issuer",
-            "https://oidc.example.test",
-            "-o",
-            "json",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
-    };
+    let (_dir, scenario, repo, root, target) = keyless_in_layout().await;
+    let args = |extra: &[&str]| keyless_migrate_args(&target, &root, extra);
     let run_cli = |a: Vec<String>| async move {
         tokio::task::spawn_blocking(move || att2ref(&a.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap()
     };
@@ -362,20 +378,7 @@ async fn keyless_needs_a_verified_inclusion_proof() {
     assert!(repo.referrers(&scenario.image, None).await.unwrap().descriptors.is_empty());
 
     // With a local Rekor serving each entry and a proof: fetched, verified, embedded.
-    let server = MockServer::start().await;
-    let att = scenario.repo.manifest_by_tag(&scenario.image.cosign_tag("att")).unwrap();
-    let Manifest::Image(m) = Manifest::parse(&att.bytes, None).unwrap().0 else { panic!("image manifest") };
-    for layer in &m.layers {
-        let annotation = layer.annotation("dev.sigstore.cosign/bundle").unwrap();
-        let legacy = RekorBundle::parse(annotation.as_bytes()).unwrap();
-        Mock::given(method("GET"))
-            .and(path("/api/v1/log/entries"))
-            .and(query_param("logIndex", legacy.payload.log_index.to_string()))
-            .respond_with(ResponseTemplate::new(200).set_body_json(rekor_response(&legacy)))
-            .expect(1)
-            .mount(&server)
-            .await;
-    }
+    let server = rekor_serving(&scenario, 5, true).await;
     let run = run_cli(args(&["--rekor-url", &server.uri()])).await;
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let report = run.json();
@@ -395,55 +398,13 @@ async fn keyless_needs_a_verified_inclusion_proof() {
 /// same two referrers listed). One whose proof no longer verifies is not adopted: a good one is written.
 #[tokio::test(flavor = "multi_thread")]
 async fn reruns_against_a_grown_log_adopt_what_was_written_unless_it_no_longer_verifies() {
-    use wiremock::matchers::{method, path, query_param};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-
-    let scenario = keyless_dsse_only();
-    let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("layout");
-    let repo = LayoutRepository::create(&layout, att2ref::Limits::default()).unwrap();
-    scenario.repo.push_to(&repo).await.unwrap();
-    let root: PathBuf = dir.path().join("trusted_root.json");
-    std::fs::write(&root, demo::trusted_root_json().unwrap()).unwrap();
-    let target = format!("ocidir://{}@{}", layout.display(), scenario.image);
-    let att = scenario.repo.manifest_by_tag(&scenario.image.cosign_tag("att")).unwrap();
-    let Manifest::Image(m) = Manifest::parse(&att.bytes, None).unwrap().0 else { panic!("image manifest") };
-    let legacies: Vec<RekorBundle> = m
-        .layers
-        .iter()
-        .map(|l| RekorBundle::parse(l.annotation("dev.sigstore.cosign/bundle").unwrap().as_bytes()).unwrap())
-        .collect();
+    let (_dir, scenario, repo, root, target) = keyless_in_layout().await;
     // A log of `size` entries, asked once per entry.
     let migrate_against = |size: usize| {
-        let (target, root, legacies) = (target.clone(), root.clone(), legacies.clone());
+        let (scenario, target, root) = (&scenario, target.clone(), root.clone());
         async move {
-            let server = MockServer::start().await;
-            for legacy in &legacies {
-                Mock::given(method("GET"))
-                    .and(path("/api/v1/log/entries"))
-                    .and(query_param("logIndex", legacy.payload.log_index.to_string()))
-                    .respond_with(ResponseTemplate::new(200).set_body_json(rekor_response_in(legacy, 2, size)))
-                    .expect(1)
-                    .mount(&server)
-                    .await;
-            }
-            let args: Vec<String> = [
-                "migrate",
-                &target,
-                "--trusted-root",
-                root.to_str().unwrap(),
-                "--certificate-identity",
-                "keyless-signer@example.test",
-                "--certificate-oidc-issuer",
-                "https://oidc.example.test",
-                "--rekor-url",
-                &server.uri(),
-                "-o",
-                "json",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+            let server = rekor_serving(scenario, size, true).await;
+            let args = keyless_migrate_args(&target, &root, &["--rekor-url", &server.uri()]);
             let run =
                 tokio::task::spawn_blocking(move || att2ref(&args.iter().map(String::as_str).collect::<Vec<_>>()))
                     .await
@@ -517,31 +478,10 @@ async fn reruns_against_a_grown_log_adopt_what_was_written_unless_it_no_longer_v
 /// the migration wrote, finds both referrers to remove.
 #[tokio::test(flavor = "multi_thread")]
 async fn copy_and_rollback_fetch_proofs_from_an_http_rekor_too() {
-    use wiremock::matchers::{method, path, query_param};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-
-    let scenario = keyless_dsse_only();
-    let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("layout");
-    let repo = LayoutRepository::create(&layout, att2ref::Limits::default()).unwrap();
-    scenario.repo.push_to(&repo).await.unwrap();
-    let root: PathBuf = dir.path().join("trusted_root.json");
-    std::fs::write(&root, demo::trusted_root_json().unwrap()).unwrap();
-    let server = MockServer::start().await;
-    let att = scenario.repo.manifest_by_tag(&scenario.image.cosign_tag("att")).unwrap();
-    let Manifest::Image(m) = Manifest::parse(&att.bytes, None).unwrap().0 else { panic!("image manifest") };
-    for layer in &m.layers {
-        let legacy = RekorBundle::parse(layer.annotation("dev.sigstore.cosign/bundle").unwrap().as_bytes()).unwrap();
-        Mock::given(method("GET"))
-            .and(path("/api/v1/log/entries"))
-            .and(query_param("logIndex", legacy.payload.log_index.to_string()))
-            .respond_with(ResponseTemplate::new(200).set_body_json(rekor_response(&legacy)))
-            .mount(&server)
-            .await;
-    }
+    let (dir, scenario, _repo, root, source) = keyless_in_layout().await;
+    let server = rekor_serving(&scenario, 5, false).await;
     let rekor = server.uri();
     assert!(rekor.starts_with("http://"), "{rekor}");
-    let source = format!("ocidir://{}@{}", layout.display(), scenario.image);
     let copied = format!("ocidir://{}", dir.path().join("copy").display());
     let run = |head: &[&str]| {
         let mut a: Vec<String> = head.iter().map(|s| s.to_string()).collect();

@@ -51,6 +51,16 @@ pub(crate) fn items(report: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `(repository, outcome)` of every image of a migrate report, in report order.
+pub(crate) fn repository_outcomes(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["repository"].as_str().unwrap().to_owned(), i["outcome"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
 /// `(image, outcome)` of every image of a migrate report, in report order.
 pub(crate) fn image_outcomes(report: &serde_json::Value) -> Vec<(String, String)> {
     report["images"]
