@@ -15,8 +15,9 @@
 //! [`SharedAttachments::unclaimed`] lists it for the run's report.
 //!
 //! An image tagged in several repositories of the run (promoted from one to the next) is the first
-//! listed one's: its attachments are listed there only, so that two repositories never work on them at
-//! once.
+//! one's to list or name it: its attachments are listed there only, so that two repositories' listings
+//! never both bring them. (A target naming the image by digest in another repository still works on it
+//! there.)
 //!
 //! This listing says what a repository works on, never what may be deleted: a delete by digest in the
 //! attachments repository drops every tag there on that digest, so what guards a delete reads all of them
