@@ -6,16 +6,19 @@
 //! unit is the repository; repositories are independent, so several are pruned at once while the next
 //! ones are resolved (catalog pages). Targets that name one repository in different scopes (the
 //! repository and one of its images, or two of its images) make several units of it: those take turns
-//! ([`Turns`]), so two never decide on the same items at once. The journal is an audit trail: each
+//! ([`Turns`]), so two never decide on the same items at once, and an item a later one reports just as
+//! an earlier one did is reported once. The journal is an audit trail: each
 //! removal attempted is recorded as it happens ([`AuditEvent`]), through the [`Observer`] that `apply`
 //! calls.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
+use super::report::{ItemKind, Status};
 use super::{Item, Observer, OrphanPolicy, PruneOptions, Scope, SearchSets, prune_repository};
 use crate::batch::{self, Job, Journal, Progress};
 use crate::error::Result;
@@ -62,10 +65,16 @@ pub struct PruneJob<'a> {
 /// The repositories with a unit at work, so that another unit of the same repository waits for it.
 /// Two units deciding at once would each plan the same removals: one delete answered 404 would fail
 /// the run for nothing, and its index edit put back an entry for a referrer the other just removed.
+/// And what each repository's units reported so far, so that a later unit does not report the same
+/// item again (a dry run plans what an earlier unit planned; a kept item stays kept).
 #[derive(Debug, Default)]
 pub struct Turns {
     repositories: KeyedLocks,
+    reported: Mutex<HashMap<String, HashSet<ItemKey>>>,
 }
+
+/// What makes two reports of one repository the same: the item and what happened to it.
+type ItemKey = (ItemKind, Option<Digest>, Option<Digest>, Option<String>, Status);
 
 impl Turns {
     /// Run `work` once no other unit of `repository` is at work; the unit's `--jobs` place is given
@@ -73,6 +82,21 @@ impl Turns {
     async fn take<F: std::future::Future>(&self, repository: &str, work: F) -> F::Output {
         let _turn = crate::slots::waiting(self.repositories.take(repository)).await;
         work.await
+    }
+
+    /// `items` without those an earlier unit of `repository` reported the same.
+    fn first_reports(&self, repository: &str, items: Vec<Item>) -> Vec<Item> {
+        let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = reported.entry(repository.to_owned()).or_default();
+        items
+            .into_iter()
+            .filter(|i| seen.insert((i.kind, i.subject.clone(), i.digest.clone(), i.tag.clone(), i.status)))
+            .collect()
+    }
+
+    /// The repository is finished: what it reported goes (a target naming it again starts it anew).
+    fn finished(&self, repository: &str) {
+        self.reported.lock().unwrap_or_else(|p| p.into_inner()).remove(repository);
     }
 }
 
@@ -97,15 +121,22 @@ impl Job for PruneJob<'_> {
     }
 
     async fn run(&self, repo: &AnyRepository, scope: &Scope) -> Vec<Item> {
+        let name = repo.name();
         self.turns
-            .take(&repo.name(), async {
+            .take(&name, async {
                 let mut options = self.options.clone();
                 if let Some(sets) = self.orphan_search {
                     options.orphans = OrphanPolicy::Delete(sets.for_repository(repo).await);
                 }
-                prune_repository(repo, scope, self.verifier, &options, self.observer).await
+                let items = prune_repository(repo, scope, self.verifier, &options, self.observer).await;
+                self.turns.first_reports(&name, items)
             })
             .await
+    }
+
+    async fn finish(&self, repo: &AnyRepository, _reports: &mut [Vec<Item>]) -> Vec<usize> {
+        self.turns.finished(&repo.name());
+        Vec::new()
     }
 }
 

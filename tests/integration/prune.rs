@@ -346,6 +346,16 @@ async fn overlapping_targets_in_one_repository_take_turns() {
     let repository = format!("{}/prune/overlap", registry.host);
     let key = rsa_key();
     let args = ["prune", "--plain-http", &repository, &image, "--key", &key, "--insecure-ignore-tlog"];
+    // The dry run plans each removal once, though both units find it.
+    let run = att2ref(&[&args[..], &["--jobs", "2", "-o", "json"]].concat());
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    let planned =
+        [("duplicate-referrer".to_owned(), "planned".to_owned()), ("legacy-attestation".into(), "planned".into())];
+    let mut found = items(&report);
+    found.sort();
+    assert_eq!(found, planned, "{report:#}");
+
     let run = att2ref(&[&args[..], &["--apply", "--jobs", "2", "-o", "json"]].concat());
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let report = run.json();
