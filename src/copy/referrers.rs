@@ -13,8 +13,8 @@ use crate::model::oci::{Descriptor, Manifest};
 use crate::model::predicate::predicate_matches;
 use crate::model::referrers_index::referrer_entry;
 use crate::read::referrers::read_referrer;
+use crate::store::Repository;
 use crate::store::tag_schema::{self, IndexOptions};
-use crate::store::{ReferrersSource, Repository};
 
 /// Referrers of referrers followed this deep (a signature of an SBOM of an image is two levels).
 pub const MAX_DEPTH: usize = 4;
@@ -124,7 +124,7 @@ async fn copy_level<S: Repository, D: Repository>(
         return Ok(Vec::new());
     }
     let there = destination.referrers(subject, None).await?;
-    let tag_schema = matches!(there.source, ReferrersSource::TagSchema { .. });
+    let tag_schema = there.from_tag_schema();
     let mut to_list = Vec::new();
     let mut done = Vec::new();
     for listed in &listing.descriptors {

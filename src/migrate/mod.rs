@@ -151,7 +151,7 @@ async fn resume_from_journal<R: Repository>(
     }
     // Listed without an artifact type in a tag-schema index (another writer's stale merge dropped it):
     // consumers filtering on it miss the referrer; migrating again fills the entry in.
-    let tag_schema = matches!(listing.source, crate::store::ReferrersSource::TagSchema { .. });
+    let tag_schema = listing.from_tag_schema();
     if tag_schema
         && listing.descriptors.iter().any(|l| l.artifact_type.is_none() && expected.contains(&l.digest.to_string()))
     {

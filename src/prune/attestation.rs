@@ -123,7 +123,7 @@ pub async fn assess<R: Repository>(
         // referrer listed without its own (another writer's stale merge dropped it) is one they miss.
         // (A registry's referrers API makes its own entries: only a tag-schema index can lose it.)
         let own_type = raw.manifest.effective_artifact_type();
-        let tag_schema = matches!(listing.source, crate::store::ReferrersSource::TagSchema { .. });
+        let tag_schema = listing.from_tag_schema();
         if tag_schema && listed.artifact_type.as_deref() != own_type {
             unreadable.push(format!(
                 "referrer {}: listed with artifactType {}, not its own {}: consumers filtering on it miss it \

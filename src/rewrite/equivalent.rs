@@ -22,7 +22,7 @@ use crate::convert::{NewBlob, NewReferrer, OutputFormat, WrittenManifest};
 use crate::error::Result;
 use crate::limits::Limits;
 use crate::model::digest::Digest;
-use crate::model::oci::{Descriptor, ImageManifest, Manifest};
+use crate::model::oci::{Annotations, Descriptor, ImageManifest, Manifest};
 use crate::store::Repository;
 
 /// The first listed referrer (by digest) that carries the attestation `planned` would, read and
@@ -103,10 +103,12 @@ pub(super) async fn listed_equivalent<R: Repository>(
 
 /// The same legacy layer and signature in the same format, as a listing entry says (a hint only).
 fn same_key(entry: &Descriptor, wanted: &Descriptor) -> bool {
-    entry.artifact_type == wanted.artifact_type
-        && [LEGACY_LAYER_DIGEST, SIGNATURE_INDEX]
-            .iter()
-            .all(|k| entry.annotations.get(*k) == wanted.annotations.get(*k))
+    entry.artifact_type == wanted.artifact_type && same_pairing(&entry.annotations, &wanted.annotations)
+}
+
+/// The same legacy layer and signature, as att2ref's pairing annotations name them.
+fn same_pairing(a: &Annotations, b: &Annotations) -> bool {
+    [LEGACY_LAYER_DIGEST, SIGNATURE_INDEX].iter().all(|k| a.get(*k) == b.get(*k))
 }
 
 /// What the manifest read says matches what the plan would write, but for the annotations that vary
@@ -119,9 +121,7 @@ fn same_shape(found: &ImageManifest, planned: &ImageManifest, image: &Digest) ->
         && found.layers.len() == 1
         && planned.layers.len() == 1
         && found.layers[0].media_type == planned.layers[0].media_type
-        && [LEGACY_LAYER_DIGEST, SIGNATURE_INDEX]
-            .iter()
-            .all(|k| found.annotations.get(*k) == planned.annotations.get(*k))
+        && same_pairing(&found.annotations, &planned.annotations)
 }
 
 /// Two bundles that are the same JSON once every transparency-log entry's inclusion proof is taken out:

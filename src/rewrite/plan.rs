@@ -179,7 +179,7 @@ impl Tally {
             referrers.descriptors.iter().map(|d| (d.digest.clone(), d.artifact_type.clone())).collect();
         plan.mark_present(&listed.keys().cloned().collect());
         // Only a tag-schema index can be repaired: a registry's referrers API makes its own entries.
-        let repairable = matches!(referrers.source, crate::store::ReferrersSource::TagSchema { .. });
+        let repairable = referrers.from_tag_schema();
         Prepared {
             outcome: Outcome::Planned,
             reasons: Vec::new(),

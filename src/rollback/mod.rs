@@ -28,8 +28,8 @@ use crate::model::digest::Digest;
 use crate::model::oci::{Descriptor, Manifest};
 use crate::model::referrers_index::referrer_entry;
 use crate::rewrite::{self, MigrateOptions, Outcome};
+use crate::store::Repository;
 use crate::store::tag_schema::{self, IndexOptions};
-use crate::store::{ReferrersSource, Repository};
 use crate::verification::Verifier;
 
 pub use batch::{RollbackJob, rollback_batch, rollback_batch_streamed};
@@ -156,7 +156,7 @@ pub async fn rollback_image<R: Repository>(
         report.outcome = RollbackOutcome::Kept;
         return Ok(report);
     }
-    let tag_schema = matches!(listing.source, ReferrersSource::TagSchema { .. });
+    let tag_schema = listing.from_tag_schema();
     if !options.apply {
         report.planned = removable.iter().map(|d| d.digest.clone()).collect();
         report.outcome = RollbackOutcome::Planned;

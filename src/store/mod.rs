@@ -104,6 +104,14 @@ pub struct Referrers {
     pub source: ReferrersSource,
 }
 
+impl Referrers {
+    /// Whether they were read from a referrers tag-schema index (whose entries any writer makes, and a
+    /// stale merge can strip), not from the registry's referrers API.
+    pub fn from_tag_schema(&self) -> bool {
+        matches!(self.source, ReferrersSource::TagSchema { .. })
+    }
+}
+
 /// A blob measured against the descriptor that names it, as closely as the store can tell cheaply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BlobState {
