@@ -346,16 +346,23 @@ async fn settle(destination: &AnyRepository, reports: &mut [ImageCopy], options:
     }
     tokio::time::sleep(tag_schema::confirm_delay()).await;
     let index = IndexOptions { repair: false, max_retries: options.migrate.index_retries };
-    let mut changed = Vec::new();
-    for (i, report) in reports.iter_mut().enumerate() {
-        for entries in to_settle(report) {
-            if let Err(e) = tag_schema::settle(destination, &entries.subject, &entries.referrers, index).await {
-                report.fail(&e);
-                changed.push(i);
-                break;
+    // One image's subjects in turn, `jobs` images at once: a repository of a thousand images is a
+    // thousand index reads, each a round trip to a remote registry.
+    let changed = Mutex::new(Vec::new());
+    let changed_ref = &changed;
+    futures_util::stream::iter(reports.iter_mut().enumerate())
+        .for_each_concurrent(options.migrate.jobs.max(1), |(i, report)| async move {
+            for entries in to_settle(report) {
+                if let Err(e) = tag_schema::settle(destination, &entries.subject, &entries.referrers, index).await {
+                    report.fail(&e);
+                    changed_ref.lock().unwrap_or_else(|p| p.into_inner()).push(i);
+                    break;
+                }
             }
-        }
-    }
+        })
+        .await;
+    let mut changed = changed.into_inner().unwrap_or_else(|p| p.into_inner());
+    changed.sort_unstable();
     changed
 }
 

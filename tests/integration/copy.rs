@@ -6,6 +6,7 @@
 //! referrer. Writes to the destination are counted by a pass-through proxy in front of it, not by att2ref.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use att2ref::demo::{self, Scenario};
 use att2ref::model::digest::Digest;
@@ -601,7 +602,7 @@ async fn a_killed_copy_resumes_from_its_journal() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let status = proxy.run_child(child, std::time::Duration::from_secs(120));
+    let status = proxy.run_child(child, Duration::from_secs(120));
     assert!(proxy.killed(), "{kill} never came ({status})");
     proxy.disarm_counting();
     let recorded: Vec<Value> =
@@ -650,4 +651,51 @@ async fn a_named_image_resumes_from_the_journal_too() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(report["images"][0]["outcome"], "resumed", "{report:#}");
     assert_eq!(report["images"][0]["tags"], json!(["v1"]));
+}
+
+/// The settle pass reads each copied image's referrers index again, `--jobs` images at once: on a
+/// remote registry a thousand images one after another would be a thousand round trips end to end.
+/// Every read of those indexes is held 300 ms at a proxy in front of the destination, so reads made
+/// one after another arrive at least that far apart, and reads made together arrive together.
+#[tokio::test]
+async fn the_settle_pass_reads_the_indexes_of_several_images_at_once() {
+    const IMAGES: u32 = 6;
+    const HELD: Duration = Duration::from_millis(300);
+    let from = TestRegistry::distribution();
+    let to = TestRegistry::distribution();
+    let source = from.repository("fleet/app");
+    let mut images = Vec::new();
+    for i in 0..IMAGES {
+        let scenario = demo::article_like_numbered("registry.test/fleet/app", i, 1_500).unwrap();
+        scenario.repo.push_to(&source).await.unwrap();
+        images.push(scenario.image);
+    }
+    let proxy = FaultProxy::counting(&to.host);
+    let index_reads: Vec<String> =
+        images.iter().map(|d| format!("/v2/mirror/manifests/{}", d.referrers_tag())).collect();
+    for path in &index_reads {
+        proxy.delay_request("GET", path, HELD);
+    }
+    let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let (run, report) = copy(
+        &format!("{}/fleet/app", from.host),
+        &format!("{}/mirror", proxy.host),
+        &["--key", rsa.to_str().unwrap(), "--jobs", "4"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let outcomes: Vec<&str> =
+        report["images"].as_array().unwrap().iter().map(|i| i["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["copied"; IMAGES as usize], "{report:#}");
+
+    // The settle pass reads each image's index once, last of all.
+    let reads: Vec<Duration> = proxy
+        .arrivals()
+        .into_iter()
+        .filter(|(_, what)| index_reads.iter().any(|p| *what == format!("GET {p}")))
+        .map(|(at, _)| at)
+        .collect();
+    assert!(reads.len() > IMAGES as usize, "index reads: {reads:?}");
+    let settle = &reads[reads.len() - IMAGES as usize..];
+    let together = settle.windows(2).filter(|w| w[1] - w[0] < HELD / 2).count();
+    assert!(together >= 3, "settle reads arriving together: {together} (index reads {reads:?})");
 }
