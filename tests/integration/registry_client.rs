@@ -713,6 +713,66 @@ async fn referrers_api_pages_and_client_side_filter() {
     );
 }
 
+/// A referrers page answered from `pages`: each entry is the page's `page` query value, the referrers
+/// it lists and the `page` value its `Link` names next (none on the last).
+async fn paged_referrers(pages: &[(&str, Vec<Descriptor>, Option<&str>)]) -> (MockServer, Digest) {
+    let server = MockServer::start().await;
+    let subject = Digest::sha256(b"subject");
+    let first = format!("/v2/app/referrers/{subject}");
+    for (page, entries, next) in pages {
+        let mut answer = ResponseTemplate::new(200).set_body_raw(index_bytes(entries).to_vec(), mt::OCI_INDEX);
+        if let Some(next) = next {
+            answer = answer.insert_header("Link", format!(r#"<{first}?page={next}>; rel="next""#).as_str());
+        }
+        let mock = Mock::given(path(first.as_str()));
+        let mock = if page.is_empty() {
+            mock.and(wiremock::matchers::query_param_is_missing("page")).respond_with(answer)
+        } else {
+            mock.and(query_param("page", *page)).respond_with(answer)
+        };
+        mock.mount(&server).await;
+    }
+    (server, subject)
+}
+
+/// Listings that prune and rollback decide from: an empty page linking a next one is followed, and a
+/// registry that links a next page without advancing (a page already listed, a link back) fails the
+/// listing rather than end it short.
+#[tokio::test]
+async fn referrers_pages_past_an_empty_one_and_never_end_short() {
+    let (a, b, c) = (referrer_entry(AT_SIG, 1), referrer_entry(AT_SIG, 2), referrer_entry(AT_SBOM, 3));
+    let (server, subject) = paged_referrers(&[
+        ("", vec![a.clone()], Some("2")),
+        ("2", vec![], Some("3")),
+        ("3", vec![b.clone(), c.clone()], None),
+    ])
+    .await;
+    let repo = mock_client(|_| {}).repository(&host(&server), "app");
+    let all = repo.referrers(&subject, None).await.unwrap();
+    let digests: Vec<&Digest> = all.descriptors.iter().map(|d| &d.digest).collect();
+    assert_eq!(digests, [&a.digest, &b.digest, &c.digest]);
+
+    // Page 2 repeats page 1 and links a third page: what follows cannot be reached.
+    let (server, subject) = paged_referrers(&[
+        ("", vec![a.clone()], Some("2")),
+        ("2", vec![a.clone()], Some("3")),
+        ("3", vec![b.clone()], None),
+    ])
+    .await;
+    let repo = mock_client(|_| {}).repository(&host(&server), "app");
+    let err = repo.referrers(&subject, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Registry, "{err:#}");
+    assert!(err.to_string().contains("page 2 brings no new referrer"), "{err:#}");
+
+    // Page 2 links back to itself after new entries.
+    let (server, subject) =
+        paged_referrers(&[("", vec![a.clone()], Some("2")), ("2", vec![b.clone()], Some("2"))]).await;
+    let repo = mock_client(|_| {}).repository(&host(&server), "app");
+    let err = repo.referrers(&subject, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Registry, "{err:#}");
+    assert!(err.to_string().contains("links back to a page already read"), "{err:#}");
+}
+
 #[tokio::test]
 async fn referrers_401_without_challenge_means_unsupported() {
     let server = MockServer::start().await;

@@ -17,7 +17,7 @@ use super::auth::challenges_of;
 use super::errors::{parse_error_body, status_error};
 use super::http::{Call, Reply};
 use super::manifests::{self, content_type};
-use super::tags::next_link;
+use super::tags::{MAX_EMPTY_PAGES, next_link};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::digest::Digest;
 use crate::model::media_type::OCI_INDEX;
@@ -94,10 +94,16 @@ async fn from_api(repo: &RegistryRepository, subject: &Digest, artifact_type: Op
     let mut descriptors = Vec::new();
     let mut seen = HashSet::new();
     let mut filtered = false;
+    // Every page address asked for, and the empty pages in a row: a registry that stops advancing while
+    // it links a next page makes the listing an error, never a shorter listing taken as complete (prune
+    // decides from it that nothing else refers to what it deletes).
+    let mut requested = HashSet::new();
+    let mut empty_in_a_row = 0;
     for page_no in 1.. {
         if page_no > limits.max_pages {
             return Err(Error::new(ErrorKind::TooLarge, format!("{what}: more than {} pages", limits.max_pages)));
         }
+        requested.insert(url.clone());
         let call = Call::new(&what, Method::GET, url.clone())
             .header(ACCEPT, HeaderValue::from_static(OCI_INDEX))
             .cap(limits.max_manifest_bytes);
@@ -128,7 +134,7 @@ async fn from_api(repo: &RegistryRepository, subject: &Digest, artifact_type: Op
         }
         let index: Index = serde_json::from_slice(&reply.body)
             .map_err(|e| Error::invalid_format(format!("{what}: the answer is not an image index: {e}")))?;
-        let before = descriptors.len();
+        let (before, served) = (descriptors.len(), index.manifests.len());
         for d in index.manifests {
             if seen.insert(d.digest.clone()) {
                 descriptors.push(d);
@@ -140,14 +146,27 @@ async fn from_api(repo: &RegistryRepository, subject: &Digest, artifact_type: Op
                 format!("{what}: more than {} referrers", limits.max_referrers),
             ));
         }
-        match next_link(&reply.headers) {
-            Some(next) if descriptors.len() > before => {
-                url = reply.url.join(&next).map_err(|e| {
-                    Error::new(ErrorKind::Registry, format!("{what}: invalid Link target {next:?}: {e}"))
-                })?;
-            }
-            _ => break,
+        let Some(next) = next_link(&reply.headers) else {
+            break;
+        };
+        let next = reply
+            .url
+            .join(&next)
+            .map_err(|e| Error::new(ErrorKind::Registry, format!("{what}: invalid Link target {next:?}: {e}")))?;
+        // An empty page on the way to more (a cursor past entries the registry filtered out) is followed,
+        // up to a bound; a page of entries already listed, or a link back to a page already read, is not.
+        empty_in_a_row = if served == 0 { empty_in_a_row + 1 } else { 0 };
+        let advanced = descriptors.len() > before || (served == 0 && empty_in_a_row <= MAX_EMPTY_PAGES);
+        if !advanced || requested.contains(&next) {
+            return Err(Error::new(
+                ErrorKind::Registry,
+                format!(
+                    "{what}: page {page_no} brings no new referrer ({served} listed), or links back to a page \
+                     already read, although the registry links a next page: the listing cannot be completed"
+                ),
+            ));
         }
+        url = next;
     }
     // Filter here too: harmless when the registry did, necessary when it did not.
     Ok(Api::Listed(filter(descriptors, artifact_type), filtered))

@@ -23,7 +23,7 @@ const PAGE_SIZE: usize = 1000;
 const MAX_PAGE_BYTES: u64 = 32 * 1024 * 1024;
 /// Empty pages followed in a row (a cursor past entries the registry filtered out) before the listing
 /// is given up as one that cannot be completed.
-const MAX_EMPTY_PAGES: usize = 10;
+pub(crate) const MAX_EMPTY_PAGES: usize = 10;
 
 /// The target of the first `rel="next"` link in the `Link` headers (RFC 8288): several links per
 /// header and several headers are allowed; `rel` may be quoted and list several relation types.
