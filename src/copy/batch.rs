@@ -47,6 +47,20 @@ impl Destination {
         Ok(Destination::Repository(Arc::new(AnyRepository::Layout(LayoutRepository::create(path, limits)?))))
     }
 
+    /// Whether `source` is a repository this destination writes to: a whole registry copied under a path
+    /// of itself (`--all-repos HOST HOST/mirror`) lists its own copies in its catalog, and copying those
+    /// again would nest `mirror/mirror/…` run after run.
+    fn holds_copies_of(&self, source: &AnyRepository) -> bool {
+        let (Destination::Registry { client, host, prefix }, AnyRepository::Registry(s)) = (self, source) else {
+            return false;
+        };
+        let prefix = prefix.trim_matches('/');
+        let name = s.repository_name();
+        !prefix.is_empty()
+            && client.repository(host, prefix).host() == s.host()
+            && name.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+
     fn for_source(&self, source: &AnyRepository) -> Result<Arc<AnyRepository>> {
         match self {
             Destination::Repository(r) => Ok(r.clone()),
@@ -250,6 +264,13 @@ impl Job for CopyJob<'_> {
     }
 
     fn list(&self, repo: Arc<AnyRepository>) -> BoxStream<'static, Result<Vec<CopyUnit>>> {
+        if self.destination.holds_copies_of(&repo) {
+            tracing::warn!(
+                repository = %repo.name(),
+                "not copied: it lies under the destination path, so it is an earlier copy, not a source"
+            );
+            return futures_util::stream::empty().boxed();
+        }
         image_tag_pages(repo).boxed()
     }
 

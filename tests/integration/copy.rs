@@ -699,3 +699,35 @@ async fn the_settle_pass_reads_the_indexes_of_several_images_at_once() {
     let together = settle.windows(2).filter(|w| w[1] - w[0] < HELD / 2).count();
     assert!(together >= 3, "settle reads arriving together: {together} (index reads {reads:?})");
 }
+
+/// A whole registry copied under a path of itself: the catalog then lists the copies too, and they are
+/// not sources. Run twice, as a scheduled mirror job would, it still holds exactly one copy of each
+/// repository (never `mirror/mirror/…`).
+#[tokio::test]
+async fn a_registry_copied_under_a_path_of_itself_does_not_copy_its_copies() {
+    let registry = TestRegistry::distribution();
+    let demo = demo::demo().unwrap();
+    demo.repo.push_to(&registry.repository("demo/flasksample")).await.unwrap();
+    let source = seed(&registry.repository("multi/app")).await;
+    let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let args = ["--all-repos", "--key", rsa.to_str().unwrap()];
+    for run_no in 1..=2 {
+        let (run, report) = copy(&registry.host, &format!("{}/mirror", registry.host), &args);
+        assert_eq!(run.code, 0, "run {run_no}: {}", run.stderr);
+        let mut destinations: Vec<&str> =
+            report["images"].as_array().unwrap().iter().map(|i| i["destination"].as_str().unwrap()).collect();
+        destinations.sort();
+        assert_eq!(
+            destinations,
+            [format!("{}/mirror/demo/flasksample", registry.host), format!("{}/mirror/multi/app", registry.host)],
+            "run {run_no}: {report:#}"
+        );
+    }
+    let mut catalog = registry.client().catalog(&registry.host).await.unwrap();
+    catalog.sort();
+    assert_eq!(catalog, ["demo/flasksample", "mirror/demo/flasksample", "mirror/multi/app", "multi/app"]);
+    assert_eq!(
+        registry.repository("mirror/multi/app").head_manifest("1.0").await.unwrap().unwrap().digest,
+        source.scenario.image
+    );
+}
