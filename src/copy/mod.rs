@@ -281,7 +281,9 @@ async fn copy_with<S: Repository, D: Repository>(
     // 5. The conversions, written and read back where the referrers now live (DSSE-format referrers reuse
     //    the legacy envelope blobs, which the destination needs first).
     view.read_blobs_from_destination();
-    for plan in prepared {
+    for mut plan in prepared {
+        // What step 3 copied may be this very conversion, done in the source by an earlier migration.
+        plan.adopt_listed(&view, verifier, &options.migrate.limits).await?;
         let reused = plan.reused_blobs();
         let reused: Vec<&crate::model::oci::Descriptor> = reused.iter().collect();
         report.transfer.add(&transfer::copy_blobs(source, destination, &reused, mount).await?);

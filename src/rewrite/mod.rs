@@ -175,6 +175,24 @@ impl PreparedImage {
         blobs
     }
 
+    /// Take, in place of each referrer still to write, an equivalent one that the subject lists in `repo`
+    /// now (the same attestation converted earlier, under another inclusion proof or from an earlier
+    /// revision of the `.att`), verified under the policy as a bundle to be written is. For a caller that
+    /// has stored referrers since planning: `copy` copies the source's own first, and when the source was
+    /// migrated before, writing the conversion as well would list each attestation twice.
+    pub async fn adopt_listed<R: Repository>(&mut self, repo: &R, verifier: &Verifier, limits: &Limits) -> Result<()> {
+        let image = self.report.image.clone();
+        for (planned, adopted) in plan::adopt_listed_now(repo, verifier, &image, &mut self.pending, limits).await? {
+            if let Some(r) = self.report.referrers.iter_mut().find(|r| r.digest == planned) {
+                let p = self.pending.iter().find(|p| p.referrer.manifest.digest == adopted);
+                r.size = p.map_or(r.size, |p| p.referrer.manifest.bytes.len() as u64);
+                r.digest = adopted;
+                r.existed = true;
+            }
+        }
+        Ok(())
+    }
+
     /// Keep only the referrers whose signed predicate type satisfies `keep`; returns how many were left
     /// out. (Attestations chosen this way are no longer all-or-nothing per image: for callers that
     /// write to a store without the image's other legacy attestations, like `copy --type`.)

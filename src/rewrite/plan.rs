@@ -308,6 +308,46 @@ async fn adopt_listed<R: Repository>(
     Ok(read)
 }
 
+/// [`adopt_listed`] for referrers still to write, against what the subject lists now: for a caller that
+/// has stored referrers since planning (`copy` copies the source's own before its conversions, and
+/// those may be this very migration, done in the source earlier). Each adopted referrer takes the
+/// place of the planned one, marked listed; returns the digests replaced, planned → adopted.
+pub(super) async fn adopt_listed_now<R: Repository>(
+    repo: &R,
+    verifier: &Verifier,
+    image: &Digest,
+    pending: &mut [Pending],
+    limits: &crate::limits::Limits,
+) -> Result<Vec<(Digest, Digest)>> {
+    let mut replaced = Vec::new();
+    if pending.iter().all(|p| p.listed) {
+        return Ok(replaced);
+    }
+    let referrers = repo.referrers(image, None).await?;
+    let listed: BTreeSet<&Digest> = referrers.descriptors.iter().map(|d| &d.digest).collect();
+    let mut taken: BTreeSet<Digest> = pending.iter().map(|p| p.referrer.manifest.digest.clone()).collect();
+    for p in pending.iter_mut().filter(|p| !p.listed) {
+        if listed.contains(&p.referrer.manifest.digest) {
+            continue;
+        }
+        let (found, _) =
+            super::equivalent::listed_equivalent(repo, image, &p.referrer, &referrers.descriptors, limits).await?;
+        let Some(found) = found.filter(|f| !taken.contains(&f.manifest.digest)) else { continue };
+        let payload_digest = &p.payload_digest;
+        if let Err(f) =
+            check_bundle(verifier, &found, |payload| payload_digest.compute_like(payload) == *payload_digest, image)
+        {
+            tracing::warn!("{}: the listed referrer {} is not adopted: {f}", repo.name(), found.manifest.digest);
+            continue;
+        }
+        taken.insert(found.manifest.digest.clone());
+        replaced.push((p.referrer.manifest.digest.clone(), found.manifest.digest.clone()));
+        p.referrer = found;
+        p.listed = true;
+    }
+    Ok(replaced)
+}
+
 /// Convert every layer (with inclusion proofs fetched and verified where needed), then verify every
 /// converted bundle before anything is written.
 async fn convert(
@@ -567,12 +607,21 @@ fn check_upload(
     legacy_payload: Option<&[u8]>,
     image: &Digest,
 ) -> std::result::Result<(), String> {
+    check_bundle(verifier, referrer, |payload| Some(payload) == legacy_payload, image)
+}
+
+/// [`check_upload`], the payload recognised by `is_legacy_payload`.
+fn check_bundle(
+    verifier: &Verifier,
+    referrer: &NewReferrer,
+    is_legacy_payload: impl Fn(&[u8]) -> bool,
+    image: &Digest,
+) -> std::result::Result<(), String> {
     let Some(blob) = referrer.bundle_blob() else {
         return Ok(());
     };
     let bundle = Bundle::parse(&blob.bytes).map_err(|e| format!("the serialised bundle does not parse: {e}"))?;
-    let payload = bundle.dsse_envelope().map(|e| &e.payload[..]);
-    if payload.is_none() || payload != legacy_payload {
+    if !bundle.dsse_envelope().is_some_and(|e| is_legacy_payload(&e.payload)) {
         return Err("the serialised bundle does not carry the legacy layer's DSSE payload".into());
     }
     verifier.verify(&SignedEntity::bundle(bundle), image).map(|_| ()).map_err(|f| f.to_string())

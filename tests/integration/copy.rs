@@ -731,3 +731,46 @@ async fn a_registry_copied_under_a_path_of_itself_does_not_copy_its_copies() {
         source.scenario.image
     );
 }
+
+/// A source migrated earlier, whose `.att` has been rewritten since (a later `cosign attest` rewrites it
+/// whole): its referrers are copied as they are, and converting its `.att` again adopts them rather
+/// than list each attestation a second time under another digest.
+#[tokio::test]
+async fn a_source_migrated_before_is_not_listed_twice_in_the_destination() {
+    let from = TestRegistry::distribution();
+    let to = TestRegistry::distribution();
+    let demo = demo::demo().unwrap();
+    let source = from.repository("demo/app");
+    demo.repo.push_to(&source).await.unwrap();
+    let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let rsa = rsa.to_str().unwrap();
+    let image = format!("{}/demo/app@{}", from.host, demo.image);
+    let migrated = att2ref(&["migrate", "--plain-http", &image, "--key", rsa, "--insecure-ignore-tlog", "-q"]);
+    assert_eq!(migrated.code, 0, "{}", migrated.stderr);
+    let listed = |repo: RegistryRepository| async move {
+        let mut d: Vec<Digest> = repo
+            .referrers(&demo::demo().unwrap().image, None)
+            .await
+            .unwrap()
+            .descriptors
+            .into_iter()
+            .map(|d| d.digest)
+            .collect();
+        d.sort();
+        d
+    };
+    let in_source = listed(from.repository("demo/app")).await;
+    assert_eq!(in_source.len(), 2, "{in_source:?}");
+
+    let tag = demo.image.cosign_tag("att");
+    let raw = source.get_manifest(&tag).await.unwrap().unwrap();
+    let Manifest::Image(mut att) = raw.manifest else { panic!("the .att is an image manifest") };
+    att.annotations.insert("rewritten-by".into(), "a later cosign attest".into());
+    let rewritten = bytes::Bytes::from(att2ref::model::oci::to_canonical_bytes(&att));
+    source.put_manifest(rewritten, &raw.media_type, Some(&tag)).await.unwrap();
+
+    let (run, report) = copy(&image, &format!("{}/mirror:v1", to.host), &["--key", rsa]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(report["images"][0]["outcome"], "copied", "{report:#}");
+    assert_eq!(listed(to.repository("mirror")).await, in_source, "{report:#}");
+}
