@@ -144,6 +144,16 @@ async fn copy_level<S: Repository, D: Repository>(
             Err(e) => return Err(e),
         };
         out.stats.bytes_read += raw.bytes.len() as u64;
+        // A listing is registry data: an entry whose manifest names no subject, or another one (a stale or
+        // planted tag-schema entry), is no referrer of this subject. Copied, it would never be listed for
+        // it in a destination that indexes referrers itself, and every run would wait for it and fail.
+        let names = raw.manifest.subject().map(|s| &s.digest);
+        if names != Some(subject) {
+            let named = names.map_or("no subject".to_owned(), |d| format!("the subject {d}"));
+            let reason = format!("listed in the source, but its manifest names {named}");
+            out.left_behind.push(LeftBehind { item: format!("referrer {}", listed.digest), reason });
+            continue;
+        }
         out.stats.add(&copy_manifest(source, destination, &raw, settings.mount).await?);
         if tag_schema && !existed {
             match &raw.manifest {

@@ -774,3 +774,52 @@ async fn a_source_migrated_before_is_not_listed_twice_in_the_destination() {
     assert_eq!(report["images"][0]["outcome"], "copied", "{report:#}");
     assert_eq!(listed(to.repository("mirror")).await, in_source, "{report:#}");
 }
+
+/// An entry of the source's index whose manifest names another subject (stale, or planted) is no
+/// referrer of the image: it is left behind with the reason, not copied into a destination that indexes
+/// referrers itself, where it would never be listed for the image and every run would wait for it.
+#[tokio::test]
+async fn an_index_entry_naming_another_subject_is_left_behind() {
+    let from = TestRegistry::distribution();
+    let to = TestRegistry::ferro();
+    let repo = from.repository("multi/app");
+    let source = seed(&repo).await;
+    // A referrer of the arm64 manifest, listed in the amd64 manifest's index as well.
+    let arm64 = repo.head_manifest(&source.arm64.to_string()).await.unwrap().unwrap();
+    let stray = push_referrer(&repo, &arm64, SIG_TYPE, r#"{"signature":"of arm64"}"#).await;
+    let stray_entry =
+        repo.referrers(&source.arm64, None).await.unwrap().descriptors.into_iter().find(|d| d.digest == stray).unwrap();
+    tag_schema::add_to_index(&repo, &source.amd64, &[stray_entry], IndexOptions { repair: false, max_retries: 8 })
+        .await
+        .unwrap();
+
+    let image = format!("{}/multi/app:1.0", from.host);
+    let (run, report) = copy(&image, &format!("{}/mirror:1.0", to.host), &["--listing-wait", "5"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let left: Vec<(&str, &str)> = report["images"][0]["left_behind"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["item"].as_str().unwrap(), l["reason"].as_str().unwrap()))
+        .collect();
+    let item = format!("referrer {stray}");
+    let reason = format!("listed in the source, but its manifest names the subject {}", source.arm64);
+    assert_eq!(left, [(item.as_str(), reason.as_str())], "{report:#}");
+    // Under its own subject it is copied all the same.
+    let mirrored = to.repository("mirror");
+    let listed = |subject: Digest| {
+        let mirrored = &mirrored;
+        async move {
+            mirrored
+                .referrers(&subject, None)
+                .await
+                .unwrap()
+                .descriptors
+                .into_iter()
+                .map(|d| d.digest)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(!listed(source.amd64.clone()).await.contains(&stray));
+    assert_eq!(listed(source.arm64.clone()).await, [stray]);
+}
