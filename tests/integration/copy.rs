@@ -823,3 +823,27 @@ async fn an_index_entry_naming_another_subject_is_left_behind() {
     assert!(!listed(source.amd64.clone()).await.contains(&stray));
     assert_eq!(listed(source.arm64.clone()).await, [stray]);
 }
+
+/// A registry that refuses blob mounts outright (404 or 405 where mounts are not implemented, 401 or 403
+/// for a token that may not read the other repository) gets the blobs uploaded instead: a mount is an
+/// offer, not a requirement.
+#[tokio::test]
+async fn a_refused_mount_falls_back_to_an_upload() {
+    for status in [403, 405] {
+        let registry = TestRegistry::distribution();
+        let source = seed(&registry.repository("multi/app")).await;
+        let proxy = FaultProxy::counting(&registry.host);
+        proxy.refuse("/v2/mirror/app/blobs/uploads/?mount=", status);
+        let (run, report) = copy(&format!("{}/multi/app:1.0", proxy.host), &format!("{}/mirror/app", proxy.host), &[]);
+        assert_eq!(run.code, 0, "{status}: {}", run.stderr);
+        let transfer = &report["images"][0]["transfer"];
+        assert_eq!(transfer["blobs_mounted"], 0, "{status}: {transfer:#}");
+        assert!(transfer["blobs_copied"].as_u64().unwrap() > 0, "{status}: {transfer:#}");
+        let refused = proxy.log().iter().filter(|l| l.contains("refused with")).count();
+        assert!(refused > 0, "{status}: no mount was tried: {:?}", proxy.log());
+        assert_eq!(
+            registry.repository("mirror/app").head_manifest("1.0").await.unwrap().unwrap().digest,
+            source.scenario.image
+        );
+    }
+}

@@ -163,6 +163,18 @@ fn location(repo: &RegistryRepository, reply: &Reply, what: &str) -> Result<Url>
 }
 
 pub(super) async fn start_upload(repo: &RegistryRepository, mount: Option<(&Digest, &str)>) -> Result<Start> {
+    match open_upload(repo, mount).await {
+        // A mount is an offer: a registry that refuses it outright (one without mounts answering 404 or
+        // 405, a token that may not read the other repository answering 401 or 403) still takes an upload.
+        Err(e) if mount.is_some() && e.http_status().is_some_and(|s| (400..500).contains(&s) && s != 429) => {
+            tracing::info!(error = %e, "blob mount refused; uploading instead");
+            open_upload(repo, None).await
+        }
+        other => other,
+    }
+}
+
+async fn open_upload(repo: &RegistryRepository, mount: Option<(&Digest, &str)>) -> Result<Start> {
     let mut url = repo.url("blobs/uploads/")?;
     let mut scopes = repo.scope("pull,push");
     let what = match mount {

@@ -90,7 +90,15 @@ pub(super) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
         return Err(Dropped);
     }
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
-    let refusal = state.refused.lock().unwrap().iter().find(|(p, _)| *p == path).map(|(_, s)| *s);
+    // A refusal naming a query (`PATH?k=`) applies to requests whose query starts so.
+    let with_query = format!("{path}?{}", query.as_deref().unwrap_or(""));
+    let refusal = state
+        .refused
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(p, _)| *p == path || (p.contains('?') && with_query.starts_with(p.as_str())))
+        .map(|(_, s)| *s);
     if let Some(status) = refusal {
         note(&format!("refused with {status}"));
         return Ok(full(

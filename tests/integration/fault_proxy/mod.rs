@@ -445,7 +445,8 @@ impl FaultProxy {
 
     /// Answer every request whose path is exactly `path` with `status` and an OCI error body, never
     /// forwarding it: a registry policy a lab registry will not produce on demand (e.g. GHCR, Docker Hub
-    /// and ECR refusing `/v2/_catalog` to ordinary credentials).
+    /// and ECR refusing `/v2/_catalog` to ordinary credentials). A `path` with a query (`PATH?k=v`)
+    /// refuses only the requests to that path whose query starts so.
     pub fn refuse(&self, path: &str, status: u16) {
         self.state.refused.lock().unwrap().push((path.to_owned(), status));
     }
