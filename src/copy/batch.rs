@@ -11,9 +11,10 @@ use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::report::{CopyOutcome, ImageCopy, IndexEntries};
-use super::{CopyOptions, copy_image_mounting};
+use super::{CopyOptions, copy_image_in_turn};
 use crate::batch::{self, BatchOutcome, Job, Journal, Progress};
 use crate::error::{Error, Result};
+use crate::keyed_locks::KeyedLocks;
 use crate::limits::Limits;
 use crate::model::digest::Digest;
 use crate::store::attachments::is_attachment_tag;
@@ -176,6 +177,8 @@ pub struct CopyJob<'a> {
     /// What earlier runs completed.
     pub journal: Option<&'a CopyJournal>,
     destinations: Mutex<HashMap<String, Arc<AnyRepository>>>,
+    /// One unit at a time per image and destination (see [`copy_image_in_turn`]).
+    images: KeyedLocks,
 }
 
 impl<'a> CopyJob<'a> {
@@ -187,7 +190,15 @@ impl<'a> CopyJob<'a> {
         named_tags: Vec<String>,
         journal: Option<&'a CopyJournal>,
     ) -> CopyJob<'a> {
-        CopyJob { destination, verifier, options, named_tags, journal, destinations: Mutex::new(HashMap::new()) }
+        CopyJob {
+            destination,
+            verifier,
+            options,
+            named_tags,
+            journal,
+            destinations: Mutex::new(HashMap::new()),
+            images: KeyedLocks::default(),
+        }
     }
 
     /// The destination of `source`, one handle per repository for the run (it remembers what it learnt
@@ -287,7 +298,7 @@ impl Job for CopyJob<'_> {
             return r;
         }
         let mount = mount_source(repo, &destination);
-        copy_image_mounting(
+        copy_image_in_turn(
             repo,
             &*destination,
             &unit.reference,
@@ -295,6 +306,7 @@ impl Job for CopyJob<'_> {
             mount.as_deref(),
             self.verifier,
             self.options,
+            Some(&self.images),
         )
         .await
     }

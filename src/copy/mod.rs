@@ -61,6 +61,7 @@ pub mod view;
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::keyed_locks::KeyedLocks;
 use crate::model::cosign::TagKind;
 use crate::model::digest::Digest;
 use crate::model::oci::{Manifest, RawManifest};
@@ -159,6 +160,25 @@ pub async fn copy_image_mounting<S: Repository, D: Repository>(
     verifier: &Arc<Verifier>,
     options: &CopyOptions,
 ) -> ImageCopy {
+    copy_image_in_turn(source, destination, reference, tags, mount_from, verifier, options, None).await
+}
+
+/// [`copy_image_mounting`], one image at a time per destination repository and digest when `turns` is
+/// given: a batch holds one image under several tags as several units, and those run after each other
+/// (the first copies, the others find it all there and push their tags) rather than each reading,
+/// verifying and converting the same attestations at once, which with a fresh inclusion proof each
+/// would also list every attestation once per tag.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn copy_image_in_turn<S: Repository, D: Repository>(
+    source: &S,
+    destination: &D,
+    reference: &str,
+    tags: &[String],
+    mount_from: Option<&str>,
+    verifier: &Arc<Verifier>,
+    options: &CopyOptions,
+    turns: Option<&KeyedLocks>,
+) -> ImageCopy {
     let placeholder = reference.parse::<Digest>().unwrap_or_else(|_| Digest::sha256(reference.as_bytes()));
     let mut report = ImageCopy::new(source.name(), destination.name(), placeholder);
     let raw = match transfer::fetch(source, reference).await {
@@ -169,6 +189,10 @@ pub async fn copy_image_mounting<S: Repository, D: Repository>(
         }
     };
     report.image = raw.digest.clone();
+    let _turn = match turns {
+        Some(turns) => Some(turns.take(&format!("{} {}", destination.name(), raw.digest)).await),
+        None => None,
+    };
     let mount = transfer::Mount { from: mount_from };
     if let Err(e) = copy_with(source, destination, &raw, tags, mount, verifier, options, &mut report).await {
         report.fail(&e.context(format!("copying {}@{}", source.name(), raw.digest)));

@@ -5,6 +5,7 @@
 //! index also a `.sig`), plus a non-attestation referrer of the amd64 manifest and a referrer of that
 //! referrer. Writes to the destination are counted by a pass-through proxy in front of it, not by att2ref.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -845,5 +846,48 @@ async fn a_refused_mount_falls_back_to_an_upload() {
             registry.repository("mirror/app").head_manifest("1.0").await.unwrap().unwrap().digest,
             source.scenario.image
         );
+    }
+}
+
+/// One image under three tags is three units of the batch: they take turns (the first copies, the
+/// others find everything there and push their tags), so nothing is converted or written three times
+/// at once. Counted at a proxy: every manifest and blob is pushed once, and each tag once.
+#[tokio::test]
+async fn units_of_one_image_under_several_tags_take_turns() {
+    let from = TestRegistry::distribution();
+    let to = TestRegistry::distribution();
+    let demo = demo::demo().unwrap();
+    let source = from.repository("demo/app");
+    demo.repo.push_to(&source).await.unwrap();
+    let raw = source.get_manifest(&demo.image.to_string()).await.unwrap().unwrap();
+    for tag in ["v2", "v3"] {
+        source.put_manifest(raw.bytes.clone(), &raw.media_type, Some(tag)).await.unwrap();
+    }
+    let proxy = FaultProxy::counting(&to.host);
+    let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let (run, report) = copy(
+        &format!("{}/demo/app", from.host),
+        &format!("{}/mirror", proxy.host),
+        &["--key", rsa.to_str().unwrap(), "--jobs", "4"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Each unit pushes its tag (so each is `copied`); the attestations are converted by the first only.
+    let mut converted: Vec<&str> = report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["converted"].as_array().unwrap())
+        .map(|c| c["outcome"].as_str().unwrap())
+        .collect();
+    converted.sort();
+    assert_eq!(converted, ["already-migrated", "already-migrated", "migrated"], "{report:#}");
+    let mut pushes: BTreeMap<String, usize> = BTreeMap::new();
+    for write in writes(&proxy).into_iter().filter(|w| w.starts_with("PUT /v2/mirror/manifests/")) {
+        *pushes.entry(write).or_default() += 1;
+    }
+    let repeated: Vec<_> = pushes.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "manifests pushed more than once: {repeated:?}");
+    for tag in ["v1", "v2", "v3"] {
+        assert_eq!(pushes.get(&format!("PUT /v2/mirror/manifests/{tag}")), Some(&1), "{pushes:?}");
     }
 }
