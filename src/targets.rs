@@ -178,6 +178,8 @@ pub fn read_targets(given: &[String], from_file: Option<&Path>) -> Result<Vec<St
     if let Some(path) = from_file {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::new(ErrorKind::Io, format!("reading the target list {}: {e}", path.display())))?;
+        // Editors on Windows start a UTF-8 file with a byte order mark, which `trim` keeps.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         targets.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned));
     }
     if targets.is_empty() {
@@ -436,6 +438,10 @@ mod tests {
         std::fs::write(&file, "registry.example/a\nx/y\n registry.example/a\n").unwrap();
         let got = read_targets(&["x/y".to_owned()], Some(&file)).unwrap();
         assert_eq!(got, ["x/y", "registry.example/a"], "a target named twice is kept once, first place");
+        std::fs::write(&file, "\u{feff}# saved with a byte order mark\r\nregistry.example/a\r\n").unwrap();
+        assert_eq!(read_targets(&[], Some(&file)).unwrap(), ["registry.example/a"]);
+        std::fs::write(&file, "\u{feff}registry.example/b\n").unwrap();
+        assert_eq!(read_targets(&[], Some(&file)).unwrap(), ["registry.example/b"]);
         assert_eq!(read_targets(&[], None).unwrap_err().kind(), ErrorKind::InvalidInput);
         assert_eq!(read_targets(&[], Some(&dir.path().join("missing"))).unwrap_err().kind(), ErrorKind::Io);
     }
