@@ -103,9 +103,22 @@ pub async fn copy_referrers<S: Repository, D: Repository>(
         }
         seen.extend(next.iter().cloned());
         if next.is_empty() {
+            level.clear();
             break;
         }
         level = next;
+    }
+    // The last level copied may have referrers of its own, deeper than this copies: named, not dropped
+    // unseen.
+    for subject in &level {
+        for listed in source.referrers(subject, None).await?.descriptors {
+            if !seen.contains(&listed.digest) {
+                out.left_behind.push(LeftBehind {
+                    item: format!("referrer {}", listed.digest),
+                    reason: format!("more than {MAX_DEPTH} levels of referrers below the image (not copied)"),
+                });
+            }
+        }
     }
     Ok(out)
 }
@@ -119,7 +132,9 @@ async fn copy_level<S: Repository, D: Repository>(
     settings: ReferrerCopySettings<'_>,
     out: &mut ReferrerCopy,
 ) -> Result<Vec<Digest>> {
-    let listing = source.referrers(subject, filter.artifact_type.as_deref()).await?;
+    // Unfiltered: what the filter leaves out is reported as left behind, and a registry's filter would
+    // leave it out unseen.
+    let listing = source.referrers(subject, None).await?;
     if listing.descriptors.is_empty() {
         return Ok(Vec::new());
     }

@@ -351,11 +351,23 @@ async fn filters_and_legacy_modes() {
     assert_eq!(image["referrers"], json!([]));
     assert!(run.stderr.contains("left behind"), "{}", run.stderr);
 
-    // Only the SBOM artifact type: that referrer and the referrer of it (unfiltered below the first level).
+    // Only the SBOM artifact type: that referrer and the referrer of it (unfiltered below the first level);
+    // a referrer of another type is left behind, named.
+    let amd64 = from.repository("multi/app").head_manifest(&source.amd64.to_string()).await.unwrap().unwrap();
+    let other = push_referrer(&from.repository("multi/app"), &amd64, "application/example", "{}").await;
     let (run, report) =
         copy(&src, &format!("{}/sbom/app", to.host), &["--artifact-type", SBOM_TYPE, "--legacy", "keep"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let image = &report["images"][0];
+    let left: Vec<(&str, &str)> = image["left_behind"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["item"].as_str().unwrap(), l["reason"].as_str().unwrap()))
+        .collect();
+    let (item, reason) = (format!("referrer {other}"), format!("artifact type application/example is not {SBOM_TYPE}"));
+    assert_eq!(left, [(item.as_str(), reason.as_str())], "{image:#}");
+    assert!(run.stderr.contains("left behind"), "{}", run.stderr);
     assert_eq!(digests(&image["referrers"]), {
         let mut d = vec![source.sbom.to_string(), source.sbom_signature.to_string()];
         d.sort();
@@ -890,4 +902,37 @@ async fn units_of_one_image_under_several_tags_take_turns() {
     for tag in ["v1", "v2", "v3"] {
         assert_eq!(pushes.get(&format!("PUT /v2/mirror/manifests/{tag}")), Some(&1), "{pushes:?}");
     }
+}
+
+/// Referrers of referrers are copied down to `MAX_DEPTH` levels below the image; one deeper is named in
+/// the report as left behind, not dropped unseen.
+#[tokio::test]
+async fn referrers_deeper_than_the_copy_goes_are_named() {
+    let from = TestRegistry::distribution();
+    let to = TestRegistry::distribution();
+    let repo = from.repository("multi/app");
+    let source = seed(&repo).await;
+    // amd64 ← sbom ← sbom_signature (levels 1 and 2) ← level 3 ← level 4 ← level 5.
+    let mut subject = repo.head_manifest(&source.sbom_signature.to_string()).await.unwrap().unwrap();
+    let mut chain = Vec::new();
+    for level in 3..=5 {
+        let digest = push_referrer(&repo, &subject, SIG_TYPE, &format!(r#"{{"level":{level}}}"#)).await;
+        subject = repo.head_manifest(&digest.to_string()).await.unwrap().unwrap();
+        chain.push(digest);
+    }
+    assert_eq!(att2ref::copy::referrers::MAX_DEPTH, 4);
+    let (run, report) = copy(&format!("{}/multi/app:1.0", from.host), &format!("{}/mirror:1.0", to.host), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let image = &report["images"][0];
+    let copied = digests(&image["referrers"]);
+    assert!(copied.contains(&chain[1].to_string()), "level 4 copied: {image:#}");
+    assert!(!copied.contains(&chain[2].to_string()), "level 5 not copied: {image:#}");
+    let left: Vec<(&str, &str)> = image["left_behind"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["item"].as_str().unwrap(), l["reason"].as_str().unwrap()))
+        .collect();
+    let item = format!("referrer {}", chain[2]);
+    assert_eq!(left, [(item.as_str(), "more than 4 levels of referrers below the image (not copied)")], "{image:#}");
 }
