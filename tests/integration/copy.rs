@@ -30,6 +30,21 @@ fn ed25519() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/ed25519.pub.pem")
 }
 
+/// The RSA-4096 test key the demo store is signed with.
+fn rsa() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem")
+}
+
+/// What an image report left behind: each item with its reason.
+fn left_behind(image: &Value) -> Vec<(String, String)> {
+    image["left_behind"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["item"].as_str().unwrap().to_owned(), l["reason"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
 /// `att2ref copy --plain-http SRC DST --key ed25519 --insecure-ignore-tlog -o json EXTRA…`, its report
 /// checked against the schema.
 fn copy(source: &str, destination: &str, extra: &[&str]) -> (Run, Value) {
@@ -302,7 +317,7 @@ async fn an_attestation_that_does_not_verify_blocks_the_image_and_nothing_is_wri
     let to = TestRegistry::ferro();
     seed(&from.repository("multi/app")).await;
     let proxy = FaultProxy::counting(&to.host);
-    let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let rsa = rsa();
     let run = att2ref(&[
         "copy",
         "--plain-http",
@@ -359,14 +374,9 @@ async fn filters_and_legacy_modes() {
         copy(&src, &format!("{}/sbom/app", to.host), &["--artifact-type", SBOM_TYPE, "--legacy", "keep"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let image = &report["images"][0];
-    let left: Vec<(&str, &str)> = image["left_behind"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| (l["item"].as_str().unwrap(), l["reason"].as_str().unwrap()))
-        .collect();
+    let left = left_behind(image);
     let (item, reason) = (format!("referrer {other}"), format!("artifact type application/example is not {SBOM_TYPE}"));
-    assert_eq!(left, [(item.as_str(), reason.as_str())], "{image:#}");
+    assert_eq!(left, [(item, reason)], "{image:#}");
     assert!(run.stderr.contains("left behind"), "{}", run.stderr);
     assert_eq!(digests(&image["referrers"]), {
         let mut d = vec![source.sbom.to_string(), source.sbom_signature.to_string()];
@@ -439,7 +449,7 @@ async fn a_whole_registry_and_a_resumed_run() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("copy.jsonl");
     let journal = journal.to_str().unwrap();
-    let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let rsa = rsa();
     let args = ["--all-repos", "--journal", journal, "--key", rsa.to_str().unwrap()];
     let (run, report) = copy(&from.host, &format!("{}/mirror", to.host), &args);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -506,7 +516,7 @@ async fn a_resumed_run_into_a_registry_with_the_referrers_api_writes_nothing() {
     demo.repo.push_to(&from.repository("demo/app")).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("copy.jsonl");
-    let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let rsa = rsa();
     let args = ["--journal", journal.to_str().unwrap(), "--key", rsa.to_str().unwrap()];
     // Through a proxy that logs what the destination is asked.
     let proxy = FaultProxy::start(&to.host, None);
@@ -549,7 +559,7 @@ async fn a_corrupted_source_layer_fails_the_image_and_leaves_no_tag() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0x01;
     std::fs::write(&path, &bytes).unwrap();
-    let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let rsa = rsa();
     let (run, report) = copy(
         &format!("{}/demo/app:v1", from.host),
         &format!("{}/demo/app", to.host),
@@ -582,7 +592,7 @@ async fn a_killed_copy_resumes_from_its_journal() {
     let proxy = FaultProxy::start(&to.host, None);
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("copy.jsonl");
-    let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let rsa = rsa();
     let args: Vec<String> = [
         "copy",
         "--plain-http",
@@ -654,7 +664,7 @@ async fn a_named_image_resumes_from_the_journal_too() {
     scenario.repo.push_to(&from.repository("demo/app")).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("copy.jsonl");
-    let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let rsa = rsa();
     let args = ["--key", rsa.to_str().unwrap(), "--journal", journal.to_str().unwrap()];
     let (src, dst) = (format!("{}/demo/app:v1", from.host), format!("{}/demo/app", to.host));
     let (run, report) = copy(&src, &dst, &args);
@@ -689,7 +699,7 @@ async fn the_settle_pass_reads_the_indexes_of_several_images_at_once() {
     for path in &index_reads {
         proxy.delay_request("GET", path, HELD);
     }
-    let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let rsa = rsa();
     let (run, report) = copy(
         &format!("{}/fleet/app", from.host),
         &format!("{}/mirror", proxy.host),
@@ -722,7 +732,7 @@ async fn a_registry_copied_under_a_path_of_itself_does_not_copy_its_copies() {
     let demo = demo::demo().unwrap();
     demo.repo.push_to(&registry.repository("demo/flasksample")).await.unwrap();
     let source = seed(&registry.repository("multi/app")).await;
-    let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let rsa = rsa();
     let args = ["--all-repos", "--key", rsa.to_str().unwrap()];
     for run_no in 1..=2 {
         let (run, report) = copy(&registry.host, &format!("{}/mirror", registry.host), &args);
@@ -755,7 +765,7 @@ async fn a_source_migrated_before_is_not_listed_twice_in_the_destination() {
     let demo = demo::demo().unwrap();
     let source = from.repository("demo/app");
     demo.repo.push_to(&source).await.unwrap();
-    let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let rsa = rsa();
     let rsa = rsa.to_str().unwrap();
     let image = format!("{}/demo/app@{}", from.host, demo.image);
     let migrated = att2ref(&["migrate", "--plain-http", &image, "--key", rsa, "--insecure-ignore-tlog", "-q"]);
@@ -809,15 +819,10 @@ async fn an_index_entry_naming_another_subject_is_left_behind() {
     let image = format!("{}/multi/app:1.0", from.host);
     let (run, report) = copy(&image, &format!("{}/mirror:1.0", to.host), &["--listing-wait", "5"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let left: Vec<(&str, &str)> = report["images"][0]["left_behind"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| (l["item"].as_str().unwrap(), l["reason"].as_str().unwrap()))
-        .collect();
+    let left = left_behind(&report["images"][0]);
     let item = format!("referrer {stray}");
     let reason = format!("listed in the source, but its manifest names the subject {}", source.arm64);
-    assert_eq!(left, [(item.as_str(), reason.as_str())], "{report:#}");
+    assert_eq!(left, [(item, reason)], "{report:#}");
     // Under its own subject it is copied all the same.
     let mirrored = to.repository("mirror");
     let listed = |subject: Digest| {
@@ -863,7 +868,7 @@ async fn a_refused_mount_falls_back_to_an_upload() {
 
 /// One image under three tags is three units of the batch: they take turns (the first copies, the
 /// others find everything there and push their tags), so nothing is converted or written three times
-/// at once. Counted at a proxy: every manifest and blob is pushed once, and each tag once.
+/// at once. Counted at a proxy: every manifest is pushed once, and each tag once.
 #[tokio::test]
 async fn units_of_one_image_under_several_tags_take_turns() {
     let from = TestRegistry::distribution();
@@ -876,7 +881,7 @@ async fn units_of_one_image_under_several_tags_take_turns() {
         source.put_manifest(raw.bytes.clone(), &raw.media_type, Some(tag)).await.unwrap();
     }
     let proxy = FaultProxy::counting(&to.host);
-    let rsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/rsa-4096.pub.pem");
+    let rsa = rsa();
     let (run, report) = copy(
         &format!("{}/demo/app", from.host),
         &format!("{}/mirror", proxy.host),
@@ -927,12 +932,8 @@ async fn referrers_deeper_than_the_copy_goes_are_named() {
     let copied = digests(&image["referrers"]);
     assert!(copied.contains(&chain[1].to_string()), "level 4 copied: {image:#}");
     assert!(!copied.contains(&chain[2].to_string()), "level 5 not copied: {image:#}");
-    let left: Vec<(&str, &str)> = image["left_behind"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| (l["item"].as_str().unwrap(), l["reason"].as_str().unwrap()))
-        .collect();
+    let left = left_behind(image);
     let item = format!("referrer {}", chain[2]);
-    assert_eq!(left, [(item.as_str(), "more than 4 levels of referrers below the image (not copied)")], "{image:#}");
+    let reason = "more than 4 levels of referrers below the image (not copied)".to_owned();
+    assert_eq!(left, [(item, reason)], "{image:#}");
 }
