@@ -8,9 +8,7 @@
 //! - targets come from [`crate::targets::resolve`] as a stream, and each repository's units from
 //!   [`Job::list`] page by page: the next page (or the next catalog page) is read only while fewer
 //!   units than `jobs` are queued, so work starts on the first page and the queue never holds more
-//!   than one page ahead, whatever the size of the catalog or of a repository; the first page of the
-//!   next [`LISTINGS_AHEAD`] repositories is read meanwhile, so a catalog of small repositories is not
-//!   one round trip after another;
+//!   than one page ahead, whatever the size of the catalog or of a repository;
 //! - at most `jobs` units work at once, across all repositories; a unit that waits on work others share
 //!   gives its place back for the wait ([`crate::slots::waiting`]; the one shared read that they wait
 //!   for runs meanwhile, see there), and at most [`MAX_WAITING`] units are started beyond `jobs`;
@@ -76,13 +74,12 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, FuturesUnordered};
-use futures_util::{FutureExt, Stream, StreamExt};
+use futures_util::{Stream, StreamExt};
 
 pub use journal::Journal;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::digest::Digest;
 use crate::store::{AnyRepository, Repository};
 use crate::targets::{RepositoryTarget, TargetError};
@@ -90,7 +87,7 @@ use crate::targets::{RepositoryTarget, TargetError};
 /// A command's work, as the engine runs it.
 pub trait Job: Sync {
     /// One unit of work inside a repository.
-    type Unit: Send + Sync + 'static;
+    type Unit: Send + Sync;
     /// What one unit produces.
     type Report: Send;
     /// What the journal records of one finished unit.
@@ -162,96 +159,42 @@ enum Listed<U> {
     Failed(TargetError),
 }
 
-/// Repositories whose listing starts (its first page read) ahead of the one the batch is in: most
-/// repositories of a catalog hold a handful of images, so one listing after another would make a
-/// registry-wide run one round trip per repository, whatever `--jobs` says.
-pub const LISTINGS_AHEAD: usize = 8;
-
-/// The listing side: each target's repository followed by its units, page by page, the first page of
-/// the next [`LISTINGS_AHEAD`] repositories read meanwhile.
+/// The listing side: each target's repository followed by its units, page by page.
 fn listing<'a, J, S>(job: &'a J, targets: S) -> impl Stream<Item = Listed<J::Unit>> + Send + 'a
 where
     J: Job,
     S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send + 'a,
 {
-    targets
-        .map(move |target| -> BoxFuture<'a, BoxStream<'a, Listed<J::Unit>>> {
-            let target = match target {
-                Ok(t) => t,
-                Err(e) => {
-                    return futures_util::future::ready(
-                        futures_util::stream::once(async { Listed::Failed(e) }).boxed(),
-                    )
-                    .boxed();
-                }
-            };
-            let repo = Arc::new(target.repo);
-            let start = Listed::Start(repo.clone());
-            let end = futures_util::stream::once(async { Listed::End });
-            match target.images {
-                Some(images) => {
-                    let units = Listed::Units(job.named(images));
-                    futures_util::future::ready(futures_util::stream::iter([start, units]).chain(end).boxed()).boxed()
-                }
-                None => {
-                    let name = target.target;
-                    let first = FirstPage::start(job.list(repo.clone()));
-                    async move {
-                        let (page, rest) = first.await;
-                        let units = futures_util::stream::iter(page).chain(rest).map(move |page| match page {
-                            Ok(units) => Listed::Units(units),
-                            Err(e) => Listed::Failed(TargetError::new(
-                                &name,
-                                &e.context(format!("listing tags of {}", repo.name())),
-                            )),
-                        });
-                        futures_util::stream::once(async move { start }).chain(units).chain(end).boxed()
-                    }
-                    .boxed()
-                }
+    targets.flat_map(move |target| -> BoxStream<'a, Listed<J::Unit>> {
+        let target = match target {
+            Ok(t) => t,
+            Err(e) => return futures_util::stream::once(async { Listed::Failed(e) }).boxed(),
+        };
+        let repo = Arc::new(target.repo);
+        let start = futures_util::stream::once({
+            let repo = repo.clone();
+            async move { Listed::Start(repo) }
+        });
+        let units = match target.images {
+            Some(images) => {
+                let units = job.named(images);
+                futures_util::stream::once(async move { Listed::Units(units) }).boxed()
             }
-        })
-        .buffered(LISTINGS_AHEAD)
-        .flatten()
-}
-
-/// The first page of a repository's listing, read by a task of its own (so it runs to its end whether
-/// the engine reads its listing now or not: it may hold a request slot that running units wait for),
-/// cancelled when dropped; it resolves to that page and the rest of the listing.
-struct FirstPage<U> {
-    task: tokio::task::JoinHandle<PageAndRest<U>>,
-}
-
-/// A listing's first page (`None`: the listing is empty) and the pages after it.
-type PageAndRest<U> = (Option<Result<Vec<U>>>, BoxStream<'static, Result<Vec<U>>>);
-
-impl<U: Send + 'static> FirstPage<U> {
-    fn start(mut pages: BoxStream<'static, Result<Vec<U>>>) -> FirstPage<U> {
-        FirstPage { task: tokio::spawn(async move { (pages.next().await, pages) }) }
-    }
-}
-
-impl<U: Send + 'static> std::future::Future for FirstPage<U> {
-    type Output = PageAndRest<U>;
-
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.task).poll(cx).map(|joined| match joined {
-            Ok(read) => read,
-            // A listing that panicked takes the run down as it would have inline.
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            // Cancelled: the runtime is shutting down.
-            Err(e) => (
-                Some(Err(Error::new(crate::error::ErrorKind::Io, format!("reading the first page: {e}")))),
-                futures_util::stream::empty().boxed(),
-            ),
-        })
-    }
-}
-
-impl<U> Drop for FirstPage<U> {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+            None => {
+                let name = target.target;
+                job.list(repo.clone())
+                    .map(move |page| match page {
+                        Ok(units) => Listed::Units(units),
+                        Err(e) => Listed::Failed(TargetError::new(
+                            &name,
+                            &e.context(format!("listing tags of {}", repo.name())),
+                        )),
+                    })
+                    .boxed()
+            }
+        };
+        start.chain(units).chain(futures_util::stream::once(async { Listed::End })).boxed()
+    })
 }
 
 /// One repository while it is worked on.
@@ -282,8 +225,7 @@ pub const MAX_FINISHED_AHEAD: usize = 64;
 pub const MAX_WAITING: usize = 64;
 
 /// Run `job` over every repository `targets` name, at most `jobs` units working at once across all of them
-/// (see the module documentation), and return every report at the end. Poll it inside a tokio runtime:
-/// listings read ahead run as tasks of their own.
+/// (see the module documentation), and return every report at the end.
 pub async fn run<J, S>(
     job: &J,
     targets: S,

@@ -38,11 +38,6 @@ struct Scripted {
     shared_wait: Option<Arc<tokio::sync::Semaphore>>,
     waiting_now: AtomicUsize,
     most_waiting: AtomicUsize,
-    /// Every page takes this long to read (a registry's round trip).
-    page_delay: Option<Duration>,
-    /// Pages being read now, and the most at once.
-    reading_now: Arc<AtomicUsize>,
-    most_reading: Arc<AtomicUsize>,
 }
 
 impl Scripted {
@@ -76,22 +71,15 @@ impl Job for Scripted {
         let pages = self.pages.get(&name).cloned().unwrap_or_default();
         let gate = self.gate.clone().filter(|(r, ..)| *r == name).map(|(_, _, n)| n);
         let read = self.pages_read.clone();
-        let (delay, now, most) = (self.page_delay, self.reading_now.clone(), self.most_reading.clone());
         futures_util::stream::iter(pages.into_iter().enumerate())
             .then(move |(i, page)| {
                 let gate = gate.clone();
                 let read = read.clone();
-                let (now, most) = (now.clone(), most.clone());
                 async move {
                     if i == 1
                         && let Some(gate) = gate
                     {
                         gate.notified().await;
-                    }
-                    if let Some(delay) = delay {
-                        most.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
-                        tokio::time::sleep(delay).await;
-                        now.fetch_sub(1, Ordering::SeqCst);
                     }
                     read.fetch_add(1, Ordering::SeqCst);
                     Ok(page)
@@ -223,23 +211,6 @@ async fn the_listing_is_read_no_further_than_the_pool_needs() {
     let (outcome, read) = tokio::join!(run(&job, targets, 1, None, &()), read_while_held);
     assert_eq!(read, 3, "pages read while the pool was full");
     assert_eq!(outcome.reports.len(), 50);
-}
-
-/// A catalog of one-image repositories: their listings are read several at once, not one round trip
-/// after another, and every unit still comes once, in target order.
-#[tokio::test]
-async fn listings_of_the_next_repositories_are_read_meanwhile() {
-    let dir = tempfile::tempdir().unwrap();
-    let names: Vec<String> = (0..20).map(|i| format!("r{i:02}")).collect();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let repos: Vec<(&str, Vec<Vec<&str>>)> = names.iter().map(|n| (*n, vec![vec!["1"]])).collect();
-    let mut job = Scripted::with_repos(&repos);
-    job.page_delay = Some(Duration::from_millis(50));
-    let outcome = run(&job, futures_util::stream::iter(layouts(dir.path(), &names)), 4, None, &()).await;
-    let want: Vec<String> = names.iter().map(|n| format!("{n}/1")).collect();
-    assert_eq!(outcome.reports, want);
-    assert_eq!(job.pages_read.load(Ordering::SeqCst), names.len());
-    assert_eq!(job.most_reading.load(Ordering::SeqCst), LISTINGS_AHEAD, "listings read at once");
 }
 
 #[tokio::test]
