@@ -57,9 +57,10 @@ impl Destination {
         };
         let prefix = prefix.trim_matches('/');
         let name = s.repository_name();
+        // Copies go to `prefix/<name>`: a repository named `prefix` itself is a source like any other.
         !prefix.is_empty()
             && client.repository(host, prefix).host() == s.host()
-            && name.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            && name.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
     }
 
     fn for_source(&self, source: &AnyRepository) -> Result<Arc<AnyRepository>> {

@@ -190,7 +190,8 @@ pub(crate) async fn copy_image_in_turn<S: Repository, D: Repository>(
     };
     report.image = raw.digest.clone();
     let _turn = match turns {
-        Some(turns) => Some(turns.take(&format!("{} {}", destination.name(), raw.digest)).await),
+        // The unit's `--jobs` place is given back while it waits for its turn (`slots::waiting`).
+        Some(turns) => Some(crate::slots::waiting(turns.take(&format!("{} {}", destination.name(), raw.digest))).await),
         None => None,
     };
     let mount = transfer::Mount { from: mount_from };

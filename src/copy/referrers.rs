@@ -111,13 +111,22 @@ pub async fn copy_referrers<S: Repository, D: Repository>(
     // The last level copied may have referrers of its own, deeper than this copies: named, not dropped
     // unseen.
     for subject in &level {
-        for listed in source.referrers(subject, None).await?.descriptors {
-            if !seen.contains(&listed.digest) {
+        // Only a report: a listing that fails here is named, and fails nothing that was copied.
+        let listed = match source.referrers(subject, None).await {
+            Ok(listing) => listing.descriptors,
+            Err(e) => {
                 out.left_behind.push(LeftBehind {
-                    item: format!("referrer {}", listed.digest),
-                    reason: format!("more than {MAX_DEPTH} levels of referrers below the image (not copied)"),
+                    item: format!("referrers of {subject}"),
+                    reason: format!("more than {MAX_DEPTH} levels below the image, and not listed: {e:#}"),
                 });
+                continue;
             }
+        };
+        for listed in listed.into_iter().filter(|l| !seen.contains(&l.digest)) {
+            out.left_behind.push(LeftBehind {
+                item: format!("referrer {}", listed.digest),
+                reason: format!("more than {MAX_DEPTH} levels of referrers below the image (not copied)"),
+            });
         }
     }
     Ok(out)

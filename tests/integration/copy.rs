@@ -731,6 +731,8 @@ async fn a_registry_copied_under_a_path_of_itself_does_not_copy_its_copies() {
     let registry = TestRegistry::distribution();
     let demo = demo::demo().unwrap();
     demo.repo.push_to(&registry.repository("demo/flasksample")).await.unwrap();
+    // A repository named like the destination path is a source all the same (copies go under it).
+    demo.repo.push_to(&registry.repository("mirror")).await.unwrap();
     let source = seed(&registry.repository("multi/app")).await;
     let rsa = rsa();
     let args = ["--all-repos", "--key", rsa.to_str().unwrap()];
@@ -742,13 +744,20 @@ async fn a_registry_copied_under_a_path_of_itself_does_not_copy_its_copies() {
         destinations.sort();
         assert_eq!(
             destinations,
-            [format!("{}/mirror/demo/flasksample", registry.host), format!("{}/mirror/multi/app", registry.host)],
+            [
+                format!("{}/mirror/demo/flasksample", registry.host),
+                format!("{}/mirror/mirror", registry.host),
+                format!("{}/mirror/multi/app", registry.host)
+            ],
             "run {run_no}: {report:#}"
         );
     }
     let mut catalog = registry.client().catalog(&registry.host).await.unwrap();
     catalog.sort();
-    assert_eq!(catalog, ["demo/flasksample", "mirror/demo/flasksample", "mirror/multi/app", "multi/app"]);
+    assert_eq!(
+        catalog,
+        ["demo/flasksample", "mirror", "mirror/demo/flasksample", "mirror/mirror", "mirror/multi/app", "multi/app"]
+    );
     assert_eq!(
         registry.repository("mirror/multi/app").head_manifest("1.0").await.unwrap().unwrap().digest,
         source.scenario.image

@@ -164,14 +164,18 @@ fn location(repo: &RegistryRepository, reply: &Reply, what: &str) -> Result<Url>
 
 pub(super) async fn start_upload(repo: &RegistryRepository, mount: Option<(&Digest, &str)>) -> Result<Start> {
     match open_upload(repo, mount).await {
-        // A mount is an offer: a registry that refuses it outright (one without mounts answering 404 or
-        // 405, a token that may not read the other repository answering 401 or 403) still takes an upload.
-        Err(e) if mount.is_some() && e.http_status().is_some_and(|s| (400..500).contains(&s) && s != 429) => {
+        Err(e) if mount.is_some() && mount_refused(&e) => {
             tracing::info!(error = %e, "blob mount refused; uploading instead");
             open_upload(repo, None).await
         }
         other => other,
     }
+}
+
+/// A mount is an offer: a registry that refuses it outright (one without mounts answering 404 or 405, a
+/// token that may not read the other repository answering 401 or 403) still takes an upload.
+fn mount_refused(e: &Error) -> bool {
+    e.http_status().is_some_and(|s| (400..500).contains(&s) && s != 429)
 }
 
 async fn open_upload(repo: &RegistryRepository, mount: Option<(&Digest, &str)>) -> Result<Start> {
@@ -353,11 +357,16 @@ pub(super) fn restartable(e: &Error) -> bool {
 }
 
 pub(crate) async fn mount_blob(repo: &RegistryRepository, digest: &Digest, from: &str) -> Result<bool> {
-    match start_upload(repo, Some((digest, from))).await? {
-        Start::Mounted => Ok(true),
-        Start::Session(session) => {
+    match open_upload(repo, Some((digest, from))).await {
+        Ok(Start::Mounted) => Ok(true),
+        Ok(Start::Session(session)) => {
             cancel(repo, session).await;
             Ok(false)
         }
+        Err(e) if mount_refused(&e) => {
+            tracing::info!(error = %e, "blob mount refused; the blob is uploaded instead");
+            Ok(false)
+        }
+        Err(e) => Err(e),
     }
 }
