@@ -32,6 +32,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
@@ -267,8 +268,25 @@ fn registry_repositories<'a>(
         ));
         return futures_util::stream::once(async move { Err(TargetError::new(host, &e)) }).boxed();
     }
-    client
-        .catalog_pages(host)
+    // A catalog that lists nothing is said so: a token whose catalog the registry filters by its
+    // permissions sees an empty one, and a run over it would otherwise end "done" having done nothing.
+    let listed = Arc::new(AtomicUsize::new(0));
+    let counted = listed.clone();
+    let catalog = client.catalog_pages(host).map(move |page| {
+        // A failed page is an error of its own; it is not "no repository".
+        counted.fetch_add(page.as_ref().map_or(1, Vec::len), Ordering::Relaxed);
+        page
+    });
+    let said = futures_util::stream::once(async move {
+        if listed.load(Ordering::Relaxed) == 0 {
+            tracing::warn!(
+                "the catalog of {host} lists no repository (a registry may list only the repositories the \
+                 credentials can read); nothing to do"
+            );
+        }
+    })
+    .filter_map(|()| async { None });
+    catalog
         .flat_map(move |page| {
             let items: Vec<_> = match page {
                 Ok(names) => names
@@ -284,6 +302,7 @@ fn registry_repositories<'a>(
             };
             futures_util::stream::iter(items)
         })
+        .chain(said)
         .boxed()
 }
 

@@ -287,3 +287,34 @@ async fn a_catalog_repository_without_tags_is_empty_not_an_error() {
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(r.json()["errors"][0]["message"].as_str().unwrap().contains("NAME_UNKNOWN"), "{}", r.stdout);
 }
+
+/// An empty catalog is said so on stderr (a registry may list only what the credentials can read, so a
+/// run over it would otherwise end as if done), and exits 0: an empty registry is no error. A catalog
+/// that lists something is not warned about.
+#[tokio::test]
+async fn an_empty_catalog_is_said_so() {
+    let registry = TestRegistry::distribution();
+    let key = crate::prune::rsa_key();
+    let run = || {
+        crate::cli::att2ref(&[
+            "migrate",
+            "--all-repos",
+            registry.host.as_str(),
+            "--plain-http",
+            "--key",
+            key.as_str(),
+            "--insecure-ignore-tlog",
+            "-o",
+            "json",
+        ])
+    };
+    let r = run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let warning = format!("the catalog of {} lists no repository", registry.host);
+    assert!(r.stderr.contains(&warning), "{}", r.stderr);
+
+    att2ref::demo::demo().unwrap().repo.push_to(&registry.repository("app")).await.unwrap();
+    let r = run();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stderr.contains("lists no repository"), "{}", r.stderr);
+}
