@@ -182,11 +182,11 @@ impl PreparedImage {
     /// migrated before, writing the conversion as well would list each attestation twice.
     pub async fn adopt_listed<R: Repository>(&mut self, repo: &R, verifier: &Verifier, limits: &Limits) -> Result<()> {
         let image = self.report.image.clone();
-        for (planned, adopted) in plan::adopt_listed_now(repo, verifier, &image, &mut self.pending, limits).await? {
+        for (planned, i) in plan::adopt_listed_now(repo, verifier, &image, &mut self.pending, limits).await? {
             if let Some(r) = self.report.referrers.iter_mut().find(|r| r.digest == planned) {
-                let p = self.pending.iter().find(|p| p.referrer.manifest.digest == adopted);
-                r.size = p.map_or(r.size, |p| p.referrer.manifest.bytes.len() as u64);
-                r.digest = adopted;
+                let adopted = &self.pending[i].referrer.manifest;
+                r.size = adopted.bytes.len() as u64;
+                r.digest = adopted.digest.clone();
                 r.existed = true;
             }
         }

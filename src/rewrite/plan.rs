@@ -277,30 +277,19 @@ async fn adopt_listed<R: Repository>(
     referrers: &Referrers,
     options: &MigrateOptions,
 ) -> Result<u64> {
-    let image = subject.digest();
-    let mut taken: BTreeSet<Digest> =
-        converted.outcomes.iter().filter_map(|o| o.referrer()).map(|r| r.manifest.digest.clone()).collect();
-    let listed: BTreeSet<&Digest> = referrers.descriptors.iter().map(|d| &d.digest).collect();
+    let taken = converted.outcomes.iter().filter_map(|o| o.referrer()).map(|r| r.manifest.digest.clone()).collect();
+    let mut adoption = Adoption::new(repo, verifier, subject.digest(), referrers, taken, &options.limits);
     let (mut read, mut adopted) = (0, false);
     for o in &mut converted.outcomes {
         let Conversion::Converted(planned) = &mut o.result else { continue };
-        if listed.contains(&planned.manifest.digest) {
-            continue;
-        }
-        let (found, bytes) =
-            super::equivalent::listed_equivalent(repo, image, planned, &referrers.descriptors, &options.limits).await?;
-        read += bytes;
-        // One listed referrer stands for one planned (an `.att` listing one layer twice plans two).
-        let Some(found) = found.filter(|f| !taken.contains(&f.manifest.digest)) else { continue };
         let layer = converted.layers.iter().find(|l| l.index == o.source.layer_index);
         let payload = layer.map(|l| &l.signed.envelope().payload[..]);
-        if let Err(f) = check_upload(verifier, &found, payload, image) {
-            tracing::warn!("{}: the listed referrer {} is not adopted: {f}", repo.name(), found.manifest.digest);
-            continue;
+        let (found, bytes) = adoption.equivalent(planned, |p| Some(p) == payload).await?;
+        read += bytes;
+        if let Some(found) = found {
+            **planned = found;
+            adopted = true;
         }
-        taken.insert(found.manifest.digest.clone());
-        **planned = found;
-        adopted = true;
     }
     if adopted {
         converted.plan = ImagePlan::new(subject, options.format, &converted.outcomes);
@@ -311,41 +300,77 @@ async fn adopt_listed<R: Repository>(
 /// [`adopt_listed`] for referrers still to write, against what the subject lists now: for a caller that
 /// has stored referrers since planning (`copy` copies the source's own before its conversions, and
 /// those may be this very migration, done in the source earlier). Each adopted referrer takes the
-/// place of the planned one, marked listed; returns the digests replaced, planned → adopted.
+/// place of the planned one, marked listed; returns the planned digest and position of each replaced.
 pub(super) async fn adopt_listed_now<R: Repository>(
     repo: &R,
     verifier: &Verifier,
     image: &Digest,
     pending: &mut [Pending],
     limits: &crate::limits::Limits,
-) -> Result<Vec<(Digest, Digest)>> {
+) -> Result<Vec<(Digest, usize)>> {
     let mut replaced = Vec::new();
     if pending.iter().all(|p| p.listed) {
         return Ok(replaced);
     }
     let referrers = repo.referrers(image, None).await?;
-    let listed: BTreeSet<&Digest> = referrers.descriptors.iter().map(|d| &d.digest).collect();
-    let mut taken: BTreeSet<Digest> = pending.iter().map(|p| p.referrer.manifest.digest.clone()).collect();
-    for p in pending.iter_mut().filter(|p| !p.listed) {
-        if listed.contains(&p.referrer.manifest.digest) {
-            continue;
+    let taken = pending.iter().map(|p| p.referrer.manifest.digest.clone()).collect();
+    let mut adoption = Adoption::new(repo, verifier, image, &referrers, taken, limits);
+    for (i, p) in pending.iter_mut().enumerate().filter(|(_, p)| !p.listed) {
+        let digest = &p.payload_digest;
+        let (found, _) = adoption.equivalent(&p.referrer, |payload| digest.compute_like(payload) == *digest).await?;
+        if let Some(found) = found {
+            replaced.push((std::mem::replace(&mut p.referrer, found).manifest.digest, i));
+            p.listed = true;
         }
-        let (found, _) =
-            super::equivalent::listed_equivalent(repo, image, &p.referrer, &referrers.descriptors, limits).await?;
-        let Some(found) = found.filter(|f| !taken.contains(&f.manifest.digest)) else { continue };
-        let payload_digest = &p.payload_digest;
-        if let Err(f) =
-            check_bundle(verifier, &found, |payload| payload_digest.compute_like(payload) == *payload_digest, image)
-        {
-            tracing::warn!("{}: the listed referrer {} is not adopted: {f}", repo.name(), found.manifest.digest);
-            continue;
-        }
-        taken.insert(found.manifest.digest.clone());
-        replaced.push((p.referrer.manifest.digest.clone(), found.manifest.digest.clone()));
-        p.referrer = found;
-        p.listed = true;
     }
     Ok(replaced)
+}
+
+/// Finding, for planned referrers, the listed ones that stand for them (see [`adopt_listed`]).
+struct Adoption<'a, R> {
+    repo: &'a R,
+    verifier: &'a Verifier,
+    image: &'a Digest,
+    referrers: &'a Referrers,
+    /// Planned digests and those adopted so far: one listed referrer stands for one planned (an `.att`
+    /// listing one layer twice plans two).
+    taken: BTreeSet<Digest>,
+    limits: &'a crate::limits::Limits,
+}
+
+impl<'a, R: Repository> Adoption<'a, R> {
+    fn new(
+        repo: &'a R,
+        verifier: &'a Verifier,
+        image: &'a Digest,
+        referrers: &'a Referrers,
+        taken: BTreeSet<Digest>,
+        limits: &'a crate::limits::Limits,
+    ) -> Self {
+        Adoption { repo, verifier, image, referrers, taken, limits }
+    }
+
+    /// The listed referrer to take instead of `planned` (none when `planned` is listed itself, or nothing
+    /// equivalent verifies with the legacy payload `is_payload` recognises), and the bytes read.
+    async fn equivalent(
+        &mut self,
+        planned: &NewReferrer,
+        is_payload: impl Fn(&[u8]) -> bool,
+    ) -> Result<(Option<NewReferrer>, u64)> {
+        let listed = &self.referrers.descriptors;
+        if listed.iter().any(|d| d.digest == planned.manifest.digest) {
+            return Ok((None, 0));
+        }
+        let (found, read) =
+            super::equivalent::listed_equivalent(self.repo, self.image, planned, listed, self.limits).await?;
+        let Some(found) = found.filter(|f| !self.taken.contains(&f.manifest.digest)) else { return Ok((None, read)) };
+        if let Err(f) = check_bundle(self.verifier, &found, is_payload, self.image) {
+            tracing::warn!("{}: the listed referrer {} is not adopted: {f}", self.repo.name(), found.manifest.digest);
+            return Ok((None, read));
+        }
+        self.taken.insert(found.manifest.digest.clone());
+        Ok((Some(found), read))
+    }
 }
 
 /// Convert every layer (with inclusion proofs fetched and verified where needed), then verify every
