@@ -6,9 +6,13 @@
 //! the rest, the same way for every command:
 //!
 //! - targets come from [`crate::targets::resolve`] as a stream, and each repository's units from
-//!   [`Job::list`] page by page: the next page (or the next catalog page) is read only while fewer
+//!   [`Job::list`] page by page: the next page (or the next catalog page) is taken only while fewer
 //!   units than `jobs` are queued, so work starts on the first page and the queue never holds more
 //!   than one page ahead, whatever the size of the catalog or of a repository;
+//! - the repositories after the one units are taken from are listed meanwhile, up to `jobs` of them at
+//!   once (at most [`MAX_LISTED_AHEAD`]), each by a task of its own that reads its first page ahead
+//!   and each later one when the engine asks: a registry of many small repositories is not listed one
+//!   round trip after another;
 //! - at most `jobs` units work at once, across all repositories; a unit that waits on work others share
 //!   gives its place back for the wait ([`crate::slots::waiting`]; the one shared read that they wait
 //!   for runs meanwhile, see there), and at most [`MAX_WAITING`] units are started beyond `jobs`;
@@ -69,6 +73,7 @@
 //! ```
 
 pub mod journal;
+mod listing;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -78,6 +83,8 @@ use futures_util::stream::{BoxStream, FuturesUnordered};
 use futures_util::{Stream, StreamExt};
 
 pub use journal::Journal;
+pub use listing::MAX_LISTED_AHEAD;
+use listing::{Listed, Listing, Step};
 
 use crate::error::Result;
 use crate::model::digest::Digest;
@@ -87,7 +94,7 @@ use crate::targets::{RepositoryTarget, TargetError};
 /// A command's work, as the engine runs it.
 pub trait Job: Sync {
     /// One unit of work inside a repository.
-    type Unit: Send + Sync;
+    type Unit: Send + Sync + 'static;
     /// What one unit produces.
     type Report: Send;
     /// What the journal records of one finished unit.
@@ -96,7 +103,9 @@ pub trait Job: Sync {
     /// The units for images a target named (`REPO:tag`, `REPO@digest`, an index and its platforms).
     fn named(&self, images: Vec<Digest>) -> Vec<Self::Unit>;
 
-    /// The units of a whole repository, page by page; the listing ends at its first error.
+    /// The units of a whole repository, page by page; the listing ends at its first error. Called when
+    /// the repository is about to be listed (possibly while earlier repositories are still worked on)
+    /// and read by a task of its own.
     fn list(&self, repo: Arc<AnyRepository>) -> BoxStream<'static, Result<Vec<Self::Unit>>>;
 
     /// Do one unit. Failures are part of the report: a batch goes on.
@@ -147,56 +156,6 @@ pub struct BatchOutcome<R> {
     pub errors: Vec<TargetError>,
 }
 
-/// What the listing side of a batch produces, in order.
-enum Listed<U> {
-    /// A repository starts; the units that follow are its own.
-    Start(Arc<AnyRepository>),
-    /// More units of the current repository.
-    Units(Vec<U>),
-    /// The current repository's listing is complete.
-    End,
-    /// A target failed, or the current repository's listing did (then `End` follows).
-    Failed(TargetError),
-}
-
-/// The listing side: each target's repository followed by its units, page by page.
-fn listing<'a, J, S>(job: &'a J, targets: S) -> impl Stream<Item = Listed<J::Unit>> + Send + 'a
-where
-    J: Job,
-    S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send + 'a,
-{
-    targets.flat_map(move |target| -> BoxStream<'a, Listed<J::Unit>> {
-        let target = match target {
-            Ok(t) => t,
-            Err(e) => return futures_util::stream::once(async { Listed::Failed(e) }).boxed(),
-        };
-        let repo = Arc::new(target.repo);
-        let start = futures_util::stream::once({
-            let repo = repo.clone();
-            async move { Listed::Start(repo) }
-        });
-        let units = match target.images {
-            Some(images) => {
-                let units = job.named(images);
-                futures_util::stream::once(async move { Listed::Units(units) }).boxed()
-            }
-            None => {
-                let name = target.target;
-                job.list(repo.clone())
-                    .map(move |page| match page {
-                        Ok(units) => Listed::Units(units),
-                        Err(e) => Listed::Failed(TargetError::new(
-                            &name,
-                            &e.context(format!("listing tags of {}", repo.name())),
-                        )),
-                    })
-                    .boxed()
-            }
-        };
-        start.chain(units).chain(futures_util::stream::once(async { Listed::End })).boxed()
-    })
-}
-
 /// One repository while it is worked on.
 struct InProgress<R> {
     repo: Arc<AnyRepository>,
@@ -225,7 +184,8 @@ pub const MAX_FINISHED_AHEAD: usize = 64;
 pub const MAX_WAITING: usize = 64;
 
 /// Run `job` over every repository `targets` name, at most `jobs` units working at once across all of them
-/// (see the module documentation), and return every report at the end.
+/// (see the module documentation), and return every report at the end. Poll it within a tokio runtime:
+/// repositories are listed by tasks of their own.
 pub async fn run<J, S>(
     job: &J,
     targets: S,
@@ -272,7 +232,7 @@ where
             tracing::warn!("{e}");
         }
     };
-    let mut listed = std::pin::pin!(listing(job, targets));
+    let mut listed = Listing::new(job, targets, jobs);
     let mut listing_done = false;
     // The listing's next item, read ahead (see the loop).
     let mut peeked: Option<Option<Listed<J::Unit>>> = None;
@@ -365,10 +325,15 @@ where
                 place = pool.clone().acquire_owned(), if can_start => {
                     spare_place = Some(place.expect("the engine never closes its pool"));
                 },
-                // Read ahead by one item even while no more is wanted, so that what the listing has in
-                // flight (a page, a look-up) runs to its end instead of holding a request slot or a
-                // token fetch's turn that the running units wait for; it is taken once more is wanted.
-                next = listed.next(), if peeked.is_none() && !listing_done => peeked = Some(next),
+                // Read ahead by one item even while no more is wanted, and resolve targets into the
+                // repositories listed ahead whenever there is room for them, so that what the listing
+                // side has in flight (a catalog page, a look-up) runs to its end instead of holding a
+                // request slot or a token fetch's turn that the running units wait for.
+                step = listed.step(peeked.is_none()), if (peeked.is_none() && !listing_done) || listed.discovering() => {
+                    if let Step::Item(next) = step {
+                        peeked = Some(next);
+                    }
+                },
                 Some((r, i, report)) = running.next(), if !running.is_empty() => {
                     let p = repos.get_mut(&r).expect("a repository with a unit running is in progress");
                     p.reports[i] = Some(report);

@@ -38,6 +38,13 @@ struct Scripted {
     shared_wait: Option<Arc<tokio::sync::Semaphore>>,
     waiting_now: AtomicUsize,
     most_waiting: AtomicUsize,
+    /// Reading each page takes this long.
+    slow_pages: Option<Duration>,
+    /// Pages being read now, and the most at once.
+    reading_now: Arc<AtomicUsize>,
+    most_reading: Arc<AtomicUsize>,
+    /// Every unit holds a permit of this for a moment (a registry's request slot).
+    request_slot: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Scripted {
@@ -71,15 +78,22 @@ impl Job for Scripted {
         let pages = self.pages.get(&name).cloned().unwrap_or_default();
         let gate = self.gate.clone().filter(|(r, ..)| *r == name).map(|(_, _, n)| n);
         let read = self.pages_read.clone();
+        let (slow, now, most) = (self.slow_pages, self.reading_now.clone(), self.most_reading.clone());
         futures_util::stream::iter(pages.into_iter().enumerate())
             .then(move |(i, page)| {
                 let gate = gate.clone();
                 let read = read.clone();
+                let (now, most) = (now.clone(), most.clone());
                 async move {
                     if i == 1
                         && let Some(gate) = gate
                     {
                         gate.notified().await;
+                    }
+                    if let Some(slow) = slow {
+                        most.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                        tokio::time::sleep(slow).await;
+                        now.fetch_sub(1, Ordering::SeqCst);
                     }
                     read.fetch_add(1, Ordering::SeqCst);
                     Ok(page)
@@ -109,6 +123,10 @@ impl Job for Scripted {
             self.waiting_now.fetch_sub(1, Ordering::SeqCst);
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_running.fetch_max(now, Ordering::SeqCst);
+        }
+        if let Some(slot) = &self.request_slot {
+            let _request = slot.acquire().await.expect("never closed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         self.running.fetch_sub(1, Ordering::SeqCst);
@@ -224,6 +242,60 @@ async fn the_pool_reaches_across_one_unit_repositories() {
     assert_eq!(outcome.reports.len(), names.len());
     // One unit per repository: a pool bounded per repository would never run two at once.
     assert_eq!(job.most_running.load(Ordering::SeqCst), 3);
+}
+
+/// Most repositories of a registry hold few images: listed one after another, a run would spend a
+/// listing's round trip per repository in a row whatever the pool. The next repositories are listed
+/// while the first one's units run, as many at once as the pool, and no more.
+#[tokio::test]
+async fn the_next_repositories_are_listed_while_one_is_worked_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let repos: Vec<(&str, Vec<Vec<&str>>)> = names.iter().map(|n| (*n, vec![vec!["1"], vec!["2"]])).collect();
+    let mut job = Scripted::with_repos(&repos);
+    job.slow_pages = Some(Duration::from_millis(50));
+    let targets = futures_util::stream::iter(layouts(dir.path(), &names));
+    let outcome = run(&job, targets, 3, None, &()).await;
+    let expected: Vec<String> = names.iter().flat_map(|n| (1..=2).map(move |i| format!("{n}/{i}"))).collect();
+    assert_eq!(outcome.reports, expected, "still in target order");
+    assert_eq!(job.most_reading.load(Ordering::SeqCst), 3, "listings at once");
+    assert_eq!(job.pages_read.load(Ordering::SeqCst), 16);
+
+    // One job: one repository listed at a time, as before.
+    let mut job = Scripted::with_repos(&repos);
+    job.slow_pages = Some(Duration::from_millis(20));
+    let targets = futures_util::stream::iter(layouts(dir.path(), &names));
+    assert_eq!(run(&job, targets, 1, None, &()).await.reports, expected);
+    assert_eq!(job.most_reading.load(Ordering::SeqCst), 1);
+}
+
+/// A target the listing side started resolving (a catalog page, a look-up) runs to its end even while
+/// the engine wants no more units: it may have been handed the registry's only request slot, which the
+/// running units wait for. Every fourth target here needs that slot, as a catalog's next page does.
+#[tokio::test]
+async fn targets_being_resolved_never_hold_what_the_units_wait_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..40).map(|i| format!("r{i:02}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let repos: Vec<(&str, Vec<Vec<&str>>)> = names.iter().map(|n| (*n, vec![vec!["1", "2"]])).collect();
+    let slot = Arc::new(tokio::sync::Semaphore::new(1));
+    let mut job = Scripted::with_repos(&repos);
+    job.request_slot = Some(slot.clone());
+    let targets =
+        futures_util::stream::iter(layouts(dir.path(), &names).into_iter().enumerate()).then(move |(i, target)| {
+            let slot = slot.clone();
+            async move {
+                if i % 4 == 3 {
+                    let _request = slot.acquire().await.expect("never closed");
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                target
+            }
+        });
+    let outcome = tokio::time::timeout(Duration::from_secs(20), run(&job, targets, 2, None, &()))
+        .await
+        .expect("a target being resolved kept the request slot from the units");
+    assert_eq!(outcome.reports.len(), 80);
 }
 
 #[tokio::test]

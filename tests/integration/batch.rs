@@ -310,3 +310,58 @@ async fn targets_looked_up_ahead_never_starve_the_units_of_requests() {
     let expected: Vec<String> = (0..TARGETS).map(|i| format!("{}/ahead/r{i}", registry.host)).collect();
     assert_eq!(rows, expected.iter().map(|r| (r.clone(), "migrated".to_owned())).collect::<Vec<_>>());
 }
+
+/// A repository's listing costs a round trip, and most repositories of a registry hold few images:
+/// listed one after another, a run over a remote registry would spend one round trip per repository in
+/// a row, whatever `--jobs` says. Every tag listing is held 300 ms at a proxy, so listings made one
+/// after another arrive at least that far apart, and listings made together arrive together.
+#[tokio::test]
+async fn the_next_repositories_are_listed_while_earlier_ones_are_migrated() {
+    const HELD: std::time::Duration = std::time::Duration::from_millis(300);
+    let registry = TestRegistry::distribution();
+    let scenario = demo::demo().unwrap();
+    for i in 0..REPOSITORIES {
+        scenario.repo.push_to(&registry.repository(&format!("listed/r{i}"))).await.unwrap();
+    }
+    let proxy = FaultProxy::counting(&registry.host);
+    let listings: Vec<String> = (0..REPOSITORIES).map(|i| format!("GET /v2/listed/r{i}/tags/list")).collect();
+    for i in 0..REPOSITORIES {
+        proxy.delay_request("GET", &format!("/v2/listed/r{i}/tags/list"), HELD);
+    }
+    let (run, report) = run_json("migrate", &proxy.host, &["--all-repos", "--jobs", "4"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let expected: Vec<(String, String)> =
+        (0..REPOSITORIES).map(|i| (format!("{}/listed/r{i}", proxy.host), "migrated".to_owned())).collect();
+    assert_eq!(crate::prune::repository_outcomes(&report), expected);
+
+    // The first listing request of each repository.
+    let mut first: Vec<(std::time::Duration, String)> = Vec::new();
+    for (at, what) in proxy.arrivals() {
+        if listings.contains(&what) && !first.iter().any(|(_, w)| *w == what) {
+            first.push((at, what));
+        }
+    }
+    assert_eq!(first.len(), REPOSITORIES, "{first:?}");
+    let together = first.windows(2).filter(|w| w[1].0 - w[0].0 < HELD / 2).count();
+    assert!(together >= 3, "listings arriving together: {together} ({first:?})");
+}
+
+/// Listings read ahead never hold the registry's only request slot from the running images: with one
+/// request at a time and four jobs (four repositories listed at once), the run over a whole registry
+/// still ends with every image migrated.
+#[tokio::test]
+async fn listings_read_ahead_never_starve_the_units_of_requests() {
+    let registry = TestRegistry::distribution();
+    let scenario = demo::demo().unwrap();
+    for i in 0..REPOSITORIES {
+        scenario.repo.push_to(&registry.repository(&format!("starve/r{i}"))).await.unwrap();
+    }
+    let key = crate::prune::rsa_key();
+    let mut args = vec!["migrate", "--plain-http", "--key", &key, "--insecure-ignore-tlog", "-o", "json"];
+    args.extend(["--all-repos", "--jobs", "4", "--concurrent-requests", "1", &registry.host]);
+    let run = crate::cli::att2ref_within(&args, std::time::Duration::from_secs(90));
+    assert_eq!(run.code, 0, "the run ended (-1: killed after 90 s)\n{}", run.stderr);
+    let expected: Vec<(String, String)> =
+        (0..REPOSITORIES).map(|i| (format!("{}/starve/r{i}", registry.host), "migrated".to_owned())).collect();
+    assert_eq!(crate::prune::repository_outcomes(&run.json()), expected);
+}
