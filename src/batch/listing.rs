@@ -24,7 +24,7 @@ use crate::store::{AnyRepository, Repository};
 use crate::targets::{RepositoryTarget, TargetError};
 
 /// The most repositories listed at once (the one units are taken from and those after it).
-pub const MAX_LISTED_AHEAD: usize = 32;
+pub const MAX_LISTED_AHEAD: usize = 16;
 
 /// What the listing side produces, in order.
 pub(super) enum Listed<U> {
@@ -53,6 +53,9 @@ pub(super) struct Listing<'j, J: Job, S> {
     targets_done: bool,
     ahead: VecDeque<Ahead<J::Unit>>,
     most_ahead: usize,
+    /// A repository whose listing must not start before those ahead of it are listed (see
+    /// [`AnyRepository::shares_attachments`]).
+    deferred: Option<RepositoryTarget>,
 }
 
 impl<'j, J, S> Listing<'j, J, S>
@@ -64,14 +67,21 @@ where
     /// [`MAX_LISTED_AHEAD`]).
     pub(super) fn new(job: &'j J, targets: S, most_ahead: usize) -> Self {
         let most_ahead = most_ahead.clamp(1, MAX_LISTED_AHEAD);
-        Listing { job, targets: Box::pin(targets), targets_done: false, ahead: VecDeque::new(), most_ahead }
+        Listing {
+            job,
+            targets: Box::pin(targets),
+            targets_done: false,
+            ahead: VecDeque::new(),
+            most_ahead,
+            deferred: None,
+        }
     }
 
     /// Whether the listing side has targets to resolve and room for them: it must then be polled
     /// ([`Listing::step`]) even when no item is wanted, so that a target look-up or catalog page it has
     /// started runs to its end instead of holding what the running units wait for.
     pub(super) fn discovering(&self) -> bool {
-        !self.targets_done && self.ahead.len() < self.most_ahead
+        !self.targets_done && self.deferred.is_none() && self.ahead.len() < self.most_ahead
     }
 
     /// The next item when `want_item`; otherwise, resolve targets into repositories listed ahead until
@@ -87,7 +97,8 @@ where
         }
         loop {
             let Some(front) = self.ahead.front_mut() else {
-                return if self.targets_done { Poll::Ready(Step::Item(None)) } else { Poll::Pending };
+                let over = self.targets_done && self.deferred.is_none();
+                return if over { Poll::Ready(Step::Item(None)) } else { Poll::Pending };
             };
             match front.poll_item(cx) {
                 Poll::Ready(Some(item)) => return Poll::Ready(Step::Item(Some(item))),
@@ -104,8 +115,26 @@ where
     /// Take targets while there is room; whether any was added.
     fn poll_discover(&mut self, cx: &mut Context<'_>) -> bool {
         let mut added = false;
+        if self.ahead.is_empty()
+            && let Some(target) = self.deferred.take()
+        {
+            self.ahead.push_back(Ahead::new(self.job, Ok(target)));
+            added = true;
+        }
         while self.discovering() {
             match self.targets.as_mut().poll_next(cx) {
+                // A repository sharing the run's attachments listing claims the images its tags name
+                // as it lists them, and an image tagged in several is the first one's: such
+                // repositories are listed one after another, in target order, so the owner is the
+                // same in every run.
+                Poll::Ready(Some(Ok(target))) if target.images.is_none() && target.repo.shares_attachments() => {
+                    if self.ahead.is_empty() {
+                        self.ahead.push_back(Ahead::new(self.job, Ok(target)));
+                        added = true;
+                    } else {
+                        self.deferred = Some(target);
+                    }
+                }
                 Poll::Ready(Some(target)) => {
                     self.ahead.push_back(Ahead::new(self.job, target));
                     added = true;
@@ -215,7 +244,7 @@ impl<U: Send + 'static> ListingTask<U> {
                 asked.notified().await;
                 let Some(page) = listing.next().await else { return };
                 let failed = page.is_err();
-                // At most one page is asked for at a time, so there is always room for it.
+                // At most one page is asked for at a time, so the channel has room for it.
                 if sender.send(page).await.is_err() || failed {
                     return;
                 }
@@ -251,8 +280,10 @@ impl<U: Send + 'static> ListingTask<U> {
                     }
                 }
             }),
+            // Nothing received (the channel may hold a page all the same when the task's budget ran
+            // out): ask for the next page unless one is asked for or waiting.
             Poll::Pending => {
-                if !self.asked {
+                if !self.asked && self.pages.is_empty() {
                     self.asked = true;
                     self.ask.notify_one();
                 }

@@ -12,7 +12,10 @@
 //! - the repositories after the one units are taken from are listed meanwhile, up to `jobs` of them at
 //!   once (at most [`MAX_LISTED_AHEAD`]), each by a task of its own that reads its first page ahead
 //!   and each later one when the engine asks: a registry of many small repositories is not listed one
-//!   round trip after another;
+//!   round trip after another, and what the listing side holds is that many first pages (a registry
+//!   that serves every tag on one page: that many tag lists) besides the queue. Repositories that
+//!   share the run's attachments listing claim images as they are listed, so they are listed one after
+//!   another, in target order;
 //! - at most `jobs` units work at once, across all repositories; a unit that waits on work others share
 //!   gives its place back for the wait ([`crate::slots::waiting`]; the one shared read that they wait
 //!   for runs meanwhile, see there), and at most [`MAX_WAITING`] units are started beyond `jobs`;

@@ -35,6 +35,13 @@ macro_rules! delegate {
 }
 
 impl AnyRepository {
+    /// Whether its listing takes attachments from a listing shared by the run's repositories (see
+    /// [`crate::store::attachments::shared`]): which repository an image tagged in several belongs to
+    /// then depends on the order in which they are listed.
+    pub fn shares_attachments(&self) -> bool {
+        matches!(self, AnyRepository::Split(split) if split.is_sharing())
+    }
+
     /// [`Repository::tag_pages`] for a repository shared by the caller: the stream holds its own handle,
     /// so it can outlive the borrow (a batch lists one repository while others are worked on).
     pub fn owned_tag_pages(

@@ -628,3 +628,37 @@ async fn a_shared_run_keeps_a_legacy_manifest_another_repositorys_image_holds() 
         assert_eq!(sigs.head_manifest(tag).await.unwrap().map(|d| d.digest), Some(shared.digest.clone()), "{tag}");
     }
 }
+
+/// An image tagged in two repositories sharing one attachments repository is the first one's, in
+/// catalog order, in every run, even with several jobs and the first repository's tag slow to resolve:
+/// the listings that claim the images their tags name are not read at once. (Today a sharing listing's
+/// first page, the one read ahead, names only the images targets named by digest, so this also holds
+/// for a batch that did list such repositories at once; it fails if a first page ever claims tags.)
+#[tokio::test]
+async fn an_image_tagged_in_two_repositories_is_the_first_ones_whatever_the_timing() {
+    let registry = TestRegistry::distribution();
+    let proxy = FaultProxy::counting(&registry.host);
+    let sigs = registry.repository("promo/sigs");
+    let scenario = demo::article_like_numbered("registry.test/promo/a", 1, 600).unwrap();
+    scenario.push_split(&registry.repository("promo/a"), &sigs).await.unwrap();
+    scenario.push_split(&registry.repository("promo/b"), &sigs).await.unwrap();
+    proxy.delay_request("HEAD", "/v2/promo/a/manifests/v1", std::time::Duration::from_millis(400));
+    let sigs_ref = format!("{}/promo/sigs", proxy.host);
+    let args = with_key(&[
+        "migrate",
+        "--all-repos",
+        &proxy.host,
+        "--jobs",
+        "4",
+        "--plain-http",
+        "--attachments-repository",
+        &sigs_ref,
+        "-o",
+        "json",
+        "-q",
+    ]);
+    let r = run(&args, &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let expected = vec![(format!("{}/promo/a", proxy.host), scenario.image.to_string(), "migrated".to_owned())];
+    assert_eq!(rows(&r.json()), expected, "{}", r.stdout);
+}

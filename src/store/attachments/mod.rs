@@ -122,6 +122,12 @@ impl<R: Repository> SplitRepository<R> {
         self
     }
 
+    /// Whether its attachments are listed from a listing shared with other repositories of the run
+    /// ([`SplitRepository::sharing`]).
+    pub fn is_sharing(&self) -> bool {
+        self.shared.is_some()
+    }
+
     /// The repository the images are in.
     pub fn images(&self) -> &R {
         &self.images
