@@ -98,10 +98,11 @@ pub struct CopyUnit {
 pub struct CopyEvent {
     /// The source repository.
     pub source: String,
-    /// The tag or digest copied.
+    /// The tag copied (the first, when it was pushed under several), or the digest when no tag was.
     pub reference: String,
-    /// The image it named.
-    pub image: Digest,
+    /// The image it named; absent when it could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Digest>,
     /// The destination repository.
     pub destination: String,
     /// The outcome.
@@ -145,13 +146,15 @@ impl CopyJournal {
         for e in earlier {
             let e: CopyEvent = e;
             let key = (e.source, e.reference);
-            match e.outcome {
-                CopyOutcome::Copied | CopyOutcome::AlreadyCopied if e.settings.as_deref() == Some(&settings) => {
-                    done.insert(key, Done { image: e.image, destination: e.destination, entries: e.entries });
+            match (e.outcome, e.image) {
+                (CopyOutcome::Copied | CopyOutcome::AlreadyCopied, Some(image))
+                    if e.settings.as_deref() == Some(&settings) =>
+                {
+                    done.insert(key, Done { image, destination: e.destination, entries: e.entries });
                 }
-                CopyOutcome::Resumed => {}
+                (CopyOutcome::Resumed, _) => {}
                 // A failure, or a copy under other settings, means it must be copied (again).
-                CopyOutcome::Copied | CopyOutcome::AlreadyCopied | CopyOutcome::Blocked | CopyOutcome::Failed => {
+                (CopyOutcome::Copied | CopyOutcome::AlreadyCopied | CopyOutcome::Blocked | CopyOutcome::Failed, _) => {
                     done.remove(&key);
                 }
             }
@@ -242,7 +245,7 @@ impl<'a> CopyJob<'a> {
                 _ => return None,
             }
         }
-        let mut r = ImageCopy::new(source.name(), destination.name(), image.clone());
+        let mut r = ImageCopy::new(source.name(), destination.name(), key.clone(), Some(image.clone()));
         r.outcome = CopyOutcome::Resumed;
         r.resumed_entries = entries.clone();
         r.tags = unit.tags.clone();
@@ -290,7 +293,8 @@ impl Job for CopyJob<'_> {
         let destination = match self.destination_of(repo) {
             Ok(d) => d,
             Err(e) => {
-                let mut r = ImageCopy::new(repo.name(), String::new(), Digest::sha256(unit.reference.as_bytes()));
+                let asked = unit.tags.first().unwrap_or(&unit.reference).clone();
+                let mut r = ImageCopy::new(repo.name(), String::new(), asked, None);
                 r.fail(&e);
                 return r;
             }
@@ -331,7 +335,7 @@ impl Job for CopyJob<'_> {
     fn event(&self, report: &ImageCopy) -> Option<CopyEvent> {
         Some(CopyEvent {
             source: report.source.clone(),
-            reference: report.tags.first().cloned().unwrap_or_else(|| report.image.to_string()),
+            reference: report.reference.clone(),
             image: report.image.clone(),
             destination: report.destination.clone(),
             outcome: report.outcome,

@@ -179,8 +179,8 @@ pub(crate) async fn copy_image_in_turn<S: Repository, D: Repository>(
     options: &CopyOptions,
     turns: Option<&KeyedLocks>,
 ) -> ImageCopy {
-    let placeholder = reference.parse::<Digest>().unwrap_or_else(|_| Digest::sha256(reference.as_bytes()));
-    let mut report = ImageCopy::new(source.name(), destination.name(), placeholder);
+    let asked = tags.first().map_or(reference, String::as_str).to_owned();
+    let mut report = ImageCopy::new(source.name(), destination.name(), asked, None);
     let raw = match transfer::fetch(source, reference).await {
         Ok(raw) => raw,
         Err(e) => {
@@ -188,7 +188,7 @@ pub(crate) async fn copy_image_in_turn<S: Repository, D: Repository>(
             return report;
         }
     };
-    report.image = raw.digest.clone();
+    report.image = Some(raw.digest.clone());
     let _turn = match turns {
         // The unit's `--jobs` place is given back while it waits for its turn (`slots::waiting`).
         Some(turns) => Some(crate::slots::waiting(turns.take(&format!("{} {}", destination.name(), raw.digest))).await),

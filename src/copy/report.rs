@@ -50,8 +50,12 @@ pub struct ImageCopy {
     pub source: String,
     /// Where it was written.
     pub destination: String,
-    /// The image (an index, with every manifest it lists).
-    pub image: Digest,
+    /// What it was asked to copy: the tag (the first, when it is pushed under several), or the digest
+    /// when no tag was named. Resumed runs find it in the journal by this.
+    pub reference: String,
+    /// The image (an index, with every manifest it lists); absent when it could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<Digest>,
     /// Tags written in the destination.
     pub tags: Vec<String>,
     /// What happened.
@@ -93,10 +97,11 @@ pub struct IndexEntries {
 
 impl ImageCopy {
     /// A report with the identity filled in, as `failed` until the copy completes.
-    pub fn new(source: String, destination: String, image: Digest) -> ImageCopy {
+    pub fn new(source: String, destination: String, reference: String, image: Option<Digest>) -> ImageCopy {
         ImageCopy {
             source,
             destination,
+            reference,
             image,
             tags: Vec::new(),
             outcome: CopyOutcome::Failed,
@@ -110,6 +115,16 @@ impl ImageCopy {
             legacy_tags: Vec::new(),
             left_behind: Vec::new(),
             resumed_entries: Vec::new(),
+        }
+    }
+
+    /// The source image as people read it: `source@digest`, or `source:tag` (`source@digest` for a
+    /// digest) when the image could not be read.
+    pub fn source_image(&self) -> String {
+        match (&self.image, self.reference.starts_with("sha256:")) {
+            (Some(image), _) => format!("{}@{image}", self.source),
+            (None, true) => format!("{}@{}", self.source, self.reference),
+            (None, false) => format!("{}:{}", self.source, self.reference),
         }
     }
 

@@ -32,7 +32,7 @@ async fn an_image_arrives_with_its_attestations_converted_and_its_tags_last() {
     )
     .await;
     assert_eq!(report.outcome, CopyOutcome::Copied, "{:?}", report.reasons);
-    assert_eq!(report.image, scenario.image);
+    assert_eq!(report.image, Some(scenario.image.clone()));
     assert_eq!(report.converted.len(), 1);
     assert_eq!(report.converted[0].referrers.len(), 2);
     let mut tags = destination.list_tags().await.unwrap();

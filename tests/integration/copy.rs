@@ -18,7 +18,7 @@ use att2ref::store::tag_schema::{self, IndexOptions};
 use serde_json::{Value, json};
 
 use crate::cli::{Run, att2ref};
-use crate::fault_proxy::FaultProxy;
+use crate::fault_proxy::{Fault, FaultProxy};
 use crate::registries::TestRegistry;
 use crate::schema::assert_valid;
 
@@ -674,6 +674,47 @@ async fn a_named_image_resumes_from_the_journal_too() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(report["images"][0]["outcome"], "resumed", "{report:#}");
     assert_eq!(report["images"][0]["tags"], json!(["v1"]));
+}
+
+/// An image whose source cannot be read is reported by what was asked (its tag) and no image digest
+/// (never one made up), and its journal line is found by the next run: an image recorded as copied and
+/// failed since is copied again, not resumed.
+#[tokio::test]
+async fn an_image_that_cannot_be_read_is_reported_and_recorded_by_its_tag() {
+    let from = TestRegistry::distribution();
+    let to = TestRegistry::distribution();
+    let scenario = demo::demo().unwrap();
+    scenario.repo.push_to(&from.repository("demo/app")).await.unwrap();
+    let proxy = FaultProxy::counting(&from.host);
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("copy.jsonl");
+    let rsa = rsa();
+    let args = ["--key", rsa.to_str().unwrap(), "--journal", journal.to_str().unwrap()];
+    let (src, dst) = (format!("{}/demo/app", proxy.host), format!("{}/demo/app", to.host));
+    let (run, report) = copy(&src, &dst, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(report["images"].as_array().unwrap().len(), 1, "{report:#}");
+    assert_eq!(report["images"][0]["outcome"], "copied");
+    assert_eq!(report["images"][0]["reference"], "v1");
+    assert_eq!(report["images"][0]["image"], scenario.image.to_string());
+
+    // The next run cannot read it: neither the journal's check nor the copy's fetch.
+    proxy.fault_next("HEAD", "/v2/demo/app/manifests/v1", Fault::LostBehind(403));
+    proxy.fault_next("GET", "/v2/demo/app/manifests/v1", Fault::LostBehind(403));
+    let (run, report) = copy(&src, &dst, &args);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    let image = &report["images"][0];
+    assert_eq!((image["outcome"].as_str(), image["reference"].as_str()), (Some("failed"), Some("v1")), "{report:#}");
+    assert!(image.get("image").is_none(), "no digest is made up: {image:#}");
+    assert!(run.stderr.contains(&format!("error: {src}:v1: failed: ")), "{}", run.stderr);
+    let last: Value = serde_json::from_str(std::fs::read_to_string(&journal).unwrap().lines().last().unwrap()).unwrap();
+    assert_eq!((last["reference"].as_str(), last["outcome"].as_str()), (Some("v1"), Some("failed")), "{last}");
+    assert!(last.get("image").is_none(), "{last}");
+
+    // The failure is the image's last line: it is copied again (nothing left to write), not resumed.
+    let (run, report) = copy(&src, &dst, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(report["images"][0]["outcome"], "already-copied", "{report:#}");
 }
 
 /// The settle pass reads each copied image's referrers index again, `--jobs` images at once: on a

@@ -141,7 +141,7 @@ fn destination(
 
 /// Warnings and errors about one image on stderr; the exit code it calls for.
 fn warn(i: &ImageCopy) -> u8 {
-    let what = format!("{}@{}", i.source, i.image);
+    let what = i.source_image();
     let code = match i.outcome {
         CopyOutcome::Blocked => {
             eprintln!("error: {what}: blocked: {}", i.reasons.join("; "));
@@ -181,7 +181,7 @@ impl Progress<ImageCopy> for Bar {
 fn render_image(i: &ImageCopy) -> String {
     let mut out = String::new();
     let tags = if i.tags.is_empty() { String::new() } else { format!(" ({})", i.tags.join(", ")) };
-    out.push_str(&format!("{:<16} {}@{} -> {}{tags}\n", i.outcome.as_str(), i.source, i.image, i.destination));
+    out.push_str(&format!("{:<16} {} -> {}{tags}\n", i.outcome.as_str(), i.source_image(), i.destination));
     for r in &i.reasons {
         out.push_str(&format!("    {r}\n"));
     }
