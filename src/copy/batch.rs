@@ -142,7 +142,7 @@ impl CopyJournal {
         let (events, earlier) = Journal::open(path)?;
         // The last event of an image decides: a later failure (a settle pass that could not restore an
         // entry, say) means it must be copied again.
-        let mut done = HashMap::new();
+        let mut done: HashMap<(String, String), Done> = HashMap::new();
         for e in earlier {
             let e: CopyEvent = e;
             let key = (e.source, e.reference);
@@ -150,7 +150,15 @@ impl CopyJournal {
                 (CopyOutcome::Copied | CopyOutcome::AlreadyCopied, Some(image))
                     if e.settings.as_deref() == Some(&settings) =>
                 {
-                    done.insert(key, Done { image, destination: e.destination, entries: e.entries });
+                    // A later copy of the same image into the same place writes only what is missing
+                    // (nothing, when it was already copied): what the earlier ones wrote is still the
+                    // image's, to be found served before it is skipped and to be settled again.
+                    let mut entries = match done.remove(&key) {
+                        Some(d) if d.image == image && d.destination == e.destination => d.entries,
+                        _ => Vec::new(),
+                    };
+                    merge_entries(&mut entries, e.entries);
+                    done.insert(key, Done { image, destination: e.destination, entries });
                 }
                 (CopyOutcome::Resumed, _) => {}
                 // A failure, or a copy under other settings, means it must be copied (again).
@@ -251,6 +259,22 @@ impl<'a> CopyJob<'a> {
         r.tags = unit.tags.clone();
         r.reasons.push("recorded as copied in the journal; the destination still serves it".into());
         Some(r)
+    }
+}
+
+/// `more` added to `entries`, each referrer once under its subject.
+fn merge_entries(entries: &mut Vec<IndexEntries>, more: Vec<IndexEntries>) {
+    for m in more {
+        match entries.iter_mut().find(|e| e.subject == m.subject) {
+            Some(e) => {
+                for r in m.referrers {
+                    if !e.referrers.contains(&r) {
+                        e.referrers.push(r);
+                    }
+                }
+            }
+            None => entries.push(m),
+        }
     }
 }
 
@@ -425,4 +449,51 @@ where
     S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
 {
     batch::run_streamed(job, targets, job.options.migrate.jobs, job.journal.map(|j| &j.events), progress, deliver).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(image: &Digest, outcome: CopyOutcome, entries: Vec<IndexEntries>) -> String {
+        let event = CopyEvent {
+            source: "src/app".into(),
+            reference: "v1".into(),
+            image: Some(image.clone()),
+            destination: "dst/app".into(),
+            outcome,
+            settings: Some("same".into()),
+            entries,
+        };
+        serde_json::to_string(&event).unwrap()
+    }
+
+    /// What each copy of an image wrote is the image's until a failure or another image under the tag:
+    /// a later copy that found everything present (or wrote the rest) does not make the journal forget
+    /// it.
+    #[test]
+    fn entries_of_one_image_add_up_across_lines() {
+        let (image, other) = (Digest::sha256(b"image"), Digest::sha256(b"other"));
+        let (subject, r1, r2) = (Digest::sha256(b"platform"), Digest::sha256(b"r1"), Digest::sha256(b"r2"));
+        let entries = |referrers: &[&Digest]| {
+            vec![IndexEntries { subject: subject.clone(), referrers: referrers.iter().map(|d| (*d).clone()).collect() }]
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("copy.jsonl");
+        let read = |lines: &[String]| {
+            std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+            let journal = CopyJournal::open(&path, "same").unwrap();
+            journal.done.get(&("src/app".to_owned(), "v1".to_owned())).map(|d| (d.image.clone(), d.entries.clone()))
+        };
+        let first = line(&image, CopyOutcome::Copied, entries(&[&r1]));
+        let again = line(&image, CopyOutcome::AlreadyCopied, Vec::new());
+        let rest = line(&image, CopyOutcome::Copied, entries(&[&r2, &r1]));
+        assert_eq!(read(&[first.clone(), again.clone()]), Some((image.clone(), entries(&[&r1]))));
+        assert_eq!(read(&[first.clone(), again.clone(), rest]), Some((image.clone(), entries(&[&r1, &r2]))));
+        // Another image under the tag starts over; a failure forgets the image.
+        let moved = line(&other, CopyOutcome::AlreadyCopied, Vec::new());
+        assert_eq!(read(&[first.clone(), moved]), Some((other, Vec::new())));
+        let failed = line(&image, CopyOutcome::Failed, Vec::new());
+        assert_eq!(read(&[first.clone(), failed, again]), Some((image, Vec::new())));
+    }
 }

@@ -717,6 +717,40 @@ async fn an_image_that_cannot_be_read_is_reported_and_recorded_by_its_tag() {
     assert_eq!(report["images"][0]["outcome"], "already-copied", "{report:#}");
 }
 
+/// A journal line of an image copied again and found complete (`already-copied`, nothing written) keeps
+/// what the first copy wrote: a run after it still checks those referrers are served before it skips the
+/// image, and copies it again when one was deleted meanwhile.
+#[tokio::test]
+async fn a_later_already_copied_line_keeps_what_the_first_copy_wrote() {
+    let from = TestRegistry::distribution();
+    let to = TestRegistry::distribution();
+    let scenario = demo::demo().unwrap();
+    scenario.repo.push_to(&from.repository("demo/app")).await.unwrap();
+    let proxy = FaultProxy::counting(&from.host);
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("copy.jsonl");
+    let rsa = rsa();
+    let args = ["--key", rsa.to_str().unwrap(), "--journal", journal.to_str().unwrap()];
+    let (src, dst) = (format!("{}/demo/app", proxy.host), format!("{}/demo/app", to.host));
+    let (run, report) = copy(&src, &dst, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(report["images"][0]["outcome"], "copied");
+    let written = report["images"][0]["converted"][0]["referrers"][0]["digest"].as_str().unwrap().to_owned();
+
+    // The journal's check of the source fails once: the image is copied again, and nothing is missing.
+    proxy.fault_next("HEAD", "/v2/demo/app/manifests/v1", Fault::LostBehind(403));
+    let (run, report) = copy(&src, &dst, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(report["images"][0]["outcome"], "already-copied", "{report:#}");
+
+    // A referrer the first run wrote is deleted (a rollback, say): the next run copies it again.
+    to.repository("demo/app").delete_manifest(&written.parse::<Digest>().unwrap()).await.unwrap();
+    let (run, report) = copy(&src, &dst, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(report["images"][0]["outcome"], "copied", "{report:#}");
+    assert!(to.repository("demo/app").head_manifest(&written).await.unwrap().is_some(), "{written} is back");
+}
+
 /// The settle pass reads each copied image's referrers index again, `--jobs` images at once: on a
 /// remote registry a thousand images one after another would be a thousand round trips end to end.
 /// Every read of those indexes is held 300 ms at a proxy in front of the destination, so reads made
