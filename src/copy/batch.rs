@@ -110,8 +110,10 @@ pub struct CopyEvent {
     /// The run's [`CopyOptions::settings_fingerprint`] (absent in journals of earlier versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<String>,
-    /// For `copied`: the referrers it wrote, by subject. A run resuming from this line settles them
-    /// again (this run may stop before its settle pass) and copies the image again if one is gone.
+    /// For `copied` and `already-copied`: every referrer the image has in the destination from this
+    /// copy, written or found there, by subject. A run resuming from this line copies the image again
+    /// if one is gone, and settles them again (this run may stop before its settle pass). Each line
+    /// replaces the image's earlier ones: it lists what the image relies on now.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entries: Vec<IndexEntries>,
 }
@@ -150,15 +152,7 @@ impl CopyJournal {
                 (CopyOutcome::Copied | CopyOutcome::AlreadyCopied, Some(image))
                     if e.settings.as_deref() == Some(&settings) =>
                 {
-                    // A later copy of the same image into the same place writes only what is missing
-                    // (nothing, when it was already copied): what the earlier ones wrote is still the
-                    // image's, to be found served before it is skipped and to be settled again.
-                    let mut entries = match done.remove(&key) {
-                        Some(d) if d.image == image && d.destination == e.destination => d.entries,
-                        _ => Vec::new(),
-                    };
-                    merge_entries(&mut entries, e.entries);
-                    done.insert(key, Done { image, destination: e.destination, entries });
+                    done.insert(key, Done { image, destination: e.destination, entries: e.entries });
                 }
                 (CopyOutcome::Resumed, _) => {}
                 // A failure, or a copy under other settings, means it must be copied (again).
@@ -262,22 +256,6 @@ impl<'a> CopyJob<'a> {
     }
 }
 
-/// `more` added to `entries`, each referrer once under its subject.
-fn merge_entries(entries: &mut Vec<IndexEntries>, more: Vec<IndexEntries>) {
-    for m in more {
-        match entries.iter_mut().find(|e| e.subject == m.subject) {
-            Some(e) => {
-                for r in m.referrers {
-                    if !e.referrers.contains(&r) {
-                        e.referrers.push(r);
-                    }
-                }
-            }
-            None => entries.push(m),
-        }
-    }
-}
-
 /// Same registry host: blobs can be mounted from the source repository instead of transferred.
 fn mount_source(source: &AnyRepository, destination: &AnyRepository) -> Option<String> {
     match (source, destination) {
@@ -318,7 +296,7 @@ impl Job for CopyJob<'_> {
             Ok(d) => d,
             Err(e) => {
                 let asked = unit.tags.first().unwrap_or(&unit.reference).clone();
-                let mut r = ImageCopy::new(repo.name(), String::new(), asked, None);
+                let mut r = ImageCopy::new(repo.name(), String::new(), asked, unit.reference.parse().ok());
                 r.fail(&e);
                 return r;
             }
@@ -365,7 +343,7 @@ impl Job for CopyJob<'_> {
             outcome: report.outcome,
             settings: self.journal.map(|j| j.settings.clone()),
             entries: match report.outcome {
-                CopyOutcome::Copied => report.written_entries(),
+                CopyOutcome::Copied | CopyOutcome::AlreadyCopied => report.destination_entries(),
                 _ => Vec::new(),
             },
         })
@@ -449,51 +427,4 @@ where
     S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
 {
     batch::run_streamed(job, targets, job.options.migrate.jobs, job.journal.map(|j| &j.events), progress, deliver).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn line(image: &Digest, outcome: CopyOutcome, entries: Vec<IndexEntries>) -> String {
-        let event = CopyEvent {
-            source: "src/app".into(),
-            reference: "v1".into(),
-            image: Some(image.clone()),
-            destination: "dst/app".into(),
-            outcome,
-            settings: Some("same".into()),
-            entries,
-        };
-        serde_json::to_string(&event).unwrap()
-    }
-
-    /// What each copy of an image wrote is the image's until a failure or another image under the tag:
-    /// a later copy that found everything present (or wrote the rest) does not make the journal forget
-    /// it.
-    #[test]
-    fn entries_of_one_image_add_up_across_lines() {
-        let (image, other) = (Digest::sha256(b"image"), Digest::sha256(b"other"));
-        let (subject, r1, r2) = (Digest::sha256(b"platform"), Digest::sha256(b"r1"), Digest::sha256(b"r2"));
-        let entries = |referrers: &[&Digest]| {
-            vec![IndexEntries { subject: subject.clone(), referrers: referrers.iter().map(|d| (*d).clone()).collect() }]
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("copy.jsonl");
-        let read = |lines: &[String]| {
-            std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-            let journal = CopyJournal::open(&path, "same").unwrap();
-            journal.done.get(&("src/app".to_owned(), "v1".to_owned())).map(|d| (d.image.clone(), d.entries.clone()))
-        };
-        let first = line(&image, CopyOutcome::Copied, entries(&[&r1]));
-        let again = line(&image, CopyOutcome::AlreadyCopied, Vec::new());
-        let rest = line(&image, CopyOutcome::Copied, entries(&[&r2, &r1]));
-        assert_eq!(read(&[first.clone(), again.clone()]), Some((image.clone(), entries(&[&r1]))));
-        assert_eq!(read(&[first.clone(), again.clone(), rest]), Some((image.clone(), entries(&[&r1, &r2]))));
-        // Another image under the tag starts over; a failure forgets the image.
-        let moved = line(&other, CopyOutcome::AlreadyCopied, Vec::new());
-        assert_eq!(read(&[first.clone(), moved]), Some((other, Vec::new())));
-        let failed = line(&image, CopyOutcome::Failed, Vec::new());
-        assert_eq!(read(&[first.clone(), failed, again]), Some((image, Vec::new())));
-    }
 }

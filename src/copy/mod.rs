@@ -180,7 +180,8 @@ pub(crate) async fn copy_image_in_turn<S: Repository, D: Repository>(
     turns: Option<&KeyedLocks>,
 ) -> ImageCopy {
     let asked = tags.first().map_or(reference, String::as_str).to_owned();
-    let mut report = ImageCopy::new(source.name(), destination.name(), asked, None);
+    // A digest is the image already (a named image is resolved to one); a tag is known once read.
+    let mut report = ImageCopy::new(source.name(), destination.name(), asked, reference.parse().ok());
     let raw = match transfer::fetch(source, reference).await {
         Ok(raw) => raw,
         Err(e) => {

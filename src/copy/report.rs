@@ -50,8 +50,8 @@ pub struct ImageCopy {
     pub source: String,
     /// Where it was written.
     pub destination: String,
-    /// What it was asked to copy: the tag (the first, when it is pushed under several), or the digest
-    /// when no tag was named. Resumed runs find it in the journal by this.
+    /// The tag it is copied under (the first, when several; the source's tag for a repository's
+    /// listing), or the digest when no tag was named. Resumed runs find it in the journal by this.
     pub reference: String,
     /// The image (an index, with every manifest it lists); absent when it could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,8 +80,8 @@ pub struct ImageCopy {
     pub legacy_tags: Vec<String>,
     /// What was not carried over, and why.
     pub left_behind: Vec<LeftBehind>,
-    /// For `resumed`: the referrers the journal recorded as written into referrers tag-schema indexes,
-    /// which the settle pass checks again (the run that wrote them may have stopped before its own).
+    /// For `resumed`: the referrers the journal recorded for the image, which the settle pass checks
+    /// again (the run that wrote them may have stopped before its own).
     #[serde(skip)]
     pub resumed_entries: Vec<IndexEntries>,
 }
@@ -118,13 +118,12 @@ impl ImageCopy {
         }
     }
 
-    /// The source image as people read it: `source@digest`, or `source:tag` (`source@digest` for a
-    /// digest) when the image could not be read.
+    /// The source image as people read it: `source@digest`, or `source:tag` when the image could not be
+    /// read (a tag of the source's listing: a named image is known by its digest from the start).
     pub fn source_image(&self) -> String {
-        match (&self.image, self.reference.starts_with("sha256:")) {
-            (Some(image), _) => format!("{}@{image}", self.source),
-            (None, true) => format!("{}@{}", self.source, self.reference),
-            (None, false) => format!("{}:{}", self.source, self.reference),
+        match &self.image {
+            Some(image) => format!("{}@{image}", self.source),
+            None => format!("{}:{}", self.source, self.reference),
         }
     }
 
@@ -142,6 +141,26 @@ impl ImageCopy {
             }
         }
         for referrer in self.referrers.iter().filter(|x| !x.existed) {
+            add(&referrer.subject, &referrer.digest);
+        }
+        by_subject
+    }
+
+    /// Every referrer the image has in the destination from this copy, by subject: those it wrote and
+    /// those it found there (converted attestations adopted, referrers already listed).
+    pub fn destination_entries(&self) -> Vec<IndexEntries> {
+        let mut by_subject: Vec<IndexEntries> = Vec::new();
+        let mut add = |subject: &Digest, digest: &Digest| match by_subject.iter_mut().find(|e| e.subject == *subject) {
+            Some(e) if e.referrers.contains(digest) => {}
+            Some(e) => e.referrers.push(digest.clone()),
+            None => by_subject.push(IndexEntries { subject: subject.clone(), referrers: vec![digest.clone()] }),
+        };
+        for c in &self.converted {
+            for referrer in &c.referrers {
+                add(&c.image, &referrer.digest);
+            }
+        }
+        for referrer in &self.referrers {
             add(&referrer.subject, &referrer.digest);
         }
         by_subject

@@ -717,9 +717,9 @@ async fn an_image_that_cannot_be_read_is_reported_and_recorded_by_its_tag() {
     assert_eq!(report["images"][0]["outcome"], "already-copied", "{report:#}");
 }
 
-/// A journal line of an image copied again and found complete (`already-copied`, nothing written) keeps
-/// what the first copy wrote: a run after it still checks those referrers are served before it skips the
-/// image, and copies it again when one was deleted meanwhile.
+/// A journal line of an image copied again and found complete (`already-copied`, nothing written) lists
+/// what the image has in the destination, the first copy's referrers included: a run after it still
+/// checks those are served before it skips the image, and copies it again when one was deleted.
 #[tokio::test]
 async fn a_later_already_copied_line_keeps_what_the_first_copy_wrote() {
     let from = TestRegistry::distribution();
@@ -749,6 +749,10 @@ async fn a_later_already_copied_line_keeps_what_the_first_copy_wrote() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(report["images"][0]["outcome"], "copied", "{report:#}");
     assert!(to.repository("demo/app").head_manifest(&written).await.unwrap().is_some(), "{written} is back");
+    // Its line lists what the image has in the destination now: the run after it resumes.
+    let (run, report) = copy(&src, &dst, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(report["images"][0]["outcome"], "resumed", "{report:#}");
 }
 
 /// The settle pass reads each copied image's referrers index again, `--jobs` images at once: on a
