@@ -5,9 +5,10 @@
 //! images (or none with attestations): listed one after another, a run over a remote registry would
 //! spend a round trip per repository in a row, whatever `--jobs` says. So up to `jobs` repositories
 //! (at most [`MAX_LISTED_AHEAD`]) are listed at once, each by a task of its own that reads its first
-//! page ahead and each later one when the engine asks for it. Nothing the engine does not poll is ever left half done: a listing
-//! task always runs, and the targets stream (whose next item may be a catalog page) is polled again
-//! until it yields whenever it was polled once (see [`Listing::discovering`]).
+//! page ahead and each later one when the engine asks for it. Nothing the engine does not poll is
+//! ever left half done: a listing task always runs, and the targets stream (whose next item may be a
+//! catalog page) is polled again until it yields whenever it was polled once (see
+//! [`Listing::discovering`]).
 
 use std::collections::VecDeque;
 use std::future::Future as _;
@@ -280,10 +281,10 @@ impl<U: Send + 'static> ListingTask<U> {
                     }
                 }
             }),
-            // Nothing received (the channel may hold a page all the same when the task's budget ran
-            // out): ask for the next page unless one is asked for or waiting.
+            // Nothing received: ask for the next page, unless the one asked for is still on its way
+            // (pages are sent only when asked for, so a page can wait in the channel only then).
             Poll::Pending => {
-                if !self.asked && self.pages.is_empty() {
+                if !self.asked {
                     self.asked = true;
                     self.ask.notify_one();
                 }

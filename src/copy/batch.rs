@@ -100,7 +100,7 @@ pub struct CopyEvent {
     pub source: String,
     /// The tag copied (the first, when it was pushed under several), or the digest when no tag was.
     pub reference: String,
-    /// The image it named; absent when it could not be read.
+    /// The image it named; absent when a tag of the source could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<Digest>,
     /// The destination repository.

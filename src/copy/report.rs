@@ -53,7 +53,8 @@ pub struct ImageCopy {
     /// The tag it is copied under (the first, when several; the source's tag for a repository's
     /// listing), or the digest when no tag was named. Resumed runs find it in the journal by this.
     pub reference: String,
-    /// The image (an index, with every manifest it lists); absent when it could not be read.
+    /// The image (an index, with every manifest it lists); absent when a tag of the source could not be
+    /// read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<Digest>,
     /// Tags written in the destination.
