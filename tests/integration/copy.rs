@@ -629,7 +629,7 @@ async fn a_killed_copy_resumes_from_its_journal() {
     assert!(proxy.killed(), "{kill} never came ({status})");
     proxy.disarm_counting();
     let recorded: Vec<Value> =
-        std::fs::read_to_string(&journal).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        std::fs::read_to_string(journal).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(recorded.len(), 1, "{recorded:?}");
     assert_eq!(recorded[0]["reference"], order[0].as_str());
     assert_eq!(recorded[0]["outcome"], "copied");
@@ -676,22 +676,46 @@ async fn a_named_image_resumes_from_the_journal_too() {
     assert_eq!(report["images"][0]["tags"], json!(["v1"]));
 }
 
+/// The demo in a source registry behind a counting proxy, copied with a journal into a second registry.
+struct JournaledCopy {
+    _from: TestRegistry,
+    to: TestRegistry,
+    proxy: FaultProxy,
+    scenario: Scenario,
+    journal: PathBuf,
+    _dir: tempfile::TempDir,
+    src: String,
+    dst: String,
+}
+
+impl JournaledCopy {
+    async fn new() -> JournaledCopy {
+        let from = TestRegistry::distribution();
+        let to = TestRegistry::distribution();
+        let scenario = demo::demo().unwrap();
+        scenario.repo.push_to(&from.repository("demo/app")).await.unwrap();
+        let proxy = FaultProxy::counting(&from.host);
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("copy.jsonl");
+        let (src, dst) = (format!("{}/demo/app", proxy.host), format!("{}/demo/app", to.host));
+        JournaledCopy { _from: from, to, proxy, scenario, journal, _dir: dir, src, dst }
+    }
+
+    /// `copy SRC DST --key rsa --journal FILE`.
+    fn run(&self) -> (Run, Value) {
+        let rsa = rsa();
+        copy(&self.src, &self.dst, &["--key", rsa.to_str().unwrap(), "--journal", self.journal.to_str().unwrap()])
+    }
+}
+
 /// An image whose source cannot be read is reported by what was asked (its tag) and no image digest
 /// (never one made up), and its journal line is found by the next run: an image recorded as copied and
 /// failed since is copied again, not resumed.
 #[tokio::test]
 async fn an_image_that_cannot_be_read_is_reported_and_recorded_by_its_tag() {
-    let from = TestRegistry::distribution();
-    let to = TestRegistry::distribution();
-    let scenario = demo::demo().unwrap();
-    scenario.repo.push_to(&from.repository("demo/app")).await.unwrap();
-    let proxy = FaultProxy::counting(&from.host);
-    let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("copy.jsonl");
-    let rsa = rsa();
-    let args = ["--key", rsa.to_str().unwrap(), "--journal", journal.to_str().unwrap()];
-    let (src, dst) = (format!("{}/demo/app", proxy.host), format!("{}/demo/app", to.host));
-    let (run, report) = copy(&src, &dst, &args);
+    let c = JournaledCopy::new().await;
+    let (proxy, scenario, journal, src) = (&c.proxy, &c.scenario, &c.journal, &c.src);
+    let (run, report) = c.run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(report["images"].as_array().unwrap().len(), 1, "{report:#}");
     assert_eq!(report["images"][0]["outcome"], "copied");
@@ -701,18 +725,18 @@ async fn an_image_that_cannot_be_read_is_reported_and_recorded_by_its_tag() {
     // The next run cannot read it: neither the journal's check nor the copy's fetch.
     proxy.fault_next("HEAD", "/v2/demo/app/manifests/v1", Fault::LostBehind(403));
     proxy.fault_next("GET", "/v2/demo/app/manifests/v1", Fault::LostBehind(403));
-    let (run, report) = copy(&src, &dst, &args);
+    let (run, report) = c.run();
     assert_ne!(run.code, 0, "{}", run.stderr);
     let image = &report["images"][0];
     assert_eq!((image["outcome"].as_str(), image["reference"].as_str()), (Some("failed"), Some("v1")), "{report:#}");
     assert!(image.get("image").is_none(), "no digest is made up: {image:#}");
     assert!(run.stderr.contains(&format!("error: {src}:v1: failed: ")), "{}", run.stderr);
-    let last: Value = serde_json::from_str(std::fs::read_to_string(&journal).unwrap().lines().last().unwrap()).unwrap();
+    let last: Value = serde_json::from_str(std::fs::read_to_string(journal).unwrap().lines().last().unwrap()).unwrap();
     assert_eq!((last["reference"].as_str(), last["outcome"].as_str()), (Some("v1"), Some("failed")), "{last}");
     assert!(last.get("image").is_none(), "{last}");
 
     // The failure is the image's last line: it is copied again (nothing left to write), not resumed.
-    let (run, report) = copy(&src, &dst, &args);
+    let (run, report) = c.run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(report["images"][0]["outcome"], "already-copied", "{report:#}");
 }
@@ -722,35 +746,27 @@ async fn an_image_that_cannot_be_read_is_reported_and_recorded_by_its_tag() {
 /// checks those are served before it skips the image, and copies it again when one was deleted.
 #[tokio::test]
 async fn a_later_already_copied_line_keeps_what_the_first_copy_wrote() {
-    let from = TestRegistry::distribution();
-    let to = TestRegistry::distribution();
-    let scenario = demo::demo().unwrap();
-    scenario.repo.push_to(&from.repository("demo/app")).await.unwrap();
-    let proxy = FaultProxy::counting(&from.host);
-    let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("copy.jsonl");
-    let rsa = rsa();
-    let args = ["--key", rsa.to_str().unwrap(), "--journal", journal.to_str().unwrap()];
-    let (src, dst) = (format!("{}/demo/app", proxy.host), format!("{}/demo/app", to.host));
-    let (run, report) = copy(&src, &dst, &args);
+    let c = JournaledCopy::new().await;
+    let proxy = &c.proxy;
+    let (run, report) = c.run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(report["images"][0]["outcome"], "copied");
     let written = report["images"][0]["converted"][0]["referrers"][0]["digest"].as_str().unwrap().to_owned();
 
     // The journal's check of the source fails once: the image is copied again, and nothing is missing.
     proxy.fault_next("HEAD", "/v2/demo/app/manifests/v1", Fault::LostBehind(403));
-    let (run, report) = copy(&src, &dst, &args);
+    let (run, report) = c.run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(report["images"][0]["outcome"], "already-copied", "{report:#}");
 
     // A referrer the first run wrote is deleted (a rollback, say): the next run copies it again.
-    to.repository("demo/app").delete_manifest(&written.parse::<Digest>().unwrap()).await.unwrap();
-    let (run, report) = copy(&src, &dst, &args);
+    c.to.repository("demo/app").delete_manifest(&written.parse::<Digest>().unwrap()).await.unwrap();
+    let (run, report) = c.run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(report["images"][0]["outcome"], "copied", "{report:#}");
-    assert!(to.repository("demo/app").head_manifest(&written).await.unwrap().is_some(), "{written} is back");
+    assert!(c.to.repository("demo/app").head_manifest(&written).await.unwrap().is_some(), "{written} is back");
     // Its line lists what the image has in the destination now: the run after it resumes.
-    let (run, report) = copy(&src, &dst, &args);
+    let (run, report) = c.run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(report["images"][0]["outcome"], "resumed", "{report:#}");
 }
