@@ -110,12 +110,16 @@ pub struct CopyEvent {
     /// The run's [`CopyOptions::settings_fingerprint`] (absent in journals of earlier versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<String>,
-    /// For `copied` and `already-copied`: every referrer the image has in the destination from this
-    /// copy, written or found there, by subject. A run resuming from this line copies the image again
-    /// if one is gone, and settles them again (this run may stop before its settle pass). Each line
-    /// replaces the image's earlier ones: it lists what the image relies on now.
+    /// For `copied`: the referrers it wrote, by subject. A run resuming from this line settles them
+    /// again (this run may stop before its settle pass) and copies the image again if one is gone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entries: Vec<IndexEntries>,
+    /// For `copied` and `already-copied`: every referrer of the source's the image has in the
+    /// destination from this copy, written or found there, by subject (absent in journals of earlier
+    /// versions). A run resuming from this line copies the image again if one is gone. Each line
+    /// replaces the image's earlier ones: it lists what the image relies on now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub served: Vec<IndexEntries>,
 }
 
 /// A copy journal: what earlier runs finished, and the file this run appends to.
@@ -132,7 +136,10 @@ pub struct CopyJournal {
 struct Done {
     image: Digest,
     destination: String,
+    /// Written by the copy: settled again when resumed.
     entries: Vec<IndexEntries>,
+    /// Written or found: each must still be served for the image to be resumed.
+    served: Vec<IndexEntries>,
 }
 
 impl CopyJournal {
@@ -152,7 +159,8 @@ impl CopyJournal {
                 (CopyOutcome::Copied | CopyOutcome::AlreadyCopied, Some(image))
                     if e.settings.as_deref() == Some(&settings) =>
                 {
-                    done.insert(key, Done { image, destination: e.destination, entries: e.entries });
+                    let served = if e.served.is_empty() { e.entries.clone() } else { e.served };
+                    done.insert(key, Done { image, destination: e.destination, entries: e.entries, served });
                 }
                 (CopyOutcome::Resumed, _) => {}
                 // A failure, or a copy under other settings, means it must be copied (again).
@@ -224,7 +232,7 @@ impl<'a> CopyJob<'a> {
         // its digest as the reference and its tag apart.
         let done = &self.journal?.done;
         let key = unit.tags.first().unwrap_or(&unit.reference);
-        let Done { image, destination: dest, entries } = done.get(&(source.name(), key.clone()))?;
+        let Done { image, destination: dest, entries, served } = done.get(&(source.name(), key.clone()))?;
         if *dest != destination.name() {
             return None;
         }
@@ -239,9 +247,9 @@ impl<'a> CopyJob<'a> {
             Ok(Some(d)) if d.digest == *image => {}
             _ => return None,
         }
-        // And every referrer it wrote still served: an index listing lags deletions on some registries,
-        // and a rollback in between removes them.
-        for digest in entries.iter().flat_map(|e| &e.referrers) {
+        // And every referrer it wrote or found still served: an index listing lags deletions on some
+        // registries, and a rollback in between removes them.
+        for digest in served.iter().flat_map(|e| &e.referrers) {
             match destination.head_manifest(&digest.to_string()).await {
                 Ok(Some(d)) if d.digest == *digest => {}
                 _ => return None,
@@ -343,6 +351,10 @@ impl Job for CopyJob<'_> {
             outcome: report.outcome,
             settings: self.journal.map(|j| j.settings.clone()),
             entries: match report.outcome {
+                CopyOutcome::Copied => report.written_entries(),
+                _ => Vec::new(),
+            },
+            served: match report.outcome {
                 CopyOutcome::Copied | CopyOutcome::AlreadyCopied => report.destination_entries(),
                 _ => Vec::new(),
             },
@@ -427,4 +439,59 @@ where
     S: Stream<Item = std::result::Result<RepositoryTarget, TargetError>> + Send,
 {
     batch::run_streamed(job, targets, job.options.migrate.jobs, job.journal.map(|j| &j.events), progress, deliver).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(image: &Digest, outcome: CopyOutcome, settings: &str, entries: &[&Digest], served: &[&Digest]) -> String {
+        let at = |digests: &[&Digest]| -> Vec<IndexEntries> {
+            if digests.is_empty() {
+                return Vec::new();
+            }
+            vec![IndexEntries { subject: image.clone(), referrers: digests.iter().map(|d| (*d).clone()).collect() }]
+        };
+        let event = CopyEvent {
+            source: "src/app".into(),
+            reference: "v1".into(),
+            image: Some(image.clone()),
+            destination: "dst/app".into(),
+            outcome,
+            settings: Some(settings.into()),
+            entries: at(entries),
+            served: at(served),
+        };
+        serde_json::to_string(&event).unwrap()
+    }
+
+    /// The last line of an image decides what a resumed run settles again (what that copy wrote) and what
+    /// must still be served for it to be skipped (what it wrote or found); a failure or other settings
+    /// forget the image, and a line of an earlier version (no `served`) has its written referrers
+    /// checked.
+    #[test]
+    fn the_last_line_of_an_image_decides_what_must_still_be_served() {
+        let image = Digest::sha256(b"image");
+        let (r1, r2) = (Digest::sha256(b"r1"), Digest::sha256(b"r2"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("copy.jsonl");
+        let read = |lines: &[String]| {
+            std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+            let journal = CopyJournal::open(&path, "same").unwrap();
+            journal.done.get(&("src/app".to_owned(), "v1".to_owned())).map(|d| {
+                let all = |e: &[IndexEntries]| e.iter().flat_map(|e| e.referrers.clone()).collect::<Vec<_>>();
+                (all(&d.entries), all(&d.served))
+            })
+        };
+        let copied = line(&image, CopyOutcome::Copied, "same", &[&r1], &[&r1, &r2]);
+        let again = line(&image, CopyOutcome::AlreadyCopied, "same", &[], &[&r1, &r2]);
+        assert_eq!(read(std::slice::from_ref(&copied)), Some((vec![r1.clone()], vec![r1.clone(), r2.clone()])));
+        assert_eq!(read(&[copied.clone(), again.clone()]), Some((vec![], vec![r1.clone(), r2.clone()])));
+        let earlier_version = line(&image, CopyOutcome::Copied, "same", &[&r1], &[]);
+        assert_eq!(read(&[earlier_version]), Some((vec![r1.clone()], vec![r1.clone()])));
+        let failed = line(&image, CopyOutcome::Failed, "same", &[], &[]);
+        assert_eq!(read(&[copied.clone(), failed]), None);
+        let other_settings = line(&image, CopyOutcome::AlreadyCopied, "other", &[], &[&r1]);
+        assert_eq!(read(&[copied, other_settings]), None);
+    }
 }

@@ -53,8 +53,8 @@ pub struct ImageCopy {
     /// The tag it is copied under (the first, when several; the source's tag for a repository's
     /// listing), or the digest when no tag was named. Resumed runs find it in the journal by this.
     pub reference: String,
-    /// The image (an index, with every manifest it lists); absent when a tag of the source could not be
-    /// read.
+    /// The image (an index, with every manifest it lists); absent when it is not known: a tag of the
+    /// source that could not be read (or whose destination could not be opened first).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<Digest>,
     /// Tags written in the destination.
@@ -124,6 +124,8 @@ impl ImageCopy {
     pub fn source_image(&self) -> String {
         match &self.image {
             Some(image) => format!("{}@{image}", self.source),
+            // A tag has no ':'; a digest that did not parse is still shown as one.
+            None if self.reference.contains(':') => format!("{}@{}", self.source, self.reference),
             None => format!("{}:{}", self.source, self.reference),
         }
     }
@@ -148,7 +150,8 @@ impl ImageCopy {
     }
 
     /// Every referrer the image has in the destination from this copy, by subject: those it wrote and
-    /// those it found there (converted attestations adopted, referrers already listed).
+    /// those it found there (converted attestations adopted, the source's referrers already listed).
+    /// Other tools' referrers of the destination alone are not among them.
     pub fn destination_entries(&self) -> Vec<IndexEntries> {
         let mut by_subject: Vec<IndexEntries> = Vec::new();
         let mut add = |subject: &Digest, digest: &Digest| match by_subject.iter_mut().find(|e| e.subject == *subject) {
