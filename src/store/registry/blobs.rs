@@ -163,13 +163,23 @@ fn location(repo: &RegistryRepository, reply: &Reply, what: &str) -> Result<Url>
 }
 
 pub(super) async fn start_upload(repo: &RegistryRepository, mount: Option<(&Digest, &str)>) -> Result<Start> {
+    let mount = mount.filter(|(_, from)| !refused_before(repo, from));
     match open_upload(repo, mount).await {
         Err(e) if mount.is_some() && mount_refused(&e) => {
             tracing::info!(error = %e, "blob mount refused; uploading instead");
+            if let Some((_, from)) = mount {
+                repo.inner().remember_refused_mount(repo.host(), from);
+            }
             open_upload(repo, None).await
         }
         other => other,
     }
+}
+
+/// A mount the registry refused from that repository before is not asked for again: a copy of many
+/// images would otherwise pay one refused request per blob.
+fn refused_before(repo: &RegistryRepository, from: &str) -> bool {
+    repo.inner().mount_refused_before(repo.host(), from)
 }
 
 /// A mount is an offer: a registry that refuses it outright (one without mounts answering 404 or 405, a
@@ -357,6 +367,9 @@ pub(super) fn restartable(e: &Error) -> bool {
 }
 
 pub(crate) async fn mount_blob(repo: &RegistryRepository, digest: &Digest, from: &str) -> Result<bool> {
+    if refused_before(repo, from) {
+        return Ok(false);
+    }
     match open_upload(repo, Some((digest, from))).await {
         Ok(Start::Mounted) => Ok(true),
         Ok(Start::Session(session)) => {
@@ -365,6 +378,7 @@ pub(crate) async fn mount_blob(repo: &RegistryRepository, digest: &Digest, from:
         }
         Err(e) if mount_refused(&e) => {
             tracing::info!(error = %e, "blob mount refused; the blob is uploaded instead");
+            repo.inner().remember_refused_mount(repo.host(), from);
             Ok(false)
         }
         Err(e) => Err(e),

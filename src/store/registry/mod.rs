@@ -8,7 +8,7 @@
 //! Transport rules live in `http` (retries, redirects, caps), authentication in `auth`, and one
 //! file per resource (`manifests`, `blobs`, `tags`, `referrers`) builds requests and reads answers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -166,6 +166,9 @@ pub(crate) struct Inner {
     /// Small blobs this client stored, by host and digest, with a repository holding each: the next
     /// repository that needs one mounts it in one request instead of checking and uploading it.
     stored_blobs: Mutex<HashMap<(String, Digest), String>>,
+    /// Repositories of a host that a blob mount from was refused (by host, then the repository mounted
+    /// from): the next blob from there is uploaded without asking again.
+    refused_mounts: Mutex<HashSet<(String, String)>>,
 }
 
 /// A registry client. Cheap to clone: clones share the connection pool, caches and counters.
@@ -221,6 +224,7 @@ impl RegistryClient {
             delete_probe: KeyedLocks::default(),
             facts: Mutex::new(HashMap::new()),
             stored_blobs: Mutex::new(HashMap::new()),
+            refused_mounts: Mutex::new(HashSet::new()),
         };
         Ok(RegistryClient { inner: Arc::new(inner) })
     }
@@ -375,6 +379,21 @@ impl Inner {
         let mut stored = self.stored_blobs.lock().unwrap_or_else(|p| p.into_inner());
         if size <= MAX_SIZE && stored.len() < MAX_ENTRIES {
             stored.entry((host.to_owned(), digest.clone())).or_insert_with(|| repository.to_owned());
+        }
+    }
+
+    /// Whether a blob mount from `from` into a repository of `host` was refused before.
+    fn mount_refused_before(&self, host: &str, from: &str) -> bool {
+        let refused = self.refused_mounts.lock().unwrap_or_else(|p| p.into_inner());
+        refused.contains(&(host.to_owned(), from.to_owned()))
+    }
+
+    /// Remember that `host` refused a blob mount from `from` (a bounded number of them).
+    fn remember_refused_mount(&self, host: &str, from: &str) {
+        const MAX_ENTRIES: usize = 1024;
+        let mut refused = self.refused_mounts.lock().unwrap_or_else(|p| p.into_inner());
+        if refused.len() < MAX_ENTRIES {
+            refused.insert((host.to_owned(), from.to_owned()));
         }
     }
 
