@@ -116,35 +116,32 @@ where
     /// Take targets while there is room; whether any was added.
     fn poll_discover(&mut self, cx: &mut Context<'_>) -> bool {
         let mut added = false;
-        if self.ahead.is_empty()
-            && let Some(target) = self.deferred.take()
-        {
-            self.ahead.push_back(Ahead::new(self.job, Ok(target)));
-            added = true;
-        }
-        while self.discovering() {
+        loop {
+            if self.ahead.is_empty()
+                && let Some(target) = self.deferred.take()
+            {
+                self.ahead.push_back(Ahead::new(self.job, Ok(target)));
+                added = true;
+            }
+            if !self.discovering() {
+                return added;
+            }
             match self.targets.as_mut().poll_next(cx) {
                 // A repository sharing the run's attachments listing claims the images its tags name
                 // as it lists them, and an image tagged in several is the first one's: such
-                // repositories are listed one after another, in target order, so the owner is the
-                // same in every run.
+                // repositories wait until nothing is listed ahead of them, so they are listed one
+                // after another, in target order, and the owner is the same in every run.
                 Poll::Ready(Some(Ok(target))) if target.images.is_none() && target.repo.shares_attachments() => {
-                    if self.ahead.is_empty() {
-                        self.ahead.push_back(Ahead::new(self.job, Ok(target)));
-                        added = true;
-                    } else {
-                        self.deferred = Some(target);
-                    }
+                    self.deferred = Some(target);
                 }
                 Poll::Ready(Some(target)) => {
                     self.ahead.push_back(Ahead::new(self.job, target));
                     added = true;
                 }
                 Poll::Ready(None) => self.targets_done = true,
-                Poll::Pending => break,
+                Poll::Pending => return added,
             }
         }
-        added
     }
 }
 

@@ -278,7 +278,7 @@ async fn adopt_listed<R: Repository>(
     options: &MigrateOptions,
 ) -> Result<u64> {
     let taken = converted.outcomes.iter().filter_map(|o| o.referrer()).map(|r| r.manifest.digest.clone()).collect();
-    let mut adoption = Adoption::new(repo, verifier, subject.digest(), referrers, taken, &options.limits);
+    let mut adoption = Adoption { repo, verifier, image: subject.digest(), referrers, taken, limits: &options.limits };
     let (mut read, mut adopted) = (0, false);
     for o in &mut converted.outcomes {
         let Conversion::Converted(planned) = &mut o.result else { continue };
@@ -314,7 +314,7 @@ pub(super) async fn adopt_listed_now<R: Repository>(
     }
     let referrers = repo.referrers(image, None).await?;
     let taken = pending.iter().map(|p| p.referrer.manifest.digest.clone()).collect();
-    let mut adoption = Adoption::new(repo, verifier, image, &referrers, taken, limits);
+    let mut adoption = Adoption { repo, verifier, image, referrers: &referrers, taken, limits };
     for (i, p) in pending.iter_mut().enumerate().filter(|(_, p)| !p.listed) {
         let digest = &p.payload_digest;
         let (found, _) = adoption.equivalent(&p.referrer, |payload| digest.compute_like(payload) == *digest).await?;
@@ -338,18 +338,7 @@ struct Adoption<'a, R> {
     limits: &'a crate::limits::Limits,
 }
 
-impl<'a, R: Repository> Adoption<'a, R> {
-    fn new(
-        repo: &'a R,
-        verifier: &'a Verifier,
-        image: &'a Digest,
-        referrers: &'a Referrers,
-        taken: BTreeSet<Digest>,
-        limits: &'a crate::limits::Limits,
-    ) -> Self {
-        Adoption { repo, verifier, image, referrers, taken, limits }
-    }
-
+impl<R: Repository> Adoption<'_, R> {
     /// The listed referrer to take instead of `planned` (none when `planned` is listed itself, or nothing
     /// equivalent verifies with the legacy payload `is_payload` recognises), and the bytes read.
     async fn equivalent(
