@@ -86,6 +86,66 @@ async fn an_oci_subject_header_without_a_listing_still_gets_the_tag_schema() {
     assert_eq!(repo.referrers(&scenario.image, None).await.unwrap().descriptors.len(), 2);
 }
 
+/// Google Artifact Registry answers the upload POST with a session outside `/v2/`:
+/// `/artifacts-uploads/namespaces/<project>/repositories/<repo>/uploads/<id>` (quoted in
+/// oras-project/rust-oci-client#175; the distribution spec lets a session live anywhere). A client that
+/// accepts only its repository's `/v2/…/blobs/uploads/` path cannot upload a single blob there.
+/// Emulated: distribution 2.8.2 behind a proxy that moves every session so; `migrate` and `copy` write
+/// every blob through the moved sessions.
+#[tokio::test]
+async fn upload_sessions_outside_the_api_path_are_followed() {
+    let registry = TestRegistry::distribution();
+    let proxy = FaultProxy::counting(&registry.host);
+    proxy.move_upload_sessions();
+    let scenario = demo::demo().unwrap();
+    let repo = registry.repository("quirks/gar");
+    scenario.repo.push_to(&repo).await.unwrap();
+    let image = format!("{}/quirks/gar@{}", proxy.host, scenario.image);
+    let run = migrate(&image);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["totals"]["referrers_written"], 2, "{}", run.stdout);
+    let (moved, in_api) = session_writes(&proxy);
+    // Two bundles and the empty config, each closed by one PUT on its moved session.
+    assert_eq!((moved, in_api), (3, 0), "{:#?}", proxy.arrivals());
+    let run = get_slsa(&image);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes());
+
+    // copy to another registry of the same kind: its blobs go through moved sessions too (within one
+    // registry they would be mounted, not uploaded).
+    let other = TestRegistry::distribution();
+    let other_proxy = FaultProxy::counting(&other.host);
+    other_proxy.move_upload_sessions();
+    let destination = format!("{}/quirks/gar-copy", other_proxy.host);
+    let key = test_key();
+    let run = att2ref(&[
+        "copy",
+        "--plain-http",
+        &image,
+        &destination,
+        "--key",
+        &key,
+        "--insecure-ignore-tlog",
+        "-o",
+        "json",
+        "-q",
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let (moved, in_api) = session_writes(&other_proxy);
+    assert!(moved >= 3 && in_api == 0, "{moved} {in_api}: {:#?}", other_proxy.arrivals());
+    let copied = other.repository("quirks/gar-copy");
+    assert_eq!(copied.referrers(&scenario.image, None).await.unwrap().descriptors.len(), 2);
+}
+
+/// Upload writes (PUT, PATCH) that reached a moved session, and those that reached `/v2/…/blobs/uploads/`.
+fn session_writes(proxy: &FaultProxy) -> (usize, usize) {
+    let arrivals = proxy.arrivals();
+    let writes = || arrivals.iter().filter(|(_, l)| l.starts_with("PUT ") || l.starts_with("PATCH "));
+    let moved = writes().filter(|(_, l)| l.contains(" /artifacts-uploads/")).count();
+    let in_api = writes().filter(|(_, l)| l.contains("/blobs/uploads/") && l.contains(" /v2/")).count();
+    (moved, in_api)
+}
+
 /// GitLab's container registry reads a `sha256-<hex>` tag as the digest `sha256:<hex>`: the referrers tag
 /// of an image answers 200 with the image itself (oras-project/oras#2148, oras-project/oras-go#1396), and
 /// GitLab has no referrers API. Emulated: distribution 2.8.2 behind a proxy that reads such tags as

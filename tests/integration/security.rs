@@ -192,6 +192,14 @@ async fn an_upload_location_in_another_repository_or_host_is_refused() {
             Box::new(|_: &MockServer| "/v2/team-a/app/blobs/uploads/../../../team-b/app/blobs/uploads/x".to_owned()),
         ),
         ("another host", Box::new(|_: &MockServer| "http://127.0.0.2:9/v2/team-a/app/blobs/uploads/x".to_owned())),
+        (
+            "a doubled slash into another repository",
+            Box::new(|_: &MockServer| "/.//v2/team-b/app/blobs/uploads/x".to_owned()),
+        ),
+        (
+            "an encoded separator outside the API",
+            Box::new(|_: &MockServer| "/uploads/..%2fv2%2fteam-b%2fapp%2fblobs%2fuploads%2fx".to_owned()),
+        ),
     ] {
         let (server, err) = upload_redirected_to(location).await;
         assert!(err.to_string().contains("refusing the upload Location"), "{case}: {err}");

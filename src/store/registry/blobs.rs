@@ -132,9 +132,12 @@ pub(super) enum Start {
     Session(Url),
 }
 
-/// The upload session URL a reply points to. It must stay on this registry and under this repository's
-/// upload path: the body we send next goes there, and registry data must never steer a write to another
-/// host or repository.
+/// The upload session URL a reply points to. It must stay on this registry: the body we send next goes
+/// there (with our credentials), and registry data must never steer a write to another host. Under
+/// `/v2/` it must also be this repository's upload path, so that it cannot steer a write into another
+/// repository. A path outside the API is the registry's own upload endpoint, which the distribution spec
+/// allows: Google Artifact Registry answers `/artifacts-uploads/namespaces/<project>/repositories/<repo>/
+/// uploads/<id>` (oras-project/rust-oci-client#175).
 fn location(repo: &RegistryRepository, reply: &Reply, what: &str) -> Result<Url> {
     let text = reply.header(LOCATION.as_str()).ok_or_else(|| {
         Error::new(ErrorKind::Registry, format!("{what}: the registry answered {} without a Location", reply.status))
@@ -145,15 +148,19 @@ fn location(repo: &RegistryRepository, reply: &Reply, what: &str) -> Result<Url>
         .map_err(|e| Error::new(ErrorKind::Registry, format!("{what}: invalid upload Location: {e}")))?;
     let uploads = repo.url("blobs/uploads/")?;
     // `..` segments (also as `%2e`) are resolved by the URL parser; an encoded separator is not, and a
-    // registry could decode it behind the prefix check.
+    // registry could decode it behind the prefix check. Nor are doubled slashes, which a registry may fold.
     let path = url.path().to_ascii_lowercase();
     let encoded_separator = path.contains("%2f") || path.contains("%5c");
-    if url.origin() != uploads.origin() || !url.path().starts_with(uploads.path()) || encoded_separator {
+    let folded = path.trim_start_matches('/');
+    let in_api = folded == "v2" || folded.starts_with("v2/");
+    let elsewhere_in_api = in_api && !url.path().starts_with(uploads.path());
+    if url.origin() != uploads.origin() || encoded_separator || elsewhere_in_api {
         // Bad data from the registry, never worth restarting the upload for.
         return Err(Error::new(
             ErrorKind::InvalidFormat,
             format!(
-                "{what}: refusing the upload Location {url}: it is not under {}{} (another host or repository)",
+                "{what}: refusing the upload Location {url}: a session must be under {}{} or outside `/v2/` on \
+                 that host, with no encoded separator (this one points at another host or repository)",
                 uploads.origin().ascii_serialization(),
                 uploads.path()
             ),

@@ -72,11 +72,15 @@ fn full(status: StatusCode, body: &'static str) -> Response<Body> {
 pub(super) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
     let n = state.requests.fetch_add(1, Ordering::SeqCst) + 1;
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path().to_owned();
-    let query = parts.uri.query().map(str::to_owned);
+    let (path, query) = match parts.uri.path().strip_prefix(MOVED_UPLOADS) {
+        // An upload session moved off `/v2/`: the token is the session's own path and query.
+        Some(moved) => session_of(moved, parts.uri.query()).ok_or(Dropped)?,
+        None => (parts.uri.path().to_owned(), parts.uri.query().map(str::to_owned)),
+    };
     let method = parts.method.as_str().to_owned();
     let key = normalise(&method, &path, query.as_deref());
-    state.arrivals.lock().unwrap().push((state.started.elapsed(), format!("{method} {path}")));
+    // As asked for: a moved upload session shows its own path here.
+    state.arrivals.lock().unwrap().push((state.started.elapsed(), format!("{method} {}", parts.uri.path())));
     let _in_flight = InFlight::enter(&state);
     let note = |what: &str| state.log.lock().unwrap().push(format!("#{n} {key} → {what}"));
     if state.killed.load(Ordering::SeqCst) {
@@ -243,7 +247,10 @@ pub(super) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
     // Upload sessions and pages must come back through the proxy.
     for name in ["location", "link"] {
         if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
-            let rewritten = v.replace(&state.upstream, &state.host);
+            let mut rewritten = v.replace(&state.upstream, &state.host);
+            if name == "location" && state.move_uploads.load(Ordering::SeqCst) {
+                rewritten = moved_session(&rewritten);
+            }
             if let Ok(v) = rewritten.parse() {
                 headers.insert(name, v);
             }
@@ -313,4 +320,29 @@ pub(super) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     Ok(response)
+}
+
+/// Where [`FaultProxy::move_upload_sessions`] puts upload sessions, as Google Artifact Registry does
+/// (`/artifacts-uploads/namespaces/<project>/repositories/<repository>/uploads/<id>`).
+const MOVED_UPLOADS: &str = "/artifacts-uploads/namespaces/lab/repositories/quirks/uploads/";
+
+/// The session `location` (absolute or not) moved under [`MOVED_UPLOADS`], its path and query kept in
+/// the id (hex), so that the proxy can send the next request of the session where the registry expects it.
+fn moved_session(location: &str) -> String {
+    let at = location.find("/v2/").unwrap_or(0);
+    format!("{MOVED_UPLOADS}{}", hex::encode(&location[at..]))
+}
+
+/// The registry's own path and query of a moved session, the client's query (`digest=…`) added.
+fn session_of(id: &str, query: Option<&str>) -> Option<(String, Option<String>)> {
+    let original = String::from_utf8(hex::decode(id).ok()?).ok()?;
+    let (path, own) = match original.split_once('?') {
+        Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
+        None => (original, None),
+    };
+    let query = match (own, query) {
+        (Some(a), Some(b)) => Some(format!("{a}&{b}")),
+        (a, b) => a.or(b.map(str::to_owned)),
+    };
+    Some((path, query))
 }

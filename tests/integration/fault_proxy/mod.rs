@@ -158,6 +158,8 @@ struct State {
     claim_subject: AtomicBool,
     /// `sha256-<hex>` manifest tags are read as digests (see [`FaultProxy::read_digest_tags_as_digests`]).
     digest_tags: AtomicBool,
+    /// Upload sessions are moved off `/v2/` (see [`FaultProxy::move_upload_sessions`]).
+    move_uploads: AtomicBool,
     /// Every DELETE is refused as GHCR refuses it (see [`FaultProxy::refuse_deletes`]).
     refuse_deletes: AtomicBool,
     /// Referrers listings are served this many entries per page, 0 for whole (see
@@ -257,6 +259,7 @@ impl FaultProxy {
             strip_range: AtomicBool::new(false),
             claim_subject: AtomicBool::new(false),
             digest_tags: AtomicBool::new(false),
+            move_uploads: AtomicBool::new(false),
             refuse_deletes: AtomicBool::new(false),
             referrers_page: AtomicU64::new(0),
             drop_filter: AtomicBool::new(false),
@@ -309,6 +312,14 @@ impl FaultProxy {
     /// itself (oras-project/oras#2148, oras-project/oras-go#1396). Writes are forwarded unchanged.
     pub fn read_digest_tags_as_digests(&self) {
         self.state.digest_tags.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on, answer every upload with a `Location` outside `/v2/`, a path of its own on the same
+    /// host, as Google Artifact Registry does (`/artifacts-uploads/namespaces/<project>/repositories/<repo>/
+    /// uploads/<id>`, quoted in oras-project/rust-oci-client#175); the distribution spec allows a session
+    /// anywhere. Requests to it reach the registry's own session.
+    pub fn move_upload_sessions(&self) {
+        self.state.move_uploads.store(true, Ordering::SeqCst);
     }
 
     /// From now on, serve referrers listings `per_page` entries at a time, each page but the last with a
