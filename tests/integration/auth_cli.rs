@@ -10,7 +10,10 @@ use crate::registries::{TEST_PASSWORD, TEST_USER, TestRegistry};
 async fn registry_with_demo_store() -> (TestRegistry, String) {
     let registry = TestRegistry::distribution_with_basic_auth();
     let client = registry.client_with(|c| {
-        c.explicit_credentials = Some(Credential::Basic { username: TEST_USER.into(), password: TEST_PASSWORD.into() })
+        c.explicit_credentials = std::collections::BTreeMap::from([(
+            registry.host.clone(),
+            Credential::Basic { username: TEST_USER.into(), password: TEST_PASSWORD.into() },
+        )])
     });
     let scenario = att2ref::demo::demo().unwrap();
     scenario.repo.push_to(&client.repository(&registry.host, "private/app")).await.unwrap();
@@ -75,4 +78,85 @@ async fn credentials_from_docker_config_files() {
     let run =
         att2ref_with(&["inspect", "--plain-http", &image], None, &[("REGISTRY_AUTH_FILE", authfile.to_str().unwrap())]);
     assert_eq!(run.code, 0, "$REGISTRY_AUTH_FILE: {}", run.stderr);
+}
+
+/// A second registry that asks for a bearer token from its own realm, recording every token request:
+/// whatever `-u` meant for another registry must never reach it.
+async fn token_registry() -> (wiremock::MockServer, String) {
+    use wiremock::matchers::{method, path, path_regex};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let realm = format!("{}/token", server.uri());
+    Mock::given(method("GET"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({ "token": "anonymous", "expires_in": 300 })),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path_regex("^/v2/.*"))
+        .respond_with(ResponseTemplate::new(401).insert_header(
+            "WWW-Authenticate",
+            format!(r#"Bearer realm="{realm}",service="other",scope="repository:app:pull""#).as_str(),
+        ))
+        .mount(&server)
+        .await;
+    let host = server.uri().trim_start_matches("http://").to_owned();
+    (server, host)
+}
+
+/// `-u` over targets on two registries: refused until `--credentials-for` says which one it logs in to;
+/// then the password goes to that registry only, never to the other's token service.
+#[tokio::test]
+async fn a_password_from_stdin_goes_to_one_registry_only() {
+    let (registry, image) = registry_with_demo_store().await;
+    let (other, other_host) = token_registry().await;
+    let elsewhere = format!("{other_host}/app:v1");
+
+    let run = att2ref_with(
+        &["status", "--plain-http", &image, &elsewhere, "-u", TEST_USER, "--password-stdin", "-o", "json"],
+        Some(&format!("{TEST_PASSWORD}\n")),
+        &[],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--credentials-for")
+            && run.stderr.contains(&registry.host)
+            && run.stderr.contains(&other_host),
+        "{}",
+        run.stderr
+    );
+    assert!(other.received_requests().await.unwrap().is_empty(), "nothing was asked before the usage error");
+
+    let run = att2ref_with(
+        &[
+            "status",
+            "--plain-http",
+            &image,
+            &elsewhere,
+            "-u",
+            TEST_USER,
+            "--password-stdin",
+            "--credentials-for",
+            &registry.host,
+            "-o",
+            "json",
+        ],
+        Some(&format!("{TEST_PASSWORD}\n")),
+        &[],
+    );
+    // The other registry's image does not exist (its every answer is 401): exit 2, while the image of the
+    // registry the password was for was read.
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(report["images"].as_array().map(Vec::len), Some(1), "{report:#}");
+    assert_eq!(report["images"][0]["state"], "legacy-only", "{report:#}");
+    let requests = other.received_requests().await.unwrap();
+    let token_requests: Vec<_> = requests.iter().filter(|r| r.url.path() == "/token").collect();
+    assert!(!token_requests.is_empty(), "the other registry's token service was asked: {requests:#?}");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{TEST_USER}:{TEST_PASSWORD}"));
+    for r in &requests {
+        let sent = r.headers.get("authorization").map(|v| v.to_str().unwrap_or("").to_owned()).unwrap_or_default();
+        assert!(!sent.contains(&basic), "the password reached {} {}", r.method, r.url);
+    }
 }

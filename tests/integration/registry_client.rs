@@ -1,6 +1,7 @@
 //! The registry client: faults from a scripted server (wiremock), and round trips against real
 //! registries (see `registries.rs`).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use att2ref::ErrorKind;
@@ -342,7 +343,10 @@ async fn basic_credentials_go_to_the_token_endpoint_and_never_into_errors() {
         .await;
 
     let client = mock_client(|c| {
-        c.explicit_credentials = Some(Credential::Basic { username: "user".into(), password: "s3cret-pw".into() })
+        c.explicit_credentials = BTreeMap::from([(
+            host(&server),
+            Credential::Basic { username: "user".into(), password: "s3cret-pw".into() },
+        )])
     });
     let err = client.repository(&host(&server), "app").get_manifest("v1").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err:#}");
@@ -379,7 +383,9 @@ async fn identity_token_is_exchanged_with_a_refresh_token_post() {
         .mount(&server)
         .await;
 
-    let client = mock_client(|c| c.explicit_credentials = Some(Credential::IdentityToken("rt-123".into())));
+    let client = mock_client(|c| {
+        c.explicit_credentials = BTreeMap::from([(host(&server), Credential::IdentityToken("rt-123".into()))])
+    });
     assert_eq!(client.repository(&host(&server), "app").list_tags().await.unwrap(), ["a"]);
 }
 
@@ -403,7 +409,8 @@ async fn basic_auth_is_sent_only_after_a_basic_challenge() {
         .await;
 
     let client = mock_client(|c| {
-        c.explicit_credentials = Some(Credential::Basic { username: "user".into(), password: "pw".into() })
+        c.explicit_credentials =
+            BTreeMap::from([(host(&server), Credential::Basic { username: "user".into(), password: "pw".into() })])
     });
     let repo = client.repository(&host(&server), "app");
     repo.get_manifest("v1").await.unwrap().unwrap();
@@ -442,7 +449,8 @@ async fn cross_host_redirect_drops_authorization() {
         .await;
 
     let client = mock_client(|c| {
-        c.explicit_credentials = Some(Credential::Basic { username: "user".into(), password: "pw".into() })
+        c.explicit_credentials =
+            BTreeMap::from([(host(&registry), Credential::Basic { username: "user".into(), password: "pw".into() })])
     });
     let repo = client.repository(&host(&registry), "app");
     let got = repo.get_blob(&Descriptor::of("application/octet-stream", &blob), 1024).await.unwrap();

@@ -90,7 +90,10 @@ async fn tls_is_verified_by_default_and_a_private_ca_can_be_trusted() {
 async fn no_credential_reaches_the_log_with_every_crate_at_trace() {
     let registry = TestRegistry::distribution_with_basic_auth();
     let client = registry.client_with(|c| {
-        c.explicit_credentials = Some(Credential::Basic { username: TEST_USER.into(), password: TEST_PASSWORD.into() })
+        c.explicit_credentials = BTreeMap::from([(
+            registry.host.clone(),
+            Credential::Basic { username: TEST_USER.into(), password: TEST_PASSWORD.into() },
+        )])
     });
     let scenario = att2ref::demo::demo().unwrap();
     scenario.repo.push_to(&client.repository(&registry.host, "private/app")).await.unwrap();

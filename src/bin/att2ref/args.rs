@@ -642,9 +642,16 @@ pub struct RegistryArgs {
     #[arg(long, value_name = "REPO")]
     pub attachments_repository: Option<String>,
 
-    /// Registry user name (the password is read from stdin with --password-stdin).
+    /// Registry user name (the password is read from stdin with --password-stdin), for the one registry
+    /// the targets name, or the one --credentials-for names. It is never sent to another registry.
     #[arg(short = 'u', long, requires = "password_stdin", env = "ATT2REF_USERNAME")]
     pub username: Option<String>,
+
+    /// The registry that -u/--password-stdin log in to (as references name it: ghcr.io,
+    /// registry.example.com:5000), when the targets name several (copy between two registries, a target
+    /// list spanning hosts). The other registries use the credentials files, or go anonymous.
+    #[arg(long, value_name = "REGISTRY", requires = "username")]
+    pub credentials_for: Option<String>,
 
     /// Read the registry password or token from standard input.
     #[arg(long, requires = "username")]

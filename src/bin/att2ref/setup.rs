@@ -1,6 +1,7 @@
 //! Turning arguments and the environment into library objects: logging, registry client, targets.
 //! This is the only place that reads environment variables.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,9 +53,50 @@ pub fn limits(args: &RegistryArgs) -> Limits {
     }
 }
 
-/// A registry client configured from the arguments and the environment.
-pub fn registry_client(args: &RegistryArgs) -> Result<RegistryClient> {
-    registry_client_with(args, &[])
+/// A registry client configured from the arguments and the environment, for a command whose targets
+/// name `registries` (see [`registries_of`]): `-u` logs in to the one they name.
+pub fn registry_client(args: &RegistryArgs, registries: &[String]) -> Result<RegistryClient> {
+    registry_client_with(args, &[], registries)
+}
+
+/// The registries that `targets` name, in order, each once: the registry of each image or repository
+/// reference, or each host with `--all-repos`; layouts name none, and a target that does not parse is
+/// left to the command to report.
+pub fn registries_of(targets: &[String], all_repos: bool) -> Vec<String> {
+    let mut registries: Vec<String> = Vec::new();
+    for target in targets {
+        let registry = if all_repos {
+            Some(target.trim_end_matches('/').to_owned()).filter(|_| !target.starts_with("ocidir://"))
+        } else {
+            match Reference::parse(target) {
+                Ok(Reference::Registry(r)) => Some(r.registry().to_owned()),
+                _ => None,
+            }
+        };
+        if let Some(registry) = registry.filter(|r| !registries.contains(r)) {
+            registries.push(registry);
+        }
+    }
+    registries
+}
+
+/// The registry `-u` logs in to: `--credentials-for`, else the one registry the targets name. Several
+/// is a usage error: a password must never reach a registry it was not meant for, nor a token service
+/// that registry names.
+fn credentials_registry(args: &RegistryArgs, registries: &[String]) -> Result<Option<String>> {
+    if let Some(registry) = &args.credentials_for {
+        return Ok(Some(registry.trim_end_matches('/').to_owned()));
+    }
+    match registries {
+        [] => Ok(None),
+        [one] => Ok(Some(one.clone())),
+        several => Err(anyhow::Error::msg(crate::exit::Usage(format!(
+            "-u/--password-stdin log in to one registry, and the targets name {}: {}; say which with \
+             --credentials-for REGISTRY (the others use the credentials files, or go anonymous)",
+            several.len(),
+            several.join(", ")
+        )))),
+    }
 }
 
 /// The registry client and, with `--rekor-url`, the Rekor client on it (same retries, CA files and
@@ -62,6 +104,7 @@ pub fn registry_client(args: &RegistryArgs) -> Result<RegistryClient> {
 pub fn registry_and_rekor(
     args: &RegistryArgs,
     rekor_url: Option<&str>,
+    registries: &[String],
 ) -> Result<(RegistryClient, Option<RekorClient>)> {
     let plain_http: Vec<String> = rekor_url
         .and_then(|u| url::Url::parse(u).ok())
@@ -69,7 +112,7 @@ pub fn registry_and_rekor(
         .and_then(|u| u.host_str().map(|h| u.port().map_or_else(|| h.to_owned(), |p| format!("{h}:{p}"))))
         .into_iter()
         .collect();
-    let client = registry_client_with(args, &plain_http)?;
+    let client = registry_client_with(args, &plain_http, registries)?;
     let rekor = rekor_url.map(|url| RekorClient::new(url, client.clone())).transpose().context("--rekor-url")?;
     Ok((client, rekor))
 }
@@ -101,7 +144,11 @@ pub fn convert_options(
 
 /// A registry client that also speaks plain HTTP to `plain_http_hosts` (`host[:port]`): the hosts of
 /// URLs the user gave with an explicit `http://` scheme, such as `--rekor-url`.
-fn registry_client_with(args: &RegistryArgs, plain_http_hosts: &[String]) -> Result<RegistryClient> {
+fn registry_client_with(
+    args: &RegistryArgs,
+    plain_http_hosts: &[String],
+    registries: &[String],
+) -> Result<RegistryClient> {
     let env_path = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     let credentials = match &args.authfile {
         Some(file) => CredentialSource::ConfigFiles(vec![file.clone()]),
@@ -112,17 +159,17 @@ fn registry_client_with(args: &RegistryArgs, plain_http_hosts: &[String]) -> Res
             home: env_path("HOME"),
         })),
     };
-    let explicit = match (&args.username, args.password_stdin) {
-        (Some(username), true) => {
+    let explicit = match (&args.username, args.password_stdin, credentials_registry(args, registries)?) {
+        (Some(username), true, Some(registry)) => {
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password).context("reading the password from stdin")?;
             let password = password.trim_end_matches(['\n', '\r']).to_owned();
             if password.is_empty() {
                 bail!("--password-stdin: standard input was empty");
             }
-            Some(Credential::Basic { username: username.clone(), password })
+            BTreeMap::from([(registry, Credential::Basic { username: username.clone(), password })])
         }
-        _ => None,
+        _ => BTreeMap::new(),
     };
     let ca_certificates = args
         .ca_file
@@ -153,7 +200,7 @@ fn registry_client_with(args: &RegistryArgs, plain_http_hosts: &[String]) -> Res
 pub fn open(reference: &Reference, args: &RegistryArgs) -> Result<(AnyRepository, Option<String>)> {
     match reference {
         Reference::Registry(r) => {
-            let client = registry_client(args)?;
+            let client = registry_client(args, &[r.registry().to_owned()])?;
             let repo = registry_repository(&client, r, args)?;
             Ok((repo, r.manifest_reference()))
         }

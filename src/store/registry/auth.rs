@@ -15,10 +15,10 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use url::Url;
 
-use super::Inner;
 use super::credentials::{self, Credential, CredentialSource};
 use super::errors::status_error;
 use super::http::Call;
+use super::{Inner, api_host};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keyed_locks::KeyedLocks;
 
@@ -335,9 +335,10 @@ impl Inner {
         Ok((token, lifetime))
     }
 
-    /// The credential for `host`: the explicit one, else the configured files (looked up once).
+    /// The credential for `host` (an API host): the one given for that registry, else the configured
+    /// files (looked up once).
     pub(crate) async fn credential(&self, host: &str) -> Result<Option<Credential>> {
-        if let Some(c) = &self.config.explicit_credentials {
+        if let Some((_, c)) = self.config.explicit_credentials.iter().find(|(registry, _)| api_host(registry) == host) {
             return Ok(Some(c.clone()));
         }
         let CredentialSource::ConfigFiles(paths) = &self.config.credentials else {

@@ -8,7 +8,7 @@
 //! Transport rules live in `http` (retries, redirects, caps), authentication in `auth`, and one
 //! file per resource (`manifests`, `blobs`, `tags`, `referrers`) builds requests and reads answers.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -97,8 +97,12 @@ pub struct ClientConfig {
     pub ca_certificates: Vec<Vec<u8>>,
     /// Where credentials are looked up.
     pub credentials: CredentialSource,
-    /// A credential used for every registry, instead of any lookup.
-    pub explicit_credentials: Option<Credential>,
+    /// Credentials given outright, each for the one registry it is keyed by (as references name it:
+    /// `ghcr.io`, `registry.example.com:5000`, `docker.io`), instead of any lookup for that registry. A
+    /// credential is never sent to another registry, nor to a token service another registry names: a
+    /// run that reaches several registries (a copy between two, a target list spanning hosts) gives each
+    /// the credentials of the configured files, or none.
+    pub explicit_credentials: BTreeMap<String, Credential>,
     /// Retry policy.
     pub retry: RetryPolicy,
     /// Size and count caps.
@@ -123,7 +127,7 @@ impl Default for ClientConfig {
             insecure: false,
             ca_certificates: Vec::new(),
             credentials: CredentialSource::Anonymous,
-            explicit_credentials: None,
+            explicit_credentials: BTreeMap::new(),
             retry: RetryPolicy::default(),
             limits: Limits::default(),
             user_agent: concat!("att2ref/", env!("CARGO_PKG_VERSION")).to_owned(),

@@ -28,7 +28,8 @@ use crate::{exit, setup};
 
 pub async fn run(args: CopyArgs, quiet: bool) -> Result<ExitCode> {
     let (verifier, _) = setup::verifier(&args.trust)?;
-    let (client, rekor) = setup::registry_and_rekor(&args.registry, args.convert.rekor_url.as_deref())?;
+    let (client, rekor) =
+        setup::registry_and_rekor(&args.registry, args.convert.rekor_url.as_deref(), &registries(&args))?;
     let legacy = match args.legacy {
         LegacyArg::Convert => LegacyMode::Convert,
         LegacyArg::Keep => LegacyMode::Keep,
@@ -91,6 +92,21 @@ pub async fn run(args: CopyArgs, quiet: bool) -> Result<ExitCode> {
         code = code.max(exit::COULD_NOT_CHECK);
     }
     Ok(ExitCode::from(code))
+}
+
+/// The registries SRC and DST name (with `--all-repos`, DST's host before its prefix), for `-u`.
+fn registries(args: &CopyArgs) -> Vec<String> {
+    let mut registries = setup::registries_of(std::slice::from_ref(&args.source), args.all_repos);
+    let destination = match args.destination.split_once('/') {
+        Some((host, _)) if args.all_repos && !args.destination.starts_with("ocidir://") => host.to_owned(),
+        _ => args.destination.clone(),
+    };
+    for registry in setup::registries_of(&[destination], args.all_repos) {
+        if !registries.contains(&registry) {
+            registries.push(registry);
+        }
+    }
+    registries
 }
 
 /// Where copies go, and the tags a named image is pushed under (DST's tag, else SRC's).

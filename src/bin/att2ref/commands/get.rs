@@ -21,7 +21,7 @@ pub async fn run(args: GetArgs) -> Result<ExitCode> {
     // The client is kept so its counters can be reported (`--stats`).
     let (repo, manifest_ref, client) = match &reference {
         Reference::Registry(r) => {
-            let client = setup::registry_client(&args.registry)?;
+            let client = setup::registry_client(&args.registry, &[r.registry().to_owned()])?;
             (setup::registry_repository(&client, r, &args.registry)?, r.manifest_reference(), Some(client))
         }
         Reference::Layout(_) => {

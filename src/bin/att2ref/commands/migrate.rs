@@ -28,7 +28,11 @@ pub async fn run(args: MigrateArgs, quiet: bool) -> Result<ExitCode> {
     let started = std::time::Instant::now();
     let (verifier, _) = setup::verifier(&args.trust)?;
     let targets = targets::read_targets(&args.targets.targets, args.targets.from_file.as_deref())?;
-    let (client, rekor) = setup::registry_and_rekor(&args.registry, args.convert.rekor_url.as_deref())?;
+    let (client, rekor) = setup::registry_and_rekor(
+        &args.registry,
+        args.convert.rekor_url.as_deref(),
+        &setup::registries_of(&targets, args.targets.all_repos),
+    )?;
     let options = MigrateOptions {
         repair_index: args.repair_index,
         dry_run: args.dry_run,

@@ -15,7 +15,7 @@ use crate::{exit, render, setup};
 
 pub async fn run(args: ProbeArgs) -> Result<ExitCode> {
     let (registry, repository) = split_target(&args.target)?;
-    let client = setup::registry_client(&args.registry)?;
+    let client = setup::registry_client(&args.registry, &[registry.to_owned()])?;
     let options = ProbeOptions { write_test: args.write_test, ..ProbeOptions::default() };
     let report = probe::probe_registry(&client, registry, repository, &options).await?;
     match args.output.format {

@@ -20,7 +20,11 @@ use crate::{exit, setup};
 pub async fn run(args: RollbackArgs, quiet: bool) -> Result<ExitCode> {
     let (verifier, _) = setup::verifier(&args.trust)?;
     let targets = targets::read_targets(&args.targets.targets, args.targets.from_file.as_deref())?;
-    let (client, rekor) = setup::registry_and_rekor(&args.registry, args.rekor_url.as_deref())?;
+    let (client, rekor) = setup::registry_and_rekor(
+        &args.registry,
+        args.rekor_url.as_deref(),
+        &setup::registries_of(&targets, args.targets.all_repos),
+    )?;
     let options = RollbackOptions {
         apply: args.apply,
         migrate: MigrateOptions {

@@ -22,7 +22,7 @@ use crate::{exit, setup};
 pub async fn run(args: StatusArgs, quiet: bool) -> Result<ExitCode> {
     let started = Instant::now();
     let targets = targets::read_targets(&args.targets.targets, args.targets.from_file.as_deref())?;
-    let client = setup::registry_client(&args.registry)?;
+    let client = setup::registry_client(&args.registry, &setup::registries_of(&targets, args.targets.all_repos))?;
     let target_options = setup::target_options(&args.targets, &args.registry, &targets)?;
     let bar = crate::commands::progress_bar(quiet, "{bar:30} {pos}/{len} read  [{elapsed}]", "");
     let progress = Bar(bar.clone());
