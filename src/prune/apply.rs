@@ -138,10 +138,11 @@ pub async fn apply<R: Repository>(
             }
         }
         // Not removed, for whatever reason (failed, unchecked, kept for a tag that shares its digest):
-        // unless it is gone, it stays.
+        // unless it is gone, it stays. Gone only by a GET's definite not-found: a HEAD's 404 carries no
+        // body to tell a hidden denial from an absence.
         if let Action::OrphanReferrer { subject, digest } = &action
             && item.status != Status::Removed
-            && !matches!(repo.head_manifest(&digest.to_string()).await, Ok(None))
+            && !matches!(repo.get_manifest(&digest.to_string()).await, Ok(None))
         {
             referrer_stays.insert(
                 subject.clone(),
@@ -304,7 +305,7 @@ async fn recheck_orphan<R: Repository>(repo: &R, subject: &Digest, set: Option<&
 }
 
 /// `Some(why)` unless the copy to keep still exists, names the subject, carries `blob`, and is listed
-/// among the subject's referrers (where consumers look).
+/// among the subject's referrers (where consumers look) with its own artifact type (what they filter on).
 async fn kept_copy_problem<R: Repository>(
     repo: &R,
     subject: &Digest,
@@ -328,8 +329,16 @@ async fn kept_copy_problem<R: Repository>(
         return Ok(Some(format!("the copy to keep, {}, no longer carries the same content", keep.short())));
     }
     let listing = repo.referrers(subject, None).await?;
-    if !listing.descriptors.iter().any(|d| &d.digest == keep) {
+    let Some(entry) = listing.descriptors.iter().find(|d| &d.digest == keep) else {
         return Ok(Some(format!("the copy to keep, {}, is not listed among the referrers", keep.short())));
+    };
+    // Only a tag-schema index can lose an entry's artifact type (a referrers API makes its own entries).
+    if listing.from_tag_schema() && entry.artifact_type.as_deref() != raw.manifest.effective_artifact_type() {
+        return Ok(Some(format!(
+            "the copy to keep, {}, is listed without its own artifact type, so consumers filtering on it miss it \
+             (`migrate` restores the entry)",
+            keep.short()
+        )));
     }
     Ok(None)
 }
@@ -452,6 +461,52 @@ async fn delete<R: Repository>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A copy kept in place of a duplicate must be one consumers find: listed in the tag-schema index with
+    /// its own artifact type, which another writer's stale merge can drop.
+    #[tokio::test]
+    async fn a_copy_listed_without_its_artifact_type_is_not_kept_in_place_of_a_duplicate() {
+        use crate::model::media_type as mt;
+        use crate::model::oci::{Descriptor, ImageManifest, Index, to_canonical_bytes};
+        use crate::model::referrers_index::referrer_entry;
+        use crate::store::memory::MemoryRepository;
+        use bytes::Bytes;
+
+        let repo = MemoryRepository::new("app");
+        let subject = Digest::sha256(b"an image");
+        let bundle = Bytes::from_static(b"a bundle");
+        repo.put_blob(bundle.clone()).await.unwrap();
+        let layer = Descriptor::of(mt::BUNDLE_V03, &bundle);
+        let manifest = ImageManifest {
+            schema_version: 2,
+            media_type: Some(mt::OCI_MANIFEST.to_owned()),
+            artifact_type: Some(mt::BUNDLE_V03.to_owned()),
+            config: Descriptor::empty_config(),
+            layers: vec![layer.clone()],
+            subject: Some(Descriptor { digest: subject.clone(), ..Descriptor::of(mt::OCI_MANIFEST, b"an image") }),
+            annotations: Default::default(),
+            extra: Default::default(),
+        };
+        let bytes = Bytes::from(to_canonical_bytes(&manifest));
+        let keep = repo.put_manifest(bytes.clone(), mt::OCI_MANIFEST, None).await.unwrap().digest;
+        let identity = find::copy_identity(&manifest);
+        let list = |artifact_type: Option<String>| {
+            let mut entry = referrer_entry(&Descriptor::of(mt::OCI_MANIFEST, &bytes), &manifest);
+            entry.artifact_type = artifact_type;
+            let index = Index { manifests: vec![entry], ..Index::empty() };
+            let (repo, tag) = (&repo, subject.referrers_tag());
+            async move {
+                repo.put_manifest(Bytes::from(to_canonical_bytes(&index)), mt::OCI_INDEX, Some(&tag)).await.unwrap();
+            }
+        };
+
+        list(Some(mt::BUNDLE_V03.to_owned())).await;
+        let problem = kept_copy_problem(&repo, &subject, &keep, &layer.digest, identity.as_deref()).await.unwrap();
+        assert_eq!(problem, None);
+        list(None).await;
+        let problem = kept_copy_problem(&repo, &subject, &keep, &layer.digest, identity.as_deref()).await.unwrap();
+        assert!(problem.as_deref().is_some_and(|p| p.contains("without its own artifact type")), "{problem:?}");
+    }
 
     #[test]
     fn only_a_4xx_refusal_may_mean_the_delete_must_wait_for_the_index() {

@@ -53,7 +53,8 @@ pub(crate) async fn attached_to<R: Repository>(repo: &R, digest: &Digest) -> Res
     }
     for kind in TagKind::ALL {
         let tag = kind.tag_for(digest);
-        if repo.head_manifest(&tag).await?.is_some() {
+        // A GET, not a HEAD: a HEAD's 404 has no body to tell a hidden denial from a real absence.
+        if repo.get_manifest(&tag).await?.is_some() {
             return Ok(Some(format!("a legacy {tag} of its own")));
         }
     }

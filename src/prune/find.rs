@@ -379,8 +379,9 @@ pub(super) fn copy_identity(m: &crate::model::oci::ImageManifest) -> Option<Stri
 async fn duplicates<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, steps: &mut Vec<Step>) -> Result<()> {
     let listing = ctx.repo.referrers(subject, None).await?;
     // Keyed by what consumers see of a copy (its identity), with its content blob; each copy as (whether
-    // it lacks att2ref's pairing with a legacy layer, created, digest, size).
-    type Copy = (bool, Option<String>, Digest, u64);
+    // consumers filtering on its artifact type miss it, whether it lacks att2ref's pairing with a legacy
+    // layer, created, digest, size).
+    type Copy = (bool, bool, Option<String>, Digest, u64);
     let mut groups: BTreeMap<(String, Digest), Vec<Copy>> = BTreeMap::new();
     let mut seen = BTreeSet::new();
     for listed in &listing.descriptors {
@@ -397,26 +398,36 @@ async fn duplicates<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, steps: &m
             continue;
         }
         let (Some(identity), [layer]) = (copy_identity(m), m.layers.as_slice()) else { continue };
+        // A tag-schema entry that lost the copy's artifact type (another writer's stale merge) hides it from
+        // consumers that filter on it, as cosign does: such a copy is never the one kept.
+        let missed =
+            listing.from_tag_schema() && listed.artifact_type.as_deref() != raw.manifest.effective_artifact_type();
         let unpaired = !m.annotations.contains_key(LEGACY_LAYER_DIGEST);
         let created = m.annotations.get(OCI_CREATED).cloned();
-        let copy = (unpaired, created, raw.digest.clone(), raw.bytes.len() as u64);
+        let copy = (missed, unpaired, created, raw.digest.clone(), raw.bytes.len() as u64);
         groups.entry((identity, layer.digest.clone())).or_default().push(copy);
     }
     for ((_, blob), mut copies) in groups {
         if copies.len() < 2 {
             continue;
         }
-        // The copy kept is one `migrate` pairs with its legacy layer if there is one (a rerun would
-        // otherwise write it again, and the next prune remove it again), then the first created.
+        // The copy kept is one that consumers find, then one `migrate` pairs with its legacy layer if there
+        // is one (a rerun would otherwise write it again, and the next prune remove it again), then the
+        // first created.
         copies.sort_by(|a, b| {
-            (a.0, a.1.is_none(), &a.1, a.2.to_string()).cmp(&(b.0, b.1.is_none(), &b.1, b.2.to_string()))
+            (a.0, a.1, a.2.is_none(), &a.2, a.3.to_string()).cmp(&(b.0, b.1, b.2.is_none(), &b.2, b.3.to_string()))
         });
-        let keep = copies[0].2.clone();
-        for (_, _, digest, size) in copies.into_iter().skip(1) {
+        if copies[0].0 {
+            // Consumers miss every copy: none is removed for another until `migrate` restores the entries.
+            continue;
+        }
+        let keep = copies[0].3.clone();
+        for (_, _, _, digest, size) in copies.into_iter().skip(1) {
             let mut item = ctx.item(ItemKind::DuplicateReferrer, subject, Some(digest.clone()), None, size);
             item.reasons.push(format!(
                 "carries the same blob {}, with the same artifact type, config and layer annotations, as referrer \
-                 {}, which is kept (first paired with a legacy layer, then by created time, then digest)",
+                 {}, which is kept (first one listed with its artifact type, then paired with a legacy layer, then \
+                 by created time, then digest)",
                 blob.short(),
                 keep.short()
             ));

@@ -312,6 +312,78 @@ async fn only_copies_that_consumers_see_alike_are_duplicates_and_the_paired_one_
     assert_eq!(listed, expected);
 }
 
+/// Of two copies, the one kept is one consumers find: when another writer's stale merge dropped the
+/// artifact type from the paired copy's tag-schema entry, cosign (filtering on it) misses that copy, so
+/// the other copy stays and the mislisted one goes; the `.att` stays too, its layer no longer covered by
+/// a paired referrer consumers find. With every copy mislisted, none goes.
+#[tokio::test]
+async fn the_copy_kept_of_duplicates_is_one_consumers_find() {
+    let registry = TestRegistry::distribution();
+    let (scenario, repo, image) = migrated(&registry, "prune/mislisted").await;
+    let listing = repo.referrers(&scenario.image, None).await.unwrap();
+    let paired = listing.descriptors.iter().find(|d| d.annotations.contains_key(LEGACY_LAYER_DIGEST)).unwrap();
+    let paired = paired.digest.clone();
+    let alike = add_copy(&registry, &repo, &scenario.image, |copy| {
+        copy.annotations.retain(|k, _| !k.starts_with("dev.att2ref."));
+    })
+    .await;
+    // Each entry of the tag-schema index named here listed with that artifact type.
+    let relist = |types: Vec<(Digest, Option<&'static str>)>| {
+        let (repo, tag) = (&repo, scenario.image.referrers_tag());
+        async move {
+            let raw = repo.get_manifest(&tag).await.unwrap().unwrap();
+            let Manifest::Index(mut index) = raw.manifest else { panic!("index") };
+            for (digest, artifact_type) in types {
+                let entry = index.manifests.iter_mut().find(|e| e.digest == digest).unwrap();
+                entry.artifact_type = artifact_type.map(str::to_owned);
+            }
+            repo.put_manifest(Bytes::from(to_canonical_bytes(&index)), OCI_INDEX, Some(&tag)).await.unwrap();
+        }
+    };
+    let bundle = Some(att2ref::model::media_type::BUNDLE_V03);
+
+    relist(vec![(paired.clone(), None), (alike.clone(), None)]).await;
+    let (run, report) = prune(&image, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(count(&report, "duplicate-referrer", "planned"), 0, "every copy mislisted: {report:#}");
+
+    relist(vec![(alike.clone(), bundle)]).await;
+    let (run, report) = prune(&image, &["--apply"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let duplicates: Vec<&Value> =
+        report["items"].as_array().unwrap().iter().filter(|i| i["kind"] == "duplicate-referrer").collect();
+    assert_eq!(duplicates.len(), 1, "{report:#}");
+    assert_eq!(duplicates[0]["digest"], paired.to_string(), "the copy consumers miss goes: {report:#}");
+    assert_eq!(duplicates[0]["status"], "removed", "{report:#}");
+    assert_eq!(count(&report, "legacy-attestation", "removed"), 0, "{report:#}");
+    assert!(repo.head_manifest(&scenario.image.cosign_tag("att")).await.unwrap().is_some());
+    let listed = repo.referrers(&scenario.image, None).await.unwrap().descriptors;
+    let kept = listed.iter().find(|d| d.digest == alike).expect("the copy consumers find stays listed");
+    assert_eq!(kept.artifact_type.as_deref(), bundle);
+}
+
+/// A `.att` that is itself signed (`cosign sign --attachment attestation` tags its signature
+/// `sha256-<.att digest>.sig`) stays while that tag cannot be read: a registry that hides what a token may
+/// not see answers 404 `DENIED`, and a HEAD's 404 (no body) cannot be told from an absence, so the check
+/// right before the delete reads it with a GET.
+#[tokio::test]
+async fn a_signature_of_the_att_that_cannot_be_read_keeps_the_att() {
+    let registry = TestRegistry::distribution();
+    let (scenario, repo, _) = migrated(&registry, "prune/signed-att").await;
+    let att = repo.get_manifest(&scenario.image.cosign_tag("att")).await.unwrap().unwrap();
+    let sig_tag = att.digest.cosign_tag("sig");
+    repo.put_manifest(att.bytes.clone(), &att.media_type, Some(&sig_tag)).await.unwrap();
+    let proxy = FaultProxy::counting(&registry.host);
+    proxy.refuse(&format!("/v2/prune/signed-att/manifests/{sig_tag}"), 404);
+    let image = format!("{}/prune/signed-att@{}", proxy.host, scenario.image);
+
+    let (run, report) = prune(&image, &["--apply"]);
+    assert_eq!(count(&report, "legacy-attestation", "removed"), 0, "{report:#}");
+    assert_ne!(run.code, 0, "an unreadable attachment is not a clean run: {}", run.stderr);
+    assert!(repo.get_manifest(&scenario.image.cosign_tag("att")).await.unwrap().is_some(), "the .att stays");
+    assert!(proxy.log().iter().any(|l| l.contains(&sig_tag) && l.contains("refused")), "{:#?}", proxy.log());
+}
+
 /// A copy of a referrer (another annotation, the same bundle blob) is reduced to one.
 async fn duplicates_are_reduced_to_one(registry: TestRegistry) {
     let (scenario, repo, image) = migrated(&registry, "prune/dup").await;
