@@ -9,7 +9,8 @@
 //!   is absent from their repository. They are reported and KEPT ([`orphans`]): absent from one
 //!   repository is not gone. Only with [`OrphanPolicy::Delete`] may one go, and only when its subject is
 //!   a definite not-found in every repository searched (a denial or server error is "could not check");
-//! - duplicate referrers of one subject (same bundle blob): the first by created time, then digest, stays;
+//! - duplicate referrers of one subject (same bundle blob): one consumers find (listed with its own
+//!   artifact type) stays, the one paired with a legacy layer first, then by created time, then digest;
 //! - tag-schema index entries naming missing manifests, and indexes left empty.
 //!
 //! [`apply`](mod@apply) acts on a plan, re-checking each precondition immediately before acting, and never
