@@ -459,6 +459,55 @@ async fn cross_host_redirect_drops_authorization() {
     assert!(at_storage[0].headers.get("authorization").is_none(), "Authorization leaked to another host");
 }
 
+/// Where a redirect led is not the registry: its 401 challenge (a realm of its choosing) is not answered,
+/// so the registry's credentials never go to that realm, and the registry's own way of logging in is not
+/// overwritten by it.
+#[tokio::test]
+async fn a_challenge_from_where_a_redirect_led_is_not_answered() {
+    let registry = MockServer::start().await;
+    let storage = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/app/tags/list"))
+        .and(header("authorization", "Basic dXNlcjpwdw=="))
+        .respond_with(
+            ResponseTemplate::new(307).insert_header("Location", format!("{}/mirror/tags", storage.uri()).as_str()),
+        )
+        .with_priority(1)
+        .mount(&registry)
+        .await;
+    Mock::given(path("/v2/app/tags/list"))
+        .respond_with(ResponseTemplate::new(401).insert_header("WWW-Authenticate", r#"Basic realm="r""#))
+        .with_priority(2)
+        .mount(&registry)
+        .await;
+    let realm = format!("{}/token", storage.uri());
+    Mock::given(path("/mirror/tags"))
+        .respond_with(
+            ResponseTemplate::new(401).insert_header("WWW-Authenticate", format!(r#"Bearer realm="{realm}""#).as_str()),
+        )
+        .mount(&storage)
+        .await;
+    Mock::given(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({ "token": "t" })))
+        .mount(&storage)
+        .await;
+
+    let client = mock_client(|c| {
+        c.explicit_credentials =
+            BTreeMap::from([(host(&registry), Credential::Basic { username: "user".into(), password: "pw".into() })])
+    });
+    let repo = client.repository(&host(&registry), "app");
+    // The first call learns the registry's Basic challenge; the second sends Basic up front and meets the
+    // storage's challenge on its first answer.
+    for _ in 0..2 {
+        let err = repo.list_tags().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err:#}");
+    }
+    let at_storage = storage.received_requests().await.unwrap();
+    assert!(at_storage.iter().all(|r| r.url.path() != "/token"), "the storage's realm was asked: {at_storage:#?}");
+    assert!(at_storage.iter().all(|r| r.headers.get("authorization").is_none()), "{at_storage:#?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Retries
 

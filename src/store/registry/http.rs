@@ -205,6 +205,12 @@ impl Inner {
         if reply.status != StatusCode::UNAUTHORIZED {
             return Ok(reply);
         }
+        // Only the registry itself says how to log in to it: a 401 from where a redirect led (object
+        // storage, an upstream behind a pull-through front) names a realm that is not the registry's,
+        // and answering it would send the registry's credentials there. The 401 stands.
+        if reply.url.origin() != origin {
+            return Ok(reply);
+        }
         let challenges = challenges_of(&reply.headers);
         // A streamed body is gone: the 401 stands, and the caller starts over with the token it asked for.
         if challenges.is_empty() || !call.replayable() {
