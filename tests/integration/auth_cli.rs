@@ -160,3 +160,93 @@ async fn a_password_from_stdin_goes_to_one_registry_only() {
         assert!(!sent.contains(&basic), "the password reached {} {}", r.method, r.url);
     }
 }
+
+/// A credential helper's tokens expire (ECR's after 12 hours, Artifact Registry's after one): a run that
+/// outlives one must ask the helper again when the registry refuses it, not fail every repository after.
+/// Emulated: a helper that hands out a stale password the first time and the current one after.
+#[tokio::test]
+async fn a_credential_helper_is_asked_again_when_its_credential_is_refused() {
+    let (registry, image) = registry_with_demo_store().await;
+    let (dir, calls) = expiring_helper(&registry.host);
+    let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default());
+    let run = att2ref_with(
+        &["inspect", "--plain-http", &image, "-o", "json"],
+        None,
+        &[("DOCKER_CONFIG", dir.path().to_str().unwrap()), ("PATH", &path)],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["images"][0]["legacy"]["attestations"]["layers"].as_array().unwrap().len(), 2);
+    assert_eq!(std::fs::read_to_string(&calls).unwrap().trim(), "2", "the helper was asked once more");
+    assert!(!run.stderr.contains("expired") && !run.stdout.contains(TEST_PASSWORD));
+}
+
+/// A directory holding `config.json` that names a credential helper for `host`, and the helper, which
+/// answers an expired password on its first call and the current one after; and the file counting its
+/// calls. Put the directory first on `PATH` and in `DOCKER_CONFIG`.
+fn expiring_helper(host: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls");
+    let helper = dir.path().join("docker-credential-att2ref-test");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n\
+             read server\n\
+             n=$(cat '{calls}' 2>/dev/null || echo 0); n=$((n + 1)); echo $n > '{calls}'\n\
+             if [ $n -eq 1 ]; then secret=expired; else secret='{TEST_PASSWORD}'; fi\n\
+             printf '{{\"ServerURL\":\"%s\",\"Username\":\"{TEST_USER}\",\"Secret\":\"%s\"}}' \"$server\" \"$secret\"\n",
+            calls = calls.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.path().join("config.json"), format!(r#"{{"credHelpers":{{"{host}":"att2ref-test"}}}}"#))
+        .unwrap();
+    (dir, calls)
+}
+
+/// The same behind a token service (GHCR, Artifact Registry, Quay…): the service refuses the expired
+/// credential, the helper is asked again, and the token it then gives opens the repository.
+#[tokio::test]
+async fn a_token_service_refusing_a_helper_credential_gets_a_fresh_one() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let host = server.uri().trim_start_matches("http://").to_owned();
+    let realm = format!("{}/token", server.uri());
+    let fresh = base64::engine::general_purpose::STANDARD.encode(format!("{TEST_USER}:{TEST_PASSWORD}"));
+    Mock::given(method("GET"))
+        .and(path("/token"))
+        .and(header("authorization", format!("Basic {fresh}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({ "token": "granted" })))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/token")).respond_with(ResponseTemplate::new(401)).with_priority(2).mount(&server).await;
+    Mock::given(path("/v2/app/tags/list"))
+        .and(header("authorization", "Bearer granted"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({ "name": "app", "tags": [] })))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(wiremock::matchers::path_regex("^/v2/.*"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .insert_header("WWW-Authenticate", format!(r#"Bearer realm="{realm}",service="test""#).as_str()),
+        )
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let (dir, calls) = expiring_helper(&host);
+    let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default());
+    let run = att2ref_with(
+        &["status", "--plain-http", &format!("{host}/app"), "-o", "json"],
+        None,
+        &[("DOCKER_CONFIG", dir.path().to_str().unwrap()), ("PATH", &path)],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(&calls).unwrap().trim(), "2", "the helper was asked once more");
+    let tokens = server.received_requests().await.unwrap().iter().filter(|r| r.url.path() == "/token").count();
+    assert_eq!(tokens, 2, "one refused, one granted");
+}

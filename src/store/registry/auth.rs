@@ -122,7 +122,15 @@ pub(crate) struct AuthCache {
     fetching: KeyedLocks,
     /// One credential lookup at a time: a credential helper is a program, run once per host.
     looking_up: tokio::sync::Mutex<()>,
+    /// When each host's credential was last looked up again after a refusal (see
+    /// [`Inner::refreshed_credential`]).
+    refreshed: Mutex<HashMap<String, Instant>>,
 }
+
+/// How long after looking a host's credential up again a refusal is taken as final rather than as an
+/// expiry: a credential that is simply wrong (or lacks a permission) would otherwise run the helper on
+/// every refused request.
+const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -224,8 +232,16 @@ impl Inner {
         }
         if challenges.iter().any(|c| c.scheme == "basic") {
             lock(&self.auth.hosts).insert(host.to_owned(), HostAuth::Basic);
-            if let Some(Credential::Basic { username, password }) = self.credential(host).await? {
-                return basic_header(&username, &password).map(Some);
+            let mut credential = self.credential(host).await?;
+            if let Some(stale) = &credential
+                && sent.is_some()
+                && sent == basic_of(stale)?.as_ref()
+            {
+                // The credential we sent was refused: a helper's may have expired since it was looked up.
+                credential = self.refreshed_credential(host, stale).await?;
+            }
+            if let Some(c) = &credential {
+                return basic_of(c);
             }
         }
         Ok(None)
@@ -260,14 +276,37 @@ impl Inner {
         Ok(header)
     }
 
-    /// Ask the realm for a token: a GET (with Basic credentials if any), or for an identity token
-    /// the OAuth2 `grant_type=refresh_token` POST.
+    /// Ask the realm for a token with the credential for `host`; when the realm refuses it, once more with
+    /// a credential looked up again (a credential helper's tokens expire: GAR's in an hour, ECR's in 12).
     async fn fetch_token(
         &self,
         host: &str,
         realm: &Url,
         service: Option<&str>,
         scopes: &[String],
+    ) -> Result<(String, Duration)> {
+        let credential = self.credential(host).await?;
+        match self.request_token(host, realm, service, scopes, credential.as_ref()).await {
+            Err(e) if e.kind() == ErrorKind::Unauthorized && e.http_status().is_some_and(|s| s == 401 || s == 403) => {
+                let Some(stale) = &credential else { return Err(e) };
+                match self.refreshed_credential(host, stale).await? {
+                    Some(fresh) => self.request_token(host, realm, service, scopes, Some(&fresh)).await,
+                    None => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// One token request: a GET (with Basic credentials if any), or for an identity token the OAuth2
+    /// `grant_type=refresh_token` POST.
+    async fn request_token(
+        &self,
+        host: &str,
+        realm: &Url,
+        service: Option<&str>,
+        scopes: &[String],
+        credential: Option<&Credential>,
     ) -> Result<(String, Duration)> {
         let what = format!(
             "fetching a token for {host} from {}{} (scopes: {})",
@@ -276,8 +315,7 @@ impl Inner {
             scopes.join(" ")
         );
         let mut url = realm.clone();
-        let credential = self.credential(host).await?;
-        let call = match &credential {
+        let call = match credential {
             Some(Credential::IdentityToken(refresh)) => {
                 let mut form = url::form_urlencoded::Serializer::new(String::new());
                 form.append_pair("grant_type", "refresh_token").append_pair("refresh_token", refresh);
@@ -304,9 +342,9 @@ impl Inner {
             }
         };
         let call = call.cap(MAX_TOKEN_BODY);
-        let basic = match &credential {
-            Some(Credential::Basic { username, password }) => Some(basic_header(username, password)?),
-            _ => None,
+        let basic = match credential {
+            Some(c) => basic_of(c)?,
+            None => None,
         };
         // Basic credentials go to the realm's origin only: `execute` drops them on any redirect away.
         let origin = call.url.origin();
@@ -319,7 +357,7 @@ impl Inner {
                 ErrorKind::RateLimited | ErrorKind::Registry => err.kind(),
                 _ => ErrorKind::Unauthorized,
             };
-            return Err(Error::new(kind, err.message().to_owned()));
+            return Err(Error::new(kind, err.message().to_owned()).with_status(reply.status.as_u16()));
         }
         let parsed: TokenResponse = serde_json::from_slice(&reply.body).map_err(|e| {
             Error::new(ErrorKind::Unauthorized, format!("{what}: the token endpoint answered invalid JSON: {e}"))
@@ -357,6 +395,52 @@ impl Inner {
             .map_err(|e| Error::new(ErrorKind::Io, format!("credential lookup for {host} did not finish: {e}")))??;
         lock(&self.auth.credentials).insert(host.to_owned(), found.clone());
         Ok(found)
+    }
+
+    /// After `stale` was refused for `host`: the credential looked up again, if it differs (`None` when
+    /// it was given outright, or the files and helpers have nothing newer). Requests refused at the same
+    /// time share one look-up: a helper (`docker-credential-gcloud`, `-ecr-login`) can take a second.
+    async fn refreshed_credential(&self, host: &str, stale: &Credential) -> Result<Option<Credential>> {
+        let given = self.config.explicit_credentials.keys().any(|registry| api_host(registry) == host);
+        let CredentialSource::ConfigFiles(paths) = &self.config.credentials else {
+            return Ok(None);
+        };
+        if given {
+            return Ok(None);
+        }
+        let _one = self.auth.looking_up.lock().await;
+        // Another refused request may have looked it up again meanwhile.
+        if let Some(current) = lock(&self.auth.credentials).get(host).cloned()
+            && current.as_ref() != Some(stale)
+        {
+            return Ok(current);
+        }
+        {
+            let mut refreshed = lock(&self.auth.refreshed);
+            if refreshed.get(host).is_some_and(|at| at.elapsed() < REFRESH_INTERVAL) {
+                return Ok(None);
+            }
+            refreshed.insert(host.to_owned(), Instant::now());
+        }
+        let (paths, h) = (paths.clone(), host.to_owned());
+        let found = tokio::task::spawn_blocking(move || credentials::lookup(&paths, &h))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Io, format!("credential lookup for {host} did not finish: {e}")))??;
+        lock(&self.auth.credentials).insert(host.to_owned(), found.clone());
+        tracing::info!(
+            host,
+            renewed = found.as_ref().is_some_and(|c| c != stale),
+            "credential looked up again after a refusal"
+        );
+        Ok(found.filter(|c| c != stale))
+    }
+}
+
+/// The Basic header of a username/password credential (`None` for an identity token).
+fn basic_of(credential: &Credential) -> Result<Option<HeaderValue>> {
+    match credential {
+        Credential::Basic { username, password } => basic_header(username, password).map(Some),
+        Credential::IdentityToken(_) => Ok(None),
     }
 }
 

@@ -216,14 +216,33 @@ impl Inner {
         if challenges.is_empty() || !call.replayable() {
             return Ok(reply);
         }
-        match self.answer_challenge(host, scopes, &challenges, auth.as_ref()).await.map_err(|e| e.context(call.what))? {
-            Some(header) => {
-                let mut again = self.execute(call, Some((&header, &origin))).await?;
-                again.replayed |= reply.replayed;
-                Ok(again)
+        let Some(header) =
+            self.answer_challenge(host, scopes, &challenges, auth.as_ref()).await.map_err(|e| e.context(call.what))?
+        else {
+            return Ok(reply);
+        };
+        let mut again = self.execute(call, Some((&header, &origin))).await?;
+        again.replayed |= reply.replayed;
+        // The Basic credential just sent was refused too (a helper's that expired since it was cached): one
+        // more answer, which looks it up afresh, and only if that gives another header. (A refused token
+        // was already fetched anew, with a credential looked up again if the token service refused it.)
+        if again.status == StatusCode::UNAUTHORIZED && again.url.origin() == origin {
+            let challenges = challenges_of(&again.headers);
+            let basic_only = challenges.iter().all(|c| c.scheme != "bearer");
+            if basic_only
+                && !challenges.is_empty()
+                && let Some(renewed) = self
+                    .answer_challenge(host, scopes, &challenges, Some(&header))
+                    .await
+                    .map_err(|e| e.context(call.what))?
+                && renewed != header
+            {
+                let replayed = again.replayed;
+                again = self.execute(call, Some((&renewed, &origin))).await?;
+                again.replayed |= replayed;
             }
-            None => Ok(reply),
         }
+        Ok(again)
     }
 
     /// Send with retries. `auth` is attached only while the URL is on the given origin.
