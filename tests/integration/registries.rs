@@ -75,6 +75,9 @@ impl TestRegistry {
             if let Some((cert, key)) = &config.tls {
                 yaml.push_str(&format!("  tls:\n    certificate: {}\n    key: {}\n", cert.display(), key.display()));
             }
+            if let Some(max) = config.catalog_max_entries {
+                yaml.push_str(&format!("catalog:\n  maxentries: {max}\n"));
+            }
             if let Some(line) = config.htpasswd {
                 let file = dir.join("htpasswd");
                 std::fs::write(&file, format!("{line}\n")).expect("writing htpasswd");
@@ -228,6 +231,8 @@ pub struct DistributionConfig {
     /// Create the instance's directory (config and storage) under this one instead of the system's
     /// temporary directory (a RAM disk makes storage of many small files quick to copy and remove).
     pub temp_in: Option<PathBuf>,
+    /// `catalog.maxentries`: the most repositories a catalog page may hold (a larger `n` is refused).
+    pub catalog_max_entries: Option<usize>,
 }
 
 impl Default for DistributionConfig {
@@ -239,6 +244,7 @@ impl Default for DistributionConfig {
             storage_from: None,
             log_level: "warn",
             temp_in: None,
+            catalog_max_entries: None,
         }
     }
 }

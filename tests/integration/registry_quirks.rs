@@ -610,3 +610,30 @@ async fn referrers_still_listed_after_their_deletion_are_not_taken_as_present() 
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(crate::prune::count(&report, "legacy-attestation", "removed"), 1, "{report:#}");
 }
+
+/// distribution since 2.8.2 caps catalog pages at `catalog.maxentries` and answers a larger `n` with 400
+/// `PAGINATION_NUMBER_INVALID` (distribution/distribution 521ea3d, "Fix runaway allocation on
+/// /v2/_catalog") instead of serving fewer. `--all-repos` asks for 1000 a page: on a registry configured
+/// below that, it asks again without `n` and follows the registry's own pages.
+#[tokio::test]
+async fn a_catalog_refusing_the_page_size_is_read_at_its_own() {
+    use crate::registries::DistributionConfig;
+    let registry = TestRegistry::distribution_with(DistributionConfig {
+        catalog_max_entries: Some(3),
+        ..DistributionConfig::default()
+    });
+    let scenario = demo::demo().unwrap();
+    let mut names: Vec<String> = (0..7).map(|i| format!("capped/r{i}")).collect();
+    for name in &names {
+        scenario.repo.push_to(&registry.repository(name)).await.unwrap();
+    }
+    let mut listed = registry.client().catalog(&registry.host).await.unwrap();
+    listed.sort();
+    names.sort();
+    assert_eq!(listed, names);
+
+    let run = att2ref(&["status", "--plain-http", "--all-repos", &registry.host, "-o", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let repositories = run.json()["repositories"].as_object().map(serde_json::Map::len);
+    assert_eq!(repositories, Some(7), "{}", run.stdout);
+}

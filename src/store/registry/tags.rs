@@ -187,8 +187,24 @@ impl Pager {
     /// `404 NAME_UNKNOWN` where that means "no tags".
     async fn fetch(&self, url: Url) -> Result<Option<(Vec<String>, Option<Url>)>> {
         let what = &self.what;
-        let call = Call::new(what, Method::GET, url).cap(MAX_PAGE_BYTES);
-        let reply = self.inner.call(&self.host, &self.scopes, &call).await?;
+        let call = Call::new(what, Method::GET, url.clone()).cap(MAX_PAGE_BYTES);
+        let mut reply = self.inner.call(&self.host, &self.scopes, &call).await?;
+        // distribution since 2.8.2 refuses an `n` above its `catalog.maxentries` (400
+        // PAGINATION_NUMBER_INVALID) instead of serving fewer: ask again without `n`, for its own page size.
+        let refused_size = reply.status == reqwest::StatusCode::BAD_REQUEST
+            && parse_error_body(&reply.body).iter().any(|e| e.code == "PAGINATION_NUMBER_INVALID");
+        if refused_size && url.query_pairs().any(|(k, _)| k == "n") {
+            let mut plain = url;
+            let kept: Vec<(String, String)> =
+                plain.query_pairs().filter(|(k, _)| k != "n").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+            plain.set_query(None);
+            if !kept.is_empty() {
+                plain.query_pairs_mut().extend_pairs(kept);
+            }
+            tracing::info!(listing = %what, "page size refused; asking for the registry's own");
+            let call = Call::new(what, Method::GET, plain).cap(MAX_PAGE_BYTES);
+            reply = self.inner.call(&self.host, &self.scopes, &call).await?;
+        }
         if !reply.status.is_success() {
             let unknown = reply.status == reqwest::StatusCode::NOT_FOUND
                 && parse_error_body(&reply.body).iter().any(|e| e.code == "NAME_UNKNOWN");
