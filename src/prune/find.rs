@@ -353,7 +353,11 @@ async fn present_subject<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, step
             Err(e) => steps.push(ctx.unchecked(subject, &e, "assessing the legacy .att")),
         }
     }
-    if let Err(e) = duplicates(ctx, subject, steps).await {
+    // With an attachments repository shared by several repositories of the run, an image tagged in two
+    // of them has one set of referrers there: only the repository that took it plans removals among them.
+    if ctx.repo.claims_attachments_of(subject)
+        && let Err(e) = duplicates(ctx, subject, steps).await
+    {
         steps.push(ctx.unchecked(subject, &e, "looking for duplicate referrers"));
     }
     index_entries(ctx, subject, steps).await;

@@ -107,6 +107,10 @@ impl Repository for AnyRepository {
         delegate!(self, r => r.attachments_repository())
     }
 
+    fn claims_attachments_of(&self, image: &Digest) -> bool {
+        delegate!(self, r => r.claims_attachments_of(image))
+    }
+
     async fn get_manifest(&self, reference: &str) -> Result<Option<RawManifest>> {
         delegate!(self, r => r.get_manifest(reference).await)
     }

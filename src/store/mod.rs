@@ -206,6 +206,15 @@ pub trait Repository: Send + Sync {
         None
     }
 
+    /// Whether this repository is the one of the run to work on `image`'s attachments. A repository
+    /// sharing its attachments repository with others of the run ([`attachments::SharedAttachments`])
+    /// takes the image unless another one took it first, so that two repositories never both plan
+    /// deletes among one image's attachments. `true` by default.
+    fn claims_attachments_of(&self, image: &Digest) -> bool {
+        let _ = image;
+        true
+    }
+
     /// Fetch a manifest by tag or digest. `Ok(None)` only when it definitely does not exist.
     fn get_manifest(&self, reference: &str) -> impl Future<Output = Result<Option<RawManifest>>> + Send;
 

@@ -662,3 +662,46 @@ async fn an_image_tagged_in_two_repositories_is_the_first_ones_whatever_the_timi
     let expected = vec![(format!("{}/promo/a", proxy.host), scenario.image.to_string(), "migrated".to_owned())];
     assert_eq!(rows(&r.json()), expected, "{}", r.stdout);
 }
+
+/// An image tagged in two repositories that share an attachments repository has one set of referrers
+/// there: only the repository that took the image plans removals among them. Before, each repository
+/// found the same duplicate and both deleted it at once (one of them failing on a 404, or putting back an
+/// index entry for a referrer the other had just deleted).
+#[tokio::test]
+async fn a_duplicate_among_shared_attachments_is_planned_by_one_repository() {
+    let registry = TestRegistry::distribution();
+    let sigs = registry.repository("dup/sigs");
+    let scenario = demo::article_like_numbered("registry.test/dup/a", 1, 600).unwrap();
+    scenario.push_split(&registry.repository("dup/a"), &sigs).await.unwrap();
+    scenario.push_split(&registry.repository("dup/b"), &sigs).await.unwrap();
+    let sigs_ref = format!("{}/dup/sigs", registry.host);
+    let shared = |command: &str, extra: &[&str]| {
+        let mut args = vec![command, "--all-repos", &registry.host, "--jobs", "4", "--plain-http"];
+        args.extend(["--attachments-repository", &sigs_ref, "-o", "json", "-q"]);
+        args.extend(extra);
+        run(&with_key(&args), &[])
+    };
+    let r = shared("migrate", &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let copy = crate::prune::add_copy(&registry, &sigs, &scenario.image, |copy| {
+        copy.annotations.insert("example.test/copy".into(), "1".into());
+    })
+    .await;
+
+    let r = shared("prune", &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let report = r.json();
+    let planned: Vec<&Value> = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "duplicate-referrer" && i["status"] == "planned")
+        .collect();
+    assert_eq!(planned.len(), 1, "{report:#}");
+    assert_eq!(planned[0]["digest"], copy.to_string(), "{report:#}");
+
+    let r = shared("prune", &["--apply"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(crate::prune::count(&r.json(), "duplicate-referrer", "removed"), 1, "{}", r.stdout);
+    assert!(sigs.get_manifest(&copy.to_string()).await.unwrap().is_none());
+}

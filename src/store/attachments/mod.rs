@@ -204,6 +204,10 @@ impl<R: Repository> Repository for SplitRepository<R> {
         Some(self.attachments.name())
     }
 
+    fn claims_attachments_of(&self, image: &Digest) -> bool {
+        self.shared.as_ref().is_none_or(|shared| shared.claim(image, &self.images.name()))
+    }
+
     async fn get_manifest(&self, reference: &str) -> Result<Option<RawManifest>> {
         if self.attachment_side(reference) {
             let raw = self.attachments.get_manifest(reference).await?;

@@ -17,7 +17,9 @@
 //! An image tagged in several repositories of the run (promoted from one to the next) is the first
 //! one's to list or name it: its attachments are listed there only, so that two repositories' listings
 //! never both bring them. (A target naming the image by digest in another repository still works on it
-//! there.)
+//! there.) An image whose attachments no listing brings (referrers served by the registry's API, with no
+//! tag) is the first one's to ask ([`SharedAttachments::claim`]): `prune` plans removals among an image's
+//! referrers only in the repository that took it.
 //!
 //! This listing says what a repository works on, never what may be deleted: a delete by digest in the
 //! attachments repository drops every tag there on that digest, so what guards a delete reads all of them
@@ -91,6 +93,13 @@ impl SharedAttachments {
         for image in images {
             claimed.entry(image.clone()).or_insert_with(|| repository.to_owned());
         }
+    }
+
+    /// Whether `image`'s attachments are `repository`'s to work on: taken for it unless another
+    /// repository of the run took them first (by listing a tag of the image, naming it, or asking here).
+    pub fn claim(&self, image: &Digest, repository: &str) -> bool {
+        let mut claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
+        *claimed.entry(image.clone()).or_insert_with(|| repository.to_owned()) == repository
     }
 
     /// Images with attachment tags that no repository listed so far tags or names, by digest; `None`
