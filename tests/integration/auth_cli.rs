@@ -250,3 +250,89 @@ async fn a_token_service_refusing_a_helper_credential_gets_a_fresh_one() {
     let tokens = server.received_requests().await.unwrap().iter().filter(|r| r.url.path() == "/token").count();
     assert_eq!(tokens, 2, "one refused, one granted");
 }
+
+/// ECR answers an expired Basic credential (its helper's token lasts 12 hours) with 403 `DENIED` "Your
+/// authorization token has expired", not with a new challenge (awslabs/amazon-ecr-credential-helper#7):
+/// the helper is asked again on that answer too.
+#[tokio::test]
+async fn an_expired_basic_credential_refused_with_403_is_renewed() {
+    use wiremock::matchers::{header, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let host = server.uri().trim_start_matches("http://").to_owned();
+    let fresh = base64::engine::general_purpose::STANDARD.encode(format!("{TEST_USER}:{TEST_PASSWORD}"));
+    let expired = base64::engine::general_purpose::STANDARD.encode(format!("{TEST_USER}:expired"));
+    Mock::given(path("/v2/app/tags/list"))
+        .and(header("authorization", format!("Basic {fresh}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({ "name": "app", "tags": [] })))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(wiremock::matchers::path_regex("^/v2/.*"))
+        .and(header("authorization", format!("Basic {expired}").as_str()))
+        .respond_with(ResponseTemplate::new(403).set_body_json(serde_json::json!({
+            "errors": [{ "code": "DENIED", "message": "Your authorization token has expired. Reauthenticate and try again." }]
+        })))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(wiremock::matchers::path_regex("^/v2/.*"))
+        .respond_with(ResponseTemplate::new(401).insert_header("WWW-Authenticate", r#"Basic realm="ecr""#))
+        .with_priority(3)
+        .mount(&server)
+        .await;
+    let (dir, calls) = expiring_helper(&host);
+    let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default());
+    let run = att2ref_with(
+        &["status", "--plain-http", &format!("{host}/app"), "-o", "json"],
+        None,
+        &[("DOCKER_CONFIG", dir.path().to_str().unwrap()), ("PATH", &path)],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(&calls).unwrap().trim(), "2", "the helper was asked once more");
+    let denied = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.headers.get("authorization").is_some_and(|v| v.to_str().unwrap_or("").contains(&expired)))
+        .count();
+    assert_eq!(denied, 1, "the expired credential was sent once");
+}
+
+/// `-u` with an attachments repository on another registry is ambiguous as targets on two are; a
+/// `--credentials-for` naming no registry of the run would send the password nowhere. Both stop the run
+/// before any request (the hosts here answer nothing).
+#[test]
+fn the_registry_a_password_is_for_must_be_one_of_the_run() {
+    let password = Some("test-only\n");
+    let base = ["status", "--plain-http", "127.0.0.1:9/app", "-u", TEST_USER, "--password-stdin"];
+    let mut args = base.to_vec();
+    args.extend(["--attachments-repository", "127.0.0.2:9/sigs"]);
+    let run = att2ref_with(&args, password, &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("127.0.0.1:9, 127.0.0.2:9") && run.stderr.contains("--credentials-for"),
+        "{}",
+        run.stderr
+    );
+
+    let mut args = base.to_vec();
+    args.extend(["--credentials-for", "127.0.0.3:9"]);
+    let run = att2ref_with(&args, password, &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--credentials-for 127.0.0.3:9") && run.stderr.contains("127.0.0.1:9"),
+        "{}",
+        run.stderr
+    );
+
+    // Docker Hub under another of its names is the same registry; a scheme is not part of the name.
+    let args = ["status", "docker.io/library/x", "index.docker.io/library/y", "-u", TEST_USER, "--password-stdin"];
+    let mut args = args.to_vec();
+    args.extend(["--credentials-for", "https://registry-1.docker.io", "--timeout", "1", "--retries", "1"]);
+    // (Through a proxy that answers nothing: the run gets as far as its first request, and no further.)
+    let run = att2ref_with(&args, password, &[("HTTPS_PROXY", "http://127.0.0.1:9")]);
+    assert!(!run.stderr.contains("--credentials-for"), "{}", run.stderr);
+    assert!(run.stderr.contains("listing tags of registry-1.docker.io/library/x"), "{}", run.stderr);
+}

@@ -13,6 +13,26 @@ use crate::fault_proxy::FaultProxy;
 use crate::get::test_key;
 use crate::registries::TestRegistry;
 
+/// The demo in repository `name` of `registry`, and its image as reached through a counting proxy in
+/// front of it with `quirk` switched on.
+struct Quirky {
+    registry: TestRegistry,
+    proxy: FaultProxy,
+    scenario: demo::Scenario,
+    repo: att2ref::store::registry::RegistryRepository,
+    image: String,
+}
+
+async fn quirky(registry: TestRegistry, name: &str, quirk: impl FnOnce(&FaultProxy)) -> Quirky {
+    let proxy = FaultProxy::counting(&registry.host);
+    quirk(&proxy);
+    let scenario = demo::demo().unwrap();
+    let repo = registry.repository(name);
+    scenario.repo.push_to(&repo).await.unwrap();
+    let image = format!("{}/{name}@{}", proxy.host, scenario.image);
+    Quirky { registry, proxy, scenario, repo, image }
+}
+
 /// `migrate IMAGE -o json` with the demo's test key.
 fn migrate(image: &str) -> Run {
     att2ref(&["migrate", "--plain-http", image, "--key", &test_key(), "--insecure-ignore-tlog", "-o", "json", "-q"])
@@ -43,13 +63,8 @@ fn get_slsa(image: &str) -> Run {
 /// referrers API) behind a proxy that adds the header to every PUT of a manifest with a subject.
 #[tokio::test]
 async fn an_oci_subject_header_without_a_listing_still_gets_the_tag_schema() {
-    let registry = TestRegistry::distribution();
-    let proxy = FaultProxy::counting(&registry.host);
-    proxy.claim_oci_subject();
-    let scenario = demo::demo().unwrap();
-    let repo = registry.repository("quirks/ecr");
-    scenario.repo.push_to(&repo).await.unwrap();
-    let image = format!("{}/quirks/ecr@{}", proxy.host, scenario.image);
+    let Quirky { registry: _registry, proxy, scenario, repo, image } =
+        quirky(TestRegistry::distribution(), "quirks/ecr", FaultProxy::claim_oci_subject).await;
     let run = migrate(&image);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.json()["totals"]["referrers_written"], 2, "{}", run.stdout);
@@ -94,13 +109,8 @@ async fn an_oci_subject_header_without_a_listing_still_gets_the_tag_schema() {
 /// every blob through the moved sessions.
 #[tokio::test]
 async fn upload_sessions_outside_the_api_path_are_followed() {
-    let registry = TestRegistry::distribution();
-    let proxy = FaultProxy::counting(&registry.host);
-    proxy.move_upload_sessions();
-    let scenario = demo::demo().unwrap();
-    let repo = registry.repository("quirks/gar");
-    scenario.repo.push_to(&repo).await.unwrap();
-    let image = format!("{}/quirks/gar@{}", proxy.host, scenario.image);
+    let Quirky { registry: _registry, proxy, scenario, repo: _repo, image } =
+        quirky(TestRegistry::distribution(), "quirks/gar", FaultProxy::move_upload_sessions).await;
     let run = migrate(&image);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.json()["totals"]["referrers_written"], 2, "{}", run.stdout);
@@ -153,13 +163,8 @@ fn session_writes(proxy: &FaultProxy) -> (usize, usize) {
 /// refuse before writing anything; prune must keep the legacy `.att`.
 #[tokio::test]
 async fn a_referrers_tag_that_answers_with_the_image_itself_is_diagnosed_and_nothing_is_written() {
-    let registry = TestRegistry::distribution();
-    let proxy = FaultProxy::counting(&registry.host);
-    proxy.read_digest_tags_as_digests();
-    let scenario = demo::demo().unwrap();
-    let repo = registry.repository("quirks/gitlab");
-    scenario.repo.push_to(&repo).await.unwrap();
-    let image = format!("{}/quirks/gitlab@{}", proxy.host, scenario.image);
+    let Quirky { registry: _registry, proxy, scenario, repo, image } =
+        quirky(TestRegistry::distribution(), "quirks/gitlab", FaultProxy::read_digest_tags_as_digests).await;
     let key = test_key();
     let mut tags_before = repo.list_tags().await.unwrap();
     tags_before.sort();
@@ -413,13 +418,8 @@ async fn a_registry_refusing_index_subjects_fails_the_index_alone_and_keeps_its_
 /// listing, and the lag is reported. Emulated: ferro-oci-server behind a proxy caching listings 3 s.
 #[tokio::test]
 async fn a_cached_referrers_listing_is_waited_for_and_reported() {
-    let registry = TestRegistry::ferro();
-    let proxy = FaultProxy::counting(&registry.host);
-    proxy.cache_referrers(std::time::Duration::from_secs(3));
-    let scenario = demo::demo().unwrap();
-    let repo = registry.repository("quirks/quay");
-    scenario.repo.push_to(&repo).await.unwrap();
-    let image = format!("{}/quirks/quay@{}", proxy.host, scenario.image);
+    let Quirky { registry: _registry, proxy, scenario: _scenario, repo: _repo, image } =
+        quirky(TestRegistry::ferro(), "quirks/quay", |p| p.cache_referrers(std::time::Duration::from_secs(3))).await;
     let run = migrate(&image);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let report = run.json();
@@ -440,14 +440,9 @@ async fn a_cached_referrers_listing_is_waited_for_and_reported() {
 /// keeps the legacy `.att`; once the listing is current, it removes it.
 #[tokio::test]
 async fn a_listing_that_never_shows_the_write_fails_the_image_and_prune_keeps_the_att() {
-    let registry = TestRegistry::ferro();
-    let proxy = FaultProxy::counting(&registry.host);
-    proxy.cache_referrers(std::time::Duration::from_secs(600));
-    let scenario = demo::demo().unwrap();
-    let repo = registry.repository("quirks/stale");
-    scenario.repo.push_to(&repo).await.unwrap();
+    let Quirky { registry: _registry, proxy, scenario, repo, image } =
+        quirky(TestRegistry::ferro(), "quirks/stale", |p| p.cache_referrers(std::time::Duration::from_secs(600))).await;
     let att = repo.head_manifest(&scenario.image.cosign_tag("att")).await.unwrap().expect("the .att");
-    let image = format!("{}/quirks/stale@{}", proxy.host, scenario.image);
     let key = test_key();
     let common = ["--plain-http", &image, "--key", &key, "--insecure-ignore-tlog", "-o", "json", "-q"];
     let run = att2ref(&[&["migrate", "--listing-wait", "1"], &common[..]].concat());

@@ -199,6 +199,7 @@ async fn an_upload_location_in_another_repository_or_host_is_refused() {
             "a doubled slash into another repository",
             Box::new(|_: &MockServer| "/.//v2/team-b/app/blobs/uploads/x".to_owned()),
         ),
+        ("a percent-escaped API path", Box::new(|_: &MockServer| "/v%32/team-b/app/blobs/uploads/x".to_owned())),
         (
             "an encoded separator outside the API",
             Box::new(|_: &MockServer| "/uploads/..%2fv2%2fteam-b%2fapp%2fblobs%2fuploads%2fx".to_owned()),
@@ -216,6 +217,34 @@ async fn an_upload_location_in_another_repository_or_host_is_refused() {
             .collect();
         assert!(writes.is_empty(), "{case}: a write followed the hostile Location: {writes:?}");
     }
+}
+
+/// An upload session outside `/v2/` (as Artifact Registry hands out) is followed, but a redirect of a
+/// write sent there is not followed back into the API: a registry's answer never moves a write into
+/// another repository.
+#[tokio::test]
+async fn a_write_to_a_session_outside_the_api_is_not_redirected_into_it() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/team-a/app/blobs/uploads/"))
+        .respond_with(ResponseTemplate::new(202).insert_header("Location", "/artifacts-uploads/session-1"))
+        .mount(&server)
+        .await;
+    Mock::given(path("/artifacts-uploads/session-1"))
+        .respond_with(ResponseTemplate::new(307).insert_header("Location", "/v2/team-b/app/blobs/uploads/x"))
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT")).respond_with(ResponseTemplate::new(201)).mount(&server).await;
+    Mock::given(method("PATCH")).respond_with(ResponseTemplate::new(202)).mount(&server).await;
+    Mock::given(method("DELETE")).respond_with(ResponseTemplate::new(204)).mount(&server).await;
+    let host = server.uri().trim_start_matches("http://").to_owned();
+    let client = RegistryClient::new(ClientConfig { plain_http: PlainHttp::All, ..ClientConfig::default() }).unwrap();
+    let err = client.repository(&host, "team-a/app").put_blob(Bytes::from_static(b"bundle bytes")).await.unwrap_err();
+    assert!(err.to_string().contains("refusing to follow a redirect"), "{err}");
+    let requests = server.received_requests().await.unwrap();
+    let followed: Vec<String> =
+        requests.iter().filter(|r| r.url.path().starts_with("/v2/team-b")).map(|r| r.url.to_string()).collect();
+    assert!(followed.is_empty(), "a write followed the redirect into another repository: {followed:?}");
 }
 
 /// Every tag of a repository and the exact bytes it serves.

@@ -73,29 +73,60 @@ pub fn registries_of(targets: &[String], all_repos: bool) -> Vec<String> {
                 _ => None,
             }
         };
-        if let Some(registry) = registry.filter(|r| !registries.contains(r)) {
-            registries.push(registry);
+        if let Some(registry) = registry {
+            add_registry(&mut registries, &registry);
         }
     }
     registries
 }
 
-/// The registry `-u` logs in to: `--credentials-for`, else the one registry the targets name. Several
-/// is a usage error: a password must never reach a registry it was not meant for, nor a token service
-/// that registry names.
-fn credentials_registry(args: &RegistryArgs, registries: &[String]) -> Result<Option<String>> {
+/// Add `registry` to `registries` unless it is one of them already, under another of its names.
+pub fn add_registry(registries: &mut Vec<String>, registry: &str) {
+    let key = registry_key(registry);
+    if !registries.iter().any(|r| registry_key(r) == key) {
+        registries.push(registry.to_owned());
+    }
+}
+
+/// A registry as the credential is keyed by: no scheme or trailing slash, Docker Hub's aliases as
+/// `docker.io`.
+fn registry_key(registry: &str) -> String {
+    let bare = registry.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
+    match bare {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// The registry `-u` logs in to: `--credentials-for`, which must be one of the run's, else the one
+/// registry the run reaches. Several, or a `--credentials-for` that is none of them, is a usage error: a
+/// password must never reach a registry it was not meant for, nor a token service that registry names,
+/// and one that goes nowhere must not leave the run anonymous without a word.
+fn credentials_registry(args: &RegistryArgs, registries: &[String]) -> Result<String> {
+    let usage = |why: String| anyhow::Error::msg(crate::exit::Usage(why));
     if let Some(registry) = &args.credentials_for {
-        return Ok(Some(registry.trim_end_matches('/').to_owned()));
+        let key = registry_key(registry);
+        if registries.iter().any(|r| registry_key(r) == key) {
+            return Ok(key);
+        }
+        return Err(usage(format!(
+            "--credentials-for {registry}: no target (or attachments or search repository) of this run is on \
+             that registry; they are on: {}",
+            if registries.is_empty() { "none (layouts only)".to_owned() } else { registries.join(", ") }
+        )));
     }
     match registries {
-        [] => Ok(None),
-        [one] => Ok(Some(one.clone())),
-        several => Err(anyhow::Error::msg(crate::exit::Usage(format!(
-            "-u/--password-stdin log in to one registry, and the targets name {}: {}; say which with \
+        [] => Err(usage(
+            "-u/--password-stdin: no target (or attachments or search repository) of this run is on a registry"
+                .to_owned(),
+        )),
+        [one] => Ok(registry_key(one)),
+        several => Err(usage(format!(
+            "-u/--password-stdin log in to one registry, and this run reaches {}: {}; say which with \
              --credentials-for REGISTRY (the others use the credentials files, or go anonymous)",
             several.len(),
             several.join(", ")
-        )))),
+        ))),
     }
 }
 
@@ -159,8 +190,14 @@ fn registry_client_with(
             home: env_path("HOME"),
         })),
     };
-    let explicit = match (&args.username, args.password_stdin, credentials_registry(args, registries)?) {
-        (Some(username), true, Some(registry)) => {
+    let explicit = match (&args.username, args.password_stdin) {
+        (Some(username), true) => {
+            // The attachments repository is reached with the same client: its registry is one of the run's.
+            let mut reached = registries.to_vec();
+            if let Some(a) = attachments(args)? {
+                add_registry(&mut reached, a.registry());
+            }
+            let registry = credentials_registry(args, &reached)?;
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password).context("reading the password from stdin")?;
             let password = password.trim_end_matches(['\n', '\r']).to_owned();

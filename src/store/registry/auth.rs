@@ -287,7 +287,8 @@ impl Inner {
     ) -> Result<(String, Duration)> {
         let credential = self.credential(host).await?;
         match self.request_token(host, realm, service, scopes, credential.as_ref()).await {
-            Err(e) if e.kind() == ErrorKind::Unauthorized && e.http_status().is_some_and(|s| s == 401 || s == 403) => {
+            // Any refusal but a throttle or a server error (those say nothing of the credential).
+            Err(e) if e.kind() == ErrorKind::Unauthorized => {
                 let Some(stale) = &credential else { return Err(e) };
                 match self.refreshed_credential(host, stale).await? {
                     Some(fresh) => self.request_token(host, realm, service, scopes, Some(&fresh)).await,
@@ -357,7 +358,7 @@ impl Inner {
                 ErrorKind::RateLimited | ErrorKind::Registry => err.kind(),
                 _ => ErrorKind::Unauthorized,
             };
-            return Err(Error::new(kind, err.message().to_owned()).with_status(reply.status.as_u16()));
+            return Err(Error::new(kind, err.message().to_owned()));
         }
         let parsed: TokenResponse = serde_json::from_slice(&reply.body).map_err(|e| {
             Error::new(ErrorKind::Unauthorized, format!("{what}: the token endpoint answered invalid JSON: {e}"))
@@ -395,6 +396,20 @@ impl Inner {
             .map_err(|e| Error::new(ErrorKind::Io, format!("credential lookup for {host} did not finish: {e}")))??;
         lock(&self.auth.credentials).insert(host.to_owned(), found.clone());
         Ok(found)
+    }
+
+    /// After a request sent with the Basic header `sent` was refused without a challenge (403): the
+    /// header of `host`'s credential looked up again, if `sent` was its current one and the new one
+    /// differs.
+    pub(crate) async fn renewed_basic(&self, host: &str, sent: &HeaderValue) -> Result<Option<HeaderValue>> {
+        let Some(stale) = self.credential(host).await? else { return Ok(None) };
+        if basic_of(&stale)?.as_ref() != Some(sent) {
+            return Ok(None);
+        }
+        match self.refreshed_credential(host, &stale).await? {
+            Some(fresh) => basic_of(&fresh),
+            None => Ok(None),
+        }
     }
 
     /// After `stale` was refused for `host`: the credential looked up again, if it differs (`None` when

@@ -137,7 +137,9 @@ pub(super) enum Start {
 /// `/v2/` it must also be this repository's upload path, so that it cannot steer a write into another
 /// repository. A path outside the API is the registry's own upload endpoint, which the distribution spec
 /// allows: Google Artifact Registry answers `/artifacts-uploads/namespaces/<project>/repositories/<repo>/
-/// uploads/<id>` (oras-project/rust-oci-client#175).
+/// uploads/<id>` (oras-project/rust-oci-client#175). Such a path may hold no percent escape (a front
+/// could decode it into the API), and a write sent there is never redirected into the API (see
+/// `http::in_registry_api`).
 fn location(repo: &RegistryRepository, reply: &Reply, what: &str) -> Result<Url> {
     let text = reply.header(LOCATION.as_str()).ok_or_else(|| {
         Error::new(ErrorKind::Registry, format!("{what}: the registry answered {} without a Location", reply.status))
@@ -151,9 +153,7 @@ fn location(repo: &RegistryRepository, reply: &Reply, what: &str) -> Result<Url>
     // registry could decode it behind the prefix check. Nor are doubled slashes, which a registry may fold.
     let path = url.path().to_ascii_lowercase();
     let encoded_separator = path.contains("%2f") || path.contains("%5c");
-    let folded = path.trim_start_matches('/');
-    let in_api = folded == "v2" || folded.starts_with("v2/");
-    let elsewhere_in_api = in_api && !url.path().starts_with(uploads.path());
+    let elsewhere_in_api = super::http::in_registry_api(url.path()) && !url.path().starts_with(uploads.path());
     if url.origin() != uploads.origin() || encoded_separator || elsewhere_in_api {
         // Bad data from the registry, never worth restarting the upload for.
         return Err(Error::new(

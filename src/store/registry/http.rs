@@ -179,6 +179,13 @@ enum Failure {
     Fatal(Error),
 }
 
+/// Whether `path` is (or may be read by a registry as) under the registry API, `/v2/`: doubled slashes
+/// folded, in any case, or with any percent escape (which a front may decode before routing).
+pub(crate) fn in_registry_api(path: &str) -> bool {
+    let folded = path.trim_start_matches('/').to_ascii_lowercase();
+    folded == "v2" || folded.starts_with("v2/") || path.contains('%')
+}
+
 impl Inner {
     /// Count a retry made above this layer (a restarted upload), so the report shows it.
     pub(crate) fn count_retry(&self) {
@@ -196,53 +203,51 @@ impl Inner {
     }
 
     /// Send `call` to registry `host` needing `scopes`: with the auth the registry asked for before,
-    /// and once more after answering a fresh 401 challenge. Any final status is returned as a
-    /// [`Reply`]; only transport failures and our own refusals are errors.
+    /// once more after answering a fresh 401 challenge, and once more again when the Basic credential
+    /// sent was refused and looking it up again gave another (a helper's that expired). Any final status
+    /// is returned as a [`Reply`]; only transport failures and our own refusals are errors.
     pub(crate) async fn call(&self, host: &str, scopes: &[String], call: &Call<'_>) -> Result<Reply> {
         let origin = self.base_url(host)?.origin();
-        let auth = self.auth_header(host, scopes).await?;
-        let reply = self.execute(call, auth.as_ref().map(|h| (h, &origin))).await?;
-        if reply.status != StatusCode::UNAUTHORIZED {
-            return Ok(reply);
-        }
-        // Only the registry itself says how to log in to it: a 401 from where a redirect led (object
-        // storage, an upstream behind a pull-through front) names a realm that is not the registry's,
-        // and answering it would send the registry's credentials there. The 401 stands.
-        if reply.url.origin() != origin {
-            return Ok(reply);
-        }
-        let challenges = challenges_of(&reply.headers);
-        // A streamed body is gone: the 401 stands, and the caller starts over with the token it asked for.
-        if challenges.is_empty() || !call.replayable() {
-            return Ok(reply);
-        }
-        let Some(header) =
-            self.answer_challenge(host, scopes, &challenges, auth.as_ref()).await.map_err(|e| e.context(call.what))?
-        else {
-            return Ok(reply);
-        };
-        let mut again = self.execute(call, Some((&header, &origin))).await?;
-        again.replayed |= reply.replayed;
-        // The Basic credential just sent was refused too (a helper's that expired since it was cached): one
-        // more answer, which looks it up afresh, and only if that gives another header. (A refused token
-        // was already fetched anew, with a credential looked up again if the token service refused it.)
-        if again.status == StatusCode::UNAUTHORIZED && again.url.origin() == origin {
-            let challenges = challenges_of(&again.headers);
-            let basic_only = challenges.iter().all(|c| c.scheme != "bearer");
-            if basic_only
-                && !challenges.is_empty()
-                && let Some(renewed) = self
-                    .answer_challenge(host, scopes, &challenges, Some(&header))
-                    .await
-                    .map_err(|e| e.context(call.what))?
-                && renewed != header
-            {
-                let replayed = again.replayed;
-                again = self.execute(call, Some((&renewed, &origin))).await?;
-                again.replayed |= replayed;
+        let mut sent = self.auth_header(host, scopes).await?;
+        let mut reply = self.execute(call, sent.as_ref().map(|h| (h, &origin))).await?;
+        for round in 0..2 {
+            // Only the registry itself says how to log in to it: a 401 from where a redirect led (object
+            // storage, an upstream behind a pull-through front) names a realm that is not the registry's,
+            // and answering it would send the registry's credentials there. A streamed body is gone. The
+            // answer stands.
+            if reply.url.origin() != origin || !call.replayable() {
+                break;
             }
+            let next = match reply.status {
+                StatusCode::UNAUTHORIZED => {
+                    let challenges = challenges_of(&reply.headers);
+                    // A refused token was fetched anew in the first answer, with a credential looked up
+                    // again if the token service refused it: only a Basic challenge is answered twice.
+                    let bearer = challenges.iter().any(|c| c.scheme == "bearer");
+                    if challenges.is_empty() || (round > 0 && bearer) {
+                        break;
+                    }
+                    self.answer_challenge(host, scopes, &challenges, sent.as_ref()).await
+                }
+                // ECR answers an expired Basic credential with 403 `DENIED` ("Your authorization token has
+                // expired"), not with a challenge.
+                StatusCode::FORBIDDEN => match &sent {
+                    Some(header) => self.renewed_basic(host, header).await,
+                    None => Ok(None),
+                },
+                _ => break,
+            }
+            .map_err(|e| e.context(call.what))?;
+            // After the first answer, only another credential is worth another attempt.
+            let Some(header) = next.filter(|h| round == 0 || Some(h) != sent.as_ref()) else {
+                break;
+            };
+            let replayed = reply.replayed;
+            reply = self.execute(call, Some((&header, &origin))).await?;
+            reply.replayed |= replayed;
+            sent = Some(header);
         }
-        Ok(again)
+        Ok(reply)
     }
 
     /// Send with retries. `auth` is attached only while the URL is on the given origin.
@@ -384,7 +389,10 @@ impl Inner {
             // A write to the registry API is never redirected: the target is ours to choose (a repository
             // the user named, a digest we computed), and a redirect could move it to another repository.
             // The token endpoint (outside `/v2/`) may redirect its POST, within one origin.
-            let registry_write = !matches!(method, Method::GET | Method::HEAD) && url.path().starts_with("/v2/");
+            // Nor is a write elsewhere (an upload session outside `/v2/`) redirected into the API.
+            let target = location.as_deref().and_then(|l| url.join(l).ok());
+            let into_api = in_registry_api(url.path()) || target.as_ref().is_some_and(|t| in_registry_api(t.path()));
+            let registry_write = !matches!(method, Method::GET | Method::HEAD) && into_api;
             if registry_write && status.is_redirection() && location.is_some() {
                 return Err(Failure::Fatal(Error::new(
                     ErrorKind::Registry,

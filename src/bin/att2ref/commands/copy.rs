@@ -102,9 +102,7 @@ fn registries(args: &CopyArgs) -> Vec<String> {
         _ => args.destination.clone(),
     };
     for registry in setup::registries_of(&[destination], args.all_repos) {
-        if !registries.contains(&registry) {
-            registries.push(registry);
-        }
+        setup::add_registry(&mut registries, &registry);
     }
     registries
 }

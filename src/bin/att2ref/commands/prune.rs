@@ -24,7 +24,13 @@ pub async fn run(args: PruneArgs, quiet: bool) -> Result<ExitCode> {
     let started = std::time::Instant::now();
     let (verifier, _) = setup::verifier(&args.trust)?;
     let targets = targets::read_targets(&args.targets.targets, args.targets.from_file.as_deref())?;
-    let client = setup::registry_client(&args.registry, &setup::registries_of(&targets, args.targets.all_repos))?;
+    let client = setup::registry_client(&args.registry, &{
+        let mut registries = setup::registries_of(&targets, args.targets.all_repos);
+        for registry in setup::registries_of(&args.search_repositories, false) {
+            setup::add_registry(&mut registries, &registry);
+        }
+        registries
+    })?;
     let options = PruneOptions { limits: setup::limits(&args.registry), apply: args.apply, ..PruneOptions::default() };
     let search_sets = match args.delete_orphans {
         false => None,
