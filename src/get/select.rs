@@ -131,11 +131,13 @@ impl ReferrerKind {
     pub const ALL: [ReferrerKind; 2] = [ReferrerKind::Bundle, ReferrerKind::Dsse];
 
     /// The kind of a listed entry; `None` for other artifacts (SBOM files, signatures, …). An entry
-    /// without an artifactType (go-containerregistry < 0.22.1 dropped it from tag-schema indexes) can
+    /// without an artifactType (go-containerregistry < 0.22.1 dropped it from tag-schema indexes), or
+    /// listed with the empty config's media type (Harbor before 2.11 lists the config's media type
+    /// whatever the manifest's artifactType, goharbor/harbor#19867; no attestation has that type), can
     /// only be told by its predicate annotation, and is a bundle candidate when it has none, so that it
     /// is planned, and fetched, once.
     pub fn of(entry: &Descriptor) -> Option<ReferrerKind> {
-        match entry.artifact_type.as_deref() {
+        match entry.artifact_type.as_deref().filter(|t| *t != mt::OCI_EMPTY) {
             Some(t) if mt::is_bundle(t) => Some(ReferrerKind::Bundle),
             Some(t) if mt::is_dsse_artifact_type(t) => Some(ReferrerKind::Dsse),
             Some(_) => None,

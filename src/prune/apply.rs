@@ -332,11 +332,10 @@ async fn kept_copy_problem<R: Repository>(
     let Some(entry) = listing.descriptors.iter().find(|d| &d.digest == keep) else {
         return Ok(Some(format!("the copy to keep, {}, is not listed among the referrers", keep.short())));
     };
-    // Only a tag-schema index can lose an entry's artifact type (a referrers API makes its own entries).
-    if listing.from_tag_schema() && entry.artifact_type.as_deref() != raw.manifest.effective_artifact_type() {
+    if attestation::missed_by_consumers(&listing, entry, raw.manifest.effective_artifact_type()) {
         return Ok(Some(format!(
             "the copy to keep, {}, is listed without its own artifact type, so consumers filtering on it miss it \
-             (`migrate` restores the entry)",
+             (a tag-schema entry `migrate` restores, or a registry that lists another type)",
             keep.short()
         )));
     }

@@ -16,9 +16,10 @@ use crate::limits::Limits;
 use crate::model::cosign::{LegacyLayerAnnotations, TagKind};
 use crate::model::digest::Digest;
 use crate::model::dsse::Envelope;
+use crate::model::oci::Descriptor;
 use crate::read::legacy::fetch_manifest;
 use crate::read::referrers::{ReferrerContent, read_referrer};
-use crate::store::Repository;
+use crate::store::{Referrers, Repository};
 use crate::verification::{SignedEntity, Verifier};
 
 /// Whether one image's legacy `.att` may be removed.
@@ -41,6 +42,16 @@ struct Candidate {
     digest: Digest,
     payload: Option<Bytes>,
     entity: Arc<SignedEntity>,
+}
+
+/// Whether consumers, who filter a referrers listing on artifactType (cosign does), miss the entry
+/// `listed` of a referrer whose own artifact type is `own`: a tag-schema entry that lost it or names
+/// another (another writer's stale merge), or a referrers API that lists another (Harbor before 2.11
+/// lists the config's media type, goharbor/harbor#19867). An API entry without one is the registry's
+/// business: it applies the filter itself.
+pub(crate) fn missed_by_consumers(listing: &Referrers, listed: &Descriptor, own: Option<&str>) -> bool {
+    let listed_type = listed.artifact_type.as_deref();
+    if listing.from_tag_schema() { listed_type != own } else { listed_type.is_some_and(|t| Some(t) != own) }
 }
 
 /// What attaches to the manifest `digest` itself — referrers of its own, or cosign legacy tags on it
@@ -120,15 +131,17 @@ pub async fn assess<R: Repository>(
         if !layer_digests.contains(&&from) {
             continue;
         }
-        // Consumers filter the listing on artifactType (cosign reads the tag schema's index that way): a
-        // referrer listed without its own (another writer's stale merge dropped it) is one they miss.
-        // (A registry's referrers API makes its own entries: only a tag-schema index can lose it.)
         let own_type = raw.manifest.effective_artifact_type();
-        let tag_schema = listing.from_tag_schema();
-        if tag_schema && listed.artifact_type.as_deref() != own_type {
+        if missed_by_consumers(&listing, listed, own_type) {
+            let why = if listing.from_tag_schema() {
+                "`migrate` restores the entry"
+            } else {
+                "the registry's referrers API lists it so; Harbor before 2.11 lists the config's media type, \
+                 goharbor/harbor#19867"
+            };
             unreadable.push(format!(
-                "referrer {}: listed with artifactType {}, not its own {}: consumers filtering on it miss it \
-                 (`migrate` restores the entry); not counted",
+                "referrer {}: listed with artifactType {}, not its own {}: consumers filtering on it miss it ({why}); \
+                 not counted",
                 listed.digest.short(),
                 listed.artifact_type.as_deref().unwrap_or("(none)"),
                 own_type.unwrap_or("(none)")

@@ -402,10 +402,9 @@ async fn duplicates<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, steps: &m
             continue;
         }
         let (Some(identity), [layer]) = (copy_identity(m), m.layers.as_slice()) else { continue };
-        // A tag-schema entry that lost the copy's artifact type (another writer's stale merge) hides it from
-        // consumers that filter on it, as cosign does: such a copy is never the one kept.
-        let missed =
-            listing.from_tag_schema() && listed.artifact_type.as_deref() != raw.manifest.effective_artifact_type();
+        // A copy listed without its own artifact type is hidden from consumers that filter on it, as cosign
+        // does: such a copy is never the one kept.
+        let missed = attestation::missed_by_consumers(&listing, listed, raw.manifest.effective_artifact_type());
         let unpaired = !m.annotations.contains_key(LEGACY_LAYER_DIGEST);
         let created = m.annotations.get(OCI_CREATED).cloned();
         let copy = (missed, unpaired, created, raw.digest.clone(), raw.bytes.len() as u64);

@@ -632,3 +632,29 @@ async fn a_catalog_refusing_the_page_size_is_read_at_its_own() {
     let repositories = run.json()["repositories"].as_object().map(serde_json::Map::len);
     assert_eq!(repositories, Some(7), "{}", run.stdout);
 }
+
+/// Harbor 2.8–2.10 lists every referrer with its config's media type as artifactType, whatever the
+/// manifest's own (goharbor/harbor#19867, fixed in 2.11): our referrers read
+/// `application/vnd.oci.empty.v1+json`, and a consumer filtering on the bundle type finds none. `get`
+/// still finds the SLSA provenance among them (an entry listed with the empty config's type is told by
+/// its annotations); `prune` does not count them as replacements and keeps the `.att`, saying why.
+/// Emulated: ferro-oci-server (referrers API) behind a proxy that rewrites the listing so.
+#[tokio::test]
+async fn referrers_listed_with_their_config_type_are_found_but_replace_nothing() {
+    let Quirky { registry: _registry, proxy: _proxy, scenario, repo, image } =
+        quirky(TestRegistry::ferro(), "quirks/harbor", FaultProxy::list_config_type_as_artifact_type).await;
+    let run = migrate(&image);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["totals"]["referrers_written"], 2, "{}", run.stdout);
+
+    let run = get_slsa(&image);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes());
+    assert!(run.stderr.contains("\"answeredBy\":\"referrer\""), "{}", run.stderr);
+
+    let (run, report) = crate::prune::prune(&image, &["--apply"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(crate::prune::items(&report), [("legacy-attestation".to_owned(), "kept".to_owned())], "{report:#}");
+    assert!(report["items"][0]["reasons"].to_string().contains("goharbor/harbor#19867"), "{report:#}");
+    assert!(repo.head_manifest(&scenario.image.cosign_tag("att")).await.unwrap().is_some(), "the .att stays");
+}

@@ -643,7 +643,8 @@ pub struct RegistryArgs {
     pub attachments_repository: Option<String>,
 
     /// Registry user name (the password is read from stdin with --password-stdin), for the one registry
-    /// the targets name, or the one --credentials-for names. It is never sent to another registry.
+    /// the run reaches (targets, attachments and search repositories), or the one --credentials-for
+    /// names. It is never sent to another registry.
     #[arg(short = 'u', long, requires = "password_stdin", env = "ATT2REF_USERNAME")]
     pub username: Option<String>,
 

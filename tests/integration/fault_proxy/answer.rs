@@ -218,6 +218,14 @@ pub(super) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
     if drop_filter {
         headers.remove("oci-filters-applied");
     }
+    if is_referrers && status == StatusCode::OK && state.config_type_listed.load(Ordering::SeqCst) {
+        let mut index: serde_json::Value = serde_json::from_slice(&answer).map_err(|_| Dropped)?;
+        for entry in index["manifests"].as_array_mut().into_iter().flatten() {
+            entry["artifactType"] = "application/vnd.oci.empty.v1+json".into();
+        }
+        answer = Bytes::from(serde_json::to_vec(&index).map_err(|_| Dropped)?);
+        headers.remove("content-length");
+    }
     if per_page > 0 && status == StatusCode::OK {
         let (body, next) = referrers_page(&answer, page, per_page as usize, &path, &pairs);
         answer = body;

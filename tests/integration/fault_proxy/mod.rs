@@ -168,6 +168,9 @@ struct State {
     /// The `artifactType` filter of referrers listings is dropped silently (see
     /// [`FaultProxy::ignore_artifact_type_filter`]).
     drop_filter: AtomicBool,
+    /// Referrers listings give every entry the empty config's media type as its artifactType (see
+    /// [`FaultProxy::list_config_type_as_artifact_type`]).
+    config_type_listed: AtomicBool,
     /// Referrers whose subject is an image index are refused as ECR refuses them (see
     /// [`FaultProxy::refuse_index_subjects`]).
     refuse_index_subjects: AtomicBool,
@@ -263,6 +266,7 @@ impl FaultProxy {
             refuse_deletes: AtomicBool::new(false),
             referrers_page: AtomicU64::new(0),
             drop_filter: AtomicBool::new(false),
+            config_type_listed: AtomicBool::new(false),
             refuse_index_subjects: AtomicBool::new(false),
             refuse_listed_deletes: AtomicBool::new(false),
             referrers_ttl: Mutex::new(Duration::ZERO),
@@ -334,6 +338,14 @@ impl FaultProxy {
     /// (Harbor before 2.8, harbor#18413; Quay's cache keyed without it, quay#6510).
     pub fn ignore_artifact_type_filter(&self) {
         self.state.drop_filter.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on, list every referrer with its config's media type as its artifactType, whatever the
+    /// manifest's own artifactType, as Harbor 2.8–2.10 does (goharbor/harbor#19867; fixed in 2.11). Every
+    /// referrer these tests write has the empty config, so the entries read
+    /// `application/vnd.oci.empty.v1+json`.
+    pub fn list_config_type_as_artifact_type(&self) {
+        self.state.config_type_listed.store(true, Ordering::SeqCst);
     }
 
     /// From now on, answer every DELETE as GHCR does, without forwarding it: 405 with
