@@ -658,3 +658,27 @@ async fn referrers_listed_with_their_config_type_are_found_but_replace_nothing()
     assert!(report["items"][0]["reasons"].to_string().contains("goharbor/harbor#19867"), "{report:#}");
     assert!(repo.head_manifest(&scenario.image.cosign_tag("att")).await.unwrap().is_some(), "the .att stays");
 }
+
+/// Harbor 2.8–2.10 answer the referrers listing of a subject the repository does not hold with 200 `{}`
+/// ("give an empty json body on non artifact scenario", goharbor/harbor#18430), not with an index. `copy`
+/// asks the destination for the image's referrers before the image is there: taking `{}` for a broken
+/// answer failed every image, on every rerun. It is no listing and says nothing of the API; the copy goes
+/// on. Emulated: ferro-oci-server behind a proxy answering so.
+#[tokio::test]
+async fn an_empty_object_for_an_unknown_subject_is_no_listing() {
+    let source = TestRegistry::distribution();
+    let scenario = demo::demo().unwrap();
+    scenario.repo.push_to(&source.repository("quirks/src")).await.unwrap();
+    let destination = TestRegistry::ferro();
+    let proxy = FaultProxy::counting(&destination.host);
+    proxy.answer_unknown_subjects_with_an_empty_object();
+    let key = test_key();
+    let from = format!("{}/quirks/src@{}", source.host, scenario.image);
+    let to = format!("{}/quirks/harbor-copy", proxy.host);
+    let run =
+        att2ref(&["copy", "--plain-http", &from, &to, "--key", &key, "--insecure-ignore-tlog", "-o", "json", "-q"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(proxy.log().iter().any(|l| l.contains("200 {}")), "the quirk answered: {:#?}", proxy.log());
+    let copied = destination.repository("quirks/harbor-copy");
+    assert_eq!(copied.referrers(&scenario.image, None).await.unwrap().descriptors.len(), 2);
+}

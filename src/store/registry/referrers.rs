@@ -75,6 +75,12 @@ fn means_unsupported(reply: &Reply) -> bool {
     }
 }
 
+/// Whether a 200 body is a JSON object with no `manifests` at all (`{}`), rather than an index.
+fn lists_nothing(body: &[u8]) -> bool {
+    matches!(serde_json::from_slice::<serde_json::Value>(body),
+        Ok(serde_json::Value::Object(o)) if o.get("manifests").is_none_or(serde_json::Value::is_null))
+}
+
 /// What the API said.
 enum Api {
     /// Every entry (all pages), and whether the registry applied the artifactType filter.
@@ -121,6 +127,12 @@ async fn from_api(repo: &RegistryRepository, subject: &Digest, artifact_type: Op
         }
         if reply.status != StatusCode::OK {
             return Err(status_error(&what, reply.status, &reply.body));
+        }
+        // Harbor 2.8–2.10 answer a subject the repository does not hold with 200 `{}`: no listing, and
+        // nothing said about the API either (not cached). The tag schema answers for it.
+        if page_no == 1 && lists_nothing(&reply.body) {
+            tracing::debug!("referrers API answered an object without manifests; using the tag schema");
+            return Ok(Api::Unsupported { definite: false });
         }
         if page_no == 1 {
             filtered = artifact_type.is_some()

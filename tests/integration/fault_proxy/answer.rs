@@ -33,6 +33,15 @@ fn referrers_page(
 impl State {
     /// Whether `DELETE /v2/<name>/manifests/<digest>` names a manifest that a referrers tag-schema index
     /// of the repository lists (read from the registry behind, as the registry itself would know).
+    /// Whether the repository of a `/v2/<repo>/referrers/<digest>` path holds that digest's manifest.
+    async fn holds_subject(&self, path: &str) -> bool {
+        let Some((repo, digest)) = path.split_once("/referrers/") else { return true };
+        let url = format!("http://{}{repo}/manifests/{digest}", self.upstream);
+        let accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+        let head = self.client.head(url).header("accept", accept).send().await;
+        head.map_or(true, |r| r.status() != StatusCode::NOT_FOUND)
+    }
+
     async fn listed_by_an_index(&self, path: &str) -> bool {
         let Some((repo, digest)) = path.split_once("/manifests/") else { return false };
         let base = format!("http://{}{repo}", self.upstream);
@@ -138,6 +147,12 @@ pub(super) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
         ));
     }
     let is_listing = method == "GET" && path.contains("/referrers/");
+    if is_listing && state.empty_object_for_unknown.load(Ordering::SeqCst) && !state.holds_subject(&path).await {
+        note("200 {} for a subject the repository does not hold");
+        let mut response = full(StatusCode::OK, "{}");
+        response.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+        return Ok(response);
+    }
     let ttl = *state.referrers_ttl.lock().unwrap();
     if is_listing && !ttl.is_zero() {
         let cached = state.referrers_cache.lock().unwrap().get(&path).cloned();

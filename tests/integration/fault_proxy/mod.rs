@@ -171,6 +171,9 @@ struct State {
     /// Referrers listings give every entry the empty config's media type as its artifactType (see
     /// [`FaultProxy::list_config_type_as_artifact_type`]).
     config_type_listed: AtomicBool,
+    /// Referrers of a subject the repository does not hold are answered 200 `{}` (see
+    /// [`FaultProxy::answer_unknown_subjects_with_an_empty_object`]).
+    empty_object_for_unknown: AtomicBool,
     /// Referrers whose subject is an image index are refused as ECR refuses them (see
     /// [`FaultProxy::refuse_index_subjects`]).
     refuse_index_subjects: AtomicBool,
@@ -267,6 +270,7 @@ impl FaultProxy {
             referrers_page: AtomicU64::new(0),
             drop_filter: AtomicBool::new(false),
             config_type_listed: AtomicBool::new(false),
+            empty_object_for_unknown: AtomicBool::new(false),
             refuse_index_subjects: AtomicBool::new(false),
             refuse_listed_deletes: AtomicBool::new(false),
             referrers_ttl: Mutex::new(Duration::ZERO),
@@ -338,6 +342,13 @@ impl FaultProxy {
     /// (Harbor before 2.8, harbor#18413; Quay's cache keyed without it, quay#6510).
     pub fn ignore_artifact_type_filter(&self) {
         self.state.drop_filter.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on, answer a referrers listing of a subject the repository does not hold with 200 `{}`,
+    /// as Harbor 2.8–2.10 does ("give an empty json body on non artifact scenario", goharbor/harbor#18430;
+    /// `Content-Type: application/json` before 2.10, harbor#19690), instead of 404 or an empty index.
+    pub fn answer_unknown_subjects_with_an_empty_object(&self) {
+        self.state.empty_object_for_unknown.store(true, Ordering::SeqCst);
     }
 
     /// From now on, list every referrer with its config's media type as its artifactType, whatever the
