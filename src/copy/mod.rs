@@ -308,13 +308,33 @@ async fn copy_with<S: Repository, D: Repository>(
     //    the legacy envelope blobs, which the destination needs first).
     view.read_blobs_from_destination();
     for mut plan in prepared {
+        let subject = plan.report.image.clone();
         // What step 3 copied may be this very conversion, done in the source by an earlier migration.
         plan.adopt_listed(&view, verifier, &options.migrate.limits).await?;
         let reused = plan.reused_blobs();
         let reused: Vec<&crate::model::oci::Descriptor> = reused.iter().collect();
         report.transfer.add(&transfer::copy_blobs(source, destination, &reused, mount).await?);
-        let done = rewrite::complete_image(&view, plan, verifier, &migrate_options).await?;
-        report.converted.push(done);
+        match rewrite::complete_image(&view, plan, verifier, &migrate_options).await {
+            Ok(done) => report.converted.push(done),
+            // ECR stores no referrer whose subject is an image index (aws/containers-roadmap#2783): the
+            // index's attestations go over as its legacy `.att`, so that nothing is lost, and its platform
+            // manifests' conversions and the tags go on.
+            Err(e)
+                if subject == raw.digest
+                    && matches!(raw.manifest, Manifest::Index(_))
+                    && destination.facts().index_subject_refused().is_some() =>
+            {
+                report.left_behind.push(LeftBehind {
+                    item: format!("the converted attestations of the index {subject}"),
+                    reason: format!("{e}; its legacy .att is copied as it is instead"),
+                });
+                if !options.legacy.keeps_att() {
+                    copy_legacy_tag(source, destination, &TagKind::Attestation.tag_for(&subject), mount, report)
+                        .await?;
+                }
+            }
+            Err(e) => return Err(e),
+        }
     }
 
     // 6. The tags, last.
@@ -356,32 +376,43 @@ async fn copy_legacy_tags<S: Repository, D: Repository>(
         kinds.push(TagKind::Attestation);
     }
     for kind in kinds {
-        let tag = kind.tag_for(subject);
-        let Some(raw) = source.get_manifest(&tag).await? else {
-            continue;
-        };
-        report.transfer.bytes_read += raw.bytes.len() as u64;
-        match destination.head_manifest(&tag).await? {
-            Some(there) if there.digest == raw.digest => {
-                report.legacy_tags.push(tag);
-                continue;
-            }
-            Some(there) => {
-                report.left_behind.push(LeftBehind {
-                    item: format!("legacy tag {tag}"),
-                    reason: format!(
-                        "{} already holds {} under it (another copy's signatures or attestations): left alone",
-                        destination.name(),
-                        there.digest
-                    ),
-                });
-                continue;
-            }
-            None => {}
-        }
-        report.transfer.add(&transfer::copy_tagged(source, destination, &raw, mount, &tag).await?);
-        report.legacy_tags.push(tag);
+        copy_legacy_tag(source, destination, &kind.tag_for(subject), mount, report).await?;
     }
+    Ok(())
+}
+
+/// Copy the legacy manifest under `tag` as it is, unless the destination holds another under it.
+async fn copy_legacy_tag<S: Repository, D: Repository>(
+    source: &S,
+    destination: &D,
+    tag: &str,
+    mount: transfer::Mount<'_>,
+    report: &mut ImageCopy,
+) -> Result<()> {
+    let Some(raw) = source.get_manifest(tag).await? else {
+        return Ok(());
+    };
+    report.transfer.bytes_read += raw.bytes.len() as u64;
+    match destination.head_manifest(tag).await? {
+        Some(there) if there.digest == raw.digest => {
+            report.legacy_tags.push(tag.to_owned());
+            return Ok(());
+        }
+        Some(there) => {
+            report.left_behind.push(LeftBehind {
+                item: format!("legacy tag {tag}"),
+                reason: format!(
+                    "{} already holds {} under it (another copy's signatures or attestations): left alone",
+                    destination.name(),
+                    there.digest
+                ),
+            });
+            return Ok(());
+        }
+        None => {}
+    }
+    report.transfer.add(&transfer::copy_tagged(source, destination, &raw, mount, tag).await?);
+    report.legacy_tags.push(tag.to_owned());
     Ok(())
 }
 

@@ -1045,3 +1045,34 @@ async fn referrers_deeper_than_the_copy_goes_are_named() {
     let reason = "more than 4 levels of referrers below the image (not copied)".to_owned();
     assert_eq!(left, [(item, reason)], "{image:#}");
 }
+
+/// ECR stores no referrer whose subject is an image index (aws/containers-roadmap#2783). A copy of a
+/// multi-arch image attested on its index used to fail as a whole there, on every rerun: the platforms'
+/// attestations were never converted and the tag never pushed. Now the index's attestations go over as its
+/// legacy `.att` (nothing lost, and said in `left_behind`), and the rest of the copy goes on. Emulated:
+/// distribution behind a proxy refusing index subjects as ECR does.
+#[tokio::test]
+async fn an_index_whose_referrers_the_destination_refuses_keeps_its_legacy_att() {
+    let from = TestRegistry::distribution();
+    let source = seed(&from.repository("multi/app")).await;
+    let to = TestRegistry::distribution();
+    let proxy = FaultProxy::counting(&to.host);
+    proxy.refuse_index_subjects();
+    let (run, report) = copy(&format!("{}/multi/app:1.0", from.host), &format!("{}/ecr/app", proxy.host), &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let image = &report["images"][0];
+    assert_eq!(image["outcome"], "copied", "{image:#}");
+    let index = source.scenario.image.to_string();
+    let converted: Vec<&str> =
+        image["converted"].as_array().unwrap().iter().map(|c| c["image"].as_str().unwrap()).collect();
+    assert_eq!(converted, [source.amd64.to_string()], "the platform's conversion went on: {image:#}");
+    let left: Vec<&str> =
+        image["left_behind"].as_array().unwrap().iter().map(|l| l["item"].as_str().unwrap()).collect();
+    assert!(left.iter().any(|l| l.contains(&index)), "{image:#}");
+    let copied = to.repository("ecr/app");
+    let att = source.scenario.image.cosign_tag("att");
+    let there = copied.head_manifest(&att).await.unwrap().expect("the index's .att, copied as it is");
+    let here = from.repository("multi/app").head_manifest(&att).await.unwrap().unwrap();
+    assert_eq!(there.digest, here.digest);
+    assert_eq!(copied.head_manifest("1.0").await.unwrap().map(|d| d.digest), Some(source.scenario.image.clone()));
+}
