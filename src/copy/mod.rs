@@ -320,15 +320,25 @@ async fn copy_with<S: Repository, D: Repository>(
             // index's attestations go over as its legacy `.att`, so that nothing is lost, and its platform
             // manifests' conversions and the tags go on.
             Err(e)
-                if subject == raw.digest
+                if e.kind() == ErrorKind::Unsupported
+                    && subject == raw.digest
                     && matches!(raw.manifest, Manifest::Index(_))
                     && destination.facts().index_subject_refused().is_some() =>
             {
+                // With `--type`, the `.att` as it is would bring the attestations the filter left out.
+                let filtered = options.filter.predicate_type.is_some();
+                let instead = if options.legacy.keeps_att() {
+                    "its legacy .att is copied as it is"
+                } else if filtered {
+                    "its legacy .att is not copied either: it holds predicate types --type leaves out"
+                } else {
+                    "its legacy .att is copied as it is instead"
+                };
                 report.left_behind.push(LeftBehind {
                     item: format!("the converted attestations of the index {subject}"),
-                    reason: format!("{e}; its legacy .att is copied as it is instead"),
+                    reason: format!("{e}; {instead}"),
                 });
-                if !options.legacy.keeps_att() {
+                if !options.legacy.keeps_att() && !filtered {
                     copy_legacy_tag(source, destination, &TagKind::Attestation.tag_for(&subject), mount, report)
                         .await?;
                 }

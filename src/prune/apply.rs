@@ -335,8 +335,13 @@ async fn kept_copy_problem<R: Repository>(
     if attestation::missed_by_consumers(&listing, entry, raw.manifest.effective_artifact_type()) {
         return Ok(Some(format!(
             "the copy to keep, {}, is listed without its own artifact type, so consumers filtering on it miss it \
-             (a tag-schema entry `migrate` restores, or a registry that lists another type)",
-            keep.short()
+             ({})",
+            keep.short(),
+            if listing.from_tag_schema() {
+                "a `migrate` rerun restores the index entry"
+            } else {
+                "the registry's referrers API lists it so; Harbor before 2.11 does, goharbor/harbor#19867"
+            }
         )));
     }
     Ok(None)

@@ -421,7 +421,23 @@ async fn duplicates<R: Repository>(ctx: &Ctx<'_, R>, subject: &Digest, steps: &m
             (a.0, a.1, a.2.is_none(), &a.2, a.3.to_string()).cmp(&(b.0, b.1, b.2.is_none(), &b.2, b.3.to_string()))
         });
         if copies[0].0 {
-            // Consumers miss every copy: none is removed for another until `migrate` restores the entries.
+            // Consumers miss every copy: none is removed for another, and the report says why.
+            let remedy = if listing.from_tag_schema() {
+                "a `migrate` rerun restores the index entries"
+            } else {
+                "the registry's referrers API lists them so (Harbor before 2.11 lists the config's media type, \
+                 goharbor/harbor#19867: upgrade it)"
+            };
+            for (_, _, _, digest, size) in copies.into_iter().skip(1) {
+                let mut item = ctx.item(ItemKind::DuplicateReferrer, subject, Some(digest), None, size);
+                item.status = Status::Kept;
+                item.reasons.push(format!(
+                    "carries the same blob {} as other copies, but consumers filtering on the artifact type miss \
+                     every copy, so none is removed for another ({remedy})",
+                    blob.short()
+                ));
+                steps.push(Step { item, action: None });
+            }
             continue;
         }
         let keep = copies[0].3.clone();

@@ -327,12 +327,21 @@ fn the_registry_a_password_is_for_must_be_one_of_the_run() {
         run.stderr
     );
 
-    // Docker Hub under another of its names is the same registry; a scheme is not part of the name.
-    let args = ["status", "docker.io/library/x", "index.docker.io/library/y", "-u", TEST_USER, "--password-stdin"];
-    let mut args = args.to_vec();
-    args.extend(["--credentials-for", "https://registry-1.docker.io", "--timeout", "1", "--retries", "1"]);
-    // (Through a proxy that answers nothing: the run gets as far as its first request, and no further.)
-    let run = att2ref_with(&args, password, &[("HTTPS_PROXY", "http://127.0.0.1:9")]);
-    assert!(!run.stderr.contains("--credentials-for"), "{}", run.stderr);
-    assert!(run.stderr.contains("listing tags of registry-1.docker.io/library/x"), "{}", run.stderr);
+    // Docker Hub under two of its names is one registry, and a scheme is not part of a registry's name.
+    // (Through a proxy that answers nothing: each run gets as far as its first request, and no further.)
+    let hub = ["status", "docker.io/library/x", "index.docker.io/library/y", "-u", TEST_USER, "--password-stdin"];
+    let quick = ["--timeout", "1", "--retries", "1"];
+    for extra in [&[][..], &["--credentials-for", "https://registry-1.docker.io"][..]] {
+        let args: Vec<&str> = hub.iter().chain(&quick).chain(extra).copied().collect();
+        let run = att2ref_with(&args, password, &[("HTTPS_PROXY", "http://127.0.0.1:9")]);
+        assert!(!run.stderr.contains("--credentials-for"), "{extra:?}: {}", run.stderr);
+        assert!(run.stderr.contains("listing tags of registry-1.docker.io/library/x"), "{extra:?}: {}", run.stderr);
+    }
+
+    // A run that reaches no registry has nothing to log in to: `-u` there is a mistake, said as one.
+    let dir = tempfile::tempdir().unwrap();
+    let layout = format!("ocidir://{}", dir.path().display());
+    let run = att2ref_with(&["status", &layout, "-u", TEST_USER, "--password-stdin"], password, &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("no target"), "{}", run.stderr);
 }

@@ -346,6 +346,7 @@ async fn the_copy_kept_of_duplicates_is_one_consumers_find() {
     let (run, report) = prune(&image, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(count(&report, "duplicate-referrer", "planned"), 0, "every copy mislisted: {report:#}");
+    assert_eq!(count(&report, "duplicate-referrer", "kept"), 1, "and the report says so: {report:#}");
 
     relist(vec![(alike.clone(), bundle)]).await;
     let (run, report) = prune(&image, &["--apply"]);

@@ -31,8 +31,6 @@ fn referrers_page(
 }
 
 impl State {
-    /// Whether `DELETE /v2/<name>/manifests/<digest>` names a manifest that a referrers tag-schema index
-    /// of the repository lists (read from the registry behind, as the registry itself would know).
     /// Whether the repository of a `/v2/<repo>/referrers/<digest>` path holds that digest's manifest.
     async fn holds_subject(&self, path: &str) -> bool {
         let Some((repo, digest)) = path.split_once("/referrers/") else { return true };
@@ -42,6 +40,8 @@ impl State {
         head.map_or(true, |r| r.status() != StatusCode::NOT_FOUND)
     }
 
+    /// Whether `DELETE /v2/<name>/manifests/<digest>` names a manifest that a referrers tag-schema index
+    /// of the repository lists (read from the registry behind, as the registry itself would know).
     async fn listed_by_an_index(&self, path: &str) -> bool {
         let Some((repo, digest)) = path.split_once("/manifests/") else { return false };
         let base = format!("http://{}{repo}", self.upstream);
