@@ -238,15 +238,7 @@ async fn a_token_service_refusing_a_helper_credential_gets_a_fresh_one() {
         .with_priority(2)
         .mount(&server)
         .await;
-    let (dir, calls) = expiring_helper(&host);
-    let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default());
-    let run = att2ref_with(
-        &["status", "--plain-http", &format!("{host}/app"), "-o", "json"],
-        None,
-        &[("DOCKER_CONFIG", dir.path().to_str().unwrap()), ("PATH", &path)],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(std::fs::read_to_string(&calls).unwrap().trim(), "2", "the helper was asked once more");
+    status_through_an_expiring_helper(&host);
     let tokens = server.received_requests().await.unwrap().iter().filter(|r| r.url.path() == "/token").count();
     assert_eq!(tokens, 2, "one refused, one granted");
 }
@@ -281,15 +273,7 @@ async fn an_expired_basic_credential_refused_with_403_is_renewed() {
         .with_priority(3)
         .mount(&server)
         .await;
-    let (dir, calls) = expiring_helper(&host);
-    let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default());
-    let run = att2ref_with(
-        &["status", "--plain-http", &format!("{host}/app"), "-o", "json"],
-        None,
-        &[("DOCKER_CONFIG", dir.path().to_str().unwrap()), ("PATH", &path)],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(std::fs::read_to_string(&calls).unwrap().trim(), "2", "the helper was asked once more");
+    status_through_an_expiring_helper(&host);
     let denied = server
         .received_requests()
         .await
@@ -344,4 +328,18 @@ fn the_registry_a_password_is_for_must_be_one_of_the_run() {
     let run = att2ref_with(&["status", &layout, "-u", TEST_USER, "--password-stdin"], password, &[]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("no target"), "{}", run.stderr);
+}
+
+/// `status HOST/app` with credentials from [`expiring_helper`], which must succeed with the helper asked
+/// exactly twice.
+fn status_through_an_expiring_helper(host: &str) {
+    let (dir, calls) = expiring_helper(host);
+    let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default());
+    let run = att2ref_with(
+        &["status", "--plain-http", &format!("{host}/app"), "-o", "json"],
+        None,
+        &[("DOCKER_CONFIG", dir.path().to_str().unwrap()), ("PATH", &path)],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(&calls).unwrap().trim(), "2", "the helper was asked once more");
 }

@@ -38,6 +38,22 @@ fn migrate(image: &str) -> Run {
     att2ref(&["migrate", "--plain-http", image, "--key", &test_key(), "--insecure-ignore-tlog", "-o", "json", "-q"])
 }
 
+/// `migrate IMAGE`, which must succeed writing `written` referrers; its run.
+fn migrated(image: &str, written: u64) -> Run {
+    let run = migrate(image);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["totals"]["referrers_written"], written, "{}", run.stdout);
+    run
+}
+
+/// `get` of the demo's SLSA provenance, which must succeed with its exact text; its run.
+fn slsa_found(image: &str) -> Run {
+    let run = get_slsa(image);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes());
+    run
+}
+
 /// `get IMAGE --type custom --hint slsa --stats=json` with the demo's test key.
 fn get_slsa(image: &str) -> Run {
     let key = test_key();
@@ -65,9 +81,7 @@ fn get_slsa(image: &str) -> Run {
 async fn an_oci_subject_header_without_a_listing_still_gets_the_tag_schema() {
     let Quirky { registry: _registry, proxy, scenario, repo, image } =
         quirky(TestRegistry::distribution(), "quirks/ecr", FaultProxy::claim_oci_subject).await;
-    let run = migrate(&image);
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(run.json()["totals"]["referrers_written"], 2, "{}", run.stdout);
+    let run = migrated(&image, 2);
     // The proxy really claimed the API for the referrers written.
     let puts = proxy.log().iter().filter(|l| l.contains("PUT /v2/quirks/ecr/manifests/sha256:")).count();
     assert_eq!(puts, 2, "{:#?}", proxy.log());
@@ -88,9 +102,7 @@ async fn an_oci_subject_header_without_a_listing_still_gets_the_tag_schema() {
     assert_eq!((listed.len(), listed), (2, expected), "{}", run.stdout);
 
     // A consumer finds the SLSA provenance among them, through the same proxy.
-    let run = get_slsa(&image);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes());
+    let run = slsa_found(&image);
     assert!(run.stderr.contains("\"answeredBy\":\"referrer\""), "{}", run.stderr);
 
     // prune, through the same proxy, finds both replacements in the tag schema and removes the `.att`.
@@ -111,15 +123,11 @@ async fn an_oci_subject_header_without_a_listing_still_gets_the_tag_schema() {
 async fn upload_sessions_outside_the_api_path_are_followed() {
     let Quirky { registry: _registry, proxy, scenario, repo: _repo, image } =
         quirky(TestRegistry::distribution(), "quirks/gar", FaultProxy::move_upload_sessions).await;
-    let run = migrate(&image);
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(run.json()["totals"]["referrers_written"], 2, "{}", run.stdout);
+    migrated(&image, 2);
     let (moved, in_api) = session_writes(&proxy);
     // Two bundles and the empty config, each closed by one PUT on its moved session.
     assert_eq!((moved, in_api), (3, 0), "{:#?}", proxy.arrivals());
-    let run = get_slsa(&image);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes());
+    slsa_found(&image);
 
     // copy to another registry of the same kind: its blobs go through moved sessions too (within one
     // registry they would be mounted, not uploaded).
@@ -170,9 +178,7 @@ async fn a_referrers_tag_that_answers_with_the_image_itself_is_diagnosed_and_not
     tags_before.sort();
 
     // get: the legacy .att answers; the stats say the referrers could not be listed.
-    let run = get_slsa(&image);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes());
+    let run = slsa_found(&image);
     assert!(run.stderr.contains("\"answeredBy\":\"legacy\""), "{}", run.stderr);
     assert!(run.stderr.contains("\"discovery\":\"unusable\""), "{}", run.stderr);
 
@@ -264,12 +270,8 @@ async fn referrers_split_over_link_pages_and_an_ignored_filter_lose_nothing() {
     let run = att2ref(&["inspect", "--plain-http", &image, "-o", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json()["images"][0]["referrers"]["entries"].as_array().map(Vec::len), Some(2));
-    let run = migrate(&image);
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(run.json()["totals"]["referrers_written"], 0, "{}", run.stdout);
-    let run = get_slsa(&image);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes());
+    migrated(&image, 0);
+    slsa_found(&image);
 
     // prune sees the duplicate pair across pages, keeps one (by creation time, then digest) and removes
     // the `.att`.
@@ -430,9 +432,7 @@ async fn a_cached_referrers_listing_is_waited_for_and_reported() {
     assert!(cached >= 1, "the read-back met the cached listing at least once: {:#?}", proxy.log());
     // And a consumer through the same registry finds the SLSA provenance once the cache has expired.
     proxy.expire_referrers_cache();
-    let run = get_slsa(&image);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes());
+    slsa_found(&image);
 }
 
 /// A listing that never shows what the registry accepted (within `--listing-wait`) fails the image with
@@ -583,9 +583,7 @@ async fn referrers_still_listed_after_their_deletion_are_not_taken_as_present() 
         run.stderr
     );
 
-    let run = get_slsa(&image);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes());
+    let run = slsa_found(&image);
     let stats = crate::get::stats(&run);
     assert_eq!(stats["read"]["referrersMissing"], 1, "the SLSA ghost was tried and skipped: {stats:#}");
     assert_eq!(stats["answeredBy"], "legacy", "{stats:#}");
@@ -643,13 +641,9 @@ async fn a_catalog_refusing_the_page_size_is_read_at_its_own() {
 async fn referrers_listed_with_their_config_type_are_found_but_replace_nothing() {
     let Quirky { registry: _registry, proxy: _proxy, scenario, repo, image } =
         quirky(TestRegistry::ferro(), "quirks/harbor", FaultProxy::list_config_type_as_artifact_type).await;
-    let run = migrate(&image);
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(run.json()["totals"]["referrers_written"], 2, "{}", run.stdout);
+    migrated(&image, 2);
 
-    let run = get_slsa(&image);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.stdout.as_bytes(), demo::content::ARTICLE_SLSA_TEXT.as_bytes());
+    let run = slsa_found(&image);
     assert!(run.stderr.contains("\"answeredBy\":\"referrer\""), "{}", run.stderr);
 
     let (run, report) = crate::prune::prune(&image, &["--apply"]);
