@@ -6,15 +6,16 @@
 use serde::Serialize;
 
 use super::transfer::{Mount, TransferStats, copy_manifest, fetch};
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::limits::Limits;
 use crate::model::digest::Digest;
+use crate::model::media_type as mt;
 use crate::model::oci::{Descriptor, Manifest};
 use crate::model::predicate::predicate_matches;
 use crate::model::referrers_index::referrer_entry;
 use crate::read::referrers::read_referrer;
-use crate::store::Repository;
 use crate::store::tag_schema::{self, IndexOptions};
+use crate::store::{Learnt, Repository};
 
 /// Referrers of referrers followed this deep (a signature of an SBOM of an image is two levels).
 pub const MAX_DEPTH: usize = 4;
@@ -178,7 +179,31 @@ async fn copy_level<S: Repository, D: Repository>(
             out.left_behind.push(LeftBehind { item: format!("referrer {}", listed.digest), reason });
             continue;
         }
-        out.stats.add(&copy_manifest(source, destination, &raw, settings.mount).await?);
+        // ECR stores no referrer whose subject is an image index (aws/containers-roadmap#2783): such a
+        // referrer stays in the source, said, and the rest of the copy goes on. Learnt from the registry's
+        // own 4xx answer, as `migrate` learns it; once learnt, the next ones are not attempted.
+        let index_subject = raw.manifest.subject().is_some_and(|s| mt::is_index(&s.media_type));
+        let refused = |why: &str| LeftBehind {
+            item: format!("referrer {}", listed.digest),
+            reason: format!("{} refuses referrers whose subject is an image index ({why})", destination.name()),
+        };
+        if index_subject && let Some(why) = destination.facts().index_subject_refused() {
+            out.left_behind.push(refused(&format!("not attempted: an earlier one was refused: {why}")));
+            continue;
+        }
+        match copy_manifest(source, destination, &raw, settings.mount).await {
+            Ok(stats) => out.stats.add(&stats),
+            Err(e)
+                if index_subject
+                    && e.kind() == ErrorKind::Unsupported
+                    && e.http_status().is_some_and(|s| (400..500).contains(&s)) =>
+            {
+                destination.learn(Learnt::IndexSubjectRefused(e.to_string()));
+                out.left_behind.push(refused(&e.to_string()));
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
         if tag_schema && !existed {
             match &raw.manifest {
                 Manifest::Image(m) => to_list.push(referrer_entry(&raw.descriptor(), m)),

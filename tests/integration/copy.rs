@@ -1076,3 +1076,30 @@ async fn an_index_whose_referrers_the_destination_refuses_keeps_its_legacy_att()
     assert_eq!(there.digest, here.digest);
     assert_eq!(copied.head_manifest("1.0").await.unwrap().map(|d| d.digest), Some(source.scenario.image.clone()));
 }
+
+/// The same destination, and a referrer the index already has in the source (a signature pushed as a
+/// referrer of the index, as cosign v3 does): it stays behind, said, and the rest of the copy goes on.
+#[tokio::test]
+async fn an_index_referrer_the_destination_refuses_is_left_behind() {
+    let from = TestRegistry::distribution();
+    let repo = from.repository("multi/app");
+    let source = seed(&repo).await;
+    let index = repo.head_manifest(&source.scenario.image.to_string()).await.unwrap().unwrap();
+    let on_index = push_referrer(&repo, &index, SIG_TYPE, r#"{"signature":"of the index"}"#).await;
+    let to = TestRegistry::distribution();
+    let proxy = FaultProxy::counting(&to.host);
+    proxy.refuse_index_subjects();
+    let (run, report) = copy(&format!("{}/multi/app:1.0", from.host), &format!("{}/ecr/app", proxy.host), &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let image = &report["images"][0];
+    assert_eq!(image["outcome"], "copied", "{image:#}");
+    let left: Vec<&str> =
+        image["left_behind"].as_array().unwrap().iter().map(|l| l["item"].as_str().unwrap()).collect();
+    assert!(left.contains(&format!("referrer {on_index}").as_str()), "{image:#}");
+    let copied = digests(&image["referrers"]);
+    let mut expected = vec![source.sbom.to_string(), source.sbom_signature.to_string()];
+    expected.sort();
+    assert_eq!(copied, expected, "the platform's referrers went over: {image:#}");
+    let there = to.repository("ecr/app");
+    assert_eq!(there.head_manifest("1.0").await.unwrap().map(|d| d.digest), Some(source.scenario.image.clone()));
+}
