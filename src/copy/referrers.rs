@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::transfer::{Mount, TransferStats, copy_manifest, fetch};
-use crate::error::{ErrorKind, Result};
+use crate::error::Result;
 use crate::limits::Limits;
 use crate::model::digest::Digest;
 use crate::model::media_type as mt;
@@ -14,6 +14,7 @@ use crate::model::oci::{Descriptor, Manifest};
 use crate::model::predicate::predicate_matches;
 use crate::model::referrers_index::referrer_entry;
 use crate::read::referrers::read_referrer;
+use crate::store::facts::refuses_index_subjects;
 use crate::store::tag_schema::{self, IndexOptions};
 use crate::store::{Learnt, Repository};
 
@@ -193,11 +194,7 @@ async fn copy_level<S: Repository, D: Repository>(
         }
         match copy_manifest(source, destination, &raw, settings.mount).await {
             Ok(stats) => out.stats.add(&stats),
-            Err(e)
-                if index_subject
-                    && e.kind() == ErrorKind::Unsupported
-                    && e.http_status().is_some_and(|s| (400..500).contains(&s)) =>
-            {
+            Err(e) if index_subject && refuses_index_subjects(&e) => {
                 destination.learn(Learnt::IndexSubjectRefused(e.to_string()));
                 out.left_behind.push(refused(&e.to_string()));
                 continue;

@@ -90,13 +90,7 @@ pub async fn write_image<R: Repository>(
     let puts = futures_util::future::try_join_all(pending.iter().map(|p| push_manifest(repo, subject, p)));
     let pushed = match puts.await {
         Ok(pushed) => pushed,
-        // Learnt only from the registry's own 4xx answer to a manifest PUT (ECR: 405): a local failure or a
-        // server error says nothing about whether an index may be a subject there.
-        Err(e)
-            if index_subject
-                && e.kind() == ErrorKind::Unsupported
-                && e.http_status().is_some_and(|s| (400..500).contains(&s)) =>
-        {
+        Err(e) if index_subject && crate::store::facts::refuses_index_subjects(&e) => {
             repo.learn(Learnt::IndexSubjectRefused(e.to_string()));
             return Err(index_subject_refused(subject, &e.to_string()));
         }

@@ -10,6 +10,15 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::error::{Error, ErrorKind};
+
+/// Whether `e`, the failure of a manifest PUT whose subject is an image index, is the registry refusing
+/// such subjects (ECR: 405, aws/containers-roadmap#2783): only its own 4xx `unsupported` answer says so; a
+/// local failure or a server error says nothing about whether an index may be a subject there.
+pub(crate) fn refuses_index_subjects(e: &Error) -> bool {
+    e.kind() == ErrorKind::Unsupported && e.http_status().is_some_and(|s| (400..500).contains(&s))
+}
+
 /// Something a command learnt by acting on a registry (see [`crate::store::Repository::learn`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Learnt {

@@ -1055,13 +1055,8 @@ async fn referrers_deeper_than_the_copy_goes_are_named() {
 async fn an_index_whose_referrers_the_destination_refuses_keeps_its_legacy_att() {
     let from = TestRegistry::distribution();
     let source = seed(&from.repository("multi/app")).await;
-    let to = TestRegistry::distribution();
-    let proxy = FaultProxy::counting(&to.host);
-    proxy.refuse_index_subjects();
-    let (run, report) = copy(&format!("{}/multi/app:1.0", from.host), &format!("{}/ecr/app", proxy.host), &[]);
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let (to, report) = copy_into_ecr(&from).await;
     let image = &report["images"][0];
-    assert_eq!(image["outcome"], "copied", "{image:#}");
     let index = source.scenario.image.to_string();
     let converted: Vec<&str> =
         image["converted"].as_array().unwrap().iter().map(|c| c["image"].as_str().unwrap()).collect();
@@ -1086,13 +1081,8 @@ async fn an_index_referrer_the_destination_refuses_is_left_behind() {
     let source = seed(&repo).await;
     let index = repo.head_manifest(&source.scenario.image.to_string()).await.unwrap().unwrap();
     let on_index = push_referrer(&repo, &index, SIG_TYPE, r#"{"signature":"of the index"}"#).await;
-    let to = TestRegistry::distribution();
-    let proxy = FaultProxy::counting(&to.host);
-    proxy.refuse_index_subjects();
-    let (run, report) = copy(&format!("{}/multi/app:1.0", from.host), &format!("{}/ecr/app", proxy.host), &[]);
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let (to, report) = copy_into_ecr(&from).await;
     let image = &report["images"][0];
-    assert_eq!(image["outcome"], "copied", "{image:#}");
     let left: Vec<&str> =
         image["left_behind"].as_array().unwrap().iter().map(|l| l["item"].as_str().unwrap()).collect();
     assert!(left.contains(&format!("referrer {on_index}").as_str()), "{image:#}");
@@ -1102,4 +1092,16 @@ async fn an_index_referrer_the_destination_refuses_is_left_behind() {
     assert_eq!(copied, expected, "the platform's referrers went over: {image:#}");
     let there = to.repository("ecr/app");
     assert_eq!(there.head_manifest("1.0").await.unwrap().map(|d| d.digest), Some(source.scenario.image.clone()));
+}
+
+/// `copy` of `multi/app:1.0` of `from` into `ecr/app` of a fresh distribution behind a proxy refusing
+/// index subjects as ECR does, which must succeed with the image copied: the destination and the report.
+async fn copy_into_ecr(from: &TestRegistry) -> (TestRegistry, Value) {
+    let to = TestRegistry::distribution();
+    let proxy = FaultProxy::counting(&to.host);
+    proxy.refuse_index_subjects();
+    let (run, report) = copy(&format!("{}/multi/app:1.0", from.host), &format!("{}/ecr/app", proxy.host), &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(report["images"][0]["outcome"], "copied", "{report:#}");
+    (to, report)
 }
